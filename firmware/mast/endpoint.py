@@ -1,0 +1,347 @@
+# The MAST endpoint: the core's public, sans-IO API (shaped like aioquic's).
+#
+#   ep = Endpoint(cfg, random_bytes)
+#   ep.uplink_up("eth", ("192.0.2.7", 6278), now_ms)
+#   ep.connect("server.example", now_ms)
+#   ep.receive("eth", ("198.51.100.1", 6278), datagram, now_ms)
+#   ep.send_data(b"payload", now_ms)
+#   for uplink, addr, datagram in ep.datagrams_to_send(): ...
+#   ep.next_timer() -> ms or None;  ep.handle_timer(now_ms);  ep.next_event()
+#
+# Time is a non-wrapping integer count of ms (see clock.py); randomness comes
+# from the runtime (os.urandom). Addresses are ("canonical ip text", port).
+# Peer input never raises: it is dropped and counted in ep.counters by reason.
+# Caller misuse raises ValueError (config.ConfigError for bad config).
+
+from .compat import struct
+from . import wire, policy, config
+from .crypto import Mac, hkdf, ct_equal
+from .addr import canonical
+from .assoc import Association, COOKIE_WAIT, COOKIE_ECHOED, ESTABLISHED, CLOSED
+
+
+class Uplink:
+    def __init__(self, name, addr, priority, cost):
+        self.name = name
+        self.addr = addr
+        self.priority = priority
+        self.cost = cost
+        self.natted = False
+        self.public = None  # the address a PROBE-ACK saw, when it differs
+
+    def status(self):
+        from .addr import fmt
+
+        return {"addr": fmt(self.addr), "priority": self.priority, "cost": self.cost,
+                "public": fmt(self.public) if self.public else None}
+
+
+def _serial_newer(a, b):
+    return 0 < ((a - b) & 0xFFFFFFFF) < 0x80000000
+
+
+class Endpoint:
+    def __init__(self, cfg, random_bytes, accept_ip=False, window=None):
+        c = config.validate(cfg)
+        self.cfg = c
+        self.random = random_bytes
+        self.name = c["name"]
+        self.prof = policy.PROFILES[c["profile"]]
+        self.mode = c["mode"]
+        self.keying = wire.KEYING_OPEN if c["keying"] == "open" else wire.KEYING_PSK
+        self.window_size = window or c["replay_window"]
+        self.resend_ms = c["resend_ms"]
+        self.outage_ms = c["outage_s"] * 1000
+        self.nat_refresh_ms = c["nat_refresh_s"] * 1000
+        self.accept_ip = accept_ip
+        self.uplinks = {}
+        self.assocs = {}  # our label -> Association (also lingering closed ones)
+        self.by_peer = {}  # peer name -> live Association
+        self.out = []
+        self.events = []
+        self.counters = {}
+        self.last_error = None
+        self._cookie_mac = Mac(random_bytes(32))  # the stateless-cookie secret
+        self._init_macs = {}
+        self._last_stamp = {}
+        self._connect_addrs = {}
+
+    # ---- helpers used by associations -------------------------------------
+
+    def count(self, reason):
+        self.counters[reason] = self.counters.get(reason, 0) + 1
+
+    def event(self, e):
+        self.events.append(e)
+
+    def psk(self, peer):
+        if self.keying == wire.KEYING_OPEN:
+            return b""
+        return config.decode_psk(self.cfg["peers"][peer]["psk"])
+
+    def init_mac(self, peer):
+        m = self._init_macs.get(peer)
+        if m is None:
+            m = Mac(hkdf(b"", self.psk(peer), b"mast1 init", 32))
+            self._init_macs[peer] = m
+        return m
+
+    def addr_list(self):
+        """Our complete address list, in a stable order: ((ip, port), priority, cost)."""
+        return [(u.addr, u.priority, u.cost) for _, u in sorted(self.uplinks.items())]
+
+    def peer_addrs(self, peer):
+        pc = self.cfg["peers"][peer]
+        out = []
+        for a in pc["addresses"]:
+            host, port = config.parse_addr(a, pc["port"])
+            out.append((canonical(host), port))
+        return out
+
+    def init_pairs(self, peer):
+        """(uplink, peer address) pairs to try INIT on, best uplink first."""
+        pairs = []
+        for addr in self._connect_addrs.get(peer, ()):
+            for u in self.uplinks.values():
+                if (":" in u.addr[0]) == (":" in addr[0]):
+                    pairs.append((u, addr))
+        pairs.sort(key=lambda p: (p[0].priority, p[0].cost, p[0].name))  # stable: address order kept
+        return pairs
+
+    def new_label(self):
+        while True:
+            label = int.from_bytes(self.random(4), "big")
+            if label and label not in self.assocs:
+                return label
+
+    def forget(self, a, now, final=False):
+        if self.by_peer.get(a.peer) is a:
+            del self.by_peer[a.peer]
+        if final or a.closed_at + policy.LINGER <= now:
+            if self.assocs.get(a.label) is a:
+                del self.assocs[a.label]
+
+    # ---- uplinks ---------------------------------------------------------------
+
+    def uplink_up(self, name, addr, now_ms, priority=None, cost=None):
+        """An uplink has (or changed) its address. Sends SET to every peer."""
+        addr = (canonical(addr[0]), int(addr[1]))
+        uc = self.cfg["uplinks"].get(name, {})
+        prio = uc.get("priority", 100) if priority is None else priority
+        cost = uc.get("cost", 0) if cost is None else cost
+        if not (0 <= prio <= 255 and 0 <= cost <= 255):
+            raise ValueError("uplink %s: priority and cost must be 0..255" % name)
+        old = self.uplinks.get(name)
+        if old is not None and old.addr == addr:
+            if (old.priority, old.cost) == (prio, cost):
+                return
+            old.priority, old.cost = prio, cost
+        else:
+            if old is not None:
+                self._drop_uplink(name, now_ms)
+            u = Uplink(name, addr, prio, cost)
+            self.uplinks[name] = u
+            for a in self.by_peer.values():
+                for raddr in a.remotes:
+                    p = a.add_path(u, raddr, now_ms)
+                    if p is not None:
+                        p.probe_due = now_ms
+        for a in self.by_peer.values():
+            if a.state == COOKIE_WAIT and a.hs_attempt == 0:
+                a.hs_due = now_ms
+            a.send_set(now_ms)
+
+    def uplink_down(self, name, now_ms):
+        if name not in self.uplinks:
+            raise ValueError("no uplink %r" % name)
+        self._drop_uplink(name, now_ms)
+        for a in self.by_peer.values():
+            a.send_set(now_ms)
+
+    def _drop_uplink(self, name, now):
+        u = self.uplinks.pop(name)
+        for a in list(self.by_peer.values()):
+            a.remove_paths(lambda p: p.uplink is u, now)
+
+    # ---- associations ---------------------------------------------------------------
+
+    def connect(self, peer, now_ms, addrs=None):
+        """Start an association with a configured peer (at addrs, or its configured addresses)."""
+        if peer not in self.cfg["peers"]:
+            raise ValueError("unknown peer %r: add it under peers.%s" % (peer, peer))
+        if addrs is None:
+            addrs = self.peer_addrs(peer)
+        else:
+            addrs = [(canonical(h), int(p)) for h, p in addrs]
+        if not addrs:
+            raise ValueError("peers.%s.addresses is empty: give addresses (or resolve its dns name)" % peer)
+        self._connect_addrs[peer] = addrs
+        a = self.by_peer.get(peer)
+        if a is not None:
+            return
+        a = Association(self, peer, self.new_label(), True, now_ms)
+        self.assocs[a.label] = a
+        self.by_peer[peer] = a
+        a.handshake_timer(now_ms)
+
+    def association(self, peer=None):
+        if peer is None:
+            for a in self.by_peer.values():
+                return a
+            return None
+        return self.by_peer.get(peer)
+
+    def send_data(self, payload, now_ms, peer=None, ip=False):
+        """Send one datagram (or IP packet) to the peer. True if it went out."""
+        if len(payload) > 65507 - wire.OVERHEAD:
+            raise ValueError("payload of %d bytes is larger than a UDP datagram can carry" % len(payload))
+        if peer is not None and peer not in self.cfg["peers"]:
+            raise ValueError("unknown peer %r" % peer)
+        a = self.association(peer)
+        if a is None or a.state != ESTABLISHED:
+            self.count("tx_no_association")
+            return False
+        return a.send_data(payload, ip, now_ms)
+
+    def close(self, now_ms, peer=None):
+        """Graceful 3-way SHUT of one association (or all)."""
+        for a in list(self.by_peer.values()):
+            if peer is None or a.peer == peer:
+                a.shut(now_ms)
+
+    # ---- input ------------------------------------------------------------------------
+
+    def receive(self, uplink, addr, data, now_ms):
+        self.count("rx")
+        try:
+            reason = self._receive(uplink, (addr[0], addr[1]), data, now_ms)
+        except (ValueError, IndexError, KeyError):  # a malformed body
+            reason = "malformed"
+        except Exception as e:  # a bug: never let peer input raise out of the core
+            reason = "internal_error"
+            self.last_error = repr(e)
+        self.count(reason or "accepted")
+
+    def _receive(self, uplink, src, pkt, now):
+        u = self.uplinks.get(uplink)
+        if u is None:
+            return "no_uplink"
+        try:
+            ptype, label, seq, body = wire.parse(pkt)
+        except ValueError as e:
+            return "bad_" + str(e)
+        if ptype == wire.INIT:
+            return self._on_init(u, src, pkt, body, now)
+        a = self.assocs.get(label)
+        if ptype == wire.COOKIE_ECHO:
+            return self._on_cookie_echo(u, src, pkt, label, seq, body, a, now)
+        if a is None:
+            return "unknown_label"
+        if ptype == wire.INIT_ACK:
+            return a.on_init_ack(u, src, pkt, body, now)
+        return a.receive(u, src, ptype, seq, pkt, body, now)
+
+    def _cookie_parts(self, stamp, label_r, nonce_i):
+        d = self._cookie_mac.digest(b"R", struct.pack(">II", stamp, label_r), nonce_i)
+        return d[:16], struct.unpack_from(">I", d, 16)[0]  # nonce_R, tsn_R
+
+    def _cookie_tag(self, stamp, label_r, label_i, nonce_i, tsn_i, name, src):
+        return self._cookie_mac.tag(b"C", struct.pack(">IIII", stamp, label_r, label_i, tsn_i),
+                                    nonce_i, name.encode(), wire.enc_sockaddr(src))
+
+    def _check_init(self, name, keying):
+        if name not in self.cfg["peers"]:
+            return "unknown_peer"
+        if keying != self.keying:
+            return "keying_mismatch"
+        return None
+
+    def _on_init(self, u, src, pkt, body, now):
+        """Answer an INIT statelessly with an INIT-ACK no larger than it."""
+        if len(pkt) < wire.MIN_INIT:
+            return "short_init"
+        label_i, nonce_i, tsn_i, keying, name, _ = wire.dec_init(body)
+        bad = self._check_init(name, keying)
+        if bad:
+            return bad
+        mac = self.init_mac(name)
+        if not mac.verify(wire.tag_of(pkt), wire.signed_part(pkt)):
+            return "mac"
+        if label_i == 0:
+            return "malformed"
+        stamp = now & 0xFFFFFFFF
+        label_r = self.new_label()
+        nonce_r, tsn_r = self._cookie_parts(stamp, label_r, nonce_i)
+        cookie = struct.pack(">I", stamp) + self._cookie_tag(stamp, label_r, label_i, nonce_i, tsn_i, name, src)
+        body = wire.enc_init_ack(label_r, nonce_r, tsn_r, cookie)
+        self.out.append((u.name, src, wire.seal(mac, wire.INIT_ACK, label_i, 0, body, nonce_i)))
+        return None
+
+    def _on_cookie_echo(self, u, src, pkt, label, seq, body, existing, now):
+        if len(body) < wire.COOKIE_LEN:
+            return "malformed"
+        stamp = struct.unpack_from(">I", body, 0)[0]
+        label_i, nonce_i, tsn_i, keying, name, addrs = wire.dec_init(body[wire.COOKIE_LEN :])
+        if ((now - stamp) & 0xFFFFFFFF) > policy.COOKIE_LIFE:
+            return "stale_cookie"
+        bad = self._check_init(name, keying)
+        if bad:
+            return bad
+        tag = self._cookie_tag(stamp, label, label_i, nonce_i, tsn_i, name, src)
+        if not ct_equal(tag, bytes(body[4:20])):
+            return "bad_cookie"
+        nonce_r, tsn_r = self._cookie_parts(stamp, label, nonce_i)
+        if existing is not None:
+            if existing.peer_nonce == nonce_i and existing.nonce == nonce_r:
+                return existing.on_cookie_echo_again(u, src, seq, pkt, now)
+            return "label_collision"
+        a = Association(self, name, label, False, now)
+        a.setup_keys(self.psk(name), nonce_i, nonce_r, label_i, label)
+        if not a.rx_mac.verify(wire.tag_of(pkt), wire.signed_part(pkt)):
+            return "mac"
+        last = self._last_stamp.get(name)
+        if last is not None and not _serial_newer(stamp, last):
+            return "stale_cookie"  # an older cookie than the association we have
+        old = self.by_peer.get(name)
+        if old is not None:
+            if old.state < ESTABLISHED and self.name < name:
+                return "collision"  # both opened at once: the smaller name's INIT wins
+            if self.keying == wire.KEYING_OPEN and old.state == ESTABLISHED and old.primary is not None:
+                return "name_in_use"  # open keying cannot tell the owner from a stranger
+            old.close(now, "replaced")
+        self._last_stamp[name] = stamp
+        self.assocs[label] = a
+        self.by_peer[name] = a
+        a.start_responder(u, src, seq, pkt, nonce_i, nonce_r, tsn_i, tsn_r, label_i, addrs,
+                          (now - stamp) & 0xFFFFFFFF, now)
+        return None
+
+    # ---- output and timers --------------------------------------------------------------
+
+    def datagrams_to_send(self):
+        out = self.out
+        self.out = []
+        return out
+
+    def next_event(self):
+        return self.events.pop(0) if self.events else None
+
+    def next_timer(self):
+        t = None
+        for a in self.assocs.values():
+            n = a.next_timer()
+            if n is not None and (t is None or n < t):
+                t = n
+        return t
+
+    def handle_timer(self, now_ms):
+        for a in list(self.assocs.values()):
+            a.timer(now_ms)
+
+    def status(self):
+        return {
+            "name": self.name,
+            "uplinks": dict((n, u.status()) for n, u in self.uplinks.items()),
+            "associations": [a.status() for a in self.by_peer.values()],
+            "counters": dict(self.counters),
+        }

@@ -1,0 +1,43 @@
+# Events the core hands to the runtime through Endpoint.next_event().
+# One small class: `kind` names the event and FIELDS says which attributes it
+# carries. A path is named "uplink>address:port", e.g. "eth>192.0.2.7:6278".
+#
+#   association_up      peer, path            the handshake finished on path
+#   association_closed  peer, reason          "shut", "peer_shut", "timeout", "outage", "replaced"
+#   path_up             peer, path, rtt_ms    a path answered a challenge
+#   path_down           peer, path            a path stopped answering (probe_fail probes lost)
+#   failover            peer, old, new, gap_ms, failback
+#                       the primary changed; gap_ms: since the old primary last proved
+#                       it worked; failback: back to a better path after hysteresis
+#   addresses_changed   peer, addresses       the peer's complete list (INIT, SET)
+#   nat_observed        uplink, local, observed   a PROBE-ACK saw another source for our uplink
+#   data                peer, payload, ip     a datagram (ip=False) or an IP packet (ip=True)
+#   peer_error          peer, code, tsn       the peer sent an authenticated ERR
+
+FIELDS = {
+    "association_up": ("peer", "path"),
+    "association_closed": ("peer", "reason"),
+    "path_up": ("peer", "path", "rtt_ms"),
+    "path_down": ("peer", "path"),
+    "failover": ("peer", "old", "new", "gap_ms", "failback"),
+    "addresses_changed": ("peer", "addresses"),
+    "nat_observed": ("uplink", "local", "observed"),
+    "data": ("peer", "payload", "ip"),
+    "peer_error": ("peer", "code", "tsn"),
+}
+
+
+class Event:
+    def __init__(self, kind, *values):
+        self.kind = kind
+        for f, v in zip(FIELDS[kind], values):
+            setattr(self, f, v)
+
+    def as_dict(self):
+        d = {"event": self.kind}
+        for f in FIELDS[self.kind]:
+            d[f] = getattr(self, f)
+        return d
+
+    def __repr__(self):
+        return "<%s %s>" % (self.kind, " ".join(["%s=%r" % (f, getattr(self, f)) for f in FIELDS[self.kind]]))

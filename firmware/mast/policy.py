@@ -1,0 +1,124 @@
+# Timer and path policy: every implementation default and every rule that
+# decides when to probe, when a path is suspect or failed, and which path is
+# primary. Spec constants (sizes, types) live in wire.py; nothing here is on
+# the wire, so two implementations may choose differently and still talk.
+
+from .compat import const
+from .addr import fmt
+
+# Path states
+UNVERIFIED = const(0)  # never answered a challenge: PROBEs only
+ACTIVE = const(1)  # answered a challenge; may carry data
+SUSPECT = const(2)  # missed feedback or a probe; still used, probed every RTO
+FAILED = const(3)  # probe_fail probes in a row unanswered; probed with backoff
+STATE_NAMES = ("unverified", "active", "suspect", "failed")
+
+# Timer profiles (all in ms). See docs/PROTOCOL.md "Timer profiles".
+#  ack: a receiver of DATA sends KEEPALIVE feedback at most this often
+#  send_timeout: DATA outstanding and no feedback for this long -> primary SUSPECT
+#  rto_min/rto_max: clamp of the RFC 6298 RTO used as probe timeout
+#  probe_fail: consecutive lost probes that make a path FAILED
+#  probe: interval of probes on idle ACTIVE alternates (x METERED_FACTOR if cost > 0)
+#  failed_min/failed_max: backoff of probes on FAILED paths
+#  failback: how long a better path must stay ACTIVE before it becomes primary again
+PROFILES = {
+    "default": {
+        "ack": 100, "send_timeout": 300, "rto_min": 100, "rto_max": 1000,
+        "probe_fail": 3, "probe": 5000, "failed_min": 1000, "failed_max": 10000,
+        "failback": 2000,
+    },
+    "fast": {
+        "ack": 20, "send_timeout": 60, "rto_min": 20, "rto_max": 40,
+        "probe_fail": 2, "probe": 1000, "failed_min": 200, "failed_max": 5000,
+        "failback": 1000,
+    },
+}
+METERED_FACTOR = const(6)
+RTO_INITIAL = const(1000)  # before any RTT sample (RFC 6298)
+REQUEST_RTO_MAX = const(30000)  # cap of the backoff of INIT/SET/SHUT retransmissions
+INIT_RETRIES = const(10)
+REQUEST_RETRIES = const(12)
+SHUT_RETRIES = const(5)
+COOKIE_LIFE = const(60000)
+LINGER = const(3000)  # a closed association still answers a late SHUT-ACK this long
+RESEND_MAX = const(512)  # DATA packets kept for resend_ms
+RANK_UNKNOWN = const(255)  # priority of an observed address whose entry is unknown
+
+
+def rto(srtt, rttvar, prof):
+    if srtt is None:
+        r = RTO_INITIAL
+    else:
+        r = srtt + max(1, 4 * rttvar)
+    return min(max(r, prof["rto_min"]), max(prof["rto_max"], prof["rto_min"]))
+
+
+class Path:
+    """One (local uplink, remote address) pair of an association."""
+
+    def __init__(self, uplink, raddr, now):
+        self.uplink = uplink  # Uplink object (endpoint.py)
+        self.raddr = raddr  # ("ip", port)
+        self.name = uplink.name + ">" + fmt(raddr)
+        self.state = UNVERIFIED
+        self.srtt = None
+        self.rttvar = 0
+        self.lost = 0  # consecutive probes lost
+        self.challenge = None  # outstanding challenge
+        self.probe_sent = 0
+        self.probe_due = now  # next probe time (None: no periodic probe)
+        self.backoff = 0
+        self.active_since = None
+        self.last_ok = None  # last time the path proved it works (probe answer or feedback)
+        self.rx = 0  # packets received on this path
+        self.tx = 0
+        # REAP-style failure detection while DATA flows on this path
+        self.sent_hi = 0  # highest DATA seq sent on it
+        self.fb_hi = 0  # highest seq the peer reported in KEEPALIVE on it
+        self.unacked_since = None  # DATA sent and no feedback since
+        self.ack_sent = None  # when we last sent KEEPALIVE feedback on it
+
+    def rto(self, prof):
+        return rto(self.srtt, self.rttvar, prof)
+
+    def rtt_sample(self, r):
+        if self.srtt is None:
+            self.srtt = r
+            self.rttvar = r // 2
+        else:
+            self.rttvar = (3 * self.rttvar + abs(self.srtt - r)) // 4
+            self.srtt = (7 * self.srtt + r) // 8
+
+    def status(self):
+        return {
+            "path": self.name, "state": STATE_NAMES[self.state],
+            "rtt_ms": self.srtt, "rx": self.rx, "tx": self.tx, "lost_probes": self.lost,
+        }
+
+
+def rank(path, remote):
+    """Lower is better: our uplink's priority + the peer's priority for the
+    address, then both costs, then the measured RTT."""
+    u = path.uplink
+    return (u.priority + remote.prio, u.cost + remote.cost, path.srtt if path.srtt is not None else RTO_INITIAL)
+
+
+def idle_probe_interval(path, remote, prof, nat_refresh):
+    """Interval of keep-alive probes on an ACTIVE path that carries no feedback:
+    longer where either end is metered, never longer than the NAT refresh."""
+    i = prof["probe"]
+    if path.uplink.cost or remote.cost:
+        i *= METERED_FACTOR
+    if path.uplink.natted:
+        i = min(i, nat_refresh)
+    return i
+
+
+def failed_backoff(path, prof):
+    b = prof["failed_min"] << min(path.backoff, 16)
+    cap = prof["failed_max"] * (METERED_FACTOR if path.uplink.cost else 1)
+    return min(b, cap)
+
+
+def request_rto(base, attempt):
+    return min(base << min(attempt, 16), REQUEST_RTO_MAX)

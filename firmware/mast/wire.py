@@ -1,0 +1,275 @@
+# MAST/1 wire format: spec constants and pure encode/decode functions.
+# docs/PROTOCOL.md is the normative text; the field tables there and the code
+# here must agree, and the tests check both against the test vectors in it.
+#
+# Every packet: header (12 bytes) | body | tag (16 bytes)
+#   version u8 | type u8 | label u32 | seq u48            (big-endian)
+#   tag = HMAC-SHA256(key, header | body)[:16]
+# Decoders raise ValueError on anything malformed; the endpoint counts and drops.
+
+from .compat import const, struct
+from .addr import ip_to_bytes, bytes_to_ip
+
+# ---- spec constants (MAST/1) ---------------------------------------------
+VERSION = const(1)
+DEFAULT_PORT = const(6278)  # "MAST" on a phone keypad
+HEADER_LEN = const(12)
+TAG_LEN = const(16)
+OVERHEAD = const(28)  # HEADER_LEN + TAG_LEN: all DATA adds beyond UDP/IP
+NONCE_LEN = const(16)
+CHALLENGE_LEN = const(8)
+COOKIE_LEN = const(20)  # stamp u32 | cookie tag 16
+MIN_INIT = const(96)  # an INIT shorter than this is dropped; INIT-ACK is 72
+INIT_ACK_LEN = const(72)
+PROBE_BODY = const(27)  # = the largest PROBE-ACK body, so PROBE-ACK <= PROBE
+MAX_ADDRS = const(16)
+MAX_NAME = const(63)
+SEQ_MAX = const(0xFFFFFFFFFFFF)
+
+KEYING_PSK = const(0)
+KEYING_OPEN = const(1)
+
+INIT = const(1)
+INIT_ACK = const(2)
+COOKIE_ECHO = const(3)
+COOKIE_ACK = const(4)
+SET = const(5)
+SET_ACK = const(6)
+PROBE = const(7)
+PROBE_ACK = const(8)
+SHUT = const(9)
+SHUT_ACK = const(10)
+SHUT_COMPLETE = const(11)
+ERR = const(12)
+KEEPALIVE = const(13)
+DATA = const(16)
+DATA_IP = const(17)
+
+TYPE_NAMES = {
+    1: "INIT", 2: "INIT-ACK", 3: "COOKIE-ECHO", 4: "COOKIE-ACK", 5: "SET",
+    6: "SET-ACK", 7: "PROBE", 8: "PROBE-ACK", 9: "SHUT", 10: "SHUT-ACK",
+    11: "SHUT-COMPLETE", 12: "ERR", 13: "KEEPALIVE", 16: "DATA", 17: "DATA-IP",
+}
+
+# ERR codes
+ERR_BAD_ADDRESSES = const(1)  # a SET list the receiver cannot use
+ERR_UNSUPPORTED = const(2)  # a DATA type this endpoint does not take
+ERR_SHUTTING_DOWN = const(3)
+
+# ---- header -----------------------------------------------------------------
+
+
+def header(ptype, label, seq):
+    return struct.pack(">BBIHI", VERSION, ptype, label, seq >> 32, seq & 0xFFFFFFFF)
+
+
+def parse(pkt):
+    """-> (type, label, seq, body) with body a memoryview; ValueError if malformed."""
+    if len(pkt) < HEADER_LEN + TAG_LEN:
+        raise ValueError("short")
+    ver, ptype, label, hi, lo = struct.unpack_from(">BBIHI", pkt, 0)
+    if ver != VERSION:
+        raise ValueError("version")
+    if ptype not in TYPE_NAMES:
+        raise ValueError("type")
+    return ptype, label, (hi << 32) | lo, memoryview(pkt)[HEADER_LEN : len(pkt) - TAG_LEN]
+
+
+def signed_part(pkt):
+    return memoryview(pkt)[: len(pkt) - TAG_LEN]
+
+
+def tag_of(pkt):
+    return memoryview(pkt)[len(pkt) - TAG_LEN :]
+
+
+def seal(mac, ptype, label, seq, body, extra=b""):
+    """Build a whole packet; `mac` is a crypto.Mac, `extra` is signed but not sent."""
+    h = header(ptype, label, seq)
+    return h + body + mac.tag(h, body, extra)
+
+
+# ---- address lists ----------------------------------------------------------
+# count u8, then per entry: family u8 (4|6) | address 4|16 | port u16 | priority u8 | cost u8
+
+
+def enc_addrs(entries):
+    """entries: list of ((ip, port), priority, cost)."""
+    if len(entries) > MAX_ADDRS:
+        raise ValueError("too many addresses")
+    out = bytearray([len(entries)])
+    for (ip, port), prio, cost in entries:
+        b = ip_to_bytes(ip)
+        out.append(4 if len(b) == 4 else 6)
+        out += b
+        out += struct.pack(">HBB", port, prio, cost)
+    return bytes(out)
+
+
+def dec_addrs(b, off):
+    """-> (entries, new offset)."""
+    n = b[off]
+    off += 1
+    if n > MAX_ADDRS:
+        raise ValueError("too many addresses")
+    out = []
+    for _ in range(n):
+        fam = b[off]
+        alen = 4 if fam == 4 else 16 if fam == 6 else 0
+        if not alen or off + 1 + alen + 4 > len(b):
+            raise ValueError("bad address")
+        ip = bytes_to_ip(bytes(b[off + 1 : off + 1 + alen]))
+        port, prio, cost = struct.unpack_from(">HBB", b, off + 1 + alen)
+        if port == 0:
+            raise ValueError("port 0")
+        out.append(((ip, port), prio, cost))
+        off += 1 + alen + 4
+    return out, off
+
+
+def enc_sockaddr(addr):
+    b = ip_to_bytes(addr[0])
+    return bytes([4 if len(b) == 4 else 6]) + b + struct.pack(">H", addr[1])
+
+
+def dec_sockaddr(b, off):
+    fam = b[off]
+    alen = 4 if fam == 4 else 16 if fam == 6 else 0
+    if not alen or off + 1 + alen + 2 > len(b):
+        raise ValueError("bad address")
+    ip = bytes_to_ip(bytes(b[off + 1 : off + 1 + alen]))
+    return (ip, struct.unpack_from(">H", b, off + 1 + alen)[0]), off + 3 + alen
+
+
+def _need(b, n):
+    if len(b) < n:
+        raise ValueError("short body")
+
+
+def check_end(b, off):
+    # Anything after the last field must be zero padding.
+    for i in range(off, len(b)):
+        if b[i]:
+            raise ValueError("trailing bytes")
+
+
+# ---- INIT / COOKIE-ECHO -----------------------------------------------------
+# label u32 | nonce 16 | tsn u32 | keying u8 | name_len u8 | name | addrs | zero padding
+
+
+def enc_init(label, nonce, tsn, keying, name, addrs):
+    n = name.encode()
+    if not 0 < len(n) <= MAX_NAME:
+        raise ValueError("bad name")
+    return struct.pack(">I", label) + nonce + struct.pack(">IBB", tsn, keying, len(n)) + n + enc_addrs(addrs)
+
+
+def pad_init(body):
+    short = MIN_INIT - HEADER_LEN - TAG_LEN - len(body)
+    return body + bytes(short) if short > 0 else body
+
+
+def dec_init(b):
+    """-> (label, nonce, tsn, keying, name, addrs)."""
+    _need(b, 27)
+    label = struct.unpack_from(">I", b, 0)[0]
+    nonce = bytes(b[4:20])
+    tsn, keying, nlen = struct.unpack_from(">IBB", b, 20)
+    if keying > KEYING_OPEN or not 0 < nlen <= MAX_NAME:
+        raise ValueError("bad init")
+    _need(b, 26 + nlen + 1)
+    name = str(bytes(b[26 : 26 + nlen]), "utf-8")
+    addrs, off = dec_addrs(b, 26 + nlen)
+    check_end(b, off)
+    return label, nonce, tsn, keying, name, addrs
+
+
+# ---- INIT-ACK ---------------------------------------------------------------
+# label_R u32 | nonce_R 16 | tsn_R u32 | cookie (stamp u32 | tag 16)
+
+
+def enc_init_ack(label, nonce, tsn, cookie):
+    return struct.pack(">I", label) + nonce + struct.pack(">I", tsn) + cookie
+
+
+def dec_init_ack(b):
+    if len(b) != 44:
+        raise ValueError("bad init-ack")
+    return (struct.unpack_from(">I", b, 0)[0], bytes(b[4:20]),
+            struct.unpack_from(">I", b, 20)[0], bytes(b[24:44]))
+
+
+# ---- SET / COOKIE-ACK / TSN-only bodies ---------------------------------------
+
+
+def enc_set(tsn, addrs):
+    return struct.pack(">I", tsn) + enc_addrs(addrs)
+
+
+def dec_set(b):
+    _need(b, 5)
+    addrs, off = dec_addrs(b, 4)
+    check_end(b, off)
+    return struct.unpack_from(">I", b, 0)[0], addrs
+
+
+def enc_tsn(tsn):
+    return struct.pack(">I", tsn)
+
+
+def dec_tsn(b):
+    if len(b) != 4:
+        raise ValueError("bad tsn body")
+    return struct.unpack_from(">I", b, 0)[0]
+
+
+# ---- PROBE / PROBE-ACK ------------------------------------------------------
+# PROBE: challenge 8 | index u8 | 18 zero bytes
+# PROBE-ACK: challenge 8 | observed sockaddr (family u8 | addr | port u16)
+
+
+def enc_probe(challenge, index):
+    return challenge + bytes([index]) + bytes(PROBE_BODY - CHALLENGE_LEN - 1)
+
+
+def dec_probe(b):
+    if len(b) != PROBE_BODY:
+        raise ValueError("bad probe")
+    check_end(b, CHALLENGE_LEN + 1)
+    return bytes(b[:CHALLENGE_LEN]), b[CHALLENGE_LEN]
+
+
+def enc_probe_ack(challenge, observed):
+    return challenge + enc_sockaddr(observed)
+
+
+def dec_probe_ack(b):
+    _need(b, CHALLENGE_LEN + 7)
+    observed, off = dec_sockaddr(b, CHALLENGE_LEN)
+    if off != len(b):
+        raise ValueError("bad probe-ack")
+    return bytes(b[:CHALLENGE_LEN]), observed
+
+
+# ---- ERR / KEEPALIVE --------------------------------------------------------
+
+
+def enc_err(code, tsn):
+    return struct.pack(">BI", code, tsn)
+
+
+def dec_err(b):
+    if len(b) != 5:
+        raise ValueError("bad err")
+    return struct.unpack_from(">BI", b, 0)
+
+
+def enc_keepalive(rx_highest):
+    return struct.pack(">HI", rx_highest >> 32, rx_highest & 0xFFFFFFFF)
+
+
+def dec_keepalive(b):
+    if len(b) != 6:
+        raise ValueError("bad keepalive")
+    hi, lo = struct.unpack_from(">HI", b, 0)
+    return (hi << 32) | lo

@@ -1,0 +1,32 @@
+# A non-wrapping millisecond clock built from a wrapping tick counter.
+# A board's time.ticks_ms() wraps (at 2**30 on most ports); the core wants a
+# count that only grows. The runtime builds one of these from ticks_ms and
+# ticks_diff and calls now() at least once per wrap period (12 days at 2**30).
+# Pure: the tick functions are passed in, so tests can wrap it at will.
+
+
+class MonotonicMs:
+    def __init__(self, ticks_ms, ticks_diff, start=0):
+        self._ticks = ticks_ms
+        self._diff = ticks_diff
+        self._last = ticks_ms()
+        self._now = start
+
+    def now(self):
+        t = self._ticks()
+        d = self._diff(t, self._last)
+        if d > 0:  # never step back, even if a port's ticks misbehave
+            self._now += d
+            self._last = t
+        return self._now
+
+
+def ticks_diff_for(period):
+    """A ticks_diff for a counter that wraps at `period` (a power of two), as
+    MicroPython's time.ticks_diff: the signed distance, for |d| < period / 2."""
+    half = period // 2
+
+    def diff(a, b):
+        return ((a - b + half) & (period - 1)) - half
+
+    return diff

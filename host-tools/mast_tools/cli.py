@@ -1,0 +1,89 @@
+"""The `mast` command: one table of subcommands, one way to fail.
+
+Adding a subcommand: write `do_<name>(args)` and `argparse_<name>(parser)` in a module (the
+builder adds its arguments and sets `parser.epilog` to an example), import them here, and add one
+line to _COMMANDS. Every subcommand gets --json from here.
+
+Failure: a handler raises CommandError(what, hint); main() prints `mast: <what>; <hint>` on
+stderr and returns 1. Usage errors are argparse's (exit 2). Ctrl-C exits 130 quietly. An OSError
+nobody caught becomes a message with a hint. Never a traceback.
+"""
+
+import argparse
+import errno
+import os
+import sys
+
+from mast_tools import __version__
+from mast_tools.cmd_linkemu import argparse_linkemu, do_linkemu
+from mast_tools.errors import CommandError
+from mast_tools.output import log
+
+# name -> (handler, argparse builder, one-line help)
+_COMMANDS = {
+    "linkemu": (do_linkemu, argparse_linkemu, "emulate uplinks: delay, jitter, loss, rate, cuts"),
+}
+
+_OS_HINTS = {
+    errno.EADDRINUSE: "another program is using that address; pick another port or stop it",
+    errno.EADDRNOTAVAIL: "that address is not on this machine; use one of its own (127.0.0.x)",
+    errno.EACCES: "check the permissions (serial ports usually need the dialout group)",
+    errno.EPERM: "check the permissions, or run it as a user allowed to do this",
+    errno.ENOENT: "check the path (for a board: is it plugged in?)",
+    errno.EBUSY: "another program holds it; close it (another mpremote or serial console?)",
+    errno.ECONNREFUSED: "nothing is listening there; start it first",
+}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="mast",
+        description="MAST host tools: keep a session alive while uplinks come and go.",
+    )
+    parser.add_argument("--version", action="version", version="mast " + __version__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--json", action="store_true", help="print one JSON document on stdout; logs go to stderr"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (handler, builder, summary) in _COMMANDS.items():
+        p = sub.add_parser(
+            name,
+            help=summary,
+            description=summary,
+            parents=[common],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        builder(p)
+        p.set_defaults(handler=handler)
+    return parser
+
+
+def _fail(what, hint):
+    log("mast: %s; %s" % (what, hint))
+    return 1
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except CommandError as e:
+        return _fail(e.what, e.hint)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader of our stdout went away (`mast ... | head`): stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except OSError as e:
+        what = e.strerror or str(e) or type(e).__name__
+        if e.filename:
+            what = "%s: %s" % (what, e.filename)
+        return _fail(what, _OS_HINTS.get(e.errno, "check the path, device or address; try again"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""What each configuration key means, for `mast config --help`, docs/CONFIG.md and
+the router's UCI comments. The schema itself (types, defaults, limits) lives in
+the core, firmware/mast/config.py; this is only its prose, kept off the boards."""
+
+HELP = {
+    "name": "this host's name (a domain name); the peer looks its key up by it",
+    "port": "UDP port MAST listens on",
+    "keying": "psk: a pre-shared key per peer (default); open: the draft's nonce-only "
+              "self-authentication, which stops off-path attackers only",
+    "profile": "timer profile: default (failover gap <= 800 ms) or fast (<= 150 ms)",
+    "mode": "failover: data on the primary path; redundant: each datagram on the two best paths",
+    "replay_window": "replay window in packets (a multiple of 64); must cover the DATA re-sent at failover",
+    "resend_ms": "at failover, re-send on the new path the DATA sent within this many ms; 0 = off",
+    "outage_s": "how long an association outlives its last usable path",
+    "nat_refresh_s": "a path behind NAT is refreshed at least this often, idle or not",
+    "peers.*.addresses": "the peer's addresses: 192.0.2.1, 192.0.2.1:6278 or [2001:db8::1]:6278",
+    "peers.*.dns": "a DNS name whose A/AAAA records give the peer's addresses",
+    "peers.*.psk": "pre-shared key: standard base64 of 32 random bytes (`mast genkey`); never shown",
+    "peers.*.port": "the peer's UDP port, where an address gives none",
+    "peers.*.initiate": "start the association to this peer (otherwise wait for its INIT)",
+    "peers.*.internal": "mastd: the peer's internal (tunnel) address",
+    "peers.*.allowed": "mastd: prefixes the peer may send from and that are routed to it",
+    "peers.*.app_port": "mastd: local UDP port that receives the peer's application datagrams; 0 = none",
+    "uplinks.*.priority": "0..255, lower is preferred for the primary path",
+    "uplinks.*.cost": "0 = unmetered; above 0 the uplink is metered and probed less often",
+    "uplinks.*.device": "Linux interface to bind to (SO_BINDTODEVICE)",
+    "uplinks.*.address": "local address to bind to",
+    "uplinks.*.kind": "what drives the uplink: sim, wlan, lan, ppp (boards) or linux",
+}

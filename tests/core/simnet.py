@@ -1,0 +1,327 @@
+# A simulated network for driving MAST cores back to back with a fake clock.
+# No sockets and no sleeping: time jumps to the next packet delivery or timer
+# (aioquic's roundtrip(), h11's ConnectionPair). Runs on CPython and MicroPython.
+#
+#   net = Net(start_ms)
+#   a = net.node("a", cfg_a); net.uplink("a", "eth", ("10.0.0.2", 6278), delay=2)
+#   ...
+#   net.run(until_ms)
+# Each uplink is a link with a one-way delay; `cut` drops everything both ways
+# (a silent blackhole); `nat` rewrites the source the far side sees; `drop`
+# is a predicate (src node, dst node, packet) -> True to lose that packet.
+
+from array import array
+from mast.compat import sha256
+from mast.endpoint import Endpoint
+from mast import wire
+
+PSK = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # bytes 0..31, base64
+
+
+class Rng:
+    """Deterministic random_bytes for tests (SHA-256 in counter mode)."""
+
+    def __init__(self, seed):
+        self.seed = seed.encode() if isinstance(seed, str) else seed
+        self.n = 0
+
+    def __call__(self, k):
+        out = b""
+        while len(out) < k:
+            self.n += 1
+            out += sha256(self.seed + self.n.to_bytes(8, "big")).digest()
+        return out[:k]
+
+    def randint(self, lo, hi):
+        return lo + int.from_bytes(self(4), "big") % (hi - lo + 1)
+
+
+class Ints:
+    """An append-only list of int32 in 1 KB chunks: compact, and it never needs
+    one large contiguous block of a fragmented board-sized heap."""
+
+    def __init__(self):
+        self.chunks = []
+        self.n = 0
+
+    def append(self, x):
+        if self.n % 256 == 0:
+            self.chunks.append(array("i", bytes(1024)))
+        self.chunks[-1][self.n % 256] = x
+        self.n += 1
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if i < 0:
+            i += self.n
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return self.chunks[i >> 8][i & 255]
+
+
+class Link:
+    def __init__(self, node, name, addr, delay, jitter=0):
+        self.node = node
+        self.name = name
+        self.addr = addr
+        self.delay = delay
+        self.jitter = jitter
+        self.cut = False
+        self.nat = None  # public (ip, port) the far side sees, if behind NAT
+        self.sent = 0
+
+
+class Node:
+    def __init__(self, net, name, ep):
+        self.net = net
+        self.name = name
+        self.ep = ep
+        self.events = []  # (time, event), Data events excepted
+        self.data = Ints()  # seq, sent, recv (ms since net.start) of each Stream datagram received
+        self.payloads = []  # (recv_ms, payload) of other datagrams received
+        self.record = True  # keep Stream records (long runs turn it off to save RAM)
+
+
+def config(name, peers, **kw):
+    cfg = {"name": name, "peers": {}}
+    for p in peers:
+        pc = {"psk": PSK}
+        if isinstance(peers, dict):
+            pc.update(peers[p])
+        cfg["peers"][p] = pc
+    cfg.update(kw)
+    return cfg
+
+
+class Net:
+    def __init__(self, start=0, seed="net"):
+        self.now = start
+        self.start = start
+        self.nodes = {}
+        self.links = {}  # address -> Link (local or NAT public)
+        self.uplinks = {}  # (node, uplink) -> Link
+        self.queue = []  # [time, order, node, uplink, src, data]
+        self.order = 0
+        self.rng = Rng(seed)
+        self.drop = None
+        self.log = []  # (time, from node, to node, type) of every packet sent
+        self.keep_log = False
+        self.apps = []
+
+    def node(self, name, cfg, **kw):
+        ep = Endpoint(cfg, Rng(name + "-rng"), **kw)
+        n = Node(self, name, ep)
+        self.nodes[name] = n
+        return n
+
+    def uplink(self, node, name, addr, delay=2, jitter=0, up=True, **kw):
+        link = Link(self.nodes[node], name, addr, delay, jitter)
+        self.uplinks[(node, name)] = link
+        self.links[addr] = link
+        if up:
+            self.nodes[node].ep.uplink_up(name, addr, self.now, **kw)
+            self.flush()
+        return link
+
+    def renumber(self, node, name, addr, **kw):
+        link = self.uplinks[(node, name)]
+        self.links.pop(link.addr, None)
+        link.addr = addr
+        self.links[addr] = link
+        self.nodes[node].ep.uplink_up(name, addr, self.now, **kw)
+        self.flush()
+
+    def set_nat(self, node, name, public):
+        link = self.uplinks[(node, name)]
+        link.nat = public
+        self.links[public] = link
+
+    def link(self, node, name):
+        return self.uplinks[(node, name)]
+
+    # ---- moving packets ---------------------------------------------------------
+
+    def flush(self):
+        for n in self.nodes.values():
+            for uplink, dst, data in n.ep.datagrams_to_send():
+                self.transmit(n, uplink, dst, data)
+            e = n.ep.next_event()
+            while e is not None:
+                if e.kind != "data":
+                    n.events.append((self.now, e))
+                elif e.payload[:1] == b"S" and len(e.payload) >= 13:
+                    if not n.record:
+                        e = n.ep.next_event()
+                        continue
+                    p = e.payload
+                    n.data.append(int.from_bytes(p[1:5], "big"))
+                    n.data.append(int.from_bytes(p[5:13], "big") - self.start)
+                    n.data.append(self.now - self.start)
+                else:
+                    n.payloads.append((self.now, e.payload))
+                e = n.ep.next_event()
+
+    def transmit(self, n, uplink, dst, data):
+        src_link = self.uplinks[(n.name, uplink)]
+        src_link.sent += 1
+        dst_link = self.links.get(dst)
+        if self.keep_log:
+            self.log.append((self.now, n.name, dst_link.node.name if dst_link else None, data[1]))
+        if dst_link is None or src_link.cut or dst_link.cut:
+            return
+        if self.drop is not None and self.drop(n.name, dst_link.node.name, data):
+            return
+        seen = src_link.nat or src_link.addr
+        d = src_link.delay + dst_link.delay
+        if src_link.jitter or dst_link.jitter:
+            j = src_link.jitter + dst_link.jitter
+            d += self.rng.randint(-j, j)
+        self.order += 1
+        self.queue.append([self.now + max(d, 0), self.order, dst_link.node, dst_link.name, seen, data])
+
+    def next_time(self):
+        t = None
+        for q in self.queue:
+            if t is None or q[0] < t:
+                t = q[0]
+        for n in self.nodes.values():
+            x = n.ep.next_timer()
+            if x is not None and (t is None or x < t):
+                t = x
+        for app in self.apps:
+            x = app.next
+            if x is not None and (t is None or x < t):
+                t = x
+        return t
+
+    def run(self, until, limit=400000):
+        """Advance the clock to `until`, delivering packets and firing timers."""
+        steps = 0
+        while True:
+            steps += 1
+            if steps > limit:
+                raise RuntimeError("simulation did not settle by %d ms" % (self.now - self.start))
+            t = self.next_time()
+            if t is None or t > until:
+                self.now = until
+                return
+            if t > self.now:
+                self.now = t
+            due = [q for q in self.queue if q[0] <= self.now]
+            if due:
+                due.sort(key=lambda q: (q[0], q[1]))
+                for q in due:
+                    self.queue.remove(q)
+                for q in due:
+                    q[2].ep.receive(q[3], q[4], q[5], self.now)
+                    self.flush()
+            for n in self.nodes.values():
+                x = n.ep.next_timer()
+                if x is not None and x <= self.now:
+                    n.ep.handle_timer(self.now)
+                    self.flush()
+            for app in self.apps:
+                if app.next is not None and app.next <= self.now:
+                    app.tick(self.now)
+                    self.flush()
+
+    def until(self, pred, limit_ms):
+        """Run in 1 ms steps of simulated time until pred() or limit_ms passed; -> bool."""
+        end = self.now + limit_ms
+        while self.now < end:
+            if pred():
+                return True
+            self.run(self.now + 1)
+        return pred()
+
+    def events(self, node, kind):
+        return [e for t, e in self.nodes[node].events if e.kind == kind]
+
+
+class Stream:
+    """An app sending numbered datagrams from node `src` at `rate` per second.
+    Payload: "S" | seq u32 | send time u64 (ms) | zero padding."""
+
+    def __init__(self, net, src, rate=100, size=64, peer=None):
+        self.net = net
+        self.src = net.nodes[src]
+        self.period = 1000 // rate
+        self.size = size
+        self.peer = peer
+        self.seq = 0
+        self.times = Ints()  # send time of datagram seq, ms since net.start
+        self.ok = bytearray()  # 1 if the core accepted datagram seq
+        self.next = net.now
+        net.apps.append(self)
+
+    def tick(self, now):
+        p = b"S" + self.seq.to_bytes(4, "big") + now.to_bytes(8, "big")
+        p += bytes(self.size - len(p))
+        ok = self.src.ep.send_data(p, now, self.peer)
+        self.times.append(now - self.net.start)
+        self.ok.append(1 if ok else 0)
+        self.seq += 1
+        self.next = now + self.period
+
+    def stop(self):
+        self.next = None
+
+    def sent_at(self, seq):
+        return self.times[seq] + self.net.start
+
+
+def received(node, start=0):
+    """(seq, sent_ms, recv_ms) of the Stream datagrams delivered to node, from
+    the start-th on, as a generator (the records stay in compact arrays)."""
+    d = node.data
+    t0 = node.net.start
+    return ((d[i], d[i + 1] + t0, d[i + 2] + t0) for i in range(3 * start, len(d), 3))
+
+
+def count_received(node):
+    return len(node.data) // 3
+
+
+def tally(node, n, start=0):
+    """bytearray: how often each Stream seq < n reached node (from the start-th record)."""
+    t = bytearray(n)
+    for seq, sent, recv in received(node, start):
+        if seq < n and t[seq] < 255:
+            t[seq] += 1
+    return t
+
+
+def pair(start=0, profile="default", mode="failover", a_uplinks=None, b_uplinks=None, **kw):
+    """Board-like node "a" (uplinks eth/wifi/cell) and a server "b" with one
+    address; a connects to b and the association comes up."""
+    net = Net(start)
+    ca = config("a", {"b": {"addresses": ["10.9.0.1:6278"]}}, profile=profile, mode=mode, **kw)
+    cb = config("b", ["a"], profile=profile, mode=mode, **kw)
+    net.node("a", ca)
+    net.node("b", cb)
+    net.uplink("b", "wan", ("10.9.0.1", 6278), delay=1)
+    ups = a_uplinks or [("eth", "10.1.0.2", 10, 0), ("wifi", "10.2.0.2", 20, 0), ("cell", "10.3.0.2", 30, 10)]
+    for name, ip, prio, cost in ups:
+        net.uplink("a", name, (ip, 6278), delay=1, priority=prio, cost=cost)
+    net.nodes["a"].ep.connect("b", net.now)
+    net.flush()
+    return net
+
+
+def established(net):
+    a = net.nodes["a"].ep.association("b")
+    b = net.nodes["b"].ep.association("a")
+    return a is not None and b is not None and a.state == 2 and b.state == 2
+
+
+def ptype(data):
+    return data[1]
+
+
+def type_is(t):
+    return lambda s, d, data: data[1] == t
+
+
+__all__ = ["Net", "Stream", "Rng", "config", "pair", "received", "wire"]

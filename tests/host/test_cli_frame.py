@@ -1,0 +1,125 @@
+"""The `mast` command frame: exit codes, `mast: <what>; <hint>` errors, the --json contract."""
+
+import errno
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+
+import pytest
+
+HOST_TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "host-tools")
+try:
+    from mast_tools import cli
+except ImportError:  # not pip-installed: use the checkout
+    sys.path.insert(0, HOST_TOOLS)
+    from mast_tools import cli
+from mast_tools.errors import CommandError
+
+_SCRIPT = os.path.join(os.path.dirname(sys.executable), "mast")
+# The installed console script if there is one, else the same main() through `python -m`.
+MAST = [_SCRIPT] if os.path.exists(_SCRIPT) else [sys.executable, "-m", "mast_tools"]
+
+
+def mast(*args, timeout=20):
+    paths = [HOST_TOOLS] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+    return subprocess.run(MAST + list(args), capture_output=True, text=True, timeout=timeout,
+                          env=env)
+
+
+def test_unknown_subcommand_is_a_usage_error_with_exit_2():
+    r = mast("frobnicate")
+    assert r.returncode == 2
+    assert "invalid choice: 'frobnicate'" in r.stderr and r.stdout == ""
+
+
+def test_a_command_error_is_one_line_mast_what_hint_with_exit_1():
+    r = mast("linkemu", "--link", "eth=127.0.0.2:0,delay=soon")
+    assert r.returncode == 1
+    assert r.stdout == ""
+    assert r.stderr.startswith("mast: bad link spec for eth: delay: ")
+    assert r.stderr.count("\n") == 1 and "; " in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_a_bad_scenario_file_names_the_step_and_field(tmp_path):
+    scenario = tmp_path / "s.json"
+    scenario.write_text(json.dumps([{"at": 0, "link": "eth", "set": {"cut": True}},
+                                    {"at": "later", "link": "eth", "set": {"cut": False}}]))
+    r = mast("linkemu", "--link", "eth=127.0.0.2:0", "--scenario", str(scenario))
+    assert r.returncode == 1
+    assert r.stderr.startswith("mast: bad scenario ") and "step 2: at" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_json_output_is_exactly_one_document_on_stdout():
+    r = mast("linkemu", "--link", "eth=127.0.0.2:0,delay=2", "--link", "wifi=127.0.0.3:0",
+             "--duration", "0.3", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["ended_by"] == "duration"
+    assert sorted(doc["links"]) == ["eth", "wifi"]
+    assert doc["links"]["eth"]["counters"]["up"]["dropped"]["cut"] == 0
+    assert doc["links"]["eth"]["address"].startswith("127.0.0.2:")
+    assert "eth: uplink sends to 127.0.0.1:" in r.stderr  # the addresses go to stderr
+
+
+def test_ctrl_c_ends_linkemu_with_its_counters():
+    env = dict(os.environ, PYTHONPATH=HOST_TOOLS)
+    proc = subprocess.Popen(MAST + ["linkemu", "--link", "eth=127.0.0.2:0", "--json"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([proc.stderr], [], [], 10)
+        assert ready and "uplink sends to" in proc.stderr.readline()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert json.loads(out)["ended_by"] == "interrupt"
+
+
+def test_every_subcommand_help_shows_an_example_and_json():
+    for name in cli._COMMANDS:
+        r = mast(name, "--help")
+        assert r.returncode == 0
+        assert "example:" in r.stdout and "--json" in r.stdout, name
+
+
+def _fake(monkeypatch, exc):
+    def do_fake(args):
+        raise exc
+
+    monkeypatch.setattr(cli, "_COMMANDS", {"fake": (do_fake, lambda p: None, "raises")})
+
+
+def test_main_turns_a_command_error_into_exit_1(monkeypatch, capsys):
+    _fake(monkeypatch, CommandError("the board did not answer", "press its reset button"))
+    assert cli.main(["fake"]) == 1
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", "mast: the board did not answer; press its reset button\n")
+
+
+def test_main_exits_130_quietly_on_ctrl_c(monkeypatch, capsys):
+    _fake(monkeypatch, KeyboardInterrupt())
+    assert cli.main(["fake"]) == 130
+    assert capsys.readouterr() == ("", "")
+
+
+def test_main_turns_an_os_error_into_a_message_with_a_hint(monkeypatch, capsys):
+    _fake(monkeypatch, OSError(errno.EADDRINUSE, "Address already in use"))
+    assert cli.main(["fake"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mast: Address already in use; another program is using that")
+    _fake(monkeypatch, PermissionError(errno.EACCES, "Permission denied", "/dev/ttyUSB0"))
+    assert cli.main(["fake"]) == 1
+    assert capsys.readouterr().err.startswith("mast: Permission denied: /dev/ttyUSB0; ")
+
+
+def test_missing_subcommand_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([])
+    assert exit_.value.code == 2
