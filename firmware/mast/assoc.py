@@ -297,7 +297,8 @@ class Association:
         p = self.learn(u, src, len(pkt), now)
         p.rtt_sample(rtt)  # INIT-ACK (sent at the cookie's stamp) to COOKIE-ECHO
         self.establish(p, now)
-        self.send(self.primary, wire.COOKIE_ACK, wire.enc_addrs(self.ep.addr_list()))
+        self.send(p, wire.COOKIE_ACK, wire.enc_addrs(self.ep.addr_list()))
+        self.probe(p, now)  # an RTT sample, and NAT discovery from the PROBE-ACK
 
     def on_cookie_ack(self, p, body, now):
         addrs, off = wire.dec_addrs(body, 0)
@@ -306,6 +307,7 @@ class Association:
         if self.echo_tries == 1:  # Karn: no RTT sample from a retransmission
             self.hs_path.rtt_sample(now - self.hs_sent)
         self.establish(self.hs_path, now)
+        self.probe(self.hs_path, now)
         return None
 
     def establish(self, p, now):
@@ -364,7 +366,7 @@ class Association:
         if self.rx_mac is None:
             return "unexpected"
         if not self.window.check(seq):
-            if ptype == wire.DATA or ptype == wire.DATA_IP:
+            if (ptype == wire.DATA or ptype == wire.DATA_IP) and seq > self.window.highest - self.window.size:
                 # a redundant copy: still feedback for the path it came on
                 p = self.paths.get((u.name, src))
                 if p is not None and p.state in (ACTIVE, SUSPECT) and self.rx_mac.verify(wire.tag_of(pkt), wire.signed_part(pkt)):

@@ -45,11 +45,6 @@ KEEPALIVE = const(13)
 DATA = const(16)
 DATA_IP = const(17)
 
-TYPE_NAMES = {
-    1: "INIT", 2: "INIT-ACK", 3: "COOKIE-ECHO", 4: "COOKIE-ACK", 5: "SET",
-    6: "SET-ACK", 7: "PROBE", 8: "PROBE-ACK", 9: "SHUT", 10: "SHUT-ACK",
-    11: "SHUT-COMPLETE", 12: "ERR", 13: "KEEPALIVE", 16: "DATA", 17: "DATA-IP",
-}
 
 # ERR codes
 ERR_BAD_ADDRESSES = const(1)  # a SET list the receiver cannot use
@@ -70,7 +65,7 @@ def parse(pkt):
     ver, ptype, label, hi, lo = struct.unpack_from(">BBIHI", pkt, 0)
     if ver != VERSION:
         raise ValueError("version")
-    if ptype not in TYPE_NAMES:
+    if not (INIT <= ptype <= KEEPALIVE or DATA <= ptype <= DATA_IP):
         raise ValueError("type")
     return ptype, label, (hi << 32) | lo, memoryview(pkt)[HEADER_LEN : len(pkt) - TAG_LEN]
 
@@ -252,6 +247,7 @@ def dec_probe_ack(b):
 
 
 # ---- ERR / KEEPALIVE --------------------------------------------------------
+# ERR: code u8 | tsn u32          KEEPALIVE: highest seq received u48
 
 
 def enc_err(code, tsn):

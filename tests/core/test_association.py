@@ -8,7 +8,7 @@ from mast.endpoint import Endpoint
 
 
 def _types(net, frm):
-    return [(t, wire.TYPE_NAMES[k]) for t, f, to, k in net.log if f == frm]
+    return [(t, simnet.NAMES[k]) for t, f, to, k in net.log if f == frm]
 
 
 def test_handshake_is_init_init_ack_cookie_echo_cookie_ack():
@@ -21,7 +21,7 @@ def test_handshake_is_init_init_ack_cookie_echo_cookie_ack():
     net.nodes["a"].ep.connect("b", net.now)
     net.flush()
     net.run(100)
-    first = [(f, wire.TYPE_NAMES[k]) for t, f, to, k in net.log[:4]]
+    first = [(f, simnet.NAMES[k]) for t, f, to, k in net.log[:4]]
     assert first == [("a", "INIT"), ("b", "INIT-ACK"), ("a", "COOKIE-ECHO"), ("b", "COOKIE-ACK")]
     assert established(net)
     for n, peer in (("a", "b"), ("b", "a")):
@@ -267,7 +267,7 @@ def test_shut_is_a_three_way_close():
     net.nodes["a"].ep.close(net.now)
     net.flush()
     net.run(net.now + 5000)
-    seq = [(f, wire.TYPE_NAMES[k]) for t, f, to, k in net.log[n0:] if k in (wire.SHUT, wire.SHUT_ACK, wire.SHUT_COMPLETE)]
+    seq = [(f, simnet.NAMES[k]) for t, f, to, k in net.log[n0:] if k in (wire.SHUT, wire.SHUT_ACK, wire.SHUT_COMPLETE)]
     assert seq == [("a", "SHUT"), ("b", "SHUT-ACK"), ("a", "SHUT-COMPLETE")]
     assert [e.reason for e in net.events("a", "association_closed")] == ["shut"]
     assert [e.reason for e in net.events("b", "association_closed")] == ["peer_shut"]

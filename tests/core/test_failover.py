@@ -85,7 +85,7 @@ def test_no_failover_on_a_single_lost_packet():
 
         net.drop = drop
         net.run(net.now + 6000)
-        assert left[0] == 0, "no %s was sent to lose" % simnet.wire.TYPE_NAMES[kind]
+        assert left[0] == 0, "no %s was sent to lose" % simnet.NAMES[kind]
     s.stop()
     assert _failovers(net) == []
     assert net.events("a", "path_down") == []
