@@ -501,6 +501,9 @@ class Association:
         return (p, q[1]) if q is not None else (p,)
 
     def send_data(self, payload, ip, now):
+        if self.seq >= wire.SEQ_MAX:  # never reuse a seq under the same keys
+            self.close(now, "exhausted")
+            return False
         paths = self.data_paths()
         if not paths:
             self.ep.count("tx_no_path")

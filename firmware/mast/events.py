@@ -3,7 +3,8 @@
 # carries. A path is named "uplink>address:port", e.g. "eth>192.0.2.7:6278".
 #
 #   association_up      peer, path            the handshake finished on path
-#   association_closed  peer, reason          "shut", "peer_shut", "timeout", "outage", "replaced"
+#   association_closed  peer, reason          "shut", "peer_shut", "timeout", "outage", "replaced",
+#                                             "exhausted" (2^48 sequence numbers used)
 #   path_up             peer, path, rtt_ms    a path answered a challenge
 #   path_down           peer, path            a path stopped answering (probe_fail probes lost)
 #   failover            peer, old, new, gap_ms, failback

@@ -27,3 +27,20 @@ HELP = {
     "uplinks.*.address": "local address to bind to",
     "uplinks.*.kind": "what drives the uplink: sim, wlan, lan, ppp (boards) or linux",
 }
+
+
+def markdown():
+    """docs/CONFIG.md's table, from the core's schema and the prose above."""
+    from .firmware import use_firmware
+
+    use_firmware()
+    from mast import config
+
+    lines = [
+        "| key | type | default | valid values | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for key, typ, default, want in config.schema_rows():
+        d = "(none)" if default is None else "`%s`" % (str(default).lower() if isinstance(default, bool) else default)
+        lines.append("| `%s` | %s | %s | %s | %s |" % (key, typ, d, want, HELP.get(key, "")))
+    return "\n".join(lines) + "\n"

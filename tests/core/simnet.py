@@ -42,17 +42,17 @@ class Rng:
 
 
 class Ints:
-    """An append-only list of int32 in 1 KB chunks: compact, and it never needs
-    one large contiguous block of a fragmented board-sized heap."""
+    """An append-only list of int32 in 256-byte chunks: compact, and it never
+    needs a large contiguous block of a fragmented board-sized heap."""
 
     def __init__(self):
         self.chunks = []
         self.n = 0
 
     def append(self, x):
-        if self.n % 256 == 0:
-            self.chunks.append(array("i", bytes(1024)))
-        self.chunks[-1][self.n % 256] = x
+        if self.n % 64 == 0:
+            self.chunks.append(array("i", bytes(256)))
+        self.chunks[-1][self.n % 64] = x
         self.n += 1
 
     def __len__(self):
@@ -63,7 +63,7 @@ class Ints:
             i += self.n
         if not 0 <= i < self.n:
             raise IndexError(i)
-        return self.chunks[i >> 8][i & 255]
+        return self.chunks[i >> 6][i & 63]
 
 
 class Link:
@@ -249,15 +249,16 @@ class Stream:
     """An app sending numbered datagrams from node `src` at `rate` per second.
     Payload: "S" | seq u32 | send time u64 (ms) | zero padding."""
 
-    def __init__(self, net, src, rate=100, size=64, peer=None):
+    def __init__(self, net, src, rate=100, size=64, peer=None, record=True):
         self.net = net
         self.src = net.nodes[src]
         self.period = 1000 // rate
         self.size = size
         self.peer = peer
         self.seq = 0
+        self.record = record  # keep each datagram's send time (long runs turn it off)
         self.times = Ints()  # send time of datagram seq, ms since net.start
-        self.ok = bytearray()  # 1 if the core accepted datagram seq
+        self.ok = Ints()  # 1 if the core accepted datagram seq
         self.next = net.now
         net.apps.append(self)
 
@@ -265,8 +266,9 @@ class Stream:
         p = b"S" + self.seq.to_bytes(4, "big") + now.to_bytes(8, "big")
         p += bytes(self.size - len(p))
         ok = self.src.ep.send_data(p, now, self.peer)
-        self.times.append(now - self.net.start)
-        self.ok.append(1 if ok else 0)
+        if self.record:
+            self.times.append(now - self.net.start)
+            self.ok.append(1 if ok else 0)
         self.seq += 1
         self.next = now + self.period
 

