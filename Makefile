@@ -26,7 +26,7 @@ CORE_BUDGET := 28672
 .PHONY: help test run deps venv mpy vectors bench clean distclean
 
 help:
-	@echo "make run        run the core demo (tests/core/demo_core.py)"
+	@echo "make run        run the demo: a simulated board fails over between uplinks (mast demo)"
 	@echo "make test       run all tests (CPython, and the core tests on MicroPython too)"
 	@echo "make deps       as root: install the Debian packages the tests use"
 	@echo "make venv       create/update .venv from requirements.txt"
@@ -40,8 +40,7 @@ test: deps $(STAMP)
 	$(PY) -m pytest -q tests
 
 run: $(STAMP)
-	@if [ ! -f tests/core/demo_core.py ]; then echo "demo not built yet"; exit 1; fi
-	$(RUNPY) tests/core/demo_core.py
+	$(VENV)/bin/mast demo
 
 # Debian packages, only as root and only where apt-get exists. Never fails the build.
 deps:

@@ -32,11 +32,12 @@ def trial(profile, mode, seed):
     s = simnet.Stream(net, "a", rate=100)
     net.run(net.now + 500 + rng.randint(0, 1000))
     t0 = net.now
+    net.nodes["b"].mark = t0
     net.link("a", "eth").cut = True
     net.run(net.now + 2500)
     s.stop()
     net.run(net.now + 200)
-    first = min([recv for seq, sent, recv in simnet.received(net.nodes["b"]) if sent > t0])
+    first = net.nodes["b"].first_after_mark
     t = simnet.tally(net.nodes["b"], s.seq)
     lost = len([i for i in range(s.seq) if t[i] == 0])
     false_failovers = len(net.events("a", "failover")) - 1

@@ -208,6 +208,7 @@ class Association:
     def path_ok(self, p, now):
         was = p.state
         p.state = ACTIVE
+        p.unacked_since = None  # it answered: whatever was outstanding is not its fault
         p.lost = 0
         p.backoff = 0
         p.last_ok = now
@@ -278,11 +279,14 @@ class Association:
         if not self.ep.init_mac(self.peer).verify(wire.tag_of(pkt), wire.signed_part(pkt), self.nonce):
             return "mac"
         label_r, nonce_r, tsn_r, cookie = wire.dec_init_ack(body)
+        p = self.learn(u, src, len(pkt), now)
+        if p is None:
+            return "too_many_addresses"
         self.setup_keys(self.ep.psk(self.peer), self.nonce, nonce_r, self.label, label_r)
         self.peer_label, self.peer_nonce, self.peer_tsn = label_r, nonce_r, tsn_r
         self.cookie = cookie
         self.state = COOKIE_ECHOED
-        self.hs_path = self.learn(u, src, len(pkt), now)
+        self.hs_path = p
         # the tag binds our nonce: the responder got our INIT and answers from src
         self.remotes[src].validated = True
         self.echo_tries = 0
@@ -453,9 +457,16 @@ class Association:
         return self.on_data(p, body, now, True)
 
     def maybe_ack(self, p, now):
+        """DATA arrived on p: feedback now, or (at most `ack` ms later) for the tail."""
         if p.ack_sent is None or now - p.ack_sent >= self.prof["ack"]:
-            p.ack_sent = now
-            self.send(p, wire.KEEPALIVE, wire.enc_keepalive(self.window.highest))
+            self.ack(p, now)
+        elif p.ack_due is None:
+            p.ack_due = p.ack_sent + self.prof["ack"]
+
+    def ack(self, p, now):
+        p.ack_sent = now
+        p.ack_due = None
+        self.send(p, wire.KEEPALIVE, wire.enc_keepalive(self.window.highest))
 
     def on_err(self, p, body, now):
         code, tsn = wire.dec_err(body)
@@ -560,6 +571,8 @@ class Association:
                 t.append(p.probe_due)
             if p.state == ACTIVE and p.unacked_since is not None:
                 t.append(p.unacked_since + prof["send_timeout"])
+            if p.ack_due is not None:
+                t.append(p.ack_due)
         f = self.failback_candidate()
         if f is not None:
             t.append(f.active_since + prof["failback"])
@@ -589,6 +602,8 @@ class Association:
         for p in list(self.paths.values()):
             if self.paths.get((p.uplink.name, p.raddr)) is not p:
                 continue  # removed by an earlier step of this loop
+            if p.ack_due is not None and now >= p.ack_due:
+                self.ack(p, now)  # feedback for the tail of a burst
             if p.challenge is not None and now >= p.probe_sent + p.rto(prof):
                 p.challenge = None
                 p.lost += 1

@@ -217,6 +217,8 @@ class Endpoint:
             reason = self._receive(uplink, (addr[0], addr[1]), data, now_ms)
         except (ValueError, IndexError, KeyError):  # a malformed body
             reason = "malformed"
+        except MemoryError:  # the runtime's trouble, not the peer's: let it see it
+            raise
         except Exception as e:  # a bug: never let peer input raise out of the core
             reason = "internal_error"
             self.last_error = repr(e)

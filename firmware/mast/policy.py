@@ -77,6 +77,7 @@ class Path:
         self.fb_hi = 0  # highest seq the peer reported in KEEPALIVE on it
         self.unacked_since = None  # DATA sent and no feedback since
         self.ack_sent = None  # when we last sent KEEPALIVE feedback on it
+        self.ack_due = None  # feedback owed for DATA received since
 
     def rto(self, prof):
         return rto(self.srtt, self.rttvar, prof)

@@ -27,7 +27,7 @@ class FileError(ValueError):
     """A bad endpoint file; str(e) is "<key>: <message>"."""
 
     def __init__(self, key, message):
-        ValueError.__init__(self, "%s: %s" % (key, message))
+        super().__init__("%s: %s" % (key, message))
         self.key = key
 
 

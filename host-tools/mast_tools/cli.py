@@ -15,6 +15,8 @@ import os
 import sys
 
 from mast_tools import __version__
+from mast_tools.cmd_demo import argparse_demo, do_demo
+from mast_tools.cmd_endpoint import argparse_endpoint, do_endpoint
 from mast_tools.cmd_linkemu import argparse_linkemu, do_linkemu
 from mast_tools.errors import CommandError
 from mast_tools.output import log
@@ -22,6 +24,8 @@ from mast_tools.output import log
 # name -> (handler, argparse builder, one-line help)
 _COMMANDS = {
     "linkemu": (do_linkemu, argparse_linkemu, "emulate uplinks: delay, jitter, loss, rate, cuts"),
+    "endpoint": (do_endpoint, argparse_endpoint, "run a MAST endpoint on this PC's sockets"),
+    "demo": (do_demo, argparse_demo, "a simulated board keeps streaming while its uplinks die"),
 }
 
 _OS_HINTS = {

@@ -10,7 +10,6 @@
 # (a silent blackhole); `nat` rewrites the source the far side sees; `drop`
 # is a predicate (src node, dst node, packet) -> True to lose that packet.
 
-from array import array
 from mast.compat import sha256
 from mast.endpoint import Endpoint
 from mast import wire
@@ -41,29 +40,26 @@ class Rng:
         return lo + int.from_bytes(self(4), "big") % (hi - lo + 1)
 
 
-class Ints:
-    """An append-only list of int32 in 256-byte chunks: compact, and it never
-    needs a large contiguous block of a fragmented board-sized heap."""
+class Counts:
+    """How often each Stream datagram (by seq) arrived: one byte each, in small
+    chunks, so a long run never needs a large block of a board-sized heap."""
 
     def __init__(self):
         self.chunks = []
-        self.n = 0
+        self.total = 0  # deliveries, duplicates included
 
-    def append(self, x):
-        if self.n % 64 == 0:
-            self.chunks.append(array("i", bytes(256)))
-        self.chunks[-1][self.n % 64] = x
-        self.n += 1
+    def add(self, seq):
+        while len(self.chunks) <= seq >> 8:
+            self.chunks.append(bytearray(256))
+        c = self.chunks[seq >> 8]
+        if c[seq & 255] < 255:
+            c[seq & 255] += 1
+        self.total += 1
 
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        if i < 0:
-            i += self.n
-        if not 0 <= i < self.n:
-            raise IndexError(i)
-        return self.chunks[i >> 6][i & 63]
+    def __getitem__(self, seq):
+        if seq >> 8 >= len(self.chunks):
+            return 0
+        return self.chunks[seq >> 8][seq & 255]
 
 
 class Link:
@@ -84,9 +80,10 @@ class Node:
         self.name = name
         self.ep = ep
         self.events = []  # (time, event), Data events excepted
-        self.data = Ints()  # seq, sent, recv (ms since net.start) of each Stream datagram received
+        self.counts = Counts()  # Stream datagrams received, by seq
+        self.mark = None  # watch for the first datagram sent after this time...
+        self.first_after_mark = None  # ...and note when it arrived
         self.payloads = []  # (recv_ms, payload) of other datagrams received
-        self.record = True  # keep Stream records (long runs turn it off to save RAM)
 
 
 def config(name, peers, **kw):
@@ -157,14 +154,11 @@ class Net:
                 if e.kind != "data":
                     n.events.append((self.now, e))
                 elif e.payload[:1] == b"S" and len(e.payload) >= 13:
-                    if not n.record:
-                        e = n.ep.next_event()
-                        continue
                     p = e.payload
-                    n.data.append(int.from_bytes(p[1:5], "big"))
-                    n.data.append(int.from_bytes(p[5:13], "big") - self.start)
-                    n.data.append(self.now - self.start)
-                else:
+                    n.counts.add(int.from_bytes(p[1:5], "big"))
+                    if n.mark is not None and n.first_after_mark is None and int.from_bytes(p[5:13], "big") > n.mark:
+                        n.first_after_mark = self.now
+                elif n.payloads is not None:  # None: a test that does not need them
                     n.payloads.append((self.now, e.payload))
                 e = n.ep.next_event()
 
@@ -246,29 +240,27 @@ class Net:
 
 
 class Stream:
-    """An app sending numbered datagrams from node `src` at `rate` per second.
-    Payload: "S" | seq u32 | send time u64 (ms) | zero padding."""
+    """An app sending numbered datagrams from node `src` at `rate` per second,
+    one every 1000/rate ms from its start, so datagram seq was sent at
+    start + seq * period. Payload: "S" | seq u32 | send time u64 (ms) | zeros."""
 
-    def __init__(self, net, src, rate=100, size=64, peer=None, record=True):
+    def __init__(self, net, src, rate=100, size=64, peer=None):
         self.net = net
         self.src = net.nodes[src]
         self.period = 1000 // rate
         self.size = size
         self.peer = peer
         self.seq = 0
-        self.record = record  # keep each datagram's send time (long runs turn it off)
-        self.times = Ints()  # send time of datagram seq, ms since net.start
-        self.ok = Ints()  # 1 if the core accepted datagram seq
+        self.start = net.now
+        self.accepted = 0  # datagrams the core took (send_data returned True)
         self.next = net.now
         net.apps.append(self)
 
     def tick(self, now):
         p = b"S" + self.seq.to_bytes(4, "big") + now.to_bytes(8, "big")
         p += bytes(self.size - len(p))
-        ok = self.src.ep.send_data(p, now, self.peer)
-        if self.record:
-            self.times.append(now - self.net.start)
-            self.ok.append(1 if ok else 0)
+        if self.src.ep.send_data(p, now, self.peer):
+            self.accepted += 1
         self.seq += 1
         self.next = now + self.period
 
@@ -276,27 +268,19 @@ class Stream:
         self.next = None
 
     def sent_at(self, seq):
-        return self.times[seq] + self.net.start
-
-
-def received(node, start=0):
-    """(seq, sent_ms, recv_ms) of the Stream datagrams delivered to node, from
-    the start-th on, as a generator (the records stay in compact arrays)."""
-    d = node.data
-    t0 = node.net.start
-    return ((d[i], d[i + 1] + t0, d[i + 2] + t0) for i in range(3 * start, len(d), 3))
+        return self.start + seq * self.period
 
 
 def count_received(node):
-    return len(node.data) // 3
+    """Stream datagrams delivered to node, duplicates included."""
+    return node.counts.total
 
 
-def tally(node, n, start=0):
-    """bytearray: how often each Stream seq < n reached node (from the start-th record)."""
+def tally(node, n):
+    """bytearray: how often each Stream seq < n reached node."""
     t = bytearray(n)
-    for seq, sent, recv in received(node, start):
-        if seq < n and t[seq] < 255:
-            t[seq] += 1
+    for i in range(n):
+        t[i] = node.counts[i]
     return t
 
 
@@ -331,4 +315,23 @@ def type_is(t):
     return lambda s, d, data: data[1] == t
 
 
-__all__ = ["Net", "Stream", "Rng", "config", "pair", "received", "wire"]
+def cut_and_measure(profile, start=0, mode="failover", run_ms=3000, rate=100, **kw):
+    """Stream a->b, cut a's eth silently, and measure: -> (net, stream, gap_ms,
+    lost seqs, duplicated seqs, cut time). The gap runs from the cut to the
+    arrival of the first datagram sent after it."""
+    net = pair(start=start, profile=profile, mode=mode, **kw)
+    net.run(net.now + 2000)
+    assert established(net)
+    s = Stream(net, "a", rate=rate)
+    net.run(net.now + 1000)
+    t0 = net.now
+    b = net.nodes["b"]
+    b.mark = t0
+    net.link("a", "eth").cut = True
+    net.run(net.now + run_ms)
+    s.stop()
+    net.run(net.now + 100)
+    assert b.first_after_mark is not None, "nothing delivered after the cut"
+    lost = [i for i in range(s.seq) if b.counts[i] == 0]
+    dups = [i for i in range(s.seq) if b.counts[i] > 1]
+    return net, s, b.first_after_mark - t0, lost, dups, t0

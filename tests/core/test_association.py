@@ -2,7 +2,7 @@
 # retransmission backoff, checked on the packets that cross the simulated wire.
 
 import simnet
-from simnet import Net, config, pair, established, Stream, received
+from simnet import Net, config, pair, established
 from mast import wire
 from mast.endpoint import Endpoint
 

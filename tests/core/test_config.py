@@ -238,15 +238,16 @@ def test_decode_psk_returns_32_bytes_and_never_echoes_the_text():
         assert False, "decode_psk accepted a bad key"
 
 
-def test_set_key_parses_text_and_leaves_the_input_alone():
+def test_set_key_sets_typed_values_and_leaves_the_input_alone():
     cfg = config.validate(base())
-    new = config.set_key(cfg, "uplinks.cell.cost", "5")
+    new = config.set_key(cfg, "uplinks.cell.cost", 5)
     assert config.get(new, "uplinks.cell.cost") == 5
     assert "uplinks" not in cfg or "cell" not in cfg["uplinks"]
-    new = config.set_key(new, "peers.srv.initiate", "false")
+    new = config.set_key(new, "peers.srv.initiate", False)
     assert new["peers"]["srv"]["initiate"] is False
     assert cfg["peers"]["srv"]["initiate"] is True
-    new = config.set_key(new, "peers.srv.addresses", "192.0.2.1, [2001:db8::1]:7000")
+    addrs = ("192.0.2.1", "[2001:db8::1]:7000")  # a tuple is stored as a list
+    new = config.set_key(new, "peers.srv.addresses", addrs)
     assert new["peers"]["srv"]["addresses"] == ["192.0.2.1", "[2001:db8::1]:7000"]
     new = config.set_key(new, "port", 7000)
     assert new["port"] == 7000 and cfg["port"] == 6278
@@ -256,12 +257,14 @@ def test_set_key_parses_text_and_leaves_the_input_alone():
 
 def test_set_key_refuses_bad_values_naming_the_key():
     cfg = config.validate(base())
-    e = error(config.set_key, cfg, "uplinks.cell.cost", "300")
+    e = error(config.set_key, cfg, "uplinks.cell.cost", 300)
     assert e.key == "uplinks.cell.cost"
     assert str(e) == "uplinks.cell.cost: must be an integer from 0 to 255"
     assert str(error(config.set_key, cfg, "port", True)).startswith("port: ")
     assert str(error(config.set_key, cfg, "peers.srv.initiate", "maybe")) == (
         "peers.srv.initiate: must be true or false")
+    assert str(error(config.set_key, cfg, "peers.srv.addresses", "192.0.2.1")).startswith(
+        "peers.srv.addresses: must be a list")
     assert str(error(config.set_key, cfg, "colour", "red")) == "colour: unknown key"
     assert str(error(config.set_key, cfg, "peers.srv.pks", PSK)) == (
         "peers.srv.pks: unknown key")
@@ -269,6 +272,23 @@ def test_set_key_refuses_bad_values_naming_the_key():
     assert error(config.set_key, cfg, "uplinks.bad name.cost", 1).key == (
         "uplinks.bad name")
     assert cfg == config.validate(base())
+
+
+def test_set_key_takes_typed_values_only_text_is_parsed_on_the_host():
+    cfg = config.validate(base())
+    assert str(error(config.set_key, cfg, "uplinks.cell.cost", "5")) == (
+        "uplinks.cell.cost: must be an integer from 0 to 255")
+    assert str(error(config.set_key, cfg, "peers.srv.initiate", "false")) == (
+        "peers.srv.initiate: must be true or false")
+
+
+def test_key_type_names_the_schema_type_of_a_setting():
+    assert config.key_type("port") == "int"
+    assert config.key_type("peers.srv.example.com.initiate") == "bool"
+    assert config.key_type("peers.srv.addresses") == "addrs"
+    assert config.key_type("uplinks.cell.kind") == "enum"
+    for key in ("peers", "peers.srv", "colour", "port.x", ""):
+        assert config.key_type(key) is None, key
 
 
 def test_set_key_refuses_a_bad_psk_without_echoing_it():
@@ -312,7 +332,7 @@ def test_get_returns_sections_and_names_a_missing_key():
 def test_peer_names_with_dots_work_as_dotted_keys():
     cfg = config.set_key({"name": "h"}, "peers.srv.example.com.psk", PSK)
     assert cfg == {"name": "h", "peers": {"srv.example.com": {"psk": PSK}}}
-    cfg = config.set_key(cfg, "peers.srv.example.com.port", "7000")
+    cfg = config.set_key(cfg, "peers.srv.example.com.port", 7000)
     assert config.get(cfg, "peers.srv.example.com.port") == 7000
     assert config.get(cfg, "peers.srv.example.com")["port"] == 7000
     assert config.validate(cfg)["peers"]["srv.example.com"]["initiate"] is True

@@ -1,0 +1,447 @@
+# The runtime: real UDP sockets around the sans-IO core (mast.endpoint.Endpoint).
+#
+#   rt = Runtime(Endpoint(cfg, os.urandom))
+#   rt.add_uplink("eth", ("192.0.2.7", 6278), priority=10, cost=0)
+#   rt.connect("server")
+#   while True:
+#       rt.poll(1000)                 # wait for a packet or the core's next timer
+#       for ev in rt.recv(): ...      # data events, with .uplink and .src added
+#       for ev in rt.events(): ...    # the core's other events, and the runtime's own
+#
+# One UDP socket per uplink. An uplink names a device -> SO_BINDTODEVICE (Linux);
+# otherwise the socket is bound to the uplink's address. An uplink may send
+# through a relay (`via`, the link emulator or any SOCKS5 UDP relay): every
+# datagram goes to the relay wrapped with its real destination (udpwrap), and
+# replies are unwrapped to their real source; the core is told the relay's
+# outside address (`public`) as the uplink's address.
+#
+# Nothing here decides anything about the protocol: that is the core's job.
+# Errors: a failed send is counted on its uplink, never raised; a socket that
+# dies is closed, reported as an "uplink_dead" event and taken down in the core.
+#
+# Restricted Python: the same file runs on CPython and the MicroPython unix port.
+
+import sys
+import socket
+import select
+
+from mast.compat import const
+from . import udpwrap
+from .sockaddr import from_socket, TextCache
+from .clock import MonotonicMs
+
+MICROPYTHON = sys.implementation.name == "micropython"
+_SO_BINDTODEVICE = const(25)  # Linux; CPython's socket module may lack the name
+_POLLIN = select.POLLIN
+_POLLNVAL = const(32)  # Linux; MicroPython's select has no name for it
+_READS_PER_WAKE = const(16)  # bounded work per socket per poll, so no uplink starves another
+_MAX_DATAGRAM = const(2048)  # MAST datagrams stay well under this (no jumbo payloads)
+_QUEUE_MAX = const(256)  # received data / events kept for an app that does not read them
+_EAGAIN = (11, 35)  # EAGAIN / EWOULDBLOCK (Linux, BSD)
+_EBADF = const(9)
+_MAX_SLEEP_MS = const(60000)
+
+
+def default_clock():
+    """A function returning a non-wrapping ms count for this interpreter."""
+    import time
+
+    if hasattr(time, "ticks_ms"):
+        return MonotonicMs(time.ticks_ms, time.ticks_diff).now
+    return lambda: int(time.monotonic() * 1000)
+
+
+def runtime_name():
+    """"micropython 1.29.0" / "cpython 3.11.2"."""
+    v = sys.implementation.version
+    return "%s %d.%d.%d" % (sys.implementation.name, v[0], v[1], v[2])
+
+
+def _errno(e):
+    return e.args[0] if e.args and type(e.args[0]) is int else getattr(e, "errno", None)
+
+
+def _errname(e):
+    n = _errno(e)
+    try:
+        import errno
+
+        return errno.errorcode.get(n, str(n))
+    except (ImportError, AttributeError):
+        return str(n)
+
+
+def _fmt(addr):
+    return ("[%s]:%d" if ":" in addr[0] else "%s:%d") % (addr[0], addr[1])
+
+
+class Note:
+    """An event of the runtime's own (not the core's): kind + fields, like mast.events.Event."""
+
+    def __init__(self, kind, **fields):
+        self.kind = kind
+        self.fields = fields
+
+    def as_dict(self):
+        d = {"event": self.kind}
+        d.update(self.fields)
+        return d
+
+    def __repr__(self):
+        return "<%s %r>" % (self.kind, self.fields)
+
+
+class Uplink:
+    """The runtime's side of an uplink: its socket and counters."""
+
+    def __init__(self, name, sock, bind, public, via, device):
+        self.name = name
+        self.sock = sock
+        self.bind = bind  # (ip, port) the socket is bound to
+        self.public = public  # (ip, port) the core is told
+        self.via = via  # the relay's inside (ip, port), or None
+        self.device = device
+        self.key = None  # what poll() reports for this socket
+        self.tx = 0
+        self.rx = 0
+        self.tx_errors = 0
+        self.rx_errors = 0
+        self.rx_dropped = 0  # from a stranger (not the relay) or a bad relay header
+        self.last_error = None
+        self.dead = None  # why the socket died
+
+    def status(self):
+        return {"bind": _fmt(self.bind), "public": _fmt(self.public),
+                "via": _fmt(self.via) if self.via else None, "device": self.device,
+                "tx": self.tx, "rx": self.rx, "tx_errors": self.tx_errors,
+                "rx_errors": self.rx_errors, "rx_dropped": self.rx_dropped,
+                "last_error": self.last_error, "dead": self.dead}
+
+
+class Runtime:
+    def __init__(self, endpoint, clock=None):
+        self.ep = endpoint
+        self.now = clock or default_clock()
+        self.uplinks = {}
+        self.counters = {}
+        self._poll = select.poll()
+        self._handlers = {}  # poll key -> Uplink, or (reader object, callback)
+        self._rx = []
+        self._events = []
+        self._addrs = {}  # (ip, port) -> MicroPython sockaddr, from getaddrinfo
+        self._text = TextCache()
+        self._stuck = None  # a timer the core did not move: wait 1 ms, not 0
+
+    # ---- helpers --------------------------------------------------------------------
+
+    def count(self, reason):
+        self.counters[reason] = self.counters.get(reason, 0) + 1
+
+    def _sockaddr(self, addr):
+        """The form bind() and sendto() take on this runtime."""
+        if not MICROPYTHON:
+            return addr
+        sa = self._addrs.get(addr)
+        if sa is None:
+            sa = socket.getaddrinfo(addr[0], addr[1])[0][-1]
+            if len(self._addrs) >= 32:
+                self._addrs = {}
+            self._addrs[addr] = sa
+        return sa
+
+    def _register(self, obj, handler):
+        key = obj if (MICROPYTHON or type(obj) is int) else obj.fileno()
+        self._poll.register(obj, _POLLIN)
+        self._handlers[key] = handler
+        return key
+
+    def _unregister(self, obj, key):
+        self._handlers.pop(key, None)
+        try:
+            self._poll.unregister(key if (type(key) is int) else obj)
+        except (OSError, KeyError, ValueError):
+            pass
+
+    # ---- uplinks --------------------------------------------------------------------------
+
+    def add_uplink(self, name, bind, priority=None, cost=None, device=None, via=None, public=None):
+        """Open the uplink's socket and tell the core. bind: (ip, port) (port 0: any;
+        CPython only, unless public is given). via: the relay's inside (ip, port);
+        public: the address the core advertises (required with via). Renumbering:
+        call again with the new addresses (the socket is reopened if bind changes)."""
+        old = self.uplinks.get(name)
+        if old is not None and old.dead is None and old.bind == bind and old.device == device:
+            old.via = via
+            if public is not None:
+                old.public = public
+            self.ep.uplink_up(name, old.public, self.now(), priority, cost)
+            self._flush()
+            return old
+        if old is not None:  # a new address or device: a new socket (the old one goes first)
+            self.uplinks.pop(name)
+            if old.dead is None:
+                self._close(old)
+        try:
+            sock = self._open(name, bind, device)
+            if bind[1] == 0:
+                if hasattr(sock, "getsockname"):
+                    bind = (bind[0], sock.getsockname()[1])
+                elif public is None:
+                    sock.close()
+                    raise ValueError("uplink %s: give bind a port (this runtime cannot read "
+                                     "back the port 0 picked)" % name)
+        except (OSError, ValueError):
+            if old is not None and name in self.ep.uplinks:
+                self.ep.uplink_down(name, self.now())  # the old socket is gone either way
+                self._flush()
+            raise
+        if public is None:
+            public = bind
+        u = Uplink(name, sock, bind, public, via, device)
+        u.key = self._register(sock, u)
+        self.uplinks[name] = u
+        self.ep.uplink_up(name, public, self.now(), priority, cost)
+        self._flush()
+        return u
+
+    def _open(self, name, bind, device):
+        fam = socket.AF_INET6 if ":" in bind[0] else socket.AF_INET
+        sock = socket.socket(fam, socket.SOCK_DGRAM)
+        try:
+            if device:
+                if sys.platform != "linux":
+                    raise OSError(95, "uplink %s: device binding needs Linux" % name)
+                opt = getattr(socket, "SO_BINDTODEVICE", _SO_BINDTODEVICE)
+                sock.setsockopt(socket.SOL_SOCKET, opt, device.encode())
+            sock.bind(self._sockaddr(bind))
+        except OSError as e:
+            sock.close()
+            raise OSError(_errno(e), "uplink %s: cannot bind to %s%s (%s)" % (
+                name, _fmt(bind), " on " + device if device else "", _errname(e)))
+        sock.setblocking(False)
+        return sock
+
+    def remove_uplink(self, name):
+        """The uplink went away: close its socket and tell the core."""
+        u = self.uplinks.pop(name, None)
+        if u is None:
+            raise ValueError("no uplink %r" % name)
+        self._close(u)
+        if name in self.ep.uplinks:
+            self.ep.uplink_down(name, self.now())
+        self._flush()
+
+    def _close(self, u):
+        self._unregister(u.sock, u.key)
+        try:
+            u.sock.close()
+        except OSError:
+            pass
+
+    def _dead(self, u, why):
+        if u.dead is not None:
+            return
+        u.dead = why
+        self._close(u)
+        self.count("uplink_dead")
+        self._note(Note("uplink_dead", uplink=u.name, error=why))
+        if u.name in self.ep.uplinks:
+            self.ep.uplink_down(u.name, self.now())
+
+    # ---- other things to wait for (stdin, a child's output) -----------------------------
+
+    def add_reader(self, obj, callback):
+        """Call callback(obj, flags) when obj (an int fd or a stream with fileno) is
+        readable, or hung up. Returns a key for remove_reader."""
+        return self._register(obj, (obj, callback))
+
+    def remove_reader(self, obj, key):
+        self._unregister(obj, key)
+
+    # ---- the app's side ---------------------------------------------------------------------
+
+    def connect(self, peer, addrs=None):
+        self.ep.connect(peer, self.now(), addrs)
+        self._flush()
+
+    def send(self, payload, peer=None):
+        """One datagram to the peer; True if the core took it."""
+        ok = self.ep.send_data(payload, self.now(), peer)
+        self._flush()
+        return ok
+
+    def close(self, peer=None):
+        self.ep.close(self.now(), peer)
+        self._flush()
+
+    def recv(self):
+        """Data events received since the last call, each with .uplink and .src (the
+        (ip, port) the DATA came from: which path it took)."""
+        out = self._rx
+        self._rx = []
+        return out
+
+    def events(self):
+        """The core's other events and the runtime's own (Note), since the last call."""
+        out = self._events
+        self._events = []
+        return out
+
+    def _note(self, ev):
+        if len(self._events) >= _QUEUE_MAX:
+            self._events.pop(0)
+            self.count("events_overflow")
+        self._events.append(ev)
+
+    def status(self):
+        s = self.ep.status()
+        for name, u in self.uplinks.items():
+            s["uplinks"].setdefault(name, {})["socket"] = u.status()
+        s["runtime"] = {"interpreter": runtime_name(), "counters": dict(self.counters),
+                        "now_ms": self.now()}
+        if MICROPYTHON:
+            import gc
+
+            gc.collect()  # so the figures are the live heap, not garbage waiting for a collection
+            s["runtime"]["heap_free"] = gc.mem_free()
+            s["runtime"]["heap_used"] = gc.mem_alloc()
+        return s
+
+    def shutdown(self):
+        """Close every socket (the core is left as it is)."""
+        for u in list(self.uplinks.values()):
+            if u.dead is None:
+                self._close(u)
+        self.uplinks = {}
+
+    # ---- the loop ---------------------------------------------------------------------------
+
+    def wait_ms(self, timeout_ms=None):
+        """How long poll() would sleep: until the core's next timer, at most timeout_ms."""
+        t = self.ep.next_timer()
+        wait = timeout_ms
+        if t is not None:
+            d = t - self.now()
+            if d <= 0:
+                d = 1 if t == self._stuck else 0
+            if wait is None or d < wait:
+                wait = d
+        return wait
+
+    def poll(self, timeout_ms=None):
+        """One turn: wait for a packet, a reader or the core's next timer (at most
+        timeout_ms; None: a minute), then feed the core and send what it queued.
+        Returns the number of datagrams received."""
+        wait = self.wait_ms(timeout_ms)
+        if wait is None or wait > _MAX_SLEEP_MS:
+            wait = _MAX_SLEEP_MS  # read the clock often: ticks_ms wraps (MonotonicMs)
+        ready = self._poll.poll(wait)
+        got = 0
+        for item in ready:
+            h = self._handlers.get(item[0])
+            if h is None:
+                continue
+            if isinstance(h, Uplink):
+                got += self._read(h, item[1])
+            else:
+                h[1](h[0], item[1])
+        self.run_timers()
+        return got
+
+    def run_timers(self):
+        now = self.now()
+        t = self.ep.next_timer()
+        if t is not None and t <= now:
+            self.ep.handle_timer(now)
+            self._drain(None, None)
+            t2 = self.ep.next_timer()
+            self._stuck = t2 if (t2 is not None and t2 <= t) else None
+        self._flush()
+
+    def run(self, until_ms=None, max_turns=None):
+        """poll() until the runtime clock reaches until_ms (None: for ever), or max_turns."""
+        n = 0
+        while until_ms is None or self.now() < until_ms:
+            if max_turns is not None and n >= max_turns:
+                break
+            self.poll(None if until_ms is None else max(0, until_ms - self.now()))
+            n += 1
+
+    def _read(self, u, flags):
+        if flags & _POLLNVAL:
+            self._dead(u, "socket closed (POLLNVAL)")
+            return 0
+        got = 0
+        for _ in range(_READS_PER_WAKE):
+            try:
+                data, sa = u.sock.recvfrom(_MAX_DATAGRAM)
+            except MemoryError:  # a full heap on a board: drop this one, the core resends
+                self.count("rx_no_memory")
+                break
+            except OSError as e:
+                n = _errno(e)
+                if n in _EAGAIN:
+                    break
+                if n == _EBADF:
+                    self._dead(u, "EBADF")
+                    break
+                u.rx_errors += 1  # an ICMP error report (ECONNREFUSED, ...): the socket lives
+                u.last_error = _errname(e)
+                break
+            try:
+                src = from_socket(sa, self._text)
+                if u.via is not None:
+                    if src != u.via:
+                        u.rx_dropped += 1  # not from our relay
+                        continue
+                    host, port, payload = udpwrap.unwrap(data)
+                    src, data = (host, port), bytes(payload)
+            except ValueError:
+                u.rx_dropped += 1
+                continue
+            u.rx += 1
+            got += 1
+            self.ep.receive(u.name, src, data, self.now())
+            self._drain(u.name, src)
+        if got:
+            self._flush()
+        return got
+
+    def _drain(self, uplink, src):
+        """The core's events; data events get the uplink and source they came by."""
+        ev = self.ep.next_event()
+        while ev is not None:
+            if ev.kind == "data":
+                ev.uplink = uplink
+                ev.src = src
+                if len(self._rx) >= _QUEUE_MAX:
+                    self._rx.pop(0)
+                    self.count("rx_overflow")
+                self._rx.append(ev)
+            else:
+                self._note(ev)
+            ev = self.ep.next_event()
+
+    def _flush(self):
+        """Send what the core queued; a send error is counted on its uplink, not raised."""
+        for name, dst, data in self.ep.datagrams_to_send():
+            u = self.uplinks.get(name)
+            if u is None or u.dead is not None:
+                self.count("tx_no_socket")
+                continue
+            try:
+                if u.via is not None:
+                    data = udpwrap.wrap(dst[0], dst[1], data)
+                    dst = u.via
+                u.sock.sendto(data, self._sockaddr(dst))
+                u.tx += 1
+            except OSError as e:
+                u.tx_errors += 1
+                u.last_error = _errname(e)
+                self.count("tx_error")
+                if _errno(e) == _EBADF:
+                    self._dead(u, "EBADF")
+            except ValueError:  # an address the relay header cannot carry
+                u.tx_errors += 1
+                self.count("tx_error")
+        self._drain(None, None)

@@ -1,0 +1,322 @@
+# The endpoint process: one MAST endpoint on real sockets, driven by a JSON file,
+# talking JSON lines. The same file runs on a board's MicroPython and on the PC:
+#
+#   micropython -m runtime.endpoint_main ENDPOINT.json [--duration S] [--no-stdin]
+#   mast endpoint --config ENDPOINT.json                (CPython, from host-tools)
+#
+# The file format (runconfig.py) and the line protocol are in docs/RUNTIME.md.
+# stdout: one JSON object per line: {"event": ...} for what happened (the core's
+# events and the runtime's own), {"reply": op, ...} for the answer to a command.
+# stdin: one JSON command per line, e.g. {"op": "status"}, {"op": "down", "name":
+# "eth"}, {"op": "uplink", "name": "wifi", "addr": "127.0.0.5:6278"},
+# {"op": "send", "text": "hi"}, {"op": "stream", "rate": 0}, {"op": "quit"}.
+# End of input ends the process (--no-stdin: stdin is not read at all).
+#
+# Restricted Python: runs on MicroPython and CPython.
+
+import sys
+import os
+import json
+
+from mast.endpoint import Endpoint
+from mast.compat import binascii
+from mast.addr import fmt
+from .driver import Runtime, runtime_name, MICROPYTHON
+from .runconfig import check, FileError
+from .sockaddr import parse_hostport
+from . import stream as _stream
+
+USAGE = "usage: endpoint_main ENDPOINT.json [--duration S] [--no-stdin]"
+_IDLE_MS = 1000  # longest sleep of the loop when nothing is due
+_LINE_MAX = 4096  # a longer command line is refused
+
+
+def load(path):
+    """The checked endpoint file at path; FileError naming the key (or "file")."""
+    try:
+        f = open(path)
+    except OSError as e:
+        raise FileError("file", "cannot read %s (%s)" % (path, e))
+    try:
+        try:
+            doc = json.load(f)
+        except ValueError as e:
+            raise FileError("file", "%s is not valid JSON (%s)" % (path, e))
+    finally:
+        f.close()
+    return check(doc)
+
+
+def _addr_text(a):
+    return fmt(a) if a else None
+
+
+class Process:
+    """An endpoint, its Runtime, an optional test stream, and the line protocol.
+    out(line) writes one line; tests hand in a list's append."""
+
+    def __init__(self, cfg, out, random_bytes=None, clock=None):
+        self.cfg = cfg
+        self.out = out
+        self.rt = Runtime(Endpoint(cfg["mast"], random_bytes or os.urandom), clock)
+        self.stream = None
+        self.quit = None  # why the loop ends
+        self._stdin_key = None
+        self._pending = b""
+
+    def emit(self, obj):
+        self.out(json.dumps(obj))
+
+    def start(self):
+        for name, u in self.cfg["uplinks"].items():
+            self.rt.add_uplink(name, u["bind"], u["priority"], u["cost"], u["device"],
+                               u["via"], u["public"])
+        s = self.cfg["stream"]
+        if s is not None:
+            self.stream = _stream.Stream(self.rt, s["peer"], s["rate"], s["size"], s["count"])
+        ups = {}
+        for name, u in self.rt.uplinks.items():
+            ups[name] = {"bind": _addr_text(u.bind), "public": _addr_text(u.public),
+                         "via": _addr_text(u.via)}
+        self.emit({"event": "started", "name": self.cfg["mast"]["name"],
+                   "runtime": runtime_name(), "uplinks": ups, "t_ms": self.rt.now()})
+        for peer in self.cfg["connect"]:
+            self.rt.connect(peer)
+
+    # ---- the loop ----------------------------------------------------------------------
+
+    def run(self, duration_ms=None, max_turns=None):
+        rt = self.rt
+        end = None if duration_ms is None else rt.now() + duration_ms
+        turns = 0
+        self.pump()
+        while self.quit is None:
+            now = rt.now()
+            timeout = _IDLE_MS
+            if self.stream is not None:
+                w = self.stream.wait_ms(now)
+                if w is not None and w < timeout:
+                    timeout = w
+            if end is not None:
+                timeout = max(0, min(timeout, end - now))
+            rt.poll(timeout)
+            now = rt.now()
+            if self.stream is not None:
+                self.stream.tick(now)
+            self.pump()
+            turns += 1
+            if end is not None and now >= end:
+                self.quit = "duration"
+            if max_turns is not None and turns >= max_turns:
+                self.quit = "turns"
+        return self.quit
+
+    def pump(self):
+        """Print what happened; start the stream when its association is up."""
+        now = self.rt.now()
+        for ev in self.rt.recv():
+            d = {"event": "data", "peer": ev.peer, "len": len(ev.payload), "ip": ev.ip,
+                 "uplink": ev.uplink, "src": _addr_text(ev.src), "t_ms": now}
+            s = _stream.decode(ev.payload)
+            if s is not None:
+                d["seq"], d["sent_ms"] = s
+            else:
+                d["hex"] = binascii.hexlify(ev.payload).decode()
+            self.emit(d)
+        for ev in self.rt.events():
+            d = ev.as_dict()
+            d["t_ms"] = now
+            self.emit(d)
+            if (ev.kind == "association_up" and self.stream is not None
+                    and ev.peer == self.stream.peer):
+                self.stream.start(now)
+
+    # ---- commands on stdin ---------------------------------------------------------------
+
+    def watch_stdin(self):
+        self._stdin_key = self.rt.add_reader(sys.stdin, self._on_stdin)
+
+    def _on_stdin(self, obj, flags):
+        if MICROPYTHON:
+            line = sys.stdin.readline()
+            if not line:
+                return self._eof()
+            return self.command(line)
+        data = os.read(sys.stdin.fileno(), 4096)  # not sys.stdin: its buffer hides lines from poll
+        if not data:
+            return self._eof()
+        self._pending += data
+        while b"\n" in self._pending:
+            line, self._pending = self._pending.split(b"\n", 1)
+            self.command(line.decode("utf-8", "replace"))
+        if len(self._pending) > _LINE_MAX:
+            self._pending = b""
+            self.emit({"reply": None, "error": "command line too long"})
+
+    def _eof(self):
+        self.rt.remove_reader(sys.stdin, self._stdin_key)
+        if self.quit is None:
+            self.quit = "eof"
+
+    def command(self, line):
+        line = line.strip()
+        if not line:
+            return
+        try:
+            cmd = json.loads(line)
+        except ValueError:
+            self.emit({"reply": None, "error": "not JSON: %s" % line[:80]})
+            return
+        op = cmd.get("op") if type(cmd) is dict else None
+        handler = _OPS.get(op)
+        if handler is None:
+            self.emit({"reply": op, "error": "unknown op %r (known: %s)" % (
+                op, ", ".join(sorted(_OPS)))})
+            return
+        try:
+            reply = handler(self, cmd) or {}
+        except (ValueError, KeyError, TypeError, OSError) as e:
+            reply = {"error": "%s: %s" % (type(e).__name__, e)}
+        reply["reply"] = op
+        self.emit(reply)
+
+    def op_status(self, cmd):
+        s = self.rt.status()
+        if self.stream is not None:
+            s["stream"] = self.stream.status()
+        return {"status": s}
+
+    def op_send(self, cmd):
+        if "hex" in cmd:
+            payload = binascii.unhexlify(cmd["hex"])
+        else:
+            payload = str(cmd.get("text", "")).encode()
+        return {"ok": self.rt.send(payload, cmd.get("peer"))}
+
+    def op_uplink(self, cmd):
+        """Add or renumber an uplink. "addr" is the new public address of an uplink
+        that sends via a relay, else the new local address to bind."""
+        name = cmd["name"]
+        old = self.rt.uplinks.get(name)
+        via = parse_hostport(cmd["via"]) if "via" in cmd else (old.via if old else None)
+        bind = parse_hostport(cmd["bind"], True) if "bind" in cmd else None
+        public = parse_hostport(cmd["public"]) if "public" in cmd else None
+        if "addr" in cmd:
+            if via is not None:
+                public = parse_hostport(cmd["addr"])
+            else:
+                bind = parse_hostport(cmd["addr"], True)
+        if bind is None:
+            if old is None:
+                raise ValueError("a new uplink needs bind (or addr)")
+            bind = old.bind
+        if public is None and old is not None and via is not None:
+            public = old.public
+        u = self.rt.add_uplink(name, bind, cmd.get("priority"), cmd.get("cost"),
+                               cmd.get("device", old.device if old else None), via, public)
+        return {"name": name, "bind": _addr_text(u.bind), "public": _addr_text(u.public)}
+
+    def op_down(self, cmd):
+        self.rt.remove_uplink(cmd["name"])
+        return {"name": cmd["name"]}
+
+    def op_connect(self, cmd):
+        addrs = None
+        if "addrs" in cmd:
+            addrs = [parse_hostport(a) for a in cmd["addrs"]]
+        self.rt.connect(cmd["peer"], addrs)
+        return {"peer": cmd["peer"]}
+
+    def op_close(self, cmd):
+        self.rt.close(cmd.get("peer"))
+        return {}
+
+    def op_stream(self, cmd):
+        rate = cmd.get("rate", 50)
+        if type(rate) is not int or not 0 <= rate <= 1000:
+            raise ValueError("rate must be an integer from 0 to 1000")
+        if self.stream is None:
+            peer = cmd.get("peer")
+            if peer is None:
+                raise ValueError("no stream yet: give its peer")
+            self.stream = _stream.Stream(self.rt, peer, rate, cmd.get("size", 64))
+        s = self.stream
+        s.set_rate(rate)
+        if not rate:
+            s.stop()
+        else:
+            a = self.rt.ep.association(s.peer)
+            if a is not None and a.state == 2:  # ESTABLISHED: start now, else at association_up
+                s.start(self.rt.now())
+        return {"stream": s.status()}
+
+    def op_quit(self, cmd):
+        self.quit = "quit"
+        return {}
+
+
+_OPS = {
+    "status": Process.op_status, "send": Process.op_send, "uplink": Process.op_uplink,
+    "down": Process.op_down, "connect": Process.op_connect, "close": Process.op_close,
+    "stream": Process.op_stream, "quit": Process.op_quit,
+}
+
+
+def _write_line(line):
+    sys.stdout.write(line + "\n")
+    if hasattr(sys.stdout, "flush"):
+        sys.stdout.flush()
+
+
+def main(argv, out=None):
+    """Run an endpoint process; returns the exit status. A bad file raises FileError
+    (the CLI turns it into `mast: ...`); main_cli prints it."""
+    path = None
+    duration = None
+    use_stdin = True
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--duration" and i + 1 < len(argv):
+            duration = int(float(argv[i + 1]) * 1000)
+            i += 1
+        elif a == "--no-stdin":
+            use_stdin = False
+        elif path is None and a[:2] != "--":
+            path = a
+        else:
+            raise ValueError(USAGE)
+        i += 1
+    if path is None:
+        raise ValueError(USAGE)
+    cfg = load(path)
+    p = Process(cfg, out or _write_line)
+    try:
+        p.start()
+        if use_stdin:
+            p.watch_stdin()
+        why = p.run(duration)
+    except KeyboardInterrupt:
+        why = "interrupt"
+    status = p.rt.status()
+    if p.stream is not None:
+        status["stream"] = p.stream.status()
+    p.rt.shutdown()
+    p.emit({"event": "stopped", "reason": why, "status": status})
+    return 0
+
+
+def main_cli():
+    try:
+        return main(sys.argv[1:])
+    except FileError as e:
+        sys.stderr.write("mast: endpoint file: %s; see docs/RUNTIME.md\n" % e)
+    except ValueError as e:
+        sys.stderr.write("mast: %s; see docs/RUNTIME.md\n" % e)
+    except OSError as e:
+        sys.stderr.write("mast: %s; check the addresses in the endpoint file\n" % (e,))
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main_cli())

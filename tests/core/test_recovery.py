@@ -1,0 +1,106 @@
+# After a failover: failback with hysteresis, redundant mode, resend_ms, link
+# down, and a total outage with recovery, on the simulated clock.
+
+import simnet
+from simnet import Stream, pair, count_received, tally, cut_and_measure
+
+
+def _failovers(net, node="a"):
+    return net.events(node, "failover")
+
+
+def test_failback_waits_for_hysteresis():
+    net, s, gap, lost, dups, t0 = cut_and_measure("default", run_ms=2000)
+    net.nodes["b"].counts = simnet.Counts()  # count the second stream alone
+    s2 = Stream(net, "a", rate=10)
+    t_restore = net.now
+    net.link("a", "eth").cut = False
+    net.run(net.now + 20000)
+    s2.stop()
+    net.run(net.now + 100)
+    f = _failovers(net)
+    assert len(f) == 2, f
+    back = f[1]
+    assert back.failback and back.new.startswith("eth>") and back.old.startswith("wifi>")
+    t_back = [t for t, e in net.nodes["a"].events if e is back][0]
+    ups = [t for t, e in net.nodes["a"].events if e.kind == "path_up" and e.path == back.new and t >= t_restore]
+    assert ups, "eth path never came back up"
+    # not before the path had been up for the whole hysteresis time
+    assert t_back - ups[0] >= 2000, (t_back, ups[0])
+    # and no data was lost at failback
+    t = tally(net.nodes["b"], s2.seq)
+    assert all(t[i] == 1 for i in range(s2.seq))
+
+
+def test_redundant_mode_loses_nothing_and_delivers_each_datagram_once():
+    net, s, gap, lost, dups, t0 = cut_and_measure("default", mode="redundant")
+    assert lost == [] and dups == []
+    assert count_received(net.nodes["b"]) == s.seq
+    # the second copies really were sent, and dropped by the receiver as duplicates
+    assert net.nodes["b"].ep.counters.get("duplicate", 0) > 50
+
+
+def test_resend_ms_resends_recent_data_on_the_new_path_at_failover():
+    net, s, gap, lost, dups, t0 = cut_and_measure("default", resend_ms=700, run_ms=2000, rate=50)
+    assert lost == [] and dups == []  # re-sent copies of delivered data were dropped
+    assert net.nodes["b"].ep.counters.get("duplicate", 0) > 0
+
+
+def test_total_outage_then_recovery_on_a_new_address_keeps_the_association():
+    net = pair(a_uplinks=[("eth", "10.1.0.2", 10, 0)])
+    net.run(net.now + 2000)
+    a = net.nodes["a"].ep
+    nonce = a.association("b").nonce
+    a.uplink_down("eth", net.now)
+    net.flush()
+    s = Stream(net, "a", rate=50)
+    net.run(net.now + 10000)  # ten seconds with no address at all
+    assert a.association("b").primary is None
+    assert s.accepted == 0 and s.seq > 400  # nothing could be sent
+    # the uplink comes back with another address: SET, probes, and data flows again
+    n_before = s.seq
+    net.uplink("a", "eth2", ("10.4.0.9", 6278), delay=1)
+    net.run(net.now + 3000)
+    s.stop()
+    net.run(net.now + 100)
+    assert a.association("b").nonce == nonce
+    assert len(net.events("a", "association_up")) == 1
+    assert len(net.events("b", "association_up")) == 1
+    t = tally(net.nodes["b"], s.seq)
+    assert sum(t[n_before:]) > 100 and max(t) == 1
+    changed = net.events("b", "addresses_changed")
+    assert changed[-1].addresses == ["10.4.0.9:6278"]
+    # b's data to a goes to the new address too
+    s2 = Stream(net, "b", rate=50)
+    net.run(net.now + 1000)
+    s2.stop()
+    assert count_received(net.nodes["a"]) >= 45
+
+
+def test_outage_longer_than_outage_s_closes_the_association():
+    net = pair(a_uplinks=[("eth", "10.1.0.2", 10, 0)], outage_s=10)
+    net.run(net.now + 2000)
+    net.nodes["a"].ep.uplink_down("eth", net.now)
+    net.run(net.now + 9000)
+    assert net.events("a", "association_closed") == []
+    net.run(net.now + 2000)
+    closed = net.events("a", "association_closed")
+    assert len(closed) == 1 and closed[0].reason == "outage"
+
+
+def test_link_down_fails_over_at_once():
+    net = pair()
+    net.run(net.now + 2000)
+    s = Stream(net, "a", rate=100)
+    net.run(net.now + 500)
+    t0 = net.now
+    net.nodes["a"].ep.uplink_down("eth", net.now)
+    net.flush()
+    net.run(net.now + 500)
+    s.stop()
+    net.run(net.now + 100)
+    f = _failovers(net)
+    assert len(f) == 1 and f[0].new.startswith("wifi>")
+    assert [t for t, e in net.nodes["a"].events if e is f[0]][0] == t0
+    t = tally(net.nodes["b"], s.seq)
+    assert all(t[i] == 1 for i in range(s.seq))  # a known link-down loses nothing

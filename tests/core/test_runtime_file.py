@@ -1,0 +1,100 @@
+# The endpoint file (runtime/runconfig.py): defaults, and refusals that name the key; and the
+# test stream's payload. Plain functions with asserts: they run on CPython and on MicroPython.
+
+from runtime import runconfig, stream
+from runtime.runconfig import FileError
+
+PSK = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+
+def doc(**top):
+    d = {"mast": {"name": "board", "peers": {"host": {"psk": PSK, "addresses": ["127.0.0.10:6278"]}}},
+         "uplinks": {"eth": {"bind": "127.0.0.1:6278"}}}
+    d.update(top)
+    return d
+
+
+def refused(d):
+    try:
+        runconfig.check(d)
+    except FileError as e:
+        assert str(e).startswith(e.key + ": ")
+        return str(e)
+    assert False, "no FileError"
+
+
+def test_a_minimal_file_gets_defaults():
+    c = runconfig.check(doc())
+    assert c["uplinks"]["eth"] == {"bind": ("127.0.0.1", 6278), "via": None, "public": None,
+                                   "priority": None, "cost": None, "device": None}
+    assert c["connect"] == [] and c["stream"] is None
+    assert c["mast"]["port"] == 6278  # the core's schema filled in its defaults
+
+
+def test_via_public_connect_and_stream_are_kept():
+    c = runconfig.check(doc(
+        uplinks={"cell": {"bind": "127.0.0.1:0", "via": "127.0.0.1:40001",
+                          "public": "127.0.0.4:6278", "priority": 30, "cost": 10}},
+        connect=["host"], stream={"peer": "host", "rate": 20}))
+    u = c["uplinks"]["cell"]
+    assert u["via"] == ("127.0.0.1", 40001) and u["public"] == ("127.0.0.4", 6278)
+    assert (u["priority"], u["cost"]) == (30, 10)
+    assert c["connect"] == ["host"]
+    assert c["stream"] == {"peer": "host", "rate": 20, "size": 64, "count": 0}
+
+
+def test_bind_defaults_to_the_cores_uplink_address_and_port():
+    d = doc(uplinks={"wan": {}})
+    d["mast"]["uplinks"] = {"wan": {"address": "127.0.0.9", "device": "lo"}}
+    u = runconfig.check(d)["uplinks"]["wan"]
+    assert u["bind"] == ("127.0.0.9", 6278) and u["device"] == "lo"
+
+
+def test_core_config_errors_name_the_key_under_mast():
+    d = doc()
+    d["mast"]["peers"]["host"]["psk"] = "short"
+    assert refused(d).startswith("mast.peers.host.psk: must be standard base64")
+    assert refused({"uplinks": {}}).startswith("mast: required")
+
+
+def test_unknown_keys_are_refused_with_their_name():
+    assert refused(doc(extra=1)).startswith("extra: unknown key")
+    assert refused(doc(uplinks={"eth": {"bind": "127.0.0.1:1", "delay": 2}})).startswith(
+        "uplinks.eth.delay: unknown key")
+    assert refused(doc(stream={"peer": "host", "speed": 1})).startswith("stream.speed: unknown key")
+
+
+def test_bad_uplinks_name_the_key():
+    assert refused(doc(uplinks={})).startswith("uplinks: must be an object with at least one")
+    assert refused(doc(uplinks={"eth": {}})).startswith("uplinks.eth.bind: required")
+    assert refused(doc(uplinks={"eth": {"bind": "localhost:1"}})).startswith("uplinks.eth.bind: ")
+    assert refused(doc(uplinks={"eth": {"bind": "0.0.0.0:6278"}})).startswith(
+        "uplinks.eth.bind: 0.0.0.0 is a wildcard")
+    assert refused(doc(uplinks={"eth": {"bind": "127.0.0.1:1", "via": "127.0.0.1:2"}})).startswith(
+        "uplinks.eth.public: required with via")
+    assert refused(doc(uplinks={"eth": {"bind": "127.0.0.1:1", "via": "[::1]:2",
+                                        "public": "127.0.0.2:1"}})).startswith("uplinks.eth.via: ")
+    assert refused(doc(uplinks={"eth": {"bind": "127.0.0.1:1", "priority": 256}})).startswith(
+        "uplinks.eth.priority: must be an integer from 0 to 255")
+    assert refused(doc(uplinks={"eth": {"bind": "127.0.0.1:1", "device": "a/b"}})).startswith(
+        "uplinks.eth.device: ")
+    assert refused(doc(uplinks={"e th": {"bind": "127.0.0.1:1"}})).startswith("uplinks.e th: name")
+
+
+def test_connect_and_stream_must_name_known_peers():
+    assert refused(doc(connect=["nobody"])).startswith("connect[0]: unknown peer 'nobody'")
+    assert refused(doc(connect="host")).startswith("connect: must be a list")
+    d = doc(connect=["host"])
+    d["mast"]["peers"]["host"]["addresses"] = []
+    assert refused(d).startswith("connect[0]: peer host has no address")
+    assert refused(doc(stream={"peer": "x"})).startswith("stream.peer: ")
+    assert refused(doc(stream={"peer": "host", "rate": -1})).startswith("stream.rate: ")
+    assert refused(doc(stream={"peer": "host", "size": 12})).startswith("stream.size: ")
+
+
+def test_stream_payload_carries_seq_and_send_time():
+    p = stream.encode(7, 123456789, 64)
+    assert len(p) == 64 and p[:1] == b"S"
+    assert stream.decode(p) == (7, 123456789)
+    assert stream.decode(b"hello, world!") is None
+    assert stream.decode(b"S123") is None

@@ -1,0 +1,170 @@
+"""`mast endpoint`: the endpoint process's file checks, JSON lines out, JSON commands in."""
+
+import base64
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mast.endpoint import Endpoint
+from runtime.driver import Runtime
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_cli_frame import MAST, HOST_TOOLS, mast  # noqa: E402
+
+PSK = base64.b64encode(bytes(range(32))).decode()
+
+
+def write(tmp_path, doc, name="ep.json"):
+    path = tmp_path / name
+    path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    return str(path)
+
+
+def server_doc(**top):
+    d = {"mast": {"name": "server", "peers": {"client": {"psk": PSK}}},
+         "uplinks": {"wan": {"bind": "127.0.0.33:0"}}}
+    d.update(top)
+    return d
+
+
+@pytest.mark.parametrize("doc, key", [
+    ("{not json", "file: "),
+    (server_doc(uplinks={"wan": {"bind": "127.0.0.33"}}), "uplinks.wan.bind: expected HOST:PORT"),
+    (server_doc(uplinks={"wan": {"bind": "127.0.0.1:1", "via": "127.0.0.1:2"}}),
+     "uplinks.wan.public: required with via"),
+    (server_doc(connect=["nobody"]), "connect[0]: unknown peer 'nobody'"),
+    (server_doc(stream={"peer": "client", "rate": "fast"}), "stream.rate: must be an integer"),
+    ({"mast": {"name": "server", "peers": {"client": {"psk": "x"}}},
+      "uplinks": {"wan": {"bind": "127.0.0.1:1"}}}, "mast.peers.client.psk: "),
+    (server_doc(uplink={}), "uplink: unknown key"),
+])
+def test_a_bad_endpoint_file_is_one_mast_error_naming_the_key(tmp_path, doc, key):
+    path = write(tmp_path, doc)
+    r = mast("endpoint", "--config", path)
+    assert r.returncode == 1
+    assert r.stdout == ""
+    assert r.stderr.startswith("mast: endpoint file %s: %s" % (path, key)), r.stderr
+    assert r.stderr.count("\n") == 1 and "; " in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_missing_endpoint_file_says_so(tmp_path):
+    r = mast("endpoint", "--config", str(tmp_path / "none.json"))
+    assert r.returncode == 1
+    assert r.stderr.startswith("mast: endpoint file %s: file: cannot read" % (tmp_path / "none.json"))
+
+
+def test_an_address_in_use_is_a_mast_error_with_a_hint(tmp_path):
+    import socket
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.34", 0))
+    try:
+        port = s.getsockname()[1]
+        path = write(tmp_path, server_doc(uplinks={"wan": {"bind": "127.0.0.34:%d" % port}}))
+        r = mast("endpoint", "--config", path, "--no-stdin", "--duration", "1")
+    finally:
+        s.close()
+    assert r.returncode == 1
+    assert r.stderr.startswith("mast: uplink wan: cannot bind to 127.0.0.34:%d" % port)
+    assert "another program is using that address" in r.stderr
+
+
+def test_json_prints_one_document_with_the_final_status(tmp_path):
+    path = write(tmp_path, server_doc())
+    r = mast("endpoint", "--config", path, "--no-stdin", "--duration", "0.3", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["reason"] == "duration"
+    assert doc["status"]["name"] == "server"
+    assert doc["status"]["runtime"]["interpreter"].startswith("cpython ")
+    assert '"event": "started"' in r.stderr  # the lines went to stderr
+
+
+class Lines:
+    """JSON lines from a pipe, read without blocking (select() cannot see what a buffered
+    reader already holds, so this keeps its own buffer)."""
+
+    def __init__(self, pipe):
+        self.fd = pipe.fileno()
+        self.buf = b""
+        self.eof = False
+
+    def ready(self, timeout=0.0):
+        """The complete lines available now (waiting up to timeout for the first)."""
+        if b"\n" not in self.buf and not self.eof:
+            r, _, _ = select.select([self.fd], [], [], timeout)
+            if r:
+                data = os.read(self.fd, 65536)
+                self.eof = not data
+                self.buf += data
+        out = []
+        while b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            out.append(json.loads(line))
+        return out
+
+    def until(self, pred, limit_s=10.0, poll=None):
+        got = []
+        end = time.monotonic() + limit_s
+        while time.monotonic() < end and not self.eof:
+            if poll is not None:
+                poll()
+            for ln in self.ready(0.01):
+                got.append(ln)
+                if pred(ln):
+                    return got
+        raise AssertionError("no such line within %s s; got %r" % (limit_s, got))
+
+
+def test_events_come_out_as_json_lines_and_commands_go_in(tmp_path):
+    path = write(tmp_path, server_doc())
+    env = dict(os.environ, PYTHONPATH=HOST_TOOLS)
+    proc = subprocess.Popen(MAST + ["endpoint", "--config", path], env=env, text=True, bufsize=1,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    client = Runtime(Endpoint({"name": "client", "peers": {"server": {"psk": PSK}}}, os.urandom))
+    lines = Lines(proc.stdout)
+    try:
+        started = lines.until(lambda ln: ln.get("event") == "started")[-1]
+        assert started["runtime"].startswith("cpython ")
+        host, port = started["uplinks"]["wan"]["public"].rsplit(":", 1)
+        client.add_uplink("eth", ("127.0.0.35", 0))
+        client.connect("server", addrs=[(host, int(port))])
+        end = time.monotonic() + 5
+        while time.monotonic() < end and not client.send(b"hello", "server"):
+            client.poll(10)
+        data = lines.until(lambda ln: ln.get("event") == "data", 5, lambda: client.poll(5))[-1]
+        assert data["hex"] == b"hello".hex() and data["peer"] == "client"
+        assert data["src"].startswith("127.0.0.35:") and data["uplink"] == "wan"
+
+        proc.stdin.write('{"op": "send", "text": "hi there"}\n{"op": "frobnicate"}\nnot json\n'
+                         '{"op": "status"}\n')
+        got = []
+
+        def poll():
+            client.poll(5)
+            got.extend(client.recv())
+
+        replies = [ln for ln in lines.until(lambda ln: ln.get("reply") == "status", 5, poll)
+                   if "reply" in ln]
+        end = time.monotonic() + 5
+        while not got and time.monotonic() < end:
+            poll()
+        assert got and got[0].payload == b"hi there"
+        assert replies[0] == {"reply": "send", "ok": True}
+        assert replies[1]["reply"] == "frobnicate" and "unknown op" in replies[1]["error"]
+        assert replies[2]["reply"] is None and replies[2]["error"].startswith("not JSON")
+        assert replies[3]["status"]["associations"][0]["state"] == "established"
+
+        proc.stdin.close()  # end of input ends the process
+        last = lines.until(lambda ln: ln.get("event") == "stopped")[-1]
+        assert last["reason"] == "eof"
+        assert proc.wait(5) == 0
+    finally:
+        proc.kill()
+        proc.wait(5)
+        client.shutdown()

@@ -1,0 +1,274 @@
+"""The runtime on real sockets (127.0.0.x only): two endpoints move data, through a relay too;
+send errors are counted, a dead socket is reported; the board side runs under MicroPython.
+
+Every loop here is bounded in turns and in time.
+"""
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mast.endpoint import Endpoint
+from runtime.driver import Runtime
+from runtime import stream
+
+HOST_TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "host-tools")
+if HOST_TOOLS not in sys.path:
+    sys.path.insert(0, HOST_TOOLS)
+from mast_tools.linkemu import Emulator, format_addr  # noqa: E402
+from mast_tools.board_process import board_command  # noqa: E402
+
+PSK = base64.b64encode(bytes(range(32))).decode()
+
+
+def pair(a_uplinks, b_bind=("127.0.0.21", 0), **a_kw):
+    """Runtime "a" (uplinks: name -> add_uplink kwargs) and "b" (one uplink "wan")."""
+    b = Runtime(Endpoint({"name": "b", "peers": {"a": {"psk": PSK, "initiate": False}}},
+                         os.urandom))
+    b.add_uplink("wan", b_bind)
+    baddr = b.uplinks["wan"].bind
+    a = Runtime(Endpoint({"name": "a", "peers": {"b": {
+        "psk": PSK, "addresses": [format_addr(baddr)]}}}, os.urandom))
+    for name, kw in a_uplinks.items():
+        a.add_uplink(name, **kw)
+    return a, b
+
+
+def run(rts, until, limit_s=5.0, turns=5000):
+    """Poll every runtime in turn until until() or limit_s; returns until()'s value."""
+    end = time.monotonic() + limit_s
+    for _ in range(turns):
+        if until() or time.monotonic() > end:
+            break
+        for rt in rts:
+            rt.poll(2)
+    return until()
+
+
+def established(rt, peer):
+    a = rt.ep.association(peer)
+    return a is not None and a.state == 2
+
+
+def close_all(*rts):
+    for rt in rts:
+        rt.shutdown()
+
+
+def test_two_runtimes_move_datagrams_both_ways_on_loopback():
+    a, b = pair({"eth": {"bind": ("127.0.0.22", 0), "priority": 10},
+                 "wifi": {"bind": ("127.0.0.23", 0), "priority": 20}})
+    try:
+        a.connect("b")
+        assert run([a, b], lambda: established(a, "b") and established(b, "a"))
+        assert a.send(b"ping", "b")
+        got_b = []
+        assert run([a, b], lambda: got_b.extend(b.recv()) or got_b)
+        assert got_b[0].payload == b"ping" and got_b[0].peer == "a"
+        assert got_b[0].uplink == "wan" and got_b[0].src[0] in ("127.0.0.22", "127.0.0.23")
+        assert b.send(b"pong", "a")
+        got_a = []
+        assert run([a, b], lambda: got_a.extend(a.recv()) or got_a)
+        assert got_a[0].payload == b"pong" and got_a[0].src == b.uplinks["wan"].bind
+        kinds = [e.kind for e in b.events()]
+        assert "association_up" in kinds and "addresses_changed" in kinds
+        st = a.status()
+        json.dumps(st)  # JSON-serialisable, as the endpoint process prints it
+        assert st["uplinks"]["eth"]["socket"]["tx"] > 0
+        assert st["runtime"]["interpreter"].startswith("cpython ")
+    finally:
+        close_all(a, b)
+
+
+def test_an_uplink_via_a_relay_is_seen_at_the_relays_public_address():
+    with Emulator({"cell": {"address": "127.0.0.24:0", "delay_ms": 5}}) as emu:
+        public = emu.outside_addr("cell")
+        a, b = pair({"cell": {"bind": ("127.0.0.1", 0), "via": emu.inside_addr("cell"),
+                              "public": public}})
+        try:
+            a.connect("b")
+            assert run([a, b], lambda: established(a, "b") and established(b, "a"))
+            assert a.send(stream.encode(1, 0), "b")
+            got = []
+            assert run([a, b], lambda: got.extend(b.recv()) or got)
+            assert got[0].src == public  # the peer sees the relay's outside address
+            assert stream.decode(got[0].payload) == (1, 0)
+            assert b.ep.status()["associations"][0]["remotes"] == [format_addr(public)]
+            counters = emu.counters()["cell"]
+            assert counters["up"]["packets_out"] >= 3 and counters["down"]["packets_out"] >= 2
+            assert a.uplinks["cell"].rx_dropped == 0
+        finally:
+            close_all(a, b)
+
+
+def test_renumbering_an_uplink_tells_the_peer_its_new_address():
+    a, b = pair({"eth": {"bind": ("127.0.0.25", 0)}})
+    try:
+        a.connect("b")
+        assert run([a, b], lambda: established(a, "b") and established(b, "a"))
+        b.events()
+        a.add_uplink("eth", ("127.0.0.26", 0))
+        new = format_addr(a.uplinks["eth"].bind)
+        seen = []
+
+        def heard():
+            seen.extend(e.as_dict() for e in b.events() if e.kind == "addresses_changed")
+            return any(new in e["addresses"] for e in seen)
+
+        assert run([a, b], heard)
+        assert a.send(b"x", "b")
+        got = []
+        assert run([a, b], lambda: got.extend(b.recv()) or got)
+        assert got[0].src[0] == "127.0.0.26"
+    finally:
+        close_all(a, b)
+
+
+def test_a_send_error_is_counted_on_its_uplink_not_raised():
+    a, b = pair({"eth": {"bind": ("127.0.0.27", 0)}})
+    try:
+        # port 0 is not a destination: the kernel refuses the sendto (EINVAL), nothing leaves
+        a.connect("b", addrs=[("127.0.0.21", 0)])
+        a.poll(0)
+        u = a.uplinks["eth"]
+        assert u.tx_errors >= 1 and u.last_error == "EINVAL"
+        assert a.counters["tx_error"] == u.tx_errors
+        assert a.status()["uplinks"]["eth"]["socket"]["last_error"] == "EINVAL"
+    finally:
+        close_all(a, b)
+
+
+def test_a_socket_that_dies_is_reported_and_its_uplink_taken_down():
+    a, b = pair({"eth": {"bind": ("127.0.0.28", 0)}, "wifi": {"bind": ("127.0.0.29", 0)}})
+    try:
+        a.connect("b")
+        assert run([a, b], lambda: established(a, "b") and established(b, "a"))
+        a.events()
+        a.uplinks["eth"].sock.close()  # as if the interface vanished under the runtime
+        notes = []
+
+        def reported():
+            notes.extend(e for e in a.events() if e.kind == "uplink_dead")
+            return notes
+
+        assert run([a, b], reported, limit_s=3.0)  # poll() sees POLLNVAL at once
+        assert notes[0].as_dict()["uplink"] == "eth"
+        assert "eth" not in a.ep.uplinks  # the core was told
+        assert a.status()["uplinks"]["eth"]["socket"]["dead"]
+        assert a.send(b"still here", "b")  # wifi carries on
+    finally:
+        close_all(a, b)
+
+
+def test_an_idle_association_after_data_stays_quiet():
+    a, b = pair({"eth": {"bind": ("127.0.0.39", 0)}})
+    try:
+        a.connect("b")
+        assert run([a, b], lambda: established(a, "b") and established(b, "a"))
+        for i in range(10):  # a burst: b's feedback (at most one per 100 ms) covers only the first
+            assert a.send(stream.encode(i, 0), "b")
+        run([a, b], lambda: False, limit_s=0.6)  # the send timeout passes: a probe, answered
+        tx0 = a.uplinks["eth"].tx
+        run([a, b], lambda: False, limit_s=1.0, turns=20000)
+        # idle: at most a probe or two (the idle probe interval is 5 s in the default profile)
+        assert a.uplinks["eth"].tx - tx0 <= 3, a.uplinks["eth"].tx - tx0
+    finally:
+        close_all(a, b)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="SO_BINDTODEVICE needs root (CAP_NET_RAW) here")
+def test_an_uplink_with_a_device_is_bound_to_it():
+    a, b = pair({"lo": {"bind": ("127.0.0.30", 0), "device": "lo"}})
+    try:
+        a.connect("b")
+        assert run([a, b], lambda: established(a, "b") and established(b, "a"))
+        assert a.uplinks["lo"].device == "lo"
+    finally:
+        close_all(a, b)
+
+
+def test_binding_a_foreign_address_names_the_uplink():
+    b = Runtime(Endpoint({"name": "b", "peers": {"a": {"psk": PSK}}}, os.urandom))
+    with pytest.raises(OSError) as e:
+        b.add_uplink("eth", ("192.0.2.1", 6278))  # TEST-NET-1: not on this machine
+    assert "uplink eth: cannot bind to 192.0.2.1:6278" in str(e.value)
+    assert "eth" not in b.uplinks and "eth" not in b.ep.uplinks
+
+
+def _board_file(tmp_path, host_addr, emu):
+    doc = {"mast": {"name": "board", "peers": {"host": {"psk": PSK, "addresses": [host_addr]}}},
+           "uplinks": {"eth": {"bind": "127.0.0.1:0", "via": format_addr(emu.inside_addr("eth")),
+                               "public": format_addr(emu.outside_addr("eth"))}},
+           "connect": ["host"], "stream": {"peer": "host", "rate": 50, "count": 40}}
+    path = tmp_path / "board.json"
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def test_the_board_side_under_micropython_streams_to_a_cpython_host(tmp_path):
+    try:
+        cmd = board_command("", str(tmp_path / "mpy"), prefer="micropython")
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    host = Runtime(Endpoint({"name": "host", "peers": {"board": {"psk": PSK}}}, os.urandom))
+    host.add_uplink("wan", ("127.0.0.31", 0))
+    with Emulator({"eth": {"address": "127.0.0.32:0", "delay_ms": 2}}) as emu:
+        path = _board_file(tmp_path, format_addr(host.uplinks["wan"].bind), emu)
+        cmd = board_command(path, str(tmp_path / "mpy"), prefer="micropython")
+        assert cmd.runtime == "micropython" and "heapsize=256K" in cmd.argv
+        proc = subprocess.Popen(cmd.argv, env=cmd.env, cwd=str(tmp_path), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            seqs = []
+
+            def got_all():
+                seqs.extend(stream.decode(e.payload)[0] for e in host.recv())
+                return len(seqs) >= 40
+
+            assert run([host], got_all, limit_s=10.0)
+            proc.stdin.write(b'{"op": "status"}\n{"op": "quit"}\n')
+            proc.stdin.flush()
+            out, err = proc.communicate(timeout=10)
+        finally:
+            proc.kill()
+            host.shutdown()
+    assert sorted(seqs) == list(range(40))
+    lines = [json.loads(line) for line in out.decode().splitlines()]
+    assert lines[0]["event"] == "started" and lines[0]["runtime"].startswith("micropython ")
+    assert [ln["event"] for ln in lines if ln.get("event") == "association_up"]
+    status = [ln for ln in lines if ln.get("reply") == "status"][0]["status"]
+    assert status["stream"]["sent"] == 40 and status["runtime"]["interpreter"].startswith("micro")
+    assert lines[-1]["event"] == "stopped" and lines[-1]["reason"] == "quit"
+    assert proc.returncode == 0, err.decode()
+
+
+def test_uplink_and_down_commands_renumber_and_remove_uplinks():
+    from runtime.endpoint_main import Process
+    from runtime.runconfig import check
+
+    out = []
+    p = Process(check({"mast": {"name": "a", "peers": {"b": {"psk": PSK}}},
+                       "uplinks": {"eth": {"bind": "127.0.0.36:0"},
+                                   "wifi": {"bind": "127.0.0.37:0"}}}), out.append)
+    try:
+        p.start()
+        assert json.loads(out[0])["event"] == "started"
+        p.command('{"op": "uplink", "name": "eth", "addr": "127.0.0.38:0"}')
+        reply = json.loads(out[-1])
+        assert reply["reply"] == "uplink" and reply["bind"].startswith("127.0.0.38:")
+        assert p.rt.ep.uplinks["eth"].addr[0] == "127.0.0.38"  # the core has the new address
+        p.command('{"op": "down", "name": "wifi"}')
+        assert json.loads(out[-1]) == {"reply": "down", "name": "wifi"}
+        assert sorted(p.rt.ep.uplinks) == ["eth"] and sorted(p.rt.uplinks) == ["eth"]
+        p.command('{"op": "down", "name": "wifi"}')
+        assert "no uplink 'wifi'" in json.loads(out[-1])["error"]
+        p.command('{"op": "uplink", "name": "cell"}')
+        assert "needs bind" in json.loads(out[-1])["error"]
+    finally:
+        p.rt.shutdown()
