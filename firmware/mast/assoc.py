@@ -199,8 +199,10 @@ class Association:
         self.ep.event(Event("failover", self.peer, old.name if old else None, new.name,
                                   max(0, now - (since if since is not None else now)), failback))
         if self.ep.resend_ms:
-            for t, pkt in self.ring:
-                if t >= now - self.ep.resend_ms:
+            # DATA the old primary's feedback does not cover, sent within resend_ms
+            acked = old.fb_hi if old is not None else 0
+            for t, seq, pkt in self.ring:
+                if t >= now - self.ep.resend_ms and seq > acked:
                     self.emit(new, pkt, wire.DATA)
         if self.req is not None:
             self.req[4] = now  # a pending request goes out on the new primary at once
@@ -529,7 +531,7 @@ class Association:
                 p.unacked_since = now
         if self.ep.resend_ms:
             ring = self.ring
-            ring.append((now, pkt))
+            ring.append((now, seq, pkt))
             while ring and (ring[0][0] < now - self.ep.resend_ms or len(ring) > policy.RESEND_MAX):
                 ring.pop(0)
         return True
@@ -637,17 +639,6 @@ class Association:
         if self.req is not None and now >= self.req[4]:
             self.request_timer(now)
 
-    def status(self):
-        return {
-            "peer": self.peer,
-            "state": STATE_NAMES[self.state],
-            "label": self.label,
-            "primary": self.primary.name if self.primary else None,
-            "paths": [p.status() for p in self.paths.values()],
-            "remotes": [fmt(a) for a in self.remotes],
-            "tx_seq": self.seq,
-            "rx_highest": self.window.highest,
-        }
 
 
 A = Association

@@ -34,6 +34,10 @@ replay_window int 1024 64 65536 64
 resend_ms int 0 0 5000
 outage_s int 300 10 86400
 nat_refresh_s int 25 5 3600
+enabled bool -
+internal prefix -
+tun str - 15 _.-
+masquerade bool -
 peers.*
 addresses addrs [] port
 dns str - 253 .-

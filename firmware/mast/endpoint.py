@@ -29,11 +29,6 @@ class Uplink:
         self.natted = False
         self.public = None  # the address a PROBE-ACK saw, when it differs
 
-    def status(self):
-        from .addr import fmt
-
-        return {"addr": fmt(self.addr), "priority": self.priority, "cost": self.cost,
-                "public": fmt(self.public) if self.public else None}
 
 
 def _serial_newer(a, b):
@@ -42,17 +37,9 @@ def _serial_newer(a, b):
 
 class Endpoint:
     def __init__(self, cfg, random_bytes, accept_ip=False, window=None):
-        c = config.validate(cfg)
-        self.cfg = c
         self.random = random_bytes
-        self.name = c["name"]
-        self.prof = policy.PROFILES[c["profile"]]
-        self.mode = c["mode"]
-        self.keying = wire.KEYING_OPEN if c["keying"] == "open" else wire.KEYING_PSK
-        self.window_size = window or c["replay_window"]
-        self.resend_ms = c["resend_ms"]
-        self.outage_ms = c["outage_s"] * 1000
-        self.nat_refresh_ms = c["nat_refresh_s"] * 1000
+        self.window = window
+        self._settings(config.validate(cfg))
         self.accept_ip = accept_ip
         self.uplinks = {}
         self.assocs = {}  # our label -> Association (also lingering closed ones)
@@ -62,9 +49,39 @@ class Endpoint:
         self.counters = {}
         self.last_error = None
         self._cookie_mac = Mac(random_bytes(32))  # the stateless-cookie secret
-        self._init_macs = {}
         self._last_stamp = {}
         self._connect_addrs = {}
+
+    def _settings(self, c):
+        self.cfg = c
+        self.name = c["name"]
+        self.prof = policy.PROFILES[c["profile"]]
+        self.mode = c["mode"]
+        self.keying = wire.KEYING_OPEN if c["keying"] == "open" else wire.KEYING_PSK
+        self.window_size = self.window or c["replay_window"]
+        self.resend_ms = c["resend_ms"]
+        self.outage_ms = c["outage_s"] * 1000
+        self.nat_refresh_ms = c["nat_refresh_s"] * 1000
+        self._init_macs = {}
+
+    def reconfigure(self, cfg, now_ms):
+        """Take a new configuration without a restart (console `apply`, SIGHUP). An
+        association keeps its nonces and keys unless its peer is gone, or its key, our
+        name or the keying changed: those are closed with SHUT. ConfigError if cfg is bad,
+        and then nothing changed."""
+        c = config.validate(cfg)
+        old = self.cfg
+        self._settings(c)
+        for peer, a in list(self.by_peer.items()):
+            pc = c["peers"].get(peer)
+            if pc is None or pc.get("psk") != old["peers"][peer].get("psk") or (
+                    c["name"], c["keying"]) != (old["name"], old["keying"]):
+                a.shut(now_ms)
+            a.prof = self.prof
+        for name, u in list(self.uplinks.items()):
+            uc = c["uplinks"].get(name)
+            if uc:
+                self.uplink_up(name, u.addr, now_ms, uc["priority"], uc["cost"])
 
     # ---- helpers used by associations -------------------------------------
 
@@ -340,10 +357,3 @@ class Endpoint:
         for a in list(self.assocs.values()):
             a.timer(now_ms)
 
-    def status(self):
-        return {
-            "name": self.name,
-            "uplinks": dict((n, u.status()) for n, u in self.uplinks.items()),
-            "associations": [a.status() for a in self.by_peer.values()],
-            "counters": dict(self.counters),
-        }

@@ -90,11 +90,6 @@ class Path:
             self.rttvar = (3 * self.rttvar + abs(self.srtt - r)) // 4
             self.srtt = (7 * self.srtt + r) // 8
 
-    def status(self):
-        return {
-            "path": self.name, "state": STATE_NAMES[self.state],
-            "rtt_ms": self.srtt, "rx": self.rx, "tx": self.tx, "lost_probes": self.lost,
-        }
 
 
 def rank(path, remote):

@@ -29,6 +29,7 @@ from mast.compat import const
 from . import udpwrap
 from .sockaddr import from_socket, TextCache
 from .clock import MonotonicMs
+from .status import endpoint_status
 
 MICROPYTHON = sys.implementation.name == "micropython"
 _SO_BINDTODEVICE = const(25)  # Linux; CPython's socket module may lack the name
@@ -264,9 +265,9 @@ class Runtime:
         self.ep.connect(peer, self.now(), addrs)
         self._flush()
 
-    def send(self, payload, peer=None):
-        """One datagram to the peer; True if the core took it."""
-        ok = self.ep.send_data(payload, self.now(), peer)
+    def send(self, payload, peer=None, ip=False):
+        """One datagram (or, with ip, one IP packet) to the peer; True if the core took it."""
+        ok = self.ep.send_data(payload, self.now(), peer, ip)
         self._flush()
         return ok
 
@@ -294,7 +295,7 @@ class Runtime:
         self._events.append(ev)
 
     def status(self):
-        s = self.ep.status()
+        s = endpoint_status(self.ep)
         for name, u in self.uplinks.items():
             s["uplinks"].setdefault(name, {})["socket"] = u.status()
         s["runtime"] = {"interpreter": runtime_name(), "counters": dict(self.counters),

@@ -118,11 +118,13 @@ def do_linkemu(args):
 
     emu = Emulator(links, seed=args.seed)
     emu.start()  # an OSError here names the link and address; main() adds the hint
-    try:
+    def announce():
         for name in links:
             log("%s: uplink sends to %s; the network sees %s" % (
                 name, format_addr(emu.inside_addr(name)), format_addr(emu.outside_addr(name))))
-        ended_by, applied, elapsed = _serve(emu, steps, args.duration)
+
+    try:
+        ended_by, applied, elapsed = _serve(emu, steps, args.duration, announce)
         report = {}
         for name in links:
             report[name] = emu.settings(name)
@@ -139,9 +141,10 @@ def do_linkemu(args):
     return 0
 
 
-def _serve(emu, steps, duration):
+def _serve(emu, steps, duration, announce):
     """Relay until Ctrl-C, the duration or the end of the scenario, showing the counters.
-    Returns (what ended it, how many steps were applied, seconds)."""
+    Returns (what ended it, how many steps were applied, seconds). Ctrl-C counts from the
+    moment the links are announced (they are up then)."""
     applied, failure, runner = [], [], None
     if steps:
         def run():
@@ -156,6 +159,7 @@ def _serve(emu, steps, duration):
     deadline = None if duration is None else t0 + duration
     ended_by, logged, next_status = "interrupt", 0, t0
     try:
+        announce()
         while True:
             scenario_over = runner is not None and not runner.is_alive()  # then log its last steps
             new = applied[logged:]

@@ -13,6 +13,12 @@ HELP = {
     "resend_ms": "at failover, re-send on the new path the DATA sent within this many ms; 0 = off",
     "outage_s": "how long an association outlives its last usable path",
     "nat_refresh_s": "a path behind NAT is refreshed at least this often, idle or not",
+    "enabled": "mastd only: false keeps the service from starting (OpenWrt init script); default true",
+    "internal": "mastd only: this host's internal (tunnel) address with the tunnel's prefix length, "
+                "e.g. 10.99.0.2/24; none: no TUN, application datagrams only",
+    "tun": "mastd only: name of the TUN interface; default mast0",
+    "masquerade": "mastd only: concentrator: NAT the tunnel's traffic out of this host's own "
+                  "uplinks (full-tunnel egress); default false",
     "peers.*.addresses": "the peer's addresses: 192.0.2.1, 192.0.2.1:6278 or [2001:db8::1]:6278",
     "peers.*.dns": "a DNS name whose A/AAAA records give the peer's addresses",
     "peers.*.psk": "pre-shared key: standard base64 of 32 random bytes (`mast genkey`); never shown",

@@ -10,6 +10,9 @@
 # (a silent blackhole); `nat` rewrites the source the far side sees; `drop`
 # is a predicate (src node, dst node, packet) -> True to lose that packet.
 
+import gc
+import sys
+
 from mast.compat import sha256
 from mast.endpoint import Endpoint
 from mast import wire
@@ -19,6 +22,9 @@ NAMES = {
     6: "SET-ACK", 7: "PROBE", 8: "PROBE-ACK", 9: "SHUT", 10: "SHUT-ACK",
     11: "SHUT-COMPLETE", 12: "ERR", 13: "KEEPALIVE", 16: "DATA", 17: "DATA-IP",
 }
+# On MicroPython (a board-sized heap) collect garbage every few steps, before it
+# fragments the heap; CPython does not need it.
+_COLLECT = 8 if sys.implementation.name == "micropython" else 0
 PSK = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # bytes 0..31, base64
 
 
@@ -202,6 +208,8 @@ class Net:
             steps += 1
             if steps > limit:
                 raise RuntimeError("simulation did not settle by %d ms" % (self.now - self.start))
+            if _COLLECT and steps % _COLLECT == 0:
+                gc.collect()  # a board-sized heap: collect before garbage fragments it
             t = self.next_time()
             if t is None or t > until:
                 self.now = until

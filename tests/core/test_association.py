@@ -353,3 +353,50 @@ def test_an_association_that_used_up_its_sequence_numbers_closes():
     assert not a.send_data(b"x", net.now)
     net.flush()
     assert [e.reason for e in net.events("a", "association_closed")] == ["exhausted"]
+
+
+def test_reconfigure_keeps_the_association_and_announces_new_uplink_hints():
+    net = pair()
+    net.keep_log = True
+    net.run(2000)
+    a = net.nodes["a"].ep
+    nonce = a.association().nonce
+    cfg = dict(a.cfg)
+    cfg["profile"] = "fast"
+    cfg["uplinks"] = {"cell": {"priority": 25, "cost": 10}}  # still behind eth (10)
+    n0 = len(net.log)
+    a.reconfigure(cfg, net.now)
+    net.flush()
+    net.run(net.now + 1000)
+    assert a.association().nonce == nonce and a.association().prof["ack"] == 20
+    assert a.uplinks["cell"].priority == 25
+    assert [simnet.NAMES[k] for t, f, to, k in net.log[n0:] if f == "a"].count("SET") == 1
+    assert net.events("a", "association_closed") == []
+    b = net.nodes["b"].ep.association()
+    assert [r.prio for addr, r in b.remotes.items() if addr[0] == "10.3.0.2"] == [25]
+
+
+def test_reconfigure_with_a_new_key_closes_the_old_association():
+    net = pair()
+    net.run(2000)
+    a = net.nodes["a"].ep
+    cfg = dict(a.cfg)
+    cfg["peers"] = {"b": dict(cfg["peers"]["b"], psk="AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=")}
+    a.reconfigure(cfg, net.now)
+    net.flush()
+    net.run(net.now + 2000)
+    assert [e.reason for e in net.events("a", "association_closed")] == ["shut"]
+    assert [e.reason for e in net.events("b", "association_closed")] == ["peer_shut"]
+
+
+def test_reconfigure_with_a_bad_config_changes_nothing():
+    net = pair()
+    net.run(2000)
+    a = net.nodes["a"].ep
+    before = a.cfg
+    try:
+        a.reconfigure(dict(before, replay_window=1000), net.now)
+        assert False, "accepted a bad config"
+    except ValueError as e:
+        assert str(e).startswith("replay_window: ")
+    assert a.cfg is before and a.association().state == 2

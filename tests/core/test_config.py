@@ -376,7 +376,7 @@ def test_schema_rows_describe_every_key_for_docs():
     assert len(keys) == len(set(keys))
     for pattern, typ, default, limits in rows:
         assert typ in ("str", "int", "bool", "enum", "psk", "addr", "addrs",
-                       "prefixes")
+                       "prefix", "prefixes")
         assert limits
     cost = rows[keys.index("uplinks.*.cost")]
     assert cost == ("uplinks.*.cost", "int", 0, "an integer from 0 to 255")

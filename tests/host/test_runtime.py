@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+from runtime.status import endpoint_status
+
 from mast.endpoint import Endpoint
 from runtime.driver import Runtime
 from runtime import stream
@@ -98,7 +100,7 @@ def test_an_uplink_via_a_relay_is_seen_at_the_relays_public_address():
             assert run([a, b], lambda: got.extend(b.recv()) or got)
             assert got[0].src == public  # the peer sees the relay's outside address
             assert stream.decode(got[0].payload) == (1, 0)
-            assert b.ep.status()["associations"][0]["remotes"] == [format_addr(public)]
+            assert endpoint_status(b.ep)["associations"][0]["remotes"] == [format_addr(public)]
             counters = emu.counters()["cell"]
             assert counters["up"]["packets_out"] >= 3 and counters["down"]["packets_out"] >= 2
             assert a.uplinks["cell"].rx_dropped == 0

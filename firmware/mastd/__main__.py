@@ -1,0 +1,5 @@
+import sys
+
+from mastd.main import main
+
+sys.exit(main())

@@ -1,0 +1,563 @@
+"""mastd's agent: the core (mast.Endpoint) on the runtime's sockets (runtime.driver.Runtime),
+plus what only a Linux router or server has: the TUN wedge, uplink discovery, the control
+socket, signals and reloads. The protocol logic stays in the core.
+
+Data paths:
+  TUN -> packet.Routes (destination in a peer's allowed prefixes) -> Endpoint.send_data(ip=True)
+  Runtime data event (ip) -> source in that peer's prefixes? -> TUN; else dropped and counted
+  Runtime data event (not ip) -> 127.0.0.1:<peers.<name>.app_port>, and back
+
+Signals: SIGTERM/SIGINT send SHUT to every peer and exit once it is acknowledged (at most
+SHUT_WAIT_MS); SIGHUP reloads the configuration, keeping the associations when only uplinks'
+priority/cost or peers' routes changed. A bad new configuration is refused with its message
+and the running one stays.
+"""
+
+import hashlib
+import os
+import signal
+import socket
+import time
+
+from mast.endpoint import Endpoint
+from runtime.driver import Runtime
+
+from . import links, packet, settings as settings_mod, tun as tun_mod
+from .control import ControlServer
+
+SHUT_WAIT_MS = 3000
+RECONNECT_MS = 2000
+_IDLE_MS = 1000
+_TUN_READS = 64  # packets read from the TUN per wake, so the sockets are not starved
+_HISTORY = 200  # events kept for status
+# Uplink socket buffers: at failover resend_ms re-sends a burst (up to 512 packets, ~700 KB);
+# the kernel's default 208 KB would drop most of it on the receiving side (RcvbufErrors).
+SOCKET_BUFFER = 4 << 20
+_SO_SNDBUFFORCE = 32  # Linux; root (CAP_NET_ADMIN) may exceed net.core.[rw]mem_max
+_SO_RCVBUFFORCE = 33
+
+
+def grow_buffers(sock, size=SOCKET_BUFFER):
+    for force, plain in ((_SO_SNDBUFFORCE, socket.SO_SNDBUF), (_SO_RCVBUFFORCE, socket.SO_RCVBUF)):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, force, size)
+        except OSError:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, plain, size)
+            except OSError:
+                pass
+
+
+def nonce_id(a):
+    """A short fingerprint of an association's two nonces: the same association has the same
+    one for its whole life, on both ends; a new INIT exchange gives a new one. Not secret."""
+    n1, n2 = getattr(a, "nonce", None), getattr(a, "peer_nonce", None)
+    if not n1 or not n2:
+        return None
+    if not getattr(a, "initiator", True):
+        n1, n2 = n2, n1  # the initiator's nonce first, as in the key schedule
+    return hashlib.sha256(b"mastd nonce id" + bytes(n1) + bytes(n2)).hexdigest()[:16]
+
+
+class Agent:
+    def __init__(self, conf, log, control_path, config_path=None, discovery="auto", clock=None):
+        self.conf = conf
+        self.log = log
+        self.control_path = control_path
+        self.config_path = config_path
+        self.discovery = discovery
+        self.clock = clock
+        self.counters = {}
+        self.history = []
+        self.admin_down = set()
+        self.links = {}
+        self.stop_reason = None
+        self.started_wall = time.time()
+        self._sig = {"term": False, "hup": False}
+        self._wake = ()
+        self._reconnect = {}  # peer -> due ms
+        self.tun_fd = None
+        self._masq_devices = None
+        self.tun_name = None
+        self.tun_mtu = None
+        self.control = None
+        self.source = None
+        self.apps = {}  # peer -> (socket, key, app_port)
+        self._readers = []  # (obj, callback): registered again on a new Runtime
+        self._build()
+
+    # ---- setup ------------------------------------------------------------------------
+
+    def _build(self):
+        c = self.conf.core
+        self.ep = Endpoint(c, os.urandom, accept_ip=True)
+        self.rt = Runtime(self.ep, self.clock)
+        self.routes = packet.routes_from(c)
+        for obj, cb in self._readers:
+            self.rt.add_reader(obj, cb)
+
+    def _add_reader(self, obj, callback):
+        self._readers.append((obj, callback))
+        return self.rt.add_reader(obj, callback)
+
+    def count(self, reason):
+        self.counters[reason] = self.counters.get(reason, 0) + 1
+
+    def start(self):
+        r, w = os.pipe()
+        os.set_blocking(r, False)
+        os.set_blocking(w, False)
+        self._wake = (r, w)
+        signal.set_wakeup_fd(w)
+        for s in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, self._on_term)
+        signal.signal(signal.SIGHUP, self._on_hup)
+        self._add_reader(r, self._on_wake)
+        self.control = ControlServer(self.control_path, self.handle)
+        self._add_reader(self.control.sock, self.control.on_readable)
+        use_netifd = self.discovery == "netifd" or (
+            self.discovery == "auto" and self.conf.uci_names is not None and links.have_ubus())
+        cls = links.NetifdSource if use_netifd else links.LinuxSource
+        self.source = cls(self.conf.core["uplinks"])
+        watch = self.source.open_watch()
+        if watch is not None:
+            self._add_reader(watch, self._on_netlink)
+        if self.conf.agent["internal"]:
+            self._open_tun()
+        self.rescan("start")
+        if self.tun_fd is not None and self.conf.agent["masquerade"]:
+            self._masquerade(True)
+        self._open_apps()
+        self._connect_all()
+        self.log.info("started: %s, %d peer(s), uplinks from %s, control %s" % (
+            self.conf.core["name"], len(self.conf.core["peers"]), self.source.name,
+            self.control_path))
+
+    def _open_tun(self):
+        a = self.conf.agent
+        self.tun_name = a["tun"]
+        self.tun_fd = tun_mod.open_tun(self.tun_name)
+        self.tun_mtu = tun_mod.tun_mtu([], False)
+        prefixes = self._all_prefixes()
+        tun_mod.configure(self.tun_name, a["internal"], self.tun_mtu, prefixes)
+        self._tun_prefixes = prefixes
+        self._add_reader(self.tun_fd, self._on_tun)
+
+    def _all_prefixes(self):
+        out = []
+        for peer in sorted(self.routes.prefixes):
+            for p in self.routes.prefixes[peer]:
+                if p not in out:
+                    out.append(p)
+        return out
+
+    def _masquerade(self, on):
+        """Concentrator egress: NAT what comes out of the tunnel and leaves by an uplink."""
+        import subprocess
+
+        table = "mastd_%s" % self.tun_name.replace("-", "_").replace(".", "_")
+        subprocess.run(["nft", "delete", "table", "ip", table], stderr=subprocess.DEVNULL)
+        devices = self._uplink_devices()
+        self._masq_devices = devices if on else None
+        if on and devices:
+            rules = ("table ip %s {\n chain post {\n  type nat hook postrouting priority 100;\n"
+                     "  iifname \"%s\" oifname { %s } masquerade\n }\n}\n"
+                     % (table, self.tun_name, ", ".join('"%s"' % d for d in sorted(devices))))
+            r = subprocess.run(["nft", "-f", "-"], input=rules, stderr=subprocess.PIPE,
+                               universal_newlines=True)
+            if r.returncode:
+                self.log.error("masquerade: nft: %s" % r.stderr.strip())
+
+    def _uplink_devices(self):
+        devices = set(u.get("device") or n for n, u in self.conf.core["uplinks"].items())
+        return devices | set(l.device for l in self.links.values() if l.device)
+
+    def _open_apps(self):
+        for peer, p in self.conf.core["peers"].items():
+            if p.get("app_port"):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s.bind(("127.0.0.1", 0))
+                s.setblocking(False)
+                key = self.rt.add_reader(s, lambda obj, flags, peer=peer: self._on_app(peer, obj))
+                self.apps[peer] = (s, key, p["app_port"])
+
+    def _close_apps(self):
+        for s, key, _ in self.apps.values():
+            self.rt.remove_reader(s, key)
+            s.close()
+        self.apps = {}
+
+    def _connect_all(self):
+        for peer, p in sorted(self.conf.core["peers"].items()):
+            if p.get("initiate") and (p.get("addresses") or p.get("dns")):
+                self._connect(peer)
+
+    def _connect(self, peer):
+        p = self.conf.core["peers"][peer]
+        addrs = None
+        if not p.get("addresses") and p.get("dns"):
+            try:
+                infos = socket.getaddrinfo(p["dns"], p["port"], 0, socket.SOCK_DGRAM)
+                addrs = [(i[4][0], p["port"]) for i in infos]
+            except OSError as e:
+                self.log.warn("peer %s: cannot resolve %s (%s); retrying" % (peer, p["dns"], e))
+                self._reconnect[peer] = self.rt.now() + RECONNECT_MS
+                return
+        try:
+            self.rt.connect(peer, addrs)
+        except ValueError as e:
+            self.log.warn("peer %s: %s" % (peer, e))
+
+    # ---- uplinks ----------------------------------------------------------------------
+
+    def rescan(self, why):
+        """Ask the source which uplinks are usable and tell the runtime (and so the core)."""
+        try:
+            found = self.source.scan()
+        except (OSError, ValueError) as e:
+            self.log.error("uplink scan failed (%s): %s" % (why, e))
+            return
+        ucfg = self.conf.core["uplinks"]
+        port = self.conf.core["port"]
+        for name, link in sorted(found.items()):
+            old = self.links.get(name)
+            self.links[name] = link
+            cur = self.rt.uplinks.get(name)
+            want = link.up and name not in self.admin_down
+            prio, cost = ucfg[name]["priority"], ucfg[name]["cost"]
+            if want:
+                bind = (link.addr, port)
+                core_u = self.ep.uplinks.get(name)
+                same = (cur is not None and cur.dead is None and cur.bind == bind
+                        and cur.device == link.device and core_u is not None
+                        and (core_u.priority, core_u.cost) == (prio, cost))
+                if same:
+                    continue
+                try:
+                    u = self.rt.add_uplink(name, bind, prio, cost, link.device)
+                    grow_buffers(u.sock)
+                    self._note("uplink_up", uplink=name, addr=link.addr, device=link.device,
+                               priority=prio, cost=cost, why=why)
+                except (OSError, ValueError) as e:
+                    self.count("uplink_error")
+                    self.log.error("uplink %s: %s" % (name, e))
+            elif cur is not None:
+                self.rt.remove_uplink(name)
+                reason = "admin" if name in self.admin_down else link.why
+                self._note("uplink_down", uplink=name, why=reason)
+            elif old is None or old.key() != link.key():
+                self.log.info("uplink %s not usable: %s" % (name, link.why))
+        self._update_mtu()
+        if self._masq_devices is not None and self._masq_devices != self._uplink_devices():
+            self._masquerade(True)  # netifd moved an uplink to another device
+
+    def _update_mtu(self):
+        if self.tun_fd is None:
+            return
+        mtus = [l.mtu for n, l in self.links.items() if l.up and l.mtu and n in self.rt.uplinks]
+        v6 = any(":" in (l.addr or "") for l in self.links.values() if l.up)
+        mtu = tun_mod.tun_mtu(mtus, v6)
+        if mtu != self.tun_mtu:
+            try:
+                tun_mod.set_mtu(self.tun_name, mtu)
+                self.tun_mtu = mtu
+                self.log.info("tun %s mtu %d" % (self.tun_name, mtu))
+            except OSError as e:
+                self.log.error("tun mtu: %s" % e)
+
+    # ---- the data path ----------------------------------------------------------------
+
+    def _mss(self):
+        m = self.tun_mtu or 1444
+        return m - 40, m - 60
+
+    def _on_tun(self, fd, flags):
+        ep, now = self.ep, self.rt.now()
+        m4, m6 = self._mss()
+        for _ in range(_TUN_READS):
+            try:
+                pkt = os.read(fd, 65535)
+            except (BlockingIOError, InterruptedError):
+                break
+            a = packet.addresses(pkt)
+            if a is None:
+                self.count("tun_not_ip")
+                continue
+            peer = self.routes.lookup(a[0], a[2])
+            if peer is None:
+                self.count("tun_no_route")
+                continue
+            try:
+                if not ep.send_data(packet.clamp_mss(pkt, m4, m6), now, peer, ip=True):
+                    self.count("tun_no_association")
+                else:
+                    self.count("tun_rx")
+            except ValueError:
+                self.count("tun_too_big")
+        self.rt.run_timers()  # sends what the core queued
+
+    def _deliver(self, ev):
+        if ev.ip:
+            a = packet.addresses(ev.payload)
+            if a is None or not self.routes.holds(ev.peer, a[0], a[1]):
+                self.count("rx_ip_bad_source")  # cryptokey routing: not from this peer's prefixes
+                return
+            if self.tun_fd is None:
+                self.count("rx_ip_no_tun")
+                return
+            m4, m6 = self._mss()
+            try:
+                os.write(self.tun_fd, packet.clamp_mss(ev.payload, m4, m6))
+                self.count("tun_tx")
+            except OSError:
+                self.count("tun_write_error")
+            return
+        app = self.apps.get(ev.peer)
+        if app is None:
+            self.count("rx_data_no_app")
+            return
+        try:
+            app[0].sendto(ev.payload, ("127.0.0.1", app[2]))
+            self.count("app_tx")
+        except OSError:
+            self.count("app_tx_error")
+
+    def _on_app(self, peer, s):
+        for _ in range(_TUN_READS):
+            try:
+                data, src = s.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                self.count("app_rx_error")
+                break
+            try:
+                if not self.ep.send_data(data, self.rt.now(), peer):
+                    self.count("app_no_association")
+            except ValueError:
+                self.count("app_too_big")
+        self.rt.run_timers()
+
+    # ---- events and status ------------------------------------------------------------
+
+    def _note(self, kind, **fields):
+        d = {"event": kind, "t_ms": self.rt.now(), "time": round(time.time(), 3)}
+        d.update(fields)
+        self.history.append(d)
+        if len(self.history) > _HISTORY:
+            self.history.pop(0)
+        self.log.info(" ".join([kind] + ["%s=%s" % (k, v) for k, v in sorted(fields.items())]))
+
+    def _events(self):
+        for ev in self.rt.events():
+            d = ev.as_dict()
+            kind = d.pop("event")
+            if kind in ("failover", "association_up", "association_closed"):
+                a = self.ep.association(d.get("peer"))
+                if a is not None:
+                    d["label"] = a.label
+                    d["nonce_id"] = nonce_id(a)
+            if kind == "association_closed":
+                p = self.conf.core["peers"].get(d.get("peer"), {})
+                if (self.stop_reason is None and p.get("initiate") and d.get("reason") != "replaced"
+                        and (p.get("addresses") or p.get("dns"))):
+                    self._reconnect[d["peer"]] = self.rt.now() + RECONNECT_MS
+            if kind == "uplink_dead":
+                self._rescan_due = True
+            self._note(kind, **d)
+
+    def status(self):
+        s = self.rt.status()
+        s["pid"] = os.getpid()
+        s["uptime_s"] = int(time.time() - self.started_wall)
+        s["config"] = self.conf.where
+        s["discovery"] = self.source.name if self.source else None
+        for a in s["associations"]:
+            obj = self.ep.association(a["peer"])
+            if obj is not None:
+                a["peer_label"] = getattr(obj, "peer_label", None)
+                a["nonce_id"] = nonce_id(obj)
+        for name, link in self.links.items():
+            u = s["uplinks"].setdefault(name, {})
+            u["link"] = link.as_dict()
+            u["admin"] = "down" if name in self.admin_down else "up"
+        s["tun"] = None if self.tun_fd is None else {
+            "name": self.tun_name, "mtu": self.tun_mtu, "internal": self.conf.agent["internal"]}
+        s["apps"] = dict((peer, "127.0.0.1:%d" % a[0].getsockname()[1]) for peer, a in self.apps.items())
+        s["routes"] = dict((p, list(v)) for p, v in self.routes.prefixes.items())
+        s["agent_counters"] = dict(self.counters)
+        s["failovers"] = [e for e in self.history if e["event"] == "failover"]
+        s["events"] = list(self.history[-50:])
+        return s
+
+    # ---- control ----------------------------------------------------------------------
+
+    def handle(self, req):
+        op = req.get("op")
+        if op == "status":
+            return {"status": self.status()}
+        if op == "uplink":
+            name, state = req.get("name"), req.get("state")
+            if name not in self.conf.core["uplinks"]:
+                raise ValueError("no uplink %r (configured: %s)" % (
+                    name, ", ".join(sorted(self.conf.core["uplinks"])) or "none"))
+            if state not in ("up", "down"):
+                raise ValueError("state must be up or down")
+            if state == "down":
+                self.admin_down.add(name)
+            else:
+                self.admin_down.discard(name)
+            self.rescan("mastctl uplink %s %s" % (name, state))
+            return {"uplink": name, "state": state}
+        if op == "hotplug":
+            self.rescan("hotplug %s %s" % (req.get("action"), req.get("interface")))
+            return {}
+        if op == "reload":
+            err = self.reload()
+            return {"ok": err is None, "error": err} if err else {}
+        raise ValueError("unknown op %r (status, uplink, hotplug, reload)" % op)
+
+    def reload(self):
+        """Read the configuration again; None if it was applied, else the error (the running
+        configuration stays)."""
+        if not self.config_path:
+            return "no configuration file to reload"
+        try:
+            new = settings_mod.load(self.config_path)
+        except (OSError, ValueError) as e:
+            msg = "reload refused, the running configuration stays: %s" % e
+            self.log.error(msg)
+            return msg
+        if new.agent["internal"] != self.conf.agent["internal"] or new.agent["tun"] != self.conf.agent["tun"]:
+            msg = "reload refused: internal and tun change only with a restart of mastd"
+            self.log.error(msg)
+            return msg
+        if not _same_identity(self.conf, new):
+            self.log.warn("reload: peers, keys or protocol settings changed: associations restart")
+            self._restart_endpoint(new)
+        else:
+            self.conf = new
+            self.source.cfg = new.core["uplinks"]
+            self._set_routes(packet.routes_from(new.core))
+            self._close_apps()
+            self._open_apps()
+            self.rescan("reload")
+        if self.tun_fd is not None:
+            self._masquerade(new.agent["masquerade"])
+        self._note("reloaded", config=new.where)
+        return None
+
+    def _set_routes(self, routes):
+        self.routes = routes
+        if self.tun_fd is not None:
+            new = self._all_prefixes()
+            try:
+                tun_mod.set_routes(self.tun_name, self._tun_prefixes, new)
+                self._tun_prefixes = new
+            except OSError as e:
+                self.log.error("routes: %s" % e)
+
+    def _restart_endpoint(self, new):
+        self._shut_all(SHUT_WAIT_MS)
+        for name in list(self.rt.uplinks):
+            self.rt.remove_uplink(name)
+        self._close_apps()
+        self.rt.shutdown()
+        self.conf = new
+        self._build()  # a new Endpoint and Runtime; the TUN, control and signal readers carry over
+        self.source.cfg = new.core["uplinks"]
+        self.links = {}
+        self._set_routes(packet.routes_from(new.core))
+        self.rescan("reload")
+        self._open_apps()
+        self._connect_all()
+
+    # ---- the loop ---------------------------------------------------------------------
+
+    def _on_term(self, signum, frame):
+        self._sig["term"] = True
+
+    def _on_hup(self, signum, frame):
+        self._sig["hup"] = True
+
+    def _on_wake(self, fd, flags):
+        try:
+            while os.read(fd, 512):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def _on_netlink(self, sock, flags):
+        if self.source.drain():
+            self._rescan_due = True
+
+    def turn(self, timeout_ms=_IDLE_MS):
+        """One pass of the loop: wait, feed the core, deliver, act on signals."""
+        self._rescan_due = False
+        self.rt.poll(timeout_ms)
+        for ev in self.rt.recv():
+            self._deliver(ev)
+        self._events()
+        if self._rescan_due:
+            self.rescan("netlink")
+        now = self.rt.now()
+        for peer, due in list(self._reconnect.items()):
+            if now >= due:
+                del self._reconnect[peer]
+                if self.ep.association(peer) is None:
+                    self._connect(peer)
+        if self._sig["hup"]:
+            self._sig["hup"] = False
+            self.reload()
+        if self._sig["term"]:
+            self.stop_reason = "signal"
+
+    def run(self):
+        while self.stop_reason is None:
+            self.turn()
+        self.shutdown()
+        return 0
+
+    def _shut_all(self, wait_ms):
+        """SHUT every association; wait (bounded) until each is closed."""
+        self.rt.close()
+        end = self.rt.now() + wait_ms
+        while self.ep.by_peer and self.rt.now() < end:
+            self.rt.poll(min(100, max(0, end - self.rt.now())))
+            self.rt.recv()
+            self._events()
+
+    def shutdown(self):
+        self.log.info("stopping: SHUT to %d association(s)" % len(self.ep.by_peer))
+        self._shut_all(SHUT_WAIT_MS)
+        self.rt.shutdown()
+        self._close_apps()
+        if self.source is not None:
+            self.source.close()
+        if self.control is not None:
+            self.control.close()
+        if self.tun_fd is not None:
+            if self.conf.agent["masquerade"]:
+                self._masquerade(False)
+            os.close(self.tun_fd)  # the interface and its routes go with it
+            self.tun_fd = None
+        signal.set_wakeup_fd(-1)
+        for fd in self._wake:
+            os.close(fd)
+        self.log.info("stopped")
+
+
+def _same_identity(old, new):
+    """True if new differs from old only in what a reload applies without a new association:
+    uplinks (priority, cost, devices, addresses) and peers' routes (allowed, internal,
+    app_port)."""
+    def strip(conf):
+        c = dict(conf.core)
+        c.pop("uplinks")
+        peers = {}
+        for n, p in c.pop("peers").items():
+            peers[n] = dict((k, v) for k, v in p.items() if k not in ("allowed", "internal", "app_port"))
+        c["peers"] = peers
+        return c
+
+    return strip(old) == strip(new)

@@ -1,0 +1,84 @@
+"""mastd: the MAST agent for Linux routers and servers.
+
+    mastd [--config FILE] [--control SOCKET] [--syslog] [--check]
+
+The configuration is UCI (/etc/config/mast, OpenWrt) or JSON (/etc/mast/mast.json); by default
+the first of the two that exists. A bad value is refused with its name and exit status 1:
+
+    mastd: mast.lte.cost: must be an integer from 0 to 255
+"""
+
+import argparse
+import os
+import sys
+
+from mast.config import ConfigError
+
+from . import settings
+from .control import DEFAULT_PATH
+from .log import Log
+from .uci import UciError
+
+EXAMPLE = """\
+examples:
+  mastd                                   # /etc/config/mast, else /etc/mast/mast.json
+  mastd --config /etc/mast/mast.json --control /run/mast/mastd.sock
+  mastd --check --config /etc/config/mast # validate only, exit 0 or 1
+signals: SIGTERM (SHUT to every peer, then exit), SIGHUP (reload; a bad file is refused).
+"""
+
+
+def default_config():
+    for p in (settings.DEFAULT_UCI, settings.DEFAULT_JSON):
+        if os.path.exists(p):
+            return p
+    return settings.DEFAULT_UCI
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="mastd", description="The MAST agent: TUN, uplinks, failover.",
+                                epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", metavar="FILE", help="UCI or JSON configuration (default: %s, else %s)"
+                   % (settings.DEFAULT_UCI, settings.DEFAULT_JSON))
+    p.add_argument("--control", metavar="SOCKET", default=os.environ.get("MASTD_CONTROL", DEFAULT_PATH),
+                   help="control socket path (default %(default)s; env MASTD_CONTROL)")
+    p.add_argument("--syslog", action="store_true", help="log to syslog instead of stdout")
+    p.add_argument("--discovery", choices=("auto", "netifd", "linux"), default="auto",
+                   help="uplinks from netifd (ubus) or from Linux devices (rtnetlink); auto: "
+                        "netifd when the config is UCI and ubus exists")
+    p.add_argument("--check", action="store_true", help="validate the configuration and exit")
+    return p
+
+
+def _fail(msg):
+    sys.stderr.write("mastd: %s\n" % msg)
+    return 1
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    path = args.config or default_config()
+    try:
+        conf = settings.load(path)
+    except OSError as e:
+        return _fail("cannot read %s (%s); give --config FILE" % (path, e.strerror or e))
+    except (ConfigError, UciError) as e:
+        return _fail(str(e))
+    if args.check:
+        sys.stdout.write("mastd: %s is valid\n" % path)
+        return 0
+    log = Log(args.syslog)
+    from .agent import Agent  # after the check: it needs Linux
+
+    agent = Agent(conf, log, args.control, path, args.discovery)
+    try:
+        agent.start()
+    except OSError as e:
+        log.error("cannot start: %s" % e)
+        agent.stop_reason = "error"
+        try:
+            agent.shutdown()
+        except Exception:
+            pass
+        return _fail("cannot start: %s" % e)
+    return agent.run()

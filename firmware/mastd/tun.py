@@ -1,0 +1,84 @@
+"""The TUN interface: the stable internal address the site's transports see.
+
+open_tun() makes the interface (IFF_TUN | IFF_NO_PI: each read is one IP packet, no header);
+configure() gives it its address, MTU and the routes to each peer's allowed prefixes, with the
+`ip` command (iproute2; OpenWrt's ip-full). A prefix of length 0 (full tunnel) is routed as its
+two halves (0.0.0.0/1 and 128.0.0.0/1, ::/1 and 8000::/1), so the uplinks' own default routes
+stay in place: mastd's sockets are bound to their devices (SO_BINDTODEVICE), and a lookup for a
+bound socket skips routes through other devices, so mastd's own UDP never enters the tunnel.
+
+MTU: the smallest uplink MTU minus the outer IP header (20, or 40 for IPv6), UDP (8) and MAST
+(28): 1444 on Ethernet over IPv4. Larger packets routed into the TUN get ICMP "fragmentation
+needed" / "packet too big" from the kernel; TCP SYNs are clamped in packet.clamp_mss.
+"""
+
+import fcntl
+import os
+import struct
+import subprocess
+
+_TUNSETIFF = 0x400454CA
+_IFF_TUN = 0x0001
+_IFF_NO_PI = 0x1000
+MAST_OVERHEAD = 28
+UDP_HEADER = 8
+
+
+def tun_mtu(uplink_mtus, ipv6=False):
+    """The TUN's MTU for uplinks with these MTUs (at least 1280 for IPv6, 576 otherwise)."""
+    smallest = min(uplink_mtus) if uplink_mtus else 1500
+    return max(smallest - (40 if ipv6 else 20) - UDP_HEADER - MAST_OVERHEAD, 576)
+
+
+def open_tun(name):
+    """A non-blocking fd for a TUN interface called name (created if need be)."""
+    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
+    try:
+        ifr = struct.pack("16sH22x", name.encode(), _IFF_TUN | _IFF_NO_PI)
+        fcntl.ioctl(fd, _TUNSETIFF, ifr)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def ip(*args, check=True):
+    """Run `ip ARGS`; OSError with its message if it fails (and check)."""
+    r = subprocess.run(("ip",) + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, timeout=10)
+    if check and r.returncode != 0:
+        raise OSError("ip %s: %s" % (" ".join(args), r.stderr.strip() or "exit %d" % r.returncode))
+    return r
+
+
+def kernel_routes(prefix):
+    """The routes that carry prefix: itself, or its two halves if it is a default route."""
+    if prefix in ("0.0.0.0/0",):
+        return ["0.0.0.0/1", "128.0.0.0/1"]
+    if prefix in ("::/0",):
+        return ["::/1", "8000::/1"]
+    return [prefix]
+
+
+def configure(name, internal, mtu, prefixes):
+    """Address (internal, with its prefix length), MTU, up, and one route per prefix."""
+    ip("link", "set", "dev", name, "mtu", str(mtu), "up")
+    ip("addr", "replace", internal, "dev", name)
+    set_routes(name, [], prefixes)
+
+
+def set_mtu(name, mtu):
+    ip("link", "set", "dev", name, "mtu", str(mtu))
+
+
+def set_routes(name, old, new):
+    """Replace the routes through the TUN: those of old prefixes not in new go, new ones come."""
+    want = []
+    for p in new:
+        want += kernel_routes(p)
+    for p in old:
+        for r in kernel_routes(p):
+            if r not in want:
+                ip("route", "del", r, "dev", name, check=False)
+    for r in want:
+        ip("-6" if ":" in r else "-4", "route", "replace", r, "dev", name)

@@ -1,0 +1,45 @@
+# The status document of an endpoint: what `status` shows on the board console,
+# `mastctl status` and `mast endpoint`. It reads the core's state; formatting is
+# the runtime's business, so it lives here and not in the protocol core.
+
+from mast.addr import fmt
+from mast.policy import STATE_NAMES as PATH_STATES
+from mast.assoc import STATE_NAMES
+
+
+def path_status(p):
+    return {"path": p.name, "state": PATH_STATES[p.state], "rtt_ms": p.srtt,
+            "rx": p.rx, "tx": p.tx, "lost_probes": p.lost}
+
+
+def association_status(a):
+    return {
+        "peer": a.peer,
+        "state": STATE_NAMES[a.state],
+        "label": a.label,
+        "peer_label": a.peer_label,
+        "initiator": a.initiator,
+        "primary": a.primary.name if a.primary else None,
+        "paths": [path_status(p) for p in a.paths.values()],
+        "remotes": [fmt(r) for r in a.remotes],
+        "tx_seq": a.seq,
+        "rx_highest": a.window.highest,
+    }
+
+
+def uplink_status(u):
+    return {"addr": fmt(u.addr), "priority": u.priority, "cost": u.cost,
+            "public": fmt(u.public) if u.public else None}
+
+
+def endpoint_status(ep):
+    """A JSON-ready dict: uplinks, associations (paths, primary), drop counters."""
+    ups = {}
+    for name, u in ep.uplinks.items():
+        ups[name] = uplink_status(u)
+    return {
+        "name": ep.name,
+        "uplinks": ups,
+        "associations": [association_status(a) for a in ep.by_peer.values()],
+        "counters": dict(ep.counters),
+    }

@@ -1,0 +1,249 @@
+"""`mast ipk` builds the OpenWrt package in opkg's exact format, without the SDK.
+
+opkg (opkg-lede) reads a gzip-compressed tar of ./debian-binary, ./control.tar.gz and
+./data.tar.gz; GNU or ustar tar, never PAX (see shared TESTING.md). These tests read the bytes.
+"""
+
+import gzip
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HOST_TOOLS = os.path.join(ROOT, "host-tools")
+try:
+    from mast_tools import cmd_ipk
+except ImportError:  # not pip-installed: use the checkout
+    sys.path.insert(0, HOST_TOOLS)
+    from mast_tools import cmd_ipk
+
+PKG = os.path.join(ROOT, "openwrt-package", "mast")
+EPOCH = 1750000000
+
+
+@pytest.fixture(scope="module")
+def ipk(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dist")
+    info = cmd_ipk.build(str(out), epoch=EPOCH)
+    with open(info["path"], "rb") as f:
+        return info, f.read()
+
+
+def tar_headers(tar_bytes):
+    """(name, typeflag, magic) of every 512-byte header block of an uncompressed tar."""
+    out, off = [], 0
+    while off + 512 <= len(tar_bytes):
+        block = tar_bytes[off:off + 512]
+        if block == bytes(512):
+            break
+        name = block[:100].rstrip(b"\0").decode()
+        size = int(block[124:136].rstrip(b"\0 ") or b"0", 8)
+        out.append((name, block[156:157], block[257:265]))
+        off += 512 + (size + 511) // 512 * 512
+    return out
+
+
+def members(gz_bytes):
+    with tarfile.open(fileobj=io.BytesIO(gz_bytes), mode="r:gz") as t:
+        return {m.name: (m, t.extractfile(m).read() if m.isfile() else None) for m in t.getmembers()}
+
+
+def outer(ipk_bytes):
+    return members(ipk_bytes)
+
+
+def test_the_file_is_named_name_version_release_all_and_lands_in_the_out_dir(ipk):
+    info, _ = ipk
+    assert os.path.basename(info["path"]) == "mast_0.1.0-1_all.ipk"
+
+
+def test_the_ipk_is_a_gzip_tar_of_debian_binary_control_and_data_in_that_order(ipk):
+    _, data = ipk
+    assert data[:2] == b"\x1f\x8b"  # gzip, not an `ar` archive
+    raw = gzip.decompress(data)
+    names = [h[0] for h in tar_headers(raw)]
+    assert names == ["./debian-binary", "./control.tar.gz", "./data.tar.gz"]
+    assert outer(data)["./debian-binary"][1] == b"2.0\n"
+
+
+def test_every_tar_is_gnu_format_without_pax_headers(ipk):
+    _, data = ipk
+    o = outer(data)
+    for raw in (gzip.decompress(data), gzip.decompress(o["./control.tar.gz"][1]),
+                gzip.decompress(o["./data.tar.gz"][1])):
+        headers = tar_headers(raw)
+        assert headers
+        for name, typeflag, magic in headers:
+            assert typeflag not in (b"x", b"g"), name  # PAX extended headers: opkg ignores the files
+            assert magic == b"ustar  \0", name  # GNU magic ("ustar" + two spaces + NUL)
+
+
+def test_members_are_owned_by_root_with_one_whole_number_mtime(ipk):
+    _, data = ipk
+    o = outer(data)
+    for part in (data, o["./control.tar.gz"][1], o["./data.tar.gz"][1]):
+        for name, (m, _) in members(part).items():
+            assert (m.uid, m.gid) == (0, 0), name
+            assert m.mtime == EPOCH and isinstance(m.mtime, int), name
+
+
+def test_the_build_is_reproducible(tmp_path, ipk):
+    _, first = ipk
+    again = cmd_ipk.build(str(tmp_path), epoch=EPOCH)
+    with open(again["path"], "rb") as f:
+        assert f.read() == first
+
+
+def control_fields(ipk_bytes):
+    c = members(outer(ipk_bytes)["./control.tar.gz"][1])
+    text = c["./control"][1].decode()
+    fields = {}
+    for line in text.splitlines():
+        if not line.startswith(" "):
+            k, v = line.split(": ", 1)
+            fields[k] = v
+    return fields, text, c
+
+
+def test_control_has_the_fields_opkg_and_the_feeds_show(ipk):
+    _, data = ipk
+    f, text, _ = control_fields(data)
+    assert list(f) == ["Package", "Version", "Depends", "Source", "SourceName", "License", "Section",
+                       "Maintainer", "Architecture", "Installed-Size", "Description"]
+    assert f["Package"] == "mast"
+    assert f["Version"] == "0.1.0-1"
+    deps = f["Depends"].split(", ")
+    assert {"python3-light", "kmod-tun"} <= set(deps)
+    assert f["Architecture"] == "all"
+    assert f["Section"] == "net"
+    assert f["License"] and "<" in f["Maintainer"]
+    files = members(outer(data)["./data.tar.gz"][1])
+    assert int(f["Installed-Size"]) == sum(len(b) for _, b in files.values() if b is not None)
+    assert text.endswith("\n") and "\n mastd, the Multiple Address Service" in text
+
+
+def test_control_values_come_from_the_sdk_makefile(ipk):
+    _, data = ipk
+    f, _, _ = control_fields(data)
+    mk = open(os.path.join(PKG, "Makefile")).read()
+    assert re.search(r"^PKG_VERSION:=%s$" % re.escape(f["Version"].split("-")[0]), mk, re.M)
+    assert re.search(r"^PKG_RELEASE:=%s$" % f["Version"].split("-")[1], mk, re.M)
+    assert "PKGARCH:=all" in mk
+    sdk_deps = re.search(r"DEPENDS:=(.*)", mk).group(1).split()
+    assert [d.lstrip("+") for d in sdk_deps] == f["Depends"].split(", ")[1:]
+
+
+def test_conffiles_lists_the_uci_config_which_is_in_the_data(ipk):
+    _, data = ipk
+    _, _, c = control_fields(data)
+    assert c["./conffiles"][1] == b"/etc/config/mast\n"
+    files = members(outer(data)["./data.tar.gz"][1])
+    m, text = files["./etc/config/mast"]
+    assert m.mode == 0o600  # it holds pre-shared keys
+    assert b"config mast 'global'" in text
+
+
+def test_maintainer_scripts_act_only_on_a_live_system(ipk):
+    _, data = ipk
+    _, _, c = control_fields(data)
+    for script, verbs in (("./postinst", ("enable", "restart")), ("./prerm", ("stop", "disable"))):
+        m, text = c[script]
+        text = text.decode()
+        assert m.mode == 0o755 and text.startswith("#!/bin/sh\n")
+        guard = text.index('[ -n "${IPKG_INSTROOT}" ] && exit 0')
+        for verb in verbs:
+            assert text.index("/etc/init.d/mast %s" % verb) > guard
+        assert "$$" not in text
+
+
+def test_data_holds_the_router_files_and_every_core_runtime_and_mastd_file(ipk):
+    _, data = ipk
+    files = members(outer(data)["./data.tar.gz"][1])
+    names = set(files)
+    for path, mode in (("./etc/init.d/mast", 0o755), ("./usr/sbin/mastd", 0o755),
+                       ("./usr/sbin/mastctl", 0o755), ("./etc/hotplug.d/iface/30-mast", 0o644)):
+        assert files[path][0].mode == mode, path
+    for pkg in ("mast", "runtime", "mastd"):
+        src = os.path.join(ROOT, "firmware", pkg)
+        for fn in os.listdir(src):
+            if fn.endswith(".py"):
+                path = "./usr/lib/mast/%s/%s" % (pkg, fn)
+                assert path in names, path
+                with open(os.path.join(src, fn), "rb") as f:
+                    assert files[path][1] == f.read(), path  # copied, not forked
+    for name in names:  # every directory before what it holds, no stray build output
+        assert "__pycache__" not in name and not name.endswith(".pyc")
+    ordered = list(files)
+    for i, name in enumerate(ordered):
+        parent = name.rstrip("/").rsplit("/", 1)[0]
+        if parent not in (".", ""):
+            assert parent in ordered[:i], name
+
+
+def test_init_script_is_procd_with_respawn_and_reload_triggers():
+    text = open(os.path.join(PKG, "files/etc/init.d/mast")).read()
+    assert text.startswith("#!/bin/sh /etc/rc.common\n")
+    for needle in ("USE_PROCD=1", "procd_set_param command", "procd_set_param respawn",
+                   "procd_set_param stdout 1", "procd_set_param stderr 1",
+                   'procd_add_reload_trigger "mast"', "procd_add_interface_trigger", "HUP"):
+        assert needle in text, needle
+
+
+def test_hotplug_script_is_short_and_leaves_other_events_and_interfaces_alone(tmp_path):
+    path = os.path.join(PKG, "files/etc/hotplug.d/iface/30-mast")
+    text = open(path).read()
+    assert len(text.splitlines()) <= 12
+    # run it with a fake uci and mastctl: only ifup/ifdown/ifupdate of an uplink section reach mastctl
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    calls = tmp_path / "calls"
+    (bindir / "uci").write_text('#!/bin/sh\n[ "$3" = mast.wan ] && echo uplink\nexit 0\n')
+    (bindir / "uci").chmod(0o755)
+    sock = tmp_path / "mastd.sock"
+    script = text.replace("/var/run/mast/mastd.sock", str(sock)).replace(
+        "/usr/sbin/mastctl", "echo >>%s" % calls).replace(" >/dev/null 2>&1 &", "")
+    (tmp_path / "hp").write_text(script)
+
+    def run(action, interface, make_socket=True):
+        import socket as so
+
+        s = None
+        if make_socket and not sock.exists():
+            s = so.socket(so.AF_UNIX, so.SOCK_STREAM)
+            s.bind(str(sock))
+        env = dict(os.environ, ACTION=action, INTERFACE=interface, DEVICE="eth1",
+                   PATH="%s:%s" % (bindir, os.environ["PATH"]))
+        r = subprocess.run(["sh", str(tmp_path / "hp")], env=env, timeout=10)
+        assert r.returncode == 0
+
+    run("ifup", "lan")
+    run("ifup-failed", "wan")
+    run("ifup", "wan")
+    run("ifdown", "wan")
+    assert calls.read_text().splitlines() == ["hotplug ifup wan eth1", "hotplug ifdown wan eth1"]
+
+
+def test_sdk_makefile_installs_every_file_under_files():
+    mk = open(os.path.join(PKG, "Makefile")).read()
+    install = mk[mk.index("define Package/mast/install"):]
+    install = install[:install.index("endef")]
+    for dirpath, _, filenames in os.walk(os.path.join(PKG, "files")):
+        for fn in filenames:
+            rel = os.path.relpath(os.path.join(dirpath, fn), os.path.join(PKG, "files"))
+            assert "./files/" + rel in install, rel
+
+
+def test_mast_ipk_command_prints_the_path_and_hash_as_json(tmp_path):
+    env = dict(os.environ, PYTHONPATH=HOST_TOOLS, SOURCE_DATE_EPOCH=str(EPOCH))
+    r = subprocess.run([sys.executable, "-m", "mast_tools", "ipk", "--out", str(tmp_path), "--json"],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["path"] == str(tmp_path / "mast_0.1.0-1_all.ipk")
+    assert os.path.getsize(doc["path"]) == doc["size"] and len(doc["sha256"]) == 64

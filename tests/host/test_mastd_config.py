@@ -1,0 +1,184 @@
+"""mastd's configuration: UCI text (OpenWrt) and JSON, checked by the core's schema, errors that
+name the option the user wrote."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "host-tools"))
+
+from mast import config  # noqa: E402  (firmware/ is on sys.path: tests/conftest.py)
+from mastd import settings, uci  # noqa: E402
+
+PSK = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+EXAMPLE = os.path.join(ROOT, "openwrt-package", "mast", "files", "etc", "config", "mast")
+
+ROUTER = """\
+# a comment
+config mast 'global'
+	option name 'router1.example'
+	option internal '10.99.0.2/24'
+	option profile fast   # bare words work too
+
+config peer 'srv'
+	option name 'server.example'
+	list addresses '198.51.100.1'
+	list addresses '[2001:db8::1]:7000'
+	option psk '%s'
+	list allowed '192.168.50.0/24'
+	option initiate '1'
+
+config uplink 'lte'
+	option priority '30'
+	option cost '10'
+	option device 'wwan0'
+""" % PSK
+
+
+def test_uci_words_quotes_escapes_and_comments():
+    s = uci.parse("config peer 'a'\n\toption x \"it's\" # no\n\toption y 'a'\\''b'\n\tlist z one\n\tlist z 'two words'\n")
+    assert len(s) == 1 and s[0].type == "peer" and s[0].name == "a"
+    assert s[0].options == {"x": "it's", "y": "a'b", "z": ["one", "two words"]}
+
+
+def test_uci_anonymous_sections_are_named_by_type_and_index():
+    s = uci.parse("config peer\nconfig uplink\nconfig peer\n")
+    assert [x.ref() for x in s] == ["@peer[0]", "@uplink[0]", "@peer[1]"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("option x 'y'\n", "f:1: option outside a config section"),
+    ("config peer 'a'\n\toption x 'unterminated\n", "f:2: unterminated ' quote"),
+    ("config peer 'a-b'\n", "f:1: section name 'a-b': use only A-Za-z0-9_"),
+    ("config peer 'a'\n\tfrobnicate x y\n", "f:2: unknown keyword 'frobnicate' (config, option or list)"),
+    ("config peer 'a'\nconfig uplink 'a'\n", "f:2: section 'a' defined twice (also line 1)"),
+])
+def test_uci_syntax_errors_name_the_file_and_line(text, message):
+    with pytest.raises(uci.UciError) as e:
+        uci.parse(text, "f")
+    assert str(e.value) == message
+
+
+def test_uci_becomes_the_core_schemas_dotted_keys_with_typed_values():
+    s = settings.from_uci_text(ROUTER)
+    c = s.core
+    assert c["name"] == "router1.example" and c["profile"] == "fast"
+    p = c["peers"]["server.example"]
+    assert p["addresses"] == ["198.51.100.1", "[2001:db8::1]:7000"]
+    assert p["allowed"] == ["192.168.50.0/24"] and p["initiate"] is True and p["psk"] == PSK
+    assert c["uplinks"]["lte"] == {"priority": 30, "cost": 10, "device": "wwan0", "kind": "linux"}
+    assert s.agent == {"enabled": True, "internal": "10.99.0.2/24", "tun": "mast0", "masquerade": False}
+
+
+def test_mastd_defaults_replay_window_8192_and_resend_on_unless_set():
+    assert settings.from_uci_text(ROUTER).core["replay_window"] == 8192
+    assert settings.from_uci_text(ROUTER).core["resend_ms"] == 1000
+    s = settings.from_uci_text(ROUTER.replace("option profile fast", "option resend_ms '0'\n\toption replay_window '2048'"))
+    assert (s.core["resend_ms"], s.core["replay_window"]) == (0, 2048)
+
+
+@pytest.mark.parametrize("change, message", [
+    (("option cost '10'", "option cost '300'"), "mast.lte.cost: must be an integer from 0 to 255"),
+    (("option cost '10'", "option cost 'cheap'"), "mast.lte.cost: must be an integer from 0 to 255"),
+    (("option psk '%s'" % PSK, "option psk 'short'"), "mast.srv.psk: must be standard base64 of exactly 32 bytes"),
+    (("option profile fast", "option profile turbo"), "mast.global.profile: must be one of default, fast"),
+    (("option profile fast", "option colour 'red'"), "mast.global.colour: unknown key"),
+    (("option device 'wwan0'", "option speed '9'"), "mast.lte.speed: unknown key"),
+    (("list allowed '192.168.50.0/24'", "list allowed '192.168.50.0/33'"),
+     "mast.srv.allowed: bad item '192.168.50.0/33': must be an IPv4 or IPv6 prefix such as 10.0.0.0/8"),
+    (("option internal '10.99.0.2/24'", "option internal '10.99.0.2'"),
+     "mast.global.internal: must be an IPv4 or IPv6 prefix such as 10.0.0.0/8"),
+    (("option name 'router1.example'\n", ""), "mast.global.name: required"),
+    (("config uplink 'lte'", "config uplnk 'lte'"), "mast.lte: unknown section type 'uplnk' (mast, peer or uplink)"),
+])
+def test_a_bad_value_names_the_uci_option(change, message):
+    text = ROUTER.replace(*change)
+    assert text != ROUTER
+    with pytest.raises(config.ConfigError) as e:
+        settings.from_uci_text(text)
+    assert str(e.value) == message
+
+
+def test_json_uses_the_same_keys_and_names_them_in_errors():
+    doc = {"name": "server", "internal": "10.99.0.1/24",
+           "peers": {"router1": {"psk": PSK, "allowed": ["192.168.1.0/24"]}},
+           "uplinks": {"eth0": {"device": "eth0", "cost": 1}}}
+    s = settings.from_json_text(json.dumps(doc))
+    assert s.core["uplinks"]["eth0"]["cost"] == 1 and s.agent["internal"] == "10.99.0.1/24"
+    doc["uplinks"]["eth0"]["cost"] = 256
+    with pytest.raises(config.ConfigError) as e:
+        settings.from_json_text(json.dumps(doc))
+    assert str(e.value) == "uplinks.eth0.cost: must be an integer from 0 to 255"
+
+
+def test_the_shipped_example_is_valid_once_it_has_a_real_key():
+    text = open(EXAMPLE).read()
+    with pytest.raises(config.ConfigError) as e:
+        settings.from_uci_text(text)
+    assert str(e.value).startswith("mast.server.psk: ")
+    s = settings.from_uci_text(text.replace("REPLACE-WITH-base64-OF-32-BYTES-FROM-mast-genkey=", PSK))
+    assert sorted(s.core["uplinks"]) == ["lte", "wan", "wwan"]
+    assert s.agent["enabled"] is False
+
+
+def test_every_option_of_the_example_is_a_schema_or_mastd_key():
+    keys = set(r[0].split(".")[-1] for r in config.schema_rows())
+    for sec in uci.parse(open(EXAMPLE).read()):
+        for k in sec.options:
+            assert k in keys, k
+
+
+@pytest.fixture(scope="module")
+def unpacked(tmp_path_factory):
+    from mast_tools import cmd_ipk
+
+    out = tmp_path_factory.mktemp("ipk")
+    info = cmd_ipk.build(str(out))
+    with tarfile.open(info["path"], "r:gz") as outer:
+        data = outer.extractfile("./data.tar.gz").read()
+    root = out / "root"
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as t:
+        t.extractall(str(root))
+    return root
+
+
+def run_mastd(root, *args):
+    return subprocess.run([sys.executable, str(root / "usr/sbin/mastd")] + list(args), capture_output=True,
+                          text=True, timeout=30, env=dict(os.environ, PYTHONPATH=""))
+
+
+def test_mastd_from_the_ipk_refuses_a_bad_uci_file_naming_the_option(unpacked, tmp_path):
+    cfg = tmp_path / "mast"
+    cfg.write_text(ROUTER.replace("option cost '10'", "option cost '300'"))
+    r = run_mastd(unpacked, "--config", str(cfg), "--control", str(tmp_path / "s"))
+    assert r.returncode == 1
+    assert r.stderr == "mastd: mast.lte.cost: must be an integer from 0 to 255\n"
+    assert not (tmp_path / "s").exists()  # it never started
+
+
+def test_mastd_from_the_ipk_reports_uci_syntax_errors_with_the_line(unpacked, tmp_path):
+    cfg = tmp_path / "mast"
+    cfg.write_text("config mast 'global'\n\toption name 'unterminated\n")
+    r = run_mastd(unpacked, "--config", str(cfg), "--check")
+    assert r.returncode == 1
+    assert r.stderr == "mastd: %s:2: unterminated ' quote\n" % cfg
+
+
+def test_mastd_check_accepts_a_good_file(unpacked, tmp_path):
+    cfg = tmp_path / "mast"
+    cfg.write_text(ROUTER)
+    r = run_mastd(unpacked, "--config", str(cfg), "--check")
+    assert (r.returncode, r.stdout) == (0, "mastd: %s is valid\n" % cfg)
+
+
+def test_mastd_without_a_readable_config_says_which_file(unpacked, tmp_path):
+    r = run_mastd(unpacked, "--config", str(tmp_path / "nope"))
+    assert r.returncode == 1
+    assert r.stderr.startswith("mastd: cannot read %s" % (tmp_path / "nope"))
+    assert "Traceback" not in r.stderr

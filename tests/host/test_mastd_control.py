@@ -1,0 +1,286 @@
+"""mastd's control socket and mastctl, with two real mastd processes on loopback (no TUN):
+application datagrams between peers, taking an uplink down by hand, and reloads that are
+refused or applied while the association stays the same."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from mastd import control
+from mastd.ctl import format_status
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FIRMWARE = os.path.join(ROOT, "firmware")
+PSK = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+
+def test_control_socket_answers_one_json_line_per_connection(tmp_path):
+    path = str(tmp_path / "c.sock")
+    srv = control.ControlServer(path, lambda req: {"echo": req["op"]})
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            srv.on_readable(None, 0)
+            time.sleep(0.01)
+
+    t = threading.Thread(target=serve)
+    t.start()
+    try:
+        assert control.request(path, {"op": "status"}) == {"echo": "status", "ok": True}
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(path)
+        s.sendall(b"not json\n")
+        assert json.loads(s.recv(4096)) == {"ok": False, "error": "bad request: one JSON object per line"}
+        s.close()
+    finally:
+        stop.set()
+        t.join()
+        srv.close()
+    assert not os.path.exists(path)
+
+
+def test_a_stale_socket_file_is_replaced_and_a_live_one_refused(tmp_path):
+    path = str(tmp_path / "c.sock")
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(path)
+    stale.close()  # the file stays, nobody listens: a mastd that died
+    srv = control.ControlServer(path, lambda req: {})
+    try:
+        with pytest.raises(OSError, match="another mastd answers on"):
+            control.ControlServer(path, lambda req: {})
+    finally:
+        srv.close()
+
+
+def mastctl(sock, *args):
+    return subprocess.run([sys.executable, "-c", "import sys; from mastd.ctl import main; sys.exit(main())",
+                           "--control", sock] + list(args),
+                          capture_output=True, text=True, timeout=10, env=dict(os.environ, PYTHONPATH=FIRMWARE))
+
+
+def test_mastctl_without_a_mastd_says_so(tmp_path):
+    r = mastctl(str(tmp_path / "none.sock"), "status")
+    assert r.returncode == 1
+    assert r.stderr.startswith("mastctl: cannot reach mastd at %s" % (tmp_path / "none.sock"))
+    assert "Traceback" not in r.stderr
+
+
+def test_status_text_shows_uplinks_association_and_failovers():
+    s = {"name": "r", "pid": 1, "uptime_s": 3, "config": "/etc/config/mast", "discovery": "netifd",
+         "tun": {"name": "mast0", "internal": "10.99.0.2/24", "mtu": 1444},
+         "uplinks": {"wan": {"addr": "100.64.1.2:6278", "priority": 10, "cost": 0, "admin": "up"},
+                     "lte": {"link": {"why": "interface lte is down"}, "admin": "up"}},
+         "associations": [{"peer": "srv", "state": "established", "label": 0xAB, "nonce_id": "f00d",
+                           "primary": "wan>198.51.100.1:6278",
+                           "paths": [{"path": "wan>198.51.100.1:6278", "state": "active", "rtt_ms": 3}]}],
+         "failovers": [{"old": "lte>x", "new": "wan>y", "gap_ms": 90, "failback": True}]}
+    text = format_status(s)
+    assert "tun mast0 10.99.0.2/24 mtu 1444" in text
+    assert "down (interface lte is down)" in text
+    assert "srv established label 000000ab nonce-id f00d primary wan>198.51.100.1:6278" in text
+    assert "lte>x -> wan>y (gap 90 ms, failback)" in text
+
+
+# ---- two mastd processes on loopback -------------------------------------------------------
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="SO_BINDTODEVICE needs root (CAP_NET_RAW)")
+
+
+def conf(name, peer, port, uplinks, peer_addr=None, app_port=0, profile="fast"):
+    p = {"psk": PSK, "app_port": app_port}
+    if peer_addr:
+        p["addresses"] = [peer_addr]
+    return {"name": name, "port": port, "profile": profile, "peers": {peer: p},
+            "uplinks": dict((u, {"device": "lo", "address": a, "priority": pr}) for u, a, pr in uplinks)}
+
+
+class Proc:
+    def __init__(self, tmp, name, doc):
+        self.cfg = tmp / ("%s.json" % name)
+        self.cfg.write_text(json.dumps(doc))
+        self.sock = str(tmp / ("%s.sock" % name))
+        self.log = open(str(tmp / ("%s.log" % name)), "w")
+        self.p = subprocess.Popen([sys.executable, "-m", "mastd", "--config", str(self.cfg), "--control",
+                                   self.sock, "--discovery", "linux"], stdout=self.log, stderr=subprocess.STDOUT,
+                                  env=dict(os.environ, PYTHONPATH=FIRMWARE))
+
+    def status(self):
+        try:
+            r = control.request(self.sock, {"op": "status"}, timeout=2)
+            return r.get("status")
+        except OSError:
+            return None
+
+    def assoc(self):
+        s = self.status()
+        a = s and s["associations"]
+        return a[0] if a and a[0]["state"] == "established" else None
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(8)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.log.close()
+
+
+def wait_for(what, fn, timeout=8):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+@pytest.fixture
+def pair(tmp_path):
+    base = 20000 + os.getpid() % 20000
+    app_srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    app_srv.bind(("127.0.0.1", 0))
+    app_rtr = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    app_rtr.bind(("127.0.0.1", 0))
+    for s in (app_srv, app_rtr):
+        s.settimeout(5)
+    srv = Proc(tmp_path, "srv", conf("server", "router1", base, [("lo", "127.0.0.10", 100)],
+                                     app_port=app_srv.getsockname()[1]))
+    rtr = Proc(tmp_path, "rtr", conf("router1", "server", base,
+                                     [("a", "127.0.0.11", 10), ("b", "127.0.0.12", 20)],
+                                     "127.0.0.10:%d" % base, app_port=app_rtr.getsockname()[1]))
+    try:
+        wait_for("association", rtr.assoc)
+        yield {"srv": srv, "rtr": rtr, "app_srv": app_srv, "app_rtr": app_rtr, "tmp": tmp_path, "base": base}
+    finally:
+        rtr.stop()
+        srv.stop()
+        app_srv.close()
+        app_rtr.close()
+
+
+@needs_root
+def test_application_datagrams_reach_the_peers_app_port_and_the_answer_comes_back(pair):
+    rtr, app_srv, app_rtr = pair["rtr"], pair["app_srv"], pair["app_rtr"]
+    host, port = rtr.status()["apps"]["server"].split(":")
+    app_rtr.sendto(b"telemetry 1", (host, int(port)))
+    data, src = app_srv.recvfrom(100)
+    assert data == b"telemetry 1"
+    app_srv.sendto(b"ack 1", src)
+    assert app_rtr.recvfrom(100)[0] == b"ack 1"
+
+
+@needs_root
+def test_mastctl_uplink_down_moves_the_primary_and_up_brings_it_back(pair):
+    rtr = pair["rtr"]
+    wait_for("primary on a", lambda: (rtr.assoc() or {}).get("primary", "").startswith("a>"))
+    first = rtr.assoc()
+    r = mastctl(rtr.sock, "uplink", "a", "down")
+    assert (r.returncode, r.stdout) == (0, "uplink a down\n")
+    wait_for("primary on b", lambda: (rtr.assoc() or {}).get("primary", "").startswith("b>"))
+    s = rtr.status()
+    assert s["uplinks"]["a"]["admin"] == "down" and "addr" not in s["uplinks"]["a"]
+    assert mastctl(rtr.sock, "uplink", "a", "up").returncode == 0
+    wait_for("primary back on a", lambda: (rtr.assoc() or {}).get("primary", "").startswith("a>"))
+    assert rtr.assoc()["nonce_id"] == first["nonce_id"]
+    assert mastctl(rtr.sock, "hotplug", "ifup", "a", "lo").returncode == 0  # a rescan: nothing changed
+    assert rtr.assoc()["primary"].startswith("a>")
+    r = mastctl(rtr.sock, "uplink", "nope", "down")
+    assert r.returncode == 1 and r.stderr == "mastctl: no uplink 'nope' (configured: a, b)\n"
+
+
+@needs_root
+def test_a_bad_reload_is_refused_with_the_key_and_the_running_config_stays(pair):
+    rtr = pair["rtr"]
+    wait_for("primary on a", lambda: (rtr.assoc() or {}).get("primary", "").startswith("a>"))
+    first = rtr.assoc()
+    good = json.loads(rtr.cfg.read_text())
+    bad = json.loads(rtr.cfg.read_text())
+    bad["uplinks"]["b"]["cost"] = 999
+    rtr.cfg.write_text(json.dumps(bad))
+    r = mastctl(rtr.sock, "reload")
+    assert r.returncode == 1
+    assert r.stderr == ("mastctl: reload refused, the running configuration stays: "
+                        "uplinks.b.cost: must be an integer from 0 to 255\n")
+    rtr.p.send_signal(signal.SIGHUP)  # the same through the signal: logged, still running
+    time.sleep(0.3)
+    assert rtr.p.poll() is None and rtr.assoc()["nonce_id"] == first["nonce_id"]
+    # a good reload that changes priorities keeps the association and moves the primary
+    good["uplinks"]["b"]["priority"] = 1
+    rtr.cfg.write_text(json.dumps(good))
+    rtr.p.send_signal(signal.SIGHUP)
+    wait_for("priority 1 on b", lambda: rtr.status()["uplinks"]["b"]["priority"] == 1)
+    wait_for("primary on b", lambda: (rtr.assoc() or {}).get("primary", "").startswith("b>"))
+    a = rtr.assoc()
+    assert (a["label"], a["nonce_id"]) == (first["label"], first["nonce_id"])
+
+
+@needs_root
+def test_a_reload_that_changes_the_key_starts_a_new_association(pair):
+    rtr, srv = pair["rtr"], pair["srv"]
+    first = rtr.assoc()
+    for p in (rtr, srv):
+        doc = json.loads(p.cfg.read_text())
+        for peer in doc["peers"].values():
+            peer["psk"] = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
+        p.cfg.write_text(json.dumps(doc))
+    assert mastctl(srv.sock, "reload").returncode == 0
+    assert mastctl(rtr.sock, "reload").returncode == 0
+    a = wait_for("a new association", lambda: (rtr.assoc() or {}).get("nonce_id") not in (None, first["nonce_id"]) and rtr.assoc())
+    assert a["nonce_id"] != first["nonce_id"]
+
+
+@needs_root
+def test_on_openwrt_uplinks_come_from_netifd_and_hotplug_events_rescan(tmp_path):
+    dump = tmp_path / "dump.json"
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "ubus").write_text('#!/bin/sh\n[ "$*" = "call network.interface dump" ] && exec cat %s\nexit 1\n' % dump)
+    (bindir / "ubus").chmod(0o755)
+
+    def netifd(up):
+        dump.write_text(json.dumps({"interface": [
+            {"interface": "wan", "up": up, "l3_device": "lo", "ipv4-address": [{"address": "127.0.0.21", "mask": 8}]},
+            {"interface": "lan", "up": True, "l3_device": "br-lan", "ipv4-address": [{"address": "192.168.1.1"}]}]}))
+
+    netifd(True)
+    uci = tmp_path / "mast"
+    uci.write_text("config mast 'global'\n\toption name 'r1'\n\toption port '%d'\n"
+                   "config peer 'srv'\n\toption psk '%s'\n\toption initiate '0'\n"
+                   "config uplink 'wan'\n\toption priority '10'\n" % (30000 + os.getpid() % 20000, PSK))
+    sock = str(tmp_path / "m.sock")
+    log = open(str(tmp_path / "log"), "w")
+    p = subprocess.Popen([sys.executable, "-m", "mastd", "--config", str(uci), "--control", sock],
+                         stdout=log, stderr=subprocess.STDOUT,
+                         env=dict(os.environ, PYTHONPATH=FIRMWARE, PATH="%s:%s" % (bindir, os.environ["PATH"])))
+    try:
+        st = lambda: control.request(sock, {"op": "status"})["status"]  # noqa: E731
+        wait_for("mastd", lambda: os.path.exists(sock) and st())
+        s = st()
+        assert s["discovery"] == "netifd"  # UCI and ubus: auto picks netifd
+        assert s["uplinks"]["wan"]["addr"].startswith("127.0.0.21:")
+        assert s["uplinks"]["wan"]["link"]["device"] == "lo"
+        netifd(False)
+        assert mastctl(sock, "hotplug", "ifdown", "wan", "lo").returncode == 0
+        s = st()
+        assert "addr" not in s["uplinks"]["wan"]
+        assert s["uplinks"]["wan"]["link"]["why"] == "interface wan is down"
+        netifd(True)
+        assert mastctl(sock, "hotplug", "ifup", "wan", "lo").returncode == 0
+        assert st()["uplinks"]["wan"]["addr"].startswith("127.0.0.21:")
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(10)
+        log.close()
+    assert p.returncode == 0

@@ -1,0 +1,136 @@
+"""mastd's packet handling: routing by allowed prefixes (cryptokey routing), MSS clamping,
+the TUN's MTU, and uplinks from netifd's dump."""
+
+import struct
+
+from mastd import links, packet, tun
+
+
+def ipv4(src, dst, proto=17, payload=b""):
+    def a(t):
+        return bytes(int(x) for x in t.split("."))
+
+    hdr = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0, 0x4000, 64, proto, 0, a(src), a(dst))
+    return hdr + payload
+
+
+def tcp_syn(mss, with_nops=0):
+    opts = b"\x01" * with_nops + struct.pack(">BBH", 2, 4, mss)
+    opts += b"\x01" * (-len(opts) % 4)
+    hdr = struct.pack(">HHIIBBHHH", 40000, 5001, 1, 0, (20 + len(opts)) // 4 << 4, 0x02, 65535, 0, 0) + opts
+    pkt = bytearray(ipv4("192.168.1.2", "192.168.50.2", 6, hdr))
+    # a correct TCP checksum to start from
+    seg = bytes(pkt[20:])
+    pseudo = bytes(pkt[12:20]) + b"\0\x06" + len(seg).to_bytes(2, "big")
+    data = pseudo + seg
+    s = sum((data[i] << 8 | data[i + 1]) for i in range(0, len(data), 2))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    c = ~s & 0xFFFF
+    pkt[36], pkt[37] = c >> 8, c & 0xFF
+    return bytes(pkt)
+
+
+def mss_of(pkt):
+    i = pkt.index(b"\x02\x04", 40)
+    return pkt[i + 2] << 8 | pkt[i + 3]
+
+
+def routes():
+    cfg = {"peers": {
+        "site-a": {"allowed": ["192.168.1.0/24", "10.1.0.0/16"], "internal": "10.99.0.2"},
+        "site-b": {"allowed": ["192.168.1.128/25"]},
+        "full": {"allowed": ["0.0.0.0/0", "2001:db8::/32"]},
+    }}
+    return packet.routes_from(cfg)
+
+
+def n(text):
+    return int.from_bytes(bytes(int(x) for x in text.split(".")), "big")
+
+
+def test_the_destination_goes_to_the_peer_with_the_longest_matching_prefix():
+    r = routes()
+    assert r.lookup(4, n("192.168.1.7")) == "site-a"
+    assert r.lookup(4, n("192.168.1.200")) == "site-b"
+    assert r.lookup(4, n("10.99.0.2")) == "site-a"  # its internal address
+    assert r.lookup(4, n("8.8.8.8")) == "full"  # the full tunnel takes the rest
+
+
+def test_a_peer_may_send_only_from_its_own_prefixes():
+    r = routes()
+    assert r.holds("site-a", 4, n("10.1.2.3"))
+    assert not r.holds("site-a", 4, n("192.168.50.1"))
+    assert not r.holds("site-b", 4, n("192.168.1.7"))  # site-a's, even though both are /24-ish
+    assert r.holds("full", 4, n("203.0.113.9"))
+    assert r.holds("full", 6, int.from_bytes(bytes.fromhex("20010db8" + "00" * 11 + "01"), "big"))
+
+
+def test_addresses_of_ipv4_ipv6_and_garbage():
+    assert packet.addresses(ipv4("1.2.3.4", "5.6.7.8")) == (4, n("1.2.3.4"), n("5.6.7.8"))
+    v6 = bytes([0x60]) + bytes(7) + bytes(15) + b"\x01" + bytes(15) + b"\x02"
+    assert packet.addresses(v6) == (6, 1, 2)
+    assert packet.addresses(b"\x45\x00") is None
+    assert packet.addresses(bytes([0x50]) + bytes(40)) is None
+
+
+def test_a_syn_with_a_larger_mss_is_clamped_and_its_checksum_stays_right():
+    for nops in (0, 1, 2, 3):  # the MSS value word-aligned or straddling two checksum words
+        syn = tcp_syn(1460, nops)
+        assert packet.tcp_checksum_ok(syn)
+        out = packet.clamp_mss(syn, 1404, 1384)
+        assert mss_of(out) == 1404, nops
+        assert packet.tcp_checksum_ok(out), nops
+        assert len(out) == len(syn)
+
+
+def test_a_syn_with_a_small_mss_and_other_packets_are_untouched():
+    syn = tcp_syn(1200)
+    assert packet.clamp_mss(syn, 1404, 1384) is syn
+    udp = ipv4("1.2.3.4", "5.6.7.8", 17, bytes(40))
+    assert packet.clamp_mss(udp, 1404, 1384) is udp
+
+
+def test_tun_mtu_is_the_smallest_uplink_mtu_less_ip_udp_and_mast():
+    assert tun.tun_mtu([1500, 1500]) == 1444  # 1500 - 20 - 8 - 28
+    assert tun.tun_mtu([1500, 1400, 1492]) == 1344
+    assert tun.tun_mtu([1500], ipv6=True) == 1424
+    assert tun.tun_mtu([]) == 1444
+
+
+def test_a_default_route_is_carried_as_two_halves_so_the_uplinks_keep_theirs():
+    assert tun.kernel_routes("0.0.0.0/0") == ["0.0.0.0/1", "128.0.0.0/1"]
+    assert tun.kernel_routes("::/0") == ["::/1", "8000::/1"]
+    assert tun.kernel_routes("192.168.1.0/24") == ["192.168.1.0/24"]
+
+
+DUMP = {"interface": [
+    {"interface": "wan", "up": True, "l3_device": "eth1", "device": "eth1",
+     "ipv4-address": [{"address": "100.64.1.2", "mask": 24}], "ipv6-address": []},
+    {"interface": "wwan", "up": False, "device": "phy0-sta0"},
+    {"interface": "lte", "up": True, "l3_device": "wwan0",
+     "ipv4-address": [], "ipv6-address": [{"address": "2001:db8::5", "mask": 64}]},
+    {"interface": "lan", "up": True, "l3_device": "br-lan", "ipv4-address": [{"address": "192.168.1.1"}]},
+]}
+
+
+def test_netifd_dump_gives_each_uplinks_device_and_address():
+    cfg = {"wan": {}, "wwan": {}, "lte": {}, "wan6": {}}
+    got = links.parse_netifd_dump(DUMP, cfg)
+    assert (got["wan"].device, got["wan"].addr, got["wan"].up) == ("eth1", "100.64.1.2", True)
+    assert (got["wwan"].up, got["wwan"].why) == (False, "interface wwan is down")
+    assert (got["lte"].device, got["lte"].addr, got["lte"].up) == ("wwan0", "2001:db8::5", True)
+    assert (got["wan6"].up, got["wan6"].why) == (False, "netifd has no interface wan6")
+    assert "lan" not in got  # not an uplink section: none of mastd's business
+
+
+def test_a_configured_address_or_device_wins_over_netifds():
+    got = links.parse_netifd_dump(DUMP, {"wan": {"address": "100.64.1.9", "device": "eth9"}})
+    assert (got["wan"].device, got["wan"].addr) == ("eth9", "100.64.1.9")
+
+
+def test_a_missing_linux_device_is_down_with_the_reason():
+    st = links.device_state("nonexistent0")
+    assert not st.up and st.why.startswith("no device nonexistent0")
+    lo = links.device_state("lo")
+    assert lo.up and lo.addr == "127.0.0.1" and lo.mtu == 65536
