@@ -201,6 +201,21 @@ class Endpoint:
         self.by_peer[peer] = a
         a.handshake_timer(now_ms)
 
+    def add_peer_addresses(self, peer, addrs, now_ms):
+        """Candidate addresses of a peer learnt out of band (presence, DNS), e.g. after
+        both ends moved: they are probed like advertised ones and carry nothing until a
+        challenge is answered on them. -> how many were new."""
+        a = self.by_peer.get(peer)
+        if a is None or a.state != ESTABLISHED:
+            return 0
+        n = 0
+        for h, p in addrs:
+            addr = (canonical(h), int(p))
+            if addr not in a.remotes and len(a.remotes) < 24:
+                a.add_remote(addr, policy.RANK_UNKNOWN, 0, True, now_ms)  # probed as if advertised
+                n += 1
+        return n
+
     def association(self, peer=None):
         if peer is None:
             for a in self.by_peer.values():

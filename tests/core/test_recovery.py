@@ -107,3 +107,32 @@ def test_link_down_fails_over_at_once():
     assert [t for t, e in net.nodes["a"].events if e is f[0]][0] == t0
     t = tally(net.nodes["b"], s.seq)
     assert all(t[i] == 1 for i in range(s.seq))  # a known link-down loses nothing
+
+
+def test_both_ends_move_and_resume_after_learning_the_new_address_out_of_band():
+    # "double jump": each end loses every address and comes back on a new one; a
+    # learns b's new address (as presence would tell it) and the same association resumes
+    net = pair(a_uplinks=[("eth", "10.1.0.2", 10, 0)])
+    net.run(net.now + 2000)
+    a, b = net.nodes["a"].ep, net.nodes["b"].ep
+    nonces = (a.association().nonce, b.association().nonce)
+    a.uplink_down("eth", net.now)
+    b.uplink_down("wan", net.now)
+    net.flush()
+    net.run(net.now + 3000)
+    net.uplink("b", "wan2", ("10.8.0.1", 6278), delay=1)
+    net.uplink("a", "eth2", ("10.4.0.9", 6278), delay=1)
+    net.run(net.now + 3000)
+    assert a.association().primary is None  # a still only knows b's old address
+    assert a.add_peer_addresses("b", [("10.8.0.1", 6278)], net.now) == 1
+    net.flush()
+    net.run(net.now + 3000)
+    assert (a.association().nonce, b.association().nonce) == nonces  # no new INIT
+    assert a.association().primary.raddr == ("10.8.0.1", 6278)
+    assert b.association().primary.raddr == ("10.4.0.9", 6278)
+    s = Stream(net, "a", rate=50)
+    net.run(net.now + 1000)
+    s.stop()
+    net.run(net.now + 100)
+    assert count_received(net.nodes["b"]) == s.seq
+    assert len(net.events("a", "association_up")) == 1
