@@ -18,6 +18,7 @@ from .addr import ip_to_bytes
 # One row per key: pattern, type, default ("-": none), then the type's limits:
 #   int: min max [step, default 1]      str: max length, characters allowed
 #   enum: the choices                   besides A-Za-z0-9
+#   text, secret: min max length of printable ASCII [the only characters allowed]
 #   addr, addrs: "port" if the address may carry a port
 #   bool, psk, prefixes: none
 # A line with a pattern alone ("peers.*") starts the keys of each peer (or
@@ -53,6 +54,10 @@ cost int 0 0 255
 device str - 15 _.-
 address addr -
 kind enum linux sim wlan lan ppp linux
+ssid text - 1 32
+password secret - 8 63
+apn str - 63 _.-
+sim_pin secret - 4 8 0123456789
 """
 
 _ALNUM = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -133,6 +138,11 @@ def _check(t, lim, v):
         elif t == "str":  # every character allowed: nothing left once they are stripped
             want = "1 to %s characters of A-Za-z0-9%s" % tuple(lim)
             ok = ok and 0 < len(v) <= int(lim[0]) and not v.strip(_ALNUM + lim[1])
+        elif t == "text" or t == "secret":  # printable ASCII; a secret never shows
+            lo, hi = int(lim[0]), int(lim[1])
+            want = "%d to %d %s" % (lo, hi, "digits" if lim[2:] else "printable ASCII characters")
+            ok = (ok and lo <= len(v) <= hi and " " <= min(v) and max(v) < "\x7f"
+                  and not (lim[2:] and v.strip(lim[2])))
         elif t == "psk":
             want = _PSK
             ok = ok and decode_psk(v)  # the 32 bytes, or ValueError
@@ -215,7 +225,7 @@ def key_type(key):
 
 
 def is_secret(key):
-    return key_type(key) == "psk"
+    return key_type(key) in ("psk", "secret")
 
 
 def _copy(v):

@@ -67,8 +67,9 @@ class Endpoint:
     def reconfigure(self, cfg, now_ms):
         """Take a new configuration without a restart (console `apply`, SIGHUP). An
         association keeps its nonces and keys unless its peer is gone, or its key, our
-        name or the keying changed: those are closed with SHUT. ConfigError if cfg is bad,
-        and then nothing changed."""
+        name or the keying changed: those are closed at once ("reconfigured"), so that a
+        new INIT can start; the peer replaces its side when that INIT completes.
+        ConfigError if cfg is bad, and then nothing changed."""
         c = config.validate(cfg)
         old = self.cfg
         self._settings(c)
@@ -76,7 +77,7 @@ class Endpoint:
             pc = c["peers"].get(peer)
             if pc is None or pc.get("psk") != old["peers"][peer].get("psk") or (
                     c["name"], c["keying"]) != (old["name"], old["keying"]):
-                a.shut(now_ms)
+                a.close(now_ms, "reconfigured")
             a.prof = self.prof
         for name, u in list(self.uplinks.items()):
             uc = c["uplinks"].get(name)

@@ -4,7 +4,7 @@
 #
 #   association_up      peer, path            the handshake finished on path
 #   association_closed  peer, reason          "shut", "peer_shut", "timeout", "outage", "replaced",
-#                                             "exhausted" (2^48 sequence numbers used)
+#                                             "reconfigured", "exhausted" (2^48 seq used)
 #   path_up             peer, path, rtt_ms    a path answered a challenge
 #   path_down           peer, path            a path stopped answering (probe_fail probes lost)
 #   failover            peer, old, new, gap_ms, failback

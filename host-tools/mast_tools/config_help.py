@@ -32,6 +32,10 @@ HELP = {
     "uplinks.*.device": "Linux interface to bind to (SO_BINDTODEVICE)",
     "uplinks.*.address": "local address to bind to",
     "uplinks.*.kind": "what drives the uplink: sim, wlan, lan, ppp (boards) or linux",
+    "uplinks.*.ssid": "boards, wlan: the Wi-Fi network to join",
+    "uplinks.*.password": "boards, wlan: the Wi-Fi password (WPA2: 8 to 63 characters); never shown",
+    "uplinks.*.apn": "boards, ppp: the cellular access point name",
+    "uplinks.*.sim_pin": "boards, ppp: the SIM's PIN, if it has one; never shown",
 }
 
 

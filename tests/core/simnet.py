@@ -17,11 +17,6 @@ from mast.compat import sha256
 from mast.endpoint import Endpoint
 from mast import wire
 
-NAMES = {
-    1: "INIT", 2: "INIT-ACK", 3: "COOKIE-ECHO", 4: "COOKIE-ACK", 5: "SET",
-    6: "SET-ACK", 7: "PROBE", 8: "PROBE-ACK", 9: "SHUT", 10: "SHUT-ACK",
-    11: "SHUT-COMPLETE", 12: "ERR", 13: "KEEPALIVE", 16: "DATA", 17: "DATA-IP",
-}
 # On MicroPython (a board-sized heap) collect garbage every few steps, before it
 # fragments the heap; CPython does not need it.
 _COLLECT = 8 if sys.implementation.name == "micropython" else 0
@@ -234,15 +229,6 @@ class Net:
                     app.tick(self.now)
                     self.flush()
 
-    def until(self, pred, limit_ms):
-        """Run in 1 ms steps of simulated time until pred() or limit_ms passed; -> bool."""
-        end = self.now + limit_ms
-        while self.now < end:
-            if pred():
-                return True
-            self.run(self.now + 1)
-        return pred()
-
     def events(self, node, kind):
         return [e for t, e in self.nodes[node].events if e.kind == kind]
 
@@ -313,14 +299,6 @@ def established(net):
     a = net.nodes["a"].ep.association("b")
     b = net.nodes["b"].ep.association("a")
     return a is not None and b is not None and a.state == 2 and b.state == 2
-
-
-def ptype(data):
-    return data[1]
-
-
-def type_is(t):
-    return lambda s, d, data: data[1] == t
 
 
 def cut_and_measure(profile, start=0, mode="failover", run_ms=3000, rate=100, **kw):

@@ -376,7 +376,7 @@ def test_schema_rows_describe_every_key_for_docs():
     assert len(keys) == len(set(keys))
     for pattern, typ, default, limits in rows:
         assert typ in ("str", "int", "bool", "enum", "psk", "addr", "addrs",
-                       "prefix", "prefixes")
+                       "prefix", "prefixes", "text", "secret")
         assert limits
     cost = rows[keys.index("uplinks.*.cost")]
     assert cost == ("uplinks.*.cost", "int", 0, "an integer from 0 to 255")
@@ -394,3 +394,18 @@ def test_ipv6_text_gets_a_light_check():
         except ValueError:
             continue
         assert False, "accepted %r" % a
+
+
+def test_board_uplink_credentials_are_checked_and_never_shown():
+    cfg = config.validate(with_uplink(kind="wlan", ssid="My Home WiFi", password="correct horse"))
+    assert cfg["uplinks"]["cell"]["ssid"] == "My Home WiFi"
+    assert config.redact(cfg)["uplinks"]["cell"]["password"] == "<redacted>"
+    assert config.redact(cfg)["uplinks"]["cell"]["ssid"] == "My Home WiFi"
+    assert config.is_secret("uplinks.cell.sim_pin") and config.is_secret("uplinks.cell.password")
+    assert bad(with_uplink(password="short")) == (
+        "uplinks.cell.password: must be 8 to 63 printable ASCII characters")
+    assert "short" not in bad(with_uplink(password="short"))
+    assert bad(with_uplink(ssid="")) == "uplinks.cell.ssid: must be 1 to 32 printable ASCII characters"
+    assert bad(with_uplink(ssid="tab\there")).startswith("uplinks.cell.ssid: ")
+    assert bad(with_uplink(sim_pin="12a4")) == "uplinks.cell.sim_pin: must be 4 to 8 digits"
+    assert config.validate(with_uplink(kind="ppp", apn="internet.example", sim_pin="1234"))

@@ -1,0 +1,65 @@
+# `apply`: take a new configuration into the running endpoint without a reboot.
+#
+# An association is kept (same nonces, same keys, no new handshake) unless the
+# configuration changes who the peers are or how they are keyed:
+#   our name or keying changed   -> every association restarts (a new Endpoint)
+#   a peer removed, or its psk   -> that peer's association restarts
+#   anything else (costs, priorities, timers, peer addresses, new peers, the
+#   port)                        -> associations are kept; uplinks are re-announced
+#                                   (SET) where their address or preference changed
+#
+# Endpoint.reconfigure() does the work in the core; plan() says what it will do,
+# for the console's reply.
+
+
+def plan(old, new):
+    """(rebuild: bool, [peers whose association restarts], why) for two normalized
+    core configurations."""
+    if old["name"] != new["name"]:
+        return True, [], "name changed"
+    if old["keying"] != new["keying"]:
+        return True, [], "keying changed"
+    restart = []
+    for p in old["peers"]:
+        if p not in new["peers"]:
+            restart.append(p)
+        elif old["peers"][p].get("psk") != new["peers"][p].get("psk"):
+            restart.append(p)
+    return False, sorted(restart), "peer keys changed" if restart else None
+
+
+def reconfigure(ep, cfg, restart, now):
+    """Give the live endpoint ep the configuration cfg (the core closes the associations
+    of the peers in restart: their keys or existence changed)."""
+    ep.reconfigure(cfg, now)
+
+
+def apply(board):
+    """The console's apply: the candidate configuration, running, without a reboot."""
+    from mast.endpoint import Endpoint
+    from runtime.driver import Runtime
+    from . import settings
+
+    b = board
+    core, extra = b.check(b.candidate)
+    now = b.now()
+    rebuild, restart, why = plan(b.ep.cfg, core)
+    old_port = b.ep.cfg["port"]
+    if rebuild:
+        b.rt.close()
+        b.rt.shutdown()
+        b.ep = Endpoint(core, b.random)
+        b.rt = Runtime(b.ep, b.now)
+        if b._stdin_key is not None:
+            b._stdin_key = b.rt.add_reader(b.stdio.stream, b._on_stdin)
+    else:
+        reconfigure(b.ep, core, restart, now)
+    b.running = settings.copy(b.candidate)
+    b._sync_managers(b.running)
+    for name in b.managers:  # re-announce: a new socket (port, rebuild) or preference
+        m = b.managers[name]
+        if m.state == "up" and (rebuild or old_port != core["port"] or name in b.rt.uplinks):
+            b._uplink_up(name, m.addr, now)
+    b._connect_peers(core)
+    return {"applied": True, "associations": "restarted" if rebuild else "kept",
+            "restarted": restart, "why": why}

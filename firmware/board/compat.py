@@ -1,0 +1,85 @@
+# What the board app needs that ports spell differently. Restricted Python:
+# MicroPython >= 1.22 (boards, unix port) and CPython >= 3.9 (host tests).
+#
+# json: every port we support has `json`; a few old or trimmed builds only
+# have `ujson`, so fall back to it. Everything the board prints goes through
+# dumps() (one JSON object a line, docs/CONSOLE.md).
+
+import sys
+import time
+
+try:
+    import json
+except ImportError:  # pragma: no cover - ports with only ujson
+    import ujson as json  # noqa: F401
+
+try:
+    import os
+except ImportError:  # pragma: no cover
+    import uos as os  # noqa: F401
+
+MICROPYTHON = sys.implementation.name == "micropython"
+VERSION = "0.1.0"  # the board firmware's version (hello, status)
+
+
+def dumps(obj):
+    return json.dumps(obj)
+
+
+def loads(text):
+    """json.loads; ValueError (never anything else but MemoryError) on bad input:
+    parsers raise odd types on garbage (CPython's recursion limit, MicroPython's
+    IndexError on some truncations)."""
+    try:
+        return json.loads(text)
+    except MemoryError:
+        raise
+    except Exception:
+        raise ValueError("not JSON")
+
+
+def ticks_ms():
+    """A millisecond tick that wraps (a board's time.ticks_ms); runtime.clock makes it
+    monotonic."""
+    if hasattr(time, "ticks_ms"):
+        return time.ticks_ms()
+    return int(time.monotonic() * 1000)
+
+
+def sleep_ms(ms):
+    if hasattr(time, "sleep_ms"):
+        time.sleep_ms(ms)
+    else:
+        time.sleep(ms / 1000)
+
+
+def sync_file(f):
+    """Flush f down to the storage where the port can: CPython fsync; MicroPython
+    flushes on close, and os.sync() (where present) commits the filesystem."""
+    f.flush()
+    if not MICROPYTHON:
+        os.fsync(f.fileno())
+
+
+def sync_fs():
+    if hasattr(os, "sync"):
+        try:
+            os.sync()
+        except OSError:
+            pass
+
+
+def mem():
+    """{"free": bytes, "alloc": bytes} of the heap, or {} where the port cannot tell."""
+    try:
+        import gc
+
+        gc.collect()
+        return {"free": gc.mem_free(), "alloc": gc.mem_alloc()}
+    except (ImportError, AttributeError):
+        return {}
+
+
+def runtime_version():
+    v = sys.implementation.version
+    return "%s %d.%d.%d" % (sys.implementation.name, v[0], v[1], v[2])

@@ -1,0 +1,189 @@
+# The serial console's protocol (docs/CONSOLE.md), without any port: bytes in,
+# JSON lines out. stdio.py is the thin adapter to the REPL's stdin and stdout.
+#
+#   request  {"id": 7, "op": "set", "key": "uplinks.cell.cost", "value": 10}
+#   reply    {"id": 7, "ok": true, "result": ...}
+#            {"id": 7, "ok": false, "error": "uplinks.cell.cost: must be ..."}
+#
+# "id" is echoed (null when the line could not be parsed). Every request is
+# checked before the board sees it: a JSON object, a known op, only that op's
+# fields, each of the right type. Bad input of any kind gets an error reply and
+# changes nothing; 0x03 (Ctrl-C) raises KeyboardInterrupt, so mpremote can break
+# into the REPL even where 0x03 is a plain byte (a pty, USB-CDC on some ports).
+# Input is never echoed in a reply or a log: it may hold a secret.
+
+from .compat import dumps, loads
+
+LINE_MAX = 2048  # bytes in a request line, newline excluded
+_CTRL_C = 3
+
+# op -> (fields it may have, fields it must have); "value" may be any JSON value
+OPS = {
+    "hello": ((), ()),
+    "get": (("key",), ()),
+    "set": (("key", "value"), ("key", "value")),
+    "unset": (("key",), ("key",)),
+    "validate": ((), ()),
+    "commit": ((), ()),
+    "apply": ((), ()),
+    "status": ((), ()),
+    "uplink": (("name", "state", "addr"), ("name",)),
+    "maintenance": (("state",), ("state",)),
+    "reboot": ((), ()),
+}
+_TEXT_FIELDS = ("key", "name", "addr")
+_STATES = {"uplink": ("up", "down"), "maintenance": ("on", "off")}
+
+
+class OpError(ValueError):
+    """A request the board cannot carry out; str(e) is the reply's error."""
+
+
+class LineReader:
+    """Bytes -> request lines. A line ends at \\n or \\r (empty lines are skipped).
+    A line longer than LINE_MAX is dropped whole and reported once at its end."""
+
+    def __init__(self, limit=LINE_MAX):
+        self.limit = limit
+        self.buf = bytearray()
+        self.too_long = False
+
+    def feed(self, data):
+        """[line bytes, or None for a line that was too long]; KeyboardInterrupt on 0x03
+        (the bytes before it are kept, those after it stay unread by the caller)."""
+        out = []
+        for b in data:
+            if b == _CTRL_C:
+                self.buf = bytearray()
+                self.too_long = False
+                raise KeyboardInterrupt
+            if b == 10 or b == 13:
+                if self.too_long:
+                    out.append(None)
+                elif self.buf:
+                    out.append(bytes(self.buf))
+                self.buf = bytearray()
+                self.too_long = False
+            elif self.too_long:
+                continue
+            elif len(self.buf) >= self.limit:
+                self.too_long = True
+                self.buf = bytearray()
+            else:
+                self.buf.append(b)
+        return out
+
+
+def _error(rid, msg):
+    return {"id": rid, "ok": False, "error": msg}
+
+
+def check_request(req):
+    """(id, op) of a well-formed request; OpError otherwise (then the id is null
+    if it was not usable)."""
+    if type(req) is not dict:
+        raise OpError("a request is a JSON object, e.g. {\"id\": 1, \"op\": \"hello\"}")
+    rid = req.get("id")
+    if rid is not None and type(rid) is not int and type(rid) is not str:
+        raise OpError("id must be a number or text")
+    if type(rid) is str and len(rid) > 64:
+        raise OpError("id must be at most 64 characters")
+    op = req.get("op")
+    if type(op) is not str or op not in OPS:
+        raise OpError("%s (known: %s)" % ("no op" if op is None else "unknown op",
+                                           ", ".join(sorted(OPS))))
+    allowed, required = OPS[op]
+    for k in req:
+        if k != "id" and k != "op" and k not in allowed:
+            raise OpError("op %s takes no field %s" % (op, repr(k)[:32]))
+    for k in required:
+        if k not in req:
+            raise OpError("op %s needs the field %s" % (op, k))
+    for k in _TEXT_FIELDS:
+        if k in req and (type(req[k]) is not str or not 0 < len(req[k]) <= 255):
+            raise OpError("%s must be text of 1 to 255 characters" % k)
+    if "state" in req and req["state"] not in _STATES[op]:
+        raise OpError("state must be %s" % " or ".join(_STATES[op]))
+    return rid, op
+
+
+class Console:
+    """board: the object that carries out the ops (Board in main.py, or a test's).
+    write(text): one output line (without the newline); send(obj), if given, writes
+    one object as a JSON line without building the whole line first."""
+
+    def __init__(self, board, write, send=None):
+        self.board = board
+        self.write = write
+        self.send = send
+        self.reader = LineReader()
+        self.requests = 0
+        self.errors = 0
+
+    def feed(self, data):
+        """Handle the requests in data (bytes). KeyboardInterrupt on Ctrl-C."""
+        for line in self.reader.feed(data):
+            self.reply(self.handle(line))
+
+    def reply(self, obj):
+        if self.send is not None:
+            self.send(obj)
+        else:
+            self.write(dumps(obj))
+
+    def handle(self, line):
+        """The reply (a dict) to one request line (bytes; None: it was too long)."""
+        self.requests += 1
+        rid = None
+        try:
+            if line is None:
+                raise OpError("line longer than %d bytes" % LINE_MAX)
+            try:
+                text = line.decode()
+            except UnicodeError:
+                raise OpError("not UTF-8 text")
+            try:
+                req = loads(text)
+            except ValueError:
+                raise OpError("not JSON")
+            if type(req) is dict and (req.get("id") is None or type(req.get("id")) in (int, str)):
+                rid = req.get("id")
+            rid, op = check_request(req)
+            result = self.run(op, req)
+            return {"id": rid, "ok": True, "result": result}
+        except ValueError as e:  # ConfigError and OpError included
+            self.errors += 1
+            return _error(rid, str(e) or type(e).__name__)
+        except MemoryError:
+            self.errors += 1
+            return _error(rid, "out of memory")
+        except Exception as e:  # a bug: report it, never crash the board
+            self.errors += 1
+            return _error(rid, "internal error: %s: %s" % (type(e).__name__, e))
+
+    def run(self, op, req):
+        b = self.board
+        if op == "hello":
+            return b.hello()
+        if op == "get":
+            return b.get(req.get("key"))
+        if op == "set":
+            return b.set(req["key"], req["value"])
+        if op == "unset":
+            return b.unset(req["key"])
+        if op == "validate":
+            return b.validate()
+        if op == "commit":
+            return b.commit()
+        if op == "apply":
+            return b.apply()
+        if op == "status":
+            return b.status()
+        if op == "uplink":
+            if ("state" in req) == ("addr" in req):
+                raise OpError("op uplink needs exactly one of state (up/down) and addr")
+            return b.uplink(req["name"], req.get("state"), req.get("addr"))
+        if op == "maintenance":
+            return b.maintenance(req["state"] == "on")
+        return b.reboot()
+

@@ -1,0 +1,497 @@
+# The board firmware: boot, then one loop that runs the uplink managers, the MAST
+# runtime, the app hook and the serial console. The device's /main.py is
+#
+#   from board import main
+#   main.run()
+#
+# Boot, in this order (docs/HARDWARE.md, "Watchdog and maintenance"):
+#   1. read the maintenance flag (mast.maint) and the boot-loop counter, BEFORE any
+#      watchdog: a watchdog cannot be stopped on ESP32/RP2040, and after Ctrl-C
+#      nothing feeds it, so it would reset a board in the middle of `mast flash`
+#   2. CRASH_LIMIT boots in a row that never ran STABLE_MS -> maintenance
+#   3. load the configuration (mast.json, else the last good copy, else defaults)
+#   4. maintenance: the console only (no watchdog, no uplinks, no association, no
+#      app); otherwise start the watchdog, the runtime, the uplinks and the app
+# Every line the firmware prints is JSON: {"log": ...}, {"event": ...} or a reply.
+
+import sys
+
+from mast.config import ConfigError
+from . import settings, uplinks
+from .compat import VERSION, MICROPYTHON, dumps, mem, runtime_version, sleep_ms
+from .store import Store, Files
+from .console import Console, OpError
+from .hw import Hardware
+
+STABLE_MS = 30000  # a boot that has run this long is not part of a boot loop
+CRASH_LIMIT = 3  # boots in a row that crashed or hung -> maintenance
+IDLE_MS = 1000
+
+
+def _unload(name):
+    """Forget a module used only at boot, so the heap gets its code back."""
+    sys.modules.pop("board." + name, None)
+    pkg = sys.modules.get("board")
+    if pkg is not None and hasattr(pkg, name):
+        delattr(pkg, name)
+
+
+def _board_definition(files, platform):
+    from . import boarddef
+
+    try:
+        return boarddef.load(files, platform)
+    finally:
+        _unload("boarddef")
+
+
+def default_clock():
+    import time
+
+    if hasattr(time, "ticks_ms"):
+        from runtime.clock import MonotonicMs
+
+        return MonotonicMs(time.ticks_ms, time.ticks_diff).now
+    return lambda: int(time.monotonic() * 1000)
+
+
+class Board:
+    def __init__(self, hw=None, files=None, write=None, clock=None, platform=None, random=None,
+                 app="app", stdio=None):
+        import os as _os
+
+        self.hw = hw or Hardware()
+        self.files = files or Files()
+        self.now = clock or default_clock()
+        self.random = random or _os.urandom
+        self.stdio = stdio  # the console's port (stdio.Stdio); None: only write
+        self.send = None
+        if write is None:
+            if stdio is None:
+                from .stdio import Stdio
+
+                self.stdio = Stdio()
+            write = self.stdio.write
+            self.send = getattr(self.stdio, "send", None)
+        self.write = write
+        self.store = Store(self.files, self.check)
+        self.bd, self.bd_warning = _board_definition(self.files, platform or sys.platform)
+        self.console = Console(self, write, self.send)
+        self.app_module = app
+        self.app = None
+        self.mode = "normal"
+        self.maint_reason = None
+        self.cfg_source = self.cfg_warning = None
+        self.candidate = self.committed = self.running = None
+        self.rt = self.ep = None
+        self.managers = {}
+        self.wdt = None
+        self.pending = None  # reboot after the reply has gone out: why
+        self.boots = 0
+        self.stable = False
+        self.t0 = self.now()
+        self.excl = None  # exclusive routing (exclusive.py), on boards that need it
+        self._stdin_key = None
+
+    # ---- output ------------------------------------------------------------------
+
+    def emit(self, obj):
+        try:
+            line = dumps(obj)
+        except (TypeError, ValueError):
+            line = dumps({"log": "unprintable: %r" % (obj,)})
+        self.write(line)  # events and logs are small: one string, written at once
+
+    def log(self, text):
+        self.emit({"log": text})
+
+    # ---- configuration -----------------------------------------------------------
+
+    def check(self, cfg):
+        """(core config, board extras) if cfg suits this board; ConfigError otherwise."""
+        core, extra = settings.validate(cfg)
+        ups = cfg.get("uplinks") or {}
+        have = self.bd["uplinks"]
+        for name in ups:
+            kind = ups[name].get("kind")
+            if name not in have:
+                if not (self.bd["port"] == "unix" and kind == "sim"):
+                    raise ConfigError("uplinks." + name, "this board has no such uplink (it has %s)"
+                                      % ", ".join(sorted(have)))
+                if "address" not in ups[name]:
+                    raise ConfigError("uplinks.%s.address" % name, "required for a sim uplink")
+            elif kind is not None and kind != have[name]["kind"]:
+                raise ConfigError("uplinks.%s.kind" % name, "is %s on this board" % have[name]["kind"])
+        return core, extra
+
+    def defaults(self):
+        uid = self.hw.unique_id()
+        name = self.bd["name"].replace("_", "-")
+        return {"name": name + "-" + uid[-6:] if uid else name}
+
+    def uplink_spec(self, name, cfg):
+        """The board definition's entry, or one for an extra sim uplink of cfg."""
+        spec = self.bd["uplinks"].get(name)
+        if spec is None:
+            u = cfg["uplinks"][name]
+            spec = {"kind": "sim", "priority": 100, "cost": 0, "address": u.get("address")}
+        return spec
+
+    def prio_cost(self, name, raw):
+        """An uplink's priority and cost: the configuration's if set, else the board's."""
+        spec = self.uplink_spec(name, raw)
+        u = (raw.get("uplinks") or {}).get(name) or {}
+        return u.get("priority", spec.get("priority", 100)), u.get("cost", spec.get("cost", 0))
+
+    def view(self):
+        """The candidate configuration as it takes effect: defaults filled in, each
+        uplink with its kind, priority and cost (secrets are redacted by get)."""
+        raw = self.candidate
+        try:
+            core, extra = self.check(raw)
+        except ConfigError:
+            return settings.copy(raw)
+        v = settings.copy(core)
+        names = list(self.bd["uplinks"]) + [n for n in v["uplinks"] if n not in self.bd["uplinks"]]
+        for name in names:
+            u = v["uplinks"].setdefault(name, {})
+            u["kind"] = self.uplink_spec(name, raw)["kind"]
+            u["priority"], u["cost"] = self.prio_cost(name, raw)
+            u.update(extra.get(name, {}))
+        return v
+
+    def _opts(self, name, cfg):
+        core, extra = settings.split(cfg)
+        o = dict((core.get("uplinks") or {}).get(name) or {})
+        o.update(extra.get(name, {}))
+        return o
+
+    # ---- boot ------------------------------------------------------------------------
+
+    def boot(self):
+        s = self.store
+        reason = s.maintenance()  # before any watchdog (see the top of this file)
+        self.boots = s.boot_count()
+        if reason is None and self.boots >= CRASH_LIMIT:
+            reason = "boot loop: %d boots in a row crashed or hung" % self.boots
+            s.set_maintenance(reason)
+        s.set_boot_count(0 if reason else self.boots + 1)
+        cfg, self.cfg_source, self.cfg_warning = s.load()
+        if cfg is None:
+            cfg = self.defaults()
+        self.candidate = settings.copy(cfg)
+        self.committed = settings.copy(cfg) if self.cfg_source != "defaults" else None
+        self.emit({"log": "boot", "board": self.bd["name"], "firmware": VERSION,
+                   "mode": "maintenance" if reason else "normal", "config": self.cfg_source,
+                   "warning": self.cfg_warning or self.bd_warning})
+        if reason:
+            self.mode = "maintenance"
+            self.maint_reason = reason
+            self.log("maintenance mode (%s): no watchdog, no uplinks, no app; "
+                     "{\"op\": \"maintenance\", \"state\": \"off\"} to leave it" % reason)
+            return
+        if self.bd["watchdog_ms"]:
+            self.wdt = self.hw.wdt(self.bd["watchdog_ms"])
+        self.start(cfg)
+
+    def start(self, cfg):
+        """Start the runtime, the uplink managers and the app on cfg (valid)."""
+        from mast.endpoint import Endpoint
+        from runtime.driver import Runtime
+
+        core, extra = self.check(cfg)
+        self.ep = Endpoint(core, self.random)
+        self.rt = Runtime(self.ep, self.now)
+        self.running = settings.copy(cfg)
+        self._sync_managers(cfg)
+        if self.bd["routing"] == "exclusive" and len(self.managers) > 1:
+            from .exclusive import Exclusive
+
+            self.excl = Exclusive(self)
+            self.excl.start(self.now())
+        self._connect_peers(core)
+        if self.app_module:
+            from .hook import AppRunner
+
+            self.app = AppRunner(self, self.app_module)
+            self.app.start()
+
+    def _sync_managers(self, cfg):
+        now = self.now()
+        names = list(self.bd["uplinks"]) + [n for n in (cfg.get("uplinks") or {})
+                                            if n not in self.bd["uplinks"]]
+        for name in list(self.managers):
+            if name not in names:  # an extra sim uplink that was removed
+                self.managers[name].set_admin(False, now)
+                self._handle(name, self.managers.pop(name).poll(now), now)
+        for name in names:
+            m = self.managers.get(name)
+            if m is None:
+                self.managers[name] = uplinks.make(name, self.uplink_spec(name, cfg),
+                                                   self._opts(name, cfg), self.hw)
+            else:
+                self._handle(name, m.configure(self._opts(name, cfg), now), now)
+
+    def _connect_peers(self, core):
+        for p in sorted(core["peers"]):
+            pc = core["peers"][p]
+            if pc["initiate"] and pc["addresses"]:
+                self.rt.connect(p)
+
+    # ---- the loop ----------------------------------------------------------------------
+
+    def serve(self):
+        """Run for ever (until Ctrl-C, or a reboot)."""
+        if self.rt is not None and self.stdio.stream is not None:
+            self._stdin_key = self.rt.add_reader(self.stdio.stream, self._on_stdin)
+        while True:
+            self.turn()
+
+    def turn(self):
+        now = self.now()
+        wait = IDLE_MS
+        for m in self.managers.values():
+            wait = min(wait, m.wait_ms(now))
+        if self.app is not None and self.app.due is not None:
+            wait = max(0, min(wait, self.app.due - now))
+        if self.rt is not None:
+            self.rt.poll(wait)
+            if self._stdin_key is None and self.stdio is not None and not self.stdio.eof:
+                self._on_stdin()  # a port the runtime cannot poll
+        else:
+            self.stdio.wait(wait)
+            self._on_stdin()
+        self.step(self.now())
+
+    def _on_stdin(self, obj=None, flags=0):
+        data = self.stdio.read()
+        if data:
+            self.console.feed(data)  # KeyboardInterrupt on Ctrl-C
+        if self.stdio.eof and self._stdin_key is not None:
+            self.rt.remove_reader(self.stdio.stream, self._stdin_key)
+            self._stdin_key = None
+        if self.pending:
+            self.do_pending()
+
+    def step(self, now):
+        """Everything but waiting: watchdog, uplinks, runtime events, app, bookkeeping."""
+        if self.wdt is not None:
+            self.wdt.feed()
+        for name in list(self.managers):
+            self._handle(name, self.managers[name].poll(now), now)
+        if self.excl is not None:
+            self.excl.step(now)
+        if self.rt is not None:
+            self._pump(now)
+        if self.app is not None:
+            self.app.tick(now)
+        if not self.stable and self.mode == "normal" and now - self.t0 >= STABLE_MS:
+            self.stable = True
+            self.store.set_boot_count(0)
+        if self.pending:
+            self.do_pending()
+
+    def _handle(self, name, report, now):
+        if report is None:
+            return
+        what, x = report
+        if what == "up":
+            self._uplink_up(name, x, now)
+        elif what == "down":
+            if self.rt is not None and name in self.rt.uplinks:
+                self.rt.remove_uplink(name)
+            self.emit({"event": "uplink_down", "uplink": name, "reason": x})
+        else:
+            self.emit({"event": "uplink_failed", "uplink": name, "error": x})
+
+    def _uplink_up(self, name, addr, now):
+        if self.rt is None:
+            return
+        prio, cost = self.prio_cost(name, self.running)
+        m = self.managers[name]
+        via = public = None
+        try:
+            if getattr(m, "via", None):
+                from runtime.sockaddr import parse_hostport
+
+                via, public = parse_hostport(m.via), parse_hostport(m.public)
+            self.rt.add_uplink(name, (addr, self.ep.cfg["port"]), prio, cost, None, via, public)
+        except (OSError, ValueError) as e:
+            self._handle(name, self.managers[name].fail("no socket on %s: %s" % (addr, e), now), now)
+            return
+        self.emit({"event": "uplink_up", "uplink": name, "addr": addr})
+
+    def _pump(self, now):
+        rt = self.rt
+        for ev in rt.recv():
+            if self.app is not None:
+                self.app.call("on_data", ev.peer, ev.payload)
+        for ev in rt.events():
+            d = ev.as_dict()
+            if d["event"] == "uplink_dead":  # its socket died: let the manager reconnect
+                m = self.managers.get(d.get("uplink"))
+                if m is not None and m.state == "up":
+                    m.fail("socket died: %s" % d.get("error"), now)
+            self.emit(d)
+            if self.app is not None:
+                self.app.call("on_event", d)
+
+    def do_pending(self):
+        why = self.pending
+        self.pending = None
+        self.log("rebooting: " + why)
+        sleep_ms(100)  # let the reply leave the UART
+        self.hw.reset()
+
+    # ---- the console's ops --------------------------------------------------------------
+
+    def hello(self):
+        return {"firmware": "mast-board", "version": VERSION, "board": self.bd["name"],
+                "title": self.bd["title"], "micropython": runtime_version(),
+                "platform": sys.platform, "mode": self.mode, "protocol": 1}
+
+    def get(self, key=None):
+        return settings.get(self.view(), key)
+
+    def set(self, key, value):
+        self.candidate = settings.set_key(self.candidate, key, value)
+        return {"key": key, "pending": True}
+
+    def unset(self, key):
+        self.candidate = settings.unset_key(self.candidate, key)
+        return {"key": key, "pending": True}
+
+    def validate(self):
+        self.check(self.candidate)
+        return {"valid": True}
+
+    def commit(self):
+        self.check(self.candidate)
+        n = self.store.commit(self.candidate)
+        self.committed = settings.copy(self.candidate)
+        self.cfg_source, self.cfg_warning = "mast.json", None
+        return {"committed": True, "bytes": n}
+
+    def apply(self):
+        if self.rt is None:
+            raise OpError("maintenance mode: nothing runs to apply to; commit, then maintenance off")
+        from .applycfg import apply
+
+        return apply(self)
+
+    def status(self):
+        now = self.now()
+        s = {"board": self.bd["name"], "firmware": VERSION, "mode": self.mode,
+             "uptime_ms": now - self.t0, "mem": mem()}
+        if self.maint_reason:
+            s["maintenance"] = self.maint_reason
+        if self.bd_warning:
+            s["board_warning"] = self.bd_warning
+        s["config"] = {"source": self.cfg_source, "warning": self.cfg_warning,
+                       "uncommitted": self.candidate != self.committed,
+                       "unapplied": self.rt is not None and self.candidate != self.running}
+        s["boot"] = {"unstable_boots": self.boots, "stable": self.stable,
+                     "reset_cause": self.hw.reset_cause()}
+        s["watchdog"] = self.bd["watchdog_ms"] if self.wdt is not None else None
+        ups = {}
+        for name in self.managers:
+            ups[name] = self.managers[name].status(now)
+        if self.excl is not None:
+            s["routing"] = {"mode": "exclusive", "active": self.excl.active}
+        if self.rt is not None:
+            st = self.rt.status()
+            for name in st["uplinks"]:
+                ups.setdefault(name, {})["mast"] = st["uplinks"][name]
+            s["associations"] = st["associations"]
+            s["counters"] = st["counters"]
+            s["runtime"] = st["runtime"]
+        s["uplinks"] = ups
+        s["console"] = {"requests": self.console.requests, "errors": self.console.errors}
+        if self.app is not None:
+            s["app"] = self.app.status()
+        return s
+
+    def uplink(self, name, state, addr):
+        m = self.managers.get(name)
+        if m is None:
+            raise OpError("no uplink %s (%s)" % (repr(name)[:40], ", ".join(sorted(self.managers))
+                                                 or "none run in maintenance mode"))
+        now = self.now()
+        if addr is not None:
+            if m.kind != "sim":
+                raise OpError("uplink %s is %s: only a sim uplink takes an address" % (name, m.kind))
+            try:
+                if getattr(m, "via", None):  # through a relay: the outside address changes
+                    from runtime.sockaddr import parse_hostport
+                    from mast.addr import fmt
+
+                    m.renumber(fmt(parse_hostport(addr)))
+                    if m.state == "up":
+                        self._uplink_up(name, m.addr, now)
+                else:
+                    from mast.addr import canonical
+
+                    m.renumber(canonical(addr))
+            except ValueError:
+                raise OpError("addr must be an IP address (through a relay: IP:PORT)")
+        else:
+            m.set_admin(state == "up", now)
+            if self.excl is not None and state == "up":
+                self.excl.activate(name, now)
+        self.step(now)
+        return {"name": name, "state": m.state, "admin": m.admin, "addr": m.addr}
+
+    def maintenance(self, on):
+        if on:
+            if self.mode != "maintenance":
+                self.store.set_maintenance("requested from the console")
+                self.pending = "maintenance on"
+        elif self.mode == "maintenance" or self.store.maintenance() is not None:
+            self.store.clear_maintenance()
+            self.store.set_boot_count(0)
+            self.pending = "maintenance off"
+        return {"maintenance": on, "rebooting": self.pending is not None}
+
+    def reboot(self):
+        self.pending = "requested from the console"
+        return {"rebooting": True}
+
+
+def _crash_text(e):
+    try:
+        import io
+
+        buf = io.StringIO()
+        if MICROPYTHON:
+            sys.print_exception(e, buf)
+        else:
+            import traceback
+
+            traceback.print_exception(type(e), e, e.__traceback__, file=buf)
+        return buf.getvalue()
+    except Exception:
+        return repr(e)
+
+
+def run(board=None):
+    """The firmware's entry point (the device's /main.py calls it)."""
+    b = board
+    try:
+        if b is None:
+            b = Board()
+        b.boot()
+        b.serve()
+    except KeyboardInterrupt:
+        if b is not None:
+            b.log("interrupted (Ctrl-C): the REPL has the port; reboot or soft-reset to restart")
+            if b.rt is not None:
+                b.rt.shutdown()
+    except Exception as e:  # a crash: log it and reboot; CRASH_LIMIT in a row -> maintenance
+        line = dumps({"log": "crash", "error": "%s: %s" % (type(e).__name__, e),
+                      "traceback": _crash_text(e)})
+        if b is not None:
+            b.write(line)
+        else:
+            print(line)
+        sleep_ms(1000)
+        (b.hw if b is not None else Hardware()).reset()

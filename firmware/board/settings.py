@@ -1,0 +1,78 @@
+# The board's configuration: the core's one schema (mast/config.py), which also
+# carries the uplink managers' keys (uplinks.*.ssid, password, apn, sim_pin).
+#
+# Three copies of the configuration, as on a router:
+#   candidate  what set/unset edit; validate checks it
+#   committed  what is on flash (commit writes the candidate there, atomically)
+#   running    what the runtime uses (apply takes the candidate without a reboot)
+# All three are raw: the keys as the user set them. validate() gives the
+# normalized form (defaults filled in) that the endpoint takes.
+
+from mast import config
+from mast.config import ConfigError
+
+REDACTED = "<redacted>"
+
+
+def is_secret(key):
+    return config.is_secret(key)
+
+
+def redact(value, path=""):
+    """A copy of value (the configuration or a part of it at path) with every
+    secret replaced by "<redacted>"."""
+    if type(value) is dict:
+        out = {}
+        for k in value:
+            out[k] = redact(value[k], path + "." + k if path else k)
+        return out
+    if path and is_secret(path):
+        return REDACTED
+    return copy(value)
+
+
+def copy(v):
+    """A deep copy of JSON-like data."""
+    if type(v) is dict:
+        out = {}
+        for k in v:
+            out[k] = copy(v[k])
+        return out
+    if type(v) is list or type(v) is tuple:
+        return [copy(x) for x in v]
+    return v
+
+
+def split(cfg):
+    """(the configuration, {}): the board has no keys outside the core's schema (kept so
+    callers that merge per-uplink extras need not change)."""
+    return copy(cfg), {}
+
+
+def validate(cfg):
+    """(normalized core configuration, {}); ConfigError naming the key."""
+    return config.validate(cfg), {}
+
+
+def set_key(cfg, key, value):
+    """A new configuration with key set (this value checked; validate() the whole)."""
+    if type(key) is not str or not key:
+        raise ConfigError(str(key), "a key is dotted text, e.g. uplinks.cell.cost")
+    return config.set_key(cfg, key, value)
+
+
+def unset_key(cfg, key):
+    try:
+        return config.unset_key(cfg, key)
+    except KeyError:
+        raise ConfigError(key, "is not set")
+
+
+def get(cfg, key=None):
+    """The (redacted) value at key, or the whole configuration; ConfigError if unset."""
+    if key is None:
+        return redact(cfg)
+    try:
+        return redact(config.get(cfg, key), key)
+    except KeyError:
+        raise ConfigError(key, "is not set")

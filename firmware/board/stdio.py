@@ -1,0 +1,71 @@
+# The console's port: the REPL's own stdin and stdout (USB-serial, UART, or the
+# simulated board's pty). The protocol itself is console.py; this only moves bytes.
+#
+# Input is read one byte at a time, and only while poll() says a byte is there,
+# so the loop never blocks. Reading stops right after a Ctrl-C (0x03): the bytes
+# behind it (mpremote's "\r\x01" for the raw REPL) are left for the REPL.
+
+import sys
+import select
+
+from .compat import MICROPYTHON, os, json
+
+_READ_MAX = 512  # bytes per call, so a flood of input cannot starve the network
+
+
+class Stdio:
+    def __init__(self):
+        self.stream = sys.stdin
+        self.inp = getattr(sys.stdin, "buffer", sys.stdin)
+        self.fd = None if MICROPYTHON else sys.stdin.fileno()
+        self.poller = select.poll()
+        self.poller.register(sys.stdin, select.POLLIN)
+        self.eof = False
+
+    def _ready(self):
+        for item in self.poller.poll(0):
+            if item[1] & select.POLLIN:
+                return True
+            if item[1] & (select.POLLHUP | select.POLLERR):
+                self.eof = True
+        return False
+
+    def read(self):
+        """The bytes waiting on stdin (b"" if none; self.eof is set at end of input)."""
+        out = bytearray()
+        while len(out) < _READ_MAX and not self.eof and self._ready():
+            b = os.read(self.fd, 1) if self.fd is not None else self.inp.read(1)
+            if not b:
+                self.eof = True
+                break
+            if type(b) is str:  # a port whose stdin has no binary buffer
+                b = b.encode()
+            out += b
+            if b[0] == 3:
+                break
+        return bytes(out)
+
+    def wait(self, timeout_ms):
+        """Sleep until input arrives or timeout_ms pass (maintenance mode's loop)."""
+        if not self.eof:
+            self.poller.poll(timeout_ms)
+        else:
+            import time
+
+            time.sleep(timeout_ms / 1000)
+
+    def write(self, line):
+        out = sys.stdout
+        out.write(line)
+        out.write("\n")
+        if hasattr(out, "flush"):
+            out.flush()
+
+    def send(self, obj):
+        """One JSON object as a line, written as it is encoded (json.dump): a large reply
+        (status) never exists as one string on the heap."""
+        out = sys.stdout
+        json.dump(obj, out)
+        out.write("\n")
+        if hasattr(out, "flush"):
+            out.flush()

@@ -1,0 +1,60 @@
+# An example app (the hook: board/hook.py): every interval_ms it sends the peer a
+# telemetry record, while the association is up. The payload starts with the test
+# stream's header (runtime/stream.py: "S", a sequence number, the send time), so
+# the far side can count what arrived and what was lost across a failover, then
+# carries a few readings as JSON:
+#
+#   "S" | seq u32 | t_ms u64 | {"up":<uplinks up>,"free":<heap bytes free>}
+#
+# Datagrams the peer sends back are counted (a real app would act on them).
+
+from runtime import stream
+
+
+class Telemetry:
+    def __init__(self, mast, interval_ms=1000, peer=None):
+        self.mast = mast
+        self.interval = interval_ms
+        self.peer = peer
+        self.seq = 0
+        self.sent = 0
+        self.refused = 0
+        self.received = 0
+        self.next = None
+
+    def _readings(self):
+        free = -1
+        try:
+            import gc
+
+            free = gc.mem_free()
+        except (ImportError, AttributeError):
+            pass
+        return b'{"free":%d}' % free
+
+    def tick(self, now):
+        if self.next is None:
+            self.next = now
+        if now >= self.next:
+            if self.mast.up(self.peer):
+                payload = stream.encode(self.seq, now, 0) + self._readings()
+                if self.mast.send(payload, self.peer):
+                    self.sent += 1
+                else:
+                    self.refused += 1
+                self.seq += 1
+            self.next += self.interval
+            if self.next <= now:  # fell behind (a long flash write): skip, don't burst
+                self.next = now + self.interval
+        return self.next - now
+
+    def on_data(self, peer, payload):
+        self.received += 1
+
+    def status(self):
+        return {"interval_ms": self.interval, "seq": self.seq, "sent": self.sent,
+                "refused": self.refused, "received": self.received}
+
+
+def start(mast):
+    return Telemetry(mast)

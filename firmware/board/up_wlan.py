@@ -1,0 +1,89 @@
+# Wi-Fi station uplink: network.WLAN(network.STA_IF).
+#
+#   configuration: uplinks.NAME.ssid (required), uplinks.NAME.password (a secret;
+#   unset for an open network)
+#
+# connect() returns at once and the driver associates in the background; check()
+# watches isconnected() and status(), and turns the driver's failure codes into
+# clear errors (wrong password, no such network). A lost association is reported
+# as down; the manager reconnects with backoff. stop() deactivates the interface,
+# which also removes its route from the stack (what exclusive routing relies on).
+
+from .uplinks import Manager, UplinkError, NeedsConfig
+
+_FAILURES = (
+    ("STAT_WRONG_PASSWORD", "wrong password for network %r (uplinks.%s.password)"),
+    ("STAT_NO_AP_FOUND", "no network named %r in range (uplinks.%s.ssid)"),
+    ("STAT_CONNECT_FAIL", "could not join network %r (uplinks.%s)"),
+)
+
+
+def nic_addr(nic):
+    """The interface's IPv4 address, or None (ipconfig on >= 1.23, else ifconfig)."""
+    try:
+        a = nic.ipconfig("addr4")[0]
+    except (AttributeError, ValueError, OSError):
+        a = nic.ifconfig()[0]
+    return None if (not a or a == "0.0.0.0") else a
+
+
+class Wlan(Manager):
+    kind = "wlan"
+    connect_ms = 30000
+
+    def __init__(self, name, spec, opts, hw):
+        Manager.__init__(self, name, spec, opts, hw)
+        self.nic = None
+        self.rssi = None
+
+    def _nic(self):
+        if self.nic is None:
+            net = self.need_network()
+            self.nic = net.WLAN(net.STA_IF)
+        return self.nic
+
+    def start(self, now):
+        ssid = self.opts.get("ssid")
+        if not ssid:
+            raise NeedsConfig("no network name: set uplinks.%s.ssid" % self.name)
+        nic = self._nic()
+        nic.active(True)
+        pw = self.opts.get("password")
+        if pw:
+            nic.connect(ssid, pw)
+        else:
+            nic.connect(ssid)
+
+    def check(self, now):
+        nic = self.nic
+        if nic.isconnected():
+            return nic_addr(nic)
+        st = nic.status()
+        net = self.hw.network
+        for const_name, msg in _FAILURES:
+            code = getattr(net, const_name, None)
+            if code is not None and st == code:
+                raise UplinkError(msg % (self.opts.get("ssid"), self.name))
+        return None
+
+    def current(self, now):
+        nic = self.nic
+        if not nic.isconnected():
+            return None
+        try:
+            self.rssi = nic.status("rssi")
+        except (ValueError, OSError, TypeError):
+            self.rssi = None
+        return nic_addr(nic)
+
+    def stop(self, hard):
+        nic = self.nic
+        if nic is None:
+            return
+        try:
+            nic.disconnect()
+        finally:
+            nic.active(False)
+
+    def detail(self):
+        return {"ssid": self.opts.get("ssid"), "rssi": self.rssi}

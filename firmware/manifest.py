@@ -1,0 +1,48 @@
+# micropython-lib style manifest of the board firmware, for freezing it into a
+# custom MicroPython build (frozen bytecode runs from flash and costs no heap):
+#
+#   FROZEN_MANIFEST=/path/to/repo/firmware/manifest.py  (in the port's board config)
+#   or, in the board's own manifest.py:  include("/path/to/repo/firmware/manifest.py")
+#
+# firmware/mastd (the Linux agent) never ships to boards. The board still needs its
+# /main.py and /boot.py (firmware/board/root/) on its filesystem: a board runs main.py
+# only from there. `mast flash` copies them; see docs/HARDWARE.md.
+
+metadata(
+    description="MAST board firmware: the MAST core (Multiple Address Service for Transport), "
+    "its socket runtime, and the board app (uplinks, serial console, persistence).",
+    version="0.1.0",
+)
+
+# the core: sans-IO protocol, config schema, crypto
+package(
+    "mast",
+    files=(
+        "addr.py", "assoc.py", "compat.py", "config.py", "crypto.py", "endpoint.py",
+        "events.py", "policy.py", "replay.py", "wire.py",
+    ),
+)
+
+# the runtime: UDP sockets, poll loop, timers
+package(
+    "runtime",
+    files=(
+        "clock.py", "driver.py", "endpoint_main.py", "runconfig.py", "sockaddr.py",
+        "status.py", "stream.py", "udpwrap.py",
+    ),
+)
+
+# the board app: boot, uplink managers, console, persistence, app hook
+package(
+    "board",
+    files=(
+        "__init__.py", "applycfg.py", "atchat.py", "boarddef.py", "compat.py", "console.py",
+        "exclusive.py", "hook.py", "hw.py", "install.py", "main.py", "settings.py",
+        "stdio.py", "store.py", "telemetry.py", "up_lan.py", "up_ppp.py", "up_wlan.py",
+        "uplinks.py",
+    ),
+)
+
+# the board's root folder: not frozen (a board runs main.py from its filesystem only),
+# copied by `mast flash`, or by `import board.install` after a mip install
+DEVICE_ROOT = ("board/root/main.py", "board/root/boot.py", "board/root/app.py")

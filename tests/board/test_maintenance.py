@@ -1,0 +1,242 @@
+# The watchdog and maintenance flow of the board firmware (board/main.py) with
+# the fake `machine` (tests/fakes): the flag is read before the watchdog starts;
+# `maintenance on` persists it and reboots; maintenance starts no watchdog, no
+# uplinks, no association and no app, yet the console works; three boots in a row
+# that crash or hang enter maintenance. Plain test functions: pytest and MicroPython.
+
+import json
+
+from fake_machine import FakeMachine, FakeReset
+from fake_files import FakeFiles
+from board.hw import Hardware
+from board import main as board_main
+from board.main import Board, STABLE_MS, CRASH_LIMIT
+from board.store import MAINT, BOOTS, CONFIG
+
+PORT = 47611
+BOARD = {"name": "test-board", "title": "a test board", "port": "unix", "routing": "source",
+         "soft_reset": True, "watchdog_ms": 5000, "install": "flash",
+         "heap": {"bytes": 65536, "notes": "test"},
+         "uplinks": {"eth": {"kind": "sim", "priority": 10, "cost": 0, "address": "127.0.0.2"}}}
+
+
+class Clock:
+    def __init__(self):
+        self.t = 0
+
+    def __call__(self):
+        return self.t
+
+
+class FakeStdio:
+    """The console's port: bytes queued by the test, lines written collected."""
+
+    def __init__(self, chunks=()):
+        self.stream = None
+        self.chunks = list(chunks)
+        self.lines = []
+        self.eof = False
+
+    def read(self):
+        return self.chunks.pop(0) if self.chunks else b""
+
+    def wait(self, ms):
+        if not self.chunks:
+            self.eof = True  # nothing more will come: let run() end the test
+            raise KeyboardInterrupt
+
+    def write(self, line):
+        self.lines.append(line)
+
+
+def new_board(files, trace=None, machine=None, stdio=None):
+    trace = trace if trace is not None else []
+    m = machine or FakeMachine(trace=trace)
+    out = []
+    clock = Clock()
+    b = Board(hw=Hardware(machine=m, network=None), files=files,
+              write=None if stdio else out.append, clock=clock, platform="linux",
+              random=lambda n: bytes(n), app=None, stdio=stdio)
+    return b, m, out, clock
+
+
+def files_with(extra=None, trace=None):
+    d = {"board.json": json.dumps(BOARD).encode(),
+         CONFIG: json.dumps({"name": "b1", "port": PORT}).encode()}
+    d.update(extra or {})
+    return FakeFiles(d, trace)
+
+
+def ask(b, out, req):
+    n = len(out)
+    b.console.feed((json.dumps(req) + "\n").encode())
+    replies = [json.loads(x) for x in out[n:] if '"ok"' in x]
+    assert len(replies) == 1, out[n:]
+    return replies[0]
+
+
+def shutdown(b):
+    if b.rt is not None:
+        b.rt.shutdown()
+
+
+def test_the_flag_is_read_before_the_watchdog_starts():
+    trace = []
+    b, m, out, clock = new_board(files_with(trace=trace), trace)
+    b.boot()
+    shutdown(b)
+    assert ("read", MAINT) in trace and ("WDT", 5000) in trace
+    assert trace.index(("read", MAINT)) < trace.index(("WDT", 5000))
+    assert len(m.wdts) == 1 and b.mode == "normal"
+
+
+def test_a_normal_boot_feeds_the_watchdog_and_counts_the_boot():
+    f = files_with()
+    b, m, out, clock = new_board(f)
+    b.boot()
+    b.step(100)
+    b.step(200)
+    shutdown(b)
+    assert m.wdts[0].feeds == 2
+    assert f.data[BOOTS] == b"1"
+    assert json.loads(out[0])["log"] == "boot"
+
+
+def test_a_stable_run_resets_the_boot_loop_counter():
+    f = files_with({BOOTS: b"2"})
+    b, m, out, clock = new_board(f)
+    b.boot()
+    assert f.data[BOOTS] == b"3"
+    b.step(STABLE_MS - 1)
+    assert f.data[BOOTS] == b"3"
+    b.step(STABLE_MS)
+    shutdown(b)
+    assert f.data[BOOTS] == b"0" and b.stable
+
+
+def test_maintenance_on_persists_the_flag_replies_then_reboots():
+    f = files_with()
+    b, m, out, clock = new_board(f)
+    b.boot()
+    r = ask(b, out, {"id": 1, "op": "maintenance", "state": "on"})
+    assert r == {"id": 1, "ok": True, "result": {"maintenance": True, "rebooting": True}}
+    assert f.data[MAINT] == b"requested from the console"
+    try:
+        b.step(100)
+        reset = False
+    except FakeReset:
+        reset = True
+    shutdown(b)
+    assert reset and m.resets == 1
+    assert json.loads(out[-1]) == {"log": "rebooting: maintenance on"}
+
+
+def test_maintenance_boot_has_no_watchdog_uplinks_association_or_app_but_a_console():
+    trace = []
+    f = files_with({MAINT: b"requested from the console"}, trace)
+    b, m, out, clock = new_board(f, trace)
+    b.boot()
+    assert b.mode == "maintenance" and m.wdts == [] and ("WDT", 5000) not in trace
+    assert b.rt is None and b.ep is None and b.managers == {} and b.app is None
+    assert ask(b, out, {"id": 1, "op": "hello"})["result"]["mode"] == "maintenance"
+    st = ask(b, out, {"id": 2, "op": "status"})["result"]
+    assert st["maintenance"] == "requested from the console" and st["watchdog"] is None
+    assert st["uplinks"] == {} and "associations" not in st
+    r = ask(b, out, {"id": 3, "op": "apply"})
+    assert r["ok"] is False and r["error"].startswith("maintenance mode")
+    r = ask(b, out, {"id": 4, "op": "uplink", "name": "eth", "state": "down"})
+    assert r["ok"] is False and "none run in maintenance mode" in r["error"]
+    # configuration still works: set, commit (the fix for a broken config)
+    assert ask(b, out, {"id": 5, "op": "set", "key": "port", "value": PORT + 1})["ok"]
+    assert ask(b, out, {"id": 6, "op": "commit"})["ok"]
+    assert json.loads(f.data[CONFIG].decode())["port"] == PORT + 1
+    b.step(STABLE_MS + 1)
+    assert f.data[BOOTS] == b"0"  # maintenance never counts as a boot of the firmware
+
+
+def test_maintenance_off_clears_the_flag_and_the_next_boot_is_normal():
+    f = files_with({MAINT: b"requested from the console"})
+    b, m, out, clock = new_board(f)
+    b.boot()
+    r = ask(b, out, {"id": 1, "op": "maintenance", "state": "off"})
+    assert r["result"] == {"maintenance": False, "rebooting": True}
+    assert MAINT not in f.data
+    try:
+        b.step(10)
+    except FakeReset:
+        pass
+    assert m.resets == 1
+    b2, m2, out2, clock2 = new_board(f)
+    b2.boot()
+    shutdown(b2)
+    assert b2.mode == "normal" and len(m2.wdts) == 1
+
+
+def test_maintenance_on_when_already_in_maintenance_does_not_reboot():
+    f = files_with({MAINT: b"x"})
+    b, m, out, clock = new_board(f)
+    b.boot()
+    assert ask(b, out, {"id": 1, "op": "maintenance", "state": "on"})["result"] == \
+        {"maintenance": True, "rebooting": False}
+    b.step(10)
+    assert m.resets == 0
+
+
+def test_three_boots_in_a_row_that_never_run_stable_enter_maintenance():
+    f = files_with()
+    for i in range(CRASH_LIMIT):  # each boot dies (or hangs until the watchdog) early
+        b, m, out, clock = new_board(f)
+        b.boot()
+        b.step(1000)
+        shutdown(b)
+        assert b.mode == "normal" and len(m.wdts) == 1
+    trace = []
+    f.trace = trace
+    b, m, out, clock = new_board(f, trace)
+    b.boot()
+    assert b.mode == "maintenance" and m.wdts == []
+    assert b.maint_reason == "boot loop: 3 boots in a row crashed or hung"
+    assert f.data[MAINT] == b"boot loop: 3 boots in a row crashed or hung"
+    # and it stays there, boot after boot, until maintenance off
+    b, m, out, clock = new_board(f)
+    b.boot()
+    assert b.mode == "maintenance" and m.wdts == []
+    ask(b, out, {"id": 1, "op": "maintenance", "state": "off"})
+    b, m, out, clock = new_board(f)
+    b.boot()
+    shutdown(b)
+    assert b.mode == "normal" and f.data[BOOTS] == b"1"
+
+
+def test_a_crash_at_boot_is_logged_as_json_and_resets_the_board():
+    f = files_with()
+    b, m, out, clock = new_board(f)
+
+    def broken(cfg):
+        raise RuntimeError("driver exploded")
+
+    b.start = broken
+    try:
+        board_main.run(b)
+        reset = False
+    except FakeReset:
+        reset = True
+    assert reset and m.resets == 1
+    crash = json.loads(out[-1])
+    assert crash["log"] == "crash" and crash["error"] == "RuntimeError: driver exploded"
+    assert "driver exploded" in crash["traceback"]
+    assert f.data[BOOTS] == b"1"  # counted: three of these in a row -> maintenance
+    assert len(m.wdts) == 1  # it crashed after the watchdog started: the reset is its job too
+
+
+def test_ctrl_c_on_the_console_leaves_the_firmware_for_the_repl():
+    io = FakeStdio([b'{"id": 1, "op": "hello"}\n', b"\x03"])
+    f = files_with({MAINT: b"x"})
+    b, m, out, clock = new_board(f, stdio=io)
+    board_main.run(b)  # returns: the REPL takes over
+    replies = [json.loads(x) for x in io.lines]
+    assert replies[-2]["id"] == 1 and replies[-2]["ok"] is True
+    assert replies[-1]["log"].startswith("interrupted (Ctrl-C)")
+    assert m.resets == 0
+    for line in io.lines:  # everything printed was JSON
+        assert type(json.loads(line)) is dict

@@ -1,0 +1,276 @@
+# The board's serial console protocol (firmware/board/console.py, docs/CONSOLE.md),
+# without a port: request lines in, reply lines out, against a stand-in board that
+# records what it was asked. Plain test functions: pytest and MicroPython.
+
+import json
+
+from board.console import Console, LineReader, LINE_MAX, OpError
+from mast.config import ConfigError
+
+
+class StubBoard:
+    """Records the ops the console asks for; answers like the real board does."""
+
+    def __init__(self):
+        self.calls = []
+        self.cfg = {"name": "b1"}
+
+    def hello(self):
+        self.calls.append(("hello",))
+        return {"firmware": "mast-board", "board": "stub"}
+
+    def get(self, key=None):
+        self.calls.append(("get", key))
+        if key is None:
+            return self.cfg
+        if key not in self.cfg:
+            raise ConfigError(key, "is not set")
+        return self.cfg[key]
+
+    def set(self, key, value):
+        self.calls.append(("set", key, value))
+        if key == "port" and (type(value) is not int or not 1 <= value <= 65535):
+            raise ConfigError(key, "must be an integer from 1 to 65535")
+        self.cfg[key] = value
+        return {"key": key, "pending": True}
+
+    def unset(self, key):
+        self.calls.append(("unset", key))
+        return {"key": key, "pending": True}
+
+    def validate(self):
+        self.calls.append(("validate",))
+        return {"valid": True}
+
+    def commit(self):
+        self.calls.append(("commit",))
+        return {"committed": True, "bytes": 10}
+
+    def apply(self):
+        self.calls.append(("apply",))
+        return {"applied": True, "associations": "kept"}
+
+    def status(self):
+        self.calls.append(("status",))
+        return {"mode": "normal"}
+
+    def uplink(self, name, state, addr):
+        self.calls.append(("uplink", name, state, addr))
+        if name != "eth":
+            raise OpError("no uplink %r" % name)
+        return {"name": name}
+
+    def maintenance(self, on):
+        self.calls.append(("maintenance", on))
+        return {"maintenance": on, "rebooting": True}
+
+    def reboot(self):
+        self.calls.append(("reboot",))
+        return {"rebooting": True}
+
+
+def session():
+    out = []
+    board = StubBoard()
+    return Console(board, out.append), board, out
+
+
+def ask(con, out, line):
+    """Send one line (text or bytes); the one reply, parsed."""
+    n = len(out)
+    con.feed((line if type(line) is bytes else line.encode()) + b"\n")
+    assert len(out) == n + 1, out[n:]
+    return json.loads(out[-1])
+
+
+# ---- every op ------------------------------------------------------------------------
+
+
+def test_hello_answers_with_the_id_and_ok():
+    con, b, out = session()
+    r = ask(con, out, '{"id": 7, "op": "hello"}')
+    assert r == {"id": 7, "ok": True, "result": {"firmware": "mast-board", "board": "stub"}}
+
+
+def test_every_op_reaches_the_board_with_its_fields():
+    con, b, out = session()
+    lines = [
+        '{"id": 1, "op": "get"}',
+        '{"id": 2, "op": "get", "key": "name"}',
+        '{"id": 3, "op": "set", "key": "uplinks.cell.cost", "value": 10}',
+        '{"id": 4, "op": "unset", "key": "uplinks.cell.cost"}',
+        '{"id": 5, "op": "validate"}',
+        '{"id": 6, "op": "commit"}',
+        '{"id": 7, "op": "apply"}',
+        '{"id": 8, "op": "status"}',
+        '{"id": 9, "op": "uplink", "name": "eth", "state": "down"}',
+        '{"id": 10, "op": "uplink", "name": "eth", "addr": "127.0.0.9"}',
+        '{"id": 11, "op": "maintenance", "state": "on"}',
+        '{"id": 12, "op": "maintenance", "state": "off"}',
+        '{"id": 13, "op": "reboot"}',
+    ]
+    for i, line in enumerate(lines):
+        r = ask(con, out, line)
+        assert r["id"] == i + 1 and r["ok"] is True, r
+    assert b.calls == [
+        ("get", None), ("get", "name"), ("set", "uplinks.cell.cost", 10),
+        ("unset", "uplinks.cell.cost"), ("validate",), ("commit",), ("apply",), ("status",),
+        ("uplink", "eth", "down", None), ("uplink", "eth", None, "127.0.0.9"),
+        ("maintenance", True), ("maintenance", False), ("reboot",),
+    ]
+
+
+def test_text_ids_are_echoed_and_a_missing_id_is_null():
+    con, b, out = session()
+    assert ask(con, out, '{"id": "a-7", "op": "hello"}')["id"] == "a-7"
+    assert ask(con, out, '{"op": "hello"}')["id"] is None
+
+
+def test_a_board_error_is_an_error_reply_with_the_id():
+    con, b, out = session()
+    r = ask(con, out, '{"id": 3, "op": "set", "key": "port", "value": 70000}')
+    assert r == {"id": 3, "ok": False, "error": "port: must be an integer from 1 to 65535"}
+    assert "port" not in b.cfg
+
+
+# ---- bad input: an error reply, nothing changed ---------------------------------------------
+
+
+def bad(line):
+    con, b, out = session()
+    r = ask(con, out, line)
+    assert r["ok"] is False and type(r["error"]) is str and r["error"], r
+    assert b.calls == [], b.calls
+    return r
+
+
+def test_non_json_gets_an_error_with_a_null_id():
+    r = bad("hello world")
+    assert r == {"id": None, "ok": False, "error": "not JSON"}
+
+
+def test_truncated_json_gets_an_error_with_a_null_id():
+    assert bad('{"id": 5, "op": "set", "key": "x", "val')["id"] is None
+
+
+def test_json_that_is_not_an_object_is_refused():
+    for line in ("[1, 2]", "7", '"hello"', "null", "true"):
+        r = bad(line)
+        assert r["error"].startswith("a request is a JSON object"), r
+
+
+def test_unknown_op_is_refused_and_not_echoed():
+    r = bad('{"id": 4, "op": "format_flash"}')
+    assert r["id"] == 4 and r["error"].startswith("unknown op (known: apply, commit, get, hello")
+    assert "format_flash" not in r["error"]
+
+
+def test_missing_op_is_refused():
+    assert bad('{"id": 4}')["error"].startswith("no op (known:")
+
+
+def test_wrong_types_are_refused():
+    for line, err in (
+        ('{"id": 1, "op": 5}', "unknown op"),
+        ('{"id": [1], "op": "hello"}', "id must be a number or text"),
+        ('{"id": 1, "op": "get", "key": 5}', "key must be text"),
+        ('{"id": 1, "op": "set", "key": "port"}', "op set needs the field value"),
+        ('{"id": 1, "op": "uplink", "name": "eth", "state": "sideways"}', "state must be up or down"),
+        ('{"id": 1, "op": "maintenance", "state": true}', "state must be on or off"),
+        ('{"id": 1, "op": "uplink", "name": "eth"}', "op uplink needs exactly one of state"),
+        ('{"id": 1, "op": "uplink", "name": "eth", "state": "up", "addr": "127.0.0.1"}',
+         "op uplink needs exactly one of state"),
+        ('{"id": 1, "op": "hello", "verbose": true}', "op hello takes no field 'verbose'"),
+    ):
+        r = bad(line)
+        assert r["error"].startswith(err), (line, r)
+
+
+def test_out_of_range_value_leaves_the_config_unchanged():
+    con, b, out = session()
+    r = ask(con, out, '{"id": 2, "op": "set", "key": "port", "value": 0}')
+    assert r["ok"] is False and r["error"].startswith("port: must be")
+    assert b.cfg == {"name": "b1"}
+
+
+def test_over_long_line_is_refused_once_and_the_next_line_works():
+    con, b, out = session()
+    long_line = b'{"id": 1, "op": "set", "key": "name", "value": "' + b"x" * LINE_MAX + b'"}'
+    con.feed(long_line + b"\n")
+    assert [json.loads(x) for x in out] == [
+        {"id": None, "ok": False, "error": "line longer than %d bytes" % LINE_MAX}]
+    assert b.calls == []
+    assert ask(con, out, '{"id": 2, "op": "hello"}')["ok"] is True
+
+
+def test_binary_garbage_gets_error_replies_and_never_crashes():
+    con, b, out = session()
+    garbage = bytes([0xFF, 0xFE, 0x00, 0x80, 0x7B, 0x22, 0xC3, 0x28, 0x01, 0x1B, 0x5B, 0x41])
+    con.feed(garbage + b"\n" + bytes(range(4, 10)) + b"\n" + b"\x00" * 50 + b"\n")
+    replies = [json.loads(x) for x in out]
+    assert len(replies) == 3
+    for r in replies:
+        assert r["id"] is None and r["ok"] is False, r
+    assert replies[0]["error"] == "not UTF-8 text"
+    assert b.calls == []
+    assert ask(con, out, '{"id": 3, "op": "hello"}')["ok"] is True
+
+
+def test_every_byte_value_but_ctrl_c_is_survived():
+    seen = []
+
+    def check(line):  # checked as it comes: 250 replies kept would crowd a small heap
+        r = json.loads(line)
+        assert r["ok"] is False and r["id"] is None, r
+        seen.append(1)
+
+    b = StubBoard()
+    con = Console(b, check)
+    for v in range(256):
+        if v not in (3, 10, 13):
+            con.feed(bytes([v, v, v]) + b"\n")
+    assert len(seen) == 253 and b.calls == []
+
+
+def test_lines_may_end_with_cr_lf_or_crlf_and_blank_lines_are_ignored():
+    con, b, out = session()
+    con.feed(b'{"id":1,"op":"hello"}\r{"id":2,"op":"hello"}\r\n\r\n\n{"id":3,"op":"hello"}\n')
+    assert [json.loads(x)["id"] for x in out] == [1, 2, 3]
+
+
+def test_a_request_split_across_reads_is_put_back_together():
+    con, b, out = session()
+    for chunk in (b'{"id": 9, "o', b'p": "hel', b'lo"}', b"\n"):
+        con.feed(chunk)
+    assert [json.loads(x)["id"] for x in out] == [9]
+
+
+def test_every_reply_is_one_line_of_json():
+    con, b, out = session()
+    con.feed(b'{"id":1,"op":"status"}\nnope\n{"id":2,"op":"get","key":"x"}\n')
+    for x in out:
+        assert "\n" not in x
+        assert type(json.loads(x)) is dict
+
+
+# ---- Ctrl-C ------------------------------------------------------------------------------------
+
+
+def test_ctrl_c_raises_keyboard_interrupt_and_leaves_the_rest_unread():
+    con, b, out = session()
+    try:
+        con.feed(b'{"id": 1, "op": "hel\x03')
+        raised = False
+    except KeyboardInterrupt:
+        raised = True
+    assert raised and out == [] and b.calls == []
+    # the half line before Ctrl-C is forgotten: the next request stands alone
+    assert ask(con, out, '{"id": 2, "op": "hello"}')["id"] == 2
+
+
+def test_line_reader_reports_complete_lines_only():
+    r = LineReader(limit=8)
+    assert r.feed(b"abc") == []
+    assert r.feed(b"de\nfg") == [b"abcde"]
+    assert r.feed(b"123456789\n") == [None]  # "fg" + 9 bytes is over the limit
+    assert r.feed(b"ok\n") == [b"ok"]

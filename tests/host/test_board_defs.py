@@ -1,0 +1,117 @@
+"""boards/*.json: one definition per supported board, each valid against the schema the board
+itself checks at boot (firmware/board/boarddef.py), and the boards the project supports."""
+
+import glob
+import json
+import os
+
+import pytest
+
+from board import boarddef
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FILES = sorted(glob.glob(os.path.join(ROOT, "boards", "*.json")))
+REQUIRED = ("unix-sim", "esp32-devkitc", "olimex-esp32-poe", "wt32-eth01", "lilygo-t-a7670",
+            "rpi-pico-w")
+
+
+def load(name):
+    with open(os.path.join(ROOT, "boards", name + ".json")) as f:
+        return json.load(f)
+
+
+def error(doc):
+    try:
+        boarddef.check(doc)
+    except ValueError as e:
+        return str(e)
+    raise AssertionError("accepted: %r" % doc)
+
+
+def test_the_supported_boards_all_have_a_definition():
+    names = [os.path.basename(p)[:-5] for p in FILES]
+    for name in REQUIRED:
+        assert name in names, name
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: os.path.basename(p))
+def test_each_definition_is_valid_and_named_after_its_file(path):
+    with open(path) as f:
+        doc = json.load(f)
+    assert boarddef.check(doc) is doc
+    assert doc["name"] == os.path.basename(path)[:-5]
+    assert doc["uplinks"] and type(doc["soft_reset"]) is bool and doc["heap"]["notes"]
+
+
+def test_each_kind_of_uplink_has_its_hardware_settings():
+    kinds = {}
+    for path in FILES:
+        with open(path) as f:
+            doc = json.load(f)
+        for name, u in doc["uplinks"].items():
+            kinds.setdefault(u["kind"], []).append(doc["name"])
+    assert sorted(kinds) == ["lan", "ppp", "sim", "wlan"]
+    poe = load("olimex-esp32-poe")["uplinks"]["eth"]["phy"]
+    assert (poe["type"], poe["addr"], poe["mdc"], poe["mdio"], poe["power"], poe["ref_clk"]) == \
+        ("LAN8720", 0, 23, 18, 12, 17)
+    wt = load("wt32-eth01")["uplinks"]["eth"]["phy"]
+    assert (wt["addr"], wt["power"], wt["ref_clk"], wt["ref_clk_mode"]) == (1, 16, 0, "in")
+    modem = load("lilygo-t-a7670")["uplinks"]["cell"]["modem"]
+    assert (modem["tx"], modem["rx"], modem["pwrkey"], modem["power_on"], modem["dial"]) == \
+        (26, 27, 4, 12, "*99#")
+
+
+def test_soft_reset_and_routing_follow_the_port():
+    for path in FILES:
+        with open(path) as f:
+            doc = json.load(f)
+        assert doc["soft_reset"] == (doc["port"] != "unix"), doc["name"]
+        if doc["port"] == "rp2":
+            assert doc["routing"] == "exclusive" and doc["watchdog_ms"] <= 8388
+    assert load("unix-sim")["sim"]["heapsize"] == "192K"
+
+
+def test_bad_definitions_are_refused_naming_the_field():
+    good = load("olimex-esp32-poe")
+    cases = [
+        (("port",), "avr", "port: must be one of esp32, rp2, unix"),
+        (("watchdog_ms",), 120000, "watchdog_ms: must be an integer from 0 to 60000"),
+        (("uplinks", "eth", "phy", "mdc"), 99, "uplinks.eth.phy.mdc: must be a GPIO number from 0 to 48"),
+        (("uplinks", "eth", "phy", "type"), "XYZ", "uplinks.eth.phy.type: must be one of LAN8720, IP101, "
+                                                   "RTL8201, DP83848, KSZ8041, KSZ8081"),
+        (("uplinks", "wifi", "kind"), "lte", "uplinks.wifi.kind: must be one of sim, wlan, lan, ppp"),
+        (("uplinks", "eth", "colour"), "red", "uplinks.eth.colour: unknown field"),
+    ]
+    for path, value, msg in cases:
+        doc = json.loads(json.dumps(good))
+        node = doc
+        for k in path[:-1]:
+            node = node[k]
+        node[path[-1]] = value
+        assert error(doc) == msg
+    doc = json.loads(json.dumps(good))
+    del doc["uplinks"]["eth"]["phy"]
+    assert error(doc) == "uplinks.eth.phy: required for a lan uplink"
+    doc = json.loads(json.dumps(good))
+    doc["uplinks"]["wifi"]["address"] = "127.0.0.2"
+    assert error(doc) == "uplinks.wifi.address: only for a sim uplink"
+    pico = load("rpi-pico-w")
+    pico["routing"] = "source"
+    assert error(pico) == "routing: must be exclusive on rp2 (its lwIP routes by the default interface)"
+    sim = load("unix-sim")
+    sim["uplinks"]["eth"]["via"] = "127.0.0.1:40001"
+    assert error(sim) == "uplinks.eth.public: via and public go together: the relay's inside and outside address"
+
+
+def test_a_board_without_a_valid_board_json_boots_on_a_generic_definition():
+    class Files:
+        def __init__(self, data):
+            self.data = data
+
+        def read(self, name):
+            return self.data
+
+    d, warn = boarddef.load(Files(None), "rp2")
+    assert d["port"] == "rp2" and warn == "no board.json: generic rp2 definition"
+    d, warn = boarddef.load(Files(b'{"name": "x"}'), "linux")
+    assert d["port"] == "unix" and warn.startswith("board.json is not valid (title: required)")
