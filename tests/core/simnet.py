@@ -17,9 +17,9 @@ from mast.compat import sha256
 from mast.endpoint import Endpoint
 from mast import wire
 
-# On MicroPython (a board-sized heap) collect garbage every few steps, before it
+# On MicroPython (a board-sized heap) collect garbage at every step, before it
 # fragments the heap; CPython does not need it.
-_COLLECT = 8 if sys.implementation.name == "micropython" else 0
+_COLLECT = 1 if sys.implementation.name == "micropython" else 0
 PSK = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # bytes 0..31, base64
 
 
