@@ -373,12 +373,19 @@ class Runtime:
             self._dead(u, "socket closed (POLLNVAL)")
             return 0
         got = 0
+        short = False
         for _ in range(_READS_PER_WAKE):
             try:
                 data, sa = u.sock.recvfrom(_MAX_DATAGRAM)
-            except MemoryError:  # a full heap on a board: drop this one, the core resends
+            except MemoryError:  # a full heap on a board: collect once and retry, else wait
                 self.count("rx_no_memory")
-                break
+                if short:
+                    break
+                short = True
+                import gc
+
+                gc.collect()
+                continue
             except OSError as e:
                 n = _errno(e)
                 if n in _EAGAIN:
