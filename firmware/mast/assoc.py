@@ -159,6 +159,11 @@ class Association:
         p = self.add_path(u, src, now)
         if p is not None:
             p.rx += 1
+            if p.state == FAILED and p.backoff:
+                # the peer reaches us on it again: probe it now, not at the backoff's end
+                p.backoff = 0
+                p.challenge = None
+                p.probe_due = now
         return p
 
     def local_index(self, u):

@@ -25,6 +25,7 @@ from .driver import Runtime, runtime_name, MICROPYTHON
 from .runconfig import check, FileError
 from .sockaddr import parse_hostport
 from . import stream as _stream
+from . import rendezvous  # issue 7: presence and DNS-named peers (rendezvous.py)
 
 USAGE = "usage: endpoint_main ENDPOINT.json [--duration S] [--no-stdin]"
 _IDLE_MS = 1000  # longest sleep of the loop when nothing is due
@@ -44,7 +45,10 @@ def load(path):
             raise FileError("file", "%s is not valid JSON (%s)" % (path, e))
     finally:
         f.close()
-    return check(doc)
+    extra = rendezvous.split(doc)  # issue 7: "presence", and DNS-named peers in "connect"
+    cfg = check(doc)
+    cfg["presence"] = rendezvous.check(extra, cfg)  # issue 7
+    return cfg
 
 
 def _addr_text(a):
@@ -58,7 +62,9 @@ class Process:
     def __init__(self, cfg, out, random_bytes=None, clock=None):
         self.cfg = cfg
         self.out = out
-        self.rt = Runtime(Endpoint(cfg["mast"], random_bytes or os.urandom), clock)
+        ep = Endpoint(cfg["mast"], random_bytes or os.urandom)
+        self.presence = rendezvous.client(ep, cfg.get("presence"))  # issue 7: None without
+        self.rt = Runtime(self.presence or ep, clock)  # issue 7: the client wraps the core
         self.stream = None
         self.quit = None  # why the loop ends
         self._stdin_key = None
@@ -82,6 +88,8 @@ class Process:
                    "runtime": runtime_name(), "uplinks": ups, "t_ms": self.rt.now()})
         for peer in self.cfg["connect"]:
             self.rt.connect(peer)
+        if self.presence is not None:  # issue 7: register, resolve DNS names, follow peers
+            rendezvous.start(self.presence, self.rt, self.cfg)
 
     # ---- the loop ----------------------------------------------------------------------
 
@@ -212,7 +220,12 @@ class Process:
             bind = old.bind
         if public is None and old is not None and via is not None:
             public = old.public
-        u = self.rt.add_uplink(name, bind, cmd.get("priority"), cmd.get("cost"),
+        # priority and cost: as given, else as the file (or an earlier command) set them
+        pref = self.cfg["uplinks"].setdefault(name, {})
+        for k in ("priority", "cost"):
+            if cmd.get(k) is not None:
+                pref[k] = cmd[k]
+        u = self.rt.add_uplink(name, bind, pref.get("priority"), pref.get("cost"),
                                cmd.get("device", old.device if old else None), via, public)
         return {"name": name, "bind": _addr_text(u.bind), "public": _addr_text(u.public)}
 
@@ -259,6 +272,7 @@ _OPS = {
     "status": Process.op_status, "send": Process.op_send, "uplink": Process.op_uplink,
     "down": Process.op_down, "connect": Process.op_connect, "close": Process.op_close,
     "stream": Process.op_stream, "quit": Process.op_quit,
+    "presence": rendezvous.op_presence,  # issue 7
 }
 
 

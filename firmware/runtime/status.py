@@ -3,6 +3,7 @@
 # the runtime's business, so it lives here and not in the protocol core.
 
 from mast.addr import fmt
+from mast.compat import sha256, binascii
 from mast.policy import STATE_NAMES as PATH_STATES
 from mast.assoc import STATE_NAMES
 
@@ -12,6 +13,13 @@ def path_status(p):
             "rx": p.rx, "tx": p.tx, "lost_probes": p.lost}
 
 
+def _nonce_id(a):
+    if a.peer_nonce is None:
+        return None
+    n = (a.nonce + a.peer_nonce) if a.initiator else (a.peer_nonce + a.nonce)
+    return binascii.hexlify(sha256(b"mast1 nonce id" + n).digest()[:8]).decode()
+
+
 def association_status(a):
     return {
         "peer": a.peer,
@@ -19,6 +27,8 @@ def association_status(a):
         "label": a.label,
         "peer_label": a.peer_label,
         "initiator": a.initiator,
+        # names the association without showing the nonces: the same on both ends
+        "nonce_id": _nonce_id(a),
         "primary": a.primary.name if a.primary else None,
         "paths": [path_status(p) for p in a.paths.values()],
         "remotes": [fmt(r) for r in a.remotes],

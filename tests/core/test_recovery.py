@@ -136,3 +136,26 @@ def test_both_ends_move_and_resume_after_learning_the_new_address_out_of_band():
     net.run(net.now + 100)
     assert count_received(net.nodes["b"]) == s.seq
     assert len(net.events("a", "association_up")) == 1
+
+
+def test_after_a_long_outage_the_far_end_can_send_again_at_once():
+    # b's path to a failed during the outage and backs off its probes (up to 10 s);
+    # the first authenticated packet from a on it must bring it back now, not then
+    net = pair(a_uplinks=[("eth", "10.1.0.2", 10, 0)])
+    net.run(net.now + 2000)
+    a, b = net.nodes["a"].ep, net.nodes["b"].ep
+    a.uplink_down("eth", net.now)
+    net.link("a", "eth").cut = True
+    net.run(net.now + 20000)
+    assert b.association("a").primary is None
+    net.link("a", "eth").cut = False
+    t0 = net.now
+    a.uplink_up("eth", ("10.1.0.2", 6278), net.now, priority=10)  # back: a probes at once
+    net.flush()
+    s = Stream(net, "a", rate=50)  # and has something to say
+    while b.association("a").primary is None and net.now < t0 + 15000:
+        net.run(net.now + 10)
+    s.stop()
+    assert b.association("a").primary is not None
+    assert net.now - t0 <= 1500, net.now - t0
+    assert b.send_data(b"back", net.now, peer="a")
