@@ -23,8 +23,9 @@ _MAX_REMOTES = const(24)
 _ECHO_TRIES = const(4)
 
 
-def tsn_newer(a, b):
-    """Serial number arithmetic (RFC 1982) on 32-bit TSNs: is a after b?"""
+def serial_newer(a, b):
+    """Serial number arithmetic (RFC 1982) on 32-bit numbers (TSNs, cookie stamps):
+    is a after b?"""
     return 0 < ((a - b) & 0xFFFFFFFF) < 0x80000000
 
 
@@ -397,7 +398,7 @@ class Association:
 
     def on_set(self, p, body, now):
         tsn, addrs = wire.dec_set(body)
-        if tsn_newer(tsn, self.peer_tsn):
+        if serial_newer(tsn, self.peer_tsn):
             for (ip, port), _, _ in addrs:
                 if ip == "0.0.0.0" or ip == "::":
                     self.send(p, wire.ERR, wire.enc_err(wire.ERR_BAD_ADDRESSES, tsn))

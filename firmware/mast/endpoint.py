@@ -17,7 +17,7 @@ from .compat import struct
 from . import wire, policy, config
 from .crypto import Mac, hkdf, ct_equal
 from .addr import canonical
-from .assoc import Association, COOKIE_WAIT, COOKIE_ECHOED, ESTABLISHED, CLOSED
+from .assoc import Association, COOKIE_WAIT, ESTABLISHED, serial_newer
 
 
 class Uplink:
@@ -29,10 +29,6 @@ class Uplink:
         self.natted = False
         self.public = None  # the address a PROBE-ACK saw, when it differs
 
-
-
-def _serial_newer(a, b):
-    return 0 < ((a - b) & 0xFFFFFFFF) < 0x80000000
 
 
 class Endpoint:
@@ -335,7 +331,7 @@ class Endpoint:
         if not a.rx_mac.verify(wire.tag_of(pkt), wire.signed_part(pkt)):
             return "mac"
         last = self._last_stamp.get(name)
-        if last is not None and not _serial_newer(stamp, last):
+        if last is not None and not serial_newer(stamp, last):
             return "stale_cookie"  # an older cookie than the association we have
         old = self.by_peer.get(name)
         if old is not None:
