@@ -27,9 +27,16 @@ package(
 package(
     "runtime",
     files=(
-        "clock.py", "driver.py", "endpoint_main.py", "runconfig.py", "sockaddr.py",
-        "status.py", "stream.py", "udpwrap.py",
+        "clock.py", "driver.py", "endpoint_main.py", "rendezvous.py", "runconfig.py",
+        "sockaddr.py", "status.py", "stream.py", "udpwrap.py",
     ),
+)
+
+# presence (PRES/1, docs/PROTOCOL.md): optional rendezvous for mobile hosts; outside the
+# core's budget, loaded only when the configuration names a presence server
+package(
+    "presence",
+    files=("__init__.py", "client.py", "conf.py", "msg.py", "report.py", "server.py"),
 )
 
 # the board app: boot, uplink managers, console, persistence, app hook

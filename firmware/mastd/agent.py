@@ -84,6 +84,7 @@ class Agent:
         self.source = None
         self.apps = {}  # peer -> (socket, key, app_port)
         self._readers = []  # (obj, callback): registered again on a new Runtime
+        self.presence = None  # a presence_host.PresenceHost (main.py sets it)
         self._build()
 
     # ---- setup ------------------------------------------------------------------------
@@ -129,6 +130,9 @@ class Agent:
             self._masquerade(True)
         self._open_apps()
         self._connect_all()
+        if self.presence is not None:  # serve presence on its own socket
+            self.presence.emit = lambda d: self._note("presence_" + d.pop("event"), **d)
+            self._add_reader(self.presence.open(), self.presence.on_readable)
         self.log.info("started: %s, %d peer(s), uplinks from %s, control %s" % (
             self.conf.core["name"], len(self.conf.core["peers"]), self.source.name,
             self.control_path))
@@ -386,6 +390,7 @@ class Agent:
         s["apps"] = dict((peer, "127.0.0.1:%d" % a[0].getsockname()[1]) for peer, a in self.apps.items())
         s["routes"] = dict((p, list(v)) for p, v in self.routes.prefixes.items())
         s["agent_counters"] = dict(self.counters)
+        s["presence"] = self.presence.status() if self.presence is not None else None
         s["failovers"] = [e for e in self.history if e["event"] == "failover"]
         s["events"] = list(self.history[-50:])
         return s
@@ -494,7 +499,11 @@ class Agent:
     def turn(self, timeout_ms=_IDLE_MS):
         """One pass of the loop: wait, feed the core, deliver, act on signals."""
         self._rescan_due = False
+        if self.presence is not None:  # wake for its timers too
+            timeout_ms = self.presence.wait_ms(timeout_ms)
         self.rt.poll(timeout_ms)
+        if self.presence is not None:
+            self.presence.tick()
         for ev in self.rt.recv():
             self._deliver(ev)
         self._events()
@@ -536,6 +545,8 @@ class Agent:
             self.source.close()
         if self.control is not None:
             self.control.close()
+        if self.presence is not None:  # writes its state file
+            self.presence.close()
         if self.tun_fd is not None:
             if self.conf.agent["masquerade"]:
                 self._masquerade(False)

@@ -47,6 +47,11 @@ def build_parser():
                    help="uplinks from netifd (ubus) or from Linux devices (rtnetlink); auto: "
                         "netifd when the config is UCI and ubus exists")
     p.add_argument("--check", action="store_true", help="validate the configuration and exit")
+    # host a presence server (PRES/1) beside the agent: presence_host.py
+    p.add_argument("--presence-config", metavar="FILE", help="also serve presence: the names "
+                   "served and their keys (JSON, as for `mast presence`)")
+    p.add_argument("--presence-listen", metavar="ADDR:PORT", help="where to serve presence "
+                   "(default: the file's listen, else 0.0.0.0:6279)")
     return p
 
 
@@ -64,6 +69,18 @@ def main(argv=None):
         return _fail("cannot read %s (%s); give --config FILE" % (path, e.strerror or e))
     except (ConfigError, UciError) as e:
         return _fail(str(e))
+    presence = None
+    if args.presence_config:
+        try:
+            from .presence_host import PresenceHost, load_config, parse_listen, DEFAULT_LISTEN
+
+            pconf = load_config(args.presence_config)
+            text = args.presence_listen or pconf["listen"]
+            presence = PresenceHost(pconf, parse_listen(text) if text else DEFAULT_LISTEN)
+        except ImportError as e:
+            return _fail("presence: this mastd lacks the presence package (%s)" % e)
+        except ValueError as e:  # PresenceConfigError names the key; parse_listen the address
+            return _fail("presence %s: %s" % (args.presence_config, e))
     if args.check:
         sys.stdout.write("mastd: %s is valid\n" % path)
         return 0
@@ -71,6 +88,7 @@ def main(argv=None):
     from .agent import Agent  # after the check: it needs Linux
 
     agent = Agent(conf, log, args.control, path, args.discovery)
+    agent.presence = presence  # None unless --presence-config
     try:
         agent.start()
     except OSError as e:

@@ -25,7 +25,7 @@ from .driver import Runtime, runtime_name, MICROPYTHON
 from .runconfig import check, FileError
 from .sockaddr import parse_hostport
 from . import stream as _stream
-from . import rendezvous  # issue 7: presence and DNS-named peers (rendezvous.py)
+from . import rendezvous  # presence and DNS-named peers (rendezvous.py)
 
 USAGE = "usage: endpoint_main ENDPOINT.json [--duration S] [--no-stdin]"
 _IDLE_MS = 1000  # longest sleep of the loop when nothing is due
@@ -45,9 +45,9 @@ def load(path):
             raise FileError("file", "%s is not valid JSON (%s)" % (path, e))
     finally:
         f.close()
-    extra = rendezvous.split(doc)  # issue 7: "presence", and DNS-named peers in "connect"
+    extra = rendezvous.split(doc)  # "presence", and DNS-named peers in "connect"
     cfg = check(doc)
-    cfg["presence"] = rendezvous.check(extra, cfg)  # issue 7
+    cfg["presence"] = rendezvous.check(extra, cfg)
     return cfg
 
 
@@ -63,8 +63,8 @@ class Process:
         self.cfg = cfg
         self.out = out
         ep = Endpoint(cfg["mast"], random_bytes or os.urandom)
-        self.presence = rendezvous.client(ep, cfg.get("presence"))  # issue 7: None without
-        self.rt = Runtime(self.presence or ep, clock)  # issue 7: the client wraps the core
+        self.presence = rendezvous.client(ep, cfg.get("presence"))  # None without
+        self.rt = Runtime(self.presence or ep, clock)  # the client wraps the core
         self.stream = None
         self.quit = None  # why the loop ends
         self._stdin_key = None
@@ -88,7 +88,7 @@ class Process:
                    "runtime": runtime_name(), "uplinks": ups, "t_ms": self.rt.now()})
         for peer in self.cfg["connect"]:
             self.rt.connect(peer)
-        if self.presence is not None:  # issue 7: register, resolve DNS names, follow peers
+        if self.presence is not None:  # register, resolve DNS names, follow peers
             rendezvous.start(self.presence, self.rt, self.cfg)
 
     # ---- the loop ----------------------------------------------------------------------
@@ -272,7 +272,7 @@ _OPS = {
     "status": Process.op_status, "send": Process.op_send, "uplink": Process.op_uplink,
     "down": Process.op_down, "connect": Process.op_connect, "close": Process.op_close,
     "stream": Process.op_stream, "quit": Process.op_quit,
-    "presence": rendezvous.op_presence,  # issue 7
+    "presence": rendezvous.op_presence,
 }
 
 

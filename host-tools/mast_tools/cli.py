@@ -19,6 +19,7 @@ from mast_tools.cmd_demo import argparse_demo, do_demo
 from mast_tools.cmd_endpoint import argparse_endpoint, do_endpoint
 from mast_tools.cmd_ipk import argparse_ipk, do_ipk
 from mast_tools.cmd_linkemu import argparse_linkemu, do_linkemu
+from mast_tools.cmd_presence import COMMAND as PRESENCE
 from mast_tools.cmd_simboard import COMMAND as SIM_BOARD
 from mast_tools.errors import CommandError
 from mast_tools.output import log
@@ -30,6 +31,7 @@ _COMMANDS = {
     "demo": (do_demo, argparse_demo, "a simulated board keeps streaming while its uplinks die"),
     "ipk": (do_ipk, argparse_ipk, "build the OpenWrt package of mastd (dist/mast_*_all.ipk)"),
     "sim-board": SIM_BOARD,
+    "presence": PRESENCE,
 }
 
 _OS_HINTS = {

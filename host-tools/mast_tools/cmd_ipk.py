@@ -37,7 +37,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PACKAGE_DIR = os.path.join(ROOT, "openwrt-package", "mast")
 FIRMWARE = os.path.join(ROOT, "firmware")
 # firmware/<name>/*.py -> /usr/lib/mast/<name>/ (the daemon, the core it runs, the runtime driver)
-LIB_PACKAGES = ("mast", "runtime", "mastd")
+LIB_PACKAGES = ("mast", "runtime", "mastd", "presence")
 LIB_DIR = "usr/lib/mast"
 DEFAULT_EPOCH = 1700000000  # when neither SOURCE_DATE_EPOCH nor git gives a time
 

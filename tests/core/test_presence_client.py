@@ -1,0 +1,300 @@
+# The presence client (firmware/presence/client.py) against the real presence server on
+# a fake clock, with a stand-in for the MAST core (presence_fake.FakeEndpoint): what it
+# registers and when, how it learns a peer's new addresses (NOTIFY, SUBSCRIBE-ACK, and
+# LOOKUP while the association has no path), what it ignores, and peers named by DNS.
+# The same client with the real cores: tests/host/test_presence_sim.py.
+from presence import msg
+from presence.report import client_status, server_status
+from presence_fake import Wire, FakeAssoc, SERVER, BASE, key_of
+
+
+def two(**kw):
+    """Clients a and b of one server, each following the other, a with an association
+    to b (established, with a path)."""
+    w = Wire(["a", "b", "c"], **kw)
+    a, b = w.client("a"), w.client("b")
+    w.up("a", "eth", ("10.1.0.2", 6278))
+    w.up("b", "wan", ("10.9.0.1", 6278))
+    a.ep.assocs["b"] = FakeAssoc()
+    b.ep.assocs["a"] = FakeAssoc()
+    a.watch("b")
+    b.watch("a")
+    a.start(w.now)
+    b.start(w.now)
+    w.flush()
+    w.run(w.now + 100)
+    return w, a, b
+
+
+def test_a_host_registers_its_complete_list_and_learns_where_the_server_sees_it():
+    w = Wire(["a"])
+    a = w.client("a")
+    w.up("a", "eth", ("10.1.0.2", 6278))
+    w.up("a", "cell", ("10.3.0.2", 6278), priority=30, cost=10)
+    w.set_nat("a", "cell", ("100.64.0.9", 31000))  # presence goes out on the best uplink: cell
+    a.start(w.now)
+    w.run(w.now + 100)
+    st = server_status(w.server, w.now)["names"]["a"]
+    assert st["registered"] and st["addresses"] == ["10.3.0.2:6278", "10.1.0.2:6278"]
+    assert st["observed"] == "100.64.0.9:31000" and st["ttl_left_s"] == 120
+    reg = client_status(a)["registrations"]
+    assert reg == [{"server": "10.53.0.1:6279", "ttl": 120, "observed": "100.64.0.9:31000", "answered_ms": 2}]
+    assert [e.fields["observed"] for e in w.events("a", "presence_registered")] == ["100.64.0.9:31000"]
+
+
+def test_a_host_registers_again_at_once_when_an_uplink_comes_goes_or_moves():
+    w, a, b = two()
+    t = w.now
+    w.up("a", "eth", ("10.1.7.7", 6278))
+    w.run(w.now + 2)
+    assert server_status(w.server, w.now)["names"]["a"]["addresses"] == ["10.1.7.7:6278"]
+    w.up("a", "wifi", ("10.2.0.2", 6278))
+    w.run(w.now + 2)
+    assert server_status(w.server, w.now)["names"]["a"]["addresses"] == ["10.1.7.7:6278", "10.2.0.2:6278"]
+    w.down("a", "eth")
+    w.run(w.now + 2)
+    assert server_status(w.server, w.now)["names"]["a"]["addresses"] == ["10.2.0.2:6278"]
+    assert w.now - t == 6
+
+
+def test_registrations_and_subscriptions_are_refreshed_at_half_their_ttl():
+    w, a, b = two()
+    w.run(w.now + 5 * 60 * 1000)  # 2.5 registration TTLs, 1 subscription TTL
+    assert w.sent("a", msg.REGISTER) == 1 + 5  # every 60 s
+    assert w.sent("a", msg.SUBSCRIBE) == 1 + 2  # every 150 s
+    st = server_status(w.server, w.now)["names"]
+    assert st["a"]["registered"] and st["b"]["subscribers"] == ["a"]
+    assert len(w.events("a", "presence_registered")) == 1  # a refresh is no news
+
+
+def test_a_notify_hands_the_peers_new_addresses_to_the_core_and_is_acknowledged():
+    w, a, b = two()
+    t = w.now
+    w.up("b", "wan", ("10.8.0.1", 6278))  # b moves
+    w.run(w.now + 10)
+    assert ("10.8.0.1", 6278) in a.ep.assocs["b"].remotes
+    learnt = w.events("a", "presence_peer")[-1].fields
+    assert (learnt["via"], learnt["addresses"], learnt["new"]) == ("notify", ["10.8.0.1:6278"], 1)
+    assert w.sent("a", msg.NOTIFY_ACK, since=t) == 1
+    w.run(w.now + 30000)
+    assert w.server.counters.get("notify_sent") == 2  # b's registration, b's move; none again
+
+
+def test_a_peer_in_an_outage_is_looked_up_at_once_then_with_backoff():
+    w, a, b = two()
+    w.drop = lambda src, dst, d: d[1] == msg.NOTIFY  # every NOTIFY is lost
+    a.ep.assocs["b"].primary = None  # a's association to b has no usable path
+    t0 = w.now
+    a.handle_timer(w.now)
+    w.flush()
+    w.run(t0 + 20000)
+    lookups = [x[0] - t0 for x in w.log if x[3] == msg.LOOKUP]
+    assert lookups == [0, 500, 1500, 3500, 7500, 15500], lookups
+    w.up("b", "wan", ("10.8.0.1", 6278))  # b moves; a hears it only by looking it up
+    w.run(w.now + 9000)
+    assert ("10.8.0.1", 6278) in a.ep.assocs["b"].remotes
+    via = [e.fields["via"] for e in w.events("a", "presence_peer") if "10.8.0.1:6278" in e.fields["addresses"]]
+    assert via == ["lookup"]
+    a.ep.assocs["b"].primary = "path"  # a path works again: no more lookups
+    a.handle_timer(w.now)
+    n = len([x for x in w.log if x[3] == msg.LOOKUP])
+    w.run(w.now + 60000)
+    assert len([x for x in w.log if x[3] == msg.LOOKUP]) == n
+
+
+def test_after_a_double_jump_each_end_learns_the_others_new_addresses():
+    w, a, b = two()
+    w.down("a", "eth")  # both lose every address...
+    w.down("b", "wan")
+    a.ep.assocs["b"].primary = None
+    b.ep.assocs["a"].primary = None
+    w.run(w.now + 3000)
+    t0 = w.now
+    w.up("b", "wan2", ("10.8.0.1", 6278))  # ...and come back on new ones
+    w.up("a", "eth2", ("10.4.0.9", 6278))
+    w.run(w.now + 20)
+    assert ("10.8.0.1", 6278) in a.ep.assocs["b"].remotes
+    assert ("10.4.0.9", 6278) in b.ep.assocs["a"].remotes
+    st = server_status(w.server, w.now)["names"]
+    assert st["a"]["addresses"] == ["10.4.0.9:6278"] and st["b"]["addresses"] == ["10.8.0.1:6278"]
+    assert w.now - t0 == 20
+
+
+def test_a_replayed_notify_and_answers_to_requests_never_sent_are_ignored():
+    w, a, b = two()
+    seen = []
+    w.drop = lambda src, dst, d: (d[1] == msg.NOTIFY and seen.append(d)) or False
+    w.up("b", "wan", ("10.8.0.2", 6278))
+    w.run(w.now + 10)
+    assert seen
+    before = dict(a.presence_counters)
+    a.receive("eth", SERVER, seen[0], w.now)  # the very NOTIFY again
+    up, down = msg.keys(key_of("a"), "a")
+    forged = msg.seal(down, msg.LOOKUP_ACK, BASE + 12345, "a",
+                      msg.enc_record(msg.REGISTERED, "b", 60, None, [(("192.0.2.66", 6278), 0, 0)]))
+    a.receive("eth", SERVER, forged, w.now)  # tagged right, but a never asked
+    a.receive("eth", SERVER, msg.seal(up, msg.LOOKUP, BASE, "a", msg.enc_lookup("b")), w.now)
+    a.receive("eth", SERVER, msg.seal(up, msg.NOTIFY, BASE + 10 ** 9, "a", seen[0][12:-16]), w.now)
+    a.receive("eth", SERVER, b"\x50" + bytes(60), w.now)
+    assert a.presence_counters["replay"] == before.get("replay", 0) + 1
+    assert a.presence_counters["unexpected"] == before.get("unexpected", 0) + 1
+    assert a.presence_counters["bad_type"] == 1  # a request: a is no server
+    assert a.presence_counters["mac"] == 1  # a NOTIFY under the wrong key
+    assert a.presence_counters["malformed"] == 1
+    assert a.datagrams_to_send() == []  # nothing answered
+    assert ("192.0.2.66", 6278) not in a.ep.assocs["b"].remotes
+
+
+def test_a_stranger_with_a_served_name_but_not_its_key_cannot_register_it():
+    w, a, b = two()
+    thief = w.client("b", key=bytes(32))  # calls itself b
+    w.clients["thief"] = w.clients.pop("b")
+    w.notes["thief"] = w.notes["b"]
+    w.up("thief", "eth", ("10.66.0.1", 6278))
+    thief.start(w.now)
+    w.run(w.now + 40000)
+    assert server_status(w.server, w.now)["names"]["b"]["addresses"] == ["10.9.0.1:6278"]
+    assert w.server.counters["mac"] == w.sent("thief", msg.REGISTER) == 6  # 1 + 5 retries in 40 s
+    assert client_status(thief)["registrations"][0]["ttl"] is None
+
+
+def test_requests_are_retransmitted_with_backoff_from_the_next_uplink():
+    w = Wire(["a"])
+    a = w.client("a")
+    w.up("a", "eth", ("10.1.0.2", 6278), priority=10)
+    w.up("a", "wifi", ("10.2.0.2", 6278), priority=20)
+    w.drop = lambda src, dst, d: dst == SERVER  # the server is unreachable
+    a.start(w.now)
+    w.run(w.now + 60000)
+    sends = [(x[0], x[1][0]) for x in w.log if x[3] == msg.REGISTER]
+    assert sends == [(0, "10.1.0.2"), (1000, "10.2.0.2"), (3000, "10.1.0.2"), (7000, "10.2.0.2"),
+                     (15000, "10.1.0.2"), (31000, "10.2.0.2"), (47000, "10.1.0.2")], sends
+
+
+def test_without_an_uplink_nothing_is_sent_until_one_comes():
+    w = Wire(["a"])
+    a = w.client("a")
+    a.start(w.now)
+    w.run(w.now + 10000)
+    assert w.log == [] and a.presence_counters["tx_no_uplink"] == 1 and a.next_timer() is None
+    w.up("a", "eth", ("10.1.0.2", 6278))
+    w.run(w.now + 10)
+    assert server_status(w.server, w.now)["names"]["a"]["registered"]
+
+
+def test_presence_and_mast_datagrams_share_the_socket_and_are_told_apart_by_their_first_byte():
+    w, a, b = two()
+    a.receive("eth", ("10.9.0.1", 6278), b"\x01\x10" + bytes(30), w.now)  # MAST/1
+    assert a.ep.mast_rx == [("eth", ("10.9.0.1", 6278), b"\x01\x10" + bytes(30))]
+    n = a.presence_counters["rx"]
+    a.receive("eth", SERVER, b"\x50\x02" + bytes(30), w.now)  # PRES/1: the client's
+    assert a.presence_counters["rx"] == n + 1 and len(a.ep.mast_rx) == 1
+
+
+# ---- peers named by DNS (P.1) -------------------------------------------------------
+
+
+def dns_pair(resolver, home=(SERVER,)):
+    w = Wire(["a", "b"])
+    a = w.client("a", home=home, resolver=resolver)
+    w.up("a", "eth", ("10.1.0.2", 6278))
+    a.watch("b", dns="b.example", connect=True, port=6278)
+    a.start(w.now)
+    w.flush()
+    return w, a
+
+
+def test_a_peer_named_by_dns_is_connected_at_its_a_records_and_followed_at_its_srv_server():
+    asked = []
+
+    def resolver(name, port):
+        asked.append((name, port))
+        return {"addresses": [("10.9.0.1", port), ("2001:db8::9", port)], "servers": [SERVER]}
+
+    w, a = dns_pair(resolver, home=())
+    w.run(w.now + 100)
+    assert asked == [("b.example", 6278)]
+    assert a.ep.connects == [("b", [("10.9.0.1", 6278), ("2001:db8::9", 6278)])]
+    st = client_status(a)["peers"]["b"]
+    assert st["resolved"] == "srv" and st["servers"] == ["10.53.0.1:6279"]
+    assert server_status(w.server, w.now)["names"]["b"]["subscribers"] == ["a"]
+    assert client_status(a)["registrations"] == []  # no home server: a registers nowhere
+
+
+def test_a_dns_name_without_srv_falls_back_to_its_a_records():
+    def resolver(name, port):
+        return {"addresses": [("10.9.0.1", port)], "servers": []}
+
+    w, a = dns_pair(resolver, home=())
+    w.run(w.now + 100)
+    st = client_status(a)["peers"]["b"]
+    assert st["resolved"] == "a" and st["servers"] == ["10.9.0.1:6279"]  # its own A, port 6279
+    assert a.ep.connects == [("b", [("10.9.0.1", 6278)])]
+    w2, a2 = dns_pair(resolver)  # with a configured presence server: that one
+    w2.run(w2.now + 100)
+    st = client_status(a2)["peers"]["b"]
+    assert st["resolved"] == "config" and st["servers"] == ["10.53.0.1:6279"]
+
+
+def test_a_failed_resolution_is_retried_with_backoff():
+    calls = []
+
+    def resolver(name, port):
+        calls.append(name)
+        if len(calls) <= 2:
+            raise OSError("no answer from the DNS server")
+        return {"addresses": [("10.9.0.1", port)], "servers": [SERVER]}
+
+    w, a = dns_pair(resolver)
+    w.run(w.now + 1000)
+    assert len(calls) == 1 and a.ep.connects == []
+    w.run(w.now + 5100)  # again after 2 s, then after 4 s
+    assert len(calls) == 3
+    assert [e.fields["error"] for e in w.events("a", "presence_resolve_failed")] == ["no answer from the DNS server"] * 2
+    assert a.ep.connects == [("b", [("10.9.0.1", 6278)])]
+
+
+def test_a_peer_known_only_to_presence_is_connected_where_it_registered():
+    w = Wire(["a", "b"])
+    a, b = w.client("a"), w.client("b")
+    w.up("a", "eth", ("10.1.0.2", 6278))
+    w.up("b", "wan", ("10.9.0.1", 6278))
+    b.start(w.now)
+    a.watch("b", connect=True)
+    a.start(w.now)
+    w.flush()
+    w.run(w.now + 100)
+    assert a.ep.connects == [("b", [("10.9.0.1", 6278)])]
+
+
+def test_without_a_key_dns_names_are_resolved_and_connected_but_nothing_is_registered():
+    def resolver(name, port):
+        return {"addresses": [("10.9.0.1", port)], "servers": [SERVER]}
+
+    w = Wire(["a", "b"])
+    a = w.client("a", key=None, resolver=resolver)
+    w.up("a", "eth", ("10.1.0.2", 6278))
+    a.watch("b", dns="b.example", connect=True)
+    a.start(w.now)
+    w.run(w.now + 10000)
+    assert a.ep.connects == [("b", [("10.9.0.1", 6278)])]
+    assert w.log == []  # no presence traffic at all
+    assert client_status(a)["registrations"] == [] and client_status(a)["peers"]["b"]["servers"] == []
+
+
+def test_a_connect_peer_is_connected_again_when_its_association_is_gone():
+    w = Wire(["a", "b"])
+    a, b = w.client("a"), w.client("b")
+    w.up("a", "eth", ("10.1.0.2", 6278))
+    w.up("b", "wan", ("10.9.0.1", 6278))
+    b.start(w.now)
+    a.watch("b", connect=True)
+    a.start(w.now)
+    w.run(w.now + 100)
+    assert len(a.ep.connects) == 1
+    a.ep.assocs["b"].state = 2
+    w.run(w.now + 60000)
+    assert len(a.ep.connects) == 1  # it has one: no wake-ups to connect again
+    del a.ep.assocs["b"]  # closed (outage_s passed, say)
+    a.handle_timer(w.now)
+    assert a.ep.connects[-1] == ("b", [("10.9.0.1", 6278)]) and len(a.ep.connects) == 2

@@ -1,0 +1,438 @@
+"""The presence server on real sockets (127.0.0.x only): `mast presence`, mastd's PresenceHost,
+the endpoint file's "presence" object, and two endpoint processes that find each other again
+through presence after both moved at once. Every loop is bounded in turns and in time."""
+
+import base64
+import io
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from presence import msg
+from mastd.presence_host import PresenceHost, parse_listen
+from presence.conf import check as check_presence_conf
+from runtime import endpoint_main, rendezvous
+from runtime.runconfig import FileError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HOST_TOOLS = os.path.join(ROOT, "host-tools")
+FIRMWARE = os.path.join(ROOT, "firmware")
+if HOST_TOOLS not in sys.path:
+    sys.path.insert(0, HOST_TOOLS)
+
+PSK = base64.b64encode(bytes(range(32))).decode()
+KEYS = {n: bytes([(i * 7 + len(n) * 13) & 255 for i in range(32)]) for n in ("a", "b", "c", "watcher")}
+B64 = {n: base64.b64encode(k).decode() for n, k in KEYS.items()}
+
+
+def presence_conf(**kw):
+    doc = {"names": {n: {"key": B64[n]} for n in ("a", "b", "watcher")}}
+    doc.update(kw)
+    return doc
+
+
+class Requester:
+    """A presence requester on its own UDP socket: sends sealed requests, reads answers."""
+
+    def __init__(self, name, key, bind="127.0.0.1", counter=None):
+        self.name = name
+        self.up, self.down = msg.keys(key, name)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((bind, 0))
+        self.counter = counter or int(time.time() * 1000)
+
+    def send(self, server, ptype, body):
+        self.counter += 1
+        pkt = msg.seal(self.up, ptype, self.counter, self.name, body)
+        self.sock.sendto(pkt, server)
+        return pkt
+
+    def answer(self, timeout=0.5, pump=None):
+        """-> (type, counter, body) of the next answer, or None after timeout."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if pump is not None:
+                pump()
+            r, _, _ = select.select([self.sock], [], [], 0.02)
+            if r:
+                data, _ = self.sock.recvfrom(4096)
+                ptype, counter, name, body = msg.parse(data)
+                assert name == self.name and msg.verify(self.down, data)
+                return ptype, counter, bytes(body)
+        return None
+
+    def close(self):
+        self.sock.close()
+
+
+def host_on_loopback(tmp_path=None, **kw):
+    conf = check_presence_conf(presence_conf(**kw))
+    h = PresenceHost(conf, ("127.0.0.1", 0))
+    h.open()
+    return h
+
+
+def pump_host(h):
+    def pump():
+        r, _, _ = select.select([h.sock], [], [], 0)
+        if r:
+            h.on_readable()
+        h.tick()
+
+    return pump
+
+
+# ---- PresenceHost (mastd's and `mast presence`'s socket around the sans-IO server) ----------
+
+
+def test_the_host_answers_register_and_lookup_and_nothing_else():
+    h = host_on_loopback()
+    pump = pump_host(h)
+    a, b = Requester("a", KEYS["a"]), Requester("b", KEYS["b"])
+    stranger = Requester("a", bytes(32))
+    try:
+        a.send(h.listen, msg.REGISTER, msg.enc_register(60, [(("192.0.2.10", 6278), 0, 0)]))
+        ptype, counter, body = a.answer(pump=pump)
+        assert (ptype, counter) == (msg.REGISTER_ACK, a.counter)
+        assert msg.dec_register_ack(body) == (60, a.sock.getsockname())
+        b.send(h.listen, msg.LOOKUP, msg.enc_lookup("a"))
+        rec = msg.dec_record_only(b.answer(pump=pump)[2])
+        assert rec == (msg.REGISTERED, "a", 60, a.sock.getsockname(), [(("192.0.2.10", 6278), 0, 0)])
+        stranger.send(h.listen, msg.REGISTER, msg.enc_register(60, [(("192.0.2.66", 6278), 0, 0)]))
+        replay = a.send(h.listen, msg.LOOKUP, msg.enc_lookup("b"))
+        assert a.answer(pump=pump)[0] == msg.LOOKUP_ACK
+        a.sock.sendto(replay, h.listen)
+        stranger.sock.sendto(b"\x50" + bytes(100), h.listen)
+        assert stranger.answer(0.3, pump) is None and a.answer(0.3, pump) is None
+        st = h.status()
+        assert st["counters"]["mac"] == 1 and st["counters"]["replay"] == 1
+        assert st["names"]["a"]["addresses"] == ["192.0.2.10:6278"]
+    finally:
+        for r in (a, b, stranger):
+            r.close()
+        h.close()
+
+
+def test_the_rate_limit_holds_per_source_on_the_socket():
+    h = host_on_loopback(rate=1, burst=3)
+    pump = pump_host(h)
+    a = Requester("a", KEYS["a"])
+    try:
+        for _ in range(10):
+            a.send(h.listen, msg.LOOKUP, msg.enc_lookup("b"))
+        got = 0
+        for _ in range(10):
+            if a.answer(0.2, pump) is None:
+                break
+            got += 1
+        assert got == 3 and h.status()["counters"]["rate_limited"] == 7
+    finally:
+        a.close()
+        h.close()
+
+
+def test_the_state_file_keeps_old_requests_refused_across_a_restart(tmp_path):
+    state = str(tmp_path / "state.json")
+    h = host_on_loopback(state=state)
+    a = Requester("a", KEYS["a"])
+    try:
+        pkt = a.send(h.listen, msg.REGISTER, msg.enc_register(60, []))
+        assert a.answer(pump=pump_host(h))[0] == msg.REGISTER_ACK
+        h.close()  # writes the state
+        assert json.load(open(state)) == {"floors": {"a": a.counter}}
+        h = host_on_loopback(state=state)
+        a.sock.sendto(pkt, h.listen)  # the same REGISTER, captured before the restart
+        assert a.answer(0.3, pump_host(h)) is None
+        assert h.status()["counters"]["replay"] == 1
+    finally:
+        a.close()
+        h.close()
+
+
+def test_listen_addresses_parse_with_a_default_port():
+    assert parse_listen("0.0.0.0:6279") == ("0.0.0.0", 6279)
+    assert parse_listen("[::]:7000") == ("::", 7000)
+    assert parse_listen("192.0.2.1") == ("192.0.2.1", 6279)
+    with pytest.raises(ValueError, match="expected ADDR:PORT"):
+        parse_listen("presence.example:6279")
+
+
+# ---- `mast presence` ------------------------------------------------------------------------
+
+
+def run_cli(*args):
+    from mast_tools import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    old = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    try:
+        try:
+            rc = cli.main(list(args))
+        except SystemExit as e:
+            rc = e.code
+    finally:
+        sys.stdout, sys.stderr = old
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_mast_presence_help_shows_an_example():
+    rc, out, err = run_cli("presence", "--help")
+    assert rc == 0 and "mast presence --listen 0.0.0.0:6279 --config presence.json" in out
+    assert "_mast._udp" in out
+
+
+def test_mast_presence_refuses_a_bad_config_naming_the_key(tmp_path):
+    bad = tmp_path / "p.json"
+    bad.write_text(json.dumps({"names": {"a": {"key": "not base64"}}}))
+    rc, out, err = run_cli("presence", "--config", str(bad))
+    assert rc == 1
+    assert err == ("mast: presence config %s: names.a.key: must be standard base64 of exactly 32 "
+                   "bytes; fix that key; the format is in `mast presence --help`\n" % bad)
+    bad.write_text(json.dumps({"names": {"a": {"key": B64["a"]}}, "ratee": 3}))
+    rc, out, err = run_cli("presence", "--config", str(bad))
+    assert rc == 1 and "ratee: unknown key" in err and "Traceback" not in err
+
+
+def test_mast_presence_serves_until_its_input_ends_and_prints_events(tmp_path):
+    cfg = tmp_path / "p.json"
+    cfg.write_text(json.dumps(presence_conf()))
+    p = subprocess.Popen([sys.executable, "-m", "mast_tools", "presence", "--listen", "127.0.0.1:0",
+                          "--config", str(cfg), "--duration", "20"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True, env=dict(os.environ, PYTHONPATH=HOST_TOOLS))
+    a = Requester("a", KEYS["a"])
+    try:
+        started = json.loads(p.stdout.readline())
+        assert started["event"] == "started" and started["names"] == ["a", "b", "watcher"]
+        server = parse_listen(started["listen"])
+        a.send(server, msg.REGISTER, msg.enc_register(30, [(("192.0.2.10", 6278), 0, 0)]))
+        assert a.answer(2)[0] == msg.REGISTER_ACK
+        ev = json.loads(p.stdout.readline())
+        assert (ev["event"], ev["name"], ev["ttl"], ev["addresses"]) == ("registered", "a", 30, ["192.0.2.10:6278"])
+        p.stdin.write('{"op": "status"}\n')
+        p.stdin.flush()
+        st = json.loads(p.stdout.readline())
+        assert st["reply"] == "status" and st["status"]["names"]["a"]["registered"]
+        p.stdin.close()  # end of input ends it
+        last = json.loads(p.stdout.readline())
+        assert last["event"] == "stopped" and last["reason"] == "eof"
+        assert p.wait(10) == 0
+    finally:
+        a.close()
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+# ---- the endpoint file's "presence" object --------------------------------------------------
+
+
+def endpoint_doc(name, peers, uplinks, **extra):
+    doc = {"mast": {"name": name, "profile": "fast", "peers": peers},
+           "uplinks": dict((u, {"bind": b}) for u, b in uplinks.items())}
+    doc.update(extra)
+    return doc
+
+
+def load_doc(doc, tmp_path):
+    path = tmp_path / "e.json"
+    path.write_text(json.dumps(doc))
+    return endpoint_main.load(str(path))
+
+
+@pytest.mark.parametrize("presence,key,message", [
+    ({}, "presence.key", "required"),
+    ({"key": "xx"}, "presence.key", "must be standard base64 of exactly 32 bytes"),
+    ({"key": PSK, "sever": "1.2.3.4:6279"}, "presence.sever", "unknown key"),
+    ({"key": PSK, "server": "pres.example:6279"}, "presence.server", "not a numeric"),
+    ({"key": PSK, "watch": ["nobody"]}, "presence.watch", "unknown peer 'nobody'"),
+    ({"key": PSK, "ttl": 5}, "presence.ttl", "from 10 to 65535"),
+])
+def test_a_bad_presence_object_is_refused_naming_the_key(tmp_path, presence, key, message):
+    doc = endpoint_doc("a", {"b": {"psk": PSK, "addresses": ["127.0.0.2:6278"]}},
+                       {"eth": "127.0.0.1:0"}, presence=presence)
+    with pytest.raises(FileError) as e:
+        load_doc(doc, tmp_path)
+    assert e.value.key == key and message in str(e.value)
+
+
+def test_a_dns_named_peer_may_be_in_connect_and_presence_defaults_are_filled(tmp_path):
+    doc = endpoint_doc("a", {"b": {"psk": PSK, "dns": "b.mast.test"}, "c": {"psk": PSK, "addresses": ["127.0.0.3:6278"]}},
+                       {"eth": "127.0.0.1:0"}, connect=["b", "c"],
+                       presence={"key": PSK, "server": "127.0.0.9", "resolver": "127.0.0.53"})
+    cfg = load_doc(doc, tmp_path)
+    assert cfg["connect"] == ["c"]  # runconfig's part: peers with addresses
+    p = cfg["presence"]
+    assert (p["servers"], p["resolver"], p["ttl"], p["connect"]) == ([("127.0.0.9", 6279)], ("127.0.0.53", 53), 120, ["b"])
+    assert p["watch"] == ["b", "c"]
+    only_dns = load_doc(endpoint_doc("a", {"b": {"psk": PSK, "dns": "b.mast.test"}}, {"eth": "127.0.0.1:0"},
+                                     connect=["b"]), tmp_path)
+    assert only_dns["presence"]["key"] is None and only_dns["presence"]["watch"] == ["b"]
+    plain = load_doc(endpoint_doc("a", {"b": {"psk": PSK, "addresses": ["127.0.0.2:6278"]}}, {"eth": "127.0.0.1:0"}),
+                     tmp_path)
+    assert plain["presence"] is None
+
+
+# ---- two endpoint processes and a presence server on loopback: the double jump ---------------
+
+
+def _lines(out):
+    return [json.loads(x) for x in out]
+
+
+def test_two_endpoints_that_both_move_find_each_other_again_through_presence(tmp_path):
+    port = 21000 + os.getpid() % 20000
+    h = PresenceHost(check_presence_conf(presence_conf()), ("127.0.0.40", 0))
+    h.open()
+    server = "127.0.0.40:%d" % h.listen[1]
+    a_doc = endpoint_doc("a", {"b": {"psk": PSK, "addresses": ["127.0.0.42:%d" % port]}},
+                         {"eth": "127.0.0.41:%d" % port}, connect=["b"],
+                         stream={"peer": "b", "rate": 50},
+                         presence={"key": B64["a"], "server": server})
+    b_doc = endpoint_doc("b", {"a": {"psk": PSK, "initiate": False}}, {"wan": "127.0.0.42:%d" % port},
+                         presence={"key": B64["b"], "server": server})
+    out_a, out_b = [], []
+    pa = endpoint_main.Process(load_doc(a_doc, tmp_path), out_a.append)
+    pb = endpoint_main.Process(load_doc(b_doc, tmp_path), out_b.append)
+
+    def turn():
+        for p in (pa, pb):
+            p.rt.poll(1)
+            if p.stream is not None:
+                p.stream.tick(p.rt.now())
+            p.pump()
+        r, _, _ = select.select([h.sock], [], [], 0)
+        if r:
+            h.on_readable()
+        h.tick()
+
+    def run(pred, limit_s):
+        end = time.monotonic() + limit_s
+        for _ in range(100000):
+            if pred() or time.monotonic() > end:
+                break
+            turn()
+        return pred()
+
+    def _last_reply(p):
+        p.command('{"op": "presence"}')
+        return json.loads((out_a if p is pa else out_b)[-1])["presence"]
+
+    def up(p, peer):
+        a = p.rt.ep.association(peer)
+        return a is not None and a.state == 2 and a.primary is not None
+
+    try:
+        pb.start()
+        pa.start()
+        assert run(lambda: up(pa, "b") and up(pb, "a"), 10)
+        assert run(lambda: h.status()["names"]["a"]["registered"] and h.status()["names"]["b"]["registered"], 5)
+        ids = (_last_reply(pa)["peers"]["b"]["association"]["nonce_id"],
+               _last_reply(pb)["peers"]["a"]["association"]["nonce_id"])
+        assert ids[0] and ids[0] == ids[1]
+        for p, u in ((pa, "eth"), (pb, "wan")):  # both lose their only address...
+            p.command(json.dumps({"op": "down", "name": u}))
+        run(lambda: False, 1.0)
+        assert not up(pa, "b") and not up(pb, "a")
+        t0 = time.monotonic()
+        n0 = len(out_b)
+        pb.command(json.dumps({"op": "uplink", "name": "wan", "addr": "127.0.0.52:%d" % port}))
+        pa.command(json.dumps({"op": "uplink", "name": "eth", "addr": "127.0.0.51:%d" % port}))
+
+        def data_again():
+            return any(x.get("event") == "data" for x in _lines(out_b[n0:]))
+
+        assert run(data_again, 10), "no data after both moved"
+        resumed_ms = (time.monotonic() - t0) * 1000
+        assert up(pa, "b") and up(pb, "a")
+        now_ids = (_last_reply(pa)["peers"]["b"]["association"]["nonce_id"],
+                   _last_reply(pb)["peers"]["a"]["association"]["nonce_id"])
+        assert now_ids == ids  # the SAME association: same nonces, no new INIT
+        ups = [x for x in _lines(out_a) + _lines(out_b) if x.get("event") == "association_up"]
+        assert len(ups) == 2  # one on each end, at the start
+        learnt = [x for x in _lines(out_a) if x.get("event") == "presence_peer" and
+                  "127.0.0.52:%d" % port in x.get("addresses", [])]
+        assert learnt, "a learnt b's new address from presence"
+        st = h.status()["names"]
+        assert st["a"]["addresses"] == ["127.0.0.51:%d" % port] and st["b"]["addresses"] == ["127.0.0.52:%d" % port]
+        sys.stderr.write("double jump on loopback: data again %.0f ms after both came back\n" % resumed_ms)
+        assert resumed_ms < 5000
+    finally:
+        pa.rt.shutdown()
+        pb.rt.shutdown()
+        h.close()
+
+
+# ---- mastd hosts one --------------------------------------------------------------------------
+
+
+def _mastd(*args):
+    return subprocess.run([sys.executable, "-m", "mastd"] + list(args), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, timeout=20,
+                          env=dict(os.environ, PYTHONPATH=FIRMWARE))
+
+
+def test_mastd_refuses_a_bad_presence_config_naming_the_key(tmp_path):
+    cfg = tmp_path / "mast.json"
+    cfg.write_text(json.dumps({"name": "srv", "peers": {}, "uplinks": {"lo": {"device": "lo"}}}))
+    bad = tmp_path / "presence.json"
+    bad.write_text(json.dumps({"names": {"a": {}}}))
+    r = _mastd("--check", "--config", str(cfg), "--presence-config", str(bad))
+    assert r.returncode == 1
+    assert r.stderr == "mastd: presence %s: names.a.key: required: standard base64 of 32 bytes\n" % bad
+    bad.write_text(json.dumps(presence_conf()))
+    r = _mastd("--check", "--config", str(cfg), "--presence-config", str(bad), "--presence-listen", "nowhere")
+    assert r.returncode == 1 and "expected ADDR:PORT" in r.stderr
+    r = _mastd("--check", "--config", str(cfg), "--presence-config", str(bad))
+    assert r.returncode == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mastd's uplink on lo needs SO_BINDTODEVICE (root)")
+def test_mastd_hosts_a_presence_server_and_shows_it_in_its_status(tmp_path):
+    from mastd import control
+
+    port = 22000 + os.getpid() % 20000
+    cfg = tmp_path / "mast.json"
+    cfg.write_text(json.dumps({"name": "srv", "port": port, "peers": {},
+                               "uplinks": {"lo": {"device": "lo", "address": "127.0.0.60"}}}))
+    pconf = tmp_path / "presence.json"
+    pconf.write_text(json.dumps(presence_conf(state=str(tmp_path / "state.json"))))
+    sock = str(tmp_path / "c.sock")
+    log = open(str(tmp_path / "mastd.log"), "w")
+    p = subprocess.Popen([sys.executable, "-m", "mastd", "--config", str(cfg), "--control", sock,
+                          "--discovery", "linux", "--presence-config", str(pconf),
+                          "--presence-listen", "127.0.0.60:%d" % (port + 1)],
+                         stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=FIRMWARE))
+    a = Requester("a", KEYS["a"])
+    try:
+        status = None
+        end = time.monotonic() + 10
+        while time.monotonic() < end and status is None:
+            try:
+                status = control.request(sock, {"op": "status"}, timeout=2)["status"]
+            except OSError:
+                time.sleep(0.1)
+        assert status is not None and status["presence"]["listen"] == "127.0.0.60:%d" % (port + 1)
+        a.send(("127.0.0.60", port + 1), msg.REGISTER, msg.enc_register(60, [(("192.0.2.10", 6278), 0, 0)]))
+        assert a.answer(3)[0] == msg.REGISTER_ACK
+        status = control.request(sock, {"op": "status"}, timeout=2)["status"]
+        assert status["presence"]["names"]["a"]["addresses"] == ["192.0.2.10:6278"]
+        assert [e["event"] for e in status["events"] if e["event"].startswith("presence_")] == ["presence_registered"]
+    finally:
+        a.close()
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        log.close()
+    assert json.load(open(str(tmp_path / "state.json")))["floors"]["a"] == a.counter  # written at exit
