@@ -160,12 +160,15 @@ class Association:
         p = self.add_path(u, src, now)
         if p is not None:
             p.rx += 1
-            if p.state == FAILED and p.backoff:
-                # the peer reaches us on it again: probe it now, not at the backoff's end
-                p.backoff = 0
-                p.challenge = None
-                p.probe_due = now
+            self.revive(p, now)  # the peer reaches us on it again
         return p
+
+    def revive(self, p, now):
+        """A failed path has news (the peer used it, presence names it): probe it
+        now, not at the end of its backoff."""
+        if p.state == FAILED and p.probe_due is not None and p.probe_due > now:
+            p.backoff = 0  # (no challenge is out while a probe is due later)
+            p.probe_due = now
 
     def local_index(self, u):
         lst = self.ep.addr_list()

@@ -199,18 +199,23 @@ class Endpoint:
         a.handshake_timer(now_ms)
 
     def add_peer_addresses(self, peer, addrs, now_ms):
-        """Candidate addresses of a peer learnt out of band (presence, DNS), e.g. after
-        both ends moved: they are probed like advertised ones and carry nothing until a
-        challenge is answered on them. -> how many were new."""
+        """Addresses of a peer learnt out of band (presence, DNS), e.g. after both ends
+        moved: (ip, port) or (ip, port, priority, cost). New ones are probed like
+        advertised ones and carry nothing until a challenge is answered on them; known
+        ones that failed are probed again at once. -> how many were new."""
         a = self.by_peer.get(peer)
         if a is None or a.state != ESTABLISHED:
             return 0
         n = 0
-        for h, p in addrs:
-            addr = (canonical(h), int(p))
+        for x in addrs:
+            addr = (canonical(x[0]), int(x[1]))
             if addr not in a.remotes and len(a.remotes) < 24:
-                a.add_remote(addr, policy.RANK_UNKNOWN, 0, True, now_ms)  # probed as if advertised
+                prio, cost = (x[2], x[3]) if len(x) > 3 else (policy.RANK_UNKNOWN, 0)
+                a.add_remote(addr, prio, cost, True, now_ms)  # probed as if advertised
                 n += 1
+            for p in a.paths.values():
+                if p.raddr == addr:
+                    a.revive(p, now_ms)
         return n
 
     def association(self, peer=None):

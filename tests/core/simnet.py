@@ -148,6 +148,8 @@ class Net:
 
     def flush(self):
         for n in self.nodes.values():
+            if n.ep.counters.get("internal_error"):  # a bug in the core, not a peer's fault
+                raise AssertionError("core internal error on %s: %s" % (n.name, n.ep.last_error))
             for uplink, dst, data in n.ep.datagrams_to_send():
                 self.transmit(n, uplink, dst, data)
             e = n.ep.next_event()

@@ -159,3 +159,20 @@ def test_after_a_long_outage_the_far_end_can_send_again_at_once():
     assert b.association("a").primary is not None
     assert net.now - t0 <= 1500, net.now - t0
     assert b.send_data(b"back", net.now, peer="a")
+
+
+def test_an_out_of_band_address_that_had_failed_is_probed_again_at_once():
+    net = pair(a_uplinks=[("eth", "10.1.0.2", 10, 0)])
+    net.run(net.now + 2000)
+    a = net.nodes["a"].ep
+    net.link("b", "wan").cut = True  # b unreachable for a while: a's path fails, backs off
+    net.run(net.now + 20000)
+    p = a.association().paths[("eth", ("10.9.0.1", 6278))]
+    assert p.state == 3 and p.probe_due > net.now + 1000  # failed, next probe far off
+    net.link("b", "wan").cut = False
+    t0 = net.now
+    assert a.add_peer_addresses("b", [("10.9.0.1", 6278, 0, 0)], net.now) == 0  # known
+    net.flush()
+    while a.association().primary is None and net.now < t0 + 15000:
+        net.run(net.now + 10)
+    assert net.now - t0 <= 500, net.now - t0
