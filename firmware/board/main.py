@@ -91,6 +91,7 @@ class Board:
         self.stable = False
         self.t0 = self.now()
         self.excl = None  # exclusive routing (exclusive.py), on boards that need it
+        self.connect_pending = False  # associations to open when an uplink comes up
         self._stdin_key = None
 
     # ---- output ------------------------------------------------------------------
@@ -233,6 +234,13 @@ class Board:
                 self._handle(name, m.configure(self._opts(name, cfg), now), now)
 
     def _connect_peers(self, core):
+        """Open the associations this board initiates, once an uplink is up (_uplink_up
+        calls this again): an INIT with no uplink to go out on still uses up the first
+        attempt and its 1 s back-off, and the next attempt goes out on the second-best
+        uplink, so the association would start late, on the wrong uplink."""
+        self.connect_pending = not self.rt.uplinks
+        if self.connect_pending:
+            return
         for p in sorted(core["peers"]):
             pc = core["peers"][p]
             if pc["initiate"] and pc["addresses"]:
@@ -320,6 +328,8 @@ class Board:
             self._handle(name, self.managers[name].fail("no socket on %s: %s" % (addr, e), now), now)
             return
         self.emit({"event": "uplink_up", "uplink": name, "addr": addr})
+        if self.connect_pending:
+            self._connect_peers(self.ep.cfg)
 
     def _pump(self, now):
         rt = self.rt

@@ -277,10 +277,12 @@ class Association:
             self.send(self.hs_path, wire.COOKIE_ECHO, self.cookie + self.init_body())
         else:
             pairs = self.ep.init_pairs(self.peer)
-            if pairs:
-                u, addr = pairs[self.hs_attempt % len(pairs)]
-                pkt = wire.seal(self.ep.init_mac(self.peer), wire.INIT, 0, 0, wire.pad_init(self.init_body()))
-                self.ep.out.append((u.name, addr, pkt))
+            if not pairs:  # no uplink yet: no attempt spent; uplink_up starts it
+                self.hs_due = now + policy.RTO_INITIAL
+                return
+            u, addr = pairs[self.hs_attempt % len(pairs)]
+            pkt = wire.seal(self.ep.init_mac(self.peer), wire.INIT, 0, 0, wire.pad_init(self.init_body()))
+            self.ep.out.append((u.name, addr, pkt))
         self.hs_due = now + policy.request_rto(policy.RTO_INITIAL, self.hs_attempt)
         self.hs_attempt += 1
 

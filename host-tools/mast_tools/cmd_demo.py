@@ -13,13 +13,16 @@ example:
   mast demo --json > run.json     the summary as one JSON document
   mast demo --plot demo.svg       also draw the run (.svg, .png or .pdf; needs matplotlib)
 
-The board is the firmware's runtime in the MicroPython unix port (.mpy files, -X heapsize=256K);
-where that port is not installed it runs under CPython, and the demo says so. Its uplinks eth
-(2 ms), wifi (8+-2 ms) and cell (40 ms, metered) each go through an emulated link (see
-`mast linkemu`) to a host endpoint in this process. The board streams numbered datagrams; the
-scenario cuts eth, then wifi, brings eth back (failback), then brings wifi back with a new
-address (renumbering). Each failover's gap is the core's own measure: from the last sign of
-life of the old path to the switch. A run takes about 35 s; Ctrl-C ends it early.
+The board is the real board firmware on `mast sim-board`: the MicroPython unix port on a
+pseudo-terminal, the firmware as .mpy, booted as a board boots (-X heapsize=192K), driven over
+its serial console (`status`, `uplink wifi addr ...`). Where that port is not installed (its
+wheel exists only for x86_64 Linux) the board is the runtime's endpoint process under CPython,
+and the demo says so. Its uplinks eth (2 ms), wifi (8+-2 ms) and cell (40 ms, metered) each go
+through an emulated link (see `mast linkemu`) to a host endpoint in this process. The board's
+app streams numbered telemetry; the scenario cuts eth, then wifi, brings eth back (failback),
+then brings wifi back with a new address (renumbering). Each failover's gap is the core's own
+measure: from the last sign of life of the old path to the switch. A run takes about 40 s;
+Ctrl-C ends it early.
 """
 
 _PLOT_TYPES = (".svg", ".png", ".pdf")
@@ -41,7 +44,11 @@ def argparse_demo(p):
                    help="failover: one path at a time (default); redundant: two")
     p.add_argument("--plot", metavar="FILE", help="draw the run to FILE (.svg, .png or .pdf)")
     p.add_argument("--board", choices=("auto", "micropython", "cpython"), default="auto",
-                   help="the board's interpreter (auto: MicroPython if installed)")
+                   help="micropython: the board firmware on mast sim-board; cpython: the "
+                        "runtime's endpoint process under CPython; auto (default): micropython "
+                        "if the unix port is installed")
+    p.add_argument("--heapsize", default=None, metavar="SIZE",
+                   help="the simulated board's micropython -X heapsize (default 192K)")
     p.add_argument("--rate", type=_rate, default=50, metavar="N",
                    help="datagrams a second the board streams (default 50)")
     p.add_argument("--seed", type=int, default=1, help="seed of the links' jitter")
@@ -105,8 +112,10 @@ def render(demo):
     per = dict((n, 0) for n in UPLINKS)
     for _, _, link in demo.deliveries:
         per[link] = per.get(link, 0) + 1
-    lines = ["MAST demo  %5.1f s  mode %s   board: %s   host endpoint: %s" % (
-        demo.t(), demo.mode, demo.board_runtime or "starting", _host_runtime()),
+    free = " (%d KB free)" % (demo.heap_free[-1] // 1024) if demo.heap_free else ""
+    lines = ["MAST demo  %5.1f s  mode %s   host endpoint: %s" % (
+        demo.t(), demo.mode, _host_runtime()),
+        "board: %s%s" % (demo.board_label(), free),
         "%-6s %-8s %-11s %7s %6s %10s" % ("uplink", "link", "state", "rtt", "loss", "delivered")]
     for n in UPLINKS:
         state, rtt = paths.get(n, ("-", None))
@@ -114,8 +123,10 @@ def render(demo):
         lines.append("%-6s %-8s %-11s %7s %6s %10d%s" % (
             n, LINK_TEXT[n], state, _ms(rtt), "-" if lo is None else "%d%%" % round(100 * lo),
             per.get(n, 0), "   <- primary" if n == primary else ""))
+    # the board's count comes with its status (4 a second): never show fewer than have arrived
+    sent = max(demo.sent(), max(demo.seen) + 1 if demo.seen else 0)
     lines.append("sent %d  delivered %d  lost %d  duplicates %d" % (
-        demo.sent(), len(demo.seen), demo.live_lost(),
+        sent, len(demo.seen), demo.live_lost(),
         sum(c - 1 for c in demo.seen.values() if c > 1)))
     fos = ["%s %s->%s %s" % ("failback" if f["failback"] else "failover", f["from"], f["to"],
                              _ms(f["gap_ms"])) for f in demo.failovers]
@@ -132,8 +143,12 @@ def _host_runtime():
 
 
 def summary_text(s):
-    out = ["board: %s (heap %s)   host endpoint: %s   mode %s" % (
-        s["board_runtime"], s["board_heapsize"] or "-", s["peer_runtime"], s["mode"]),
+    b = s.get("board") or {}
+    heap = ""
+    if b.get("heap_free_min") is not None:
+        heap = ", at least %d KB of it free" % (b["heap_free_min"] // 1024)
+    out = ["board: %s%s" % (b.get("what") or s["board_runtime"], heap),
+           "host endpoint: %s   mode %s" % (s["peer_runtime"], s["mode"]),
         "sent %d   delivered %d (%.1f %%)   lost %d   duplicates %d" % (
             s["sent"], s["delivered"], s["delivered_pct"], s["lost"], s["duplicates"])]
     for f in s["failovers"]:
@@ -166,7 +181,9 @@ def do_demo(args):
             raise CommandError("--plot needs matplotlib, which is not installed",
                                "pip install matplotlib (requirements.txt pins it)")
     view = LiveTable()
-    demo = Demo(mode=args.mode, rate=args.rate, board=args.board, seed=args.seed, view=view)
+    kw = {"heapsize": args.heapsize} if args.heapsize else {}
+    demo = Demo(mode=args.mode, rate=args.rate, board=args.board, seed=args.seed, view=view,
+                **kw)
     try:
         result = demo.run()
     except DemoError as e:

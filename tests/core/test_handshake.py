@@ -224,3 +224,19 @@ def test_peer_restart_replaces_the_old_association():
     assert new is not old and new.peer_nonce == net.nodes["a"].ep.association().nonce
     closed = net.events("b", "association_closed")
     assert len(closed) == 1 and closed[0].reason == "replaced"
+
+
+def test_connect_before_any_uplink_sends_init_as_soon_as_one_comes_up():
+    net = Net()
+    net.keep_log = True
+    net.node("a", config("a", {"b": {"addresses": ["10.9.0.1"]}}))
+    net.node("b", config("b", ["a"]))
+    net.uplink("b", "wan", ("10.9.0.1", 6278))
+    net.nodes["a"].ep.connect("b", 0)  # nowhere to send it yet
+    net.flush()
+    net.run(2500)
+    assert [k for t, k in _types(net, "a")] == []
+    net.uplink("a", "eth", ("10.1.0.2", 6278))  # at 2500
+    net.run(2600)
+    assert _types(net, "a")[0] == (2500, "INIT")  # at once, not at the next retry
+    assert established(net)

@@ -1,7 +1,10 @@
-"""`mast demo`, end to end: a simulated board (MicroPython when installed) fails over between
-three emulated uplinks while it streams, and the summary shows it.
+"""`mast demo`, end to end: a simulated board fails over between three emulated uplinks while it
+streams, and the summary shows it. The board is the real firmware on `mast sim-board` (the
+MicroPython unix port on a pty, .mpy, -X heapsize=192K) where that port is installed, else the
+runtime's endpoint process under CPython.
 
-The two full runs (failover mode with a plot, and redundant mode) run side by side, ~35 s.
+The full runs (failover mode with a plot, redundant mode, and the CPython fallback board) run
+side by side, ~45 s.
 """
 
 import json
@@ -29,7 +32,8 @@ def runs(tmp_path_factory):
     env = dict(os.environ, PYTHONPATH=HOST_TOOLS)
     plot = str(tmp / "demo.svg")
     argvs = {"failover": ["demo", "--json", "--plot", plot],
-             "redundant": ["demo", "--json", "--mode", "redundant"]}
+             "redundant": ["demo", "--json", "--mode", "redundant"],
+             "cpython": ["demo", "--json", "--board", "cpython"]}
     procs = dict((k, subprocess.Popen(MAST + a, env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
                  for k, a in argvs.items())
@@ -74,8 +78,17 @@ def test_demo_json_fails_over_three_times_within_bounds_and_delivers_95_percent(
     assert r["old"] != r["new"] and r["new"].startswith("127.0.0.5:")
     assert r["host_saw_at_s"] is not None
     assert s["peer_runtime"].startswith("cpython ")
+    # one association from start to end: no failover re-created it
+    assert s["board"]["associations_seen"] == 1
     if find_micropython() is not None:
-        assert s["board_runtime"].startswith("micropython ") and s["board_heapsize"] == "256K"
+        # the real firmware on mast sim-board, in a board-sized heap, over its console
+        b = s["board"]
+        assert s["board_runtime"].startswith("micropython ") and s["board_heapsize"] == "192K"
+        assert b["kind"] == "firmware" and b["board"] == "unix-sim"
+        assert b["firmware"].startswith("mast-board ") and "mast sim-board" in b["what"]
+        assert b["heap_free_min"] > 16 * 1024, b
+        assert b["console_requests"] > 4 * 20  # status four times a second, and the renumbering
+        assert "board: uplink wifi is up at" in stderr  # the console's reply to the renumbering
     else:
         assert s["board_runtime"].startswith("cpython ")
         assert "board runs under CPython" in stderr
@@ -89,6 +102,17 @@ def test_demo_in_redundant_mode_loses_nothing(runs):
     assert s["lost"] == 0 and s["delivered"] == s["sent"] and s["duplicates"] == 0
     assert s["redundant_copies_dropped"] > 0  # the core dropped the second copies
     assert s["checks"]["none_lost"] is True
+
+
+def test_demo_falls_back_to_the_endpoint_process_under_cpython(runs):
+    """--board cpython: what the demo runs where the MicroPython unix port is missing."""
+    s, stderr, took = _summary(runs, "cpython")
+    assert s["ended_by"] == "scenario" and took < RUN_LIMIT_S
+    assert s["board_runtime"].startswith("cpython ") and s["board"]["kind"] == "endpoint"
+    assert s["board_heapsize"] is None
+    assert s["ok"] is True, (s["checks"], s["notes"])
+    assert [(f["from"], f["to"]) for f in s["failovers"][:3]] == [
+        ("eth", "wifi"), ("wifi", "cell"), ("cell", "eth")]
 
 
 def test_demo_plot_writes_an_svg(runs):
@@ -124,3 +148,17 @@ def test_ctrl_c_ends_the_demo_cleanly_with_a_partial_summary():
     assert "Traceback" not in err
     s = json.loads(out)
     assert s["ended_by"] == "interrupt" and s["ok"] is False
+
+
+def test_without_micropython_the_demo_says_its_board_runs_under_cpython(monkeypatch):
+    """Where the unix port is missing (not x86_64), auto falls back to the endpoint process and
+    says so; --board micropython is refused with what to do."""
+    from mast_tools import demo as demo_mod
+
+    monkeypatch.setattr(demo_mod, "find_micropython", lambda: None)
+    board = demo_mod.Demo()._make_board()
+    assert board.kind == "endpoint" and "x86_64" in board.note
+    assert "board runs under CPython" in board.note
+    with pytest.raises(demo_mod.DemoError) as e:
+        demo_mod.Demo(board="micropython")._make_board()
+    assert "not installed" in e.value.what and "--board cpython" in e.value.hint
