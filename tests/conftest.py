@@ -107,3 +107,15 @@ def micropython():
     if cmd is None:
         pytest.skip(MICROPYTHON_MISSING)
     return cmd
+
+
+def pytest_addoption(parser):
+    """tests/hardware's options (--port, --board, --peer-host), registered here as well so that
+    `pytest tests --port ...` takes them: pytest asks only the conftests of the folders it
+    starts from (tests/hardware/conftest.py registers them when it is one)."""
+    hardware = os.path.join(ROOT, "tests", "hardware")
+    if hardware not in sys.path:
+        sys.path.insert(0, hardware)
+    from hw_options import add_options
+
+    add_options(parser)

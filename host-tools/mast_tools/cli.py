@@ -21,6 +21,12 @@ from mast_tools.cmd_ipk import argparse_ipk, do_ipk
 from mast_tools.cmd_linkemu import argparse_linkemu, do_linkemu
 from mast_tools.cmd_presence import COMMAND as PRESENCE
 from mast_tools.cmd_simboard import COMMAND as SIM_BOARD
+from mast_tools.cmd_flash import COMMAND as FLASH
+from mast_tools.cmd_config import COMMAND as CONFIG
+from mast_tools.cmd_console import COMMAND as CONSOLE
+from mast_tools.cmd_ports import COMMAND as PORTS
+from mast_tools.cmd_genkey import COMMAND as GENKEY
+from mast_tools.cmd_hwtest import COMMAND as HWTEST
 from mast_tools.errors import CommandError
 from mast_tools.output import log
 
@@ -31,6 +37,12 @@ _COMMANDS = {
     "demo": (do_demo, argparse_demo, "a simulated board keeps streaming while its uplinks die"),
     "ipk": (do_ipk, argparse_ipk, "build the OpenWrt package of mastd (dist/mast_*_all.ipk)"),
     "sim-board": SIM_BOARD,
+    "flash": FLASH,
+    "config": CONFIG,
+    "console": CONSOLE,
+    "ports": PORTS,
+    "genkey": GENKEY,
+    "hwtest": HWTEST,
     "presence": PRESENCE,
 }
 

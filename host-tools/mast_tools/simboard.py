@@ -386,7 +386,8 @@ class SimBoard:
             self._cycle = False
             self._spawn("power")
             return
-        if lived < 1.0 and rc not in (0, REBOOT_EXIT):
+        # -9: machine.reset() (the launcher kills micropython) or a power cut: a reboot, not a crash
+        if lived < 1.0 and rc not in (0, REBOOT_EXIT, -signal.SIGKILL):
             self._fast_exits += 1
             time.sleep(min(5.0, 0.2 * 2 ** self._fast_exits))  # a broken install: don't spin
         else:

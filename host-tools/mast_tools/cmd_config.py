@@ -1,0 +1,415 @@
+"""`mast config`: read and change a board's configuration over its serial console.
+
+Every action is a few requests of the console protocol (docs/CONSOLE.md) over pyserial
+(consoleclient.py). The board keeps a candidate configuration: `set`/`unset`/`import` edit it,
+`commit` writes it to flash, `apply` makes it run; each action is its own session, and the
+candidate stays on the board between them until it reboots.
+
+The pure parts, tested without a board: leaves()/import_ops() (what `import` sends to make the
+candidate equal a file, leaving redacted secrets as they are), and the text shown for `get`
+and `status`.
+"""
+
+import argparse
+import json
+import sys
+
+from mast_tools.errors import CommandError
+from mast_tools.output import emit, log
+
+REDACTED = "<redacted>"
+
+EXAMPLE = """\
+example:
+  mast config --port /dev/ttyUSB0 get uplinks
+  mast config --port /dev/ttyUSB0 set uplinks.wifi.ssid Workshop
+  mast genkey | mast config --port /dev/ttyUSB0 set peers.hub.psk -
+  mast config --port /dev/ttyUSB0 set peers.hub.addresses '["198.51.100.7"]' --commit --apply
+  mast config --port /dev/ttyUSB0 export -o board.json      # secrets show as "<redacted>"
+  mast config --port /dev/ttyUSB0 import board.json --commit
+  mast config validate board.json --board olimex-esp32-poe  # no board needed
+
+set and unset change the candidate configuration; commit writes it to the board's flash,
+apply makes the running firmware take it. VALUE is JSON (10, true, ["a", "b"], "text"), else
+text typed by the key: "6278", "yes", "192.0.2.1, 192.0.2.2"; "-" reads it from stdin.
+The keys: docs/CONFIG.md; the board's console: docs/CONSOLE.md."""
+
+ACTIONS = ("get", "set", "unset", "validate", "commit", "apply", "export", "import", "status")
+
+
+def argparse_config(p):
+    p.add_argument("--port", help="the board's serial port (/dev/ttyUSB0)")
+    p.epilog = EXAMPLE
+    sub = p.add_subparsers(dest="action", metavar="ACTION")
+    sub.required = True
+
+    def action(name, summary):
+        a = sub.add_parser(name, help=summary, description=summary)
+        # also accepted after the action: `mast config get KEY --port P --json`
+        a.add_argument("--port", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        a.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        return a
+
+    a = action("get", "show the configuration, or one key (secrets read <redacted>)")
+    a.add_argument("key", nargs="?")
+    for name, summary in (("set", "set KEY to VALUE in the candidate configuration"),
+                          ("unset", "put KEY back to its default in the candidate")):
+        a = action(name, summary)
+        a.add_argument("key")
+        if name == "set":
+            a.add_argument("value", help='JSON or text; "-" reads it from stdin')
+        _commit_apply(a)
+    a = action("validate", "check the candidate (or FILE, on this PC) against the schema")
+    a.add_argument("file", nargs="?")
+    a.add_argument("--board", help="with FILE: check its uplinks against this board definition")
+    action("commit", "write the candidate to the board's flash (atomically)")
+    action("apply", "make the running firmware take the candidate, without a reboot")
+    a = action("export", "the configuration as JSON, secrets redacted")
+    a.add_argument("-o", "--output", metavar="FILE", help="write it to FILE (default: stdout)")
+    a = action("import", "make the candidate equal FILE (redacted secrets stay as they are)")
+    a.add_argument("file")
+    _commit_apply(a)
+    action("status", "what the board knows: mode, uplinks, associations, heap")
+
+
+def _commit_apply(a):
+    a.add_argument("--commit", action="store_true", help="then validate and commit")
+    a.add_argument("--apply", action="store_true", help="then validate and apply")
+
+
+# ---- pure helpers ---------------------------------------------------------------------------------
+
+
+def leaves(cfg):
+    """{dotted key: value} of a configuration: top-level settings, and each peer's and
+    uplink's settings (peers.NAME.FIELD; names may hold dots)."""
+    out = {}
+    for k in cfg:
+        v = cfg[k]
+        if k in ("peers", "uplinks") and isinstance(v, dict):
+            for name in v:
+                sec = v[name]
+                if isinstance(sec, dict):
+                    for f in sec:
+                        out["%s.%s.%s" % (k, name, f)] = sec[f]
+                else:
+                    out["%s.%s" % (k, name)] = sec
+        else:
+            out[k] = v
+    return out
+
+
+def sections(cfg):
+    return set("%s.%s" % (k, n) for k in ("peers", "uplinks")
+               for n in (cfg.get(k) or {}) if isinstance(cfg.get(k), dict))
+
+
+def import_ops(board_view, wanted):
+    """[(op, key, value)]: the requests that make the board's candidate (board_view, what
+    `get` shows: defaults filled in, secrets redacted) equal `wanted`. A section the file
+    lacks is unset whole; a key it lacks is unset (ignored by the caller if it was only a
+    default); a secret that reads "<redacted>" in the file is left as it is on the board."""
+    ops = []
+    have, want = leaves(board_view), leaves(wanted)
+    gone = sorted(sections(board_view) - sections(wanted))
+    for sec in gone:
+        ops.append(("unset", sec, None))
+    for key in sorted(have):
+        if key not in want and not any(key.startswith(s + ".") for s in gone):
+            ops.append(("unset", key, None))
+    for key in sorted(want):
+        v = want[key]
+        if v == REDACTED:
+            continue
+        if key in have and have[key] == v:
+            continue
+        ops.append(("set", key, v))
+    return ops
+
+
+# a valid stand-in for each kind of secret, so that a file exported with "<redacted>" secrets
+# can be checked (the board keeps its own value for each on import)
+_STAND_IN = {"psk": "A" * 43 + "=", "password": "x" * 8, "sim_pin": "0000"}
+
+
+def unredact(cfg):
+    """A copy of cfg with each "<redacted>" secret replaced by a valid stand-in."""
+    if not isinstance(cfg, dict):
+        return cfg
+    out = {}
+    for k, v in cfg.items():
+        if isinstance(v, dict):
+            out[k] = unredact(v)
+        elif v == REDACTED and k in _STAND_IN:
+            out[k] = _STAND_IN[k]
+        else:
+            out[k] = v
+    return out
+
+
+def show_value(value, prefix=""):
+    """get's text: a scalar as it is, a section as `dotted.key = JSON` lines."""
+    if not isinstance(value, dict):
+        return value if isinstance(value, str) else json.dumps(value)
+    lines = []
+    for k in sorted(value):
+        key = prefix + "." + k if prefix else k
+        v = value[k]
+        if isinstance(v, dict) and v:
+            lines.append(show_value(v, key))
+        else:
+            lines.append("%s = %s" % (key, json.dumps(v)))
+    return "\n".join(lines)
+
+
+def status_text(s):
+    """A short reading of the console's status document."""
+    lines = ["board %s, firmware %s, %s mode, up %.1f s" % (
+        s.get("board"), s.get("firmware"), s.get("mode"), (s.get("uptime_ms") or 0) / 1000.0)]
+    if s.get("maintenance"):
+        lines.append("maintenance: %s" % s["maintenance"])
+    c = s.get("config") or {}
+    pend = [w for w in ("uncommitted", "unapplied") if c.get(w)]
+    lines.append("config: from %s%s%s" % (c.get("source"), "; changes " + " and ".join(pend) if pend else "",
+                                          " (%s)" % c["warning"] if c.get("warning") else ""))
+    ups = s.get("uplinks") or {}
+    if ups:
+        lines.append("uplinks:")
+        for name in sorted(ups, key=lambda n: ((ups[n].get("mast") or {}).get("priority", 999), n)):
+            u = ups[name]
+            m = u.get("mast") or {}
+            lines.append("  %-6s %-5s %-15s %s%s" % (
+                name, u.get("state"), u.get("addr") or "-",
+                "priority %s cost %s" % (m.get("priority"), m.get("cost")) if m else "",
+                "  error: %s" % u["error"] if u.get("error") else ""))
+    for a in s.get("associations") or []:
+        lines.append("association %s: %s, primary %s" % (a.get("peer"), a.get("state"), a.get("primary")))
+        for p in a.get("paths") or []:
+            lines.append("  %-40s %-8s rtt %s ms" % (p.get("path"), p.get("state"), p.get("rtt_ms")))
+    mem = s.get("mem") or {}
+    if mem:
+        lines.append("heap: %d KB free, %d KB used" % (mem.get("free", 0) // 1024, mem.get("alloc", 0) // 1024))
+    return "\n".join(lines)
+
+
+# ---- the actions ------------------------------------------------------------------------------------
+
+
+def _board_error(e, action):
+    text = str(e)
+    if action in ("validate", "commit", "apply"):
+        return CommandError("the configuration is not valid: %s" % text,
+                            "set or unset that key (mast config get shows it), then %s again" % action)
+    return CommandError(text, "fix the value (the keys and their values: docs/CONFIG.md)")
+
+
+def _call(con, action, op, **fields):
+    from mast_tools.consoleclient import BoardError
+
+    try:
+        return con.call(op, **fields)
+    except BoardError as e:
+        raise _board_error(e, action)
+    except TimeoutError as e:
+        raise CommandError("the board did not answer on %s (%s)" % (con.port, e),
+                           "is it rebooting? try again; `mast console` shows what it prints")
+
+
+def _finish(con, args, action):
+    """--commit / --apply after an edit."""
+    done = {}
+    if getattr(args, "commit", False) or getattr(args, "apply", False):
+        _call(con, "validate", "validate")
+    if getattr(args, "commit", False):
+        done["commit"] = _call(con, "commit", "commit")
+    if getattr(args, "apply", False):
+        done["apply"] = _call(con, "apply", "apply")
+    return done
+
+
+def _read_json(path):
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read().decode())
+    except OSError as e:
+        raise CommandError("cannot read %s: %s" % (path, e.strerror or e), "check the path")
+    except (ValueError, UnicodeError) as e:
+        raise CommandError("%s is not JSON (%s)" % (path, e), "fix the file")
+
+
+def _validate_file(args):
+    from mast_tools.cmd_flash import check_config, load_board
+
+    cfg = unredact(_read_json(args.file))
+    bd = None
+    if args.board:
+        bd = load_board(args.board)[0]
+    elif args.port:
+        from mast_tools.consoleclient import ConsoleClient
+
+        with ConsoleClient.connect(args.port) as con:
+            bd = load_board(con.hello_info.get("board"))[0]
+    if bd is not None:
+        err = check_config(cfg, bd)
+    else:
+        from mast_tools.firmware import use_firmware
+
+        use_firmware()
+        from mast import config
+
+        err = None
+        try:
+            config.validate(cfg if isinstance(cfg, dict) else None)
+        except (config.ConfigError, ValueError) as e:
+            err = str(e)
+    if err:
+        raise CommandError("%s is not valid: %s" % (args.file, err), "fix that key (docs/CONFIG.md lists them)")
+    emit(args, {"valid": True, "file": args.file, "board": bd["name"] if bd else None},
+         "%s is valid%s" % (args.file, " for %s" % bd["name"] if bd else " (schema only; --board "
+                                                                       "also checks the uplinks)"))
+    return 0
+
+
+def do_config(args):
+    action = args.action
+    if action == "validate" and args.file:
+        return _validate_file(args)
+    if not args.port:
+        raise CommandError("mast config %s needs --port" % action,
+                           "give the board's serial port (`mast ports` lists them)")
+    from mast_tools.consoleclient import ConsoleClient
+
+    with ConsoleClient.connect(args.port) as con:
+        return _ACTIONS[action](con, args)
+
+
+def _get(con, args):
+    value = _call(con, "get", "get", **({"key": args.key} if args.key else {}))
+    emit(args, value, show_value(value, args.key or ""))
+    return 0
+
+
+def _set(con, args):
+    from mast_tools.consoleclient import parse_value
+
+    text = args.value
+    if text == "-":
+        text = sys.stdin.readline().strip()
+    value = parse_value(args.key, text)
+    r = _call(con, "set", "set", key=args.key, value=value)
+    done = _finish(con, args, "set")
+    shown = REDACTED if _secret(args.key) else json.dumps(value)
+    emit(args, dict(r, **done), "%s = %s (%s)" % (args.key, shown, _pending(done)))
+    return 0
+
+
+def _unset(con, args):
+    r = _call(con, "unset", "unset", key=args.key)
+    done = _finish(con, args, "unset")
+    emit(args, dict(r, **done), "%s unset (%s)" % (args.key, _pending(done)))
+    return 0
+
+
+def _secret(key):
+    try:
+        from mast_tools.firmware import use_firmware
+
+        use_firmware()
+        from mast import config
+
+        return config.is_secret(key)
+    except (ImportError, ValueError):
+        return True
+
+
+def _pending(done):
+    if "commit" in done and "apply" in done:
+        return "committed and applied"
+    if "commit" in done:
+        return "committed; `mast config apply` or a reboot runs it"
+    if "apply" in done:
+        return "applied; `mast config commit` keeps it across a reboot"
+    return "in the candidate: commit to keep it, apply to run it"
+
+
+def _validate(con, args):
+    r = _call(con, "validate", "validate")
+    emit(args, r, "the candidate configuration is valid")
+    return 0
+
+
+def _commit(con, args):
+    r = _call(con, "commit", "commit")
+    emit(args, r, "committed (%s bytes on the board's flash)" % r.get("bytes"))
+    return 0
+
+
+def _apply(con, args):
+    r = _call(con, "apply", "apply")
+    if r.get("associations") == "restarted":
+        text = "applied; associations restarted (%s): %s" % (r.get("why"), ", ".join(r.get("restarted") or []))
+    else:
+        text = "applied; associations kept"
+    emit(args, r, text)
+    return 0
+
+
+def _export(con, args):
+    value = _call(con, "get", "get")
+    doc = json.dumps(value, indent=2, sort_keys=True) + "\n"
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(doc)
+        log("mast config: wrote %s (secrets redacted: an import leaves them as they are)" % args.output)
+        if args.json:
+            emit(args, {"file": args.output})
+        return 0
+    sys.stdout.write(doc)
+    return 0
+
+
+def _import(con, args):
+    from mast_tools.consoleclient import BoardError
+
+    wanted = _read_json(args.file)
+    if not isinstance(wanted, dict):
+        raise CommandError("%s is not a configuration (a JSON object)" % args.file, "fix the file")
+    board = _call(con, "get", "get")
+    ops = import_ops(board, wanted)
+    changed = []
+    for op, key, value in ops:
+        try:
+            if op == "set":
+                con.call("set", key=key, value=value)
+            else:
+                con.call("unset", key=key)
+        except BoardError as e:
+            if op == "unset" and str(e).endswith("is not set"):
+                continue  # a default the file leaves out
+            raise CommandError("%s: %s" % (args.file, e), "fix that key in the file (the board's "
+                               "candidate is partly changed; import again, or reboot to drop it)")
+        changed.append("%s %s" % (op, key))
+    secrets = sorted(k for k, v in leaves(wanted).items() if v == REDACTED)
+    _call(con, "validate", "validate")
+    done = _finish(con, args, "import")
+    doc = {"changed": changed, "secrets_kept": secrets}
+    doc.update(done)
+    text = ["%s: %d change(s) (%s)" % (args.file, len(changed), _pending(done))]
+    text += ["  " + c for c in changed]
+    if secrets:
+        text.append("  kept as on the board: " + ", ".join(secrets))
+    emit(args, doc, "\n".join(text))
+    return 0
+
+
+def _status(con, args):
+    s = _call(con, "status", "status")
+    emit(args, s, status_text(s))
+    return 0
+
+
+_ACTIONS = {"get": _get, "set": _set, "unset": _unset, "validate": _validate, "commit": _commit,
+            "apply": _apply, "export": _export, "import": _import, "status": _status}
+
+# cli.py's _COMMANDS entry: (handler, argparse builder, one-line help)
+COMMAND = (do_config, argparse_config, "read and change a board's configuration over its serial console")

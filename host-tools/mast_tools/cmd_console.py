@@ -1,0 +1,277 @@
+"""`mast console`: an interactive terminal to a board's console.
+
+What the board prints is shown readably (consoleclient.readable: `log   boot board=...`,
+`event uplink_up uplink=eth addr=...`, `ok    #3 {...}`, `error #4 port: must be ...`), with
+the time; text that is not JSON (a REPL, a boot ROM) as it is. What you type is a short command
+(`status`, `get uplinks.eth`, `set uplinks.cell.cost 20`, `uplink eth down`; `help` lists them)
+or a JSON request line, sent as it is.
+
+Keys: Enter sends the line; Ctrl-] (the escape key, as in telnet and miniterm), Ctrl-C, or
+Ctrl-D on an empty line quit; Ctrl-U clears the line; Up/Down recall earlier lines. Nothing
+is sent to the board but whole request lines: no stray Ctrl-C reaches it (that would stop the
+firmware; use mpremote for the REPL).
+
+LineEditor is the keyboard logic with no terminal (bytes in, actions out), tested on its own;
+run() is the adapter: termios cbreak mode, select() on the keyboard and the port, and the
+terminal put back as it was on every way out. With stdin not a terminal, the lines of stdin
+are sent one by one and the command ends after the last reply.
+"""
+
+import os
+import select
+import sys
+import time
+
+from mast_tools.errors import CommandError
+
+ESCAPE = 0x1D  # Ctrl-]
+PROMPT = "mast> "
+
+EXAMPLE = """\
+example:
+  mast console --port /dev/ttyUSB0
+  mast> status
+  mast> set uplinks.cell.cost 20
+  mast> {"id": 9, "op": "get", "key": "uplinks"}
+  (Ctrl-] quits)
+
+  echo status | mast console --port /dev/ttyUSB0 --raw    # one request, no terminal"""
+
+
+def argparse_console(p):
+    p.add_argument("--port", required=True, help="the board's serial port (/dev/ttyUSB0)")
+    p.add_argument("--raw", action="store_true", help="show the board's lines exactly as they come")
+    p.add_argument("--no-hello", action="store_true", help="do not ask the board's hello at start")
+    p.epilog = EXAMPLE
+
+
+class LineEditor:
+    """Keyboard bytes -> actions: ("line", text), ("quit", why), ("redraw",). Holds the line
+    being typed (UTF-8 bytes) and a short history."""
+
+    def __init__(self, history_max=50):
+        self.buf = bytearray()
+        self.esc = None  # bytes of an escape sequence being read
+        self.history = []
+        self.history_max = history_max
+        self.pos = None  # index into history while recalling
+
+    def text(self):
+        return self.buf.decode("utf-8", "replace")
+
+    def _recall(self, step):
+        if not self.history:
+            return
+        if self.pos is None:
+            self.pos = len(self.history)
+        self.pos = max(0, min(len(self.history), self.pos + step))
+        self.buf = bytearray(self.history[self.pos].encode() if self.pos < len(self.history) else b"")
+
+    def _escape(self, b):
+        self.esc.append(b)
+        seq = bytes(self.esc)
+        if len(seq) == 2 and seq[1:] not in (b"[", b"O"):
+            self.esc = None  # ESC and one byte: nothing we use
+            return None
+        if len(seq) >= 3 and (0x40 <= b <= 0x7E or len(seq) > 8):
+            self.esc = None
+            if seq in (b"\x1b[A", b"\x1bOA"):
+                self._recall(-1)
+                return ("redraw",)
+            if seq in (b"\x1b[B", b"\x1bOB"):
+                self._recall(1)
+                return ("redraw",)
+        return None
+
+    def feed(self, data):
+        out = []
+        for b in bytearray(data):
+            if self.esc is not None:
+                a = self._escape(b)
+                if a:
+                    out.append(a)
+                continue
+            if b == ESCAPE:
+                out.append(("quit", "escape key"))
+                return out
+            if b == 3:
+                out.append(("quit", "Ctrl-C"))
+                return out
+            if b == 4:
+                if not self.buf:
+                    out.append(("quit", "Ctrl-D"))
+                    return out
+                continue
+            if b in (13, 10):
+                line = self.text().strip()
+                self.buf = bytearray()
+                self.pos = None
+                if line:
+                    if not self.history or self.history[-1] != line:
+                        self.history = (self.history + [line])[-self.history_max:]
+                    out.append(("line", line))
+                else:
+                    out.append(("redraw",))
+                continue
+            if b == 27:
+                self.esc = bytearray([27])
+                continue
+            if b in (8, 127):
+                if self.buf:
+                    del self.buf[-1]
+                    while self.buf and self.buf[-1] & 0xC0 == 0x80:  # a whole UTF-8 character
+                        del self.buf[-1]
+                out.append(("redraw",))
+                continue
+            if b == 21:  # Ctrl-U
+                self.buf = bytearray()
+                out.append(("redraw",))
+                continue
+            if b < 32:
+                continue  # other control keys: nothing
+            self.buf.append(b)
+            out.append(("redraw",))
+        return out
+
+
+class _Screen:
+    """Writes board lines above the line being typed."""
+
+    def __init__(self, out, editor, interactive):
+        self.out = out
+        self.editor = editor
+        self.interactive = interactive
+
+    def line(self, text):
+        if self.interactive:
+            self.out.write("\r\x1b[K" + text.replace("\n", "\r\n") + "\r\n")
+            self.prompt()
+        else:
+            self.out.write(text + "\n")
+        self.out.flush()
+
+    def prompt(self):
+        if self.interactive:
+            self.out.write("\r\x1b[K" + PROMPT + self.editor.text())
+            self.out.flush()
+
+
+def _send(con, screen, text):
+    """Send one typed line; False when it asks to quit."""
+    from mast_tools.consoleclient import COMMANDS_HELP, parse_command
+
+    try:
+        kind, what = parse_command(text)
+    except ValueError as e:
+        screen.line("  %s" % e)
+        return True
+    if kind == "local":
+        if what == "quit":
+            return False
+        screen.line(COMMANDS_HELP)
+        return True
+    if kind == "raw":
+        con.write(what)
+    else:
+        con.send(kind, **what)
+    return True
+
+
+def run(con, args, stdin=None, stdout=None):
+    """The console loop; returns the exit status. Bounded by the user (escape key) or, with
+    stdin not a terminal, by the end of its input and the replies."""
+    import serial
+    from mast_tools.consoleclient import PortLost, readable
+
+    stdin = stdin if stdin is not None else sys.stdin
+    stdout = stdout if stdout is not None else sys.stdout
+    fd = stdin.fileno()
+    interactive = os.isatty(fd)
+    editor = LineEditor()
+    screen = _Screen(stdout, editor, interactive)
+
+    def show(line):
+        if args.raw:
+            screen.line(line.text)
+        else:
+            screen.line(readable(line, time.strftime("%H:%M:%S")))
+
+    con.on_line = show
+    saved = None
+    if interactive:
+        import termios
+        import tty
+
+        saved = termios.tcgetattr(fd)
+        tty.setcbreak(fd)
+        sys.stderr.write("mast console on %s: type help for the commands; Ctrl-] quits\r\n" % con.port)
+        sys.stderr.flush()
+    try:
+        if not args.no_hello:
+            con.send("hello")
+        screen.prompt()
+        eof_at = None
+        pending = b""
+        while True:
+            if eof_at is not None:
+                if time.monotonic() - eof_at > 3.0 or (not con.replies_due() and time.monotonic() - eof_at > 0.3):
+                    return 0
+            try:
+                ready, _, _ = select.select([fd] if eof_at is None else [], [], [], 0.05)
+            except InterruptedError:
+                continue
+            try:
+                con.pump(0)
+            except PortLost:
+                screen.line("[%s went away; waiting up to 10 s for it]" % con.port)
+                con.reopen(10.0)
+                screen.line("[%s is back]" % con.port)
+            if not ready:
+                continue
+            data = os.read(fd, 1024)
+            if not interactive:
+                if not data:
+                    eof_at = time.monotonic()
+                    continue
+                pending += data
+                while b"\n" in pending:
+                    raw, pending = pending.split(b"\n", 1)
+                    text = raw.decode("utf-8", "replace").strip()
+                    if text and not _send(con, screen, text):
+                        return 0
+                continue
+            if not data:
+                return 0
+            for act in editor.feed(data):
+                if act[0] == "quit":
+                    return 0
+                if act[0] == "line":
+                    stdout.write("\r\n")
+                    if not _send(con, screen, act[1]):
+                        return 0
+                screen.prompt()
+    except KeyboardInterrupt:
+        return 0
+    except (serial.SerialException, OSError) as e:
+        raise CommandError("lost %s (%s)" % (con.port, e), "check the cable; run mast console again")
+    finally:
+        if saved is not None:
+            import termios
+
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+            stdout.write("\r\x1b[K")
+            stdout.flush()
+
+
+def do_console(args):
+    from mast_tools.consoleclient import ConsoleClient
+
+    con = ConsoleClient(args.port)
+    try:
+        return run(con, args)
+    finally:
+        con.close()
+
+
+# cli.py's _COMMANDS entry: (handler, argparse builder, one-line help)
+COMMAND = (do_console, argparse_console, "an interactive terminal to a board's console (Ctrl-] quits)")

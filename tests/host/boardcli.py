@@ -1,0 +1,122 @@
+"""Helpers for the tests of the board commands (test_flash*, test_config_cli*, test_console_cli*,
+...): the `mast` command in a child process, simulated boards with and without the firmware,
+and a process that holds a port as another program would."""
+
+import contextlib
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+HOST_TOOLS = os.path.join(ROOT, "host-tools")
+if HOST_TOOLS not in sys.path:
+    sys.path.insert(0, HOST_TOOLS)
+
+from mast_tools import simboard  # noqa: E402
+
+PSK = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq8M="
+SIM_ADDRS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+
+
+def env_for_mast(extra=None):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = HOST_TOOLS + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra or {})
+    return env
+
+
+def mast(*args, timeout=120, input=None, prefix=(), cwd=None):
+    """Run `mast ARGS` (prefix: e.g. setpriv ... to run it as another user). The result has
+    .doc: stdout parsed as JSON, or None."""
+    r = subprocess.run(list(prefix) + [sys.executable, "-m", "mast_tools"] + list(args),
+                       input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, timeout=timeout, env=env_for_mast(), cwd=cwd)
+    try:
+        r.doc = json.loads(r.stdout)
+    except ValueError:
+        r.doc = None
+    return r
+
+
+def free_udp_port(hosts=SIM_ADDRS + ("127.0.0.10",), tries=50):
+    for _ in range(tries):
+        port = random.randint(40000, 59999)
+        socks = []
+        try:
+            for h in hosts:
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind((h, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free UDP port")
+
+
+def write_config(folder, name="board1", **extra):
+    cfg = {"name": name, "port": free_udp_port()}
+    cfg.update(extra)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "mast.json"), "w") as f:
+        json.dump(cfg, f)
+    return cfg
+
+
+@contextlib.contextmanager
+def sim_board(folder, *args, firmware=True, config=True):
+    """A simulated board on folder: with the firmware (installed by mast sim-board itself) or
+    bare (plain MicroPython); with a mast.json on its own UDP port unless config is False."""
+    if config:
+        write_config(folder)
+    if firmware:
+        simboard.fill(folder, "unix-sim")
+    else:
+        args = ("--bare",) + args
+    with simboard.SimBoardProcess(folder, *args) as sb:
+        yield sb
+
+
+@contextlib.contextmanager
+def holding(device):
+    """Another program holding the port: pyserial with exclusive=True (an flock, as mpremote
+    and `mast` take). Yields its pid."""
+    code = ("import serial, sys, time\n"
+            "s = serial.Serial(sys.argv[1], exclusive=True)\n"
+            "print('held', flush=True)\n"
+            "time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, device], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, universal_newlines=True)
+    try:
+        assert proc.stdout.readline().strip() == "held", proc.stderr.read()
+        yield proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def as_nobody():
+    """The command prefix that runs a program as the unprivileged user nobody (no groups);
+    None when that is not possible here (not root, or no setpriv)."""
+    if os.geteuid() != 0:
+        return None
+    for tool in ("/usr/bin/setpriv", "/bin/setpriv"):
+        if os.path.exists(tool):
+            return [tool, "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+    return None
+
+
+def wait_for(cond, timeout, what, step=0.02):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(step)
+    raise AssertionError("timed out waiting for " + what)

@@ -1,0 +1,214 @@
+"""`mast config` against a simulated board over pyserial: every action, values typed as the
+schema says, secrets that never come back, export/import that leave them alone, and the errors
+a user meets: a wrong port, a busy one, one they may not open, a board without the firmware,
+a value or a configuration the board refuses."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from boardcli import PSK, as_nobody, holding, mast, sim_board
+
+from mast_tools.cmd_config import import_ops, leaves, show_value, status_text, unredact
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory):
+    from boardcli import simboard
+
+    if simboard.find_micropython() is None:
+        pytest.skip("the MicroPython unix port is not installed")
+    folder = str(tmp_path_factory.mktemp("cfg") / "board")
+    with sim_board(folder) as sb:
+        yield sb.device, folder
+
+
+def cfg(board, *args, **kw):
+    return mast("config", "--port", board[0], *args, **kw)
+
+
+def on_flash(board):
+    with open(os.path.join(board[1], "mast.json")) as f:
+        return json.load(f)
+
+
+def test_get_shows_the_whole_configuration_or_one_key(board):
+    r = cfg(board, "get", "--json")
+    assert r.returncode == 0, r.stderr
+    assert r.doc["name"] == "board1" and r.doc["uplinks"]["eth"] == {"kind": "sim", "priority": 10, "cost": 0}
+    r = cfg(board, "get")
+    assert "uplinks.cell.cost = 10\n" in r.stdout and 'name = "board1"' in r.stdout
+    assert cfg(board, "get", "uplinks.eth.priority").stdout == "10\n"
+    assert cfg(board, "get", "uplinks.wifi", "--json").doc == {"kind": "sim", "priority": 20, "cost": 0}
+
+
+def test_set_takes_json_text_typed_by_the_schema_and_secrets_from_stdin(board):
+    assert cfg(board, "set", "uplinks.cell.cost", "20").doc is None  # text output
+    r = cfg(board, "set", "peers.hub.addresses", "127.0.0.10, 127.0.0.11:7000", "--json")
+    assert r.returncode == 0 and r.doc == {"key": "peers.hub.addresses", "pending": True}
+    cfg(board, "set", "peers.hub.initiate", "no")
+    r = cfg(board, "set", "peers.hub.psk", "-", input=PSK + "\n")
+    assert r.returncode == 0 and PSK not in r.stdout + r.stderr
+    assert r.stdout.startswith("peers.hub.psk = <redacted> (in the candidate")
+    hub = cfg(board, "get", "peers.hub", "--json").doc
+    assert hub["addresses"] == ["127.0.0.10", "127.0.0.11:7000"] and hub["initiate"] is False
+    assert hub["psk"] == "<redacted>"
+    assert cfg(board, "get", "uplinks.cell.cost", "--json").doc == 20
+    cfg(board, "set", "peers.hub.dns", '"hub.example"')  # JSON text stays text
+    assert cfg(board, "get", "peers.hub.dns").stdout == "hub.example\n"
+    r = cfg(board, "unset", "peers.hub.dns", "--json")
+    assert r.doc == {"key": "peers.hub.dns", "pending": True}
+
+
+def test_validate_commit_apply_and_status(board):
+    cfg(board, "set", "peers.half.initiate", "false")  # a peer without its key: not valid
+    r = cfg(board, "validate")
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == ("mast: the configuration is not valid: peers.half.psk: required when keying "
+                        "is psk; set or unset that key (mast config get shows it), then validate again\n")
+    r = cfg(board, "commit")
+    assert r.returncode == 1 and "peers.half.psk" in r.stderr
+    assert cfg(board, "unset", "peers.half").returncode == 0
+    assert cfg(board, "validate").stdout == "the candidate configuration is valid\n"
+    st = cfg(board, "status", "--json").doc
+    assert st["config"]["uncommitted"] is True
+    r = cfg(board, "commit", "--json")
+    assert r.doc["committed"] is True and r.doc["bytes"] > 0
+    saved = on_flash(board)
+    assert saved["peers"]["hub"]["psk"] == PSK and saved["uplinks"]["cell"]["cost"] == 20
+    r = cfg(board, "apply")
+    assert r.returncode == 0 and r.stdout == "applied; associations kept\n"
+    text = cfg(board, "status").stdout
+    assert text.startswith("board unix-sim, firmware 0.1.0, normal mode, up ")
+    assert "  cell   up    127.0.0.4       priority 30 cost 20" in text
+    st = cfg(board, "status", "--json").doc
+    assert not st["config"]["uncommitted"] and not st["config"]["unapplied"]
+
+
+def test_export_redacts_and_import_leaves_redacted_secrets_alone(board, tmp_path):
+    cfg(board, "set", "peers.hub.psk", PSK, "--commit")
+    out = tmp_path / "exported.json"
+    r = cfg(board, "export", "-o", str(out))
+    assert r.returncode == 0 and r.stdout == ""
+    doc = json.loads(out.read_text())
+    assert doc["peers"]["hub"]["psk"] == "<redacted>" and PSK not in out.read_text()
+    assert json.loads(cfg(board, "export").stdout) == doc  # to stdout as well
+    r = cfg(board, "import", str(out), "--json")
+    assert r.returncode == 0 and r.doc["changed"] == [] and r.doc["secrets_kept"] == ["peers.hub.psk"]
+    # edit the file: another cost, one peer gone, one added
+    doc["uplinks"]["eth"]["cost"] = 5
+    del doc["peers"]["hub"]
+    doc["peers"]["hub2"] = {"psk": PSK.replace("q", "Q"), "addresses": ["127.0.0.12"]}
+    cfg(board, "set", "peers.keep.psk", PSK)
+    doc["peers"]["keep"] = {"psk": "<redacted>"}
+    out.write_text(json.dumps(doc))
+    r = cfg(board, "import", str(out), "--commit", "--json")
+    assert r.returncode == 0, r.stderr
+    assert "unset peers.hub" in r.doc["changed"] and "set uplinks.eth.cost" in r.doc["changed"]
+    assert r.doc["commit"]["committed"] is True
+    saved = on_flash(board)
+    assert "hub" not in saved["peers"] and saved["peers"]["hub2"]["addresses"] == ["127.0.0.12"]
+    assert saved["peers"]["keep"]["psk"] == PSK  # as it was on the board
+    assert saved["uplinks"]["eth"]["cost"] == 5
+    # a file with a bad value: named, and refused
+    doc["uplinks"]["eth"]["cost"] = 999
+    out.write_text(json.dumps(doc))
+    r = cfg(board, "import", str(out))
+    assert r.returncode == 1
+    assert r.stderr.startswith("mast: %s: uplinks.eth.cost: must be an integer from 0 to 255; " % out)
+
+
+def test_validate_file_checks_on_this_pc_with_the_board_definition(tmp_path):
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"name": "b", "peers": {"hub": {"psk": "<redacted>"}},
+                             "uplinks": {"eth": {"cost": 1}}}))
+    r = mast("config", "validate", str(f))
+    assert r.returncode == 0 and "is valid (schema only" in r.stdout
+    r = mast("config", "validate", str(f), "--board", "olimex-esp32-poe", "--json")
+    assert r.returncode == 0 and r.doc == {"valid": True, "file": str(f), "board": "olimex-esp32-poe"}
+    r = mast("config", "validate", str(f), "--board", "esp32-devkitc")
+    assert r.returncode == 1
+    assert r.stderr.startswith("mast: %s is not valid: uplinks.eth: this board has no such uplink (it has wifi)" % f)
+
+
+def test_a_set_the_board_refuses_names_the_key(board):
+    r = cfg(board, "set", "port", "70000")
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.startswith("mast: port: must be an integer from 1 to 65535; ")
+    r = cfg(board, "set", "peers.x.psk", "A" * 43)
+    assert r.stderr.startswith("mast: peers.x.psk: must be standard base64 of exactly 32 bytes;")
+    assert "A" * 43 not in r.stderr  # never echoes a secret
+
+
+def test_a_wrong_port_and_a_file_that_is_not_a_port(tmp_path):
+    r = mast("config", "--port", "/dev/ttyUSB99", "get")
+    assert r.returncode == 1
+    assert r.stderr.startswith("mast: no serial port /dev/ttyUSB99; check the cable and the name")
+    f = tmp_path / "notatty"
+    f.write_text("x")
+    r = mast("config", "--port", str(f), "get")
+    assert r.stderr == "mast: %s is not a serial port; give the board's port (`mast ports` lists them)\n" % f
+    r = mast("config", "get")
+    assert r.returncode == 1 and r.stderr.startswith("mast: mast config get needs --port;")
+
+
+def test_a_port_another_program_holds_is_named_with_that_program(board):
+    with holding(board[0]) as pid:
+        r = cfg(board, "get")
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.startswith("mast: %s is busy: pid %d (%s -c import serial" % (board[0], pid, sys.executable))
+    assert r.stderr.rstrip().endswith("close that program (another mast console, mpremote or a serial "
+                                      "terminal?) and try again")
+    assert cfg(board, "get", "name").stdout == "board1\n"  # free again
+
+
+def test_a_user_without_access_to_the_port_is_told_about_the_dialout_group(board):
+    prefix = as_nobody()
+    if prefix is None:
+        pytest.skip("needs root (and setpriv) to run mast as an unprivileged user")
+    probe = subprocess.run(prefix + [sys.executable, "-c", "import serial"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("the unprivileged user cannot run this Python: %s" % probe.stderr[-200:])
+    for cmd in (["config", "--port", board[0], "get"], ["flash", "--port", board[0], "--board", "unix-sim"],
+                ["console", "--port", board[0]]):
+        r = mast(*cmd, prefix=prefix)
+        assert r.returncode == 1 and r.stdout == "", cmd
+        assert r.stderr.startswith("mast: permission denied on %s" % board[0]), (cmd, r.stderr)
+        assert "dialout" in r.stderr and "usermod -aG" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_bare_board_says_no_mast_firmware_answers(micropython, tmp_path):
+    with sim_board(str(tmp_path / "bare"), firmware=False) as sb:
+        r = mast("config", "--port", sb.device, "status")
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.startswith("mast: no MAST firmware answers on %s: a MicroPython REPL does; "
+                               "put the firmware on it: mast flash --port %s --board BOARD" % (sb.device, sb.device))
+
+
+# ---- the pure parts ------------------------------------------------------------------------
+
+
+def test_leaves_and_import_ops():
+    view = {"name": "b", "port": 6278, "peers": {"a.example": {"psk": "<redacted>", "port": 6278},
+                                                 "old": {"psk": "<redacted>"}},
+            "uplinks": {"eth": {"kind": "sim", "cost": 0}}}
+    assert leaves(view)["peers.a.example.psk"] == "<redacted>"
+    want = {"name": "b", "peers": {"a.example": {"psk": "<redacted>", "port": 7000}},
+            "uplinks": {"eth": {"kind": "sim", "cost": 3}}}
+    assert import_ops(view, want) == [("unset", "peers.old", None), ("unset", "port", None),
+                                      ("set", "peers.a.example.port", 7000), ("set", "uplinks.eth.cost", 3)]
+    assert unredact(want)["peers"]["a.example"]["psk"] == "A" * 43 + "="
+
+
+def test_the_text_for_get_and_status():
+    assert show_value({"a": {"b": 1, "c": [1]}, "d": "x"}) == 'a.b = 1\na.c = [1]\nd = "x"'
+    assert show_value("text") == "text" and show_value(True) == "true"
+    st = {"board": "b1", "firmware": "0.1.0", "mode": "maintenance", "uptime_ms": 1500,
+          "maintenance": "requested", "config": {"source": "defaults", "uncommitted": True},
+          "uplinks": {}, "mem": {"free": 2048, "alloc": 4096}}
+    assert status_text(st) == ("board b1, firmware 0.1.0, maintenance mode, up 1.5 s\n"
+                               "maintenance: requested\nconfig: from defaults; changes uncommitted\n"
+                               "heap: 2 KB free, 4 KB used")

@@ -1,0 +1,186 @@
+"""`mast console`: the keyboard logic and the readable lines on their own, then the real
+command on a pseudo-terminal (as a person's terminal) against a simulated board: requests
+answered, errors and boot logs shown readably, and a clean exit on the escape key with the
+terminal as it was. And the same command fed by a pipe."""
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import termios
+import time
+
+import pytest
+
+from boardcli import env_for_mast, mast, sim_board
+
+from mast_tools.cmd_console import LineEditor
+from mast_tools.consoleclient import Incoming, classify, parse_command, readable, repl_prompt
+
+
+def test_typing_backspace_and_enter_make_a_line():
+    ed = LineEditor()
+    assert ed.feed(b"stat") == [("redraw",)] * 4
+    ed.feed(b"x\x7f")
+    assert ed.text() == "stat"
+    assert ed.feed(b"us\r") == [("redraw",), ("redraw",), ("line", "status")]
+    assert ed.text() == ""
+
+
+def test_backspace_removes_a_whole_utf8_character_and_ctrl_u_the_line():
+    ed = LineEditor()
+    ed.feed("set name Zürich".encode())
+    ed.feed(b"\x7f\x7f\x7f")
+    assert ed.text() == "set name Zür"
+    ed.feed(b"\x7f\x7f")
+    assert ed.text() == "set name Z" and bytes(ed.buf) == b"set name Z"
+    ed.feed(b"\x15")
+    assert ed.text() == ""
+
+
+def test_the_escape_key_ctrl_c_and_ctrl_d_on_an_empty_line_quit():
+    assert LineEditor().feed(b"abc\x1d")[-1] == ("quit", "escape key")
+    assert LineEditor().feed(b"\x03") == [("quit", "Ctrl-C")]
+    assert LineEditor().feed(b"\x04") == [("quit", "Ctrl-D")]
+    ed = LineEditor()
+    ed.feed(b"x\x04")  # not on an empty line: nothing
+    assert ed.text() == "x"
+
+
+def test_arrow_keys_recall_earlier_lines_and_other_escape_sequences_are_ignored():
+    ed = LineEditor()
+    ed.feed(b"hello\rstatus\r")
+    ed.feed(b"\x1b[A")
+    assert ed.text() == "status"
+    ed.feed(b"\x1b[A\x1b[A")
+    assert ed.text() == "hello"
+    ed.feed(b"\x1b[B\x1b[B")
+    assert ed.text() == ""
+    ed.feed(b"\x1b[1;5Cget\x1bOP")
+    assert ed.text() == "get"
+
+
+def test_short_commands_become_requests():
+    assert parse_command("status") == ("status", {})
+    assert parse_command("get") == ("get", {})
+    assert parse_command("get uplinks.eth") == ("get", {"key": "uplinks.eth"})
+    assert parse_command("set uplinks.cell.cost 20") == ("set", {"key": "uplinks.cell.cost", "value": 20})
+    assert parse_command("set peers.hub.addresses 192.0.2.1, 192.0.2.2") == (
+        "set", {"key": "peers.hub.addresses", "value": ["192.0.2.1", "192.0.2.2"]})
+    assert parse_command("uplink eth down") == ("uplink", {"name": "eth", "state": "down"})
+    assert parse_command("uplink cell addr 127.0.0.9") == ("uplink", {"name": "cell", "addr": "127.0.0.9"})
+    assert parse_command("maintenance on") == ("maintenance", {"state": "on"})
+    assert parse_command('{"id": 5, "op": "hello"}') == ("raw", b'{"id": 5, "op": "hello"}\n')
+    assert parse_command("quit") == ("local", "quit") and parse_command("help") == ("local", "help")
+    for bad, msg in (("frobnicate", "unknown command 'frobnicate'; type help"),
+                     ("set port", "usage: set KEY VALUE"), ("maintenance maybe", "usage: maintenance on|off"),
+                     ("{nope", "not JSON; type help for the commands"), ("status now", "status takes nothing more")):
+        with pytest.raises(ValueError) as e:
+            parse_command(bad)
+        assert str(e.value) == msg
+
+
+def test_lines_from_the_board_read_as_text():
+    inc = Incoming()
+    lines = inc.feed(b'{"log": "boot", "board": "b", "mode": "normal", "warning": null}\r\n'
+                     b'{"event": "uplink_up", "uplink": "eth", "addr": "127.0.0.2"}\r\n'
+                     b'{"id": 3, "ok": false, "error": "port: must be an integer from 1 to 65535"}\r\n'
+                     b'{"id": 4, "ok": true, "result": {"key": "port", "pending": true}}\r\n'
+                     b'{"log": "crash", "error": "TypeError: x", "traceback": "line 1\\nline 2"}\n'
+                     b'\xff\xfegarbage\r\n>>> ')
+    assert [x.kind for x in lines] == ["log", "event", "reply", "reply", "log", "other"]
+    assert [readable(x) for x in lines[:4]] == [
+        "log   boot board=b mode=normal",
+        "event uplink_up uplink=eth addr=127.0.0.2",
+        "error #3 port: must be an integer from 1 to 65535",
+        'ok    #4 {"key": "port", "pending": true}']
+    assert readable(lines[4]) == "CRASH TypeError: x\n      line 1\n      line 2"
+    assert readable(lines[3], "10:00:00").startswith("10:00:00 ok    #4")
+    assert inc.partial() == ">>> " and repl_prompt([], inc.partial())
+    assert classify("[1, 2]").kind == "other"
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory):
+    from boardcli import simboard
+
+    if simboard.find_micropython() is None:
+        pytest.skip("the MicroPython unix port is not installed")
+    with sim_board(str(tmp_path_factory.mktemp("con") / "board")) as sb:
+        yield sb.device
+
+
+class Terminal:
+    """`mast console` on a pty of its own, as in a terminal window."""
+
+    def __init__(self, device):
+        self.master, slave = pty.openpty()
+        self.slave = slave
+        self.attrs = termios.tcgetattr(slave)
+        self.proc = subprocess.Popen([sys.executable, "-m", "mast_tools", "console", "--port", device],
+                                     stdin=slave, stdout=slave, stderr=slave, env=env_for_mast(),
+                                     start_new_session=True)
+        self.out = b""
+
+    def read_until(self, text, timeout=15):
+        end = time.monotonic() + timeout
+        while text.encode() not in self.out:
+            left = end - time.monotonic()
+            assert left > 0, "no %r on the terminal; it shows: %r" % (text, self.out[-600:])
+            if select.select([self.master], [], [], min(left, 0.1))[0]:
+                try:
+                    self.out += os.read(self.master, 65536)
+                except OSError:
+                    break
+        return self.out
+
+    def type(self, data):
+        os.write(self.master, data)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        os.close(self.master)
+        os.close(self.slave)
+
+
+def test_an_interactive_session_shows_replies_errors_and_logs_and_quits_on_the_escape_key(board):
+    t = Terminal(board)
+    try:
+        t.read_until("Ctrl-] quits")
+        t.read_until('"firmware": "mast-board"')  # the hello it asks first
+        t.type(b"set uplinks.cell.cost 300\r")
+        t.read_until("error #2 uplinks.cell.cost: must be an integer from 0 to 255")
+        t.type(b"get uplinks.cell\r")
+        t.read_until('ok    #3 {"cost": 10, "kind": "sim", "priority": 30}')
+        t.type(b"frobnicate\r")
+        t.read_until("unknown command 'frobnicate'; type help")
+        t.type(b"reboot\r")
+        t.read_until("log   rebooting: requested from the console")
+        t.read_until("log   boot board=unix-sim firmware=0.1.0 mode=normal config=mast.json")
+        t.type(b"hel")
+        t.read_until("mast> hel")  # what is typed stays on its line
+        t.type(b"\x1d")  # the escape key
+        assert t.proc.wait(10) == 0
+        assert termios.tcgetattr(t.slave) == t.attrs  # the terminal is as it was
+        assert b"Traceback" not in t.out
+    finally:
+        t.close()
+    r = mast("config", "--port", board, "get", "name")  # and the port is free
+    assert r.stdout == "board1\n"
+
+
+def test_piped_lines_are_sent_and_the_command_ends_after_the_replies(board):
+    r = mast("console", "--port", board, "--raw", "--no-hello", input="hello\nget name\n", timeout=30)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines()]  # as the board sent them
+    assert lines[0]["id"] == 1 and lines[0]["result"]["firmware"] == "mast-board"
+    assert lines[1] == {"id": 2, "ok": True, "result": "board1"}
+
+
+def test_console_on_a_missing_port_is_a_clear_error():
+    r = mast("console", "--port", "/dev/ttyACM77")
+    assert r.returncode == 1 and r.stderr.startswith("mast: no serial port /dev/ttyACM77; ")

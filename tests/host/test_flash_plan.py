@@ -1,0 +1,278 @@
+"""What `mast flash` decides without a board (mast_tools.flashplan, mast_tools.mpycross): which
+files go over the port, what is staged and verified, the device code itself run on the real
+MicroPython unix port in a scratch folder, and which mpy-cross matches a board's MicroPython."""
+
+import os
+import subprocess
+
+import pytest
+
+import boardcli  # noqa: F401  (puts host-tools on sys.path)
+from mast_tools import flashplan, mpycross
+from mast_tools.errors import CommandError
+
+sha = flashplan.sha256
+
+
+def local_files():
+    return {"lib/board/main.mpy": b"main", "lib/board/store.mpy": b"store", "lib/mast/wire.mpy": b"wire",
+            "boot.py": b"boot", "main.py": b"main.py", "app.py": b"app", "board.json": b"{}"}
+
+
+def test_an_empty_board_gets_everything_staged_in_lib_new():
+    p = flashplan.plan(local_files(), {})
+    assert sorted(p.copy) == sorted(local_files()) and p.skip == [] and p.lib_changed
+    assert p.stage_dirs == ["lib.new/board", "lib.new/mast"] and p.stage_copies == []
+    assert p.root == ["boot.py", "main.py", "app.py", "board.json"]  # boot.py first
+    assert p.expected == dict((k, sha(v)) for k, v in local_files().items())
+
+
+def test_an_up_to_date_board_gets_nothing():
+    remote = dict((k, sha(v)) for k, v in local_files().items())
+    p = flashplan.plan(local_files(), remote, {"lib", "lib/board", "lib/mast"})
+    assert p.copy == [] and not p.lib_changed and p.root == [] and p.stage_dirs == []
+    assert p.kept == ["app.py"] and len(p.skip) == 6
+
+
+def test_one_changed_module_is_sent_and_the_rest_of_lib_is_copied_on_the_board():
+    remote = dict((k, sha(v)) for k, v in local_files().items())
+    remote["lib/mast/wire.mpy"] = sha(b"old wire")
+    remote["lib/umqtt/simple.py"] = "aa" * 32  # the user's library
+    remote["lib/board/gone.mpy"] = "bb" * 32  # ours, no longer shipped
+    p = flashplan.plan(local_files(), remote, {"lib", "lib/board", "lib/mast", "lib/umqtt", "lib/empty"})
+    assert p.copy == ["lib/mast/wire.mpy"] and p.lib_changed
+    assert p.dropped == ["lib/board/gone.mpy"]
+    assert ("lib/umqtt/simple.py", "lib.new/umqtt/simple.py") in p.stage_copies
+    assert ("lib/board/main.mpy", "lib.new/board/main.mpy") in p.stage_copies
+    assert "lib.new/empty" in p.stage_dirs and "lib.new/umqtt" in p.stage_dirs
+    assert p.expected["lib/umqtt/simple.py"] == "aa" * 32 and "lib/board/gone.mpy" not in p.expected
+
+
+def test_a_board_that_cannot_hash_gets_every_file_again():
+    remote = dict((k, None) for k in local_files())
+    p = flashplan.plan(local_files(), remote)
+    assert set(p.copy) == set(local_files()) - {"app.py"}
+
+
+def test_check_names_each_file_that_does_not_verify():
+    ok, bad = flashplan.check({"a": "11" * 32, "b": "22" * 32, "c": "33" * 32},
+                              {"a": "11" * 32, "b": "44" * 32})
+    assert ok == ["a"]
+    assert bad == [("b", "SHA-256 444444444444..., expected 222222222222..."), ("c", "missing")]
+
+
+def test_write_commands_batch_small_files_and_split_large_ones():
+    files = [("a", b"x" * 100), ("b", b"y" * 100), ("big", bytes(range(256)) * 20), ("c", b"")]
+    cmds = list(flashplan.write_commands(files, chunk=2048))
+    assert cmds[0][2] == ["a", "b"] and cmds[0][1] == 200
+    assert [c[2] for c in cmds[1:4]] == [[], [], ["big"]]  # 5120 bytes in three pieces
+    assert sum(c[1] for c in cmds) == 200 + 5120
+    assert cmds[-1][2] == ["c"]
+
+
+def run_device(interpreter, folder, script):
+    r = subprocess.run(list(interpreter), input=script, cwd=folder, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, universal_newlines=True, timeout=30)
+    assert r.returncode == 0, r.stdout
+    return r.stdout.encode()
+
+
+@pytest.fixture(params=["micropython", "cpython"])
+def device(request, tmp_path):
+    """Runs device code as the board would: the MicroPython unix port (and CPython), with the
+    scratch folder as the board's filesystem."""
+    import sys
+
+    if request.param == "micropython":
+        mp = boardcli.simboard.find_micropython()
+        if mp is None:
+            pytest.skip("the MicroPython unix port is not installed")
+        cmd = [mp]
+    else:
+        cmd = [sys.executable, "-"]
+    folder = str(tmp_path / "fs")
+    os.makedirs(folder)
+    return lambda script: run_device(cmd, folder, script), folder
+
+
+def test_the_device_code_stages_verifies_and_switches(device):
+    run, folder = device
+    old = {"lib/board/main.mpy": b"old main", "lib/board/store.mpy": b"store", "lib/umqtt/simple.py": b"u",
+           "boot.py": b"old boot"}
+    for path, data in old.items():
+        os.makedirs(os.path.join(folder, os.path.dirname(path)), exist_ok=True)
+        with open(os.path.join(folder, path), "wb") as f:
+            f.write(data)
+    info = flashplan.parse_info(run(flashplan.info_script()))
+    assert info["sha256"] and info["base64"] and info["version"][0] >= 1
+    new = {"lib/board/main.mpy": b"new main" * 500, "lib/board/store.mpy": b"store", "boot.py": b"new boot"}
+    remote, dirs = flashplan.parse_hashes(run(flashplan.hash_script(["lib"], ["boot.py", "main.py"])))
+    assert remote == dict((k, sha(v)) for k, v in old.items()) and "lib/umqtt" in dirs
+    p = flashplan.plan(new, remote, dirs)
+    assert p.copy == ["lib/board/main.mpy", "boot.py"]
+    run(flashplan.stage_script(p.stage_copies, p.stage_dirs))
+    staged = [(flashplan.staged_path(x), new[x]) for x in p.copy]
+    for cmd, n, done in flashplan.write_commands(staged, chunk=1024):
+        run(cmd)
+    got, _ = flashplan.parse_hashes(run(flashplan.hash_script(["lib.new"], ["boot.py.tmp"])))
+    lib = dict((k, v) for k, v in p.expected.items() if k.startswith("lib/"))
+    ok, bad = flashplan.check(lib, got, where=flashplan.staged_path)
+    assert bad == [] and sorted(ok) == sorted(lib)
+    assert open(os.path.join(folder, "lib", "board", "main.mpy"), "rb").read() == b"old main"  # untouched
+    run(flashplan.switch_script())
+    run(flashplan.rename_script([("boot.py.tmp", "boot.py")]))
+    final, _ = flashplan.parse_hashes(run(flashplan.hash_script(["lib"], ["boot.py"])))
+    ok, bad = flashplan.check(p.expected, final)
+    assert bad == []
+    assert sorted(os.listdir(folder)) == ["boot.py", "lib"]
+
+
+def test_the_recovery_puts_lib_old_back_and_clears_leftovers(device):
+    run, folder = device
+    for d in ("lib.old/board", "lib.new/board"):
+        os.makedirs(os.path.join(folder, d))
+        with open(os.path.join(folder, d, "main.mpy"), "wb") as f:
+            f.write(d.encode())
+    with open(os.path.join(folder, "main.py.tmp"), "wb") as f:
+        f.write(b"torn")
+    out = run(flashplan.recover_script()).decode()
+    assert "restored lib" in out and "removed lib.new" in out and "removed main.py.tmp" in out
+    assert sorted(os.listdir(folder)) == ["lib"]
+    assert open(os.path.join(folder, "lib", "board", "main.mpy"), "rb").read() == b"lib.old/board"
+
+
+def test_the_maintenance_flag_is_set_and_cleared(device):
+    run, folder = device
+    run(flashplan.maintenance_script("mast flash in progress"))
+    assert open(os.path.join(folder, "mast.maint")).read() == "mast flash in progress"
+    run(flashplan.clear_maintenance_script())
+    assert sorted(os.listdir(folder)) == ["mast.boots"]
+    assert open(os.path.join(folder, "mast.boots")).read() == "0"
+
+
+def test_boot_py_puts_lib_old_back_when_lib_is_missing(device):
+    run, folder = device
+    os.makedirs(os.path.join(folder, "lib.old", "board"))
+    with open(os.path.join(os.path.dirname(boardcli.simboard.FIRMWARE_DIR), "firmware", "board", "root",
+                           "boot.py")) as f:
+        boot = f.read()
+    run(boot)
+    assert sorted(os.listdir(folder)) == ["lib"]
+    run(boot)  # with lib in place it does nothing
+    assert sorted(os.listdir(folder)) == ["lib"]
+
+
+# ---- which mpy-cross -------------------------------------------------------------------------
+
+
+def info(version, mpy):
+    return {"name": "micropython", "version": version, "mpy": mpy}
+
+
+def test_the_board_s_mpy_version_is_read_from_sys_implementation():
+    assert mpycross.board_mpy(info((1, 29, 0), 0xB06)) == (6, 3)  # the unix port here, x64
+    assert mpycross.board_arch(info((1, 29, 0), 0xB06)) == 2
+    assert mpycross.board_mpy(info((1, 22, 2), 6 | (2 << 8) | (6 << 10))) == (6, 2)  # xtensawin
+    assert mpycross.board_mpy(info((1, 18, 0), None)) is None
+    assert mpycross.emits("MicroPython v1.29.0 on 2026-08-29; mpy-cross emitting mpy v6.3") == (6, 3)
+    assert mpycross.emits("MicroPython v1.19 on 2024-06-03; mpy-cross emitting mpy v6") == (6, 0)
+
+
+def test_pick_takes_the_board_s_major_version_and_prefers_an_older_sub_version():
+    cands = [(["new"], (6, 3)), (["old"], (6, 2)), (["v5"], (5, 0))]
+    assert mpycross.pick((6, 2), cands)[0] == ["old"]
+    assert mpycross.pick((6, 3), cands)[0] == ["new"]
+    assert mpycross.pick((5, 0), cands)[0] == ["v5"]
+    assert mpycross.pick((7, 0), cands) is None
+
+
+def header(cmd, tmp_path):
+    src = tmp_path / "probe.py"
+    src.write_text("x = 1\n")
+    return mpycross.compile_file(cmd, str(src), "probe.py")[:4]
+
+
+@pytest.mark.parametrize("board,version,want", [
+    ((1, 29, 0), 0xB06, 6),  # today's boards: the current compiler
+    ((1, 22, 2), 6 | (2 << 8) | (6 << 10), 6),  # an ESP32 on 1.22: the archived v1.22 compiler
+    ((1, 18, 0), None, 5),  # older than _mpy: .mpy v5, from the archived v1.12 compiler
+])
+def test_the_compiler_chosen_writes_what_the_board_reads(mpy_cross, tmp_path, board, version, want):
+    cmd, got, note = mpycross.choose(info(board, version))
+    h = header(cmd, tmp_path)
+    assert h[:1] == b"M" and h[1] == want == got[0], (note, h)
+    if board == (1, 22, 2):
+        assert got == (6, 2) and "archive" in cmd[0]
+
+
+def test_no_compiler_for_a_board_is_a_clear_error(mpy_cross):
+    with pytest.raises(CommandError) as e:
+        mpycross.choose(info((9, 0, 0), 9))
+    assert e.value.what.startswith("the board runs MicroPython 9.0.0, which reads .mpy v9; the mpy-cross here writes ")
+    assert "--mpy-cross" in e.value.hint
+
+
+# ---- entering the raw REPL ---------------------------------------------------------------------
+
+
+class FakeTransport:
+    """mpremote's transport as boardrepl uses it: enter_raw_repl fails `fails` times with
+    mpremote's own error, printing what it saw (as mpremote does, on stdout)."""
+
+    def __init__(self, fails):
+        self.fails = fails
+        self.calls = []
+        self.flushed = 0
+
+        class Serial:
+            def reset_input_buffer(s):
+                self.flushed += 1
+
+        self.serial = Serial()
+
+    def enter_raw_repl(self, soft_reset=True, timeout_overall=10):
+        from mpremote.transport import TransportError
+
+        self.calls.append(soft_reset)
+        if len(self.calls) <= self.fails:
+            print(b"MPY: garbage")
+            raise TransportError("could not enter raw repl")
+
+
+def test_could_not_enter_raw_repl_is_retried_after_a_growing_settle_delay(monkeypatch, capsys):
+    from mast_tools import boardrepl
+
+    sleeps, logs = [], []
+    monkeypatch.setattr(boardrepl.time, "sleep", sleeps.append)
+    rb = boardrepl.RawBoard("/dev/ttyX", soft_reset=False, settle_s=0.5, log=logs.append)
+    rb.tr = FakeTransport(fails=2)
+    rb.enter()
+    assert rb.tr.calls == [False, False, False]  # resume, as the board definition says
+    assert sleeps == [0.5, 1.0] and rb.tr.flushed == 2
+    assert logs[0] == "could not enter the raw REPL (try 1 of 4); again in 0.5 s"
+    assert capsys.readouterr().out == ""  # mpremote's print of what it saw stays off our stdout
+
+
+def test_a_soft_reset_board_that_does_not_soft_reset_is_entered_without_and_said_so(monkeypatch):
+    from mast_tools import boardrepl
+
+    monkeypatch.setattr(boardrepl.time, "sleep", lambda s: None)
+    logs = []
+    rb = boardrepl.RawBoard("/dev/ttyX", soft_reset=True, log=logs.append)
+    rb.tr = FakeTransport(fails=1)
+    rb.enter()
+    assert rb.tr.calls == [True, False]
+    assert logs[-1].startswith("the board did not soft-reset (its definition says soft_reset: true)")
+
+
+def test_a_board_that_never_enters_the_raw_repl_is_a_clear_error(monkeypatch):
+    from mast_tools import boardrepl
+
+    monkeypatch.setattr(boardrepl.time, "sleep", lambda s: None)
+    rb = boardrepl.RawBoard("/dev/ttyX", soft_reset=False, attempts=3)
+    rb.tr = FakeTransport(fails=99)
+    with pytest.raises(CommandError) as e:
+        rb.enter()
+    assert len(rb.tr.calls) == 3
+    assert e.value.what.startswith("could not enter the raw REPL on /dev/ttyX (could not enter raw repl")
+    assert e.value.hint.startswith("press the board's reset button")

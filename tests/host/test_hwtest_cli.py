@@ -1,0 +1,79 @@
+"""`mast hwtest`: it runs the hardware suite (tests/hardware) under pytest and reports each
+test in a line; and the status document the suite checks is the one docs/CONSOLE.md shows."""
+
+import os
+import sys
+
+import pytest
+
+import boardcli  # noqa: F401  (host-tools on sys.path)
+from boardcli import ROOT, mast
+
+from mast_tools.cmd_hwtest import parse_junit, report_text
+
+sys.path.insert(0, os.path.join(ROOT, "tests", "hardware"))
+import status_schema  # noqa: E402
+
+JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" errors="0"
+failures="1" skipped="1" tests="3" time="9.1"><testcase classname="test_hw_console" name="test_hello"
+time="1.234"/><testcase classname="test_hw_network" name="test_failover" time="0.2"><skipped
+type="pytest.skip" message="the board has 1 uplink up (wifi): nothing to fail over to">x</skipped>
+</testcase><testcase classname="test_hw_flash" name="test_reflash" time="3.0"><failure
+message="AssertionError: copied 1 file">long text</failure></testcase></testsuite></testsuites>"""
+
+
+def test_the_report_reads_pytest_s_junit_xml(tmp_path):
+    f = tmp_path / "j.xml"
+    f.write_text(JUNIT)
+    tests = parse_junit(str(f))
+    assert [(t["name"], t["outcome"], t["seconds"]) for t in tests] == [
+        ("test_hello", "passed", 1.2), ("test_failover", "skipped", 0.2), ("test_reflash", "failed", 3.0)]
+    assert tests[2]["message"] == "AssertionError: copied 1 file"
+    doc = {"port": "/dev/ttyUSB0", "board": "esp32-devkitc", "tests": tests, "seconds": 9.4,
+           "counts": {"passed": 1, "failed": 1, "error": 0, "skipped": 1}}
+    lines = report_text(doc).splitlines()
+    assert lines[0] == "hardware tests on /dev/ttyUSB0 (esp32-devkitc):"
+    assert lines[2].startswith("  skip test_failover") and lines[2].endswith(
+        "(the board has 1 uplink up (wifi): nothing to fail over to)")
+    assert lines[-1] == "1 passed, 1 failed, 1 skipped in 9 s"
+
+
+def test_the_status_table_in_the_console_doc_is_the_schema_the_suite_checks():
+    with open(os.path.join(ROOT, "docs", "CONSOLE.md")) as f:
+        doc = f.read()
+    assert status_schema.markdown() in doc
+
+
+def test_the_schema_check_names_what_is_missing_wrong_or_undocumented():
+    st = {"board": "b", "firmware": "0.1.0", "mode": "normal", "uptime_ms": 5, "mem": {},
+          "config": {"source": "mast.json", "warning": None, "uncommitted": False, "unapplied": "no"},
+          "boot": {"unstable_boots": 0, "stable": True, "reset_cause": None}, "watchdog": None,
+          "uplinks": {"eth": {"kind": "sim", "state": "up", "addr": "127.0.0.2", "admin": True,
+                              "error": None, "attempts": 1, "failures": 0, "ups": 1}},
+          "associations": [{"peer": "pc", "state": "established", "primary": None, "paths": [{}],
+                            "remotes": []}],
+          "counters": {}, "runtime": {}, "console": {"requests": 1, "errors": 0}, "extra": 1}
+    assert status_schema.check(st) == [
+        "config.unapplied: 'no' is not bool", "uplinks.eth.up_ms: missing",
+        "associations.0.paths.0.path: missing", "associations.0.paths.0.state: missing",
+        "associations.0.paths.0.rtt_ms: missing", "extra: not documented"]
+
+
+def test_mast_hwtest_runs_the_suite_on_a_simulated_board_and_reports(micropython):
+    r = mast("hwtest", "-k", "hello or bad_console", "--json", timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.doc["counts"] == {"passed": 2, "failed": 0, "error": 0, "skipped": 0}
+    assert sorted(t["name"] for t in r.doc["tests"]) == [
+        "test_bad_console_input_is_answered_with_errors_and_changes_nothing",
+        "test_hello_reports_the_expected_version"]
+    assert r.doc["port"] is None and r.doc["board"] == "unix-sim"
+
+
+def test_mast_hwtest_on_a_port_with_no_board_fails_with_a_report(tmp_path):
+    pytest.importorskip("pytest")
+    r = mast("hwtest", "--port", str(tmp_path / "ttyUSB7"), "--board", "esp32-devkitc", "-k", "hello",
+             timeout=120)
+    assert r.returncode == 1
+    assert "ERR  test_hello_reports_the_expected_version" in r.stdout
+    assert r.stderr.rstrip().endswith("mast: 1 of 1 hardware tests failed; the report above says which; "
+                                      "docs/HARDWARE.md says what each needs")

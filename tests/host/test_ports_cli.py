@@ -1,0 +1,71 @@
+"""`mast ports`: serial ports with their USB IDs and the board each likely is. The guess is a
+table of USB IDs (tested here with ports as pyserial describes them); the command itself runs
+on whatever this machine has (in CI: no USB serial port at all)."""
+
+import json
+
+import boardcli  # noqa: F401  (host-tools on sys.path)
+from boardcli import mast
+
+from mast_tools import cmd_ports
+from mast_tools.firmware import BOARDS_DIR
+
+
+class Port:
+    """What pyserial's list_ports gives (serial.tools.list_ports_common.ListPortInfo)."""
+
+    def __init__(self, device, vid=None, pid=None, manufacturer=None, product=None, serial_number=None,
+                 description="n/a"):
+        self.device, self.vid, self.pid = device, vid, pid
+        self.manufacturer, self.product, self.serial_number = manufacturer, product, serial_number
+        self.description = description
+
+
+def test_known_usb_ids_name_the_likely_boards():
+    assert cmd_ports.likely_boards(0x10C4, 0xEA60) == ("Silicon Labs CP210x USB-UART",
+                                                       ["esp32-devkitc", "wt32-eth01"])
+    assert cmd_ports.likely_boards(0x1A86, 0x7523)[1] == ["olimex-esp32-poe", "wt32-eth01"]
+    assert cmd_ports.likely_boards(0x2E8A, 0x0005)[1] == ["rpi-pico-w"]
+    assert cmd_ports.likely_boards(0x1234, 0x5678, "MicroPython", "Board in FS mode") == (
+        "MicroPython's own USB (Board in FS mode)", [])
+    assert cmd_ports.likely_boards(None, None) == (None, [])
+
+
+def test_every_board_named_exists_in_boards():
+    import os
+
+    have = set(n[:-5] for n in os.listdir(BOARDS_DIR) if n.endswith(".json"))
+    for what, boards in cmd_ports.USB_IDS.values():
+        assert set(boards) <= have, (what, boards)
+
+
+def test_the_listing_as_text_and_json(capsys):
+    ports = [Port("/dev/ttyUSB0", 0x10C4, 0xEA60, "Silicon Labs", "CP2102", "0001"),
+             Port("/dev/ttyACM0", 0x2E8A, 0x0005, "MicroPython", "Board in FS mode", "e66"),
+             Port("/dev/ttyS0")]
+
+    class Args:
+        json = False
+        all = False
+
+    assert cmd_ports.do_ports(Args, comports=lambda: ports) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines() == ["/dev/ttyACM0     2e8a:0005  rpi-pico-w",
+                                "/dev/ttyUSB0     10c4:ea60  esp32-devkitc, wt32-eth01"]
+    Args.json, Args.all = True, True
+    cmd_ports.do_ports(Args, comports=lambda: ports)
+    doc = json.loads(capsys.readouterr().out)
+    assert [p["device"] for p in doc] == ["/dev/ttyACM0", "/dev/ttyS0", "/dev/ttyUSB0"]
+    assert doc[2] == {"device": "/dev/ttyUSB0", "vid": "10c4", "pid": "ea60", "serial_number": "0001",
+                      "manufacturer": "Silicon Labs", "product": "CP2102", "description": "n/a",
+                      "usb": "Silicon Labs CP210x USB-UART", "likely": ["esp32-devkitc", "wt32-eth01"]}
+
+
+def test_mast_ports_runs_here_and_prints_json():
+    r = mast("ports", "--json")
+    assert r.returncode == 0, r.stderr
+    assert isinstance(r.doc, list)
+    for p in r.doc:
+        assert p["vid"] and p["device"].startswith("/dev/")
+    r = mast("ports")
+    assert r.returncode == 0 and (r.stdout.startswith("no serial ports found") or "/dev/" in r.stdout)
