@@ -27,8 +27,8 @@ package(
 package(
     "runtime",
     files=(
-        "clock.py", "driver.py", "endpoint_main.py", "rendezvous.py", "runconfig.py",
-        "sockaddr.py", "status.py", "stream.py", "udpwrap.py",
+        "clock.py", "driver.py", "endpoint_main.py", "note.py", "rendezvous.py",
+        "runconfig.py", "sockaddr.py", "status.py", "stream.py", "udpwrap.py",
     ),
 )
 

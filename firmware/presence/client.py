@@ -31,7 +31,7 @@
 from mast.compat import const
 from mast.addr import fmt
 from . import msg
-from .msg import Note
+from runtime.note import Note
 
 _ESTABLISHED = const(2)  # mast.assoc.ESTABLISHED (not imported: assoc is large)
 
@@ -231,7 +231,7 @@ class Presence:
     def note(self, kind, **fields):
         if len(self.notes) >= _NOTES_MAX:
             self.notes.pop(0)
-        self.notes.append(Note(kind, fields))
+        self.notes.append(Note(kind, **fields))
 
     def _next_counter(self, now):
         c = self.base + (now - self.start_ms)

@@ -55,22 +55,6 @@ def check_name(name):
     return name.encode()
 
 
-class Note:
-    """An event of the presence server or client: kind + fields (as_dict for JSON)."""
-
-    def __init__(self, kind, fields):
-        self.kind = kind
-        self.fields = fields
-
-    def as_dict(self):
-        d = {"event": self.kind}
-        d.update(self.fields)
-        return d
-
-    def __repr__(self):
-        return "<%s %r>" % (self.kind, self.fields)
-
-
 # ---- keys ---------------------------------------------------------------------
 
 

@@ -18,7 +18,7 @@
 from mast.compat import const
 from mast.addr import fmt
 from . import msg
-from .msg import Note
+from runtime.note import Note
 
 # implementation defaults (not on the wire)
 _MAX_TTL_S = const(3600)  # longest registration granted
@@ -86,7 +86,7 @@ class Server:
     def note(self, kind, **fields):
         if len(self.events) >= _EVENTS_MAX:
             self.events.pop(0)
-        self.events.append(Note(kind, fields))
+        self.events.append(Note(kind, **fields))
 
     def floors(self):
         """{name: highest counter accepted}: what a state file keeps across restarts."""

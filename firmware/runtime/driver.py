@@ -30,6 +30,7 @@ from . import udpwrap
 from .sockaddr import from_socket, TextCache
 from .clock import MonotonicMs
 from .status import endpoint_status
+from .note import Note
 
 MICROPYTHON = sys.implementation.name == "micropython"
 _SO_BINDTODEVICE = const(25)  # Linux; CPython's socket module may lack the name
@@ -74,22 +75,6 @@ def _errname(e):
 
 def _fmt(addr):
     return ("[%s]:%d" if ":" in addr[0] else "%s:%d") % (addr[0], addr[1])
-
-
-class Note:
-    """An event of the runtime's own (not the core's): kind + fields, like mast.events.Event."""
-
-    def __init__(self, kind, **fields):
-        self.kind = kind
-        self.fields = fields
-
-    def as_dict(self):
-        d = {"event": self.kind}
-        d.update(self.fields)
-        return d
-
-    def __repr__(self):
-        return "<%s %r>" % (self.kind, self.fields)
 
 
 class Uplink:
