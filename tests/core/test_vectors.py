@@ -8,84 +8,12 @@ import struct
 from mast import wire
 from mast.crypto import Mac
 
-try:  # CPython: tags and HKDF from the standard library, independent of mast.crypto
-    import hmac as _hmac
-    import hashlib as _hashlib
-
-    def hmac256(key, msg):
-        return _hmac.new(key, msg, _hashlib.sha256).digest()
-
-except ImportError:  # MicroPython: mast.crypto, itself checked against RFC 4231/5869
-    from mast.crypto import hmac_sha256 as hmac256
-
-DOC = "docs/PROTOCOL.md"
-
-
-def hkdf(salt, ikm, info, n):
-    prk = hmac256(salt or bytes(32), ikm)
-    out, t, i = b"", b"", 1
-    while len(out) < n:
-        t = hmac256(prk, t + info + bytes([i]))
-        out += t
-        i += 1
-    return out[:n]
+from vectorlib import hmac256, hkdf, unhex, num, split_addr, sockaddr, addr_list
+import vectorlib
 
 
 def load():
-    vectors, cur = [], None
-    for line in open(DOC):
-        line = line.rstrip("\n")
-        if line == "```vector":
-            cur = {}
-        elif line == "```" and cur is not None:
-            vectors.append(cur)
-            cur = None
-        elif cur is not None:
-            k, v = line.split(":", 1)
-            cur[k.strip()] = v.strip()
-    return vectors
-
-
-def unhex(s):
-    return bytes.fromhex(s)
-
-
-def num(s):
-    return int(s, 16) if s.startswith("0x") else int(s)
-
-
-def ip_bytes(ip):
-    """Independent of mast.addr: IPv4 dotted quad, or IPv6 with one '::'."""
-    if ":" not in ip:
-        return bytes([int(x) for x in ip.split(".")])
-    head, _, tail = ip.partition("::")
-    h = [int(x, 16) for x in head.split(":")] if head else []
-    t = [int(x, 16) for x in tail.split(":")] if tail else []
-    g = h + [0] * (8 - len(h) - len(t)) + t
-    return b"".join([struct.pack(">H", x) for x in g])
-
-
-def split_addr(text):
-    if text.startswith("["):
-        ip, port = text[1:].split("]:")
-    else:
-        ip, port = text.rsplit(":", 1)
-    return ip, int(port)
-
-
-def sockaddr(text):
-    ip, port = split_addr(text)
-    b = ip_bytes(ip)
-    return bytes([4 if len(b) == 4 else 6]) + b + struct.pack(">H", port)
-
-
-def addr_list(text):
-    items = [x.strip() for x in text.split(",") if x.strip()]
-    out = bytes([len(items)])
-    for item in items:
-        a, prio, cost = item.split("/")
-        out += sockaddr(a) + bytes([int(prio), int(cost)])
-    return out
+    return vectorlib.load("vector")
 
 
 def init_fields(v):
