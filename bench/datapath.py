@@ -287,14 +287,17 @@ def profile_mastd(topo, size, rate, seconds, workdir):
         path = os.path.join(pdir, name + ".prof")
         n = counts[name]
         if not os.path.exists(path):
-            out.append((side, n, None, [], [(g[0], 0, 0) for g in GROUPS]))
+            out.append((side, n, None, [], [(g[0], 0) for g in GROUPS]))
             continue
         st = pstats.Stats(path)
         idle = sum(v[2] for k, v in st.stats.items() if k[2] == "<method 'poll' of 'select.poll' objects>")
-        busy = sum(v[2] for v in st.stats.values()) - idle
+        # busy time, start-up's compiling of modules left out (this environment writes no .pyc)
+        startup = sum(v[2] for k, v in st.stats.items() if k[2] == "<built-in method builtins.compile>")
+        busy = sum(v[2] for v in st.stats.values()) - idle - startup
         rows = []
         ranked = sorted(((k, v) for k, v in st.stats.items()
-                         if k[2] != "<method 'poll' of 'select.poll' objects>"), key=lambda kv: -kv[1][2])
+                         if k[2] not in ("<method 'poll' of 'select.poll' objects>",
+                                         "<built-in method builtins.compile>")), key=lambda kv: -kv[1][2])
         for (fn, line, func), (cc, nc, tt, ct, callers) in ranked[:15]:
             where = "%s:%d %s" % (os.path.relpath(fn, nsbench.ROOT), line, func) if fn.startswith(nsbench.ROOT) \
                 else func
@@ -303,7 +306,7 @@ def profile_mastd(topo, size, rate, seconds, workdir):
         for label, specs, col in GROUPS:
             t = sum(v[col] for k, v in st.stats.items()
                     for suffix, func in specs if k[0].endswith(suffix) and k[2] == func)
-            groups.append((label, t / busy if busy else 0, t / n * 1e6 if n else 0))
+            groups.append((label, t / busy if busy else 0))
         out.append((side, n, idle / (idle + busy) if idle + busy else None, rows, groups))
     return out
 
@@ -461,18 +464,19 @@ def report(res, prof, background, step_s, elapsed):
     if prof:
         size, rate, sides = prof
         body += ["", "### Where mastd's time goes (cProfile, %d B payload, %d/s offered, 3 s)" % (size, rate), "",
-                 "Shares of each process's busy time (time blocked in poll left out); cProfile's "
+                 "Shares of each process's busy time (time blocked in poll and start-up's compiling "
+                 "of modules left out); cProfile's "
                  "own overhead inflates small, frequent calls, so read the order, not the exact "
                  "shares. calls/packet: calls over the packets that process handled.", ""]
-        body += ["Where the time goes, grouped (share of each process's busy time; µs per packet under "
-                 "cProfile, which inflates them):", "",
+        body += ["Where the time goes, grouped (share of each process's busy time under cProfile; "
+                 "multiply by the CPU table's µs per packet for an estimate without it):", "",
                  "| | " + " | ".join(side.split(",")[0] for side, _, _, _, _ in sides) + " |",
                  "|---|" + "---|" * len(sides)]
         for i, (label, _, _) in enumerate(GROUPS):
             body.append("| %s | %s |" % (label, " | ".join(
-                "%.0f%% (%.1f µs)" % (100 * g[i][1], g[i][2]) for _, _, _, _, g in sides)))
-        body += ["", "The rest is the core's bookkeeping per packet (mast/assoc.py send_data/send/emit "
-                 "and receive/on_data, wire.py seal/parse, the replay window) and the loops around "
+                "%.0f%%" % (100 * g[i][1]) for _, _, _, _, g in sides)))
+        body += ["", "The rest is the core's bookkeeping per packet (mast/assoc.py send_data/send/emit, "
+                 "receive/on_data/learn, wire.py seal/parse, the replay window) and the loops around "
                  "it. Top functions by own time:", ""]
         for side, n, idle, rows, _ in sides:
             body += ["%s: %d, %s of the time idle in poll." % (

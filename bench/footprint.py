@@ -255,29 +255,33 @@ def heap_associations(mpy_dir, work, port, n=8):
 # ---- the whole firmware: smallest heap ------------------------------------------------------------
 
 
-def whole_firmware_runs(heap_k):
+def whole_firmware_runs(heap_k, workdir):
     import test_sim_board_traffic as T
 
+    saved = tempfile.tempdir
+    tempfile.tempdir = workdir  # the scenario's board folder goes where this run cleans up
     try:
         r = T.scenario("%dK" % heap_k, random.randint(30000, 45000))
     except AssertionError as e:
         log("whole firmware at %dK: fails (%s)" % (heap_k, str(e)[:160]))
         return None
+    finally:
+        tempfile.tempdir = saved
     ok = r["received"] >= 300 and r["lost"] <= 30
     log("whole firmware at %dK: %s %s" % (heap_k, "runs" if ok else "fails", r))
     return r if ok else None
 
 
-def smallest_whole(lo=128, hi=256):
+def smallest_whole(workdir, lo=128, hi=256):
     """Binary search in 8K steps from 192K (the target): the smallest that runs, and what was
     tried. lo (128K, the aim) is tried only if the search gets there."""
     runs = {}
-    r = whole_firmware_runs(192)
+    r = whole_firmware_runs(192, workdir)
     runs[192] = r
     if r is None:
         hi_ok = None
         for k in (224, 256):
-            runs[k] = whole_firmware_runs(k)
+            runs[k] = whole_firmware_runs(k, workdir)
             if runs[k]:
                 hi_ok = k
                 break
@@ -288,7 +292,7 @@ def smallest_whole(lo=128, hi=256):
         hi = 192
     while hi - lo > 8:
         mid = (lo + hi) // 2 // 8 * 8
-        runs[mid] = whole_firmware_runs(mid)
+        runs[mid] = whole_firmware_runs(mid, workdir)
         if runs[mid]:
             hi = mid
         else:
@@ -335,7 +339,7 @@ def main():
         port = random.randint(20000, 29000)
         grid = heap_grid(mpy_dir, work, port)
         assoc = heap_associations(mpy_dir, work, port + 1)
-        smallest, runs = smallest_whole()
+        smallest, runs = smallest_whole(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
