@@ -32,12 +32,15 @@ class Routes:
         self._by_len = {4: {}, 6: {}}  # version -> plen -> {network: peer}
         self._lens = {4: [], 6: []}
         self.prefixes = {}  # peer -> [prefix text], for status and the kernel routes
+        self._own = {}  # peer -> [(version, network, mask)]: parsed once, checked per packet
 
     def add(self, peer, text):
         ver, net, plen, _ = parse_prefix(text)
         self._by_len[ver].setdefault(plen, {})[net] = peer
         self._lens[ver] = sorted(self._by_len[ver], reverse=True)
         self.prefixes.setdefault(peer, []).append(text)
+        bits = 32 if ver == 4 else 128
+        self._own.setdefault(peer, []).append((ver, net, ((1 << plen) - 1) << (bits - plen) if plen else 0))
 
     def lookup(self, ver, addr):
         bits = 32 if ver == 4 else 128
@@ -51,10 +54,7 @@ class Routes:
 
     def holds(self, peer, ver, addr):
         """True if addr lies in one of peer's own prefixes (not just a route to it)."""
-        bits = 32 if ver == 4 else 128
-        for text in self.prefixes.get(peer, ()):
-            v, net, plen, _ = parse_prefix(text)
-            mask = ((1 << plen) - 1) << (bits - plen) if plen else 0
+        for v, net, mask in self._own.get(peer, ()):
             if v == ver and addr & mask == net:
                 return True
         return False
