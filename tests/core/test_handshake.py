@@ -13,17 +13,23 @@ NAMES = {  # message type names, for readable assertions
 }
 
 
+def _two(log=False):
+    """a (one uplink, eth) and b (one address, wan), nothing sent yet."""
+    net = Net()
+    net.keep_log = log
+    net.node("a", config("a", {"b": {"addresses": ["10.9.0.1"]}}))
+    net.node("b", config("b", ["a"]))
+    net.uplink("b", "wan", ("10.9.0.1", 6278))
+    net.uplink("a", "eth", ("10.1.0.2", 6278))
+    return net
+
+
 def _types(net, frm):
     return [(t, NAMES[k]) for t, f, to, k in net.log if f == frm]
 
 
 def test_handshake_is_init_init_ack_cookie_echo_cookie_ack():
-    net = Net()
-    net.keep_log = True
-    net.node("a", config("a", {"b": {"addresses": ["10.9.0.1"]}}))
-    net.node("b", config("b", ["a"]))
-    net.uplink("b", "wan", ("10.9.0.1", 6278))
-    net.uplink("a", "eth", ("10.1.0.2", 6278))
+    net = _two(log=True)
     net.nodes["a"].ep.connect("b", net.now)
     net.flush()
     net.run(100)
@@ -41,11 +47,7 @@ def test_handshake_is_init_init_ack_cookie_echo_cookie_ack():
 
 
 def test_responder_keeps_no_state_until_the_cookie_comes_back():
-    net = Net()
-    net.node("a", config("a", {"b": {"addresses": ["10.9.0.1"]}}))
-    net.node("b", config("b", ["a"]))
-    net.uplink("b", "wan", ("10.9.0.1", 6278))
-    net.uplink("a", "eth", ("10.1.0.2", 6278))
+    net = _two()
     net.drop = lambda s, d, data: data[1] == wire.COOKIE_ECHO  # the cookie never returns
     net.nodes["a"].ep.connect("b", net.now)
     net.flush()
@@ -57,13 +59,8 @@ def test_responder_keeps_no_state_until_the_cookie_comes_back():
 
 
 def test_init_ack_is_never_larger_than_the_init():
-    net = Net()
-    net.keep_log = True
+    net = _two(log=True)
     sizes = []
-    net.node("a", config("a", {"b": {"addresses": ["10.9.0.1"]}}))
-    net.node("b", config("b", ["a"]))
-    net.uplink("b", "wan", ("10.9.0.1", 6278))
-    net.uplink("a", "eth", ("10.1.0.2", 6278))
 
     def watch(s, d, data):
         if data[1] in (wire.INIT, wire.INIT_ACK):
@@ -86,12 +83,7 @@ def test_init_ack_is_never_larger_than_the_init():
 
 
 def test_handshake_survives_lost_init_acks():
-    net = Net()
-    net.keep_log = True
-    net.node("a", config("a", {"b": {"addresses": ["10.9.0.1"]}}))
-    net.node("b", config("b", ["a"]))
-    net.uplink("b", "wan", ("10.9.0.1", 6278))
-    net.uplink("a", "eth", ("10.1.0.2", 6278))
+    net = _two(log=True)
     lost = [2]
 
     def drop(s, d, data):
@@ -112,12 +104,7 @@ def test_handshake_survives_lost_init_acks():
 
 
 def test_handshake_survives_a_lost_cookie_ack():
-    net = Net()
-    net.keep_log = True
-    net.node("a", config("a", {"b": {"addresses": ["10.9.0.1"]}}))
-    net.node("b", config("b", ["a"]))
-    net.uplink("b", "wan", ("10.9.0.1", 6278))
-    net.uplink("a", "eth", ("10.1.0.2", 6278))
+    net = _two(log=True)
     lost = [1]
 
     def drop(s, d, data):
