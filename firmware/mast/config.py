@@ -107,8 +107,9 @@ def decode_psk(text):
     """Standard base64 of exactly 32 bytes -> the 32 bytes. The error message
     never contains the text."""
     try:
-        raw = binascii.a2b_base64(text)
-        if len(raw) == 32 and binascii.b2a_base64(raw)[:-1] == text.encode():
+        b = text.encode()  # bytes: some ports' a2b_base64 (the Python one) refuses str
+        raw = binascii.a2b_base64(b)
+        if len(raw) == 32 and binascii.b2a_base64(raw)[:-1] == b:
             return raw
     except Exception:  # not base64, or not text at all
         pass
