@@ -2,8 +2,15 @@
 #
 # MicroPython has no `hmac` module and its sha256 objects cannot be copied, so
 # HMAC is built here from sha256 alone. Mac precomputes the padded inner and
-# outer key blocks once per key; each digest then costs two hashes.
+# outer key blocks once per key; each digest then costs two hashes. Where the
+# sha256 objects can be copied (CPython), the states after the key blocks are
+# kept and copied instead, and tags are compared by hmac.compare_digest (C).
 from .compat import const, sha256
+
+try:
+    from hmac import compare_digest as _compare  # CPython: constant time, in C
+except ImportError:  # MicroPython has no hmac module
+    _compare = None
 
 _BLOCK = const(64)  # SHA-256 block size in bytes
 _HASH = const(32)  # SHA-256 digest size in bytes
@@ -12,6 +19,8 @@ TAG_LEN = const(16)  # a MAST packet tag: HMAC-SHA-256 truncated to 128 bits
 
 def ct_equal(a, b):
     """True if a == b; time depends only on the lengths, not on the contents."""
+    if _compare is not None:
+        return _compare(bytes(a), bytes(b))
     if len(a) != len(b):
         return False
     r = 0
@@ -29,13 +38,19 @@ class Mac:
         key = bytes(key) + bytes(_BLOCK - len(key))
         self._ipad = bytes(b ^ 0x36 for b in key)
         self._opad = bytes(b ^ 0x5C for b in key)
+        i = sha256(self._ipad)
+        self._inner = self._outer = None
+        if hasattr(i, "copy"):  # CPython: hash the key blocks once, copy the states
+            self._inner, self._outer = i, sha256(self._opad)
 
     def digest(self, *parts):
         """The 32-byte MAC of the concatenation of parts (bytes-like)."""
-        h = sha256(self._ipad)
+        if self._inner is not None:
+            h, h2 = self._inner.copy(), self._outer.copy()
+        else:
+            h, h2 = sha256(self._ipad), sha256(self._opad)
         for p in parts:
             h.update(p)
-        h2 = sha256(self._opad)
         h2.update(h.digest())
         return h2.digest()
 
