@@ -20,7 +20,7 @@ TAG_LEN = const(16)  # a MAST packet tag: HMAC-SHA-256 truncated to 128 bits
 def ct_equal(a, b):
     """True if a == b; time depends only on the lengths, not on the contents."""
     if _compare is not None:
-        return _compare(bytes(a), bytes(b))
+        return _compare(a, b)
     if len(a) != len(b):
         return False
     r = 0
@@ -38,17 +38,13 @@ class Mac:
         key = bytes(key) + bytes(_BLOCK - len(key))
         self._ipad = bytes(b ^ 0x36 for b in key)
         self._opad = bytes(b ^ 0x5C for b in key)
-        i = sha256(self._ipad)
-        self._inner = self._outer = None
-        if hasattr(i, "copy"):  # CPython: hash the key blocks once, copy the states
-            self._inner, self._outer = i, sha256(self._opad)
+        h = sha256(self._ipad)  # CPython: hash the key blocks once, copy the states
+        self._copy = (h, sha256(self._opad)) if hasattr(h, "copy") else None
 
     def digest(self, *parts):
         """The 32-byte MAC of the concatenation of parts (bytes-like)."""
-        if self._inner is not None:
-            h, h2 = self._inner.copy(), self._outer.copy()
-        else:
-            h, h2 = sha256(self._ipad), sha256(self._opad)
+        c = self._copy
+        h, h2 = (c[0].copy(), c[1].copy()) if c else (sha256(self._ipad), sha256(self._opad))
         for p in parts:
             h.update(p)
         h2.update(h.digest())
