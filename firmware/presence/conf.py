@@ -4,7 +4,7 @@
 #              "server.example": {"key": "..."}},
 #    "listen": "0.0.0.0:6279",      optional; `mast presence --listen` overrides it
 #    "max_ttl": 3600,               optional: the longest registration granted, s
-#    "rate": 10, "burst": 20,       optional: requests per second per source address
+#    "rate": 10, "burst": 20,       optional: authenticated requests per second per name
 #    "state": "/var/lib/mast/presence-state.json"}   optional: replay counters kept
 #                                                    across restarts
 #

@@ -6,12 +6,22 @@
 #   srv.next_timer() -> ms or None;  srv.handle_timer(now_ms);  srv.next_event()
 #
 # Names are not first-come-first-served: only the configured names are served,
-# each with its own key. A request is acted on only if, in this order, its source
-# is within its rate, it parses, its name is served, its tag verifies under the
-# name's k_up, and its counter is greater than the last one accepted from that
-# name. Anything else is dropped, counted in .counters, and never answered.
+# each with its own key. A request is acted on only if, in this order, it parses,
+# its name is served, its tag verifies under the name's k_up, its counter is
+# greater than the last one accepted from that name, and the name is within its
+# rate. Anything else is dropped, counted in .counters, and never answered.
 # Every answer goes to the source of the request it answers; NOTIFY goes to the
 # subscriber's contact (the source of its latest accepted request).
+#
+# Denial of service. Source addresses can be spoofed, so no limit here is keyed by
+# one: a flood from many (or from a victim's) addresses would drain it for the
+# legitimate hosts behind them. What tells a host from a flood is its name's key,
+# and checking that costs one HMAC (a few microseconds on CPython: cheaper than
+# receiving the datagram), so every well-formed request for a served name is
+# checked, and the rate limit is per *name*, spent only by requests that carry the
+# name's tag and a fresh counter. Only the key's holder can spend a name's budget;
+# an unauthenticated packet costs a parse and at most one HMAC, keeps no state and
+# is never answered (docs/PROTOCOL.md, P.8, P.10).
 #
 # Restricted Python: runs on MicroPython and CPython.
 
@@ -24,9 +34,8 @@ from runtime.note import Note
 _MAX_TTL_S = const(3600)  # longest registration granted
 _SUB_TTL_MAX_S = const(3600)  # longest subscription granted
 _MAX_SUBS = const(32)  # subscribers per name
-_RATE = const(10)  # requests per second per source address...
+_RATE = const(10)  # authenticated requests per second per name...
 _BURST = const(20)  # ...with bursts of this many
-_MAX_SOURCES = const(256)  # rate buckets kept; beyond, new sources share one
 _NOTIFY_RTO = const(1000)  # first NOTIFY retransmission, doubling...
 _NOTIFY_TRIES = const(6)  # ...this many sends, then wait for the subscriber's next request
 _EVENTS_MAX = const(64)
@@ -56,6 +65,8 @@ class Name:
         self.observed = None
         self.expires = 0
         self.subs = {}  # subscriber name -> Sub
+        self.tokens = 0  # its rate bucket, tokens x 1000 (Server sets it full)...
+        self.refill = 0  # ...as of this time
 
 
 class Server:
@@ -67,12 +78,12 @@ class Server:
         self.names = {}
         for n in names:
             self.names[n] = Name(n, names[n])
+            self.names[n].tokens = burst * 1000
             if floors and n in floors:
                 self.names[n].last = floors[n]
         self.max_ttl = max_ttl
         self.rate = rate
         self.burst = burst
-        self.buckets = {}  # source ip -> [tokens x 1000, last refill ms]
         self.notify_ctr = notify_base
         self.out = []
         self.events = []
@@ -96,35 +107,22 @@ class Server:
                 out[n.name] = n.last
         return out
 
-    def _allow(self, ip, now):
-        """Token bucket per source address; True if this packet is within the rate."""
-        b = self.buckets.get(ip)
-        if b is None:
-            if len(self.buckets) >= _MAX_SOURCES:
-                self._prune(now)
-            if len(self.buckets) >= _MAX_SOURCES:
-                ip = "*"  # table full: every new source shares one bucket
-                b = self.buckets.get(ip)
-            if b is None:
-                b = [self.burst * 1000, now]
-                self.buckets[ip] = b
-        tokens = b[0] + (now - b[1]) * self.rate
-        if tokens > self.burst * 1000:
-            tokens = self.burst * 1000
-        b[1] = now
-        if tokens < 1000:
-            b[0] = tokens
-            return False
-        b[0] = tokens - 1000
-        return True
-
-    def _prune(self, now):
-        """Forget buckets that have refilled completely (idle sources)."""
+    def _allow(self, n, now):
+        """Token bucket per served name; True if this request is within the rate. Only
+        requests with the name's tag and a fresh counter get here: only its key's holder
+        can spend it."""
         full = self.burst * 1000
-        for ip in list(self.buckets):
-            b = self.buckets[ip]
-            if b[0] + (now - b[1]) * self.rate >= full:
-                del self.buckets[ip]
+        tokens = n.tokens
+        if now > n.refill:  # a clock that steps back refills nothing
+            tokens += (now - n.refill) * self.rate
+            n.refill = now
+        if tokens > full:
+            tokens = full
+        if tokens < 1000:
+            n.tokens = tokens
+            return False
+        n.tokens = tokens - 1000
+        return True
 
     def _record(self, target, now):
         n = self.names.get(target)
@@ -154,8 +152,6 @@ class Server:
         self.count(reason or "accepted")
 
     def _receive(self, src, pkt, now):
-        if not self._allow(src[0], now):
-            return "rate_limited"
         try:
             ptype, counter, name, body = msg.parse(pkt)
         except ValueError as e:
@@ -169,6 +165,8 @@ class Server:
             return "mac"
         if counter <= n.last:
             return "replay"
+        if not self._allow(n, now):
+            return "rate_limited"
         if ptype == msg.REGISTER:
             ttl, addrs = msg.dec_register(body)
             for (ip, port), _, _ in addrs:

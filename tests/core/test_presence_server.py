@@ -1,6 +1,7 @@
 # The presence server (firmware/presence/server.py) on a fake clock: only configured
 # names, each with its own key; strictly increasing counters; registrations expire at
-# their TTL; NOTIFY to subscribers until acknowledged; a rate limit per source; and
+# their TTL; NOTIFY to subscribers until acknowledged; a rate limit per name that
+# only the name's key can spend, so that a spoofed flood denies nobody; and
 # nothing ever sent in answer to input that is not authenticated and fresh.
 from presence.report import server_status
 from presence import msg
@@ -230,21 +231,71 @@ def test_notify_retransmissions_are_bounded_and_follow_the_subscriber_to_its_new
     assert b.read(out[1][1])[0] == msg.NOTIFY
 
 
-def test_the_rate_limit_is_per_source_and_comes_before_any_check():
+def test_the_rate_limit_is_per_name_and_only_authenticated_fresh_requests_spend_it():
     srv = server(rate=5, burst=10)
     a, b = Host("a.example", KEY_A, A_SRC), Host("b.example", KEY_B, B_SRC)
-    for i in range(25):
-        srv.receive(A_SRC, a.lookup("b.example"), T0)
-    assert len(srv.datagrams_to_send()) == 10
+    forger = Host("a.example", STRANGER, A_SRC)  # a's name and a's address, not a's key
+    for i in range(30):
+        srv.receive(A_SRC, forger.lookup("b.example"), T0)
+    first = a.lookup("b.example")
+    srv.receive(A_SRC, first, T0)
+    for i in range(30):
+        srv.receive(A_SRC, first, T0)  # replays spend nothing either
+    assert len(srv.datagrams_to_send()) == 1
+    assert (srv.counters["mac"], srv.counters["replay"]) == (30, 30)
+    for i in range(24):
+        srv.receive(("192.0.2.%d" % (i + 1), 1), a.lookup("b.example"), T0)  # a, from anywhere
+    assert len(srv.datagrams_to_send()) == 9  # 10 in the burst, one was `first`
     assert srv.counters["rate_limited"] == 15
-    srv.receive(B_SRC, b.lookup("a.example"), T0)  # another source is not affected
+    srv.receive(B_SRC, b.lookup("a.example"), T0)  # another name is not affected
     assert len(srv.datagrams_to_send()) == 1
     for i in range(10):
         srv.receive(A_SRC, a.lookup("b.example"), T0 + 1000)  # 1 s later: 5 more
     assert len(srv.datagrams_to_send()) == 5
-    for i in range(30):
-        srv.receive(("192.0.2.1", 1), b"\x50" + bytes(40), T0 + 2000)  # junk counts too
-    assert srv.counters["rate_limited"] == 15 + 5 + 20
+    assert srv.counters["rate_limited"] == 15 + 5
+
+
+def test_lookups_are_answered_under_a_spoofed_flood_from_thousands_of_addresses():
+    # issue 15, point 3: 5,000 packets a second for 3 s (fake clock) from 2,000 spoofed
+    # sources, one in ten of them the legitimate host's own address: requests that name
+    # served names under wrong keys, replays of the host's own earlier request, junk.
+    # Meanwhile b looks a up 10 times: every lookup must be answered, and nothing else.
+    srv = server()
+    a, b = Host("a.example", KEY_A, A_SRC), Host("b.example", KEY_B, B_SRC)
+    srv.receive(A_SRC, a.register(ttl=600), T0)
+    srv.datagrams_to_send()
+    captured = b.lookup("a.example")
+    srv.receive(B_SRC, captured, T0)
+    srv.datagrams_to_send()
+    fa, fb = Host("a.example", STRANGER, A_SRC), Host("b.example", STRANGER, B_SRC)
+    flood = [fb.lookup("a.example"), fa.register(ttl=600, addrs=[(("192.0.2.66", 6278), 0, 0)]),
+             fb.subscribe("a.example"), captured, b"\x50" + bytes(40), bytes(60)]
+    answered = 0
+    sent = 0
+    for ms in range(3000):
+        now = T0 + 1 + ms
+        for k in range(5):
+            if sent % 10 == 0:
+                src = B_SRC
+            else:
+                j = sent % 2000
+                src = ("10.9.%d.%d" % (j // 250, j % 250 + 1), 1024 + sent % 50000)
+            srv.receive(src, flood[sent % len(flood)], now)
+            sent += 1
+        if ms % 300 == 150:
+            srv.receive(B_SRC, b.lookup("a.example"), now)
+        for dst, d in srv.datagrams_to_send():
+            assert dst == B_SRC
+            ptype, counter, body = b.read(d)
+            rec = msg.dec_record_only(body)
+            if (ptype, counter, rec[0], rec[4]) == (msg.LOOKUP_ACK, b.counter, msg.REGISTERED, ADDRS):
+                answered += 1
+    assert sent == 15000 and answered == 10, answered
+    c = srv.counters
+    assert c["mac"] == 7500 and c["replay"] == 2500 and c.get("rate_limited", 0) == 0, c
+    assert c["accepted"] == 12  # a's REGISTER, the captured LOOKUP, the 10 lookups
+    assert server_status(srv, T0 + 3001)["names"]["a.example"]["addresses"] == \
+        ["192.0.2.10:6278", "[2001:db8::10]:6278"]
 
 
 def test_answers_cannot_be_reflected_to_the_server():

@@ -120,10 +120,11 @@ def test_the_host_answers_register_and_lookup_and_nothing_else():
         h.close()
 
 
-def test_the_rate_limit_holds_per_source_on_the_socket():
+def test_the_rate_limit_holds_per_name_on_the_socket():
     h = host_on_loopback(rate=1, burst=3)
     pump = pump_host(h)
     a = Requester("a", KEYS["a"])
+    b = Requester("b", KEYS["b"])
     try:
         for _ in range(10):
             a.send(h.listen, msg.LOOKUP, msg.enc_lookup("b"))
@@ -133,8 +134,11 @@ def test_the_rate_limit_holds_per_source_on_the_socket():
                 break
             got += 1
         assert got == 3 and h.status()["counters"]["rate_limited"] == 7
+        b.send(h.listen, msg.LOOKUP, msg.enc_lookup("a"))  # another name has its own budget
+        assert b.answer(2, pump)[0] == msg.LOOKUP_ACK
     finally:
         a.close()
+        b.close()
         h.close()
 
 
