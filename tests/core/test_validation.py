@@ -3,7 +3,7 @@
 
 import simnet
 from simnet import pair, Stream, count_received
-from mast import wire
+from mast import wire, policy
 
 
 def _b(net):
@@ -78,9 +78,47 @@ def test_nat_is_discovered_and_the_association_keeps_working():
     s.stop()
     net.run(net.now + 100)
     assert count_received(net.nodes["b"]) == s.seq
-    # the NATed uplink is refreshed at least every nat_refresh_s, idle or not
     a = net.nodes["a"].ep.association()
     assert a.paths[("eth", ("10.9.0.1", 6278))].uplink.natted
-    sent0 = net.link("a", "eth").sent
-    net.run(net.now + 60000)
-    assert net.link("a", "eth").sent - sent0 >= 60 // 25
+
+
+def _idle_probe_gaps(natted):
+    """a's only uplink is metered (cost 5: idle probes every 6 x 5 s = 30 s), behind NAT or
+    not; the association stays idle for 130 s -> (a's endpoint, gaps between a's PROBEs)."""
+    net = simnet.Net()
+    net.keep_log = True
+    net.node("a", simnet.config("a", {"b": {"addresses": ["10.9.0.1"]}}))
+    net.node("b", simnet.config("b", ["a"]))
+    net.uplink("b", "wan", ("10.9.0.1", 6278))
+    net.uplink("a", "eth", ("192.168.1.10", 6278), up=False)
+    if natted:
+        net.set_nat("a", "eth", ("203.0.113.7", 40001))
+    ep = net.nodes["a"].ep
+    ep.uplink_up("eth", ("192.168.1.10", 6278), 0, 10, 5)
+    ep.connect("b", 0)
+    net.flush()
+    net.run(3000)
+    assert simnet.established(net)
+    assert ep.uplinks["eth"].natted == natted
+    t0 = net.now
+    net.run(t0 + 130000)
+    sent = [t for t, frm, to, kind in net.log if frm == "a" and kind == wire.PROBE and t >= t0]
+    return ep, [sent[i + 1] - sent[i] for i in range(len(sent) - 1)]
+
+
+def test_a_natted_path_is_refreshed_every_nat_refresh_s_even_where_idle_probes_are_rarer():
+    ep, gaps = _idle_probe_gaps(True)
+    metered = ep.prof["probe"] * policy.METERED_FACTOR
+    assert ep.nat_refresh_ms == 25000 and metered == 30000  # so only the NAT refresh explains 25 s
+    assert len(gaps) >= 4, gaps
+    rto_max = ep.prof["rto_max"]
+    for g in gaps:
+        assert ep.nat_refresh_ms <= g <= ep.nat_refresh_ms + rto_max, gaps
+
+
+def test_without_nat_the_same_metered_path_is_probed_only_every_30_s():
+    ep, gaps = _idle_probe_gaps(False)
+    metered = ep.prof["probe"] * policy.METERED_FACTOR
+    assert len(gaps) >= 3, gaps
+    for g in gaps:
+        assert metered <= g <= metered + ep.prof["rto_max"], gaps
