@@ -8,8 +8,14 @@ runs one on its own (host-tools/mast_tools/presence_server.py). CPython, standar
     host.close()
 
 The state file (config "state") keeps each name's highest accepted counter, so that requests
-captured before a restart stay refused after it (docs/PROTOCOL.md, Presence, P.6). It is written
-atomically (temp file + rename) at most every STATE_EVERY_MS and at close.
+captured before a restart stay refused after it (docs/PROTOCOL.md, Presence, P.6), and a ceiling
+for the server's NOTIFY counter. It is written atomically (temp file, fsync, rename, fsync of the
+folder) *before* the answers of a batch leave: every request that was answered has its counter on
+disk, so a crash at any moment (SIGKILL, power cut) cannot bring back a request that was answered
+(a withdrawn registration, say). One write for each batch of datagrams read at one wake (up to
+_READS) in which some request was accepted; unauthenticated input never causes one. NOTIFY
+counters are reserved ahead in blocks of NOTIFY_BLOCK, one write a block: after a restart the
+server starts above every NOTIFY counter it ever sent, even with a clock that stepped back.
 """
 
 import json
@@ -23,7 +29,7 @@ from presence.report import server_status
 from presence.server import Server
 
 DEFAULT_LISTEN = ("0.0.0.0", 6279)
-STATE_EVERY_MS = 5000
+NOTIFY_BLOCK = 1000  # NOTIFY counters reserved on disk at a time
 _READS = 64  # datagrams read per wake, so that a flood cannot starve the rest of the loop
 _MAX_DATAGRAM = 2048
 
@@ -67,6 +73,15 @@ def wall_ms():
     return int(time.time() * 1000)
 
 
+def _fsync_dir(path):
+    """Make a rename in path durable (a power cut then finds the new file, not the old)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _unmap(addr):
     """A v4 peer seen on a dual-stack socket (::ffff:a.b.c.d) is a.b.c.d to the protocol."""
     if addr[0].startswith("::ffff:") and "." in addr[0]:
@@ -80,13 +95,16 @@ class PresenceHost:
         self.listen = listen
         self.emit = emit or (lambda d: None)
         self.clock = clock or (lambda: int(time.monotonic() * 1000))
-        self.server = Server(conf["names"], notify_base=wall_ms(), max_ttl=conf["max_ttl"],
-                             rate=conf["rate"], burst=conf["burst"], floors=self._load_state())
+        floors, notify = self._load_state()
+        base = max(wall_ms(), notify)  # above every NOTIFY counter sent before this start
+        self.server = Server(conf["names"], notify_base=base, max_ttl=conf["max_ttl"],
+                             rate=conf["rate"], burst=conf["burst"], floors=floors)
         self.sock = None
         self.v6 = ":" in listen[0]
         self.counters = {}
-        self._saved = dict(self.server.floors())
-        self._save_due = None
+        self._saved = dict(self.server.floors())  # what the state file holds
+        self._notify_ok = base  # NOTIFY counters up to this need no write (see the top)
+        self._notify_saved = notify
 
     def count(self, reason):
         self.counters[reason] = self.counters.get(reason, 0) + 1
@@ -137,22 +155,21 @@ class PresenceHost:
             self.count("tx_error")
 
     def flush(self):
+        """Persist what the server accepted, then send its answers and emit its events."""
+        if self.conf["state"] and (self.server.notify_ctr > self._notify_ok
+                                   or self.server.floors() != self._saved):
+            self.save_state()  # before any answer leaves (see the top of this file)
         for dst, data in self.server.datagrams_to_send():
             self._send(dst, data)
         e = self.server.next_event()
         while e is not None:
             self.emit(e.as_dict())
             e = self.server.next_event()
-        if self._save_due is None and self.conf["state"] and self.server.floors() != self._saved:
-            self._save_due = self.clock() + STATE_EVERY_MS
 
     # ---- timers -----------------------------------------------------------------------
 
     def next_timer(self):
-        t = self.server.next_timer()
-        if self._save_due is not None and (t is None or self._save_due < t):
-            t = self._save_due
-        return t
+        return self.server.next_timer()
 
     def wait_ms(self, cap=1000):
         """How long a loop may sleep before tick() has work (at most cap)."""
@@ -167,38 +184,47 @@ class PresenceHost:
         if t is not None and t <= now:
             self.server.handle_timer(now)
         self.flush()
-        if self._save_due is not None and self._save_due <= now:
-            self.save_state()
 
     # ---- state file -------------------------------------------------------------------
 
     def _load_state(self):
+        """-> ({name: counter} or None, NOTIFY ceiling or 0) from the state file."""
         path = self.conf["state"]
         if not path or not os.path.exists(path):
-            return None
+            return None, 0
         try:
             with open(path) as f:
                 doc = json.load(f)
-            return dict((k, int(v)) for k, v in doc.get("floors", {}).items())
+            floors = dict((k, int(v)) for k, v in doc.get("floors", {}).items())
+            return floors, int(doc.get("notify", 0))
         except (OSError, ValueError, AttributeError, TypeError) as e:
             raise PresenceConfigError("state", "cannot read %s (%s); fix or remove it" % (path, e))
 
     def save_state(self):
-        self._save_due = None
+        """Write the state file atomically and durably; on failure count state_write_error
+        (the answers still go out: a full disk must not stop the service)."""
         path = self.conf["state"]
         if not path:
             return
         floors = self.server.floors()
+        notify = self._notify_saved
+        if self.server.notify_ctr > self._notify_ok:
+            notify = self.server.notify_ctr + NOTIFY_BLOCK
         tmp = path + ".tmp"
         try:
             with open(tmp, "w") as f:
-                json.dump({"floors": floors}, f, sort_keys=True)
+                json.dump({"floors": floors, "notify": notify}, f, sort_keys=True)
                 f.flush()
                 os.fsync(f.fileno())
             os.rename(tmp, path)
-            self._saved = dict(floors)
+            _fsync_dir(os.path.dirname(os.path.abspath(path)))
         except OSError:
             self.count("state_write_error")
+            return
+        self.count("state_writes")
+        self._saved = floors
+        self._notify_saved = notify
+        self._notify_ok = max(self._notify_ok, notify)
 
     # ---- status and end ---------------------------------------------------------------
 
@@ -210,7 +236,7 @@ class PresenceHost:
 
     def close(self):
         if self.conf["state"] and self.server.floors() != self._saved:
-            self.save_state()
+            self.save_state()  # only if a failed write left something unsaved
         if self.sock is not None:
             self.sock.close()
             self.sock = None

@@ -149,14 +149,79 @@ def test_the_state_file_keeps_old_requests_refused_across_a_restart(tmp_path):
     try:
         pkt = a.send(h.listen, msg.REGISTER, msg.enc_register(60, []))
         assert a.answer(pump=pump_host(h))[0] == msg.REGISTER_ACK
-        h.close()  # writes the state
-        assert json.load(open(state)) == {"floors": {"a": a.counter}}
+        h.close()
+        assert json.load(open(state))["floors"] == {"a": a.counter}
         h = host_on_loopback(state=state)
         a.sock.sendto(pkt, h.listen)  # the same REGISTER, captured before the restart
         assert a.answer(0.3, pump_host(h)) is None
         assert h.status()["counters"]["replay"] == 1
     finally:
         a.close()
+        h.close()
+
+
+def test_the_state_is_on_disk_before_the_answer_leaves_and_junk_never_writes_it(tmp_path):
+    state = str(tmp_path / "state.json")
+    h = host_on_loopback(state=state)
+    a, stranger = Requester("a", KEYS["a"]), Requester("a", bytes(32))
+    sent = []
+    real_send = h._send
+
+    def send_and_look(dst, data):  # what the file holds at the moment each answer leaves
+        sent.append(json.load(open(state))["floors"].get("a"))
+        real_send(dst, data)
+
+    h._send = send_and_look
+    try:
+        pump = pump_host(h)
+        for i in range(3):
+            a.send(h.listen, msg.LOOKUP, msg.enc_lookup("b"))
+            assert a.answer(2, pump)[0] == msg.LOOKUP_ACK
+            assert sent[-1] == a.counter
+        writes = h.status()["host_counters"]["state_writes"]
+        assert writes == 3
+        for i in range(20):  # unauthenticated: no write
+            stranger.send(h.listen, msg.LOOKUP, msg.enc_lookup("b"))
+        end = time.monotonic() + 5
+        while h.status()["counters"].get("mac", 0) < 20 and time.monotonic() < end:
+            pump()
+        assert h.status()["counters"]["mac"] == 20
+        assert h.status()["host_counters"]["state_writes"] == writes and len(sent) == 3
+    finally:
+        a.close()
+        stranger.close()
+        h.close()
+
+
+def test_notify_counters_stay_above_those_sent_before_a_crash_even_if_the_clock_steps_back(tmp_path, monkeypatch):
+    from mastd import presence_host
+
+    state = str(tmp_path / "state.json")
+    h = host_on_loopback(state=state)
+    a, b = Requester("a", KEYS["a"]), Requester("b", KEYS["b"])
+    try:
+        pump = pump_host(h)
+        b.send(h.listen, msg.SUBSCRIBE, msg.enc_subscribe(300, "a"))
+        assert b.answer(2, pump)[0] == msg.SUBSCRIBE_ACK
+        a.send(h.listen, msg.REGISTER, msg.enc_register(60, [(("192.0.2.10", 6278), 0, 0)]))
+        notified = []
+        end = time.monotonic() + 5
+        while len(notified) < 2 and time.monotonic() < end:  # the NOTIFY, sent once more unacked
+            got = b.answer(0.1, pump)
+            if got is not None and got[0] == msg.NOTIFY:
+                notified.append(got[1])
+        assert len(notified) == 2
+        h.sock.close()  # a crash: no close(), no final write
+        h.sock = None
+        monkeypatch.setattr(presence_host, "wall_ms", lambda: 1000)  # the clock stepped back
+        h = host_on_loopback(state=state)
+        b.send(h.listen, msg.SUBSCRIBE, msg.enc_subscribe(300, "a"))
+        ptype, counter, body = b.answer(2, pump_host(h))
+        floor = msg.dec_subscribe_ack(body)[1]
+        assert ptype == msg.SUBSCRIBE_ACK and floor >= max(notified)
+    finally:
+        a.close()
+        b.close()
         h.close()
 
 
@@ -234,6 +299,64 @@ def test_mast_presence_serves_until_its_input_ends_and_prints_events(tmp_path):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+class PresenceProcess:
+    """`mast presence` as a real process on 127.0.0.1 (any free port), JSON lines both ways."""
+
+    def __init__(self, config):
+        self.p = subprocess.Popen([sys.executable, "-m", "mast_tools", "presence", "--listen", "127.0.0.1:0",
+                                   "--config", str(config), "--duration", "60"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  universal_newlines=True, env=dict(os.environ, PYTHONPATH=HOST_TOOLS))
+        started = json.loads(self.p.stdout.readline())
+        assert started["event"] == "started", started
+        self.server = parse_listen(started["listen"])
+
+    def status(self):
+        self.p.stdin.write('{"op": "status"}\n')
+        self.p.stdin.flush()
+        for _ in range(100):  # events may come first
+            line = json.loads(self.p.stdout.readline())
+            if line.get("reply") == "status":
+                return line["status"]
+        raise AssertionError("no status reply")
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait(10)
+        for f in (self.p.stdin, self.p.stdout, self.p.stderr):
+            f.close()
+
+
+def test_a_register_replayed_after_a_crash_cannot_bring_back_a_withdrawn_registration(tmp_path):
+    # issue 15, point 6: REGISTER, withdraw, SIGKILL right after the answer, restart, and
+    # the captured REGISTER replayed: refused, counted, and the name stays withdrawn
+    cfg = tmp_path / "p.json"
+    cfg.write_text(json.dumps(presence_conf(state=str(tmp_path / "state.json"))))
+    a = Requester("a", KEYS["a"])
+    srv = PresenceProcess(cfg)
+    try:
+        captured = a.send(srv.server, msg.REGISTER, msg.enc_register(60, [(("192.0.2.10", 6278), 0, 0)]))
+        assert a.answer(5)[0] == msg.REGISTER_ACK
+        a.send(srv.server, msg.REGISTER, msg.enc_register(0, []))
+        ptype, counter, body = a.answer(5)
+        assert (ptype, counter, msg.dec_register_ack(body)[0]) == (msg.REGISTER_ACK, a.counter, 0)
+        srv.kill()  # SIGKILL at once: no clean exit, no final write
+        srv = PresenceProcess(cfg)
+        a.sock.sendto(captured, srv.server)
+        end = time.monotonic() + 10
+        st = srv.status()
+        while st["counters"].get("rx", 0) < 1 and time.monotonic() < end:
+            time.sleep(0.02)
+            st = srv.status()
+        assert st["counters"] == {"rx": 1, "replay": 1}
+        assert st["names"]["a"]["registered"] is False and st["names"]["a"]["addresses"] == []
+        assert a.answer(0.2) is None  # and nothing was answered
+    finally:
+        a.close()
+        srv.kill()
 
 
 # ---- the endpoint file's "presence" object --------------------------------------------------
