@@ -6,7 +6,8 @@
 # other to the core. Sending from the MAST sockets means that the source the presence
 # server observes (behind NAT too) is where the peer's MAST packets must go.
 #
-#   p = Presence(ep, key, home=[("192.0.2.53", 6279)], counter_base=wall_ms)
+#   p = Presence(ep, key, home=[("192.0.2.53", 6279)], counter_base=wall_ms,
+#                counter_store=store)   # optional: load() -> int or None; save(int)
 #   p.watch("peer.example", dns="peer.example", connect=True)
 #   p.start(now_ms)
 #   rt = Runtime(p)            # instead of Runtime(ep); everything else is unchanged
@@ -22,6 +23,11 @@
 # - every record learnt goes to Endpoint.add_peer_addresses(): candidates that the core
 #   probes and uses only once a challenge is answered on them. The association is the
 #   same one (same nonces, no new INIT).
+# - request counters keep growing across restarts: they follow counter_base (the wall
+#   clock), and with a counter_store (a host without a real-time clock) also a floor that
+#   is reserved ahead on the store, _COUNTER_BLOCK at a time: one write at start and one
+#   per _COUNTER_BLOCK ms of counters, never one per request. After a reboot the counters
+#   start above everything sent before, so the server does not refuse them as replays.
 # - a watched peer named by DNS is resolved through the runtime's resolver (the only
 #   I/O, injected: resolver(name, port) -> {"addresses": [...], "servers": [...]}); a peer
 #   with `connect` is connected to once addresses are known (DNS or presence).
@@ -48,6 +54,7 @@ _RESOLVE_MAX = const(60000)  # ...up to this
 _RESOLVE_EVERY = const(600000)  # a resolved name is resolved again this often
 _CONNECT_EVERY = const(2000)  # a `connect` peer without an association: connect() this often
 _PENDING_MAX = const(32)  # unanswered requests remembered
+_COUNTER_BLOCK = const(3600000)  # counters reserved on the counter_store at a time (1 h of clock)
 _NOTES_MAX = const(64)
 
 
@@ -93,12 +100,14 @@ class Watch:
 
 class Presence:
     def __init__(self, ep, key, home=(), ttl=_REGISTER_TTL_S, counter_base=0, resolver=None,
-                 sub_ttl=_SUBSCRIBE_TTL_S):
+                 sub_ttl=_SUBSCRIBE_TTL_S, counter_store=None):
         """ep: the mast Endpoint; key: the 32-byte key this host's name shares with its
         presence servers (None: no presence, only peers' DNS names); home: servers
         (ip, port) to register at, also where a peer without its own server is looked
         up; counter_base: the counter at start (the wall clock in ms, so that counters
-        keep growing across restarts)."""
+        keep growing across restarts); counter_store: where a host without a real-time
+        clock keeps its counter floor (load() -> int or None, save(int); OSError or
+        ValueError on failure, counted as counter_store_error)."""
         self.ep = ep
         self.name = ep.name
         self.up = self.down = None  # no key: DNS names only (resolve, connect), no presence
@@ -118,6 +127,16 @@ class Presence:
         self._out = []  # not `out`: that is the core's
         self.notes = []
         self.presence_counters = {}  # not `counters`: that is the core's (status)
+        self.store = counter_store
+        self.reserved = 0  # counters up to this are reserved on the store
+        if counter_store is not None:
+            try:
+                floor = counter_store.load()
+            except (OSError, ValueError):
+                floor = None
+                self._count("counter_store_error")
+            if floor:
+                self.counter = self.reserved = floor
 
     # ---- setup ------------------------------------------------------------------------
 
@@ -237,6 +256,12 @@ class Presence:
         c = self.base + (now - self.start_ms)
         if c <= self.counter:
             c = self.counter + 1
+        if self.store is not None and c > self.reserved:
+            try:  # reserve the next block before a counter of it leaves
+                self.store.save(c + _COUNTER_BLOCK)
+                self.reserved = c + _COUNTER_BLOCK
+            except (OSError, ValueError):
+                self._count("counter_store_error")  # sent anyway; tried again next time
         self.counter = c
         return c
 

@@ -88,6 +88,24 @@ class FakeEndpoint:
         pass
 
 
+class MemoryStore:
+    """A counter_store in memory: what a board keeps in a file across reboots."""
+
+    def __init__(self):
+        self.value = None
+        self.writes = 0
+        self.fail = False
+
+    def load(self):
+        return self.value
+
+    def save(self, value):
+        if self.fail:
+            raise OSError(28, "no space left")
+        self.value = value
+        self.writes += 1
+
+
 class Wire:
     """Presence clients and one server; every datagram takes `delay` ms. `nat` maps a
     client's (name, uplink) to the public address the server sees; `drop(src, dst,
@@ -108,8 +126,9 @@ class Wire:
 
     def client(self, name, home=(SERVER,), key=False, **kw):
         """A presence client for host `name` (key: its own by default; None: no key)."""
-        p = Presence(FakeEndpoint(name), key_of(name) if key is False else key, home=list(home),
-                     counter_base=BASE + self.now, **kw)
+        if "counter_base" not in kw:
+            kw["counter_base"] = BASE + self.now  # the wall clock; a board without one: BASE
+        p = Presence(FakeEndpoint(name), key_of(name) if key is False else key, home=list(home), **kw)
         self.clients[name] = p
         self.notes[name] = []
         return p

@@ -5,7 +5,7 @@
 # The same client with the real cores: tests/host/test_presence_sim.py.
 from presence import msg
 from presence.report import client_status, server_status
-from presence_fake import Wire, FakeAssoc, SERVER, BASE, key_of
+from presence_fake import Wire, FakeAssoc, MemoryStore, SERVER, BASE, key_of
 
 
 def two(**kw):
@@ -179,6 +179,48 @@ def test_without_an_uplink_nothing_is_sent_until_one_comes():
     assert w.log == [] and a.presence_counters["tx_no_uplink"] == 1 and a.next_timer() is None
     w.up("a", "eth", ("10.1.0.2", 6278))
     w.run(w.now + 10)
+    assert server_status(w.server, w.now)["names"]["a"]["registered"]
+
+
+def _boot(w, store, counter_base):
+    """A host "a" starting with its clock at counter_base: registers at once."""
+    w.clients.pop("a", None)
+    a = w.client("a", counter_base=counter_base, counter_store=store)
+    w.up("a", "eth", ("10.1.0.2", 6278))
+    a.start(w.now)
+    w.run(w.now + 100)
+    return a
+
+
+def test_a_host_without_a_clock_keeps_its_counters_growing_across_a_reboot_with_a_store():
+    # a board without a real-time clock: its wall clock restarts at the same value at
+    # every boot. With a counter_store its first REGISTER after a reboot is accepted...
+    w = Wire(["a"])
+    store = MemoryStore()
+    a = _boot(w, store, BASE)
+    w.run(w.now + 10 * 60 * 1000)  # 10 minutes: refreshes every 60 s
+    assert w.server.counters["accepted"] == 11 and store.writes == 1  # one block: 1 h of clock
+    last = a.counter
+    assert last < store.value
+    a = _boot(w, store, BASE)  # reboot: the clock starts at BASE again
+    assert a.counter > last and w.server.counters["accepted"] == 12
+    assert "replay" not in w.server.counters
+    assert server_status(w.server, w.now)["names"]["a"]["registered"] and store.writes == 2
+    # ...and without one it is refused as a replay until its clock passes the old counter
+    w.clients.pop("a")
+    a = w.client("a", counter_base=BASE)
+    w.up("a", "eth", ("10.1.0.2", 6278))
+    a.start(w.now)
+    w.run(w.now + 100)
+    assert w.server.counters["replay"] == 1 and w.server.counters["accepted"] == 12
+
+
+def test_a_failing_counter_store_is_counted_and_requests_still_go_out():
+    w = Wire(["a"])
+    store = MemoryStore()
+    store.fail = True
+    a = _boot(w, store, BASE)
+    assert a.presence_counters["counter_store_error"] == 1 and store.writes == 0
     assert server_status(w.server, w.now)["names"]["a"]["registered"]
 
 
