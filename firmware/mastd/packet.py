@@ -25,14 +25,25 @@ def addresses(pkt):
     return None
 
 
+_CACHE_MAX = 65536  # addresses remembered by the per-packet caches (then they start again)
+
+
 class Routes:
-    """Longest-prefix match from address to peer name, per IP version."""
+    """Longest-prefix match from address to peer name, per IP version.
+
+    The data path asks per packet: peer_for(pkt) (which peer gets a packet read from the TUN)
+    and source_ok(peer, pkt) (may that peer send from this packet's source?). Both remember
+    their answer per address (the raw 4 or 16 address bytes as the key), so a flow costs one
+    dictionary lookup per packet instead of a longest-prefix walk; a new Routes object (every
+    reload) starts with empty caches."""
 
     def __init__(self):
         self._by_len = {4: {}, 6: {}}  # version -> plen -> {network: peer}
         self._lens = {4: [], 6: []}
         self.prefixes = {}  # peer -> [prefix text], for status and the kernel routes
         self._own = {}  # peer -> [(version, network, mask)]: parsed once, checked per packet
+        self._dst = {}  # destination address bytes -> peer name or None
+        self._src = {}  # peer -> {source address bytes -> bool}
 
     def add(self, peer, text):
         ver, net, plen, _ = parse_prefix(text)
@@ -59,6 +70,53 @@ class Routes:
                 return True
         return False
 
+    def peer_for(self, pkt):
+        """The peer an IP packet read from the TUN goes to (by its destination); None if no
+        peer's prefix holds it; False if pkt is not an IPv4 or IPv6 packet."""
+        if len(pkt) < 20:
+            return False
+        v = pkt[0] >> 4
+        if v == 4:
+            key = pkt[16:20]
+        elif v == 6 and len(pkt) >= 40:
+            key = pkt[24:40]
+        else:
+            return False
+        try:
+            return self._dst[key]
+        except KeyError:
+            pass
+        peer = self.lookup(v, int.from_bytes(key, "big"))
+        if len(self._dst) >= _CACHE_MAX:
+            self._dst.clear()
+        self._dst[key] = peer
+        return peer
+
+    def source_ok(self, peer, pkt):
+        """True if the IP packet pkt, received from peer, has its source in peer's own
+        prefixes (cryptokey routing); False for any other packet."""
+        if len(pkt) < 20:
+            return False
+        v = pkt[0] >> 4
+        if v == 4:
+            key = pkt[12:16]
+        elif v == 6 and len(pkt) >= 40:
+            key = pkt[8:24]
+        else:
+            return False
+        cache = self._src.get(peer)
+        if cache is None:
+            cache = self._src[peer] = {}
+        try:
+            return cache[key]
+        except KeyError:
+            pass
+        ok = self.holds(peer, v, int.from_bytes(key, "big"))
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        cache[key] = ok
+        return ok
+
 
 def routes_from(core_cfg):
     """Routes for every peer: its allowed prefixes and its internal address."""
@@ -79,6 +137,12 @@ def _csum_add(total, old, new):
     s = (s & 0xFFFF) + (s >> 16)
     s = (s & 0xFFFF) + (s >> 16)
     return ~s & 0xFFFF
+
+
+def maybe_tcp(pkt):
+    """A cheap test that passes every TCP packet (IPv4 protocol or IPv6 next header 6) and
+    few others: only those need clamp_mss, which checks properly."""
+    return len(pkt) >= 40 and (pkt[9] == 6 or pkt[6] == 6)
 
 
 def clamp_mss(pkt, mss_v4, mss_v6):

@@ -66,6 +66,45 @@ def test_a_peer_may_send_only_from_its_own_prefixes():
     assert r.holds("full", 6, int.from_bytes(bytes.fromhex("20010db8" + "00" * 11 + "01"), "big"))
 
 
+def ipv6(src_last, dst):
+    return bytes([0x60]) + bytes(7) + bytes(15) + bytes([src_last]) + dst
+
+
+def test_the_per_packet_route_gives_the_same_peer_as_the_prefix_walk_from_the_first_packet_on():
+    r = routes()
+    for dst, peer in (("192.168.1.7", "site-a"), ("192.168.1.200", "site-b"), ("10.99.0.2", "site-a"),
+                      ("8.8.8.8", "full")):
+        pkt = ipv4("192.168.1.2", dst)
+        assert r.peer_for(pkt) == peer  # a miss: the walk
+        assert r.peer_for(pkt) == peer  # remembered
+    v6 = ipv6(1, bytes.fromhex("20010db8" + "00" * 11 + "07"))
+    assert r.peer_for(v6) == "full"
+    assert r.peer_for(ipv6(1, bytes.fromhex("20010db9" + "00" * 12))) is None  # no prefix holds it
+    assert r.peer_for(b"\x45\x00") is False  # not an IP packet at all
+    assert r.peer_for(bytes([0x50]) + bytes(40)) is False
+
+
+def test_the_per_packet_source_check_remembers_each_peers_answer_separately():
+    r = routes()
+    from_a = ipv4("10.1.2.3", "192.168.50.1")
+    assert r.source_ok("site-a", from_a) and r.source_ok("site-a", from_a)
+    assert not r.source_ok("site-b", from_a)  # the same source, another peer: refused
+    assert not r.source_ok("site-b", ipv4("192.168.1.7", "10.0.0.1"))  # site-a's address
+    assert r.source_ok("site-b", ipv4("192.168.1.200", "10.0.0.1"))
+    assert not r.source_ok("site-a", b"garbage")
+    assert r.source_ok("full", ipv6(1, bytes(16))) is False  # from ::1: in none of its prefixes
+    v6 = bytes([0x60]) + bytes(7) + bytes.fromhex("20010db8" + "00" * 11 + "01") + bytes(16)
+    assert r.source_ok("full", v6)
+    assert not r.source_ok("site-a", v6)
+
+
+def test_maybe_tcp_passes_every_tcp_packet_to_the_clamp():
+    assert packet.maybe_tcp(tcp_syn(1460))
+    assert not packet.maybe_tcp(ipv4("1.2.3.4", "5.6.7.8", 17, bytes(40)))
+    tcp6 = bytes([0x60, 0, 0, 0, 0, 20, 6, 64]) + bytes(32) + bytes(20)
+    assert packet.maybe_tcp(tcp6)
+
+
 def test_addresses_of_ipv4_ipv6_and_garbage():
     assert packet.addresses(ipv4("1.2.3.4", "5.6.7.8")) == (4, n("1.2.3.4"), n("5.6.7.8"))
     v6 = bytes([0x60]) + bytes(7) + bytes(15) + b"\x01" + bytes(15) + b"\x02"
