@@ -276,46 +276,71 @@ class Agent:
         return m - 40, m - 60
 
     def _on_tun(self, fd, flags):
-        ep, now = self.ep, self.rt.now()
+        """Every IP packet the TUN has (at most _TUN_READS a wake) -> DATA-IP to the peer whose
+        prefix holds its destination; the datagrams go out together at the end."""
+        ep, now, route = self.ep, self.rt.now(), self.routes.peer_for
+        send, read, maybe_tcp = ep.send_data, os.read, packet.maybe_tcp
         m4, m6 = self._mss()
+        sent = lost = no_route = not_ip = too_big = 0
         for _ in range(_TUN_READS):
             try:
-                pkt = os.read(fd, 65535)
+                pkt = read(fd, 65535)
             except (BlockingIOError, InterruptedError):
                 break
-            a = packet.addresses(pkt)
-            if a is None:
-                self.count("tun_not_ip")
-                continue
-            peer = self.routes.lookup(a[0], a[2])
-            if peer is None:
-                self.count("tun_no_route")
-                continue
-            try:
-                if not ep.send_data(packet.clamp_mss(pkt, m4, m6), now, peer, ip=True):
-                    self.count("tun_no_association")
+            peer = route(pkt)
+            if not peer:
+                if peer is None:
+                    no_route += 1
                 else:
-                    self.count("tun_rx")
+                    not_ip += 1
+                continue
+            if maybe_tcp(pkt):
+                pkt = packet.clamp_mss(pkt, m4, m6)
+            try:
+                if send(pkt, now, peer, True):
+                    sent += 1
+                else:
+                    lost += 1
             except ValueError:
-                self.count("tun_too_big")
+                too_big += 1
+        c = self.counters
+        for k, v in (("tun_rx", sent), ("tun_no_association", lost), ("tun_no_route", no_route),
+                     ("tun_not_ip", not_ip), ("tun_too_big", too_big)):
+            if v:
+                c[k] = c.get(k, 0) + v
         self.rt.run_timers()  # sends what the core queued
 
-    def _deliver(self, ev):
-        if ev.ip:
-            a = packet.addresses(ev.payload)
-            if a is None or not self.routes.holds(ev.peer, a[0], a[1]):
-                self.count("rx_ip_bad_source")  # cryptokey routing: not from this peer's prefixes
-                return
-            if self.tun_fd is None:
+    def _deliver(self, events):
+        """Data events from the runtime: IP packets to the TUN (if their source lies in the
+        sending peer's prefixes), datagrams to the peer's app."""
+        source_ok, maybe_tcp = self.routes.source_ok, packet.maybe_tcp
+        fd, write = self.tun_fd, os.write
+        m4, m6 = self._mss()
+        tx = bad = errors = 0
+        for ev in events:
+            if not ev.ip:
+                self._deliver_app(ev)
+                continue
+            pkt = ev.payload
+            if not source_ok(ev.peer, pkt):
+                bad += 1  # cryptokey routing: not from this peer's prefixes (or not IP)
+                continue
+            if fd is None:
                 self.count("rx_ip_no_tun")
-                return
-            m4, m6 = self._mss()
+                continue
+            if maybe_tcp(pkt):
+                pkt = packet.clamp_mss(pkt, m4, m6)
             try:
-                os.write(self.tun_fd, packet.clamp_mss(ev.payload, m4, m6))
-                self.count("tun_tx")
+                write(fd, pkt)
+                tx += 1
             except OSError:
-                self.count("tun_write_error")
-            return
+                errors += 1
+        c = self.counters
+        for k, v in (("tun_tx", tx), ("rx_ip_bad_source", bad), ("tun_write_error", errors)):
+            if v:
+                c[k] = c.get(k, 0) + v
+
+    def _deliver_app(self, ev):
         app = self.apps.get(ev.peer)
         if app is None:
             self.count("rx_data_no_app")
@@ -504,17 +529,19 @@ class Agent:
         self.rt.poll(timeout_ms)
         if self.presence is not None:
             self.presence.tick()
-        for ev in self.rt.recv():
-            self._deliver(ev)
+        rx = self.rt.recv()
+        if rx:
+            self._deliver(rx)
         self._events()
         if self._rescan_due:
             self.rescan("netlink")
-        now = self.rt.now()
-        for peer, due in list(self._reconnect.items()):
-            if now >= due:
-                del self._reconnect[peer]
-                if self.ep.association(peer) is None:
-                    self._connect(peer)
+        if self._reconnect:
+            now = self.rt.now()
+            for peer, due in list(self._reconnect.items()):
+                if now >= due:
+                    del self._reconnect[peer]
+                    if self.ep.association(peer) is None:
+                        self._connect(peer)
         if self._sig["hup"]:
             self._sig["hup"] = False
             self.reload()
