@@ -17,6 +17,7 @@ import sys
 from mast_tools import __version__
 from mast_tools.cmd_demo import argparse_demo, do_demo
 from mast_tools.cmd_endpoint import argparse_endpoint, do_endpoint
+from mast_tools.cmd_apk import COMMAND as APK
 from mast_tools.cmd_ipk import argparse_ipk, do_ipk
 from mast_tools.cmd_linkemu import argparse_linkemu, do_linkemu
 from mast_tools.cmd_presence import COMMAND as PRESENCE
@@ -36,6 +37,7 @@ _COMMANDS = {
     "endpoint": (do_endpoint, argparse_endpoint, "run a MAST endpoint on this PC's sockets"),
     "demo": (do_demo, argparse_demo, "a simulated board keeps streaming while its uplinks die"),
     "ipk": (do_ipk, argparse_ipk, "build the OpenWrt package of mastd (dist/mast_*_all.ipk)"),
+    "apk": APK,
     "sim-board": SIM_BOARD,
     "flash": FLASH,
     "config": CONFIG,
