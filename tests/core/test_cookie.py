@@ -145,3 +145,28 @@ def test_a_cookie_echo_whose_init_part_was_changed_fails_its_tag():
     _assert_refused(b, "mac")
     b.receive("wan", A_ADDR, echo, T0 + 3)
     _assert_accepted(b, A_ADDR)
+
+
+def test_an_older_cookie_echo_replayed_within_60_s_does_not_replace_a_newer_association():
+    # a restarts and associates again (its new cookie replaces the first association); an
+    # attacker then replays a's first COOKIE-ECHO, whose cookie is still fresh and genuine
+    a, b, echo1 = _handshake_until_the_cookie_echo()
+    b.receive("wan", A_ADDR, echo1, T0 + 2)
+    _assert_accepted(b, A_ADDR)
+    a2 = Endpoint(config("a", {"b": {"addresses": ["10.9.0.1"]}}), Rng("cookie-a-restarted"))
+    a2.uplink_up("eth", A_ADDR, 0)
+    t = T0 + 5000
+    a2.connect("b", t)
+    b.receive("wan", A_ADDR, a2.datagrams_to_send()[0][2], t)
+    a2.receive("eth", B_ADDR, b.datagrams_to_send()[0][2], t + 1)
+    b.receive("wan", A_ADDR, a2.datagrams_to_send()[0][2], t + 2)
+    assert b.counters.get("accepted", 0) == 4, b.counters
+    kinds = [(e.kind, getattr(e, "reason", None)) for e in _events(b)]
+    assert ("association_closed", "replaced") in kinds and ("association_up", None) in kinds, kinds
+    second = b.association("a")
+    assert second.peer_nonce == a2.association("b").nonce
+    b.datagrams_to_send()
+    b.receive("wan", A_ADDR, echo1, T0 + 10000)  # 10 s old: fresh, but older than the second
+    assert b.counters.get("stale_cookie", 0) == 1, b.counters
+    assert b.association("a") is second and second.state == 2
+    assert _events(b) == [] and b.datagrams_to_send() == []

@@ -103,3 +103,26 @@ def test_a_window_size_must_be_a_multiple_of_64():
             assert "multiple of 64" in str(e)
         else:
             raise AssertionError("ReplayWindow(%d) was accepted" % bad)
+
+
+def test_a_forged_packet_far_ahead_does_not_move_an_associations_window():
+    # the seq is recorded only after the tag verifies (PROTOCOL.md section 7, step 6): a forged
+    # DATA with a seq far ahead must not make the peer's genuine packets look old
+    from simnet import pair
+    from mast import wire
+    from mast.crypto import Mac
+
+    net = pair()
+    net.run(2000)
+    b_ep = net.nodes["b"].ep
+    b = b_ep.association("a")
+    a = net.nodes["a"].ep.association("b")
+    highest = b.window.highest
+    forged = wire.seal(Mac(bytes(32)), wire.DATA, b.label, a.seq + 100000, b"forged")
+    b_ep.receive("wan", ("10.1.0.2", 6278), forged, net.now)
+    assert b_ep.counters.get("mac", 0) == 1 and b.window.highest == highest
+    net.nodes["b"].payloads = []
+    assert net.nodes["a"].ep.send_data(b"genuine", net.now)
+    net.flush()
+    net.run(net.now + 50)
+    assert [p for t, p in net.nodes["b"].payloads] == [b"genuine"]
