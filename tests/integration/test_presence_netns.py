@@ -5,14 +5,16 @@ getaddrinfo), both lose their address at once and come back on new ones. The ass
 resume: the same nonces, no new INIT, data flowing again; the time it takes is reported.
 Also: a stranger's REGISTER for a served name is refused, during the owner's registration and
 after it expired; a replayed REGISTER is refused; a registration expires at its TTL; a DNS name
-without an SRV record falls back to its A records.
+without an SRV record falls back to its A records; and lookups are still answered while a flood
+spoofed from 2,000 addresses (and from the host's own) hits the server (presflood.py).
 
     ns dns   10.53.0.2  dnsmasq          ns pres  10.53.1.2  mast presence :6279
     ns a     10.1.1.2 -> 10.1.2.2        ns b     10.2.1.2 -> 10.2.2.2
     ns x     10.66.0.2  a stranger and a "watcher" host (probe tool, a third endpoint)
     all joined by ns r (the router); every namespace, process and file made here is removed.
 
-Root only (skipped otherwise, with the reason). Every wait is bounded.
+Root only (skipped otherwise, with the reason). Every wait is bounded, and waits on a condition
+(an event, a status, an answer), not on a fixed sleep.
 """
 
 import base64
@@ -27,6 +29,8 @@ import threading
 import time
 
 import pytest
+
+import presflood
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIRMWARE = os.path.join(ROOT, "firmware")
@@ -222,7 +226,7 @@ for line in sys.stdin:
             pkt = msg.seal(up, msg.LOOKUP, ctr[0], name, msg.enc_lookup(c["target"]))
         sent.append(pkt.hex())
     sock.sendto(pkt, server)
-    got, data = answer(c.get("wait", 1.0), msg.parse(pkt)[1])
+    got, data = answer(c.get("wait", 5.0), msg.parse(pkt)[1])  # returns at the answer
     out = {"reply": c["op"], "index": len(sent) - 1, "answer": None}
     if got is not None:
         up, down = msg.keys(key, name)
@@ -270,7 +274,8 @@ def net(tmp_path_factory):
     env = dict(os.environ, PYTHONPATH=FIRMWARE + os.pathsep + HOST_TOOLS)
     try:
         r = topo.ns("r")
-        sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=r)
+        sh("sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
+           "net.ipv4.conf.default.rp_filter=0", ns=r)  # forwards the flood's spoofed sources
         n = {}
         for short in ("dns", "pres", "a", "b", "x"):
             n[short] = topo.ns(short)
@@ -339,6 +344,22 @@ def lookup(net, target):
 
 def pres_status(net):
     return net["pres"].request({"op": "status"})["status"]
+
+
+def wait_status(net, pred, timeout=10):
+    """The presence server's status once pred(status) holds (polled, bounded); else the last."""
+    end = time.monotonic() + timeout
+    st = pres_status(net)
+    while not pred(st) and time.monotonic() < end:
+        time.sleep(0.05)
+        st = pres_status(net)
+    return st
+
+
+def refused(net, *args, **kw):
+    """A request that must go unanswered: a short wait for an answer that must not come (the
+    server's counters, checked by the caller, show it was dropped)."""
+    return tool(net, *args, wait=0.5, **kw)
 
 
 # ---- DNS ----------------------------------------------------------------------------------
@@ -464,9 +485,12 @@ def test_both_ends_move_at_once_and_the_same_association_resumes(net):
         t_lost = time.monotonic()
         renumber(net, "a", "eth2", "10.1.1.2/24", "10.1.2.2/24", "10.1.2.1")
         renumber(net, "b", "eth3", "10.2.1.2/24", "10.2.2.2/24", "10.2.2.1")
+        n_a, n_b = a.mark(), b.mark()
         a.send({"op": "down", "name": "eth"})
         b.send({"op": "down", "name": "wan"})
-        time.sleep(1.5)  # an outage: neither end has an address the other knows
+        for p in (a, b):  # an outage: neither end has an address the other knows, and knows it
+            assert p.wait(lambda o: o.get("event") == "presence_outage", 15, n_a if p is a else n_b), \
+                "no outage noticed (logs in %s)" % net["tmp"]
         # ...and come back on new ones
         n_b = b.mark()
         n_a = a.mark()
@@ -505,30 +529,32 @@ def test_both_ends_move_at_once_and_the_same_association_resumes(net):
 def test_a_strangers_register_for_a_served_name_is_refused_during_and_after_its_registration(net):
     owner = tool(net, "register", "watcher", ttl=2, addrs=["10.66.0.2:6278"])
     assert owner["answer"]["type"] == 2 and owner["answer"]["verified"]
-    before = pres_status(net)["counters"].get("mac", 0)
-    thief = tool(net, "register", "watcher", key_of=bytes(32), ttl=600, addrs=["10.66.0.99:6278"])
+    before = pres_status(net)["counters"]
+    thief = refused(net, "register", "watcher", key_of=bytes(32), ttl=600, addrs=["10.66.0.99:6278"])
     assert thief["answer"] is None  # not answered at all
     assert lookup(net, "watcher")["addresses"] == ["10.66.0.2:6278"]
-    time.sleep(2.3)  # the owner's registration expires
+    st = wait_status(net, lambda s: not s["names"]["watcher"]["registered"])  # the owner's TTL ends
+    assert not st["names"]["watcher"]["registered"]
     assert lookup(net, "watcher")["status"] == 1
-    thief = tool(net, "register", "watcher", key_of=bytes(32), ttl=600, addrs=["10.66.0.99:6278"])
+    thief = refused(net, "register", "watcher", key_of=bytes(32), ttl=600, addrs=["10.66.0.99:6278"])
     assert thief["answer"] is None
     rec = lookup(net, "watcher")
     assert rec["status"] == 1 and rec["addresses"] == []  # not squatted
-    unknown = tool(net, "register", "nobody.mast.test", key_of=bytes(32), ttl=60, addrs=["10.66.0.99:6278"])
+    unknown = refused(net, "register", "nobody.mast.test", key_of=bytes(32), ttl=60, addrs=["10.66.0.99:6278"])
     assert unknown["answer"] is None
-    c = pres_status(net)["counters"]
-    assert c["mac"] == before + 2 and c["unknown_name"] >= 1
+    c = wait_status(net, lambda s: s["counters"].get("unknown_name", 0) > before.get("unknown_name", 0))["counters"]
+    assert c["mac"] == before.get("mac", 0) + 2 and c["unknown_name"] == before.get("unknown_name", 0) + 1
 
 
 def test_a_replayed_register_is_refused(net):
     first = tool(net, "register", "watcher", ttl=30, addrs=["10.66.0.2:6278"])
     assert first["answer"]["type"] == 2
     before = pres_status(net)["counters"].get("replay", 0)
-    again = net["tool"].request({"op": "replay", "server": PRES, "name": "watcher",
+    again = net["tool"].request({"op": "replay", "server": PRES, "name": "watcher", "wait": 0.5,
                                  "key": KEYS["watcher"].hex(), "index": first["index"]}, timeout=10)
     assert again["answer"] is None
-    assert pres_status(net)["counters"]["replay"] == before + 1
+    st = wait_status(net, lambda s: s["counters"].get("replay", 0) > before)
+    assert st["counters"]["replay"] == before + 1
 
 
 def test_a_registration_expires_at_its_ttl(net):
@@ -537,7 +563,51 @@ def test_a_registration_expires_at_its_ttl(net):
     reg = tool(net, "register", "watcher", ttl=2, addrs=["10.66.0.2:6300"])
     assert reg["answer"]["ttl"] == 2
     assert lookup(net, "watcher")["status"] == 0
-    got = net["pres"].wait(lambda o: o.get("event") == "expired" and o.get("name") == "watcher", 6, n)
+    got = net["pres"].wait(lambda o: o.get("event") == "expired" and o.get("name") == "watcher", 15, n)
     assert got is not None
-    assert 1.8 <= got[0] - t0 <= 3.5, got[0] - t0
+    # not before its TTL (the exact moment, on a fake clock: tests/core/test_presence_server.py);
+    # no upper bound beyond the wait's: a loaded machine may read the event late
+    assert got[0] - t0 >= 1.9, got[0] - t0
     assert lookup(net, "watcher")["status"] == 1
+
+
+# ---- a spoofed flood -----------------------------------------------------------------------------
+
+
+def test_lookups_are_answered_while_a_flood_spoofed_from_2000_addresses_hits_the_server(net):
+    # issue 15, point 3: 5,000 datagrams a second from 2,000 spoofed sources (one in ten from
+    # the legitimate host's own address 10.66.0.2): requests naming the served names under a
+    # wrong key, and junk. The host registers and looks itself up 10 times meanwhile.
+    rate, sources = 5000, 2000
+    helper = [sys.executable, "-u", presflood.__file__]
+    pid = net["pres"].p.pid  # `ip netns exec` execs the server: the same process
+    before = pres_status(net)["counters"]
+    flood = Proc(net["ns"]["x"], helper + ["flood", PRES, "6279", str(rate), "20", str(sources),
+                                           "watcher,a.mast.test,b.mast.test", "--victim", "10.66.0.2"],
+                 str(net["tmp"] / "flood.log"), env=net["env"])
+    try:
+        assert flood.wait(lambda o: o.get("started"), 10), "the flood did not start"
+        cpu0, t0 = presflood.cpu_seconds(pid), time.monotonic()
+        r = subprocess.run(["ip", "netns", "exec", net["ns"]["x"]] + helper +
+                           ["lookups", PRES, "6279", "watcher", KEYS["watcher"].hex(), "10", "0.2", "2"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                           env=net["env"], timeout=60)
+        cpu1, t1 = presflood.cpu_seconds(pid), time.monotonic()
+        assert r.returncode == 0, r.stderr
+        got = json.loads(r.stdout)
+    finally:
+        flood.stop()
+        flood.t.join(5)  # its last line read
+    done = [o for _, o in flood.since(0) if "sent" in o]
+    assert done, "the flood did not report (log: %s)" % flood.log.name
+    after = pres_status(net)["counters"]
+    seen = after["rx"] - before.get("rx", 0)
+    assert got["registered"] and got["answered"] >= 9, got
+    assert seen >= rate, "the flood did not reach the server: %d datagrams" % seen  # a second's worth
+    assert after.get("rate_limited", 0) == before.get("rate_limited", 0)
+    report = ("presence flood: %d of %d lookups answered (median %.1f ms) while %d spoofed datagrams "
+              "(%d/s from %d sources) reached the server, its CPU %.0f%%"
+              % (got["answered"], got["sent"], sorted(got["rtt_ms"])[len(got["rtt_ms"]) // 2], seen,
+                 rate, sources, 100.0 * (cpu1 - cpu0) / (t1 - t0)))
+    sys.stderr.write("\n" + report + "\n")
+    (net["tmp"] / "flood.txt").write_text(report + "\n")
