@@ -5,12 +5,14 @@ socket, signals and reloads. The protocol logic stays in the core.
 Data paths:
   TUN -> packet.Routes (destination in a peer's allowed prefixes) -> Endpoint.send_data(ip=True)
   Runtime data event (ip) -> source in that peer's prefixes? -> TUN; else dropped and counted
-  Runtime data event (not ip) -> 127.0.0.1:<peers.<name>.app_port>, and back
+  Runtime data event (not ip) -> the peer's app socket (app.py: a Unix socket only app_user /
+  app_group can reach), and back
 
 Signals: SIGTERM/SIGINT send SHUT to every peer and exit once it is acknowledged (at most
-SHUT_WAIT_MS); SIGHUP reloads the configuration, keeping the associations when only uplinks'
-priority/cost or peers' routes changed. A bad new configuration is refused with its message
-and the running one stays.
+SHUT_WAIT_MS); SIGHUP reloads the configuration: only a change of our own name, keying or
+port restarts every association; otherwise each association whose peer and key did not change
+is kept (Endpoint.reconfigure), so adding or removing one peer touches only that peer. A bad
+new configuration is refused with its message and the running one stays.
 """
 
 import hashlib
@@ -19,10 +21,12 @@ import signal
 import socket
 import time
 
+from mast.assoc import STATE_NAMES
 from mast.endpoint import Endpoint
 from runtime.driver import Runtime
 
-from . import links, packet, settings as settings_mod, tun as tun_mod
+from . import links, packet, peeredit, settings as settings_mod, tun as tun_mod
+from .app import AppSocket
 from .control import ControlServer
 
 SHUT_WAIT_MS = 3000
@@ -82,7 +86,7 @@ class Agent:
         self.tun_mtu = None
         self.control = None
         self.source = None
-        self.apps = {}  # peer -> (socket, key, app_port)
+        self.apps = {}  # peer -> AppSocket
         self._readers = []  # (obj, callback): registered again on a new Runtime
         self.presence = None  # a presence_host.PresenceHost (main.py sets it)
         self._build()
@@ -176,20 +180,29 @@ class Agent:
         devices = set(u.get("device") or n for n, u in self.conf.core["uplinks"].items())
         return devices | set(l.device for l in self.links.values() if l.device)
 
-    def _open_apps(self):
-        for peer, p in self.conf.core["peers"].items():
-            if p.get("app_port"):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                s.bind(("127.0.0.1", 0))
-                s.setblocking(False)
-                key = self.rt.add_reader(s, lambda obj, flags, peer=peer: self._on_app(peer, obj))
-                self.apps[peer] = (s, key, p["app_port"])
+    def _open_apps(self, peers=None):
+        """Open the app sockets of peers (default: all) that have one configured. A socket
+        that cannot be made is logged and counted; the rest of mastd goes on."""
+        for peer in sorted(self.conf.apps if peers is None else peers):
+            conf = self.conf.apps.get(peer)
+            if not conf or peer in self.apps:
+                continue
+            app = AppSocket(peer, conf, self.rt,
+                            lambda data, peer=peer: self.ep.send_data(data, self.rt.now(), peer),
+                            self.count)
+            try:
+                app.open()
+            except OSError as e:
+                self.count("app_socket_error")
+                self.log.error(str(e))
+                continue
+            self.apps[peer] = app
 
-    def _close_apps(self):
-        for s, key, _ in self.apps.values():
-            self.rt.remove_reader(s, key)
-            s.close()
-        self.apps = {}
+    def _close_apps(self, peers=None):
+        for peer in list(self.apps if peers is None else peers):
+            app = self.apps.pop(peer, None)
+            if app is not None:
+                app.close()
 
     def _connect_all(self):
         for peer, p in sorted(self.conf.core["peers"].items()):
@@ -344,28 +357,8 @@ class Agent:
         app = self.apps.get(ev.peer)
         if app is None:
             self.count("rx_data_no_app")
-            return
-        try:
-            app[0].sendto(ev.payload, ("127.0.0.1", app[2]))
-            self.count("app_tx")
-        except OSError:
-            self.count("app_tx_error")
-
-    def _on_app(self, peer, s):
-        for _ in range(_TUN_READS):
-            try:
-                data, src = s.recvfrom(65535)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                self.count("app_rx_error")
-                break
-            try:
-                if not self.ep.send_data(data, self.rt.now(), peer):
-                    self.count("app_no_association")
-            except ValueError:
-                self.count("app_too_big")
-        self.rt.run_timers()
+        else:
+            app.deliver(ev.payload)
 
     # ---- events and status ------------------------------------------------------------
 
@@ -412,7 +405,7 @@ class Agent:
             u["admin"] = "down" if name in self.admin_down else "up"
         s["tun"] = None if self.tun_fd is None else {
             "name": self.tun_name, "mtu": self.tun_mtu, "internal": self.conf.agent["internal"]}
-        s["apps"] = dict((peer, "127.0.0.1:%d" % a[0].getsockname()[1]) for peer, a in self.apps.items())
+        s["apps"] = dict((peer, a.status()) for peer, a in self.apps.items())
         s["routes"] = dict((p, list(v)) for p, v in self.routes.prefixes.items())
         s["agent_counters"] = dict(self.counters)
         s["presence"] = self.presence.status() if self.presence is not None else None
@@ -445,11 +438,19 @@ class Agent:
         if op == "reload":
             err = self.reload()
             return {"ok": err is None, "error": err} if err else {}
-        raise ValueError("unknown op %r (status, uplink, hotplug, reload)" % op)
+        if op == "peer_list":
+            return {"peers": self.peer_list()}
+        if op == "peer_add":
+            return self.peer_add(req.get("name"), req.get("peer"))
+        if op == "peer_remove":
+            return self.peer_remove(req.get("name"))
+        raise ValueError("unknown op %r (status, uplink, hotplug, reload, peer_list, peer_add, "
+                         "peer_remove)" % op)
 
     def reload(self):
         """Read the configuration again; None if it was applied, else the error (the running
-        configuration stays)."""
+        configuration stays). Only a change of our own name, keying or port restarts every
+        association; otherwise Endpoint.reconfigure keeps each one whose peer and key stayed."""
         if not self.config_path:
             return "no configuration file to reload"
         try:
@@ -462,20 +463,94 @@ class Agent:
             msg = "reload refused: internal and tun change only with a restart of mastd"
             self.log.error(msg)
             return msg
-        if not _same_identity(self.conf, new):
-            self.log.warn("reload: peers, keys or protocol settings changed: associations restart")
+        changed = restart_reason(self.conf, new)
+        if changed:
+            self.log.warn("reload: %s changed: every association restarts" % changed)
             self._restart_endpoint(new)
         else:
-            self.conf = new
-            self.source.cfg = new.core["uplinks"]
-            self._set_routes(packet.routes_from(new.core))
-            self._close_apps()
-            self._open_apps()
-            self.rescan("reload")
+            self._apply(new, "reload")
         if self.tun_fd is not None:
             self._masquerade(new.agent["masquerade"])
         self._note("reloaded", config=new.where)
         return None
+
+    def _apply(self, new, why):
+        """Take a configuration with the same name, keying and port without a restart: the core
+        keeps every association whose peer and key did not change (Endpoint.reconfigure); a
+        removed peer is sent SHUT and closed, a peer with a new key starts a new association,
+        a new peer its first. Routes and app sockets change only for the peers that changed."""
+        old = self.conf
+        oldp, newp = old.core["peers"], new.core["peers"]
+        now = self.rt.now()
+        gone = [peer for peer in oldp if peer not in newp]
+        for peer in gone:
+            if self.ep.association(peer) is not None:
+                self.ep.close(now, peer)  # SHUT, so that the peer hears of it at once
+        self.ep.reconfigure(new.core, now)  # validated already: a ConfigError is a bug here
+        self.conf = new
+        self.source.cfg = new.core["uplinks"]
+        touched = [peer for peer in set(oldp) | set(newp)
+                   if oldp.get(peer) != newp.get(peer) or old.apps.get(peer) != new.apps.get(peer)]
+        if any(_route_keys(oldp.get(p)) != _route_keys(newp.get(p)) for p in touched):
+            self._set_routes(packet.routes_from(new.core))
+        self._close_apps([p for p in touched if old.apps.get(p) != new.apps.get(p)])
+        self._open_apps([p for p in touched if p in new.apps])
+        for peer in gone:
+            self._reconnect.pop(peer, None)
+        self.rescan(why)
+        for peer in sorted(touched):
+            p = newp.get(peer)
+            if (p is not None and p.get("initiate") and (p.get("addresses") or p.get("dns"))
+                    and self.ep.association(peer) is None):
+                self._connect(peer)
+        self.rt.run_timers()  # sends the SHUTs and INITs now
+
+    # ---- peers, one at a time (mastctl peer) -------------------------------------------
+
+    def peer_list(self):
+        out = []
+        for name, p in sorted(self.conf.core["peers"].items()):
+            a = self.ep.association(name)
+            d = {"name": name, "addresses": list(p.get("addresses", [])), "dns": p.get("dns"),
+                 "port": p.get("port"), "initiate": p.get("initiate"), "internal": p.get("internal"),
+                 "allowed": list(p.get("allowed", [])), "psk": "<redacted>" if p.get("psk") else None,
+                 "app_socket": self.conf.apps.get(name, {}).get("app_socket"),
+                 "association": STATE_NAMES[a.state] if a is not None else None,
+                 "nonce_id": nonce_id(a) if a is not None else None}
+            out.append(d)
+        return out
+
+    def peer_add(self, name, doc):
+        """Add one peer to the running configuration and to the file it came from; only that
+        peer is checked, and no other association is touched."""
+        if not isinstance(name, str) or not name:
+            raise ValueError("peer add needs the peer's name")
+        if not isinstance(doc, dict):
+            raise ValueError("peer add needs the peer's settings (an object)")
+        if name in self.conf.core["peers"]:
+            raise ValueError("peer %s is configured already; `mastctl peer remove %s` first"
+                             % (name, name))
+        if not self.config_path:
+            raise ValueError("no configuration file to add the peer to")
+        new = settings_mod.with_peer(self.conf, name, doc)  # ConfigError names the key
+        section = peeredit.add_peer(self.config_path, name, doc)
+        if section and new.uci_names is not None:
+            new.uci_names["peers.%s" % name] = section
+        self._apply(new, "mastctl peer add %s" % name)
+        self._note("peer_added", peer=name, config=new.where)
+        return {"peer": name, "section": section}
+
+    def peer_remove(self, name):
+        """Remove one peer from the running configuration (SHUT to it) and from the file."""
+        if name not in self.conf.core["peers"]:
+            raise ValueError("no peer %r (configured: %d peer(s); `mastctl peer list`)"
+                             % (name, len(self.conf.core["peers"])))
+        if not self.config_path:
+            raise ValueError("no configuration file to remove the peer from")
+        peeredit.remove_peer(self.config_path, name)
+        self._apply(settings_mod.without_peer(self.conf, name), "mastctl peer remove %s" % name)
+        self._note("peer_removed", peer=name, config=self.conf.where)
+        return {"peer": name}
 
     def _set_routes(self, routes):
         self.routes = routes
@@ -585,17 +660,15 @@ class Agent:
         self.log.info("stopped")
 
 
-def _same_identity(old, new):
-    """True if new differs from old only in what a reload applies without a new association:
-    uplinks (priority, cost, devices, addresses) and peers' routes (allowed, internal,
-    app_port)."""
-    def strip(conf):
-        c = dict(conf.core)
-        c.pop("uplinks")
-        peers = {}
-        for n, p in c.pop("peers").items():
-            peers[n] = dict((k, v) for k, v in p.items() if k not in ("allowed", "internal", "app_port"))
-        c["peers"] = peers
-        return c
+def restart_reason(old, new):
+    """What in new (Settings) needs every association restarted, or None: our own name,
+    keying or port. Everything else (peers added, removed or re-keyed, uplinks, routes,
+    timers) is applied by Endpoint.reconfigure to the associations it concerns."""
+    for key in ("name", "keying", "port"):
+        if old.core.get(key) != new.core.get(key):
+            return key
+    return None
 
-    return strip(old) == strip(new)
+
+def _route_keys(p):
+    return None if p is None else (p.get("internal"), tuple(p.get("allowed", ())))

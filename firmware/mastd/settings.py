@@ -16,6 +16,11 @@ option ("mast.lte.cost: must be an integer from 0 to 255") or the JSON key.
 
 mastd's defaults differ from a board's in two places: replay_window 8192 (re-sent DATA arrives
 late at failover) and resend_ms 1000 (TCP in the tunnel never waits for its RTO).
+
+A peer's application socket (app_socket, app_user, app_group, app_mode: APP_KEYS below) is
+mastd's alone and not in the core's schema yet: those keys are taken out of each peer before
+the core validates the rest and checked here: Settings.apps holds them by peer (the core's
+dict never sees them). The old UDP app_port is refused: any local user could send through it or bind it (docs/MASTD.md).
 """
 
 import json
@@ -34,6 +39,17 @@ DEFAULT_JSON = "/etc/mast/mast.json"
 # masquerade: no default there, boards never use them) and where mastd differs from a board.
 AGENT_KEYS = {"enabled": True, "internal": None, "tun": "mast0", "masquerade": False}
 AGENT_DEFAULTS = {"replay_window": 8192, "resend_ms": 1000}
+
+# A peer's application socket (mastd only; app.py): key -> what a valid value looks like.
+APP_KEYS = {
+    "app_socket": "an absolute path of at most 107 characters of A-Za-z0-9_.-/ (a Unix socket)",
+    "app_user": "a user name or number (in /etc/passwd)",
+    "app_group": "a group name or number (in /etc/group)",
+    "app_mode": "0600 (the user only) or 0660 (the user and the group)",
+}
+_PATH_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-/")
+_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+ID_FILES = {"user": "/etc/passwd", "group": "/etc/group"}
 
 _TRUE = ("true", "1", "yes", "on", "enabled")
 _FALSE = ("false", "0", "no", "off", "disabled")
@@ -77,28 +93,107 @@ def text_value(key, text):
     return text
 
 
+def lookup_id(kind, text, files=None):
+    """A user or group ("user" / "group") by name or number -> its number. Read from
+    /etc/passwd or /etc/group (OpenWrt's python3-light may lack the pwd and grp modules).
+    ValueError if there is no such name."""
+    if text.isdigit():
+        return int(text)
+    path = (files or ID_FILES)[kind]
+    try:
+        with open(path) as f:
+            for line in f:
+                w = line.split(":")
+                if len(w) > 2 and w[0] == text and w[2].isdigit():
+                    return int(w[2])
+    except OSError as e:
+        raise ValueError("cannot read %s (%s)" % (path, e.strerror or e))
+    raise ValueError("no %s %r in %s" % (kind, text, path))
+
+
+def _check_app(key, p, files=None):
+    """Check a peer's app keys (key: "peers.<name>"); -> {key: value} with app_mode filled
+    in and the user's and group's numbers as _uid / _gid. ConfigError naming the key."""
+    out = {}
+    for k in APP_KEYS:
+        if k not in p:
+            continue
+        v = p[k]
+        ok = isinstance(v, str) and v != ""
+        if ok and k == "app_socket":
+            ok = (v[0] == "/" and len(v.encode()) <= 107 and set(v) <= _PATH_CHARS
+                  and "/../" not in v + "/" and not v.endswith("/"))
+        elif ok and k == "app_mode":
+            ok = v in ("0600", "0660")
+        elif ok:
+            ok = len(v) <= 32 and set(v) <= _ID_CHARS
+        if not ok:
+            raise ConfigError("%s.%s" % (key, k), "must be " + APP_KEYS[k])
+        out[k] = v
+    if "app_socket" not in out:
+        for k in out:
+            raise ConfigError("%s.%s" % (key, k), "needs %s.app_socket" % key)
+        return out
+    for k, kind in (("app_user", "user"), ("app_group", "group")):
+        if k in out:
+            try:
+                out["_uid" if kind == "user" else "_gid"] = lookup_id(kind, out[k], files)
+            except ValueError as e:
+                raise ConfigError("%s.%s" % (key, k), str(e))
+    out.setdefault("app_mode", "0660" if "app_group" in out else "0600")
+    return out
+
+
+def _split_app(doc):
+    """Take the app keys out of every peer of doc (in place); -> {peer: {key: value}}."""
+    apps = {}
+    peers = doc.get("peers")
+    if isinstance(peers, dict):
+        for name, p in peers.items():
+            if isinstance(p, dict):
+                got = dict((k, p.pop(k)) for k in list(p) if k in APP_KEYS)
+                if got:
+                    apps[name] = got
+    return apps
+
+
+def _app_port_refused(core, rename):
+    for name, p in core["peers"].items():
+        if p.get("app_port"):
+            raise ConfigError(rename("peers.%s.app_port" % name),
+                              "the UDP app port is gone: any local user could send to the peer "
+                              "through it, or bind it and receive the peer's datagrams; use "
+                              "app_socket (a Unix socket only app_user and app_group can reach)")
+
+
 class Settings:
     """A checked configuration. core: the core's validated dict; agent: mastd's keys;
-    where: the file; uci_names: dotted-key prefix -> UCI name, for messages."""
+    apps: peer -> its app socket's keys (checked, with _uid / _gid); where: the file;
+    uci_names: dotted-key prefix -> UCI name, for messages (None for JSON)."""
 
-    def __init__(self, core, agent, where, uci_names=None):
+    def __init__(self, core, agent, where, uci_names=None, apps=None):
         self.core = core
         self.agent = agent
         self.where = where
         self.uci_names = uci_names
+        self.apps = apps or {}
 
 
 def _check(doc, rename):
-    """Validate with the core schema (mastd's defaults first); -> (core, agent), or
+    """Validate with the core schema (mastd's defaults first); -> (core, agent, apps), or
     ConfigError with the key renamed for the user."""
     try:
         for k, v in AGENT_DEFAULTS.items():
             doc.setdefault(k, v)
+        apps = _split_app(doc)
         core = config.validate(doc)
+        for name in sorted(apps):
+            apps[name] = _check_app("peers.%s" % name, apps[name])
     except ConfigError as e:
         raise ConfigError(rename(e.key), str(e)[len(e.key) + 2:])
+    _app_port_refused(core, rename)
     agent = dict((k, core.get(k, d)) for k, d in AGENT_KEYS.items())
-    return core, agent
+    return core, agent, apps
 
 
 def from_uci_text(text, where=DEFAULT_UCI):
@@ -148,8 +243,8 @@ def from_uci_text(text, where=DEFAULT_UCI):
             return names[best] + key[len(best):]
         return "%s.%s" % (glob, key)  # a global option (name: required)
 
-    c, a = _check(doc, rename)
-    return Settings(c, a, where, names)
+    c, a, apps = _check(doc, rename)
+    return Settings(c, a, where, names, apps)
 
 
 def from_json_text(text, where=DEFAULT_JSON):
@@ -159,8 +254,8 @@ def from_json_text(text, where=DEFAULT_JSON):
         raise ConfigError("file", "%s is not valid JSON (%s)" % (where, e))
     if not isinstance(doc, dict):
         raise ConfigError("file", "%s must hold one JSON object" % where)
-    c, a = _check(doc, lambda k: k)
-    return Settings(c, a, where)
+    c, a, apps = _check(doc, lambda k: k)
+    return Settings(c, a, where, None, apps)
 
 
 def load(path):
@@ -171,3 +266,40 @@ def load(path):
     if path.endswith(".json") or text.lstrip().startswith("{"):
         return from_json_text(text, path)
     return from_uci_text(text, path)
+
+
+def with_peer(conf, name, doc, section=None):
+    """conf (Settings) with one more peer, checking only that peer (the others were checked
+    when conf was made): the way to add one board to a fleet of thousands. section: its UCI
+    section ("mast.<section>"), for messages. ConfigError naming peers.<name>.<key>."""
+    if not isinstance(doc, dict):
+        raise ConfigError("peers.%s" % name, "must be a table")
+    d = dict(doc)
+    apps = _split_app({"peers": {name: d}})
+    one = config.validate({"name": conf.core["name"], "keying": conf.core["keying"],
+                           "peers": {name: d}})
+    _app_port_refused(one, lambda k: k)
+    core = dict(conf.core)
+    core["peers"] = dict(conf.core["peers"])
+    core["peers"][name] = one["peers"][name]
+    all_apps = dict(conf.apps)
+    if name in apps:
+        all_apps[name] = _check_app("peers.%s" % name, apps[name])
+    names = None
+    if conf.uci_names is not None:
+        names = dict(conf.uci_names)
+        if section:
+            names["peers.%s" % name] = section
+    return Settings(core, conf.agent, conf.where, names, all_apps)
+
+
+def without_peer(conf, name):
+    """conf (Settings) without peer name."""
+    core = dict(conf.core)
+    core["peers"] = dict((n, p) for n, p in conf.core["peers"].items() if n != name)
+    apps = dict((n, a) for n, a in conf.apps.items() if n != name)
+    names = None
+    if conf.uci_names is not None:
+        names = dict((k, v) for k, v in conf.uci_names.items()
+                     if k != "peers." + name and not k.startswith("peers.%s." % name))
+    return Settings(core, conf.agent, conf.where, names, apps)

@@ -95,8 +95,10 @@ def test_status_text_shows_uplinks_association_and_failovers():
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="SO_BINDTODEVICE needs root (CAP_NET_RAW)")
 
 
-def conf(name, peer, port, uplinks, peer_addr=None, app_port=0, profile="fast"):
-    p = {"psk": PSK, "app_port": app_port}
+def conf(name, peer, port, uplinks, peer_addr=None, app_socket=None, profile="fast"):
+    p = {"psk": PSK}
+    if app_socket:
+        p["app_socket"] = app_socket
     if peer_addr:
         p["addresses"] = [peer_addr]
     return {"name": name, "port": port, "profile": profile, "peers": {peer: p},
@@ -146,39 +148,46 @@ def wait_for(what, fn, timeout=8):
     raise AssertionError("timed out waiting for " + what)
 
 
+def app_connect(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.settimeout(5)
+    s.connect(path)
+    return s
+
+
 @pytest.fixture
 def pair(tmp_path):
     base = 20000 + os.getpid() % 20000
-    app_srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    app_srv.bind(("127.0.0.1", 0))
-    app_rtr = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    app_rtr.bind(("127.0.0.1", 0))
-    for s in (app_srv, app_rtr):
-        s.settimeout(5)
     srv = Proc(tmp_path, "srv", conf("server", "router1", base, [("lo", "127.0.0.10", 100)],
-                                     app_port=app_srv.getsockname()[1]))
+                                     app_socket=str(tmp_path / "srv-app.sock")))
     rtr = Proc(tmp_path, "rtr", conf("router1", "server", base,
                                      [("a", "127.0.0.11", 10), ("b", "127.0.0.12", 20)],
-                                     "127.0.0.10:%d" % base, app_port=app_rtr.getsockname()[1]))
+                                     "127.0.0.10:%d" % base, app_socket=str(tmp_path / "rtr-app.sock")))
     try:
         wait_for("association", rtr.assoc)
-        yield {"srv": srv, "rtr": rtr, "app_srv": app_srv, "app_rtr": app_rtr, "tmp": tmp_path, "base": base}
+        yield {"srv": srv, "rtr": rtr, "tmp": tmp_path, "base": base}
     finally:
         rtr.stop()
         srv.stop()
-        app_srv.close()
-        app_rtr.close()
 
 
 @needs_root
-def test_application_datagrams_reach_the_peers_app_port_and_the_answer_comes_back(pair):
-    rtr, app_srv, app_rtr = pair["rtr"], pair["app_srv"], pair["app_rtr"]
-    host, port = rtr.status()["apps"]["server"].split(":")
-    app_rtr.sendto(b"telemetry 1", (host, int(port)))
-    data, src = app_srv.recvfrom(100)
-    assert data == b"telemetry 1"
-    app_srv.sendto(b"ack 1", src)
-    assert app_rtr.recvfrom(100)[0] == b"ack 1"
+def test_application_datagrams_reach_the_peers_app_socket_and_the_answer_comes_back(pair):
+    rtr, srv = pair["rtr"], pair["srv"]
+    app_srv = app_connect(srv.status()["apps"]["router1"]["socket"])
+    app_rtr = app_connect(rtr.status()["apps"]["server"]["socket"])
+    try:
+        wait_for("both apps connected", lambda: srv.status()["apps"]["router1"]["connected"]
+                 and rtr.status()["apps"]["server"]["connected"])
+        app_rtr.send(b"telemetry 1")
+        assert app_srv.recv(100) == b"telemetry 1"
+        app_srv.send(b"ack 1")
+        assert app_rtr.recv(100) == b"ack 1"
+        assert rtr.status()["agent_counters"]["app_rx"] == 1
+        assert srv.status()["agent_counters"]["app_tx"] == 1
+    finally:
+        app_srv.close()
+        app_rtr.close()
 
 
 @needs_root

@@ -1,0 +1,157 @@
+"""One peer added to or removed from mastd's configuration file (`mastctl peer add|remove`).
+
+The file is edited as it is on disk: everything else in it stays as it was (UCI comments,
+order, other sections; a JSON file is written back with two-space indents). The new text goes
+to a temporary file beside the old one (mode 0600: it holds keys), is flushed to disk, gets the
+old file's mode and owner, and is renamed over it: a power cut leaves the old file or the new
+one, never half of either.
+
+UCI: a peer is a `config peer '<section>'` block; its section name is the peer's name with
+every character other than A-Za-z0-9_ made "_" (and _2, _3, ... if taken), with `option name`
+giving the real name. Removing finds the block by its `option name` (else its section name)
+and deletes it, from its `config` line to its last option.
+"""
+
+import json
+import os
+import tempfile
+
+from . import uci
+
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def write_atomic(path, text):
+    """Replace path's contents with text: temp file + fsync + rename, keeping mode and owner."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=d)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if st is not None:
+            os.chmod(tmp, st.st_mode & 0o7777)
+            try:
+                os.chown(tmp, st.st_uid, st.st_gid)
+            except OSError:
+                pass  # not root: the file stays ours
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # the rename itself reaches the disk
+        dfd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+def quote(value):
+    """A UCI word in single quotes ("it's" -> 'it'\\''s')."""
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def _uci_value(v):
+    if v is True or v is False:
+        return "1" if v else "0"
+    return str(v)
+
+
+def uci_block(section, name, doc):
+    """The lines of a `config peer` block for peer name with settings doc (JSON-typed)."""
+    lines = ["config peer %s" % quote(section)]
+    if name != section:
+        lines.append("\toption name %s" % quote(name))
+    for k, v in doc.items():
+        if isinstance(v, (list, tuple)):
+            lines += ["\tlist %s %s" % (k, quote(_uci_value(x))) for x in v]
+        else:
+            lines.append("\toption %s %s" % (k, quote(_uci_value(v))))
+    return lines
+
+
+def _uci_sections(lines, where):
+    """[(type, section name or None, first line index, last line index, `option name`)] of
+    UCI text, by a cheap scan: only `config` and `option name` lines are parsed."""
+    out = []
+    for i, line in enumerate(lines):
+        t = line.lstrip()
+        if t.startswith("config"):
+            w = uci._words(line, where, i + 1)
+            if w and w[0] == "config":
+                out.append([w[1] if len(w) > 1 else "", w[2] if len(w) > 2 else None, i, i, None])
+        elif out and (t.startswith("option") or t.startswith("list")):
+            out[-1][3] = i
+            if t.startswith("option") and t[6:].lstrip().startswith("name"):
+                w = uci._words(line, where, i + 1)
+                if len(w) == 3 and w[1] == "name":
+                    out[-1][4] = w[2]
+    return out
+
+
+def _is_uci(path, text):
+    return not (path.endswith(".json") or text.lstrip().startswith("{"))
+
+
+def add_peer(path, name, doc):
+    """Add peer name (settings doc, JSON-typed, already checked) to the file at path.
+    -> the UCI section name ("mast.<section>") or None for JSON. OSError; ValueError if the
+    file is not what mastd reads."""
+    with open(path) as f:
+        text = f.read()
+    if not _is_uci(path, text):
+        cfg = json.loads(text)
+        if not isinstance(cfg, dict):
+            raise ValueError("%s does not hold one JSON object" % path)
+        peers = cfg.setdefault("peers", {})
+        if not isinstance(peers, dict):
+            raise ValueError("%s: peers is not an object" % path)
+        peers[name] = doc
+        write_atomic(path, json.dumps(cfg, indent=2) + "\n")
+        return None
+    lines = text.splitlines()
+    taken = set(s[1] for s in _uci_sections(lines, path) if s[1])
+    base = "".join(c if c in _NAME_CHARS else "_" for c in name)
+    section, n = base, 1
+    while section in taken:
+        n += 1
+        section = "%s_%d" % (base, n)
+    block = uci_block(section, name, doc)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    write_atomic(path, "\n".join(lines + [""] + block) + "\n")
+    return "mast." + section
+
+
+def remove_peer(path, name):
+    """Remove peer name from the file at path. OSError; ValueError if it is not there."""
+    with open(path) as f:
+        text = f.read()
+    if not _is_uci(path, text):
+        cfg = json.loads(text)
+        peers = cfg.get("peers") if isinstance(cfg, dict) else None
+        if not isinstance(peers, dict) or name not in peers:
+            raise ValueError("peer %s is not in %s" % (name, path))
+        del peers[name]
+        write_atomic(path, json.dumps(cfg, indent=2) + "\n")
+        return
+    lines = text.splitlines()
+    for typ, section, first, last, opt_name in _uci_sections(lines, path):
+        if typ == "peer" and (opt_name or section) == name:
+            if first > 0 and not lines[first - 1].strip():
+                first -= 1  # the blank line before the block goes with it
+            del lines[first:last + 1]
+            write_atomic(path, "\n".join(lines) + "\n")
+            return
+    raise ValueError("peer %s is not in %s" % (name, path))
