@@ -1,0 +1,266 @@
+"""A fleet on one mastd: adding a board (by reload or by `mastctl peer add`) and removing one
+touch only that board's association. The server is a real mastd process on loopback; the
+boards are the runtime (firmware/runtime) in this process, each with its own socket.
+
+Also: the peer file edits themselves (UCI and JSON, atomic, comments kept) and which changes
+of a reload restart every association."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mastd import control, peeredit, settings
+from mastd.agent import restart_reason
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FIRMWARE = os.path.join(ROOT, "firmware")
+PSK = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+PSK2 = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mastd binds its uplink to lo (SO_BINDTODEVICE needs root)")
+
+
+# ---- the file edits (no root) -----------------------------------------------------------------
+
+UCI = """\
+# the router's MAST configuration
+config mast 'global'
+\toption name 'server.example'
+
+# the first board, by hand
+config peer 'b1'
+\toption name 'b1.example'
+\toption psk '%s'
+\tlist allowed '192.168.1.0/24'
+
+config uplink 'wan'
+\toption priority '10'
+""" % PSK
+
+
+def test_a_peer_added_to_uci_is_a_new_section_that_reads_back_and_keeps_the_rest(tmp_path):
+    path = tmp_path / "mast"
+    path.write_text(UCI)
+    path.chmod(0o600)
+    doc = {"psk": PSK2, "addresses": ["192.0.2.7", "192.0.2.8:7000"], "initiate": False,
+           "allowed": ["10.7.0.0/16"], "internal": "10.99.0.7"}
+    assert peeredit.add_peer(str(path), "b7.example", doc) == "mast.b7_example"
+    text = path.read_text()
+    assert text.startswith(UCI)  # comments, order and the other sections as they were
+    assert "config peer 'b7_example'\n\toption name 'b7.example'\n" in text
+    assert oct(path.stat().st_mode & 0o777) == "0o600"  # it holds keys
+    conf = settings.from_uci_text(text, str(path))
+    p = conf.core["peers"]["b7.example"]
+    assert (p["psk"], p["addresses"], p["initiate"], p["allowed"], p["internal"]) == (
+        PSK2, ["192.0.2.7", "192.0.2.8:7000"], False, ["10.7.0.0/16"], "10.99.0.7")
+    assert sorted(conf.core["peers"]) == ["b1.example", "b7.example"]
+    assert sorted(os.listdir(str(tmp_path))) == ["mast"]  # no temporary file left behind
+
+
+def test_a_second_peer_whose_section_name_is_taken_gets_a_numbered_one(tmp_path):
+    path = tmp_path / "mast"
+    path.write_text(UCI)
+    assert peeredit.add_peer(str(path), "b1", {"psk": PSK2}) == "mast.b1_2"
+    conf = settings.load(str(path))
+    assert conf.core["peers"]["b1"]["psk"] == PSK2 and conf.core["peers"]["b1.example"]["psk"] == PSK
+
+
+def test_removing_a_peer_from_uci_deletes_its_block_only(tmp_path):
+    path = tmp_path / "mast"
+    path.write_text(UCI)
+    peeredit.add_peer(str(path), "b7.example", {"psk": PSK2})
+    peeredit.remove_peer(str(path), "b1.example")
+    text = path.read_text()
+    assert "b1.example" not in text and "192.168.1.0/24" not in text
+    assert "# the router's MAST configuration" in text and "config uplink 'wan'" in text
+    assert sorted(settings.load(str(path)).core["peers"]) == ["b7.example"]
+    with pytest.raises(ValueError, match="peer b1.example is not in"):
+        peeredit.remove_peer(str(path), "b1.example")
+
+
+def test_json_add_and_remove_keep_the_other_keys(tmp_path):
+    path = tmp_path / "mast.json"
+    path.write_text(json.dumps({"name": "s", "peers": {"a": {"psk": PSK}}, "uplinks": {"eth0": {}}}))
+    assert peeredit.add_peer(str(path), "b", {"psk": PSK2, "initiate": False}) is None
+    doc = json.loads(path.read_text())
+    assert doc["peers"] == {"a": {"psk": PSK}, "b": {"psk": PSK2, "initiate": False}}
+    assert doc["uplinks"] == {"eth0": {}} and doc["name"] == "s"
+    peeredit.remove_peer(str(path), "a")
+    assert sorted(settings.load(str(path)).core["peers"]) == ["b"]
+
+
+def test_a_peer_is_checked_alone_and_a_bad_one_names_its_key():
+    conf = settings.from_json_text(json.dumps({"name": "s", "peers": {"a": {"psk": PSK}}}))
+    new = settings.with_peer(conf, "b", {"psk": PSK2, "addresses": ["192.0.2.1"]})
+    assert sorted(new.core["peers"]) == ["a", "b"] and sorted(conf.core["peers"]) == ["a"]
+    assert new.core["peers"]["b"]["port"] == 6278  # the schema's defaults filled in
+    with pytest.raises(ValueError, match=r"^peers\.b\.psk: required when keying is psk$"):
+        settings.with_peer(conf, "b", {})
+    with pytest.raises(ValueError, match=r"^peers\.b\.addresses: bad item"):
+        settings.with_peer(conf, "b", {"psk": PSK2, "addresses": ["nonsense"]})
+    assert sorted(settings.without_peer(new, "a").core["peers"]) == ["b"]
+
+
+def test_only_our_own_name_keying_or_port_restart_every_association():
+    def conf(**top):
+        doc = {"name": "s", "peers": {"a": {"psk": PSK}}}
+        doc.update(top)
+        return settings.from_json_text(json.dumps(doc))
+
+    base = conf()
+    assert restart_reason(base, conf(peers={"a": {"psk": PSK}, "b": {"psk": PSK2}})) is None
+    assert restart_reason(base, conf(peers={})) is None
+    assert restart_reason(base, conf(peers={"a": {"psk": PSK2}})) is None  # that peer re-keys alone
+    assert restart_reason(base, conf(profile="fast")) is None
+    assert restart_reason(base, conf(name="t")) == "name"
+    assert restart_reason(base, conf(port=7000)) == "port"
+    assert restart_reason(base, conf(keying="open", peers={"a": {}})) == "keying"
+
+
+# ---- a fleet on a real mastd ------------------------------------------------------------------
+
+
+class Board:
+    """One board: the runtime and the core in this process, initiating to the server."""
+
+    def __init__(self, name, server_addr, addr):
+        from mast.endpoint import Endpoint
+        from runtime.driver import Runtime
+
+        ep = Endpoint({"name": name, "profile": "fast",
+                       "peers": {"server.example": {"psk": PSK, "addresses": [server_addr]}}}, os.urandom)
+        self.name = name
+        self.rt = Runtime(ep)
+        self.rt.add_uplink("eth", (addr, 0))
+        self.rt.connect("server.example")
+        self.events = []
+
+    def pump(self):
+        self.rt.poll(0)
+        self.rt.recv()
+        self.events += [e.as_dict() for e in self.rt.events()]
+
+    def kinds(self, kind):
+        return [e for e in self.events if e["event"] == kind]
+
+
+class Server:
+    def __init__(self, tmp, doc):
+        self.cfg = tmp / "server.json"
+        self.cfg.write_text(json.dumps(doc))
+        self.sock = str(tmp / "server.sock")
+        self.log = open(str(tmp / "server.log"), "w")
+        self.p = subprocess.Popen([sys.executable, "-m", "mastd", "--config", str(self.cfg), "--control",
+                                   self.sock, "--discovery", "linux"], stdout=self.log, stderr=subprocess.STDOUT,
+                                  env=dict(os.environ, PYTHONPATH=FIRMWARE))
+
+    def status(self):
+        try:
+            return control.request(self.sock, {"op": "status"}, timeout=2).get("status")
+        except OSError:
+            return None
+
+    def established(self):
+        s = self.status() or {"associations": []}
+        return dict((a["peer"], a["nonce_id"]) for a in s["associations"] if a["state"] == "established")
+
+    def mastctl(self, *args, stdin=None):
+        return subprocess.run([sys.executable, "-c", "import sys; from mastd.ctl import main; sys.exit(main())",
+                               "--control", self.sock] + list(args), input=stdin,
+                              capture_output=True, text=True, timeout=20, env=dict(os.environ, PYTHONPATH=FIRMWARE))
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.log.close()
+
+
+def wait_for(what, fn, boards, timeout=15):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for b in boards:
+            b.pump()
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting for " + what)
+
+
+@needs_root
+def test_adding_boards_by_reload_and_by_mastctl_and_removing_one_touch_only_that_board(tmp_path):
+    port = 21000 + os.getpid() % 20000
+    addr = "127.0.0.60"
+    peers = dict(("b%d.example" % i, {"psk": PSK, "initiate": False}) for i in (1, 2, 3))
+    srv = Server(tmp_path, {"name": "server.example", "port": port, "profile": "fast", "peers": peers,
+                            "uplinks": {"lo": {"device": "lo", "address": addr}}})
+    boards = {}
+    try:
+        wait_for("mastd", lambda: srv.status(), [])
+        for i in (1, 2, 3):
+            boards[i] = Board("b%d.example" % i, "%s:%d" % (addr, port), "127.0.0.%d" % (60 + i))
+        first = wait_for("three associations", lambda: len(srv.established()) == 3 and all(
+            b.kinds("association_up") for b in boards.values()) and srv.established(), boards.values())
+
+        # a fourth board by editing the file and reloading
+        doc = json.loads(srv.cfg.read_text())
+        doc["peers"]["b4.example"] = {"psk": PSK, "initiate": False}
+        srv.cfg.write_text(json.dumps(doc))
+        r = srv.mastctl("reload")
+        assert (r.returncode, r.stdout) == (0, "reloaded\n"), r.stderr
+        boards[4] = Board("b4.example", "%s:%d" % (addr, port), "127.0.0.64")
+        wait_for("b4 up", lambda: "b4.example" in srv.established() and boards[4].kinds("association_up"),
+                 boards.values())
+
+        # a fifth by mastctl peer add, its key on standard input (never on the command line)
+        r = srv.mastctl("peer", "add", "b5.example", "--psk-file", "-", "--no-initiate",
+                        "--internal", "10.99.0.5", stdin=PSK + "\n")
+        assert (r.returncode, r.stdout) == (0, "peer b5.example added\n"), r.stderr
+        assert json.loads(srv.cfg.read_text())["peers"]["b5.example"] == {
+            "psk": PSK, "initiate": False, "internal": "10.99.0.5"}
+        boards[5] = Board("b5.example", "%s:%d" % (addr, port), "127.0.0.65")
+        up = wait_for("b5 up", lambda: "b5.example" in srv.established() and boards[5].kinds("association_up")
+                      and srv.established(), boards.values())
+        for peer, nid in first.items():
+            assert up[peer] == nid, peer  # the same association all along
+        s = srv.status()
+        assert [e for e in s["events"] if e["event"] == "association_closed"] == []
+        for b in boards.values():
+            assert b.kinds("association_closed") == [] and len(b.kinds("association_up")) == 1, b.name
+
+        # a peer that is there already, and a bad one, are refused with the reason
+        r = srv.mastctl("peer", "add", "b5.example", "--psk-file", "-", stdin=PSK)
+        assert r.returncode == 1 and r.stderr.startswith("mastctl: peer b5.example is configured already")
+        r = srv.mastctl("peer", "add", "b6.example", "--address", "nonsense", "--psk-file", "-", stdin=PSK)
+        assert r.returncode == 1 and r.stderr.startswith("mastctl: peers.b6.example.addresses: bad item")
+        assert "b6.example" not in srv.cfg.read_text()
+
+        # remove b2: only it closes
+        r = srv.mastctl("peer", "remove", "b2.example")
+        assert (r.returncode, r.stdout) == (0, "peer b2.example removed\n"), r.stderr
+        wait_for("b2 gone", lambda: "b2.example" not in srv.established(), boards.values())
+        after = wait_for("the others", lambda: len(srv.established()) == 4 and srv.established(), boards.values())
+        for peer in ("b1.example", "b3.example", "b4.example", "b5.example"):
+            assert after[peer] == up[peer], peer
+        closed = [e for e in srv.status()["events"] if e["event"] == "association_closed"]
+        assert [e["peer"] for e in closed] == ["b2.example"]
+        assert "b2.example" not in json.loads(srv.cfg.read_text())["peers"]
+        listed = json.loads(srv.mastctl("peer", "list", "--json").stdout)
+        assert [p["name"] for p in listed] == ["b1.example", "b3.example", "b4.example", "b5.example"]
+        assert all(p["association"] == "established" and p["psk"] == "<redacted>" for p in listed)
+        for i in (1, 3, 4, 5):
+            assert boards[i].kinds("association_closed") == [], i
+    finally:
+        for b in boards.values():
+            b.rt.shutdown()
+        srv.stop()
