@@ -1,0 +1,191 @@
+"""The SDK Makefile (openwrt-package/mast/Makefile) and `make ipk` / `make apk` install the same
+files: one list.
+
+GNU make runs the real Makefile with a stand-in for the parts of the SDK it uses, written here
+from what OpenWrt documents and does (not OpenWrt's code):
+- rules.mk's install commands (INSTALL_DIR `install -d -m0755`, INSTALL_BIN `install -m0755`,
+  INSTALL_DATA `install -m0644`, INSTALL_CONF `install -m0600`, FIND);
+- package.mk's BuildPackage, which expands Package/<name>/install once when the package is
+  defined and runs it as a recipe with the package's install root as $(1) (include/package-pack.mk
+  does this), so `$$` escaping is exercised as in the SDK;
+- the packages feed's python3-package.mk: Python3/CompileAll (`python -m compileall -r 20 -b -d /`
+  on the install root, PYTHONHASHSEED from SOURCE_DATE_EPOCH) and Python3/DeleteSourceFiles.
+PKG_BUILD_DIR is the release tarball `make dist` writes, unpacked: the source the SDK builds from.
+"""
+
+import io
+import marshal
+import os
+import re
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HOST_TOOLS = os.path.join(ROOT, "host-tools")
+try:
+    from mast_tools import cmd_apk, cmd_ipk, srcdist
+except ImportError:  # not pip-installed: use the checkout
+    sys.path.insert(0, HOST_TOOLS)
+    from mast_tools import cmd_apk, cmd_ipk, srcdist
+
+from test_apk import parse as parse_apk  # noqa: E402  (the independent apk reader)
+
+PKG = os.path.join(ROOT, "openwrt-package", "mast")
+EPOCH = 1750000000
+
+RULES_MK = """\
+INCLUDE_DIR:=$(TOPDIR)/include
+INSTALL_DIR:=install -d -m0755
+INSTALL_BIN:=install -m0755
+INSTALL_DATA:=install -m0644
+INSTALL_CONF:=install -m0600
+CP:=cp -fpR
+FIND:=find
+"""
+
+PACKAGE_MK = """\
+PKG_BUILD_DIR ?= $(BUILD_DIR)/$(PKG_NAME)-$(PKG_VERSION)
+define BuildPackage
+install-$(1):
+\trm -rf $$(IDIR) && mkdir -p $$(IDIR)
+\t$(call Package/$(1)/install,$$(IDIR))
+endef
+"""
+
+PYTHON3_PACKAGE_MK = """\
+HOST_PYTHON3_BIN ?= python3
+define Python3/CompileAll
+\tcd "." && $(if $(SOURCE_DATE_EPOCH),PYTHONHASHSEED="$(SOURCE_DATE_EPOCH)") $(HOST_PYTHON3_BIN) -m compileall -q -r 20 -b -d '/' $(1)
+endef
+define Python3/DeleteSourceFiles
+\t$(FIND) $(1) -type f -name '*.py' -delete
+endef
+"""
+
+
+def have_make():
+    try:
+        return subprocess.run(["make", "--version"], capture_output=True, timeout=30).returncode == 0
+    except OSError:
+        return False
+
+
+def read_tree(top):
+    out = {}
+    for dirpath, _, filenames in os.walk(top):
+        for fn in filenames:
+            p = os.path.join(dirpath, fn)
+            with open(p, "rb") as f:
+                out[os.path.relpath(p, top)] = (f.read(), os.stat(p).st_mode & 0o7777)
+    return out
+
+
+@pytest.fixture(scope="module")
+def sdk_tree(tmp_path_factory):
+    if not have_make():
+        pytest.skip("GNU make is not installed: the SDK Makefile cannot be run")
+    tmp = tmp_path_factory.mktemp("sdk")
+    top = tmp / "topdir"
+    (top / "include").mkdir(parents=True)
+    (top / "rules.mk").write_text(RULES_MK)
+    (top / "include" / "package.mk").write_text(PACKAGE_MK)
+    py = top / "feeds" / "packages" / "lang" / "python"
+    py.mkdir(parents=True)
+    (py / "python3-package.mk").write_text(PYTHON3_PACKAGE_MK)
+    dist = srcdist.build(str(tmp / "dl"), epoch=EPOCH)
+    build = tmp / "build"
+    build.mkdir()
+    with tarfile.open(dist["path"]) as t:
+        t.extractall(str(build))
+    idir = tmp / "ipkg-all" / "mast"
+    env = dict(os.environ, SOURCE_DATE_EPOCH=str(EPOCH), PYTHONDONTWRITEBYTECODE="1")
+    env.pop("MAKEFLAGS", None)
+    r = subprocess.run(["make", "--no-print-directory", "-C", PKG, "TOPDIR=%s" % top, "BUILD_DIR=%s" % build,
+                        "IDIR=%s" % idir, "HOST_PYTHON3_BIN=%s" % sys.executable, "install-mast"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return dist, read_tree(str(idir))
+
+
+def same_code(a, b):
+    """Two .pyc of the same module: same header flags and the same code object."""
+    return a[:8] == b[:8] and marshal.loads(a[16:]) == marshal.loads(b[16:])
+
+
+def assert_same(sdk, ours):
+    assert sorted(sdk) == sorted(ours)
+    for path in sdk:
+        (a, amode), (b, bmode) = sdk[path], ours[path]
+        assert amode == bmode, path
+        if path.endswith(".pyc"):
+            assert same_code(a, b), path
+        else:
+            assert a == b, path
+
+
+def test_the_sdk_makefile_installs_exactly_what_make_ipk_packages(sdk_tree, tmp_path):
+    _, sdk = sdk_tree
+    r = cmd_ipk.build(str(tmp_path), epoch=EPOCH, python=sys.executable)
+    with tarfile.open(r["path"]) as outer:
+        data = outer.extractfile("./data.tar.gz").read()
+    ours = {}
+    with tarfile.open(fileobj=io.BytesIO(data)) as t:
+        for m in t.getmembers():
+            if m.isfile():
+                ours[m.name[2:]] = (t.extractfile(m).read(), m.mode)
+    assert r["bytecode"] == "%d.%d" % sys.version_info[:2]  # the target's (3.11) on this machine
+    assert_same(sdk, ours)
+    assert "usr/lib/mast/presence/server.pyc" in sdk  # presence is installed (mastd --presence-config)
+
+
+def test_the_sdk_makefile_installs_what_make_apk_packages_beside_the_sdks_apk_files(sdk_tree, tmp_path, monkeypatch):
+    _, sdk = sdk_tree
+    # make apk compiles only for 25.12's Python (3.13); compare like with like: compile for ours
+    monkeypatch.setitem(cmd_apk.OPENWRT_PYTHON, cmd_apk.TARGET, "%d.%d" % sys.version_info[:2])
+    r = cmd_apk.build(str(tmp_path), epoch=EPOCH, python=sys.executable)
+    with open(r["path"], "rb") as f:
+        p = parse_apk(f.read())
+    ours = {}
+    for d, _, files in p["paths"]:
+        for name, acl, _, _, _ in files:
+            path = (d + "/" if d else "") + name
+            ours[path] = (p["contents"].get(path, b""), acl[0])
+    extra = {k for k in ours if k.startswith("lib/apk/packages/")}
+    assert extra == {"lib/apk/packages/mast.list", "lib/apk/packages/mast.conffiles",
+                     "lib/apk/packages/mast.conffiles_static"}  # what package-pack.mk adds for apk
+    assert_same(sdk, {k: v for k, v in ours.items() if k not in extra})
+
+
+def test_the_package_builds_from_its_folder_and_its_release_tarball(sdk_tree):
+    dist, _ = sdk_tree
+    mk = open(os.path.join(PKG, "Makefile")).read()
+    assert "../" not in mk, "a feed package cannot reach outside its folder"
+    assert re.search(r"^PKG_SOURCE:=\$\(PKG_NAME\)-\$\(PKG_VERSION\)\.tar\.gz$", mk, re.M)
+    with tarfile.open(dist["path"]) as t:
+        names = [n.lstrip("./") for n in t.getnames()]
+    lic = re.search(r"^PKG_LICENSE_FILES:=(.*)$", mk, re.M).group(1).split()
+    assert lic and all("mast-0.1.0/" + f in names for f in lic)
+    for d in re.search(r"^MAST_PY_DIRS:=(.*)$", mk, re.M).group(1).split():
+        for fn in os.listdir(os.path.join(ROOT, "firmware", d)):
+            if fn.endswith(".py"):
+                assert "mast-0.1.0/firmware/%s/%s" % (d, fn) in names
+
+
+def test_the_makefile_has_the_fields_a_feed_package_needs():
+    mk = open(os.path.join(PKG, "Makefile")).read()
+    for field in ("PKG_LICENSE", "PKG_LICENSE_FILES", "PKG_MAINTAINER", "PKG_SOURCE", "PKG_HASH"):
+        assert re.search(r"^%s:=\S" % field, mk, re.M), field
+    pkg = mk[mk.index("define Package/mast\n"):]
+    pkg = pkg[:pkg.index("endef")]
+    for field in ("SECTION:=net", "CATEGORY:=Network", "SUBMENU:=VPN", "URL:=https://", "PKGARCH:=all"):
+        assert field in pkg, field
+    assert re.search(r"^PKG_MAINTAINER:=[^<]+ <[^@ ]+@[^> ]+>$", mk, re.M)
+
+
+def test_no_maintainer_scripts_of_our_own_as_packages_in_the_feed():
+    mk = open(os.path.join(PKG, "Makefile")).read()
+    for script in ("preinst", "postinst", "prerm", "postrm"):
+        assert "define Package/mast/%s" % script not in mk, script
