@@ -119,7 +119,7 @@ vectors: $(STAMP)
 # (last) the table at its top. bench/benchdoc.py, nsbench.py and tunrelay.py are helpers, not
 # benchmarks. Those that need root (network namespaces) or the MicroPython unix port say so and
 # skip. A failed benchmark does not stop the others; make fails at the end. About 17 minutes here.
-BENCHES := failover_sim heap footprint overhead flash failover_netns datapath summary
+BENCHES := failover_sim heap alloc footprint overhead flash failover_netns datapath summary
 
 bench: deps $(STAMP) $(MP32_STAMP)
 	@start=$$(date +%s); failed=""; \

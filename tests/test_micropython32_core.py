@@ -118,3 +118,24 @@ def test_core_module_on_micropython32(mp32_runs, mpy_build, module, test):
     summary = "1 passed, 0 failed" if test else " passed, 0 failed"
     assert summary in rec["output"], rec["output"]
     assert rec["maxsize"] == 2**31 - 1, "not a 32-bit build: sys.maxsize %r" % rec["maxsize"]
+
+
+def test_wasm32_build_reclaims_nothing_inside_a_call_and_grows_past_its_heapsize(node, tmp_path):
+    """What this module's docstring and bench/alloc.py's counting rest on: a collection asked
+    for inside a runPython call frees nothing until the call returns (so gc.mem_alloc() deltas
+    inside a call count every block allocated), and the heap grows past HEAPSIZE."""
+    steps = [
+        "import gc\ngc.collect()",
+        "import gc\n_a = gc.mem_alloc()\n_g = [bytearray(1024) for i in range(300)]\n_g = None\n"
+        "gc.collect()\n_inside = gc.mem_alloc() - _a",
+        "import gc\nprint('inside %d after %d' % (_inside, gc.mem_alloc() - _a))",
+    ]
+    cmd = [node, os.path.join("tests", "mp32", "run_steps.mjs"), "--build", str(tmp_path),
+           "--heapsize", str(HEAPSIZE)] + steps
+    status, out, err = mpy_core.run(cmd, TIMEOUT_S)
+    assert status == 0, out + err
+    words = out.split()
+    assert words[0] == "inside" and words[2] == "after", out
+    inside, after = int(words[1]), int(words[3])
+    assert inside >= 300 * 1024 > 3 * HEAPSIZE, out  # all 300 KB still counted, past the heapsize
+    assert after < 16 * 1024, out  # freed once the call returned
