@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import pstats
+import select
 import shutil
 import signal
 import sys
@@ -312,22 +313,274 @@ def profile_mastd(topo, size, rate, seconds, workdir):
 
 
 # What the per-packet path spends its time on (cProfile; 3 = with callees, 2 = own time).
-# The groups do not nest in one another.
+# The core's send and receive paths hold the HMAC and tag compare rows (and the receive path
+# the Event row's __init__): those rows show parts of them.
 GROUPS = [
     ("system calls: TUN read/write, UDP sendto/recvfrom (the bare relay makes the same)",
      [("~", "<built-in method posix.read>"), ("~", "<built-in method posix.write>"),
       ("~", "<method 'sendto' of '_socket.socket' objects>"),
       ("~", "<method 'recvfrom' of '_socket.socket' objects>")], 2),
-    ("HMAC-SHA-256 in Python over hashlib (mast/crypto.py Mac.digest)", [("mast/crypto.py", "digest")], 3),
-    ("constant-time tag compare, a Python loop (mast/crypto.py ct_equal)", [("mast/crypto.py", "ct_equal")], 3),
-    ("inner source check: Routes.holds re-parses each prefix's text per packet (mastd/packet.py)",
-     [("mastd/packet.py", "holds")], 3),
-    ("inner header and route lookup (mastd/packet.py addresses, Routes.lookup)",
-     [("mastd/packet.py", "addresses"), ("mastd/packet.py", "lookup")], 3),
-    ("TCP MSS clamp check (mastd/packet.py clamp_mss)", [("mastd/packet.py", "clamp_mss")], 3),
+    ("HMAC-SHA-256 (mast/crypto.py Mac.digest: copies of the key's hashlib states)",
+     [("mast/crypto.py", "digest")], 3),
+    ("tag compare (mast/crypto.py ct_equal: hmac.compare_digest on CPython)", [("mast/crypto.py", "ct_equal")], 3),
+    ("the core's send path (mast/endpoint.py and assoc.py send_data, HMAC included)",
+     [("mast/endpoint.py", "send_data")], 3),
+    ("the core's receive path (mast/endpoint.py receive, HMAC and the data Event included)",
+     [("mast/endpoint.py", "receive")], 3),
+    ("mastd: route by destination, source check (mastd/packet.py Routes.peer_for, source_ok)",
+     [("mastd/packet.py", "peer_for"), ("mastd/packet.py", "source_ok")], 3),
+    ("mastd: TCP MSS clamp (mastd/packet.py clamp_mss, maybe_tcp)",
+     [("mastd/packet.py", "clamp_mss"), ("mastd/packet.py", "maybe_tcp")], 3),
     ("an Event object per packet and the runtime's queues (mast/events.py, runtime/driver.py _drain)",
      [("mast/events.py", "__init__"), ("runtime/driver.py", "_drain")], 2),
 ]
+
+
+# ---- MicroPython: the runtime's DATA path against a bare MicroPython UDP echo (loopback) --------
+
+MP_RATES = [1000 * 2 ** i for i in range(8)]  # 1k .. 128k
+MP_HEAP = "256K"  # mast endpoint's board heap (host-tools board_process.HEAPSIZE)
+
+# Both run on the unix port and answer every datagram in the same loop shape: poll, then at
+# most 16 reads a wake (the runtime's _READS_PER_WAKE). The bare one echoes each UDP datagram;
+# the MAST one is the runtime and the core as a board runs them (.mpy), echoing each DATA
+# payload back to its peer with Runtime.send: one receive path and one send path a packet.
+MP_BARE = """\
+import socket, select, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(socket.getaddrinfo("127.0.0.1", int(sys.argv[1]))[0][-1])
+s.setblocking(False)
+p = select.poll()
+p.register(s, select.POLLIN)
+print("ready")
+while True:
+    p.poll(1000)
+    for _ in range(16):
+        try:
+            data, addr = s.recvfrom(2048)
+        except OSError:
+            break
+        s.sendto(data, addr)
+"""
+MP_MAST = """\
+import os, sys
+from mast.endpoint import Endpoint
+from runtime.driver import Runtime
+rt = Runtime(Endpoint({"name": "mpy", "peers": {"driver": {"psk": "%s", "initiate": False}}}, os.urandom))
+rt.add_uplink("lo", ("127.0.0.1", int(sys.argv[1])))
+print("ready")
+while True:
+    rt.poll(1000)
+    for ev in rt.recv():
+        rt.send(ev.payload, ev.peer)
+    rt.events()
+""" % PSK
+
+
+class MpEcho:
+    """One echo process on the MicroPython unix port and the CPython driver that offers it
+    datagrams (plain UDP to the bare echo; DATA through the core and runtime to the MAST one)
+    and counts the echoes."""
+
+    def __init__(self, kind, workdir, build, port):
+        import socket as so
+
+        self.kind = kind
+        script = os.path.join(workdir, "mp_%s.py" % kind)
+        with open(script, "w") as f:
+            f.write(MP_BARE if kind == "bare" else MP_MAST)
+        env = dict(os.environ, MICROPYPATH=build + os.pathsep + ".frozen")
+        self.proc = Proc(None, [nsbench.venv_bin("micropython"), "-X", "heapsize=" + MP_HEAP, script,
+                                str(port)], "mp-" + kind, workdir, env=env)
+        self.proc.wait_line(lambda t: t == "ready", 30, "micropython %s echo" % kind)
+        self.pid = self.proc.pid
+        self.dst = ("127.0.0.1", port)
+        if kind == "bare":
+            self.sock = so.socket(so.AF_INET, so.SOCK_DGRAM)
+            self.sock.bind(("127.0.0.1", 0))
+            self.sock.setblocking(False)
+            self.rt = None
+            return
+        sys.path.insert(0, nsbench.FIRMWARE)
+        from mast.endpoint import Endpoint
+        from runtime.driver import Runtime
+
+        self.rt = Runtime(Endpoint({"name": "driver", "peers": {"mpy": {
+            "psk": PSK, "addresses": ["127.0.0.1:%d" % port]}}}, os.urandom))
+        self.rt.add_uplink("lo", ("127.0.0.1", 0))
+        self.rt.connect("mpy")
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
+            self.rt.poll(50)
+            self.rt.recv()
+            self.rt.events()
+            a = self.rt.ep.association("mpy")
+            if a is not None and a.primary is not None:
+                break
+        else:
+            raise RuntimeError("no association with the MicroPython endpoint; stderr: %s"
+                               % self.proc.stderr_tail())
+
+    def _send(self, payload):
+        if self.rt is None:
+            try:
+                self.sock.sendto(payload, self.dst)
+            except OSError:
+                pass
+        else:
+            self.rt.send(payload, "mpy")
+
+    def _recv(self, wait_s=0.0):
+        """Echoes received, after waiting at most wait_s for the first."""
+        if self.rt is not None:
+            self.rt.poll(1 if wait_s > 0 else 0)
+            self.rt.events()
+            return len(self.rt.recv())
+        if wait_s > 0:
+            select.select([self.sock], [], [], wait_s)
+        n = 0
+        while True:
+            try:
+                self.sock.recv(4096)
+            except OSError:
+                return n
+            n += 1
+
+    def step(self, size, rate, seconds):
+        """Offer rate datagrams/s for seconds (in 1 ms ticks); -> result dict."""
+        payload = b"S" + bytes(size - 1)
+        self._drain(0.2)
+        c0 = cpu_seconds(self.pid)
+        start = time.monotonic()
+        sent = got = 0
+        while True:
+            el = time.monotonic() - start
+            if el >= seconds:
+                break
+            due = int(el * rate)
+            while sent < due:
+                self._send(payload)
+                sent += 1
+            # sleep until the next 1 ms tick or an echo: the driver leaves the CPU to the echo
+            got += self._recv(max(0.0, 0.001 - (time.monotonic() - start - el)))
+        el = time.monotonic() - start
+        cpu = cpu_seconds(self.pid) - c0
+        r = {"offered": rate, "sent_pps": sent / el, "pps": got / el, "delivered": got,
+             "cpu": {"mpy": cpu}, "seconds": el}
+        r["ok"] = r["pps"] >= PASS * rate
+        log("micropython %s %d B: offered %d/s, sent %.0f/s, echoed %.0f/s%s" % (
+            self.kind, size, rate, r["sent_pps"], r["pps"], "" if r["ok"] else " (short)"))
+        return r
+
+    def _drain(self, quiet_s):
+        end = time.monotonic() + 5
+        last = time.monotonic()
+        while time.monotonic() < end and time.monotonic() - last < quiet_s:
+            if self._recv():
+                last = time.monotonic()
+            time.sleep(0.005)
+
+    def close(self):
+        if self.rt is not None:
+            self.rt.shutdown()
+        else:
+            self.sock.close()
+        self.proc.proc.send_signal(signal.SIGTERM)
+        self.proc.stop()
+
+
+def mp_ramp(echoes, size, seconds):
+    """As ramp(), for the MicroPython echoes: doubling rates, then three bisection steps."""
+    res = dict((k, {"steps": [], "lo": 0, "hi": None}) for k in echoes)
+
+    def run(kind, rate):
+        r = echoes[kind].step(size, rate, seconds)
+        if not r["ok"]:
+            r2 = echoes[kind].step(size, rate, seconds)
+            if r2["pps"] > r["pps"]:
+                r = r2
+        res[kind]["steps"].append(r)
+        if r["ok"]:
+            res[kind]["lo"] = max(res[kind]["lo"], rate)
+        else:
+            res[kind]["hi"] = rate if res[kind]["hi"] is None else min(res[kind]["hi"], rate)
+
+    for rate in MP_RATES:
+        for kind in echoes:
+            if res[kind]["hi"] is None:
+                run(kind, rate)
+    for _ in range(3):
+        for kind in echoes:
+            lo, hi = res[kind]["lo"], res[kind]["hi"]
+            if hi is not None and lo and hi / float(lo) > 1.1:
+                run(kind, int(round((lo * hi) ** 0.5 / 100.0)) * 100)
+    for r in res.values():
+        passed = [x for x in r["steps"] if x["ok"]]
+        r["best"] = max(passed or r["steps"], key=lambda x: x["pps"])
+        r["throughput"] = r["best"]["pps"]
+    return res
+
+
+def micropython_bench(workdir, seconds):
+    """{size: {"bare"|"mast": ramp result}}, or the reason it could not run."""
+    if not nsbench.venv_bin("micropython"):
+        return "the MicroPython unix port is not installed (.venv/bin/micropython)"
+    from mast_tools.board_process import build_mpy
+
+    build = os.path.join(workdir, "mpy")
+    try:
+        build_mpy(build)
+    except RuntimeError as e:
+        return "mpy-cross: %s" % e
+    base = 24000 + os.getpid() % 20000
+    echoes = {}
+    try:
+        echoes["bare"] = MpEcho("bare", workdir, build, base)
+        echoes["mast"] = MpEcho("mast", workdir, build, base + 1)
+        return dict((size, mp_ramp(echoes, size, seconds)) for size in SIZES)
+    finally:
+        for e in echoes.values():
+            e.close()
+
+
+def mp_report(mp):
+    if isinstance(mp, str):
+        return ["", "### The MicroPython runtime's DATA path against a bare MicroPython UDP echo",
+                "", "Not measured: %s." % mp], []
+    lines = ["", "### The MicroPython runtime's DATA path against a bare MicroPython UDP echo", "",
+             "Loopback, no namespaces. On the MicroPython unix port (`-X heapsize=%s`, the "
+             "firmware as .mpy, as `mast endpoint` runs a board): a bare UDP echo (poll, at most "
+             "16 reads a wake, `sendto` back) against the runtime and the core echoing each DATA "
+             "payload back to its peer (`Runtime.recv` → `Runtime.send`: the receive path and "
+             "the send path, an HMAC each way). A CPython driver offers datagrams (plain UDP, or "
+             "DATA through its own core) in 1 ms ticks and counts the echoes; a rate passes when "
+             "≥ %d%% come back while it sends. CPU: the MicroPython process's utime + stime over "
+             "the echoes, at the highest doubling rate both carried." % (MP_HEAP, round(PASS * 100)), "",
+             "| echo | payload | echoes/s | vs bare echo | CPU µs per echo (at /s) |",
+             "|---|---|---|---|---|"]
+    items = []
+    for size in SIZES:
+        bare = mp[size]["bare"]["throughput"]
+        common = [rate for rate in MP_RATES if all(
+            any(x["offered"] == rate and x["ok"] for x in mp[size][k]["steps"]) for k in ("bare", "mast"))]
+        for kind, name in (("bare", "bare MicroPython UDP echo"), ("mast", "MicroPython runtime, MAST/1 DATA")):
+            r = mp[size][kind]
+            cpu = "–"
+            if common:
+                x = [s for s in r["steps"] if s["offered"] == common[-1] and s["ok"]][0]
+                cpu = "%.1f (%d)" % (x["cpu"]["mpy"] / max(1, x["delivered"]) * 1e6, common[-1])
+            lines.append("| %s | %d B | %d | %s | %s |" % (
+                name, size, round(r["throughput"]), "%.0f%%" % (100.0 * r["throughput"] / bare) if bare else "–", cpu))
+        items.append({"what": "MicroPython DATA echoes/s at %d B, share of a bare MicroPython UDP echo's" % size,
+                      "target": "(reported)", "measured": "%.0f%% (%d vs %d /s)" % (
+                          100.0 * mp[size]["mast"]["throughput"] / bare if bare else 0,
+                          mp[size]["mast"]["throughput"], bare), "met": None})
+    lines += ["", "Steps (echoed / offered, per second):", ""]
+    for size in SIZES:
+        for kind in ("bare", "mast"):
+            lines.append("- %s, %d B: %s" % (kind, size, ", ".join(
+                "%d/%d" % (round(x["pps"]), x["offered"]) for x in mp[size][kind]["steps"])))
+    return lines, items
 
 
 def _on_term(signum, frame):
@@ -340,6 +593,7 @@ def main():
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--profile", action="store_true", help="profile mastd even if the target is met")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--no-micropython", action="store_true", help="leave out the MicroPython echo part")
     args = ap.parse_args()
     reason = nsbench.root_reason()
     if reason:
@@ -350,6 +604,7 @@ def main():
     t0 = time.monotonic()
     res = {}
     prof = None
+    mp = "not asked for (--no-micropython)"
     topo = None
     try:
         topo = Topo(work)
@@ -358,6 +613,8 @@ def main():
         background = (machine_jiffies() - m0) / (time.monotonic() - t)
         for size in SIZES:
             res[size] = ramp(topo, size, args.step_s)
+        if not args.no_micropython:
+            mp = micropython_bench(work, args.step_s)
         short = [z for z in SIZES if res[z]["mastd"]["throughput"] < TARGET * res[z]["bare"]["throughput"]]
         if (short or args.profile) and not args.no_profile:
             size = short[0] if short else SIZES[0]
@@ -369,7 +626,7 @@ def main():
             topo.close()
         netns.cleanup_leftovers("mbd")
         shutil.rmtree(work, ignore_errors=True)
-    body = report(res, prof, background, args.step_s, time.monotonic() - t0)
+    body = report(res, prof, background, args.step_s, time.monotonic() - t0, mp)
     if args.no_write:
         print(body)
     else:
@@ -391,7 +648,7 @@ def common_step(res, size, setup):
     return [x for x in res[size][setup]["steps"] if x["offered"] == common[-1] and x["ok"]][0]
 
 
-def report(res, prof, background, step_s, elapsed):
+def report(res, prof, background, step_s, elapsed, mp=None):
     lines = ["| path | payload | packets/s | payload Mbit/s | vs bare relay |",
              "|---|---|---|---|---|"]
     items = []
@@ -449,10 +706,10 @@ def report(res, prof, background, step_s, elapsed):
                 per.append("%.0f µs against the bare relay's %.0f at %d B" % (x["mastd"], x["bare"], size))
         body += ["", "**Target missed** (%s): per packet, mastd's two processes spend %s (the CPU "
                  "table), so on the same two cores it carries %s of the bare relay's packets. Both "
-                 "make the same system calls; the difference is MAST's per-packet work in Python: an "
-                 "HMAC over every packet each way, the core's bookkeeping, and mastd's own checks "
-                 "of the inner packet (the profile below). Changes to the core and mastd are the "
-                 "lead's to decide; none is made here." % (
+                 "make the same system calls; the difference is MAST's per-packet work in Python "
+                 "(the profile below): mostly the core's send and receive paths and the runtime's "
+                 "queues around them; mastd's own checks of the inner packet are a dictionary "
+                 "lookup each." % (
                      ", ".join("%d B" % z for z in short), "; ".join(per), " and ".join(
                          "%.0f%% at %d B" % (100.0 * res[z]["mastd"]["throughput"] / res[z]["bare"]["throughput"], z)
                          for z in SIZES))]
@@ -485,6 +742,10 @@ def report(res, prof, background, step_s, elapsed):
             for where, share, cum, calls in rows:
                 body.append("| `%s` | %.1f%% | %.1f%% | %.2f |" % (where, 100 * share, 100 * cum, calls))
             body.append("")
+    if mp is not None:
+        mp_lines, mp_items = mp_report(mp)
+        body += mp_lines
+        items += mp_items
     body += ["", "Run time %d s." % elapsed, "", "<!-- results: %s -->" % json.dumps(items)]
     return "\n".join(body)
 
