@@ -35,9 +35,17 @@ def reference():
             d = "`%s` (boards: %s)" % (settings.AGENT_DEFAULTS[key], d)
         elif key in settings.AGENT_KEYS:
             d = _default(settings.AGENT_KEYS[key])
+        meaning = HELP.get(key, "")
+        if key == "peers.*.app_port":  # still in the core's schema; mastd refuses it
+            meaning = "refused by mastd (any local user could use a UDP port): use app_socket"
         rows.append("| %s | `%s %s` | `%s` | %s | %s | %s | %s |" % (
             _SECTION["" if len(parts) == 1 else parts[0]], word, parts[-1], key, typ, d, want,
-            HELP.get(key, "")))
+            meaning))
+        if key == "peers.*.app_port":  # mastd's own peer keys (settings.APP_KEYS) follow it
+            for k in settings.APP_KEYS:
+                rows.append("| %s | `option %s` | `peers.*.%s` | str | %s | %s | %s |" % (
+                    _SECTION["peers"], k, k, "(see meaning)" if k == "app_mode" else "(none)",
+                    settings.APP_KEYS[k], settings.APP_HELP[k]))
     return "\n".join(rows) + "\n"
 
 
@@ -50,6 +58,7 @@ def test_the_uci_reference_in_docs_is_the_schema():
 def test_the_docs_name_every_mastctl_command_and_mastd_option():
     text = open(DOC).read()
     for needle in ("mastctl status --json", "mastctl uplink", "mastctl reload", "mastctl hotplug",
+                   "mastctl peer add", "mastctl peer remove", "mastctl peer list", "app_socket",
                    "--config", "--control", "--syslog", "--discovery", "--check", "opkg install",
                    "pip install ./firmware/mastd", "mastd.service"):
         assert needle in text, needle
