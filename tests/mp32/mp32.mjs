@@ -77,7 +77,9 @@ export async function instance(loadMicroPython, { build, heapsize, files, sink }
     mp.FS.writeFile("/" + rel, fs.readFileSync(host));
   }
   mp.FS.chdir("/");
-  // Only the build output is importable: nothing from the working directory or .frozen.
+  // Only the build output is importable: nothing from the working directory, nor .frozen (this
+  // build's frozen micropython-lib modules: hmac, logging, a Python binascii, ...; a board has
+  // none of them).
   mp.runPython("import sys\nsys.path[:] = ['/lib']");
   return mp;
 }
