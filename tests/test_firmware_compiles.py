@@ -11,7 +11,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(ROOT, "firmware")
 CORE = os.path.join(FIRMWARE, "mast")
 EXCLUDED = (os.path.join(FIRMWARE, "mastd"),)
-CORE_BUDGET = 28 * 1024  # bytes of .mpy for all of firmware/mast/
+# bytes of .mpy for all of firmware/mast/: what the core may cost a board in RAM (a .mpy's
+# bytecode is copied to the heap on import). 28 KB for MAST/1.0; MAST/1.1 added the timer
+# queue, the state table's ERR answers, the per-peer bounds and fleet keys (issue 11 tracks
+# the whole firmware's heap: bench/footprint.py).
+CORE_BUDGET = 34 * 1024
 
 
 def _py_files(top, excluded=()):

@@ -1,7 +1,10 @@
 # One MAST association: keys, sequence numbers, the peer's addresses, the paths
 # to them, and the state machine. The endpoint (endpoint.py) owns the sockets'
-# view: uplinks, demultiplexing by label, the stateless INIT/cookie exchange.
-# Handlers are chosen by one table, _TABLE, at the bottom of this file.
+# view: uplinks, demultiplexing by label, the stateless INIT/cookie exchange,
+# and the timer queue (it asks an association for its next deadline only after
+# something touched it).
+# What each state does with each message type is one table, _TABLE, at the
+# bottom of this file (docs/PROTOCOL.md section 7.1 prints it).
 
 from .compat import const, struct
 from . import wire, policy
@@ -19,8 +22,12 @@ SHUT_ACK_SENT = const(4)
 CLOSED = const(5)  # lingering to answer a late SHUT-ACK, then forgotten
 STATE_NAMES = ("cookie-wait", "cookie-echoed", "established", "shut-sent", "shut-ack-sent", "closed")
 
-_MAX_REMOTES = const(24)
+# What one peer can make us hold (implementation limits, docs/PROTOCOL.md 13):
+_MAX_OBSERVED = const(4)  # source addresses learnt from packets, beside the <= 16 listed
+_MAX_PATHS = const(24)  # (uplink, remote address) pairs
+_CREDIT_MAX = const(1024)  # most bytes saved up for addresses not validated
 _ECHO_TRIES = const(4)
+_PROBE_LEN = const(55)  # a whole PROBE: header, 27-byte body, tag
 
 
 def serial_newer(a, b):
@@ -32,17 +39,24 @@ def serial_newer(a, b):
 class Remote:
     """One address of the peer: advertised in INIT/SET and/or observed as a source."""
 
+    __slots__ = ("addr", "prio", "cost", "advertised", "validated", "paths")
+
     def __init__(self, addr, prio, cost, advertised):
         self.addr = addr
         self.prio = prio
         self.cost = cost
         self.advertised = advertised
         self.validated = False  # some path to it answered a challenge
-        self.rx_bytes = 0  # while not validated: we may send at most 3x this
-        self.tx_bytes = 0
+        self.paths = {}  # our uplink's name -> Path (the same objects as Association.paths)
 
 
 class Association:
+    __slots__ = ("ep", "prof", "peer", "label", "peer_label", "initiator", "state", "nonce",
+                 "peer_nonce", "tsn", "peer_tsn", "seq", "window", "tx_mac", "rx_mac", "remotes",
+                 "peer_list", "withdrawn", "paths", "primary", "down_since", "outage_since",
+                 "last_primary", "req", "hs_attempt", "hs_due", "hs_path", "echo_tries", "hs_sent",
+                 "cookie", "ring", "closed_at", "err_sent", "credit", "due", "queued", "dirty")
+
     def __init__(self, ep, peer, label, initiator, now):
         self.ep = ep
         self.prof = ep.prof
@@ -60,6 +74,7 @@ class Association:
         self.tx_mac = self.rx_mac = None
         self.remotes = {}
         self.peer_list = []  # the peer's last advertised list, in its order
+        self.withdrawn = ()  # addresses the peer's last list dropped (section 9)
         self.paths = {}  # (uplink name, addr) -> Path
         self.primary = None
         self.down_since = now  # the primary last worked at (None while there is one)
@@ -72,9 +87,13 @@ class Association:
         self.echo_tries = 0
         self.hs_sent = now
         self.cookie = None
-        self.ring = []  # (sent_ms, packet) kept for resend_ms
+        self.ring = []  # (sent_ms, seq, packet) kept for resend_ms
         self.closed_at = None
         self.err_sent = None
+        self.credit = 0  # anti-amplification budget toward addresses not validated
+        self.due = None  # the next deadline, as last computed (endpoint's timer queue)
+        self.queued = None  # the deadline of this association's live entry in that queue
+        self.dirty = False  # touched since `due` was computed
 
     # ---- keys and sending ---------------------------------------------------
 
@@ -86,20 +105,21 @@ class Association:
     def send(self, path, ptype, body):
         pkt = wire.seal(self.tx_mac, ptype, self.peer_label, self.seq, body)
         self.seq += 1
-        self.emit(path, pkt, ptype)
+        self.emit(path, pkt)
         return pkt
 
-    def emit(self, path, pkt, ptype):
+    def emit(self, path, pkt):
         r = self.remotes.get(path.raddr)
         if r is not None and not r.validated:
-            # Not validated: PROBEs to advertised addresses (timers allow one per
-            # RTO); anything else only within 3x the bytes received from it.
-            if not (ptype == wire.PROBE and r.advertised) and r.tx_bytes + len(pkt) > 3 * r.rx_bytes:
+            # Not validated: only within the budget the peer's own packets earned
+            # (section 9, anti-amplification).
+            if self.credit < len(pkt):
                 self.ep.count("tx_amplification_limit")
-                return
-            r.tx_bytes += len(pkt)
+                return False
+            self.credit -= len(pkt)
         path.tx += 1
         self.ep.out.append((path.uplink.name, path.raddr, pkt))
+        return True
 
     # ---- addresses and paths --------------------------------------------------
 
@@ -111,10 +131,16 @@ class Association:
         return r
 
     def add_path(self, u, addr, now):
-        key = (u.name, addr)
-        if family(u.addr[0]) == family(addr[0]) and key not in self.paths:
-            self.paths[key] = Path(u, addr, now)
-        return self.paths.get(key)
+        r = self.remotes[addr]
+        p = r.paths.get(u.name)
+        if p is None and family(u.addr[0]) == family(addr[0]):
+            if len(self.paths) >= _MAX_PATHS:
+                self.ep.count("too_many_paths")
+                return None
+            p = Path(u, addr, now)
+            self.paths[(u.name, addr)] = p
+            r.paths[u.name] = p
+        return p
 
     def remove_paths(self, test, now):
         lost_primary = False
@@ -122,6 +148,9 @@ class Association:
             p = self.paths[key]
             if test(p):
                 del self.paths[key]
+                r = self.remotes.get(p.raddr)
+                if r is not None:
+                    r.paths.pop(p.uplink.name, None)
                 if p is self.primary:
                     lost_primary = True
         if lost_primary:
@@ -132,11 +161,16 @@ class Association:
         self.remove_paths(lambda p: p.raddr == addr, now)
 
     def apply_addrs(self, addrs, now):
-        """The peer's complete list (INIT, SET or COOKIE-ACK) replaces what it advertised."""
-        self.peer_list = addrs
+        """The peer's complete list (INIT, SET or COOKIE-ACK) replaces what it advertised.
+        What the previous list had and this one has not is `withdrawn` until the next list:
+        packets from there are not taken as observed addresses again (section 9)."""
         new = {}
         for a, prio, cost in addrs:
             new[a] = (prio, cost)
+        gone = []
+        for a, _, _ in self.peer_list:
+            if a not in new:
+                gone.append(a)
         for a in list(self.remotes):
             r = self.remotes[a]
             if a in new:
@@ -146,21 +180,30 @@ class Association:
                 self.remove_remote(a, now)
         for a in new:
             self.add_remote(a, new[a][0], new[a][1], True, now)
+        self.peer_list = addrs
+        self.withdrawn = gone
         self.ep.event(Event("addresses_changed", self.peer, [fmt(a) for a, _, _ in addrs]))
 
-    def learn(self, u, src, n, now):
-        """An authenticated packet arrived on uplink u from src: find or make its path."""
+    def learn(self, u, src, now):
+        """An authenticated packet arrived on uplink u from src: its path, or the reason
+        (a str) it has none."""
         r = self.remotes.get(src)
         if r is None:
-            if len(self.remotes) >= _MAX_REMOTES:
-                return None
+            if src in self.withdrawn:
+                return "withdrawn"
+            n = 0
+            for x in self.remotes.values():
+                n += not x.advertised
+            if n >= _MAX_OBSERVED:
+                return "too_many_addresses"
             r = self.add_remote(src, policy.RANK_UNKNOWN, 0, False, now)
-        if not r.validated:
-            r.rx_bytes += n
-        p = self.add_path(u, src, now)
-        if p is not None:
-            p.rx += 1
-            self.revive(p, now)  # the peer reaches us on it again
+        p = r.paths.get(u.name)
+        if p is None:
+            p = self.add_path(u, src, now)
+            if p is None:
+                return "too_many_paths"
+        p.rx += 1
+        self.revive(p, now)  # the peer reaches us on it again
         return p
 
     def revive(self, p, now):
@@ -169,13 +212,6 @@ class Association:
         if p.state == FAILED and p.probe_due is not None and p.probe_due > now:
             p.backoff = 0  # (no challenge is out while a probe is due later)
             p.probe_due = now
-
-    def local_index(self, u):
-        lst = self.ep.addr_list()
-        for i in range(len(lst)):
-            if lst[i][0] == u.addr:
-                return i
-        return 255
 
     def best(self, exclude=None):
         best = None
@@ -206,18 +242,31 @@ class Association:
         if self.state != ESTABLISHED:
             return
         self.ep.event(Event("failover", self.peer, old.name if old else None, new.name,
-                                  max(0, now - (since if since is not None else now)), failback))
+                            max(0, now - (since if since is not None else now)), failback))
         if self.ep.resend_ms:
             # DATA the old primary's feedback does not cover, sent within resend_ms
             acked = old.fb_hi if old is not None else 0
             for t, seq, pkt in self.ring:
                 if t >= now - self.ep.resend_ms and seq > acked:
-                    self.emit(new, pkt, wire.DATA)
+                    self.emit(new, pkt)
         if self.req is not None:
             self.req[4] = now  # a pending request goes out on the new primary at once
 
+    def idle_exchange(self, p, now):
+        """A probe on p answered, or the peer's probe arrived: if it came after an idle
+        wait (not in the handshake or in a burst), the next idle probe may wait longer."""
+        last = p.last_ok
+        if p.peer_probe is not None and (last is None or p.peer_probe > last):
+            last = p.peer_probe
+        if p.state == ACTIVE and last is not None and now - last >= self.prof["probe"] // 2:
+            p.idle_n += 1
+
     def path_ok(self, p, now):
         was = p.state
+        if was == ACTIVE:
+            self.idle_exchange(p, now)
+        else:
+            p.idle_n = 0
         p.state = ACTIVE
         p.unacked_since = None  # it answered: whatever was outstanding is not its fault
         p.lost = 0
@@ -235,6 +284,7 @@ class Association:
         p.state = FAILED
         p.active_since = None
         p.unacked_since = None
+        p.idle_n = 0
         p.probe_due = now + policy.failed_backoff(p, self.prof)
         self.ep.event(Event("path_down", self.peer, p.name))
         if p is self.primary:
@@ -246,8 +296,8 @@ class Association:
         r = self.remotes.get(p.raddr)
         if r is not None and not r.advertised:
             # an observed address (a NAT mapping) that no longer answers anywhere
-            for q in self.paths.values():
-                if q.raddr == p.raddr and q.state != FAILED:
+            for q in r.paths.values():
+                if q.state != FAILED:
                     return
             self.remove_remote(p.raddr, now)
 
@@ -255,10 +305,14 @@ class Association:
         return policy.idle_probe_interval(p, self.remotes[p.raddr], self.prof, self.ep.nat_refresh_ms)
 
     def probe(self, p, now):
+        if not self.remotes[p.raddr].validated and self.credit < _PROBE_LEN:
+            self.ep.count("tx_amplification_limit")  # wait until the peer earns us more
+            p.probe_due = now + p.rto(self.prof)
+            return
         p.challenge = self.ep.random(wire.CHALLENGE_LEN)
         p.probe_sent = now
         p.probe_due = None
-        self.send(p, wire.PROBE, wire.enc_probe(p.challenge, self.local_index(p.uplink)))
+        self.send(p, wire.PROBE, wire.enc_probe(p.challenge, self.ep.local_index(p.uplink)))
 
     # ---- handshake -----------------------------------------------------------
 
@@ -266,35 +320,36 @@ class Association:
         return wire.enc_init(self.label, self.nonce, self.tsn, self.ep.keying, self.ep.name, self.ep.addr_list())
 
     def handshake_timer(self, now):
+        if self.state == COOKIE_ECHOED:
+            if self.echo_tries < _ECHO_TRIES:  # 1 s, doubling, 4 tries (section 12)
+                self.echo_tries += 1
+                self.hs_sent = now
+                self.send(self.hs_path, wire.COOKIE_ECHO, self.cookie + self.init_body())
+                self.hs_due = now + policy.request_rto(policy.RTO_INITIAL, self.echo_tries - 1)
+                return
+            self.state = COOKIE_WAIT  # the cookie may have gone stale: start again
         if self.hs_attempt > policy.INIT_RETRIES:
             self.close(now, "timeout")
             return
-        if self.state == COOKIE_ECHOED and self.echo_tries >= _ECHO_TRIES:
-            self.state = COOKIE_WAIT  # the cookie may have gone stale: start again
-        if self.state == COOKIE_ECHOED:
-            self.echo_tries += 1
-            self.hs_sent = now
-            self.send(self.hs_path, wire.COOKIE_ECHO, self.cookie + self.init_body())
-        else:
-            pairs = self.ep.init_pairs(self.peer)
-            if not pairs:  # no uplink yet: no attempt spent; uplink_up starts it
-                self.hs_due = now + policy.RTO_INITIAL
-                return
-            u, addr = pairs[self.hs_attempt % len(pairs)]
-            pkt = wire.seal(self.ep.init_mac(self.peer), wire.INIT, 0, 0, wire.pad_init(self.init_body()))
-            self.ep.out.append((u.name, addr, pkt))
+        pairs = self.ep.init_pairs(self.peer)
+        if not pairs:  # no uplink yet: no attempt spent; uplink_up starts it
+            self.hs_due = now + policy.RTO_INITIAL
+            return
+        u, addr = pairs[self.hs_attempt % len(pairs)]
+        pkt = wire.seal(self.ep.init_mac(self.peer), wire.INIT, 0, 0, wire.pad_init(self.init_body()))
+        self.ep.out.append((u.name, addr, pkt))
         self.hs_due = now + policy.request_rto(policy.RTO_INITIAL, self.hs_attempt)
         self.hs_attempt += 1
 
     def on_init_ack(self, u, src, pkt, body, now):
         if self.state != COOKIE_WAIT:
             return "unexpected"
-        if not self.ep.init_mac(self.peer).verify(wire.tag_of(pkt), wire.signed_part(pkt), self.nonce):
+        if not self.ep.init_mac(self.peer).check(pkt, self.nonce):
             return "mac"
         label_r, nonce_r, tsn_r, cookie = wire.dec_init_ack(body)
-        p = self.learn(u, src, len(pkt), now)
-        if p is None:
-            return "too_many_addresses"
+        p = self.learn(u, src, now)
+        if type(p) is str:
+            return p
         self.setup_keys(self.ep.psk(self.peer), self.nonce, nonce_r, self.label, label_r)
         self.peer_label, self.peer_nonce, self.peer_tsn = label_r, nonce_r, tsn_r
         self.cookie = cookie
@@ -310,8 +365,13 @@ class Association:
         self.nonce, self.peer_nonce = nonce_r, nonce_i
         self.tsn, self.peer_tsn, self.peer_label = tsn_r, tsn_i, label_i
         self.window.commit(seq)
+        self.credit = 3 * len(pkt)  # the COOKIE-ECHO carries the list to validate
+        # the handshake's path first, so no limit can refuse it
+        r = self.add_remote(src, policy.RANK_UNKNOWN, 0, False, now)
+        r.validated = True  # the cookie proved the peer receives there
+        p = r.paths[u.name]
+        p.rx += 1
         self.apply_addrs(addrs, now)
-        p = self.learn(u, src, len(pkt), now)
         p.rtt_sample(rtt)  # INIT-ACK (sent at the cookie's stamp) to COOKIE-ECHO
         self.establish(p, now)
         self.send(p, wire.COOKIE_ACK, wire.enc_addrs(self.ep.addr_list()))
@@ -341,14 +401,15 @@ class Association:
 
     def on_cookie_echo_again(self, u, src, seq, pkt, now):
         """A retransmitted COOKIE-ECHO: our COOKIE-ACK was lost. Answer again."""
-        if not self.window.check(seq):
-            return "replay"
-        if not self.rx_mac.verify(wire.tag_of(pkt), wire.signed_part(pkt)):
-            return "mac"
-        self.window.commit(seq)
-        p = self.learn(u, src, len(pkt), now)
-        if p is not None and self.state == ESTABLISHED:
-            self.send(p, wire.COOKIE_ACK, wire.enc_addrs(self.ep.addr_list()))
+        why = self.authenticate(seq, pkt)
+        if why:
+            return why
+        if self.state != ESTABLISHED:
+            return "unexpected"
+        p = self.learn(u, src, now)
+        if type(p) is str:
+            return p
+        self.send(p, wire.COOKIE_ACK, wire.enc_addrs(self.ep.addr_list()))
         return None
 
     # ---- requests (SET, SHUT) with retransmission ---------------------------
@@ -378,27 +439,40 @@ class Association:
 
     # ---- receiving ---------------------------------------------------------------
 
-    def receive(self, u, src, ptype, seq, pkt, body, now):
-        """An authenticated-looking packet for this association -> drop reason or None."""
+    def authenticate(self, seq, pkt):
+        """Section 7 steps 4-6: the drop reason, or None (and the seq is recorded)."""
         if self.rx_mac is None:
-            return "unexpected"
-        if not self.window.check(seq):
-            if (ptype == wire.DATA or ptype == wire.DATA_IP) and seq > self.window.highest - self.window.size:
-                # a redundant copy: still feedback for the path it came on
-                p = self.paths.get((u.name, src))
-                if p is not None and p.state in (ACTIVE, SUSPECT) and self.rx_mac.verify(wire.tag_of(pkt), wire.signed_part(pkt)):
-                    self.maybe_ack(p, now)
-                return "duplicate"
-            return "replay"
-        if not self.rx_mac.verify(wire.tag_of(pkt), wire.signed_part(pkt)):
+            return "unexpected"  # no keys yet (cookie-wait)
+        w = self.window
+        if not w.check(seq):
+            return "too_old" if seq <= w.highest - w.size else "duplicate"
+        if not self.rx_mac.check(pkt):
             return "mac"
-        self.window.commit(seq)
+        w.commit(seq)
+        # anti-amplification (section 9): every authenticated byte from the peer earns one
+        self.credit = min(self.credit + len(pkt), _CREDIT_MAX)
+        return None
+
+    def receive(self, u, src, ptype, seq, pkt, body, now):
+        """A packet for this association -> drop reason or None."""
+        dup = self.rx_mac is not None and ptype >= wire.DATA and seq > self.window.highest - self.window.size
+        why = self.authenticate(seq, pkt)
+        if why:
+            if why == "duplicate" and dup:
+                # a redundant copy of DATA: still feedback for the path it came on
+                r = self.remotes.get(src)
+                p = r.paths.get(u.name) if r is not None else None
+                if p is not None and p.state in (ACTIVE, SUSPECT) and self.rx_mac.check(pkt):
+                    self.maybe_ack(p, now)
+            return why
         handler = _TABLE[self.state].get(ptype)
         if handler is None:
             return "unexpected"
-        p = self.learn(u, src, len(pkt), now)
-        if p is None:
-            return "too_many_addresses"
+        p = self.learn(u, src, now)
+        if type(p) is str:
+            return p
+        if ptype == wire.SET or ptype == wire.COOKIE_ACK:
+            self.credit = 3 * len(pkt)  # a new list to validate: 3x its size, not more
         return handler(self, p, body, now)
 
     def on_set(self, p, body, now):
@@ -406,12 +480,18 @@ class Association:
         if serial_newer(tsn, self.peer_tsn):
             for (ip, port), _, _ in addrs:
                 if ip == "0.0.0.0" or ip == "::":
+                    # refused: ERR 1 answers it instead of SET-ACK; the TSN is not recorded
                     self.send(p, wire.ERR, wire.enc_err(wire.ERR_BAD_ADDRESSES, tsn))
                     return "bad_addresses"
             self.peer_tsn = tsn
             self.apply_addrs(addrs, now)
         self.send(p, wire.SET_ACK, wire.enc_tsn(tsn))  # also re-acknowledges a retransmission
         return None
+
+    def on_set_shutting(self, p, body, now):
+        tsn, _ = wire.dec_set(body)
+        self.send(p, wire.ERR, wire.enc_err(wire.ERR_SHUTTING_DOWN, tsn))
+        return "shutting_down"
 
     def on_set_ack(self, p, body, now):
         tsn = wire.dec_tsn(body)
@@ -427,6 +507,9 @@ class Association:
         if not r.advertised and index < len(self.peer_list):
             # an observed (NATed) address inherits the hints of the entry it stands for
             _, r.prio, r.cost = self.peer_list[index]
+        if p.state == ACTIVE:  # the peer's idle probe: ours on this path may wait
+            self.idle_exchange(p, now)
+            p.peer_probe = now
         self.send(p, wire.PROBE_ACK, wire.enc_probe_ack(challenge, p.raddr))
         return None
 
@@ -445,6 +528,8 @@ class Association:
         return None
 
     def on_keepalive(self, p, body, now):
+        # Section 10: fresh only if rx_highest rose on this path; it clears the path's
+        # unacknowledged state once it reaches the highest DATA seq sent there.
         hi = wire.dec_keepalive(body)
         if hi > p.fb_hi:
             p.fb_hi = hi
@@ -462,7 +547,7 @@ class Association:
                 self.err_sent = now
                 self.send(p, wire.ERR, wire.enc_err(wire.ERR_UNSUPPORTED, 0))
             return "unsupported"
-        self.ep.event(Event("data", self.peer, bytes(body), ip))
+        self.ep.deliver(self.peer, body, ip, p)
         self.maybe_ack(p, now)
         return None
 
@@ -483,6 +568,10 @@ class Association:
 
     def on_err(self, p, body, now):
         code, tsn = wire.dec_err(body)
+        req = self.req
+        if (code == wire.ERR_BAD_ADDRESSES or code == wire.ERR_SHUTTING_DOWN) and (
+                req is not None and req[0] == wire.SET and req[1] == tsn):
+            self.req = None  # the SET is answered: no more retransmissions
         self.ep.event(Event("peer_error", self.peer, code, tsn))
         return None
 
@@ -492,7 +581,7 @@ class Association:
             self.state = SHUT_ACK_SENT
             self.req = [wire.SHUT_ACK, tsn, wire.enc_tsn(tsn), 0, now]
             self.request_timer(now)
-        else:
+        else:  # a retransmitted SHUT, or both sides shutting at once
             self.send(p, wire.SHUT_ACK, wire.enc_tsn(tsn))
         return None
 
@@ -509,37 +598,35 @@ class Association:
 
     # ---- the app's side ---------------------------------------------------------
 
-    def data_paths(self):
-        p = self.primary
-        if p is None or p.state not in (ACTIVE, SUSPECT):
-            return ()
-        if self.ep.mode != "redundant":
-            return (p,)
-        # the best other ACTIVE path, preferring another uplink
+    def second_path(self, p):
+        """Redundant mode: the best other ACTIVE path, preferring another uplink."""
         q = None
         for c in self.paths.values():
             if c is not p and c.state == ACTIVE:
                 k = (c.uplink is p.uplink, policy.rank(c, self.remotes[c.raddr]))
                 if q is None or k < q[0]:
                     q = (k, c)
-        return (p, q[1]) if q is not None else (p,)
+        return q[1] if q is not None else None
 
     def send_data(self, payload, ip, now):
         if self.seq >= wire.SEQ_MAX:  # never reuse a seq under the same keys
             self.close(now, "exhausted")
             return False
-        paths = self.data_paths()
-        if not paths:
+        p = self.primary
+        if p is None or (p.state != ACTIVE and p.state != SUSPECT):
             self.ep.count("tx_no_path")
             return False
         seq = self.seq
-        pkt = self.send(paths[0], wire.DATA_IP if ip else wire.DATA, payload)
-        for p in paths:
-            if p is not paths[0]:
-                self.emit(p, pkt, wire.DATA)
-            p.sent_hi = seq
-            if p.unacked_since is None:
-                p.unacked_since = now
+        pkt = self.send(p, wire.DATA_IP if ip else wire.DATA, payload)
+        p.sent_hi = seq
+        if p.unacked_since is None:
+            p.unacked_since = now
+        q = self.second_path(p) if self.ep.mode == "redundant" else None
+        if q is not None:
+            self.emit(q, pkt)
+            q.sent_hi = seq
+            if q.unacked_since is None:
+                q.unacked_since = now
         if self.ep.resend_ms:
             ring = self.ring
             ring.append((now, seq, pkt))
@@ -567,29 +654,29 @@ class Association:
     # ---- timers -------------------------------------------------------------------
 
     def next_timer(self):
-        t = []
         if self.state == CLOSED:
             return self.closed_at + policy.LINGER
         if self.state < ESTABLISHED:
             return self.hs_due
+        t = None
         if self.req is not None:
-            t.append(self.req[4])
+            t = self.req[4]
         if self.primary is None and self.state == ESTABLISHED:
-            t.append(self.outage_since + self.ep.outage_ms)
+            t = _earlier(t, self.outage_since + self.ep.outage_ms)
         prof = self.prof
         for p in self.paths.values():
             if p.challenge is not None:
-                t.append(p.probe_sent + p.rto(prof))
+                t = _earlier(t, p.probe_sent + p.rto(prof))
             elif p.probe_due is not None:
-                t.append(p.probe_due)
+                t = _earlier(t, p.probe_due)
             if p.state == ACTIVE and p.unacked_since is not None:
-                t.append(p.unacked_since + prof["send_timeout"])
+                t = _earlier(t, p.unacked_since + prof["send_timeout"])
             if p.ack_due is not None:
-                t.append(p.ack_due)
+                t = _earlier(t, p.ack_due)
         f = self.failback_candidate()
         if f is not None:
-            t.append(f.active_since + prof["failback"])
-        return min(t) if t else None
+            t = _earlier(t, f.active_since + prof["failback"])
+        return t
 
     def failback_candidate(self):
         p = self.primary
@@ -620,6 +707,7 @@ class Association:
             if p.challenge is not None and now >= p.probe_sent + p.rto(prof):
                 p.challenge = None
                 p.lost += 1
+                p.idle_n = 0
                 if p.state == FAILED:
                     p.backoff += 1
                     p.probe_due = now + policy.failed_backoff(p, prof)
@@ -635,8 +723,13 @@ class Association:
                 p.state = SUSPECT
                 p.probe_due = now
             if p.challenge is None and p.probe_due is not None and now >= p.probe_due:
-                if p.state == ACTIVE and p.last_ok is not None and now - p.last_ok < self.idle(p):
-                    p.probe_due = p.last_ok + self.idle(p)
+                # an idle ACTIVE path that proved itself lately (our probe answered, feedback,
+                # or the peer's own probe on it) waits: one side's probes serve both
+                last = p.last_ok
+                if p.peer_probe is not None and (last is None or p.peer_probe > last):
+                    last = p.peer_probe
+                if p.state == ACTIVE and last is not None and now - last < self.idle(p):
+                    p.probe_due = last + self.idle(p)
                 else:
                     self.probe(p, now)
         if self.state == CLOSED:
@@ -651,21 +744,29 @@ class Association:
             self.request_timer(now)
 
 
+def _earlier(t, x):
+    return x if t is None or x < t else t
+
 
 A = Association
+_DATA = {
+    wire.PROBE: A.on_probe, wire.PROBE_ACK: A.on_probe_ack, wire.KEEPALIVE: A.on_keepalive,
+    wire.DATA: A.on_data, wire.DATA_IP: A.on_data_ip, wire.ERR: A.on_err, wire.SHUT: A.on_shut,
+}
+# state -> {type: handler}; a type not listed is dropped as "unexpected" in that state.
+# COOKIE-ECHO and INIT-ACK are handled by the endpoint (on_cookie_echo_again, on_init_ack).
 _TABLE = {
     COOKIE_WAIT: {},
     COOKIE_ECHOED: {wire.COOKIE_ACK: A.on_cookie_ack},
-    ESTABLISHED: {
-        wire.SET: A.on_set, wire.SET_ACK: A.on_set_ack, wire.PROBE: A.on_probe,
-        wire.PROBE_ACK: A.on_probe_ack, wire.KEEPALIVE: A.on_keepalive, wire.DATA: A.on_data,
-        wire.DATA_IP: A.on_data_ip, wire.ERR: A.on_err, wire.SHUT: A.on_shut,
-    },
-    SHUT_SENT: {
-        wire.SHUT_ACK: A.on_shut_ack, wire.SHUT: A.on_shut, wire.PROBE: A.on_probe,
-        wire.PROBE_ACK: A.on_probe_ack, wire.KEEPALIVE: A.on_keepalive, wire.DATA: A.on_data,
-        wire.ERR: A.on_err,
-    },
-    SHUT_ACK_SENT: {wire.SHUT: A.on_shut, wire.SHUT_COMPLETE: A.on_shut_complete},
+    ESTABLISHED: dict(_DATA),
+    SHUT_SENT: dict(_DATA),
+    SHUT_ACK_SENT: dict(_DATA),
     CLOSED: {wire.SHUT_ACK: A.on_shut_ack},
 }
+_TABLE[ESTABLISHED][wire.SET] = A.on_set
+_TABLE[ESTABLISHED][wire.SET_ACK] = A.on_set_ack
+_TABLE[SHUT_SENT][wire.SET] = A.on_set_shutting
+_TABLE[SHUT_SENT][wire.SET_ACK] = A.on_set_ack
+_TABLE[SHUT_SENT][wire.SHUT_ACK] = A.on_shut_ack
+_TABLE[SHUT_ACK_SENT][wire.SET] = A.on_set_shutting
+_TABLE[SHUT_ACK_SENT][wire.SHUT_COMPLETE] = A.on_shut_complete

@@ -35,6 +35,8 @@ replay_window int 1024 64 65536 64
 resend_ms int 0 0 5000
 outage_s int 300 10 86400
 nat_refresh_s int 25 5 3600
+fleet_domain str - 253 .-
+fleet_psk psk -
 enabled bool -
 internal prefix -
 tun str - 15 _.-
@@ -200,10 +202,19 @@ def _split(key):
     return s
 
 
-def _row(s, names=False):
+def _index():
+    """{pattern: row} of the whole schema, for checking many keys at once."""
+    out = {}
+    for f in _rows():
+        out[f[0]] = f
+    return out
+
+
+def _row(s, names=False, idx=None):
     """The row (see _rows) of the key with segments s; True if the key is a
     section that holds keys ("peers", "peers.srv"); None if unknown. With
-    names, a bad peer or uplink name in s raises ConfigError."""
+    names, a bad peer or uplink name in s raises ConfigError. idx: _index(),
+    when the caller checks many keys."""
     named = s[0] == "peers" or s[0] == "uplinks"  # sections named by the user
     if named and len(s) > 1:
         if names:
@@ -214,6 +225,8 @@ def _row(s, names=False):
     if named and len(s) < 3:
         return True
     s = ".".join(s)
+    if idx is not None:
+        return idx.get(s)
     for f in _rows():
         if f[0] == s:
             return f
@@ -238,12 +251,12 @@ def _copy(v):
     return v
 
 
-def _put(cfg, s, v):
+def _put(cfg, s, v, idx=None):
     """Check v for the key with segments s and set that key in cfg (in place)
     to a copy of it, or to {} if the key is a section. The key's row, or True
     for a section; ConfigError naming the key otherwise."""
     key = ".".join(s)
-    row = _row(s, True)
+    row = _row(s, True, idx)
     if row is None:
         raise ConfigError(key, "unknown key")
     if row is not True:
@@ -266,15 +279,16 @@ def validate(cfg):
     """A new, normalized configuration with defaults filled in; ConfigError
     naming the first bad key otherwise (sections are checked level by level:
     the top-level keys first, then each peer's and uplink's)."""
+    idx = _index()  # decoded once for the whole check (20,000 peers: many keys)
     out = {}
     todo = [(cfg, [])]  # the sections to check, with their key segments
     for node, segs in todo:  # grows as sections are found
         if type(node) is not dict:
             raise ConfigError(".".join(segs) or "config", "must be a table")
         for k in node:
-            if _put(out, segs + [k], node[k]) is True:
+            if _put(out, segs + [k], node[k], idx) is True:
                 todo.append((node[k], segs + [k]))
-    for row in _rows():  # defaults; "peers" and "uplinks" always exist
+    for row in idx.values():  # defaults; "peers" and "uplinks" always exist
         p = row[0].split(".")
         for node in out.setdefault(p[0], {}).values() if len(p) > 1 else [out]:
             if row[2] is not None:
@@ -286,6 +300,43 @@ def validate(cfg):
             if "psk" not in out["peers"][n]:
                 raise ConfigError("peers.%s.psk" % n, "required when keying is psk")
     return out
+
+
+def validate_peer(cfg, name, peer):
+    """One peer's section, checked and with its defaults, for the validated
+    configuration cfg (so a fleet of thousands changes one peer without checking
+    all); ConfigError naming the key otherwise."""
+    out = {"peers": {}}
+    _put(out, ["peers", name], {})
+    idx = _index()
+    if type(peer) is not dict:
+        raise ConfigError("peers." + name, "must be a table")
+    for k in peer:
+        _put(out, ["peers", name, k], peer[k], idx)
+    pc = out["peers"][name]
+    for row in idx.values():
+        p = row[0].split(".")
+        if p[0] == "peers" and len(p) > 1 and row[2] is not None:
+            pc.setdefault(p[-1], _copy(row[2]))
+    if cfg["keying"] == "psk" and "psk" not in pc:
+        raise ConfigError("peers.%s.psk" % name, "required when keying is psk")
+    return pc
+
+
+def fleet_member(cfg, name):
+    """True if name is not a listed peer but may associate as a member of the fleet
+    (a name under fleet_domain; with psk keying, fleet_psk must be set)."""
+    d = cfg.get("fleet_domain")
+    return (d is not None and name not in cfg["peers"] and name.endswith("." + d)
+            and (cfg["keying"] == "open" or "fleet_psk" in cfg))
+
+
+def fleet_key(cfg, name):
+    """A fleet member's PSK (32 bytes): HKDF(fleet_psk, "mast1 fleet" | name); the
+    board is given this value as its peers.<server>.psk (`mast genkey --fleet`)."""
+    from .crypto import hkdf
+
+    return hkdf(b"", decode_psk(cfg["fleet_psk"]), b"mast1 fleet " + name.encode(), 32)
 
 
 def _find(cfg, key):

@@ -41,18 +41,49 @@ class Mac:
         h = sha256(self._ipad)  # CPython: hash the key blocks once, copy the states
         self._copy = (h, sha256(self._opad)) if hasattr(h, "copy") else None
 
-    def digest(self, *parts):
-        """The 32-byte MAC of the concatenation of parts (bytes-like)."""
-        c = self._copy
-        h, h2 = (c[0].copy(), c[1].copy()) if c else (sha256(self._ipad), sha256(self._opad))
-        for p in parts:
-            h.update(p)
+    def _hmac(self, a, b=None, c=None):
+        """The 32-byte MAC of a | b | c (b, c optional): fixed arguments, so a
+        call allocates no tuple on MicroPython."""
+        k = self._copy
+        h, h2 = (k[0].copy(), k[1].copy()) if k else (sha256(self._ipad), sha256(self._opad))
+        h.update(a)
+        if b:
+            h.update(b)
+        if c:
+            h.update(c)
         h2.update(h.digest())
         return h2.digest()
+
+    def digest(self, *parts):
+        """The 32-byte MAC of the concatenation of parts (bytes-like)."""
+        if len(parts) > 3:
+            parts = (b"".join([bytes(p) for p in parts]),)
+        return self._hmac(*parts)
 
     def tag(self, *parts):
         """The digest truncated to TAG_LEN bytes."""
         return self.digest(*parts)[:TAG_LEN]
+
+    def tag_into(self, pkt, n, extra=None):
+        """Write the tag of pkt[:n] (| extra) into pkt[n:n + TAG_LEN]."""
+        d = self._hmac(memoryview(pkt)[:n], extra)
+        if _compare is not None:  # CPython: a slice is cheaper than a loop
+            pkt[n : n + TAG_LEN] = d[:TAG_LEN]
+        else:  # no new objects
+            for i in range(TAG_LEN):
+                pkt[n + i] = d[i]
+
+    def check(self, pkt, extra=None):
+        """True if pkt ends in the right tag for the rest of it (| extra);
+        constant time."""
+        n = len(pkt) - TAG_LEN
+        d = self._hmac(memoryview(pkt)[:n], extra)
+        if _compare is not None:
+            return _compare(d[:TAG_LEN], memoryview(pkt)[n:])
+        r = 0
+        for i in range(TAG_LEN):
+            r |= d[i] ^ pkt[n + i]
+        return r == 0
 
     def verify(self, tag, *parts):
         """True if tag is the right tag for parts (constant-time compare)."""

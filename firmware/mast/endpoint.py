@@ -13,14 +13,19 @@
 # Peer input never raises: it is dropped and counted in ep.counters by reason.
 # Caller misuse raises ValueError (config.ConfigError for bad config).
 
+from heapq import heappush, heappop, heapify
+
 from .compat import struct
 from . import wire, policy, config
 from .crypto import Mac, hkdf, ct_equal
 from .addr import canonical
 from .assoc import Association, COOKIE_WAIT, ESTABLISHED, serial_newer
+from .events import Event
 
 
 class Uplink:
+    __slots__ = ("name", "addr", "priority", "cost", "natted", "public")
+
     def __init__(self, name, addr, priority, cost):
         self.name = name
         self.addr = addr
@@ -44,9 +49,13 @@ class Endpoint:
         self.events = []
         self.counters = {}
         self.last_error = None
+        self.on_data = None  # if set: on_data(peer, payload, ip, uplink, src) instead of events
         self._cookie_mac = Mac(random_bytes(32))  # the stateless-cookie secret
-        self._last_stamp = {}
+        self._last_stamp = {}  # peer -> (stamp, when) of the last cookie accepted from it
         self._connect_addrs = {}
+        self._addrs = None  # addr_list(), until the uplinks change
+        self._heap = []  # (deadline, label): the associations' timers, lazily deleted
+        self._dirty = []  # associations touched since their deadline was computed
 
     def _settings(self, c):
         self.cfg = c
@@ -71,10 +80,15 @@ class Endpoint:
         self._settings(c)
         for peer, a in list(self.by_peer.items()):
             pc = c["peers"].get(peer)
-            if pc is None or pc.get("psk") != old["peers"][peer].get("psk") or (
-                    c["name"], c["keying"]) != (old["name"], old["keying"]):
+            was = old["peers"].get(peer)
+            if pc is None and config.fleet_member(c, peer):  # still a fleet member
+                same = was is None and c.get("fleet_psk") == old.get("fleet_psk")
+            else:
+                same = pc is not None and was is not None and pc.get("psk") == was.get("psk")
+            if not same or (c["name"], c["keying"]) != (old["name"], old["keying"]):
                 a.close(now_ms, "reconfigured")
             a.prof = self.prof
+            self.touch(a)
         for name, u in list(self.uplinks.items()):
             uc = c["uplinks"].get(name)
             if uc:
@@ -88,10 +102,48 @@ class Endpoint:
     def event(self, e):
         self.events.append(e)
 
+    def deliver(self, peer, body, ip, path):
+        """DATA for the app: to on_data if the runtime set it, else as a "data" event."""
+        if self.on_data is not None:
+            self.on_data(peer, body, ip, path.uplink.name, path.raddr)
+        else:
+            self.events.append(Event("data", peer, bytes(body), ip))
+
     def psk(self, peer):
         if self.keying == wire.KEYING_OPEN:
             return b""
-        return config.decode_psk(self.cfg["peers"][peer]["psk"])
+        pc = self.cfg["peers"].get(peer)
+        if pc is None:  # a fleet member (checked by _check_init)
+            return config.fleet_key(self.cfg, peer)
+        return config.decode_psk(pc["psk"])
+
+    def set_peer(self, name, peer, now_ms):
+        """Add or change one peer without checking the others (a fleet of thousands):
+        peer is its section ({"psk": ..., "addresses": [...]}). Its association, if any,
+        is kept unless its key changed (then closed, "reconfigured"). ConfigError if bad,
+        and then nothing changed."""
+        pc = config.validate_peer(self.cfg, name, peer)
+        old = self.cfg["peers"].get(name)
+        self.cfg["peers"][name] = pc
+        self._init_macs.pop(name, None)
+        a = self.by_peer.get(name)
+        if a is not None and (old is None and self.keying == wire.KEYING_PSK or
+                              old is not None and old.get("psk") != pc.get("psk")):
+            a.close(now_ms, "reconfigured")
+            self.touch(a)
+
+    def remove_peer(self, name, now_ms):
+        """Forget one peer; its association is closed at once ("reconfigured").
+        ValueError if there is no such peer."""
+        if name not in self.cfg["peers"]:
+            raise ValueError("no peer %r" % name)
+        del self.cfg["peers"][name]
+        self._init_macs.pop(name, None)
+        self._connect_addrs.pop(name, None)
+        a = self.by_peer.get(name)
+        if a is not None and not config.fleet_member(self.cfg, name):
+            a.close(now_ms, "reconfigured")
+            self.touch(a)
 
     def init_mac(self, peer):
         m = self._init_macs.get(peer)
@@ -102,7 +154,17 @@ class Endpoint:
 
     def addr_list(self):
         """Our complete address list, in a stable order: ((ip, port), priority, cost)."""
-        return [(u.addr, u.priority, u.cost) for _, u in sorted(self.uplinks.items())]
+        if self._addrs is None:
+            self._addrs = [(u.addr, u.priority, u.cost) for _, u in sorted(self.uplinks.items())]
+        return self._addrs
+
+    def local_index(self, u):
+        """u's entry in our address list (PROBE's index); 255 if it has none."""
+        lst = self.addr_list()
+        for i in range(len(lst)):
+            if lst[i][0] == u.addr:
+                return i
+        return 255
 
     def peer_addrs(self, peer):
         pc = self.cfg["peers"][peer]
@@ -123,8 +185,9 @@ class Endpoint:
         return pairs
 
     def new_label(self):
+        # below 2^30: a small int on every port, so demultiplexing allocates nothing
         while True:
-            label = int.from_bytes(self.random(4), "big")
+            label = int.from_bytes(self.random(4), "big") & 0x3FFFFFFF
             if label and label not in self.assocs:
                 return label
 
@@ -146,6 +209,7 @@ class Endpoint:
         if not (0 <= prio <= 255 and 0 <= cost <= 255):
             raise ValueError("uplink %s: priority and cost must be 0..255" % name)
         old = self.uplinks.get(name)
+        self._addrs = None
         if old is not None and old.addr == addr:
             if (old.priority, old.cost) == (prio, cost):
                 return
@@ -164,6 +228,7 @@ class Endpoint:
             if a.state == COOKIE_WAIT and a.hs_attempt == 0:
                 a.hs_due = now_ms
             a.send_set(now_ms)
+            self.touch(a)
 
     def uplink_down(self, name, now_ms):
         if name not in self.uplinks:
@@ -171,11 +236,14 @@ class Endpoint:
         self._drop_uplink(name, now_ms)
         for a in self.by_peer.values():
             a.send_set(now_ms)
+            self.touch(a)
 
     def _drop_uplink(self, name, now):
         u = self.uplinks.pop(name)
+        self._addrs = None
         for a in list(self.by_peer.values()):
             a.remove_paths(lambda p: p.uplink is u, now)
+            self.touch(a)
 
     # ---- associations ---------------------------------------------------------------
 
@@ -197,6 +265,7 @@ class Endpoint:
         self.assocs[a.label] = a
         self.by_peer[peer] = a
         a.handshake_timer(now_ms)
+        self.touch(a)
 
     def add_peer_addresses(self, peer, addrs, now_ms):
         """Addresses of a peer learnt out of band (presence, DNS), e.g. after both ends
@@ -207,15 +276,18 @@ class Endpoint:
         if a is None or a.state != ESTABLISHED:
             return 0
         n = 0
-        for x in addrs:
+        for x in addrs[: wire.MAX_ADDRS]:
             addr = (canonical(x[0]), int(x[1]))
-            if addr not in a.remotes and len(a.remotes) < 24:
+            if addr not in a.remotes and len(a.remotes) < wire.MAX_ADDRS + 4:
                 prio, cost = (x[2], x[3]) if len(x) > 3 else (policy.RANK_UNKNOWN, 0)
                 a.add_remote(addr, prio, cost, True, now_ms)  # probed as if advertised
+                a.credit += 55  # one PROBE's worth: the out-of-band source vouches for it
                 n += 1
-            for p in a.paths.values():
-                if p.raddr == addr:
+            r = a.remotes.get(addr)
+            if r is not None:
+                for p in r.paths.values():
                     a.revive(p, now_ms)
+        self.touch(a)
         return n
 
     def association(self, peer=None):
@@ -227,14 +299,16 @@ class Endpoint:
 
     def send_data(self, payload, now_ms, peer=None, ip=False):
         """Send one datagram (or IP packet) to the peer. True if it went out."""
-        if len(payload) > 65507 - wire.OVERHEAD:
-            raise ValueError("payload of %d bytes is larger than a UDP datagram can carry" % len(payload))
-        if peer is not None and peer not in self.cfg["peers"]:
+        if len(payload) > wire.MAX_PAYLOAD:
+            raise ValueError("payload of %d bytes is larger than MAST's maximum of %d (a packet "
+                             "is at most %d bytes)" % (len(payload), wire.MAX_PAYLOAD, wire.MAX_PACKET))
+        if peer is not None and peer not in self.cfg["peers"] and peer not in self.by_peer:
             raise ValueError("unknown peer %r" % peer)
         a = self.association(peer)
         if a is None or a.state != ESTABLISHED:
             self.count("tx_no_association")
             return False
+        self.touch(a)
         return a.send_data(payload, ip, now_ms)
 
     def close(self, now_ms, peer=None):
@@ -242,17 +316,20 @@ class Endpoint:
         for a in list(self.by_peer.values()):
             if peer is None or a.peer == peer:
                 a.shut(now_ms)
+                self.touch(a)
 
     # ---- input ------------------------------------------------------------------------
 
     def receive(self, uplink, addr, data, now_ms):
+        """One datagram from addr ((ip, port)) on uplink. Never raises for what the
+        peer sent: every drop is counted by reason (docs/PROTOCOL.md section 7)."""
         self.count("rx")
         try:
-            reason = self._receive(uplink, (addr[0], addr[1]), data, now_ms)
+            reason = self._receive(uplink, addr, data, now_ms)
         except (ValueError, IndexError, KeyError):  # a malformed body
             reason = "malformed"
-        except MemoryError:  # the runtime's trouble, not the peer's: let it see it
-            raise
+        except MemoryError:  # a full heap: this packet is lost, the endpoint lives on
+            reason = "no_memory"
         except Exception as e:  # a bug: never let peer input raise out of the core
             reason = "internal_error"
             self.last_error = repr(e)
@@ -273,6 +350,7 @@ class Endpoint:
             return self._on_cookie_echo(u, src, pkt, label, seq, body, a, now)
         if a is None:
             return "unknown_label"
+        self.touch(a)
         if ptype == wire.INIT_ACK:
             return a.on_init_ack(u, src, pkt, body, now)
         return a.receive(u, src, ptype, seq, pkt, body, now)
@@ -286,7 +364,7 @@ class Endpoint:
                                     nonce_i, name.encode(), wire.enc_sockaddr(src))
 
     def _check_init(self, name, keying):
-        if name not in self.cfg["peers"]:
+        if name not in self.cfg["peers"] and not config.fleet_member(self.cfg, name):
             return "unknown_peer"
         if keying != self.keying:
             return "keying_mismatch"
@@ -301,7 +379,7 @@ class Endpoint:
         if bad:
             return bad
         mac = self.init_mac(name)
-        if not mac.verify(wire.tag_of(pkt), wire.signed_part(pkt)):
+        if not mac.check(pkt):
             return "mac"
         if label_i == 0:
             return "malformed"
@@ -329,27 +407,37 @@ class Endpoint:
         nonce_r, tsn_r = self._cookie_parts(stamp, label, nonce_i)
         if existing is not None:
             if existing.peer_nonce == nonce_i and existing.nonce == nonce_r:
+                self.touch(existing)
                 return existing.on_cookie_echo_again(u, src, seq, pkt, now)
             return "label_collision"
         a = Association(self, name, label, False, now)
         a.setup_keys(self.psk(name), nonce_i, nonce_r, label_i, label)
-        if not a.rx_mac.verify(wire.tag_of(pkt), wire.signed_part(pkt)):
+        if not a.rx_mac.check(pkt):
             return "mac"
         last = self._last_stamp.get(name)
-        if last is not None and not serial_newer(stamp, last):
-            return "stale_cookie"  # an older cookie than the association we have
+        # Replacing needs a newer cookie than the last one accepted from this peer, if that
+        # was accepted within the cookie's life (older ones cannot be replayed anyway, so no
+        # clock value or uptime can lock a peer out: docs/PROTOCOL.md section 8).
+        if last is not None and now - last[1] <= policy.COOKIE_LIFE and not serial_newer(stamp, last[0]):
+            return "stale_cookie"
         old = self.by_peer.get(name)
         if old is not None:
             if old.state < ESTABLISHED and self.name < name:
                 return "collision"  # both opened at once: the smaller name's INIT wins
-            if self.keying == wire.KEYING_OPEN and old.state == ESTABLISHED and old.primary is not None:
-                return "name_in_use"  # open keying cannot tell the owner from a stranger
+            if self.keying == wire.KEYING_OPEN and old.state == ESTABLISHED:
+                return "name_in_use"  # open: an association keeps its name through its outage
             old.close(now, "replaced")
-        self._last_stamp[name] = stamp
+            self.touch(old)
+        if len(self._last_stamp) >= 64:  # forget what no longer matters
+            for k in list(self._last_stamp):
+                if now - self._last_stamp[k][1] > policy.COOKIE_LIFE:
+                    del self._last_stamp[k]
+        self._last_stamp[name] = (stamp, now)
         self.assocs[label] = a
         self.by_peer[name] = a
         a.start_responder(u, src, seq, pkt, nonce_i, nonce_r, tsn_i, tsn_r, label_i, addrs,
                           (now - stamp) & 0xFFFFFFFF, now)
+        self.touch(a)
         return None
 
     # ---- output and timers --------------------------------------------------------------
@@ -362,15 +450,65 @@ class Endpoint:
     def next_event(self):
         return self.events.pop(0) if self.events else None
 
+    def touch(self, a):
+        """Something changed a's timers: its deadline is computed again before the next
+        next_timer()/handle_timer()."""
+        if not a.dirty:
+            a.dirty = True
+            self._dirty.append(a)
+
+    def _settle(self):
+        dirty = self._dirty
+        if not dirty:
+            return
+        heap = self._heap
+        for a in dirty:
+            a.dirty = False
+            d = a.next_timer()
+            a.due = d
+            if d is not None and (a.queued is None or d < a.queued):
+                a.queued = d  # earlier than its entry: a new one (the old one goes stale)
+                heappush(heap, (d, a.label))
+        dirty.clear()
+        if len(heap) > 2 * len(self.assocs) + 16:  # too many stale entries: rebuild
+            heap = self._heap = []
+            for a in self.assocs.values():
+                a.queued = a.due
+                if a.due is not None:
+                    heap.append((a.due, a.label))
+            heapify(heap)
+
     def next_timer(self):
-        t = None
-        for a in self.assocs.values():
-            n = a.next_timer()
-            if n is not None and (t is None or n < t):
-                t = n
-        return t
+        """The earliest deadline of any association, or None. O(log N): a heap of
+        deadlines, entries that went stale dropped as they reach the top."""
+        self._settle()
+        heap = self._heap
+        while heap:
+            d, label = heap[0]
+            a = self.assocs.get(label)
+            if a is None or a.queued != d:
+                heappop(heap)  # stale: forgotten, or superseded by an earlier entry
+            elif a.due != d:  # its deadline moved later since: move the entry
+                heappop(heap)
+                a.queued = a.due
+                if a.due is not None:
+                    heappush(heap, (a.due, label))
+            else:
+                return d
+        return None
 
     def handle_timer(self, now_ms):
-        for a in list(self.assocs.values()):
+        """Run the timers that are due; the work is proportional to them, not to the
+        number of associations."""
+        self._settle()
+        heap = self._heap
+        due = []
+        while heap and heap[0][0] <= now_ms:
+            d, label = heappop(heap)
+            a = self.assocs.get(label)
+            if a is not None and a.queued == d:
+                a.queued = None
+                due.append(a)
+        for a in due:
             a.timer(now_ms)
-
+            self.touch(a)

@@ -18,19 +18,21 @@ STATE_NAMES = ("unverified", "active", "suspect", "failed")
 #  send_timeout: DATA outstanding and no feedback for this long -> primary SUSPECT
 #  rto_min/rto_max: clamp of the RFC 6298 RTO used as probe timeout
 #  probe_fail: consecutive lost probes that make a path FAILED
-#  probe: interval of probes on idle ACTIVE alternates (x METERED_FACTOR if cost > 0)
+#  probe: first interval of probes on an idle ACTIVE path (x METERED_FACTOR if cost > 0);
+#    it doubles with every routine answer, up to probe_max, and starts again at
+#    `probe` when the path misses a probe or comes back (REAP: idle is cheap)
 #  failed_min/failed_max: backoff of probes on FAILED paths
 #  failback: how long a better path must stay ACTIVE before it becomes primary again
 PROFILES = {
     "default": {
         "ack": 100, "send_timeout": 300, "rto_min": 100, "rto_max": 1000,
-        "probe_fail": 3, "probe": 5000, "failed_min": 1000, "failed_max": 10000,
-        "failback": 2000,
+        "probe_fail": 3, "probe": 5000, "probe_max": 60000, "failed_min": 1000,
+        "failed_max": 10000, "failback": 2000,
     },
     "fast": {
         "ack": 20, "send_timeout": 60, "rto_min": 20, "rto_max": 40,
-        "probe_fail": 2, "probe": 1000, "failed_min": 200, "failed_max": 5000,
-        "failback": 1000,
+        "probe_fail": 2, "probe": 1000, "probe_max": 10000, "failed_min": 200,
+        "failed_max": 5000, "failback": 1000,
     },
 }
 METERED_FACTOR = const(6)
@@ -56,6 +58,10 @@ def rto(srtt, rttvar, prof):
 class Path:
     """One (local uplink, remote address) pair of an association."""
 
+    __slots__ = ("uplink", "raddr", "name", "state", "srtt", "rttvar", "lost", "challenge",
+                 "probe_sent", "probe_due", "backoff", "idle_n", "peer_probe", "active_since",
+                 "last_ok", "rx", "tx", "sent_hi", "fb_hi", "unacked_since", "ack_sent", "ack_due")
+
     def __init__(self, uplink, raddr, now):
         self.uplink = uplink  # Uplink object (endpoint.py)
         self.raddr = raddr  # ("ip", port)
@@ -68,6 +74,8 @@ class Path:
         self.probe_sent = 0
         self.probe_due = now  # next probe time (None: no periodic probe)
         self.backoff = 0
+        self.idle_n = 0  # routine answers in a row to idle probes: the interval doubles
+        self.peer_probe = None  # when the peer's own PROBE last arrived on this path
         self.active_since = None
         self.last_ok = None  # last time the path proved it works (probe answer or feedback)
         self.rx = 0  # packets received on this path
@@ -101,8 +109,9 @@ def rank(path, remote):
 
 def idle_probe_interval(path, remote, prof, nat_refresh):
     """Interval of keep-alive probes on an ACTIVE path that carries no feedback:
-    longer where either end is metered, never longer than the NAT refresh."""
-    i = prof["probe"]
+    from `probe`, doubling while the path answers, up to `probe_max`; longer where
+    either end is metered, never longer than the NAT refresh."""
+    i = min(prof["probe"] << min(path.idle_n, 8), prof["probe_max"])
     if path.uplink.cost or remote.cost:
         i *= METERED_FACTOR
     if path.uplink.natted:

@@ -24,6 +24,8 @@ INIT_ACK_LEN = const(72)
 PROBE_BODY = const(27)  # = the largest PROBE-ACK body, so PROBE-ACK <= PROBE
 MAX_ADDRS = const(16)
 MAX_NAME = const(63)
+MAX_PACKET = const(2048)  # the largest packet (header + body + tag) anyone sends or must accept
+MAX_PAYLOAD = const(2020)  # MAX_PACKET - OVERHEAD: the largest DATA body
 SEQ_MAX = const(0xFFFFFFFFFFFF)
 
 KEYING_PSK = const(0)
@@ -52,22 +54,40 @@ ERR_UNSUPPORTED = const(2)  # a DATA type this endpoint does not take
 ERR_SHUTTING_DOWN = const(3)
 
 # ---- header -----------------------------------------------------------------
+# Written for 32-bit boards, where an int of 2^30 or more is a heap object: the
+# 48-bit seq is split only when it is that large (in practice never), labels are
+# read byte by byte (our own labels are below 2^30, so the common case allocates
+# nothing), and a packet is built in one bytearray.
+
+
+def _split(seq):
+    if seq <= 0x3FFFFFFF:  # small on every port
+        return 0, seq
+    return seq >> 32, seq & 0xFFFFFFFF
 
 
 def header(ptype, label, seq):
-    return struct.pack(">BBIHI", VERSION, ptype, label, seq >> 32, seq & 0xFFFFFFFF)
+    hi, lo = _split(seq)
+    return struct.pack(">BBIHI", VERSION, ptype, label, hi, lo)
 
 
 def parse(pkt):
     """-> (type, label, seq, body) with body a memoryview; ValueError if malformed."""
-    if len(pkt) < HEADER_LEN + TAG_LEN:
+    n = len(pkt)
+    if n < HEADER_LEN + TAG_LEN:
         raise ValueError("short")
-    ver, ptype, label, hi, lo = struct.unpack_from(">BBIHI", pkt, 0)
-    if ver != VERSION:
+    if n > MAX_PACKET:
+        raise ValueError("long")
+    if pkt[0] != VERSION:
         raise ValueError("version")
+    ptype = pkt[1]
     if not (INIT <= ptype <= KEEPALIVE or DATA <= ptype <= DATA_IP):
         raise ValueError("type")
-    return ptype, label, (hi << 32) | lo, memoryview(pkt)[HEADER_LEN : len(pkt) - TAG_LEN]
+    label = pkt[2] << 24 | pkt[3] << 16 | pkt[4] << 8 | pkt[5]
+    seq = pkt[8] << 24 | pkt[9] << 16 | pkt[10] << 8 | pkt[11]
+    if pkt[6] or pkt[7]:
+        seq |= (pkt[6] << 8 | pkt[7]) << 32
+    return ptype, label, seq, memoryview(pkt)[HEADER_LEN : n - TAG_LEN]
 
 
 def signed_part(pkt):
@@ -78,10 +98,16 @@ def tag_of(pkt):
     return memoryview(pkt)[len(pkt) - TAG_LEN :]
 
 
-def seal(mac, ptype, label, seq, body, extra=b""):
-    """Build a whole packet; `mac` is a crypto.Mac, `extra` is signed but not sent."""
-    h = header(ptype, label, seq)
-    return h + body + mac.tag(h, body, extra)
+def seal(mac, ptype, label, seq, body, extra=None):
+    """Build a whole packet (a bytearray); `mac` is a crypto.Mac, `extra` is
+    signed but not sent."""
+    n = HEADER_LEN + len(body)
+    pkt = bytearray(n + TAG_LEN)
+    hi, lo = _split(seq)
+    struct.pack_into(">BBIHI", pkt, 0, VERSION, ptype, label, hi, lo)
+    pkt[HEADER_LEN:n] = body
+    mac.tag_into(pkt, n, extra)
+    return pkt
 
 
 # ---- address lists ----------------------------------------------------------
@@ -219,7 +245,7 @@ def dec_tsn(b):
 
 
 # ---- PROBE / PROBE-ACK ------------------------------------------------------
-# PROBE: challenge 8 | index u8 | 18 zero bytes
+# PROBE: challenge 8 | index u8 | 18 bytes of filler (zero when sent, ignored when received)
 # PROBE-ACK: challenge 8 | observed sockaddr (family u8 | addr | port u16)
 
 
@@ -228,9 +254,9 @@ def enc_probe(challenge, index):
 
 
 def dec_probe(b):
+    # MAST/1.1: the filler's content is ignored (1.0 senders send zeros)
     if len(b) != PROBE_BODY:
         raise ValueError("bad probe")
-    check_end(b, CHALLENGE_LEN + 1)
     return bytes(b[:CHALLENGE_LEN]), b[CHALLENGE_LEN]
 
 
@@ -261,11 +287,12 @@ def dec_err(b):
 
 
 def enc_keepalive(rx_highest):
-    return struct.pack(">HI", rx_highest >> 32, rx_highest & 0xFFFFFFFF)
+    hi, lo = _split(rx_highest)
+    return struct.pack(">HI", hi, lo)
 
 
 def dec_keepalive(b):
     if len(b) != 6:
         raise ValueError("bad keepalive")
     hi, lo = struct.unpack_from(">HI", b, 0)
-    return (hi << 32) | lo
+    return (hi << 32) | lo if hi else lo

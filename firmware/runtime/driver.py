@@ -21,11 +21,14 @@
 #
 # Restricted Python: the same file runs on CPython and the MicroPython unix port.
 
+import gc
 import sys
 import socket
 import select
 
 from mast.compat import const
+from mast.wire import MAX_PACKET
+from mast.events import Event
 from . import udpwrap
 from .sockaddr import from_socket, TextCache
 from .clock import MonotonicMs
@@ -37,7 +40,11 @@ _SO_BINDTODEVICE = const(25)  # Linux; CPython's socket module may lack the name
 _POLLIN = select.POLLIN
 _POLLNVAL = const(32)  # Linux; MicroPython's select has no name for it
 _READS_PER_WAKE = const(16)  # bounded work per socket per poll, so no uplink starves another
-_MAX_DATAGRAM = const(2048)  # MAST datagrams stay well under this (no jumbo payloads)
+# One more than the largest MAST packet, so a longer datagram shows as too long (the core
+# counts it `bad_long`) instead of being cut to a packet that fails its tag.
+_RX_BUF = const(2049)
+_RESERVE = const(2304)  # kept free so a receive finds its buffer in one piece (boards)
+_RX_BACKOFF_MS = const(50)  # a socket that could not be read for want of memory rests this long
 _QUEUE_MAX = const(256)  # received data / events kept for an app that does not read them
 _EAGAIN = (11, 35)  # EAGAIN / EWOULDBLOCK (Linux, BSD)
 _EBADF = const(9)
@@ -73,6 +80,18 @@ def _errname(e):
         return str(n)
 
 
+def _set_rcvbuf(sock, size):
+    """SO_RCVBUF (Linux numbers where the module lacks the names); as root the force variant
+    may exceed net.core.rmem_max. Best effort: a port without it keeps its own buffer."""
+    for opt in (33, getattr(socket, "SO_RCVBUF", 8)):  # SO_RCVBUFFORCE, SO_RCVBUF
+        try:
+            sock.setsockopt(getattr(socket, "SOL_SOCKET", 1), opt, size)
+            return True
+        except (OSError, ValueError, TypeError):
+            pass
+    return False
+
+
 def _fmt(addr):
     return ("[%s]:%d" if ":" in addr[0] else "%s:%d") % (addr[0], addr[1])
 
@@ -95,28 +114,41 @@ class Uplink:
         self.rx_dropped = 0  # from a stranger (not the relay) or a bad relay header
         self.last_error = None
         self.dead = None  # why the socket died
+        self.resting = None  # until when the socket is not read (no memory to receive)
 
     def status(self):
         return {"bind": _fmt(self.bind), "public": _fmt(self.public),
                 "via": _fmt(self.via) if self.via else None, "device": self.device,
                 "tx": self.tx, "rx": self.rx, "tx_errors": self.tx_errors,
                 "rx_errors": self.rx_errors, "rx_dropped": self.rx_dropped,
-                "last_error": self.last_error, "dead": self.dead}
+                "last_error": self.last_error, "dead": self.dead,
+                "resting": self.resting is not None}
 
 
 class Runtime:
-    def __init__(self, endpoint, clock=None):
+    def __init__(self, endpoint, clock=None, rcvbuf=None):
         self.ep = endpoint
         self.now = clock or default_clock()
+        self.rcvbuf = rcvbuf  # SO_RCVBUF of each uplink's socket (None: the system's default)
         self.uplinks = {}
         self.counters = {}
         self._poll = select.poll()
+        self._ipoll = getattr(self._poll, "ipoll", None)  # MicroPython: no list per turn
         self._handlers = {}  # poll key -> Uplink, or (reader object, callback)
         self._rx = []
         self._events = []
         self._addrs = {}  # (ip, port) -> MicroPython sockaddr, from getaddrinfo
         self._text = TextCache()
         self._stuck = None  # a timer the core did not move: wait 1 ms, not 0
+        self._reserve = bytearray(_RESERVE) if MICROPYTHON else None
+        self._resting = 0  # sockets resting
+        self._cu = self._cs = None  # uplink and source of the datagram being handed to the core
+        self.on_data = None  # on_data(peer, payload, ip, uplink, src): instead of recv()
+        # the core hands DATA straight to _on_data, no event object (also through a wrapper
+        # such as the presence client, which keeps the core as .ep)
+        core = endpoint if hasattr(endpoint, "on_data") else getattr(endpoint, "ep", None)
+        if core is not None and hasattr(core, "on_data"):
+            core.on_data = self._on_data
 
     # ---- helpers --------------------------------------------------------------------
 
@@ -204,6 +236,8 @@ class Runtime:
             sock.close()
             raise OSError(_errno(e), "uplink %s: cannot bind to %s%s (%s)" % (
                 name, _fmt(bind), " on " + device if device else "", _errname(e)))
+        if self.rcvbuf:
+            _set_rcvbuf(sock, self.rcvbuf)
         sock.setblocking(False)
         return sock
 
@@ -262,10 +296,23 @@ class Runtime:
 
     def recv(self):
         """Data events received since the last call, each with .uplink and .src (the
-        (ip, port) the DATA came from: which path it took)."""
+        (ip, port) the DATA came from: which path it took). Not used when on_data is set."""
         out = self._rx
         self._rx = []
         return out
+
+    def _on_data(self, peer, payload, ip, uplink, src):
+        """The core delivers DATA here (payload: a memoryview, valid during the call)."""
+        if self.on_data is not None:
+            self.on_data(peer, payload, ip, uplink, src)
+            return
+        ev = Event("data", peer, bytes(payload), ip)
+        ev.uplink = uplink
+        ev.src = src
+        if len(self._rx) >= _QUEUE_MAX:
+            self._rx.pop(0)
+            self.count("rx_overflow")
+        self._rx.append(ev)
 
     def events(self):
         """The core's other events and the runtime's own (Note), since the last call."""
@@ -312,34 +359,52 @@ class Runtime:
                 d = 1 if t == self._stuck else 0
             if wait is None or d < wait:
                 wait = d
+        if self._resting and (wait is None or wait > _RX_BACKOFF_MS):
+            wait = _RX_BACKOFF_MS  # wake to read the resting sockets again
         return wait
 
     def poll(self, timeout_ms=None):
         """One turn: wait for a packet, a reader or the core's next timer (at most
         timeout_ms; None: a minute), then feed the core and send what it queued.
-        Returns the number of datagrams received."""
+        Returns the number of datagrams received. A full heap anywhere in the turn loses
+        what was being handled (counted `no_memory`), never the loop."""
+        if self._resting:
+            self._wake_resting()
         wait = self.wait_ms(timeout_ms)
         if wait is None or wait > _MAX_SLEEP_MS:
             wait = _MAX_SLEEP_MS  # read the clock often: ticks_ms wraps (MonotonicMs)
-        ready = self._poll.poll(wait)
         got = 0
-        for item in ready:
-            h = self._handlers.get(item[0])
-            if h is None:
-                continue
-            if isinstance(h, Uplink):
-                got += self._read(h, item[1])
-            else:
-                h[1](h[0], item[1])
-        self.run_timers()
+        try:
+            ready = self._ipoll(wait) if self._ipoll is not None else self._poll.poll(wait)
+            for item in ready:
+                h = self._handlers.get(item[0])
+                if h is None:
+                    continue
+                try:
+                    if isinstance(h, Uplink):
+                        got += self._read(h, item[1])
+                    else:
+                        h[1](h[0], item[1])
+                except MemoryError:
+                    self._no_memory()
+        except MemoryError:
+            self._no_memory()
+        try:
+            self.run_timers()
+        except MemoryError:
+            self._no_memory()
         return got
+
+    def _no_memory(self):
+        self.count("no_memory")
+        gc.collect()
 
     def run_timers(self):
         now = self.now()
         t = self.ep.next_timer()
         if t is not None and t <= now:
             self.ep.handle_timer(now)
-            self._drain(None, None)
+            self._drain()
             t2 = self.ep.next_timer()
             self._stuck = t2 if (t2 is not None and t2 <= t) else None
         self._flush()
@@ -353,24 +418,44 @@ class Runtime:
             self.poll(None if until_ms is None else max(0, until_ms - self.now()))
             n += 1
 
+    def _recvfrom(self, u):
+        """(data, sockaddr), or None when the heap has no room for a datagram now."""
+        try:
+            return u.sock.recvfrom(_RX_BUF)
+        except MemoryError:
+            pass
+        # no free block of _RX_BUF bytes in one piece: give back the reserve and try again
+        self.count("rx_no_memory")
+        self._reserve = None
+        gc.collect()
+        try:
+            return u.sock.recvfrom(_RX_BUF)
+        except MemoryError:
+            pass
+        # still none: this socket rests a little (the kernel keeps its datagrams); the
+        # timers, the console and the other uplinks go on
+        self.count("rx_rest")
+        u.resting = self.now() + _RX_BACKOFF_MS
+        self._resting += 1
+        self._unregister(u.sock, u.key)
+        return None
+
+    def _wake_resting(self):
+        now = self.now()
+        for u in self.uplinks.values():
+            if u.resting is not None and now >= u.resting and u.dead is None:
+                u.resting = None
+                self._resting -= 1
+                u.key = self._register(u.sock, u)
+
     def _read(self, u, flags):
         if flags & _POLLNVAL:
             self._dead(u, "socket closed (POLLNVAL)")
             return 0
         got = 0
-        short = False
         for _ in range(_READS_PER_WAKE):
             try:
-                data, sa = u.sock.recvfrom(_MAX_DATAGRAM)
-            except MemoryError:  # a full heap on a board: collect once and retry, else wait
-                self.count("rx_no_memory")
-                if short:
-                    break
-                short = True
-                import gc
-
-                gc.collect()
-                continue
+                r = self._recvfrom(u)
             except OSError as e:
                 n = _errno(e)
                 if n in _EAGAIN:
@@ -381,6 +466,9 @@ class Runtime:
                 u.rx_errors += 1  # an ICMP error report (ECONNREFUSED, ...): the socket lives
                 u.last_error = _errname(e)
                 break
+            if r is None:
+                break
+            data, sa = r
             try:
                 src = from_socket(sa, self._text)
                 if u.via is not None:
@@ -394,23 +482,25 @@ class Runtime:
                 continue
             u.rx += 1
             got += 1
+            self._cu, self._cs = u.name, src
             self.ep.receive(u.name, src, data, self.now())
-            self._drain(u.name, src)
+            self._drain()
+            self._cu = self._cs = None
         if got:
             self._flush()
+        if self._reserve is None and MICROPYTHON:
+            try:  # take the reserve back once there is room again
+                self._reserve = bytearray(_RESERVE)
+            except MemoryError:
+                pass
         return got
 
-    def _drain(self, uplink, src):
-        """The core's events; data events get the uplink and source they came by."""
+    def _drain(self):
+        """The core's events other than data (the core hands data to _on_data)."""
         ev = self.ep.next_event()
         while ev is not None:
-            if ev.kind == "data":
-                ev.uplink = uplink
-                ev.src = src
-                if len(self._rx) >= _QUEUE_MAX:
-                    self._rx.pop(0)
-                    self.count("rx_overflow")
-                self._rx.append(ev)
+            if ev.kind == "data":  # from a core that cannot hand DATA over directly
+                self._on_data(ev.peer, ev.payload, ev.ip, self._cu, self._cs)
             else:
                 self._note(ev)
             ev = self.ep.next_event()
@@ -437,4 +527,4 @@ class Runtime:
             except ValueError:  # an address the relay header cannot carry
                 u.tx_errors += 1
                 self.count("tx_error")
-        self._drain(None, None)
+        self._drain()

@@ -45,8 +45,9 @@ def from_raw(raw):
 
 
 class TextCache:
-    """Canonical text of IPv6 addresses from socket text, computed once per new
-    address (IPv4 text from a socket is canonical already). Bounded."""
+    """Canonical text of IPv6 addresses from socket text, and (ip, port) of raw
+    sockaddrs, computed once per new address (IPv4 text from a socket is canonical
+    already). Bounded."""
 
     def __init__(self, size=32):
         self.size = size
@@ -75,7 +76,15 @@ def from_socket(sa, cache=None):
             i = host.find("%")
             host = canonical(host[:i] if i >= 0 else host)
         return host, sa[1]
-    return from_raw(sa)
+    if cache is None:
+        return from_raw(sa)
+    r = cache.map.get(sa)  # a raw sockaddr (bytes): decoded once per peer address
+    if r is None:
+        r = from_raw(sa)
+        if len(cache.map) >= cache.size:
+            cache.map = {}
+        cache.map[sa] = r
+    return r
 
 
 def parse_hostport(text, allow_zero=False):

@@ -169,6 +169,8 @@ class Net:
         src_link = self.uplinks[(n.name, uplink)]
         src_link.sent += 1
         dst_link = self.links.get(dst)
+        if dst_link is not None and dst_link.nat is not None and dst == dst_link.addr:
+            dst_link = None  # an address behind NAT is not reachable from outside
         if self.keep_log:
             self.log.append((self.now, n.name, dst_link.node.name if dst_link else None, data[1]))
         if dst_link is None or src_link.cut or dst_link.cut:

@@ -67,7 +67,7 @@ def test_no_failover_on_a_single_lost_packet():
             return False
 
         net.drop = drop
-        net.run(net.now + 6000)
+        net.run(net.now + 25000)  # idle probes back off (5, 10, 20 s): room for one of each
         assert left[0] == 0, "no packet of type %d was sent to lose" % kind
     s.stop()
     assert _failovers(net) == []

@@ -1,7 +1,8 @@
 # Who may start an association (PROTOCOL.md sections 4 and 8): the keying of an INIT must
 # match the responder's (`keying_mismatch`, no answer), and with open keying, where names are
-# not authenticated, a second association for a name that has an established association
-# with a usable path is refused (`name_in_use`) instead of replacing it.
+# not authenticated, a second association for a name that has an established association is
+# refused (`name_in_use`) instead of replacing it, for as long as that association lives
+# (through an outage too, until outage_s closes it).
 
 from simnet import Net, config
 from mast import wire
@@ -63,10 +64,12 @@ def test_a_psk_host_and_an_open_host_never_associate_and_say_why():
     assert net.link("b", "wan").sent == 0
 
 
-def _open_pair():
+def _open_pair(**kw):
     net = Net()
     net.node("a", {"name": "a", "keying": "open", "peers": {"b": {"addresses": ["10.9.0.1"]}}})
-    net.node("b", {"name": "b", "keying": "open", "peers": {"a": {}}})
+    cb = {"name": "b", "keying": "open", "peers": {"a": {}}}
+    cb.update(kw)
+    net.node("b", cb)
     net.uplink("b", "wan", B_ADDR)
     net.uplink("a", "eth", A_ADDR)
     net.nodes["a"].ep.connect("b", 0)
@@ -102,18 +105,21 @@ def test_with_open_keying_a_second_host_cannot_take_an_established_name():
     assert [p for t, p in net.nodes["b"].payloads] == [b"still mine"]
 
 
-def test_with_open_keying_a_name_whose_association_lost_every_path_may_start_again():
-    # "established and has a usable path": a peer that restarted elsewhere is not locked out
-    net, first = _open_pair()
+def test_with_open_keying_an_association_keeps_its_name_for_its_whole_outage_budget():
+    # MAST/1.1 (issue 15.5): a stranger cannot take the name a second into an outage; once
+    # the outage budget (outage_s) is spent the association closes and the name is free
+    net, first = _open_pair(outage_s=10)
     net.link("a", "eth").cut = True
-    net.run(net.now + 20000)  # b probes its path to a until it fails: no primary left
+    net.run(net.now + 12000)  # b's path to a has failed: no primary, the outage runs
     assert first.primary is None and first.state == 2
     _stranger(net, "a2", ("10.1.0.99", 6278))
-    net.run(net.now + 3000)
+    net.run(net.now + 1000)
     b = net.nodes["b"].ep
-    assert b.counters.get("name_in_use", 0) == 0, b.counters
+    assert b.counters.get("name_in_use", 0) >= 1, b.counters
+    assert b.association("a") is first and net.events("b", "association_closed") == []
+    net.run(net.now + 40000)  # past outage_s: closed, and the stranger's retries get in
     closed = net.events("b", "association_closed")
-    assert [e.reason for e in closed] == ["replaced"]
+    assert [e.reason for e in closed] == ["outage"]
     second = b.association("a")
     assert second is not first and second.state == 2
     assert second.primary is not None and second.primary.raddr == ("10.1.0.99", 6278)
