@@ -1,9 +1,11 @@
 """Heap allocated per DATA packet, on a 64-bit and a 32-bit MicroPython, with a breakdown by
 function; also the heap after `import mast.endpoint` and the heap per extra association.
 
-    .venv/bin/python bench/alloc.py [--packets N]
+    .venv/bin/python bench/alloc.py [--packets N] [--baseline REV] [--core REV]
 
-Writes the `alloc` section of docs/BENCHMARKS.md. The builds: the MicroPython unix port from the
+Writes the `alloc` section of docs/BENCHMARKS.md, in about 20 s. Columns: each build, with the
+core of the work tree ("now"; --core REV: a committed one instead) beside the baseline, the core
+of revision BASE_REV (before the allocation work of issue 11), built from git in the same run. The builds: the MicroPython unix port from the
 venv (`micropython`, 64-bit) and the wasm32 build from npm (tests/mp32/, 32-bit: 4-byte words,
 31-bit small ints, like an ESP32 or RP2040). Both import the same mpy-cross output of firmware/
 and tests/core/ (simnet), and run the device module below (MEASURE), compiled to .mpy too.
@@ -16,7 +18,7 @@ explicitly at once, which are reusable at once; a block is 16 B on 32-bit, 32 B 
 the unix port with gc disabled and a heap large enough that it never has to collect; on the wasm
 build inside one runPython call, where its collector reclaims nothing anyway. A warm-up of
 packets runs first, so only the steady state is counted. The loop's own bookkeeping allocates
-nothing (small ints, no new objects).
+nothing (small ints, no new objects; checked: 0 B over 200 rounds on both builds).
 
 - send: Endpoint.send_data + datagrams_to_send on a; receive: Endpoint.receive + next_event on b;
   other: b's feedback to a and due timers; total: all of it, per DATA packet.
@@ -493,8 +495,8 @@ def main(argv=None):
     ap.add_argument("--core", default=None,
                     help="measure the core of this git revision as 'now' instead of the work tree")
     args = ap.parse_args(argv)
-    if args.packets < 1 or args.packets > 100000:
-        print("mast: --packets must be 1 to 100000; try the default, %d" % PACKETS, file=sys.stderr)
+    if args.packets < 1 or args.packets > 20000:
+        print("mast: --packets must be 1 to 20000; try the default, %d" % PACKETS, file=sys.stderr)
         return 1
     builds, notes = [], []
     for name, make in (("the unix port (64-bit)", unix_build), ("the wasm32 build (32-bit)", wasm_build)):
