@@ -2,9 +2,11 @@
 
 opkg (opkg-lede) reads a gzip-compressed tar of ./debian-binary, ./control.tar.gz and
 ./data.tar.gz; GNU or ustar tar, never PAX (see shared TESTING.md). These tests read the bytes.
+The scripts' behaviour is in test_openwrt_scripts.py, the SDK comparison in test_openwrt_sdk.py.
 """
 
 import gzip
+import importlib.util
 import io
 import json
 import os
@@ -30,7 +32,7 @@ EPOCH = 1750000000
 @pytest.fixture(scope="module")
 def ipk(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist")
-    info = cmd_ipk.build(str(out), epoch=EPOCH)
+    info = cmd_ipk.build(str(out), epoch=EPOCH, python=sys.executable)
     with open(info["path"], "rb") as f:
         return info, f.read()
 
@@ -95,7 +97,7 @@ def test_members_are_owned_by_root_with_one_whole_number_mtime(ipk):
 
 def test_the_build_is_reproducible(tmp_path, ipk):
     _, first = ipk
-    again = cmd_ipk.build(str(tmp_path), epoch=EPOCH)
+    again = cmd_ipk.build(str(tmp_path), epoch=EPOCH, python=sys.executable)
     with open(again["path"], "rb") as f:
         assert f.read() == first
 
@@ -114,15 +116,18 @@ def control_fields(ipk_bytes):
 def test_control_has_the_fields_opkg_and_the_feeds_show(ipk):
     _, data = ipk
     f, text, _ = control_fields(data)
-    assert list(f) == ["Package", "Version", "Depends", "Source", "SourceName", "License", "Section",
-                       "Maintainer", "Architecture", "Installed-Size", "Description"]
+    # the fields include/package-pack.mk writes, in its order
+    assert list(f) == ["Package", "Version", "Depends", "Source", "SourceName", "License", "LicenseFiles",
+                       "Section", "SourceDateEpoch", "URL", "Maintainer", "Architecture", "Installed-Size",
+                       "Description"]
     assert f["Package"] == "mast"
     assert f["Version"] == "0.1.0-1"
     deps = f["Depends"].split(", ")
     assert {"python3-light", "kmod-tun"} <= set(deps)
     assert f["Architecture"] == "all"
     assert f["Section"] == "net"
-    assert f["License"] and "<" in f["Maintainer"]
+    assert f["License"] and "<" in f["Maintainer"] and f["URL"].startswith("https://")
+    assert f["SourceDateEpoch"] == str(EPOCH) and f["Source"] == "feeds/mast/mast"
     files = members(outer(data)["./data.tar.gz"][1])
     assert int(f["Installed-Size"]) == sum(len(b) for _, b in files.values() if b is not None)
     assert text.endswith("\n") and "\n mastd, the Multiple Address Service" in text
@@ -135,7 +140,7 @@ def test_control_values_come_from_the_sdk_makefile(ipk):
     assert re.search(r"^PKG_VERSION:=%s$" % re.escape(f["Version"].split("-")[0]), mk, re.M)
     assert re.search(r"^PKG_RELEASE:=%s$" % f["Version"].split("-")[1], mk, re.M)
     assert "PKGARCH:=all" in mk
-    sdk_deps = re.search(r"DEPENDS:=(.*)", mk).group(1).split()
+    sdk_deps = re.search(r"^\s*DEPENDS:=(.*)", mk, re.M).group(1).split()
     assert [d.lstrip("+") for d in sdk_deps] == f["Depends"].split(", ")[1:]
 
 
@@ -149,17 +154,19 @@ def test_conffiles_lists_the_uci_config_which_is_in_the_data(ipk):
     assert b"config mast 'global'" in text
 
 
-def test_maintainer_scripts_act_only_on_a_live_system(ipk):
+def test_maintainer_scripts_are_the_sdks_standard_default_postinst_and_default_prerm(ipk):
     _, data = ipk
     _, _, c = control_fields(data)
-    for script, verbs in (("./postinst", ("enable", "restart")), ("./prerm", ("stop", "disable"))):
-        m, text = c[script]
-        text = text.decode()
-        assert m.mode == 0o755 and text.startswith("#!/bin/sh\n")
-        guard = text.index('[ -n "${IPKG_INSTROOT}" ] && exit 0')
-        for verb in verbs:
-            assert text.index("/etc/init.d/mast %s" % verb) > guard
-        assert "$$" not in text
+    assert sorted(n for n in c if n not in ("./", ".")) == ["./conffiles", "./control", "./postinst", "./prerm"]
+    # word for word what include/package-pack.mk generates for a package without scripts of its own
+    assert c["./postinst"][1].decode() == (
+        '#!/bin/sh\n[ "${IPKG_NO_SCRIPT}" = "1" ] && exit 0\n[ -s ${IPKG_INSTROOT}/lib/functions.sh ] || exit 0\n'
+        '. ${IPKG_INSTROOT}/lib/functions.sh\ndefault_postinst $0 $@\n')
+    assert c["./prerm"][1].decode() == (
+        '#!/bin/sh\n[ -s ${IPKG_INSTROOT}/lib/functions.sh ] || exit 0\n. ${IPKG_INSTROOT}/lib/functions.sh\n'
+        'default_prerm $0 $@\n')
+    for script in ("./postinst", "./prerm"):
+        assert c[script][0].mode == 0o755
 
 
 def test_data_holds_the_router_files_and_every_core_runtime_and_mastd_file(ipk):
@@ -169,16 +176,30 @@ def test_data_holds_the_router_files_and_every_core_runtime_and_mastd_file(ipk):
     for path, mode in (("./etc/init.d/mast", 0o755), ("./usr/sbin/mastd", 0o755),
                        ("./usr/sbin/mastctl", 0o755), ("./etc/hotplug.d/iface/30-mast", 0o644)):
         assert files[path][0].mode == mode, path
-    for pkg in ("mast", "runtime", "mastd"):
+    mk = open(os.path.join(PKG, "Makefile")).read()
+    py_dirs = re.search(r"^MAST_PY_DIRS:=(.*)$", mk, re.M).group(1).split()
+    assert py_dirs == ["mast", "runtime", "mastd", "presence"]
+    magic = importlib.util.MAGIC_NUMBER
+    compiled = ipk[0]["bytecode"] is not None  # only when this Python is 24.10's (3.11)
+    assert compiled == (sys.version_info[:2] == (3, 11))
+    for pkg in py_dirs:
         src = os.path.join(ROOT, "firmware", pkg)
         for fn in os.listdir(src):
             if fn.endswith(".py"):
-                path = "./usr/lib/mast/%s/%s" % (pkg, fn)
-                assert path in names, path
                 with open(os.path.join(src, fn), "rb") as f:
-                    assert files[path][1] == f.read(), path  # copied, not forked
-    for name in names:  # every directory before what it holds, no stray build output
-        assert "__pycache__" not in name and not name.endswith(".pyc")
+                    source = f.read()
+                if not compiled:
+                    assert files["./usr/lib/mast/%s/%s" % (pkg, fn)][1] == source  # copied, not forked
+                    continue
+                path = "./usr/lib/mast/%s/%sc" % (pkg, fn)
+                assert path in names, path
+                pyc = files[path][1]
+                # this Python's byte code, hash-checked against the very source
+                assert pyc[:4] == magic and pyc[4:8] == b"\x03\x00\x00\x00", path
+                assert pyc[8:16] == importlib.util.source_hash(source), path  # compiled, not forked
+    for name in names:  # every directory before what it holds, no sources beside the byte code
+        assert "__pycache__" not in name
+        assert not (compiled and name.startswith("./usr/lib/mast/") and name.endswith(".py")), name
     ordered = list(files)
     for i, name in enumerate(ordered):
         parent = name.rstrip("/").rsplit("/", 1)[0]
@@ -191,8 +212,10 @@ def test_init_script_is_procd_with_respawn_and_reload_triggers():
     assert text.startswith("#!/bin/sh /etc/rc.common\n")
     for needle in ("USE_PROCD=1", "procd_set_param command", "procd_set_param respawn",
                    "procd_set_param stdout 1", "procd_set_param stderr 1",
-                   'procd_add_reload_trigger "mast"', "procd_add_interface_trigger", "HUP"):
+                   'procd_add_reload_trigger "mast"', "procd_send_signal mast '*' HUP", "procd_running mast"):
         assert needle in text, needle
+    # one path for uplink events: the hotplug script (mastctl hotplug), no procd interface trigger
+    assert "procd_add_interface_trigger" not in text
 
 
 def test_hotplug_script_is_short_and_leaves_other_events_and_interfaces_alone(tmp_path):
@@ -247,3 +270,4 @@ def test_mast_ipk_command_prints_the_path_and_hash_as_json(tmp_path):
     doc = json.loads(r.stdout)
     assert doc["path"] == str(tmp_path / "mast_0.1.0-1_all.ipk")
     assert os.path.getsize(doc["path"]) == doc["size"] and len(doc["sha256"]) == 64
+    assert doc["bytecode"] == "%d.%d" % sys.version_info[:2] or "3.11" in doc["bytecode_note"]
