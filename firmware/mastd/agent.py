@@ -72,6 +72,7 @@ class Agent:
         self.discovery = discovery
         self.clock = clock
         self.counters = {}
+        self._tun_tx = self._rx_bad_source = 0  # per-packet counters (agent_counters() adds them)
         self.history = []
         self.admin_down = set()
         self.links = {}
@@ -97,6 +98,8 @@ class Agent:
         c = self.conf.core
         self.ep = Endpoint(c, os.urandom, accept_ip=True)
         self.rt = Runtime(self.ep, self.clock)
+        if hasattr(self.rt, "on_data"):  # a runtime that hands DATA over without an Event
+            self.rt.on_data = self._on_data
         self.routes = packet.routes_from(c)
         for obj, cb in self._readers:
             self.rt.add_reader(obj, cb)
@@ -324,41 +327,42 @@ class Agent:
         self.rt.run_timers()  # sends what the core queued
 
     def _deliver(self, events):
-        """Data events from the runtime: IP packets to the TUN (if their source lies in the
-        sending peer's prefixes), datagrams to the peer's app."""
-        source_ok, maybe_tcp = self.routes.source_ok, packet.maybe_tcp
-        fd, write = self.tun_fd, os.write
-        m4, m6 = self._mss()
-        tx = bad = errors = 0
+        """Data events (a runtime without on_data): each as _on_data."""
         for ev in events:
-            if not ev.ip:
-                self._deliver_app(ev)
-                continue
-            pkt = ev.payload
-            if not source_ok(ev.peer, pkt):
-                bad += 1  # cryptokey routing: not from this peer's prefixes (or not IP)
-                continue
-            if fd is None:
-                self.count("rx_ip_no_tun")
-                continue
-            if maybe_tcp(pkt):
-                pkt = packet.clamp_mss(pkt, m4, m6)
-            try:
-                write(fd, pkt)
-                tx += 1
-            except OSError:
-                errors += 1
-        c = self.counters
-        for k, v in (("tun_tx", tx), ("rx_ip_bad_source", bad), ("tun_write_error", errors)):
+            self._on_data(ev.peer, ev.payload, ev.ip, ev.uplink, ev.src)
+
+    def _on_data(self, peer, payload, ip, uplink, src):
+        """One DATA from a peer (the runtime's on_data: no event object, no queue; payload
+        may be a memoryview, valid during the call). An IP packet goes to the TUN if its
+        source lies in that peer's prefixes; a datagram to the peer's app."""
+        if not ip:
+            app = self.apps.get(peer)
+            if app is None:
+                self.count("rx_data_no_app")
+            else:
+                app.deliver(payload)
+            return
+        if not self.routes.source_ok(peer, payload):
+            self._rx_bad_source += 1  # cryptokey routing: not from this peer's prefixes (or not IP)
+            return
+        if self.tun_fd is None:
+            self.count("rx_ip_no_tun")
+            return
+        if packet.maybe_tcp(payload):
+            m4, m6 = self._mss()
+            payload = packet.clamp_mss(payload, m4, m6)
+        try:
+            os.write(self.tun_fd, payload)
+            self._tun_tx += 1
+        except OSError:
+            self.count("tun_write_error")
+
+    def agent_counters(self):
+        c = dict(self.counters)
+        for k, v in (("tun_tx", self._tun_tx), ("rx_ip_bad_source", self._rx_bad_source)):
             if v:
                 c[k] = c.get(k, 0) + v
-
-    def _deliver_app(self, ev):
-        app = self.apps.get(ev.peer)
-        if app is None:
-            self.count("rx_data_no_app")
-        else:
-            app.deliver(ev.payload)
+        return c
 
     # ---- events and status ------------------------------------------------------------
 
@@ -407,7 +411,7 @@ class Agent:
             "name": self.tun_name, "mtu": self.tun_mtu, "internal": self.conf.agent["internal"]}
         s["apps"] = dict((peer, a.status()) for peer, a in self.apps.items())
         s["routes"] = dict((p, list(v)) for p, v in self.routes.prefixes.items())
-        s["agent_counters"] = dict(self.counters)
+        s["agent_counters"] = self.agent_counters()
         s["presence"] = self.presence.status() if self.presence is not None else None
         s["failovers"] = [e for e in self.history if e["event"] == "failover"]
         s["events"] = list(self.history[-50:])

@@ -93,15 +93,15 @@ class Routes:
         return peer
 
     def source_ok(self, peer, pkt):
-        """True if the IP packet pkt, received from peer, has its source in peer's own
-        prefixes (cryptokey routing); False for any other packet."""
+        """True if the IP packet pkt (bytes or a memoryview), received from peer, has its
+        source in peer's own prefixes (cryptokey routing); False for any other packet."""
         if len(pkt) < 20:
             return False
         v = pkt[0] >> 4
         if v == 4:
-            key = pkt[12:16]
+            key = bytes(pkt[12:16])  # pkt may be a memoryview (the core's on_data)
         elif v == 6 and len(pkt) >= 40:
-            key = pkt[8:24]
+            key = bytes(pkt[8:24])
         else:
             return False
         cache = self._src.get(peer)
