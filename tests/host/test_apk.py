@@ -352,3 +352,14 @@ def test_mast_apk_command_prints_path_hash_and_the_bytecode_note_as_json(tmp_pat
     assert doc["signed"] is False and doc["target"] == "OpenWrt 25.12"
     if doc["bytecode"] is None:
         assert "3.13" in doc["bytecode_note"] and "3.13" in r.stderr
+
+
+def test_a_python_that_cannot_run_is_a_clear_error_and_writes_nothing(tmp_path):
+    env = dict(os.environ, PYTHONPATH=HOST_TOOLS, SOURCE_DATE_EPOCH=str(EPOCH))
+    r = subprocess.run([sys.executable, "-m", "mast_tools", "apk", "--out", str(tmp_path),
+                        "--python", str(tmp_path / "no-such-python")], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert r.returncode == 1
+    assert r.stderr.startswith("mast: cannot run ") and "; give --python a Python 3 interpreter" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert os.listdir(str(tmp_path)) == []

@@ -191,3 +191,25 @@ def test_no_maintainer_scripts_of_our_own_as_packages_in_the_feed():
     mk = open(os.path.join(PKG, "Makefile")).read()
     for script in ("preinst", "postinst", "prerm", "postrm"):
         assert "define Package/mast/%s" % script not in mk, script
+
+
+def test_mastd_from_the_sdk_build_serves_presence(sdk_tree, tmp_path):
+    """What the SDK installs is enough for `mastd --presence-config` (it needs presence/)."""
+    import base64
+    import json
+
+    _, sdk = sdk_tree
+    root = tmp_path / "root"
+    for path, (data, mode) in sdk.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(data)
+        (root / path).chmod(mode)
+    key = base64.b64encode(bytes(range(32))).decode()
+    conf = root / "etc" / "config" / "mast"
+    conf.write_text(re.sub(r"option psk '[^']*'", "option psk '%s'" % key, conf.read_text()))
+    pconf = tmp_path / "presence.json"
+    pconf.write_text(json.dumps({"names": {"board1.example": {"key": key}}}))
+    r = subprocess.run([sys.executable, str(root / "usr/sbin/mastd"), "--check", "--config", str(conf),
+                        "--presence-config", str(pconf)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "is valid" in r.stdout
