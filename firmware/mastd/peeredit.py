@@ -14,7 +14,6 @@ and deletes it, from its `config` line to its last option.
 
 import json
 import os
-import tempfile
 
 from . import uci
 
@@ -28,7 +27,8 @@ def write_atomic(path, text):
     except FileNotFoundError:
         st = None
     d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=d)
+    tmp = os.path.join(d, ".%s.%d.tmp" % (os.path.basename(path), os.getpid()))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
