@@ -42,7 +42,22 @@ from test_apk import parse as parse_apk  # noqa: E402  (the independent apk read
 
 PKG = os.path.join(ROOT, "openwrt-package", "mast")
 EPOCH = 1750000000
-BUSYBOX = next((p for p in ("/bin/busybox", "/usr/bin/busybox") if os.path.exists(p)), None)
+
+
+def _static_busybox():
+    """A busybox that runs alone in a root (no dynamic loader: Debian's busybox-static)."""
+    for p in ("/bin/busybox", "/usr/bin/busybox"):
+        try:
+            with open(p, "rb") as f:
+                head = f.read(4096)
+        except OSError:
+            continue
+        if head[:4] == b"\x7fELF" and b"ld-linux" not in head and b"ld-musl" not in head:
+            return p
+    return None
+
+
+BUSYBOX = _static_busybox()
 
 FUNCTIONS_SH = r"""# stand-in for OpenWrt's /lib/functions.sh (see the test module's docstring)
 config() { _n=$((${_n:-0} + 1)); _section="${2:-cfg$_n}"; CONFIG_SECTIONS="$CONFIG_SECTIONS $_section"; eval "CONFIG_${_section}_TYPE=\"\$1\""; }
@@ -148,7 +163,7 @@ procd_kill() { echo "kill $1" >> /tmp/procd.log; rm -f "$_P/$1.service" "$_P/$1.
 
 def _chroot_prefix():
     if BUSYBOX is None:
-        return None, "busybox is not installed (Debian busybox-static; `make deps` installs it)"
+        return None, "no static busybox (Debian busybox-static; `make deps` installs it)"
     if os.geteuid() == 0:
         return [], None
     if shutil.which("unshare"):
