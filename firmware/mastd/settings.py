@@ -164,13 +164,19 @@ def _split_app(doc):
     return apps
 
 
-def _app_port_refused(core, rename):
-    for name, p in core["peers"].items():
-        if p.get("app_port"):
-            raise ConfigError(rename("peers.%s.app_port" % name),
-                              "the UDP app port is gone: any local user could send to the peer "
-                              "through it, or bind it and receive the peer's datagrams; use "
-                              "app_socket (a Unix socket only app_user and app_group can reach)")
+def _app_port_refused(doc, rename):
+    """Refuse a peer's UDP app_port (other than 0) with the way out, and take it out of doc
+    (in place), whether the core's schema still has the key or not."""
+    peers = doc.get("peers")
+    for name, p in (peers.items() if isinstance(peers, dict) else ()):
+        if isinstance(p, dict) and "app_port" in p:
+            if p["app_port"] not in (0, "0"):
+                raise ConfigError(rename("peers.%s.app_port" % name),
+                                  "the UDP app port is gone: any local user could send to the "
+                                  "peer through it, or bind it and receive the peer's datagrams; "
+                                  "use app_socket (a Unix socket only app_user and app_group can "
+                                  "reach)")
+            del p["app_port"]
 
 
 class Settings:
@@ -193,12 +199,12 @@ def _check(doc, rename):
         for k, v in AGENT_DEFAULTS.items():
             doc.setdefault(k, v)
         apps = _split_app(doc)
+        _app_port_refused(doc, lambda k: k)
         core = config.validate(doc)
         for name in sorted(apps):
             apps[name] = _check_app("peers.%s" % name, apps[name])
     except ConfigError as e:
         raise ConfigError(rename(e.key), str(e)[len(e.key) + 2:])
-    _app_port_refused(core, rename)
     agent = dict((k, core.get(k, d)) for k, d in AGENT_KEYS.items())
     return core, agent, apps
 
@@ -283,9 +289,9 @@ def with_peer(conf, name, doc, section=None):
         raise ConfigError("peers.%s" % name, "must be a table")
     d = dict(doc)
     apps = _split_app({"peers": {name: d}})
+    _app_port_refused({"peers": {name: d}}, lambda k: k)
     one = config.validate({"name": conf.core["name"], "keying": conf.core["keying"],
                            "peers": {name: d}})
-    _app_port_refused(one, lambda k: k)
     core = dict(conf.core)
     core["peers"] = dict(conf.core["peers"])
     core["peers"][name] = one["peers"][name]
