@@ -472,7 +472,12 @@ class Agent:
             self.log.warn("reload: %s changed: every association restarts" % changed)
             self._restart_endpoint(new)
         else:
-            self._apply(new, "reload")
+            try:
+                self._apply(new, "reload")
+            except ValueError as e:  # the core refused what mastd's settings accepted
+                msg = "reload refused by the core, the running configuration stays: %s" % e
+                self.log.error(msg)
+                return msg
         if self.tun_fd is not None:
             self._masquerade(new.agent["masquerade"])
         self._note("reloaded", config=new.where)
