@@ -19,7 +19,7 @@ package(
     "mast",
     files=(
         "addr.py", "assoc.py", "compat.py", "config.py", "crypto.py", "endpoint.py",
-        "events.py", "policy.py", "replay.py", "wire.py",
+        "events.py", "keys.py", "policy.py", "replay.py", "wire.py",
     ),
 )
 

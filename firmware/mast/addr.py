@@ -17,7 +17,7 @@ def _v4(text):
     out = bytearray(4)
     for i in range(4):
         p = parts[i]
-        if not p or len(p) > 3 or not p.isdigit() or (len(p) > 1 and p[0] == "0"):
+        if not p or len(p) > 3 or not p.isdigit() or (len(p) > 1 and p.startswith("0")):
             raise ValueError("bad IPv4 address")
         n = int(p)
         if n > 255:
@@ -47,9 +47,8 @@ def _groups(text, last):
 def _v6(text):
     if text.count("::") > 1:
         raise ValueError("bad IPv6 address")
-    for c in text:
-        if c not in "0123456789abcdefABCDEF:.":
-            raise ValueError("bad IPv6 address")
+    if text.strip("0123456789abcdefABCDEF:."):  # (no per-character strings: boards)
+        raise ValueError("bad IPv6 address")
     if "::" in text:
         head, tail = text.split("::")
         h = _groups(head, False)
@@ -110,3 +109,37 @@ def fmt(addr):
     if ":" in addr[0]:
         return "[%s]:%d" % (addr[0], addr[1])
     return "%s:%d" % (addr[0], addr[1])
+
+
+_NAME_CHARS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-"
+
+
+def parse_addr(text, default_port, names=False):
+    """"1.2.3.4", "1.2.3.4:6278", "2001:db8::1", "[2001:db8::1]:6278" (and a
+    DNS name, with or without :port, if names) -> (host, port); the port is
+    default_port when the text has none. ValueError if it is not an address."""
+    host, port = text, default_port
+    i = text.rfind(":")
+    try:
+        # "host:port" or "[v6]:port" (text without ":" that gets here is refused below)
+        if text.count(":") == 1 or text[i - 1:i] == "]":
+            host, port = text[:i], text[i + 1:]
+            if len(port) > 5 or port.strip("0123456789"):  # int() takes " +80" too
+                raise ValueError
+            port = int(port)
+            if not 0 < port < 65536:
+                raise ValueError
+        if host[:1] == "[":  # brackets go around an IPv6 address only
+            if host[-1:] != "]" or ":" not in host:
+                raise ValueError
+            host = host[1:-1]
+        try:
+            ip_to_bytes(host)
+        except ValueError:  # a DNS name then, if names are allowed
+            labels = host.split(".")
+            if (not names or len(host) > 253 or host.strip(_NAME_CHARS)
+                    or "" in labels or not labels[-1].strip("0123456789")):
+                raise
+    except ValueError:
+        raise ValueError("bad address %r" % text)
+    return host, port

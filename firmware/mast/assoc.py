@@ -6,7 +6,7 @@
 # What each state does with each message type is one table, _TABLE, at the
 # bottom of this file (docs/PROTOCOL.md section 7.1 prints it).
 
-from .compat import const, struct
+from .compat import SLOTS, const, struct
 from . import wire, policy
 from .policy import UNVERIFIED, ACTIVE, SUSPECT, FAILED, Path
 from .replay import ReplayWindow
@@ -39,7 +39,8 @@ def serial_newer(a, b):
 class Remote:
     """One address of the peer: advertised in INIT/SET and/or observed as a source."""
 
-    __slots__ = ("addr", "prio", "cost", "advertised", "validated", "paths")
+    if SLOTS:
+        __slots__ = ("addr", "prio", "cost", "advertised", "validated", "paths")
 
     def __init__(self, addr, prio, cost, advertised):
         self.addr = addr
@@ -51,11 +52,12 @@ class Remote:
 
 
 class Association:
-    __slots__ = ("ep", "prof", "peer", "label", "peer_label", "initiator", "state", "nonce",
-                 "peer_nonce", "tsn", "peer_tsn", "seq", "window", "tx_mac", "rx_mac", "remotes",
-                 "peer_list", "withdrawn", "paths", "primary", "down_since", "outage_since",
-                 "last_primary", "req", "hs_attempt", "hs_due", "hs_path", "echo_tries", "hs_sent",
-                 "cookie", "ring", "closed_at", "err_sent", "credit", "due", "queued", "dirty")
+    if SLOTS:
+        __slots__ = ("ep", "prof", "peer", "label", "peer_label", "initiator", "state", "nonce",
+                     "peer_nonce", "tsn", "peer_tsn", "seq", "window", "tx_mac", "rx_mac", "remotes",
+                     "peer_list", "withdrawn", "paths", "plist", "primary", "down_since", "outage_since",
+                     "last_primary", "req", "hs_attempt", "hs_due", "hs_path", "echo_tries", "hs_sent",
+                     "cookie", "ring", "closed_at", "err_sent", "credit", "due", "queued", "dirty")
 
     def __init__(self, ep, peer, label, initiator, now):
         self.ep = ep
@@ -76,6 +78,7 @@ class Association:
         self.peer_list = []  # the peer's last advertised list, in its order
         self.withdrawn = ()  # addresses the peer's last list dropped (section 9)
         self.paths = {}  # (uplink name, addr) -> Path
+        self.plist = []  # the same paths, as a list: iterating it allocates nothing (boards)
         self.primary = None
         self.down_since = now  # the primary last worked at (None while there is one)
         self.outage_since = now  # no usable path since
@@ -140,19 +143,23 @@ class Association:
             p = Path(u, addr, now)
             self.paths[(u.name, addr)] = p
             r.paths[u.name] = p
+            self.plist.append(p)
         return p
 
     def remove_paths(self, test, now):
         lost_primary = False
-        for key in list(self.paths):
-            p = self.paths[key]
+        keep = []  # a new list: a loop over the old one (timer) goes on safely
+        for p in self.plist:
             if test(p):
-                del self.paths[key]
+                del self.paths[(p.uplink.name, p.raddr)]
                 r = self.remotes.get(p.raddr)
                 if r is not None:
                     r.paths.pop(p.uplink.name, None)
                 if p is self.primary:
                     lost_primary = True
+            else:
+                keep.append(p)
+        self.plist = keep
         if lost_primary:
             self.choose_primary(now)
 
@@ -215,12 +222,13 @@ class Association:
 
     def best(self, exclude=None):
         best = None
-        for p in self.paths.values():
+        bk = 0
+        for p in self.plist:
             if p.state == ACTIVE and p is not exclude:
                 k = policy.rank(p, self.remotes[p.raddr])
-                if best is None or k < best[0]:
-                    best = (k, p)
-        return best[1] if best else None
+                if best is None or k < bk:
+                    best, bk = p, k
+        return best
 
     def choose_primary(self, now, failback=False, new=None):
         old = self.primary if self.primary is not None else self.last_primary
@@ -285,7 +293,7 @@ class Association:
         p.active_since = None
         p.unacked_since = None
         p.idle_n = 0
-        p.probe_due = now + policy.failed_backoff(p, self.prof)
+        p.probe_due = now + policy.failed_backoff(p, self.prof, self.remotes[p.raddr].validated)
         self.ep.event(Event("path_down", self.peer, p.name))
         if p is self.primary:
             self.primary = None
@@ -306,8 +314,10 @@ class Association:
 
     def probe(self, p, now):
         if not self.remotes[p.raddr].validated and self.credit < _PROBE_LEN:
-            self.ep.count("tx_amplification_limit")  # wait until the peer earns us more
-            p.probe_due = now + p.rto(self.prof)
+            # no budget: wait as a failed path would (the peer's next packets earn more)
+            self.ep.count("tx_amplification_limit")
+            p.backoff += 1
+            p.probe_due = now + policy.failed_backoff(p, self.prof, False)
             return
         p.challenge = self.ep.random(wire.CHALLENGE_LEN)
         p.probe_sent = now
@@ -344,7 +354,7 @@ class Association:
     def on_init_ack(self, u, src, pkt, body, now):
         if self.state != COOKIE_WAIT:
             return "unexpected"
-        if not self.ep.init_mac(self.peer).check(pkt, self.nonce):
+        if not wire.check(self.ep.init_mac(self.peer), pkt, body, self.nonce):
             return "mac"
         label_r, nonce_r, tsn_r, cookie = wire.dec_init_ack(body)
         p = self.learn(u, src, now)
@@ -395,13 +405,13 @@ class Association:
         self.down_since = None
         self.ep.event(Event("association_up", self.peer, p.name))
         self.path_ok(p, now)
-        for q in self.paths.values():
+        for q in self.plist:
             if q.state == UNVERIFIED:
                 q.probe_due = now
 
-    def on_cookie_echo_again(self, u, src, seq, pkt, now):
+    def on_cookie_echo_again(self, u, src, seq, pkt, body, now):
         """A retransmitted COOKIE-ECHO: our COOKIE-ACK was lost. Answer again."""
-        why = self.authenticate(seq, pkt)
+        why = self.authenticate(seq, pkt, body)
         if why:
             return why
         if self.state != ESTABLISHED:
@@ -439,14 +449,14 @@ class Association:
 
     # ---- receiving ---------------------------------------------------------------
 
-    def authenticate(self, seq, pkt):
+    def authenticate(self, seq, pkt, body):
         """Section 7 steps 4-6: the drop reason, or None (and the seq is recorded)."""
         if self.rx_mac is None:
             return "unexpected"  # no keys yet (cookie-wait)
         w = self.window
         if not w.check(seq):
             return "too_old" if seq <= w.highest - w.size else "duplicate"
-        if not self.rx_mac.check(pkt):
+        if not wire.check(self.rx_mac, pkt, body):
             return "mac"
         w.commit(seq)
         # anti-amplification (section 9): every authenticated byte from the peer earns one
@@ -456,13 +466,13 @@ class Association:
     def receive(self, u, src, ptype, seq, pkt, body, now):
         """A packet for this association -> drop reason or None."""
         dup = self.rx_mac is not None and ptype >= wire.DATA and seq > self.window.highest - self.window.size
-        why = self.authenticate(seq, pkt)
+        why = self.authenticate(seq, pkt, body)
         if why:
             if why == "duplicate" and dup:
                 # a redundant copy of DATA: still feedback for the path it came on
                 r = self.remotes.get(src)
                 p = r.paths.get(u.name) if r is not None else None
-                if p is not None and p.state in (ACTIVE, SUSPECT) and self.rx_mac.check(pkt):
+                if p is not None and p.state in (ACTIVE, SUSPECT) and wire.check(self.rx_mac, pkt, body):
                     self.maybe_ack(p, now)
             return why
         handler = _TABLE[self.state].get(ptype)
@@ -601,12 +611,15 @@ class Association:
     def second_path(self, p):
         """Redundant mode: the best other ACTIVE path, preferring another uplink."""
         q = None
-        for c in self.paths.values():
+        qsame = True
+        qk = 0
+        for c in self.plist:
             if c is not p and c.state == ACTIVE:
-                k = (c.uplink is p.uplink, policy.rank(c, self.remotes[c.raddr]))
-                if q is None or k < q[0]:
-                    q = (k, c)
-        return q[1] if q is not None else None
+                same = c.uplink is p.uplink
+                k = policy.rank(c, self.remotes[c.raddr])
+                if q is None or (qsame and not same) or (same == qsame and k < qk):
+                    q, qsame, qk = c, same, k
+        return q
 
     def send_data(self, payload, ip, now):
         if self.seq >= wire.SEQ_MAX:  # never reuse a seq under the same keys
@@ -664,7 +677,7 @@ class Association:
         if self.primary is None and self.state == ESTABLISHED:
             t = _earlier(t, self.outage_since + self.ep.outage_ms)
         prof = self.prof
-        for p in self.paths.values():
+        for p in self.plist:
             if p.challenge is not None:
                 t = _earlier(t, p.probe_sent + p.rto(prof))
             elif p.probe_due is not None:
@@ -685,8 +698,8 @@ class Association:
         b = self.best(p)
         if b is None or b.active_since is None:
             return None
-        if policy.rank(b, self.remotes[b.raddr])[:2] < policy.rank(p, self.remotes[p.raddr])[:2]:
-            return b
+        if policy.rank(b, self.remotes[b.raddr]) >> 12 < policy.rank(p, self.remotes[p.raddr]) >> 12:
+            return b  # better priority and cost, not just a better RTT
         return None
 
     def timer(self, now):
@@ -699,8 +712,8 @@ class Association:
                 self.handshake_timer(now)
             return
         prof = self.prof
-        for p in list(self.paths.values()):
-            if self.paths.get((p.uplink.name, p.raddr)) is not p:
+        for p in self.plist:  # (removing paths makes a new plist: this loop goes on)
+            if p not in self.plist:
                 continue  # removed by an earlier step of this loop
             if p.ack_due is not None and now >= p.ack_due:
                 self.ack(p, now)  # feedback for the tail of a burst
@@ -710,7 +723,7 @@ class Association:
                 p.idle_n = 0
                 if p.state == FAILED:
                     p.backoff += 1
-                    p.probe_due = now + policy.failed_backoff(p, prof)
+                    p.probe_due = now + policy.failed_backoff(p, prof, self.remotes[p.raddr].validated)
                 elif p.state == ACTIVE:
                     p.state = SUSPECT
                     p.probe_due = now

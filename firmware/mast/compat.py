@@ -2,10 +2,14 @@
 # The core imports these names from here and nowhere else.
 try:
     from micropython import const  # noqa: F401  (MicroPython: folded at compile time)
+
+    SLOTS = False  # instances keep a map anyway; the names would only cost a board RAM
 except ImportError:  # CPython
 
     def const(x):
         return x
+
+    SLOTS = True  # __slots__: a server with thousands of associations saves memory
 
 
 try:

@@ -12,8 +12,8 @@
 # constant object into RAM, so the schema is one string, decoded again each time
 # it is used (nothing decoded stays in RAM); the code is few, larger functions;
 # and there are no constant tuples of strings (each string would be an object).
-from .compat import binascii
-from .addr import ip_to_bytes
+from .addr import ip_to_bytes, parse_addr  # noqa: F401  (parse_addr: for callers of config)
+from .keys import decode_psk, fleet_member, fleet_key, PSK_TEXT as _PSK  # noqa: F401
 
 # One row per key: pattern, type, default ("-": none), then the type's limits:
 #   int: min max [step, default 1]      str: max length, characters allowed
@@ -63,7 +63,6 @@ sim_pin secret - 4 8 0123456789
 """
 
 _ALNUM = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_PSK = "standard base64 of exactly 32 bytes"
 
 
 class ConfigError(ValueError):
@@ -72,50 +71,6 @@ class ConfigError(ValueError):
     def __init__(self, key, message):
         super().__init__("%s: %s" % (key, message))
         self.key = key
-
-
-def parse_addr(text, default_port, names=False):
-    """"1.2.3.4", "1.2.3.4:6278", "2001:db8::1", "[2001:db8::1]:6278" (and a
-    DNS name, with or without :port, if names) -> (host, port); the port is
-    default_port when the text has none. ValueError if it is not an address."""
-    host, port = text, default_port
-    i = text.rfind(":")
-    try:
-        # "host:port" or "[v6]:port" (text without ":" that gets here is refused below)
-        if text.count(":") == 1 or text[i - 1:i] == "]":
-            host, port = text[:i], text[i + 1:]
-            if len(port) > 5 or port.strip("0123456789"):  # int() takes " +80" too
-                raise ValueError
-            port = int(port)
-            if not 0 < port < 65536:
-                raise ValueError
-        if host[:1] == "[":  # brackets go around an IPv6 address only
-            if host[-1:] != "]" or ":" not in host:
-                raise ValueError
-            host = host[1:-1]
-        try:
-            ip_to_bytes(host)
-        except ValueError:  # a DNS name then, if names are allowed
-            labels = host.split(".")
-            if (not names or len(host) > 253 or host.strip(_ALNUM + ".-")
-                    or "" in labels or not labels[-1].strip("0123456789")):
-                raise
-    except ValueError:
-        raise ValueError("bad address %r" % text)
-    return host, port
-
-
-def decode_psk(text):
-    """Standard base64 of exactly 32 bytes -> the 32 bytes. The error message
-    never contains the text."""
-    try:
-        b = text.encode()  # bytes: some ports' a2b_base64 (the Python one) refuses str
-        raw = binascii.a2b_base64(b)
-        if len(raw) == 32 and binascii.b2a_base64(raw)[:-1] == b:
-            return raw
-    except Exception:  # not base64, or not text at all
-        pass
-    raise ValueError("PSK must be " + _PSK)
 
 
 # --- one value ---------------------------------------------------------------
@@ -321,22 +276,6 @@ def validate_peer(cfg, name, peer):
     if cfg["keying"] == "psk" and "psk" not in pc:
         raise ConfigError("peers.%s.psk" % name, "required when keying is psk")
     return pc
-
-
-def fleet_member(cfg, name):
-    """True if name is not a listed peer but may associate as a member of the fleet
-    (a name under fleet_domain; with psk keying, fleet_psk must be set)."""
-    d = cfg.get("fleet_domain")
-    return (d is not None and name not in cfg["peers"] and name.endswith("." + d)
-            and (cfg["keying"] == "open" or "fleet_psk" in cfg))
-
-
-def fleet_key(cfg, name):
-    """A fleet member's PSK (32 bytes): HKDF(fleet_psk, "mast1 fleet" | name); the
-    board is given this value as its peers.<server>.psk (`mast genkey --fleet`)."""
-    from .crypto import hkdf
-
-    return hkdf(b"", decode_psk(cfg["fleet_psk"]), b"mast1 fleet " + name.encode(), 32)
 
 
 def _find(cfg, key):

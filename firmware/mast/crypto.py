@@ -64,20 +64,21 @@ class Mac:
         """The digest truncated to TAG_LEN bytes."""
         return self.digest(*parts)[:TAG_LEN]
 
-    def tag_into(self, pkt, n, extra=None):
-        """Write the tag of pkt[:n] (| extra) into pkt[n:n + TAG_LEN]."""
-        d = self._hmac(memoryview(pkt)[:n], extra)
+    def tag_into(self, pkt, n, a, b, c=None):
+        """Write the tag of a | b | c (the first n bytes of pkt, and extra) into
+        pkt[n:n + TAG_LEN]."""
+        d = self._hmac(a, b, c)
         if _compare is not None:  # CPython: a slice is cheaper than a loop
             pkt[n : n + TAG_LEN] = d[:TAG_LEN]
         else:  # no new objects
             for i in range(TAG_LEN):
                 pkt[n + i] = d[i]
 
-    def check(self, pkt, extra=None):
-        """True if pkt ends in the right tag for the rest of it (| extra);
+    def check(self, pkt, a, b, c=None):
+        """True if pkt ends in the tag of a | b | c (pkt without its tag, and extra);
         constant time."""
         n = len(pkt) - TAG_LEN
-        d = self._hmac(memoryview(pkt)[:n], extra)
+        d = self._hmac(a, b, c)
         if _compare is not None:
             return _compare(d[:TAG_LEN], memoryview(pkt)[n:])
         r = 0

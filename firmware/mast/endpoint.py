@@ -15,16 +15,35 @@
 
 from heapq import heappush, heappop, heapify
 
-from .compat import struct
-from . import wire, policy, config
+import sys
+
+from .compat import SLOTS, struct
+from . import wire, policy, keys
 from .crypto import Mac, hkdf, ct_equal
-from .addr import canonical
+from .addr import canonical, parse_addr
 from .assoc import Association, COOKIE_WAIT, ESTABLISHED, serial_newer
 from .events import Event
 
 
+def _check(fn, *args):
+    """config.<fn>(*args). The schema (config.py, ~8 KB of a board's heap) is loaded for
+    the check only, unless something else keeps it loaded (a board's console does)."""
+    had = "mast.config" in sys.modules or sys.implementation.name != "micropython"
+    from . import config
+
+    try:
+        return getattr(config, fn)(*args)
+    finally:
+        if not had:
+            del sys.modules["mast.config"]
+            pkg = sys.modules.get("mast")
+            if pkg is not None and getattr(pkg, "config", None) is config:
+                delattr(pkg, "config")
+
+
 class Uplink:
-    __slots__ = ("name", "addr", "priority", "cost", "natted", "public")
+    if SLOTS:
+        __slots__ = ("name", "addr", "priority", "cost", "natted", "public")
 
     def __init__(self, name, addr, priority, cost):
         self.name = name
@@ -40,7 +59,7 @@ class Endpoint:
     def __init__(self, cfg, random_bytes, accept_ip=False, window=None):
         self.random = random_bytes
         self.window = window
-        self._settings(config.validate(cfg))
+        self._settings(_check("validate", cfg))
         self.accept_ip = accept_ip
         self.uplinks = {}
         self.assocs = {}  # our label -> Association (also lingering closed ones)
@@ -75,13 +94,13 @@ class Endpoint:
         name or the keying changed: those are closed at once ("reconfigured"), so that a
         new INIT can start; the peer replaces its side when that INIT completes.
         ConfigError if cfg is bad, and then nothing changed."""
-        c = config.validate(cfg)
+        c = _check("validate", cfg)
         old = self.cfg
         self._settings(c)
         for peer, a in list(self.by_peer.items()):
             pc = c["peers"].get(peer)
             was = old["peers"].get(peer)
-            if pc is None and config.fleet_member(c, peer):  # still a fleet member
+            if pc is None and keys.fleet_member(c, peer):  # still a fleet member
                 same = was is None and c.get("fleet_psk") == old.get("fleet_psk")
             else:
                 same = pc is not None and was is not None and pc.get("psk") == was.get("psk")
@@ -114,15 +133,15 @@ class Endpoint:
             return b""
         pc = self.cfg["peers"].get(peer)
         if pc is None:  # a fleet member (checked by _check_init)
-            return config.fleet_key(self.cfg, peer)
-        return config.decode_psk(pc["psk"])
+            return keys.fleet_key(self.cfg, peer)
+        return keys.decode_psk(pc["psk"])
 
     def set_peer(self, name, peer, now_ms):
         """Add or change one peer without checking the others (a fleet of thousands):
         peer is its section ({"psk": ..., "addresses": [...]}). Its association, if any,
         is kept unless its key changed (then closed, "reconfigured"). ConfigError if bad,
         and then nothing changed."""
-        pc = config.validate_peer(self.cfg, name, peer)
+        pc = _check("validate_peer", self.cfg, name, peer)
         old = self.cfg["peers"].get(name)
         self.cfg["peers"][name] = pc
         self._init_macs.pop(name, None)
@@ -141,7 +160,7 @@ class Endpoint:
         self._init_macs.pop(name, None)
         self._connect_addrs.pop(name, None)
         a = self.by_peer.get(name)
-        if a is not None and not config.fleet_member(self.cfg, name):
+        if a is not None and not keys.fleet_member(self.cfg, name):
             a.close(now_ms, "reconfigured")
             self.touch(a)
 
@@ -170,7 +189,7 @@ class Endpoint:
         pc = self.cfg["peers"][peer]
         out = []
         for a in pc["addresses"]:
-            host, port = config.parse_addr(a, pc["port"])
+            host, port = parse_addr(a, pc["port"])
             out.append((canonical(host), port))
         return out
 
@@ -291,9 +310,9 @@ class Endpoint:
         return n
 
     def association(self, peer=None):
-        if peer is None:
-            for a in self.by_peer.values():
-                return a
+        if peer is None:  # the (first) one: a board usually has one peer
+            for k in self.by_peer:  # (iterating keys allocates nothing on MicroPython)
+                return self.by_peer[k]
             return None
         return self.by_peer.get(peer)
 
@@ -364,7 +383,7 @@ class Endpoint:
                                     nonce_i, name.encode(), wire.enc_sockaddr(src))
 
     def _check_init(self, name, keying):
-        if name not in self.cfg["peers"] and not config.fleet_member(self.cfg, name):
+        if name not in self.cfg["peers"] and not keys.fleet_member(self.cfg, name):
             return "unknown_peer"
         if keying != self.keying:
             return "keying_mismatch"
@@ -379,7 +398,7 @@ class Endpoint:
         if bad:
             return bad
         mac = self.init_mac(name)
-        if not mac.check(pkt):
+        if not wire.check(mac, pkt, body):
             return "mac"
         if label_i == 0:
             return "malformed"
@@ -408,11 +427,11 @@ class Endpoint:
         if existing is not None:
             if existing.peer_nonce == nonce_i and existing.nonce == nonce_r:
                 self.touch(existing)
-                return existing.on_cookie_echo_again(u, src, seq, pkt, now)
+                return existing.on_cookie_echo_again(u, src, seq, pkt, body, now)
             return "label_collision"
         a = Association(self, name, label, False, now)
         a.setup_keys(self.psk(name), nonce_i, nonce_r, label_i, label)
-        if not a.rx_mac.check(pkt):
+        if not wire.check(a.rx_mac, pkt, body):
             return "mac"
         last = self._last_stamp.get(name)
         # Replacing needs a newer cookie than the last one accepted from this peer, if that

@@ -3,7 +3,7 @@
 # primary. Spec constants (sizes, types) live in wire.py; nothing here is on
 # the wire, so two implementations may choose differently and still talk.
 
-from .compat import const
+from .compat import SLOTS, const
 from .addr import fmt
 
 # Path states
@@ -58,9 +58,10 @@ def rto(srtt, rttvar, prof):
 class Path:
     """One (local uplink, remote address) pair of an association."""
 
-    __slots__ = ("uplink", "raddr", "name", "state", "srtt", "rttvar", "lost", "challenge",
-                 "probe_sent", "probe_due", "backoff", "idle_n", "peer_probe", "active_since",
-                 "last_ok", "rx", "tx", "sent_hi", "fb_hi", "unacked_since", "ack_sent", "ack_due")
+    if SLOTS:
+        __slots__ = ("uplink", "raddr", "name", "state", "srtt", "rttvar", "lost", "challenge",
+                     "probe_sent", "probe_due", "backoff", "idle_n", "peer_probe", "active_since",
+                     "last_ok", "rx", "tx", "sent_hi", "fb_hi", "unacked_since", "ack_sent", "ack_due")
 
     def __init__(self, uplink, raddr, now):
         self.uplink = uplink  # Uplink object (endpoint.py)
@@ -102,9 +103,12 @@ class Path:
 
 def rank(path, remote):
     """Lower is better: our uplink's priority + the peer's priority for the
-    address, then both costs, then the measured RTT."""
+    address, then both costs, then the measured RTT, as one int below 2^30 (a
+    small int on every port): sums of 9 bits each, RTT in 12 bits (capped)."""
     u = path.uplink
-    return (u.priority + remote.prio, u.cost + remote.cost, path.srtt if path.srtt is not None else RTO_INITIAL)
+    r = path.srtt
+    r = RTO_INITIAL if r is None else r if r < 4095 else 4095
+    return ((u.priority + remote.prio) << 9 | (u.cost + remote.cost)) << 12 | r
 
 
 def idle_probe_interval(path, remote, prof, nat_refresh):
@@ -119,9 +123,14 @@ def idle_probe_interval(path, remote, prof, nat_refresh):
     return i
 
 
-def failed_backoff(path, prof):
+def failed_backoff(path, prof, validated=True):
+    """Wait before the next probe of a FAILED path: from failed_min, doubling, up to
+    failed_max; x METERED_FACTOR on a metered uplink, and again for an address that never
+    answered at all (a private address behind the peer's NAT answers never)."""
     b = prof["failed_min"] << min(path.backoff, 16)
     cap = prof["failed_max"] * (METERED_FACTOR if path.uplink.cost else 1)
+    if not validated:
+        cap *= METERED_FACTOR
     return min(b, cap)
 
 

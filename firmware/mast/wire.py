@@ -98,16 +98,27 @@ def tag_of(pkt):
     return memoryview(pkt)[len(pkt) - TAG_LEN :]
 
 
+_HDR = bytearray(HEADER_LEN)  # scratch: the header being sealed or checked
+
+
 def seal(mac, ptype, label, seq, body, extra=None):
     """Build a whole packet (a bytearray); `mac` is a crypto.Mac, `extra` is
     signed but not sent."""
     n = HEADER_LEN + len(body)
     pkt = bytearray(n + TAG_LEN)
     hi, lo = _split(seq)
-    struct.pack_into(">BBIHI", pkt, 0, VERSION, ptype, label, hi, lo)
+    struct.pack_into(">BBIHI", _HDR, 0, VERSION, ptype, label, hi, lo)
+    pkt[0:HEADER_LEN] = _HDR
     pkt[HEADER_LEN:n] = body
-    mac.tag_into(pkt, n, extra)
+    mac.tag_into(pkt, n, _HDR, body, extra)
     return pkt
+
+
+def check(mac, pkt, body, extra=None):
+    """True if pkt (body: its body, as parse() gave it) carries the right tag."""
+    for i in range(HEADER_LEN):  # the header into the scratch: no new object
+        _HDR[i] = pkt[i]
+    return mac.check(pkt, _HDR, body, extra)
 
 
 # ---- address lists ----------------------------------------------------------

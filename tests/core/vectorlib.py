@@ -17,15 +17,17 @@ except ImportError:  # MicroPython: mast.crypto, itself checked against RFC 4231
 DOC = "docs/PROTOCOL.md"
 
 
-def load(fence):
-    """The ```<fence> blocks of the protocol document, each as a dict of its fields."""
+def load(fence, names=None):
+    """The ```<fence> blocks of the protocol document, each as a dict of its fields (only
+    those whose name is in names, if given: a board-sized heap holds few)."""
     vectors, cur = [], None
     for line in open(DOC):
         line = line.rstrip("\n")
         if line == "```" + fence:
             cur = {}
         elif line == "```" and cur is not None:
-            vectors.append(cur)
+            if names is None or cur.get("name") in names:
+                vectors.append(cur)
             cur = None
         elif cur is not None:
             k, v = line.split(":", 1)
