@@ -44,7 +44,7 @@ package(
     "board",
     files=(
         "__init__.py", "applycfg.py", "atchat.py", "boarddef.py", "compat.py", "console.py",
-        "exclusive.py", "hook.py", "hw.py", "install.py", "main.py", "settings.py",
+        "consoleops.py", "exclusive.py", "hook.py", "hw.py", "install.py", "main.py", "settings.py",
         "stdio.py", "store.py", "telemetry.py", "up_lan.py", "up_ppp.py", "up_wlan.py",
         "uplinks.py",
     ),

@@ -28,10 +28,12 @@ OPS = {
     "apply": ((), ()),
     "status": ((), ()),
     "uplink": (("name", "state", "addr"), ("name",)),
-    "maintenance": (("state",), ("state",)),
+    "maintenance": (("state", "reason"), ("state",)),
     "reboot": ((), ()),
+    "logs": ((), ()),
+    "inventory": ((), ()),
 }
-_TEXT_FIELDS = ("key", "name", "addr")
+_TEXT_FIELDS = ("key", "name", "addr", "reason")
 _STATES = {"uplink": ("up", "down"), "maintenance": ("on", "off")}
 
 
@@ -165,8 +167,6 @@ class Console:
         b = self.board
         if op == "hello":
             return b.hello()
-        if op == "get":
-            return b.get(req.get("key"))
         if op == "set":
             return b.set(req["key"], req["value"])
         if op == "unset":
@@ -179,11 +179,18 @@ class Console:
             return b.apply()
         if op == "status":
             return b.status()
+        if op == "get":
+            return b.get(req.get("key"))
         if op == "uplink":
             if ("state" in req) == ("addr" in req):
                 raise OpError("op uplink needs exactly one of state (up/down) and addr")
             return b.uplink(req["name"], req.get("state"), req.get("addr"))
         if op == "maintenance":
-            return b.maintenance(req["state"] == "on")
+            on = req["state"] == "on"
+            return b.maintenance(on) if req.get("reason") is None else b.maintenance(on, req["reason"])
+        if op == "logs":
+            return b.logs()
+        if op == "inventory":
+            return b.files_report()
         return b.reboot()
 

@@ -26,6 +26,9 @@ from .hw import Hardware
 STABLE_MS = 30000  # a boot that has run this long is not part of a boot loop
 CRASH_LIMIT = 3  # boots in a row that crashed or hung -> maintenance
 IDLE_MS = 1000
+RECENT = 8  # logs and events kept for the console's `logs` (each at most LINE_KEEP chars)
+LINE_KEEP = 160
+CRASH_FILE = "mast.crash"  # the last crash, written before the reset that follows it
 
 
 def _unload(name):
@@ -93,6 +96,7 @@ class Board:
         self.excl = None  # exclusive routing (exclusive.py), on boards that need it
         self.connect_pending = False  # associations to open when an uplink comes up
         self._stdin_key = None
+        self.recent = []  # the last RECENT log and event lines (for `logs`)
 
     # ---- output ------------------------------------------------------------------
 
@@ -102,6 +106,10 @@ class Board:
         except (TypeError, ValueError):
             line = dumps({"log": "unprintable: %r" % (obj,)})
         self.write(line)  # events and logs are small: one string, written at once
+        r = self.recent
+        r.append(line if len(line) <= LINE_KEEP else line[:LINE_KEEP - 3] + "...")
+        if len(r) > RECENT:
+            r.pop(0)
 
     def log(self, text):
         self.emit({"log": text})
@@ -143,23 +151,6 @@ class Board:
         spec = self.uplink_spec(name, raw)
         u = (raw.get("uplinks") or {}).get(name) or {}
         return u.get("priority", spec.get("priority", 100)), u.get("cost", spec.get("cost", 0))
-
-    def view(self):
-        """The candidate configuration as it takes effect: defaults filled in, each
-        uplink with its kind, priority and cost (secrets are redacted by get)."""
-        raw = self.candidate
-        try:
-            core, extra = self.check(raw)
-        except ConfigError:
-            return settings.copy(raw)
-        v = settings.copy(core)
-        names = list(self.bd["uplinks"]) + [n for n in v["uplinks"] if n not in self.bd["uplinks"]]
-        for name in names:
-            u = v["uplinks"].setdefault(name, {})
-            u["kind"] = self.uplink_spec(name, raw)["kind"]
-            u["priority"], u["cost"] = self.prio_cost(name, raw)
-            u.update(extra.get(name, {}))
-        return v
 
     def _opts(self, name, cfg):
         core, extra = settings.split(cfg)
@@ -360,9 +351,6 @@ class Board:
                 "title": self.bd["title"], "micropython": runtime_version(),
                 "platform": sys.platform, "mode": self.mode, "protocol": 1}
 
-    def get(self, key=None):
-        return settings.get(self.view(), key)
-
     def set(self, key, value):
         self.candidate = settings.set_key(self.candidate, key, value)
         return {"key": key, "pending": True}
@@ -421,50 +409,35 @@ class Board:
             s["app"] = self.app.status()
         return s
 
-    def uplink(self, name, state, addr):
-        m = self.managers.get(name)
-        if m is None:
-            raise OpError("no uplink %s (%s)" % (repr(name)[:40], ", ".join(sorted(self.managers))
-                                                 or "none run in maintenance mode"))
-        now = self.now()
-        if addr is not None:
-            if m.kind != "sim":
-                raise OpError("uplink %s is %s: only a sim uplink takes an address" % (name, m.kind))
-            try:
-                if getattr(m, "via", None):  # through a relay: the outside address changes
-                    from runtime.sockaddr import parse_hostport
-                    from mast.addr import fmt
-
-                    m.renumber(fmt(parse_hostport(addr)))
-                    if m.state == "up":
-                        self._uplink_up(name, m.addr, now)
-                else:
-                    from mast.addr import canonical
-
-                    m.renumber(canonical(addr))
-            except ValueError:
-                raise OpError("addr must be an IP address (through a relay: IP:PORT)")
-        else:
-            m.set_admin(state == "up", now)
-            if self.excl is not None and state == "up":
-                self.excl.activate(name, now)
-        self.step(now)
-        return {"name": name, "state": m.state, "admin": m.admin, "addr": m.addr}
-
-    def maintenance(self, on):
-        if on:
-            if self.mode != "maintenance":
-                self.store.set_maintenance("requested from the console")
-                self.pending = "maintenance on"
-        elif self.mode == "maintenance" or self.store.maintenance() is not None:
-            self.store.clear_maintenance()
-            self.store.set_boot_count(0)
-            self.pending = "maintenance off"
-        return {"maintenance": on, "rebooting": self.pending is not None}
-
     def reboot(self):
         self.pending = "requested from the console"
         return {"rebooting": True}
+
+    # The console's occasional ops are in board/consoleops.py: imported for the request
+    # and forgotten after, so that their code takes no heap the rest of the time.
+
+    def get(self, key=None):
+        return self._occasional("get", key)
+
+    def uplink(self, name, state, addr):
+        return self._occasional("uplink", name, state, addr)
+
+    def maintenance(self, on, reason=None):
+        return self._occasional("maintenance", on, reason)
+
+    def logs(self):
+        return self._occasional("logs")
+
+    def files_report(self):
+        return self._occasional("report")
+
+    def _occasional(self, name, *args):
+        from . import consoleops
+
+        try:
+            return getattr(consoleops, name)(self, *args)
+        finally:
+            _unload("consoleops")
 
 
 def _crash_text(e):
@@ -501,6 +474,10 @@ def run(board=None):
                       "traceback": _crash_text(e)})
         if b is not None:
             b.write(line)
+            try:  # kept for the console's `logs` after the reboot
+                b.files.write(CRASH_FILE, line[:2048].encode())
+            except Exception:
+                pass
         else:
             print(line)
         sleep_ms(1000)

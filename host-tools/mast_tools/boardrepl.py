@@ -55,8 +55,11 @@ def _transport_class():
 
 
 class RawBoard:
-    def __init__(self, port, soft_reset, attempts=4, settle_s=0.5, log=None):
+    def __init__(self, port, soft_reset, attempts=4, settle_s=0.5, log=None, baudrate=None):
+        from mast_tools.serialport import BAUDRATE
+
         self.port = port
+        self.baudrate = baudrate or BAUDRATE
         self.soft_reset = soft_reset
         self.attempts = attempts
         self.settle_s = settle_s
@@ -72,11 +75,11 @@ class RawBoard:
         for attempt in range(2):
             try:
                 with contextlib.redirect_stdout(io.StringIO()):
-                    self.tr = _transport_class()(self.port, baudrate=115200)
+                    self.tr = _transport_class()(self.port, baudrate=self.baudrate)
                 break
             except TransportError:
                 # mpremote says only "failed to access"; find out why (raises CommandError)
-                open_serial(self.port).close()
+                open_serial(self.port, self.baudrate).close()
                 if attempt:
                     raise CommandError("cannot open %s for mpremote" % self.port,
                                        "close other programs using it and try again")
@@ -194,3 +197,48 @@ class RawBoard:
         except _transport_errors():
             pass
         self.tr = None
+
+
+INSTALLED_SCRIPT = """\
+import os
+def _ex(p):
+    try:
+        os.stat(p)
+        return True
+    except OSError:
+        return False
+try:
+    with open('main.py') as _f:
+        _m = 'from board import main' in _f.read(400)
+except OSError:
+    _m = False
+_b = _ex('lib/board')
+if _m and not _b:
+    try:
+        __import__('board.main')  # frozen into the MicroPython build
+        _b = True
+    except ImportError:
+        pass
+print('MAST-FW', bool(_m and _b))
+"""
+
+
+def firmware_installed(port, baudrate=None):
+    """Whether the MAST firmware's files are on the board (its /main.py, and /lib/board; a
+    board with the firmware frozen in has only the main.py), asked
+    through the raw REPL of a board that is at its REPL; the board is left at its friendly
+    REPL, as it was. None when that cannot be told (the raw REPL did not answer)."""
+    rb = RawBoard(port, soft_reset=False, attempts=1, settle_s=0.2, baudrate=baudrate)
+    try:
+        rb.open()
+        rb.enter()
+        out = rb.run(INSTALLED_SCRIPT, 5.0).decode("utf-8", "replace")
+    except (CommandError, DeviceError):
+        return None
+    finally:
+        rb.close()
+    if "MAST-FW True" in out:
+        return True
+    if "MAST-FW False" in out:
+        return False
+    return None

@@ -28,6 +28,7 @@ from mast_tools.cmd_console import COMMAND as CONSOLE
 from mast_tools.cmd_ports import COMMAND as PORTS
 from mast_tools.cmd_genkey import COMMAND as GENKEY
 from mast_tools.cmd_hwtest import COMMAND as HWTEST
+from mast_tools.cmd_board import MAINTENANCE, RESET
 from mast_tools.errors import CommandError
 from mast_tools.output import log
 
@@ -42,6 +43,8 @@ _COMMANDS = {
     "flash": FLASH,
     "config": CONFIG,
     "console": CONSOLE,
+    "reset": RESET,
+    "maintenance": MAINTENANCE,
     "ports": PORTS,
     "genkey": GENKEY,
     "hwtest": HWTEST,

@@ -38,7 +38,9 @@ ACTIONS = ("get", "set", "unset", "validate", "commit", "apply", "export", "impo
 
 
 def argparse_config(p):
-    p.add_argument("--port", help="the board's serial port (/dev/ttyUSB0)")
+    from mast_tools.serialport import add_port_args, baud
+
+    add_port_args(p)
     p.epilog = EXAMPLE
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
@@ -47,6 +49,7 @@ def argparse_config(p):
         a = sub.add_parser(name, help=summary, description=summary)
         # also accepted after the action: `mast config get KEY --port P --json`
         a.add_argument("--port", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        a.add_argument("--baud", type=baud, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         a.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         return a
 
@@ -162,12 +165,13 @@ def show_value(value, prefix=""):
     return "\n".join(lines)
 
 
-def status_text(s):
-    """A short reading of the console's status document."""
+def status_text(s, port=None):
+    """A short reading of the console's status document (the whole of it: --json)."""
     lines = ["board %s, firmware %s, %s mode, up %.1f s" % (
         s.get("board"), s.get("firmware"), s.get("mode"), (s.get("uptime_ms") or 0) / 1000.0)]
     if s.get("maintenance"):
-        lines.append("maintenance: %s" % s["maintenance"])
+        lines.append("maintenance: %s; to leave it: mast maintenance off%s" % (
+            s["maintenance"], " --port %s" % port if port else ""))
     c = s.get("config") or {}
     pend = [w for w in ("uncommitted", "unapplied") if c.get(w)]
     lines.append("config: from %s%s%s" % (c.get("source"), "; changes " + " and ".join(pend) if pend else "",
@@ -247,7 +251,7 @@ def _validate_file(args):
     elif args.port:
         from mast_tools.consoleclient import ConsoleClient
 
-        with ConsoleClient.connect(args.port) as con:
+        with ConsoleClient.connect(args.port, baudrate=args.baud) as con:
             bd = load_board(con.hello_info.get("board"))[0]
     if bd is not None:
         err = check_config(cfg, bd)
@@ -274,12 +278,11 @@ def do_config(args):
     action = args.action
     if action == "validate" and args.file:
         return _validate_file(args)
-    if not args.port:
-        raise CommandError("mast config %s needs --port" % action,
-                           "give the board's serial port (`mast ports` lists them)")
+    from mast_tools import portpick
     from mast_tools.consoleclient import ConsoleClient
 
-    with ConsoleClient.connect(args.port) as con:
+    args.port = portpick.resolve(args.port, "mast config")
+    with ConsoleClient.connect(args.port, baudrate=args.baud) as con:
         return _ACTIONS[action](con, args)
 
 
@@ -346,12 +349,23 @@ def _commit(con, args):
 
 def _apply(con, args):
     r = _call(con, "apply", "apply")
-    if r.get("associations") == "restarted":
-        text = "applied; associations restarted (%s): %s" % (r.get("why"), ", ".join(r.get("restarted") or []))
-    else:
-        text = "applied; associations kept"
+    text = apply_text(r)
     emit(args, r, text)
     return 0
+
+
+def apply_text(r):
+    """What `apply` did, from its reply: every association restarted (name or keying
+    changed), some (named), or all kept."""
+    why = r.get("why")
+    named = r.get("restarted") or []
+    if r.get("associations") == "restarted":
+        return "applied; every association restarts (%s)" % why if why else "applied; every association restarts"
+    if named:
+        return "applied; association%s with %s restart%s (%s); the others kept" % (
+            "s" if len(named) > 1 else "", ", ".join(named), "" if len(named) > 1 else "s",
+            why or "peer keys changed")
+    return "applied; associations kept"
 
 
 def _export(con, args):
@@ -404,7 +418,7 @@ def _import(con, args):
 
 def _status(con, args):
     s = _call(con, "status", "status")
-    emit(args, s, status_text(s))
+    emit(args, s, status_text(s, con.port))
     return 0
 
 

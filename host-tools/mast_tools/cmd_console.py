@@ -1,15 +1,21 @@
 """`mast console`: an interactive terminal to a board's console.
 
-What the board prints is shown readably (consoleclient.readable: `log   boot board=...`,
-`event uplink_up uplink=eth addr=...`, `ok    #3 {...}`, `error #4 port: must be ...`), with
-the time; text that is not JSON (a REPL, a boot ROM) as it is. What you type is a short command
-(`status`, `get uplinks.eth`, `set uplinks.cell.cost 20`, `uplink eth down`; `help` lists them)
-or a JSON request line, sent as it is.
+It first asks the board's hello: a port where the MAST firmware does not answer gets the same
+clear error as `mast config` (a bare board, a stopped firmware, nothing at all), not raw
+request lines echoed by a REPL. What the board prints is shown readably
+(consoleclient.readable: `log   boot board=...`, `event uplink_up uplink=eth addr=...`,
+`ok    #3 {...}`, `error #4 port: must be ...`), with the time; text that is not JSON (a REPL,
+a boot ROM) as it is. `status` is shown as a short summary (`status --json`: the whole
+document), `logs` as the board's recent logs and events and its last crash. What you type is
+a short command (`status`, `get uplinks.eth`, `set uplinks.cell.cost 20`, `uplink eth down`;
+`help` lists them) or a JSON request line, sent as it is. A typed or pasted line stays on the
+screen after the prompt, as sent.
 
 Keys: Enter sends the line; Ctrl-] (the escape key, as in telnet and miniterm), Ctrl-C, or
-Ctrl-D on an empty line quit; Ctrl-U clears the line; Up/Down recall earlier lines. Nothing
-is sent to the board but whole request lines: no stray Ctrl-C reaches it (that would stop the
-firmware; use mpremote for the REPL).
+Ctrl-D on an empty line quit, and the last line says how the session ended (the board is not
+interrupted: its firmware runs on); Ctrl-U clears the line; Up/Down recall earlier lines.
+Nothing is sent to the board but whole request lines: no stray Ctrl-C reaches it (that would
+stop the firmware; use mpremote for the REPL).
 
 LineEditor is the keyboard logic with no terminal (bytes in, actions out), tested on its own;
 run() is the adapter: termios cbreak mode, select() on the keyboard and the port, and the
@@ -30,7 +36,8 @@ PROMPT = "mast> "
 EXAMPLE = """\
 example:
   mast console --port /dev/ttyUSB0
-  mast> status
+  mast> status                      # a summary; status --json: the whole document
+  mast> logs                        # the board's recent logs and events, its last crash
   mast> set uplinks.cell.cost 20
   mast> {"id": 9, "op": "get", "key": "uplinks"}
   (Ctrl-] quits)
@@ -39,9 +46,12 @@ example:
 
 
 def argparse_console(p):
-    p.add_argument("--port", required=True, help="the board's serial port (/dev/ttyUSB0)")
+    from mast_tools.serialport import add_port_args
+
+    add_port_args(p)
     p.add_argument("--raw", action="store_true", help="show the board's lines exactly as they come")
-    p.add_argument("--no-hello", action="store_true", help="do not ask the board's hello at start")
+    p.add_argument("--no-hello", action="store_true",
+                   help="do not ask the board's hello at start (nor check that it answers)")
     p.epilog = EXAMPLE
 
 
@@ -156,9 +166,29 @@ class _Screen:
             self.out.flush()
 
 
-def _send(con, screen, text):
-    """Send one typed line; False when it asks to quit."""
-    from mast_tools.consoleclient import COMMANDS_HELP, parse_command
+def logs_text(r, stamp=None):
+    """The `logs` reply as text: the recent lines, readably, then the last crash."""
+    from mast_tools.consoleclient import classify, readable
+
+    lines = ["recent logs and events on the board (oldest first):"]
+    for text in r.get("recent") or []:
+        lines.append("  " + readable(classify(text)).replace("\n", "\n  "))
+    if len(lines) == 1:
+        lines.append("  (none since it booted)")
+    crash = r.get("last_crash")
+    if crash:
+        lines.append("the last crash it saved: %s" % (crash.get("error") if isinstance(crash, dict) else crash))
+        tb = (crash.get("traceback") or "").rstrip() if isinstance(crash, dict) else ""
+        lines += ["      " + x for x in tb.splitlines()]
+    else:
+        lines.append("no crash saved")
+    return "\n".join(lines)
+
+
+def _send(con, screen, text, shown=None):
+    """Send one typed line; False when it asks to quit. shown: {request id: how to show its
+    reply} ("status": the summary, "logs")."""
+    from mast_tools.consoleclient import COMMANDS_HELP, JSON_FLAG, parse_command
 
     try:
         kind, what = parse_command(text)
@@ -173,14 +203,43 @@ def _send(con, screen, text):
     if kind == "raw":
         con.write(what)
     else:
-        con.send(kind, **what)
+        fields = dict(what)
+        whole = fields.pop(JSON_FLAG, False)
+        rid = con.send(kind, **fields)
+        if shown is not None and kind in ("status", "logs") and not whole:
+            shown[rid] = kind
     return True
 
 
-def run(con, args, stdin=None, stdout=None):
+def _ended(how):
+    sys.stderr.write("\r\x1b[K" if _isatty(sys.stderr) else "")
+    sys.stderr.write("mast console: session ended (%s); the board was not interrupted, its "
+                     "firmware runs on\n" % how)
+    sys.stderr.flush()
+
+
+def _isatty(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def run(con, args, stdin=None, stdout=None, hello=None):
     """The console loop; returns the exit status. Bounded by the user (escape key) or, with
-    stdin not a terminal, by the end of its input and the replies."""
+    stdin not a terminal, by the end of its input and the replies. hello: the board's hello,
+    already asked (shown as the first line)."""
+    end = [None]
+    try:
+        return _run(con, args, stdin, stdout, hello, end)
+    finally:
+        if end[0]:
+            _ended(end[0])
+
+
+def _run(con, args, stdin, stdout, hello, end):
     import serial
+    from mast_tools.cmd_config import status_text
     from mast_tools.consoleclient import PortLost, readable
 
     stdin = stdin if stdin is not None else sys.stdin
@@ -189,12 +248,19 @@ def run(con, args, stdin=None, stdout=None):
     interactive = os.isatty(fd)
     editor = LineEditor()
     screen = _Screen(stdout, editor, interactive)
+    shown = {}  # request id -> "status" | "logs": replies shown as text, not JSON
 
     def show(line):
         if args.raw:
             screen.line(line.text)
+            return
+        stamp = time.strftime("%H:%M:%S")
+        how = shown.pop(line.obj.get("id"), None) if line.kind == "reply" else None
+        if how and line.obj.get("ok"):
+            text = status_text(line.obj["result"], con.port) if how == "status" else logs_text(line.obj["result"])
+            screen.line("%s %s" % (stamp, text.replace("\n", "\n" + " " * (len(stamp) + 1))))
         else:
-            screen.line(readable(line, time.strftime("%H:%M:%S")))
+            screen.line(readable(line, stamp))
 
     con.on_line = show
     saved = None
@@ -207,7 +273,11 @@ def run(con, args, stdin=None, stdout=None):
         sys.stderr.write("mast console on %s: type help for the commands; Ctrl-] quits\r\n" % con.port)
         sys.stderr.flush()
     try:
-        if not args.no_hello:
+        if hello is not None:
+            screen.line("%s board %s (%s), firmware %s, %s mode, %s" % (
+                time.strftime("%H:%M:%S"), hello.get("board"), hello.get("title") or "?",
+                hello.get("version"), hello.get("mode"), hello.get("micropython")))
+        elif not args.no_hello:
             con.send("hello")
         screen.prompt()
         eof_at = None
@@ -215,6 +285,7 @@ def run(con, args, stdin=None, stdout=None):
         while True:
             if eof_at is not None:
                 if time.monotonic() - eof_at > 3.0 or (not con.replies_due() and time.monotonic() - eof_at > 0.3):
+                    end[0] = "end of input"
                     return 0
             try:
                 ready, _, _ = select.select([fd] if eof_at is None else [], [], [], 0.05)
@@ -237,20 +308,26 @@ def run(con, args, stdin=None, stdout=None):
                 while b"\n" in pending:
                     raw, pending = pending.split(b"\n", 1)
                     text = raw.decode("utf-8", "replace").strip()
-                    if text and not _send(con, screen, text):
+                    if text and not _send(con, screen, text, shown):
+                        end[0] = "quit"
                         return 0
                 continue
             if not data:
+                end[0] = "the terminal closed"
                 return 0
             for act in editor.feed(data):
                 if act[0] == "quit":
+                    end[0] = act[1]
                     return 0
                 if act[0] == "line":
-                    stdout.write("\r\n")
-                    if not _send(con, screen, act[1]):
+                    # the line as sent stays on the screen, typed or pasted
+                    stdout.write("\r\x1b[K" + PROMPT + act[1] + "\r\n")
+                    if not _send(con, screen, act[1], shown):
+                        end[0] = "quit"
                         return 0
-                screen.prompt()
+            screen.prompt()  # once per read: a paste is drawn once, not per character
     except KeyboardInterrupt:
+        end[0] = "Ctrl-C"
         return 0
     except (serial.SerialException, OSError) as e:
         raise CommandError("lost %s (%s)" % (con.port, e), "check the cable; run mast console again")
@@ -264,11 +341,20 @@ def run(con, args, stdin=None, stdout=None):
 
 
 def do_console(args):
-    from mast_tools.consoleclient import ConsoleClient
+    from mast_tools import portpick
+    from mast_tools.consoleclient import ConsoleClient, NoFirmware, diagnose
 
-    con = ConsoleClient(args.port)
+    port = portpick.resolve(args.port, "mast console")
+    con = ConsoleClient(port, baudrate=args.baud)
+    hello = None
     try:
-        return run(con, args)
+        if not args.no_hello:
+            try:
+                hello = con.hello()
+            except NoFirmware as e:
+                con.close()
+                raise diagnose(port, e.seen, "BOARD", args.baud)
+        return run(con, args, hello=hello)
     finally:
         con.close()
 

@@ -1,14 +1,21 @@
 """`mast flash`: put the MAST firmware on a board over its serial port, nothing half-written.
 
-    1. console: `maintenance on` (no watchdog, no app while we work); a board without MAST
-       firmware has no console, and this step is skipped
-    2. raw REPL (mpremote's transport; boardrepl.py): what MicroPython and .mpy version the board
-       runs; set the maintenance flag; clear what an interrupted flash left
+    1. console: the board's hello (what it is, which firmware); the board definition is
+       checked against it before anything changes; then `maintenance on` (no watchdog, no app
+       while we work). A board without MAST firmware has no console: this step is skipped,
+       and a port where nothing answers at all is refused within seconds
+    2. raw REPL (mpremote's transport; boardrepl.py): what MicroPython and .mpy version the
+       board runs, checked against the definition (its port) and the minimum MicroPython
+       before anything is written; set the maintenance flag; clear what an interrupted flash left
     3. compile the firmware with the mpy-cross that writes what the board reads (mpycross.py)
     4. compare SHA-256 hashes: unchanged files are not sent (flashplan.py decides)
     5. stage a changed /lib in /lib.new, verify every file there, switch with renames; root files
        via NAME.tmp, verified, renamed; board.json and the --config file the same way
     6. verify everything once more, clear the maintenance flag, hard reset, wait for `hello`
+
+--dry-run changes nothing on the board, the boot counter included: while the firmware runs,
+it is asked over its console (the `inventory` op) and keeps running; a board without running
+firmware is read through its raw REPL and left as it was.
 """
 
 import json
@@ -16,29 +23,37 @@ import os
 import re
 import time
 
-from mast_tools import flashplan, mpycross
+from mast_tools import boards, flashplan, mpycross, portpick
 from mast_tools.errors import CommandError
-from mast_tools.firmware import BOARDS_DIR, FIRMWARE_DIR
-from mast_tools.output import emit, log, progress
+from mast_tools.firmware import FIRMWARE_DIR
+from mast_tools.output import emit, log, progress, reset_progress
+from mast_tools.serialport import add_port_args
 
 EXAMPLE = """\
 example:
   mast flash --port /dev/ttyUSB0 --board olimex-esp32-poe --config board.json
   mast flash --port /dev/ttyACM0 --board rpi-pico-w --dry-run --json
+  mast flash --board list                  # the board definitions
+  mast flash                               # the one board found; its firmware names its definition
 
 Boards: the names in boards/ (mast flash --board list), or the path of a board definition.
-A flash that is cut off (power, cable, Ctrl-C) leaves the old firmware in place and bootable;
-run the same command again. Progress goes to stderr; --json prints
+Without --board, the definition the board's running firmware reports is used (or the one a
+simulated board was started with). A definition for another kind of board (esp32, rp2, unix)
+is refused before anything changes. A flash that is cut off (power, cable, Ctrl-C) leaves the
+old firmware in place and bootable; run the same command again. Progress goes to stderr (one
+line per 10 % when it is not a terminal); --json prints
 {"copied": [...], "skipped": [...], "verified": [...], "version": ...} (board paths).
-Real boards: docs/HARDWARE.md ("Flashing")."""
+Real boards: docs/HARDWARE.md ("Getting MicroPython onto a board", "Flashing")."""
 
 BOOT_TIMEOUT_S = 30.0
+MAINT_REASON = "mast flash in progress"
 
 
 def argparse_flash(p):
-    p.add_argument("--port", required=True, help="the board's serial port (/dev/ttyUSB0, COM3)")
-    p.add_argument("--board", required=True,
-                   help="board definition: a name from boards/ or a .json file")
+    add_port_args(p)
+    p.add_argument("--board",
+                   help="board definition: a name from boards/, a .json file, or `list`; "
+                        "default: the one the board's firmware reports")
     p.add_argument("--config", metavar="FILE",
                    help="a configuration (JSON) to install as /mast.json; checked first")
     p.add_argument("--dry-run", action="store_true",
@@ -55,28 +70,13 @@ def argparse_flash(p):
 
 
 def board_names():
-    return sorted(n[:-5] for n in os.listdir(BOARDS_DIR) if n.endswith(".json"))
+    return boards.names()
 
 
 def load_board(name):
     """(definition dict, its bytes). A name from boards/ or a path; checked with the
     firmware's own schema (board/boarddef.py)."""
-    path = name if name.endswith(".json") and os.path.isfile(name) else os.path.join(BOARDS_DIR, name + ".json")
-    if not os.path.isfile(path):
-        raise CommandError("no board definition %r" % name, "pick one of: " + ", ".join(board_names()))
-    with open(path, "rb") as f:
-        data = f.read()
-    from mast_tools.firmware import use_firmware
-
-    use_firmware()
-    from board import boarddef
-
-    try:
-        doc = json.loads(data.decode())
-        boarddef.check(doc)
-    except (ValueError, UnicodeError) as e:
-        raise CommandError("board definition %s: %s" % (path, e), "fix that field (docs/HARDWARE.md)")
-    return doc, data
+    return boards.load(name)
 
 
 def load_config(path, bd):
@@ -128,57 +128,96 @@ def firmware_version(fw_dir):
         return None
 
 
-def firmware_files(fw_dir, compile_):
-    """{board path: bytes}: each package compiled to lib/<pkg>/*.mpy, and the root files."""
+def firmware_files(fw_dir, compile_, bd=None):
+    """{board path: bytes}: what flashplan.select_firmware_files() picks for the board bd,
+    the modules compiled (compile_(src, name) -> bytes), the root files as they are."""
+    try:
+        chosen = flashplan.select_firmware_files(fw_dir, bd)
+    except ValueError as e:
+        raise CommandError(str(e), "give a firmware/ folder (with mast/, runtime/, board/)")
     files = {}
-    for pkg in flashplan.PACKAGES:
-        top = os.path.join(fw_dir, pkg)
-        if not os.path.isdir(top):
-            raise CommandError("no firmware package %s in %s" % (pkg, fw_dir),
-                               "give a firmware/ folder (with mast/, runtime/, board/)")
-        for dirpath, dirnames, filenames in os.walk(top):
-            dirnames[:] = sorted(d for d in dirnames if d not in ("__pycache__", "root"))
-            for name in sorted(filenames):
-                if name.endswith(".py"):
-                    src = os.path.join(dirpath, name)
-                    rel = os.path.relpath(src, fw_dir).replace(os.sep, "/")
-                    files["lib/" + rel[:-3] + ".mpy"] = compile_(src, rel)
-    for name in flashplan.ROOT_FILES:
-        with open(os.path.join(fw_dir, "board", "root", name), "rb") as f:
-            files[name] = f.read()
+    for dest, src, compiled in chosen:
+        if compiled:
+            files[dest] = compile_(src, os.path.relpath(src, fw_dir).replace(os.sep, "/"))
+        else:
+            with open(src, "rb") as f:
+                files[dest] = f.read()
     return files
 
 
 # ---- the steps that talk to the board ---------------------------------------------------------------
 
 
-def _console_first(port, dry_run, timeout):
-    """Step 1. The board's hello (None: no MAST console answers); into maintenance unless it
-    is there already (or this is a dry run)."""
+def hello_version(info):
+    """MicroPython's version (a tuple) from a hello's "micropython 1.24.1", or None."""
+    m = re.search(r"(\d+)\.(\d+)\.(\d+)", info.get("micropython") or "")
+    return tuple(int(x) for x in m.groups()) if m else None
+
+
+def _hello(port, baud):
+    """Step 1: the board's hello, or None when no MAST console answers; CommandError at once
+    when nothing at all answers on the port (not even a REPL to a Ctrl-C)."""
+    from mast_tools.consoleclient import ConsoleClient, NoFirmware
+    from mast_tools.serialport import probe_alive, silent_error
+
+    con = ConsoleClient(port, baudrate=baud)
+    try:
+        info = con.hello(2.0)
+        log("flash: the board runs MAST firmware %s (%s, %s mode, %s)"
+            % (info.get("version"), info.get("board"), info.get("mode"), info.get("micropython")))
+        return info
+    except NoFirmware as e:
+        seen = e.seen
+    finally:
+        con.close()
+    if not seen and not probe_alive(port, baud):
+        raise silent_error(port, baud)
+    log("flash: no MAST console answers on %s: a bare MicroPython board (or one at its REPL)" % port)
+    return None
+
+
+def _choose_board(args, port, hello):
+    """The board definition: --board, else the one the running firmware reports, else the one
+    a simulated board was started with. (dict, bytes)."""
+    if args.board:
+        return load_board(args.board)
+    name = hello.get("board") if hello else None
+    if name and boards.path_of(name):
+        log("flash: no --board given; the board's firmware says it is %s" % name)
+        return load_board(name)
+    sim = portpick.board_of(port)
+    if sim:
+        log("flash: no --board given; %s is a simulated board started with %s" % (port, sim))
+        return load_board(sim)
+    raise CommandError("which board is on %s? --board is needed for a board without the MAST "
+                       "firmware%s" % (port, " (its firmware says %r, which is not in boards/)" % name
+                                       if name else ""),
+                       "mast flash --board list names the definitions (`mast ports` may say "
+                       "which is likely)")
+
+
+def _maintenance_on(port, baud, timeout):
+    """Step 1, last: maintenance on through the console, saying it is this flash that set it."""
     from mast_tools.consoleclient import BoardError, ConsoleClient, NoFirmware
 
-    con = ConsoleClient(port)
+    con = ConsoleClient(port, baudrate=baud)
     try:
+        log("flash: maintenance on (the board reboots: no watchdog, no app while flashing)")
         try:
-            info = con.hello(2.0)
+            try:
+                con.call("maintenance", state="on", reason=MAINT_REASON)
+            except BoardError as e:
+                if "reason" not in str(e):
+                    raise
+                con.call("maintenance", state="on")  # firmware older than the reason field
+        except (BoardError, TimeoutError) as e:  # the raw REPL step sets the flag anyway
+            log("flash: the board did not take maintenance on (%s); going on" % e)
+        try:
+            con.wait_hello(min(timeout, 15.0), mode="maintenance")
         except NoFirmware:
-            log("flash: no MAST console answers on %s: a bare MicroPython board (or one at its REPL)" % port)
-            return None
-        log("flash: the board runs MAST firmware %s (%s, %s mode)"
-            % (info.get("version"), info.get("board"), info.get("mode")))
-        if not dry_run and info.get("mode") != "maintenance":
-            log("flash: maintenance on (the board reboots: no watchdog, no app while flashing)")
-            try:
-                con.call("maintenance", state="on")
-            except (BoardError, TimeoutError) as e:  # the raw REPL step sets the flag anyway
-                log("flash: the board did not take maintenance on (%s); going on" % e)
-            try:
-                con.wait_hello(min(timeout, 15.0), mode="maintenance")
-            except NoFirmware:
-                crash = [x for x in con.logs if x.get("log") == "crash"]
-                log("flash: the board did not come back in maintenance mode%s; flashing through "
-                    "its REPL anyway" % (" (its firmware crashes: %s)" % crash[-1].get("error") if crash else ""))
-        return info
+            crash = [x for x in con.logs if x.get("log") == "crash"]
+            log("flash: the board did not come back in maintenance mode%s; flashing through "
+                "its REPL anyway" % (" (its firmware crashes: %s)" % crash[-1].get("error") if crash else ""))
     finally:
         con.close()
 
@@ -209,23 +248,35 @@ def _write_checked(rb, files, show):
 
 
 def _read_board(rb, bd):
-    """Step 2: into the raw REPL; what the board is (flashplan.info_script)."""
+    """Step 2: into the raw REPL; what the board is (flashplan.info_script). CommandError,
+    before anything is written, if it is not a MicroPython the definition bd suits."""
     from mast_tools.boardrepl import DeviceError
 
     try:
         rb.enter()
         info = rb.info()
-        if info.get("cwd") not in (None, "/", "") and bd.get("port") != "unix":
-            rb.run("import os\nos.chdir('/')\n")  # a board's files are relative to its root
     except DeviceError as e:
         _fail_on_device(e, "the board did not answer in its raw REPL")
+    _check_info(info, bd)
+    if info.get("cwd") not in (None, "/", "") and bd.get("port") != "unix":
+        try:
+            rb.run("import os\nos.chdir('/')\n")  # a board's files are relative to its root
+        except DeviceError as e:
+            _fail_on_device(e, "the board did not answer in its raw REPL")
+    return info
+
+
+def _check_info(info, bd):
     if info.get("name") != "micropython":
         raise CommandError("the board runs %s, not MicroPython" % info.get("name"),
-                           "install MicroPython on it first (micropython.org/download)")
+                           "install MicroPython on it first (docs/HARDWARE.md, \"Getting "
+                           "MicroPython onto a board\")")
+    err = boards.mismatch(bd, info.get("platform"), info.get("version"))
+    if err:
+        raise err
     if not info.get("base64"):
         raise CommandError("the board's MicroPython has no binascii.a2b_base64",
                            "use a MicroPython build with binascii (every official one has it)")
-    return info
 
 
 def _stage_lib(rb, p, local, show):
@@ -249,55 +300,148 @@ def _stage_lib(rb, p, local, show):
     rb.run(flashplan.switch_script())
 
 
+class Sender:
+    """flash's progress while files go over the port: percent, KB and the time left, from the
+    rate so far; one line per 10 % when stderr is not a terminal."""
+
+    def __init__(self, nfiles, clock=time.monotonic):
+        self.nfiles = nfiles
+        self.clock = clock
+        self.t0 = None
+        reset_progress()
+
+    def line(self, sent, total):
+        now = self.clock()
+        if self.t0 is None:
+            self.t0 = now
+        pct = 100 * sent // max(1, total)
+        eta = ""
+        took = now - self.t0
+        if sent and took > 0.5 and sent < total:
+            eta = ", about %d s left" % max(1, round((total - sent) * took / sent))
+        return pct, "flash: sending %d file(s): %3d%% (%d of %d KB)%s" % (
+            self.nfiles, pct, sent // 1024, max(1, total // 1024), eta)
+
+    def __call__(self, sent, total, path):
+        pct, msg = self.line(sent, total)
+        progress(msg, milestone=pct // 10)
+
+
+def _local_files(args, fw_dir, info, bd, bd_bytes, cfg):
+    """Step 3: the firmware compiled for what the board reads, with board.json and mast.json."""
+    mp = ".".join(str(x) for x in info["version"])
+    cmd, emitted, note = mpycross.choose(info, args.mpy_cross)
+    log("flash: board: MicroPython %s on %s; compiling with %s" % (mp, info.get("platform"), note))
+    local = firmware_files(fw_dir, lambda src, name: mpycross.compile_file(cmd, src, name), bd)
+    local["board.json"] = bd_bytes
+    if cfg is not None:
+        local[flashplan.CONFIG] = flashplan.config_bytes(cfg)
+    return local, mp, emitted
+
+
+def _report(p, version, bd, mp, emitted, bare):
+    return {"copied": p.copy, "skipped": p.skip, "verified": [], "kept": p.kept,
+            "dropped": p.dropped, "version": version, "board": bd["name"],
+            "micropython": mp, "mpy": "%d.%d" % emitted, "bare": bare}
+
+
+def _dry_run_console(args, port, fw_dir, bd, bd_bytes, cfg, version):
+    """--dry-run on a board whose firmware runs: everything over its console (the `inventory`
+    op), so the firmware keeps running and nothing on the board changes. None when the
+    firmware is older than that op (the caller reads the board through its raw REPL)."""
+    from mast_tools.consoleclient import BoardError, ConsoleClient
+
+    con = ConsoleClient(port, baudrate=args.baud)
+    try:
+        try:
+            r = con.call("inventory", timeout=60)
+        except BoardError as e:
+            if "unknown op" in str(e):
+                return None
+            raise CommandError("the board could not list its files: %s" % e, "try again")
+        except TimeoutError as e:
+            raise CommandError("the board did not list its files (%s)" % e, "try again")
+    finally:
+        con.close()
+    info = dict(r["info"], version=tuple(r["info"]["version"]))
+    _check_info(info, bd)
+    local, mp, emitted = _local_files(args, fw_dir, info, bd, bd_bytes, cfg)
+    remote = dict((k, v) for k, v in r["hashes"].items() if k.startswith("lib/") or k in local)
+    p = flashplan.plan(local, remote, set(r["dirs"]))
+    report = _report(p, version, bd, mp, emitted, False)
+    report["dry_run"] = True
+    report["firmware_kept_running"] = True
+    log("flash: dry run over the console: %d file(s) would be copied, %d are up to date; the "
+        "firmware kept running" % (len(p.copy), len(p.skip)))
+    return report
+
+
 def do_flash(args):
+    if args.board == "list":
+        rows = boards.listing()
+        emit(args, [{"name": n, "port": p, "title": t} for n, p, t in rows], boards.listing_text())
+        return 0
     t0 = time.monotonic()
     fw_dir = os.path.abspath(args.firmware) if args.firmware else FIRMWARE_DIR
-    bd, bd_bytes = load_board(args.board)
-    cfg = load_config(args.config, bd) if args.config else None  # checked before the board
+    bd = bd_bytes = None
+    if args.board:
+        bd, bd_bytes = load_board(args.board)
+    cfg = load_config(args.config, bd) if args.config and bd else None  # checked before the board
     version = firmware_version(fw_dir)
+    port = portpick.resolve(args.port, "mast flash")
     from mast_tools.boardrepl import DeviceError, RawBoard
 
-    before = _console_first(args.port, args.dry_run, args.timeout)  # 1
-    rb = RawBoard(args.port, soft_reset=bool(bd.get("soft_reset")),
+    before = _hello(port, args.baud)  # 1
+    if bd is None:
+        bd, bd_bytes = _choose_board(args, port, before)
+        if args.config:
+            cfg = load_config(args.config, bd)
+    if before is not None:
+        err = boards.mismatch(bd, before.get("platform"), hello_version(before))
+        if err:
+            raise err  # the board is untouched: it runs on
+        if args.dry_run:
+            report = _dry_run_console(args, port, fw_dir, bd, bd_bytes, cfg, version)
+            if report is not None:
+                emit(args, report, _text(report))
+                return 0
+            log("flash: the board's firmware has no `inventory` op (older than this mast): reading "
+                "it through the raw REPL, then restarting it with its boot counter as it was")
+        elif before.get("mode") != "maintenance":
+            _maintenance_on(port, args.baud, args.timeout)
+    rb = RawBoard(port, soft_reset=bool(bd.get("soft_reset")), baudrate=args.baud,
                   log=lambda m: log("flash: " + m)).open()
     try:
         info = _read_board(rb, bd)  # 2
-        mp = ".".join(str(x) for x in info["version"])
-        cmd, emitted, note = mpycross.choose(info, args.mpy_cross)  # 3
-        log("flash: board: MicroPython %s on %s; compiling with %s" % (mp, info.get("platform"), note))
-        local = firmware_files(fw_dir, lambda src, name: mpycross.compile_file(cmd, src, name))
-        local["board.json"] = bd_bytes
-        if cfg is not None:
-            local[flashplan.CONFIG] = flashplan.config_bytes(cfg)
+        local, mp, emitted = _local_files(args, fw_dir, info, bd, bd_bytes, cfg)  # 3
         size = sum(len(v) for v in local.values())
         if info.get("free") is not None and info["free"] < size + 16384:
             raise CommandError("the board has %d KB free; staging the firmware needs about %d KB"
                                % (info["free"] // 1024, size // 1024 + 16),
                                "remove files from the board (mpremote rm) and try again")
         try:  # 4
-            if not args.dry_run:
-                rb.run(flashplan.maintenance_script("mast flash in progress"))
+            if args.dry_run:
+                boots = rb.run(flashplan.read_boots_script()).decode().strip()
+            else:
+                rb.run(flashplan.maintenance_script(MAINT_REASON))
                 for line in rb.run(flashplan.recover_script()).decode().splitlines():
                     log("flash: left by an interrupted flash: " + line)
             remote, rdirs = rb.hashes(dirs=[flashplan.LIB], files=[x for x in local if not x.startswith("lib/")])
         except DeviceError as e:
             _fail_on_device(e, "reading the board's files failed")
         p = flashplan.plan(local, remote, rdirs)
-        report = {"copied": p.copy, "skipped": p.skip, "verified": [], "kept": p.kept,
-                  "dropped": p.dropped, "version": version, "board": bd["name"],
-                  "micropython": mp, "mpy": "%d.%d" % emitted, "bare": before is None}
+        report = _report(p, version, bd, mp, emitted, before is None)
         if args.dry_run:
             report["dry_run"] = True
+            report["firmware_kept_running"] = False
             log("flash: dry run: %d file(s) would be copied, %d are up to date" % (len(p.copy), len(p.skip)))
             if before is not None:
-                rb.reset()  # the firmware was running: let it run again
+                # an older firmware was running: it runs again, its boot counter as it was
+                rb.run(flashplan.restore_boots_script(boots))
+                rb.reset()
             emit(args, report, _text(report))
             return 0
-
-        def show(sent, total, path):
-            progress("flash: sending %d file(s): %d of %d KB%s" % (
-                len(p.copy), sent // 1024, max(1, total // 1024), " (%s)" % path if path else ""))
-
+        show = Sender(len(p.copy))
         try:  # 5
             if p.lib_changed:
                 _stage_lib(rb, p, local, show)
@@ -305,8 +449,9 @@ def do_flash(args):
                 _write_checked(rb, [(flashplan.staged_path(x), local[x]) for x in p.root], show)
                 rb.run(flashplan.rename_script([(flashplan.staged_path(x), x) for x in p.root]))
             if p.copy:
-                progress("flash: sent %d file(s), %d KB" % (len(p.copy), sum(len(local[x]) for x in p.copy) // 1024),
-                         done=True)
+                progress("flash: sent %d file(s), %d KB in %.1f s"
+                         % (len(p.copy), sum(len(local[x]) for x in p.copy) // 1024,
+                            time.monotonic() - (show.t0 or time.monotonic())), done=True)
             # 6
             final, _ = rb.hashes(dirs=[flashplan.LIB], files=[x for x in p.expected if not x.startswith("lib/")])
             verified, bad = flashplan.check(p.expected, final)
@@ -321,27 +466,27 @@ def do_flash(args):
         rb.reset()
     finally:
         rb.close()
-    report["version"] = _wait_for_hello(args, bd, version)  # 7
+    report["version"] = _wait_for_hello(args, port, bd, version)  # 7
     report["seconds"] = round(time.monotonic() - t0, 1)
     emit(args, report, _text(report))
     return 0
 
 
-def _wait_for_hello(args, bd, version):
+def _wait_for_hello(args, port, bd, version):
     """Step 7: the new firmware answers hello, in normal mode, with the expected version."""
     from mast_tools.consoleclient import ConsoleClient, NoFirmware, no_firmware_error
 
-    con = ConsoleClient.open_when_back(args.port, args.timeout)
+    con = ConsoleClient.open_when_back(port, args.timeout, baudrate=args.baud)
     try:
         hello = con.wait_hello(args.timeout, mode="normal")
     except NoFirmware as e:
         crash = [x for x in con.logs if x.get("log") == "crash"]
         if crash:
             raise CommandError("the new firmware crashed at boot: %s" % crash[-1].get("error"),
-                               "see `mast console --port %s`; fix the firmware and flash again" % args.port)
+                               "see `mast console --port %s`; fix the firmware and flash again" % port)
         raise CommandError("the board did not answer after the flash (%s)"
-                           % no_firmware_error(args.port, e.seen, bd["name"]).what,
-                           "see what it prints: mast console --port %s" % args.port)
+                           % no_firmware_error(port, e.seen, bd["name"]).what,
+                           "see what it prints: mast console --port %s" % port)
     finally:
         con.close()
     if version and hello.get("version") != version:
@@ -352,6 +497,8 @@ def _wait_for_hello(args, bd, version):
 
 def _text(r):
     what = "would copy" if r.get("dry_run") else "copied"
+    if r.get("dry_run"):
+        what = "dry run (nothing on the board changed): would copy"
     lines = ["%s %d file(s), %d unchanged%s" % (what, len(r["copied"]), len(r["skipped"]),
                                               ", %d verified" % len(r["verified"]) if r["verified"] else "")]
     for p in r["copied"]:

@@ -2,13 +2,19 @@
 few lines how it went.
 
 The suite is pytest's: this runs `python -m pytest <suite> --port P --board B` in a child
-process (its progress goes to stderr), reads pytest's JUnit XML and prints one line per test
-and a total. The suite ships with mast (mast_tools/bundle/hardware in a wheel), so an
-installed `mast` tests a board without the repository. Without --port the suite starts its
-own simulated board (what CI runs).
+process and prints one line per test as each ends (a plugin of ours, hwtest_report.py, hands
+them over a pipe), then a total; the JUnit XML pytest writes is the final record (--json).
+pytest's own output goes to a log file, named on failure. The suite ships with mast
+(mast_tools/bundle/hardware in a wheel), so an installed `mast` tests a board without the
+repository. Without --port the suite starts its own simulated board (what CI runs).
+
+Before the suite starts, the port is opened once: a missing, busy or forbidden port is a
+one-line error, not a failed suite.
 """
 
+import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -36,7 +42,11 @@ markers =
 
 
 def argparse_hwtest(p):
+    from mast_tools.serialport import baud
+
     p.add_argument("--port", help="the board's serial port; none: a simulated board")
+    p.add_argument("--baud", type=baud, default=None, metavar="RATE",
+                   help="the port's rate for the check before the suite (default 115200)")
     p.add_argument("--board", help="its board definition (default: unix-sim)")
     p.add_argument("--peer-host", metavar="IP",
                    help="an address of this PC the board can reach, for the association tests")
@@ -72,19 +82,59 @@ def parse_junit(path):
     return tests
 
 
-def report_text(doc):
-    mark = {"passed": "ok  ", "failed": "FAIL", "error": "ERR ", "skipped": "skip"}
-    lines = ["hardware tests on %s (%s):" % (doc["port"] or "a simulated board", doc["board"])]
-    width = max([len(t["name"]) for t in doc["tests"]] + [40])
-    for t in doc["tests"]:
-        extra = ""
-        if t["outcome"] != "passed" and t["message"]:
-            extra = "  (%s)" % t["message"]
-        lines.append("  %s %-*s %5.1f s%s" % (mark[t["outcome"]], width, t["name"], t["seconds"], extra))
+_MARK = {"passed": "ok  ", "failed": "FAIL", "error": "ERR ", "skipped": "skip"}
+WIDTH = 66  # test names are padded to this (the longest in the suite is 64 characters)
+
+
+def header(port, board):
+    return "hardware tests on %s (%s):" % (port or "a simulated board", board)
+
+
+def test_line(t, width=WIDTH):
+    extra = ""
+    if t["outcome"] != "passed" and t["message"]:
+        extra = "  (%s)" % t["message"]
+    return "  %s %-*s %5.1f s%s" % (_MARK[t["outcome"]], width, t["name"], t["seconds"], extra)
+
+
+def total_line(doc):
     c = doc["counts"]
-    lines.append("%d passed, %d failed, %d skipped in %.0f s" % (
-        c["passed"], c["failed"] + c["error"], c["skipped"], doc["seconds"]))
+    return "%d passed, %d failed, %d skipped in %.0f s" % (
+        c["passed"], c["failed"] + c["error"], c["skipped"], doc["seconds"])
+
+
+def report_text(doc):
+    width = max([len(t["name"]) for t in doc["tests"]] + [40])
+    lines = [header(doc["port"], doc["board"])]
+    lines += [test_line(t, width) for t in doc["tests"]]
+    lines.append(total_line(doc))
     return "\n".join(lines)
+
+
+def _precheck(args, board):
+    """A one-line error before pytest starts: the port cannot be opened (missing, busy,
+    permission), or --port came without --board and the board's firmware does not say."""
+    from mast_tools.consoleclient import ConsoleClient, NoFirmware
+    from mast_tools.serialport import BAUDRATE
+
+    baud = args.baud or BAUDRATE
+    con = ConsoleClient(args.port, baudrate=baud)  # CommandError: missing, busy, forbidden
+    try:
+        if board:
+            return board
+        try:
+            name = con.hello(3.0).get("board")
+        except NoFirmware:
+            name = None
+    finally:
+        con.close()
+    from mast_tools import boards
+
+    if name and boards.path_of(name):
+        log("mast hwtest: no --board given; the board's firmware says it is %s" % name)
+        return name
+    raise CommandError("--port needs --board here (no MAST firmware on %s says which board it is)"
+                       % args.port, "mast flash --board list names the definitions")
 
 
 def do_hwtest(args):
@@ -98,47 +148,114 @@ def do_hwtest(args):
         raise CommandError("the hardware test suite is not at %s" % suite,
                            "reinstall mast-tools (a wheel built from the repository carries it)")
     board = args.board or "unix-sim"
+    if args.port:
+        board = _precheck(args, args.board)
     t0 = time.monotonic()
     tmp = tempfile.mkdtemp(prefix="mast-hwtest-")
     ini = os.path.join(tmp, "pytest.ini")
     xml = os.path.join(tmp, "junit.xml")
+    logfile = os.path.join(tmp, "pytest.log")
     with open(ini, "w") as f:
         f.write(_INI)
     argv = [sys.executable, "-m", "pytest", suite, "-c", ini, "--rootdir", suite,
-            "--confcutdir", suite, "-p", "no:cacheprovider", "-q", "-rs",
-            "--junitxml", xml, "--board", board]
+            "--confcutdir", suite, "-p", "no:cacheprovider", "-p", "mast_tools.hwtest_report",
+            "-q", "-rs", "--junitxml", xml, "--board", board]
     if args.port:
         argv += ["--port", args.port]
     if args.peer_host:
         argv += ["--peer-host", args.peer_host]
     if args.select:
         argv += ["-k", args.select]
-    log("mast hwtest: %s" % " ".join(argv[3:]))
+    log("mast hwtest: the suite in %s (pytest's own output: %s)" % (suite, logfile))
+    live = sys.stderr if args.json else sys.stdout  # with --json, stdout is the document only
+    live.write(header(args.port, board) + "\n")
+    live.flush()
+    keep = False
     try:
-        try:
-            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=sys.stderr, timeout=args.timeout)
-        except subprocess.TimeoutExpired:
-            raise CommandError("the hardware tests took longer than %.0f s" % args.timeout,
-                               "is the board stuck? reset it; or give more --timeout")
+        rc, seen = _run_suite(argv, logfile, args.timeout, live)
         if not os.path.isfile(xml):
-            raise CommandError("pytest did not run the suite (exit status %d)" % proc.returncode,
-                               "see its messages above")
+            keep = True
+            raise CommandError("pytest did not run the suite (exit status %d): %s"
+                               % (rc, _tail(logfile)), "its whole output: %s" % logfile)
         tests = parse_junit(xml)
+        counts = dict((k, sum(1 for t in tests if t["outcome"] == k))
+                      for k in ("passed", "failed", "error", "skipped"))
+        doc = {"port": args.port, "board": board, "counts": counts, "tests": tests,
+               "seconds": round(time.monotonic() - t0, 1), "exit_status": rc}
+        bad = counts["failed"] + counts["error"]
+        if bad:
+            keep = True
+            doc["log"] = logfile
+        emit(args, doc, total_line(doc) + ("\npytest's whole output: %s" % logfile if bad else ""))
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    counts = dict((k, sum(1 for t in tests if t["outcome"] == k))
-                  for k in ("passed", "failed", "error", "skipped"))
-    doc = {"port": args.port, "board": board, "counts": counts, "tests": tests,
-           "seconds": round(time.monotonic() - t0, 1), "exit_status": proc.returncode}
-    emit(args, doc, report_text(doc))
-    bad = counts["failed"] + counts["error"]
+        if not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
     if bad:
         raise CommandError("%d of %d hardware tests failed" % (bad, len(tests)),
                            "the report above says which; docs/HARDWARE.md says what each needs")
     if not tests:
-        raise CommandError("no hardware test ran (exit status %d)" % proc.returncode,
-                           "check -k, or see pytest's messages above")
+        raise CommandError("no hardware test ran (exit status %d)" % rc,
+                           "check -k (the test names: mast hwtest --json, or tests/hardware)")
     return 0
+
+
+def _tail(path, n=3):
+    try:
+        with open(path, errors="replace") as f:
+            lines = [x.rstrip() for x in f.read().splitlines() if x.strip()]
+        return " | ".join(lines[-n:]) or "no output"
+    except OSError:
+        return "no output"
+
+
+def _run_suite(argv, logfile, timeout, live):
+    """Run pytest with its output in logfile; print each test's line on `live` as the plugin
+    reports it. (exit status, [test dicts])."""
+    r, w = os.pipe()
+    env = dict(os.environ, MAST_HWTEST_FD=str(w))
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = here + os.pathsep + env.get("PYTHONPATH", "")  # the plugin's package
+    seen = []
+    with open(logfile, "wb") as log_f:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_f, stderr=log_f,
+                                env=env, pass_fds=(w,))
+    os.close(w)
+    end = time.monotonic() + timeout
+    buf = b""
+    try:
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                proc.kill()
+                proc.wait()
+                raise CommandError("the hardware tests took longer than %.0f s" % timeout,
+                                   "is the board stuck? reset it; or give more --timeout")
+            ready, _, _ = select.select([r], [], [], min(left, 1.0))
+            if not ready:
+                continue
+            data = os.read(r, 65536)
+            if not data:  # every writer closed: pytest ended
+                break
+            buf += data
+            while b"\n" in buf:
+                raw, buf = buf.split(b"\n", 1)
+                try:
+                    t = json.loads(raw.decode())
+                except ValueError:
+                    continue
+                seen.append(t)
+                live.write(test_line(t) + "\n")
+                live.flush()
+        rc = proc.wait(max(1.0, end - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rc = proc.wait()
+    finally:
+        os.close(r)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return rc, seen
 
 
 # cli.py's _COMMANDS entry: (handler, argparse builder, one-line help)

@@ -1,9 +1,12 @@
-"""`mast ports`: the serial ports on this PC, with their USB IDs and the board each likely is.
+"""`mast ports`: the serial ports on this PC, with their USB IDs and the board each likely is,
+and the simulated boards (`mast sim-board`) that run now.
 
 pyserial's list_ports finds the ports; likely_boards() (pure, tested without hardware) reads
 the USB vendor and product IDs: most boards are known by their USB-serial chip (a CP2102 on an
 ESP32-DevKitC, a CH340 on the Olimex ESP32-POE) or by MicroPython's own USB ID (the Pico W).
-A chip says what the adapter is, not the board behind it: "likely" means just that.
+A chip says what the adapter is, not the board behind it: "likely" means just that. Running
+sim boards come from mast_tools.simregistry. The commands that talk to a board use the same
+list when --port is left out (portpick.py).
 """
 
 from mast_tools.output import emit
@@ -13,9 +16,9 @@ example:
   mast ports
   mast ports --json          # [{"device", "vid", "pid", "serial_number", "likely": [...]}]
 
-Then: mast flash --port <device> --board <one of likely>. A port you may not open: see
-docs/HARDWARE.md ("USB permissions"). A simulated board (mast sim-board) is a pseudo-terminal
-and is not listed: it prints its own device."""
+Then: mast flash --port <device> --board <one of likely> (with only one likely board, --port
+may be left out). A port you may not open: see docs/HARDWARE.md ("USB permissions"). Running
+simulated boards (mast sim-board) are listed too, as "sim"."""
 
 # (vid, pid) -> (what the USB device is, the boards in boards/ that carry it)
 USB_IDS = {
@@ -60,14 +63,25 @@ def describe(port):
     }
 
 
+def describe_sim(info):
+    """A running sim board (simregistry) as a dict of the same shape."""
+    return {"device": info.get("link") or info["device"], "vid": None, "pid": None,
+            "serial_number": None, "manufacturer": None, "product": None,
+            "description": "mast sim-board (pid %s, --dir %s)" % (info.get("pid"), info.get("dir")),
+            "usb": None, "likely": [info["board"]] if info.get("board") else [],
+            "sim_board": {"pid": info.get("pid"), "dir": info.get("dir"), "pty": info["device"]}}
+
+
 def table(ports):
     if not ports:
         return ("no serial ports found; plug the board in (a charge-only USB cable shows none), "
                 "or see docs/HARDWARE.md")
     lines = []
     for p in ports:
-        ids = "%s:%s" % (p["vid"], p["pid"]) if p["vid"] else "-"
+        ids = "%s:%s" % (p["vid"], p["pid"]) if p["vid"] else ("sim" if p.get("sim_board") else "-")
         guess = ", ".join(p["likely"]) if p["likely"] else (p["usb"] or p["description"] or "")
+        if p.get("sim_board"):
+            guess += "  (%s)" % p["description"]
         lines.append("%-16s %-10s %s" % (p["device"], ids, guess))
     return "\n".join(lines)
 
@@ -79,6 +93,8 @@ def argparse_ports(p):
 
 
 def do_ports(args, comports=None):
+    from mast_tools import simregistry
+
     if comports is None:
         from serial.tools import list_ports
 
@@ -86,9 +102,10 @@ def do_ports(args, comports=None):
     ports = [describe(p) for p in sorted(comports(), key=lambda p: p.device)]
     if not args.all:
         ports = [p for p in ports if p["vid"] is not None]
+    ports += [describe_sim(i) for i in simregistry.running()]
     emit(args, ports, table(ports))
     return 0
 
 
 # cli.py's _COMMANDS entry: (handler, argparse builder, one-line help)
-COMMAND = (do_ports, argparse_ports, "list serial ports with USB IDs and the likely board")
+COMMAND = (do_ports, argparse_ports, "list serial ports with USB IDs and the likely board, and running sim boards")

@@ -123,11 +123,12 @@ def parse_value(key, text):
 
 COMMANDS_HELP = """\
 commands (or a JSON request line, e.g. {"id": 1, "op": "hello"}):
-  hello | status | get [KEY] | set KEY VALUE | unset KEY | validate | commit | apply
-  uplink NAME up|down | uplink NAME addr ADDR | maintenance on|off | reboot
-  help | quit (or the escape key)"""
+  hello | status [--json] | logs | get [KEY] | set KEY VALUE | unset KEY
+  validate | commit | apply | uplink NAME up|down | uplink NAME addr ADDR
+  maintenance on|off | reboot | help | quit (or the escape key, Ctrl-])"""
 
-_NO_ARGS = ("hello", "status", "validate", "commit", "apply", "reboot")
+_NO_ARGS = ("hello", "status", "validate", "commit", "apply", "reboot", "logs")
+JSON_FLAG = "--json"  # `status --json`: the whole document instead of the summary
 
 
 def parse_command(text):
@@ -150,9 +151,11 @@ def parse_command(text):
         return "local", "help"
     if op in ("quit", "exit"):
         return "local", "quit"
+    if op == "status" and rest in (["--json"], ["json"]):
+        return op, {JSON_FLAG: True}
     if op in _NO_ARGS:
         if rest:
-            raise ValueError("%s takes nothing more" % op)
+            raise ValueError("%s takes nothing more" % op + (" (but --json)" if op == "status" else ""))
         return op, {}
     if op == "get":
         if len(rest) > 1:
@@ -233,11 +236,12 @@ class ConsoleClient:
     .logs and .events (dicts), .other (text that is not JSON); on_line(Line), if given, sees
     every line as it arrives."""
 
-    def __init__(self, port, ser=None, on_line=None):
-        from mast_tools.serialport import open_serial
+    def __init__(self, port, ser=None, on_line=None, baudrate=None):
+        from mast_tools.serialport import BAUDRATE, open_serial
 
         self.port = port
-        self.ser = ser if ser is not None else open_serial(port)
+        self.baudrate = baudrate or BAUDRATE
+        self.ser = ser if ser is not None else open_serial(port, self.baudrate)
         self.incoming = Incoming()
         self.replies = {}
         self.logs = []
@@ -248,24 +252,25 @@ class ConsoleClient:
         self.unanswered = set()  # ids sent whose reply has not come
 
     @classmethod
-    def connect(cls, port, timeout=HELLO_TIMEOUT_S, flash_board="BOARD"):
-        """Open the port and check a MAST console answers hello; CommandError otherwise."""
-        con = cls(port)
+    def connect(cls, port, timeout=HELLO_TIMEOUT_S, flash_board="BOARD", baudrate=None):
+        """Open the port and check a MAST console answers hello; CommandError otherwise,
+        saying what does answer (diagnose())."""
+        con = cls(port, baudrate=baudrate)
         try:
             con.hello_info = con.hello(timeout)
         except NoFirmware as e:
             con.close()
-            raise no_firmware_error(port, e.seen, flash_board)
+            raise diagnose(port, e.seen, flash_board, con.baudrate)
         return con
 
     @classmethod
-    def open_when_back(cls, port, timeout):
+    def open_when_back(cls, port, timeout, baudrate=None):
         """Open a port that may be gone for a moment (a board with native USB that was just
         reset); CommandError if it is not back within timeout."""
         end = time.monotonic() + timeout
         while True:
             try:
-                return cls(port)
+                return cls(port, baudrate=baudrate)
             except CommandError:
                 if time.monotonic() > end:
                     raise
@@ -404,7 +409,7 @@ class ConsoleClient:
         end = time.monotonic() + timeout
         while True:
             try:
-                self.ser = open_serial(self.port)
+                self.ser = open_serial(self.port, self.baudrate)
                 return
             except CommandError:
                 if time.monotonic() > end:
@@ -451,15 +456,37 @@ class PortLost(CommandError):
                               "check the cable; the board may have reset; run the command again")
 
 
-def no_firmware_error(port, seen, board="BOARD"):
-    """The CommandError for a port where no MAST console answers."""
+def no_firmware_error(port, seen, board="BOARD", installed=None, baudrate=None):
+    """The CommandError for a port where no MAST console answers. installed: whether the
+    firmware's files are on the board (True: it is there but stopped, at the REPL; False: a
+    bare MicroPython board; None: not known)."""
     text = " ".join(seen)
-    if ">>>" in text or "raw REPL" in text or "MicroPython" in text or "Traceback" in text:
-        what = "no MAST firmware answers on %s: a MicroPython REPL does" % port
-    elif seen:
-        what = "no MAST firmware answers on %s (it printed: %s)" % (port, text[-60:])
+    repl = ">>>" in text or "raw REPL" in text or "MicroPython" in text or "Traceback" in text
+    if not seen:
+        from mast_tools.serialport import BAUDRATE, silent_error
+
+        return silent_error(port, baudrate or BAUDRATE)
+    if installed and repl:
+        return CommandError(
+            "the MAST firmware is on the board at %s but not running: the board is at its "
+            "MicroPython REPL (mpremote, Thonny or a Ctrl-C stop the firmware)" % port,
+            "start it again: mast reset --port %s" % port)
+    if repl:
+        what = "no MAST firmware on the board at %s: a bare MicroPython REPL answers" % port
     else:
-        what = "no MAST firmware answers on %s: nothing answered" % port
+        what = "no MAST firmware answers on %s (it printed: %s)" % (port, text[-60:])
     return CommandError(what, "put the firmware on it: mast flash --port %s --board %s "
-                              "(a running board that stopped at the REPL: mpremote connect %s reset)"
-                        % (port, board, port))
+                              "(`mast flash --board list` names the boards)" % (port, board))
+
+
+def diagnose(port, seen, board="BOARD", baudrate=None):
+    """The CommandError for a port where no MAST console answered, after finding out what is
+    there: when a REPL answered, whether the firmware is installed (boardrepl.installed: a
+    look at the board's files through its raw REPL, which leaves it at the REPL as it was)."""
+    text = " ".join(seen)
+    installed = None
+    if seen and (">>>" in text or "raw REPL" in text or "Traceback" in text):
+        from mast_tools import boardrepl
+
+        installed = boardrepl.firmware_installed(port, baudrate)
+    return no_firmware_error(port, seen, board, installed, baudrate)

@@ -35,6 +35,35 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
+# ---- which files the firmware consists of (host files) ---------------------------------------------
+
+
+def select_firmware_files(fw_dir, board_def=None):
+    """The one place that decides what goes onto a board: [(board path, host source file,
+    compiled)], the packages' modules as lib/<pkg>/<module>.mpy (compiled with mpy-cross; the
+    source name when compiled is False is the .py), then the root files (ROOT_FILES, as they
+    are). board_def (the board's definition) is where a later change picks only the modules
+    that board uses; today every board gets every module. OSError/ValueError if fw_dir is not
+    a firmware folder."""
+    import os
+
+    out = []
+    for pkg in PACKAGES:
+        top = os.path.join(fw_dir, pkg)
+        if not os.path.isdir(top):
+            raise ValueError("no firmware package %s in %s" % (pkg, fw_dir))
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames[:] = sorted(d for d in dirnames if d not in ("__pycache__", "root"))
+            for name in sorted(filenames):
+                if name.endswith(".py"):
+                    src = os.path.join(dirpath, name)
+                    rel = os.path.relpath(src, fw_dir).replace(os.sep, "/")
+                    out.append(("lib/" + rel[:-3] + ".mpy", src, True))
+    for name in ROOT_FILES:
+        out.append((name, os.path.join(fw_dir, "board", "root", name), False))
+    return out
+
+
 # ---- device code (MicroPython; the same text runs on CPython in the tests) ------------------------
 
 _PRELUDE = """\
@@ -199,6 +228,38 @@ f.close()
 os.rename(%r + '.tmp', %r)
 print('cleared')
 """ % (MAINT, MAINT, BOOTS, BOOTS, BOOTS)
+
+
+def read_boots_script():
+    """Prints the boot-loop counter (mast.boots; 0 when there is none)."""
+    return """\
+try:
+    with open(%r) as f:
+        print(int(f.read()))
+except (OSError, ValueError):
+    print(0)
+""" % BOOTS
+
+
+def restore_boots_script(boots):
+    """Before a reset that only restarts the firmware (a dry run on a board whose firmware
+    has no `files` op): the counter one lower than it was, so that the boot's own count
+    leaves it where it was."""
+    try:
+        n = int(boots) - 1
+    except ValueError:
+        n = -1
+    return """\
+f = open(%r, 'w')
+f.write(%r)
+f.close()
+import os
+try:
+    os.rename(%r, %r)
+except OSError:
+    os.remove(%r)
+    os.rename(%r, %r)
+""" % (BOOTS + ".tmp", str(n), BOOTS + ".tmp", BOOTS, BOOTS, BOOTS + ".tmp", BOOTS)
 
 
 def stage_script(copies, dirs):

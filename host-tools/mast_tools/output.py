@@ -12,7 +12,7 @@ import time
 
 _PLAIN_EVERY_S = 5.0  # not a terminal: at most one progress line this often (plus the last)
 
-_state = {"open": False, "last_plain": 0.0}
+_state = {"open": False, "last_plain": 0.0, "milestone": None}
 
 
 def emit(args, obj, text=None):
@@ -38,10 +38,11 @@ def log(msg):
     sys.stderr.flush()
 
 
-def progress(msg, done=False):
+def progress(msg, done=False, milestone=None):
     """A status line on stderr for work that takes over a second. On a terminal it is rewritten
-    in place; otherwise it becomes plain lines, at most one every few seconds, and always the
-    final one (done=True)."""
+    in place; otherwise it becomes plain lines: one each time `milestone` changes (e.g. every
+    10 %: percent // 10), or, without one, at most one every few seconds; and always the final
+    one (done=True)."""
     err = sys.stderr
     if _isatty(err):
         err.write("\r" + msg + "\x1b[K")  # rewrite the line, clear what is left of the old one
@@ -51,11 +52,20 @@ def progress(msg, done=False):
             _state["open"] = False
     else:
         now = time.monotonic()
-        if not done and now - _state["last_plain"] < _PLAIN_EVERY_S:
+        if milestone is not None:
+            if not done and milestone == _state["milestone"]:
+                return
+            _state["milestone"] = milestone
+        elif not done and now - _state["last_plain"] < _PLAIN_EVERY_S:
             return
         _state["last_plain"] = now
         err.write(msg + "\n")
     err.flush()
+
+
+def reset_progress():
+    """Forget the last milestone (a new piece of work starts its own)."""
+    _state["milestone"] = None
 
 
 def _close_progress_line():

@@ -19,6 +19,11 @@ import os
 from mast_tools.errors import CommandError
 
 BAUDRATE = 115200  # every MicroPython REPL we support (USB-CDC ignores it)
+SILENT_S = 2.0  # a port that says nothing for this long after a Ctrl-C has nothing behind it
+# The rates a UART is set to in practice; --baud takes these (pyserial takes others too, but a
+# typo such as 11520 is far likelier than a board at a rate not listed here).
+STANDARD_BAUDS = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 74880, 115200, 230400, 460800,
+                  500000, 576000, 921600, 1000000, 1500000, 2000000, 3000000)
 
 _MISSING = (errno.ENOENT, errno.ENODEV, errno.ENXIO)
 _BUSY = (errno.EBUSY, errno.EAGAIN, errno.EWOULDBLOCK)
@@ -54,7 +59,7 @@ def holders(port, locks="/proc/locks", proc="/proc"):
             pid = int(parts[4])
             try:
                 with open(os.path.join(proc, str(pid), "cmdline"), "rb") as f:
-                    cmd = f.read(400).replace(b"\0", b" ").decode("utf-8", "replace").strip()
+                    cmd = " ".join(f.read(400).replace(b"\0", b" ").decode("utf-8", "replace").split())
             except OSError:
                 cmd = "?"
             found.append((pid, cmd))
@@ -96,6 +101,57 @@ def port_error(port, exc, who=None):
         return CommandError("%s stopped answering (I/O error)" % port,
                             "the board was unplugged or reset; plug it in and try again")
     return CommandError("cannot open %s: %s" % (port, text), "check the port and try again")
+
+
+def baud(text):
+    """argparse type of --baud: one of STANDARD_BAUDS."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value not in STANDARD_BAUDS:
+        raise argparse.ArgumentTypeError(
+            "%r is not a serial rate; use one of %s (MicroPython's REPL: 115200)"
+            % (text, ", ".join(str(b) for b in STANDARD_BAUDS)))
+    return value
+
+
+def add_port_args(p, what="the board's serial port"):
+    """--port (optional: the one board found, portpick.py) and --baud, as every board command
+    takes them."""
+    p.add_argument("--port", help="%s (/dev/ttyUSB0, COM3); default: the one board "
+                                  "`mast ports` finds" % what)
+    p.add_argument("--baud", type=baud, default=BAUDRATE, metavar="RATE",
+                   help="the port's rate (default %(default)s; USB-CDC boards ignore it)")
+
+
+def probe_alive(port, baudrate=BAUDRATE, wait_s=SILENT_S):
+    """Whether anything answers on port: Ctrl-C twice (a MicroPython REPL answers with its
+    prompt or a traceback) and Ctrl-B (a board left in its raw REPL answers with its banner),
+    then up to wait_s for any byte. Only for a port where the MAST console did not answer:
+    the Ctrl-C stops whatever runs."""
+    import time
+
+    ser = open_serial(port, baudrate)
+    try:
+        ser.reset_input_buffer()
+        ser.write(b"\r\x03\x03\x02")
+        ser.flush()
+        end = time.monotonic() + wait_s
+        while time.monotonic() < end:
+            if ser.read(256):
+                return True
+        return False
+    finally:
+        ser.close()
+
+
+def silent_error(port, baudrate=BAUDRATE):
+    return CommandError("nothing answers on %s (at %d baud)" % (port, baudrate),
+                        "wrong port or baud (--baud), or the board is busy or asleep: check `mast "
+                        "ports`, press the board's reset button and try again")
 
 
 def open_serial(port, baudrate=BAUDRATE, timeout=0.05):

@@ -20,6 +20,20 @@ becomes what a board does: "MPY: soft reboot", boot.py (not main.py), and back i
 REPL - which is what mpremote waits for. Without --soft-reset that exit is a power cycle
 and mpremote needs `resume`.
 
+The relay between the client's pty and micropython's loses nothing the board is there to
+take: what the client writes is queued and written as micropython reads it (a client that
+writes faster than the board reads is held back by its pty filling up, as by flow control).
+Bytes are lost only where a real UART loses them, and each time they are counted and logged:
+input that arrives while micropython is not running (a reboot), and output that no client
+reads for a second (the pty is full: nobody listens).
+
+A board's filesystem lists files with their sizes (os.ilistdir's 4th field, what `mpremote
+ls` shows); the unix port's ilistdir gives only 3 fields, so the launcher adds the size.
+
+The process stops micropython and removes its pty on SIGTERM, SIGINT and SIGHUP (the
+terminal it runs in was closed), and micropython ends by itself if `mast sim-board` is killed
+(PR_SET_PDEATHSIG on Linux): a board never outlives its supervisor and its UDP ports.
+
 Everything here is plain POSIX (pty, termios, poll); it runs on Linux and macOS.
 """
 
@@ -49,6 +63,7 @@ BANNER_END = b'Type "help()" for more information.'
 SOFT_REBOOT = b"MPY: soft reboot\r\n"
 _OUT_MAX = 1 << 20  # bytes kept for a client that does not read (then the oldest go)
 _STALE_S = 1.0  # output nobody read for this long is dropped from the pty
+_IN_MAX = 1 << 16  # client bytes queued for the board; beyond this the client is not read
 
 LAUNCHER = r'''# mast sim-board: boot the unix port as a board boots (written by mast_tools.simboard)
 import os
@@ -71,6 +86,34 @@ if _mast_machine is not None and not hasattr(_mast_machine, "reset"):
             os.system("kill -9 $PPID")  # the shell's parent: this micropython
 
     sys.modules["machine"] = _MastSimMachine()
+
+
+class _MastSimOs:
+    """The unix port's os module, whose ilistdir also gives each file's size, as a board's
+    filesystem does (mpremote ls shows it). It keeps the real module itself: the REPL runs
+    in this script's globals, where `import os` rebinds the name."""
+
+    _os = os
+
+    def __getattr__(self, name):
+        return getattr(self._os, name)
+
+    def ilistdir(self, path="."):
+        real = self._os
+        for e in real.ilistdir(path):
+            if len(e) > 3:
+                yield e
+                continue
+            size = 0
+            if not e[1] & 0x4000:
+                try:
+                    size = real.stat(e[0] if path in ("", ".") else path + "/" + e[0])[6]
+                except OSError:
+                    pass
+            yield (e[0], e[1], e[2], size)
+
+
+sys.modules["os"] = _MastSimOs()
 
 
 def _mast_sim_run(name):
@@ -129,35 +172,40 @@ def find_mpy_cross():
 
 
 def board_names():
-    return sorted(n[:-5] for n in os.listdir(BOARDS_DIR) if n.endswith(".json"))
+    from mast_tools import boards
+
+    return boards.names()
 
 
 def load_board(name):
-    path = os.path.join(BOARDS_DIR, name + ".json")
-    if not os.path.isfile(path):
-        raise SimBoardError("no board definition %r" % name, "pick one of: " + ", ".join(board_names()))
-    with open(path) as f:
-        return json.load(f)
+    """The board definition `name` (a name from boards/ or a path to a .json file), checked."""
+    from mast_tools import boards
+    from mast_tools.errors import CommandError
+
+    try:
+        return boards.load(name)[0]
+    except CommandError as e:
+        raise SimBoardError(e.what, e.hint)
+
+
+def board_file(name):
+    from mast_tools import boards
+
+    return boards.path_of(name)
 
 
 def layout(board, compiled=True):
     """What goes on a board's filesystem: [(path on the board, source file, compile?)].
     The packages go to lib/ (.mpy when compiled), the root files to /, and the board
     definition to /board.json. `mast flash` ships the same."""
+    from mast_tools.flashplan import select_firmware_files
+
     files = []
-    for pkg in PACKAGES:
-        top = os.path.join(FIRMWARE_DIR, pkg)
-        for dirpath, dirnames, filenames in os.walk(top):
-            dirnames[:] = sorted(d for d in dirnames if d not in ("__pycache__", "root"))
-            for name in sorted(filenames):
-                if name.endswith(".py"):
-                    src = os.path.join(dirpath, name)
-                    rel = os.path.relpath(src, FIRMWARE_DIR)
-                    dest = "lib/" + (rel[:-3] + ".mpy" if compiled else rel)
-                    files.append((dest.replace(os.sep, "/"), src, compiled))
-    for name in ROOT_FILES:
-        files.append((name, os.path.join(FIRMWARE_DIR, "board", "root", name), False))
-    files.append(("board.json", os.path.join(BOARDS_DIR, board + ".json"), False))
+    for dest, src, comp in select_firmware_files(FIRMWARE_DIR):
+        if comp and not compiled:
+            dest = dest[:-4] + ".py"  # the sources, as mip installs them
+        files.append((dest, src, comp and compiled))
+    files.append(("board.json", board_file(board) or os.path.join(BOARDS_DIR, board + ".json"), False))
     return files
 
 
@@ -195,6 +243,27 @@ def _raw(fd):
         pass
 
 
+def _die_with_parent():
+    """In the micropython child, before exec: SIGKILL when `mast sim-board` dies, however it
+    dies (Linux's PR_SET_PDEATHSIG; nothing elsewhere)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def _pending(fd):
+    """Bytes waiting to be read on a tty fd (0 where the ioctl fails)."""
+    import struct
+
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
+
+
 def _nonblock(fd):
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
 
@@ -218,6 +287,8 @@ class SimBoard:
         self.hold = b""
         self.tail = b""
         self.out = bytearray()
+        self.inq = bytearray()  # the client's bytes, on their way to the board's stdin
+        self.dropped = {"to_board": 0, "to_client": 0}  # bytes lost, as a UART loses them
         self.stale_since = None
         self._cm = self._cs = self._bm = None
         self._stop = False
@@ -282,7 +353,8 @@ class SimBoard:
         argv = [self.micropython, "-X", "heapsize=" + self.heapsize,
                 os.path.join(self._tmp, "launch.py")]
         self.proc = subprocess.Popen(argv, cwd=self.folder, env=env, stdin=bs, stdout=bs,
-                                     stderr=bs, start_new_session=True, close_fds=True)
+                                     stderr=bs, start_new_session=True, close_fds=True,
+                                     preexec_fn=_die_with_parent)
         os.close(bs)
         _nonblock(bm)
         self._bm = bm
@@ -312,6 +384,7 @@ class SimBoard:
     def _to_client(self, data):
         self.out += data
         if len(self.out) > _OUT_MAX:
+            self._lost("to_client", len(self.out) - _OUT_MAX, "output nobody read")
             del self.out[: len(self.out) - _OUT_MAX]
 
     def _flush_client(self):
@@ -327,11 +400,40 @@ class SimBoard:
                 if self.stale_since is None:
                     self.stale_since = now
                 elif now - self.stale_since > _STALE_S:
+                    n = _pending(self._cs)
                     termios.tcflush(self._cs, termios.TCIFLUSH)
                     self.stale_since = None
+                    self.dropped["to_client"] += n  # counted; logged at exit (routine: nobody listens)
                 return
             self.stale_since = None
             del self.out[:n]
+
+    def _from_client(self, data):
+        """Bytes the client wrote, for the board's stdin: queued, written as it reads. While
+        micropython is not running (a reboot) they are lost, as a UART's input is while the
+        chip is in reset: counted and logged."""
+        if self.proc is None or self.proc.poll() is not None:
+            self._lost("to_board", len(data), "input sent while the board was not running "
+                                              "(rebooting)")
+            return
+        self.inq += data
+        self._flush_board()
+
+    def _flush_board(self):
+        while self.inq and self._bm is not None:
+            try:
+                n = os.write(self._bm, self.inq[:4096])
+            except OSError as e:
+                if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+                    return  # the board has not read yet: poll says when it has room
+                return  # it is going away; _board_exited counts what is left
+            del self.inq[:n]
+
+    def _lost(self, way, n, why):
+        if n <= 0:
+            return
+        self.dropped[way] += n
+        self.log("dropped %d byte(s) of %s (%d so far)" % (n, why, self.dropped[way]))
 
     def _from_board(self, data):
         self.tail = (self.tail + data)[-512:]
@@ -367,6 +469,8 @@ class SimBoard:
 
     def _board_exited(self):
         rc = self.proc.returncode
+        self._lost("to_board", len(self.inq), "input the board had not read when it stopped")
+        self.inq = bytearray()
         try:  # what it wrote last
             while True:
                 data = os.read(self._bm, 4096)
@@ -408,21 +512,23 @@ class SimBoard:
                 if self._cycle and self.proc.poll() is None:
                     self.proc.kill()
                 poller = select.poll()
-                poller.register(self._cm, select.POLLIN | (select.POLLOUT if self.out else 0))
+                # the client is read only while the board's queue has room: a client that
+                # writes faster than the board reads fills its pty and waits, losing nothing
+                want = select.POLLIN if len(self.inq) < _IN_MAX else 0
+                poller.register(self._cm, want | (select.POLLOUT if self.out else 0))
                 if self._bm is not None:
-                    poller.register(self._bm, select.POLLIN)
+                    poller.register(self._bm, select.POLLIN | (select.POLLOUT if self.inq else 0))
                 for fd, ev in poller.poll(50):
                     if fd == self._cm and ev & select.POLLIN:
                         try:
                             data = os.read(self._cm, 4096)
                         except OSError:
                             data = b""
-                        if data and self.proc.poll() is None:
-                            try:
-                                os.write(self._bm, data)
-                            except OSError:
-                                pass  # it is going away
-                    elif fd == self._bm and ev & (select.POLLIN | select.POLLHUP | select.POLLERR):
+                        if data:
+                            self._from_client(data)
+                    elif fd == self._bm and ev & select.POLLOUT and self.inq:
+                        self._flush_board()
+                    if fd == self._bm and ev & (select.POLLIN | select.POLLHUP | select.POLLERR):
                         try:
                             data = os.read(self._bm, 65536)
                         except OSError:
@@ -464,9 +570,11 @@ class SimBoard:
 
 
 def install_signals(board):
-    """SIGTERM/SIGINT stop the board; SIGUSR1 cuts its power (a test's power cycle)."""
+    """SIGTERM/SIGINT/SIGHUP (its terminal closed) stop the board; SIGUSR1 cuts its power (a
+    test's power cycle)."""
     signal.signal(signal.SIGTERM, lambda *a: board.stop())
     signal.signal(signal.SIGINT, lambda *a: board.stop())
+    signal.signal(signal.SIGHUP, lambda *a: board.stop())
     signal.signal(signal.SIGUSR1, lambda *a: board.power_cycle())
 
 

@@ -7,6 +7,12 @@
 #   m.WDT(timeout=30000); m.wdts[0].feeds   # watchdogs made, and how often fed
 #   m.reset()                               # raises FakeReset (a reset never returns)
 #   m.pin_log                               # [(pin, value), ...] in order
+#
+# The watchdog bites: with a FakeClock (clock = FakeClock(); FakeMachine(clock=clock)),
+# a started WDT that is not fed within its timeout resets the machine when the clock
+# passes that moment: clock.advance() raises FakeReset there, m.wdt_resets counts it
+# and reset_cause() says WDT_RESET afterwards, as on a board. Without a clock a WDT
+# only counts its feeds.
 
 
 class FakeReset(BaseException):
@@ -14,14 +20,47 @@ class FakeReset(BaseException):
     `except Exception` handlers must not swallow a reset."""
 
 
+class FakeClock:
+    """Milliseconds, moved by the test. The watchdogs of the machines made with this clock
+    are checked each time it moves: as hardware, they do not wait for the software."""
+
+    def __init__(self, t=0):
+        self.t = t
+        self.machines = []
+
+    def __call__(self):
+        return self.t
+
+    def advance(self, ms):
+        """Move time on by ms, one millisecond at a time as far as the watchdogs are
+        concerned: FakeReset at the moment one of them expires (the clock stops there)."""
+        end = self.t + ms
+        while self.t < end:
+            due = end
+            for m in self.machines:
+                d = m.watchdog_deadline()
+                if d is not None and d < due:
+                    due = d
+            self.t = due
+            for m in self.machines:
+                m.check_watchdog()
+
+
 class FakeWDT:
     def __init__(self, machine, timeout):
         self.machine = machine
         self.timeout = timeout
         self.feeds = 0
+        self.fed_at = machine.now()
+        self.running = True  # until the machine resets
 
     def feed(self):
         self.feeds += 1
+        self.fed_at = self.machine.now()
+
+    def deadline(self):
+        """The moment it resets the machine unless fed before: timeout ms unfed."""
+        return self.fed_at + self.timeout + 1
 
 
 class FakeMachine:
@@ -31,7 +70,11 @@ class FakeMachine:
     DEEPSLEEP_RESET = 4
     SOFT_RESET = 5
 
-    def __init__(self, cause=1, uid=b"\x24\x0a\xc4\x12\x34\x56", trace=None):
+    def __init__(self, cause=1, uid=b"\x24\x0a\xc4\x12\x34\x56", trace=None, clock=None):
+        self.clock = clock
+        if clock is not None and hasattr(clock, "machines"):
+            clock.machines.append(self)
+        self.wdt_resets = 0
         self.calls = []
         self.trace = trace if trace is not None else []
         self.wdts = []
@@ -57,7 +100,33 @@ class FakeMachine:
     def reset(self):
         self._call("reset")
         self.resets += 1
+        self._stop_watchdogs()
         raise FakeReset()
+
+    def _stop_watchdogs(self):
+        for w in self.wdts:  # a reset stops the watchdog (the next boot starts its own)
+            w.running = False
+
+    def now(self):
+        return self.clock() if self.clock is not None else 0
+
+    def watchdog_deadline(self):
+        running = [w.deadline() for w in self.wdts if w.running]
+        if self.clock is None or not running:
+            return None
+        return min(running)
+
+    def check_watchdog(self):
+        """A watchdog unfed past its timeout resets the machine (FakeReset), as hardware
+        does: whatever the software was doing stops there."""
+        d = self.watchdog_deadline()
+        if d is not None and self.now() >= d:
+            self._call("wdt_reset")
+            self.wdt_resets += 1
+            self.cause = self.WDT_RESET
+            self.resets += 1
+            self._stop_watchdogs()
+            raise FakeReset()
 
     def reset_cause(self):
         return self.cause

@@ -1,14 +1,21 @@
 """Helpers for the tests of the board commands (test_flash*, test_config_cli*, test_console_cli*,
 ...): the `mast` command in a child process, simulated boards with and without the firmware,
-and a process that holds a port as another program would."""
+and a process that holds a port as another program would.
 
+The simulated boards these tests start register in a folder of this test run only
+(MAST_SIM_REGISTRY), so `mast ports` and the commands that look for a board without --port
+see this run's boards, never another test run's on the same machine.
+"""
+
+import atexit
 import contextlib
 import json
 import os
-import random
-import socket
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -18,6 +25,12 @@ if HOST_TOOLS not in sys.path:
     sys.path.insert(0, HOST_TOOLS)
 
 from mast_tools import simboard  # noqa: E402
+from mast_tools.netutil import free_udp_port as _free_udp_port  # noqa: E402
+
+if not os.environ.get("MAST_SIM_REGISTRY"):
+    REGISTRY = tempfile.mkdtemp(prefix="mast-test-boards-")
+    os.environ["MAST_SIM_REGISTRY"] = REGISTRY  # inherited by every child: sim boards, mast
+    atexit.register(shutil.rmtree, REGISTRY, True)
 
 PSK = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq8M="
 SIM_ADDRS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
@@ -30,12 +43,12 @@ def env_for_mast(extra=None):
     return env
 
 
-def mast(*args, timeout=120, input=None, prefix=(), cwd=None):
-    """Run `mast ARGS` (prefix: e.g. setpriv ... to run it as another user). The result has
-    .doc: stdout parsed as JSON, or None."""
+def mast(*args, timeout=120, input=None, prefix=(), cwd=None, env=None):
+    """Run `mast ARGS` (prefix: e.g. setpriv ... to run it as another user; env: variables to
+    add). The result has .doc: stdout parsed as JSON, or None."""
     r = subprocess.run(list(prefix) + [sys.executable, "-m", "mast_tools"] + list(args),
                        input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       universal_newlines=True, timeout=timeout, env=env_for_mast(), cwd=cwd)
+                       universal_newlines=True, timeout=timeout, env=env_for_mast(env), cwd=cwd)
     try:
         r.doc = json.loads(r.stdout)
     except ValueError:
@@ -43,22 +56,16 @@ def mast(*args, timeout=120, input=None, prefix=(), cwd=None):
     return r
 
 
-def free_udp_port(hosts=SIM_ADDRS + ("127.0.0.10",), tries=50):
-    for _ in range(tries):
-        port = random.randint(40000, 59999)
-        socks = []
-        try:
-            for h in hosts:
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind((h, port))
-            return port
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free UDP port")
+def free_udp_port(hosts=SIM_ADDRS + ("127.0.0.10",)):
+    """A UDP port free on the sim board's uplink addresses and the test peer's."""
+    return _free_udp_port(hosts)
+
+
+def restore_sigint():
+    """preexec_fn for a child a test interrupts with SIGINT: a shell without job control
+    starts the suite with SIGINT ignored, and a child inherits that (Python then installs no
+    KeyboardInterrupt handler). The default disposition, so Ctrl-C reaches it as it would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def write_config(folder, name="board1", **extra):

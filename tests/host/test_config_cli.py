@@ -151,8 +151,9 @@ def test_a_wrong_port_and_a_file_that_is_not_a_port(tmp_path):
     f.write_text("x")
     r = mast("config", "--port", str(f), "get")
     assert r.stderr == "mast: %s is not a serial port; give the board's port (`mast ports` lists them)\n" % f
-    r = mast("config", "get")
-    assert r.returncode == 1 and r.stderr.startswith("mast: mast config get needs --port;")
+    r = mast("config", "get", env={"MAST_SIM_REGISTRY": str(tmp_path / "none")})  # no board to find
+    assert r.returncode == 1 and r.stderr.startswith("mast: no board found (no USB serial port of a "
+                                                     "known board, no running mast sim-board); ")
 
 
 def test_a_port_another_program_holds_is_named_with_that_program(board):
@@ -184,8 +185,9 @@ def test_a_bare_board_says_no_mast_firmware_answers(micropython, tmp_path):
     with sim_board(str(tmp_path / "bare"), firmware=False) as sb:
         r = mast("config", "--port", sb.device, "status")
     assert r.returncode == 1 and r.stdout == ""
-    assert r.stderr.startswith("mast: no MAST firmware answers on %s: a MicroPython REPL does; "
-                               "put the firmware on it: mast flash --port %s --board BOARD" % (sb.device, sb.device))
+    assert r.stderr.startswith("mast: no MAST firmware on the board at %s: a bare MicroPython REPL "
+                               "answers; put the firmware on it: mast flash --port %s --board BOARD"
+                               % (sb.device, sb.device)), r.stderr
 
 
 # ---- the pure parts ------------------------------------------------------------------------
@@ -210,5 +212,8 @@ def test_the_text_for_get_and_status():
           "maintenance": "requested", "config": {"source": "defaults", "uncommitted": True},
           "uplinks": {}, "mem": {"free": 2048, "alloc": 4096}}
     assert status_text(st) == ("board b1, firmware 0.1.0, maintenance mode, up 1.5 s\n"
-                               "maintenance: requested\nconfig: from defaults; changes uncommitted\n"
+                               "maintenance: requested; to leave it: mast maintenance off\n"
+                               "config: from defaults; changes uncommitted\n"
                                "heap: 2 KB free, 4 KB used")
+    assert status_text(st, "/dev/ttyUSB0").splitlines()[1] == (
+        "maintenance: requested; to leave it: mast maintenance off --port /dev/ttyUSB0")

@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import termios
@@ -74,9 +75,12 @@ def test_short_commands_become_requests():
     assert parse_command("maintenance on") == ("maintenance", {"state": "on"})
     assert parse_command('{"id": 5, "op": "hello"}') == ("raw", b'{"id": 5, "op": "hello"}\n')
     assert parse_command("quit") == ("local", "quit") and parse_command("help") == ("local", "help")
+    assert parse_command("status --json") == ("status", {"--json": True})
+    assert parse_command("logs") == ("logs", {})
     for bad, msg in (("frobnicate", "unknown command 'frobnicate'; type help"),
                      ("set port", "usage: set KEY VALUE"), ("maintenance maybe", "usage: maintenance on|off"),
-                     ("{nope", "not JSON; type help for the commands"), ("status now", "status takes nothing more")):
+                     ("{nope", "not JSON; type help for the commands"),
+                     ("status now", "status takes nothing more (but --json)")):
         with pytest.raises(ValueError) as e:
             parse_command(bad)
         assert str(e.value) == msg
@@ -112,6 +116,17 @@ def board(tmp_path_factory):
         yield sb.device
 
 
+def _own_terminal():
+    """In the child: a session whose controlling terminal is its stdin (the pty), as in a
+    terminal window, so that Ctrl-C typed there is a SIGINT to it; and SIGINT's default
+    disposition (the suite may run with it ignored)."""
+    import fcntl
+
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Terminal:
     """`mast console` on a pty of its own, as in a terminal window."""
 
@@ -121,7 +136,7 @@ class Terminal:
         self.attrs = termios.tcgetattr(slave)
         self.proc = subprocess.Popen([sys.executable, "-m", "mast_tools", "console", "--port", device],
                                      stdin=slave, stdout=slave, stderr=slave, env=env_for_mast(),
-                                     start_new_session=True)
+                                     preexec_fn=_own_terminal)
         self.out = b""
 
     def read_until(self, text, timeout=15):
@@ -151,8 +166,10 @@ def test_an_interactive_session_shows_replies_errors_and_logs_and_quits_on_the_e
     t = Terminal(board)
     try:
         t.read_until("Ctrl-] quits")
-        t.read_until('"firmware": "mast-board"')  # the hello it asks first
-        t.type(b"set uplinks.cell.cost 300\r")
+        t.read_until("board unix-sim (")  # the hello it asks first, as one line
+        t.read_until(", firmware 0.1.0, normal mode, micropython 1.")
+        t.type(b"set uplinks.cell.cost 300\r")  # typed (or pasted) in one go
+        t.read_until("mast> set uplinks.cell.cost 300\r")  # the line stays on the screen
         t.read_until("error #2 uplinks.cell.cost: must be an integer from 0 to 255")
         t.type(b"get uplinks.cell\r")
         t.read_until('ok    #3 {"cost": 10, "kind": "sim", "priority": 30}')
@@ -165,12 +182,81 @@ def test_an_interactive_session_shows_replies_errors_and_logs_and_quits_on_the_e
         t.read_until("mast> hel")  # what is typed stays on its line
         t.type(b"\x1d")  # the escape key
         assert t.proc.wait(10) == 0
+        t.read_until("session ended (escape key); the board was not interrupted")
         assert termios.tcgetattr(t.slave) == t.attrs  # the terminal is as it was
         assert b"Traceback" not in t.out
     finally:
         t.close()
     r = mast("config", "--port", board, "get", "name")  # and the port is free
     assert r.stdout == "board1\n"
+
+
+def test_status_is_a_short_summary_status_json_the_document_and_logs_the_recent_past(board):
+    t = Terminal(board)
+    try:
+        t.read_until("Ctrl-] quits")
+        t.type(b"status\r")
+        out = t.read_until("heap: ")  # the summary's last line
+        summary = out[out.index(b"mast> status\r"):].decode()
+        assert "board unix-sim, firmware 0.1.0, normal mode, up " in summary
+        assert "  eth    up    127.0.0.2       priority 10 cost 0" in summary
+        assert '"uptime_ms"' not in summary  # not the raw document
+        assert summary.count("\n") < 12  # a dozen lines at most, not the ~150 of the document
+        n = len(t.out)
+        t.type(b"status --json\r")
+        t.read_until('"uptime_ms"')  # the whole document, as JSON
+        assert b'"console": {' in t.read_until('"watchdog"')[n:]
+        t.type(b"logs\r")
+        out = t.read_until("no crash saved")
+        logs = out[out.index(b"mast> logs\r"):].decode()
+        assert "recent logs and events on the board (oldest first):" in logs
+        assert "log   boot board=unix-sim firmware=0.1.0" in logs
+        assert "event uplink_up uplink=eth addr=127.0.0.2" in logs
+        t.type(b"\x03")  # Ctrl-C at the keyboard: the session ends, the board runs on
+        assert t.proc.wait(10) == 0
+        t.read_until("mast console: session ended (Ctrl-C); the board was not interrupted, its "
+                     "firmware runs on")
+    finally:
+        t.close()
+    r = mast("config", "--port", board, "status", "--json")  # still running, not at a REPL
+    assert r.returncode == 0 and r.doc["mode"] == "normal", r.stderr
+
+
+def test_sigint_ends_the_session_and_says_so(board):
+    from boardcli import restore_sigint
+
+    proc = subprocess.Popen([sys.executable, "-m", "mast_tools", "console", "--port", board],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env_for_mast(), preexec_fn=restore_sigint)
+    try:
+        line = b""
+        end = time.monotonic() + 20
+        while b"board unix-sim" not in line and time.monotonic() < end:
+            if select.select([proc.stdout], [], [], 0.5)[0]:
+                line = proc.stdout.readline()
+        assert b"board unix-sim" in line, line
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert err.decode().strip().endswith("mast console: session ended (Ctrl-C); the board was not "
+                                         "interrupted, its firmware runs on")
+    assert b"Traceback" not in err
+
+
+def test_console_on_a_board_without_the_firmware_is_the_clean_error_of_mast_config(micropython, tmp_path):
+    with sim_board(str(tmp_path / "bare"), firmware=False) as sb:
+        r = mast("console", "--port", sb.device, timeout=60)
+        cfg = mast("config", "--port", sb.device, "get", timeout=60)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == cfg.stderr  # the same words as mast config
+    assert r.stderr.startswith("mast: no MAST firmware on the board at %s: a bare MicroPython REPL "
+                               "answers; put the firmware on it: mast flash" % sb.device)
+    assert r.stderr.count("\n") == 1
+    assert '"op"' not in r.stderr and "None" not in r.stderr
 
 
 def test_piped_lines_are_sent_and_the_command_ends_after_the_replies(board):

@@ -43,8 +43,9 @@ def tree(folder):
 
 
 def firmware_copy(tmp_path, version, pad=0):
-    """A copy of firmware/ with another VERSION; pad > 0 puts a string of that many bytes in
-    every module, so every .mpy changes (and the flash takes longer)."""
+    """A copy of firmware/ with another VERSION; pad > 0 marks every module, so every .mpy
+    changes, and adds modules nobody imports (flashpad_*.py) that hold 30 times `pad` bytes,
+    so the flash takes longer without the firmware taking more heap when it runs."""
     out = str(tmp_path / ("fw-" + version))
     shutil.copytree(FIRMWARE_DIR, out, ignore=shutil.ignore_patterns("__pycache__", "mastd"))
     compat = os.path.join(out, "board", "compat.py")
@@ -57,7 +58,10 @@ def firmware_copy(tmp_path, version, pad=0):
             for name in os.listdir(os.path.join(out, pkg)):
                 if name.endswith(".py"):
                     with open(os.path.join(out, pkg, name), "a") as f:
-                        f.write("\n_FLASH_TEST_PAD = %r\n" % ("%s-%s-" % (name, version) * pad)[:pad])
+                        f.write("\n_FLASH_TEST_PAD = %r\n" % ("%s-%s" % (name, version)))
+        for i in range(30):
+            with open(os.path.join(out, "board", "flashpad_%02d.py" % i), "w") as f:
+                f.write("PAD = %r\n" % ("%d-%s-" % (i, version) * pad)[:pad])
     return out
 
 

@@ -2,6 +2,7 @@
 test in a line; and the status document the suite checks is the one docs/CONSOLE.md shows."""
 
 import os
+import subprocess
 import sys
 
 import pytest
@@ -69,11 +70,45 @@ def test_mast_hwtest_runs_the_suite_on_a_simulated_board_and_reports(micropython
     assert r.doc["port"] is None and r.doc["board"] == "unix-sim"
 
 
-def test_mast_hwtest_on_a_port_with_no_board_fails_with_a_report(tmp_path):
-    pytest.importorskip("pytest")
+def test_mast_hwtest_prints_one_line_per_test_as_it_runs_and_keeps_pytest_off_the_screen(micropython):
+    from boardcli import env_for_mast
+
+    proc = subprocess.Popen([sys.executable, "-m", "mast_tools", "hwtest", "-k",
+                             "hello or bad_console or reflash"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                            env=env_for_mast())
+    try:
+        assert proc.stdout.readline() == "hardware tests on a simulated board (unix-sim):\n"
+        first = proc.stdout.readline()
+        running = proc.poll() is None  # the first test's line came while the suite went on
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err[-2000:]
+    assert first.startswith("  ok   test_") and first.rstrip().endswith(" s"), first
+    assert running
+    lines = [first] + out.splitlines(True)
+    assert [x.split()[1] for x in lines[:3]] == [x.split()[1] for x in lines[:3] if x.startswith("  ok ")]
+    assert len([x for x in lines if x.startswith("  ok   test_")]) == 3
+    assert lines[-1].startswith("3 passed, 0 failed, 0 skipped in ")
+    # pytest's own output is in its log, not on the screen
+    assert "PASSED" not in err and "=====" not in err and "passed in" not in err
+    assert err.startswith("mast hwtest: the suite in ") and err.count("\n") == 1, err
+
+
+def test_mast_hwtest_on_a_missing_or_busy_port_is_a_one_line_error(tmp_path, micropython):
+    from boardcli import holding, sim_board
+
     r = mast("hwtest", "--port", str(tmp_path / "ttyUSB7"), "--board", "esp32-devkitc", "-k", "hello",
              timeout=120)
-    assert r.returncode == 1
-    assert "ERR  test_hello_reports_the_expected_version" in r.stdout
-    assert r.stderr.rstrip().endswith("mast: 1 of 1 hardware tests failed; the report above says which; "
-                                      "docs/HARDWARE.md says what each needs")
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.startswith("mast: no serial port %s; " % (tmp_path / "ttyUSB7"))
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    with sim_board(str(tmp_path / "board")) as sb:
+        with holding(sb.device) as pid:
+            r = mast("hwtest", "--port", sb.device, "--board", "unix-sim", timeout=120)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.startswith("mast: %s is busy: pid %d (" % (sb.device, pid)), r.stderr
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr

@@ -1,0 +1,198 @@
+# The console's occasional ops: get, uplink, maintenance, logs, inventory. main.py
+# imports this module for the request and forgets it after (Board.rare), so their
+# code takes no heap the rest of the time; the ops that run all the time (hello,
+# status, set, commit, apply) stay in main.py.
+#
+# `get`: the candidate configuration as it takes effect (view()), or one key.
+#
+# `uplink NAME up|down` holds an uplink down or releases it; `uplink NAME addr A`
+# renumbers a sim uplink (through a relay: its outside address, which the reply
+# also names as "public": the address the peer sees).
+#
+# `maintenance on|off` (with an optional reason, which `status` shows) writes or
+# clears the flag; the board reboots when its mode changes.
+#
+# `inventory`: what `mast flash --dry-run` needs to know about the board, asked while
+# the firmware runs, so that a dry run changes nothing: no raw REPL (which would
+# stop the firmware), no reset, the boot counter untouched.
+#
+#   {"info": {"name", "version", "mpy", "platform", "sha256", "base64", "free"},
+#    "hashes": {"lib/board/main.mpy": "<sha256 hex>" or null, "boot.py": ...},
+#    "dirs": ["lib", "lib/board", ...]}
+#
+# The same facts mast flash reads through the raw REPL (host-tools flashplan.py:
+# info_script, hash_script).
+#
+# `logs`: the last few logs and events as the board printed them (Board.recent in
+# main.py), and the last crash, which main.run() saves to mast.crash before the
+# reset that follows it: what happened before a console was attached.
+#
+#   {"recent": ["{\"log\": \"boot\", ...}", ...], "last_crash": {"log": "crash", ...} or null}
+
+import sys
+
+from .compat import os
+
+ROOT_FILES = ("boot.py", "main.py", "app.py", "board.json", "mast.json")
+
+
+def _isdir(p):
+    try:
+        return os.stat(p)[0] & 0x4000 != 0
+    except OSError:
+        return None  # missing
+
+
+def _hasher():
+    try:
+        import hashlib
+
+        hashlib.sha256
+        return hashlib
+    except (ImportError, AttributeError):
+        return None
+
+
+def _digest(hl, path, buf):
+    if hl is None:
+        return None  # the board cannot hash: mast flash counts it as changed
+    from binascii import hexlify
+
+    s = hl.sha256()
+    mv = memoryview(buf)
+    f = open(path, "rb")
+    try:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            s.update(mv[:n])
+    finally:
+        f.close()
+    return hexlify(s.digest()).decode()
+
+
+def info():
+    i = sys.implementation
+    try:
+        import binascii
+
+        b64 = hasattr(binascii, "a2b_base64")
+    except ImportError:
+        b64 = False
+    try:
+        st = os.statvfs(".")
+        free = st[0] * st[3]
+    except (AttributeError, OSError):
+        free = None
+    return {"name": i.name, "version": list(i.version[:3]), "mpy": getattr(i, "_mpy", None),
+            "platform": sys.platform, "sha256": _hasher() is not None, "base64": b64,
+            "free": free}
+
+
+def report(b=None, top="lib"):
+    hl = _hasher()
+    buf = bytearray(512)
+    hashes = {}
+    dirs = []
+    todo = [top] if _isdir(top) else []
+    while todo:
+        d = todo.pop()
+        dirs.append(d)
+        for name in sorted(os.listdir(d)):
+            p = d + "/" + name
+            if _isdir(p):
+                todo.append(p)
+            else:
+                hashes[p] = _digest(hl, p, buf)
+    for p in ROOT_FILES:
+        if _isdir(p) is False:
+            hashes[p] = _digest(hl, p, buf)
+    return {"info": info(), "hashes": hashes, "dirs": sorted(dirs)}
+
+
+def view(b):
+    """The candidate configuration as it takes effect: defaults filled in, each
+    uplink with its kind, priority and cost (secrets are redacted by get)."""
+    from mast.config import ConfigError
+    from . import settings
+
+    raw = b.candidate
+    try:
+        core, extra = b.check(raw)
+    except ConfigError:
+        return settings.copy(raw)
+    v = settings.copy(core)
+    names = list(b.bd["uplinks"]) + [n for n in v["uplinks"] if n not in b.bd["uplinks"]]
+    for name in names:
+        u = v["uplinks"].setdefault(name, {})
+        u["kind"] = b.uplink_spec(name, raw)["kind"]
+        u["priority"], u["cost"] = b.prio_cost(name, raw)
+        u.update(extra.get(name, {}))
+    return v
+
+
+def uplink(b, name, state, addr):
+    from .console import OpError
+
+    m = b.managers.get(name)
+    if m is None:
+        raise OpError("no uplink %s (%s)" % (repr(name)[:40], ", ".join(sorted(b.managers))
+                                             or "none run in maintenance mode"))
+    now = b.now()
+    if addr is not None:
+        if m.kind != "sim":
+            raise OpError("uplink %s is %s: only a sim uplink takes an address" % (name, m.kind))
+        try:
+            if getattr(m, "via", None):  # through a relay: the outside address changes
+                from runtime.sockaddr import parse_hostport
+                from mast.addr import fmt
+
+                m.renumber(fmt(parse_hostport(addr)))
+                if m.state == "up":
+                    b._uplink_up(name, m.addr, now)
+            else:
+                from mast.addr import canonical
+
+                m.renumber(canonical(addr))
+        except ValueError:
+            raise OpError("addr must be an IP address (through a relay: IP:PORT)")
+    else:
+        m.set_admin(state == "up", now)
+        if b.excl is not None and state == "up":
+            b.excl.activate(name, now)
+    b.step(now)
+    r = {"name": name, "state": m.state, "admin": m.admin, "addr": m.addr}
+    if getattr(m, "via", None):
+        r["public"] = m.public  # through a relay: the address the peer sees
+    return r
+
+
+def maintenance(b, on, reason=None):
+    if on:
+        if b.mode != "maintenance":
+            b.store.set_maintenance(reason or "requested from the console")
+            b.pending = "maintenance on"
+    elif b.mode == "maintenance" or b.store.maintenance() is not None:
+        b.store.clear_maintenance()
+        b.store.set_boot_count(0)
+        b.pending = "maintenance off"
+    return {"maintenance": on, "rebooting": b.pending is not None}
+
+
+def logs(board, name="mast.crash"):
+    crash = board.files.read(name)  # main.CRASH_FILE
+    if crash is not None:
+        from .compat import loads
+
+        try:
+            crash = loads(crash.decode())
+        except (ValueError, UnicodeError):
+            crash = {"log": "crash", "error": "(unreadable: %d bytes)" % len(crash)}
+    return {"recent": list(board.recent), "last_crash": crash}
+
+
+def get(b, key=None):
+    from . import settings
+
+    return settings.get(view(b), key)

@@ -1,0 +1,184 @@
+"""`mast reset` and `mast maintenance`: start a board's firmware again, and take it into and
+out of maintenance mode, from the command line.
+
+Both work whether or not the firmware is running:
+
+- the firmware answers its console: `reboot` / `maintenance on|off` over it (the board
+  finishes its reply, then reboots);
+- it does not (it was stopped by mpremote or a Ctrl-C and the board sits at its REPL, or it
+  crashes at boot): through the raw REPL, as `mast flash` does: the flag file is written or
+  removed there, and the board is reset (machine.reset()).
+
+Then each waits for the firmware's hello and says what mode it came back in. A board without
+the firmware installed is told so (`mast flash`).
+"""
+
+from mast_tools import flashplan, portpick
+from mast_tools.errors import CommandError
+from mast_tools.output import emit, log
+from mast_tools.serialport import add_port_args
+
+BOOT_TIMEOUT_S = 30.0
+
+RESET_EXAMPLE = """\
+example:
+  mast reset --port /dev/ttyUSB0          # the firmware runs again (after mpremote, say)
+  mast reset --json                       # {"mode": "normal", "version": ..., "how": ...}
+
+With the firmware running, it reboots through its console; stopped at the REPL (mpremote,
+Thonny and Ctrl-C stop it), the board is reset through its raw REPL."""
+
+MAINT_EXAMPLE = """\
+example:
+  mast maintenance off --port /dev/ttyUSB0   # back to normal mode (the board reboots)
+  mast maintenance on --port /dev/ttyUSB0    # only the console runs: no watchdog, uplinks, app
+
+Maintenance mode (docs/HARDWARE.md): the board boots with its console only. `mast flash`
+sets it while it works and clears it at the end; three crashed boots in a row set it too.
+`mast config status` says why a board is in it."""
+
+
+def argparse_reset(p):
+    add_port_args(p)
+    p.add_argument("--timeout", type=float, default=BOOT_TIMEOUT_S, metavar="S",
+                   help="how long to wait for the firmware to answer (default %(default)s)")
+    p.epilog = RESET_EXAMPLE
+
+
+def argparse_maintenance(p):
+    p.add_argument("state", choices=("on", "off"), help="on: into maintenance; off: out of it")
+    add_port_args(p)
+    p.add_argument("--timeout", type=float, default=BOOT_TIMEOUT_S, metavar="S",
+                   help="how long to wait for the board to come back (default %(default)s)")
+    p.epilog = MAINT_EXAMPLE
+
+
+def _hello(port, baud):
+    """(hello or None, what the port said when no console answered)."""
+    from mast_tools.consoleclient import ConsoleClient, NoFirmware
+
+    con = ConsoleClient(port, baudrate=baud)
+    try:
+        return con.hello(2.0), []
+    except NoFirmware as e:
+        return None, e.seen
+    finally:
+        con.close()
+
+
+def _through_repl(port, baud, script, what):
+    """Run script (may be None) in the raw REPL, then reset the board."""
+    from mast_tools.boardrepl import INSTALLED_SCRIPT, DeviceError, RawBoard
+
+    rb = RawBoard(port, soft_reset=False, baudrate=baud, log=lambda m: log("mast: " + m)).open()
+    try:
+        rb.enter()
+        installed = rb.run(INSTALLED_SCRIPT, 5.0).decode("utf-8", "replace")
+        if "MAST-FW False" in installed:
+            raise CommandError("no MAST firmware on the board at %s (a bare MicroPython)" % port,
+                               "put it on: mast flash --port %s --board BOARD" % port)
+        if script:
+            rb.run(script)
+        log("mast: %s; resetting the board through its raw REPL" % what)
+        rb.reset()
+    except DeviceError as e:
+        raise CommandError("the board did not answer in its raw REPL (%s)" % e,
+                           "press its reset button (or unplug it and plug it in)")
+    finally:
+        rb.close()
+
+
+def _wait(port, baud, timeout, mode=None):
+    from mast_tools.consoleclient import ConsoleClient, NoFirmware, no_firmware_error
+
+    con = ConsoleClient.open_when_back(port, timeout, baudrate=baud)
+    try:
+        return con.wait_hello(timeout, mode=mode)
+    except NoFirmware as e:
+        crash = [x for x in con.logs if x.get("log") == "crash"]
+        if crash:
+            raise CommandError("the firmware crashes at boot: %s" % crash[-1].get("error"),
+                               "see `mast console --port %s`; after three crashed boots it stays in "
+                               "maintenance mode, where the console works" % port)
+        raise CommandError("the board did not come back%s (%s)" % (
+            " in %s mode" % mode if mode else "", no_firmware_error(port, e.seen).what),
+            "see what it prints: mast console --port %s" % port)
+    finally:
+        con.close()
+
+
+def do_reset(args):
+    from mast_tools.consoleclient import BoardError, ConsoleClient
+
+    port = portpick.resolve(args.port, "mast reset")
+    hello, seen = _hello(port, args.baud)
+    if hello is not None:
+        con = ConsoleClient(port, baudrate=args.baud)
+        try:
+            con.call("reboot")
+        except (BoardError, TimeoutError) as e:
+            raise CommandError("the board did not take the reboot (%s)" % e, "press its reset button")
+        finally:
+            con.close()
+        how = "rebooted through its console"
+    else:
+        from mast_tools.serialport import probe_alive, silent_error
+
+        if not seen and not probe_alive(port, args.baud):
+            raise silent_error(port, args.baud)
+        _through_repl(port, args.baud, None, "the firmware was not running")
+        how = "reset through its raw REPL (the firmware was stopped)"
+    info = _wait(port, args.baud, args.timeout)
+    doc = {"port": port, "how": how, "mode": info.get("mode"), "version": info.get("version"),
+           "board": info.get("board")}
+    emit(args, doc, "the MAST firmware %s runs again on %s (%s mode; %s)"
+         % (info.get("version"), port, info.get("mode"), how))
+    return 0
+
+
+def do_maintenance(args):
+    from mast_tools.consoleclient import BoardError, ConsoleClient
+
+    port = portpick.resolve(args.port, "mast maintenance")
+    on = args.state == "on"
+    want = "maintenance" if on else "normal"
+    hello, seen = _hello(port, args.baud)
+    if hello is not None and hello.get("mode") == want:
+        doc = {"port": port, "mode": want, "changed": False}
+        emit(args, doc, "the board on %s is in %s mode already" % (port, want))
+        return 0
+    if hello is not None:
+        con = ConsoleClient(port, baudrate=args.baud)
+        try:
+            r = con.call("maintenance", state=args.state,
+                         **({"reason": "mast maintenance on"} if on else {}))
+        except BoardError as e:
+            raise CommandError("the board refused maintenance %s: %s" % (args.state, e), "try again")
+        except TimeoutError as e:
+            raise CommandError("the board did not answer (%s)" % e, "try again")
+        finally:
+            con.close()
+        if not r.get("rebooting"):
+            emit(args, {"port": port, "mode": hello.get("mode"), "changed": False},
+                 "the board on %s did not change mode (%s)" % (port, hello.get("mode")))
+            return 0
+    else:
+        from mast_tools.serialport import probe_alive, silent_error
+
+        if not seen and not probe_alive(port, args.baud):
+            raise silent_error(port, args.baud)
+        script = (flashplan.maintenance_script("mast maintenance on") if on
+                  else flashplan.clear_maintenance_script())
+        _through_repl(port, args.baud, script, "maintenance %s" % args.state)
+    info = _wait(port, args.baud, args.timeout, mode=want)
+    doc = {"port": port, "mode": info.get("mode"), "changed": True, "version": info.get("version")}
+    emit(args, doc, "the board on %s is in %s mode now (firmware %s)%s" % (
+        port, info.get("mode"), info.get("version"),
+        "; leave it with: mast maintenance off --port %s" % port if on else ""))
+    return 0
+
+
+# cli.py's _COMMANDS entries: (handler, argparse builder, one-line help)
+RESET = (do_reset, argparse_reset, "start a board's firmware again (after mpremote, say): reboot or reset")
+MAINTENANCE = (do_maintenance, argparse_maintenance,
+               "take a board into or out of maintenance mode (console only, no watchdog)")

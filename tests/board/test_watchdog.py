@@ -1,0 +1,112 @@
+# The watchdog on the fake machine (tests/fakes) really bites: a board whose loop keeps
+# turning feeds it and is never reset; a loop that hangs (here the app's tick, which
+# never returns while time goes on) is reset by it, and the next boot knows why.
+# Plain test functions: pytest and MicroPython.
+
+import json
+
+from fake_files import FakeFiles
+from fake_machine import FakeClock, FakeMachine, FakeReset
+from board.hook import AppRunner
+from board.hw import Hardware
+from board.main import Board
+from board.store import CONFIG
+
+WATCHDOG_MS = 5000
+BOARD = {"name": "test-board", "title": "a test board", "port": "unix", "routing": "source",
+         "soft_reset": True, "watchdog_ms": WATCHDOG_MS, "install": "flash",
+         "heap": {"bytes": 65536, "notes": "test"},
+         "uplinks": {"eth": {"kind": "sim", "priority": 10, "cost": 0, "address": "127.0.0.2"}}}
+
+
+def new_board(files, clock, machine):
+    out = []
+    b = Board(hw=Hardware(machine=machine, network=None), files=files, write=out.append,
+              clock=clock, platform="linux", random=lambda n: bytes(n), app=None)
+    return b, out
+
+
+def files():
+    return FakeFiles({"board.json": json.dumps(BOARD).encode(),
+                      CONFIG: json.dumps({"name": "b1", "port": 47621}).encode()})
+
+
+class HungApp:
+    """An app whose tick never returns: it spins while time goes on."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.spins = 0
+
+    def tick(self, now):
+        while True:
+            self.spins += 1
+            self.clock.advance(100)
+
+
+def test_a_watchdog_left_unfed_past_its_timeout_resets_the_machine():
+    clock = FakeClock()
+    m = FakeMachine(clock=clock)
+    w = m.WDT(timeout=WATCHDOG_MS)
+    clock.advance(WATCHDOG_MS)  # fed at 0, still within its timeout
+    w.feed()
+    clock.advance(WATCHDOG_MS)
+    assert m.resets == 0
+    try:
+        clock.advance(1)
+        bit = False
+    except FakeReset:
+        bit = True
+    assert bit and m.resets == 1 and m.wdt_resets == 1
+    assert clock() == 2 * WATCHDOG_MS + 1 and m.reset_cause() == m.WDT_RESET
+    clock.advance(60000)  # a reset stops it: nothing more
+    assert m.resets == 1
+
+
+def test_a_loop_that_keeps_turning_is_never_reset_by_the_watchdog():
+    clock = FakeClock()
+    m = FakeMachine(clock=clock)
+    b, out = new_board(files(), clock, m)
+    b.boot()
+    try:
+        for i in range(60):  # a minute, one turn a second (IDLE_MS), 5 s watchdog
+            clock.advance(1000)
+            b.step(clock())
+    finally:
+        if b.rt is not None:
+            b.rt.shutdown()
+    assert m.resets == 0 and m.wdt_resets == 0
+    assert len(m.wdts) == 1 and m.wdts[0].feeds == 60
+
+
+def test_a_hung_loop_is_reset_by_the_watchdog_and_the_next_boot_says_why():
+    clock = FakeClock()
+    m = FakeMachine(clock=clock)
+    f = files()
+    b, out = new_board(f, clock, m)
+    b.boot()
+    clock.advance(1000)
+    b.step(clock())
+    app = HungApp(clock)
+    b.app = AppRunner(b, "app")
+    b.app.app = app
+    b.app.due = 0
+    try:
+        try:
+            b.step(clock())  # the app's tick hangs
+            reset = False
+        except FakeReset:
+            reset = True
+    finally:
+        if b.rt is not None:
+            b.rt.shutdown()
+    assert reset and m.wdt_resets == 1 and m.resets == 1
+    assert app.spins == WATCHDOG_MS // 100 + 1  # the watchdog cut it off 5 s after the last feed
+    b2, out2 = new_board(f, clock, m)
+    b2.boot()
+    try:
+        st = b2.status()
+    finally:
+        if b2.rt is not None:
+            b2.rt.shutdown()
+    assert st["boot"]["reset_cause"] == "wdt" and st["boot"]["unstable_boots"] == 1
