@@ -75,6 +75,8 @@ class Endpoint:
         self._addrs = None  # addr_list(), until the uplinks change
         self._heap = []  # (deadline, label): the associations' timers, lazily deleted
         self._dirty = []  # associations touched since their deadline was computed
+        self._due = []  # (reused) the associations whose timers run now
+        self._hdr = [0, 0, 0]  # (reused) type, label, seq of the packet being received
 
     def _settings(self, c):
         self.cfg = c
@@ -358,10 +360,12 @@ class Endpoint:
         u = self.uplinks.get(uplink)
         if u is None:
             return "no_uplink"
+        h = self._hdr
         try:
-            ptype, label, seq, body = wire.parse(pkt)
+            body = wire.parse(pkt, h)
         except ValueError as e:
             return "bad_" + str(e)
+        ptype, label, seq = h[0], h[1], h[2]
         if ptype == wire.INIT:
             return self._on_init(u, src, pkt, body, now)
         a = self.assocs.get(label)
@@ -521,7 +525,7 @@ class Endpoint:
         number of associations."""
         self._settle()
         heap = self._heap
-        due = []
+        due = self._due
         while heap and heap[0][0] <= now_ms:
             d, label = heappop(heap)
             a = self.assocs.get(label)
@@ -531,3 +535,4 @@ class Endpoint:
         for a in due:
             a.timer(now_ms)
             self.touch(a)
+        due.clear()

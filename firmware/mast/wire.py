@@ -71,8 +71,10 @@ def header(ptype, label, seq):
     return struct.pack(">BBIHI", VERSION, ptype, label, hi, lo)
 
 
-def parse(pkt):
-    """-> (type, label, seq, body) with body a memoryview; ValueError if malformed."""
+def parse(pkt, into=None):
+    """-> (type, label, seq, body) with body a memoryview; ValueError if malformed. With
+    into (a list of 3), type, label and seq go there and only body is returned (no new
+    tuple per packet: boards)."""
     n = len(pkt)
     if n < HEADER_LEN + TAG_LEN:
         raise ValueError("short")
@@ -87,7 +89,13 @@ def parse(pkt):
     seq = pkt[8] << 24 | pkt[9] << 16 | pkt[10] << 8 | pkt[11]
     if pkt[6] or pkt[7]:
         seq |= (pkt[6] << 8 | pkt[7]) << 32
-    return ptype, label, seq, memoryview(pkt)[HEADER_LEN : n - TAG_LEN]
+    body = memoryview(pkt)[HEADER_LEN : n - TAG_LEN]
+    if into is None:
+        return ptype, label, seq, body
+    into[0] = ptype
+    into[1] = label
+    into[2] = seq
+    return body
 
 
 def signed_part(pkt):
