@@ -517,6 +517,8 @@ class Agent:
     # ---- peers, one at a time (mastctl peer) -------------------------------------------
 
     def peer_list(self):
+        """The configured peers, then any unlisted one with an association (a fleet member,
+        fleet_domain), each with its association's state and nonce_id; keys never shown."""
         out = []
         for name, p in sorted(self.conf.core["peers"].items()):
             a = self.ep.association(name)
@@ -527,6 +529,11 @@ class Agent:
                  "association": STATE_NAMES[a.state] if a is not None else None,
                  "nonce_id": nonce_id(a) if a is not None else None}
             out.append(d)
+        for name in sorted(self.ep.by_peer):
+            if name not in self.conf.core["peers"]:
+                a = self.ep.by_peer[name]
+                out.append({"name": name, "fleet": True, "association": STATE_NAMES[a.state],
+                            "nonce_id": nonce_id(a), "addresses": [], "internal": None})
         return out
 
     def peer_add(self, name, doc):
