@@ -139,7 +139,8 @@ def peer_doc(args):
 def format_peers(peers):
     lines = []
     for p in peers:
-        where = ", ".join(p["addresses"]) or p.get("dns") or "(waits for its INIT)"
+        where = ("(fleet member, not listed)" if p.get("fleet") else
+                 ", ".join(p["addresses"]) or p.get("dns") or "(waits for its INIT)")
         lines.append("%-28s %-14s nonce-id %-16s %s%s" % (
             p["name"], p["association"] or "-", p["nonce_id"] or "-", where,
             " internal %s" % p["internal"] if p.get("internal") else ""))

@@ -264,3 +264,18 @@ def test_adding_boards_by_reload_and_by_mastctl_and_removing_one_touch_only_that
         for b in boards.values():
             b.rt.shutdown()
         srv.stop()
+
+
+def test_peer_list_text_shows_state_nonce_id_and_where_each_peer_is():
+    from mastd.ctl import format_peers
+
+    text = format_peers([
+        {"name": "b1.example", "addresses": ["192.0.2.1"], "association": "established",
+         "nonce_id": "ab12", "internal": "10.99.0.1"},
+        {"name": "b2.example", "addresses": [], "association": None, "nonce_id": None, "internal": None},
+        {"name": "b9.fleet.example", "fleet": True, "addresses": [], "association": "established",
+         "nonce_id": "cd34", "internal": None}])
+    lines = text.splitlines()
+    assert lines[0].split() == ["b1.example", "established", "nonce-id", "ab12", "192.0.2.1", "internal", "10.99.0.1"]
+    assert lines[1].split() == ["b2.example", "-", "nonce-id", "-", "(waits", "for", "its", "INIT)"]
+    assert lines[2].endswith("(fleet member, not listed)") and "cd34" in lines[2]
