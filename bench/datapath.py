@@ -179,44 +179,50 @@ def step(topo, setup, size, rate, seconds):
     return r
 
 
-def ramp(topo, size, seconds):
-    """All setups, interleaved: doubling rates, then three bisection steps (geometric) between
-    the last rate each passed and the first it failed. A failed step is tried once more (others
-    share this machine). -> {setup: {"steps", "throughput", "limited"}}"""
-    for setup in SETUPS:
-        blast(topo, DEST[setup], size, 1000, 0.3)  # ARP, routes, first packets
-    res = dict((s, {"steps": [], "lo": 0, "hi": None}) for s in SETUPS)
+def ramp_all(kinds, rates, step_fn):
+    """Doubling rates for every kind, interleaved (each kind until a rate fails), then three
+    geometric bisection steps between the last rate a kind passed and the first it failed. A
+    failed step is tried once more (others share this machine). step_fn(kind, rate) -> a step
+    dict with "ok", "pps", "offered", "sent_pps". -> {kind: {"steps", "lo", "hi", "best",
+    "throughput", "limited"}}"""
+    res = dict((k, {"steps": [], "lo": 0, "hi": None}) for k in kinds)
 
-    def run(setup, rate):
-        r = step(topo, setup, size, rate, seconds)
+    def run(kind, rate):
+        r = step_fn(kind, rate)
         if not r["ok"]:
-            r2 = step(topo, setup, size, rate, seconds)
+            r2 = step_fn(kind, rate)
             if r2["pps"] > r["pps"]:
                 r = r2
-        res[setup]["steps"].append(r)
+        res[kind]["steps"].append(r)
         if r["ok"]:
-            res[setup]["lo"] = max(res[setup]["lo"], rate)
+            res[kind]["lo"] = max(res[kind]["lo"], rate)
         else:
-            res[setup]["hi"] = rate if res[setup]["hi"] is None else min(res[setup]["hi"], rate)
-        return r
+            res[kind]["hi"] = rate if res[kind]["hi"] is None else min(res[kind]["hi"], rate)
 
-    for rate in RATES:
-        for setup in SETUPS:
-            if res[setup]["hi"] is None:
-                run(setup, rate)
+    for rate in rates:
+        for kind in kinds:
+            if res[kind]["hi"] is None:
+                run(kind, rate)
     for _ in range(3):
-        for setup in SETUPS:
-            lo, hi = res[setup]["lo"], res[setup]["hi"]
+        for kind in kinds:
+            lo, hi = res[kind]["lo"], res[kind]["hi"]
             if hi is not None and lo and hi / float(lo) > 1.1:
-                run(setup, int(round((lo * hi) ** 0.5 / 100.0)) * 100)
-    for setup, r in res.items():
+                run(kind, int(round((lo * hi) ** 0.5 / 100.0)) * 100)
+    for r in res.values():
         passed = [x for x in r["steps"] if x["ok"]]
-        top = max(passed, key=lambda x: x["pps"]) if passed else max(r["steps"], key=lambda x: x["pps"])
+        top = max(passed or r["steps"], key=lambda x: x["pps"])
         r["throughput"] = top["pps"]
         # the sender could not offer more, and the path took all it offered
         r["limited"] = r["hi"] is None and top["sent_pps"] < 0.97 * top["offered"]
         r["best"] = top
     return res
+
+
+def ramp(topo, size, seconds):
+    """All setups through the namespaces (ramp_all), after a first trickle on each."""
+    for setup in SETUPS:
+        blast(topo, DEST[setup], size, 1000, 0.3)  # ARP, routes, first packets
+    return ramp_all(SETUPS, RATES, lambda setup, rate: step(topo, setup, size, rate, seconds))
 
 
 def mastd_confs():
@@ -489,35 +495,8 @@ class MpEcho:
 
 
 def mp_ramp(echoes, size, seconds):
-    """As ramp(), for the MicroPython echoes: doubling rates, then three bisection steps."""
-    res = dict((k, {"steps": [], "lo": 0, "hi": None}) for k in echoes)
-
-    def run(kind, rate):
-        r = echoes[kind].step(size, rate, seconds)
-        if not r["ok"]:
-            r2 = echoes[kind].step(size, rate, seconds)
-            if r2["pps"] > r["pps"]:
-                r = r2
-        res[kind]["steps"].append(r)
-        if r["ok"]:
-            res[kind]["lo"] = max(res[kind]["lo"], rate)
-        else:
-            res[kind]["hi"] = rate if res[kind]["hi"] is None else min(res[kind]["hi"], rate)
-
-    for rate in MP_RATES:
-        for kind in echoes:
-            if res[kind]["hi"] is None:
-                run(kind, rate)
-    for _ in range(3):
-        for kind in echoes:
-            lo, hi = res[kind]["lo"], res[kind]["hi"]
-            if hi is not None and lo and hi / float(lo) > 1.1:
-                run(kind, int(round((lo * hi) ** 0.5 / 100.0)) * 100)
-    for r in res.values():
-        passed = [x for x in r["steps"] if x["ok"]]
-        r["best"] = max(passed or r["steps"], key=lambda x: x["pps"])
-        r["throughput"] = r["best"]["pps"]
-    return res
+    """As ramp(), for the MicroPython echoes."""
+    return ramp_all(list(echoes), MP_RATES, lambda kind, rate: echoes[kind].step(size, rate, seconds))
 
 
 def micropython_bench(workdir, seconds):

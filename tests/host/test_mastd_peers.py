@@ -7,15 +7,16 @@ of a reload restart every association."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 
 import pytest
 
-from mastd import control, peeredit, settings
+from mastd import peeredit, settings
 from mastd.agent import restart_reason
+
+from test_mastd_control import Proc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIRMWARE = os.path.join(ROOT, "firmware")
@@ -149,21 +150,11 @@ class Board:
         return [e for e in self.events if e["event"] == kind]
 
 
-class Server:
-    def __init__(self, tmp, doc):
-        self.cfg = tmp / "server.json"
-        self.cfg.write_text(json.dumps(doc))
-        self.sock = str(tmp / "server.sock")
-        self.log = open(str(tmp / "server.log"), "w")
-        self.p = subprocess.Popen([sys.executable, "-m", "mastd", "--config", str(self.cfg), "--control",
-                                   self.sock, "--discovery", "linux"], stdout=self.log, stderr=subprocess.STDOUT,
-                                  env=dict(os.environ, PYTHONPATH=FIRMWARE))
+class Server(Proc):
+    """mastd (test_mastd_control.Proc) and mastctl for it."""
 
-    def status(self):
-        try:
-            return control.request(self.sock, {"op": "status"}, timeout=2).get("status")
-        except OSError:
-            return None
+    def __init__(self, tmp, doc):
+        Proc.__init__(self, tmp, "server", doc)
 
     def established(self):
         s = self.status() or {"associations": []}
@@ -173,16 +164,6 @@ class Server:
         return subprocess.run([sys.executable, "-c", "import sys; from mastd.ctl import main; sys.exit(main())",
                                "--control", self.sock] + list(args), input=stdin,
                               capture_output=True, text=True, timeout=20, env=dict(os.environ, PYTHONPATH=FIRMWARE))
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(10)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-        self.log.close()
 
 
 def wait_for(what, fn, boards, timeout=15):
