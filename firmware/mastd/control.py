@@ -4,6 +4,9 @@
     {"op": "uplink", "name": "wan", "state": "down"}  -> {"ok": true, ...}
     {"op": "hotplug", "action": "ifup", "interface": "wan", "device": "eth1"}
     {"op": "reload"}                                  -> {"ok": false, "error": "mast.lte.cost: ..."}
+    {"op": "peer_list"}                               -> {"ok": true, "peers": [{"name", "association", ...}]}
+    {"op": "peer_add", "name": "b7.example", "peer": {"psk": "...", "allowed": [...]}}
+    {"op": "peer_remove", "name": "b7.example"}
 
 The socket is made mode 0600 (root only): it can take uplinks down. mastctl (ctl.py) is its
 client; the OpenWrt hotplug script calls `mastctl hotplug ...`.
