@@ -5,6 +5,8 @@
 # association_up event, nothing sent. Each refusal is checked beside the same COOKIE-ECHO
 # accepted when it is genuine, so the refusal is the check's doing and nothing else's.
 
+import gc
+
 from simnet import Rng, config
 from mast import wire, policy
 from mast.endpoint import Endpoint
@@ -153,6 +155,8 @@ def test_an_older_cookie_echo_replayed_within_60_s_does_not_replace_a_newer_asso
     a, b, echo1 = _handshake_until_the_cookie_echo()
     b.receive("wan", A_ADDR, echo1, T0 + 2)
     _assert_accepted(b, A_ADDR)
+    a = None  # a restarts: its old state is gone (and its heap free for the new one)
+    gc.collect()
     a2 = Endpoint(config("a", {"b": {"addresses": ["10.9.0.1"]}}), Rng("cookie-a-restarted"))
     a2.uplink_up("eth", A_ADDR, 0)
     t = T0 + 5000
