@@ -36,8 +36,6 @@ def reconfigure(ep, cfg, restart, now):
 
 def apply(board):
     """The console's apply: the candidate configuration, running, without a reboot."""
-    from mast.endpoint import Endpoint
-    from runtime.driver import Runtime
     from . import settings
 
     b = board
@@ -45,21 +43,48 @@ def apply(board):
     now = b.now()
     rebuild, restart, why = plan(b.ep.cfg, core)
     old_port = b.ep.cfg["port"]
+    b.running = settings.copy(b.candidate)
     if rebuild:
-        b.rt.close()
-        b.rt.shutdown()
-        b.ep = Endpoint(core, b.random)
-        b.rt = Runtime(b.ep, b.now)
-        if b._stdin_key is not None:
-            b._stdin_key = b.rt.add_reader(b.stdio.stream, b._on_stdin)
+        b.rebuild = (core, old_port)
+        if not b.polling:
+            renew(b)
+        # else: inside the runtime's poll() (the console is one of its readers), the old
+        # runtime lives on until poll returns; Board.step() renews it then, with the old
+        # one's memory free (a board's heap has no room for both)
     else:
         reconfigure(b.ep, core, restart, now)
-    b.running = settings.copy(b.candidate)
+        _restart_uplinks(b, core, old_port, False, now)
+    return {"applied": True, "associations": "restarted" if rebuild else "kept",
+            "restarted": restart, "why": why}
+
+
+def renew(b):
+    """A new endpoint and runtime for b.rebuild's configuration (our name or keying
+    changed: every association restarts). A MemoryError here ends in the crash handler's
+    reboot, onto the committed configuration."""
+    from mast.endpoint import Endpoint
+    from runtime.driver import Runtime
+
+    core, old_port = b.rebuild
+    b.rebuild = None
+    old = b.rt
+    old.close()
+    old.shutdown()
+    old = b.rt = b.ep = None
+    import gc
+
+    gc.collect()
+    b.ep = Endpoint(core, b.random)
+    b.rt = Runtime(b.ep, b.now)
+    if b._stdin_key is not None:
+        b._stdin_key = b.rt.add_reader(b.stdio.stream, b._on_stdin)
+    _restart_uplinks(b, core, old_port, True, b.now())
+
+
+def _restart_uplinks(b, core, old_port, rebuilt, now):
     b._sync_managers(b.running)
     for name in b.managers:  # re-announce: a new socket (port, rebuild) or preference
         m = b.managers[name]
-        if m.state == "up" and (rebuild or old_port != core["port"] or name in b.rt.uplinks):
+        if m.state == "up" and (rebuilt or old_port != core["port"] or name in b.rt.uplinks):
             b._uplink_up(name, m.addr, now)
     b._connect_peers(core)
-    return {"applied": True, "associations": "restarted" if rebuild else "kept",
-            "restarted": restart, "why": why}

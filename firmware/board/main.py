@@ -97,6 +97,8 @@ class Board:
         self.connect_pending = False  # associations to open when an uplink comes up
         self._stdin_key = None
         self.recent = []  # the last RECENT log and event lines (for `logs`)
+        self.rebuild = None  # apply: a new endpoint to make once poll() returns (applycfg)
+        self.polling = False  # inside the runtime's poll() (the console is one of its readers)
 
     # ---- output ------------------------------------------------------------------
 
@@ -254,7 +256,11 @@ class Board:
         if self.app is not None and self.app.due is not None:
             wait = max(0, min(wait, self.app.due - now))
         if self.rt is not None:
-            self.rt.poll(wait)
+            self.polling = True
+            try:
+                self.rt.poll(wait)
+            finally:
+                self.polling = False
             if self._stdin_key is None and self.stdio is not None and not self.stdio.eof:
                 self._on_stdin()  # a port the runtime cannot poll
         else:
@@ -276,6 +282,10 @@ class Board:
         """Everything but waiting: watchdog, uplinks, runtime events, app, bookkeeping."""
         if self.wdt is not None:
             self.wdt.feed()
+        if self.rebuild is not None and not self.polling:
+            from .applycfg import renew
+
+            renew(self)
         for name in list(self.managers):
             self._handle(name, self.managers[name].poll(now), now)
         if self.excl is not None:
@@ -432,6 +442,9 @@ class Board:
         return self._occasional("report")
 
     def _occasional(self, name, *args):
+        import gc
+
+        gc.collect()  # room for the module's code in one piece
         from . import consoleops
 
         try:

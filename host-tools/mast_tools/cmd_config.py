@@ -201,6 +201,10 @@ def status_text(s, port=None):
 
 def _board_error(e, action):
     text = str(e)
+    if text == "out of memory":
+        return CommandError("the board ran out of memory doing %s%s" % (
+            action, " (it restarts on its committed configuration)" if action == "apply" else ""),
+            "commit the change and restart the board instead: mast config commit, then mast reset")
     if action in ("validate", "commit", "apply"):
         return CommandError("the configuration is not valid: %s" % text,
                             "set or unset that key (mast config get shows it), then %s again" % action)

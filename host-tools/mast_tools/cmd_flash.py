@@ -302,28 +302,38 @@ def _stage_lib(rb, p, local, show):
 
 class Sender:
     """flash's progress while files go over the port: percent, KB and the time left, from the
-    rate so far; one line per 10 % when stderr is not a terminal."""
+    rate so far; one line per 10 % when stderr is not a terminal. The sends of one flash (the
+    staged /lib, then the root files) count as one: total is all their bytes."""
 
-    def __init__(self, nfiles, clock=time.monotonic):
+    def __init__(self, nfiles, total, clock=time.monotonic):
         self.nfiles = nfiles
+        self.total = max(1, total)
         self.clock = clock
         self.t0 = None
+        self.base = 0  # bytes of the earlier sends
+        self.batch = (0, 0)  # (sent, total) of the send in progress
         reset_progress()
 
-    def line(self, sent, total):
+    def line(self, sent):
+        """(percent, text) with `sent` bytes of all sent."""
         now = self.clock()
         if self.t0 is None:
             self.t0 = now
-        pct = 100 * sent // max(1, total)
+        sent = min(sent, self.total)
+        pct = 100 * sent // self.total
         eta = ""
         took = now - self.t0
-        if sent and took > 0.5 and sent < total:
-            eta = ", about %d s left" % max(1, round((total - sent) * took / sent))
+        if sent and took > 0.5 and sent < self.total:
+            eta = ", about %d s left" % max(1, round((self.total - sent) * took / sent))
         return pct, "flash: sending %d file(s): %3d%% (%d of %d KB)%s" % (
-            self.nfiles, pct, sent // 1024, max(1, total // 1024), eta)
+            self.nfiles, pct, sent // 1024, max(1, self.total // 1024), eta)
 
     def __call__(self, sent, total, path):
-        pct, msg = self.line(sent, total)
+        """What boardrepl.RawBoard.write reports: `sent` of `total` bytes of one send."""
+        if sent < self.batch[0] or total != self.batch[1]:  # the next send began
+            self.base += self.batch[0]
+        self.batch = (sent, total)
+        pct, msg = self.line(self.base + sent)
         progress(msg, milestone=pct // 10)
 
 
@@ -441,7 +451,7 @@ def do_flash(args):
                 rb.reset()
             emit(args, report, _text(report))
             return 0
-        show = Sender(len(p.copy))
+        show = Sender(len(p.copy), sum(len(local[x]) for x in p.copy))
         try:  # 5
             if p.lib_changed:
                 _stage_lib(rb, p, local, show)

@@ -22,9 +22,9 @@ simulated boards (mast sim-board) are listed too, as "sim"."""
 
 # (vid, pid) -> (what the USB device is, the boards in boards/ that carry it)
 USB_IDS = {
-    (0x10C4, 0xEA60): ("Silicon Labs CP210x USB-UART", ["esp32-devkitc", "wt32-eth01"]),
+    (0x10C4, 0xEA60): ("Silicon Labs CP210x USB-UART", ["esp32-devkitc", "esp32-sim7600", "wt32-eth01"]),
     (0x1A86, 0x7523): ("QinHeng CH340 USB-UART", ["olimex-esp32-poe", "wt32-eth01"]),
-    (0x1A86, 0x55D4): ("QinHeng CH9102 USB-UART", ["lilygo-t-a7670", "esp32-devkitc"]),
+    (0x1A86, 0x55D4): ("QinHeng CH9102 USB-UART", ["lilygo-t-a7670", "esp32-devkitc", "esp32-sim7600"]),
     (0x0403, 0x6001): ("FTDI FT232R USB-UART", ["wt32-eth01"]),
     (0x0403, 0x6015): ("FTDI FT231X USB-UART", ["wt32-eth01"]),
     (0x2E8A, 0x0005): ("MicroPython on a Raspberry Pi RP2040 (USB CDC)", ["rpi-pico-w"]),

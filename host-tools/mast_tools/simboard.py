@@ -724,6 +724,10 @@ class SimBoardProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        try:
+            self.err += self.proc.stderr.read()  # what it logged while it ran (it has ended)
+        except (OSError, ValueError):
+            pass
         for f in (self.proc.stdout, self.proc.stderr):
             f.close()
         return False

@@ -217,3 +217,36 @@ def test_the_text_for_get_and_status():
                                "heap: 2 KB free, 4 KB used")
     assert status_text(st, "/dev/ttyUSB0").splitlines()[1] == (
         "maintenance: requested; to leave it: mast maintenance off --port /dev/ttyUSB0")
+
+
+def test_baud_sets_the_port_rate_and_a_rate_that_is_not_one_is_refused(board):
+    import termios
+
+    r = cfg(board, "--baud", "57600", "get", "name")
+    assert r.returncode == 0 and r.stdout == "board1\n", r.stderr
+    fd = os.open(board[0], os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        speed = termios.tcgetattr(fd)[4]  # what the command set on the port
+    finally:
+        os.close(fd)
+    assert speed == termios.B57600
+    r = cfg(board, "get", "name", "--baud", "11520")
+    assert r.returncode == 2 and "'11520' is not a serial rate; use one of 1200, " in r.stderr
+    for cmd in (("flash", "--baud", "9600", "--board", "list"), ("console", "--help"), ("reset", "--help")):
+        assert mast(*cmd).returncode == 0, cmd
+
+
+def test_apply_says_which_associations_restart_and_why(micropython, tmp_path):
+    with sim_board(str(tmp_path / "board")) as sb:
+        r = mast("config", "--port", sb.device, "set", "name", "board1-renamed", "--apply")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == ('name = "board1-renamed" (applied; `mast config commit` keeps it '
+                            'across a reboot)\n')
+        assert mast("config", "--port", sb.device, "set", "name", "board1").returncode == 0
+        r = mast("config", "--port", sb.device, "apply")
+    assert r.stdout == "applied; every association restarts (name changed)\n", r.stderr  # no ": "
+    from mast_tools.cmd_config import apply_text
+
+    assert apply_text({"associations": "kept", "restarted": ["hub"], "why": "peer keys changed"}) == \
+        "applied; association with hub restarts (peer keys changed); the others kept"
+    assert apply_text({"associations": "kept", "restarted": [], "why": None}) == "applied; associations kept"

@@ -290,3 +290,162 @@ def test_flash_errors_say_what_to_do(bare, tmp_path):
     assert r.stderr.startswith("mast: %s is busy: pid %d (" % (sb.device, pid)), r.stderr
     assert "close that program" in r.stderr and "Traceback" not in r.stderr
     assert "lib" not in os.listdir(folder)
+
+
+# ---- a new user's mistakes (issue 14) -------------------------------------------------------------
+
+
+@pytest.fixture
+def running(micropython, tmp_path):
+    """A simulated board that runs the firmware (with its owner's mast.json)."""
+    folder = str(tmp_path / "board")
+    with sim_board(folder) as sb:
+        hello(sb.device, "normal")
+        yield sb, folder
+
+
+def status(device):
+    con = ConsoleClient(device)
+    try:
+        con.wait_hello(20)
+        return con.call("status")
+    finally:
+        con.close()
+
+
+def test_a_definition_for_another_kind_of_board_is_refused_before_anything_changes(running):
+    sb, folder = running
+    before = tree(folder)
+    up = status(sb.device)["uptime_ms"]
+    for board in ("esp32-devkitc", "rpi-pico-w"):
+        for extra in ((), ("--dry-run",)):
+            r = mast("flash", "--port", sb.device, "--board", board, *extra)
+            assert r.returncode == 1 and r.stdout == "", r.stderr
+            port = "esp32" if board == "esp32-devkitc" else "rp2"
+            assert r.stderr.splitlines()[-1] == (
+                "mast: %s is for %s boards, but this board runs MicroPython on linux (a unix "
+                "board); nothing was changed on it; use --board unix-sim" % (board, port))
+            assert "EISDIR" not in r.stderr and "Traceback" not in r.stderr
+    assert tree(folder) == before  # no mast.maint, no boot counted, nothing written
+    st = status(sb.device)
+    assert st["mode"] == "normal" and "maintenance" not in st
+    assert st["uptime_ms"] > up  # the same boot: the firmware was never stopped
+
+
+def test_a_bare_board_of_another_kind_is_refused_before_anything_is_written(bare):
+    sb, folder = bare
+    r = mast("flash", "--port", sb.device, "--board", "rpi-pico-w")
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[-1].startswith("mast: rpi-pico-w is for rp2 boards, but this board "
+                                                "runs MicroPython on linux")
+    assert sorted(os.listdir(folder)) == ["mast.json"]  # no lib, no mast.maint
+
+
+def test_dry_runs_in_a_row_change_nothing_on_the_board_not_even_its_boot_counter(running, tmp_path):
+    sb, folder = running
+    new = firmware_copy(tmp_path, "0.2.0")
+    before = tree(folder)
+    up = status(sb.device)["uptime_ms"]
+    for i in range(4):
+        r = mast("flash", "--port", sb.device, "--firmware", new, "--dry-run", "--json")
+        assert r.returncode == 0, r.stderr
+        assert r.doc["dry_run"] is True and r.doc["copied"] == ["lib/board/compat.mpy"]
+        assert r.doc["firmware_kept_running"] is True and r.doc["board"] == "unix-sim"
+    assert tree(folder) == before  # mast.boots included
+    st = status(sb.device)
+    assert st["mode"] == "normal" and st["uptime_ms"] > up  # never restarted
+
+
+def test_a_port_where_nothing_answers_fails_within_seconds_and_says_so(tmp_path):
+    import pty
+    import time
+    import tty
+
+    master, slave = pty.openpty()  # a port with nothing behind it: nobody reads, nobody answers
+    tty.setraw(slave)
+    device = os.ttyname(slave)
+    try:
+        for cmd in (("flash", "--port", device, "--board", "unix-sim"), ("config", "--port", device, "get"),
+                    ("console", "--port", device), ("reset", "--port", device)):
+            t0 = time.monotonic()
+            r = mast(*cmd, timeout=120)
+            took = time.monotonic() - t0
+            assert r.returncode == 1 and r.stdout == "", (cmd, r.stderr)
+            assert r.stderr.splitlines()[-1] == (
+                "mast: nothing answers on %s (at 115200 baud); wrong port or baud (--baud), or the "
+                "board is busy or asleep: check `mast ports`, press the board's reset button and "
+                "try again" % device), (cmd, r.stderr)
+            assert "bare MicroPython" not in r.stderr and "raw REPL" not in r.stderr
+            assert took < 30, (cmd, took)  # a few seconds (it was 55 s of raw REPL retries)
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_flash_board_list_needs_no_port():
+    r = mast("flash", "--board", "list")
+    assert r.returncode == 0, r.stderr
+    rows = dict((line.split()[0], line.split()[1]) for line in r.stdout.splitlines())
+    assert rows["unix-sim"] == "unix" and rows["esp32-sim7600"] == "esp32" and rows["rpi-pico-w"] == "rp2"
+    r = mast("flash", "--board", "list", "--json")
+    assert r.returncode == 0 and dict((d["name"], d["port"]) for d in r.doc) == rows
+
+
+def test_a_flash_shows_percent_and_time_left_one_line_per_10_percent_when_not_a_terminal(bare, tmp_path):
+    sb, folder = bare
+    new = firmware_copy(tmp_path, "0.3.0", pad=3000)
+    r = mast("flash", "--port", sb.device, "--board", "unix-sim", "--firmware", new)
+    assert r.returncode == 0, r.stderr
+    sending = [x for x in r.stderr.splitlines() if x.startswith("flash: sending ")]
+    pcts = [int(x.split(":")[2].split("%")[0]) for x in sending]
+    assert pcts == sorted(pcts) and pcts[-1] == 100
+    decades = [p // 10 for p in pcts]
+    assert len(decades) == len(set(decades)) >= 8  # one line per 10 %, not one per file
+    assert all(" KB)" in x for x in sending)
+    assert "flash: sent " in r.stderr
+
+
+def test_the_progress_line_estimates_the_time_left_from_the_rate_so_far():
+    from mast_tools.cmd_flash import Sender
+
+    t = [100.0]
+    s = Sender(12, 100 * 1024, clock=lambda: t[0])
+    assert s.line(0) == (0, "flash: sending 12 file(s):   0% (0 of 100 KB)")
+    t[0] += 2.0
+    pct, text = s.line(25 * 1024)  # a quarter in 2 s: 6 s to go
+    assert (pct, text) == (25, "flash: sending 12 file(s):  25% (25 of 100 KB), about 6 s left")
+    t[0] += 6.0
+    assert s.line(100 * 1024)[1] == "flash: sending 12 file(s): 100% (100 of 100 KB)"
+
+
+def test_the_sends_of_one_flash_add_up_to_one_progress():
+    from mast_tools import output
+    from mast_tools.cmd_flash import Sender
+
+    shown = []
+    real = output.progress
+    try:
+        import mast_tools.cmd_flash as cf
+
+        cf.progress = lambda msg, done=False, milestone=None: shown.append(msg)
+        s = Sender(3, 10000, clock=lambda: 0.0)
+        s(4000, 8000, "lib.new/a.mpy")  # the staged /lib: 8000 bytes
+        s(8000, 8000, "lib.new/b.mpy")
+        s(1000, 2000, None)  # then the root files: 2000 more
+        s(2000, 2000, "board.json.tmp")
+    finally:
+        cf.progress = real
+    assert [m.split(": ", 2)[2].split("%")[0].strip() for m in shown] == ["40", "80", "90", "100"]
+
+
+def test_an_older_micropython_than_the_firmware_needs_is_refused_with_the_version():
+    from mast_tools import boards
+
+    bd = boards.load("esp32-devkitc")[0]
+    err = boards.mismatch(bd, "esp32", (1, 20, 0))
+    assert err.what == "the board runs MicroPython 1.20.0; the MAST firmware needs 1.22.0 or newer"
+    assert boards.mismatch(bd, "esp32", (1, 22, 0)) is None
+    assert boards.mismatch(bd, "esp32", (1, 24, 1)) is None
+    err = boards.mismatch(bd, "rp2", (1, 24, 1))
+    assert err.what.startswith("esp32-devkitc is for esp32 boards, but this board runs MicroPython "
+                               "on rp2 (a rp2 board)") and err.hint == "use --board rpi-pico-w"

@@ -23,7 +23,7 @@ class Port:
 
 def test_known_usb_ids_name_the_likely_boards():
     assert cmd_ports.likely_boards(0x10C4, 0xEA60) == ("Silicon Labs CP210x USB-UART",
-                                                       ["esp32-devkitc", "wt32-eth01"])
+                                                       ["esp32-devkitc", "esp32-sim7600", "wt32-eth01"])
     assert cmd_ports.likely_boards(0x1A86, 0x7523)[1] == ["olimex-esp32-poe", "wt32-eth01"]
     assert cmd_ports.likely_boards(0x2E8A, 0x0005)[1] == ["rpi-pico-w"]
     assert cmd_ports.likely_boards(0x1234, 0x5678, "MicroPython", "Board in FS mode") == (
@@ -51,14 +51,15 @@ def test_the_listing_as_text_and_json(capsys):
     assert cmd_ports.do_ports(Args, comports=lambda: ports) == 0
     out = capsys.readouterr().out
     assert out.splitlines() == ["/dev/ttyACM0     2e8a:0005  rpi-pico-w",
-                                "/dev/ttyUSB0     10c4:ea60  esp32-devkitc, wt32-eth01"]
+                                "/dev/ttyUSB0     10c4:ea60  esp32-devkitc, esp32-sim7600, wt32-eth01"]
     Args.json, Args.all = True, True
     cmd_ports.do_ports(Args, comports=lambda: ports)
     doc = json.loads(capsys.readouterr().out)
     assert [p["device"] for p in doc] == ["/dev/ttyACM0", "/dev/ttyS0", "/dev/ttyUSB0"]
     assert doc[2] == {"device": "/dev/ttyUSB0", "vid": "10c4", "pid": "ea60", "serial_number": "0001",
                       "manufacturer": "Silicon Labs", "product": "CP2102", "description": "n/a",
-                      "usb": "Silicon Labs CP210x USB-UART", "likely": ["esp32-devkitc", "wt32-eth01"]}
+                      "usb": "Silicon Labs CP210x USB-UART",
+                      "likely": ["esp32-devkitc", "esp32-sim7600", "wt32-eth01"]}
 
 
 def test_mast_ports_runs_here_and_prints_json():

@@ -1,10 +1,14 @@
 """`mast sim-board`: the board firmware on the MicroPython unix port behind a pty, used as a
 board on /dev/ttyUSB0 is: the JSON console over pyserial (every op, every kind of bad input,
 Ctrl-C into the REPL and back), real mpremote (with and without --soft-reset), reboots and
-power cycles, and a corrupt configuration on the board's filesystem."""
+power cycles, and a corrupt configuration on the board's filesystem. And the simulator itself:
+it relays every byte (a console line of 64 KB arrives whole), its micropython never outlives
+it (terminal closed, killed), a definition given as a path, a clear error for a second board
+on the same definition and port, file sizes in `mpremote ls`, `mast ports` lists it."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,13 +16,12 @@ import time
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "host-tools"))
+sys.path.insert(0, HERE)
 
+from boardcli import env_for_mast, free_udp_port, mast, wait_for  # noqa: E402  (host-tools on sys.path)
 from mast_tools import simboard  # noqa: E402
 
 PSK = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq8M="
-_PORTS = iter(range(47800, 47900))
 
 
 @pytest.fixture
@@ -26,9 +29,8 @@ def board_dir(micropython, tmp_path):
     """A board filesystem with the firmware and a configuration on its own port."""
     folder = str(tmp_path / "board")
     simboard.fill(folder, "unix-sim")
-    port = next(_PORTS)
     with open(os.path.join(folder, "mast.json"), "w") as f:
-        json.dump({"name": "board1", "port": port}, f)
+        json.dump({"name": "board1", "port": free_udp_port()}, f)
     return folder
 
 
@@ -82,7 +84,8 @@ def test_console_session_covers_every_op(board_dir):
         try:
             booted(con)
             cfg = con.call("get")
-            assert cfg["name"] == "board1" and cfg["port"] > 47000
+            with open(os.path.join(board_dir, "mast.json")) as f:
+                assert cfg["name"] == "board1" and cfg["port"] == json.load(f)["port"]
             assert cfg["uplinks"]["cell"] == {"kind": "sim", "priority": 30, "cost": 10}
             assert con.call("get", key="uplinks.eth.priority") == 10
             # set, including a secret that is never read back
@@ -220,9 +223,19 @@ def test_ctrl_d_without_soft_reset_is_a_power_cycle_back_into_the_firmware(board
             con.close()
 
 
+def wait_booted(device):
+    """Until the firmware has booted (its console answers), then the port is free again."""
+    con = simboard.BoardConsole(device)
+    try:
+        booted(con)
+        con.call("hello")
+    finally:
+        con.close()
+
+
 def test_mpremote_works_against_the_sim_board_with_soft_reset(board_dir):
     with simboard.SimBoardProcess(board_dir, "--soft-reset") as sb:
-        time.sleep(1.0)
+        wait_booted(sb.device)
         r = mpremote(sb.device, "exec", "print(6 * 7)")
         assert r.returncode == 0 and r.stdout.strip() == "42", r.stdout
         r = mpremote(sb.device, "ls")
@@ -253,7 +266,7 @@ def test_mpremote_works_against_the_sim_board_with_soft_reset(board_dir):
 
 def test_mpremote_needs_resume_without_soft_reset(board_dir):
     with simboard.SimBoardProcess(board_dir) as sb:
-        time.sleep(1.0)
+        wait_booted(sb.device)
         r = mpremote(sb.device, "resume", "exec", "print(6 * 7)")
         assert r.returncode == 0 and r.stdout.strip() == "42", r.stdout
 
@@ -276,7 +289,7 @@ def test_power_cycle_restarts_micropython_on_the_same_pty(board_dir):
 
 def test_a_corrupt_config_boots_on_the_last_good_one_and_status_says_so(board_dir):
     with open(os.path.join(board_dir, "mast.json.bak"), "w") as f:
-        json.dump({"name": "board-good", "port": next(_PORTS)}, f)
+        json.dump({"name": "board-good", "port": free_udp_port()}, f)
     with open(os.path.join(board_dir, "mast.json"), "w") as f:
         f.write('{"name": "board-new", "po')  # a torn write
     with simboard.SimBoardProcess(board_dir) as sb:
@@ -291,3 +304,204 @@ def test_a_corrupt_config_boots_on_the_last_good_one_and_status_says_so(board_di
             assert con.call("get", key="name") == "board-good"
         finally:
             con.close()
+
+
+# ---- the simulator itself ------------------------------------------------------------------------
+
+
+def test_a_console_line_of_64_kb_arrives_whole_and_is_answered(board_dir):
+    """The relay loses nothing: the board reads the long line to its end (a line over 2048
+    bytes is dropped whole and answered once, when its newline comes), then answers on."""
+    with simboard.SimBoardProcess(board_dir) as sb:
+        con = simboard.BoardConsole(sb.device)
+        try:
+            booted(con)
+            con.write(b'{"id": 1, "op": "set", "key": "name", "value": "' + b"x" * 65536 + b'"}\n')
+            con.write(b'{"id": 2, "op": "hello"}\n')
+            con.wait(lambda c: 1 in c.replies or None in c.replies, 60)
+            con.wait(lambda c: 2 in c.replies, 30)
+            long_reply = (con.replies.get(None) or con.replies.get(1))[0]
+            assert long_reply["ok"] is False and long_reply["error"] == "line longer than 2048 bytes"
+            assert con.replies[2][0]["result"]["firmware"] == "mast-board"
+            assert con.call("get", key="name") == "board1"  # the refused line changed nothing
+        finally:
+            con.close()
+    assert b"dropped" not in sb.err  # nothing was lost on the way
+
+
+def _micropython_pid(err):
+    """The pid of the micropython a sim board started (its log: "boot 1 (power): pid N")."""
+    for line in err.decode("utf-8", "replace").splitlines():
+        if "boot 1 (power): pid " in line:
+            return int(line.rsplit(" ", 1)[1])
+    return None
+
+
+def _gone(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(") ", 1)[1].startswith("Z")  # a zombie is gone too
+    except OSError:
+        return True
+
+
+def _read_err(proc, until, timeout=30):
+    import select
+
+    out = b""
+    end = time.monotonic() + timeout
+    while until(out) is None and time.monotonic() < end:
+        if select.select([proc.stderr], [], [], 0.2)[0]:
+            chunk = os.read(proc.stderr.fileno(), 4096)
+            if not chunk:
+                break
+            out += chunk
+    return out
+
+
+def test_closing_the_terminal_of_a_sim_board_stops_its_micropython(board_dir):
+    import pty
+    import termios
+
+    master, slave = pty.openpty()
+
+    def own_terminal():  # a shell's job in a terminal window: the pty is its controlling tty
+        import fcntl
+
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen([sys.executable, "-m", "mast_tools", "sim-board", "--dir", board_dir],
+                            stdin=slave, stdout=slave, stderr=subprocess.PIPE, env=env_for_mast(),
+                            preexec_fn=own_terminal)
+    os.close(slave)
+    try:
+        err = _read_err(proc, lambda e: _micropython_pid(e))
+        mp = _micropython_pid(err)
+        assert mp is not None, err
+        os.close(master)  # the terminal window closes: SIGHUP
+        master = None
+        proc.wait(20)
+        wait_for(lambda: _gone(mp), 20, "micropython %d to end with its terminal" % mp, 0.1)
+    finally:
+        if master is not None:
+            os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_killing_mast_sim_board_ends_its_micropython(board_dir):
+    proc = subprocess.Popen([sys.executable, "-m", "mast_tools", "sim-board", "--dir", board_dir],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env_for_mast())
+    try:
+        mp = _micropython_pid(_read_err(proc, lambda e: _micropython_pid(e)))
+        assert mp is not None
+        proc.kill()  # SIGKILL: no handler runs
+        proc.wait(10)
+        wait_for(lambda: _gone(mp), 20, "micropython %d to end with its supervisor" % mp, 0.1)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_board_definition_given_as_a_path_is_accepted_as_flash_accepts_it(micropython, tmp_path):
+    from mast_tools.firmware import BOARDS_DIR
+
+    with open(os.path.join(BOARDS_DIR, "unix-sim.json")) as f:
+        bd = json.load(f)
+    bd["name"] = "my-sim"
+    bd["uplinks"] = {"lan": {"kind": "sim", "priority": 10, "cost": 0, "address": "127.0.0.2"}}
+    path = tmp_path / "my-sim.json"
+    path.write_text(json.dumps(bd))
+    folder = str(tmp_path / "board")
+    os.makedirs(folder)
+    with open(os.path.join(folder, "mast.json"), "w") as f:
+        json.dump({"name": "b", "port": free_udp_port()}, f)
+    with simboard.SimBoardProcess(folder, "--board", str(path)) as sb:
+        assert sb.info["board"] == "my-sim"
+        con = simboard.BoardConsole(sb.device)
+        try:
+            booted(con)
+            assert con.call("hello")["board"] == "my-sim"
+            assert sorted(con.call("status")["uplinks"]) == ["lan"]
+        finally:
+            con.close()
+    r = mast("sim-board", "--dir", str(tmp_path / "x"), "--board", str(tmp_path / "nope.json"))
+    assert r.returncode == 1 and r.stderr.startswith("mast: no board definition %r; pick one of: "
+                                                     % str(tmp_path / "nope.json"))
+    r = mast("sim-board", "--dir", str(tmp_path / "x"), "--board", "esp32-devkitc")
+    assert r.returncode == 1 and "a simulated board is the unix port" in r.stderr
+
+
+def test_a_second_sim_board_on_the_same_definition_and_port_is_refused_clearly(micropython, tmp_path):
+    port = free_udp_port()
+    folders = [str(tmp_path / n) for n in ("one", "two")]
+    for folder in folders:
+        os.makedirs(folder)
+        with open(os.path.join(folder, "mast.json"), "w") as f:
+            json.dump({"name": os.path.basename(folder), "port": port}, f)
+    with simboard.SimBoardProcess(folders[0]) as first:
+        r = mast("sim-board", "--dir", folders[1], timeout=60)
+        assert r.returncode == 1 and r.stdout == ""
+        assert r.stderr == (
+            "mast: UDP 127.0.0.2:%d, where this board's eth uplink (unix-sim) would run MAST, is in "
+            "use by another simulated board (pid %d, --dir %s); give this board its own MAST port: "
+            "mast sim-board --dir %s --mast-port %d (or stop the other one)\n"
+            % (port, first.proc.pid, folders[0], folders[1], port + 1))
+        assert not os.path.exists(os.path.join(folders[1], "lib"))  # nothing installed
+        other = free_udp_port()
+        with simboard.SimBoardProcess(folders[1], "--mast-port", str(other)) as second:
+            con = simboard.BoardConsole(second.device)
+            try:
+                booted(con)
+                st = con.call("status")
+                assert st["uplinks"]["eth"]["state"] == "up"
+                assert st["uplinks"]["eth"]["mast"]["socket"]["bind"] == "127.0.0.2:%d" % other
+            finally:
+                con.close()
+        with open(os.path.join(folders[1], "mast.json")) as f:
+            assert json.load(f) == {"name": "two", "port": other}
+
+
+def test_mpremote_ls_shows_the_size_of_each_file(board_dir):
+    with simboard.SimBoardProcess(board_dir) as sb:
+        wait_booted(sb.device)
+        r = mpremote(sb.device, "resume", "ls")
+    assert r.returncode == 0, r.stdout
+    sizes = dict((line.split()[1], int(line.split()[0])) for line in r.stdout.splitlines()
+                 if len(line.split()) == 2 and line.split()[0].isdigit())
+    for name in ("main.py", "boot.py", "board.json", "mast.json"):
+        assert sizes[name] == os.path.getsize(os.path.join(board_dir, name)) > 0, (name, sizes)
+
+
+def test_mast_ports_lists_a_running_sim_board_and_commands_find_it_without_port(board_dir, tmp_path):
+    with simboard.SimBoardProcess(board_dir) as sb:
+        wait_booted(sb.device)
+        r = mast("ports", "--json")
+        sims = [p for p in r.doc if p.get("sim_board")]
+        assert [p["device"] for p in sims] == [sb.device], r.doc
+        assert sims[0]["likely"] == ["unix-sim"] and sims[0]["sim_board"]["pid"] == sb.proc.pid
+        assert sims[0]["sim_board"]["dir"] == board_dir
+        r = mast("ports")
+        assert "%s  sim        unix-sim  (mast sim-board (pid %d, --dir %s))" % (
+            sb.device.ljust(15), sb.proc.pid, board_dir) in r.stdout
+        r = mast("config", "get", "name")  # no --port: the one board there is
+        assert r.returncode == 0 and r.stdout == "board1\n", r.stderr
+        assert "mast config: no --port given; using %s (mast sim-board, pid %d" % (
+            sb.device, sb.proc.pid) in r.stderr
+        second = str(tmp_path / "second")
+        os.makedirs(second)
+        with open(os.path.join(second, "mast.json"), "w") as f:
+            json.dump({"name": "second", "port": free_udp_port()}, f)
+        with simboard.SimBoardProcess(second) as sb2:
+            r = mast("config", "get", "name")
+            assert r.returncode == 1 and r.stdout == ""
+            assert r.stderr.startswith("mast: 2 boards found: %s (mast sim-board, pid %d" % (
+                sb.device, sb.proc.pid))
+            assert "%s (mast sim-board, pid %d" % (sb2.device, sb2.proc.pid) in r.stderr
+            assert r.stderr.rstrip().endswith("; pick one with --port")
+    r = mast("ports", "--json")
+    assert not [p for p in r.doc if p.get("sim_board")]  # gone with the boards
