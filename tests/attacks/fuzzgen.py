@@ -276,6 +276,7 @@ class Context:
         self.their_init = None  # (label_i, nonce_i) of the target's latest INIT to "ini"
         self.history = []  # recent authenticated packets sent, for replays
         self.victims = [("127.0.0.%d" % i, 9000 + i) for i in range(100, 116)]
+        self.own = None  # the fuzzer's main address, listed first in most address lists
 
     def remember(self, pkt):
         self.history.append(pkt)
@@ -310,6 +311,10 @@ def rand_entries(r, n=None, ctx=None):
     if n is None:
         n = r.choice((0, 1, 1, 2, 3, 5, 16, 16, 17, 20))
     out = []
+    if ctx is not None and ctx.own is not None and n and r.chance(80):
+        # a peer lists its own address: the fuzzer's packets keep coming from a listed one
+        out.append((ctx.own, r.below(256), 0))
+        n -= 1
     for _ in range(n):
         if ctx is not None and r.chance(30):
             a = r.choice(ctx.victims)

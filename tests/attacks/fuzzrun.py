@@ -64,6 +64,7 @@ class Fuzzer:
         self.socks = [self.main] + self.extra
         names = dict((k, (v[0], _PSKS[k])) for k, v in NAMES.items())
         self.ctx = fuzzgen.Context(names)
+        self.ctx.own = MAIN
         self.gen = fuzzgen.Generator(seed, self.ctx, n_sources=len(self.socks))
         self.pending_hs = {}  # label_i -> (nonce_i, tsn_i) of valid INITs we sent as fzhs
         self.sent = 0  # datagrams sent to the target, by anyone here
@@ -201,6 +202,17 @@ class Fuzzer:
             if not self._synced and not self.alive():
                 break
         return self._synced
+
+    def send_auth(self, ptype, body, sock=None):
+        """One packet of the association under test, tagged with its key and the next seq,
+        built from the field tables (fuzzgen.TableBuilder). Returns the packet."""
+        a = self.ctx.assoc
+        a.seq = max(a.seq, self.core_assoc.seq)
+        pkt = fuzzgen.TableBuilder().seal(a.k_tx, ptype, a.label, a.seq, body)
+        a.seq += 1
+        self.core_assoc.seq = a.seq
+        self.send(sock or self.main, pkt)
+        return pkt
 
     def settle(self, timeout):
         """Wait until the target has taken everything sent (a sync, or a new association)."""
