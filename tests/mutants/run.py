@@ -159,7 +159,8 @@ def stages(m):
 
 
 def run_pytest(tree, args, timeout):
-    """-> (outcome, summary): outcome "pass", "fail", "timeout" or "error"."""
+    """-> (outcome, summary): outcome "pass", "skipped" (nothing ran: all skipped), "fail",
+    "timeout" or "error"."""
     cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-o", "addopts="] + args
     try:
         r = subprocess.run(cmd, cwd=tree, env=_env(tree), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -169,6 +170,8 @@ def run_pytest(tree, args, timeout):
     lines = [x for x in r.stdout.strip().splitlines() if x.strip()]
     last = lines[-1].strip("= ") if lines else "no output"
     if r.returncode == 0:
+        if " passed" not in last:  # e.g. no MicroPython here: a skip proves nothing
+            return "skipped", last
         return "pass", last
     if r.returncode == 1:
         failed = [x for x in lines if x.startswith("FAILED ")]
@@ -189,14 +192,21 @@ def run_mutant(base, work, m, timeout):
         apply(work, m)
         res.update(status="survived", detail="every test passed: " + "; ".join(
             "%s: %s" % (label, " ".join(a)) for label, a in stages(m)))
+        skipped = []
         for label, args in stages(m):
             outcome, summary = run_pytest(work, args, timeout)
+            if outcome == "skipped":
+                skipped.append("%s: %s" % (label, summary))
+                continue
             if outcome in ("fail", "timeout"):
                 res.update(status="killed", detail="%s: %s" % (label, summary))
                 break
             if outcome == "error":
                 res.update(status="error", detail="%s: %s" % (label, summary))
                 break
+        else:
+            if skipped:  # survived only because some of its tests could not run here
+                res.update(status="not_tested", detail="its tests were skipped here (%s)" % "; ".join(skipped))
     finally:
         res["seconds"] = round(time.monotonic() - t0, 1)
     return res
@@ -259,7 +269,7 @@ def main(argv=None):
                 say("mutants: the tests without any mutant first (%d files)" % len(tests))
                 outcome, summary = run_pytest(base, tests, args.timeout)
                 baseline = {"outcome": outcome, "summary": summary}
-                if outcome != "pass":
+                if outcome not in ("pass", "skipped"):
                     msg = ("mutants: the tests fail without any mutant (%s), so a failure would prove "
                            "nothing; make them pass first" % summary)
                     if args.json:

@@ -92,6 +92,15 @@ def test_tests_that_fail_without_any_mutant_stop_the_run(tmp_path):
     assert "the tests fail without any mutant" in err and "killed" not in out
 
 
+def test_a_mutant_whose_tests_all_skip_here_is_not_counted_as_killed_or_survived(tmp_path):
+    skipping = "import pytest\n\n\ndef test_add():\n    pytest.skip('no board here')\n"
+    root, lst = _tree(tmp_path, [_mutant("minus", "    return a + b", "    return a - b")], test=skipping)
+    code, out, err = _run(root, lst, "--json")
+    assert code == 1, (out, err)
+    (r,) = json.loads(out)["results"]
+    assert r["status"] == "not_tested" and "skipped" in r["detail"], r
+
+
 def test_check_says_which_mutants_no_longer_apply_without_running_tests(tmp_path):
     root, lst = _tree(tmp_path, [
         _mutant("minus", "    return a + b", "    return a - b"),
