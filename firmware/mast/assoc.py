@@ -779,7 +779,6 @@ _TABLE = {
 _TABLE[ESTABLISHED][wire.SET] = A.on_set
 _TABLE[ESTABLISHED][wire.SET_ACK] = A.on_set_ack
 _TABLE[SHUT_SENT][wire.SET] = A.on_set_shutting
-_TABLE[SHUT_SENT][wire.SET_ACK] = A.on_set_ack
 _TABLE[SHUT_SENT][wire.SHUT_ACK] = A.on_shut_ack
 _TABLE[SHUT_ACK_SENT][wire.SET] = A.on_set_shutting
 _TABLE[SHUT_ACK_SENT][wire.SHUT_COMPLETE] = A.on_shut_complete

@@ -263,16 +263,14 @@ def validate_peer(cfg, name, peer):
     all); ConfigError naming the key otherwise."""
     out = {"peers": {}}
     _put(out, ["peers", name], {})
-    idx = _index()
     if type(peer) is not dict:
         raise ConfigError("peers." + name, "must be a table")
-    for k in peer:
-        _put(out, ["peers", name, k], peer[k], idx)
+    for k in peer:  # a few keys: the schema decoded per key, nothing big kept (boards)
+        _put(out, ["peers", name, k], peer[k])
     pc = out["peers"][name]
-    for row in idx.values():
-        p = row[0].split(".")
-        if p[0] == "peers" and len(p) > 1 and row[2] is not None:
-            pc.setdefault(p[-1], _copy(row[2]))
+    for row in _rows():
+        if row[0].startswith("peers.") and row[2] is not None:
+            pc.setdefault(row[0][6:], _copy(row[2]))
     if cfg["keying"] == "psk" and "psk" not in pc:
         raise ConfigError("peers.%s.psk" % name, "required when keying is psk")
     return pc

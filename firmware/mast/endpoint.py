@@ -26,19 +26,36 @@ from .events import Event
 
 
 def _check(fn, *args):
-    """config.<fn>(*args). The schema (config.py, ~8 KB of a board's heap) is loaded for
-    the check only, unless something else keeps it loaded (a board's console does)."""
+    """config.<fn>(*args). On MicroPython the schema (config.py, ~6 KB of heap) is loaded
+    for the check only, unless something else keeps it loaded (a board's console does)."""
     had = "mast.config" in sys.modules or sys.implementation.name != "micropython"
+    if not had:
+        import gc
+
+        gc.collect()  # room for the schema's code
     from . import config
 
     try:
         return getattr(config, fn)(*args)
     finally:
         if not had:
-            del sys.modules["mast.config"]
-            pkg = sys.modules.get("mast")
-            if pkg is not None and getattr(pkg, "config", None) is config:
-                delattr(pkg, "config")
+            _unload()
+
+
+def _unload():
+    del sys.modules["mast.config"]
+    pkg = sys.modules.get("mast")
+    if pkg is not None and hasattr(pkg, "config"):
+        delattr(pkg, "config")
+
+
+if sys.implementation.name == "micropython" and "mast.config" not in sys.modules:
+    # Loaded once now, while the heap is young, then dropped: its names (qstrs) stay
+    # interned, so loading it again later needs no large block for the names' table.
+    from . import config as _c
+
+    del _c
+    _unload()
 
 
 class Uplink:

@@ -8,7 +8,9 @@ system's CSPRNG (`secrets`). Both ends of an association get the same key: on a 
 
 import base64
 import secrets
+import sys
 
+from mast_tools.errors import CommandError
 from mast_tools.output import emit
 
 KEY_BYTES = 32
@@ -19,11 +21,20 @@ example:
   mast config --port /dev/ttyUSB0 set peers.hub.psk - < hub.psk
   mast genkey --json          # {"psk": "...", "bytes": 32}
 
-The same key goes into the peer's configuration (peers.<board name>.psk)."""
+The same key goes into the peer's configuration (peers.<board name>.psk).
+
+A fleet (docs/CONFIG.md "A fleet on one server"): the server holds one fleet_psk, each board
+its own key derived from it and the board's name:
+  mast genkey > fleet.psk                       # the server's fleet_psk
+  mast genkey --fleet fleet.psk --name board7.boards.example   # board7's peers.<server>.psk
+  (--fleet - reads the fleet key from stdin)"""
 
 
 def argparse_genkey(p):
     p.epilog = EXAMPLE
+    p.add_argument("--fleet", metavar="FILE", help="derive a fleet member's key from the fleet "
+                   "key in FILE (- : stdin) instead of drawing a new one; needs --name")
+    p.add_argument("--name", help="the fleet member's name (<board>.<fleet_domain>)")
 
 
 def new_psk(random=secrets.token_bytes):
@@ -31,11 +42,45 @@ def new_psk(random=secrets.token_bytes):
     return base64.b64encode(random(KEY_BYTES)).decode("ascii")
 
 
+def fleet_psk(fleet_text, name):
+    """A fleet member's PSK (base64) from the fleet key (base64) and its name: the core's own
+    derivation (mast.keys.fleet_key), so board and server cannot disagree."""
+    from mast_tools.firmware import use_firmware
+
+    use_firmware()
+    from mast import keys
+
+    key = keys.fleet_key({"fleet_psk": fleet_text}, name)
+    return base64.b64encode(key).decode("ascii")
+
+
 def do_genkey(args):
-    psk = new_psk()
-    emit(args, {"psk": psk, "bytes": KEY_BYTES}, psk)
+    if args.fleet is None:
+        if args.name is not None:
+            raise CommandError("--name goes with --fleet", "give --fleet FILE too, or leave --name out")
+        psk = new_psk()
+        emit(args, {"psk": psk, "bytes": KEY_BYTES}, psk)
+        return 0
+    if not args.name:
+        raise CommandError("--fleet needs --name", "give the member's name, e.g. --name board7.boards.example")
+    try:
+        if args.fleet == "-":
+            text = sys.stdin.read()
+        else:
+            with open(args.fleet) as f:
+                text = f.read()
+    except OSError as e:
+        raise CommandError("cannot read the fleet key %s (%s)" % (args.fleet, e.strerror),
+                           "give the file `mast genkey > fleet.psk` wrote")
+    try:
+        psk = fleet_psk(text.strip(), args.name)
+    except ValueError:  # never shows the key
+        raise CommandError("%s is not a fleet key" % args.fleet,
+                           "it must hold standard base64 of exactly 32 bytes (`mast genkey`)")
+    emit(args, {"psk": psk, "bytes": KEY_BYTES, "name": args.name}, psk)
     return 0
 
 
 # cli.py's _COMMANDS entry: (handler, argparse builder, one-line help)
-COMMAND = (do_genkey, argparse_genkey, "print a new pre-shared key (base64 of 32 random bytes)")
+COMMAND = (do_genkey, argparse_genkey, "print a new pre-shared key (base64 of 32 random bytes), "
+           "or a fleet member's key (--fleet)")

@@ -13,6 +13,10 @@ HELP = {
     "resend_ms": "at failover, re-send on the new path the DATA sent within this many ms; 0 = off",
     "outage_s": "how long an association outlives its last usable path",
     "nat_refresh_s": "a path behind NAT is refreshed at least this often, idle or not",
+    "fleet_domain": "a server for a fleet: accept any peer named <board>.<fleet_domain> without "
+                    "listing it (with keying psk, fleet_psk must be set too)",
+    "fleet_psk": "the fleet's key: a member's PSK is HKDF(fleet_psk, \"mast1 fleet \" + its name) "
+                 "(`mast genkey --fleet`); never shown",
     "enabled": "mastd only: false keeps the service from starting (OpenWrt init script); default true",
     "internal": "mastd only: this host's internal (tunnel) address with the tunnel's prefix length, "
                 "e.g. 10.99.0.2/24; none: no TUN, application datagrams only",
