@@ -1,0 +1,55 @@
+"""Amplification toward a third party, per message type (amplify.py; exact bytes on the
+simulated network, the server b as the reflector, 198.18.0.66:6278 as the victim).
+
+- A stranger without keys gets nothing at all sent to the victim, whatever type he sends.
+- A holder of the PSK spoofing the victim gets one 72-byte INIT-ACK per INIT of at least 96.
+- The peer itself, with the keys, sending from the victim's address: at most 3x what it sent
+  (an address learnt only as a source; docs/PROTOCOL.md section 9).
+- The peer's SET listing victims (issue 15.4): b probes the new addresses within a budget the
+  peer's own bytes earned: at most 3x during validation, and over time no more than the peer
+  sent (QUIC's anti-amplification rule).
+"""
+
+import pytest
+
+import amplify
+from amplify import TYPE_NAMES, ratio
+from mast import wire
+
+ALL_TYPES = sorted(TYPE_NAMES)
+PEER_TYPES = (wire.SET, wire.SET_ACK, wire.PROBE, wire.PROBE_ACK, wire.SHUT, wire.SHUT_ACK,
+              wire.SHUT_COMPLETE, wire.ERR, wire.KEEPALIVE, wire.DATA, wire.DATA_IP,
+              wire.COOKIE_ACK, wire.INIT_ACK)
+
+
+@pytest.mark.parametrize("ptype", ALL_TYPES, ids=[TYPE_NAMES[t] for t in ALL_TYPES])
+def test_a_stranger_spoofing_a_victim_gets_nothing_sent_to_it(ptype):
+    sent, out = amplify.stranger_ratio(ptype)
+    assert sent > 0 and out == 0
+
+
+def test_init_from_a_key_holder_is_answered_with_less_than_it_carries():
+    sent, out = amplify.init_ratio(50)
+    assert out == 50 * wire.INIT_ACK_LEN  # each INIT answered once, statelessly...
+    assert sent == 50 * wire.MIN_INIT and ratio(out, sent) <= 0.75  # ...by a smaller packet
+
+
+@pytest.mark.parametrize("ptype", PEER_TYPES, ids=[TYPE_NAMES[t] for t in PEER_TYPES])
+def test_the_peer_spoofing_a_victim_as_its_source_gets_at_most_3x_sent_there(ptype):
+    sent, out = amplify.spoofed_peer_ratio(ptype)
+    assert sent > 0 and out <= 3 * sent, (TYPE_NAMES[ptype], sent, out)
+
+
+def test_a_set_listing_15_victims_gets_probes_within_3x_then_no_more_than_the_peer_sends():
+    r = amplify.set_victims()
+    assert r["set_bytes"] == 177  # the issue's SET: its own address and 15 victims
+    assert r["out_300ms"] > 0  # the new addresses are probed (that is what SET is for)...
+    assert r["out_300ms"] <= 3 * r["set_bytes"], r  # ...within 3x during validation
+    assert r["out_all"] <= r["peer_in_all"], r  # over 30 s: at most what the peer sent
+    assert r["out_late"] <= r["peer_in_late"], r  # and after validation, too
+
+
+def test_a_fresh_15_victim_set_every_second_gets_at_most_3x_over_30_s():
+    r = amplify.set_victims(rounds=30)
+    assert r["victims"] == 450
+    assert r["out_all"] <= 3 * r["peer_in_all"], r
