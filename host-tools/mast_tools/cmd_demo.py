@@ -180,6 +180,9 @@ def do_demo(args):
         except ImportError:
             raise CommandError("--plot needs matplotlib, which is not installed",
                                "pip install matplotlib (requirements.txt pins it)")
+    from mast_tools.demo import scenario_text
+
+    log(scenario_text(args.mode, args.rate))
     view = LiveTable()
     kw = {"heapsize": args.heapsize} if args.heapsize else {}
     demo = Demo(mode=args.mode, rate=args.rate, board=args.board, seed=args.seed, view=view,

@@ -29,7 +29,6 @@ Demo.run() drives it; Demo.summary() is the result (the --json document); a `vie
 import base64
 import json
 import os
-import socket
 import subprocess
 import tempfile
 import time
@@ -65,6 +64,15 @@ GAP_BOUND_MS = {"default": 800}
 TIME_LIMIT_S = 55.0
 STATUS_EVERY_S = 0.25
 LOSS_WINDOW_S = 2.0
+
+
+def scenario_text(mode="failover", rate=50):
+    """What the run will do, said before it starts (make run's first words)."""
+    return ("mast demo: a ~40 s scenario: a simulated board streams %d datagrams/s to this PC "
+            "over three emulated uplinks (eth %s, wifi %s, cell %s, metered) in %s mode; eth is "
+            "cut, then wifi, eth comes back (failback), wifi comes back with a new address; "
+            "each failover's gap is measured. Ctrl-C ends it early."
+            % (rate, LINK_TEXT["eth"], LINK_TEXT["wifi"], LINK_TEXT["cell"], mode))
 
 
 class DemoError(Exception):
@@ -123,27 +131,14 @@ def start(mast):
 
 
 def _free_port(hosts):
-    """A UDP port free on every one of hosts (the board binds its uplinks to it a moment later;
-    the kernel hands out ephemeral ports in a random order, so another process taking it in
-    between is very unlikely)."""
-    for _ in range(50):
-        socks = []
-        try:
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            socks.append(s)
-            s.bind((hosts[0], 0))
-            port = s.getsockname()[1]
-            for h in hosts[1:]:
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind((h, port))
-            return port
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise DemoError("no UDP port free on %s" % ", ".join(hosts), "try again")
+    """A UDP port free on every one of hosts (the board binds its uplinks to it a moment
+    later): netutil's, with the demo's error."""
+    from mast_tools.netutil import free_udp_port
+
+    try:
+        return free_udp_port(hosts)
+    except RuntimeError:
+        raise DemoError("no UDP port free on %s" % ", ".join(hosts), "try again")
 
 
 class FirmwareBoard:
@@ -280,8 +275,10 @@ class FirmwareBoard:
                 d.board_status(self.normalise(msg["result"]))
             elif op == "uplink":
                 r = msg["result"]
-                d._log("board: uplink %s is %s at %s" % (r.get("name"), r.get("state"),
-                                                         r.get("addr")))
+                seen = ("; the host sees it at %s (its relay's outside address)" % r["public"]
+                        if r.get("public") else "")
+                d._log("board: uplink %s is %s at %s%s" % (r.get("name"), r.get("state"),
+                                                           r.get("addr"), seen))
         elif "event" in msg:
             d.board_event(msg)
         elif "log" in msg:
@@ -771,6 +768,7 @@ class Demo:
 
     def _stop_stream(self):
         self.board.stop_stream()
+        self.marks.append((self.t(), "stream stopped"))
 
     def _stream_stopped(self):
         st = self.last_status

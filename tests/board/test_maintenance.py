@@ -240,3 +240,63 @@ def test_ctrl_c_on_the_console_leaves_the_firmware_for_the_repl():
     assert m.resets == 0
     for line in io.lines:  # everything printed was JSON
         assert type(json.loads(line)) is dict
+
+
+def test_maintenance_on_keeps_the_reason_it_is_given_and_status_shows_it():
+    f = files_with()
+    b, m, out, clock = new_board(f)
+    b.boot()
+    r = ask(b, out, {"id": 1, "op": "maintenance", "state": "on", "reason": "mast flash in progress"})
+    assert r["result"] == {"maintenance": True, "rebooting": True}
+    assert f.data[MAINT] == b"mast flash in progress"
+    try:
+        b.step(10)
+    except FakeReset:
+        pass
+    shutdown(b)
+    b2, m2, out2, clock2 = new_board(f)
+    b2.boot()
+    assert ask(b2, out2, {"id": 2, "op": "status"})["result"]["maintenance"] == "mast flash in progress"
+    r = ask(b2, out2, {"id": 3, "op": "maintenance", "state": "on", "reason": ""})
+    assert r["ok"] is False and r["error"] == "reason must be text of 1 to 255 characters"
+
+
+def test_logs_gives_the_recent_lines_and_the_crash_saved_before_the_reset():
+    f = files_with()
+    b, m, out, clock = new_board(f)
+
+    def broken(cfg):
+        raise RuntimeError("driver exploded")
+
+    b.start = broken
+    try:
+        board_main.run(b)
+    except FakeReset:
+        pass
+    saved = json.loads(f.data["mast.crash"].decode())
+    assert saved["error"] == "RuntimeError: driver exploded" and "driver exploded" in saved["traceback"]
+    b2, m2, out2, clock2 = new_board(f)
+    b2.boot()
+    r = ask(b2, out2, {"id": 1, "op": "logs"})["result"]
+    shutdown(b2)
+    assert r["last_crash"] == saved
+    recent = [json.loads(x) for x in r["recent"]]
+    assert recent[0]["log"] == "boot" and recent[0]["board"] == "test-board"
+    assert len(r["recent"]) <= 8
+    for i in range(20):  # only the last few are kept, each shortened to a bounded length
+        b2.log("line %d %s" % (i, "x" * 300))
+    kept = b2.logs()["recent"]
+    assert len(kept) == 8 and kept[-1].startswith('{"log": "line 19 xxx') and kept[-1].endswith("...")
+    assert max(len(x) for x in kept) <= 160
+
+
+def test_the_occasional_ops_leave_no_module_behind():
+    import sys
+
+    f = files_with()
+    b, m, out, clock = new_board(f)
+    b.boot()
+    assert ask(b, out, {"id": 1, "op": "get", "key": "name"})["result"] == "b1"
+    assert ask(b, out, {"id": 2, "op": "logs"})["ok"]
+    shutdown(b)
+    assert "board.consoleops" not in sys.modules  # its code costs no heap between requests

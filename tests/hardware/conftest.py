@@ -18,8 +18,6 @@ This folder runs without the repository too: `mast hwtest` runs the copy a wheel
 import contextlib
 import json
 import os
-import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -63,23 +61,12 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.hardware)
 
 
-def free_udp_port(hosts, tries=50):
-    """A UDP port free on every one of hosts (bounded tries)."""
-    for _ in range(tries):
-        port = random.randint(40000, 59999)
-        socks = []
-        try:
-            for h in hosts:
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind((h, port))
-            return port
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free UDP port on %s" % ", ".join(hosts))
+def free_udp_port(hosts):
+    """A UDP port free on every one of hosts (mast_tools.netutil's, shared by the tools and
+    the tests)."""
+    from mast_tools.netutil import free_udp_port as free
+
+    return free(hosts)
 
 
 class Board:
@@ -93,8 +80,7 @@ class Board:
         self.folder = folder
         self.version = firmware_version(FIRMWARE_DIR)
         self.name = None  # the board's configured name (set once flashed)
-        with open(os.path.join(simboard.BOARDS_DIR, board + ".json")) as f:
-            self.definition = json.load(f)
+        self.definition = simboard.load_board(board)  # a name from boards/ or a path
 
     @property
     def real(self):

@@ -8,7 +8,7 @@ def test_hello_reports_the_expected_version(hw, con):
     hello = con.call("hello")
     assert hello["firmware"] == "mast-board"
     assert hello["version"] == hw.version
-    assert hello["board"] == hw.board and hello["mode"] == "normal" and hello["protocol"] == 1
+    assert hello["board"] == hw.definition["name"] and hello["mode"] == "normal" and hello["protocol"] == 1
     assert hello["micropython"].startswith("micropython ")
 
 

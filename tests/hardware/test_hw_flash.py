@@ -30,7 +30,7 @@ def test_flash_installs_the_firmware_and_verifies_every_file(hw, flashed):
         assert set(flashed["copied"]) == want
     with hw.console() as con:
         hello = con.wait_hello(30)
-    assert hello["mode"] == "normal" and hello["board"] == hw.board
+    assert hello["mode"] == "normal" and hello["board"] == hw.definition["name"]
 
 
 def test_reflash_with_nothing_changed_copies_nothing(hw, flashed):

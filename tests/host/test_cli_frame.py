@@ -18,6 +18,9 @@ except ImportError:  # not pip-installed: use the checkout
     from mast_tools import cli
 from mast_tools.errors import CommandError
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from boardcli import restore_sigint  # noqa: E402  (Ctrl-C reaches the child as in a terminal)
+
 _SCRIPT = os.path.join(os.path.dirname(sys.executable), "mast")
 # The installed console script if there is one, else the same main() through `python -m`.
 MAST = [_SCRIPT] if os.path.exists(_SCRIPT) else [sys.executable, "-m", "mast_tools"]
@@ -70,7 +73,8 @@ def test_json_output_is_exactly_one_document_on_stdout():
 def test_ctrl_c_ends_linkemu_with_its_counters():
     env = dict(os.environ, PYTHONPATH=HOST_TOOLS)
     proc = subprocess.Popen(MAST + ["linkemu", "--link", "eth=127.0.0.2:0", "--json"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=restore_sigint)
     try:
         ready, _, _ = select.select([proc.stderr], [], [], 10)
         assert ready and "uplink sends to" in proc.stderr.readline()

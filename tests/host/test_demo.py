@@ -3,8 +3,10 @@ streams, and the summary shows it. The board is the real firmware on `mast sim-b
 MicroPython unix port on a pty, .mpy, -X heapsize=192K) where that port is installed, else the
 runtime's endpoint process under CPython.
 
-The full runs (failover mode with a plot, redundant mode, and the CPython fallback board) run
-side by side, ~45 s.
+The failover run (with a plot) runs alone, as `make run` does: its gaps and its 95 % are
+real-time claims. The redundant run and the CPython fallback board then run side by side,
+and their tests check only what does not depend on the machine's load (what was lost in
+redundant mode, the order of the failovers): ~85 s in all.
 """
 
 import json
@@ -19,46 +21,53 @@ import xml.etree.ElementTree as ET
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_cli_frame import HOST_TOOLS, MAST, mast  # noqa: E402
+from test_cli_frame import HOST_TOOLS, MAST, mast, restore_sigint  # noqa: E402
 from mast_tools.board_process import find_micropython  # noqa: E402
+from mast_tools.demo import scenario_text  # noqa: E402
 
 RUN_LIMIT_S = 60  # the demo ends by itself in under this
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """{"failover": (CompletedProcess-like, plot path), "redundant": (...)}, run in parallel."""
-    tmp = tmp_path_factory.mktemp("demo")
+def _run_demos(argvs):
+    """{name: (exit status, stdout, stderr)} of `mast ARGV` for each, run side by side."""
     env = dict(os.environ, PYTHONPATH=HOST_TOOLS)
-    plot = str(tmp / "demo.svg")
-    argvs = {"failover": ["demo", "--json", "--plot", plot],
-             "redundant": ["demo", "--json", "--mode", "redundant"],
-             "cpython": ["demo", "--json", "--board", "cpython"]}
     procs = dict((k, subprocess.Popen(MAST + a, env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
                  for k, a in argvs.items())
-    t0 = time.monotonic()
     out = {}
     try:
         for k, p in procs.items():
-            stdout, stderr = p.communicate(timeout=RUN_LIMIT_S + 30)
-            out[k] = (p.returncode, stdout, stderr, time.monotonic() - t0)
+            stdout, stderr = p.communicate(timeout=RUN_LIMIT_S + 60)
+            out[k] = (p.returncode, stdout, stderr)
     finally:
         for p in procs.values():
             p.kill()
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """({"failover": ..., "redundant": ..., "cpython": ...}, plot path): the failover run
+    alone, then the other two side by side."""
+    plot = str(tmp_path_factory.mktemp("demo") / "demo.svg")
+    out = _run_demos({"failover": ["demo", "--json", "--plot", plot]})
+    out.update(_run_demos({"redundant": ["demo", "--json", "--mode", "redundant"],
+                           "cpython": ["demo", "--json", "--board", "cpython"]}))
     return out, plot
 
 
 def _summary(runs, mode):
-    (rc, stdout, stderr, took), _ = runs[0][mode], runs[1]
+    rc, stdout, stderr = runs[0][mode]
     assert rc == 0, stderr
     assert "Traceback" not in stderr
-    return json.loads(stdout), stderr, took
+    return json.loads(stdout), stderr, None
 
 
 def test_demo_json_fails_over_three_times_within_bounds_and_delivers_95_percent(runs):
     s, stderr, took = _summary(runs, "failover")
-    assert s["ended_by"] == "scenario" and s["duration_s"] < RUN_LIMIT_S and took < RUN_LIMIT_S
+    assert s["ended_by"] == "scenario"
+    # what the run is, said before it starts (make run's first words)
+    assert stderr.splitlines()[0] == scenario_text("failover", 50)
     fos = s["failovers"]
     assert len(fos) >= 3
     assert [(f["from"], f["to"]) for f in fos[:3]] == [("eth", "wifi"), ("wifi", "cell"),
@@ -88,7 +97,9 @@ def test_demo_json_fails_over_three_times_within_bounds_and_delivers_95_percent(
         assert b["firmware"].startswith("mast-board ") and "mast sim-board" in b["what"]
         assert b["heap_free_min"] > 16 * 1024, b
         assert b["console_requests"] > 4 * 20  # status four times a second, and the renumbering
-        assert "board: uplink wifi is up at" in stderr  # the console's reply to the renumbering
+        # the console's reply to the renumbering, with the address the host sees
+        assert ("board: uplink wifi is up at 127.0.0.3; the host sees it at %s (its relay's "
+                "outside address)" % r["new"]) in stderr
     else:
         assert s["board_runtime"].startswith("cpython ")
         assert "board runs under CPython" in stderr
@@ -107,19 +118,34 @@ def test_demo_in_redundant_mode_loses_nothing(runs):
 def test_demo_falls_back_to_the_endpoint_process_under_cpython(runs):
     """--board cpython: what the demo runs where the MicroPython unix port is missing."""
     s, stderr, took = _summary(runs, "cpython")
-    assert s["ended_by"] == "scenario" and took < RUN_LIMIT_S
+    assert s["ended_by"] == "scenario"
     assert s["board_runtime"].startswith("cpython ") and s["board"]["kind"] == "endpoint"
     assert s["board_heapsize"] is None
-    assert s["ok"] is True, (s["checks"], s["notes"])
     assert [(f["from"], f["to"]) for f in s["failovers"][:3]] == [
         ("eth", "wifi"), ("wifi", "cell"), ("cell", "eth")]
+    assert s["renumbered"]["host_saw_at_s"] is not None
 
 
-def test_demo_plot_writes_an_svg(runs):
+def test_demo_plot_writes_an_svg_with_every_step_labelled(runs):
     plot = runs[1]
     assert os.path.getsize(plot) > 1000
     root = ET.parse(plot).getroot()
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    texts = set("".join(t.itertext()).strip() for t in root.iter("{http://www.w3.org/2000/svg}text"))
+    for step in ("eth cut", "wifi cut", "eth back", "wifi back, new address", "stream stopped"):
+        assert step in texts, sorted(texts)
+
+
+def test_plot_labels_sit_where_no_curve_runs():
+    from mast_tools.demo_plot import layout
+
+    timeline = {"marks": [(8.0, "eth cut"), (13.0, "wifi cut"), (40.0, "stream stopped")],
+                "failovers": [{"at_s": 8.6, "from": "eth", "to": "wifi", "gap_ms": 580}]}
+    where = layout(timeline, {}, peak=52.0)
+    assert where["steps"] == [(8.0, "eth cut"), (13.0, "wifi cut"), (40.0, "stream stopped")]
+    assert where["ylim"] > 52.0 * 1.5  # room above the curves
+    [(t, text, y)] = where["failovers"]
+    assert t == 8.6 and text == "eth->wifi\n580 ms" and 52.0 < y < where["ylim"] - 52.0 * 0.3
 
 
 def test_demo_plot_of_an_unknown_type_is_refused_before_running():
@@ -131,7 +157,7 @@ def test_demo_plot_of_an_unknown_type_is_refused_before_running():
 def test_ctrl_c_ends_the_demo_cleanly_with_a_partial_summary():
     env = dict(os.environ, PYTHONPATH=HOST_TOOLS)
     proc = subprocess.Popen(MAST + ["demo", "--json"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=restore_sigint)
     try:
         seen = ""
         end = time.monotonic() + 20

@@ -15,11 +15,18 @@ sys.path.insert(0, HERE)
 from mast_tools import simboard  # noqa: E402
 from mast_tools.linkemu import Emulator, LinkConfig  # noqa: E402
 from test_sim_board_traffic import Peer, PSK, APP, wait  # noqa: E402
-
-PORT = 47960
+from mast_tools.netutil import free_udp_port  # noqa: E402
 
 
 def test_sim_uplinks_through_the_link_emulator_and_a_renumbering(micropython, tmp_path):
+    # the board's port on its addresses and the relays' outside ones; the peer's is the next
+    hosts = ("127.0.0.2", "127.0.0.3", "127.0.0.5", "127.0.0.6", "127.0.0.7", "127.0.0.10")
+    for _ in range(50):  # a port free on all of them, with the next one free too
+        PORT = free_udp_port(hosts)
+        if PORT < 65535 and _free(hosts, PORT + 1):
+            break
+    else:
+        raise AssertionError("no pair of free UDP ports")
     folder = str(tmp_path / "board")
     simboard.fill(folder, "unix-sim")
     emu = Emulator({"eth": LinkConfig("127.0.0.5:%d" % PORT, delay_ms=2),
@@ -59,3 +66,9 @@ def test_sim_uplinks_through_the_link_emulator_and_a_renumbering(micropython, tm
     finally:
         peer.close()
         emu.stop()
+
+
+def _free(hosts, port):
+    from mast_tools.netutil import udp_in_use
+
+    return not any(udp_in_use(h, port) for h in hosts)

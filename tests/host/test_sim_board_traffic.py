@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.join(ROOT, "host-tools"))
 
 from mast_tools.firmware import use_firmware  # noqa: E402
 from mast_tools import simboard  # noqa: E402
+from mast_tools.netutil import free_udp_port  # noqa: E402
 
 use_firmware()
 from mast.endpoint import Endpoint  # noqa: E402
@@ -30,6 +31,7 @@ from runtime.driver import Runtime  # noqa: E402
 from runtime import stream  # noqa: E402
 
 PSK = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq8M="
+BOARD_ADDRS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")  # boards/unix-sim.json's uplinks
 APP = """from board.telemetry import Telemetry
 
 
@@ -140,7 +142,7 @@ def scenario(micropython_heap, port, log=None):
 
 @pytest.mark.parametrize("heap", ["192K"])
 def test_the_whole_firmware_carries_demo_traffic_in_a_board_sized_heap(micropython, heap):
-    r = scenario(heap, 47700)
+    r = scenario(heap, free_udp_port(BOARD_ADDRS + ("127.0.0.10",)))
     assert r["received"] >= 300, r
     assert r["lost"] <= 30, r  # the failover gap at 50/s, plus the datagrams in flight
 
@@ -148,6 +150,6 @@ def test_the_whole_firmware_carries_demo_traffic_in_a_board_sized_heap(micropyth
 if __name__ == "__main__":
     for i, h in enumerate(sys.argv[1:] or ["128K", "192K"]):
         try:
-            print(scenario(h, 47710 + i))
+            print(scenario(h, free_udp_port(BOARD_ADDRS + ("127.0.0.10",))))
         except AssertionError as e:
             print("FAILED", e)

@@ -1,0 +1,118 @@
+"""`mast reset` and `mast maintenance`, and what `mast config`/`mast console` say about a board
+whose firmware is stopped: the ways out a new user needs, on a simulated board.
+
+- after mpremote (which stops the firmware and leaves the board at its REPL), the tools say
+  the firmware is there but not running and lead with `mast reset`, which starts it again;
+- maintenance mode has a way out from the command line, and `status` says it;
+- a flag set by `mast flash` is reported as such, not as "requested from the console"."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from boardcli import mast, sim_board
+
+from mast_tools.consoleclient import ConsoleClient
+
+
+@pytest.fixture
+def running(micropython, tmp_path):
+    folder = str(tmp_path / "board")
+    with sim_board(folder) as sb:
+        con = ConsoleClient(sb.device)
+        try:
+            con.wait_hello(20, mode="normal")
+        finally:
+            con.close()
+        yield sb, folder
+
+
+def mpremote(device, *args):
+    return subprocess.run([sys.executable, "-m", "mpremote", "connect", device] + list(args),
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=60)
+
+
+def test_after_mpremote_the_tools_say_the_firmware_is_stopped_and_mast_reset_starts_it(running):
+    sb, folder = running
+    r = mpremote(sb.device, "resume", "exec", "print(6 * 7)")  # the firmware stops for mpremote
+    assert r.returncode == 0 and r.stdout.strip() == "42", r.stdout
+    want = ("mast: the MAST firmware is on the board at %s but not running: the board is at its "
+            "MicroPython REPL (mpremote, Thonny or a Ctrl-C stop the firmware); start it again: "
+            "mast reset --port %s\n" % (sb.device, sb.device))
+    for cmd in (("config", "--port", sb.device, "get", "name"), ("console", "--port", sb.device)):
+        r = mast(*cmd, timeout=60)
+        assert r.returncode == 1 and r.stdout == "" and r.stderr == want, (cmd, r.stderr)
+    r = mast("reset", "--port", sb.device, "--json", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.doc["mode"] == "normal" and r.doc["version"] == "0.1.0"
+    assert r.doc["how"] == "reset through its raw REPL (the firmware was stopped)"
+    r = mast("config", "--port", sb.device, "get", "name")
+    assert r.returncode == 0 and r.stdout == "board1\n", r.stderr
+    r = mast("reset", "--port", sb.device)  # while it runs: a reboot through its console
+    assert r.returncode == 0 and r.stdout == ("the MAST firmware 0.1.0 runs again on %s (normal "
+                                              "mode; rebooted through its console)\n" % sb.device)
+
+
+def test_reset_on_a_bare_board_says_the_firmware_is_not_there(micropython, tmp_path):
+    with sim_board(str(tmp_path / "bare"), firmware=False) as sb:
+        r = mast("reset", "--port", sb.device, timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[-1] == ("mast: no MAST firmware on the board at %s (a bare "
+                                         "MicroPython); put it on: mast flash --port %s --board "
+                                         "BOARD" % (sb.device, sb.device))
+
+
+def test_maintenance_has_a_way_out_from_the_command_line_and_status_says_it(running):
+    sb, folder = running
+    r = mast("maintenance", "on", "--port", sb.device)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ("the board on %s is in maintenance mode now (firmware 0.1.0); leave it "
+                        "with: mast maintenance off --port %s\n" % (sb.device, sb.device))
+    with open(os.path.join(folder, "mast.maint")) as f:
+        assert f.read() == "mast maintenance on"
+    r = mast("config", "--port", sb.device, "status")
+    assert "maintenance: mast maintenance on; to leave it: mast maintenance off --port %s\n" % (
+        sb.device) in r.stdout
+    r = mast("maintenance", "on", "--port", sb.device, "--json")
+    assert r.doc == {"port": sb.device, "mode": "maintenance", "changed": False}
+    r = mast("maintenance", "off", "--port", sb.device, "--json")
+    assert r.returncode == 0 and r.doc["mode"] == "normal" and r.doc["changed"] is True
+    assert not os.path.exists(os.path.join(folder, "mast.maint"))
+    assert mast("config", "--port", sb.device, "status", "--json").doc["mode"] == "normal"
+
+
+def test_maintenance_off_works_when_the_firmware_is_stopped_too(running):
+    sb, folder = running
+    with open(os.path.join(folder, "mast.maint"), "w") as f:
+        f.write("boot loop: 3 boots in a row crashed or hung")
+    assert mpremote(sb.device, "resume", "exec", "print(1)").returncode == 0  # stopped, at the REPL
+    r = mast("maintenance", "off", "--port", sb.device, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "maintenance off; resetting the board through its raw REPL" in r.stderr
+    assert r.stdout.startswith("the board on %s is in normal mode now" % sb.device)
+    assert not os.path.exists(os.path.join(folder, "mast.maint"))
+    with open(os.path.join(folder, "mast.boots")) as f:
+        assert f.read() in ("0", "1")
+
+
+def test_the_flag_mast_flash_sets_names_mast_flash(running):
+    """flash asks the console for maintenance with its own reason, so a flash cut off before
+    its raw REPL step leaves a board whose status names the flash, not the console."""
+    sb, folder = running
+    con = ConsoleClient(sb.device)
+    try:
+        r = con.call("maintenance", state="on", reason="mast flash in progress")
+        assert r == {"maintenance": True, "rebooting": True}
+        info = con.wait_hello(20, mode="maintenance")
+        assert info["mode"] == "maintenance"
+        st = con.call("status")
+    finally:
+        con.close()
+    assert st["maintenance"] == "mast flash in progress"
+    r = mast("flash", "--port", sb.device, "--json")  # and the next flash clears it
+    assert r.returncode == 0, r.stderr
+    assert mast("config", "--port", sb.device, "status", "--json").doc["mode"] == "normal"
