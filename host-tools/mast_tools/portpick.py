@@ -2,8 +2,9 @@
 
 Likely boards are serial ports whose USB IDs are those of a known board's USB-serial chip or
 of MicroPython's own USB (cmd_ports.likely_boards), and the simulated boards that run now
-(simregistry). With exactly one, it is used (and said on stderr); with none or several, the
-command stops and says which there are and how to pick one (--port).
+(simregistry). With exactly one, it is used (and said on stderr); with several, a person at a
+terminal is asked which, and otherwise (a script) the command stops and lists them; with none,
+it says so. --port always wins.
 
 candidates() is given the ports as pyserial lists them (a list of its ListPortInfo, or
 objects with the same attributes), so it is tested without hardware.
@@ -44,9 +45,10 @@ def describe(c):
                           "; likely " + ", ".join(c["boards"]) if c["boards"] and not c["sim"] else "")
 
 
-def resolve(port, command="mast", comports=None):
-    """The port to use: `port` when given, else the one likely board. CommandError when there
-    is none, or more than one."""
+def resolve(port, command="mast", comports=None, ask=None):
+    """The port to use: `port` when given, else the one likely board. With several, a person
+    at a terminal is asked which (ask: the function that asks; by default, when stdin and
+    stderr are terminals); otherwise, and when there is none, CommandError."""
     if port:
         return port
     found = candidates(comports)
@@ -58,8 +60,38 @@ def resolve(port, command="mast", comports=None):
                            "mast sim-board)",
                            "plug the board in and give its port: --port /dev/ttyUSB0 (`mast ports "
                            "--all` lists every serial port)")
+    if ask is None and _at_terminal():
+        ask = _ask
+    if ask is not None:
+        choice = ask(command, found)
+        if choice is not None:
+            return found[choice]["device"]
     raise CommandError("%d boards found: %s" % (len(found), "; ".join(describe(c) for c in found)),
                        "pick one with --port")
+
+
+def _at_terminal():
+    import sys
+
+    try:
+        return sys.stdin.isatty() and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _ask(command, found):
+    """Which of found (an index), asked on the terminal; None when the answer is not one."""
+    import sys
+
+    sys.stderr.write("%s: no --port given, and %d boards are here:\n" % (command, len(found)))
+    for i, c in enumerate(found):
+        sys.stderr.write("  %d) %s\n" % (i + 1, describe(c)))
+    sys.stderr.write("which one? [1-%d] " % len(found))
+    sys.stderr.flush()
+    answer = sys.stdin.readline().strip()
+    if answer.isdigit() and 1 <= int(answer) <= len(found):
+        return int(answer) - 1
+    return None
 
 
 def board_of(device):

@@ -70,3 +70,66 @@ def test_mast_ports_runs_here_and_prints_json():
         assert p["vid"] and p["device"].startswith("/dev/")
     r = mast("ports")
     assert r.returncode == 0 and (r.stdout.startswith("no serial ports found") or "/dev/" in r.stdout)
+
+
+def test_without_port_the_one_likely_board_is_used_and_several_are_listed(tmp_path, monkeypatch):
+    from mast_tools import portpick
+    from mast_tools.errors import CommandError
+
+    monkeypatch.setenv("MAST_SIM_REGISTRY", str(tmp_path / "no-sim-boards"))
+    one = [Port("/dev/ttyUSB0", 0x10C4, 0xEA60), Port("/dev/ttyS0"), Port("/dev/ttyUSB1", 0x1234, 0x5678)]
+    assert portpick.resolve(None, "mast config", comports=one) == "/dev/ttyUSB0"
+    assert portpick.resolve("/dev/ttyACM3", "mast config", comports=one) == "/dev/ttyACM3"
+    two = one + [Port("/dev/ttyACM0", 0x2E8A, 0x0005, "MicroPython", "Board in FS mode")]
+    try:
+        portpick.resolve(None, "mast config", comports=two, ask=lambda c, f: None)
+        raise AssertionError("several boards: no error")
+    except CommandError as e:
+        assert e.what == ("2 boards found: /dev/ttyACM0 (MicroPython on a Raspberry Pi RP2040 (USB "
+                          "CDC); likely rpi-pico-w); /dev/ttyUSB0 (Silicon Labs CP210x USB-UART; "
+                          "likely esp32-devkitc, esp32-sim7600, wt32-eth01)")
+        assert e.hint == "pick one with --port"
+    asked = []
+    pick = portpick.resolve(None, "mast flash", comports=two,
+                            ask=lambda c, f: asked.append([x["device"] for x in f]) or 1)
+    assert pick == "/dev/ttyUSB0" and asked == [["/dev/ttyACM0", "/dev/ttyUSB0"]]
+    try:
+        portpick.resolve(None, "mast flash", comports=[Port("/dev/ttyS0")])
+        raise AssertionError("no board: no error")
+    except CommandError as e:
+        assert e.what.startswith("no board found")
+
+
+def test_at_a_terminal_the_user_is_asked_which_board(tmp_path):
+    import os
+    import pty
+    import subprocess
+    import sys
+    import time
+
+    from boardcli import env_for_mast
+
+    code = ("import sys; sys.argv = ['mast']\n"
+            "from mast_tools import portpick\n"
+            "class P:\n"
+            "    def __init__(s, d, v, p): s.device, s.vid, s.pid = d, v, p\n"
+            "print(portpick.resolve(None, 'mast config', [P('/dev/ttyUSB0', 0x10C4, 0xEA60),\n"
+            "                                             P('/dev/ttyACM0', 0x2E8A, 0x0005)]))\n")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=slave, stdout=subprocess.PIPE,
+                            stderr=slave, env=env_for_mast({"MAST_SIM_REGISTRY": str(tmp_path / "x")}))
+    os.close(slave)
+    try:
+        shown = b""
+        end = time.monotonic() + 20
+        while b"which one? [1-2]" not in shown and time.monotonic() < end:
+            shown += os.read(master, 4096)
+        assert b"  1) /dev/ttyACM0 (MicroPython on a Raspberry Pi RP2040" in shown, shown
+        os.write(master, b"2\n")
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert out.decode().strip() == "/dev/ttyUSB0"
