@@ -78,6 +78,9 @@ class Fuzzer:
         self._challenge = None
         self._synced = False
         self.alive = lambda: True  # the campaign sets it: is the target still running?
+        self.quiet = False
+        self.heard = {}  # with quiet: what arrived, by type
+        self.capture = None  # a list: every datagram sent to the target is appended
 
     def _sock(self, addr):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -124,10 +127,26 @@ class Fuzzer:
             return
         if dst == TARGET:
             self.sent += 1
+            if self.capture is not None:
+                self.capture.append(bytes(data))
 
     def pump(self, timeout):
-        """Read what came back, feed the core, run its timers: at most timeout seconds."""
+        """Read what came back, feed the core, run its timers: at most timeout seconds.
+        With .quiet set, the core is left alone (nothing of its own goes out): only a sync
+        is watched for, and what arrives is counted in .heard by type."""
         r, _, _ = select.select(self.socks + [self.ini], [], [], timeout)
+        if self.quiet:
+            for s in r:
+                while True:
+                    try:
+                        data, src = s.recvfrom(4096)
+                    except (BlockingIOError, InterruptedError):
+                        break
+                    self.received += 1
+                    t = data[1] if len(data) > 1 else None
+                    if not self._is_sync(data):
+                        self.heard[t] = self.heard.get(t, 0) + 1
+            return
         for s in r:
             while True:
                 try:
@@ -150,19 +169,26 @@ class Fuzzer:
             return
         if s is not self.main:
             return  # answers to the other sources: nobody there listens
-        a = self.ctx.assoc
-        if ptype == fuzzgen.PROBE_ACK and a is not None and label == self.core_assoc.label:
-            body = data[12:-16]
-            if self._challenge is not None and body[:8] == self._challenge and \
-                    fuzzgen.hmac256(a.k_rx, data[:-16])[:16] == data[-16:]:
-                self._synced = True
-                return
+        if self._is_sync(data):
+            return
         if ptype == fuzzgen.INIT_ACK and label in self.pending_hs and len(data) == 72:
             self.harvest_cookie(label, data)
             return
         if ptype == fuzzgen.SHUT_ACK and self.core_assoc is not None and label == self.core_assoc.label:
             self.shut_seen = True  # a fuzzed SHUT was taken: the association is closing
         self.ep.receive("lo", src, data, now_ms())
+
+    def _is_sync(self, data):
+        """The answer to our sync PROBE (and then we are synced)."""
+        a = self.ctx.assoc
+        if len(data) < 28 or data[1] != fuzzgen.PROBE_ACK or a is None or self._challenge is None:
+            return False
+        if struct.unpack_from(">I", data, 2)[0] != self.core_assoc.label:
+            return False
+        if data[12:20] == self._challenge and fuzzgen.hmac256(a.k_rx, data[:-16])[:16] == data[-16:]:
+            self._synced = True
+            return True
+        return False
 
     def harvest_cookie(self, label_i, data):
         nonce_i, tsn_i = self.pending_hs.pop(label_i)
