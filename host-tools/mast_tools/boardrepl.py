@@ -119,7 +119,9 @@ class RawBoard:
                 pass
         raise CommandError("could not enter the raw REPL on %s (%s)" % (self.port, last.strip()),
                            "press the board's reset button (or unplug it and plug it in) and "
-                           "run the command again")
+                           "run the command again; a board that does not run MicroPython yet "
+                           "needs it first (docs/HARDWARE.md, \"Getting MicroPython onto a "
+                           "board\": esptool, the Pico's UF2, or mpflash)")
 
     def close(self):
         if self.tr is None:

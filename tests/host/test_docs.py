@@ -54,3 +54,59 @@ def test_protocol_doc_timer_profiles_are_the_policy_defaults():
         lo, hi = p["failed_min"], p["failed_max"]
         assert row[5] == ("%g–%g s" % (lo / 1000.0, hi / 1000.0)), row[5]
         assert row[6] == ms(p["failback"])
+
+
+# ---- the board docs and the README's first screen (issue 14) ---------------------------------------
+
+
+def test_hardware_doc_names_one_minimum_micropython_the_one_flash_enforces():
+    from mast_tools.boards import MIN_MICROPYTHON
+
+    text = read("HARDWARE.md")
+    want = "%d.%d" % MIN_MICROPYTHON[:2]
+    versions = set(re.findall(r"MicroPython (?:>= ?)?\**(1\.\d+)\** or newer", text))
+    versions |= set(re.findall(r"MicroPython >= (1\.\d+)", text))
+    assert versions == {want}, versions
+    assert "1.19" not in text
+
+
+def test_hardware_doc_covers_every_board_and_the_steps_to_put_micropython_on_it():
+    from mast_tools.boards import names
+
+    text = read("HARDWARE.md")
+    table = text.split("## Supported boards")[1].split("\n## ")[0]
+    for name in names():
+        assert "| `%s` |" % name in table, name
+    steps = text.split("## Getting MicroPython onto a board")[1].split("\n## ")[0]
+    for must in ("esptool.py --chip esp32 --port /dev/ttyUSB0 erase_flash", "write_flash -z 0x1000",
+                 "BOOTSEL", "RPI-RP2", ".uf2", "mpflash flash", "ESP32_GENERIC", "RPI_PICO_W"):
+        assert must in steps, must
+    wiring = text.split("## ESP32 + SIM7600")[1].split("\n## ")[0]
+    with open(os.path.join(ROOT, "boards", "esp32-sim7600.json")) as f:
+        import json
+
+        modem = json.load(f)["uplinks"]["cell"]["modem"]
+    assert "GPIO%d (UART2 TX)" % modem["tx"] in wiring and "GPIO%d (UART2 RX)" % modem["rx"] in wiring
+    assert '"pwrkey": %d' % modem["pwrkey"] in wiring and "2 A" in wiring and "1.8 V" in wiring
+
+
+def test_the_mip_source_the_doc_gives_exists():
+    text = read("HARDWARE.md")
+    assert "github:<org>" not in text
+    m = re.search(r"mip install (\./firmware/package\.json)", text)
+    assert m and os.path.isfile(os.path.join(ROOT, m.group(1)))
+
+
+def test_readme_first_screen_starts_with_make_run_and_make_test_then_a_real_board():
+    with open(os.path.join(ROOT, "README.md")) as f:
+        lines = f.read().splitlines()
+    commands = [x.split("#")[0].strip() for x in lines if x.startswith(("make ", "mast "))]
+    assert commands[:2] == ["make run", "make test"]
+    screen = "\n".join(lines[:40])
+    for must in ("mast ports", "mast flash --board list", "mast flash --board", "mast console",
+                 "Getting MicroPython onto a board", "mast reset", "mast maintenance off"):
+        assert must in screen, must
+    from mast_tools import cli
+
+    for cmd in ("ports", "flash", "config", "console", "reset", "maintenance"):
+        assert cmd in cli._COMMANDS
