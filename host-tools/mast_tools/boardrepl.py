@@ -201,14 +201,7 @@ class RawBoard:
         self.tr = None
 
 
-INSTALLED_SCRIPT = """\
-import os
-def _ex(p):
-    try:
-        os.stat(p)
-        return True
-    except OSError:
-        return False
+INSTALLED_SCRIPT = flashplan._PRELUDE + """\
 try:
     with open('main.py') as _f:
         _m = 'from board import main' in _f.read(400)

@@ -55,8 +55,6 @@ import tty
 from mast_tools.firmware import FIRMWARE_DIR
 
 BOARDS_DIR = os.path.join(os.path.dirname(FIRMWARE_DIR), "boards")
-PACKAGES = ("mast", "runtime", "board")  # compiled to lib/<pkg>/*.mpy on the board
-ROOT_FILES = ("main.py", "boot.py", "app.py")  # firmware/board/root/ -> the board's /
 REBOOT_EXIT = 75  # board/hw.py: the firmware's "reboot me" on the unix port
 RAW_PROMPT = b"raw REPL; CTRL-B to exit\r\n"
 BANNER_END = b'Type "help()" for more information.'

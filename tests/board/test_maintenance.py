@@ -208,8 +208,8 @@ def test_three_boots_in_a_row_that_never_run_stable_enter_maintenance():
     assert b.mode == "normal" and f.data[BOOTS] == b"1"
 
 
-def test_a_crash_at_boot_is_logged_as_json_and_resets_the_board():
-    f = files_with()
+def crash_at_boot(f):
+    """A boot whose start raises: (machine, output, whether it reset)."""
     b, m, out, clock = new_board(f)
 
     def broken(cfg):
@@ -221,6 +221,12 @@ def test_a_crash_at_boot_is_logged_as_json_and_resets_the_board():
         reset = False
     except FakeReset:
         reset = True
+    return m, out, reset
+
+
+def test_a_crash_at_boot_is_logged_as_json_and_resets_the_board():
+    f = files_with()
+    m, out, reset = crash_at_boot(f)
     assert reset and m.resets == 1
     crash = json.loads(out[-1])
     assert crash["log"] == "crash" and crash["error"] == "RuntimeError: driver exploded"
@@ -263,16 +269,7 @@ def test_maintenance_on_keeps_the_reason_it_is_given_and_status_shows_it():
 
 def test_logs_gives_the_recent_lines_and_the_crash_saved_before_the_reset():
     f = files_with()
-    b, m, out, clock = new_board(f)
-
-    def broken(cfg):
-        raise RuntimeError("driver exploded")
-
-    b.start = broken
-    try:
-        board_main.run(b)
-    except FakeReset:
-        pass
+    assert crash_at_boot(f)[2]
     saved = json.loads(f.data["mast.crash"].decode())
     assert saved["error"] == "RuntimeError: driver exploded" and "driver exploded" in saved["traceback"]
     b2, m2, out2, clock2 = new_board(f)

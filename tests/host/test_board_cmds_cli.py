@@ -6,7 +6,6 @@ whose firmware is stopped: the ways out a new user needs, on a simulated board.
 - maintenance mode has a way out from the command line, and `status` says it;
 - a flag set by `mast flash` is reported as such, not as "requested from the console"."""
 
-import json
 import os
 import subprocess
 import sys

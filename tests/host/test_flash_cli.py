@@ -419,14 +419,12 @@ def test_the_progress_line_estimates_the_time_left_from_the_rate_so_far():
 
 
 def test_the_sends_of_one_flash_add_up_to_one_progress():
-    from mast_tools import output
+    import mast_tools.cmd_flash as cf
     from mast_tools.cmd_flash import Sender
 
     shown = []
-    real = output.progress
+    real = cf.progress
     try:
-        import mast_tools.cmd_flash as cf
-
         cf.progress = lambda msg, done=False, milestone=None: shown.append(msg)
         s = Sender(3, 10000, clock=lambda: 0.0)
         s(4000, 8000, "lib.new/a.mpy")  # the staged /lib: 8000 bytes

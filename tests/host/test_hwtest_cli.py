@@ -5,8 +5,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 import boardcli  # noqa: F401  (host-tools on sys.path)
 from boardcli import ROOT, mast
 

@@ -8,7 +8,6 @@ on the same definition and port, file sizes in `mpremote ls`, `mast ports` lists
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
