@@ -261,11 +261,13 @@ def drops(counters):
 
 
 def target_doc(port=6278, keying="psk", connect_ini=True, **mast):
-    """The endpoint under attack: name "target" on 127.0.0.1:port, with three peers the
-    fuzzer plays: fz (the association under test), fzhs (handshakes) and fzini (the target
-    opens an association to it, so that its INIT-ACK handling can be reached)."""
+    """The endpoint under attack: name "target" on 127.0.0.1:port, with the peers the
+    attackers play: fz (the association under test), fzhs (handshakes), fzini (the target
+    opens an association to it, so that its INIT-ACK handling can be reached) and fzreal (a
+    legitimate peer that connects in the middle of a flood)."""
     peers = {"fz": {"psk": PSK, "initiate": False}, "fzhs": {"psk": PSK2, "initiate": False},
-             "fzini": {"psk": PSK3, "addresses": ["127.0.0.1:7001"]}}
+             "fzini": {"psk": PSK3, "addresses": ["127.0.0.1:7001"]},
+             "fzreal": {"psk": PSK, "initiate": False}}
     doc = {"name": "target", "keying": keying, "peers": peers}
     doc.update(mast)
     return {"mast": doc, "uplinks": {"wan": {"bind": "127.0.0.1:%d" % port}},

@@ -81,6 +81,8 @@ class Fuzzer:
         self.quiet = False
         self.heard = {}  # with quiet: what arrived, by type
         self.capture = None  # a list: every datagram sent to the target is appended
+        self.extra_heard = {}  # what came back to the other sources, by type
+        self.extra_heard_bytes = 0
 
     def _sock(self, addr):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -144,6 +146,9 @@ class Fuzzer:
                         break
                     self.received += 1
                     t = data[1] if len(data) > 1 else None
+                    if s is not self.main and s is not self.ini:
+                        self.extra_heard[t] = self.extra_heard.get(t, 0) + 1
+                        self.extra_heard_bytes += len(data)
                     if not self._is_sync(data):
                         self.heard[t] = self.heard.get(t, 0) + 1
             return
@@ -167,8 +172,10 @@ class Fuzzer:
             if ptype == fuzzgen.INIT and len(data) >= 12 + 20:
                 self.ctx.their_init = (struct.unpack_from(">I", data, 12)[0], bytes(data[16:32]))
             return
-        if s is not self.main:
-            return  # answers to the other sources: nobody there listens
+        if s is not self.main:  # answers to the other sources: counted by type, no more
+            self.extra_heard[ptype] = self.extra_heard.get(ptype, 0) + 1
+            self.extra_heard_bytes += len(data)
+            return
         if self._is_sync(data):
             return
         if ptype == fuzzgen.INIT_ACK and label in self.pending_hs and len(data) == 72:
@@ -215,6 +222,7 @@ class Fuzzer:
     def sync(self):
         """A PROBE of our own, answered only once the target has taken everything before it."""
         a = self.ctx.assoc
+        a.seq = max(a.seq, self.core_assoc.seq)  # the core may have sent since
         self._challenge = os.urandom(8)
         self._synced = False
         b = fuzzgen.TableBuilder()
