@@ -45,7 +45,7 @@ def test_the_built_mast_uses_its_own_bundle_outside_the_checkout(built, tmp_path
     assert r.stdout.split() == [os.path.join(built, "mast_tools", "bundle", x)
                                 for x in ("firmware", "boards", "hardware")]
     r = run(built, str(tmp_path), "-m", "mast_tools", "flash", "--port", "/dev/ttyUSB42", "--board", "nope")
-    assert r.returncode == 1 and "pick one of: esp32-devkitc, lilygo-t-a7670" in r.stderr
+    assert r.returncode == 1 and "pick one of: esp32-devkitc, esp32-sim7600, lilygo-t-a7670" in r.stderr
 
 
 def test_the_built_mast_flashes_and_tests_a_simulated_board_outside_the_checkout(built, tmp_path, micropython):
