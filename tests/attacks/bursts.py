@@ -1,0 +1,120 @@
+"""Bursty floods against the endpoint process (issue 15.8): bursts of 200 datagrams of 1,200
+bytes, every 10 ms (20,000 a second on average), from 8 source addresses, while a legitimate
+peer streams 100 datagrams a second of the same size to it. What share of the stream is lost?
+
+A burst arrives faster than any endpoint reads; whatever does not fit the socket's receive
+buffer is dropped by the kernel, the stream's datagrams with it. The flood is junk the endpoint
+drops cheaply (an unknown label), so the loss measures the buffer, not the endpoint's speed.
+Bounded: `seconds` of flood (3 by default), then the stream's tail is waited for.
+"""
+
+import random
+import subprocess
+import sys
+import time
+
+import atklib
+import floods
+import fuzzrun
+
+BURST = 200
+SIZE = 1200
+PERIOD_S = 0.010
+
+
+FLOODER = """
+import socket, sys, time, os
+host, port = sys.argv[1].rsplit(":", 1)
+seconds, burst, period, size = float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+socks = []
+for i in range(8):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.%d" % (20 + i), 7300))
+    socks.append(s)
+junk = bytes([1, 16, 0x7F, 0xFF, 0xFF, 0xFF]) + os.urandom(size - 6)  # DATA for no such label
+dst = (host, int(port))
+sent = errors = 0
+t0 = time.monotonic()
+nxt = t0
+while time.monotonic() - t0 < seconds:
+    for k in range(burst):
+        try:
+            socks[k % 8].sendto(junk, dst)
+            sent += 1
+        except OSError:
+            errors += 1
+    nxt += period
+    time.sleep(max(0, nxt - time.monotonic()))
+print(sent, errors)
+"""
+
+
+def run_bursts(space, workdir, runtime="cpython", seconds=3.0, mpy_dir=None, heapsize="176K",
+               rate=100, burst=BURST, period_s=PERIOD_S, stream_size=SIZE - 28):
+    with atklib.inside(space):
+        real = floods.RealPeer()
+    t = atklib.Target(atklib.target_doc(connect_ini=False), workdir, runtime=runtime,
+                      heapsize=heapsize, mpy_dir=mpy_dir, ns=space)
+    res = {"runtime": runtime, "burst": burst, "size": SIZE, "period_ms": period_s * 1000,
+           "rate": rate, "stream_packet": stream_size + 28}
+    try:
+        t.wait_event("started", 60)
+        real.connect()
+        end = time.monotonic() + 10
+        while real.up_at is None and time.monotonic() < end:
+            real.pump()
+            time.sleep(0.005)
+        assert real.up_at is not None, "the legitimate peer did not connect: " + t.stderr_tail()
+        data0 = t.events.get("data", 0)
+        sent_stream = 0
+        # the attacker: its own process, independent of the stream (as on the internet)
+        fl = subprocess.Popen(atklib.in_netns(space, [sys.executable, "-c", FLOODER, "%s:%d" % fuzzrun.TARGET,
+                                                      str(seconds), str(burst), str(period_s), str(SIZE)]),
+                              stdout=subprocess.PIPE, universal_newlines=True)
+        r = random.Random(15)
+        t0 = time.monotonic()
+        next_data = t0 + 0.1
+        try:
+            while fl.poll() is None and time.monotonic() - t0 < seconds + 10:
+                if time.monotonic() >= next_data:
+                    payload = (b"S%06d" % sent_stream) + bytes(stream_size - 7)
+                    if real.ep.send_data(payload, fuzzrun.now_ms()):
+                        sent_stream += 1
+                    real.flush()
+                    next_data += (0.5 + r.random()) / rate  # 100/s on average, random phase
+                real.pump()
+                time.sleep(max(0, min(0.002, next_data - time.monotonic())))
+            out = fl.communicate(timeout=10)[0].split()
+        finally:
+            if fl.poll() is None:
+                fl.kill()
+                fl.wait(5)
+        sent_flood, send_errors = int(out[0]), int(out[1])
+        res["flood_seconds"] = float(seconds)
+        # the tail: what the endpoint still has queued; done when all arrived, or after 1 s
+        # without a new one (at most 10 s)
+        end = time.monotonic() + 10
+        last, quiet_since = -1, time.monotonic()
+        while time.monotonic() < end:
+            real.pump()
+            got = t.events.get("data", 0) - data0
+            if got >= sent_stream:
+                break
+            if got != last:
+                last, quiet_since = got, time.monotonic()
+            elif time.monotonic() - quiet_since > 1.0:
+                break
+            time.sleep(0.05)
+        got = t.events.get("data", 0) - data0
+        st = t.status()
+        res.update({"stream_sent": sent_stream, "stream_received": got,
+                    "stream_lost": sent_stream - got,
+                    "loss_pct": round(100.0 * (sent_stream - got) / sent_stream, 1) if sent_stream else None,
+                    "flood_sent": sent_flood, "flood_send_errors": send_errors,
+                    "target_rx": st["counters"].get("rx", 0),
+                    "flood_pps": int(sent_flood / res["flood_seconds"]),
+                    "internal_errors": st["counters"].get("internal_error", 0)})
+    finally:
+        res["exit_code"] = t.stop(30)
+        real.sock.close()
+    return res
