@@ -26,7 +26,7 @@ _SCRIPT = os.path.join(os.path.dirname(sys.executable), "mast")
 MAST = [_SCRIPT] if os.path.exists(_SCRIPT) else [sys.executable, "-m", "mast_tools"]
 
 
-def mast(*args, timeout=20):
+def mast(*args, timeout=60):
     paths = [HOST_TOOLS] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
     return subprocess.run(MAST + list(args), capture_output=True, text=True, timeout=timeout,
@@ -76,10 +76,10 @@ def test_ctrl_c_ends_linkemu_with_its_counters():
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=restore_sigint)
     try:
-        ready, _, _ = select.select([proc.stderr], [], [], 10)
+        ready, _, _ = select.select([proc.stderr], [], [], 60)
         assert ready and "uplink sends to" in proc.stderr.readline()
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=10)
+        out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 0, err

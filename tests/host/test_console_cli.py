@@ -139,7 +139,7 @@ class Terminal:
                                      preexec_fn=_own_terminal)
         self.out = b""
 
-    def read_until(self, text, timeout=15):
+    def read_until(self, text, timeout=45):
         end = time.monotonic() + timeout
         while text.encode() not in self.out:
             left = end - time.monotonic()
