@@ -311,10 +311,12 @@ def rand_entries(r, n=None, ctx=None):
     if n is None:
         n = r.choice((0, 1, 1, 2, 3, 5, 16, 16, 17, 20))
     out = []
-    if ctx is not None and ctx.own is not None and n and r.chance(80):
+    if ctx is not None and ctx.own is not None and r.chance(97):
         # a peer lists its own address: the fuzzer's packets keep coming from a listed one
+        # (a list without it withdraws it: MAST/1.1 then drops what comes from there, and the
+        # fuzzer needs a new association; 3% of lists do that)
         out.append((ctx.own, r.below(256), 0))
-        n -= 1
+        n = max(0, n - 1)
     for _ in range(n):
         if ctx is not None and r.chance(30):
             a = r.choice(ctx.victims)
