@@ -51,17 +51,32 @@ class Remote:
         self.paths = {}  # our uplink's name -> Path (the same objects as Association.paths)
 
 
+class Handshake:
+    """The initiator's side of the handshake, until the association is up."""
+
+    def __init__(self, now):
+        self.attempt = 0  # INITs sent
+        self.due = now
+        self.path = None  # where the INIT-ACK came from: COOKIE-ECHO goes there
+        self.tries = 0  # COOKIE-ECHOs sent
+        self.sent = now
+        self.cookie = None
+
+
 class Association:
     if SLOTS:
-        __slots__ = ("ep", "prof", "peer", "label", "peer_label", "initiator", "state", "nonce",
+        __slots__ = ("ep", "peer", "label", "peer_label", "initiator", "state", "nonce",
                      "peer_nonce", "tsn", "peer_tsn", "seq", "window", "tx_mac", "rx_mac", "remotes",
                      "peer_list", "withdrawn", "paths", "plist", "primary", "down_since", "outage_since",
-                     "last_primary", "req", "hs_attempt", "hs_due", "hs_path", "echo_tries", "hs_sent",
-                     "cookie", "ring", "closed_at", "err_sent", "credit", "due", "queued", "dirty")
+                     "last_primary", "req", "hs",
+                     "ring", "closed_at", "err_sent", "credit", "due", "queued", "dirty")
+
+    @property
+    def prof(self):
+        return self.ep.prof
 
     def __init__(self, ep, peer, label, initiator, now):
         self.ep = ep
-        self.prof = ep.prof
         self.peer = peer
         self.label = label  # ours: the peer puts it in every packet to us
         self.peer_label = 0
@@ -84,12 +99,7 @@ class Association:
         self.outage_since = now  # no usable path since
         self.last_primary = None
         self.req = None  # [type, tsn, body, attempt, due]
-        self.hs_attempt = 0
-        self.hs_due = now
-        self.hs_path = None
-        self.echo_tries = 0
-        self.hs_sent = now
-        self.cookie = None
+        self.hs = Handshake(now) if initiator else None  # dropped once up
         self.ring = []  # (sent_ms, seq, packet) kept for resend_ms
         self.closed_at = None
         self.err_sent = None
@@ -266,7 +276,7 @@ class Association:
         last = p.last_ok
         if p.peer_probe is not None and (last is None or p.peer_probe > last):
             last = p.peer_probe
-        if p.state == ACTIVE and last is not None and now - last >= self.prof["probe"] // 2:
+        if p.state == ACTIVE and last is not None and now - last >= self.ep.prof["probe"] // 2:
             p.idle_n += 1
 
     def path_ok(self, p, now):
@@ -293,7 +303,7 @@ class Association:
         p.active_since = None
         p.unacked_since = None
         p.idle_n = 0
-        p.probe_due = now + policy.failed_backoff(p, self.prof, self.remotes[p.raddr].validated)
+        p.probe_due = now + policy.failed_backoff(p, self.ep.prof, self.remotes[p.raddr].validated)
         self.ep.event(Event("path_down", self.peer, p.name))
         if p is self.primary:
             self.primary = None
@@ -310,14 +320,14 @@ class Association:
             self.remove_remote(p.raddr, now)
 
     def idle(self, p):
-        return policy.idle_probe_interval(p, self.remotes[p.raddr], self.prof, self.ep.nat_refresh_ms)
+        return policy.idle_probe_interval(p, self.remotes[p.raddr], self.ep.prof, self.ep.nat_refresh_ms)
 
     def probe(self, p, now):
         if not self.remotes[p.raddr].validated and self.credit < _PROBE_LEN:
             # no budget: wait as a failed path would (the peer's next packets earn more)
             self.ep.count("tx_amplification_limit")
             p.backoff += 1
-            p.probe_due = now + policy.failed_backoff(p, self.prof, False)
+            p.probe_due = now + policy.failed_backoff(p, self.ep.prof, False)
             return
         p.challenge = self.ep.random(wire.CHALLENGE_LEN)
         p.probe_sent = now
@@ -331,25 +341,25 @@ class Association:
 
     def handshake_timer(self, now):
         if self.state == COOKIE_ECHOED:
-            if self.echo_tries < _ECHO_TRIES:  # 1 s, doubling, 4 tries (section 12)
-                self.echo_tries += 1
-                self.hs_sent = now
-                self.send(self.hs_path, wire.COOKIE_ECHO, self.cookie + self.init_body())
-                self.hs_due = now + policy.request_rto(policy.RTO_INITIAL, self.echo_tries - 1)
+            if self.hs.tries < _ECHO_TRIES:  # 1 s, doubling, 4 tries (section 8.1)
+                self.hs.tries += 1
+                self.hs.sent = now
+                self.send(self.hs.path, wire.COOKIE_ECHO, self.hs.cookie + self.init_body())
+                self.hs.due = now + policy.request_rto(policy.RTO_INITIAL, self.hs.tries - 1)
                 return
             self.state = COOKIE_WAIT  # the cookie may have gone stale: start again
-        if self.hs_attempt > policy.INIT_RETRIES:
+        if self.hs.attempt > policy.INIT_RETRIES:
             self.close(now, "timeout")
             return
         pairs = self.ep.init_pairs(self.peer)
         if not pairs:  # no uplink yet: no attempt spent; uplink_up starts it
-            self.hs_due = now + policy.RTO_INITIAL
+            self.hs.due = now + policy.RTO_INITIAL
             return
-        u, addr = pairs[self.hs_attempt % len(pairs)]
+        u, addr = pairs[self.hs.attempt % len(pairs)]
         pkt = wire.seal(self.ep.init_mac(self.peer), wire.INIT, 0, 0, wire.pad_init(self.init_body()))
         self.ep.out.append((u.name, addr, pkt))
-        self.hs_due = now + policy.request_rto(policy.RTO_INITIAL, self.hs_attempt)
-        self.hs_attempt += 1
+        self.hs.due = now + policy.request_rto(policy.RTO_INITIAL, self.hs.attempt)
+        self.hs.attempt += 1
 
     def on_init_ack(self, u, src, pkt, body, now):
         if self.state != COOKIE_WAIT:
@@ -362,12 +372,12 @@ class Association:
             return p
         self.setup_keys(self.ep.psk(self.peer), self.nonce, nonce_r, self.label, label_r)
         self.peer_label, self.peer_nonce, self.peer_tsn = label_r, nonce_r, tsn_r
-        self.cookie = cookie
+        self.hs.cookie = cookie
         self.state = COOKIE_ECHOED
-        self.hs_path = p
+        self.hs.path = p
         # the tag binds our nonce: the responder got our INIT and answers from src
         self.remotes[src].validated = True
-        self.echo_tries = 0
+        self.hs.tries = 0
         self.handshake_timer(now)
         return None
 
@@ -391,16 +401,17 @@ class Association:
         addrs, off = wire.dec_addrs(body, 0)
         wire.check_end(body, off)
         self.apply_addrs(addrs, now)
-        if self.echo_tries == 1:  # Karn: no RTT sample from a retransmission
-            self.hs_path.rtt_sample(now - self.hs_sent)
-        self.establish(self.hs_path, now)
-        self.probe(self.hs_path, now)
+        p = self.hs.path
+        if self.hs.tries == 1:  # Karn: no RTT sample from a retransmission
+            p.rtt_sample(now - self.hs.sent)
+        self.establish(p, now)
+        self.probe(p, now)
         return None
 
     def establish(self, p, now):
         """The handshake validated p: the first path, and the primary."""
         self.state = ESTABLISHED
-        self.cookie = None
+        self.hs = None  # (the initiator's handshake state: not needed any more)
         self.primary = p
         self.down_since = None
         self.ep.event(Event("association_up", self.peer, p.name))
@@ -440,7 +451,7 @@ class Association:
             self.close(now, "shut" if ptype == wire.SHUT else "peer_shut")
             return
         p = self.primary or self.best()
-        base = p.rto(self.prof) if p is not None else policy.RTO_INITIAL
+        base = p.rto(self.ep.prof) if p is not None else policy.RTO_INITIAL
         self.req[4] = now + policy.request_rto(base, min(attempt, limit))
         if p is None:
             return  # no path: try again when one comes up
@@ -566,10 +577,10 @@ class Association:
 
     def maybe_ack(self, p, now):
         """DATA arrived on p: feedback now, or (at most `ack` ms later) for the tail."""
-        if p.ack_sent is None or now - p.ack_sent >= self.prof["ack"]:
+        if p.ack_sent is None or now - p.ack_sent >= self.ep.prof["ack"]:
             self.ack(p, now)
         elif p.ack_due is None:
-            p.ack_due = p.ack_sent + self.prof["ack"]
+            p.ack_due = p.ack_sent + self.ep.prof["ack"]
 
     def ack(self, p, now):
         p.ack_sent = now
@@ -670,13 +681,13 @@ class Association:
         if self.state == CLOSED:
             return self.closed_at + policy.LINGER
         if self.state < ESTABLISHED:
-            return self.hs_due
+            return self.hs.due
         t = None
         if self.req is not None:
             t = self.req[4]
         if self.primary is None and self.state == ESTABLISHED:
             t = _earlier(t, self.outage_since + self.ep.outage_ms)
-        prof = self.prof
+        prof = self.ep.prof
         for p in self.plist:
             if p.challenge is not None:
                 t = _earlier(t, p.probe_sent + p.rto(prof))
@@ -708,10 +719,10 @@ class Association:
                 self.ep.forget(self, now, True)
             return
         if self.state < ESTABLISHED:
-            if now >= self.hs_due:
+            if now >= self.hs.due:
                 self.handshake_timer(now)
             return
-        prof = self.prof
+        prof = self.ep.prof
         for p in self.plist:  # (removing paths makes a new plist: this loop goes on)
             if p not in self.plist:
                 continue  # removed by an earlier step of this loop

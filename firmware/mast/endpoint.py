@@ -13,9 +13,8 @@
 # Peer input never raises: it is dropped and counted in ep.counters by reason.
 # Caller misuse raises ValueError (config.ConfigError for bad config).
 
-from heapq import heappush, heappop, heapify
-
 import sys
+from heapq import heappush, heappop, heapify
 
 from .compat import SLOTS, struct
 from . import wire, policy, keys
@@ -27,7 +26,8 @@ from .events import Event
 
 def _check(fn, *args):
     """config.<fn>(*args). On MicroPython the schema (config.py, ~6 KB of heap) is loaded
-    for the check only, unless something else keeps it loaded (a board's console does)."""
+    for the check only, unless something else keeps it loaded (a board's console does):
+    a board checks its configuration at boot and on `apply`, and needs the room between."""
     had = "mast.config" in sys.modules or sys.implementation.name != "micropython"
     if not had:
         import gc
@@ -125,7 +125,6 @@ class Endpoint:
                 same = pc is not None and was is not None and pc.get("psk") == was.get("psk")
             if not same or (c["name"], c["keying"]) != (old["name"], old["keying"]):
                 a.close(now_ms, "reconfigured")
-            a.prof = self.prof
             self.touch(a)
         for name, u in list(self.uplinks.items()):
             uc = c["uplinks"].get(name)
@@ -263,8 +262,8 @@ class Endpoint:
                     if p is not None:
                         p.probe_due = now_ms
         for a in self.by_peer.values():
-            if a.state == COOKIE_WAIT and a.hs_attempt == 0:
-                a.hs_due = now_ms
+            if a.state == COOKIE_WAIT and a.hs.attempt == 0:
+                a.hs.due = now_ms
             a.send_set(now_ms)
             self.touch(a)
 
@@ -475,8 +474,18 @@ class Endpoint:
         self._last_stamp[name] = (stamp, now)
         self.assocs[label] = a
         self.by_peer[name] = a
-        a.start_responder(u, src, seq, pkt, nonce_i, nonce_r, tsn_i, tsn_r, label_i, addrs,
-                          (now - stamp) & 0xFFFFFFFF, now)
+        try:
+            a.start_responder(u, src, seq, pkt, nonce_i, nonce_r, tsn_i, tsn_r, label_i, addrs,
+                              (now - stamp) & 0xFFFFFFFF, now)
+        except MemoryError:
+            if a.state != ESTABLISHED:  # half built: forget it, as if the packet never came
+                del self.assocs[label]
+                del self.by_peer[name]
+                if last is None:
+                    del self._last_stamp[name]
+                else:
+                    self._last_stamp[name] = last
+            raise  # (counted no_memory; a retransmitted COOKIE-ECHO tries again)
         self.touch(a)
         return None
 

@@ -59,14 +59,13 @@ class Path:
     """One (local uplink, remote address) pair of an association."""
 
     if SLOTS:
-        __slots__ = ("uplink", "raddr", "name", "state", "srtt", "rttvar", "lost", "challenge",
+        __slots__ = ("uplink", "raddr", "state", "srtt", "rttvar", "lost", "challenge",
                      "probe_sent", "probe_due", "backoff", "idle_n", "peer_probe", "active_since",
                      "last_ok", "rx", "tx", "sent_hi", "fb_hi", "unacked_since", "ack_sent", "ack_due")
 
     def __init__(self, uplink, raddr, now):
         self.uplink = uplink  # Uplink object (endpoint.py)
         self.raddr = raddr  # ("ip", port)
-        self.name = uplink.name + ">" + fmt(raddr)
         self.state = UNVERIFIED
         self.srtt = None
         self.rttvar = 0
@@ -87,6 +86,12 @@ class Path:
         self.unacked_since = None  # DATA sent and no feedback since
         self.ack_sent = None  # when we last sent KEEPALIVE feedback on it
         self.ack_due = None  # feedback owed for DATA received since
+
+    @property
+    def name(self):
+        """"uplink>address:port", for events and status (made when asked: one attribute
+        less per path is a smaller block on a board)."""
+        return self.uplink.name + ">" + fmt(self.raddr)
 
     def rto(self, prof):
         return rto(self.srtt, self.rttvar, prof)
