@@ -26,7 +26,9 @@ from .hw import Hardware
 STABLE_MS = 30000  # a boot that has run this long is not part of a boot loop
 CRASH_LIMIT = 3  # boots in a row that crashed or hung -> maintenance
 IDLE_MS = 1000
-RECENT = 8  # logs and events kept for the console's `logs` (each at most LINE_KEEP chars)
+RECENT = 8  # lines kept for the console's `logs` (each at most LINE_KEEP chars): the logs,
+# and the events but those that say something came up (uplink_up, path_up,
+# association_up): what came up is what `status` shows now
 LINE_KEEP = 160
 CRASH_FILE = "mast.crash"  # the last crash, written before the reset that follows it
 
@@ -108,10 +110,11 @@ class Board:
         except (TypeError, ValueError):
             line = dumps({"log": "unprintable: %r" % (obj,)})
         self.write(line)  # events and logs are small: one string, written at once
-        r = self.recent
-        r.append(line if len(line) <= LINE_KEEP else line[:LINE_KEEP - 3] + "...")
-        if len(r) > RECENT:
-            r.pop(0)
+        if not str(obj.get("event")).endswith("_up"):
+            r = self.recent
+            r.append(line if len(line) <= LINE_KEEP else line[:LINE_KEEP - 3] + "...")
+            if len(r) > RECENT:
+                r.pop(0)
 
     def log(self, text):
         self.emit({"log": text})

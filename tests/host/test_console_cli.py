@@ -206,12 +206,17 @@ def test_status_is_a_short_summary_status_json_the_document_and_logs_the_recent_
         t.type(b"status --json\r")
         t.read_until('"uptime_ms"')  # the whole document, as JSON
         assert b'"console": {' in t.read_until('"watchdog"')[n:]
+        t.type(b"uplink wifi down\r")
+        t.read_until('"state": "off"')
+        t.type(b"uplink wifi up\r")
+        t.read_until("event uplink_up uplink=wifi")
         t.type(b"logs\r")
         out = t.read_until("no crash saved")
         logs = out[out.index(b"mast> logs\r"):].decode()
         assert "recent logs and events on the board (oldest first):" in logs
         assert "log   boot board=unix-sim firmware=0.1.0" in logs
-        assert "event uplink_up uplink=eth addr=127.0.0.2" in logs
+        assert "event uplink_down uplink=wifi reason=" in logs  # what went down is kept
+        assert "uplink_up" not in logs  # what came up is what status shows
         t.type(b"\x03")  # Ctrl-C at the keyboard: the session ends, the board runs on
         assert t.proc.wait(10) == 0
         t.read_until("mast console: session ended (Ctrl-C); the board was not interrupted, its "
