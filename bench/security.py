@@ -48,12 +48,29 @@ PRE_FIX_PRESENCE = "18d2113~1"  # the presence server before its per-name rate l
 SECTIONS = ("fuzz", "floods", "bursts", "replay", "amplification", "clock", "presence")
 
 
+FW = os.path.join(ROOT, "firmware")  # the firmware under test (--commit: an archive of one)
+FW_LABEL = None
+
+
+def firmware_label(commit=None):
+    """What was measured: a commit's firmware/, or the checkout's (and whether it differs)."""
+    def git(*args):
+        return subprocess.run(["git", "-C", ROOT] + list(args), stdout=subprocess.PIPE,
+                              universal_newlines=True, timeout=60).stdout.strip()
+
+    if commit:
+        return "firmware/ of commit %s (git archive)" % git("rev-parse", "--short", commit)
+    dirty = git("status", "--porcelain", "--", "firmware")
+    return "firmware/ of the checkout at %s%s" % (
+        git("rev-parse", "--short", "HEAD"), " with uncommitted changes" if dirty else "")
+
+
 def write_section(name, title, command, body):
     """Replace (or append) the section `name` of docs/SECURITY.md, atomically."""
     start, end = "<!-- security:%s:start -->" % name, "<!-- security:%s:end -->" % name
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    section = "%s\n### %s\n\nCommand: `%s`  \nMeasured: %s on %s\n\n%s\n%s" % (
-        start, title, command, stamp, benchdoc.machine(), body.rstrip() + "\n", end)
+    section = "%s\n### %s\n\nCommand: `%s`  \nMeasured: %s on %s  \nCode: %s\n\n%s\n%s" % (
+        start, title, command, stamp, benchdoc.machine(), FW_LABEL, body.rstrip() + "\n", end)
     text = open(DOC).read()
     if start in text and end in text:
         a, b = text.index(start), text.index(end) + len(end)
@@ -202,7 +219,7 @@ def _rcvbuf_copy(workdir):
     import shutil
 
     out = os.path.join(workdir, "rcvbuf")
-    shutil.copytree(os.path.join(ROOT, "firmware"), os.path.join(out, "firmware"))
+    shutil.copytree(FW, os.path.join(out, "firmware"))
     p = os.path.join(out, "firmware", "runtime", "endpoint_main.py")
     text = open(p).read()
     old = "Runtime(self.presence or ep, clock)"
@@ -228,7 +245,7 @@ def sec_bursts(a, cmd):
             cases.append(("with a 4 MB receive buffer (scratch copy, see above)", fw4, 200))
         for name, fw, burst in cases:
             log("bursts: " + name)
-            r = in_firmware(fw or os.path.join(ROOT, "firmware"), code % (a.burst_seconds, burst))
+            r = in_firmware(fw or FW, code % (a.burst_seconds, burst))
             rows.append([name, r["flood_sent"], r["flood_pps"], "%d of %d" % (r["stream_lost"], r["stream_sent"]),
                          "%.1f%%" % r["loss_pct"], r["target_rx"]])
     body = table(["endpoint", "flood datagrams", "per s", "stream lost", "loss", "datagrams read"], rows)
@@ -298,7 +315,7 @@ def sec_amplification(a, cmd):
         i, o = amplify.spoofed_peer_ratio(t)
         rows.append(["the peer, victim's address as source", TYPE_NAMES[t], i, o, "%.2f" % ratio(o, i)])
     body = table(["attacker", "sends", "bytes in", "bytes to the victim", "ratio"], rows)
-    now = in_firmware(os.path.join(ROOT, "firmware"), AMP_CODE)
+    now = in_firmware(FW, AMP_CODE)
     with tempfile.TemporaryDirectory(prefix="atkamp") as wd:
         pre = in_firmware(archive(PRE_FIX_CORE, wd), AMP_CODE)
     rows = []
@@ -331,7 +348,7 @@ DAYS = (1.0 / 24, 10, 24.8, 24.9, 25, 40, 49.6, 49.8, 60)
 
 
 def sec_clock(a, cmd):
-    now = in_firmware(os.path.join(ROOT, "firmware"), CLOCK_CODE % (DAYS,))
+    now = in_firmware(FW, CLOCK_CODE % (DAYS,))
     with tempfile.TemporaryDirectory(prefix="atkclk") as wd:
         pre = in_firmware(archive(PRE_FIX_CORE, wd), CLOCK_CODE % (DAYS,))
     rows = []
@@ -355,7 +372,7 @@ PRES_CODE = ("import json, presmeter\n"
 
 
 def sec_presence(a, cmd):
-    now = in_firmware(os.path.join(ROOT, "firmware"), PRES_CODE)
+    now = in_firmware(FW, PRES_CODE)
     with tempfile.TemporaryDirectory(prefix="atkpres") as wd:
         pre = in_firmware(archive(PRE_FIX_PRESENCE, wd), PRES_CODE)
     rows = []
@@ -381,7 +398,14 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="small counts, to try the script")
     p.add_argument("--cases-cpython", type=int, default=1000000)
     p.add_argument("--cases-micropython", type=int, default=200000)
+    p.add_argument("--commit", help="measure this commit's firmware/ (git archive), not the checkout's")
     a = p.parse_args(argv)
+    global FW, FW_LABEL
+    keep = tempfile.mkdtemp(prefix="atkfw")
+    if a.commit:
+        FW = archive(a.commit, keep)
+    os.environ["MAST_ATK_FIRMWARE"] = FW  # fuzzrun, floods, ... and their processes use it
+    FW_LABEL = firmware_label(a.commit)
     a.flood_cpython, a.flood_micropython, a.burst_seconds, a.replay_data = 100000, 25000, 10, 2000
     if a.quick:
         a.cases_cpython, a.cases_micropython = 5000, 2000
@@ -403,6 +427,9 @@ def main(argv=None):
             failed.append(name)
         log("%s: %.0f s" % (name, time.monotonic() - t))
     log("done in %.0f s%s" % (time.monotonic() - t0, "; failed: " + ", ".join(failed) if failed else ""))
+    import shutil
+
+    shutil.rmtree(keep, ignore_errors=True)
     return 1 if failed else 0
 
 
