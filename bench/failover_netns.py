@@ -213,7 +213,7 @@ class Ep:
 def ep_docs(profile, mode):
     mast = {"profile": profile, "mode": mode}
     srv = {"mast": dict(mast, name="server", peers={"client": {"psk": PSK, "initiate": False}}),
-           "uplinks": {"wan": {"bind": SERVER}}}
+           "uplinks": {"wan": {"bind": SERVER}}, "stream_records": True}
     ups = {}
     for k, prio in ((1, 10), (2, 20), (3, 30)):
         ups["isp%d" % k] = {"bind": "%s:%d" % (netns.UPLINKS[k]["addr"], PORT), "priority": prio}

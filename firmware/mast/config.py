@@ -25,7 +25,9 @@ from .keys import decode_psk, fleet_member, fleet_key, PSK_TEXT as _PSK  # noqa:
 # uplink): the rows below it are "peers.*.addresses", "peers.*.dns", ...
 # What each key means: docs/CONFIG.md (host tools print it from
 # mast_tools.config_help). schema_rows() gives the rows decoded, for docs.
-SCHEMA = """\
+# (three strings, not one: loading the module then needs no block of 1.3 KB in one piece)
+SCHEMA = (
+    """\
 name str - 63 .-
 port int 6278 1 65535
 keying enum psk psk open
@@ -41,6 +43,8 @@ enabled bool -
 internal prefix -
 tun str - 15 _.-
 masquerade bool -
+""",
+    """\
 peers.*
 addresses addrs [] port
 dns str - 253 .-
@@ -49,7 +53,12 @@ port int 6278 1 65535
 initiate bool true
 internal addr -
 allowed prefixes []
-app_port int 0 0 65535
+app_socket str - 107 /_.-
+app_user str - 32 _.-
+app_group str - 32 _.-
+app_mode enum - 0600 0660
+""",
+    """\
 uplinks.*
 priority int 100 0 255
 cost int 0 0 255
@@ -60,9 +69,12 @@ ssid text - 1 32
 password secret - 8 63
 apn str - 63 _.-
 sim_pin secret - 4 8 0123456789
-"""
+
+""",
+)
 
 _ALNUM = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_PRINTABLE = " !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~" + _ALNUM  # ASCII 0x20..0x7e
 
 
 class ConfigError(ValueError):
@@ -79,54 +91,73 @@ class ConfigError(ValueError):
 def _check(t, lim, v):
     """None if v is a valid value of type t with limits lim (the row's limit
     fields, as text); otherwise the error, "must be <what a valid value looks
-    like>". v=None is never valid, so _check(t, lim, None) describes type t."""
-    ok = type(v) is str  # most types are text
+    like>". v=None is never valid, so _check(t, lim, None) describes type t.
+    (In three functions, not one: smaller blocks of code for a board's heap.)"""
+    if t == "addrs" or t == "prefixes":  # a list of addr or prefix
+        item = t[:-1] if t == "addrs" else "prefix"
+        want = "a list; each " + _check(item, lim, None)[8:]
+        if type(v) is not list and type(v) is not tuple:
+            return "must be " + want
+        for x in v:
+            w = _check(item, lim, x)
+            if w:
+                return "bad item %r: %s" % (x, w)
+        return None
     try:
-        if t == "int":  # bool is not an int, nor is 10.0
-            lo, hi, step = map(int, (lim + ["1"])[:3])
-            want = "an integer" if step == 1 else "a multiple of %d" % step
-            want += " from %d to %d" % (lo, hi)
-            ok = type(v) is int and lo <= v <= hi and v % step == 0
-        elif t == "bool":
-            want = "true or false"
-            ok = type(v) is bool
-        elif t == "enum":
-            want = "one of " + ", ".join(lim)
-            ok = ok and v in lim
-        elif t == "str":  # every character allowed: nothing left once they are stripped
-            want = "1 to %s characters of A-Za-z0-9%s" % tuple(lim)
-            ok = ok and 0 < len(v) <= int(lim[0]) and not v.strip(_ALNUM + lim[1])
-        elif t == "text" or t == "secret":  # printable ASCII; a secret never shows
-            lo, hi = int(lim[0]), int(lim[1])
-            want = "%d to %d %s" % (lo, hi, "digits" if lim[2:] else "printable ASCII characters")
-            ok = (ok and lo <= len(v) <= hi and " " <= min(v) and max(v) < "\x7f"
-                  and not (lim[2:] and v.strip(lim[2])))
-        elif t == "psk":
-            want = _PSK
-            ok = ok and decode_psk(v)  # the 32 bytes, or ValueError
-        elif t == "addr":
-            want = "an IP address" + (
-                ", optionally with a port (1.2.3.4:6278, [2001:db8::1]:6278)"
-                if lim else " (no port)")
-            ok = ok and (parse_addr(v, None)[1] is None or lim)
-        elif t == "prefix":
-            want = "an IPv4 or IPv6 prefix such as 10.0.0.0/8"
-            if ok:
-                host, n = v.split("/")  # ValueError unless exactly one "/"
-                ip_to_bytes(host)
-                ok = (0 < len(n) < 6 and not n.strip("0123456789")
-                      and int(n) <= (128 if ":" in host else 32))
-        else:  # addrs, prefixes: a list of addr or prefix
-            item = "addr" if t == "addrs" else "prefix"
-            want = "a list; each " + _check(item, lim, None)[8:]
-            ok = type(v) is list or type(v) is tuple
-            for x in v if ok else ():
-                w = _check(item, lim, x)
-                if w:
-                    return "bad item %r: %s" % (x, w)
+        ok, want = (_plain if t in _PLAIN else _net)(t, lim, v)
     except ValueError:  # from the parsers: not a valid value
-        ok = False
+        ok, want = False, _net(t, lim, None)[1]
     return None if ok else "must be " + want
+
+
+_PLAIN = ("int", "bool", "enum", "str", "text", "secret")
+
+
+def _plain(t, lim, v):
+    """(ok, what a valid value looks like) for the types that are not addresses or keys."""
+    ok = type(v) is str  # most types are text
+    if t == "int":  # bool is not an int, nor is 10.0
+        lo, hi, step = map(int, (lim + ["1"])[:3])
+        want = "an integer" if step == 1 else "a multiple of %d" % step
+        want += " from %d to %d" % (lo, hi)
+        ok = type(v) is int and lo <= v <= hi and v % step == 0
+    elif t == "bool":
+        want = "true or false"
+        ok = type(v) is bool
+    elif t == "enum":
+        want = "one of " + ", ".join(lim)
+        ok = ok and v in lim
+    elif t == "str":  # every character allowed: nothing left once they are stripped
+        want = "1 to %s characters of A-Za-z0-9%s" % tuple(lim)
+        ok = ok and 0 < len(v) <= int(lim[0]) and not v.strip(_ALNUM + lim[1])
+    else:  # text, secret: printable ASCII; a secret never shows
+        lo, hi = int(lim[0]), int(lim[1])
+        want = "%d to %d %s" % (lo, hi, "digits" if lim[2:] else "printable ASCII characters")
+        ok = (ok and lo <= len(v) <= hi and not v.strip(_PRINTABLE)
+              and not (lim[2:] and v.strip(lim[2])))
+    return ok, want
+
+
+def _net(t, lim, v):
+    """(ok, what a valid value looks like) for psk, addr, prefix; ValueError if v does not
+    parse."""
+    ok = type(v) is str
+    if t == "psk":
+        want = _PSK
+        ok = ok and decode_psk(v)  # the 32 bytes, or ValueError
+    elif t == "addr":
+        want = "an IP address" + (
+            ", optionally with a port (1.2.3.4:6278, [2001:db8::1]:6278)"
+            if lim else " (no port)")
+        ok = ok and (parse_addr(v, None)[1] is None or lim)
+    else:  # prefix
+        want = "an IPv4 or IPv6 prefix such as 10.0.0.0/8"
+        if ok:
+            host, n = v.split("/")  # ValueError unless exactly one "/"
+            ip_to_bytes(host)
+            ok = (0 < len(n) < 6 and not n.strip("0123456789")
+                  and int(n) <= (128 if ":" in host else 32))
+    return ok, want
 
 
 # --- keys --------------------------------------------------------------------
@@ -136,15 +167,16 @@ def _rows():
     """SCHEMA decoded: [[pattern, type, default, limit fields...]], new lists
     on each call (callers may keep or change them)."""
     out, group = [], ""
-    for line in SCHEMA.split("\n"):
-        f = line.split()
-        if len(f) == 1:  # "peers.*": the rows below are its keys
-            group = f[0] + "."
-        elif f:
-            f[0] = group + f[0]
-            d = f[2]  # "-": no default; ints and enum choices as written
-            f[2] = {"-": None, "[]": [], "true": True}.get(d, int(d) if f[1] == "int" else d)
-            out.append(f)
+    for part in SCHEMA:
+        for line in part.split("\n"):
+            f = line.split()
+            if len(f) == 1:  # "peers.*": the rows below are its keys
+                group = f[0] + "."
+            elif f:
+                f[0] = group + f[0]
+                d = f[2]  # "-": no default; ints and enum choices as written
+                f[2] = {"-": None, "[]": [], "true": True}.get(d, int(d) if f[1] == "int" else d)
+                out.append(f)
     return out
 
 

@@ -11,6 +11,7 @@ try:
     from hmac import compare_digest as _compare  # CPython: constant time, in C
 except ImportError:  # MicroPython has no hmac module
     _compare = None
+FAST_C = _compare is not None  # CPython: slicing beats a loop in Python (allocations are cheap)
 
 _BLOCK = const(64)  # SHA-256 block size in bytes
 _HASH = const(32)  # SHA-256 digest size in bytes

@@ -13,11 +13,10 @@
 # Peer input never raises: it is dropped and counted in ep.counters by reason.
 # Caller misuse raises ValueError (config.ConfigError for bad config).
 
-import sys
 from heapq import heappush, heappop, heapify
 
 from .compat import SLOTS, struct
-from . import wire, policy, keys
+from . import wire, policy, keys, config
 from .crypto import Mac, hkdf, ct_equal
 from .addr import canonical, parse_addr
 from .assoc import Association, COOKIE_WAIT, ESTABLISHED, serial_newer
@@ -25,37 +24,9 @@ from .events import Event
 
 
 def _check(fn, *args):
-    """config.<fn>(*args). On MicroPython the schema (config.py, ~6 KB of heap) is loaded
-    for the check only, unless something else keeps it loaded (a board's console does):
-    a board checks its configuration at boot and on `apply`, and needs the room between."""
-    had = "mast.config" in sys.modules or sys.implementation.name != "micropython"
-    if not had:
-        import gc
-
-        gc.collect()  # room for the schema's code
-    from . import config
-
-    try:
-        return getattr(config, fn)(*args)
-    finally:
-        if not had:
-            _unload()
-
-
-def _unload():
-    del sys.modules["mast.config"]
-    pkg = sys.modules.get("mast")
-    if pkg is not None and hasattr(pkg, "config"):
-        delattr(pkg, "config")
-
-
-if sys.implementation.name == "micropython" and "mast.config" not in sys.modules:
-    # Loaded once now, while the heap is young, then dropped: its names (qstrs) stay
-    # interned, so loading it again later needs no large block for the names' table.
-    from . import config as _c
-
-    del _c
-    _unload()
+    """config.<fn>(*args): the schema stays loaded (loading its code again and again into
+    a heap the traffic has fragmented needs blocks in one piece a board may not have)."""
+    return getattr(config, fn)(*args)
 
 
 class Uplink:
@@ -109,21 +80,22 @@ class Endpoint:
 
     def reconfigure(self, cfg, now_ms):
         """Take a new configuration without a restart (console `apply`, SIGHUP). An
-        association keeps its nonces and keys unless its peer is gone, or its key, our
-        name or the keying changed: those are closed at once ("reconfigured"), so that a
-        new INIT can start; the peer replaces its side when that INIT completes.
-        ConfigError if cfg is bad, and then nothing changed."""
+        association keeps its nonces and keys unless its peer is gone (then it is shut down
+        gracefully, SHUT), or its key, our name or the keying changed: those are closed at
+        once ("reconfigured"), so that a new INIT can start; the peer replaces its side when
+        that INIT completes. ConfigError if cfg is bad, and then nothing changed."""
         c = _check("validate", cfg)
         old = self.cfg
         self._settings(c)
         for peer, a in list(self.by_peer.items()):
             pc = c["peers"].get(peer)
             was = old["peers"].get(peer)
-            if pc is None and keys.fleet_member(c, peer):  # still a fleet member
-                same = was is None and c.get("fleet_psk") == old.get("fleet_psk")
-            else:
-                same = pc is not None and was is not None and pc.get("psk") == was.get("psk")
-            if not same or (c["name"], c["keying"]) != (old["name"], old["keying"]):
+            member = pc is None and keys.fleet_member(c, peer)  # still a fleet member
+            if pc is None and not member:
+                a.shut(now_ms)  # gone: a graceful close (one already closing goes on)
+            elif (c["name"], c["keying"]) != (old["name"], old["keying"]) or not (
+                    member and was is None and c.get("fleet_psk") == old.get("fleet_psk")
+                    or pc is not None and was is not None and pc.get("psk") == was.get("psk")):
                 a.close(now_ms, "reconfigured")
             self.touch(a)
         for name, u in list(self.uplinks.items()):
@@ -170,8 +142,8 @@ class Endpoint:
             self.touch(a)
 
     def remove_peer(self, name, now_ms):
-        """Forget one peer; its association is closed at once ("reconfigured").
-        ValueError if there is no such peer."""
+        """Forget one peer; its association is shut down gracefully (SHUT, then closed
+        with reason "shut"). ValueError if there is no such peer."""
         if name not in self.cfg["peers"]:
             raise ValueError("no peer %r" % name)
         del self.cfg["peers"][name]
@@ -179,7 +151,7 @@ class Endpoint:
         self._connect_addrs.pop(name, None)
         a = self.by_peer.get(name)
         if a is not None and not keys.fleet_member(self.cfg, name):
-            a.close(now_ms, "reconfigured")
+            a.shut(now_ms)
             self.touch(a)
 
     def init_mac(self, peer):

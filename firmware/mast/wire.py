@@ -9,6 +9,7 @@
 
 from .compat import const, struct
 from .addr import ip_to_bytes, bytes_to_ip
+from .crypto import FAST_C
 
 # ---- spec constants (MAST/1) ---------------------------------------------
 VERSION = const(1)
@@ -85,10 +86,14 @@ def parse(pkt, into=None):
     ptype = pkt[1]
     if not (INIT <= ptype <= KEEPALIVE or DATA <= ptype <= DATA_IP):
         raise ValueError("type")
-    label = pkt[2] << 24 | pkt[3] << 16 | pkt[4] << 8 | pkt[5]
-    seq = pkt[8] << 24 | pkt[9] << 16 | pkt[10] << 8 | pkt[11]
-    if pkt[6] or pkt[7]:
-        seq |= (pkt[6] << 8 | pkt[7]) << 32
+    if FAST_C:  # CPython: one call (a 32-bit board would get a tuple and big ints)
+        label, hi, seq = struct.unpack_from(">IHI", pkt, 2)
+        seq |= hi << 32
+    else:
+        label = pkt[2] << 24 | pkt[3] << 16 | pkt[4] << 8 | pkt[5]
+        seq = pkt[8] << 24 | pkt[9] << 16 | pkt[10] << 8 | pkt[11]
+        if pkt[6] or pkt[7]:
+            seq |= (pkt[6] << 8 | pkt[7]) << 32
     body = memoryview(pkt)[HEADER_LEN : n - TAG_LEN]
     if into is None:
         return ptype, label, seq, body
@@ -124,6 +129,8 @@ def seal(mac, ptype, label, seq, body, extra=None):
 
 def check(mac, pkt, body, extra=None):
     """True if pkt (body: its body, as parse() gave it) carries the right tag."""
+    if FAST_C:
+        return mac.check(pkt, memoryview(pkt)[: len(pkt) - TAG_LEN], extra)
     for i in range(HEADER_LEN):  # the header into the scratch: no new object
         _HDR[i] = pkt[i]
     return mac.check(pkt, _HDR, body, extra)
@@ -151,17 +158,17 @@ def dec_addrs(b, off):
     n = b[off]
     off += 1
     if n > MAX_ADDRS:
-        raise ValueError("too many addresses")
+        raise ValueError(_BAD)
     out = []
     for _ in range(n):
         fam = b[off]
         alen = 4 if fam == 4 else 16 if fam == 6 else 0
         if not alen or off + 1 + alen + 4 > len(b):
-            raise ValueError("bad address")
+            raise ValueError(_BAD)
         ip = bytes_to_ip(bytes(b[off + 1 : off + 1 + alen]))
         port, prio, cost = struct.unpack_from(">HBB", b, off + 1 + alen)
         if port == 0:
-            raise ValueError("port 0")
+            raise ValueError(_BAD)
         out.append(((ip, port), prio, cost))
         off += 1 + alen + 4
     return out, off
@@ -176,21 +183,24 @@ def dec_sockaddr(b, off):
     fam = b[off]
     alen = 4 if fam == 4 else 16 if fam == 6 else 0
     if not alen or off + 1 + alen + 2 > len(b):
-        raise ValueError("bad address")
+        raise ValueError(_BAD)
     ip = bytes_to_ip(bytes(b[off + 1 : off + 1 + alen]))
     return (ip, struct.unpack_from(">H", b, off + 1 + alen)[0]), off + 3 + alen
 
 
+_BAD = "malformed"  # what any body that does not decode is (and is counted as)
+
+
 def _need(b, n):
     if len(b) < n:
-        raise ValueError("short body")
+        raise ValueError(_BAD)
 
 
 def check_end(b, off):
     # Anything after the last field must be zero padding.
     for i in range(off, len(b)):
         if b[i]:
-            raise ValueError("trailing bytes")
+            raise ValueError(_BAD)
 
 
 # ---- INIT / COOKIE-ECHO -----------------------------------------------------
@@ -216,7 +226,7 @@ def dec_init(b):
     nonce = bytes(b[4:20])
     tsn, keying, nlen = struct.unpack_from(">IBB", b, 20)
     if keying > KEYING_OPEN or not 0 < nlen <= MAX_NAME:
-        raise ValueError("bad init")
+        raise ValueError(_BAD)
     _need(b, 26 + nlen + 1)
     name = str(bytes(b[26 : 26 + nlen]), "utf-8")
     addrs, off = dec_addrs(b, 26 + nlen)
@@ -234,7 +244,7 @@ def enc_init_ack(label, nonce, tsn, cookie):
 
 def dec_init_ack(b):
     if len(b) != 44:
-        raise ValueError("bad init-ack")
+        raise ValueError(_BAD)
     return (struct.unpack_from(">I", b, 0)[0], bytes(b[4:20]),
             struct.unpack_from(">I", b, 20)[0], bytes(b[24:44]))
 
@@ -259,7 +269,7 @@ def enc_tsn(tsn):
 
 def dec_tsn(b):
     if len(b) != 4:
-        raise ValueError("bad tsn body")
+        raise ValueError(_BAD)
     return struct.unpack_from(">I", b, 0)[0]
 
 
@@ -275,7 +285,7 @@ def enc_probe(challenge, index):
 def dec_probe(b):
     # MAST/1.1: the filler's content is ignored (1.0 senders send zeros)
     if len(b) != PROBE_BODY:
-        raise ValueError("bad probe")
+        raise ValueError(_BAD)
     return bytes(b[:CHALLENGE_LEN]), b[CHALLENGE_LEN]
 
 
@@ -287,7 +297,7 @@ def dec_probe_ack(b):
     _need(b, CHALLENGE_LEN + 7)
     observed, off = dec_sockaddr(b, CHALLENGE_LEN)
     if off != len(b):
-        raise ValueError("bad probe-ack")
+        raise ValueError(_BAD)
     return bytes(b[:CHALLENGE_LEN]), observed
 
 
@@ -301,7 +311,7 @@ def enc_err(code, tsn):
 
 def dec_err(b):
     if len(b) != 5:
-        raise ValueError("bad err")
+        raise ValueError(_BAD)
     return struct.unpack_from(">BI", b, 0)
 
 
@@ -312,6 +322,6 @@ def enc_keepalive(rx_highest):
 
 def dec_keepalive(b):
     if len(b) != 6:
-        raise ValueError("bad keepalive")
+        raise ValueError(_BAD)
     hi, lo = struct.unpack_from(">HI", b, 0)
     return (hi << 32) | lo if hi else lo

@@ -130,6 +130,7 @@ class Runtime:
         self.ep = endpoint
         self.now = clock or default_clock()
         self.rcvbuf = rcvbuf  # SO_RCVBUF of each uplink's socket (None: the system's default)
+        self.reads_per_wake = _READS_PER_WAKE  # datagrams read from one socket per wake
         self.uplinks = {}
         self.counters = {}
         self._poll = select.poll()
@@ -140,7 +141,12 @@ class Runtime:
         self._addrs = {}  # (ip, port) -> MicroPython sockaddr, from getaddrinfo
         self._text = TextCache()
         self._stuck = None  # a timer the core did not move: wait 1 ms, not 0
-        self._reserve = bytearray(_RESERVE) if MICROPYTHON else None
+        self._reserve = None
+        if MICROPYTHON:
+            try:
+                self._reserve = bytearray(_RESERVE)
+            except MemoryError:  # a heap with no such block now: _read takes it when it can
+                pass
         self._resting = 0  # sockets resting
         self._cu = self._cs = None  # uplink and source of the datagram being handed to the core
         self.on_data = None  # on_data(peer, payload, ip, uplink, src): instead of recv()
@@ -341,11 +347,12 @@ class Runtime:
         return s
 
     def shutdown(self):
-        """Close every socket (the core is left as it is)."""
+        """Close every socket and give back the receive reserve (the core is left as it is)."""
         for u in list(self.uplinks.values()):
             if u.dead is None:
                 self._close(u)
         self.uplinks = {}
+        self._reserve = None
 
     # ---- the loop ---------------------------------------------------------------------------
 
@@ -453,7 +460,8 @@ class Runtime:
             self._dead(u, "socket closed (POLLNVAL)")
             return 0
         got = 0
-        for _ in range(_READS_PER_WAKE):
+        now = self.now()  # one clock read per wake (the datagrams came meanwhile)
+        for _ in range(self.reads_per_wake):
             try:
                 r = self._recvfrom(u)
             except OSError as e:
@@ -483,7 +491,7 @@ class Runtime:
             u.rx += 1
             got += 1
             self._cu, self._cs = u.name, src
-            self.ep.receive(u.name, src, data, self.now())
+            self.ep.receive(u.name, src, data, now)
             self._drain()
             self._cu = self._cs = None
         if got:

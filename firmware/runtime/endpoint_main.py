@@ -1,7 +1,7 @@
 # The endpoint process: one MAST endpoint on real sockets, driven by a JSON file,
 # talking JSON lines. The same file runs on a board's MicroPython and on the PC:
 #
-#   micropython -m runtime.endpoint_main ENDPOINT.json [--duration S] [--no-stdin]
+#   micropython -m runtime.endpoint_main ENDPOINT.json [--duration S] [--no-stdin] [--stream-records]
 #   mast endpoint --config ENDPOINT.json                (CPython, from host-tools)
 #
 # The file format (runconfig.py) and the line protocol are in docs/RUNTIME.md.
@@ -14,6 +14,7 @@
 #
 # Restricted Python: runs on MicroPython and CPython.
 
+import gc
 import sys
 import os
 import json
@@ -27,9 +28,12 @@ from .sockaddr import parse_hostport
 from . import stream as _stream
 from . import rendezvous  # presence and DNS-named peers (rendezvous.py)
 
-USAGE = "usage: endpoint_main ENDPOINT.json [--duration S] [--no-stdin]"
+USAGE = "usage: endpoint_main ENDPOINT.json [--duration S] [--no-stdin] [--stream-records]"
 _IDLE_MS = 1000  # longest sleep of the loop when nothing is due
-_LINE_MAX = 4096  # a longer command line is refused
+# A longer command line is refused: room for a send of the largest payload in hex (2 x 2020)
+# with its JSON around it, and a bit more.
+_LINE_MAX = 8192
+_RCVBUF = 1 << 20  # SO_RCVBUF of a host's uplink sockets unless the file says (issue 15.8)
 
 
 def load(path):
@@ -64,14 +68,30 @@ class Process:
         self.out = out
         ep = Endpoint(cfg["mast"], random_bytes or os.urandom)
         self.presence = rendezvous.client(ep, cfg.get("presence"))  # None without
-        self.rt = Runtime(self.presence or ep, clock)  # the client wraps the core
+        rcvbuf = cfg.get("rcvbuf")
+        if rcvbuf is None and not MICROPYTHON:
+            rcvbuf = _RCVBUF  # a host: room for bursts (a board keeps its stack's own)
+        self.rt = Runtime(self.presence or ep, clock, rcvbuf or None)  # the client wraps the core
         self.stream = None
+        self.stream_records = cfg.get("stream_records", False)  # decode received "S" records
         self.quit = None  # why the loop ends
+        self.dropped = 0  # output lines lost for want of memory (said when there is room again)
         self._stdin_key = None
         self._pending = b""
 
     def emit(self, obj):
-        self.out(json.dumps(obj))
+        """One JSON line. A line that cannot be built for want of memory is counted and
+        dropped, never fatal: the endpoint's own logging never ends it (issue 15.1)."""
+        try:
+            if self.dropped:
+                n, self.dropped = self.dropped, 0
+                self.out(json.dumps({"event": "lines_dropped", "n": n, "why": "no memory"}))
+            self.out(json.dumps(obj))
+        except MemoryError:
+            obj = None
+            self.dropped += 1
+            self.rt.count("lines_dropped")
+            gc.collect()
 
     def start(self):
         for name, u in self.cfg["uplinks"].items():
@@ -107,11 +127,15 @@ class Process:
                     timeout = w
             if end is not None:
                 timeout = max(0, min(timeout, end - now))
-            rt.poll(timeout)
+            rt.poll(timeout)  # (counts and survives MemoryError inside)
             now = rt.now()
-            if self.stream is not None:
-                self.stream.tick(now)
-            self.pump()
+            try:
+                if self.stream is not None:
+                    self.stream.tick(now)
+                self.pump()
+            except MemoryError:  # what was being reported is lost, counted; the loop goes on
+                rt.count("no_memory")
+                gc.collect()
             turns += 1
             if end is not None and now >= end:
                 self.quit = "duration"
@@ -125,8 +149,8 @@ class Process:
         for ev in self.rt.recv():
             d = {"event": "data", "peer": ev.peer, "len": len(ev.payload), "ip": ev.ip,
                  "uplink": ev.uplink, "src": _addr_text(ev.src), "t_ms": now}
-            s = _stream.decode(ev.payload)
-            if s is not None:
+            s = _stream.decode(ev.payload) if self.stream_records else None
+            if s is not None:  # (only with stream_records: a flag, not the first byte, decides)
                 d["seq"], d["sent_ms"] = s
             else:
                 d["hex"] = binascii.hexlify(ev.payload).decode()
@@ -185,6 +209,10 @@ class Process:
             reply = handler(self, cmd) or {}
         except (ValueError, KeyError, TypeError, OSError) as e:
             reply = {"error": "%s: %s" % (type(e).__name__, e)}
+        except MemoryError:  # (a status under pressure, say): a short answer instead
+            reply = None
+            gc.collect()
+            reply = {"error": "no memory for this now; try again"}
         reply["reply"] = op
         self.emit(reply)
 
@@ -263,6 +291,19 @@ class Process:
                 s.start(self.rt.now())
         return {"stream": s.status()}
 
+    def op_peer(self, cmd):
+        """Add or change one peer ({"op": "peer", "name": N, "set": {section}}) or remove it
+        ({"op": "peer", "name": N, "remove": true}); the other associations stay."""
+        name = cmd["name"]
+        core = self.rt.ep
+        core = getattr(core, "ep", core) if not hasattr(core, "set_peer") else core  # (presence wraps it)
+        if cmd.get("remove"):
+            core.remove_peer(name, self.rt.now())
+        else:
+            core.set_peer(name, cmd["set"], self.rt.now())
+        self.rt.run_timers()
+        return {"name": name, "peers": len(core.cfg["peers"])}
+
     def op_quit(self, cmd):
         self.quit = "quit"
         return {}
@@ -271,7 +312,7 @@ class Process:
 _OPS = {
     "status": Process.op_status, "send": Process.op_send, "uplink": Process.op_uplink,
     "down": Process.op_down, "connect": Process.op_connect, "close": Process.op_close,
-    "stream": Process.op_stream, "quit": Process.op_quit,
+    "stream": Process.op_stream, "peer": Process.op_peer, "quit": Process.op_quit,
     "presence": rendezvous.op_presence,
 }
 
@@ -288,6 +329,7 @@ def main(argv, out=None):
     path = None
     duration = None
     use_stdin = True
+    records = None
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -296,6 +338,8 @@ def main(argv, out=None):
             i += 1
         elif a == "--no-stdin":
             use_stdin = False
+        elif a == "--stream-records":
+            records = True
         elif path is None and a[:2] != "--":
             path = a
         else:
@@ -304,6 +348,8 @@ def main(argv, out=None):
     if path is None:
         raise ValueError(USAGE)
     cfg = load(path)
+    if records:
+        cfg["stream_records"] = True
     p = Process(cfg, out or _write_line)
     try:
         p.start()

@@ -9,7 +9,9 @@
 #                                               else its own name's SRV record (CPython)
 #                "ttl": 120,                    registration TTL, s
 #                "watch": ["peer"],             peers to follow; default: all
-#                "resolver": "192.0.2.53:53"}   DNS server to ask (CPython); default: the system's
+#                "resolver": "192.0.2.53:53",   DNS server to ask (CPython); default: the system's
+#                "counter_file": "presence.ctr"} keep the request counter's floor in this file
+#                                               (a host without a real-time clock: a board)
 #
 # and "connect" may name a peer that has `dns` and no `addresses`: it is connected once its
 # name resolves. The I/O here is DNS only, blocking and bounded (about 3 s a name): dnspython
@@ -28,7 +30,7 @@ from .runconfig import FileError
 from .sockaddr import parse_hostport, from_socket
 
 MICROPYTHON = sys.implementation.name == "micropython"
-_KEYS = ("key", "server", "ttl", "watch", "resolver")
+_KEYS = ("key", "server", "ttl", "watch", "resolver", "counter_file")
 PRESENCE_PORT = 6279
 
 
@@ -77,7 +79,7 @@ def check(part, cfg):
     pres = part["presence"]
     peers = cfg["mast"]["peers"]
     out = {"key": None, "servers": [], "ttl": 120, "watch": [], "resolver": None,
-           "connect": part["connect"]}
+           "counter_file": None, "connect": part["connect"]}
     if pres is not None:
         if type(pres) is not dict:
             raise FileError("presence", "must be an object, e.g. {\"key\": \"<base64 of 32 bytes>\"}")
@@ -86,7 +88,7 @@ def check(part, cfg):
                 raise FileError("presence." + k, "unknown key (known: %s)" % ", ".join(_KEYS))
         if "key" not in pres:
             raise FileError("presence.key", "required: this host's presence key, standard base64 of 32 bytes")
-        from mast.config import decode_psk
+        from mast.keys import decode_psk
 
         try:
             out["key"] = decode_psk(pres["key"])
@@ -108,6 +110,10 @@ def check(part, cfg):
         out["watch"] = list(watch)
         if "resolver" in pres:
             out["resolver"] = _server("presence.resolver", pres["resolver"], 53)
+        cf = pres.get("counter_file")
+        if cf is not None and (type(cf) is not str or not cf):
+            raise FileError("presence.counter_file", "must be a file name, e.g. \"presence.ctr\"")
+        out["counter_file"] = cf
     for p in out["connect"]:
         if p not in out["watch"]:
             out["watch"].append(p)
@@ -221,14 +227,42 @@ def wall_ms():
 # ---- the endpoint process -------------------------------------------------------------
 
 
+class FileCounter:
+    """The presence client's counter floor in a small file (PRES/1 P.6): a host without a
+    real-time clock keeps its counters growing across reboots. Written atomically (temp file,
+    then rename), about once an hour of counters."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def load(self):
+        try:
+            with open(self.path) as f:
+                return int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            return None  # none yet, or unreadable: the client starts from its clock
+
+    def save(self, value):
+        import os
+
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%d\n" % value)
+            if hasattr(f, "flush"):
+                f.flush()
+        os.rename(tmp, self.path)
+
+
 def client(ep, settings):
     """The presence client wrapping ep, or None when settings is None."""
     if settings is None:
         return None
     from presence.client import Presence
 
+    cf = settings.get("counter_file")
     p = Presence(ep, settings["key"], home=settings["servers"], ttl=settings["ttl"],
-                 counter_base=wall_ms(), resolver=resolver_for(settings["resolver"]))
+                 counter_base=wall_ms(), resolver=resolver_for(settings["resolver"]),
+                 counter_store=FileCounter(cf) if cf else None)
     p.settings = settings
     return p
 

@@ -6,7 +6,9 @@
 #                        "public": "127.0.0.2:6278", "priority": 10, "cost": 0,
 #                        "device": "eth0"}},
 #    "connect": ["server"],
-#    "stream":  {"peer": "server", "rate": 50, "size": 64, "count": 0}}
+#    "stream":  {"peer": "server", "rate": 50, "size": 64, "count": 0},
+#    "stream_records": false,     received payloads starting "S" shown as stream records
+#    "rcvbuf": 1048576}           SO_RCVBUF of each uplink's socket (0: the system's)
 #
 # check() returns a normalized copy or raises FileError naming the key, e.g.
 # "uplinks.eth.bind: expected HOST:PORT ...". The "mast" part is the core's own
@@ -16,7 +18,7 @@ from mast import config
 from mast.config import ConfigError
 from .sockaddr import parse_hostport
 
-_TOP = ("mast", "uplinks", "connect", "stream")
+_TOP = ("mast", "uplinks", "connect", "stream", "stream_records", "rcvbuf")
 _UPLINK = ("bind", "via", "public", "priority", "cost", "device")
 _STREAM = ("peer", "rate", "size", "count")
 _NAME_CHARS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_.-"
@@ -106,7 +108,12 @@ def check(doc):
         core = config.validate(doc["mast"])
     except ConfigError as e:
         raise FileError("mast." + e.key, str(e)[len(e.key) + 2:])
-    out = {"mast": core, "uplinks": {}, "connect": [], "stream": None}
+    out = {"mast": core, "uplinks": {}, "connect": [], "stream": None,
+           "stream_records": doc.get("stream_records", False), "rcvbuf": None}
+    if type(out["stream_records"]) is not bool:
+        raise FileError("stream_records", "must be true or false")
+    if "rcvbuf" in doc:
+        out["rcvbuf"] = _int("rcvbuf", doc["rcvbuf"], 0, 1 << 26)
     ups = doc.get("uplinks", {})
     if type(ups) is not dict or not ups:
         raise FileError("uplinks", "must be an object with at least one uplink, "

@@ -50,7 +50,7 @@ def test_validate_fills_in_every_default():
         "outage_s": 300,
         "nat_refresh_s": 25,
         "peers": {"srv": {"psk": PSK, "addresses": [], "port": 6278,
-                          "initiate": True, "allowed": [], "app_port": 0}},
+                          "initiate": True, "allowed": []}},
         "uplinks": {"cell": {"kind": "ppp", "priority": 100, "cost": 0}},
     }
 

@@ -129,10 +129,13 @@ def test_adding_and_removing_one_peer_leaves_the_other_associations_alone():
     assert b1 is not None and b1.state == 2
     assert srv.association("b0") is b0 and b0.state == 2
     assert [e.peer for t, e in net.nodes["srv"].events if e.kind == "association_closed"] == []
-    # removing b0 closes b0 only
+    # removing b0 shuts b0 down (gracefully: b0 hears of it) and only b0
     srv.remove_peer("b0", net.now)
     net.flush()
+    net.run(net.now + 1000)
     closed = [(e.peer, e.reason) for t, e in net.nodes["srv"].events if e.kind == "association_closed"]
-    assert closed == [("b0", "reconfigured")]
+    assert closed == [("b0", "shut")]
+    assert [(e.peer, e.reason) for t, e in net.nodes["b0"].events if e.kind == "association_closed"] == [
+        ("srv", "peer_shut")]
     assert srv.association("b1") is b1 and b1.state == 2
     assert srv.association("b0") is None

@@ -148,18 +148,28 @@ def check(cell, i, ep, via, pkt, now):
     return None if ok else "counters %s, sent types %s, delivered %d" % (changed, sent, len(got))
 
 
+def _cell(state, i, cell, st):
+    """Hand the peer's packet of type NAMES[i] to an association in `state` (st: the stage
+    a silent drop left as it was, else None) -> (what went wrong or None, the stage for the
+    next cell or None). A function of its own, so that no stale reference in the caller's
+    frame keeps an old stage alive in a board-sized heap."""
+    if st is None:
+        gc.collect()
+        st = stage(state)
+    net, ep, a, peer, via, keep = st
+    now = net.now + 1
+    why = check(cell, i, ep, via, packet(i, ep, a, peer, via, keep, now), now)
+    return why, (st if cell.startswith("`") else None)  # a handled packet changed it: anew
+
+
 def walk(state):
     cells = column(state)
     bad = []
+    st = None
     for i in range(len(NAMES)):
-        gc.collect()
-        net, ep, a, peer, via, keep = stage(state)
-        now = net.now + 1
-        why = check(cells[i], i, ep, via, packet(i, ep, a, peer, via, keep, now), now)
+        why, st = _cell(state, i, cells[i], st)
         if why:
             bad.append("%s in %s: the table says %s; %s" % (NAMES[i], state, cells[i], why))
-        net = ep = a = peer = keep = None
-        gc.collect()
     assert not bad, "\n".join(bad)
 
 

@@ -36,17 +36,17 @@ def reference():
         elif key in settings.AGENT_KEYS:
             d = _default(settings.AGENT_KEYS[key])
         meaning = HELP.get(key, "")
-        if key == "peers.*.app_port":  # still in the core's schema; mastd refuses it
-            meaning = "refused by mastd (any local user could use a UDP port): use app_socket"
         rows.append("| %s | `%s %s` | `%s` | %s | %s | %s | %s |" % (
             _SECTION["" if len(parts) == 1 else parts[0]], word, parts[-1], key, typ, d, want,
             meaning))
-        if key == "peers.*.app_port":  # mastd's own peer keys (settings.APP_KEYS) follow it
-            for k in settings.APP_KEYS:
-                rows.append("| %s | `option %s` | `peers.*.%s` | str | %s | %s | %s |" % (
-                    _SECTION["peers"], k, k, "(see meaning)" if k == "app_mode" else "(none)",
-                    settings.APP_KEYS[k], settings.APP_HELP[k]))
     return "\n".join(rows) + "\n"
+
+
+def test_the_app_socket_keys_are_in_the_one_schema_with_mastds_own_texts():
+    keys = [row[0] for row in config.schema_rows()]
+    for k in settings.APP_KEYS:
+        assert "peers.*." + k in keys and HELP["peers.*." + k] == settings.APP_HELP[k], k
+    assert "peers.*.app_port" not in keys
 
 
 def test_the_uci_reference_in_docs_is_the_schema():

@@ -233,7 +233,9 @@ def test_adding_boards_by_reload_and_by_mastctl_and_removing_one_touch_only_that
         after = wait_for("the others", lambda: len(srv.established()) == 4 and srv.established(), boards.values())
         for peer in ("b1.example", "b3.example", "b4.example", "b5.example"):
             assert after[peer] == up[peer], peer
-        closed = [e for e in srv.status()["events"] if e["event"] == "association_closed"]
+        # (gracefully: the association is closed once b2 has answered the SHUT)
+        closed = wait_for("b2 closed", lambda: [e for e in srv.status()["events"]
+                                                if e["event"] == "association_closed"], boards.values())
         assert [e["peer"] for e in closed] == ["b2.example"]
         assert "b2.example" not in json.loads(srv.cfg.read_text())["peers"]
         listed = json.loads(srv.mastctl("peer", "list", "--json").stdout)

@@ -214,7 +214,7 @@ def server_doc(v6=False, **mast):
         ups["wan6"] = {"bind": S6}
     doc = {"name": "server", "peers": {"client": {"psk": PSK, "initiate": False}}}
     doc.update(mast)
-    return {"mast": doc, "uplinks": ups}
+    return {"mast": doc, "uplinks": ups, "stream_records": True}
 
 
 # the client's uplinks, as a board would configure them: name -> (netns uplink k, family)
