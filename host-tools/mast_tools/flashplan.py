@@ -449,12 +449,12 @@ def check(expected, got, where=None):
     for path in sorted(expected):
         at = where(path) if where else path
         h = got.get(at, "missing")
-        if h == expected[path]:
+        if h is None:  # (even when nothing else was expected: nothing was verified)
+            bad.append((path, "cannot be hashed on the board"))
+        elif h == expected[path]:
             ok.append(path)
         elif h == "missing":
             bad.append((path, "missing"))
-        elif h is None:
-            bad.append((path, "cannot be hashed on the board"))
         else:
             bad.append((path, "SHA-256 %s..., expected %s..." % (h[:12], expected[path][:12])))
     return ok, bad
