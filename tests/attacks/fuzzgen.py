@@ -25,8 +25,6 @@ standard library's hmac (as tests/core/vectorlib.py builds the test vectors). Ea
 one at random, so a codec bug the core shares with itself cannot hide every case.
 """
 
-import hashlib
-import hmac
 import random
 import struct
 
@@ -54,19 +52,9 @@ SELF_IPS = ("127.0.0.1", "0.0.0.0")
 TARGET_PORT = 6278
 
 
-def hmac256(key, data):
-    return hmac.new(key, data, hashlib.sha256).digest()
-
-
-def hkdf(salt, ikm, info, n):
-    """RFC 5869 with the standard library's hmac, independent of mast.crypto."""
-    prk = hmac256(salt or bytes(32), ikm)
-    out, t, i = b"", b"", 1
-    while len(out) < n:
-        t = hmac256(prk, t + info + bytes([i]))
-        out += t
-        i += 1
-    return out[:n]
+# HMAC-SHA256 and HKDF from the standard library, independent of mast.crypto: the same
+# helpers that build the protocol document's test vectors
+from vectorlib import hkdf, hmac256, ip_bytes  # noqa: E402,F401
 
 
 def k_init(psk):
@@ -223,17 +211,6 @@ class CoreBuilder(TableBuilder):
             return challenge + wire.enc_sockaddr(observed)
         except (ValueError, OverflowError, struct.error):
             return TableBuilder.probe_ack(self, challenge, observed)
-
-
-def ip_bytes(ip):
-    """IPv4 dotted quad or IPv6 (at most one '::'), as tests/core/vectorlib.py reads them."""
-    if ":" not in ip:
-        return bytes([int(x) & 0xFF for x in ip.split(".")])
-    head, _, tail = ip.partition("::")
-    h = [int(x, 16) for x in head.split(":")] if head else []
-    t = [int(x, 16) for x in tail.split(":")] if tail else []
-    g = h + [0] * (8 - len(h) - len(t)) + t
-    return b"".join([struct.pack(">H", x & 0xFFFF) for x in g])
 
 
 # ---- what the fuzzer knows -----------------------------------------------------------------

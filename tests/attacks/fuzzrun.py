@@ -137,21 +137,6 @@ class Fuzzer:
         With .quiet set, the core is left alone (nothing of its own goes out): only a sync
         is watched for, and what arrives is counted in .heard by type."""
         r, _, _ = select.select(self.socks + [self.ini], [], [], timeout)
-        if self.quiet:
-            for s in r:
-                while True:
-                    try:
-                        data, src = s.recvfrom(4096)
-                    except (BlockingIOError, InterruptedError):
-                        break
-                    self.received += 1
-                    t = data[1] if len(data) > 1 else None
-                    if s is not self.main and s is not self.ini:
-                        self.extra_heard[t] = self.extra_heard.get(t, 0) + 1
-                        self.extra_heard_bytes += len(data)
-                    if not self._is_sync(data):
-                        self.heard[t] = self.heard.get(t, 0) + 1
-            return
         for s in r:
             while True:
                 try:
@@ -159,7 +144,17 @@ class Fuzzer:
                 except (BlockingIOError, InterruptedError):
                     break
                 self.received += 1
-                self.dispatch(s, data, src)
+                if not self.quiet:
+                    self.dispatch(s, data, src)
+                    continue
+                t = data[1] if len(data) > 1 else None
+                if s is not self.main and s is not self.ini:
+                    self.extra_heard[t] = self.extra_heard.get(t, 0) + 1
+                    self.extra_heard_bytes += len(data)
+                if not self._is_sync(data):
+                    self.heard[t] = self.heard.get(t, 0) + 1
+        if self.quiet:
+            return
         if self.ep.next_timer() is not None and self.ep.next_timer() <= now_ms():
             self.ep.handle_timer(now_ms())
         self.flush()
