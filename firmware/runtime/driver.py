@@ -32,7 +32,6 @@ from mast.events import Event
 from . import udpwrap
 from .sockaddr import from_socket, TextCache
 from .clock import MonotonicMs
-from .status import endpoint_status
 from .note import Note
 
 MICROPYTHON = sys.implementation.name == "micropython"
@@ -43,7 +42,6 @@ _READS_PER_WAKE = const(16)  # bounded work per socket per poll, so no uplink st
 # One more than the largest MAST packet, so a longer datagram shows as too long (the core
 # counts it `bad_long`) instead of being cut to a packet that fails its tag.
 _RX_BUF = const(2049)
-_RESERVE = const(2304)  # kept free so a receive finds its buffer in one piece (boards)
 _RX_BACKOFF_MS = const(50)  # a socket that could not be read for want of memory rests this long
 _QUEUE_MAX = const(256)  # received data / events kept for an app that does not read them
 _EAGAIN = (11, 35)  # EAGAIN / EWOULDBLOCK (Linux, BSD)
@@ -143,11 +141,9 @@ class Runtime:
         self._stuck = None  # a timer the core did not move: wait 1 ms, not 0
         self._reserve = None
         if MICROPYTHON:
-            try:
-                self._reserve = bytearray(_RESERVE)
-            except MemoryError:  # a heap with no such block now: _read takes it when it can
-                pass
+            self._take_reserve()  # (none now: _read takes it when it can)
         self._resting = 0  # sockets resting
+        self._squeezed = False  # the last read needed the reserve's block
         self._cu = self._cs = None  # uplink and source of the datagram being handed to the core
         self.on_data = None  # on_data(peer, payload, ip, uplink, src): instead of recv()
         # the core hands DATA straight to _on_data, no event object (also through a wrapper
@@ -333,6 +329,8 @@ class Runtime:
         self._events.append(ev)
 
     def status(self):
+        from .status import endpoint_status  # (only when asked: a board's heap)
+
         s = endpoint_status(self.ep)
         for name, u in self.uplinks.items():
             s["uplinks"].setdefault(name, {})["socket"] = u.status()
@@ -431,14 +429,21 @@ class Runtime:
             return u.sock.recvfrom(_RX_BUF)
         except MemoryError:
             pass
-        # no free block of _RX_BUF bytes in one piece: give back the reserve and try again
+        # no free block of _RX_BUF bytes in one piece (the port collected already): give back
+        # the reserve, read into its block, and take it back at once, before the datagram's
+        # handling scatters small objects over that block
         self.count("rx_no_memory")
-        self._reserve = None
-        gc.collect()
-        try:
-            return u.sock.recvfrom(_RX_BUF)
-        except MemoryError:
-            pass
+        if self._reserve is not None:
+            self._reserve = None
+            gc.collect()
+            try:
+                r = u.sock.recvfrom(_RX_BUF)
+            except MemoryError:
+                r = None
+            self._take_reserve()
+            if r is not None:
+                self._squeezed = True  # (this wake reads no more: each read would cost this)
+                return r
         # still none: this socket rests a little (the kernel keeps its datagrams); the
         # timers, the console and the other uplinks go on
         self.count("rx_rest")
@@ -446,6 +451,12 @@ class Runtime:
         self._resting += 1
         self._unregister(u.sock, u.key)
         return None
+
+    def _take_reserve(self):
+        try:
+            self._reserve = bytearray(_RX_BUF)
+        except MemoryError:
+            self._reserve = None
 
     def _wake_resting(self):
         now = self.now()
@@ -494,13 +505,13 @@ class Runtime:
             self.ep.receive(u.name, src, data, now)
             self._drain()
             self._cu = self._cs = None
+            if self._squeezed:
+                self._squeezed = False
+                break
         if got:
             self._flush()
-        if self._reserve is None and MICROPYTHON:
-            try:  # take the reserve back once there is room again
-                self._reserve = bytearray(_RESERVE)
-            except MemoryError:
-                pass
+        if self._reserve is None and MICROPYTHON and got:
+            self._take_reserve()  # a read found a block: there may be room again
         return got
 
     def _drain(self):

@@ -25,8 +25,35 @@ from mast.addr import fmt
 from .driver import Runtime, runtime_name, MICROPYTHON
 from .runconfig import check, FileError
 from .sockaddr import parse_hostport
-from . import stream as _stream
-from . import rendezvous  # presence and DNS-named peers (rendezvous.py)
+
+# Imported only when used (a board's heap): stream (a test stream, stream records) and
+# rendezvous (presence and DNS-named peers).
+
+
+def _rendezvous():
+    from . import rendezvous
+
+    return rendezvous
+
+
+def _stream():
+    from . import stream
+
+    return stream
+
+
+def _wants_rendezvous(doc):
+    """The endpoint file asks for presence, or connects a peer known by DNS name only."""
+    if type(doc) is not dict:
+        return False
+    if "presence" in doc:
+        return True
+    peers = doc.get("mast", {}).get("peers", {}) if type(doc.get("mast")) is dict else {}
+    for p in doc.get("connect", ()) if type(doc.get("connect")) is list else ():
+        pc = peers.get(p) if type(p) is str and type(peers) is dict else None
+        if type(pc) is dict and pc.get("dns") and not pc.get("addresses"):
+            return True
+    return False
 
 USAGE = "usage: endpoint_main ENDPOINT.json [--duration S] [--no-stdin] [--stream-records]"
 _IDLE_MS = 1000  # longest sleep of the loop when nothing is due
@@ -49,9 +76,14 @@ def load(path):
             raise FileError("file", "%s is not valid JSON (%s)" % (path, e))
     finally:
         f.close()
-    extra = rendezvous.split(doc)  # "presence", and DNS-named peers in "connect"
+    if not _wants_rendezvous(doc):
+        cfg = check(doc)
+        cfg["presence"] = None
+        return cfg
+    rv = _rendezvous()
+    extra = rv.split(doc)  # "presence", and DNS-named peers in "connect"
     cfg = check(doc)
-    cfg["presence"] = rendezvous.check(extra, cfg)
+    cfg["presence"] = rv.check(extra, cfg)
     return cfg
 
 
@@ -67,7 +99,7 @@ class Process:
         self.cfg = cfg
         self.out = out
         ep = Endpoint(cfg["mast"], random_bytes or os.urandom)
-        self.presence = rendezvous.client(ep, cfg.get("presence"))  # None without
+        self.presence = _rendezvous().client(ep, cfg["presence"]) if cfg.get("presence") else None
         rcvbuf = cfg.get("rcvbuf")
         if rcvbuf is None and not MICROPYTHON:
             rcvbuf = _RCVBUF  # a host: room for bursts (a board keeps its stack's own)
@@ -78,20 +110,29 @@ class Process:
         self.dropped = 0  # output lines lost for want of memory (said when there is room again)
         self._stdin_key = None
         self._pending = b""
+        self._to_connect = []  # peers of "connect" not yet connected (no memory at start)
 
-    def emit(self, obj):
-        """One JSON line. A line that cannot be built for want of memory is counted and
-        dropped, never fatal: the endpoint's own logging never ends it (issue 15.1)."""
+    def emit(self, obj, raw=None):
+        """One JSON line; `raw` (bytes), if given, goes in it as "hex". A line that cannot be
+        built whole for want of memory is written to stdout in small pieces instead; one that
+        cannot be written at all is counted and dropped, never fatal: the endpoint's own
+        logging never ends it (issue 15.1)."""
         try:
             if self.dropped:
-                n, self.dropped = self.dropped, 0
-                self.out(json.dumps({"event": "lines_dropped", "n": n, "why": "no memory"}))
+                self.out(json.dumps({"event": "lines_dropped", "n": self.dropped,
+                                     "why": "no memory"}))
+                self.dropped = 0
+            if raw is not None:
+                obj["hex"] = binascii.hexlify(raw).decode()
             self.out(json.dumps(obj))
+            return
         except MemoryError:
-            obj = None
-            self.dropped += 1
-            self.rt.count("lines_dropped")
-            gc.collect()
+            obj.pop("hex", None)
+        gc.collect()
+        if self.out is _write_line and _write_pieces(obj, raw):
+            return
+        self.dropped += 1
+        self.rt.count("lines_dropped")
 
     def start(self):
         for name, u in self.cfg["uplinks"].items():
@@ -99,17 +140,29 @@ class Process:
                                u["via"], u["public"])
         s = self.cfg["stream"]
         if s is not None:
-            self.stream = _stream.Stream(self.rt, s["peer"], s["rate"], s["size"], s["count"])
+            self.stream = _stream().Stream(self.rt, s["peer"], s["rate"], s["size"], s["count"])
         ups = {}
         for name, u in self.rt.uplinks.items():
             ups[name] = {"bind": _addr_text(u.bind), "public": _addr_text(u.public),
                          "via": _addr_text(u.via)}
         self.emit({"event": "started", "name": self.cfg["mast"]["name"],
                    "runtime": runtime_name(), "uplinks": ups, "t_ms": self.rt.now()})
-        for peer in self.cfg["connect"]:
-            self.rt.connect(peer)
+        self._to_connect = list(self.cfg["connect"])
+        self._connect_pending()
         if self.presence is not None:  # register, resolve DNS names, follow peers
-            rendezvous.start(self.presence, self.rt, self.cfg)
+            _rendezvous().start(self.presence, self.rt, self.cfg)
+
+    def _connect_pending(self):
+        """Connect the peers of "connect"; one the heap has no room for now is tried again
+        on a later turn (counted no_memory), never the end of the process."""
+        while self._to_connect:
+            try:
+                self.rt.connect(self._to_connect[0])
+            except MemoryError:
+                self.rt.count("no_memory")
+                gc.collect()
+                return
+            self._to_connect.pop(0)
 
     # ---- the loop ----------------------------------------------------------------------
 
@@ -130,6 +183,8 @@ class Process:
             rt.poll(timeout)  # (counts and survives MemoryError inside)
             now = rt.now()
             try:
+                if self._to_connect:
+                    self._connect_pending()
                 if self.stream is not None:
                     self.stream.tick(now)
                 self.pump()
@@ -149,12 +204,12 @@ class Process:
         for ev in self.rt.recv():
             d = {"event": "data", "peer": ev.peer, "len": len(ev.payload), "ip": ev.ip,
                  "uplink": ev.uplink, "src": _addr_text(ev.src), "t_ms": now}
-            s = _stream.decode(ev.payload) if self.stream_records else None
+            s = _stream().decode(ev.payload) if self.stream_records else None
             if s is not None:  # (only with stream_records: a flag, not the first byte, decides)
                 d["seq"], d["sent_ms"] = s
+                self.emit(d)
             else:
-                d["hex"] = binascii.hexlify(ev.payload).decode()
-            self.emit(d)
+                self.emit(d, ev.payload)
         for ev in self.rt.events():
             d = ev.as_dict()
             d["t_ms"] = now
@@ -280,7 +335,7 @@ class Process:
             peer = cmd.get("peer")
             if peer is None:
                 raise ValueError("no stream yet: give its peer")
-            self.stream = _stream.Stream(self.rt, peer, rate, cmd.get("size", 64))
+            self.stream = _stream().Stream(self.rt, peer, rate, cmd.get("size", 64))
         s = self.stream
         s.set_rate(rate)
         if not rate:
@@ -313,7 +368,7 @@ _OPS = {
     "status": Process.op_status, "send": Process.op_send, "uplink": Process.op_uplink,
     "down": Process.op_down, "connect": Process.op_connect, "close": Process.op_close,
     "stream": Process.op_stream, "peer": Process.op_peer, "quit": Process.op_quit,
-    "presence": rendezvous.op_presence,
+    "presence": lambda p, cmd: _rendezvous().op_presence(p, cmd),
 }
 
 
@@ -321,6 +376,36 @@ def _write_line(line):
     sys.stdout.write(line + "\n")
     if hasattr(sys.stdout, "flush"):
         sys.stdout.flush()
+
+
+_PIECE = 96  # bytes of a payload hexed at a time when writing in pieces
+
+
+def _write_pieces(obj, raw):
+    """Write one line to stdout without building it: json.dump streams it (MicroPython writes
+    token by token), and the payload goes out _PIECE bytes at a time. Returns False if even
+    that ran out of memory; the line is then ended where it stopped (a reader skips a line
+    that is not JSON) and counted as dropped."""
+    w = sys.stdout.write
+    try:
+        if raw is None:
+            json.dump(obj, sys.stdout)
+        else:
+            head = json.dumps(obj)
+            w(head[:-1])
+            w(', "hex": "' if len(head) > 2 else '"hex": "')
+            head = None
+            mv = memoryview(raw)
+            for i in range(0, len(raw), _PIECE):
+                w(binascii.hexlify(mv[i:i + _PIECE]).decode())
+            w('"}')
+        ok = True
+    except MemoryError:
+        ok = False
+    w("\n")
+    if hasattr(sys.stdout, "flush"):
+        sys.stdout.flush()
+    return ok
 
 
 def main(argv, out=None):

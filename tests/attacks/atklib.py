@@ -145,7 +145,9 @@ class Target:
     def _read(self):
         for raw in iter(self.proc.stdout.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip("\n")
-            m = _EVENT.search(line[:60])
+            # (the whole line: MicroPython orders a dict's keys its own way, "event" may
+            # come after a payload's hex)
+            m = None if line.startswith('{"reply"') else _EVENT.search(line)
             kind = m.group(1) if m else None
             obj = None
             if kind is None or kind in ("stopped", "started", "association_up", "association_closed"):

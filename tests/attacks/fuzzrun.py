@@ -354,7 +354,11 @@ def campaign(args, workdir):
             res["counted_once"] = atklib.drops(c) == c.get("rx", 0)
             res["internal_errors"] = c.get("internal_error", 0)
             res["last_error"] = st.get("last_error")
-            res["runtime_counters"] = st.get("runtime", {}).get("counters")
+            rc = st.get("runtime", {}).get("counters") or {}
+            res["runtime_counters"] = rc
+            # a receive that ran out of memory may have taken its datagram from the kernel
+            # (MicroPython copies it after the read): at most one lost per such receive
+            res["rx_memory_misses"] = rc.get("rx_no_memory", 0) + rc.get("rx_rest", 0)
             hf = st.get("runtime", {}).get("heap_free")
             if hf is not None:
                 heap_min = hf if heap_min is None else min(heap_min, hf)
@@ -374,6 +378,10 @@ def campaign(args, workdir):
         if death is not None:
             res["stderr_tail"] = target.stderr_tail(2500)
             res["stdout_tail"] = target.tail[-5:]
+            st = (target.stopped or {}).get("status") or {}  # what it said as it stopped
+            res["final_counters"] = st.get("counters")
+            res["final_runtime"] = st.get("runtime")
+            res["final_associations"] = st.get("associations")
             res["died_after_cases"] = done
             if args.keep:
                 os.makedirs(args.keep, exist_ok=True)
@@ -383,9 +391,17 @@ def campaign(args, workdir):
                 res["cases_file"] = path
         fz.close()
     res["ok"] = bool(death is None and res.get("internal_errors") == 0 and res.get("counted_once")
-                     and res.get("target_rx") == res.get("sent") and res["exit_code"] == 0
+                     and uncounted_ok(res) and res["exit_code"] == 0
                      and res["stopped_line"])
     return res
+
+
+def uncounted_ok(res):
+    """Every datagram sent was counted, but for those a receive without memory may have lost
+    (rx_memory_misses: none on CPython)."""
+    if res.get("target_rx") is None or res.get("sent") is None:
+        return False
+    return 0 <= res["sent"] - res["target_rx"] <= res.get("rx_memory_misses", 0)
 
 
 def parse_args(argv):

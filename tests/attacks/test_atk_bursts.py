@@ -16,8 +16,6 @@ from conftest import needs_netns
 pytestmark = needs_netns
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15.8: core fix pending (lead): the endpoint keeps "
-                   "the default ~208 KB receive buffer")
 def test_a_stream_loses_at_most_1_percent_under_bursts_of_200_datagrams(space, tmp_path):
     r = bursts.run_bursts(space, str(tmp_path), "cpython", seconds=3.0)
     assert r["exit_code"] == 0 and r["internal_errors"] == 0, r

@@ -84,8 +84,6 @@ def test_cpython_endpoint_takes_the_memory_sequence(space, tmp_path):
 
 
 @pytest.mark.parametrize("heap", atklib.DOC_HEAPS)
-@pytest.mark.xfail(strict=True, reason="issue 15.1: core fix pending (lead): runtime/endpoint_main.py "
-                   "emit/_write_line does not survive MemoryError")
 def test_micropython_endpoint_survives_16_addresses_8_sources_a_1200_byte_datagram_and_status(
         space, tmp_path, atk_mpy, heap):
     check(run_sequence(space, tmp_path, "micropython", heap, atk_mpy))

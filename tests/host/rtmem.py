@@ -1,0 +1,159 @@
+"""The runtime's receive path when the heap has no free block for a datagram (issue 11.4), run
+by tests/host/test_runtime_memory.py under the MicroPython unix port (mpy-cross output of the
+firmware, `-X heapsize`): two real runtimes on 127.0.0.1 in one process.
+
+    micropython -X heapsize=256K tests/host/rtmem.py PORT_A PORT_B PORT_C
+
+It fragments the heap on purpose (fills it with 400-byte blocks, then frees every other one:
+half the heap free, but no block of 2,049 bytes in one piece, which is what a receive needs)
+and prints one JSON line per phase:
+
+- "reserve": the receiver holds its reserve; DATA sent meanwhile is delivered (the reserve's
+  block takes the read, and is taken back);
+- "rest": no reserve either; the socket rests, the loop still serves another reader and does
+  not spin, and what was sent meanwhile arrives once the heap has room again.
+
+Every loop is bounded in turns and time.
+"""
+
+import gc
+import json
+import os
+import sys
+import time
+
+from mast.endpoint import Endpoint
+from runtime.driver import Runtime
+
+PSK = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # bytes 0..31
+HOST = "127.0.0.1"
+
+try:
+    import socket
+except ImportError:  # (MicroPython builds name it usocket)
+    import usocket as socket
+
+
+def ms():
+    return time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.monotonic() * 1000)
+
+
+def since(t0):
+    return time.ticks_diff(ms(), t0) if hasattr(time, "ticks_diff") else ms() - t0
+
+
+def runtime(name, peer, port, peer_port):
+    ep = Endpoint({"name": name, "peers": {peer: {"psk": PSK, "addresses": [
+        "%s:%d" % (HOST, peer_port)]}}}, os.urandom)
+    rt = Runtime(ep)
+    rt.add_uplink("lo", (HOST, port))
+    return rt
+
+
+def poll_until(rts, until, limit_ms):
+    t0 = ms()
+    for _ in range(20000):
+        if until() or since(t0) > limit_ms:
+            break
+        for rt in rts:
+            rt.poll(2)
+    return until()
+
+
+def up(rt, peer):
+    a = rt.ep.association(peer)
+    return a is not None and a.state == 2
+
+
+def fragment():
+    """Fill the heap with 400-byte blocks and free every other one. Returns the kept half."""
+    gc.collect()
+    blocks = []
+    try:
+        while True:
+            blocks.append(bytearray(400))
+    except MemoryError:
+        pass
+    for i in range(0, len(blocks), 2):
+        blocks[i] = None
+    gc.collect()
+    return blocks
+
+
+def largest_block_below(n):
+    """True if no block of n bytes can be had now (what a receive of n bytes meets)."""
+    try:
+        b = bytearray(n)
+    except MemoryError:
+        return True
+    b = None
+    return False
+
+
+def main(argv):
+    pa, pb, pc = int(argv[0]), int(argv[1]), int(argv[2])
+    a = runtime("a", "b", pa, pb)
+    b = runtime("b", "a", pb, pa)
+    a.connect("b")
+    ok = poll_until((a, b), lambda: up(a, "b") and up(b, "a"), 5000)
+    got = []
+    b.on_data = lambda peer, payload, ip, uplink, src: got.append(bytes(payload))
+
+    # ---- phase 1: no 2,049-byte block, but the receiver holds its reserve --------------------
+    had_reserve = b._reserve is not None
+    ballast = fragment()
+    blocked = largest_block_below(2100)
+    sent = 0
+    for i in range(20):
+        sent += 1 if a.send(bytes([i]) * 100, "b") else 0
+        poll_until((b,), lambda: len(got) > i, 500)
+    print(json.dumps({"phase": "reserve", "up": ok, "had_reserve": had_reserve,
+                      "blocked": blocked, "sent": sent, "got": len(got),
+                      "intact": got == [bytes([i]) * 100 for i in range(len(got))],
+                      "counters": dict(b.counters),
+                      "reserve_back": b._reserve is not None}))
+    ballast = None
+
+    # ---- phase 2: no reserve and no block: the socket rests, the loop goes on -----------------
+    del got[:]
+    b._reserve = None  # (as after a first failure in a heap that stays full)
+    ballast = fragment()
+    blocked = largest_block_below(2100)
+    side = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    side.bind(socket.getaddrinfo(HOST, pc)[0][-1])
+    heard = []
+
+    def on_side(obj, flags):
+        heard.append(len(obj.recv(16)))  # (a small read: it fits in the holes)
+
+    b.add_reader(side, on_side)
+    before = dict(b.counters)
+    sent = 0
+    for i in range(10):
+        sent += 1 if a.send(bytes([i]) * 100, "b") else 0
+    poke = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    poke.sendto(b"console", socket.getaddrinfo(HOST, pc)[0][-1])
+    turns = 0
+    t0 = ms()
+    while since(t0) < 1000 and turns < 100000:
+        b.poll(1000)
+        turns += 1
+    during = len(got)
+    pressure = dict(b.counters)
+    ballast = None
+    gc.collect()
+    poll_until((b,), lambda: len(got) >= sent, 3000)
+    after = dict(b.counters)
+    print(json.dumps({"phase": "rest", "blocked": blocked, "sent": sent, "got_during": during,
+                      "got": len(got), "turns_in_1s": turns, "side_reader": heard,
+                      "intact": got == [bytes([i]) * 100 for i in range(len(got))],
+                      "before": before, "pressure": pressure, "after": after,
+                      "reserve_back": b._reserve is not None}))
+    side.close()
+    poke.close()
+    a.shutdown()
+    b.shutdown()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

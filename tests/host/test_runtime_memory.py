@@ -1,0 +1,184 @@
+"""The runtime when the heap runs short (issue 11.4) and at MAST's largest datagram (issue 11.5),
+on real sockets on 127.0.0.x, under CPython and under the MicroPython unix port.
+
+- MicroPython, a fragmented heap (tests/host/rtmem.py): half the heap free but no block of
+  2,049 bytes, which a receive needs. With its reserve the receiver still reads every DATA;
+  without one the socket rests, the loop serves another reader and does not spin, and the
+  datagrams arrive once the heap has room. Counted: rx_no_memory, rx_rest.
+- CPython, a socket whose receive raises MemoryError: the same resting, counted.
+- The largest payload (2,020 bytes) crosses whole through the endpoint process's `send`
+  command; a larger one is refused with the limit named; a datagram over 2,048 bytes is counted
+  bad_long, not taken for a forgery.
+
+Every loop is bounded in turns and time.
+"""
+
+import base64
+import binascii
+import json
+import os
+import socket
+import subprocess
+import time
+
+from mast import wire
+from mast.endpoint import Endpoint
+from runtime.driver import Runtime
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPT = os.path.join(ROOT, "tests", "host", "rtmem.py")
+PSK = base64.b64encode(bytes(range(32))).decode()
+
+
+def free_udp_ports(n):
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def pair():
+    b = Runtime(Endpoint({"name": "b", "peers": {"a": {"psk": PSK, "initiate": False}}},
+                         os.urandom))
+    b.add_uplink("wan", ("127.0.0.51", 0))
+    a = Runtime(Endpoint({"name": "a", "peers": {"b": {
+        "psk": PSK, "addresses": ["127.0.0.51:%d" % b.uplinks["wan"].bind[1]]}}}, os.urandom))
+    a.add_uplink("wan", ("127.0.0.52", 0))
+    a.connect("b")
+    assert run((a, b), lambda: up(a, "b") and up(b, "a"))
+    return a, b
+
+
+def run(rts, until, limit_s=5.0, turns=20000):
+    end = time.monotonic() + limit_s
+    for _ in range(turns):
+        if until() or time.monotonic() > end:
+            break
+        for rt in rts:
+            rt.poll(2)
+    return until()
+
+
+def up(rt, peer):
+    a = rt.ep.association(peer)
+    return a is not None and a.state == 2
+
+
+# ---- MicroPython: a heap with no block for a datagram ----------------------------------------
+
+def test_micropython_receives_in_a_fragmented_heap_with_its_reserve_and_rests_without(
+        micropython, mpy_build):
+    env = dict(os.environ, MICROPYPATH=os.path.join(ROOT, "build", "mpy") + os.pathsep + ".frozen")
+    cmd = micropython + ["-X", "heapsize=256K", SCRIPT] + [str(p) for p in free_udp_ports(3)]
+    p = subprocess.run(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-3000:]
+    phases = dict((d["phase"], d) for d in map(json.loads, p.stdout.splitlines()))
+
+    r = phases["reserve"]
+    assert r["up"] and r["had_reserve"] and r["blocked"], r  # the heap really had no block
+    assert r["sent"] == 20 and r["got"] == 20 and r["intact"], r  # every DATA, whole
+    assert r["counters"].get("rx_no_memory", 0) >= 20, r  # each read met the full heap...
+    assert r["counters"].get("rx_rest", 0) == 0 and r["reserve_back"], r  # ...and got through
+
+    s = phases["rest"]
+    assert s["blocked"] and s["sent"] == 10, s
+    assert s["got_during"] == 0  # nothing could be read...
+    rests = s["pressure"].get("rx_rest", 0) - s["before"].get("rx_rest", 0)
+    assert rests >= 5, s  # ...the socket rested, again and again
+    assert s["turns_in_1s"] <= 200, s  # the loop did not spin on the readable socket
+    assert s["side_reader"] == [7], s  # another reader (a console) was served meanwhile
+    assert s["got"] == 10 and s["intact"] and s["reserve_back"], s  # all of it, afterwards
+
+
+# ---- CPython: a receive that raises MemoryError --------------------------------------------
+
+class Starved:
+    """A socket whose recvfrom raises MemoryError while .starved (as MicroPython's does when
+    the heap has no block); everything else is the real socket."""
+
+    def __init__(self, sock):
+        self._sock = sock
+        self.starved = True
+
+    def recvfrom(self, n):
+        if self.starved:
+            raise MemoryError("no block of %d bytes" % n)
+        return self._sock.recvfrom(n)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+def test_cpython_a_starved_socket_rests_counted_and_its_datagrams_arrive_after():
+    a, b = pair()
+    try:
+        u = b.uplinks["wan"]
+        u.sock = Starved(u.sock)
+        got = []
+        b.on_data = lambda peer, payload, ip, uplink, src: got.append(bytes(payload))
+        for i in range(5):
+            assert a.send(bytes([i]) * 300, "b")
+        turns = 0
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end and turns < 100000:
+            b.poll(500)
+            turns += 1
+        assert got == []
+        assert b.counters["rx_no_memory"] >= 2 and b.counters["rx_rest"] >= 2, b.counters
+        assert turns <= 100, turns  # rests of 50 ms, not a spin
+        u.sock.starved = False
+        assert run((b,), lambda: len(got) == 5, 3.0)
+        assert got == [bytes([i]) * 300 for i in range(5)]
+    finally:
+        a.shutdown()
+        b.shutdown()
+
+
+# ---- the largest datagram ---------------------------------------------------------------------
+
+def test_the_largest_payload_crosses_a_larger_is_refused_and_a_long_datagram_is_bad_long():
+    from runtime.endpoint_main import Process
+    from runtime.runconfig import check
+
+    b = Runtime(Endpoint({"name": "b", "peers": {"a": {"psk": PSK, "initiate": False}}},
+                         os.urandom))
+    b.add_uplink("wan", ("127.0.0.51", 0))
+    port = b.uplinks["wan"].bind[1]
+    out = []
+    p = Process(check({"mast": {"name": "a", "peers": {"b": {
+        "psk": PSK, "addresses": ["127.0.0.51:%d" % port]}}},
+        "uplinks": {"eth": {"bind": "127.0.0.52:0"}}, "connect": ["b"]}), out.append)
+    a = p.rt
+    try:
+        p.start()
+        assert run((a, b), lambda: up(a, "b") and up(b, "a"))
+        got = []
+        b.on_data = lambda peer, payload, ip, uplink, src: got.append(bytes(payload))
+        big = bytes(range(256)) * 7 + bytes(range(wire.MAX_PAYLOAD - 1792))
+        assert len(big) == 2020
+        p.command(json.dumps({"op": "send", "peer": "b", "hex": binascii.hexlify(big).decode()}))
+        assert json.loads(out[-1]) == {"reply": "send", "ok": True}
+        assert run((a, b), lambda: got)
+        assert got == [big]  # whole: 2,048 bytes on the wire, read by a 2,049-byte receive
+
+        p.command(json.dumps({"op": "send", "peer": "b", "hex": "00" * 2021}))
+        reply = json.loads(out[-1])
+        assert reply["reply"] == "send" and "2021" in reply["error"] and "2020" in reply["error"]
+
+        before = dict(b.ep.counters)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.52", 0))
+        s.sendto(b"\x01" + bytes(2100), ("127.0.0.51", port))
+        s.close()
+        assert run((b,), lambda: b.ep.counters.get("bad_long", 0) > before.get("bad_long", 0))
+        assert b.ep.counters.get("mac", 0) == before.get("mac", 0)  # not taken for a forgery
+    finally:
+        a.shutdown()
+        b.shutdown()
