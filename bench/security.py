@@ -146,6 +146,7 @@ def sec_fuzz(a, cmd):
         rows.append([runtime + (" " + heap if heap else ""), "%d" % r.get("cases", 0),
                      r.get("cases_per_s"), r["exits"], r.get("internal_errors", "–"),
                      "%s / %s" % (r.get("sent", "–"), r.get("target_rx", "–")),
+                     r.get("rx_memory_misses", "–") if runtime == "micropython" else "–",
                      "yes" if r.get("counted_once") else "–", r.get("handshakes"),
                      (r.get("heap_free_min") if r.get("heap_free_min") is not None else "–"),
                      "%s → %s" % (r.get("start_rss_kb"), r.get("end_rss_kb"))])
@@ -163,12 +164,16 @@ def sec_fuzz(a, cmd):
             notes.append("- The target's drop counters (CPython run): " + ", ".join(
                 "%s %d" % (k, c[k]) for k in sorted(c)) + ".")
     body = table(["target", "cases", "cases/s", "exits", "internal errors", "sent / counted",
+                  "receives without memory",
                   "each counted once", "associations opened", "heap free, least", "RSS KB"], rows)
     body += "\n\n" + "\n".join(notes) + "\n"
     body += ("\nA case is one datagram (fuzzgen.py: random, header-only, authenticated with the "
              "association's real keys, wrong key, INIT, COOKIE-ECHO on a real cookie, INIT-ACK to "
              "the target's own INIT, replay). `sent / counted`: datagrams the fuzzer sent to the "
              "target and the target's `rx` counter; equal means nothing was lost or uncounted. "
+             "On MicroPython a receive that finds no free block may lose the datagram it was "
+             "reading (the port copies it out of the kernel after the read): `receives without "
+             "memory` (rx_no_memory + rx_rest) counts those receives and bounds the difference. "
              "A fuzzed SHUT closes the association under test; the fuzzer then opens a new one "
              "(`associations opened`).\n")
     write_section("fuzz", "Fuzzing the endpoint process", cmd, body)

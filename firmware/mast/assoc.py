@@ -30,6 +30,10 @@ _ECHO_TRIES = const(4)
 _PROBE_LEN = const(55)  # a whole PROBE: header, 27-byte body, tag
 
 
+def _unspecified(a):
+    return a[0] == "0.0.0.0" or a[0] == "::"
+
+
 def serial_newer(a, b):
     """Serial number arithmetic (RFC 1982) on 32-bit numbers (TSNs, cookie stamps):
     is a after b?"""
@@ -183,7 +187,8 @@ class Association:
         packets from there are not taken as observed addresses again (section 9)."""
         new = {}
         for a, prio, cost in addrs:
-            new[a] = (prio, cost)
+            if not _unspecified(a):  # (kept in the list for its index, never a remote)
+                new[a] = (prio, cost)
         gone = []
         for a, _, _ in self.peer_list:
             if a not in new:
@@ -208,6 +213,8 @@ class Association:
         if r is None:
             if src in self.withdrawn:
                 return "withdrawn"
+            if _unspecified(src):
+                return "bad_addresses"  # (no reply can go there)
             n = 0
             for x in self.remotes.values():
                 n += not x.advertised
@@ -499,8 +506,8 @@ class Association:
     def on_set(self, p, body, now):
         tsn, addrs = wire.dec_set(body)
         if serial_newer(tsn, self.peer_tsn):
-            for (ip, port), _, _ in addrs:
-                if ip == "0.0.0.0" or ip == "::":
+            for a, _, _ in addrs:
+                if _unspecified(a):
                     # refused: ERR 1 answers it instead of SET-ACK; the TSN is not recorded
                     self.send(p, wire.ERR, wire.enc_err(wire.ERR_BAD_ADDRESSES, tsn))
                     return "bad_addresses"

@@ -102,6 +102,23 @@ def test_err_1_answers_a_set_with_an_unspecified_address_and_ends_its_retransmis
     assert r is None or not r.advertised
 
 
+def test_an_unspecified_address_in_a_handshake_list_is_kept_for_its_index_but_never_probed():
+    net = pair(a_uplinks=[("eth", "10.1.0.2", 10, 0), ("bad", "0.0.0.0", 20, 0)])
+    seen = []
+
+    def spy(src, dst, data):
+        seen.append((src, dst))
+        return False
+
+    net.drop = spy
+    net.run(net.now + 30000)
+    assert established(net)
+    b = net.nodes["b"].ep.association("a")
+    assert sorted(x[0] for x in b.peer_list) == [("0.0.0.0", 6278), A_ADDR]  # as the INIT listed
+    assert ("0.0.0.0", 6278) not in b.remotes  # but no remote, no path...
+    assert [d for s, d in seen if d[0] == "0.0.0.0"] == []  # ...and nothing ever sent there
+
+
 def test_err_3_answers_a_set_to_a_host_that_is_closing_and_ends_its_retransmissions():
     net, a, b = _up()
     lost = []

@@ -110,3 +110,29 @@ def test_readme_first_screen_starts_with_make_run_and_make_test_then_a_real_boar
 
     for cmd in ("ports", "flash", "config", "console", "reset", "maintenance"):
         assert cmd in cli._COMMANDS
+
+
+def test_every_test_the_protocol_security_table_names_exists():
+    """docs/PROTOCOL.md 13.1 names, per attack, the tests that show its defence: each file and
+    test function named there exists (`file.py::test_x`, a bare `::test_y` is in the file
+    named before it in the same cell; a file alone is a whole test file)."""
+    text = read("PROTOCOL.md")
+    table = text[text.index("### 13.1"):text.index("## Presence (PRES/1)")]
+    rows = [r for r in table.splitlines() if r.startswith("| ") and "---" not in r][1:]
+    assert len(rows) >= 15
+    named = 0
+    for row in rows:
+        cell = row.rstrip(" |").rsplit(" | ", 1)[1]
+        current = None
+        for ref in re.findall(r"`([^`]+)`", cell):
+            m = re.match(r"^((?:tests/)?[\w/]+\.py)?(?:::(\w+))?", ref)
+            path, func = m.group(1), m.group(2)
+            if path:
+                current = path if path.startswith("tests/") else "tests/attacks/" + path
+                assert os.path.exists(os.path.join(ROOT, current)), (row[:60], current)
+            if func:
+                assert current, ref
+                with open(os.path.join(ROOT, current)) as f:
+                    assert "def %s(" % func in f.read(), (current, func)
+                named += 1
+    assert named >= 25
