@@ -136,3 +136,13 @@ def test_every_test_the_protocol_security_table_names_exists():
                     assert "def %s(" % func in f.read(), (current, func)
                 named += 1
     assert named >= 25
+
+
+def test_runtime_doc_lists_every_endpoint_command_and_file_key():
+    from runtime import endpoint_main, runconfig
+
+    text = read("RUNTIME.md")
+    ops = set(re.findall(r'\| `\{"op": "(\w+)"', text))
+    assert ops == set(endpoint_main._OPS), (ops, sorted(endpoint_main._OPS))
+    keys = set(re.findall(r"^\| `(\w+)[`.]", text, re.M))
+    assert set(runconfig._TOP) | {"presence"} <= keys, keys
