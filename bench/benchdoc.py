@@ -34,14 +34,16 @@ def machine():
         micropython_version() or "no MicroPython")
 
 
-def write_section(name, title, command, body):
-    """Replace (or append) the section `name` of docs/BENCHMARKS.md."""
-    start, end = "<!-- bench:%s:start -->" % name, "<!-- bench:%s:end -->" % name
+def write_section(name, title, command, body, doc=None, tag="bench", heading="##", extra=""):
+    """Replace (or append) the section `name` of docs/BENCHMARKS.md (or of `doc`, between
+    <!-- TAG:name:start/end --> markers), atomically. `extra`: more lines after "Measured"."""
+    doc = doc or DOC
+    start, end = "<!-- %s:%s:start -->" % (tag, name), "<!-- %s:%s:end -->" % (tag, name)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    section = "%s\n## %s\n\nCommand: `%s`  \nMeasured: %s on %s\n\n%s\n%s" % (
-        start, title, command, stamp, machine(), body.rstrip() + "\n", end)
+    section = "%s\n%s %s\n\nCommand: `%s`  \nMeasured: %s on %s%s\n\n%s\n%s" % (
+        start, heading, title, command, stamp, machine(), extra, body.rstrip() + "\n", end)
     try:
-        text = open(DOC).read()
+        text = open(doc).read()
     except FileNotFoundError:
         text = "# Benchmarks\n\nEach section is written by the benchmark named in it (`make bench` runs them all).\n\n"
     if start in text and end in text:
@@ -49,8 +51,8 @@ def write_section(name, title, command, body):
         text = text[:a] + section + text[b:]
     else:
         text = text.rstrip() + "\n\n" + section + "\n"
-    tmp = DOC + ".tmp"
+    tmp = doc + ".tmp"
     with open(tmp, "w") as f:
         f.write(text)
-    os.replace(tmp, DOC)
-    print("wrote section %r of %s" % (name, os.path.relpath(DOC, ROOT)), file=sys.stderr)
+    os.replace(tmp, doc)
+    print("wrote section %r of %s" % (name, os.path.relpath(doc, ROOT)), file=sys.stderr)

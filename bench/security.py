@@ -26,7 +26,6 @@ Namespace sections need root and skip otherwise; MicroPython runs need the unix 
 """
 
 import argparse
-import datetime
 import json
 import os
 import subprocess
@@ -66,22 +65,9 @@ def firmware_label(commit=None):
 
 
 def write_section(name, title, command, body):
-    """Replace (or append) the section `name` of docs/SECURITY.md, atomically."""
-    start, end = "<!-- security:%s:start -->" % name, "<!-- security:%s:end -->" % name
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    section = "%s\n### %s\n\nCommand: `%s`  \nMeasured: %s on %s  \nCode: %s\n\n%s\n%s" % (
-        start, title, command, stamp, benchdoc.machine(), FW_LABEL, body.rstrip() + "\n", end)
-    text = open(DOC).read()
-    if start in text and end in text:
-        a, b = text.index(start), text.index(end) + len(end)
-        text = text[:a] + section + text[b:]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    tmp = DOC + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, DOC)
-    print("wrote section %r of docs/SECURITY.md" % name, file=sys.stderr)
+    """The section `name` of docs/SECURITY.md, saying which code it measured."""
+    benchdoc.write_section(name, title, command, body, doc=DOC, tag="security", heading="###",
+                           extra="  \nCode: %s" % FW_LABEL)
 
 
 def log(msg):
