@@ -441,6 +441,30 @@ def _free_port():
 # ---- the report -------------------------------------------------------------------------------
 
 
+def results(rows, real):
+    """The figures against issue 16's targets, for bench/summary.py."""
+    mine = dict((n, r) for who, n, r in rows if who == "this tree" and r is not None)
+    out = []
+    if mine:
+        big = max(mine)
+        out.append({"what": "server CPU with %d idle peers (core, fake clock)" % big,
+                    "target": "≤ 10% of one core", "measured": "%.2f%%" % mine[big]["cpu_pct"],
+                    "met": mine[big]["cpu_pct"] <= 10.0})
+        small = min(mine)
+        for key, what in (("us_data_rx", "received"), ("us_data_tx", "sent")):
+            a, b = mine[small][key], mine[big][key]
+            out.append({"what": "µs per DATA %s, %d → %d peers" % (what, small, big),
+                        "target": "flat (≤ 1.5×)", "measured": "%.1f → %.1f µs" % (a, b),
+                        "met": b <= 1.5 * a})
+    if real is not None:
+        out.append({"what": "%d peers on the real runtime (loopback): server CPU, kernel drops, "
+                            "failovers" % real["n"], "target": "(reported)",
+                    "measured": "%.1f%%, %d drops, %d failovers, %d/%d peers up" % (
+                        real["server_cpu_pct"], real["rcvbuf_errors"], real["failover"],
+                        real["up"], real["n"]), "met": None})
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10,100,1000,10000")
@@ -508,7 +532,9 @@ def main():
                      real["up"], real["n"], real["server_cpu_pct"], real["rcvbuf_errors"],
                      real["path_down"], real["failover"], real["data_sent"], real["data_delivered"],
                      real["median_rtt_ms"])]
-    benchdoc.write_section("scale", "A fleet on one server (scale)", "python bench/scale.py",
+    body += ["", "<!-- results: %s -->" % json.dumps(results(rows, real))]
+    benchdoc.write_section("scale", "A fleet on one server (scale)",
+                           ".venv/bin/python bench/scale.py " + " ".join(sys.argv[1:]),
                            "\n".join(body))
     return 0
 
