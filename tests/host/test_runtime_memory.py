@@ -7,8 +7,9 @@ on real sockets on 127.0.0.x, under CPython and under the MicroPython unix port.
   datagrams arrive once the heap has room. Counted: rx_no_memory, rx_rest.
 - CPython, a socket whose receive raises MemoryError: the same resting, counted.
 - The largest payload (2,020 bytes) crosses whole through the endpoint process's `send`
-  command; a larger one is refused with the limit named; a datagram over 2,048 bytes is counted
-  bad_long, not taken for a forgery.
+  command (CPython, and the MicroPython process over stdin); a larger one is refused with the
+  limit named; a datagram over 2,048 bytes is counted bad_long, not taken for a forgery; a
+  payload starting with "S" is shown as it is unless stream_records is set.
 
 Every loop is bounded in turns and time.
 """
@@ -19,7 +20,10 @@ import json
 import os
 import socket
 import subprocess
+import threading
 import time
+
+import pytest
 
 from mast import wire
 from mast.endpoint import Endpoint
@@ -182,3 +186,66 @@ def test_the_largest_payload_crosses_a_larger_is_refused_and_a_long_datagram_is_
     finally:
         a.shutdown()
         b.shutdown()
+
+
+def test_micropython_endpoint_process_carries_the_largest_payload_and_shows_payloads_as_they_are(
+        tmp_path):
+    """The endpoint process on the MicroPython unix port (.mpy): a 2,020-byte payload given on
+    stdin in hex reaches the peer whole; 2,021 bytes are refused naming the limit; a received
+    payload that starts with "S" (a stream record's first byte) is shown as hex, since stream
+    records are decoded only with stream_records."""
+    from mast_tools.board_process import board_command
+
+    try:
+        board_command("", str(tmp_path / "mpy"), prefer="micropython")
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    host = Runtime(Endpoint({"name": "host", "peers": {"board": {"psk": PSK}}}, os.urandom))
+    host.add_uplink("wan", ("127.0.0.53", 0))
+    port = free_udp_ports(1)[0]
+    doc = {"mast": {"name": "board", "peers": {"host": {"psk": PSK, "addresses": [
+        "127.0.0.53:%d" % host.uplinks["wan"].bind[1]]}}},
+        "uplinks": {"eth": {"bind": "127.0.0.1:%d" % port}}, "connect": ["host"]}
+    path = tmp_path / "board.json"
+    path.write_text(json.dumps(doc))
+    cmd = board_command(str(path), str(tmp_path / "mpy"), prefer="micropython")
+    proc = subprocess.Popen(cmd.argv, env=cmd.env, cwd=str(tmp_path), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(
+        json.loads(x) for x in iter(proc.stdout.readline, b"")), daemon=True)
+    reader.start()
+
+    def say(obj):
+        proc.stdin.write((json.dumps(obj) + "\n").encode())
+        proc.stdin.flush()
+
+    try:
+        assert run([host], lambda: up(host, "board"), limit_s=20.0)
+        big = bytes(range(256)) * 7 + bytes(range(wire.MAX_PAYLOAD - 1792))
+        say({"op": "send", "hex": binascii.hexlify(big).decode()})
+        got = []
+        assert run([host], lambda: got.extend(e.payload for e in host.recv()) or got, limit_s=10.0)
+        assert got == [big]
+        say({"op": "send", "hex": "00" * 2021})
+        record_like = b"S" + bytes(range(20))
+        assert host.send(record_like, "board")
+
+        def shown():
+            return [x for x in lines if x.get("event") == "data"] and len(
+                [x for x in lines if x.get("reply") == "send"]) >= 2
+
+        assert run([host], shown, limit_s=10.0)
+        say({"op": "quit"})
+        proc.wait(timeout=20)
+        reader.join(10)
+    finally:
+        proc.kill()
+        host.shutdown()
+    sends = [x for x in lines if x.get("reply") == "send"]
+    assert sends[0] == {"reply": "send", "ok": True}
+    assert "2021" in sends[1]["error"] and "2020" in sends[1]["error"]
+    data = [x for x in lines if x.get("event") == "data"]
+    assert len(data) == 1 and data[0]["hex"] == binascii.hexlify(record_like).decode()
+    assert "seq" not in data[0] and data[0]["len"] == 21
+    assert lines[-1]["event"] == "stopped" and proc.returncode == 0
