@@ -15,12 +15,12 @@ import subprocess
 import sys
 import tarfile
 import threading
-import time
 
 import pytest
 
 from mast.endpoint import Endpoint
 from runtime.driver import Runtime
+from test_runtime import run  # (tests/host/test_runtime.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REV = "8d81c0e"  # the last commit of MAST/1.0 (before the 1.1 text and code)
@@ -38,15 +38,6 @@ def old_firmware(tmp_path_factory):
     with tarfile.open(fileobj=io.BytesIO(r.stdout)) as t:
         t.extractall(dest)
     return os.path.join(dest, "firmware")
-
-
-def run(rt, until, limit_s):
-    end = time.monotonic() + limit_s
-    for _ in range(100000):
-        if until() or time.monotonic() > end:
-            break
-        rt.poll(5)
-    return until()
 
 
 class OldHost:
@@ -99,7 +90,7 @@ def test_a_mast_1_0_host_and_a_1_1_host_interoperate(old_firmware, tmp_path, ope
         "connect": ["new"] if opener == "1.0" else []}
     old = OldHost(old_firmware, str(tmp_path), doc)
     try:
-        assert run(new, lambda: old.events("started"), 20), old.proc.stderr.read()
+        assert run([new], lambda: old.events("started"), 20), old.proc.stderr.read()
         if opener == "1.1":
             new.connect("old")
 
@@ -107,29 +98,29 @@ def test_a_mast_1_0_host_and_a_1_1_host_interoperate(old_firmware, tmp_path, ope
             a = new.ep.association("old")
             return a is not None and a.state == 2 and old.events("association_up")
 
-        assert run(new, up, 20)
+        assert run([new], up, 20)
         old.say(op="send", text="from 1.0")
-        assert run(new, lambda: got, 10)
+        assert run([new], lambda: got, 10)
         assert got[0] == (b"from 1.0", ("127.0.0.62", 46262))
         assert new.send(b"from 1.1", "old")
-        assert run(new, lambda: old.events("data"), 10)
+        assert run([new], lambda: old.events("data"), 10)
         assert old.events("data")[0]["hex"] == b"from 1.1".hex()
 
         # the 1.0 host renumbers: its SET reaches the 1.1 host, whose data follows it
         old.say(op="uplink", name="eth", addr="127.0.0.63:46263")
         a = new.ep.association("old")
-        assert run(new, lambda: ("127.0.0.63", 46263) in [x[0] for x in a.peer_list], 10)
+        assert run([new], lambda: ("127.0.0.63", 46263) in [x[0] for x in a.peer_list], 10)
         del got[:]
         old.say(op="send", text="moved")
-        assert run(new, lambda: got, 10)
+        assert run([new], lambda: got, 10)
         assert got[0] == (b"moved", ("127.0.0.63", 46263))
-        assert run(new, lambda: (new.send(b"after the move", "old") and False)
+        assert run([new], lambda: (new.send(b"after the move", "old") and False)
                    or len(old.events("data")) >= 2, 10)
         assert old.events("data")[1]["src"].startswith("127.0.0.61:")
 
         # the 1.1 host closes: a three-way SHUT the 1.0 host completes
         new.close("old")
-        assert run(new, lambda: old.events("association_closed"), 10)
+        assert run([new], lambda: old.events("association_closed"), 10)
         assert new.ep.association("old") is None
     finally:
         code, err = old.stop()

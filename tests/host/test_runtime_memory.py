@@ -28,6 +28,7 @@ import pytest
 from mast import wire
 from mast.endpoint import Endpoint
 from runtime.driver import Runtime
+from test_runtime import pair as rt_pair, run, established as up  # (tests/host/test_runtime.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "tests", "host", "rtmem.py")
@@ -48,30 +49,11 @@ def free_udp_ports(n):
 
 
 def pair():
-    b = Runtime(Endpoint({"name": "b", "peers": {"a": {"psk": PSK, "initiate": False}}},
-                         os.urandom))
-    b.add_uplink("wan", ("127.0.0.51", 0))
-    a = Runtime(Endpoint({"name": "a", "peers": {"b": {
-        "psk": PSK, "addresses": ["127.0.0.51:%d" % b.uplinks["wan"].bind[1]]}}}, os.urandom))
-    a.add_uplink("wan", ("127.0.0.52", 0))
+    """Runtimes a and b on 127.0.0.52/51 with their association up."""
+    a, b = rt_pair({"wan": {"bind": ("127.0.0.52", 0)}}, ("127.0.0.51", 0))
     a.connect("b")
     assert run((a, b), lambda: up(a, "b") and up(b, "a"))
     return a, b
-
-
-def run(rts, until, limit_s=5.0, turns=20000):
-    end = time.monotonic() + limit_s
-    for _ in range(turns):
-        if until() or time.monotonic() > end:
-            break
-        for rt in rts:
-            rt.poll(2)
-    return until()
-
-
-def up(rt, peer):
-    a = rt.ep.association(peer)
-    return a is not None and a.state == 2
 
 
 # ---- MicroPython: a heap with no block for a datagram ----------------------------------------
