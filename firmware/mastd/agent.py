@@ -98,8 +98,10 @@ class Agent:
         c = self.conf.core
         self.ep = Endpoint(c, os.urandom, accept_ip=True)
         self.rt = Runtime(self.ep, self.clock)
+        self.rt.reads_per_wake = _TUN_READS  # as many datagrams a wake as TUN packets
         if hasattr(self.rt, "on_data"):  # a runtime that hands DATA over without an Event
             self.rt.on_data = self._on_data
+            self.ep.on_data = self._on_data  # (straight from the core: one call less a packet)
         self.routes = packet.routes_from(c)
         for obj, cb in self._readers:
             self.rt.add_reader(obj, cb)
@@ -295,7 +297,7 @@ class Agent:
         """Every IP packet the TUN has (at most _TUN_READS a wake) -> DATA-IP to the peer whose
         prefix holds its destination; the datagrams go out together at the end."""
         ep, now, route = self.ep, self.rt.now(), self.routes.peer_for
-        send, read, maybe_tcp = ep.send_data, os.read, packet.maybe_tcp
+        send, read = ep.send_data, os.read
         m4, m6 = self._mss()
         sent = lost = no_route = not_ip = too_big = 0
         for _ in range(_TUN_READS):
@@ -310,7 +312,7 @@ class Agent:
                 else:
                     not_ip += 1
                 continue
-            if maybe_tcp(pkt):
+            if len(pkt) >= 40 and (pkt[9] == 6 or pkt[6] == 6):  # packet.maybe_tcp
                 pkt = packet.clamp_mss(pkt, m4, m6)
             try:
                 if send(pkt, now, peer, True):
@@ -345,14 +347,15 @@ class Agent:
         if not self.routes.source_ok(peer, payload):
             self._rx_bad_source += 1  # cryptokey routing: not from this peer's prefixes (or not IP)
             return
-        if self.tun_fd is None:
+        fd = self.tun_fd
+        if fd is None:
             self.count("rx_ip_no_tun")
             return
-        if packet.maybe_tcp(payload):
+        if len(payload) >= 40 and (payload[9] == 6 or payload[6] == 6):  # packet.maybe_tcp
             m4, m6 = self._mss()
             payload = packet.clamp_mss(payload, m4, m6)
         try:
-            os.write(self.tun_fd, payload)
+            os.write(fd, payload)
             self._tun_tx += 1
         except OSError:
             self.count("tun_write_error")

@@ -10,7 +10,11 @@ Pure functions on bytes; no I/O.
   segments the TUN's MTU would refuse.
 """
 
+import struct
+
 from .settings import parse_prefix
+
+_U32 = struct.Struct(">I").unpack_from  # an IPv4 address as an int: the caches' key
 
 
 def addresses(pkt):
@@ -35,15 +39,16 @@ class Routes:
     and source_ok(peer, pkt) (may that peer send from this packet's source?). Both remember
     their answer per address (the raw 4 or 16 address bytes as the key), so a flow costs one
     dictionary lookup per packet instead of a longest-prefix walk; a new Routes object (every
-    reload) starts with empty caches."""
+    reload) starts with empty caches. The caches' keys: an IPv4 address as an int (no new
+    object for it), an IPv6 address as its 16 bytes."""
 
     def __init__(self):
         self._by_len = {4: {}, 6: {}}  # version -> plen -> {network: peer}
         self._lens = {4: [], 6: []}
         self.prefixes = {}  # peer -> [prefix text], for status and the kernel routes
         self._own = {}  # peer -> [(version, network, mask)]: parsed once, checked per packet
-        self._dst = {}  # destination address bytes -> peer name or None
-        self._src = {}  # peer -> {source address bytes -> bool}
+        self._dst = {}  # destination address (key) -> peer name or None
+        self._src = {}  # peer -> {source address (key) -> bool}
 
     def add(self, peer, text):
         ver, net, plen, _ = parse_prefix(text)
@@ -77,16 +82,16 @@ class Routes:
             return False
         v = pkt[0] >> 4
         if v == 4:
-            key = pkt[16:20]
+            key = _U32(pkt, 16)[0]
         elif v == 6 and len(pkt) >= 40:
-            key = pkt[24:40]
+            key = bytes(pkt[24:40])
         else:
             return False
         try:
             return self._dst[key]
         except KeyError:
             pass
-        peer = self.lookup(v, int.from_bytes(key, "big"))
+        peer = self.lookup(v, key if v == 4 else int.from_bytes(key, "big"))
         if len(self._dst) >= _CACHE_MAX:
             self._dst.clear()
         self._dst[key] = peer
@@ -99,9 +104,9 @@ class Routes:
             return False
         v = pkt[0] >> 4
         if v == 4:
-            key = bytes(pkt[12:16])  # pkt may be a memoryview (the core's on_data)
+            key = _U32(pkt, 12)[0]
         elif v == 6 and len(pkt) >= 40:
-            key = bytes(pkt[8:24])
+            key = bytes(pkt[8:24])  # pkt may be a memoryview (the core's on_data)
         else:
             return False
         cache = self._src.get(peer)
@@ -111,7 +116,7 @@ class Routes:
             return cache[key]
         except KeyError:
             pass
-        ok = self.holds(peer, v, int.from_bytes(key, "big"))
+        ok = self.holds(peer, v, key if v == 4 else int.from_bytes(key, "big"))
         if len(cache) >= _CACHE_MAX:
             cache.clear()
         cache[key] = ok

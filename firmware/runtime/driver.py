@@ -149,8 +149,10 @@ class Runtime:
         # the core hands DATA straight to _on_data, no event object (also through a wrapper
         # such as the presence client, which keeps the core as .ep)
         core = endpoint if hasattr(endpoint, "on_data") else getattr(endpoint, "ep", None)
+        self._core = None  # the core that hands DATA over directly (events only for the rest)
         if core is not None and hasattr(core, "on_data"):
             core.on_data = self._on_data
+            self._core = core
 
     # ---- helpers --------------------------------------------------------------------
 
@@ -423,12 +425,9 @@ class Runtime:
             self.poll(None if until_ms is None else max(0, until_ms - self.now()))
             n += 1
 
-    def _recvfrom(self, u):
-        """(data, sockaddr), or None when the heap has no room for a datagram now."""
-        try:
-            return u.sock.recvfrom(_RX_BUF)
-        except MemoryError:
-            pass
+    def _squeeze(self, u):
+        """u's recvfrom after it raised MemoryError: (data, sockaddr), or None when the heap
+        has no room for a datagram now."""
         # no free block of _RX_BUF bytes in one piece (the port collected already): give back
         # the reserve, read into its block, and take it back at once, before the datagram's
         # handling scatters small objects over that block
@@ -472,9 +471,17 @@ class Runtime:
             return 0
         got = 0
         now = self.now()  # one clock read per wake (the datagrams came meanwhile)
+        # the loop runs per datagram: what it calls is looked up once
+        recvfrom, receive, name, text = u.sock.recvfrom, self.ep.receive, u.name, self._text
+        # a core that hands DATA to _on_data: its other events are taken once, after the reads;
+        # otherwise each datagram's data events are taken at once, with their uplink and source
+        events = self._core is None or self._core.on_data is None
         for _ in range(self.reads_per_wake):
             try:
-                r = self._recvfrom(u)
+                try:
+                    r = recvfrom(_RX_BUF)
+                except MemoryError:
+                    r = self._squeeze(u)
             except OSError as e:
                 n = _errno(e)
                 if n in _EAGAIN:
@@ -487,29 +494,34 @@ class Runtime:
                 break
             if r is None:
                 break
-            data, sa = r
-            try:
-                src = from_socket(sa, self._text)
-                if u.via is not None:
-                    if src != u.via:
-                        u.rx_dropped += 1  # not from our relay
-                        continue
-                    host, port, payload = udpwrap.unwrap(data)
-                    src, data = (host, port), bytes(payload)
-            except ValueError:
-                u.rx_dropped += 1
-                continue
+            data, src = r
+            if u.via is not None or type(src) is not tuple or len(src) != 2:
+                # (CPython's IPv4 (ip, port) is the core's form already: ip text is canonical)
+                try:
+                    src = from_socket(src, text)
+                    if u.via is not None:
+                        if src != u.via:
+                            u.rx_dropped += 1  # not from our relay
+                            continue
+                        host, port, payload = udpwrap.unwrap(data)
+                        src, data = (host, port), bytes(payload)
+                except ValueError:
+                    u.rx_dropped += 1
+                    continue
             u.rx += 1
             got += 1
-            self._cu, self._cs = u.name, src
-            self.ep.receive(u.name, src, data, now)
-            self._drain()
-            self._cu = self._cs = None
+            if events:
+                self._cu, self._cs = name, src
+                receive(name, src, data, now)
+                self._drain()
+                self._cu = self._cs = None
+            else:
+                receive(name, src, data, now)
             if self._squeezed:
                 self._squeezed = False
                 break
         if got:
-            self._flush()
+            self._flush()  # (and the core's events)
         if self._reserve is None and MICROPYTHON and got:
             self._take_reserve()  # a read found a block: there may be room again
         return got
@@ -526,24 +538,31 @@ class Runtime:
 
     def _flush(self):
         """Send what the core queued; a send error is counted on its uplink, not raised."""
-        for name, dst, data in self.ep.datagrams_to_send():
-            u = self.uplinks.get(name)
-            if u is None or u.dead is not None:
-                self.count("tx_no_socket")
-                continue
-            try:
-                if u.via is not None:
-                    data = udpwrap.wrap(dst[0], dst[1], data)
-                    dst = u.via
-                u.sock.sendto(data, self._sockaddr(dst))
-                u.tx += 1
-            except OSError as e:
-                u.tx_errors += 1
-                u.last_error = _errname(e)
-                self.count("tx_error")
-                if _errno(e) == _EBADF:
-                    self._dead(u, "EBADF")
-            except ValueError:  # an address the relay header cannot carry
-                u.tx_errors += 1
-                self.count("tx_error")
+        out = self.ep.datagrams_to_send()
+        if out:
+            uplinks = self.uplinks
+            sockaddr = self._sockaddr if MICROPYTHON else None
+            last = u = None
+            for name, dst, data in out:
+                if name != last:  # (usually all on one uplink)
+                    last = name
+                    u = uplinks.get(name)
+                if u is None or u.dead is not None:
+                    self.count("tx_no_socket")
+                    continue
+                try:
+                    if u.via is not None:
+                        data = udpwrap.wrap(dst[0], dst[1], data)
+                        dst = u.via
+                    u.sock.sendto(data, dst if sockaddr is None else sockaddr(dst))
+                    u.tx += 1
+                except OSError as e:
+                    u.tx_errors += 1
+                    u.last_error = _errname(e)
+                    self.count("tx_error")
+                    if _errno(e) == _EBADF:
+                        self._dead(u, "EBADF")
+                except ValueError:  # an address the relay header cannot carry
+                    u.tx_errors += 1
+                    self.count("tx_error")
         self._drain()
