@@ -43,10 +43,10 @@ package(
 package(
     "board",
     files=(
-        "__init__.py", "applycfg.py", "atchat.py", "boarddef.py", "compat.py", "console.py",
-        "consoleops.py", "exclusive.py", "hook.py", "hw.py", "install.py", "main.py", "settings.py",
-        "stdio.py", "store.py", "telemetry.py", "up_lan.py", "up_ppp.py", "up_wlan.py",
-        "uplinks.py",
+        "__init__.py", "applycfg.py", "atchat.py", "boarddef.py", "cfgops.py", "compat.py",
+        "console.py", "consoleops.py", "exclusive.py", "files.py", "hook.py", "hw.py",
+        "install.py", "main.py", "settings.py", "startup.py", "stdio.py", "store.py",
+        "telemetry.py", "up_lan.py", "up_ppp.py", "up_wlan.py", "uplinks.py",
     ),
 )
 

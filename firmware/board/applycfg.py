@@ -36,14 +36,12 @@ def reconfigure(ep, cfg, restart, now):
 
 def apply(board):
     """The console's apply: the candidate configuration, running, without a reboot."""
-    from . import settings
-
     b = board
     core, extra = b.check(b.candidate)
     now = b.now()
     rebuild, restart, why = plan(b.ep.cfg, core)
     old_port = b.ep.cfg["port"]
-    b.running = settings.copy(b.candidate)
+    b.running = b.candidate  # never changed in place: shared (main.Board)
     if rebuild:
         b.rebuild = (core, old_port)
         if not b.polling:
@@ -62,8 +60,7 @@ def renew(b):
     """A new endpoint and runtime for b.rebuild's configuration (our name or keying
     changed: every association restarts). A MemoryError here ends in the crash handler's
     reboot, onto the committed configuration."""
-    from mast.endpoint import Endpoint
-    from runtime.driver import Runtime
+    from .startup import renew_runtime
 
     core, old_port = b.rebuild
     b.rebuild = None
@@ -74,17 +71,18 @@ def renew(b):
     import gc
 
     gc.collect()
-    b.ep = Endpoint(core, b.random)
-    b.rt = Runtime(b.ep, b.now)
+    renew_runtime(b, core)
     if b._stdin_key is not None:
         b._stdin_key = b.rt.add_reader(b.stdio.stream, b._on_stdin)
     _restart_uplinks(b, core, old_port, True, b.now())
 
 
 def _restart_uplinks(b, core, old_port, rebuilt, now):
-    b._sync_managers(b.running)
+    from .startup import sync_managers
+
+    sync_managers(b, b.running)
     for name in b.managers:  # re-announce: a new socket (port, rebuild) or preference
         m = b.managers[name]
         if m.state == "up" and (rebuilt or old_port != core["port"] or name in b.rt.uplinks):
             b._uplink_up(name, m.addr, now)
-    b._connect_peers(core)
+    b.connect_peers(core)

@@ -1,9 +1,8 @@
-# The console's occasional ops: get, uplink, maintenance, logs, inventory. main.py
-# imports this module for the request and forgets it after (Board.rare), so their
-# code takes no heap the rest of the time; the ops that run all the time (hello,
-# status, set, commit, apply) stay in main.py.
-#
-# `get`: the candidate configuration as it takes effect (view()), or one key.
+# The console's occasional ops: uplink, maintenance, logs, inventory, and the boot
+# counter's reset once a boot has run STABLE_MS. main.py imports this module for the
+# request and forgets it after (main.ONCE, with store.py), so that their code takes
+# no heap the rest of the time; the configuration's ops are cfgops.py, apply is
+# applycfg.py, hello and status stay in main.py.
 #
 # `uplink NAME up|down` holds an uplink down or releases it; `uplink NAME addr A`
 # renumbers a sim uplink (through a relay: its outside address, which the reply
@@ -111,27 +110,6 @@ def report(b=None, top="lib"):
     return {"info": info(), "hashes": hashes, "dirs": sorted(dirs)}
 
 
-def view(b):
-    """The candidate configuration as it takes effect: defaults filled in, each
-    uplink with its kind, priority and cost (secrets are redacted by get)."""
-    from mast.config import ConfigError
-    from . import settings
-
-    raw = b.candidate
-    try:
-        core, extra = b.check(raw)
-    except ConfigError:
-        return settings.copy(raw)
-    v = settings.copy(core)
-    names = list(b.bd["uplinks"]) + [n for n in v["uplinks"] if n not in b.bd["uplinks"]]
-    for name in names:
-        u = v["uplinks"].setdefault(name, {})
-        u["kind"] = b.uplink_spec(name, raw)["kind"]
-        u["priority"], u["cost"] = b.prio_cost(name, raw)
-        u.update(extra.get(name, {}))
-    return v
-
-
 def uplink(b, name, state, addr):
     from .console import OpError
 
@@ -168,14 +146,26 @@ def uplink(b, name, state, addr):
     return r
 
 
+def _store(b):
+    from .store import Store
+
+    return Store(b.files, b.check)
+
+
+def stable(b):
+    """The boot has run STABLE_MS: it is not part of a boot loop."""
+    _store(b).set_boot_count(0)
+
+
 def maintenance(b, on, reason=None):
+    st = _store(b)
     if on:
         if b.mode != "maintenance":
-            b.store.set_maintenance(reason or "requested from the console")
+            st.set_maintenance(reason or "requested from the console")
             b.pending = "maintenance on"
-    elif b.mode == "maintenance" or b.store.maintenance() is not None:
-        b.store.clear_maintenance()
-        b.store.set_boot_count(0)
+    elif b.mode == "maintenance" or st.maintenance() is not None:
+        st.clear_maintenance()
+        st.set_boot_count(0)
         b.pending = "maintenance off"
     return {"maintenance": on, "rebooting": b.pending is not None}
 
@@ -190,9 +180,3 @@ def logs(board, name="mast.crash"):
         except (ValueError, UnicodeError):
             crash = {"log": "crash", "error": "(unreadable: %d bytes)" % len(crash)}
     return {"recent": list(board.recent), "last_crash": crash}
-
-
-def get(b, key=None):
-    from . import settings
-
-    return settings.get(view(b), key)

@@ -5,7 +5,8 @@
 # whose methods, all optional, the board calls from its main loop:
 #
 #   tick(now_ms)               -> ms until it wants to be called again, or None
-#   on_data(peer, payload)     a datagram from a peer (bytes)
+#   on_data(peer, payload)     a datagram from a peer (bytes; copied for the app only
+#                              when it has this method)
 #   on_event(event)            a MAST event as a dict: {"event": "failover", ...}
 #   status()                   -> a dict shown under "app" in the console's status
 #
@@ -58,6 +59,7 @@ class AppRunner:
         self.error = None
         self.errors = 0
         self.due = None
+        self.takes_data = False  # the app has on_data (the board copies a payload only then)
 
     def start(self):
         b = self.board
@@ -68,6 +70,7 @@ class AppRunner:
             mod = __import__(self.module)
             self.app = mod.start(Mast(b))
             self.due = b.now()
+            self.takes_data = getattr(self.app, "on_data", None) is not None
         except Exception as e:
             self._fail("start", e)
             self.app = None

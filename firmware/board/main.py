@@ -4,23 +4,26 @@
 #   from board import main
 #   main.run()
 #
-# Boot, in this order (docs/HARDWARE.md, "Watchdog and maintenance"):
-#   1. read the maintenance flag (mast.maint) and the boot-loop counter, BEFORE any
-#      watchdog: a watchdog cannot be stopped on ESP32/RP2040, and after Ctrl-C
-#      nothing feeds it, so it would reset a board in the middle of `mast flash`
-#   2. CRASH_LIMIT boots in a row that never ran STABLE_MS -> maintenance
-#   3. load the configuration (mast.json, else the last good copy, else defaults)
-#   4. maintenance: the console only (no watchdog, no uplinks, no association, no
-#      app); otherwise start the watchdog, the runtime, the uplinks and the app
-# Every line the firmware prints is JSON: {"log": ...}, {"event": ...} or a reply.
+# Boot (startup.py, docs/HARDWARE.md "Watchdog and maintenance") reads the
+# maintenance flag and the boot-loop counter before any watchdog, loads the
+# configuration, and starts the runtime, the uplinks and the app (or, in
+# maintenance, only the console). Every line the firmware prints is JSON:
+# {"log": ...}, {"event": ...} or a reply.
+#
+# The heap (docs/RUNTIME.md, "Memory"): this module, the uplink managers, the app
+# hook and the console (console.py: the protocol; hello and status are here) stay
+# loaded; code that runs once or now and then is in modules imported when needed and
+# forgotten after (ONCE): boot and apply (startup.py, applycfg.py), the
+# configuration's store and schema glue (store.py, settings.py), the board
+# definition's checker (boarddef.py), and the console's other ops (cfgops.py:
+# get/set/unset/validate/commit, consoleops.py: uplink/maintenance/logs/inventory).
 
 import sys
 
-from mast.config import ConfigError
-from . import settings, uplinks
+from . import uplinks
 from .compat import VERSION, MICROPYTHON, dumps, mem, runtime_version, sleep_ms
-from .store import Store, Files
-from .console import Console, OpError
+from .files import Files
+from .console import Console, OpError  # noqa: F401  (OpError: for callers of main)
 from .hw import Hardware
 
 STABLE_MS = 30000  # a boot that has run this long is not part of a boot loop
@@ -31,14 +34,25 @@ RECENT = 8  # lines kept for the console's `logs` (each at most LINE_KEEP chars)
 # association_up): what came up is what `status` shows now
 LINE_KEEP = 160
 CRASH_FILE = "mast.crash"  # the last crash, written before the reset that follows it
+GC_THRESHOLD = 0  # gc.threshold() for the running board, in bytes; 0: MicroPython's default
+# (collect when the heap is full). Collecting earlier was measured to make no difference
+# to the smallest heap the board runs in (bench/footprint.py), so the default stays.
+# modules loaded only for a moment (see the top); forgotten after each use
+ONCE = ("startup", "applycfg", "store", "settings", "boarddef", "cfgops", "consoleops")
 
 
 def _unload(name):
-    """Forget a module used only at boot, so the heap gets its code back."""
+    """Forget a module used only now and then, so the heap gets its code back."""
     sys.modules.pop("board." + name, None)
     pkg = sys.modules.get("board")
     if pkg is not None and hasattr(pkg, name):
         delattr(pkg, name)
+
+
+def forget():
+    """Forget every module of ONCE (none of them is referenced by what keeps running)."""
+    for name in ONCE:
+        _unload(name)
 
 
 def _board_definition(files, platform):
@@ -79,7 +93,6 @@ class Board:
             write = self.stdio.write
             self.send = getattr(self.stdio, "send", None)
         self.write = write
-        self.store = Store(self.files, self.check)
         self.bd, self.bd_warning = _board_definition(self.files, platform or sys.platform)
         self.console = Console(self, write, self.send)
         self.app_module = app
@@ -87,7 +100,10 @@ class Board:
         self.mode = "normal"
         self.maint_reason = None
         self.cfg_source = self.cfg_warning = None
+        # the configuration as set (candidate), on flash (committed), in use (running):
+        # never changed in place, so they share one object until they differ
         self.candidate = self.committed = self.running = None
+        self.main_ok = False  # mast.json holds a valid configuration (store.Store.main_ok)
         self.rt = self.ep = None
         self.managers = {}
         self.wdt = None
@@ -122,26 +138,11 @@ class Board:
     # ---- configuration -----------------------------------------------------------
 
     def check(self, cfg):
-        """(core config, board extras) if cfg suits this board; ConfigError otherwise."""
-        core, extra = settings.validate(cfg)
-        ups = cfg.get("uplinks") or {}
-        have = self.bd["uplinks"]
-        for name in ups:
-            kind = ups[name].get("kind")
-            if name not in have:
-                if not (self.bd["port"] == "unix" and kind == "sim"):
-                    raise ConfigError("uplinks." + name, "this board has no such uplink (it has %s)"
-                                      % ", ".join(sorted(have)))
-                if "address" not in ups[name]:
-                    raise ConfigError("uplinks.%s.address" % name, "required for a sim uplink")
-            elif kind is not None and kind != have[name]["kind"]:
-                raise ConfigError("uplinks.%s.kind" % name, "is %s on this board" % have[name]["kind"])
-        return core, extra
+        """(core config, board extras) if cfg suits this board; ConfigError otherwise
+        (settings.check; the caller forgets settings after, see ONCE)."""
+        from . import settings
 
-    def defaults(self):
-        uid = self.hw.unique_id()
-        name = self.bd["name"].replace("_", "-")
-        return {"name": name + "-" + uid[-6:] if uid else name}
+        return settings.check(self.bd, cfg)
 
     def uplink_spec(self, name, cfg):
         """The board definition's entry, or one for an extra sim uplink of cfg."""
@@ -157,79 +158,42 @@ class Board:
         u = (raw.get("uplinks") or {}).get(name) or {}
         return u.get("priority", spec.get("priority", 100)), u.get("cost", spec.get("cost", 0))
 
-    def _opts(self, name, cfg):
-        core, extra = settings.split(cfg)
-        o = dict((core.get("uplinks") or {}).get(name) or {})
-        o.update(extra.get(name, {}))
-        return o
-
     # ---- boot ------------------------------------------------------------------------
 
     def boot(self):
-        s = self.store
-        reason = s.maintenance()  # before any watchdog (see the top of this file)
-        self.boots = s.boot_count()
-        if reason is None and self.boots >= CRASH_LIMIT:
-            reason = "boot loop: %d boots in a row crashed or hung" % self.boots
-            s.set_maintenance(reason)
-        s.set_boot_count(0 if reason else self.boots + 1)
-        cfg, self.cfg_source, self.cfg_warning = s.load()
-        if cfg is None:
-            cfg = self.defaults()
-        self.candidate = settings.copy(cfg)
-        self.committed = settings.copy(cfg) if self.cfg_source != "defaults" else None
-        self.emit({"log": "boot", "board": self.bd["name"], "firmware": VERSION,
-                   "mode": "maintenance" if reason else "normal", "config": self.cfg_source,
-                   "warning": self.cfg_warning or self.bd_warning})
-        if reason:
-            self.mode = "maintenance"
-            self.maint_reason = reason
-            self.log("maintenance mode (%s): no watchdog, no uplinks, no app; "
-                     "{\"op\": \"maintenance\", \"state\": \"off\"} to leave it" % reason)
-            return
-        if self.bd["watchdog_ms"]:
-            self.wdt = self.hw.wdt(self.bd["watchdog_ms"])
-        self.start(cfg)
+        """startup.boot: maintenance or the runtime, uplinks and app."""
+        self._once("startup", "boot", CRASH_LIMIT)
+        if self.rt is not None and self.app_module:
+            self.start_app()  # with boot's code gone: room for the app's
 
     def start(self, cfg):
-        """Start the runtime, the uplink managers and the app on cfg (valid)."""
-        from mast.endpoint import Endpoint
-        from runtime.driver import Runtime
+        """Start the runtime and the uplink managers on cfg (valid)."""
+        self._once("startup", "start", cfg)
 
-        core, extra = self.check(cfg)
-        self.ep = Endpoint(core, self.random)
-        self.rt = Runtime(self.ep, self.now)
-        self.running = settings.copy(cfg)
-        self._sync_managers(cfg)
-        if self.bd["routing"] == "exclusive" and len(self.managers) > 1:
-            from .exclusive import Exclusive
+    def start_app(self):
+        import gc
 
-            self.excl = Exclusive(self)
-            self.excl.start(self.now())
-        self._connect_peers(core)
-        if self.app_module:
-            from .hook import AppRunner
+        gc.collect()
+        from .hook import AppRunner
 
-            self.app = AppRunner(self, self.app_module)
-            self.app.start()
+        self.app = AppRunner(self, self.app_module)
+        self.app.start()
+        if GC_THRESHOLD and hasattr(gc, "threshold"):
+            gc.threshold(GC_THRESHOLD)
 
-    def _sync_managers(self, cfg):
-        now = self.now()
-        names = list(self.bd["uplinks"]) + [n for n in (cfg.get("uplinks") or {})
-                                            if n not in self.bd["uplinks"]]
-        for name in list(self.managers):
-            if name not in names:  # an extra sim uplink that was removed
-                self.managers[name].set_admin(False, now)
-                self._handle(name, self.managers.pop(name).poll(now), now)
-        for name in names:
-            m = self.managers.get(name)
-            if m is None:
-                self.managers[name] = uplinks.make(name, self.uplink_spec(name, cfg),
-                                                   self._opts(name, cfg), self.hw)
-            else:
-                self._handle(name, m.configure(self._opts(name, cfg), now), now)
+    def _once(self, module, fn, *args):
+        """module.fn(self, *args), module imported for the call and forgotten after, with
+        every other module of ONCE it loaded."""
+        import gc
 
-    def _connect_peers(self, core):
+        gc.collect()  # room for the module's code in one piece
+        try:
+            mod = __import__("board." + module, None, None, (fn,))
+            return getattr(mod, fn)(self, *args)
+        finally:
+            forget()
+
+    def connect_peers(self, core):
         """Open the associations this board initiates, once an uplink is up (_uplink_up
         calls this again): an INIT with no uplink to go out on still uses up the first
         attempt and its 1 s back-off, and the next attempt goes out on the second-best
@@ -274,7 +238,7 @@ class Board:
     def _on_stdin(self, obj=None, flags=0):
         data = self.stdio.read()
         if data:
-            self.console.feed(data)  # KeyboardInterrupt on Ctrl-C
+            self.feed(data)  # KeyboardInterrupt on Ctrl-C
         if self.stdio.eof and self._stdin_key is not None:
             self.rt.remove_reader(self.stdio.stream, self._stdin_key)
             self._stdin_key = None
@@ -286,11 +250,9 @@ class Board:
         if self.wdt is not None:
             self.wdt.feed()
         if self.rebuild is not None and not self.polling:
-            from .applycfg import renew
-
-            renew(self)
+            self._once("applycfg", "renew")
         for name in list(self.managers):
-            self._handle(name, self.managers[name].poll(now), now)
+            self.handle(name, self.managers[name].poll(now), now)
         if self.excl is not None:
             self.excl.step(now)
         if self.rt is not None:
@@ -299,11 +261,12 @@ class Board:
             self.app.tick(now)
         if not self.stable and self.mode == "normal" and now - self.t0 >= STABLE_MS:
             self.stable = True
-            self.store.set_boot_count(0)
+            self._once("consoleops", "stable")
         if self.pending:
             self.do_pending()
 
-    def _handle(self, name, report, now):
+    def handle(self, name, report, now):
+        """What an uplink manager's poll reported: up, down or failed."""
         if report is None:
             return
         what, x = report
@@ -329,18 +292,22 @@ class Board:
                 via, public = parse_hostport(m.via), parse_hostport(m.public)
             self.rt.add_uplink(name, (addr, self.ep.cfg["port"]), prio, cost, None, via, public)
         except (OSError, ValueError) as e:
-            self._handle(name, self.managers[name].fail("no socket on %s: %s" % (addr, e), now), now)
+            self.handle(name, self.managers[name].fail("no socket on %s: %s" % (addr, e), now), now)
             return
         self.emit({"event": "uplink_up", "uplink": name, "addr": addr})
         if self.connect_pending:
-            self._connect_peers(self.ep.cfg)
+            self.connect_peers(self.ep.cfg)
+
+    def on_data(self, peer, payload, ip, uplink, src):
+        """The runtime hands each DATA here (Runtime.on_data; payload: a memoryview valid
+        during the call): to the app's on_data as bytes, copied only for an app that
+        takes data."""
+        app = self.app
+        if app is not None and app.takes_data:
+            app.call("on_data", peer, bytes(payload))
 
     def _pump(self, now):
-        rt = self.rt
-        for ev in rt.recv():
-            if self.app is not None:
-                self.app.call("on_data", ev.peer, ev.payload)
-        for ev in rt.events():
+        for ev in self.rt.events():
             d = ev.as_dict()
             if d["event"] == "uplink_dead":  # its socket died: let the manager reconnect
                 m = self.managers.get(d.get("uplink"))
@@ -359,36 +326,15 @@ class Board:
 
     # ---- the console's ops --------------------------------------------------------------
 
+    def feed(self, data):
+        """Console input (bytes): each request line is carried out, its reply written.
+        KeyboardInterrupt on Ctrl-C."""
+        self.console.feed(data)
+
     def hello(self):
         return {"firmware": "mast-board", "version": VERSION, "board": self.bd["name"],
                 "title": self.bd["title"], "micropython": runtime_version(),
                 "platform": sys.platform, "mode": self.mode, "protocol": 1}
-
-    def set(self, key, value):
-        self.candidate = settings.set_key(self.candidate, key, value)
-        return {"key": key, "pending": True}
-
-    def unset(self, key):
-        self.candidate = settings.unset_key(self.candidate, key)
-        return {"key": key, "pending": True}
-
-    def validate(self):
-        self.check(self.candidate)
-        return {"valid": True}
-
-    def commit(self):
-        self.check(self.candidate)
-        n = self.store.commit(self.candidate)
-        self.committed = settings.copy(self.candidate)
-        self.cfg_source, self.cfg_warning = "mast.json", None
-        return {"committed": True, "bytes": n}
-
-    def apply(self):
-        if self.rt is None:
-            raise OpError("maintenance mode: nothing runs to apply to; commit, then maintenance off")
-        from .applycfg import apply
-
-        return apply(self)
 
     def status(self):
         now = self.now()
@@ -426,34 +372,40 @@ class Board:
         self.pending = "requested from the console"
         return {"rebooting": True}
 
-    # The console's occasional ops are in board/consoleops.py: imported for the request
-    # and forgotten after, so that their code takes no heap the rest of the time.
+    # The other ops are in cfgops.py, consoleops.py and applycfg.py: imported for the
+    # request and forgotten after, so that their code takes no heap the rest of the time.
 
     def get(self, key=None):
-        return self._occasional("get", key)
+        return self._once("cfgops", "get", key)
+
+    def set(self, key, value):
+        return self._once("cfgops", "set_key", key, value)
+
+    def unset(self, key):
+        return self._once("cfgops", "unset_key", key)
+
+    def validate(self):
+        return self._once("cfgops", "validate")
+
+    def commit(self):
+        return self._once("cfgops", "commit")
+
+    def apply(self):
+        if self.rt is None:
+            raise OpError("maintenance mode: nothing runs to apply to; commit, then maintenance off")
+        return self._once("applycfg", "apply")
 
     def uplink(self, name, state, addr):
-        return self._occasional("uplink", name, state, addr)
+        return self._once("consoleops", "uplink", name, state, addr)
 
     def maintenance(self, on, reason=None):
-        return self._occasional("maintenance", on, reason)
+        return self._once("consoleops", "maintenance", on, reason)
 
     def logs(self):
-        return self._occasional("logs")
+        return self._once("consoleops", "logs")
 
     def files_report(self):
-        return self._occasional("report")
-
-    def _occasional(self, name, *args):
-        import gc
-
-        gc.collect()  # room for the module's code in one piece
-        from . import consoleops
-
-        try:
-            return getattr(consoleops, name)(self, *args)
-        finally:
-            _unload("consoleops")
+        return self._once("consoleops", "report")
 
 
 def _crash_text(e):

@@ -68,6 +68,27 @@ def unset_key(cfg, key):
         raise ConfigError(key, "is not set")
 
 
+def check(bd, cfg):
+    """(core configuration, board extras) if cfg suits the board whose definition is bd
+    (board.json); ConfigError naming the key otherwise. The board checks its own
+    configuration with this at boot, set, commit and apply; `mast flash --config` checks
+    the file with it on the host before anything is written."""
+    core, extra = validate(cfg)
+    ups = cfg.get("uplinks") or {}
+    have = bd["uplinks"]
+    for name in ups:
+        kind = ups[name].get("kind")
+        if name not in have:
+            if not (bd["port"] == "unix" and kind == "sim"):
+                raise ConfigError("uplinks." + name, "this board has no such uplink (it has %s)"
+                                  % ", ".join(sorted(have)))
+            if "address" not in ups[name]:
+                raise ConfigError("uplinks.%s.address" % name, "required for a sim uplink")
+        elif kind is not None and kind != have[name]["kind"]:
+            raise ConfigError("uplinks.%s.kind" % name, "is %s on this board" % have[name]["kind"])
+    return core, extra
+
+
 def get(cfg, key=None):
     """The (redacted) value at key, or the whole configuration; ConfigError if unset."""
     if key is None:

@@ -20,62 +20,14 @@
 # the defaults, and says which it used and why (status shows it). Tested by cutting
 # power at every block write of a commit on littlefs and FAT (tests/board).
 
-from .compat import os, MICROPYTHON, dumps, loads, sync_file, sync_fs
+from .compat import dumps, loads, sync_fs
+from .files import Files, MAX_FILE as _MAX_FILE  # noqa: F401  (Files: for callers of store)
 
 CONFIG = "mast.json"
 TMP = "mast.json.tmp"
 BAK = "mast.json.bak"
 MAINT = "mast.maint"
 BOOTS = "mast.boots"
-_MAX_FILE = 16384  # a config file larger than this is not ours
-
-
-class Files:
-    """The filesystem under a folder ("" = the current one, a board's root). Tests
-    hand in another object with the same five methods."""
-
-    def __init__(self, root=""):
-        self.root = root if (not root or root.endswith("/")) else root + "/"
-
-    def read(self, name):
-        """The file's bytes, or None if it is missing or unreadable."""
-        try:
-            f = open(self.root + name, "rb")
-        except OSError:
-            return None
-        try:
-            return f.read(_MAX_FILE + 1)
-        except OSError:
-            return None
-        finally:
-            f.close()
-
-    def write(self, name, data):
-        f = open(self.root + name, "wb")
-        try:
-            f.write(data)
-            sync_file(f)
-        finally:
-            f.close()
-
-    def rename(self, old, new):
-        if MICROPYTHON:
-            os.rename(self.root + old, self.root + new)
-        else:
-            os.replace(self.root + old, self.root + new)
-
-    def remove(self, name):
-        try:
-            os.remove(self.root + name)
-        except OSError:
-            pass
-
-    def exists(self, name):
-        try:
-            os.stat(self.root + name)
-            return True
-        except OSError:
-            return False
 
 
 def parse(data, check=None):

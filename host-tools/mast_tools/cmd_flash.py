@@ -97,23 +97,17 @@ def load_config(path, bd):
 
 def check_config(cfg, bd):
     """None if cfg suits the board bd, else the error text ("key: message"). The board's
-    own check (board/main.py Board.check), run on the host."""
+    own check (board/settings.py check, which the firmware runs at boot), run on the host."""
     from mast_tools.firmware import use_firmware
 
     use_firmware()
-    from board.main import Board
+    from board.settings import check
     from mast.config import ConfigError
 
     if not isinstance(cfg, dict):
         return "a configuration is a JSON object"
-
-    class _Def:
-        pass
-
-    b = _Def()
-    b.bd = bd
     try:
-        Board.check(b, cfg)
+        check(bd, cfg)
     except (ConfigError, ValueError) as e:
         return str(e)
     return None

@@ -70,7 +70,7 @@ class Rig:
 
     def ask(self, req):
         n = len(self.out)
-        self.b.console.feed((json.dumps(req) + "\n").encode())
+        self.b.feed((json.dumps(req) + "\n").encode())
         return [json.loads(x) for x in self.out[n:] if '"ok"' in x][0]
 
     def close(self):

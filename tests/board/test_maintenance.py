@@ -69,7 +69,7 @@ def files_with(extra=None, trace=None):
 
 def ask(b, out, req):
     n = len(out)
-    b.console.feed((json.dumps(req) + "\n").encode())
+    b.feed((json.dumps(req) + "\n").encode())
     replies = [json.loads(x) for x in out[n:] if '"ok"' in x]
     assert len(replies) == 1, out[n:]
     return replies[0]
@@ -287,13 +287,20 @@ def test_logs_gives_the_recent_lines_and_the_crash_saved_before_the_reset():
     assert max(len(x) for x in kept) <= 160
 
 
-def test_the_occasional_ops_leave_no_module_behind():
+def test_boot_and_the_occasional_ops_leave_no_module_behind():
     import sys
 
     f = files_with()
     b, m, out, clock = new_board(f)
     b.boot()
+    once = ["board." + n for n in board_main.ONCE]
+    assert [n for n in once if n in sys.modules] == []  # boot's code went with boot
     assert ask(b, out, {"id": 1, "op": "get", "key": "name"})["result"] == "b1"
-    assert ask(b, out, {"id": 2, "op": "logs"})["ok"]
+    assert ask(b, out, {"id": 2, "op": "set", "key": "port", "value": PORT + 1})["ok"]
+    assert ask(b, out, {"id": 3, "op": "commit"})["result"]["committed"]
+    assert ask(b, out, {"id": 4, "op": "apply"})["ok"]
+    assert ask(b, out, {"id": 5, "op": "logs"})["ok"]
     shutdown(b)
-    assert "board.consoleops" not in sys.modules  # its code costs no heap between requests
+    assert json.loads(f.data[CONFIG].decode())["port"] == PORT + 1
+    # their code costs no heap between requests
+    assert [n for n in once if n in sys.modules] == []
