@@ -122,11 +122,12 @@ def firmware_version(fw_dir):
         return None
 
 
-def firmware_files(fw_dir, compile_, bd=None):
-    """{board path: bytes}: what flashplan.select_firmware_files() picks for the board bd,
-    the modules compiled (compile_(src, name) -> bytes), the root files as they are."""
+def firmware_files(fw_dir, compile_, bd=None, cfg=None):
+    """{board path: bytes}: what flashplan.select_firmware_files() picks for the board bd and
+    the configuration cfg (only the modules that board loads), the modules compiled
+    (compile_(src, name) -> bytes), the root files as they are."""
     try:
-        chosen = flashplan.select_firmware_files(fw_dir, bd)
+        chosen = flashplan.select_firmware_files(fw_dir, bd, cfg)
     except ValueError as e:
         raise CommandError(str(e), "give a firmware/ folder (with mast/, runtime/, board/)")
     files = {}
@@ -336,7 +337,12 @@ def _local_files(args, fw_dir, info, bd, bd_bytes, cfg):
     mp = ".".join(str(x) for x in info["version"])
     cmd, emitted, note = mpycross.choose(info, args.mpy_cross)
     log("flash: board: MicroPython %s on %s; compiling with %s" % (mp, info.get("platform"), note))
-    local = firmware_files(fw_dir, lambda src, name: mpycross.compile_file(cmd, src, name), bd)
+    local = firmware_files(fw_dir, lambda src, name: mpycross.compile_file(cmd, src, name), bd, cfg)
+    left = sorted(m.split("/")[-1] for m in flashplan.CONDITIONAL
+                  if "lib/%s.mpy" % m not in local)
+    if left:
+        log("flash: %d modules for %s; not needed there: %s" % (
+            len([x for x in local if x.startswith("lib/")]), bd["name"], ", ".join(left)))
     local["board.json"] = bd_bytes
     if cfg is not None:
         local[flashplan.CONFIG] = flashplan.config_bytes(cfg)

@@ -38,15 +38,55 @@ def sha256(data):
 # ---- which files the firmware consists of (host files) ---------------------------------------------
 
 
-def select_firmware_files(fw_dir, board_def=None):
+# Modules of the firmware's packages that a board loads only for some hardware or
+# configuration (board path without .py -> why it would be needed). Every module not named
+# here goes to every board; a name here goes only where board_modules() says.
+CONDITIONAL = {
+    "board/up_wlan": "a wlan, lan or ppp uplink (lan and ppp use its address helper)",
+    "board/up_lan": "a lan uplink (Ethernet)",
+    "board/up_ppp": "a ppp uplink (a cellular modem)",
+    "board/atchat": "a ppp uplink (the modem's AT dialogue)",
+    "board/exclusive": "exclusive routing (rp2) with more than one uplink",
+    "board/install": "never: it finishes a `mip install` by hand; a flashed board has its root files",
+    "runtime/endpoint_main": "never: the endpoint process of hosts (mast endpoint, tests)",
+    "runtime/runconfig": "never: the endpoint process's file",
+    "runtime/rendezvous": "never: DNS and presence for the endpoint process; the board has no presence client",
+}
+
+
+def board_modules(board_def, config=None):
+    """The CONDITIONAL modules a board needs, from its definition (board.json) and its
+    configuration (mast.json: extra sim uplinks count on the unix port)."""
+    kinds = set(u["kind"] for u in board_def["uplinks"].values())
+    names = set(board_def["uplinks"])
+    if board_def.get("port") == "unix":
+        for name, u in ((config or {}).get("uplinks") or {}).items():
+            if isinstance(u, dict) and u.get("kind") == "sim":
+                names.add(name)
+    need = set()
+    if kinds & set(("wlan", "lan", "ppp")):
+        need.add("board/up_wlan")
+    if "lan" in kinds:
+        need.add("board/up_lan")
+    if "ppp" in kinds:
+        need.update(("board/up_ppp", "board/atchat"))
+    if board_def.get("routing") == "exclusive" and len(names) > 1:
+        need.add("board/exclusive")
+    return need
+
+
+def select_firmware_files(fw_dir, board_def=None, config=None):
     """The one place that decides what goes onto a board: [(board path, host source file,
     compiled)], the packages' modules as lib/<pkg>/<module>.mpy (compiled with mpy-cross; the
     source name when compiled is False is the .py), then the root files (ROOT_FILES, as they
-    are). board_def (the board's definition) is where a later change picks only the modules
-    that board uses; today every board gets every module. OSError/ValueError if fw_dir is not
-    a firmware folder."""
+    are). With board_def (the board's definition) only the modules that board loads: every
+    module but those of CONDITIONAL, and of those the ones board_modules() names for the
+    definition and the configuration (config: mast.json's content, or None). Without
+    board_def, every module (a simulated board filled for any definition). OSError/ValueError
+    if fw_dir is not a firmware folder."""
     import os
 
+    need = board_modules(board_def, config) if board_def is not None else None
     out = []
     for pkg in PACKAGES:
         top = os.path.join(fw_dir, pkg)
@@ -58,6 +98,8 @@ def select_firmware_files(fw_dir, board_def=None):
                 if name.endswith(".py"):
                     src = os.path.join(dirpath, name)
                     rel = os.path.relpath(src, fw_dir).replace(os.sep, "/")
+                    if need is not None and rel[:-3] in CONDITIONAL and rel[:-3] not in need:
+                        continue
                     out.append(("lib/" + rel[:-3] + ".mpy", src, True))
     for name in ROOT_FILES:
         out.append((name, os.path.join(fw_dir, "board", "root", name), False))

@@ -6,8 +6,9 @@ from mast_tools import flashplan
 from mast_tools.firmware import FIRMWARE_DIR
 
 
-def firmware_paths():
-    """The board paths the firmware consists of (lib/<pkg>/*.mpy, the root files)."""
+def firmware_paths(definition):
+    """The board paths of the firmware for this board (lib/<pkg>/*.mpy of the modules it loads,
+    the root files)."""
     out = set()
     for pkg in flashplan.PACKAGES:
         for dirpath, dirnames, filenames in os.walk(os.path.join(FIRMWARE_DIR, pkg)):
@@ -16,11 +17,13 @@ def firmware_paths():
                 if name.endswith(".py"):
                     rel = os.path.relpath(os.path.join(dirpath, name), FIRMWARE_DIR).replace(os.sep, "/")
                     out.add("lib/" + rel[:-3] + ".mpy")
+    needed = flashplan.board_modules(definition)
+    out -= set("lib/%s.mpy" % m for m in flashplan.CONDITIONAL if m not in needed)
     return out | {"boot.py", "main.py", "app.py", "board.json"}
 
 
 def test_flash_installs_the_firmware_and_verifies_every_file(hw, flashed):
-    want = firmware_paths()
+    want = firmware_paths(hw.definition)
     assert want <= set(flashed["verified"]), sorted(want - set(flashed["verified"]))
     assert set(flashed["copied"]) <= set(flashed["verified"])
     assert set(flashed["copied"]) | set(flashed["skipped"]) | set(flashed["kept"]) >= want

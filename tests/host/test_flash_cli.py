@@ -65,7 +65,16 @@ def firmware_copy(tmp_path, version, pad=0):
     return out
 
 
+# The modules a unix-sim board does not load, so `mast flash --board unix-sim` leaves them out
+# (mast_tools.flashplan.CONDITIONAL): uplink drivers for hardware it has not, exclusive
+# routing, the mip installer, the hosts' endpoint process. Written out here, not computed.
+NOT_ON_UNIX_SIM = ("board/up_wlan", "board/up_lan", "board/up_ppp", "board/atchat",
+                   "board/exclusive", "board/install", "runtime/endpoint_main",
+                   "runtime/runconfig", "runtime/rendezvous")
+
+
 def lib_paths():
+    """lib/... of every module a unix-sim board gets."""
     out = set()
     for pkg in flashplan.PACKAGES:
         for dirpath, dirnames, filenames in os.walk(os.path.join(FIRMWARE_DIR, pkg)):
@@ -73,7 +82,8 @@ def lib_paths():
             for name in filenames:
                 if name.endswith(".py"):
                     rel = os.path.relpath(os.path.join(dirpath, name), FIRMWARE_DIR).replace(os.sep, "/")
-                    out.add("lib/" + rel[:-3] + ".mpy")
+                    if rel[:-3] not in NOT_ON_UNIX_SIM:
+                        out.add("lib/" + rel[:-3] + ".mpy")
     return out
 
 
