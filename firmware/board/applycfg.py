@@ -9,7 +9,10 @@
 #                                   (SET) where their address or preference changed
 #
 # Endpoint.reconfigure() does the work in the core; plan() says what it will do,
-# for the console's reply.
+# for the console's reply. The uplink managers and a new runtime are made here, at
+# boot too (startup.py imports them), so that an apply loads this module alone.
+
+from . import settings, uplinks
 
 
 def plan(old, new):
@@ -60,8 +63,6 @@ def renew(b):
     """A new endpoint and runtime for b.rebuild's configuration (our name or keying
     changed: every association restarts). A MemoryError here ends in the crash handler's
     reboot, onto the committed configuration."""
-    from .startup import renew_runtime
-
     core, old_port = b.rebuild
     b.rebuild = None
     old = b.rt
@@ -78,11 +79,45 @@ def renew(b):
 
 
 def _restart_uplinks(b, core, old_port, rebuilt, now):
-    from .startup import sync_managers
-
     sync_managers(b, b.running)
     for name in b.managers:  # re-announce: a new socket (port, rebuild) or preference
         m = b.managers[name]
         if m.state == "up" and (rebuilt or old_port != core["port"] or name in b.rt.uplinks):
             b._uplink_up(name, m.addr, now)
     b.connect_peers(core)
+
+
+def renew_runtime(b, core):
+    """A new endpoint and runtime for core (the old ones are gone: their memory is free);
+    DATA goes straight to the board (Runtime.on_data: no event object, no copy)."""
+    from mast.endpoint import Endpoint
+    from runtime.driver import Runtime
+
+    b.ep = Endpoint(core, b.random)
+    b.rt = Runtime(b.ep, b.now)
+    b.rt.on_data = b.on_data
+
+
+def _opts(name, cfg):
+    core, extra = settings.split(cfg)
+    o = dict((core.get("uplinks") or {}).get(name) or {})
+    o.update(extra.get(name, {}))
+    return o
+
+
+def sync_managers(b, cfg):
+    """An uplink manager for each of the board's uplinks and each extra sim uplink of cfg;
+    those that exist get cfg's options (they reconnect if their options changed)."""
+    now = b.now()
+    names = list(b.bd["uplinks"]) + [n for n in (cfg.get("uplinks") or {})
+                                     if n not in b.bd["uplinks"]]
+    for name in list(b.managers):
+        if name not in names:  # an extra sim uplink that was removed
+            b.managers[name].set_admin(False, now)
+            b.handle(name, b.managers.pop(name).poll(now), now)
+    for name in names:
+        m = b.managers.get(name)
+        if m is None:
+            b.managers[name] = uplinks.make(name, b.uplink_spec(name, cfg), _opts(name, cfg), b.hw)
+        else:
+            b.handle(name, m.configure(_opts(name, cfg), now), now)

@@ -16,7 +16,7 @@
 # longest-lived code) first, while the heap is empty and in one piece, then this
 # module. Everything boot-only is freed after boot.
 
-from . import settings, uplinks
+from .applycfg import sync_managers, renew_runtime
 from .compat import VERSION
 from .store import Store
 
@@ -60,13 +60,8 @@ def defaults(b):
 def start(b, cfg):
     """Start the runtime and the uplink managers on cfg (valid); main.Board.boot starts
     the app once this module is gone."""
-    from mast.endpoint import Endpoint
-    from runtime.driver import Runtime
-
     core, extra = b.check(cfg)
-    b.ep = Endpoint(core, b.random)
-    b.rt = Runtime(b.ep, b.now)
-    b.rt.on_data = b.on_data  # DATA straight to the app: no event object, no copy
+    renew_runtime(b, core)
     b.running = cfg
     sync_managers(b, cfg)
     if b.bd["routing"] == "exclusive" and len(b.managers) > 1:
@@ -75,38 +70,3 @@ def start(b, cfg):
         b.excl = Exclusive(b)
         b.excl.start(b.now())
     b.connect_peers(core)
-
-
-def renew_runtime(b, core):
-    """A new endpoint and runtime for core (the old ones are gone: their memory is free)."""
-    from mast.endpoint import Endpoint
-    from runtime.driver import Runtime
-
-    b.ep = Endpoint(core, b.random)
-    b.rt = Runtime(b.ep, b.now)
-    b.rt.on_data = b.on_data
-
-
-def _opts(name, cfg):
-    core, extra = settings.split(cfg)
-    o = dict((core.get("uplinks") or {}).get(name) or {})
-    o.update(extra.get(name, {}))
-    return o
-
-
-def sync_managers(b, cfg):
-    """An uplink manager for each of the board's uplinks and each extra sim uplink of cfg;
-    those that exist get cfg's options (they reconnect if their options changed)."""
-    now = b.now()
-    names = list(b.bd["uplinks"]) + [n for n in (cfg.get("uplinks") or {})
-                                     if n not in b.bd["uplinks"]]
-    for name in list(b.managers):
-        if name not in names:  # an extra sim uplink that was removed
-            b.managers[name].set_admin(False, now)
-            b.handle(name, b.managers.pop(name).poll(now), now)
-    for name in names:
-        m = b.managers.get(name)
-        if m is None:
-            b.managers[name] = uplinks.make(name, b.uplink_spec(name, cfg), _opts(name, cfg), b.hw)
-        else:
-            b.handle(name, m.configure(_opts(name, cfg), now), now)
