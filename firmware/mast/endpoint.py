@@ -54,6 +54,7 @@ class Endpoint:
         self.by_peer = {}  # peer name -> live Association
         self.out = []
         self.events = []
+        self._ev_next = 0  # next_event()'s place in events
         self.counters = {}
         self.last_error = None
         self.on_data = None  # if set: on_data(peer, payload, ip, uplink, src) instead of events
@@ -469,7 +470,19 @@ class Endpoint:
         return out
 
     def next_event(self):
-        return self.events.pop(0) if self.events else None
+        ev = self.events  # (read by index: pop(0) costs the length of a long backlog)
+        i = self._ev_next
+        if i >= len(ev):
+            self._ev_next = 0  # (also if someone replaced the list)
+            return None
+        e = ev[i]
+        if i + 1 == len(ev):
+            ev.clear()
+            self._ev_next = 0
+        else:
+            ev[i] = None
+            self._ev_next = i + 1
+        return e
 
     def touch(self, a):
         """Something changed a's timers: its deadline is computed again before the next
