@@ -1,7 +1,7 @@
 """One server, a fleet of peers: what each idle peer costs the server, and whether any cost grows
 with the number of peers (issue 16).
 
-    .venv/bin/python bench/scale.py [--sizes 10,100,1000,10000] [--baseline REV] [--real 1000]
+    .venv/bin/python bench/scale.py [--sizes 10,100,1000,10000,20000] [--baseline REV] [--real 1000]
 
 Part 1, the sans-IO core on a fake clock. One server (one uplink) and N peers, each with three
 uplinks behind NAT (so each path is refreshed every nat_refresh_s = 25 s: the realistic worst
@@ -471,7 +471,7 @@ def results(rows, real):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="10,100,1000,10000")
+    ap.add_argument("--sizes", default="10,100,1000,10000,20000")
     ap.add_argument("--baseline", default=BASELINE_REV)
     ap.add_argument("--baseline-sizes", default="10,100,1000")
     ap.add_argument("--warm", type=int, default=240, help="simulated seconds before measuring")
