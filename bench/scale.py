@@ -241,12 +241,29 @@ def core_worker(coredir, n, warm_s, window_s):
         srv.next_timer()
     per_rx = (time.perf_counter() - t0) / len(pkts) * 1e6
     delivered = srv.counters.get("accepted", 0) - before
+    # the configuration: checking all of it (a start, a reload), and one peer more or less
+    # while the others keep their associations (set_peer / remove_peer, no check of the rest)
+    from mast import config as mast_config  # noqa: PLC0415
+
+    doc = {"name": "srv", "peers": dict((_peer_name(i), {"psk": PSK}) for i in range(n))}
+    t0 = time.perf_counter()
+    mast_config.validate(doc)
+    s_validate = time.perf_counter() - t0
+    ms_add = ms_remove = None
+    if hasattr(srv, "set_peer"):
+        t0 = time.perf_counter()
+        srv.set_peer("newcomer.fleet.example", {"psk": PSK}, sim.t)
+        ms_add = (time.perf_counter() - t0) * 1000
+        t0 = time.perf_counter()
+        srv.remove_peer("newcomer.fleet.example", sim.t)
+        ms_remove = (time.perf_counter() - t0) * 1000
     gc.collect()
     mem = _deep_size(list(srv.assocs.values()), [srv, srv.uplinks, srv.prof] + list(srv.uplinks.values()))
     return {"n": n, "up": up, "cpu_pct": 100.0 * busy / window_s, "server_calls_per_s": calls / window_s,
             "us_next_timer": per_timer, "us_data_tx": per_tx, "us_data_rx": per_rx,
             "tx_ok": sent == k, "rx_ok": delivered == len(pkts),
             "bytes_per_assoc": mem // max(len(srv.assocs), 1), "window_s": window_s,
+            "s_validate": s_validate, "ms_add_peer": ms_add, "ms_remove_peer": ms_remove,
             "wall_s": time.perf_counter() - t_build}
 
 
@@ -460,6 +477,12 @@ def results(rows, real):
             out.append({"what": "µs per DATA %s, %d → %d peers" % (what, small, big),
                         "target": "flat (≤ 1.5×)", "measured": "%.1f → %.1f µs" % (a, b),
                         "met": b <= 1.5 * a})
+        if mine[big].get("ms_add_peer") is not None:
+            out.append({"what": "one peer added to / removed from a running %d-peer server" % big,
+                        "target": "(reported; the others untouched)",
+                        "measured": "%.2f / %.2f ms (checking the whole config: %.2f s)" % (
+                            mine[big]["ms_add_peer"], mine[big]["ms_remove_peer"],
+                            mine[big]["s_validate"]), "met": None})
     if real is not None:
         out.append({"what": "%d peers on the real runtime (loopback): server CPU, kernel drops, "
                             "failovers" % real["n"], "target": "(reported)",
@@ -511,15 +534,19 @@ def main():
             "(fake clock; the server's own calls timed). The baseline is the core at %s, the "
             "last before the timer queue, in this same run." % args.baseline, "",
             "| core | N peers | up | server CPU, % of one core (idle) | µs per next_timer() | "
-            "µs per DATA sent | µs per DATA received | bytes per association |",
-            "|---|---|---|---|---|---|---|---|"]
+            "µs per DATA sent | µs per DATA received | bytes per association | "
+            "check the whole config | add / remove one peer |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for who, n, r in rows:
         if r is None:
-            body.append("| %s | %d | — | did not finish in time | | | | |" % (who, n))
+            body.append("| %s | %d | — | did not finish in time | | | | | | |" % (who, n))
             continue
-        body.append("| %s | %d | %d | %.2f | %.1f | %.1f | %.1f | %d |" % (
+        edit = "—"
+        if r.get("ms_add_peer") is not None:
+            edit = "%.2f / %.2f ms" % (r["ms_add_peer"], r["ms_remove_peer"])
+        body.append("| %s | %d | %d | %.2f | %.1f | %.1f | %.1f | %d | %.3f s | %s |" % (
             who, n, r["up"], r["cpu_pct"], r["us_next_timer"], r["us_data_tx"], r["us_data_rx"],
-            r["bytes_per_assoc"]))
+            r["bytes_per_assoc"], r["s_validate"], edit))
     body += ["", "Warm-up %d simulated s after the last peer connected (idle probes back off to the "
              "25 s NAT refresh), then %d s measured (10 s for the baseline above 100 peers)."
              % (args.warm, args.window)]
