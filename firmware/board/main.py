@@ -140,6 +140,10 @@ class Board:
     def check(self, cfg):
         """(core config, board extras) if cfg suits this board; ConfigError otherwise
         (settings.check; the caller forgets settings after, see ONCE)."""
+        if cfg is self.running and self.ep is not None:
+            # the running configuration, checked when it was started or applied: the
+            # endpoint holds that check's result (a check costs a board ~18 KB for a moment)
+            return self.ep.cfg, {}
         from . import settings
 
         return settings.check(self.bd, cfg)
@@ -162,6 +166,11 @@ class Board:
 
     def boot(self):
         """startup.boot: maintenance or the runtime, uplinks and app."""
+        # the core and the runtime first, into a heap still in one piece: the largest code,
+        # loaded for good, below what boot loads for a moment (startup.py and the modules it
+        # uses), which leaves one large hole when it goes rather than many small ones
+        import mast.endpoint  # noqa: F401
+        import runtime.driver  # noqa: F401
         self._once("startup", "boot", CRASH_LIMIT)
         if self.rt is not None and self.app_module:
             self.start_app()  # with boot's code gone: room for the app's
