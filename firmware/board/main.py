@@ -166,11 +166,6 @@ class Board:
 
     def boot(self):
         """startup.boot: maintenance or the runtime, uplinks and app."""
-        # the core and the runtime first, into a heap still in one piece: the largest code,
-        # loaded for good, below what boot loads for a moment (startup.py and the modules it
-        # uses), which leaves one large hole when it goes rather than many small ones
-        import mast.endpoint  # noqa: F401
-        import runtime.driver  # noqa: F401
         self._once("startup", "boot", CRASH_LIMIT)
         if self.rt is not None and self.app_module:
             self.start_app()  # with boot's code gone: room for the app's

@@ -29,6 +29,13 @@ def boot(b, crash_limit):
         reason = "boot loop: %d boots in a row crashed or hung" % b.boots
         s.set_maintenance(reason)
     s.set_boot_count(0 if reason else b.boots + 1)
+    if not reason:
+        # the core and the runtime now, counted as part of this boot (a core that fails to
+        # load ends in maintenance after CRASH_LIMIT boots) and before the configuration is
+        # read: the largest code, loaded for good, as low in the heap as it can be, below
+        # what boot loads for a moment
+        import mast.endpoint  # noqa: F401
+        import runtime.driver  # noqa: F401
     cfg, b.cfg_source, b.cfg_warning = s.load()
     b.main_ok = s.main_ok  # for the next commit (consoleops.commit)
     if cfg is None:

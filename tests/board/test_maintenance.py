@@ -208,6 +208,38 @@ def test_three_boots_in_a_row_that_never_run_stable_enter_maintenance():
     assert b.mode == "normal" and f.data[BOOTS] == b"1"
 
 
+class _BrokenModule:
+    """A firmware module that does not load as it should (a bad flash, a version mismatch):
+    `from runtime.driver import Runtime` fails."""
+
+
+def test_a_core_that_fails_to_load_counts_as_a_crashed_boot_and_ends_in_maintenance():
+    import sys
+
+    f = files_with()
+    saved = sys.modules.get("runtime.driver")
+    sys.modules["runtime.driver"] = _BrokenModule()
+    try:
+        for i in range(CRASH_LIMIT):
+            b, m, out, clock = new_board(f)
+            try:
+                board_main.run(b)
+                reset = False
+            except FakeReset:
+                reset = True
+            assert reset and json.loads(out[-1])["log"] == "crash"
+            assert f.data[BOOTS] == str(i + 1).encode()  # counted before the core loads
+        b, m, out, clock = new_board(f)
+        b.boot()  # maintenance: the console only, the core not needed
+        assert b.mode == "maintenance" and b.rt is None and m.wdts == []
+        assert ask(b, out, {"id": 1, "op": "hello"})["result"]["mode"] == "maintenance"
+    finally:
+        if saved is None:
+            sys.modules.pop("runtime.driver", None)
+        else:
+            sys.modules["runtime.driver"] = saved
+
+
 def crash_at_boot(f):
     """A boot whose start raises: (machine, output, whether it reset)."""
     b, m, out, clock = new_board(f)
