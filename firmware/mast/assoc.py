@@ -28,6 +28,7 @@ _MAX_PATHS = const(24)  # (uplink, remote address) pairs
 _CREDIT_MAX = const(1024)  # most bytes saved up for addresses not validated
 _ECHO_TRIES = const(4)
 _PROBE_LEN = const(55)  # a whole PROBE: header, 27-byte body, tag
+_RING_MAX = const(576)  # resend ring: trimmed to policy.RESEND_MAX (512) when it passes this
 
 
 def _unspecified(a):
@@ -227,7 +228,8 @@ class Association:
             if p is None:
                 return "too_many_paths"
         p.rx += 1
-        self.revive(p, now)  # the peer reaches us on it again
+        if p.state == FAILED:
+            self.revive(p, now)  # the peer reaches us on it again
         return p
 
     def revive(self, p, now):
@@ -271,7 +273,7 @@ class Association:
         if self.ep.resend_ms:
             # DATA the old primary's feedback does not cover, sent within resend_ms
             acked = old.fb_hi if old is not None else 0
-            for t, seq, pkt in self.ring:
+            for t, seq, pkt in self.ring[-policy.RESEND_MAX :]:  # (send_data trims it in bulk)
                 if t >= now - self.ep.resend_ms and seq > acked:
                     self.emit(new, pkt)
         if self.req is not None:
@@ -472,21 +474,21 @@ class Association:
         if self.rx_mac is None:
             return "unexpected"  # no keys yet (cookie-wait)
         w = self.window
-        if not w.check(seq):
+        if seq <= w.highest and not w.check(seq):  # (above the window: new)
             return "too_old" if seq <= w.highest - w.size else "duplicate"
         if not wire.check(self.rx_mac, pkt, body):
             return "mac"
         w.commit(seq)
         # anti-amplification (section 9): every authenticated byte from the peer earns one
-        self.credit = min(self.credit + len(pkt), _CREDIT_MAX)
+        if self.credit < _CREDIT_MAX:
+            self.credit = min(self.credit + len(pkt), _CREDIT_MAX)
         return None
 
     def receive(self, u, src, ptype, seq, pkt, body, now):
         """A packet for this association -> drop reason or None."""
-        dup = self.rx_mac is not None and ptype >= wire.DATA and seq > self.window.highest - self.window.size
         why = self.authenticate(seq, pkt, body)
         if why:
-            if why == "duplicate" and dup:
+            if why == "duplicate" and ptype >= wire.DATA:
                 # a redundant copy of DATA: still feedback for the path it came on
                 r = self.remotes.get(src)
                 p = r.paths.get(u.name) if r is not None else None
@@ -575,8 +577,13 @@ class Association:
                 self.err_sent = now
                 self.send(p, wire.ERR, wire.enc_err(wire.ERR_UNSUPPORTED, 0))
             return "unsupported"
-        self.ep.deliver(self.peer, body, ip, p)
-        self.maybe_ack(p, now)
+        ep = self.ep
+        if ep.on_data is not None:  # the runtime takes DATA directly (payload valid during the call)
+            ep.on_data(self.peer, body, ip, p.uplink.name, p.raddr)
+        else:
+            ep.events.append(Event("data", self.peer, bytes(body), ip))
+        if p.ack_due is None or now - p.ack_sent >= ep.prof["ack"]:  # (else: feedback is due)
+            self.maybe_ack(p, now)
         return None
 
     def on_data_ip(self, p, body, now):
@@ -648,21 +655,29 @@ class Association:
             self.ep.count("tx_no_path")
             return False
         seq = self.seq
-        pkt = self.send(p, wire.DATA_IP if ip else wire.DATA, payload)
+        pkt = wire.seal(self.tx_mac, wire.DATA_IP if ip else wire.DATA, self.peer_label, seq, payload)
+        self.seq = seq + 1
+        self.emit(p, pkt)
         p.sent_hi = seq
         if p.unacked_since is None:
             p.unacked_since = now
+        ep = self.ep
         q = self.second_path(p) if self.ep.mode == "redundant" else None
         if q is not None:
             self.emit(q, pkt)
             q.sent_hi = seq
             if q.unacked_since is None:
                 q.unacked_since = now
-        if self.ep.resend_ms:
+        if ep.resend_ms:
+            # the last RESEND_MAX sent within resend_ms count (choose_primary); the others
+            # go in bulk, not one per packet
             ring = self.ring
             ring.append((now, seq, pkt))
-            while ring and (ring[0][0] < now - self.ep.resend_ms or len(ring) > policy.RESEND_MAX):
-                ring.pop(0)
+            if len(ring) > _RING_MAX or ring[0][0] < now - ep.resend_ms:
+                i = max(0, len(ring) - policy.RESEND_MAX)
+                while ring[i][0] < now - ep.resend_ms:
+                    i += 1
+                del ring[:i]
         return True
 
     def shut(self, now):

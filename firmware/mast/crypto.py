@@ -46,7 +46,12 @@ class Mac:
         """The 32-byte MAC of a | b | c (b, c optional): fixed arguments, so a
         call allocates no tuple on MicroPython."""
         k = self._copy
-        h, h2 = (k[0].copy(), k[1].copy()) if k else (sha256(self._ipad), sha256(self._opad))
+        if k is not None:
+            h = k[0].copy()
+            h2 = k[1].copy()
+        else:
+            h = sha256(self._ipad)
+            h2 = sha256(self._opad)
         h.update(a)
         if b:
             h.update(b)
@@ -67,21 +72,16 @@ class Mac:
 
     def tag_into(self, pkt, n, a, b, c=None):
         """Write the tag of a | b | c (the first n bytes of pkt, and extra) into
-        pkt[n:n + TAG_LEN]."""
+        pkt[n:n + TAG_LEN], with no new object (wire.seal on MicroPython)."""
         d = self._hmac(a, b, c)
-        if _compare is not None:  # CPython: a slice is cheaper than a loop
-            pkt[n : n + TAG_LEN] = d[:TAG_LEN]
-        else:  # no new objects
-            for i in range(TAG_LEN):
-                pkt[n + i] = d[i]
+        for i in range(TAG_LEN):
+            pkt[n + i] = d[i]
 
     def check(self, pkt, a, b, c=None):
         """True if pkt ends in the tag of a | b | c (pkt without its tag, and extra);
-        constant time."""
+        constant time, no new object (wire.check on MicroPython)."""
         n = len(pkt) - TAG_LEN
         d = self._hmac(a, b, c)
-        if _compare is not None:
-            return _compare(d[:TAG_LEN], memoryview(pkt)[n:])
         r = 0
         for i in range(TAG_LEN):
             r |= d[i] ^ pkt[n + i]

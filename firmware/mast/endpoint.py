@@ -20,7 +20,6 @@ from . import wire, policy, keys, config
 from .crypto import Mac, hkdf, ct_equal
 from .addr import canonical, parse_addr
 from .assoc import Association, COOKIE_WAIT, ESTABLISHED, serial_newer
-from .events import Event
 
 
 def _check(fn, *args):
@@ -111,13 +110,6 @@ class Endpoint:
 
     def event(self, e):
         self.events.append(e)
-
-    def deliver(self, peer, body, ip, path):
-        """DATA for the app: to on_data if the runtime set it, else as a "data" event."""
-        if self.on_data is not None:
-            self.on_data(peer, body, ip, path.uplink.name, path.raddr)
-        else:
-            self.events.append(Event("data", peer, bytes(body), ip))
 
     def psk(self, peer):
         if self.keying == wire.KEYING_OPEN:
@@ -312,13 +304,15 @@ class Endpoint:
         if len(payload) > wire.MAX_PAYLOAD:
             raise ValueError("payload of %d bytes is larger than MAST's maximum of %d (a packet "
                              "is at most %d bytes)" % (len(payload), wire.MAX_PAYLOAD, wire.MAX_PACKET))
-        if peer is not None and peer not in self.cfg["peers"] and peer not in self.by_peer:
-            raise ValueError("unknown peer %r" % peer)
-        a = self.association(peer)
+        a = self.association() if peer is None else self.by_peer.get(peer)
         if a is None or a.state != ESTABLISHED:
+            if a is None and peer is not None and peer not in self.cfg["peers"]:
+                raise ValueError("unknown peer %r" % peer)
             self.count("tx_no_association")
             return False
-        self.touch(a)
+        if not a.dirty:  # (touch)
+            a.dirty = True
+            self._dirty.append(a)
         return a.send_data(payload, ip, now_ms)
 
     def close(self, now_ms, peer=None):
@@ -333,7 +327,8 @@ class Endpoint:
     def receive(self, uplink, addr, data, now_ms):
         """One datagram from addr ((ip, port)) on uplink. Never raises for what the
         peer sent: every drop is counted by reason (docs/PROTOCOL.md section 7)."""
-        self.count("rx")
+        c = self.counters
+        c["rx"] = c.get("rx", 0) + 1
         try:
             reason = self._receive(uplink, addr, data, now_ms)
         except (ValueError, IndexError, KeyError):  # a malformed body
@@ -343,7 +338,8 @@ class Endpoint:
         except Exception as e:  # a bug: never let peer input raise out of the core
             reason = "internal_error"
             self.last_error = repr(e)
-        self.count(reason or "accepted")
+        reason = reason or "accepted"
+        c[reason] = c.get(reason, 0) + 1
 
     def _receive(self, uplink, src, pkt, now):
         u = self.uplinks.get(uplink)
@@ -362,7 +358,9 @@ class Endpoint:
             return self._on_cookie_echo(u, src, pkt, label, seq, body, a, now)
         if a is None:
             return "unknown_label"
-        self.touch(a)
+        if not a.dirty:  # (touch)
+            a.dirty = True
+            self._dirty.append(a)
         if ptype == wire.INIT_ACK:
             return a.on_init_ack(u, src, pkt, body, now)
         return a.receive(u, src, ptype, seq, pkt, body, now)
