@@ -472,7 +472,7 @@ class Runtime:
         got = 0
         now = self.now()  # one clock read per wake (the datagrams came meanwhile)
         # the loop runs per datagram: what it calls is looked up once
-        recvfrom, receive, name, text = u.sock.recvfrom, self.ep.receive, u.name, self._text
+        recvfrom, receive, name, text, via = u.sock.recvfrom, self.ep.receive, u.name, self._text, u.via
         # a core that hands DATA to _on_data: its other events are taken once, after the reads;
         # otherwise each datagram's data events are taken at once, with their uplink and source
         events = self._core is None or self._core.on_data is None
@@ -495,12 +495,13 @@ class Runtime:
             if r is None:
                 break
             data, src = r
-            if u.via is not None or type(src) is not tuple or len(src) != 2:
-                # (CPython's IPv4 (ip, port) is the core's form already: ip text is canonical)
+            if via is not None or MICROPYTHON or len(src) != 2:
+                # (CPython's IPv4 (ip, port) pair is the core's form already: the text is
+                # canonical; its IPv6 addresses come as 4 items)
                 try:
                     src = from_socket(src, text)
-                    if u.via is not None:
-                        if src != u.via:
+                    if via is not None:
+                        if src != via:
                             u.rx_dropped += 1  # not from our relay
                             continue
                         host, port, payload = udpwrap.unwrap(data)
@@ -508,7 +509,6 @@ class Runtime:
                 except ValueError:
                     u.rx_dropped += 1
                     continue
-            u.rx += 1
             got += 1
             if events:
                 self._cu, self._cs = name, src
@@ -521,6 +521,7 @@ class Runtime:
                 self._squeezed = False
                 break
         if got:
+            u.rx += got
             self._flush()  # (and the core's events)
         if self._reserve is None and MICROPYTHON and got:
             self._take_reserve()  # a read found a block: there may be room again
