@@ -1,23 +1,36 @@
 """MicroPython footprint of the whole firmware, beyond the core's figures in bench/heap.py: the
-firmware's .mpy size, the heap in use with an association up and 3x3 paths, how the heap grows
-with associations and paths, and the smallest heap in which the whole board firmware carries
-the demo traffic.
+firmware's .mpy size (and what `mast flash` sends each board definition), the heap in use with an
+association up and 3x3 paths, how the heap grows with associations and paths, the smallest heap
+in which the whole board firmware carries the demo traffic (this firmware beside the one before
+issue 11's work, BASE_REV, in the same run), and the live heap of the whole firmware in that demo
+on a 32-bit MicroPython beside the 64-bit one.
 
-    .venv/bin/python bench/footprint.py
+    .venv/bin/python bench/footprint.py [--base REV] [--quick]
 
 - Sizes: every .py of firmware/ except mastd/ (the Linux agent never ships to a board),
-  compiled with mpy-cross as `mast flash` compiles them.
+  compiled with mpy-cross as `mast flash` compiles them; per board definition, what `mast
+  flash` sends (mast_tools.flashplan.select_firmware_files).
 - Heap in use: the endpoint process (runtime/endpoint_main: the core, the runtime, the line
   protocol) on the MicroPython unix port, importing mpy-cross output, -X heapsize=1M so that
   nothing is tight; `gc.mem_alloc()` after `gc.collect()`, as its status reports it. Its peers
   are MAST endpoints under CPython in this process, on loopback addresses 127.77.x.y (a random
   port per run).
-- Smallest heap for the whole firmware: the board firmware (.mpy: core, runtime, board app,
-  console, uplink managers) on the simulated board with the demo traffic, console use and an
-  uplink failure of tests/host/test_sim_board_traffic.py, searched in 8K steps.
+- Smallest heap for the whole firmware: the board firmware (.mpy, the modules `mast flash`
+  sends a unix-sim board) on the simulated board with the demo of
+  tests/host/test_board_footprint.py (telemetry at 50 datagrams a second to a CPython peer,
+  console ops under traffic, an uplink down and back up), searched in 8K steps; a heap counts
+  as enough when the demo passes RUNS times in a row there (a heap that traffic has fragmented
+  differs from run to run). The same for the firmware of BASE_REV (git archive; every module,
+  as flash sent them then), and for this firmware with an early gc.threshold.
+- 32-bit: the wasm32 MicroPython of tests/mp32 grows its heap on demand, so it gives the live
+  heap, not a smallest one: the board firmware boots in one interpreter with a MAST peer on an
+  in-memory network (FWSIM below: socket and select stand-ins that answer as lwIP boards do),
+  carries the demo's traffic and console ops in steps, then the peer is dropped and the live heap
+  read after a collection (bench/alloc.py's method). The same steps on the 64-bit unix port give
+  the figure beside it; the smallest 64-bit heap times their ratio estimates a 32-bit board's.
 
-The unix port is 64-bit: objects take about twice what they take on a 32-bit ESP32 or RP2040.
-Writes the `footprint` section of docs/BENCHMARKS.md. Needs no root.
+Writes the `footprint` section of docs/BENCHMARKS.md. Needs no root. --quick: the smallest-heap
+searches only (no endpoint-process grid).
 """
 
 import glob
@@ -254,61 +267,376 @@ def heap_associations(mpy_dir, work, port, n=8):
 
 # ---- the whole firmware: smallest heap ------------------------------------------------------------
 
+BASE_REV = "a76843e"  # the firmware before issue 11's board work (its "before" column)
+RUNS = 2  # a heap is enough when the demo passes this many times in a row there
+GC_THRESHOLD = 16384  # the early-collection variant (board/main.py GC_THRESHOLD, patched in)
 
-def whole_firmware_runs(heap_k, workdir):
-    import test_sim_board_traffic as T
 
-    saved = tempfile.tempdir
-    tempfile.tempdir = workdir  # the scenario's board folder goes where this run cleans up
+def git_firmware(rev, dest):
+    """firmware/ of git revision rev, unpacked into dest; dest/firmware."""
+    import io
+    import tarfile
+
+    tar = subprocess.run(["git", "-C", benchdoc.ROOT, "archive", "--format=tar", rev, "firmware"],
+                         capture_output=True, timeout=60)
+    if tar.returncode != 0:
+        raise RuntimeError("git archive %s: %s" % (rev, tar.stderr.decode("utf-8", "replace").strip()))
+    with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as t:
+        t.extractall(dest)
+    return os.path.join(dest, "firmware")
+
+
+def patched_firmware(dest, threshold):
+    """A copy of firmware/ whose board collects once `threshold` bytes were allocated."""
+    out = os.path.join(dest, "firmware")
+    shutil.copytree(FIRMWARE, out, ignore=shutil.ignore_patterns("__pycache__", "mastd"))
+    main = os.path.join(out, "board", "main.py")
+    with open(main) as f:
+        text = f.read()
+    if "\nGC_THRESHOLD = 0 " not in text:
+        raise RuntimeError("board/main.py has no GC_THRESHOLD = 0 to patch")
+    with open(main, "w") as f:
+        f.write(text.replace("\nGC_THRESHOLD = 0 ", "\nGC_THRESHOLD = %d " % threshold))
+    return out
+
+
+def demo_runs(fw_dir, select, heap_k, workdir):
+    """The demo once in -X heapsize=heap_k K on a fresh board of fw_dir: its figures or None."""
+    import test_board_footprint as F
+    from mast_tools.netutil import free_udp_port
+
+    folder = tempfile.mkdtemp(prefix="board-", dir=workdir)
     try:
-        r = T.scenario("%dK" % heap_k, random.randint(30000, 45000))
+        port = free_udp_port(F.BOARD_ADDRS + ("127.0.0.10",))
+        F.prepare(folder, port, fw_dir=fw_dir, select=select, mpy_cross=[MPY_CROSS])
+        r = F.run(folder, "%dK" % heap_k, port)
     except AssertionError as e:
-        log("whole firmware at %dK: fails (%s)" % (heap_k, str(e)[:160]))
+        log("  %dK: fails (%s)" % (heap_k, str(e)[:140]))
         return None
     finally:
-        tempfile.tempdir = saved
-    ok = r["received"] >= 300 and r["lost"] <= 30
-    log("whole firmware at %dK: %s %s" % (heap_k, "runs" if ok else "fails", r))
-    return r if ok else None
+        shutil.rmtree(folder, ignore_errors=True)
+    if not F.ok(r):
+        log("  %dK: fails the bar %s" % (heap_k, r))
+        return None
+    log("  %dK: runs (%d delivered, %d lost, %d B in use at the end)" % (
+        heap_k, r["received"], r["lost"], r["mem_end"]["alloc"]))
+    return r
 
 
-def smallest_whole(workdir, lo=128, hi=256):
-    """Binary search in 8K steps from 192K (the target): the smallest that runs, and what was
-    tried. lo (128K, the aim) is tried only if the search gets there."""
-    runs = {}
-    r = whole_firmware_runs(192, workdir)
-    runs[192] = r
-    if r is None:
-        hi_ok = None
-        for k in (224, 256):
-            runs[k] = whole_firmware_runs(k, workdir)
-            if runs[k]:
-                hi_ok = k
-                break
-        if hi_ok is None:
-            return None, runs
-        lo, hi = 192, hi_ok
+def enough(fw_dir, select, heap_k, workdir, tried):
+    """RUNS passes in a row at heap_k (tried[heap_k]: the results)."""
+    res = []
+    for _ in range(RUNS):
+        r = demo_runs(fw_dir, select, heap_k, workdir)
+        res.append(r)
+        if r is None:
+            break
+    tried[heap_k] = res
+    return all(res)
+
+
+def smallest_whole(name, fw_dir, select, workdir, lo=96, hi=256, start=192):
+    """The smallest heap (8K steps) in which fw_dir's firmware carries the demo RUNS times in a
+    row, between lo and hi, starting at `start`; (K or None, {K: [results]})."""
+    log("smallest heap, %s:" % name)
+    tried = {}
+    if enough(fw_dir, select, start, workdir, tried):
+        hi = start
     else:
-        hi = 192
+        lo = start
+        while hi - lo > 8 and not enough(fw_dir, select, hi, workdir, tried):
+            lo, hi = hi, hi + 32
+            if hi > 320:
+                return None, tried
     while hi - lo > 8:
         mid = (lo + hi) // 2 // 8 * 8
-        runs[mid] = whole_firmware_runs(mid, workdir)
-        if runs[mid]:
+        if enough(fw_dir, select, mid, workdir, tried):
             hi = mid
         else:
             lo = mid
-    return hi, runs
+    return hi, tried
 
 
-def core_heap_text():
-    try:
-        text = open(benchdoc.DOC).read()
+# ---- 32-bit: the live heap of the whole firmware in the demo ---------------------------------------
+
+HEAP_32 = 128 * 1024  # the wasm build's first heap area; it grows on demand
+FWSIM_PORT = 6278
+# The device side (compiled to fwsim.mpy): the board firmware (board.main.Board, as on a board)
+# and a MAST peer (the core alone) in one interpreter, on an in-memory network. Restricted Python.
+FWSIM = r"""
+import sys
+import gc
+
+_NET = {}  # (ip, port) -> the socket bound there
+_S = {}
+
+
+class Sock:
+    def __init__(self, *args):
+        self.addr = None
+        self.q = []
+
+    def bind(self, sa):
+        self.addr = (sa[0], sa[1])
+        _NET[self.addr] = self
+
+    def setblocking(self, flag):
+        pass
+
+    def setsockopt(self, *args):
+        pass
+
+    def close(self):
+        if _NET.get(self.addr) is self:
+            del _NET[self.addr]
+
+    def sendto(self, data, sa):
+        dst = (sa[0], sa[1])
+        if dst == _S["peer_addr"]:
+            _S["to_peer"].append((self.addr, bytes(data)))
+        elif dst in _NET:
+            _NET[dst].q.append((bytes(data), self.addr))
+        return len(data)
+
+    def recvfrom(self, n):
+        if not self.q:
+            raise OSError(11)  # EAGAIN
+        return self.q.pop(0)
+
+
+class socket_module:
+    AF_INET = 2
+    AF_INET6 = 10
+    SOCK_DGRAM = 2
+    SOL_SOCKET = 1
+    socket = Sock
+
+    @staticmethod
+    def getaddrinfo(host, port):
+        return [(2, 2, 0, "", (host, port))]  # lwIP boards: an (ip, port) tuple
+
+
+class Poll:
+    def __init__(self):
+        self.objs = []
+
+    def register(self, obj, mask=1):
+        if obj not in self.objs:
+            self.objs.append(obj)
+
+    def unregister(self, obj):
+        if obj in self.objs:
+            self.objs.remove(obj)
+
+    def poll(self, timeout=-1):
+        return [(o, 1) for o in self.objs if getattr(o, "q", None)]
+
+    ipoll = poll
+
+
+class select_module:
+    POLLIN = 1
+    POLLOUT = 4
+    POLLERR = 8
+    POLLHUP = 16
+    poll = Poll
+
+
+def _rand(n):
+    from hashlib import sha256
+
+    _S["rng"] = sha256(_S["rng"]).digest()
+    out = _S["rng"]
+    while len(out) < n:
+        out += sha256(out).digest()
+    return out[:n]
+
+
+def _now():
+    return _S["t"]
+
+
+def _write(line):
+    _S["lines"].append(line)
+    if len(_S["lines"]) > 16:
+        _S["lines"].pop(0)
+
+
+def _count(peer, payload, ip, uplink, src):
+    _S["delivered"] += 1
+
+
+def setup(board_json, psk, app):
+    import os
+
+    sys.modules["socket"] = socket_module
+    sys.modules["select"] = select_module
+    _S.update({"t": 1000, "rng": b"fwsim", "lines": [], "to_peer": [], "delivered": 0,
+               "peer_addr": ("127.0.0.10", %(port)d)})
+    try:  # the board's filesystem: a folder of the working directory (a fresh one each run)
+        os.mkdir("fwsim_board")
     except OSError:
-        return "about 55 KB"
-    import re
+        pass
+    os.chdir("fwsim_board")
+    with open("board.json", "w") as f:
+        f.write(board_json)
+    with open("mast.json", "w") as f:
+        f.write('{"name": "board1", "port": %(port)d, "peers": {"srv": {"psk": "%%s", "addresses": '
+                '["127.0.0.10:%(port)d"]}}}' %% psk)
+    with open("app.py", "w") as f:
+        f.write(app)
+    sys.path.append(os.getcwd())
+    from mast.endpoint import Endpoint
 
-    m = re.search(r"Heap in use after `import mast.endpoint` \(the whole core\): \*\*(\d+) bytes\*\*", text)
-    return "%d KB" % (int(m.group(1)) // 1024) if m else "about 55 KB"
+    peer = Endpoint({"name": "srv", "port": %(port)d,
+                     "peers": {"board1": {"psk": psk, "initiate": False}}}, _rand)
+    peer.on_data = _count
+    peer.uplink_up("lan", _S["peer_addr"], _S["t"])
+    _S["peer"] = peer
+    from board.main import Board
+
+    b = Board(write=_write, clock=_now, platform="linux", random=_rand)
+    b.boot()
+    _S["board"] = b
+
+
+def _exchange():
+    p = _S.get("peer")
+    now = _S["t"]
+    if p is None:
+        return
+    q = _S["to_peer"]
+    while q:
+        src, data = q.pop(0)
+        p.receive("lan", src, data, now)
+    t = p.next_timer()
+    if t is not None and t <= now:
+        p.handle_timer(now)
+    for up, dst, data in p.datagrams_to_send():
+        s = _NET.get((dst[0], dst[1]))
+        if s is not None:
+            s.q.append((data, _S["peer_addr"]))
+    while p.next_event() is not None:
+        pass
+
+
+def run(ms, step=5):
+    b = _S["board"]
+    end = _S["t"] + ms
+    while _S["t"] < end:
+        _S["t"] += step
+        b.turn()
+        _exchange()
+
+
+def op(text):
+    n = len(_S["lines"])
+    _S["board"].console.feed(text.encode() + b"\n")
+    for line in _S["lines"][n:]:
+        if '"ok": false' in line:
+            raise RuntimeError("console: " + line)
+
+
+def drop_peer():
+    _S.pop("peer", None)
+    _S["to_peer"] = []
+    gc.collect()
+
+
+def result():
+    import json
+
+    print("RESULT " + json.dumps({"live": gc.mem_alloc(), "delivered": _S["delivered"]}))
+""" % {"port": FWSIM_PORT}
+
+
+def fwsim_steps(board_json):
+    """The steps (one runPython call each on the wasm build): boot and traffic, the console's ops
+    under traffic with an uplink down and up, the peer dropped (a collection), the live heap."""
+    import test_board_footprint as F
+
+    ops = ['{"id": 1, "op": "status"}', '{"id": 2, "op": "hello"}',
+           '{"id": 3, "op": "get", "key": "peers.srv.psk"}',
+           '{"id": 4, "op": "set", "key": "uplinks.cell.cost", "value": 20}',
+           '{"id": 5, "op": "commit"}', '{"id": 6, "op": "apply"}']
+    return ["import fwsim\nfwsim.setup(%r, %r, %r)\nfwsim.run(2000)" % (board_json, F.PSK, F.APP),
+            "import fwsim\nfwsim.run(2000)\n" + "".join("fwsim.op(%r)\n" % o for o in ops)
+            + "fwsim.run(500)\nfwsim.op('{\"id\": 7, \"op\": \"uplink\", \"name\": \"eth\", \"state\": \"down\"}')\n"
+            "fwsim.run(2000)\nfwsim.op('{\"id\": 8, \"op\": \"uplink\", \"name\": \"eth\", \"state\": \"up\"}')\n"
+            "fwsim.run(2000)",
+            "import fwsim\nfwsim.drop_peer()",
+            "import fwsim\nfwsim.result()"]
+
+
+def build_fwsim(out, fw_dir, select):
+    """The .mpy a unix-sim board gets from fw_dir (select: flash's selection, else every
+    module), plus fwsim.mpy, in out."""
+    import json as _json
+    from mast_tools import flashplan
+
+    with open(os.path.join(benchdoc.ROOT, "boards", "unix-sim.json")) as f:
+        bd = _json.load(f)
+    for dest, src, compiled in flashplan.select_firmware_files(fw_dir, bd if select else None):
+        if not compiled:
+            continue
+        dst = os.path.join(out, dest[4:])
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        rel = os.path.relpath(src, fw_dir).replace(os.sep, "/")
+        subprocess.run([MPY_CROSS, "-s", rel, "-o", dst, src], check=True, timeout=60, capture_output=True)
+    src = os.path.join(out + "-src", "fwsim.py")
+    os.makedirs(os.path.dirname(src), exist_ok=True)
+    with open(src, "w") as f:
+        f.write(FWSIM)
+    subprocess.run([MPY_CROSS, "-s", "fwsim.py", "-o", os.path.join(out, "fwsim.mpy"), src],
+                   check=True, timeout=60, capture_output=True)
+    shutil.rmtree(out + "-src")
+
+
+def live_heaps(fw_dir, select, workdir):
+    """{"64": bytes, "32": bytes or None, "why32": ...}: the live heap of the whole firmware
+    after the demo, on each build."""
+    sys.path.insert(0, os.path.join(benchdoc.ROOT, "tests"))
+    import mpy_core
+
+    out = tempfile.mkdtemp(prefix="fwsim-", dir=workdir)
+    build_fwsim(out, fw_dir, select)
+    with open(os.path.join(benchdoc.ROOT, "boards", "unix-sim.json")) as f:
+        steps = fwsim_steps(f.read())
+    # what the stand-ins cost by themselves (fwsim imported, its socket and select in place)
+    own = ["import gc\ngc.collect()", "import gc\n_a = gc.mem_alloc()\nimport fwsim\ngc.collect()",
+           "import gc, json\nprint('RESULT ' + json.dumps({'live': gc.mem_alloc() - _a, 'delivered': 0}))"]
+    res = {}
+    env = dict(os.environ, MICROPYPATH=out)
+
+    def unix(st):
+        return subprocess.run([MICROPYTHON, "-X", "heapsize=8M", "-c", "\n".join(st)], env=env,
+                              capture_output=True, text=True, timeout=300,
+                              cwd=tempfile.mkdtemp(prefix="fwsim-run-", dir=workdir))
+
+    res["64"] = _result(unix(steps), "64-bit")
+    res["64"]["fwsim"] = _result(unix(own), "64-bit, the stand-ins alone")["live"]
+    node, why = mpy_core.mp32_node()
+    if node is None:
+        res["32"], res["why32"] = None, why
+        return res
+
+    def wasm(st):
+        return subprocess.run([node, os.path.join(benchdoc.ROOT, "tests", "mp32", "run_steps.mjs"),
+                               "--build", out, "--heapsize", str(HEAP_32)] + st,
+                              capture_output=True, text=True, timeout=300, cwd=benchdoc.ROOT)
+
+    res["32"] = _result(wasm(steps), "32-bit")
+    res["32"]["fwsim"] = _result(wasm(own), "32-bit, the stand-ins alone")["live"]
+    return res
+
+
+def _result(p, what):
+    for line in p.stdout.splitlines():
+        if line.startswith("RESULT "):
+            r = json.loads(line[7:])
+            log("  %s: %d B live, %d DATA delivered" % (what, r["live"], r["delivered"]))
+            return r
+    raise RuntimeError("%s: no result (exit %s): %s %s" % (what, p.returncode, p.stdout[-600:], p.stderr[-1500:]))
 
 
 def fit(xs, ys):
@@ -323,26 +651,72 @@ def _on_term(signum, frame):
     raise SystemExit(128 + signum)  # so the finally clauses remove what this run made
 
 
-def main():
+def flashed_sizes(sizes_by_path):
+    """{board definition: (modules, .mpy bytes)} of what mast flash sends each one."""
+    import json as _json
+    from mast_tools import flashplan
+
+    out = {}
+    for f in sorted(glob.glob(os.path.join(benchdoc.ROOT, "boards", "*.json"))):
+        with open(f) as fh:
+            bd = _json.load(fh)
+        n = total = 0
+        for dest, src, compiled in flashplan.select_firmware_files(FIRMWARE, bd):
+            rel = os.path.relpath(src, FIRMWARE)
+            if compiled:
+                n += 1
+            total += sizes_by_path.get(rel, 0)
+        out[bd["name"]] = (n, total)
+    return out
+
+
+def main(argv=None):
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--base", default=BASE_REV, help="the firmware before (a git revision; default %(default)s)")
+    ap.add_argument("--quick", action="store_true", help="no endpoint-process grid")
+    args = ap.parse_args(argv)
     if not os.path.exists(MICROPYTHON):
         print("bench/footprint.py: no MicroPython unix port here (x86_64 only); skipped", file=sys.stderr)
         return 0
     t0 = time.monotonic()
     work = tempfile.mkdtemp(prefix="mast-footprint-")
     items = []
+    grid, assoc = {}, []
     try:
         sizes = mpy_sizes(os.path.join(work, "all"))
-        from mast_tools.board_process import build_mpy
+        if not args.quick:
+            from mast_tools.board_process import build_mpy
 
-        mpy_dir = os.path.join(work, "mpy")
-        build_mpy(mpy_dir)
-        port = random.randint(20000, 29000)
-        grid = heap_grid(mpy_dir, work, port)
-        assoc = heap_associations(mpy_dir, work, port + 1)
-        smallest, runs = smallest_whole(work)
+            mpy_dir = os.path.join(work, "mpy")
+            build_mpy(mpy_dir)
+            port = random.randint(20000, 29000)
+            grid = heap_grid(mpy_dir, work, port)
+            assoc = heap_associations(mpy_dir, work, port + 1)
+        base_fw = git_firmware(args.base, os.path.join(work, "base"))
+        base_label = subprocess.run(["git", "-C", benchdoc.ROOT, "rev-parse", "--short", args.base],
+                                    capture_output=True, text=True).stdout.strip() or args.base
+        head = subprocess.run(["git", "-C", benchdoc.ROOT, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", benchdoc.ROOT, "status", "--porcelain", "firmware"],
+                               capture_output=True, text=True).stdout.strip()
+        now_label = "the checkout (%s%s)" % (head, ", with uncommitted changes" if dirty else "")
+        gc_fw = patched_firmware(os.path.join(work, "gc"), GC_THRESHOLD)
+        log("live heap of the whole firmware after the demo, 32-bit and 64-bit:")
+        live_now = live_heaps(FIRMWARE, True, work)
+        live_base = live_heaps(base_fw, False, work)
+        searches = [("now", now_label, FIRMWARE, True, 176),
+                    ("base", "before: firmware/ of %s (git archive), every module" % base_label, base_fw, False, 192),
+                    ("gc", "now, the board collecting every %d bytes allocated (gc.threshold)" % GC_THRESHOLD,
+                     gc_fw, True, 176)]
+        found = {}
+        for key, label, fw, select, start in searches:
+            found[key] = (label,) + smallest_whole(label, fw, select, work, start=start)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
+    # ---- sizes
     lines = ["### Size: the firmware's .mpy (firmware/ except mastd/ and the freezing manifest)", "",
              "| package | files | .mpy bytes |", "|---|---|---|"]
     total = 0
@@ -351,26 +725,31 @@ def main():
         n = sum(s for _, s in sizes[pkg])
         total += n
         lines.append("| %s | %d | %d |" % (pkg, len(sizes[pkg]), n))
-    flashed = sum(sum(s for _, s in sizes.get(p, [])) for p in ("mast", "runtime", "board")) + \
-        sum(s for _, s in sizes.get("board/root (the board's / files)", []))
     lines += ["| **all** | %d | **%d** (%.1f KB) |" % (sum(len(v) for v in sizes.values()), total, total / 1024.0), "",
-              "What `mast flash` installs (mast, runtime, board and the root files; presence and the "
-              "top-level manifest.py are not flashed): %d bytes (%.1f KB). The core (`mast`) alone: "
-              "%d bytes, budget %d." % (flashed, flashed / 1024.0, core, CORE_BUDGET)]
+              "What `mast flash` sends each board definition (the modules mast_tools.flashplan."
+              "select_firmware_files picks for it; presence and the top-level manifest.py never go):", "",
+              "| board definition | modules | .mpy bytes |", "|---|---|---|"]
+    by_path = dict((rel, n) for v in sizes.values() for rel, n in v)
+    flashed = flashed_sizes(by_path)
+    for name, (n, b) in sorted(flashed.items()):
+        lines.append("| %s | %d | %d (%.1f KB) |" % (name, n, b, b / 1024.0))
+    lines += ["", "The core (`mast`) alone: %d bytes, budget %d." % (core, CORE_BUDGET)]
     items.append({"what": "the core's .mpy (firmware/mast)", "target": "≤ 28 KB (%d B)" % CORE_BUDGET,
                   "measured": "%d B (%.1f KB)" % (core, core / 1024.0), "met": core <= CORE_BUDGET})
+    lo_b, hi_b = min(b for n, b in flashed.values()), max(b for n, b in flashed.values())
     items.append({"what": "the whole firmware's .mpy (firmware/ except mastd)", "target": "(reported)",
-                  "measured": "%d B (%.1f KB); flashed %.1f KB" % (total, total / 1024.0, flashed / 1024.0),
-                  "met": None})
+                  "measured": "%d B (%.1f KB); flashed %.1f-%.1f KB per board" % (
+                      total, total / 1024.0, lo_b / 1024.0, hi_b / 1024.0), "met": None})
 
-    lines += ["", "### Heap in use: the endpoint process (core + runtime), one association", "",
-              "`gc.mem_alloc()` after a collection, in bytes, on the 64-bit unix port (about half on "
-              "a 32-bit board). Before: the process with its uplinks, before `connect`.", "",
-              "| uplinks × peer addresses | active paths | before connect | with the association | the association costs |",
-              "|---|---|---|---|---|"]
-    for (u, r), g in sorted(grid.items()):
-        lines.append("| %d × %d | %d | %d | %d | %d |" % (u, r, g["paths"], g["before"], g["with"], g["with"] - g["before"]))
+    # ---- the endpoint process
     if grid:
+        lines += ["", "### Heap in use: the endpoint process (core + runtime), one association", "",
+                  "`gc.mem_alloc()` after a collection, in bytes, on the 64-bit unix port. Before: the "
+                  "process with its uplinks, before `connect`.", "",
+                  "| uplinks × peer addresses | active paths | before connect | with the association | the association costs |",
+                  "|---|---|---|---|---|"]
+        for (u, r), g in sorted(grid.items()):
+            lines.append("| %d × %d | %d | %d | %d | %d |" % (u, r, g["paths"], g["before"], g["with"], g["with"] - g["before"]))
         xs = [u * r for (u, r) in grid]
         ys = [g["with"] - g["before"] for g in grid.values()]
         a0, per_path = fit(xs, ys)
@@ -380,40 +759,91 @@ def main():
             items.append({"what": "heap in use, association up with 3×3 paths (endpoint process, 64-bit port)",
                           "target": "(reported)", "measured": "%d B (%.0f KB)" % (g33["with"], g33["with"] / 1024.0),
                           "met": None})
-    lines += ["", "### Heap in use against the number of associations (one uplink, one address each)", "",
-              "| associations | " + " | ".join(str(i) for i in range(len(assoc))) + " |",
-              "|---|" + "---|" * len(assoc),
-              "| heap in use (bytes) | " + " | ".join(str(v) for v in assoc) + " |"]
-    if len(assoc) > 2:
-        a0, per = fit(list(range(len(assoc))), assoc)
-        lines += ["", "Each association adds about **%d bytes** (least-squares slope over 0–%d)." % (per, len(assoc) - 1)]
+    if assoc:
+        lines += ["", "### Heap in use against the number of associations (one uplink, one address each)", "",
+                  "| associations | " + " | ".join(str(i) for i in range(len(assoc))) + " |",
+                  "|---|" + "---|" * len(assoc),
+                  "| heap in use (bytes) | " + " | ".join(str(v) for v in assoc) + " |"]
+        if len(assoc) > 2:
+            a0, per = fit(list(range(len(assoc))), assoc)
+            lines += ["", "Each association adds about **%d bytes** (least-squares slope over 0–%d)." % (per, len(assoc) - 1)]
+
+    # ---- the whole firmware
     lines += ["", "### Smallest heap for the whole firmware with the demo traffic", "",
-              "The board firmware on the simulated board (`mast sim-board`'s launcher, .mpy files, the "
-              "unix-sim board): tests/host/test_sim_board_traffic.py's scenario, 50 telemetry datagrams "
-              "a second to a CPython peer, console commands under traffic, an uplink down and back up; "
-              "it must deliver at least 300 datagrams and lose at most 30.", "",
-              "| -X heapsize | result | heap in use at the end (bytes) |", "|---|---|---|"]
-    for k in sorted(runs):
-        r = runs[k]
-        lines.append("| %dK | %s | %s |" % (k, "runs" if r else "fails", r["mem_end"]["alloc"] if r else "–"))
-    if smallest:
-        lines += ["", "Smallest: **%dK** (target %dK, aim %dK: about %d and %d KB on a 32-bit board)." % (
-            smallest, WHOLE_TARGET_K, WHOLE_AIM_K, WHOLE_TARGET_K // 2, WHOLE_AIM_K // 2)]
-        ends = [r["mem_end"]["alloc"] for r in runs.values() if r]
-        if smallest > WHOLE_AIM_K and ends:
-            lines += ["", "Why not %dK: the firmware holds about %d KB live at the end of the demo "
-                      "(`gc.mem_alloc()` after a collection), more than %dK before the collector "
-                      "has any room to work; the core alone takes %s after import (bench/heap.py) and "
-                      "the endpoint process about %d KB before its first association (above). On a "
-                      "board, modules frozen into the firmware image (firmware/manifest.py) keep their "
-                      "bytecode in flash instead of the heap; the unix port here cannot show that." % (
-                          WHOLE_AIM_K, min(ends) // 1024, WHOLE_AIM_K, core_heap_text(),
-                          (min(g["before"] for g in grid.values()) // 1024) if grid else 0)]
-    items.append({"what": "whole firmware runs the demo traffic in -X heapsize", "target": "≤ 192K (aim 128K)",
-                  "measured": "%dK" % smallest if smallest else "not even 256K", "met": bool(smallest and smallest <= WHOLE_TARGET_K)})
-    if smallest:
-        items.append({"what": "whole firmware in the aimed heap", "target": "128K", "measured": "%dK" % smallest,
-                      "met": smallest <= WHOLE_AIM_K})
+              "The board firmware (.mpy) on the simulated board (`mast sim-board`, the unix-sim "
+              "definition, the MicroPython unix port: 64-bit), the demo of "
+              "tests/host/test_board_footprint.py: telemetry at 50 datagrams a second to a CPython "
+              "peer, the console's status, hello, get, set, commit and apply under traffic, the eth "
+              "uplink held down and released; it must deliver at least 300 datagrams and lose at "
+              "most 30. A heap counts when the demo passes %d times in a row there (a heap the "
+              "traffic has fragmented differs from run to run). Searched in 8K steps." % RUNS, "",
+              "| firmware | -X heapsize tried: passes in a row | smallest |", "|---|---|---|"]
+    for key in ("now", "base", "gc"):
+        label, k, tried = found[key]
+        cells = ", ".join("%dK: %s" % (h, "%d/%d" % (sum(1 for r in tried[h] if r), len(tried[h])))
+                          for h in sorted(tried))
+        lines.append("| %s | %s | **%s** |" % (label, cells, "%dK" % k if k else "none up to 320K"))
+    k_now, k_base, k_gc = found["now"][1], found["base"][1], found["gc"][1]
+    ends = [r["mem_end"]["alloc"] for h in found["now"][2] for r in found["now"][2][h] if r]
+    if k_gc and k_now:
+        lines += ["", "An early gc.threshold (%d bytes) %s: %dK against %dK, so the board keeps "
+                  "MicroPython's default (board/main.py GC_THRESHOLD)." % (
+                      GC_THRESHOLD, "does not help" if k_gc >= k_now else "helps", k_gc, k_now)]
+
+    # ---- 32-bit
+    def live(r, bits):
+        x = r.get(bits)
+        return None if x is None else x["live"] - x["fwsim"]
+
+    n64, n32, b64, b32 = live(live_now, "64"), live(live_now, "32"), live(live_base, "64"), live(live_base, "32")
+    lines += ["", "### Live heap of the whole firmware in the demo: 32-bit and 64-bit", "",
+              "The same firmware in one interpreter with a MAST peer on an in-memory network "
+              "(bench/footprint.py FWSIM), the demo's traffic (2 s, then the console's ops, the eth "
+              "uplink down for 2 s and up again for 2 s), then the peer dropped: `gc.mem_alloc()` "
+              "after a collection, less what the stand-ins cost alone. 32-bit: the wasm32 build of "
+              "tests/mp32 (4-byte words, 31-bit small ints, as an ESP32 or RP2040); 64-bit: the unix "
+              "port.", "",
+              "| firmware | 64-bit live (bytes) | 32-bit live (bytes) | 32/64 |", "|---|---|---|---|"]
+    for label, a64, a32 in ((now_label, n64, n32), ("before: %s" % base_label, b64, b32)):
+        lines.append("| %s | %s | %s | %s |" % (label, a64, a32 if a32 is not None else "–",
+                                                 "%.2f" % (a32 / float(a64)) if a32 else "–"))
+    if n32 is None:
+        lines += ["", "No 32-bit figures: %s." % live_now.get("why32")]
+    est = None
+    if n32 and k_now:
+        ratio = n32 / float(n64)
+        est = int(k_now * 1024 * ratio)
+        lines += ["", "A 32-bit board needs about **%d KB** of heap for the whole firmware as .mpy "
+                  "(the smallest 64-bit heap, %dK, times the live-heap ratio %.2f): an ESP32 without "
+                  "PSRAM (MicroPython's heap 64,000 B growing once to 111,936 B) %s; a Pico W "
+                  "(about 190 KB) has room." % (est // 1024, k_now, ratio,
+                                                 "has room" if est <= 111936 else "does not have it")]
+    if k_now:
+        lines += ["", "Smallest: **%dK** on the 64-bit port (before: %s; target %dK, aim 96K)." % (
+            k_now, "%dK" % k_base if k_base else "none up to 320K", WHOLE_AIM_K)]
+    if k_now and k_now > WHOLE_AIM_K and ends:
+        core_rt = min(g["before"] for g in grid.values()) if grid else None
+        lines += ["", "Why not %dK: the firmware holds about %d KB live at the end of the demo on "
+                  "this port (%s); and a configuration op under traffic (commit, apply) needs about "
+                  "18 KB more for a moment, with blocks of 1 KB in one piece, in a heap the traffic "
+                  "has fragmented (mast/config.py decodes the whole schema, into a dict, for each "
+                  "check). docs/HARDWARE.md, \"Installing\", says what a board does about it (a "
+                  "frozen build, ROMFS)." % (
+                      WHOLE_AIM_K, min(ends) // 1024,
+                      "the endpoint process, the core and the runtime with its own line protocol, "
+                      "holds %d KB before its first association (above)" % (core_rt // 1024)
+                      if core_rt else "most of it the core and the runtime")]
+    items.append({"what": "whole firmware runs the demo traffic in -X heapsize (64-bit)", "target": "≤ 192K (aim 128K)",
+                  "measured": "%dK (before: %s)" % (k_now, "%dK" % k_base if k_base else "–") if k_now else "not even 320K",
+                  "met": bool(k_now and k_now <= WHOLE_TARGET_K)})
+    if k_now:
+        items.append({"what": "whole firmware in the aimed heap", "target": "128K", "measured": "%dK" % k_now,
+                      "met": k_now <= WHOLE_AIM_K})
+    if n32:
+        items.append({"what": "whole firmware live after the demo, 32-bit (wasm32) beside 64-bit", "target": "(reported)",
+                      "measured": "%d B (64-bit %d B; before %s / %s B)%s" % (
+                          n32, n64, b32, b64, "; ~%d KB heap on a 32-bit board" % (est // 1024) if est else ""),
+                      "met": None})
     lines += ["", "Run time %d s." % (time.monotonic() - t0), "", "<!-- results: %s -->" % json.dumps(items)]
     benchdoc.write_section("footprint", "MicroPython footprint of the whole firmware",
                            ".venv/bin/python bench/footprint.py", "\n".join(lines))

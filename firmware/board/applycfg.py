@@ -45,6 +45,7 @@ def apply(board):
     rebuild, restart, why = plan(b.ep.cfg, core)
     old_port = b.ep.cfg["port"]
     b.running = b.candidate  # never changed in place: shared (main.Board)
+    b.checked = None  # running now: the endpoint holds its check (main.Board.check)
     if rebuild:
         b.rebuild = (core, old_port)
         if not b.polling:

@@ -104,6 +104,7 @@ class Board:
         # never changed in place, so they share one object until they differ
         self.candidate = self.committed = self.running = None
         self.main_ok = False  # mast.json holds a valid configuration (store.Store.main_ok)
+        self.checked = None  # (configuration, check's result) of the last check, until it runs
         self.rt = self.ep = None
         self.managers = {}
         self.wdt = None
@@ -144,9 +145,13 @@ class Board:
             # the running configuration, checked when it was started or applied: the
             # endpoint holds that check's result (a check costs a board ~18 KB for a moment)
             return self.ep.cfg, {}
+        if self.checked is not None and self.checked[0] is cfg:
+            return self.checked[1]  # checked a moment ago (boot's load, then start; commit, then apply)
         from . import settings
 
-        return settings.check(self.bd, cfg)
+        r = settings.check(self.bd, cfg)
+        self.checked = (cfg, r)
+        return r
 
     def uplink_spec(self, name, cfg):
         """The board definition's entry, or one for an extra sim uplink of cfg."""

@@ -33,10 +33,11 @@ def boot(b, crash_limit):
         # the core and the runtime now, counted as part of this boot (a core that fails to
         # load ends in maintenance after CRASH_LIMIT boots) and before the configuration is
         # read: the largest code, loaded for good, as low in the heap as it can be, below
-        # what boot loads for a moment
+        # what boot loads for a moment (measured: the board then runs its demo in a smaller
+        # heap, bench/footprint.py, though it needs a little more to boot)
         import mast.endpoint  # noqa: F401
         import runtime.driver  # noqa: F401
-    cfg, b.cfg_source, b.cfg_warning = s.load()
+    cfg, b.cfg_source, b.cfg_warning = s.load()  # checked (Board.check keeps the result)
     b.main_ok = s.main_ok  # for the next commit (consoleops.commit)
     if cfg is None:
         cfg = defaults(b)
@@ -70,6 +71,7 @@ def start(b, cfg):
     core, extra = b.check(cfg)
     renew_runtime(b, core)
     b.running = cfg
+    b.checked = None  # running now: the endpoint holds its check (main.Board.check)
     sync_managers(b, cfg)
     if b.bd["routing"] == "exclusive" and len(b.managers) > 1:
         from .exclusive import Exclusive
