@@ -1,8 +1,13 @@
 # micropython-lib style manifest of the board firmware, for freezing it into a
-# custom MicroPython build (frozen bytecode runs from flash and costs no heap):
+# custom MicroPython build (frozen bytecode runs from flash and costs no heap): the
+# way for a board whose heap the .mpy firmware does not fit (an ESP32 without PSRAM,
+# docs/HARDWARE.md "Installing", which has the exact commands). A manifest that keeps
+# the port's (or board's) own frozen modules and adds these:
 #
-#   FROZEN_MANIFEST=/path/to/repo/firmware/manifest.py  (in the port's board config)
-#   or, in the board's own manifest.py:  include("/path/to/repo/firmware/manifest.py")
+#   include("$(PORT_DIR)/boards/manifest.py")       # esp32; a Pico W: $(BOARD_DIR)/manifest.py
+#   include("/path/to/repo/firmware/manifest.py")
+#
+#   make BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/that/manifest.py
 #
 # firmware/mastd (the Linux agent) never ships to boards. The board still needs its
 # /main.py and /boot.py (firmware/board/root/) on its filesystem: a board runs main.py
