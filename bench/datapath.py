@@ -348,8 +348,9 @@ MP_HEAP = "256K"  # mast endpoint's board heap (host-tools board_process.HEAPSIZ
 
 # Both run on the unix port and answer every datagram in the same loop shape: poll, then at
 # most 16 reads a wake (the runtime's _READS_PER_WAKE). The bare one echoes each UDP datagram;
-# the MAST one is the runtime and the core as a board runs them (.mpy), echoing each DATA
-# payload back to its peer with Runtime.send: one receive path and one send path a packet.
+# the MAST one is the runtime and the core as a board runs them (.mpy), the payload handed over
+# by Runtime.on_data as the board's main.py takes it, and echoed back to its peer with
+# Runtime.send: one receive path and one send path a packet.
 MP_BARE = """\
 import socket, select, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -373,11 +374,16 @@ from mast.endpoint import Endpoint
 from runtime.driver import Runtime
 rt = Runtime(Endpoint({"name": "mpy", "peers": {"driver": {"psk": "%s", "initiate": False}}}, os.urandom))
 rt.add_uplink("lo", ("127.0.0.1", int(sys.argv[1])))
+
+
+def echo(peer, payload, ip, uplink, src):  # as the board takes DATA: Runtime.on_data, no event
+    rt.send(payload, peer)
+
+
+rt.on_data = echo
 print("ready")
 while True:
     rt.poll(1000)
-    for ev in rt.recv():
-        rt.send(ev.payload, ev.peer)
     rt.events()
 """ % PSK
 
@@ -529,8 +535,8 @@ def mp_report(mp):
              "Loopback, no namespaces. On the MicroPython unix port (`-X heapsize=%s`, the "
              "firmware as .mpy, as `mast endpoint` runs a board): a bare UDP echo (poll, at most "
              "16 reads a wake, `sendto` back) against the runtime and the core echoing each DATA "
-             "payload back to its peer (`Runtime.recv` → `Runtime.send`: the receive path and "
-             "the send path, an HMAC each way). A CPython driver offers datagrams (plain UDP, or "
+             "payload back to its peer (`Runtime.on_data` → `Runtime.send`, as the board takes "
+             "DATA: the receive path and the send path, an HMAC each way). A CPython driver offers datagrams (plain UDP, or "
              "DATA through its own core) in 1 ms ticks and counts the echoes; a rate passes when "
              "≥ %d%% come back while it sends. CPU: the MicroPython process's utime + stime over "
              "the echoes, at the highest doubling rate both carried. \"≥\": it carried every rate "

@@ -295,7 +295,8 @@ class Agent:
 
     def _on_tun(self, fd, flags):
         """Every IP packet the TUN has (at most _TUN_READS a wake) -> DATA-IP to the peer whose
-        prefix holds its destination; the datagrams go out together at the end."""
+        prefix holds its destination; the datagrams go out together when the wake's readers
+        are done (Runtime.poll runs the timers and sends what the core queued)."""
         ep, now, route = self.ep, self.rt.now(), self.routes.peer_for
         send, read = ep.send_data, os.read
         m4, m6 = self._mss()
@@ -326,7 +327,6 @@ class Agent:
                      ("tun_not_ip", not_ip), ("tun_too_big", too_big)):
             if v:
                 c[k] = c.get(k, 0) + v
-        self.rt.run_timers()  # sends what the core queued
 
     def _deliver(self, events):
         """Data events (a runtime without on_data): each as _on_data."""
