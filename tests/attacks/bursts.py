@@ -50,10 +50,14 @@ print(sent, errors)
 
 
 def run_bursts(space, workdir, runtime="cpython", seconds=3.0, mpy_dir=None, heapsize="176K",
-               rate=100, burst=BURST, period_s=PERIOD_S, stream_size=SIZE - 28):
+               rate=100, burst=BURST, period_s=PERIOD_S, stream_size=SIZE - 28, rcvbuf=None):
+    """rcvbuf: the endpoint file's key (None: not given, the endpoint's default)."""
     with atklib.inside(space):
         real = floods.RealPeer()
-    t = atklib.Target(atklib.target_doc(connect_ini=False), workdir, runtime=runtime,
+    doc = atklib.target_doc(connect_ini=False)
+    if rcvbuf is not None:
+        doc["rcvbuf"] = rcvbuf
+    t = atklib.Target(doc, workdir, runtime=runtime,
                       heapsize=heapsize, mpy_dir=mpy_dir, ns=space)
     res = {"runtime": runtime, "burst": burst, "size": SIZE, "period_ms": period_s * 1000,
            "rate": rate, "stream_packet": stream_size + 28}
