@@ -39,7 +39,8 @@ def test_every_board_named_exists_in_boards():
         assert set(boards) <= have, (what, boards)
 
 
-def test_the_listing_as_text_and_json(capsys):
+def test_the_listing_as_text_and_json(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("MAST_SIM_REGISTRY", str(tmp_path))  # (no simulated board running elsewhere)
     ports = [Port("/dev/ttyUSB0", 0x10C4, 0xEA60, "Silicon Labs", "CP2102", "0001"),
              Port("/dev/ttyACM0", 0x2E8A, 0x0005, "MicroPython", "Board in FS mode", "e66"),
              Port("/dev/ttyS0")]
