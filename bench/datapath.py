@@ -15,9 +15,9 @@ delivered at >= 85% of the offer (counted at b while the sender sent), refined b
 geometric bisection steps. CPU per packet: utime + stime of each relay process
 (/proc/<pid>/stat) over the delivered packets, at the highest rate every path carried.
 
-If mastd reaches less than 60% of the bare relay's packets/s, mastd runs once more under
-cProfile at saturation and the section lists where its time goes. Writes the `datapath` section
-of docs/BENCHMARKS.md.
+If mastd reaches less than 80% (the aim; the target is 60%) of the bare relay's packets/s, mastd
+runs once more under cProfile at saturation and the section lists where its time goes. Writes
+the `datapath` section of docs/BENCHMARKS.md.
 """
 
 import argparse
@@ -42,6 +42,7 @@ import netns  # noqa: E402
 SIZES = (64, 1400)
 RATES = [2000 * 2 ** i for i in range(8)]  # 2k .. 256k
 TARGET = 0.60
+AIM = 0.80  # below this share mastd is profiled too (the section says what its time is spent on)
 SINK_PORT = 9
 PASS = 0.85  # a step passes when this share of the offer is delivered
 SETUPS = ("kernel", "bare", "mastd")
@@ -311,33 +312,38 @@ def profile_mastd(topo, size, rate, seconds, workdir):
             rows.append((where, tt / busy if busy else 0, ct / busy if busy else 0, nc / float(n) if n else 0))
         groups = []
         for label, specs, col in GROUPS:
-            t = sum(v[col] for k, v in st.stats.items()
-                    for suffix, func in specs if k[0].endswith(suffix) and k[2] == func)
+            t = sum(sign * v[col] for k, v in st.stats.items()
+                    for suffix, func, sign in specs if k[0].endswith(suffix) and k[2] == func)
             groups.append((label, t / busy if busy else 0))
         out.append((side, n, idle / (idle + busy) if idle + busy else None, rows, groups))
     return out
 
 
-# What the per-packet path spends its time on (cProfile; 3 = with callees, 2 = own time).
-# The core's send and receive paths hold the HMAC and tag compare rows (and the receive path
-# the Event row's __init__): those rows show parts of them.
+# What the per-packet path spends its time on (cProfile). Each row: (label, [(file suffix,
+# function, sign)], column: 3 = with callees, 2 = own time). The core's receive path calls
+# mastd's _on_data (its TUN write is in the system calls row): that call is taken out of it.
 GROUPS = [
     ("system calls: TUN read/write, UDP sendto/recvfrom (the bare relay makes the same)",
-     [("~", "<built-in method posix.read>"), ("~", "<built-in method posix.write>"),
-      ("~", "<method 'sendto' of '_socket.socket' objects>"),
-      ("~", "<method 'recvfrom' of '_socket.socket' objects>")], 2),
-    ("HMAC-SHA-256 (mast/crypto.py Mac._hmac: copies of the key's hashlib states)",
-     [("mast/crypto.py", "_hmac")], 3),
-    ("the core's send path (mast/endpoint.py and assoc.py send_data, HMAC included)",
-     [("mast/endpoint.py", "send_data")], 3),
-    ("the core's receive path (mast/endpoint.py receive, HMAC and the data Event included)",
-     [("mast/endpoint.py", "receive")], 3),
+     [("~", "<built-in method posix.read>", 1), ("~", "<built-in method posix.write>", 1),
+      ("~", "<method 'sendto' of '_socket.socket' objects>", 1),
+      ("~", "<method 'recvfrom' of '_socket.socket' objects>", 1)], 2),
+    ("HMAC-SHA-256 (mast/crypto.py Mac._hmac: copies of the key's hashlib states, in C)",
+     [("mast/crypto.py", "_hmac", 1)], 3),
+    ("the core's send path (mast/endpoint.py send_data: seal, HMAC included)",
+     [("mast/endpoint.py", "send_data", 1)], 3),
+    ("the core's receive path (mast/endpoint.py receive: parse, HMAC, replay window; "
+     "mastd's _on_data taken out)",
+     [("mast/endpoint.py", "receive", 1), ("mastd/agent.py", "_on_data", -1)], 3),
+    ("mastd's per-packet code (agent.py _on_tun, _on_data: own time)",
+     [("mastd/agent.py", "_on_tun", 1), ("mastd/agent.py", "_on_data", 1)], 2),
     ("mastd: route by destination, source check (mastd/packet.py Routes.peer_for, source_ok)",
-     [("mastd/packet.py", "peer_for"), ("mastd/packet.py", "source_ok")], 3),
-    ("mastd: TCP MSS clamp (mastd/packet.py clamp_mss, maybe_tcp)",
-     [("mastd/packet.py", "clamp_mss"), ("mastd/packet.py", "maybe_tcp")], 3),
-    ("an Event object per packet and the runtime's queues (mast/events.py, runtime/driver.py _drain)",
-     [("mast/events.py", "__init__"), ("runtime/driver.py", "_drain")], 2),
+     [("mastd/packet.py", "peer_for", 1), ("mastd/packet.py", "source_ok", 1)], 3),
+    ("the runtime's loop (runtime/driver.py poll, _read, _flush, run_timers, wait_ms, _drain; "
+     "agent.py turn: own time)",
+     [("runtime/driver.py", f, 1) for f in ("poll", "_read", "_flush", "run_timers", "wait_ms", "_drain")]
+     + [("mastd/agent.py", "turn", 1)], 2),
+    ("the core's timers once a wake (mast/endpoint.py next_timer, handle_timer)",
+     [("mast/endpoint.py", "next_timer", 1), ("mast/endpoint.py", "handle_timer", 1)], 3),
 ]
 
 
@@ -602,7 +608,7 @@ def main():
             res[size] = ramp(topo, size, args.step_s)
         if not args.no_micropython:
             mp = micropython_bench(work, args.step_s)
-        short = [z for z in SIZES if res[z]["mastd"]["throughput"] < TARGET * res[z]["bare"]["throughput"]]
+        short = [z for z in SIZES if res[z]["mastd"]["throughput"] < AIM * res[z]["bare"]["throughput"]]
         if (short or args.profile) and not args.no_profile:
             size = short[0] if short else SIZES[0]
             rate = int(res[size]["mastd"]["throughput"] * 1.5)
@@ -649,7 +655,7 @@ def report(res, prof, background, step_s, elapsed, mp=None):
                 "%.0f%%" % (100.0 * pps / bare) if bare else "–"))
         m = res[size]["mastd"]["throughput"]
         items.append({"what": "mastd packets/s at %d B payload, share of the bare Python relay's" % size,
-                      "target": "≥ 60%", "measured": "%.0f%% (%d vs %d /s)" % (100.0 * m / bare, m, bare),
+                      "target": "≥ 60% (aim ≥ 80%)", "measured": "%.0f%% (%d vs %d /s)" % (100.0 * m / bare, m, bare),
                       "met": m >= TARGET * bare})
     # CPU per packet at a rate every path carried: the same work for each
     cpu = ["", "CPU time per packet at the highest doubling rate that every path carried "
@@ -681,25 +687,33 @@ def report(res, prof, background, step_s, elapsed, mp=None):
             "kernel's forwarding." % (background, step_s, round(PASS * 100)), ""]
     body += lines + cpu
     short = [z for z in SIZES if res[z]["mastd"]["throughput"] < TARGET * res[z]["bare"]["throughput"]]
+    per = []
+    for size in SIZES:
+        x = {}
+        for setup in ("bare", "mastd"):
+            st = common_step(res, size, setup)
+            if st is not None:
+                x[setup] = sum(st["cpu"].values()) / st["delivered"] * 1e6
+        if len(x) == 2:
+            per.append("%.1f µs against the bare relay's %.1f at %d B" % (x["mastd"], x["bare"], size))
+    shares = " and ".join("%.0f%% at %d B" % (
+        100.0 * res[z]["mastd"]["throughput"] / res[z]["bare"]["throughput"], z) for z in SIZES)
+    below_aim = [z for z in SIZES if res[z]["mastd"]["throughput"] < AIM * res[z]["bare"]["throughput"]]
+    if not short:
+        body += ["", "**Target met** (≥ %d%% at 64 B and at 1400 B in the same run): mastd carries %s "
+                 "of the bare relay's packets/s; %s. Per packet, mastd's two processes spend %s (the "
+                 "CPU table): the same system calls as the bare relay, plus MAST's work in Python (the "
+                 "profile below, when there is one, says where it goes)." % (
+                     round(TARGET * 100), shares,
+                     "the aim (≥ %d%%) is not met" % round(AIM * 100) if below_aim else
+                     "the aim (≥ %d%%) too" % round(AIM * 100), "; ".join(per))]
     if short:
-        per = []
-        for size in SIZES:
-            x = {}
-            for setup in ("bare", "mastd"):
-                st = common_step(res, size, setup)
-                if st is not None:
-                    x[setup] = sum(st["cpu"].values()) / st["delivered"] * 1e6
-            if len(x) == 2:
-                per.append("%.0f µs against the bare relay's %.0f at %d B" % (x["mastd"], x["bare"], size))
         body += ["", "**Target missed** (%s): per packet, mastd's two processes spend %s (the CPU "
                  "table), so on the same two cores it carries %s of the bare relay's packets. Both "
                  "make the same system calls; the difference is MAST's per-packet work in Python "
                  "(the profile below): mostly the core's send and receive paths and the runtime's "
                  "queues around them; mastd's own checks of the inner packet are a dictionary "
-                 "lookup each." % (
-                     ", ".join("%d B" % z for z in short), "; ".join(per), " and ".join(
-                         "%.0f%% at %d B" % (100.0 * res[z]["mastd"]["throughput"] / res[z]["bare"]["throughput"], z)
-                         for z in SIZES))]
+                 "lookup each." % (", ".join("%d B" % z for z in short), "; ".join(per), shares)]
     body += ["", "Steps (delivered / offered, packets/s):", ""]
     for size in SIZES:
         for setup in SETUPS:
@@ -719,9 +733,8 @@ def report(res, prof, background, step_s, elapsed, mp=None):
         for i, (label, _, _) in enumerate(GROUPS):
             body.append("| %s | %s |" % (label, " | ".join(
                 "%.0f%%" % (100 * g[i][1]) for _, _, _, _, g in sides)))
-        body += ["", "The rest is the core's bookkeeping per packet (mast/assoc.py send_data/send/emit, "
-                 "receive/on_data/learn, wire.py seal/parse, the replay window) and the loops around "
-                 "it. Top functions by own time:", ""]
+        body += ["", "The rows overlap where one calls another (the HMAC row is inside both core "
+                 "paths; the route and source checks inside mastd's code). Top functions by own time:", ""]
         for side, n, idle, rows, _ in sides:
             body += ["%s: %d, %s of the time idle in poll." % (
                 side, n, "–" if idle is None else "%.0f%%" % (100 * idle)), "",
