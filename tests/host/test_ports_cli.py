@@ -63,13 +63,13 @@ def test_the_listing_as_text_and_json(capsys, monkeypatch, tmp_path):
                       "likely": ["esp32-devkitc", "esp32-sim7600", "wt32-eth01"]}
 
 
-def test_mast_ports_runs_here_and_prints_json():
-    r = mast("ports", "--json")
+def test_mast_ports_runs_here_and_prints_json(tmp_path):
+    r = mast("ports", "--json", env={"MAST_SIM_REGISTRY": str(tmp_path)})  # (real ports only)
     assert r.returncode == 0, r.stderr
     assert isinstance(r.doc, list)
     for p in r.doc:
         assert p["vid"] and p["device"].startswith("/dev/")
-    r = mast("ports")
+    r = mast("ports", env={"MAST_SIM_REGISTRY": str(tmp_path)})
     assert r.returncode == 0 and (r.stdout.startswith("no serial ports found") or "/dev/" in r.stdout)
 
 

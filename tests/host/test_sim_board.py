@@ -476,7 +476,10 @@ def test_mpremote_ls_shows_the_size_of_each_file(board_dir):
         assert sizes[name] == os.path.getsize(os.path.join(board_dir, name)) > 0, (name, sizes)
 
 
-def test_mast_ports_lists_a_running_sim_board_and_commands_find_it_without_port(board_dir, tmp_path):
+def test_mast_ports_lists_a_running_sim_board_and_commands_find_it_without_port(board_dir, tmp_path,
+                                                                               monkeypatch):
+    # a registry of its own: simulated boards running elsewhere (a session fixture's) stay out
+    monkeypatch.setenv("MAST_SIM_REGISTRY", str(tmp_path / "registry"))
     with simboard.SimBoardProcess(board_dir) as sb:
         wait_booted(sb.device)
         r = mast("ports", "--json")
