@@ -12,8 +12,6 @@
 # for the console's reply. The uplink managers and a new runtime are made here, at
 # boot too (startup.py imports them), so that an apply loads this module alone.
 
-from . import settings, uplinks
-
 
 def plan(old, new):
     """(rebuild: bool, [peers whose association restarts], why) for two normalized
@@ -100,6 +98,8 @@ def renew_runtime(b, core):
 
 
 def _opts(name, cfg):
+    from . import settings
+
     core, extra = settings.split(cfg)
     o = dict((core.get("uplinks") or {}).get(name) or {})
     o.update(extra.get(name, {}))
@@ -109,6 +109,8 @@ def _opts(name, cfg):
 def sync_managers(b, cfg):
     """An uplink manager for each of the board's uplinks and each extra sim uplink of cfg;
     those that exist get cfg's options (they reconnect if their options changed)."""
+    from . import uplinks
+
     now = b.now()
     names = list(b.bd["uplinks"]) + [n for n in (cfg.get("uplinks") or {})
                                      if n not in b.bd["uplinks"]]
