@@ -72,7 +72,7 @@ class Association:
     if SLOTS:
         __slots__ = ("ep", "peer", "label", "peer_label", "initiator", "state", "nonce",
                      "peer_nonce", "tsn", "peer_tsn", "seq", "window", "tx_mac", "rx_mac", "remotes",
-                     "peer_list", "withdrawn", "paths", "plist", "primary", "down_since", "outage_since",
+                     "peer_list", "withdrawn", "plist", "primary", "down_since", "outage_since",
                      "last_primary", "req", "hs",
                      "ring", "closed_at", "err_sent", "credit", "due", "queued", "dirty")
 
@@ -97,7 +97,6 @@ class Association:
         self.remotes = {}
         self.peer_list = []  # the peer's last advertised list, in its order
         self.withdrawn = ()  # addresses the peer's last list dropped (section 9)
-        self.paths = {}  # (uplink name, addr) -> Path
         self.plist = []  # the same paths, as a list: iterating it allocates nothing (boards)
         self.primary = None
         self.down_since = now  # the primary last worked at (None while there is one)
@@ -141,6 +140,15 @@ class Association:
 
     # ---- addresses and paths --------------------------------------------------
 
+    @property
+    def paths(self):
+        """{(uplink name, (ip, port)): Path}, made when asked (status, tests): the paths
+        live in plist and in each Remote's paths, not in a third table."""
+        out = {}
+        for p in self.plist:
+            out[(p.uplink.name, p.raddr)] = p
+        return out
+
     def add_remote(self, addr, prio, cost, advertised, now):
         r = Remote(addr, prio, cost, advertised)
         self.remotes[addr] = r
@@ -152,11 +160,10 @@ class Association:
         r = self.remotes[addr]
         p = r.paths.get(u.name)
         if p is None and family(u.addr[0]) == family(addr[0]):
-            if len(self.paths) >= _MAX_PATHS:
+            if len(self.plist) >= _MAX_PATHS:
                 self.ep.count("too_many_paths")
                 return None
             p = Path(u, addr, now)
-            self.paths[(u.name, addr)] = p
             r.paths[u.name] = p
             self.plist.append(p)
         return p
@@ -166,7 +173,6 @@ class Association:
         keep = []  # a new list: a loop over the old one (timer) goes on safely
         for p in self.plist:
             if test(p):
-                del self.paths[(p.uplink.name, p.raddr)]
                 r = self.remotes.get(p.raddr)
                 if r is not None:
                     r.paths.pop(p.uplink.name, None)

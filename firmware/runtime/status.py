@@ -30,7 +30,7 @@ def association_status(a):
         # names the association without showing the nonces: the same on both ends
         "nonce_id": _nonce_id(a),
         "primary": a.primary.name if a.primary else None,
-        "paths": [path_status(p) for p in a.paths.values()],
+        "paths": [path_status(p) for p in a.plist],
         "remotes": [fmt(r) for r in a.remotes],
         "tx_seq": a.seq,
         "rx_highest": a.window.highest,
