@@ -68,11 +68,12 @@ def build_locked(mpy_compile):
         shutil.rmtree(BUILD, ignore_errors=True)
         failures = {}
         for src, out in sources():
-            # The source name stored for tracebacks is the .mpy's own path, which is also the
-            # module's __file__: one name (qstr) per module instead of two. A board-sized heap
-            # grows its table of names in large steps; the core tests run near one of them.
-            # (Tracebacks name build/mpy/<module>.mpy; the line numbers are the source's.)
-            proc = mpy_compile(src, out, out)
+            # The source name stored for tracebacks is the .mpy's own path relative to ROOT,
+            # which is also the module's __file__ when MICROPYPATH is build/mpy from ROOT: one
+            # name (qstr) per module instead of two, and the same length in every checkout (a
+            # board-sized heap grows its table of names in large steps; the core tests run
+            # near one of them). Tracebacks name build/mpy/<module>.mpy with the source's lines.
+            proc = mpy_compile(src, out, os.path.relpath(out, ROOT))
             if proc.returncode != 0:
                 failures[src] = (proc.stdout + proc.stderr).strip() or "exit %d" % proc.returncode
         yield failures

@@ -28,7 +28,10 @@ def test_core_module_on_micropython(micropython, mpy_build, module, test):
     if test:
         cmd += ["--only", test]
     env = dict(os.environ)
-    env["MICROPYPATH"] = BUILD + os.pathsep + ".frozen"
+    # relative to ROOT (the working directory): module paths, which the heap holds, are then
+    # the same length in every checkout, so the heap a test needs does not depend on where
+    # the checkout is
+    env["MICROPYPATH"] = os.path.relpath(BUILD, ROOT) + os.pathsep + ".frozen"
     status, out, _ = mpy_core.run(cmd, TIMEOUT_S, env, merge=True)
     if status is None:
         pytest.fail("MicroPython run of %s timed out after %d s\n%s" % (module, TIMEOUT_S, out),

@@ -163,21 +163,49 @@ def _net(t, lim, v):
 # --- keys --------------------------------------------------------------------
 
 
+def _decode(line, group):
+    """One line of SCHEMA as a row: [pattern, type, default, limit fields...]."""
+    f = line.split()
+    f[0] = group + f[0]
+    d = f[2]  # "-": no default; ints and enum choices as written
+    f[2] = None if d == "-" else [] if d == "[]" else True if d == "true" else int(d) if f[1] == "int" else d
+    return f
+
+
 def _rows():
-    """SCHEMA decoded: [[pattern, type, default, limit fields...]], new lists
-    on each call (callers may keep or change them)."""
-    out, group = [], ""
+    """SCHEMA decoded, one row at a time (a generator: no more than one row is alive
+    on a board's heap); each row a new list the caller may keep or change."""
     for part in SCHEMA:
+        group = ""
         for line in part.split("\n"):
-            f = line.split()
-            if len(f) == 1:  # "peers.*": the rows below are its keys
-                group = f[0] + "."
-            elif f:
-                f[0] = group + f[0]
-                d = f[2]  # "-": no default; ints and enum choices as written
-                f[2] = {"-": None, "[]": [], "true": True}.get(d, int(d) if f[1] == "int" else d)
-                out.append(f)
-    return out
+            if " " not in line:
+                if line:  # "peers.*": the rows below are its keys
+                    group = line + "."
+            else:
+                yield _decode(line, group)
+
+
+def _find_row(pattern):
+    """The row of pattern ("port", "peers.*.psk"), or None: its one line of SCHEMA
+    found and decoded (nothing else of the schema is decoded)."""
+    i = pattern.rfind(".")
+    group, key = pattern[: i + 1], pattern[i + 1 :]
+    part = SCHEMA[0] if not group else SCHEMA[1] if group == "peers.*." else (
+        SCHEMA[2] if group == "uplinks.*." else None)
+    if part is None or not key:
+        return None
+    if group:  # the part starts with its group line
+        j = part.find("\n" + key + " ")
+        j = -1 if j < 0 else j + 1
+    elif part.startswith(key + " "):
+        j = 0
+    else:
+        j = part.find("\n" + key + " ")
+        j = -1 if j < 0 else j + 1
+    if j < 0:
+        return None
+    e = part.find("\n", j)
+    return _decode(part[j:e] if e >= 0 else part[j:], group)
 
 
 def _split(key):
@@ -189,19 +217,10 @@ def _split(key):
     return s
 
 
-def _index():
-    """{pattern: row} of the whole schema, for checking many keys at once."""
-    out = {}
-    for f in _rows():
-        out[f[0]] = f
-    return out
-
-
-def _row(s, names=False, idx=None):
+def _row(s, names=False):
     """The row (see _rows) of the key with segments s; True if the key is a
     section that holds keys ("peers", "peers.srv"); None if unknown. With
-    names, a bad peer or uplink name in s raises ConfigError. idx: _index(),
-    when the caller checks many keys."""
+    names, a bad peer or uplink name in s raises ConfigError."""
     named = s[0] == "peers" or s[0] == "uplinks"  # sections named by the user
     if named and len(s) > 1:
         if names:
@@ -211,12 +230,7 @@ def _row(s, names=False, idx=None):
         s = [s[0], "*"] + s[2:]
     if named and len(s) < 3:
         return True
-    s = ".".join(s)
-    if idx is not None:
-        return idx.get(s)
-    for f in _rows():
-        if f[0] == s:
-            return f
+    return _find_row(".".join(s))
 
 
 def key_type(key):
@@ -238,12 +252,12 @@ def _copy(v):
     return v
 
 
-def _put(cfg, s, v, idx=None):
+def _put(cfg, s, v):
     """Check v for the key with segments s and set that key in cfg (in place)
     to a copy of it, or to {} if the key is a section. The key's row, or True
     for a section; ConfigError naming the key otherwise."""
     key = ".".join(s)
-    row = _row(s, True, idx)
+    row = _row(s, True)
     if row is None:
         raise ConfigError(key, "unknown key")
     if row is not True:
@@ -266,16 +280,15 @@ def validate(cfg):
     """A new, normalized configuration with defaults filled in; ConfigError
     naming the first bad key otherwise (sections are checked level by level:
     the top-level keys first, then each peer's and uplink's)."""
-    idx = _index()  # decoded once for the whole check (20,000 peers: many keys)
     out = {}
     todo = [(cfg, [])]  # the sections to check, with their key segments
     for node, segs in todo:  # grows as sections are found
         if type(node) is not dict:
             raise ConfigError(".".join(segs) or "config", "must be a table")
         for k in node:
-            if _put(out, segs + [k], node[k], idx) is True:
+            if _put(out, segs + [k], node[k]) is True:
                 todo.append((node[k], segs + [k]))
-    for row in idx.values():  # defaults; "peers" and "uplinks" always exist
+    for row in _rows():  # defaults; "peers" and "uplinks" always exist
         p = row[0].split(".")
         for node in out.setdefault(p[0], {}).values() if len(p) > 1 else [out]:
             if row[2] is not None:

@@ -55,37 +55,43 @@ def rto(srtt, rttvar, prof):
     return min(max(r, prof["rto_min"]), max(prof["rto_max"], prof["rto_min"]))
 
 
+# A path's state beyond its uplink, address, state and next probe, with the value a new path
+# has. On MicroPython these live on the class and an instance holds only what changed (a
+# path that never answers, as under a flood of address lists, stays small: issue 15.1); on
+# CPython each path has them in __slots__.
+_DEFAULTS = (
+    ("srtt", None), ("rttvar", 0),
+    ("lost", 0),  # consecutive probes lost
+    ("challenge", None), ("probe_sent", 0),  # the outstanding challenge, and when it went
+    ("backoff", 0),  # failed: probes are spaced by backoff steps
+    ("idle_n", 0),  # routine answers in a row to idle probes: the interval doubles
+    ("peer_probe", None),  # when the peer's own PROBE last arrived on this path
+    ("active_since", None),
+    ("last_ok", None),  # last time the path proved it works (probe answer or feedback)
+    ("rx", 0), ("tx", 0),  # packets received and sent on it
+    # REAP-style failure detection while DATA flows on this path
+    ("sent_hi", 0),  # highest DATA seq sent on it
+    ("fb_hi", 0),  # highest seq the peer reported in KEEPALIVE on it
+    ("unacked_since", None),  # DATA sent and no feedback since
+    ("ack_sent", None),  # when we last sent KEEPALIVE feedback on it
+    ("ack_due", None),  # feedback owed for DATA received since
+)
+
+
 class Path:
     """One (local uplink, remote address) pair of an association."""
 
     if SLOTS:
-        __slots__ = ("uplink", "raddr", "state", "srtt", "rttvar", "lost", "challenge",
-                     "probe_sent", "probe_due", "backoff", "idle_n", "peer_probe", "active_since",
-                     "last_ok", "rx", "tx", "sent_hi", "fb_hi", "unacked_since", "ack_sent", "ack_due")
+        __slots__ = ("uplink", "raddr", "state", "probe_due") + tuple(k for k, _ in _DEFAULTS)
 
     def __init__(self, uplink, raddr, now):
         self.uplink = uplink  # Uplink object (endpoint.py)
         self.raddr = raddr  # ("ip", port)
         self.state = UNVERIFIED
-        self.srtt = None
-        self.rttvar = 0
-        self.lost = 0  # consecutive probes lost
-        self.challenge = None  # outstanding challenge
-        self.probe_sent = 0
         self.probe_due = now  # next probe time (None: no periodic probe)
-        self.backoff = 0
-        self.idle_n = 0  # routine answers in a row to idle probes: the interval doubles
-        self.peer_probe = None  # when the peer's own PROBE last arrived on this path
-        self.active_since = None
-        self.last_ok = None  # last time the path proved it works (probe answer or feedback)
-        self.rx = 0  # packets received on this path
-        self.tx = 0
-        # REAP-style failure detection while DATA flows on this path
-        self.sent_hi = 0  # highest DATA seq sent on it
-        self.fb_hi = 0  # highest seq the peer reported in KEEPALIVE on it
-        self.unacked_since = None  # DATA sent and no feedback since
-        self.ack_sent = None  # when we last sent KEEPALIVE feedback on it
-        self.ack_due = None  # feedback owed for DATA received since
+        if SLOTS:
+            for k, v in _DEFAULTS:
+                setattr(self, k, v)
 
     @property
     def name(self):
@@ -104,6 +110,10 @@ class Path:
             self.rttvar = (3 * self.rttvar + abs(self.srtt - r)) // 4
             self.srtt = (7 * self.srtt + r) // 8
 
+
+if not SLOTS:
+    for _k, _v in _DEFAULTS:
+        setattr(Path, _k, _v)
 
 
 def rank(path, remote):

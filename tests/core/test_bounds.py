@@ -10,6 +10,7 @@ A = ("10.1.0.2", 6278)
 
 def _up():
     net = pair(a_uplinks=[("eth", "10.1.0.2", 10, 0)], replay_window=64)
+    net.nodes["a"].events = net.nodes["b"].events = None  # (not kept: a board-sized heap)
     net.run(2000)
     return net, net.nodes["a"].ep.association("b"), net.nodes["b"].ep
 

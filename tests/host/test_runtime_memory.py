@@ -60,7 +60,7 @@ def pair():
 
 def test_micropython_receives_in_a_fragmented_heap_with_its_reserve_and_rests_without(
         micropython, mpy_build):
-    env = dict(os.environ, MICROPYPATH=os.path.join(ROOT, "build", "mpy") + os.pathsep + ".frozen")
+    env = dict(os.environ, MICROPYPATH=os.path.join("build", "mpy") + os.pathsep + ".frozen")
     cmd = micropython + ["-X", "heapsize=256K", SCRIPT] + [str(p) for p in free_udp_ports(3)]
     p = subprocess.run(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        universal_newlines=True, timeout=120)
