@@ -29,12 +29,20 @@ import select
 from mast.compat import const
 from mast.wire import MAX_PACKET
 from mast.events import Event
-from . import udpwrap
 from .sockaddr import from_socket, TextCache
 from .clock import MonotonicMs
 from .note import Note
 
 MICROPYTHON = sys.implementation.name == "micropython"
+udpwrap = None  # runtime/udpwrap.py, imported when an uplink uses a relay (a board has none)
+
+
+def _load_relay():
+    global udpwrap
+    if udpwrap is None:
+        from . import udpwrap as m
+
+        udpwrap = m
 _SO_BINDTODEVICE = const(25)  # Linux; CPython's socket module may lack the name
 _POLLIN = select.POLLIN
 _POLLNVAL = const(32)  # Linux; MicroPython's select has no name for it
@@ -43,6 +51,7 @@ _READS_PER_WAKE = const(16)  # bounded work per socket per poll, so no uplink st
 # counts it `bad_long`) instead of being cut to a packet that fails its tag.
 _RX_BUF = const(2049)
 _RX_BACKOFF_MS = const(50)  # a socket that could not be read for want of memory rests this long
+_TIGHT_READS = const(16)  # after a read needed the reserve, this many more go straight to it
 _QUEUE_MAX = const(256)  # received data / events kept for an app that does not read them
 _EAGAIN = (11, 35)  # EAGAIN / EWOULDBLOCK (Linux, BSD)
 _EBADF = const(9)
@@ -144,6 +153,7 @@ class Runtime:
             self._take_reserve()  # (none now: _read takes it when it can)
         self._resting = 0  # sockets resting
         self._squeezed = False  # the last read needed the reserve's block
+        self._tight = 0  # reads left that go straight to the reserve's block
         self._cu = self._cs = None  # uplink and source of the datagram being handed to the core
         self.on_data = None  # on_data(peer, payload, ip, uplink, src): instead of recv()
         # the core hands DATA straight to _on_data, no event object (also through a wrapper
@@ -191,6 +201,8 @@ class Runtime:
         CPython only, unless public is given). via: the relay's inside (ip, port);
         public: the address the core advertises (required with via). Renumbering:
         call again with the new addresses (the socket is reopened if bind changes)."""
+        if via is not None:
+            _load_relay()
         old = self.uplinks.get(name)
         if old is not None and old.dead is None and old.bind == bind and old.device == device:
             old.via = via
@@ -425,14 +437,15 @@ class Runtime:
             self.poll(None if until_ms is None else max(0, until_ms - self.now()))
             n += 1
 
-    def _squeeze(self, u):
-        """u's recvfrom after it raised MemoryError: (data, sockaddr), or None when the heap
-        has no room for a datagram now."""
-        # no free block of _RX_BUF bytes in one piece (the port collected already): give back
-        # the reserve, read into its block, and take it back at once, before the datagram's
-        # handling scatters small objects over that block
-        self.count("rx_no_memory")
+    def _squeeze(self, u, tried=True):
+        """u's recvfrom when the heap has no free block of _RX_BUF bytes in one piece (tried:
+        a plain recvfrom just raised MemoryError, after the port's own collection): (data,
+        sockaddr), or None when there is no room for a datagram now."""
+        if tried:
+            self.count("rx_no_memory")
         if self._reserve is not None:
+            # give back the reserve, read into its block, and take it back at once, before
+            # the datagram's handling scatters small objects over that block
             self._reserve = None
             gc.collect()
             try:
@@ -441,8 +454,15 @@ class Runtime:
                 r = None
             self._take_reserve()
             if r is not None:
+                self.count("rx_reserve")  # a datagram read into the reserve's block
                 self._squeezed = True  # (this wake reads no more: each read would cost this)
+                self._tight = _TIGHT_READS  # the next reads go straight here: one collection each
                 return r
+        elif not tried:  # (straight here, but no reserve: the plain way after all)
+            try:
+                return u.sock.recvfrom(_RX_BUF)
+            except MemoryError:
+                self.count("rx_no_memory")
         # still none: this socket rests a little (the kernel keeps its datagrams); the
         # timers, the console and the other uplinks go on
         self.count("rx_rest")
@@ -464,6 +484,8 @@ class Runtime:
                 u.resting = None
                 self._resting -= 1
                 u.key = self._register(u.sock, u)
+                if self._reserve is None and MICROPYTHON:
+                    self._take_reserve()  # (lost or never had: the next squeeze needs it)
 
     def _read(self, u, flags):
         if flags & _POLLNVAL:
@@ -478,10 +500,14 @@ class Runtime:
         events = self._core is None or self._core.on_data is None
         for _ in range(self.reads_per_wake):
             try:
-                try:
-                    r = recvfrom(_RX_BUF)
-                except MemoryError:
-                    r = self._squeeze(u)
+                if self._tight:  # the heap has been full lately: no plain try first
+                    self._tight -= 1
+                    r = self._squeeze(u, False)
+                else:
+                    try:
+                        r = recvfrom(_RX_BUF)
+                    except MemoryError:
+                        r = self._squeeze(u)
             except OSError as e:
                 n = _errno(e)
                 if n in _EAGAIN:

@@ -47,6 +47,7 @@ CONDITIONAL = {
     "board/up_ppp": "a ppp uplink (a cellular modem)",
     "board/atchat": "a ppp uplink (the modem's AT dialogue)",
     "board/exclusive": "exclusive routing (rp2) with more than one uplink",
+    "runtime/udpwrap": "a simulated board (its sim uplinks go through a relay, mast linkemu)",
     "board/install": "never: it finishes a `mip install` by hand; a flashed board has its root files",
     "runtime/endpoint_main": "never: the endpoint process of hosts (mast endpoint, tests)",
     "runtime/runconfig": "never: the endpoint process's file",
@@ -72,6 +73,8 @@ def board_modules(board_def, config=None):
         need.update(("board/up_ppp", "board/atchat"))
     if board_def.get("routing") == "exclusive" and len(names) > 1:
         need.add("board/exclusive")
+    if board_def.get("port") == "unix" or "sim" in kinds:
+        need.add("runtime/udpwrap")
     return need
 
 
