@@ -195,11 +195,12 @@ def board_file(name):
 def layout(board, compiled=True):
     """What goes on a board's filesystem: [(path on the board, source file, compile?)].
     The packages go to lib/ (.mpy when compiled), the root files to /, and the board
-    definition to /board.json. `mast flash` ships the same."""
+    definition to /board.json. `mast flash` ships the same: the modules the board's
+    definition uses (flashplan.select_firmware_files)."""
     from mast_tools.flashplan import select_firmware_files
 
     files = []
-    for dest, src, comp in select_firmware_files(FIRMWARE_DIR):
+    for dest, src, comp in select_firmware_files(FIRMWARE_DIR, load_board(board)):
         if comp and not compiled:
             dest = dest[:-4] + ".py"  # the sources, as mip installs them
         files.append((dest, src, comp and compiled))
