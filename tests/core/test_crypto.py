@@ -133,3 +133,34 @@ def test_ct_equal_refuses_unequal_lengths():
     assert not crypto.ct_equal(b"abc", b"abcd")
     assert not crypto.ct_equal(b"abcd", b"abc")
     assert not crypto.ct_equal(b"", b"a")
+
+
+def test_tag_into_and_check_the_allocation_free_path_agree_with_seal():
+    # MicroPython's wire.seal/wire.check run Mac.tag_into/Mac.check (no new object); CPython's
+    # run a faster branch. Both must give the same bytes and the same verdict, with and
+    # without `extra` (INIT-ACK's nonce), on each runtime.
+    from mast import wire
+
+    mac = crypto.Mac(seq(1, 32))
+    for ptype, label, sn, body, extra in ((wire.DATA, 7, 1, b"payload", None),
+                                         (wire.SET, 0x3FFFFFFF, (1 << 40) + 3, seq(0, 200), None),
+                                         (wire.INIT_ACK, 5, 0, seq(9, 44), seq(50, 16))):
+        sealed = wire.seal(mac, ptype, label, sn, body, extra)
+        hdr = wire.header(ptype, label, sn)
+        n = len(hdr) + len(body)
+        pkt = bytearray(n + crypto.TAG_LEN)
+        pkt[:len(hdr)] = hdr
+        pkt[len(hdr):n] = body
+        mac.tag_into(pkt, n, hdr, body, extra)
+        assert bytes(pkt) == bytes(sealed), ptype
+        assert bytes(pkt[n:]) == mac.tag(hdr, body, extra or b"")
+        assert mac.check(pkt, hdr, body, extra)
+        assert wire.check(mac, sealed, memoryview(sealed)[len(hdr):n], extra)
+        for i in (0, len(hdr), n - 1, n, len(pkt) - 1):  # header, body, tag: one bit each
+            bad = bytearray(pkt)
+            bad[i] ^= 1
+            bhdr, bbody = bytes(bad[:len(hdr)]), bytes(bad[len(hdr):n])
+            assert not mac.check(bad, bhdr, bbody, extra), (ptype, i)
+            assert not wire.check(mac, bad, memoryview(bad)[len(hdr):n], extra), (ptype, i)
+        if extra:
+            assert not mac.check(pkt, hdr, body, b"\x00" * 16)  # bound to the nonce
