@@ -301,6 +301,33 @@ def pair(start=0, profile="default", mode="failover", a_uplinks=None, b_uplinks=
     return net
 
 
+def pair1(start=0, **kw):
+    """pair() with a on one uplink (eth, 10.1.0.2)."""
+    return pair(start=start, a_uplinks=[("eth", "10.1.0.2", 10, 0)], **kw)
+
+
+def up1(start=0, **kw):
+    """pair1() run until the association is up: (net, a's association, b's association)."""
+    net = pair1(start, **kw)
+    net.run(net.now + 2000)
+    assert established(net)
+    return net, net.nodes["a"].ep.association("b"), net.nodes["b"].ep.association("a")
+
+
+def packet_log(net, kinds):
+    """From now on, record (time, from, type, bytes) of the packets of these types (the
+    network loses none: this replaces net.drop)."""
+    seen = []
+
+    def spy(src, dst, data):
+        if data[1] in kinds:
+            seen.append((net.now, src, data[1], bytes(data)))
+        return False
+
+    net.drop = spy
+    return seen
+
+
 def established(net):
     a = net.nodes["a"].ep.association("b")
     b = net.nodes["b"].ep.association("a")

@@ -4,7 +4,7 @@
 # addresses, PROBE's filler, and one drop vocabulary for every type. (Long uptimes:
 # test_uptime.py.)
 
-from simnet import Net, config, pair, established, Stream
+from simnet import Net, config, pair, established, pair1, up1, packet_log
 from mast import wire, policy
 from mast.compat import sha256
 
@@ -13,63 +13,9 @@ B_ADDR = ("10.9.0.1", 6278)
 DAY = 86400000
 
 
-def _pair(start=0, **kw):
-    return pair(start=start, a_uplinks=[("eth", "10.1.0.2", 10, 0)], **kw)
-
-
-def _up(start=0, **kw):
-    net = _pair(start, **kw)
-    net.run(net.now + 2000)
-    assert established(net)
-    return net, net.nodes["a"].ep.association("b"), net.nodes["b"].ep.association("a")
-
-
-def _log(net, kinds):
-    """Record (time, from, type) of the packets of these types (the network loses none)."""
-    seen = []
-
-    def spy(src, dst, data):
-        if data[1] in kinds:
-            seen.append((net.now, src, data[1], bytes(data)))
-        return False
-
-    net.drop = spy
-    return seen
-
-
-# ---- 1. the maximum packet --------------------------------------------------------------------
-
-def test_a_receiver_takes_a_2048_byte_packet_and_counts_a_longer_one_bad_long():
-    import gc
-
-    big = bytes(range(256)) * 7 + bytes(wire.MAX_PAYLOAD - 1792)  # (big blocks first: a small heap)
-    room = bytearray(wire.MAX_PACKET + 64)  # kept free for the packet, as the runtime's reserve is
-    net, a, b = _up()
-    room = None
-    gc.collect()
-    assert len(big) == wire.MAX_PAYLOAD == 2020
-    assert net.nodes["a"].ep.send_data(big, net.now)
-    out = net.nodes["a"].ep.datagrams_to_send()
-    assert [len(d) for u, dst, d in out] == [wire.MAX_PACKET]
-    b_ep = net.nodes["b"].ep
-    got = []  # the payload's length and hash, as the app takes it (no copy: a small heap)
-    b_ep.on_data = lambda peer, payload, ip, uplink, src: got.append((len(payload), sha256(payload).digest()))
-    b_ep.receive("wan", A_ADDR, out[0][2], net.now)
-    assert got == [(len(big), sha256(big).digest())], (got, b_ep.counters)
-    # one byte more (as a receiver reading 2049 bytes sees any longer datagram): counted, dropped
-    longer = out[0][2]  # (a bytearray: grown in place, the payload's room given back first)
-    b_ep.events = []
-    out = big = None
-    gc.collect()
-    longer.append(0)
-    before = b_ep.counters.get("bad_long", 0)
-    b_ep.receive("wan", A_ADDR, longer, net.now)
-    assert b_ep.counters["bad_long"] == before + 1 and len(got) == 1
-
-
 def test_a_sender_refuses_a_payload_over_2020_bytes_and_sends_nothing():
     big = bytes(wire.MAX_PAYLOAD + 1)  # (big blocks first: a small heap)
-    net, a, b = _up()
+    net, a, b = up1()
     ep = net.nodes["a"].ep
     ep.datagrams_to_send()
     seq = a.seq
@@ -84,8 +30,8 @@ def test_a_sender_refuses_a_payload_over_2020_bytes_and_sends_nothing():
 # ---- 2./3. ERR answering a SET ------------------------------------------------------------------
 
 def test_err_1_answers_a_set_with_an_unspecified_address_and_ends_its_retransmissions():
-    net, a, b = _up()
-    seen = _log(net, (wire.SET, wire.SET_ACK, wire.ERR))
+    net, a, b = up1()
+    seen = packet_log(net, (wire.SET, wire.SET_ACK, wire.ERR))
     net.uplink("a", "bad", ("0.0.0.0", 6278))  # a's own list now names 0.0.0.0
     net.run(net.now + 60000)
     sets = [x for x in seen if x[2] == wire.SET]
@@ -120,7 +66,7 @@ def test_an_unspecified_address_in_a_handshake_list_is_kept_for_its_index_but_ne
 
 
 def test_err_3_answers_a_set_to_a_host_that_is_closing_and_ends_its_retransmissions():
-    net, a, b = _up()
+    net, a, b = up1()
     lost = []
 
     def lose_shut(src, dst, data):  # b's SHUT never arrives: a does not know b is closing
@@ -176,7 +122,7 @@ def test_cookie_echo_is_resent_after_1_2_and_4_s_and_init_starts_over_8_s_later(
 
 
 def test_shut_is_resent_from_the_paths_rto_doubling_then_the_sender_closes():
-    net, a, b = _up()
+    net, a, b = up1()
     sent = []
 
     def lose_shut(src, dst, data):
@@ -202,7 +148,7 @@ def test_shut_is_resent_from_the_paths_rto_doubling_then_the_sender_closes():
 
 def test_keepalive_feedback_is_fresh_only_when_it_rises_and_clears_only_at_the_highest_seq_sent():
     # the example of PROTOCOL.md 6.10, on the real core
-    net, a, b = _up()
+    net, a, b = up1()
     ep = net.nodes["a"].ep
     p = a.primary
     t = net.now
@@ -255,7 +201,7 @@ def test_packets_from_an_address_a_set_withdrew_do_not_bring_it_back():
 # ---- 8. PROBE filler, one vocabulary --------------------------------------------------------------
 
 def test_a_probe_with_a_nonzero_filler_is_answered():
-    net, a, b = _up()
+    net, a, b = up1()
     body = bytearray(wire.enc_probe(b"\x42" * 8, 0))
     for i in range(9, len(body)):
         body[i] = 0xA5
@@ -270,7 +216,7 @@ def test_a_probe_with_a_nonzero_filler_is_answered():
 
 
 def test_a_replayed_control_packet_is_a_duplicate_and_one_older_than_the_window_too_old():
-    net, a, b = _up(replay_window=64)
+    net, a, b = up1(replay_window=64)
     pkt = wire.seal(a.tx_mac, wire.PROBE, a.peer_label, a.seq, wire.enc_probe(b"\x01" * 8, 0))
     a.seq += 1
     b_ep = net.nodes["b"].ep

@@ -3,35 +3,11 @@
 # 2^32); an old COOKIE-ECHO replayed across the 32-bit stamp's wrap still cannot replace a newer
 # association; and an association fails over with the clock past each wrap point.
 
-from simnet import config, pair, established, Stream
+from simnet import config, pair, established, Stream, pair1, up1, packet_log
 from mast import wire
 
 A_ADDR = ("10.1.0.2", 6278)
 DAY = 86400000
-
-
-def _pair(start=0, **kw):
-    return pair(start=start, a_uplinks=[("eth", "10.1.0.2", 10, 0)], **kw)
-
-
-def _up(start=0, **kw):
-    net = _pair(start, **kw)
-    net.run(net.now + 2000)
-    assert established(net)
-    return net, net.nodes["a"].ep.association("b"), net.nodes["b"].ep.association("a")
-
-
-def _log(net, kinds):
-    """Record (time, from, type, bytes) of the packets of these types (nothing is lost)."""
-    seen = []
-
-    def spy(src, dst, data):
-        if data[1] in kinds:
-            seen.append((net.now, src, data[1], bytes(data)))
-        return False
-
-    net.drop = spy
-    return seen
 
 
 def _restarted():
@@ -63,7 +39,7 @@ def _never_locked_out(start, later):
     # 1.0 refused a restarted peer from 24.9 to 49.7 days after its last cookie (serial
     # comparison of 32-bit stamps); here any time after it, around the clock's wrap points
     a2 = _restarted()
-    net, a, b = _up(start, outage_s=86400, replay_window=64)
+    net, a, b = up1(start, outage_s=86400, replay_window=64)
     a2 = _reconnect(net, a2, net.now + later)
     b_ep = net.nodes["b"].ep
     assert a2 is not None and a2.state == 2, (start, later, b_ep.counters)
@@ -91,9 +67,9 @@ def test_an_old_cookie_echo_replayed_across_a_stamp_wrap_still_cannot_replace_a_
     # a's first cookie is stamped just before the 32-bit stamp wraps, its restarted self's
     # just after: replaying the first COOKIE-ECHO within 60 s is still refused
     e2 = _restarted()
-    net = _pair(2 ** 32 - 2500, replay_window=64)  # (the handshake starts at once)
+    net = pair1(2 ** 32 - 2500, replay_window=64)  # (the handshake starts at once)
     net.flush()
-    seen = _log(net, (wire.COOKIE_ECHO,))
+    seen = packet_log(net, (wire.COOKIE_ECHO,))
     net.run(net.now + 2000)
     assert established(net) and seen
     first_echo = seen[0][3]
