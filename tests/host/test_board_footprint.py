@@ -27,18 +27,12 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "host-tools"))
 
 from boardcli import PSK, mast  # noqa: E402
-from test_sim_board_traffic import Peer, wait, BOARD_ADDRS  # noqa: E402
+from test_sim_board_traffic import APP, Peer, wait, BOARD_ADDRS  # noqa: E402
 from mast_tools import flashplan, simboard  # noqa: E402
 from mast_tools.firmware import BOARDS_DIR, FIRMWARE_DIR  # noqa: E402
 from mast_tools.netutil import free_udp_port  # noqa: E402
 
 HEAP = "192K"  # the test's heap: bench/footprint.py measures the smallest
-APP = """from board.telemetry import Telemetry
-
-
-def start(mast):
-    return Telemetry(mast, interval_ms=20)
-"""
 
 
 def config(port):

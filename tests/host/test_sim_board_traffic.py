@@ -83,61 +83,19 @@ def wait(cond, timeout, what):
 
 
 def scenario(micropython_heap, port, log=None):
-    """Run the demo on a fresh simulated board; returns what was measured. AssertionError
-    (with the board's last words) if it fails."""
-    log = log or (lambda m: None)
+    """Run the demo on a fresh simulated board (every module, as simboard.fill puts them);
+    returns what was measured. AssertionError (with the board's last words) if it fails."""
+    import json
+
+    import test_board_footprint as F  # (the demo itself; it takes Peer and wait from here)
+
     folder = tempfile.mkdtemp(prefix="mast-heap-")
     simboard.fill(folder, "unix-sim")
     with open(os.path.join(folder, "app.py"), "w") as f:
         f.write(APP)
     with open(os.path.join(folder, "mast.json"), "w") as f:
-        f.write('{"name": "board1", "port": %d, "peers": {"srv": {"psk": "%s", '
-                '"addresses": ["127.0.0.10:%d"]}}}\n' % (port, PSK, port))
-    peer = Peer(port)
-    con = None
-    t0 = time.monotonic()
-    with simboard.SimBoardProcess(folder, "--heapsize", micropython_heap) as sb:
-        con = simboard.BoardConsole(sb.device)
-        try:
-            con.wait(lambda c: any(e.get("event") == "association_up" for e in c.events), 20)
-            t_assoc = time.monotonic() - t0
-            wait(lambda: len(peer.seqs) >= 100, 20, "100 telemetry datagrams")
-            st = con.call("status")
-            mem_idle = st["mem"]
-            # the console, under traffic
-            assert con.call("hello")["board"] == "unix-sim"
-            assert con.call("get", key="peers.srv.psk") == "<redacted>"
-            con.call("set", key="uplinks.cell.cost", value=20)
-            con.call("commit")
-            assert con.call("apply")["associations"] == "kept"
-            # an uplink dies: the stream moves to the next one
-            n = len(peer.sources)
-            con.call("uplink", name="eth", state="down")
-            wait(lambda: [a for a in peer.sources[n:] if a != "127.0.0.2"], 10,
-                 "data from another uplink than eth")
-            t_cut = time.monotonic()
-            seq_cut = max(peer.seqs)
-            wait(lambda: max(peer.seqs) > seq_cut + 100, 10, "100 more datagrams after the cut")
-            con.call("uplink", name="eth", state="up")
-            n = len(peer.sources)
-            wait(lambda: "127.0.0.2" in peer.sources[n:], 15, "data back on eth (127.0.0.2)")
-            st = con.call("status")
-            sent = st["app"]["app"]["sent"]
-            assert st["boot"]["unstable_boots"] == 0, st["boot"]
-            crashes = [x for x in con.logs if x.get("log") in ("crash",)]
-            assert not crashes, crashes
-            lost = (max(peer.seqs) + 1) - len(peer.seqs)
-            return {"heap": micropython_heap, "association_s": round(t_assoc, 2),
-                    "received": len(peer.seqs), "sent": sent, "lost": lost,
-                    "mem_idle": mem_idle, "mem_end": st["mem"],
-                    "seconds": round(time.monotonic() - t0, 1), "cut_at": round(t_cut - t0, 1)}
-        except (AssertionError, TimeoutError, simboard.ConsoleError) as e:
-            con.pump(0.3)
-            raise AssertionError("%s (heap %s): logs %r events %r other %r" % (
-                e, micropython_heap, con.logs[-4:], con.events[-8:], con.other[-6:]))
-        finally:
-            con.close()
-            peer.close()
+        json.dump(F.config(port), f)
+    return F.run(folder, micropython_heap, port)
 
 
 @pytest.mark.parametrize("heap", ["192K"])
