@@ -554,7 +554,9 @@ def main():
         body += ["", "### The real runtime over loopback",
                  "",
                  "`mast endpoint` (CPython) as the server; %d peers in one load process, one uplink "
-                 "each, each sending a DATA every 10 s; %.0f s of steady state after all connected."
+                 "each, each sending a DATA every 10 s; %.0f s of steady state after all connected "
+                 "(sent and delivered are counted from the window's start: a DATA in flight then "
+                 "counts as delivered only)."
                  % (real["n"], real["seconds"]), "",
                  "| peers up | server CPU | UDP receive-buffer drops | path_down | failover | DATA "
                  "sent / delivered | peers' median RTT |",
