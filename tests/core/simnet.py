@@ -13,7 +13,7 @@
 import gc
 import sys
 
-from mast.compat import sha256
+from rng import Rng  # noqa: F401 (simnet.Rng, as the tests import it)
 from mast.endpoint import Endpoint
 from mast import wire
 
@@ -21,24 +21,6 @@ from mast import wire
 # fragments the heap; CPython does not need it.
 _COLLECT = 1 if sys.implementation.name == "micropython" else 0
 PSK = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # bytes 0..31, base64
-
-
-class Rng:
-    """Deterministic random_bytes for tests (SHA-256 in counter mode)."""
-
-    def __init__(self, seed):
-        self.seed = seed.encode() if isinstance(seed, str) else seed
-        self.n = 0
-
-    def __call__(self, k):
-        out = b""
-        while len(out) < k:
-            self.n += 1
-            out += sha256(self.seed + self.n.to_bytes(8, "big")).digest()
-        return out[:k]
-
-    def randint(self, lo, hi):
-        return lo + int.from_bytes(self(4), "big") % (hi - lo + 1)
 
 
 class Counts:

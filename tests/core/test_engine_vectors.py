@@ -13,7 +13,7 @@ import struct
 
 import vectorlib
 from vectorlib import unhex, num, hmac256, hkdf, split_addr
-from simnet import Rng
+from rng import Rng
 from mast import wire
 from mast.endpoint import Endpoint
 
