@@ -157,8 +157,9 @@ class Runtime:
         self._cu = self._cs = None  # uplink and source of the datagram being handed to the core
         self.on_data = None  # on_data(peer, payload, ip, uplink, src): instead of recv()
         # the core hands DATA straight to _on_data, no event object (also through a wrapper
-        # such as the presence client, which keeps the core as .ep)
-        core = endpoint if hasattr(endpoint, "on_data") else getattr(endpoint, "ep", None)
+        # such as the presence client, which keeps the core as .ep: the wrapper answers for
+        # the core's attributes, on_data too, so .ep is looked for first)
+        core = getattr(endpoint, "ep", endpoint)
         self._core = None  # the core that hands DATA over directly (events only for the rest)
         if core is not None and hasattr(core, "on_data"):
             core.on_data = self._on_data

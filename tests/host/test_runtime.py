@@ -16,6 +16,7 @@ import pytest
 from runtime.status import endpoint_status
 
 from mast.endpoint import Endpoint
+from presence.client import Presence
 from runtime.driver import Runtime
 from runtime import stream
 
@@ -83,6 +84,27 @@ def test_two_runtimes_move_datagrams_both_ways_on_loopback():
         json.dumps(st)  # JSON-serialisable, as the endpoint process prints it
         assert st["uplinks"]["eth"]["socket"]["tx"] > 0
         assert st["runtime"]["interpreter"].startswith("cpython ")
+    finally:
+        close_all(a, b)
+
+
+def test_data_through_a_presence_client_still_says_which_uplink_and_source_it_came_by():
+    # the presence client wraps the core (and answers for its attributes): DATA must still
+    # come with the path it took, which the double jump (test_presence_netns) waits on
+    b = Runtime(Presence(Endpoint({"name": "b", "peers": {"a": {"psk": PSK, "initiate": False}}},
+                                  os.urandom), None))
+    b.add_uplink("wan", ("127.0.0.21", 0))
+    a = Runtime(Endpoint({"name": "a", "peers": {"b": {
+        "psk": PSK, "addresses": [format_addr(b.uplinks["wan"].bind)]}}}, os.urandom))
+    a.add_uplink("eth", ("127.0.0.22", 0))
+    try:
+        a.connect("b")
+        assert run([a, b], lambda: established(a, "b"))
+        assert a.send(b"ping", "b")
+        got = []
+        assert run([a, b], lambda: got.extend(b.recv()) or got)
+        assert got[0].payload == b"ping" and got[0].peer == "a"
+        assert (got[0].uplink, got[0].src) == ("wan", a.uplinks["eth"].bind)
     finally:
         close_all(a, b)
 

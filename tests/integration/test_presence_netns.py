@@ -130,13 +130,16 @@ class Proc:
         self.t.start()
 
     def _read(self):
-        for line in self.p.stdout:
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                obj = {"raw": line.rstrip()}
-            with self.lock:
-                self.lines.append((time.monotonic(), obj))
+        with open(self.log.name + ".out", "w") as out:  # stdout too, for "logs in ..."
+            for line in self.p.stdout:
+                out.write(line)
+                out.flush()
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    obj = {"raw": line.rstrip()}
+                with self.lock:
+                    self.lines.append((time.monotonic(), obj))
 
     def mark(self):
         with self.lock:
