@@ -1,6 +1,7 @@
 """MicroPython footprint of the core: .mpy sizes, heap after import, and the smallest
-`-X heapsize` in which each core test module still passes (as the tests run it: importing
-mpy-cross output, one process per module).
+`-X heapsize` in which each core test module still passes, as the tests run it: the tests' own
+build (tests/mpy_core.py: build/mpy/, each module's source name its own path, built under
+build/mpy.lock), MICROPYPATH=build/mpy:.frozen from the checkout, one process per test function.
 
     .venv/bin/python bench/heap.py
 
@@ -16,10 +17,8 @@ tests/test_micropython32_core.py).
 
 import glob
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchdoc  # noqa: E402
@@ -42,6 +41,22 @@ def compile_all(out, root=ROOT):
     for src in glob.glob(os.path.join(root, "tests", "core", "*.py")) + [os.path.join(root, "tests", "run_core_mpy.py")]:
         dst = os.path.join(out, os.path.basename(src)[:-3] + ".mpy")
         subprocess.run([MPY_CROSS, "-o", dst, os.path.relpath(src, root)], cwd=root, check=False)
+
+
+def tests_build():
+    """The tests' build/mpy (tests/mpy_core.py), made afresh: (a generator holding
+    build/mpy.lock until it is closed, its path relative to ROOT, {source: error})."""
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    import mpy_core  # noqa: PLC0415
+
+    def compile_(src, out, source_name):
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        return subprocess.run([MPY_CROSS, "-s", source_name, "-o", out, src], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+
+    gen = mpy_core.build_locked(compile_)
+    failures = next(gen)
+    return gen, os.path.relpath(mpy_core.BUILD, ROOT), failures
 
 
 def run(out, heap_k, args):
@@ -101,10 +116,12 @@ def main():
     if not os.path.exists(MICROPYTHON):
         print("bench/heap.py: no MicroPython unix port here (x86_64 only); skipped", file=sys.stderr)
         return 0
-    out = tempfile.mkdtemp(prefix="mast-heap-")
+    gen, out, failures = tests_build()
     try:
-        compile_all(out)
-        core = sorted(glob.glob(os.path.join(out, "mast", "*.mpy")))
+        if failures:
+            print("bench/heap.py: mpy-cross failed on %s" % ", ".join(sorted(failures)), file=sys.stderr)
+            return 1
+        core = sorted(glob.glob(os.path.join(ROOT, out, "mast", "*.mpy")))
         sizes = [(os.path.basename(p)[:-4], os.path.getsize(p)) for p in core]
         total = sum(s for _, s in sizes)
         code = ("import gc; gc.collect(); a = gc.mem_alloc(); import mast.endpoint; gc.collect(); "
@@ -134,7 +151,7 @@ def main():
         benchdoc.write_section("heap", "MicroPython footprint of the core", ".venv/bin/python bench/heap.py",
                                "\n".join(lines))
     finally:
-        shutil.rmtree(out, ignore_errors=True)
+        gen.close()  # (build/mpy.lock released; build/mpy stays, as after the tests)
     return 0
 
 
