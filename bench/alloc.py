@@ -50,7 +50,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 import benchdoc  # noqa: E402
-import heap  # noqa: E402  (compile_all: the same build bench/heap.py measures)
+import heap  # noqa: E402  (compile_all: this tree or the baseline's, laid out as the tests do)
 import mpy_core  # noqa: E402  (where the 32-bit build is)
 
 ROOT = benchdoc.ROOT
@@ -301,7 +301,7 @@ def source_tree(rev, dest):
 
 
 def build(out, root):
-    """The firmware and core-test .mpy of the tree at root (bench/heap.py's build) plus
+    """The firmware and core-test .mpy of the tree at root (heap.compile_all) plus
     mast_alloc.mpy, in out."""
     heap.compile_all(out, root)
     src = out + "-src"

@@ -31,7 +31,9 @@ BUDGET = 34 * 1024  # tests/test_firmware_compiles.py
 
 def compile_all(out, root=ROOT):
     """Compile the device code (firmware/ except mastd/) and tests/core/ of the tree at `root`
-    (the work tree, or an older revision unpacked elsewhere) into `out`, as the tests import it."""
+    (the work tree, or an older revision unpacked elsewhere) into `out`, module by module as the
+    tests lay them out (bench/alloc.py's build of either tree; this file measures the tests' own
+    build, tests_build)."""
     for src in glob.glob(os.path.join(root, "firmware", "**", "*.py"), recursive=True):
         if os.sep + "mastd" + os.sep in src:
             continue
