@@ -824,10 +824,10 @@ def main(argv=None):
     if k_now and k_now > WHOLE_TARGET_K and ends:
         core_rt = min(g["before"] for g in grid.values()) if grid else None
         lines += ["", "Why not %dK: the firmware holds about %d KB live at the end of the demo on "
-                  "this port (%s); and a configuration op under traffic (commit, apply) needs about "
-                  "18 KB more for a moment, with blocks of 1 KB in one piece, in a heap the traffic "
-                  "has fragmented (mast/config.py decodes the whole schema, into a dict, for each "
-                  "check). docs/HARDWARE.md, \"Installing\", says what a board does about it (a "
+                  "this port (%s); and a configuration op under traffic (commit, apply) checks the "
+                  "configuration, which needs more for a moment, in blocks in one piece, in a heap "
+                  "the traffic has fragmented (mast/config.py decodes the schema one line per key "
+                  "to keep that small). docs/HARDWARE.md, \"Installing\", says what a board does about it (a "
                   "frozen build, ROMFS)." % (
                       WHOLE_TARGET_K, min(ends) // 1024,
                       "the endpoint process, the core and the runtime with its own line protocol, "
