@@ -16,16 +16,13 @@
 from heapq import heappush, heappop, heapify
 
 from .compat import SLOTS, struct
+# config (the schema) stays loaded: loading it again and again into a heap the traffic has
+# fragmented needs blocks in one piece a board may not have
 from . import wire, policy, keys, config
 from .crypto import Mac, hkdf, ct_equal
 from .addr import canonical, parse_addr
 from .assoc import Association, COOKIE_WAIT, ESTABLISHED, serial_newer
 
-
-def _check(fn, *args):
-    """config.<fn>(*args): the schema stays loaded (loading its code again and again into
-    a heap the traffic has fragmented needs blocks in one piece a board may not have)."""
-    return getattr(config, fn)(*args)
 
 
 class Uplink:
@@ -46,7 +43,7 @@ class Endpoint:
     def __init__(self, cfg, random_bytes, accept_ip=False, window=None):
         self.random = random_bytes
         self.window = window
-        self._settings(_check("validate", cfg))
+        self._settings(config.validate(cfg))
         self.accept_ip = accept_ip
         self.uplinks = {}
         self.assocs = {}  # our label -> Association (also lingering closed ones)
@@ -84,7 +81,7 @@ class Endpoint:
         gracefully, SHUT), or its key, our name or the keying changed: those are closed at
         once ("reconfigured"), so that a new INIT can start; the peer replaces its side when
         that INIT completes. ConfigError if cfg is bad, and then nothing changed."""
-        c = _check("validate", cfg)
+        c = config.validate(cfg)
         old = self.cfg
         self._settings(c)
         for peer, a in list(self.by_peer.items()):
@@ -124,7 +121,7 @@ class Endpoint:
         peer is its section ({"psk": ..., "addresses": [...]}). Its association, if any,
         is kept unless its key changed (then closed, "reconfigured"). ConfigError if bad,
         and then nothing changed."""
-        pc = _check("validate_peer", self.cfg, name, peer)
+        pc = config.validate_peer(self.cfg, name, peer)
         old = self.cfg["peers"].get(name)
         self.cfg["peers"][name] = pc
         self._init_macs.pop(name, None)
