@@ -161,7 +161,7 @@ class Runtime:
         # the core's attributes, on_data too, so .ep is looked for first)
         core = getattr(endpoint, "ep", endpoint)
         self._core = None  # the core that hands DATA over directly (events only for the rest)
-        if core is not None and hasattr(core, "on_data"):
+        if hasattr(core, "on_data"):
             core.on_data = self._on_data
             self._core = core
 
