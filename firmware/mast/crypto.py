@@ -42,9 +42,9 @@ class Mac:
         h = sha256(self._ipad)  # CPython: hash the key blocks once, copy the states
         self._copy = (h, sha256(self._opad)) if hasattr(h, "copy") else None
 
-    def _hmac(self, a, b=None, c=None):
-        """The 32-byte MAC of a | b | c (b, c optional): fixed arguments, so a
-        call allocates no tuple on MicroPython."""
+    def digest3(self, a, b=None, c=None):
+        """The 32-byte MAC of a | b | c (b, c optional; wire.seal and wire.check call it):
+        fixed arguments, so a call allocates no tuple on MicroPython."""
         k = self._copy
         if k is not None:
             h = k[0].copy()
@@ -64,7 +64,7 @@ class Mac:
         """The 32-byte MAC of the concatenation of parts (bytes-like)."""
         if len(parts) > 3:
             parts = (b"".join([bytes(p) for p in parts]),)
-        return self._hmac(*parts)
+        return self.digest3(*parts)
 
     def tag(self, *parts):
         """The digest truncated to TAG_LEN bytes."""
@@ -73,7 +73,7 @@ class Mac:
     def tag_into(self, pkt, n, a, b, c=None):
         """Write the tag of a | b | c (the first n bytes of pkt, and extra) into
         pkt[n:n + TAG_LEN], with no new object (wire.seal on MicroPython)."""
-        d = self._hmac(a, b, c)
+        d = self.digest3(a, b, c)
         for i in range(TAG_LEN):
             pkt[n + i] = d[i]
 
@@ -81,7 +81,7 @@ class Mac:
         """True if pkt ends in the tag of a | b | c (pkt without its tag, and extra);
         constant time, no new object (wire.check on MicroPython)."""
         n = len(pkt) - TAG_LEN
-        d = self._hmac(a, b, c)
+        d = self.digest3(a, b, c)
         r = 0
         for i in range(TAG_LEN):
             r |= d[i] ^ pkt[n + i]

@@ -119,7 +119,7 @@ def seal(mac, ptype, label, seq, body, extra=None):
     signed but not sent."""
     if FAST_C:  # CPython: header, body and tag joined in one copy
         h = struct.pack(">BBIHI", VERSION, ptype, label, seq >> 32, seq & 0xFFFFFFFF)
-        return bytearray().join((h, body, mac._hmac(h, body, extra)[:TAG_LEN]))
+        return bytearray().join((h, body, mac.digest3(h, body, extra)[:TAG_LEN]))
     n = HEADER_LEN + len(body)
     pkt = bytearray(n + TAG_LEN)
     hi, lo = _split(seq)
@@ -133,7 +133,7 @@ def seal(mac, ptype, label, seq, body, extra=None):
 def check(mac, pkt, body, extra=None):
     """True if pkt (body: its body, as parse() gave it) carries the right tag."""
     if FAST_C:  # CPython: the header copied, the body as parse() gave it; compared in C
-        return _compare(mac._hmac(pkt[:HEADER_LEN], body, extra)[:TAG_LEN], pkt[len(pkt) - TAG_LEN :])
+        return _compare(mac.digest3(pkt[:HEADER_LEN], body, extra)[:TAG_LEN], pkt[len(pkt) - TAG_LEN :])
     for i in range(HEADER_LEN):  # the header into the scratch: no new object
         _HDR[i] = pkt[i]
     return mac.check(pkt, _HDR, body, extra)
