@@ -350,8 +350,7 @@ class Process:
         """Add or change one peer ({"op": "peer", "name": N, "set": {section}}) or remove it
         ({"op": "peer", "name": N, "remove": true}); the other associations stay."""
         name = cmd["name"]
-        core = self.rt.ep
-        core = getattr(core, "ep", core) if not hasattr(core, "set_peer") else core  # (presence wraps it)
+        core = getattr(self.rt.ep, "ep", self.rt.ep)  # (the presence client keeps the core as .ep)
         if cmd.get("remove"):
             core.remove_peer(name, self.rt.now())
         else:

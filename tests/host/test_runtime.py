@@ -296,3 +296,32 @@ def test_uplink_and_down_commands_renumber_and_remove_uplinks():
         assert "needs bind" in json.loads(out[-1])["error"]
     finally:
         p.rt.shutdown()
+
+
+@pytest.mark.parametrize("presence", [False, True], ids=["plain", "through-the-presence-client"])
+def test_the_peer_command_adds_changes_and_removes_one_peer_and_refuses_a_bad_section(presence, tmp_path):
+    from runtime.endpoint_main import Process, load
+
+    doc = {"mast": {"name": "a", "peers": {"b": {"psk": PSK}}}, "uplinks": {"eth": {"bind": "127.0.0.39:0"}}}
+    if presence:  # (its server, on loopback, never answers: not needed here)
+        doc["presence"] = {"key": PSK, "server": "127.0.0.41:6279"}
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(doc))
+    out = []
+    p = Process(load(str(path)), out.append)
+    assert (p.presence is not None) == presence
+    try:
+        p.start()
+        p.command(json.dumps({"op": "peer", "name": "c", "set": {"psk": PSK, "addresses": ["127.0.0.40:6278"]}}))
+        assert json.loads(out[-1]) == {"reply": "peer", "name": "c", "peers": 2}
+        assert p.rt.ep.cfg["peers"]["c"]["addresses"] == ["127.0.0.40:6278"]
+        p.command(json.dumps({"op": "peer", "name": "c", "set": {"psk": "not base64"}}))
+        assert "psk" in json.loads(out[-1])["error"]  # refused, said why, nothing changed
+        assert p.rt.ep.cfg["peers"]["c"]["addresses"] == ["127.0.0.40:6278"]
+        p.command(json.dumps({"op": "peer", "name": "b", "remove": True}))
+        assert json.loads(out[-1]) == {"reply": "peer", "name": "b", "peers": 1}
+        assert sorted(p.rt.ep.cfg["peers"]) == ["c"]
+        p.command(json.dumps({"op": "peer", "name": "b", "remove": True}))
+        assert "no peer 'b'" in json.loads(out[-1])["error"]
+    finally:
+        p.rt.shutdown()
