@@ -65,6 +65,7 @@ def renew(b):
     core, old_port = b.rebuild
     b.rebuild = None
     old = b.rt
+    b.reserve = old.give_up_reserve()  # (the new runtime's: a block in one piece is rare now)
     old.close()
     old.shutdown()
     old = b.rt = b.ep = None
@@ -93,7 +94,8 @@ def renew_runtime(b, core):
     from runtime.driver import Runtime
 
     b.ep = Endpoint(core, b.random)
-    b.rt = Runtime(b.ep, b.now)
+    b.rt = Runtime(b.ep, b.now, reserve=b.reserve)
+    b.reserve = None  # (the runtime's now)
     b.rt.on_data = b.on_data
 
 

@@ -33,6 +33,7 @@ RECENT = 8  # lines kept for the console's `logs` (each at most LINE_KEEP chars)
 # and the events but those that say something came up (uplink_up, path_up,
 # association_up): what came up is what `status` shows now
 LINE_KEEP = 160
+RX_RESERVE = 2049  # runtime.driver._RX_BUF: a datagram of 2,048 bytes and one more (too long)
 CRASH_FILE = "mast.crash"  # the last crash, written before the reset that follows it
 GC_THRESHOLD = 0  # gc.threshold() for the running board, in bytes; 0: MicroPython's default
 # (collect when the heap is full). Collecting earlier was measured to make no difference
@@ -79,6 +80,11 @@ class Board:
                  app="app", stdio=None):
         import os as _os
 
+        # first, while the heap is in one piece: the block a receive falls back on when the
+        # heap has none (runtime.driver's reserve, _RX_BUF bytes). Taken later, after boot's
+        # code has come and gone, a board near its heap's size finds no such block and
+        # receives nothing at all (bench/footprint.py measured it at 160K)
+        self.reserve = bytearray(RX_RESERVE)
         self.hw = hw or Hardware()
         self.files = files or Files()
         self.now = clock or default_clock()

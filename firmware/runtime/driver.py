@@ -133,7 +133,7 @@ class Uplink:
 
 
 class Runtime:
-    def __init__(self, endpoint, clock=None, rcvbuf=None):
+    def __init__(self, endpoint, clock=None, rcvbuf=None, reserve=None):
         self.ep = endpoint
         self.now = clock or default_clock()
         self.rcvbuf = rcvbuf  # SO_RCVBUF of each uplink's socket (None: the system's default)
@@ -148,8 +148,15 @@ class Runtime:
         self._addrs = {}  # (ip, port) -> MicroPython sockaddr, from getaddrinfo
         self._text = TextCache()
         self._stuck = None  # a timer the core did not move: wait 1 ms, not 0
-        self._reserve = None
-        if MICROPYTHON:
+        # the reserve: a block of _RX_BUF bytes given back for a receive when the heap has no
+        # other in one piece (_squeeze). A board takes it first thing at boot, while the heap
+        # is still in one piece, and hands it here (reserve): by the time the runtime starts,
+        # the code boot loads has been loaded, and what it leaves when it is freed is holes
+        # too small for one (measured: bench/footprint.py, docs/BENCHMARKS.md)
+        if reserve is not None and len(reserve) < _RX_BUF:
+            raise ValueError("a reserve of %d bytes: a receive needs %d" % (len(reserve), _RX_BUF))
+        self._reserve = reserve
+        if MICROPYTHON and reserve is None:
             self._take_reserve()  # (none now: _read takes it when it can)
         self._resting = 0  # sockets resting
         self._squeezed = False  # the last read needed the reserve's block
@@ -471,6 +478,13 @@ class Runtime:
         self._resting += 1
         self._unregister(u.sock, u.key)
         return None
+
+    def give_up_reserve(self):
+        """The reserve block, no longer this runtime's (None if it has none): for the runtime
+        that replaces this one (a board's apply that needs a new endpoint)."""
+        r = self._reserve
+        self._reserve = None
+        return r
 
     def _take_reserve(self):
         try:

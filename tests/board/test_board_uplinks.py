@@ -166,3 +166,24 @@ def test_exclusive_routing_keeps_one_uplink_up_and_rotates_when_it_fails():
         assert "cell" not in r.b.rt.uplinks and not r.modem.on
     finally:
         r.close()
+
+
+def test_the_runtime_receives_with_the_block_the_board_took_first_and_a_new_one_gets_it():
+    # board/main.py takes the receive reserve before anything else (tests/host/rtmem.py shows
+    # why: a runtime started in a fragmented heap gets none and receives nothing); the
+    # runtime holds that very block, and the runtime an apply builds anew takes it over
+    r = Rig("source")
+    try:
+        r.until(lambda: "wifi" in r.b.rt.uplinks)
+        first = r.b.rt
+        block = first._reserve
+        assert type(block) is bytearray and len(block) == 2049  # a datagram of 2,048 and one more
+        assert r.b.reserve is None  # the runtime's alone
+        assert r.ask({"id": 1, "op": "set", "key": "name", "value": "b2"})["ok"]
+        rep = r.ask({"id": 2, "op": "apply"})
+        assert rep["result"]["associations"] == "restarted" and rep["result"]["why"] == "name changed"
+        r.until(lambda: r.b.rt is not first and "wifi" in r.b.rt.uplinks)
+        assert r.b.rt._reserve is block and first._reserve is None and r.b.reserve is None
+        assert r.b.ep.cfg["name"] == "b2"
+    finally:
+        r.close()

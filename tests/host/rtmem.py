@@ -2,7 +2,7 @@
 by tests/host/test_runtime_memory.py under the MicroPython unix port (mpy-cross output of the
 firmware, `-X heapsize`): two real runtimes on 127.0.0.1 in one process.
 
-    micropython -X heapsize=256K tests/host/rtmem.py PORT_A PORT_B PORT_C
+    micropython -X heapsize=256K tests/host/rtmem.py PORT_A PORT_B PORT_C PORT_X PORT_Y
 
 It fragments the heap on purpose (fills it with 400-byte blocks, then frees every other one:
 half the heap free, but no block of 2,049 bytes in one piece, which is what a receive needs)
@@ -11,7 +11,11 @@ and prints one JSON line per phase:
 - "reserve": the receiver holds its reserve; DATA sent meanwhile is delivered (the reserve's
   block takes the read, and is taken back);
 - "rest": no reserve either; the socket rests, the loop still serves another reader and does
-  not spin, and what was sent meanwhile arrives once the heap has room again.
+  not spin, and what was sent meanwhile arrives once the heap has room again;
+- "late": a runtime started in a heap that is already fragmented (as a board's is once boot's
+  code has come and gone) finds no block for a reserve and receives nothing; one given a
+  reserve taken before (Runtime(reserve=...), as board/main.py does first thing) brings its
+  association up and carries DATA in that same heap.
 
 Every loop is bounded in turns and time.
 """
@@ -42,10 +46,13 @@ def since(t0):
     return time.ticks_diff(ms(), t0) if hasattr(time, "ticks_diff") else ms() - t0
 
 
-def runtime(name, peer, port, peer_port):
+def runtime(name, peer, port, peer_port, box=None):
+    """box: a list holding the reserve to hand over (popped here, in a frame that ends: the
+    conservative collector scans what is left on a live frame's value stack, so a block passed
+    from a frame that stays would never be free to take a read)."""
     ep = Endpoint({"name": name, "peers": {peer: {"psk": PSK, "addresses": [
         "%s:%d" % (HOST, peer_port)]}}}, os.urandom)
-    rt = Runtime(ep)
+    rt = Runtime(ep, reserve=box.pop() if box else None)
     rt.add_uplink("lo", (HOST, port))
     return rt
 
@@ -153,6 +160,38 @@ def main(argv):
     poke.close()
     a.shutdown()
     b.shutdown()
+    late(int(argv[3]), int(argv[4]))
+
+
+def late(px, py):
+    """Phase 3: runtimes started after the heap was fragmented."""
+    x = runtime("x", "y", px, py)  # started while the heap had room
+    box = [bytearray(2049)]  # (board/main.py's RX_RESERVE)
+    ballast = fragment()
+    blocked = largest_block_below(2100)
+    res = {"phase": "late", "blocked": blocked}
+    for name in ("without", "with"):
+        y = runtime("y", "x", py, px, box if name == "with" else None)
+        y.connect("x")
+        got = []
+        y.on_data = lambda peer, payload, ip, uplink, src: got.append(bytes(payload))
+        r = {"had_reserve": y._reserve is not None,
+             "up": poll_until((x, y), lambda: up(y, "x") and up(x, "y"), 3000)}
+        sent = 0
+        if r["up"]:
+            for i in range(10):
+                sent += 1 if x.send(bytes([i]) * 100, "y") else 0
+                poll_until((x, y), lambda: len(got) > i, 500)
+        r.update({"sent": sent, "got": len(got), "counters": dict(y.counters),
+                  "intact": got == [bytes([i]) * 100 for i in range(len(got))],
+                  "still_blocked": largest_block_below(2100)})
+        res[name] = r
+        y.shutdown()
+        y = None
+        gc.collect()
+    print(json.dumps(res))
+    ballast = None  # noqa: F841
+    x.shutdown()
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def pair():
 def test_micropython_receives_in_a_fragmented_heap_with_its_reserve_and_rests_without(
         micropython, mpy_build):
     env = dict(os.environ, MICROPYPATH=os.path.join("build", "mpy") + os.pathsep + ".frozen")
-    cmd = micropython + ["-X", "heapsize=256K", SCRIPT] + [str(p) for p in free_udp_ports(3)]
+    cmd = micropython + ["-X", "heapsize=256K", SCRIPT] + [str(p) for p in free_udp_ports(5)]
     p = subprocess.run(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        universal_newlines=True, timeout=120)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -82,6 +82,15 @@ def test_micropython_receives_in_a_fragmented_heap_with_its_reserve_and_rests_wi
     assert s["turns_in_1s"] <= 200, s  # the loop did not spin on the readable socket
     assert s["side_reader"] == [7], s  # another reader (a console) was served meanwhile
     assert s["got"] == 10 and s["intact"] and s["reserve_back"], s  # all of it, afterwards
+
+    t = phases["late"]
+    w = t["without"]  # a runtime started in it could not take a reserve...
+    assert t["blocked"] and w["still_blocked"] and t["with"]["still_blocked"], t  # (all along)
+    assert not w["had_reserve"] and not w["up"] and w["got"] == 0, t
+    assert w["counters"].get("rx_rest", 0) >= 1, t  # ...and received nothing: each read rested
+    g = t["with"]  # given one taken before (as a board takes it first thing): up, every DATA
+    assert g["had_reserve"] and g["up"] and g["sent"] == 10 and g["got"] == 10 and g["intact"], t
+    assert g["counters"].get("rx_reserve", 0) >= 10, t  # (each read went into that block)
 
 
 # ---- CPython: a receive that raises MemoryError --------------------------------------------
