@@ -110,6 +110,7 @@ class Process:
         self.dropped = 0  # output lines lost for want of memory (said when there is room again)
         self._stdin_key = None
         self._pending = b""
+        self._skipping = False  # in the rest of a command line refused as too long
         self._to_connect = []  # peers of "connect" not yet connected (no memory at start)
 
     def emit(self, obj, raw=None):
@@ -224,21 +225,42 @@ class Process:
         self._stdin_key = self.rt.add_reader(sys.stdin, self._on_stdin)
 
     def _on_stdin(self, obj, flags):
+        # a command line is at most _LINE_MAX long: a longer one is refused once, with one error
+        # reply, and the rest of it (up to its newline) is skipped, never read as commands
         if MICROPYTHON:
-            line = sys.stdin.readline()
+            line = sys.stdin.readline(_LINE_MAX + 2)  # (a line of _LINE_MAX, its newline, one more)
             if not line:
                 return self._eof()
-            return self.command(line)
+            whole = line.endswith("\n")
+            if self._skipping:
+                self._skipping = not whole
+            elif len(line.rstrip("\r\n")) > _LINE_MAX:
+                self._skipping = not whole
+                self._too_long()
+            else:
+                self.command(line)
+            return None
         data = os.read(sys.stdin.fileno(), 4096)  # not sys.stdin: its buffer hides lines from poll
         if not data:
             return self._eof()
         self._pending += data
         while b"\n" in self._pending:
             line, self._pending = self._pending.split(b"\n", 1)
-            self.command(line.decode("utf-8", "replace"))
+            if self._skipping:
+                self._skipping = False
+            elif len(line.rstrip(b"\r")) > _LINE_MAX:
+                self._too_long()
+            else:
+                self.command(line.decode("utf-8", "replace"))
         if len(self._pending) > _LINE_MAX:
             self._pending = b""
-            self.emit({"reply": None, "error": "command line too long"})
+            if not self._skipping:
+                self._skipping = True
+                self._too_long()
+        return None
+
+    def _too_long(self):
+        self.emit({"reply": None, "error": "command line longer than %d bytes" % _LINE_MAX})
 
     def _eof(self):
         self.rt.remove_reader(sys.stdin, self._stdin_key)

@@ -168,3 +168,33 @@ def test_events_come_out_as_json_lines_and_commands_go_in(tmp_path):
         proc.kill()
         proc.wait(5)
         client.shutdown()
+
+
+@pytest.mark.parametrize("runtime", ["cpython", "micropython"])
+def test_a_command_line_over_8_kb_is_refused_once_and_the_next_line_runs(tmp_path, runtime):
+    # docs/RUNTIME.md: a command line is at most 8 KB; a longer one gets one error reply and the
+    # rest of it is skipped (never read as commands); a line of exactly 8 KB still runs
+    from mast_tools.board_process import board_command
+    from mast_tools.netutil import free_udp_port
+
+    port = free_udp_port(("127.0.0.33",))  # (MicroPython cannot read back a port 0 picked)
+    doc = server_doc(uplinks={"wan": {"bind": "127.0.0.33:%d" % port}})
+    try:
+        cmd = board_command(write(tmp_path, doc), str(tmp_path / "mpy"), prefer=runtime)
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    exact = json.dumps({"op": "status", "pad": ""})
+    exact = exact[:-2] + "x" * (8192 - len(exact)) + exact[-2:]  # (8,192 bytes: an unknown key's reply)
+    assert len(exact) == 8192
+    long_line = json.dumps({"op": "quit", "pad": "y" * 20000})  # (a quit, if its tail were read)
+    text = "\n".join([long_line, json.dumps({"op": "status"}), exact, '{"op": "quit"}', ""])
+    p = subprocess.run(cmd.argv, env=cmd.env, cwd=str(tmp_path), input=text.encode(),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    out = [json.loads(x) for x in p.stdout.decode().splitlines()]
+    replies = [x for x in out if "reply" in x]
+    assert replies[0] == {"reply": None, "error": "command line longer than 8192 bytes"}, replies
+    assert replies[1]["reply"] == "status" and "status" in replies[1], replies  # the next line ran
+    assert replies[2]["reply"] == "status", replies  # 8,192 bytes: taken (and answered)
+    assert replies[3:] == [{"reply": "quit"}] or [r["reply"] for r in replies[3:]] == ["quit"], replies
+    assert [x for x in out if x.get("event") == "stopped"], out  # ended by the quit, not by EOF
+    assert p.returncode == 0, p.stderr.decode()[-2000:]
