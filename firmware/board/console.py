@@ -87,7 +87,7 @@ def check_request(req):
         raise OpError("a request is a JSON object, e.g. {\"id\": 1, \"op\": \"hello\"}")
     rid = req.get("id")
     if rid is not None and type(rid) is not int and type(rid) is not str:
-        raise OpError("id must be a number or text")
+        raise OpError("id must be an integer or text")
     if type(rid) is str and len(rid) > 64:
         raise OpError("id must be at most 64 characters")
     op = req.get("op")

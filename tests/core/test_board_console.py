@@ -172,7 +172,7 @@ def test_missing_op_is_refused():
 def test_wrong_types_are_refused():
     for line, err in (
         ('{"id": 1, "op": 5}', "unknown op"),
-        ('{"id": [1], "op": "hello"}', "id must be a number or text"),
+        ('{"id": [1], "op": "hello"}', "id must be an integer or text"),
         ('{"id": 1, "op": "get", "key": 5}', "key must be text"),
         ('{"id": 1, "op": "set", "key": "port"}', "op set needs the field value"),
         ('{"id": 1, "op": "uplink", "name": "eth", "state": "sideways"}', "state must be up or down"),

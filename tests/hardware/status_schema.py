@@ -39,7 +39,7 @@ ROWS = [
     ("uplinks.*.mast.addr", "text", "optional", "`IP:PORT` of its socket, as told to peers"),
     ("uplinks.*.mast.priority", "int", "optional", "lower is preferred for the primary path"),
     ("uplinks.*.mast.cost", "int", "optional", "0 = unmetered"),
-    ("uplinks.*.mast.socket", "object", "optional", "the socket's counters: tx, rx, errors, last_error"),
+    ("uplinks.*.mast.socket", "object", "optional", "the socket's addresses and counters: bind, public, via, device, tx, rx, tx_errors, rx_errors, rx_dropped, last_error, dead, resting"),
     ("associations", "list", "normal", "one per peer"),
     ("associations.*.peer", "text", "normal", "the peer's name"),
     ("associations.*.state", "cookie-wait|cookie-echoed|established|shut-sent|shut-ack-sent|closed",

@@ -1,5 +1,5 @@
 """The package's life on an OpenWrt root: install, disable, upgrade, remove, an image build, and
-`uci commit mast` reloads, with the maintainer scripts `make ipk` and `make apk` ship and the
+`uci commit mast; reload_config` reloads (procd's reload trigger runs `reload`), with the maintainer scripts `make ipk` and `make apk` ship and the
 init script run as OpenWrt runs them.
 
 The root is a directory with Debian's static busybox as /bin/sh (OpenWrt's shell is busybox
@@ -409,7 +409,7 @@ def test_image_build_enables_the_service_the_way_default_postinst_does(tmp_path,
     assert procd_log(root) == []  # nothing started on the build host
 
 
-# --- `uci commit mast` -> /etc/init.d/mast reload
+# --- `uci commit mast; reload_config` -> /etc/init.d/mast reload (procd's reload trigger)
 
 def set_enabled(root, value):
     conf = root / "etc" / "config" / "mast"
