@@ -48,10 +48,12 @@ APP_KEYS = {
     "app_mode": "0600 (the user only) or 0660 (the user and the group)",
 }
 APP_HELP = {
-    "app_socket": "mastd only: a Unix socket (SOCK_SEQPACKET) through which one local program sends "
-                  "the peer datagrams and receives the peer's; none: no app",
-    "app_user": "mastd only: the user who may use app_socket (its owner); default root",
-    "app_group": "mastd only: a group whose members may use app_socket too (then mode 0660)",
+    "app_socket": "mastd only: a Unix socket (SOCK_SEQPACKET; an absolute path, no /../) through "
+                  "which one local program sends the peer datagrams and receives the peer's; none: no app",
+    "app_user": "mastd only: the user who may use app_socket (its owner: a name in /etc/passwd, or a "
+                "number); default root",
+    "app_group": "mastd only: a group whose members may use app_socket too (a name in /etc/group, or a "
+                 "number; then mode 0660)",
     "app_mode": "mastd only: the socket file's mode; default 0660 with app_group, else 0600",
 }
 _PATH_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-/")

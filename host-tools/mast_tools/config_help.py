@@ -31,10 +31,12 @@ HELP = {
     "peers.*.internal": "mastd: the peer's internal (tunnel) address",
     "peers.*.allowed": "mastd: prefixes the peer may send from and that are routed to it",
     # (the same texts as firmware/mastd/settings.py APP_HELP; tests/host/test_mastd_docs.py checks)
-    "peers.*.app_socket": "mastd only: a Unix socket (SOCK_SEQPACKET) through which one local program "
-                          "sends the peer datagrams and receives the peer's; none: no app",
-    "peers.*.app_user": "mastd only: the user who may use app_socket (its owner); default root",
-    "peers.*.app_group": "mastd only: a group whose members may use app_socket too (then mode 0660)",
+    "peers.*.app_socket": "mastd only: a Unix socket (SOCK_SEQPACKET; an absolute path, no /../) through "
+                          "which one local program sends the peer datagrams and receives the peer's; none: no app",
+    "peers.*.app_user": "mastd only: the user who may use app_socket (its owner: a name in /etc/passwd, or a "
+                        "number); default root",
+    "peers.*.app_group": "mastd only: a group whose members may use app_socket too (a name in /etc/group, or a "
+                         "number; then mode 0660)",
     "peers.*.app_mode": "mastd only: the socket file's mode; default 0660 with app_group, else 0600",
     "uplinks.*.priority": "0..255, lower is preferred for the primary path",
     "uplinks.*.cost": "0 = unmetered; above 0 the uplink is metered and probed less often",
