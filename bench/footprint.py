@@ -300,6 +300,9 @@ def patched_firmware(dest, threshold):
     return out
 
 
+WHY = {}  # (fw_dir, heap K) -> what stopped the demo's last failing run there
+
+
 def demo_runs(fw_dir, select, heap_k, workdir):
     """The demo once in -X heapsize=heap_k K on a fresh board of fw_dir: its figures or None."""
     import test_board_footprint as F
@@ -312,11 +315,13 @@ def demo_runs(fw_dir, select, heap_k, workdir):
         r = F.run(folder, "%dK" % heap_k, port)
     except AssertionError as e:
         log("  %dK: fails (%s)" % (heap_k, str(e)[:140]))
+        WHY[(fw_dir, heap_k)] = str(e).split(" (heap ")[0][:80]  # what stopped it, for the table
         return None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     if not F.ok(r):
         log("  %dK: fails the bar %s" % (heap_k, r))
+        WHY[(fw_dir, heap_k)] = "%d delivered, %d lost" % (r["received"], r["lost"])
         return None
     log("  %dK: runs (%d delivered, %d lost, %d B in use at the end)" % (
         heap_k, r["received"], r["lost"], r["mem_end"]["alloc"]))
@@ -712,7 +717,7 @@ def main(argv=None):
                      gc_fw, True, 176)]
         found = {}
         for key, label, fw, select, start in searches:
-            found[key] = (label,) + smallest_whole(label, fw, select, work, start=start)
+            found[key] = (label,) + smallest_whole(label, fw, select, work, start=start) + (fw,)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -779,10 +784,14 @@ def main(argv=None):
               "traffic has fragmented differs from run to run). Searched in 8K steps." % RUNS, "",
               "| firmware | -X heapsize tried: passes in a row | smallest |", "|---|---|---|"]
     for key in ("now", "base", "gc"):
-        label, k, tried = found[key]
-        cells = ", ".join("%dK: %s" % (h, "%d/%d" % (sum(1 for r in tried[h] if r), len(tried[h])))
+        label, k, tried, fw = found[key]
+        fails = [h for h in tried if not all(tried[h])]
+        cells = ", ".join("%dK: %s%s" % (h, "%d/%d" % (sum(1 for r in tried[h] if r), len(tried[h])),
+                                         " (%s)" % WHY[(fw, h)] if fails and h == max(fails) and
+                                         (fw, h) in WHY else "")
                           for h in sorted(tried))
         lines.append("| %s | %s | **%s** |" % (label, cells, "%dK" % k if k else "none up to 320K"))
+    lines += ["", "In brackets: what stopped the demo in the largest heap where it failed."]
     k_now, k_base, k_gc = found["now"][1], found["base"][1], found["gc"][1]
     ends = [r["mem_end"]["alloc"] for h in found["now"][2] for r in found["now"][2][h] if r]
     if k_gc and k_now:
@@ -824,10 +833,10 @@ def main(argv=None):
     if k_now and k_now > WHOLE_TARGET_K and ends:
         core_rt = min(g["before"] for g in grid.values()) if grid else None
         lines += ["", "Why not %dK: the firmware holds about %d KB live at the end of the demo on "
-                  "this port (%s); and a configuration op under traffic (commit, apply) checks the "
-                  "configuration, which needs more for a moment, in blocks in one piece, in a heap "
-                  "the traffic has fragmented (mast/config.py decodes the schema one line per key "
-                  "to keep that small). docs/HARDWARE.md, \"Installing\", says what a board does about it (a "
+                  "this port (%s). In a heap a step smaller, the console's ops under traffic (status, "
+                  "commit, apply) need more for a moment, in blocks in one piece, than a heap the "
+                  "traffic has fragmented has left (in brackets above: what stopped the demo). "
+                  "docs/HARDWARE.md, \"Installing\", says what a board does about it (a "
                   "frozen build, ROMFS)." % (
                       WHOLE_TARGET_K, min(ends) // 1024,
                       "the endpoint process, the core and the runtime with its own line protocol, "

@@ -581,7 +581,9 @@ def install_signals(board):
 
 
 class ConsoleError(Exception):
-    """The board answered {"ok": false}: str(e) is its error."""
+    """The board answered {"ok": false}: str(e) is its error, e.op the request's op."""
+
+    op = None
 
 
 class BoardConsole:
@@ -663,7 +665,9 @@ class BoardConsole:
         """The result of a request; ConsoleError if the board refused it."""
         r = self.request(op, timeout, **fields)
         if not r["ok"]:
-            raise ConsoleError(r["error"])
+            e = ConsoleError(r["error"])
+            e.op = op
+            raise e
         return r["result"]
 
 

@@ -117,8 +117,9 @@ def run(folder, heap, port):
                 return r
             except (AssertionError, TimeoutError, simboard.ConsoleError) as e:
                 con.pump(0.3)
-                raise AssertionError("%s (heap %s): logs %r events %r other %r" % (
-                    e, heap, con.logs[-4:], con.events[-8:], con.other[-6:]))
+                raise AssertionError("%s%s (heap %s): logs %r events %r other %r" % (
+                    "%s: " % e.op if getattr(e, "op", None) else "", e, heap, con.logs[-4:],
+                    con.events[-8:], con.other[-6:]))
             finally:
                 con.close()
     finally:
