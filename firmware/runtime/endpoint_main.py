@@ -60,6 +60,7 @@ _IDLE_MS = 1000  # longest sleep of the loop when nothing is due
 # A longer command line is refused: room for a send of the largest payload in hex (2 x 2020)
 # with its JSON around it, and a bit more.
 _LINE_MAX = 8192
+_PIECE = 256  # MicroPython: stdin is read in pieces of this many characters
 _RCVBUF = 1 << 20  # SO_RCVBUF of a host's uplink sockets unless the file says (issue 15.8)
 
 
@@ -110,7 +111,7 @@ class Process:
         self.dropped = 0  # output lines lost for want of memory (said when there is room again)
         self._stdin_key = None
         self._pending = b""
-        self._skipping = False  # in the rest of a command line refused as too long
+        self._skipping = False  # (CPython) in the rest of a command line refused as too long
         self._to_connect = []  # peers of "connect" not yet connected (no memory at start)
 
     def emit(self, obj, raw=None):
@@ -228,17 +229,26 @@ class Process:
         # a command line is at most _LINE_MAX long: a longer one is refused once, with one error
         # reply, and the rest of it (up to its newline) is skipped, never read as commands
         if MICROPYTHON:
-            line = sys.stdin.readline(_LINE_MAX + 2)  # (a line of _LINE_MAX, its newline, one more)
-            if not line:
+            # the whole line (readline() blocks until its newline), read in pieces: readline(n)
+            # takes a block of n at once, and a heap under pressure has no 8 KB block to give
+            parts = []
+            n = 0
+            while True:
+                piece = sys.stdin.readline(_PIECE)
+                if not piece:
+                    break
+                if n <= _LINE_MAX:
+                    parts.append(piece)  # (past the limit: only counted, not kept)
+                n += len(piece)
+                if piece[-1] == "\n":
+                    n -= 1
+                    break
+            if not parts:
                 return self._eof()
-            whole = line.endswith("\n")
-            if self._skipping:
-                self._skipping = not whole
-            elif len(line.rstrip("\r\n")) > _LINE_MAX:
-                self._skipping = not whole
+            if n > _LINE_MAX:
                 self._too_long()
             else:
-                self.command(line)
+                self.command("".join(parts))
             return None
         data = os.read(sys.stdin.fileno(), 4096)  # not sys.stdin: its buffer hides lines from poll
         if not data:
