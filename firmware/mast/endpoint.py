@@ -16,9 +16,9 @@
 from heapq import heappush, heappop, heapify
 
 from .compat import SLOTS, struct
-# config (the schema) stays loaded: loading it again and again into a heap the traffic has
-# fragmented needs blocks in one piece a board may not have
-from . import wire, policy, keys, config
+# config (the schema) is imported where it is used, not here: a board forgets it between
+# uses (board/main.py ONCE_MP), which an import here would prevent
+from . import wire, policy, keys
 from .crypto import Mac, hkdf, ct_equal
 from .addr import canonical, parse_addr
 from .assoc import Association, COOKIE_WAIT, ESTABLISHED, serial_newer
@@ -43,6 +43,8 @@ class Endpoint:
     def __init__(self, cfg, random_bytes, accept_ip=False, window=None):
         self.random = random_bytes
         self.window = window
+        from . import config
+
         self._settings(config.validate(cfg))
         self.accept_ip = accept_ip
         self.uplinks = {}
@@ -81,6 +83,8 @@ class Endpoint:
         gracefully, SHUT), or its key, our name or the keying changed: those are closed at
         once ("reconfigured"), so that a new INIT can start; the peer replaces its side when
         that INIT completes. ConfigError if cfg is bad, and then nothing changed."""
+        from . import config
+
         c = config.validate(cfg)
         old = self.cfg
         self._settings(c)
@@ -121,6 +125,8 @@ class Endpoint:
         peer is its section ({"psk": ..., "addresses": [...]}). Its association, if any,
         is kept unless its key changed (then closed, "reconfigured"). ConfigError if bad,
         and then nothing changed."""
+        from . import config
+
         pc = config.validate_peer(self.cfg, name, peer)
         old = self.cfg["peers"].get(name)
         self.cfg["peers"][name] = pc
