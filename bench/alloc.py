@@ -1,5 +1,6 @@
 """Heap allocated per DATA packet, on a 64-bit and a 32-bit MicroPython, with a breakdown by
-function; also the heap after `import mast.endpoint` and the heap per extra association.
+function; also the heap after importing the whole core (`mast.endpoint` and `mast.config`, which
+the endpoint imports only where it checks a configuration) and the heap per extra association.
 
     .venv/bin/python bench/alloc.py [--packets N] [--baseline REV] [--core REV]
 
@@ -31,7 +32,7 @@ nothing (small ints, no new objects; checked: 0 B over 200 rounds on both builds
   association's keys, label and next seq), bytes per call, minus the cost of calling an empty
   function the same way.
 - Live heap (read after a collection; on the wasm build at the start of a later runPython call,
-  the only time it collects): after `import mast.endpoint`, in a fresh interpreter; and node a's
+  the only time it collects): after `import mast.endpoint, mast.config`, in a fresh interpreter; and node a's
   endpoint alone (everything else dropped) with K associations against 1, divided by K - 1.
 """
 
@@ -315,7 +316,7 @@ def build(out, root):
 
 def import_steps():
     return ["import gc\ngc.collect()",
-            "import gc\n_a = gc.mem_alloc()\nimport mast.endpoint\ngc.collect()",
+            "import gc\n_a = gc.mem_alloc()\nimport mast.endpoint, mast.config\ngc.collect()",
             "import gc, json\nprint('RESULT ' + json.dumps({'import': gc.mem_alloc() - _a}))"]
 
 
@@ -429,7 +430,7 @@ def report(results, notes, n, elapsed):
                       % (fmt_b(v), TARGET_32, "met" if v <= TARGET_32 else "**not met**", AIM_32,
                          "met" if v <= AIM_32 else "not met"), ""]
     lines += table("live heap", cols, [
-        ("after `import mast.endpoint` (the whole core)", ["%d B" % m["import"] for _, _, m in results]),
+        ("after `import mast.endpoint, mast.config` (the whole core)", ["%d B" % m["import"] for _, _, m in results]),
         ("each extra association (node a's endpoint alone, %d against 1)" % K_ASSOCS,
          ["%s B" % fmt_b(m["per_assoc"]) for _, _, m in results]),
         ("node a's endpoint with 1 association, modules included",
