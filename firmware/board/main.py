@@ -18,8 +18,8 @@
 # definition's checker (boarddef.py), and the console's other ops (cfgops.py:
 # get/set/unset/validate/commit, consoleops.py: uplink/maintenance/logs/inventory).
 # On MicroPython the core's schema (mast/config.py) goes the same way: only these
-# modules and the endpoint's checks use it (bench/footprint.py: 7 KB less while the
-# board runs, and the demo runs in as small a heap).
+# modules and the endpoint's checks use it (bench/footprint.py: 7 KB less in use while
+# the board runs; the smallest heap for the demo did not change).
 
 import sys
 
