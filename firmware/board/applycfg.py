@@ -42,18 +42,25 @@ def apply(board):
     now = b.now()
     rebuild, restart, why = plan(b.ep.cfg, core)
     old_port = b.ep.cfg["port"]
+    was = b.running
     b.running = b.candidate  # never changed in place: shared (main.Board)
     b.checked = None  # running now: the endpoint holds its check (main.Board.check)
-    if rebuild:
-        b.rebuild = (core, old_port)
-        if not b.polling:
-            renew(b)
-        # else: inside the runtime's poll() (the console is one of its readers), the old
-        # runtime lives on until poll returns; Board.step() renews it then, with the old
-        # one's memory free (a board's heap has no room for both)
-    else:
-        reconfigure(b.ep, core, restart, now)
-        _restart_uplinks(b, core, old_port, False, now)
+    try:
+        if rebuild:
+            b.rebuild = (core, old_port)
+            if not b.polling:
+                renew(b)
+            # else: inside the runtime's poll() (the console is one of its readers), the old
+            # runtime lives on until poll returns; Board.step() renews it then, with the old
+            # one's memory free (a board's heap has no room for both)
+        else:
+            reconfigure(b.ep, core, restart, now)
+            _restart_uplinks(b, core, old_port, False, now)
+    except MemoryError:
+        # cut short: `status` says the candidate is not applied (the reply is an error), and
+        # the next apply finishes the job (Endpoint.reconfigure picks up where this one stopped)
+        b.running = was
+        raise
     return {"applied": True, "associations": "restarted" if rebuild else "kept",
             "restarted": restart, "why": why}
 

@@ -64,6 +64,7 @@ class Endpoint:
         self._dirty = []  # associations touched since their deadline was computed
         self._due = []  # (reused) the associations whose timers run now
         self._hdr = [0, 0, 0]  # (reused) type, label, seq of the packet being received
+        self._cut = None  # the configuration from before a reconfigure a MemoryError cut short
 
     def _settings(self, c):
         self.cfg = c
@@ -82,11 +83,16 @@ class Endpoint:
         association keeps its nonces and keys unless its peer is gone (then it is shut down
         gracefully, SHUT), or its key, our name or the keying changed: those are closed at
         once ("reconfigured"), so that a new INIT can start; the peer replaces its side when
-        that INIT completes. ConfigError if cfg is bad, and then nothing changed."""
+        that INIT completes. ConfigError if cfg is bad, and then nothing changed.
+        A MemoryError part way (a board's full heap) leaves the rest undone, and the next
+        reconfigure does it: it compares with the configuration from before the one cut
+        short, and announces the uplinks again (SET)."""
         from . import config
 
         c = config.validate(cfg)
-        old = self.cfg
+        again = self._cut is not None
+        old = self._cut if again else self.cfg
+        self._cut = old  # (until everything below is done)
         self._settings(c)
         for peer, a in list(self.by_peer.items()):
             pc = c["peers"].get(peer)
@@ -103,6 +109,11 @@ class Endpoint:
             uc = c["uplinks"].get(name)
             if uc:
                 self.uplink_up(name, u.addr, now_ms, uc["priority"], uc["cost"])
+        if again:  # the one cut short may have changed an uplink's hints and not said so
+            for a in self.by_peer.values():
+                a.send_set(now_ms)
+                self.touch(a)
+        self._cut = None
 
     # ---- helpers used by associations -------------------------------------
 

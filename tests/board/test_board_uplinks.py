@@ -187,3 +187,30 @@ def test_the_runtime_receives_with_the_block_the_board_took_first_and_a_new_one_
         assert r.b.ep.cfg["name"] == "b2"
     finally:
         r.close()
+
+
+def test_an_apply_cut_short_by_a_full_heap_stays_unapplied_and_the_next_one_finishes_it():
+    r = Rig("source")
+    try:
+        r.until(lambda: "wifi" in r.b.rt.uplinks and "cell" in r.b.rt.uplinks)
+        assert r.ask({"id": 1, "op": "set", "key": "uplinks.cell.cost", "value": 20})["ok"]
+        ep = r.b.ep
+        real = ep.uplink_up
+
+        def out_of_memory(*args, **kw):  # (the heap runs out as the apply re-announces)
+            raise MemoryError("memory allocation failed")
+
+        ep.uplink_up = out_of_memory
+        try:
+            rep = r.ask({"id": 2, "op": "apply"})
+        finally:
+            ep.uplink_up = real
+        assert rep["ok"] is False and rep["error"] == "out of memory", rep
+        st = r.ask({"id": 3, "op": "status"})["result"]
+        assert st["config"]["unapplied"] is True  # not claimed as running
+        rep = r.ask({"id": 4, "op": "apply"})
+        assert rep["ok"] and rep["result"]["associations"] == "kept", rep
+        r.until(lambda: "cell" in r.b.ep.uplinks and r.b.ep.uplinks["cell"].cost == 20)
+        assert r.ask({"id": 5, "op": "status"})["result"]["config"]["unapplied"] is False
+    finally:
+        r.close()

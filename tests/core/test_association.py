@@ -195,3 +195,46 @@ def test_reconfigure_with_a_bad_config_changes_nothing():
     except ValueError as e:
         assert str(e).startswith("replay_window: ")
     assert a.cfg is before and a.association().state == 2
+
+
+def test_a_reconfigure_cut_short_by_a_full_heap_is_finished_by_the_next():
+    # a MemoryError part way through (a board's heap) leaves the association under the old key;
+    # the next reconfigure with the same configuration must still close it, as the first would
+    # have: it compares with the configuration from before the one cut short
+    from mast.assoc import Association
+
+    net = pair()
+    net.run(2000)
+    a = net.nodes["a"].ep
+    old_assoc = a.association("b")
+    cfg = dict(a.cfg)
+    cfg["peers"] = {"b": dict(cfg["peers"]["b"], psk="AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=")}
+    close = Association.close
+    cut = []
+
+    def close_once_out_of_memory(self, now, reason, linger=False):
+        if not cut:
+            cut.append(reason)
+            raise MemoryError("memory allocation failed")
+        return close(self, now, reason, linger)
+
+    Association.close = close_once_out_of_memory
+    try:
+        try:
+            a.reconfigure(cfg, net.now)
+            assert False, "the MemoryError did not come through"
+        except MemoryError:
+            pass
+    finally:
+        Association.close = close
+    assert cut == ["reconfigured"] and a.association("b") is old_assoc  # cut: still open
+    a.reconfigure(cfg, net.now)  # the same configuration again (a second `apply`)
+    net.flush()
+    assert [e.reason for e in net.events("a", "association_closed")] == ["reconfigured"]
+    assert a.association("b") is None
+    net.keep_log = True
+    n0 = len(net.log)
+    a.reconfigure(cfg, net.now)  # and once done, a third has nothing left to do
+    net.flush()
+    assert len(net.events("a", "association_closed")) == 1
+    assert [k for t, f, to, k in net.log[n0:] if f == "a"] == []  # (not even a SET)
