@@ -40,8 +40,10 @@ def apply(board):
     b = board
     core, extra = b.check(b.candidate)
     now = b.now()
-    rebuild, restart, why = plan(b.ep.cfg, core)
-    old_port = b.ep.cfg["port"]
+    # against what ran before an apply the heap cut short, if one was (its work is done now)
+    base = b.ep.cut_from or b.ep.cfg
+    rebuild, restart, why = plan(base, core)
+    old_port = base["port"]
     was = b.running
     b.running = b.candidate  # never changed in place: shared (main.Board)
     b.checked = None  # running now: the endpoint holds its check (main.Board.check)

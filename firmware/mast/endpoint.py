@@ -64,7 +64,8 @@ class Endpoint:
         self._dirty = []  # associations touched since their deadline was computed
         self._due = []  # (reused) the associations whose timers run now
         self._hdr = [0, 0, 0]  # (reused) type, label, seq of the packet being received
-        self._cut = None  # the configuration from before a reconfigure a MemoryError cut short
+        self.cut_from = None  # the configuration from before a reconfigure a MemoryError cut short
+        # (what is running as far as the peers know: board/applycfg.py plans against it)
 
     def _settings(self, c):
         self.cfg = c
@@ -90,9 +91,9 @@ class Endpoint:
         from . import config
 
         c = config.validate(cfg)
-        again = self._cut is not None
-        old = self._cut if again else self.cfg
-        self._cut = old  # (until everything below is done)
+        again = self.cut_from is not None
+        old = self.cut_from if again else self.cfg
+        self.cut_from = old  # (until everything below is done)
         self._settings(c)
         for peer, a in list(self.by_peer.items()):
             pc = c["peers"].get(peer)
@@ -113,7 +114,7 @@ class Endpoint:
             for a in self.by_peer.values():
                 a.send_set(now_ms)
                 self.touch(a)
-        self._cut = None
+        self.cut_from = None
 
     # ---- helpers used by associations -------------------------------------
 

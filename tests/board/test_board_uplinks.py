@@ -194,6 +194,7 @@ def test_an_apply_cut_short_by_a_full_heap_stays_unapplied_and_the_next_one_fini
     try:
         r.until(lambda: "wifi" in r.b.rt.uplinks and "cell" in r.b.rt.uplinks)
         assert r.ask({"id": 1, "op": "set", "key": "uplinks.cell.cost", "value": 20})["ok"]
+        assert r.ask({"id": 6, "op": "set", "key": "port", "value": PORT + 1})["ok"]
         ep = r.b.ep
         real = ep.uplink_up
 
@@ -211,6 +212,37 @@ def test_an_apply_cut_short_by_a_full_heap_stays_unapplied_and_the_next_one_fini
         rep = r.ask({"id": 4, "op": "apply"})
         assert rep["ok"] and rep["result"]["associations"] == "kept", rep
         r.until(lambda: "cell" in r.b.ep.uplinks and r.b.ep.uplinks["cell"].cost == 20)
+        # the port too: the second apply compares with what ran before the first, so its
+        # sockets move to the new port although the endpoint already had it in its configuration
+        r.until(lambda: [u.bind[1] for u in r.b.rt.uplinks.values()] == [PORT + 1] * 2)
         assert r.ask({"id": 5, "op": "status"})["result"]["config"]["unapplied"] is False
+    finally:
+        r.close()
+
+
+def test_the_apply_after_one_cut_short_reports_what_the_whole_change_restarts():
+    # a peer's key changed; the first apply ran out of memory half way: the second one's reply
+    # still names that peer (planned against what ran before the first, not against the
+    # configuration the first had already given the endpoint)
+    key1, key2 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
+    cfg = dict(CFG, keying="psk", peers={"srv": {"psk": key1, "addresses": ["127.0.0.29:6278"]}})
+    r = Rig("source", cfg=cfg)
+    try:
+        r.until(lambda: "wifi" in r.b.rt.uplinks and "cell" in r.b.rt.uplinks)
+        assert r.ask({"id": 1, "op": "set", "key": "peers.srv.psk", "value": key2})["ok"]
+        ep = r.b.ep
+        real = ep.uplink_up
+
+        def out_of_memory(*args, **kw):
+            raise MemoryError("memory allocation failed")
+
+        ep.uplink_up = out_of_memory
+        try:
+            assert r.ask({"id": 2, "op": "apply"})["error"] == "out of memory"
+        finally:
+            ep.uplink_up = real
+        rep = r.ask({"id": 3, "op": "apply"})["result"]
+        assert rep["restarted"] == ["srv"] and rep["why"] == "peer keys changed", rep
+        assert r.ask({"id": 4, "op": "status"})["result"]["config"]["unapplied"] is False
     finally:
         r.close()
