@@ -189,31 +189,35 @@ def test_the_runtime_receives_with_the_block_the_board_took_first_and_a_new_one_
         r.close()
 
 
+def apply_out_of_memory(r, rid):
+    """The reply to an apply whose heap runs out as it re-announces the uplinks."""
+    ep = r.b.ep
+    real = ep.uplink_up
+
+    def out_of_memory(*args, **kw):
+        raise MemoryError("memory allocation failed")
+
+    ep.uplink_up = out_of_memory
+    try:
+        return r.ask({"id": rid, "op": "apply"})
+    finally:
+        ep.uplink_up = real
+
+
 def test_an_apply_cut_short_by_a_full_heap_stays_unapplied_and_the_next_one_finishes_it():
     r = Rig("source")
     try:
         r.until(lambda: "wifi" in r.b.rt.uplinks and "cell" in r.b.rt.uplinks)
         assert r.ask({"id": 1, "op": "set", "key": "uplinks.cell.cost", "value": 20})["ok"]
         assert r.ask({"id": 6, "op": "set", "key": "port", "value": PORT + 1})["ok"]
-        ep = r.b.ep
-        real = ep.uplink_up
-
-        def out_of_memory(*args, **kw):  # (the heap runs out as the apply re-announces)
-            raise MemoryError("memory allocation failed")
-
-        ep.uplink_up = out_of_memory
-        try:
-            rep = r.ask({"id": 2, "op": "apply"})
-        finally:
-            ep.uplink_up = real
+        rep = apply_out_of_memory(r, 2)
         assert rep["ok"] is False and rep["error"] == "out of memory", rep
         st = r.ask({"id": 3, "op": "status"})["result"]
         assert st["config"]["unapplied"] is True  # not claimed as running
         rep = r.ask({"id": 4, "op": "apply"})
         assert rep["ok"] and rep["result"]["associations"] == "kept", rep
         r.until(lambda: "cell" in r.b.ep.uplinks and r.b.ep.uplinks["cell"].cost == 20)
-        # the port too: the second apply compares with what ran before the first, so its
-        # sockets move to the new port although the endpoint already had it in its configuration
+        # the port too: the uplinks' sockets move to it
         r.until(lambda: [u.bind[1] for u in r.b.rt.uplinks.values()] == [PORT + 1] * 2)
         assert r.ask({"id": 5, "op": "status"})["result"]["config"]["unapplied"] is False
     finally:
@@ -230,17 +234,7 @@ def test_the_apply_after_one_cut_short_reports_what_the_whole_change_restarts():
     try:
         r.until(lambda: "wifi" in r.b.rt.uplinks and "cell" in r.b.rt.uplinks)
         assert r.ask({"id": 1, "op": "set", "key": "peers.srv.psk", "value": key2})["ok"]
-        ep = r.b.ep
-        real = ep.uplink_up
-
-        def out_of_memory(*args, **kw):
-            raise MemoryError("memory allocation failed")
-
-        ep.uplink_up = out_of_memory
-        try:
-            assert r.ask({"id": 2, "op": "apply"})["error"] == "out of memory"
-        finally:
-            ep.uplink_up = real
+        assert apply_out_of_memory(r, 2)["error"] == "out of memory"
         rep = r.ask({"id": 3, "op": "apply"})["result"]
         assert rep["restarted"] == ["srv"] and rep["why"] == "peer keys changed", rep
         assert r.ask({"id": 4, "op": "status"})["result"]["config"]["unapplied"] is False
