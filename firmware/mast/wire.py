@@ -103,31 +103,32 @@ def parse(pkt, into=None):
     return body
 
 
-def signed_part(pkt):
-    return memoryview(pkt)[: len(pkt) - TAG_LEN]
-
-
-def tag_of(pkt):
-    return memoryview(pkt)[len(pkt) - TAG_LEN :]
-
-
 _HDR = bytearray(HEADER_LEN)  # scratch: the header being sealed or checked
 
 
-def seal(mac, ptype, label, seq, body, extra=None):
+def seal(mac, ptype, label, seq, body, extra=None, into=None):
     """Build a whole packet (a bytearray); `mac` is a crypto.Mac, `extra` is
-    signed but not sent."""
-    if FAST_C:  # CPython: header, body and tag joined in one copy
+    signed but not sent. With into (a bytearray at least as long as the packet), the
+    packet is written at its start instead, with no new object, and its length is
+    returned (Endpoint.seal: the send buffer of direct_send)."""
+    if FAST_C and into is None:  # CPython: header, body and tag joined in one copy
         h = struct.pack(">BBIHI", VERSION, ptype, label, seq >> 32, seq & 0xFFFFFFFF)
         return bytearray().join((h, body, mac.digest3(h, body, extra)[:TAG_LEN]))
     n = HEADER_LEN + len(body)
-    pkt = bytearray(n + TAG_LEN)
-    hi, lo = _split(seq)
-    struct.pack_into(">BBIHI", _HDR, 0, VERSION, ptype, label, hi, lo)
+    if into is None:
+        pkt = bytearray(n + TAG_LEN)
+    elif n + TAG_LEN > len(into):  # (a slice stored past its end would grow it)
+        raise ValueError("a packet of %d bytes does not fit in %d" % (n + TAG_LEN, len(into)))
+    else:
+        pkt = into
+    if seq <= 0x3FFFFFFF:  # (_split, inline: no tuple)
+        struct.pack_into(">BBIHI", _HDR, 0, VERSION, ptype, label, 0, seq)
+    else:
+        struct.pack_into(">BBIHI", _HDR, 0, VERSION, ptype, label, seq >> 32, seq & 0xFFFFFFFF)
     pkt[0:HEADER_LEN] = _HDR
     pkt[HEADER_LEN:n] = body
     mac.tag_into(pkt, n, _HDR, body, extra)
-    return pkt
+    return pkt if into is None else n + TAG_LEN
 
 
 def check(mac, pkt, body, extra=None):
@@ -318,9 +319,16 @@ def dec_err(b):
     return struct.unpack_from(">BI", b, 0)
 
 
-def enc_keepalive(rx_highest):
-    hi, lo = _split(rx_highest)
-    return struct.pack(">HI", hi, lo)
+def enc_keepalive(rx_highest, into=None):
+    """The body; with into (a bytearray of 6), written there, with no new object."""
+    if into is None:
+        hi, lo = _split(rx_highest)
+        return struct.pack(">HI", hi, lo)
+    if rx_highest <= 0x3FFFFFFF:  # (_split, inline: no tuple)
+        struct.pack_into(">HI", into, 0, 0, rx_highest)
+    else:
+        struct.pack_into(">HI", into, 0, rx_highest >> 32, rx_highest & 0xFFFFFFFF)
+    return into
 
 
 def dec_keepalive(b):

@@ -171,6 +171,12 @@ class Runtime:
         if hasattr(core, "on_data"):
             core.on_data = self._on_data
             self._core = core
+        # and the core hands each packet straight to _send as it makes it (on MicroPython
+        # sealed in one reused buffer: no packet object per send); a wrapper's own packets
+        # still come from datagrams_to_send
+        self._dying = []  # uplinks whose socket a send found dead (EBADF), for _flush
+        if hasattr(core, "direct_send"):
+            core.direct_send(self._send)
 
     # ---- helpers --------------------------------------------------------------------
 
@@ -579,32 +585,36 @@ class Runtime:
             ev = self.ep.next_event()
 
     def _flush(self):
-        """Send what the core queued; a send error is counted on its uplink, not raised."""
-        out = self.ep.datagrams_to_send()
-        if out:
-            uplinks = self.uplinks
-            sockaddr = self._sockaddr if MICROPYTHON else None
-            last = u = None
-            for name, dst, data in out:
-                if name != last:  # (usually all on one uplink)
-                    last = name
-                    u = uplinks.get(name)
-                if u is None or u.dead is not None:
-                    self.count("tx_no_socket")
-                    continue
-                try:
-                    if u.via is not None:
-                        data = udpwrap.wrap(dst[0], dst[1], data)
-                        dst = u.via
-                    u.sock.sendto(data, dst if sockaddr is None else sockaddr(dst))
-                    u.tx += 1
-                except OSError as e:
-                    u.tx_errors += 1
-                    u.last_error = _errname(e)
-                    self.count("tx_error")
-                    if _errno(e) == _EBADF:
-                        self._dead(u, "EBADF")
-                except ValueError:  # an address the relay header cannot carry
-                    u.tx_errors += 1
-                    self.count("tx_error")
+        """Send what the core (or its wrapper) queued; then the core's events."""
+        for name, dst, data in self.ep.datagrams_to_send():
+            self._send(name, dst, data)
+        dying = self._dying
+        while dying:  # (here, not in _send: taking an uplink down calls into the core)
+            self._dead(dying.pop(), "EBADF")
         self._drain()
+
+    def _send(self, name, dst, data):
+        """One datagram out on uplink `name`; a send error is counted on its uplink, not
+        raised (the core calls this as it makes each packet: direct_send)."""
+        u = self.uplinks.get(name)
+        if u is None or u.dead is not None:
+            self.count("tx_no_socket")
+            return
+        try:
+            if u.via is not None:
+                data = udpwrap.wrap(dst[0], dst[1], data)
+                dst = u.via
+            u.sock.sendto(data, self._sockaddr(dst) if MICROPYTHON else dst)
+            u.tx += 1
+        except OSError as e:
+            u.tx_errors += 1
+            u.last_error = _errname(e)
+            self.count("tx_error")
+            if _errno(e) == _EBADF and u not in self._dying:
+                self._dying.append(u)  # closed by _flush, outside the core
+        except ValueError:  # an address the relay header cannot carry
+            u.tx_errors += 1
+            self.count("tx_error")
+        except MemoryError:  # (the relay header's copy): this datagram is lost, as on a wire
+            u.tx_errors += 1
+            self.count("tx_no_memory")

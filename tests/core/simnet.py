@@ -68,6 +68,10 @@ class Node:
         self.first_after_mark = None  # ...and note when it arrived
         self.payloads = []  # (recv_ms, payload) of other datagrams received
 
+    def send(self, uplink, dst, data):
+        """The endpoint's packet as it makes it (direct_send): copied onto the network."""
+        self.net.transmit(self, uplink, dst, bytes(data))
+
 
 def config(name, peers, **kw):
     cfg = {"name": name, "peers": {}}
@@ -81,7 +85,9 @@ def config(name, peers, **kw):
 
 
 class Net:
-    def __init__(self, start=0, seed="net"):
+    def __init__(self, start=0, seed="net", direct=True):
+        self.direct = direct  # endpoints hand packets over as they make them (direct_send), as
+        # the runtime's do; False: they queue them for datagrams_to_send, flushed after each step
         self.now = start
         self.start = start
         self.nodes = {}
@@ -99,6 +105,8 @@ class Net:
         ep = Endpoint(cfg, Rng(name + "-rng"), **kw)
         n = Node(self, name, ep)
         self.nodes[name] = n
+        if self.direct:
+            ep.direct_send(n.send)
         return n
 
     def uplink(self, node, name, addr, delay=2, jitter=0, up=True, **kw):
@@ -266,10 +274,11 @@ def tally(node, n):
     return t
 
 
-def pair(start=0, profile="default", mode="failover", a_uplinks=None, b_uplinks=None, **kw):
+def pair(start=0, profile="default", mode="failover", a_uplinks=None, b_uplinks=None, direct=True, **kw):
     """Board-like node "a" (uplinks eth/wifi/cell) and a server "b" with one
-    address; a connects to b and the association comes up."""
-    net = Net(start)
+    address; a connects to b and the association comes up. direct=False: the endpoints
+    queue their packets (a test that reads datagrams_to_send or .out)."""
+    net = Net(start, direct=direct)
     ca = config("a", {"b": {"addresses": ["10.9.0.1:6278"]}}, profile=profile, mode=mode, **kw)
     cb = config("b", ["a"], profile=profile, mode=mode, **kw)
     net.node("a", ca)

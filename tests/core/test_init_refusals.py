@@ -13,7 +13,7 @@ B_ADDR = ("10.9.0.1", 6278)
 
 
 def _b_only(cfg):
-    net = Net()
+    net = Net(direct=False)  # (b's packets queued: the tests read them)
     net.node("b", cfg)
     net.uplink("b", "wan", B_ADDR)
     return net, net.nodes["b"].ep
@@ -50,7 +50,7 @@ def test_an_open_host_does_not_answer_an_init_that_says_psk():
 
 
 def test_a_psk_host_and_an_open_host_never_associate_and_say_why():
-    net = Net()
+    net = Net(direct=False)  # (b's packets queued: the tests read them)
     net.node("a", config("a", {"b": {"addresses": ["10.9.0.1"]}}))  # psk
     net.node("b", {"name": "b", "keying": "open", "peers": {"a": {}}})
     net.uplink("b", "wan", B_ADDR)
@@ -65,7 +65,7 @@ def test_a_psk_host_and_an_open_host_never_associate_and_say_why():
 
 
 def _open_pair(**kw):
-    net = Net()
+    net = Net(direct=False)  # (b's packets queued: the tests read them)
     net.node("a", {"name": "a", "keying": "open", "peers": {"b": {"addresses": ["10.9.0.1"]}}})
     cb = {"name": "b", "keying": "open", "peers": {"a": {}}}
     cb.update(kw)

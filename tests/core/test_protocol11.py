@@ -15,7 +15,7 @@ DAY = 86400000
 
 def test_a_sender_refuses_a_payload_over_2020_bytes_and_sends_nothing():
     big = bytes(wire.MAX_PAYLOAD + 1)  # (big blocks first: a small heap)
-    net, a, b = up1()
+    net, a, b = up1(direct=False)  # (a's packets queued: the test reads them)
     ep = net.nodes["a"].ep
     ep.datagrams_to_send()
     seq = a.seq
@@ -201,7 +201,7 @@ def test_packets_from_an_address_a_set_withdrew_do_not_bring_it_back():
 # ---- 8. PROBE filler, one vocabulary --------------------------------------------------------------
 
 def test_a_probe_with_a_nonzero_filler_is_answered():
-    net, a, b = up1()
+    net, a, b = up1(direct=False)  # (b's packets queued: the test reads them)
     body = bytearray(wire.enc_probe(b"\x42" * 8, 0))
     for i in range(9, len(body)):
         body[i] = 0xA5

@@ -40,7 +40,7 @@ def column(state):
 def stage(state):
     """-> (net, endpoint under test, its association, the peer's association or None, the
     uplink and source the peer's packets come by, extra) for an association in `state`."""
-    net = Net(seed="state-table")
+    net = Net(seed="state-table", direct=False)  # (the tests read the queued packets)
     net.node("a", config("a", {"b": {"addresses": ["10.9.0.1"]}}, replay_window=64))
     net.node("b", config("b", ["a"], replay_window=64))
     net.uplink("b", "wan", B_ADDR, delay=1)

@@ -15,6 +15,7 @@ import pytest
 
 from runtime.status import endpoint_status
 
+from mast.assoc import ACTIVE
 from mast.endpoint import Endpoint
 from presence.client import Presence
 from runtime.driver import Runtime
@@ -185,6 +186,29 @@ def test_a_socket_that_dies_is_reported_and_its_uplink_taken_down():
         assert "eth" not in a.ep.uplinks  # the core was told
         assert a.status()["uplinks"]["eth"]["socket"]["dead"]
         assert a.send(b"still here", "b")  # wifi carries on
+    finally:
+        close_all(a, b)
+
+
+def test_a_send_that_finds_its_socket_dead_takes_the_uplink_down_once_the_core_is_done():
+    # The core hands each packet to the runtime as it makes it (direct_send), so the sendto
+    # that finds a dead socket (EBADF) runs inside the core; the uplink is taken down after.
+    a, b = pair({"eth": {"bind": ("127.0.0.44", 0)}, "wifi": {"bind": ("127.0.0.45", 0)}})
+    try:
+        a.connect("b")
+        both = lambda: [p.state for p in a.ep.association("b").plist] == [ACTIVE, ACTIVE]  # noqa: E731
+        assert run([a, b], lambda: established(a, "b") and established(b, "a") and both())
+        a.events()
+        got = []
+        b.on_data = lambda peer, payload, ip, uplink, src: got.append(bytes(payload))
+        used = a.ep.association("b").primary.uplink.name
+        a.uplinks[used].sock.close()  # no poll() in between: the send itself finds it dead
+        assert a.send(b"lost", "b")  # (sealed and handed over: the core's part went fine)
+        dead = [e.as_dict()["uplink"] for e in a.events() if e.kind == "uplink_dead"]
+        assert dead == [used] and used not in a.ep.uplinks
+        assert a.uplinks[used].tx_errors == 1 and a.counters["tx_error"] == 1
+        assert a.send(b"still here", "b")  # the other uplink carries on
+        assert run([a, b], lambda: b"still here" in got)
     finally:
         close_all(a, b)
 
