@@ -325,11 +325,14 @@ def established(net):
     return a is not None and b is not None and a.state == 2 and b.state == 2
 
 
-def cut_and_measure(profile, start=0, mode="failover", run_ms=3000, rate=100, **kw):
+def cut_and_measure(profile, start=0, mode="failover", run_ms=3000, rate=100, spy=None, **kw):
     """Stream a->b, cut a's eth silently, and measure: -> (net, stream, gap_ms,
     lost seqs, duplicated seqs, cut time). The gap runs from the cut to the
-    arrival of the first datagram sent after it."""
+    arrival of the first datagram sent after it. spy(net): a net.drop function, set before
+    the handshake's replies (it sees every packet the network carries from then on)."""
     net = pair(start=start, profile=profile, mode=mode, **kw)
+    if spy is not None:
+        net.drop = spy(net)
     net.run(net.now + 2000)
     assert established(net)
     s = Stream(net, "a", rate=rate)
