@@ -46,7 +46,7 @@ def _same_bytes(mode, **kw):
     d2, n2, sent2, lost2 = _wire_digest(False, mode, **kw)
     gc.collect()  # (a board-sized heap: the first network is garbage now)
     d1, n1, sent1, lost1 = _wire_digest(True, mode, **kw)
-    assert n1 == n2 and n1 > sent1 > 50, (n1, n2, sent1)
+    assert n1 == n2 and n1 > sent1 > 40, (n1, n2, sent1)  # (about 50 DATA, and the rest)
     assert d1 == d2
     assert lost1 == [] and lost2 == [], (lost1, lost2)
 
@@ -133,8 +133,8 @@ def test_a_direct_sender_is_handed_each_packet_at_once_and_nothing_is_queued():
 
 def test_the_largest_payload_and_then_a_small_one_go_out_whole():
     # the largest packet (2,048 bytes) in the send buffer, then a small one: both intact.
-    # (The buffer is reserved first, as a board does while its heap is in one piece: two
-    # endpoints in 128K on the 64-bit port leave no free 2 KB block after the handshake.)
+    # (The buffer is taken at its full size first, direct_send's reserve: two endpoints in
+    # 128K on the 64-bit port leave no free 2 KB block after the handshake.)
     big = bytearray(wire.MAX_PAYLOAD)
     for i in range(len(big)):
         big[i] = i * 7 & 0xFF
