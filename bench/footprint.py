@@ -536,7 +536,8 @@ def run(ms, step=5):
 
 def op(text):
     n = len(_S["lines"])
-    _S["board"].console.feed(text.encode() + b"\n")
+    b = _S["board"]
+    (b.feed if hasattr(b, "feed") else b.console.feed)(text.encode() + b"\n")  # (feed: as stdin does)
     for line in _S["lines"][n:]:
         if '"ok": false' in line:
             raise RuntimeError("console: " + line)

@@ -32,7 +32,7 @@ def plan(old, new):
 def reconfigure(ep, cfg, restart, now):
     """Give the live endpoint ep the configuration cfg (the core closes the associations
     of the peers in restart: their keys or existence changed)."""
-    ep.reconfigure(cfg, now)
+    ep.reconfigure(cfg, now, True)  # (cfg: Board.check's result)
 
 
 def apply(board):
@@ -102,19 +102,15 @@ def renew_runtime(b, core):
     from mast.endpoint import Endpoint
     from runtime.driver import Runtime
 
-    b.ep = Endpoint(core, b.random)
+    b.ep = Endpoint(core, b.random, checked=True)  # (core: Board.check's result)
     b.rt = Runtime(b.ep, b.now, reserve=b.reserve)
     b.reserve = None  # (the runtime's now)
     b.rt.on_data = b.on_data
 
 
 def _opts(name, cfg):
-    from . import settings
-
-    core, extra = settings.split(cfg)
-    o = dict((core.get("uplinks") or {}).get(name) or {})
-    o.update(extra.get(name, {}))
-    return o
+    """An uplink's options in cfg (a copy: its values are numbers and text)."""
+    return dict((cfg.get("uplinks") or {}).get(name) or {})
 
 
 def sync_managers(b, cfg):

@@ -83,3 +83,13 @@ def mem():
 def runtime_version():
     v = sys.implementation.version
     return "%s %d.%d.%d" % (sys.implementation.name, v[0], v[1], v[2])
+
+
+def unload(name):
+    """Forget a module used only now and then (its full name), so the heap gets its code
+    back: out of sys.modules, and off its package (main.ONCE)."""
+    sys.modules.pop(name, None)
+    pkg, attr = name.rsplit(".", 1)
+    pkg = sys.modules.get(pkg)
+    if pkg is not None and hasattr(pkg, attr):
+        delattr(pkg, attr)

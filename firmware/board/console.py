@@ -11,30 +11,15 @@
 # changes nothing; 0x03 (Ctrl-C) raises KeyboardInterrupt, so mpremote can break
 # into the REPL even where 0x03 is a plain byte (a pty, USB-CDC on some ports).
 # Input is never echoed in a reply or a log: it may hold a secret.
+#
+# This module (lines in, replies out) stays in the heap; request.py, which parses and
+# checks each request line, is imported for the line and forgotten before the op
+# runs, so that its code takes no heap the rest of the time.
 
-from .compat import dumps, loads
+from .compat import dumps, unload
 
 LINE_MAX = 2048  # bytes in a request line, newline excluded
 _CTRL_C = 3
-
-# op -> (fields it may have, fields it must have); "value" may be any JSON value
-OPS = {
-    "hello": ((), ()),
-    "get": (("key",), ()),
-    "set": (("key", "value"), ("key", "value")),
-    "unset": (("key",), ("key",)),
-    "validate": ((), ()),
-    "commit": ((), ()),
-    "apply": ((), ()),
-    "status": ((), ()),
-    "uplink": (("name", "state", "addr"), ("name",)),
-    "maintenance": (("state", "reason"), ("state",)),
-    "reboot": ((), ()),
-    "logs": ((), ()),
-    "inventory": ((), ()),
-}
-_TEXT_FIELDS = ("key", "name", "addr", "reason")
-_STATES = {"uplink": ("up", "down"), "maintenance": ("on", "off")}
 
 
 class OpError(ValueError):
@@ -76,39 +61,6 @@ class LineReader:
         return out
 
 
-def _error(rid, msg):
-    return {"id": rid, "ok": False, "error": msg}
-
-
-def check_request(req):
-    """(id, op) of a well-formed request; OpError otherwise (then the id is null
-    if it was not usable)."""
-    if type(req) is not dict:
-        raise OpError("a request is a JSON object, e.g. {\"id\": 1, \"op\": \"hello\"}")
-    rid = req.get("id")
-    if rid is not None and type(rid) is not int and type(rid) is not str:
-        raise OpError("id must be an integer or text")
-    if type(rid) is str and len(rid) > 64:
-        raise OpError("id must be at most 64 characters")
-    op = req.get("op")
-    if type(op) is not str or op not in OPS:
-        raise OpError("%s (known: %s)" % ("no op" if op is None else "unknown op",
-                                           ", ".join(sorted(OPS))))
-    allowed, required = OPS[op]
-    for k in req:
-        if k != "id" and k != "op" and k not in allowed:
-            raise OpError("op %s takes no field %s" % (op, repr(k)[:32]))
-    for k in required:
-        if k not in req:
-            raise OpError("op %s needs the field %s" % (op, k))
-    for k in _TEXT_FIELDS:
-        if k in req and (type(req[k]) is not str or not 0 < len(req[k]) <= 255):
-            raise OpError("%s must be text of 1 to 255 characters" % k)
-    if "state" in req and req["state"] not in _STATES[op]:
-        raise OpError("state must be %s" % " or ".join(_STATES[op]))
-    return rid, op
-
-
 class Console:
     """board: the object that carries out the ops (Board in main.py, or a test's).
     write(text): one output line (without the newline); send(obj), if given, writes
@@ -138,24 +90,17 @@ class Console:
         self.requests += 1
         rid = None
         try:
-            if line is None:
-                raise OpError("line longer than %d bytes" % LINE_MAX)
+            from . import request
+
             try:
-                text = line.decode()
-            except UnicodeError:
-                raise OpError("not UTF-8 text")
-            try:
-                req = loads(text)
-            except ValueError:
-                raise OpError("not JSON")
-            if type(req) is dict and (req.get("id") is None or type(req.get("id")) in (int, str)):
-                rid = req.get("id")
-            rid, op = check_request(req)
-            result = self.run(op, req)
-            return {"id": rid, "ok": True, "result": result}
+                rid, op, req = request.parse(line)
+            finally:  # its code goes before the op's comes
+                request = None
+                unload("board.request")
+            return {"id": rid, "ok": True, "result": self.run(op, req)}
         except ValueError as e:  # ConfigError and OpError included
             self.errors += 1
-            return _error(rid, str(e) or type(e).__name__)
+            return _error(getattr(e, "rid", rid), str(e) or type(e).__name__)
         except MemoryError:
             self.errors += 1
             return _error(rid, "out of memory")
@@ -182,8 +127,6 @@ class Console:
         if op == "get":
             return b.get(req.get("key"))
         if op == "uplink":
-            if ("state" in req) == ("addr" in req):
-                raise OpError("op uplink needs exactly one of state (up/down) and addr")
             return b.uplink(req["name"], req.get("state"), req.get("addr"))
         if op == "maintenance":
             on = req["state"] == "on"
@@ -194,3 +137,6 @@ class Console:
             return b.files_report()
         return b.reboot()
 
+
+def _error(rid, msg):
+    return {"id": rid, "ok": False, "error": msg}

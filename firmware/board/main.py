@@ -11,20 +11,23 @@
 # {"log": ...}, {"event": ...} or a reply.
 #
 # The heap (docs/RUNTIME.md, "Memory"): this module, the uplink managers, the app
-# hook and the console (console.py: the protocol; hello and status are here) stay
-# loaded; code that runs once or now and then is in modules imported when needed and
-# forgotten after (ONCE): boot and apply (startup.py, applycfg.py), the
+# hook and the console (console.py: lines in, replies out; hello and status are here)
+# stay loaded; code that runs once or now and then is in modules imported when needed
+# and forgotten after (ONCE): boot and apply (startup.py, applycfg.py), the
 # configuration's store and schema glue (store.py, settings.py), the board
-# definition's checker (boarddef.py), and the console's other ops (cfgops.py:
-# get/set/unset/validate/commit, consoleops.py: uplink/maintenance/logs/inventory).
-# On MicroPython the core's schema (mast/config.py) goes the same way: only these
-# modules and the endpoint's checks use it (bench/footprint.py: 7 KB less in use while
-# the board runs; the smallest heap for the demo did not change).
+# definition's checker (boarddef.py), the console's other ops (cfgops.py:
+# get/set/unset/validate/commit, consoleops.py: uplink/maintenance/logs/inventory) and
+# the runtime's part of status (runtime/status.py). The console's request checks
+# (request.py) go before each op runs. On MicroPython the core's schema
+# (mast/config.py) goes the same way: only these modules and the endpoint's checks use
+# it; the board passes its check's result to the endpoint (checked=True), and a boot or
+# a commit lets the schema go before the store or the runtime comes (shed), so that an
+# op needs room for one of them at a time (bench/footprint.py).
 
 import sys
 
 from . import uplinks
-from .compat import VERSION, MICROPYTHON, dumps, mem, runtime_version, sleep_ms
+from .compat import VERSION, MICROPYTHON, dumps, mem, runtime_version, sleep_ms, unload
 from .files import Files
 from .console import Console, OpError  # noqa: F401  (OpError: for callers of main)
 from .hw import Hardware
@@ -43,27 +46,29 @@ GC_THRESHOLD = 0  # gc.threshold() for the running board, in bytes; 0: MicroPyth
 # to the smallest heap the board runs in (bench/footprint.py), so the default stays.
 # modules loaded only for a moment (see the top); forgotten after each use
 ONCE = ("board.startup", "board.applycfg", "board.store", "board.settings", "board.boarddef",
-        "board.cfgops", "board.consoleops")
+        "board.cfgops", "board.consoleops", "runtime.status")
 # also forgotten after each use, on MicroPython only: under CPython (the tests) other modules
 # hold the schema's ConfigError, which a second copy of the module would not match
 ONCE_MP = ("mast.config",)
 
 
-def _unload(name):
-    """Forget a module used only now and then (its full name), so the heap gets its code
-    back: out of sys.modules, and off its package."""
-    sys.modules.pop(name, None)
-    pkg, attr = name.rsplit(".", 1)
-    pkg = sys.modules.get(pkg)
-    if pkg is not None and hasattr(pkg, attr):
-        delattr(pkg, attr)
+def shed(name):
+    """Forget one module of ONCE now (and on MicroPython the schema with it), then collect:
+    an op that needs two of them in turn has room for one at a time."""
+    import gc
+
+    unload(name)
+    if MICROPYTHON:
+        for n in ONCE_MP:
+            unload(n)
+    gc.collect()
 
 
 def forget():
     """Forget every module of ONCE (and ONCE_MP on MicroPython): none of them is referenced
     by what keeps running."""
     for name in ONCE + ONCE_MP if MICROPYTHON else ONCE:
-        _unload(name)
+        unload(name)
 
 
 def _board_definition(files, platform):
@@ -72,7 +77,7 @@ def _board_definition(files, platform):
     try:
         return boarddef.load(files, platform)
     finally:
-        _unload("board.boarddef")
+        unload("board.boarddef")
 
 
 def default_clock():
@@ -354,7 +359,10 @@ class Board:
     def feed(self, data):
         """Console input (bytes): each request line is carried out, its reply written.
         KeyboardInterrupt on Ctrl-C."""
-        self.console.feed(data)
+        try:
+            self.console.feed(data)
+        finally:
+            forget()  # what an op left loaded (status: runtime/status.py)
 
     def hello(self):
         return {"firmware": "mast-board", "version": VERSION, "board": self.bd["name"],

@@ -43,12 +43,6 @@ def copy(v):
     return v
 
 
-def split(cfg):
-    """(the configuration, {}): the board has no keys outside the core's schema (kept so
-    callers that merge per-uplink extras need not change)."""
-    return copy(cfg), {}
-
-
 def validate(cfg):
     """(normalized core configuration, {}); ConfigError naming the key."""
     return config.validate(cfg), {}

@@ -16,12 +16,12 @@
 # longest-lived code) first, while the heap is empty and in one piece, then this
 # module. Everything boot-only is freed after boot.
 
-from .applycfg import sync_managers, renew_runtime
 from .compat import VERSION
-from .store import Store
 
 
 def boot(b, crash_limit):
+    from .store import Store
+
     s = Store(b.files, b.check)
     reason = s.maintenance()  # before any watchdog (see the top of this file)
     b.boots = s.boot_count()
@@ -39,7 +39,15 @@ def boot(b, crash_limit):
         import runtime.driver  # noqa: F401
     cfg, b.cfg_source, b.cfg_warning = s.load()  # checked (Board.check keeps the result)
     b.main_ok = s.main_ok  # for the next commit (consoleops.commit)
-    if cfg is None:
+    s = Store = None
+    if cfg is not None:
+        # read and checked (Board.check keeps the result): the store's and the schema's code
+        # go before the runtime's objects are made (main.shed; bench/footprint.py)
+        from .main import shed
+
+        shed("board.store")
+        shed("board.settings")
+    else:
         cfg = defaults(b)
     # candidate, committed and running are never changed in place (a set makes a new
     # configuration), so they share one object until they differ
@@ -68,6 +76,8 @@ def defaults(b):
 def start(b, cfg):
     """Start the runtime and the uplink managers on cfg (valid); main.Board.boot starts
     the app once this module is gone."""
+    from .applycfg import sync_managers, renew_runtime
+
     core, extra = b.check(cfg)
     renew_runtime(b, core)
     b.running = cfg

@@ -54,12 +54,16 @@ def _grow(n):
 
 
 class Endpoint:
-    def __init__(self, cfg, random_bytes, accept_ip=False, window=None):
+    def __init__(self, cfg, random_bytes, accept_ip=False, window=None, checked=False):
+        """checked: cfg is config.validate()'s result, from a check the caller made a moment
+        ago (a board's): it is not checked again, and the schema's code is not loaded."""
         self.random = random_bytes
         self.window = window
-        from . import config
+        if not checked:
+            from . import config
 
-        self._settings(config.validate(cfg))
+            cfg = config.validate(cfg)
+        self._settings(cfg)
         self.accept_ip = accept_ip
         self.uplinks = {}
         self.assocs = {}  # our label -> Association (also lingering closed ones)
@@ -94,7 +98,7 @@ class Endpoint:
         self.nat_refresh_ms = c["nat_refresh_s"] * 1000
         self._init_macs = {}
 
-    def reconfigure(self, cfg, now_ms):
+    def reconfigure(self, cfg, now_ms, checked=False):
         """Take a new configuration without a restart (console `apply`, SIGHUP). An
         association keeps its nonces and keys unless its peer is gone (then it is shut down
         gracefully, SHUT), or its key, our name or the keying changed: those are closed at
@@ -102,10 +106,12 @@ class Endpoint:
         that INIT completes. ConfigError if cfg is bad, and then nothing changed.
         A MemoryError part way (a board's full heap) leaves the rest undone, and the next
         reconfigure does it: it compares with the configuration from before the one cut
-        short, and announces the uplinks again (SET)."""
-        from . import config
+        short, and announces the uplinks again (SET). checked: as for Endpoint()."""
+        c = cfg
+        if not checked:
+            from . import config
 
-        c = config.validate(cfg)
+            c = config.validate(cfg)
         again = self.cut_from is not None
         old = self.cut_from if again else self.cfg
         self.cut_from = old  # (until everything below is done)

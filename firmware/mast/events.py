@@ -29,16 +29,31 @@ FIELDS = {
 
 
 class Event:
+    """ev.kind, and the fields FIELDS names for it as attributes (ev.peer, ev.rtt_ms). The
+    values are kept as one tuple and read by name: no field is ever set by name. setattr
+    interns the name (the names in FIELDS are string constants, not interned when the
+    module loads) the first time an event of that kind is made, and when MicroPython's
+    table of names is full at that moment it takes a new one, several KB in one piece: a
+    MemoryError in the middle of a handshake or a failover on a fragmented heap."""
+
     def __init__(self, kind, *values):
         self.kind = kind
-        for f, v in zip(FIELDS[kind], values):
-            setattr(self, f, v)
+        self.values = values
+
+    def __getattr__(self, name):
+        f = FIELDS[self.kind]
+        for i in range(min(len(f), len(self.values))):
+            if f[i] == name:
+                return self.values[i]
+        raise AttributeError(name)
 
     def as_dict(self):
         d = {"event": self.kind}
-        for f in FIELDS[self.kind]:
-            d[f] = getattr(self, f)
+        f = FIELDS[self.kind]
+        for i in range(len(f)):
+            d[f[i]] = self.values[i]
         return d
 
     def __repr__(self):
-        return "<%s %s>" % (self.kind, " ".join(["%s=%r" % (f, getattr(self, f)) for f in FIELDS[self.kind]]))
+        d = self.as_dict()
+        return "<%s %s>" % (self.kind, " ".join(["%s=%r" % (k, d[k]) for k in FIELDS[self.kind]]))

@@ -325,7 +325,7 @@ def test_boot_and_the_occasional_ops_leave_no_module_behind():
     f = files_with()
     b, m, out, clock = new_board(f)
     b.boot()
-    once = list(board_main.ONCE)
+    once = list(board_main.ONCE) + ["board.request"]  # (the console's checks: console.py forgets them)
     if sys.implementation.name == "micropython":  # (and the core's schema: boards only)
         once += list(board_main.ONCE_MP)
     assert [n for n in once if n in sys.modules] == []  # boot's code went with boot
@@ -334,6 +334,8 @@ def test_boot_and_the_occasional_ops_leave_no_module_behind():
     assert ask(b, out, {"id": 3, "op": "commit"})["result"]["committed"]
     assert ask(b, out, {"id": 4, "op": "apply"})["ok"]
     assert ask(b, out, {"id": 5, "op": "logs"})["ok"]
+    assert ask(b, out, {"id": 6, "op": "status"})["result"]["associations"] is not None
+    assert ask(b, out, {"id": 7, "op": "nonsense"})["id"] == 7  # a refused request, its id kept
     shutdown(b)
     assert json.loads(f.data[CONFIG].decode())["port"] == PORT + 1
     # their code costs no heap between requests

@@ -71,7 +71,7 @@ def test_flash_sends_each_board_only_the_modules_its_definition_uses(name):
     assert got | (conditional - EXPECTED[name]) == all_modules()  # the rest goes everywhere
     assert not got & set(NEVER)
     assert not [m for m in got if m.startswith("presence/")]  # no presence client on a board
-    for core in ("mast/endpoint", "mast/config", "runtime/driver", "board/main", "board/console",
+    for core in ("mast/endpoint", "mast/config", "runtime/driver", "board/main", "board/console", "board/request",
                  "board/startup", "board/cfgops", "board/consoleops", "board/applycfg"):
         assert core in got
 

@@ -1,0 +1,84 @@
+# One request line of the serial console (docs/CONSOLE.md), parsed and checked.
+# console.py imports this module for each line and forgets it before the op runs,
+# so that its code takes no heap the rest of the time.
+#
+# Every request is checked before the board sees it: a JSON object, a known op, only
+# that op's fields, each of the right type. Bad input of any kind gets an error reply
+# and changes nothing. Input is never echoed in a reply or a log: it may hold a secret.
+
+from .compat import loads
+from .console import LINE_MAX, OpError
+
+# op -> (fields it may have, fields it must have); "value" may be any JSON value
+OPS = {
+    "hello": ((), ()),
+    "get": (("key",), ()),
+    "set": (("key", "value"), ("key", "value")),
+    "unset": (("key",), ("key",)),
+    "validate": ((), ()),
+    "commit": ((), ()),
+    "apply": ((), ()),
+    "status": ((), ()),
+    "uplink": (("name", "state", "addr"), ("name",)),
+    "maintenance": (("state", "reason"), ("state",)),
+    "reboot": ((), ()),
+    "logs": ((), ()),
+    "inventory": ((), ()),
+}
+_TEXT_FIELDS = ("key", "name", "addr", "reason")
+_STATES = {"uplink": ("up", "down"), "maintenance": ("on", "off")}
+
+
+def check_request(req):
+    """(id, op) of a well-formed request; OpError otherwise (then the id is null
+    if it was not usable)."""
+    if type(req) is not dict:
+        raise OpError("a request is a JSON object, e.g. {\"id\": 1, \"op\": \"hello\"}")
+    rid = req.get("id")
+    if rid is not None and type(rid) is not int and type(rid) is not str:
+        raise OpError("id must be an integer or text")
+    if type(rid) is str and len(rid) > 64:
+        raise OpError("id must be at most 64 characters")
+    op = req.get("op")
+    if type(op) is not str or op not in OPS:
+        raise OpError("%s (known: %s)" % ("no op" if op is None else "unknown op",
+                                           ", ".join(sorted(OPS))))
+    allowed, required = OPS[op]
+    for k in req:
+        if k != "id" and k != "op" and k not in allowed:
+            raise OpError("op %s takes no field %s" % (op, repr(k)[:32]))
+    for k in required:
+        if k not in req:
+            raise OpError("op %s needs the field %s" % (op, k))
+    for k in _TEXT_FIELDS:
+        if k in req and (type(req[k]) is not str or not 0 < len(req[k]) <= 255):
+            raise OpError("%s must be text of 1 to 255 characters" % k)
+    if "state" in req and req["state"] not in _STATES[op]:
+        raise OpError("state must be %s" % " or ".join(_STATES[op]))
+    return rid, op
+
+
+def parse(line):
+    """(id, op, request) of a request line (bytes; None: it was too long); OpError
+    otherwise, with the request's id as e.rid when it has a usable one."""
+    rid = None
+    try:
+        if line is None:
+            raise OpError("line longer than %d bytes" % LINE_MAX)
+        try:
+            text = line.decode()
+        except UnicodeError:
+            raise OpError("not UTF-8 text")
+        try:
+            req = loads(text)
+        except ValueError:
+            raise OpError("not JSON")
+        if type(req) is dict and (req.get("id") is None or type(req.get("id")) in (int, str)):
+            rid = req.get("id")
+        rid, op = check_request(req)
+        if op == "uplink" and ("state" in req) == ("addr" in req):
+            raise OpError("op uplink needs exactly one of state (up/down) and addr")
+    except OpError as e:
+        e.rid = rid
+        raise
+    return rid, op, req
