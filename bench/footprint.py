@@ -834,9 +834,11 @@ def main(argv=None):
     if k_now and k_now > WHOLE_TARGET_K and ends:
         core_rt = min(g["before"] for g in grid.values()) if grid else None
         lines += ["", "Why not %dK: the firmware holds about %d KB live at the end of the demo on "
-                  "this port (%s). In a heap a step smaller, the console's ops under traffic (status, "
-                  "commit, apply) need more for a moment, in blocks in one piece, than a heap the "
-                  "traffic has fragmented has left (in brackets above: what stopped the demo). "
+                  "this port (%s), most of it code: a .mpy module's bytecode, functions and names "
+                  "stay in the heap while it is loaded. In a heap a step smaller, the console's ops "
+                  "under traffic (get, set, commit and apply load the configuration's schema for a "
+                  "moment) need more, in blocks in one piece, than a heap the traffic has fragmented "
+                  "has left (in brackets above: what stopped the demo). "
                   "docs/HARDWARE.md, \"Installing\", says what a board does about it (a "
                   "frozen build, ROMFS)." % (
                       WHOLE_TARGET_K, min(ends) // 1024,
