@@ -834,7 +834,8 @@ def main(argv=None):
         lines += ["", "Names (qstrs) interned by then, the peer's and the stand-ins' included: **%d** "
                   "(before: %s). MicroPython never frees one: a module forgotten after use leaves its "
                   "names behind. Its tables of names hold 20, 40, 80, ... names, each twice the last: "
-                  "%d have room for %d, and the next name takes a new table of %d names in one piece "
+                  "the tables that hold these %d have room for %d, and the next name takes a new table "
+                  "of %d names in one piece "
                   "(about %d KB on this port, 11 bytes a name, %d KB on 32-bit), at whatever moment a "
                   "name is first interned. That is why the core's events never intern a name "
                   "(tests/host/test_runtime_memory.py)." % (
