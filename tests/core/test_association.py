@@ -197,50 +197,6 @@ def test_reconfigure_with_a_bad_config_changes_nothing():
     assert a.cfg is before and a.association().state == 2
 
 
-def test_a_configuration_the_caller_checked_is_taken_without_the_schema():
-    # a board checks its configuration (board/settings.py) and hands the result on with
-    # checked=True: the endpoint takes it as it is, and the schema's code stays out of the
-    # heap (main.ONCE_MP)
-    import sys
-    import mast
-    from mast import config
-    from mast.endpoint import Endpoint
-
-    def rand(n):
-        return b"\x07" * n
-
-    def without_schema(fn):
-        """fn() with the schema forgotten, as a board leaves it between two ops; whether
-        fn loaded it again."""
-        sys.modules.pop("mast.config")
-        try:
-            fn()
-            return "mast.config" in sys.modules
-        finally:
-            sys.modules["mast.config"] = mast.config = config
-
-    cfg = config.validate({"name": "a", "profile": "fast", "peers": {"b": {"psk": simnet.PSK}}})
-    made = []
-    assert not without_schema(lambda: made.append(Endpoint(cfg, rand, checked=True)))
-    assert made[0].cfg is cfg and made[0].prof["ack"] == 20
-    del made[:]
-    net = pair()
-    net.run(2000)
-    a = net.nodes["a"].ep
-    nonce = a.association().nonce
-    cfg = config.validate(dict(a.cfg, profile="fast"))
-    assert not without_schema(lambda: a.reconfigure(cfg, net.now, True))
-    assert a.cfg is cfg and a.association().nonce == nonce and a.association().prof["ack"] == 20
-    # without checked, the same calls check it again
-    for call in (lambda bad: a.reconfigure(bad, net.now), lambda bad: Endpoint(bad, rand)):
-        try:
-            call(dict(cfg, replay_window=1000))
-            assert False, "accepted a bad config"
-        except ValueError as e:
-            assert str(e).startswith("replay_window: ")
-    assert a.cfg is cfg
-
-
 def test_a_reconfigure_cut_short_by_a_full_heap_is_finished_by_the_next():
     # a MemoryError part way through (a board's heap) leaves the association under the old key;
     # the next reconfigure with the same configuration must still close it, as the first would
