@@ -90,11 +90,11 @@ class Console:
         self.requests += 1
         rid = None
         try:
-            from . import request
-
             try:
+                from . import request
+
                 rid, op, req = request.parse(line)
-            finally:  # its code goes before the op's comes
+            finally:  # its code goes before the op's comes (and a load cut short goes too)
                 request = None
                 unload("board.request")
             return {"id": rid, "ok": True, "result": self.run(op, req)}
