@@ -77,7 +77,15 @@ class Console:
     def feed(self, data):
         """Handle the requests in data (bytes). KeyboardInterrupt on Ctrl-C."""
         for line in self.reader.feed(data):
-            self.reply(self.handle(line))
+            r = self.handle(line)
+            try:
+                self.reply(r)
+            except MemoryError:  # no room to write this reply: a short one says so
+                rid = r.get("id")
+                r = None
+                self.errors += 1
+                # (after the newline: what the failed reply wrote of itself ends there)
+                self.write("\n" + dumps(_error(rid, "out of memory (the reply)")))
 
     def reply(self, obj):
         if self.send is not None:

@@ -232,6 +232,28 @@ def test_every_byte_value_but_ctrl_c_is_survived():
     assert len(seen) == 253 and b.calls == []
 
 
+def test_a_reply_with_no_room_to_be_written_is_an_error_reply_with_the_id():
+    # a board's full heap while it writes a reply (send: json.dump, as it encodes): the
+    # request is not left unanswered, and the console goes on
+    out = []
+    full = [True]
+
+    def send(obj):
+        if full[0]:
+            full[0] = False
+            out.append('{"id": 5, "ok": tr')  # what a reply wrote of itself before it failed
+            raise MemoryError("memory allocation failed")
+        out.append(json.dumps(obj))
+
+    con = Console(StubBoard(), out.append, send)
+    con.feed(b'{"id": 5, "op": "hello"}\n')
+    last = out[-1].split("\n")
+    assert last[0] == "" and json.loads(last[1]) == {"id": 5, "ok": False, "error": "out of memory (the reply)"}
+    assert con.errors == 1 and con.requests == 1
+    con.feed(b'{"id": 6, "op": "hello"}\n')
+    assert json.loads(out[-1])["ok"] is True
+
+
 def test_lines_may_end_with_cr_lf_or_crlf_and_blank_lines_are_ignored():
     con, b, out = session()
     con.feed(b'{"id":1,"op":"hello"}\r{"id":2,"op":"hello"}\r\n\r\n\n{"id":3,"op":"hello"}\n')
