@@ -41,6 +41,8 @@ class Event:
         self.values = values
 
     def __getattr__(self, name):
+        if name == "kind" or name == "values":  # (an Event not made by __init__: a copy)
+            raise AttributeError(name)
         f = FIELDS[self.kind]
         for i in range(min(len(f), len(self.values))):
             if f[i] == name:
