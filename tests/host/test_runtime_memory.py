@@ -5,6 +5,9 @@ on real sockets on 127.0.0.x, under CPython and under the MicroPython unix port.
   2,049 bytes, which a receive needs. With its reserve the receiver still reads every DATA;
   without one the socket rests, the loop serves another reader and does not spin, and the
   datagrams arrive once the heap has room. Counted: rx_no_memory, rx_rest.
+- MicroPython, names interned at run time (each can make MicroPython take a new table of
+  names, KBs in one piece, at that moment): none while events are made, none while the core
+  runs a failover, a failback, a new address and a close.
 - CPython, a socket whose receive raises MemoryError: the same resting, counted.
 - The largest payload (2,020 bytes) crosses whole through the endpoint process's `send`
   command (CPython, and the MicroPython process over stdin); a larger one is refused with the
@@ -112,14 +115,53 @@ micropython.qstr_info()
 
 
 def test_micropython_events_intern_no_name_at_run_time(micropython, mpy_build):
+    n, out = _names_interned(micropython, EVENTS_SCRIPT, "128K")
+    assert n == 0, "%d names interned while making events" % n
+
+
+# The core in a failover, a failback, a new address and a close, on the simulated network
+# (tests/core/simnet.py), between two counts: it interns no name while it runs.
+CORE_RUN_SCRIPT = """
+import micropython, simnet
+net = simnet.pair()
+net.run(2000)
+s = simnet.Stream(net, "a", rate=100)
+net.run(net.now + 1000)
+micropython.qstr_info()
+link = net.link("a", "eth")
+link.cut = True
+net.run(net.now + 3000)
+link.cut = False
+net.run(net.now + 4000)
+net.renumber("a", "wifi", ("10.2.0.77", 6278), priority=20)
+net.run(net.now + 2000)
+s.stop()
+for n in ("a", "b"):
+    net.nodes[n].ep.close(net.now)
+net.run(net.now + 3000)
+micropython.qstr_info()
+print(sorted(set(e.kind for t, e in net.nodes["a"].events)))
+"""
+
+
+def _names_interned(micropython, script, heap):
     env = dict(os.environ, MICROPYPATH=os.path.join("build", "mpy") + os.pathsep + ".frozen")
-    p = subprocess.run(micropython + ["-X", "heapsize=128K", "-c", EVENTS_SCRIPT], env=env, cwd=ROOT,
+    p = subprocess.run(micropython + ["-X", "heapsize=" + heap, "-c", script], env=env, cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
     counts = [int(line.split("n_qstr=")[1].split(",")[0]) for line in p.stdout.splitlines()
               if line.startswith("qstr pool:")]
     assert len(counts) == 2 and counts[0] > 0, p.stdout
-    assert counts[1] == counts[0], "%d names interned while making events" % (counts[1] - counts[0])
+    return counts[1] - counts[0], p.stdout
+
+
+def test_micropython_the_core_interns_no_name_in_a_failover_a_new_address_and_a_close(
+        micropython, mpy_build):
+    n, out = _names_interned(micropython, CORE_RUN_SCRIPT, "256K")
+    kinds = out.strip().splitlines()[-1]
+    for kind in ("failover", "path_down", "addresses_changed", "association_closed"):
+        assert kind in kinds, out  # (what the run went through)
+    assert n == 0, "%d names interned while the core ran" % n
 
 
 # ---- CPython: a receive that raises MemoryError --------------------------------------------
