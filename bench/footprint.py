@@ -840,7 +840,7 @@ def main(argv=None):
                   "name is first interned. That is why the core's events never intern a name "
                   "(tests/host/test_runtime_memory.py)." % (
                       names, live_base["64"].get("names") or "–", names, room, room + 20,
-                      (room + 20) * 11 // 1024, (room + 20) * 7 // 1024)]
+                      ((room + 20) * 11 + 512) // 1024, ((room + 20) * 7 + 512) // 1024)]
     est = None
     if n32 and k_now:
         ratio = n32 / float(n64)
