@@ -52,12 +52,13 @@ ONCE = ("board.startup", "board.applycfg", "board.store", "board.settings", "boa
 ONCE_MP = ("mast.config",)
 
 
-def shed(name):
-    """Forget one module of ONCE now (and on MicroPython the schema with it), then collect:
-    an op that needs two of them in turn has room for one at a time."""
+def shed(*names):
+    """Forget these modules of ONCE now (and on MicroPython the schema with them), then
+    collect once: an op that needs two of them in turn has room for one at a time."""
     import gc
 
-    unload(name)
+    for name in names:
+        unload(name)
     if MICROPYTHON:
         for n in ONCE_MP:
             unload(n)

@@ -45,8 +45,7 @@ def boot(b, crash_limit):
         # go before the runtime's objects are made (main.shed; bench/footprint.py)
         from .main import shed
 
-        shed("board.store")
-        shed("board.settings")
+        shed("board.store", "board.settings")
     else:
         cfg = defaults(b)
     # candidate, committed and running are never changed in place (a set makes a new
