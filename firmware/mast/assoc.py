@@ -271,7 +271,7 @@ class Association:
         since = self.down_since if self.primary is None else (self.primary.last_ok or now)
         self.primary = new
         self.down_since = None
-        new.unacked_since = None
+        new.unacked_until = None
         if self.state != ESTABLISHED:
             return
         self.ep.event(Event("failover", self.peer, old.name if old else None, new.name,
@@ -301,7 +301,7 @@ class Association:
         else:
             p.idle_n = 0
         p.state = ACTIVE
-        p.unacked_since = None  # it answered: whatever was outstanding is not its fault
+        p.unacked_until = None  # it answered: whatever was outstanding is not its fault
         p.lost = 0
         p.backoff = 0
         p.last_ok = now
@@ -316,7 +316,7 @@ class Association:
     def path_failed(self, p, now):
         p.state = FAILED
         p.active_since = None
-        p.unacked_since = None
+        p.unacked_until = None
         p.idle_n = 0
         p.probe_due = now + policy.failed_backoff(p, self.ep.prof, self.remotes[p.raddr].validated)
         self.ep.event(Event("path_down", self.peer, p.name))
@@ -570,7 +570,7 @@ class Association:
         if hi > p.fb_hi:
             p.fb_hi = hi
             p.last_ok = now
-            p.unacked_since = None if hi >= p.sent_hi else now
+            p.unacked_until = None if hi >= p.sent_hi else now + self.ep.prof["send_timeout"]
             if p.state == SUSPECT:
                 p.state = ACTIVE
                 p.lost = 0
@@ -588,7 +588,7 @@ class Association:
             ep.on_data(self.peer, body, ip, p.uplink.name, p.raddr)
         else:
             ep.events.append(Event("data", self.peer, bytes(body), ip))
-        if p.ack_due is None or now - p.ack_sent >= ep.prof["ack"]:  # (else: feedback is due)
+        if p.ack_due is None or now >= p.ack_next:  # (else: feedback is due)
             self.maybe_ack(p, now)
         return None
 
@@ -597,13 +597,15 @@ class Association:
 
     def maybe_ack(self, p, now):
         """DATA arrived on p: feedback now, or (at most `ack` ms later) for the tail."""
-        if p.ack_sent is None or now - p.ack_sent >= self.ep.prof["ack"]:
+        if p.ack_next is None or now >= p.ack_next:
             self.ack(p, now)
         elif p.ack_due is None:
-            p.ack_due = p.ack_sent + self.ep.prof["ack"]
+            p.ack_due = p.ack_next
 
     def ack(self, p, now):
-        p.ack_sent = now
+        # (the next deadline kept, not the time: on a 32-bit board, a clock past 2^30 ms is a
+        # heap object, and arithmetic on it for each packet would allocate)
+        p.ack_next = now + self.ep.prof["ack"]
         p.ack_due = None
         self.send(p, wire.KEEPALIVE, wire.enc_keepalive(self.window.highest, _KA))
 
@@ -666,14 +668,14 @@ class Association:
         self.seq = seq + 1
         self.emit(p, pkt)
         p.sent_hi = seq
-        if p.unacked_since is None:
-            p.unacked_since = now
+        if p.unacked_until is None:  # (a deadline: no arithmetic on the clock per packet)
+            p.unacked_until = now + ep.prof["send_timeout"]
         q = self.second_path(p) if ep.mode == "redundant" else None
         if q is not None:
             self.emit(q, pkt)
             q.sent_hi = seq
-            if q.unacked_since is None:
-                q.unacked_since = now
+            if q.unacked_until is None:
+                q.unacked_until = now + ep.prof["send_timeout"]
         if ep.resend_ms:
             # the last RESEND_MAX sent within resend_ms count (choose_primary); the others
             # go in bulk, not one per packet
@@ -722,8 +724,8 @@ class Association:
                 t = _earlier(t, p.probe_sent + p.rto(prof))
             elif p.probe_due is not None:
                 t = _earlier(t, p.probe_due)
-            if p.state == ACTIVE and p.unacked_since is not None:
-                t = _earlier(t, p.unacked_since + prof["send_timeout"])
+            if p.state == ACTIVE and p.unacked_until is not None:
+                t = _earlier(t, p.unacked_until)
             if p.ack_due is not None:
                 t = _earlier(t, p.ack_due)
         f = self.failback_candidate()
@@ -771,7 +773,7 @@ class Association:
                     self.path_failed(p, now)
                 else:
                     p.probe_due = now
-            if p.state == ACTIVE and p.unacked_since is not None and now >= p.unacked_since + prof["send_timeout"]:
+            if p.state == ACTIVE and p.unacked_until is not None and now >= p.unacked_until:
                 # REAP: we sent and heard nothing back: explore at once
                 p.state = SUSPECT
                 p.probe_due = now

@@ -72,8 +72,8 @@ _DEFAULTS = (
     # REAP-style failure detection while DATA flows on this path
     ("sent_hi", 0),  # highest DATA seq sent on it
     ("fb_hi", 0),  # highest seq the peer reported in KEEPALIVE on it
-    ("unacked_since", None),  # DATA sent and no feedback since
-    ("ack_sent", None),  # when we last sent KEEPALIVE feedback on it
+    ("unacked_until", None),  # DATA sent and no feedback since: when the path turns SUSPECT
+    ("ack_next", None),  # feedback sent on it: when more may go at once
     ("ack_due", None),  # feedback owed for DATA received since
 )
 

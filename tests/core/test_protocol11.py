@@ -157,7 +157,7 @@ def test_keepalive_feedback_is_fresh_only_when_it_rises_and_clears_only_at_the_h
         ep.send_data(b"d%d" % i, t)
     ep.datagrams_to_send()
     hi = a.seq - 1
-    assert p.sent_hi == hi and p.unacked_since == t
+    assert p.sent_hi == hi and p.unacked_until == t + ep.prof["send_timeout"]
     bt = b  # b's association: its keys build the KEEPALIVEs
 
     def keepalive(rx_highest, when):
@@ -166,11 +166,11 @@ def test_keepalive_feedback_is_fresh_only_when_it_rises_and_clears_only_at_the_h
         ep.receive("eth", B_ADDR, pkt, when)
 
     keepalive(hi - 1, t + 40)  # fresh, below sent_hi: the timeout restarts at 40
-    assert p.fb_hi == hi - 1 and p.unacked_since == t + 40 and p.last_ok == t + 40
+    assert p.fb_hi == hi - 1 and p.unacked_until == t + 40 + ep.prof["send_timeout"] and p.last_ok == t + 40
     keepalive(hi - 1, t + 60)  # the same value again: not fresh, nothing changes
-    assert p.unacked_since == t + 40 and p.last_ok == t + 40
+    assert p.unacked_until == t + 40 + ep.prof["send_timeout"] and p.last_ok == t + 40
     keepalive(hi + 1, t + 90)  # fresh and at or above sent_hi: nothing outstanding
-    assert p.fb_hi == hi + 1 and p.unacked_since is None and p.last_ok == t + 90
+    assert p.fb_hi == hi + 1 and p.unacked_until is None and p.last_ok == t + 90
 
 
 # ---- 6. withdrawn addresses ---------------------------------------------------------------------
