@@ -69,6 +69,19 @@ class Handshake:
         self.cookie = None
 
 
+# What most associations leave as it starts. On MicroPython these live on the class and an
+# instance holds only what it changed: fewer than 30 names keep an instance's map at 29
+# entries, not 37 (policy.Path does the same with its state).
+_DEFAULTS = (
+    ("hs", None),  # the initiator's handshake, until the association is up
+    ("withdrawn", ()),  # addresses the peer's last list dropped (section 9)
+    ("last_primary", None),
+    ("req", None),  # [type, tsn, body, attempt, due]
+    ("closed_at", None),
+    ("err_sent", None),
+)
+
+
 class Association:
     if SLOTS:
         __slots__ = ("ep", "peer", "label", "peer_label", "initiator", "state", "nonce",
@@ -82,6 +95,9 @@ class Association:
         return self.ep.prof
 
     def __init__(self, ep, peer, label, initiator, now):
+        if SLOTS:
+            for k, v in _DEFAULTS:
+                setattr(self, k, v)
         self.ep = ep
         self.peer = peer
         self.label = label  # ours: the peer puts it in every packet to us
@@ -97,17 +113,13 @@ class Association:
         self.tx_mac = self.rx_mac = None
         self.remotes = {}
         self.peer_list = []  # the peer's last advertised list, in its order
-        self.withdrawn = ()  # addresses the peer's last list dropped (section 9)
         self.plist = []  # the same paths, as a list: iterating it allocates nothing (boards)
         self.primary = None
         self.down_since = now  # the primary last worked at (None while there is one)
         self.outage_since = now  # no usable path since
-        self.last_primary = None
-        self.req = None  # [type, tsn, body, attempt, due]
-        self.hs = Handshake(now) if initiator else None  # dropped once up
+        if initiator:
+            self.hs = Handshake(now)  # dropped once up
         self.ring = []  # (sent_ms, seq, packet) kept for resend_ms
-        self.closed_at = None
-        self.err_sent = None
         self.credit = 0  # anti-amplification budget toward addresses not validated
         self.due = None  # the next deadline, as last computed (endpoint's timer queue)
         self.queued = None  # the deadline of this association's live entry in that queue
@@ -797,6 +809,11 @@ class Association:
             return
         if self.req is not None and now >= self.req[4]:
             self.request_timer(now)
+
+
+if not SLOTS:
+    for _k, _v in _DEFAULTS:
+        setattr(Association, _k, _v)
 
 
 def _earlier(t, x):
