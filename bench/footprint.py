@@ -28,6 +28,9 @@ on a 32-bit MicroPython beside the 64-bit one.
   carries the demo's traffic and console ops in steps, then the peer is dropped and the live heap
   read after a collection (bench/alloc.py's method). The same steps on the 64-bit unix port give
   the figure beside it; the smallest 64-bit heap times their ratio estimates a 32-bit board's.
+- The board's loop past 2**30 ms (32-bit): the same FWSIM board, its clock started near 1 s and
+  past 2**30 ms, the heap its turns allocate with the telemetry flowing (bench/alloc.py measures
+  the core's part per DATA packet; this is the whole board's turn).
 
 Writes the `footprint` section of docs/BENCHMARKS.md. Needs no root. --quick: the smallest-heap
 searches only (no endpoint-process grid).
@@ -461,6 +464,7 @@ def _rand(n):
 
 
 def _now():
+    _S["reads"] += 1
     return _S["t"]
 
 
@@ -474,12 +478,12 @@ def _count(peer, payload, ip, uplink, src):
     _S["delivered"] += 1
 
 
-def setup(board_json, psk, app):
+def setup(board_json, psk, app, t0=1000):
     import os
 
     sys.modules["socket"] = socket_module
     sys.modules["select"] = select_module
-    _S.update({"t": 1000, "rng": b"fwsim", "lines": [], "to_peer": [], "delivered": 0,
+    _S.update({"t": t0, "rng": b"fwsim", "lines": [], "to_peer": [], "delivered": 0, "reads": 0,
                "peer_addr": ("127.0.0.10", %(port)d)})
     try:  # the board's filesystem: a folder of the working directory (a fresh one each run)
         os.mkdir("fwsim_board")
@@ -535,6 +539,30 @@ def run(ms, step=5):
         _S["t"] += step
         b.turn()
         _exchange()
+
+
+def loop_alloc(n, step=5):
+    # n turns of the board (as run() makes them), counting what the board's turns allocate
+    # apart from what the peer's do (gc.mem_alloc() deltas: on the wasm build, inside one
+    # call, every block allocated), and the board's clock reads
+    import json
+
+    b = _S["board"]
+    b.stable = True  # (as a board up more than STABLE_MS: it no longer checks its boot's age)
+    alloc = gc.mem_alloc
+    board = peer = 0
+    d0, r0 = _S["delivered"], _S["reads"]
+    for i in range(n):
+        _S["t"] += step
+        m0 = alloc()
+        b.turn()
+        m1 = alloc()
+        _exchange()
+        m2 = alloc()
+        board += m1 - m0
+        peer += m2 - m1
+    print("RESULT " + json.dumps({"turns": n, "board": board, "peer": peer, "reads": _S["reads"] - r0,
+                                  "delivered": _S["delivered"] - d0}))
 
 
 def op(text):
@@ -641,6 +669,45 @@ def live_heaps(fw_dir, select, workdir):
     return res
 
 
+LOOP_TURNS = 400  # the board's turns counted per clock: 2 s of FWSIM time, 5 ms a turn
+LOOP_CLOCKS = (("near 1 s", 1000), ("past 2^30 ms (12.4 days)", 2**30 + 1000))
+
+
+def loop_allocs(fw_dir, workdir):
+    """({clock label: figures}, None) of the board's loop on the 32-bit build, with the clock
+    started near 1 s and past 2**30 ms (where a 32-bit board's clock is a heap object);
+    (None, why) without that build."""
+    sys.path.insert(0, os.path.join(benchdoc.ROOT, "tests"))
+    import mpy_core
+    import test_board_footprint as F
+
+    node, why = mpy_core.mp32_node()
+    if node is None:
+        return None, why
+    out = tempfile.mkdtemp(prefix="fwsim-loop-", dir=workdir)
+    build_fwsim(out, fw_dir, True)
+    with open(os.path.join(benchdoc.ROOT, "boards", "unix-sim.json")) as f:
+        bd = f.read()
+    res = {}
+    for label, t0 in LOOP_CLOCKS:
+        steps = ["import fwsim\nfwsim.setup(%r, %r, %r, %d)\nfwsim.run(3000)" % (bd, F.PSK, F.APP, t0),
+                 "import fwsim\nfwsim.loop_alloc(%d)" % LOOP_TURNS]
+        p = subprocess.run([node, os.path.join(benchdoc.ROOT, "tests", "mp32", "run_steps.mjs"),
+                            "--build", out, "--heapsize", str(HEAP_32)] + steps,
+                           capture_output=True, text=True, timeout=300, cwd=benchdoc.ROOT)
+        r = None
+        for line in p.stdout.splitlines():
+            if line.startswith("RESULT "):
+                r = json.loads(line[7:])
+        if r is None or not r["delivered"]:
+            raise RuntimeError("the board's loop, clock %s: no result or no traffic (exit %s): %s %s" % (
+                label, p.returncode, p.stdout[-600:], p.stderr[-1500:]))
+        log("  the board's loop, clock %s: %d B in %d turns (%d datagrams delivered)" % (
+            label, r["board"], r["turns"], r["delivered"]))
+        res[label] = r
+    return res, None
+
+
 def _result(p, what):
     names = None
     for line in p.stdout.splitlines():
@@ -721,6 +788,8 @@ def main(argv=None):
         log("live heap of the whole firmware after the demo, 32-bit and 64-bit:")
         live_now = live_heaps(FIRMWARE, True, work)
         live_base = live_heaps(base_fw, False, work)
+        log("the board's loop on 32-bit, near 1 s and past 2^30 ms:")
+        loops, loops_why = loop_allocs(FIRMWARE, work)
         searches = [("now", now_label, FIRMWARE, True, 176),
                     ("base", "before: firmware/ of %s (git archive), every module" % base_label, base_fw, False, 192),
                     ("gc", "now, the board collecting every %d bytes allocated (gc.threshold)" % GC_THRESHOLD,
@@ -879,6 +948,29 @@ def main(argv=None):
                       "measured": "%d B (64-bit %d B; before %s / %s B)%s" % (
                           n32, n64, b32, b64, "; ~%d KB heap on a 32-bit board" % (est // 1024) if est else ""),
                       "met": None})
+    lines += ["", "### The board's loop past 2^30 ms of uptime (32-bit)", ""]
+    if loops is None:
+        lines += ["Not measured: %s." % loops_why]
+    else:
+        lines += ["Heap allocated by the board's turns (Board.turn: the uplink managers' waits, the "
+                  "runtime's poll, receive and timers, the app) in %d turns of 5 ms with the demo's "
+                  "telemetry flowing, on the wasm32 build (FWSIM, `gc.mem_alloc()` deltas around each "
+                  "turn inside one call, so every block counts; the peer's work apart, FWSIM's socket and poll "
+                  "stand-ins' included). FWSIM's clock "
+                  "returns a value it keeps, so its reads allocate nothing; a board's "
+                  "(runtime.clock.MonotonicMs) makes a new integer when the millisecond has moved on: "
+                  "past 2^30 that is 32 more bytes a read, at most the reads counted here." % LOOP_TURNS,
+                  "", "| clock | per turn | per datagram delivered | clock reads per turn |", "|---|---|---|---|"]
+        for label, _ in LOOP_CLOCKS:
+            r = loops[label]
+            lines.append("| %s | %d B | %d B | %.1f |" % (label, round(r["board"] / float(r["turns"])),
+                                                        round(r["board"] / float(r["delivered"])),
+                                                        r["reads"] / float(r["turns"])))
+        near, past = [loops[label] for label, _ in LOOP_CLOCKS]
+        extra = past["board"] / float(past["turns"]) - near["board"] / float(near["turns"])
+        lines += ["", "Past 2^30 the board's loop allocates **%d B more per turn** (its own arithmetic on "
+                  "the clock: waits and due times), and on a board up to %d B more for its clock reads." % (
+                      round(extra), round(32 * past["reads"] / float(past["turns"])))]
     lines += ["", "Run time %d s." % (time.monotonic() - t0), "", "<!-- results: %s -->" % json.dumps(items)]
     benchdoc.write_section("footprint", "MicroPython footprint of the whole firmware",
                            ".venv/bin/python bench/footprint.py", "\n".join(lines))
