@@ -249,8 +249,9 @@ class Board:
     def turn(self):
         now = self.now()
         wait = IDLE_MS
-        for m in self.managers.values():
-            wait = min(wait, m.wait_ms(now))
+        ms = self.managers
+        for name in ms:  # (no copy, no view: a board's turn allocates as little as it can)
+            wait = min(wait, ms[name].wait_ms(now))
         if self.app is not None and self.app.due is not None:
             wait = max(0, min(wait, self.app.due - now))
         if self.rt is not None:
@@ -282,8 +283,9 @@ class Board:
             self.wdt.feed()
         if self.rebuild is not None and not self.polling:
             self._once("applycfg", "renew")
-        for name in list(self.managers):
-            self.handle(name, self.managers[name].poll(now), now)
+        ms = self.managers
+        for name in ms:  # (handle() never adds or removes a manager)
+            self.handle(name, ms[name].poll(now), now)
         if self.excl is not None:
             self.excl.step(now)
         if self.rt is not None:

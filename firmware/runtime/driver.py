@@ -345,8 +345,11 @@ class Runtime:
         self._rx.append(ev)
 
     def events(self):
-        """The core's other events and the runtime's own (Note), since the last call."""
+        """The core's other events and the runtime's own (Note), since the last call (to
+        iterate). None since: an empty tuple, so that a board's turn makes no new list."""
         out = self._events
+        if not out:
+            return ()
         self._events = []
         return out
 
