@@ -121,18 +121,21 @@ def test_micropython_events_intern_no_name_at_run_time(micropython, mpy_build):
 
 # The core in a failover, a failback, a new address and a close, on the simulated network
 # (tests/core/simnet.py), between two counts: it interns no name while it runs.
-CORE_RUN_SCRIPT = """
+_UP = """
 import micropython, simnet
 net = simnet.pair()
 net.run(2000)
 s = simnet.Stream(net, "a", rate=100)
 net.run(net.now + 1000)
-micropython.qstr_info()
+"""
+_FAILOVER_AND_BACK = """
 link = net.link("a", "eth")
 link.cut = True
 net.run(net.now + 3000)
 link.cut = False
 net.run(net.now + 4000)
+"""
+CORE_RUN_SCRIPT = _UP + "micropython.qstr_info()" + _FAILOVER_AND_BACK + """
 net.renumber("a", "wifi", ("10.2.0.77", 6278), priority=20)
 net.run(net.now + 2000)
 s.stop()
@@ -144,11 +147,17 @@ print(sorted(set(e.kind for t, e in net.nodes["a"].events)))
 """
 
 
-def _names_interned(micropython, script, heap):
+def _run_mpy(micropython, script, heap):
+    """script run on the MicroPython unix port over build/mpy, in -X heapsize=heap (it must exit 0)."""
     env = dict(os.environ, MICROPYPATH=os.path.join("build", "mpy") + os.pathsep + ".frozen")
     p = subprocess.run(micropython + ["-X", "heapsize=" + heap, "-c", script], env=env, cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
+    return p
+
+
+def _names_interned(micropython, script, heap):
+    p = _run_mpy(micropython, script, heap)
     counts = [int(line.split("n_qstr=")[1].split(",")[0]) for line in p.stdout.splitlines()
               if line.startswith("qstr pool:")]
     assert len(counts) == 2 and counts[0] > 0, p.stdout
@@ -170,17 +179,7 @@ def test_micropython_the_core_interns_no_name_in_a_failover_a_new_address_and_a_
 # the class, so an association up on both sides, through a failover and a failback, holds at
 # most 29 names. (A core test lost a handshake to the growth to 37: "allocating 592 bytes" in
 # Association.__init__, in a 128K heap.)
-ASSOC_NAMES_SCRIPT = """
-import simnet
-net = simnet.pair()
-net.run(2000)
-s = simnet.Stream(net, "a", rate=50)
-net.run(net.now + 1000)
-link = net.link("a", "eth")
-link.cut = True
-net.run(net.now + 3000)
-link.cut = False
-net.run(net.now + 4000)
+ASSOC_NAMES_SCRIPT = _UP + _FAILOVER_AND_BACK + """
 s.stop()
 for n, peer in (("a", "b"), ("b", "a")):
     x = net.nodes[n].ep.association(peer)
@@ -190,10 +189,7 @@ print(sorted(set(e.kind for t, e in net.nodes["a"].events)))
 
 
 def test_micropython_an_association_keeps_at_most_29_names_through_a_failover_and_back(micropython, mpy_build):
-    env = dict(os.environ, MICROPYPATH=os.path.join("build", "mpy") + os.pathsep + ".frozen")
-    p = subprocess.run(micropython + ["-X", "heapsize=256K", "-c", ASSOC_NAMES_SCRIPT], env=env,
-                       cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0, p.stdout + p.stderr
+    p = _run_mpy(micropython, ASSOC_NAMES_SCRIPT, "256K")
     lines = p.stdout.strip().splitlines()
     assert "failover" in lines[-1] and "path_down" in lines[-1], p.stdout  # (what the run went through)
     for line in lines[:2]:
