@@ -312,25 +312,36 @@ def profile_mastd(topo, size, rate, seconds, workdir):
             rows.append((where, tt / busy if busy else 0, ct / busy if busy else 0, nc / float(n) if n else 0))
         groups = []
         for label, specs, col in GROUPS:
-            t = sum(sign * v[col] for k, v in st.stats.items()
-                    for suffix, func, sign in specs if k[0].endswith(suffix) and k[2] == func)
-            groups.append((label, t / busy if busy else 0))
+            t = 0
+            for k, v in st.stats.items():
+                for spec in specs:
+                    suffix, func, sign = spec[:3]
+                    if not (k[0].endswith(suffix) and k[2] == func):
+                        continue
+                    if len(spec) == 3:
+                        t += sign * v[col]
+                    else:  # only the calls made from the files under spec[3]
+                        t += sign * sum(c[col] for ck, c in v[4].items() if spec[3] in ck[0])
+            groups.append((label, max(0.0, t / busy) if busy else 0))
         out.append((side, n, idle / (idle + busy) if idle + busy else None, rows, groups))
     return out
 
 
 # What the per-packet path spends its time on (cProfile). Each row: (label, [(file suffix,
-# function, sign)], column: 3 = with callees, 2 = own time). The core's receive path calls
-# mastd's _on_data (its TUN write is in the system calls row): that call is taken out of it.
+# function, sign[, only its calls from files whose path holds this])], column: 3 = with
+# callees, 2 = own time). The core's receive path calls mastd's _on_data (its TUN write is in
+# the system calls row): that call is taken out of it. The core's send path hands each packet
+# to the runtime's _send at once (its sendto is in the system calls row): taken out likewise.
 GROUPS = [
     ("system calls: TUN read/write, UDP sendto/recvfrom (the bare relay makes the same)",
      [("~", "<built-in method posix.read>", 1), ("~", "<built-in method posix.write>", 1),
       ("~", "<method 'sendto' of '_socket.socket' objects>", 1),
       ("~", "<method 'recvfrom' of '_socket.socket' objects>", 1)], 2),
-    ("HMAC-SHA-256 (mast/crypto.py Mac._hmac: copies of the key's hashlib states, in C)",
-     [("mast/crypto.py", "_hmac", 1)], 3),
-    ("the core's send path (mast/endpoint.py send_data: seal, HMAC included)",
-     [("mast/endpoint.py", "send_data", 1)], 3),
+    ("HMAC-SHA-256 (mast/crypto.py Mac.digest3: copies of the key's hashlib states, in C)",
+     [("mast/crypto.py", "digest3", 1)], 3),
+    ("the core's send path (mast/endpoint.py send_data: seal, HMAC included; the runtime's "
+     "_send taken out)",
+     [("mast/endpoint.py", "send_data", 1), ("runtime/driver.py", "_send", -1, "firmware/mast/")], 3),
     ("the core's receive path (mast/endpoint.py receive: parse, HMAC, replay window; "
      "mastd's _on_data taken out)",
      [("mast/endpoint.py", "receive", 1), ("mastd/agent.py", "_on_data", -1)], 3),
@@ -338,9 +349,10 @@ GROUPS = [
      [("mastd/agent.py", "_on_tun", 1), ("mastd/agent.py", "_on_data", 1)], 2),
     ("mastd: route by destination, source check (mastd/packet.py Routes.peer_for, source_ok)",
      [("mastd/packet.py", "peer_for", 1), ("mastd/packet.py", "source_ok", 1)], 3),
-    ("the runtime's loop (runtime/driver.py poll, _read, _flush, run_timers, wait_ms, _drain; "
-     "agent.py turn: own time)",
-     [("runtime/driver.py", f, 1) for f in ("poll", "_read", "_flush", "run_timers", "wait_ms", "_drain")]
+    ("the runtime's loop (runtime/driver.py poll, _read, _flush, _send, run_timers, wait_ms, "
+     "_drain; agent.py turn: own time)",
+     [("runtime/driver.py", f, 1) for f in ("poll", "_read", "_flush", "_send", "run_timers", "wait_ms",
+                                            "_drain")]
      + [("mastd/agent.py", "turn", 1)], 2),
     ("the core's timers once a wake (mast/endpoint.py next_timer, handle_timer)",
      [("mast/endpoint.py", "next_timer", 1), ("mast/endpoint.py", "handle_timer", 1)], 3),

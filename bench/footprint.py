@@ -28,6 +28,8 @@ on a 32-bit MicroPython beside the 64-bit one.
   carries the demo's traffic and console ops in steps, then the peer is dropped and the live heap
   read after a collection (bench/alloc.py's method). The same steps on the 64-bit unix port give
   the figure beside it; the smallest 64-bit heap times their ratio estimates a 32-bit board's.
+- Where the heap goes: each module a unix-sim board keeps loaded after the demo, imported alone
+  after the modules it imports, on both builds: its heap and the part the tables of names took.
 - The board's loop past 2**30 ms (32-bit): the same FWSIM board, its clock started near 1 s and
   past 2**30 ms, the heap its turns allocate with the telemetry flowing (bench/alloc.py measures
   the core's part per DATA packet; this is the whole board's turn).
@@ -669,6 +671,127 @@ def live_heaps(fw_dir, select, workdir):
     return res
 
 
+def _module_order(fw_dir, names):
+    """names (the modules a board keeps loaded) ordered so that each comes after the modules
+    its top level imports (from its source in fw_dir): imported in this order, each import
+    loads that module alone, and its heap is its own."""
+    import ast
+
+    deps = {}
+    for m in names:
+        path = os.path.join(fw_dir, *m.split("."))
+        path = path + ".py" if os.path.exists(path + ".py") else os.path.join(path, "__init__.py")
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        pkg = m if path.endswith("__init__.py") else m.rpartition(".")[0]
+        got = set()
+        todo = list(tree.body)
+        while todo:  # the top level, and what its try/if blocks run at import
+            node = todo.pop()
+            if isinstance(node, ast.Import):
+                got.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = pkg.split(".")[:len(pkg.split(".")) - node.level + 1]
+                    base = ".".join(up + ([base] if base else []))
+                got.add(base)
+                got.update(base + "." + a.name for a in node.names)
+            elif isinstance(node, (ast.Try, ast.If)):
+                todo.extend(node.body + node.orelse + getattr(node, "finalbody", []))
+                for h in getattr(node, "handlers", []):
+                    todo.extend(h.body)
+        for g in list(got):  # a package's __init__ runs before its modules
+            while "." in g:
+                g = g.rpartition(".")[0]
+                got.add(g)
+        deps[m] = sorted(d for d in got if d in names and d != m)
+    order, seen = [], set()
+
+    def visit(m):
+        if m in seen:
+            return
+        seen.add(m)
+        for d in deps[m]:
+            visit(d)
+        order.append(m)
+
+    for m in sorted(names):
+        visit(m)
+    return order
+
+
+def module_heaps(fw_dir, workdir):
+    """[(module, .mpy bytes, {"64": (heap, of it names' tables), "32": ... or None})], why32:
+    the heap each module a unix-sim board keeps loaded after the demo takes when imported, on
+    both builds (each import after the modules it imports, a collection before and after)."""
+    sys.path.insert(0, os.path.join(benchdoc.ROOT, "tests"))
+    import mpy_core
+
+    out = tempfile.mkdtemp(prefix="fwsim-mods-", dir=workdir)
+    build_fwsim(out, fw_dir, True)
+    with open(os.path.join(benchdoc.ROOT, "boards", "unix-sim.json")) as f:
+        steps = fwsim_steps(f.read())[:2]
+    env = dict(os.environ, MICROPYPATH=out)
+    p = subprocess.run([MICROPYTHON, "-X", "heapsize=8M", "-c", "\n".join(
+        steps + ["import sys\nprint('MODULES ' + ' '.join(sorted(sys.modules)))"])], env=env,
+        capture_output=True, text=True, timeout=300, cwd=tempfile.mkdtemp(prefix="fwsim-run-", dir=workdir))
+    mods = [line.split()[1:] for line in p.stdout.splitlines() if line.startswith("MODULES ")]
+    if not mods:
+        raise RuntimeError("modules kept loaded: no answer (exit %s): %s" % (p.returncode, p.stderr[-1500:]))
+    names = [m for m in mods[0] if m != "fwsim" and (
+        os.path.exists(os.path.join(out, *m.split(".")) + ".mpy")
+        or os.path.exists(os.path.join(out, *m.split("."), "__init__.mpy")))]
+    order = _module_order(fw_dir, names)
+    # one step a module: the heap and the names' tables read at the start of the step after
+    # a collection asked for at the end of the one before (the wasm build collects only when
+    # a call returns), then the module imported. FWSIM's socket and select stand-ins come
+    # first, as a board's runtime finds them (the wasm build has neither).
+    read = "import gc, micropython\nprint('AT %s', gc.mem_alloc())\nmicropython.qstr_info()\n"
+    st = ["import gc, sys, fwsim\nsys.modules['socket'] = fwsim.socket_module\n"
+          "sys.modules['select'] = fwsim.select_module\ngc.collect()"]
+    for prev, m in zip(["-"] + order, order):
+        st.append(read % prev + "__import__(%r)\ngc.collect()" % m)
+    st.append(read % order[-1])
+
+    def parse(p, what):
+        at, cur = {}, None
+        for line in p.stdout.splitlines():
+            if line.startswith("AT "):
+                _, cur, alloc = line.split()
+                at[cur] = [int(alloc), None]
+            elif line.startswith("qstr pool:") and cur is not None:
+                at[cur][1] = int(line.split("n_total_bytes=")[1].split(",")[0])
+        if len(at) != len(order) + 1:
+            raise RuntimeError("module heaps, %s: %d of %d readings (exit %s): %s" % (
+                what, len(at), len(order) + 1, p.returncode, p.stderr[-1500:]))
+        res, prev = {}, at["-"]
+        for m in order:
+            res[m] = (at[m][0] - prev[0], at[m][1] - prev[1])
+            prev = at[m]
+        return res
+
+    cwd = tempfile.mkdtemp(prefix="fwsim-run-", dir=workdir)
+    h64 = parse(subprocess.run([MICROPYTHON, "-X", "heapsize=8M", "-c", "\n".join(st)], env=env,
+                               capture_output=True, text=True, timeout=300, cwd=cwd), "64-bit")
+    node, why = mpy_core.mp32_node()
+    h32 = None
+    if node is not None:
+        h32 = parse(subprocess.run([node, os.path.join(benchdoc.ROOT, "tests", "mp32", "run_steps.mjs"),
+                                    "--build", out, "--heapsize", str(HEAP_32)] + st,
+                                   capture_output=True, text=True, timeout=300, cwd=benchdoc.ROOT), "32-bit")
+    rows = []
+    for m in order:
+        f = os.path.join(out, *m.split(".")) + ".mpy"
+        if not os.path.exists(f):
+            f = os.path.join(out, *m.split("."), "__init__.mpy")
+        rows.append((m, os.path.getsize(f), {"64": h64[m], "32": h32[m] if h32 else None}))
+    log("  modules kept loaded: %d, %d B on 64-bit%s" % (
+        len(rows), sum(r[2]["64"][0] for r in rows),
+        ", %d B on 32-bit" % sum(r[2]["32"][0] for r in rows) if h32 else ""))
+    return rows, why
+
+
 LOOP_TURNS = 400  # the board's turns counted per clock: 2 s of FWSIM time, 5 ms a turn
 LOOP_CLOCKS = (("near 1 s", 1000), ("past 2^30 ms (12.4 days)", 2**30 + 1000))
 
@@ -790,6 +913,8 @@ def main(argv=None):
         live_base = live_heaps(base_fw, False, work)
         log("the board's loop on 32-bit, near 1 s and past 2^30 ms:")
         loops, loops_why = loop_allocs(FIRMWARE, work)
+        log("the heap each module a board keeps loaded takes, 32-bit and 64-bit:")
+        mods, mods_why = module_heaps(FIRMWARE, work)
         searches = [("now", now_label, FIRMWARE, True, 176),
                     ("base", "before: firmware/ of %s (git archive), every module" % base_label, base_fw, False, 192),
                     ("gc", "now, the board collecting every %d bytes allocated (gc.threshold)" % GC_THRESHOLD,
@@ -936,6 +1061,37 @@ def main(argv=None):
                       "the endpoint process, the core and the runtime with its own line protocol, "
                       "holds %d KB before its first association (above)" % (core_rt // 1024)
                       if core_rt else "most of it the core and the runtime")]
+    lines += ["", "### Where the heap goes: the modules a board keeps loaded", "",
+              "Each module that a unix-sim board still has loaded after the demo (the others "
+              "are imported for an op and forgotten after), imported alone in a fresh interpreter "
+              "after the modules it imports (FWSIM's socket and select stand-ins first): "
+              "`gc.mem_alloc()` after a collection, before and after, and the part of it that "
+              "MicroPython's tables of names (qstrs, `micropython.qstr_info()`) took. A module's "
+              "heap is its code (bytecode, constants, one object per function and class) and its "
+              "names; a module whose names start a new table carries the whole table.", "",
+              "| module | .mpy bytes | 64-bit heap (B) | of it names | 32-bit heap (B) | of it names |",
+              "|---|---|---|---|---|---|"]
+    w32 = mods and mods[0][2]["32"] is not None
+    for m, b, h in sorted(mods, key=lambda r: -r[2]["64"][0]):
+        lines.append("| %s | %d | %d | %d | %s | %s |" % (
+            m, b, h["64"][0], h["64"][1], h["32"][0] if w32 else "–", h["32"][1] if w32 else "–"))
+    code64 = sum(r[2]["64"][0] for r in mods)
+    code32 = sum(r[2]["32"][0] for r in mods) if w32 else None
+    lines.append("| **%d modules** | %d | **%d** | %d | **%s** | %s |" % (
+        len(mods), sum(r[1] for r in mods), code64, sum(r[2]["64"][1] for r in mods),
+        code32 if w32 else "–", sum(r[2]["32"][1] for r in mods) if w32 else "–"))
+    if not w32:
+        lines += ["", "No 32-bit figures: %s." % mods_why]
+    if n64:
+        lines += ["", "Of the live heap after the demo (above), the modules' code and names are "
+                  "%d%% on 64-bit%s; the rest is data (the association and its paths, the "
+                  "runtime's sockets and its receive reserve, the configuration, the uplink "
+                  "managers, the app) and the names that the ops' modules left behind." % (
+                      round(100.0 * code64 / n64),
+                      " and %d%% on 32-bit" % round(100.0 * code32 / n32) if w32 and n32 else "")]
+    items.append({"what": "the modules a board keeps loaded (code and names), 64-bit and 32-bit",
+                  "target": "(reported)", "measured": "%d B / %s B" % (code64, code32 if w32 else "–"),
+                  "met": None})
     items.append({"what": "whole firmware runs the demo traffic in -X heapsize (64-bit)",
                   "target": "≤ %dK (aim %dK)" % (WHOLE_TARGET_K, WHOLE_AIM_K),
                   "measured": "%dK (before: %s)" % (k_now, "%dK" % k_base if k_base else "–") if k_now else "not even 320K",
