@@ -22,6 +22,9 @@ on a 32-bit MicroPython beside the 64-bit one.
   as enough when the demo passes RUNS times in a row there (a heap that traffic has fragmented
   differs from run to run). The same for the firmware of BASE_REV (git archive; every module,
   as flash sent them then), and for this firmware with an early gc.threshold.
+- The same search with the firmware in a ROMFS image (`mpremote romfs build` of the same
+  modules; `mast sim-board --romfs` mounts it at /rom and adds its size to the heap, as a board
+  keeps it in flash): docs/HARDWARE.md's remedy where the .mpy firmware does not fit.
 - 32-bit: the wasm32 MicroPython of tests/mp32 grows its heap on demand, so it gives the live
   heap, not a smallest one: the board firmware boots in one interpreter with a MAST peer on an
   in-memory network (FWSIM below: socket and select stand-ins that answer as lwIP boards do),
@@ -305,39 +308,53 @@ def patched_firmware(dest, threshold):
     return out
 
 
-WHY = {}  # (fw_dir, heap K) -> what stopped the demo's last failing run there
+WHY = {}  # (fw_dir, romfs, heap K) -> what stopped the demo's last failing run there
 
 
-def demo_runs(fw_dir, select, heap_k, workdir):
-    """The demo once in -X heapsize=heap_k K on a fresh board of fw_dir: its figures or None."""
+def demo_runs(fw_dir, select, heap_k, workdir, romfs=False):
+    """The demo once in -X heapsize=heap_k K on a fresh board of fw_dir: its figures or None.
+    romfs: the firmware in a ROMFS image mounted at /rom (mast sim-board --romfs: the image's
+    size is added to the heap, as a board keeps it in flash), not in /lib."""
     import test_board_footprint as F
+    from boardcli import romfs_of_lib
     from mast_tools.netutil import free_udp_port
 
     folder = tempfile.mkdtemp(prefix="board-", dir=workdir)
+    img = None
     try:
         port = free_udp_port(F.BOARD_ADDRS + ("127.0.0.10",))
         F.prepare(folder, port, fw_dir=fw_dir, select=select, mpy_cross=[MPY_CROSS])
-        r = F.run(folder, "%dK" % heap_k, port)
+        extra = ()
+        if romfs:  # (mpremote romfs build, as docs/HARDWARE.md's romfs deploy builds it)
+            img = folder + ".romfs"
+            size = romfs_of_lib(folder, img)
+            extra = ("--romfs", img)
+        r = F.run(folder, "%dK" % heap_k, port, *extra)
+        if romfs:
+            r["image"] = size
     except AssertionError as e:
         log("  %dK: fails (%s)" % (heap_k, str(e)[:140]))
-        WHY[(fw_dir, heap_k)] = str(e).split(" (heap ")[0][:80]  # what stopped it, for the table
+        WHY[(fw_dir, romfs, heap_k)] = str(e).split(" (heap ")[0][:80]  # what stopped it, for the table
         return None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(folder + ".romfs-src", ignore_errors=True)
+        if img and os.path.exists(img):
+            os.unlink(img)
     if not F.ok(r):
         log("  %dK: fails the bar %s" % (heap_k, r))
-        WHY[(fw_dir, heap_k)] = "%d delivered, %d lost" % (r["received"], r["lost"])
+        WHY[(fw_dir, romfs, heap_k)] = "%d delivered, %d lost" % (r["received"], r["lost"])
         return None
     log("  %dK: runs (%d delivered, %d lost, %d B in use at the end)" % (
         heap_k, r["received"], r["lost"], r["mem_end"]["alloc"]))
     return r
 
 
-def enough(fw_dir, select, heap_k, workdir, tried):
+def enough(fw_dir, select, heap_k, workdir, tried, romfs=False):
     """RUNS passes in a row at heap_k (tried[heap_k]: the results)."""
     res = []
     for _ in range(RUNS):
-        r = demo_runs(fw_dir, select, heap_k, workdir)
+        r = demo_runs(fw_dir, select, heap_k, workdir, romfs)
         res.append(r)
         if r is None:
             break
@@ -345,22 +362,22 @@ def enough(fw_dir, select, heap_k, workdir, tried):
     return all(res)
 
 
-def smallest_whole(name, fw_dir, select, workdir, lo=96, hi=256, start=192):
+def smallest_whole(name, fw_dir, select, workdir, lo=96, hi=256, start=192, romfs=False):
     """The smallest heap (8K steps) in which fw_dir's firmware carries the demo RUNS times in a
     row, between lo and hi, starting at `start`; (K or None, {K: [results]})."""
     log("smallest heap, %s:" % name)
     tried = {}
-    if enough(fw_dir, select, start, workdir, tried):
+    if enough(fw_dir, select, start, workdir, tried, romfs):
         hi = start
     else:
         lo = start
-        while hi - lo > 8 and not enough(fw_dir, select, hi, workdir, tried):
+        while hi - lo > 8 and not enough(fw_dir, select, hi, workdir, tried, romfs):
             lo, hi = hi, hi + 32
             if hi > 320:
                 return None, tried
     while hi - lo > 8:
         mid = (lo + hi) // 2 // 8 * 8
-        if enough(fw_dir, select, mid, workdir, tried):
+        if enough(fw_dir, select, mid, workdir, tried, romfs):
             hi = mid
         else:
             lo = mid
@@ -915,13 +932,17 @@ def main(argv=None):
         loops, loops_why = loop_allocs(FIRMWARE, work)
         log("the heap each module a board keeps loaded takes, 32-bit and 64-bit:")
         mods, mods_why = module_heaps(FIRMWARE, work)
-        searches = [("now", now_label, FIRMWARE, True, 176),
-                    ("base", "before: firmware/ of %s (git archive), every module" % base_label, base_fw, False, 192),
+        searches = [("now", now_label, FIRMWARE, True, 176, False),
+                    ("base", "before: firmware/ of %s (git archive), every module" % base_label, base_fw, False, 192,
+                     False),
                     ("gc", "now, the board collecting every %d bytes allocated (gc.threshold)" % GC_THRESHOLD,
-                     gc_fw, True, 176)]
+                     gc_fw, True, 176, False),
+                    ("romfs", "now, the same modules from a ROMFS image (`mast sim-board --romfs`), "
+                     "the image apart", FIRMWARE, True, 128, True)]
         found = {}
-        for key, label, fw, select, start in searches:
-            found[key] = (label,) + smallest_whole(label, fw, select, work, start=start) + (fw,)
+        for key, label, fw, select, start, romfs in searches:
+            found[key] = (label,) + smallest_whole(label, fw, select, work, lo=64 if romfs else 96,
+                                                   start=start, romfs=romfs) + (fw, romfs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -987,12 +1008,12 @@ def main(argv=None):
               "most 30. A heap counts when the demo passes %d times in a row there (a heap the "
               "traffic has fragmented differs from run to run). Searched in 8K steps." % RUNS, "",
               "| firmware | -X heapsize tried: passes in a row | smallest |", "|---|---|---|"]
-    for key in ("now", "base", "gc"):
-        label, k, tried, fw = found[key]
+    for key in ("now", "base", "gc", "romfs"):
+        label, k, tried, fw, romfs = found[key]
         fails = [h for h in tried if not all(tried[h])]
         cells = ", ".join("%dK: %s%s" % (h, "%d/%d" % (sum(1 for r in tried[h] if r), len(tried[h])),
-                                         " (%s)" % WHY[(fw, h)] if fails and h == max(fails) and
-                                         (fw, h) in WHY else "")
+                                         " (%s)" % WHY[(fw, romfs, h)] if fails and h == max(fails) and
+                                         (fw, romfs, h) in WHY else "")
                           for h in sorted(tried))
         lines.append("| %s | %s | **%s** |" % (label, cells, "%dK" % k if k else "none up to 320K"))
     lines += ["", "In brackets: what stopped the demo in the largest heap where it failed."]
@@ -1061,6 +1082,29 @@ def main(argv=None):
                       "the endpoint process, the core and the runtime with its own line protocol, "
                       "holds %d KB before its first association (above)" % (core_rt // 1024)
                       if core_rt else "most of it the core and the runtime")]
+    k_rom = found["romfs"][1]
+    rom_runs = [r for h in found["romfs"][2] for r in found["romfs"][2][h] if r]
+    r64 = n32 / float(n64) if n32 and n64 else None
+    est_rom = int(k_rom * 1024 * r64) if k_rom and r64 else None
+    if k_rom:
+        lines += ["", "From a ROMFS image, docs/HARDWARE.md's remedy, the same modules run the demo in "
+                  "**%dK** (beside %s as .mpy in /lib). The image (%d bytes, built by `mpremote romfs "
+                  "build`) is read into the heap first by `mast sim-board --romfs`, which adds its "
+                  "size to -X heapsize, as a board keeps it in flash: the modules' bytecode runs "
+                  "from the image, while their names and their function and class objects still "
+                  "take heap. %s" % (
+                      k_rom, "%dK" % k_now if k_now else "none up to 320K", rom_runs[0]["image"],
+                      "On a 32-bit board that is about %d KB (%dK times the live-heap ratio %.2f: an "
+                      "upper estimate, since what leaves the heap is bytecode, the same size on both "
+                      "word sizes; the wasm32 build has no VfsRom to measure it): an ESP32 without "
+                      "PSRAM (111,936 B) %s." % (est_rom // 1024, k_rom, r64,
+                                                 "has room" if est_rom <= 111936 else "does not have it")
+                      if est_rom else "")]
+        items.append({"what": "whole firmware from a ROMFS image runs the demo in -X heapsize (64-bit, "
+                      "the image apart: HARDWARE.md's remedy)", "target": "(reported)",
+                      "measured": "%dK (image %d B)%s" % (k_rom, rom_runs[0]["image"],
+                                                          "; ~%d KB on a 32-bit board" % (est_rom // 1024)
+                                                          if est_rom else ""), "met": None})
     lines += ["", "### Where the heap goes: the modules a board keeps loaded", "",
               "Each module that a unix-sim board still has loaded after the demo (the others "
               "are imported for an op and forgotten after), imported alone in a fresh interpreter "

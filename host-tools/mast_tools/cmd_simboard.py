@@ -47,6 +47,11 @@ def argparse_sim_board(p):
                    help="Ctrl-D in the raw REPL soft-resets as on a real board (boot.py, "
                         "'soft reboot', raw REPL), so mpremote works without `resume`")
     p.add_argument("--heapsize", help="micropython -X heapsize (default: the board's, 192K)")
+    p.add_argument("--romfs", metavar="IMAGE",
+                   help="a ROMFS image (mpremote romfs -o IMAGE build DIR) mounted at /rom before "
+                        "boot, /rom/lib first on sys.path, as on a board whose MicroPython has a "
+                        "ROMFS partition; the image's size is added to the heap (a board keeps "
+                        "it in flash)")
     p.add_argument("--mast-port", type=int, metavar="N",
                    help="the board's MAST UDP port: written into DIR/mast.json (a second board "
                         "on the same definition needs its own)")
@@ -130,7 +135,7 @@ def do_sim_board(args):
                            % (bd["name"], bd["port"]),
                            "use a unix definition (--board unix-sim, or a copy of it)")
     board = SimBoard(args.dir, board=args.board, link=args.link, bare=args.bare,
-                     soft_reset=args.soft_reset, heapsize=args.heapsize,
+                     soft_reset=args.soft_reset, heapsize=args.heapsize, romfs=args.romfs,
                      log=lambda m: log("mast sim-board: " + m))
     if args.mast_port is not None:
         _set_mast_port(board.folder, args.mast_port)
@@ -150,11 +155,11 @@ def do_sim_board(args):
         info = {"device": device, "link": b.link, "dir": b.folder, "board": bd["name"],
                 "board_file": os.path.abspath(board_file(args.board) or args.board),
                 "pid": os.getpid(), "soft_reset": b.soft_reset, "heapsize": b.heapsize,
-                "started": time.time(),
+                "romfs": b.romfs, "romfs_bytes": b.romfs_bytes, "started": time.time(),
                 "udp": sorted("%s:%d" % a for a in udp_addresses(bd, cfg).values())}
         simregistry.register(info)
         emit(args, dict((k, info[k]) for k in ("device", "link", "dir", "board", "pid",
-                                                  "soft_reset", "heapsize")),
+                                                  "soft_reset", "heapsize", "romfs", "romfs_bytes")),
              "%s%s" % (device, " -> " + b.link if b.link else ""))
         sys.stdout.flush()
 

@@ -126,6 +126,22 @@ def _mast_sim_run(name):
     exec(compile(src, name, "exec"), {"__name__": "__main__"})
 
 
+_romfs = os.getenv("MAST_SIM_ROMFS")
+if _romfs:
+    # A board whose MicroPython has a ROMFS partition mounts it at /rom before boot.py, and
+    # its .mpy run from flash. Here the image is read into the heap first, in one block
+    # (mast sim-board adds its size to -X heapsize, so the board gets the heap it asked for).
+    import vfs
+
+    _b = bytearray(os.stat(_romfs)[6])
+    _f = open(_romfs, "rb")
+    _f.readinto(_b)
+    _f.close()
+    vfs.mount(vfs.VfsRom(_b), "/rom")
+    sys.path.insert(1, "/rom/lib")  # before .frozen and the board's /lib
+    sys.path.insert(1, "/rom")
+    del vfs, _b, _f
+del _romfs
 try:
     _mast_sim_run("boot.py")
     if os.getenv("MAST_SIM_BOOT") != "soft":
@@ -144,6 +160,22 @@ class SimBoardError(Exception):
         Exception.__init__(self, what, hint)
         self.what = what
         self.hint = hint
+
+
+def check_romfs(path):
+    """The size of the ROMFS image at path; SimBoardError if it is missing or not one."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(ROMFS_MAGIC))
+        size = os.path.getsize(path)
+    except OSError as e:
+        raise SimBoardError("cannot read the ROMFS image %s: %s" % (path, e.strerror or e),
+                            "build one with: mpremote romfs -o IMAGE build DIR (DIR/lib/...)")
+    if head != ROMFS_MAGIC:
+        raise SimBoardError("%s is not a ROMFS image (it does not start with MicroPython's "
+                            "ROMFS header)" % path,
+                            "build one with: mpremote romfs -o IMAGE build DIR (DIR/lib/...)")
+    return size
 
 
 def find_micropython():
@@ -267,15 +299,36 @@ def _nonblock(fd):
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
 
 
+ROMFS_MAGIC = b"\xd2\xcd\x31"  # the first bytes of a MicroPython ROMFS image
+
+
+def heap_bytes(heapsize):
+    """micropython's -X heapsize value in bytes: digits, then "w" (sized for 32-bit words: twice
+    that on this 64-bit port), then K or M ("192K", "1M", "96wK", "200000"); ValueError
+    otherwise."""
+    text = str(heapsize).strip().upper()
+    mult = {"K": 1024, "M": 1024 * 1024}.get(text[-1:], 1)
+    digits = text[:-1] if mult > 1 else text
+    if digits.endswith("W"):
+        digits, mult = digits[:-1], mult * 2
+    if not digits.isdigit() or int(digits) <= 0:
+        raise ValueError("not a heap size: %r (e.g. 192K, 1M, 96wK, 200000)" % (heapsize,))
+    return int(digits) * mult
+
+
 class SimBoard:
     def __init__(self, folder, board="unix-sim", link=None, bare=False, soft_reset=False,
-                 heapsize=None, micropython=None, log=None):
+                 heapsize=None, micropython=None, log=None, romfs=None):
         self.folder = os.path.abspath(folder)
         self.board = board
         self.link = os.path.abspath(link) if link else None
         self.bare = bare
         self.soft_reset = soft_reset
         self.heapsize = heapsize
+        # a ROMFS image (mpremote romfs build) mounted at /rom before boot; the bytes it adds
+        # to the heap (set by prepare())
+        self.romfs = os.path.abspath(romfs) if romfs else None
+        self.romfs_bytes = 0
         self.micropython = micropython or find_micropython()
         self.log = log or (lambda msg: None)
         self.device = None
@@ -311,6 +364,12 @@ class SimBoard:
                 self.heapsize = load_board(self.board).get("sim", {}).get("heapsize", "192K")
             except SimBoardError:
                 self.heapsize = "192K"
+        try:
+            heap_bytes(self.heapsize)
+        except ValueError as e:
+            raise SimBoardError(str(e), "give --heapsize as micropython's -X heapsize takes it")
+        if self.romfs:
+            self.romfs_bytes = check_romfs(self.romfs)
         if self.bare or os.path.exists(os.path.join(self.folder, "main.py")):
             return []
         return fill(self.folder, self.board)
@@ -349,7 +408,11 @@ class SimBoard:
         env["MICROPYPATH"] = ".frozen" + os.pathsep + os.path.join(self.folder, "lib")
         env["MAST_SIM_BOOT"] = "soft" if how == "soft" else "full"
         env.pop("MICROPYINSPECT", None)
-        argv = [self.micropython, "-X", "heapsize=" + self.heapsize,
+        heap = self.heapsize
+        if self.romfs:
+            env["MAST_SIM_ROMFS"] = self.romfs
+            heap = str(heap_bytes(heap) + self.romfs_bytes)  # the image's block on top
+        argv = [self.micropython, "-X", "heapsize=" + heap,
                 os.path.join(self._tmp, "launch.py")]
         self.proc = subprocess.Popen(argv, cwd=self.folder, env=env, stdin=bs, stdout=bs,
                                      stderr=bs, start_new_session=True, close_fds=True,

@@ -36,6 +36,17 @@ PSK = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq8M="
 SIM_ADDRS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 
 
+def romfs_of_lib(folder, image):
+    """Move the board's /lib into a ROMFS image built by mpremote (`romfs build`, as
+    docs/HARDWARE.md's `romfs deploy` builds one); the image's size."""
+    src = folder + ".romfs-src"
+    os.makedirs(src)
+    shutil.move(os.path.join(folder, "lib"), os.path.join(src, "lib"))
+    subprocess.run([sys.executable, "-m", "mpremote", "romfs", "-o", image, "build", src],
+                   check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    return os.path.getsize(image)
+
+
 def env_for_mast(extra=None):
     env = dict(os.environ)
     env["PYTHONPATH"] = HOST_TOOLS + os.pathsep + env.get("PYTHONPATH", "")

@@ -26,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "host-tools"))
 
-from boardcli import PSK, mast  # noqa: E402
+from boardcli import PSK, mast, romfs_of_lib  # noqa: E402
 from test_sim_board_traffic import APP, Peer, wait, BOARD_ADDRS  # noqa: E402
 from mast_tools import flashplan, simboard  # noqa: E402
 from mast_tools.firmware import BOARDS_DIR, FIRMWARE_DIR  # noqa: E402
@@ -101,15 +101,15 @@ def demo(con, peer, t0):
             "mem_end": st["mem"], "seconds": round(time.monotonic() - t0, 1)}
 
 
-def run(folder, heap, port):
-    """The board in folder (prepare()) on a simulated board with -X heapsize=heap, the demo
-    against a peer on port. The demo's figures; AssertionError with the board's last words if
-    it fails."""
+def run(folder, heap, port, *args):
+    """The board in folder (prepare()) on a simulated board with -X heapsize=heap (and args,
+    more of mast sim-board's), the demo against a peer on port. The demo's figures;
+    AssertionError with the board's last words if it fails."""
     peer = Peer(port)
     t0 = time.monotonic()
     con = None
     try:
-        with simboard.SimBoardProcess(folder, "--heapsize", heap) as sb:
+        with simboard.SimBoardProcess(folder, "--heapsize", heap, *args) as sb:
             con = simboard.BoardConsole(sb.device)
             try:
                 r = demo(con, peer, t0)
@@ -161,6 +161,21 @@ def test_a_board_flashed_by_mast_flash_carries_the_demo_traffic(micropython, tmp
     finally:
         peer.close()
     assert ok(res), res
+
+
+def test_the_firmware_from_a_romfs_image_carries_the_demo_traffic_in_128k(micropython, tmp_path):
+    """docs/HARDWARE.md's remedy where the .mpy firmware does not fit: the same modules in a
+    ROMFS image run from flash. The simulated board mounts the image at /rom (its size added
+    to the heap, as a board keeps it in flash) and has no /lib: 128K is left for the rest."""
+    folder = str(tmp_path / "board")
+    os.makedirs(folder)
+    port = free_udp_port(BOARD_ADDRS + ("127.0.0.10",))
+    prepare(folder, port)
+    image = str(tmp_path / "fw.romfs")
+    romfs_of_lib(folder, image)
+    r = run(folder, "128K", port, "--romfs", image)
+    assert ok(r), r
+    assert not os.path.exists(os.path.join(folder, "lib"))
 
 
 if __name__ == "__main__":  # the demo at each heap given: python tests/host/test_board_footprint.py 160K 176K

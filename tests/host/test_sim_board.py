@@ -17,7 +17,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from boardcli import env_for_mast, free_udp_port, mast, wait_for  # noqa: E402  (host-tools on sys.path)
+from boardcli import env_for_mast, free_udp_port, mast, romfs_of_lib, wait_for  # noqa: E402  (host-tools on sys.path)
 from mast_tools import simboard  # noqa: E402
 
 PSK = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq8M="
@@ -463,6 +463,52 @@ def test_a_second_sim_board_on_the_same_definition_and_port_is_refused_clearly(m
                 con.close()
         with open(os.path.join(folders[1], "mast.json")) as f:
             assert json.load(f) == {"name": "two", "port": other}
+
+
+def test_a_board_runs_its_firmware_from_a_romfs_image_whose_size_is_added_to_the_heap(board_dir, tmp_path):
+    image = str(tmp_path / "fw.romfs")
+    size = romfs_of_lib(board_dir, image)
+    with simboard.SimBoardProcess(board_dir, "--heapsize", "96K", "--romfs", image) as sb:
+        assert sb.info["romfs"] == image and sb.info["romfs_bytes"] == size
+        assert sb.info["heapsize"] == "96K"
+        con = simboard.BoardConsole(sb.device)
+        try:
+            assert con.call("hello")["firmware"] == "mast-board"  # no /lib: it came from /rom
+            mem = con.call("status")["mem"]
+        finally:
+            con.close()
+    assert not os.path.exists(os.path.join(board_dir, "lib"))
+    assert mem["alloc"] > size  # the image is in the heap (on a board it is in flash) ...
+    assert mem["alloc"] + mem["free"] > 96 * 1024 + size * 9 // 10  # ... which has room for it on top
+
+
+def test_heap_sizes_are_read_as_micropython_reads_them(micropython):
+    # --romfs adds the image's size to the heap, so mast sim-board reads -X heapsize itself:
+    # what micropython then has (its block tables take a little) must match
+    for h in ("96K", "96wK", "1M", "200000"):
+        r = subprocess.run(micropython + ["-X", "heapsize=" + h, "-c",
+                            "import gc; print(gc.mem_free() + gc.mem_alloc())"],
+                           stdout=subprocess.PIPE, universal_newlines=True, timeout=30, check=True)
+        have = int(r.stdout)
+        assert simboard.heap_bytes(h) * 0.95 < have <= simboard.heap_bytes(h), (h, have)
+
+
+def test_sim_board_refuses_a_romfs_image_that_is_not_one_and_a_bad_heapsize(micropython, tmp_path):
+    bad = tmp_path / "x.romfs"
+    bad.write_bytes(b"PK\x03\x04 not a ROMFS image")
+    r = mast("sim-board", "--dir", str(tmp_path / "b1"), "--romfs", str(bad), timeout=60)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == ("mast: %s is not a ROMFS image (it does not start with MicroPython's ROMFS "
+                        "header); build one with: mpremote romfs -o IMAGE build DIR (DIR/lib/...)\n" % bad)
+    r = mast("sim-board", "--dir", str(tmp_path / "b2"), "--romfs", str(tmp_path / "none.romfs"), timeout=60)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.startswith("mast: cannot read the ROMFS image %s: " % (tmp_path / "none.romfs"))
+    r = mast("sim-board", "--dir", str(tmp_path / "b3"), "--heapsize", "96Q", timeout=60)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == ("mast: not a heap size: '96Q' (e.g. 192K, 1M, 96wK, 200000); give --heapsize as "
+                        "micropython's -X heapsize takes it\n")
+    for d in ("b1", "b2", "b3"):  # nothing installed
+        assert not os.path.exists(str(tmp_path / d / "lib"))
 
 
 def test_mpremote_ls_shows_the_size_of_each_file(board_dir):
