@@ -650,6 +650,22 @@ def build_fwsim(out, fw_dir, select):
     shutil.rmtree(out + "-src")
 
 
+def run_unix(out, steps, workdir):
+    """The steps (joined) in one process of the unix port (64-bit, -X heapsize=8M), importing
+    the .mpy in out, in a fresh working folder."""
+    return subprocess.run([MICROPYTHON, "-X", "heapsize=8M", "-c", "\n".join(steps)],
+                          env=dict(os.environ, MICROPYPATH=out), capture_output=True, text=True,
+                          timeout=300, cwd=tempfile.mkdtemp(prefix="fwsim-run-", dir=workdir))
+
+
+def run_wasm(node, out, steps):
+    """The steps, one runPython call each, on the wasm32 build (tests/mp32/run_steps.mjs),
+    importing the .mpy in out."""
+    return subprocess.run([node, os.path.join(benchdoc.ROOT, "tests", "mp32", "run_steps.mjs"),
+                           "--build", out, "--heapsize", str(HEAP_32)] + list(steps),
+                          capture_output=True, text=True, timeout=300, cwd=benchdoc.ROOT)
+
+
 def live_heaps(fw_dir, select, workdir):
     """{"64": bytes, "32": bytes or None, "why32": ...}: the live heap of the whole firmware
     after the demo, on each build."""
@@ -663,28 +679,14 @@ def live_heaps(fw_dir, select, workdir):
     # what the stand-ins cost by themselves (fwsim imported, its socket and select in place)
     own = ["import gc\ngc.collect()", "import gc\n_a = gc.mem_alloc()\nimport fwsim\ngc.collect()",
            "import gc, json\nprint('RESULT ' + json.dumps({'live': gc.mem_alloc() - _a, 'delivered': 0}))"]
-    res = {}
-    env = dict(os.environ, MICROPYPATH=out)
-
-    def unix(st):
-        return subprocess.run([MICROPYTHON, "-X", "heapsize=8M", "-c", "\n".join(st)], env=env,
-                              capture_output=True, text=True, timeout=300,
-                              cwd=tempfile.mkdtemp(prefix="fwsim-run-", dir=workdir))
-
-    res["64"] = _result(unix(steps), "64-bit")
-    res["64"]["fwsim"] = _result(unix(own), "64-bit, the stand-ins alone")["live"]
+    res = {"64": _result(run_unix(out, steps, workdir), "64-bit")}
+    res["64"]["fwsim"] = _result(run_unix(out, own, workdir), "64-bit, the stand-ins alone")["live"]
     node, why = mpy_core.mp32_node()
     if node is None:
         res["32"], res["why32"] = None, why
         return res
-
-    def wasm(st):
-        return subprocess.run([node, os.path.join(benchdoc.ROOT, "tests", "mp32", "run_steps.mjs"),
-                               "--build", out, "--heapsize", str(HEAP_32)] + st,
-                              capture_output=True, text=True, timeout=300, cwd=benchdoc.ROOT)
-
-    res["32"] = _result(wasm(steps), "32-bit")
-    res["32"]["fwsim"] = _result(wasm(own), "32-bit, the stand-ins alone")["live"]
+    res["32"] = _result(run_wasm(node, out, steps), "32-bit")
+    res["32"]["fwsim"] = _result(run_wasm(node, out, own), "32-bit, the stand-ins alone")["live"]
     return res
 
 
@@ -749,16 +751,19 @@ def module_heaps(fw_dir, workdir):
     build_fwsim(out, fw_dir, True)
     with open(os.path.join(benchdoc.ROOT, "boards", "unix-sim.json")) as f:
         steps = fwsim_steps(f.read())[:2]
-    env = dict(os.environ, MICROPYPATH=out)
-    p = subprocess.run([MICROPYTHON, "-X", "heapsize=8M", "-c", "\n".join(
-        steps + ["import sys\nprint('MODULES ' + ' '.join(sorted(sys.modules)))"])], env=env,
-        capture_output=True, text=True, timeout=300, cwd=tempfile.mkdtemp(prefix="fwsim-run-", dir=workdir))
+    p = run_unix(out, steps + ["import sys\nprint('MODULES ' + ' '.join(sorted(sys.modules)))"], workdir)
     mods = [line.split()[1:] for line in p.stdout.splitlines() if line.startswith("MODULES ")]
     if not mods:
         raise RuntimeError("modules kept loaded: no answer (exit %s): %s" % (p.returncode, p.stderr[-1500:]))
-    names = [m for m in mods[0] if m != "fwsim" and (
-        os.path.exists(os.path.join(out, *m.split(".")) + ".mpy")
-        or os.path.exists(os.path.join(out, *m.split("."), "__init__.mpy")))]
+
+    def mpy_file(m):  # the module's .mpy in out, or None (a built-in, or FWSIM's own)
+        base = os.path.join(out, *m.split("."))
+        for f in (base + ".mpy", os.path.join(base, "__init__.mpy")):
+            if os.path.exists(f):
+                return f
+        return None
+
+    names = [m for m in mods[0] if m != "fwsim" and mpy_file(m)]
     order = _module_order(fw_dir, names)
     # one step a module: the heap and the names' tables read at the start of the step after
     # a collection asked for at the end of the one before (the wasm build collects only when
@@ -788,21 +793,11 @@ def module_heaps(fw_dir, workdir):
             prev = at[m]
         return res
 
-    cwd = tempfile.mkdtemp(prefix="fwsim-run-", dir=workdir)
-    h64 = parse(subprocess.run([MICROPYTHON, "-X", "heapsize=8M", "-c", "\n".join(st)], env=env,
-                               capture_output=True, text=True, timeout=300, cwd=cwd), "64-bit")
+    h64 = parse(run_unix(out, st, workdir), "64-bit")
     node, why = mpy_core.mp32_node()
-    h32 = None
-    if node is not None:
-        h32 = parse(subprocess.run([node, os.path.join(benchdoc.ROOT, "tests", "mp32", "run_steps.mjs"),
-                                    "--build", out, "--heapsize", str(HEAP_32)] + st,
-                                   capture_output=True, text=True, timeout=300, cwd=benchdoc.ROOT), "32-bit")
-    rows = []
-    for m in order:
-        f = os.path.join(out, *m.split(".")) + ".mpy"
-        if not os.path.exists(f):
-            f = os.path.join(out, *m.split("."), "__init__.mpy")
-        rows.append((m, os.path.getsize(f), {"64": h64[m], "32": h32[m] if h32 else None}))
+    h32 = parse(run_wasm(node, out, st), "32-bit") if node is not None else None
+    rows = [(m, os.path.getsize(mpy_file(m)), {"64": h64[m], "32": h32[m] if h32 else None})
+            for m in order]
     log("  modules kept loaded: %d, %d B on 64-bit%s" % (
         len(rows), sum(r[2]["64"][0] for r in rows),
         ", %d B on 32-bit" % sum(r[2]["32"][0] for r in rows) if h32 else ""))
@@ -832,9 +827,7 @@ def loop_allocs(fw_dir, workdir):
     for label, t0 in LOOP_CLOCKS:
         steps = ["import fwsim\nfwsim.setup(%r, %r, %r, %d)\nfwsim.run(3000)" % (bd, F.PSK, F.APP, t0),
                  "import fwsim\nfwsim.loop_alloc(%d)" % LOOP_TURNS]
-        p = subprocess.run([node, os.path.join(benchdoc.ROOT, "tests", "mp32", "run_steps.mjs"),
-                            "--build", out, "--heapsize", str(HEAP_32)] + steps,
-                           capture_output=True, text=True, timeout=300, cwd=benchdoc.ROOT)
+        p = run_wasm(node, out, steps)
         r = None
         for line in p.stdout.splitlines():
             if line.startswith("RESULT "):

@@ -162,6 +162,10 @@ class SimBoardError(Exception):
         self.hint = hint
 
 
+ROMFS_MAGIC = b"\xd2\xcd\x31"  # the first bytes of a MicroPython ROMFS image
+ROMFS_HINT = "build one with: mpremote romfs -o IMAGE build DIR (DIR/lib/...)"
+
+
 def check_romfs(path):
     """The size of the ROMFS image at path; SimBoardError if it is missing or not one."""
     try:
@@ -169,12 +173,10 @@ def check_romfs(path):
             head = f.read(len(ROMFS_MAGIC))
         size = os.path.getsize(path)
     except OSError as e:
-        raise SimBoardError("cannot read the ROMFS image %s: %s" % (path, e.strerror or e),
-                            "build one with: mpremote romfs -o IMAGE build DIR (DIR/lib/...)")
+        raise SimBoardError("cannot read the ROMFS image %s: %s" % (path, e.strerror or e), ROMFS_HINT)
     if head != ROMFS_MAGIC:
         raise SimBoardError("%s is not a ROMFS image (it does not start with MicroPython's "
-                            "ROMFS header)" % path,
-                            "build one with: mpremote romfs -o IMAGE build DIR (DIR/lib/...)")
+                            "ROMFS header)" % path, ROMFS_HINT)
     return size
 
 
@@ -299,7 +301,6 @@ def _nonblock(fd):
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
 
 
-ROMFS_MAGIC = b"\xd2\xcd\x31"  # the first bytes of a MicroPython ROMFS image
 
 
 def heap_bytes(heapsize):
