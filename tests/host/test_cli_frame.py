@@ -11,11 +11,7 @@ import sys
 import pytest
 
 HOST_TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "host-tools")
-try:
-    from mast_tools import cli
-except ImportError:  # not pip-installed: use the checkout
-    sys.path.insert(0, HOST_TOOLS)
-    from mast_tools import cli
+from mast_tools import cli
 from mast_tools.errors import CommandError
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -1,13 +1,6 @@
 """Text typed at the PC CLI or read from UCI becomes the typed value the core's config takes."""
 
-import os
-import sys
-
-try:
-    from mast_tools.config_text import parse_text
-except ImportError:  # not pip-installed: use the checkout
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "host-tools"))
-    from mast_tools.config_text import parse_text
+from mast_tools.config_text import parse_text
 
 from mast import config  # firmware/ is on sys.path (tests/conftest.py)
 

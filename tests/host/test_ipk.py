@@ -19,11 +19,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HOST_TOOLS = os.path.join(ROOT, "host-tools")
-try:
-    from mast_tools import cmd_ipk
-except ImportError:  # not pip-installed: use the checkout
-    sys.path.insert(0, HOST_TOOLS)
-    from mast_tools import cmd_ipk
+from mast_tools import cmd_ipk
 
 PKG = os.path.join(ROOT, "openwrt-package", "mast")
 EPOCH = 1750000000

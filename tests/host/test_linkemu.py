@@ -5,19 +5,13 @@ shorter than configured (lower bounds are exact), and upper bounds only tell the
 values apart, with margins of hundreds of ms. Waits are on the emulator's counters (a packet
 counted as dropped can no longer arrive), with generous timeouts, never on quiet windows."""
 
-import os
 import socket
-import sys
 import threading
 import time
 
 import pytest
 
-try:
-    from mast_tools import linkemu
-except ImportError:  # not pip-installed: use the checkout
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "host-tools"))
-    from mast_tools import linkemu
+from mast_tools import linkemu
 
 from runtime import udpwrap  # on sys.path via mast_tools.linkemu
 

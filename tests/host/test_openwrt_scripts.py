@@ -25,18 +25,12 @@ import io
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HOST_TOOLS = os.path.join(ROOT, "host-tools")
-try:
-    from mast_tools import cmd_apk, cmd_ipk
-except ImportError:  # not pip-installed: use the checkout
-    sys.path.insert(0, HOST_TOOLS)
-    from mast_tools import cmd_apk, cmd_ipk
+from mast_tools import cmd_apk, cmd_ipk
 
 from test_apk import parse as parse_apk  # noqa: E402  (the independent apk reader)
 

@@ -24,12 +24,7 @@ import tarfile
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HOST_TOOLS = os.path.join(ROOT, "host-tools")
-try:
-    from mast_tools import cmd_apk, cmd_ipk, srcdist
-except ImportError:  # not pip-installed: use the checkout
-    sys.path.insert(0, HOST_TOOLS)
-    from mast_tools import cmd_apk, cmd_ipk, srcdist
+from mast_tools import cmd_apk, cmd_ipk, srcdist
 
 from test_apk import parse as parse_apk  # noqa: E402  (the independent apk reader)
 
