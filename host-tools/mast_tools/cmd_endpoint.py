@@ -3,6 +3,7 @@
 import json
 import sys
 
+from mast_tools.argtypes import add_duration
 from mast_tools.errors import CommandError
 from mast_tools.output import emit
 
@@ -26,20 +27,10 @@ The file format and the commands: docs/RUNTIME.md. Under MicroPython the same pr
 """
 
 
-def _seconds(text):
-    value = float(text)
-    if not value > 0:
-        raise ValueError(text)
-    return value
-
-
-_seconds.__name__ = "seconds"
-
-
 def argparse_endpoint(p):
     p.epilog = EXAMPLE
     p.add_argument("--config", required=True, metavar="FILE.json", help="the endpoint file")
-    p.add_argument("--duration", type=_seconds, metavar="S", help="stop after S seconds")
+    add_duration(p)
     p.add_argument("--no-stdin", action="store_true",
                    help="do not read commands from stdin (and run on at its end)")
 

@@ -4,6 +4,7 @@ import json
 import threading
 import time
 
+from mast_tools.argtypes import add_duration
 from mast_tools.errors import CommandError
 from mast_tools.output import emit, log, progress
 
@@ -26,22 +27,12 @@ Runs until Ctrl-C, --duration, or the end of the scenario, then prints the count
 """
 
 
-def _seconds(text):
-    value = float(text)
-    if not value > 0:
-        raise ValueError(text)
-    return value
-
-
-_seconds.__name__ = "seconds"  # argparse names the type in its error message
-
-
 def argparse_linkemu(p):
     p.epilog = EXAMPLE
     p.add_argument("--link", action="append", required=True, metavar="NAME=HOST:PORT[,KEY=VALUE]",
                    help="an emulated uplink (repeat for each)")
     p.add_argument("--scenario", metavar="FILE.json", help="a timeline of changes to apply")
-    p.add_argument("--duration", type=_seconds, metavar="S", help="stop after S seconds")
+    add_duration(p)
     p.add_argument("--seed", type=int, help="seed for loss and jitter, to repeat a run exactly")
 
 

@@ -4,6 +4,7 @@ mastd can host the same server (`mastd --presence-config FILE`)."""
 
 import sys
 
+from mast_tools.argtypes import add_duration
 from mast_tools.errors import CommandError
 from mast_tools.output import emit
 
@@ -23,22 +24,12 @@ stdin: {"op": "status"}, {"op": "quit"}; end of input ends it (--no-stdin: run o
 With --json the lines go to stderr and stdout gets the final status as one document."""
 
 
-def _seconds(text):
-    value = float(text)
-    if not value > 0:
-        raise ValueError(text)
-    return value
-
-
-_seconds.__name__ = "seconds"
-
-
 def argparse_presence(p):
     p.epilog = EXAMPLE
     p.add_argument("--listen", metavar="ADDR:PORT",
                    help="address and port to serve on (default: the file's listen, else 0.0.0.0:6279)")
     p.add_argument("--config", required=True, metavar="FILE.json", help="the names served and their keys")
-    p.add_argument("--duration", type=_seconds, metavar="S", help="stop after S seconds")
+    add_duration(p)
     p.add_argument("--no-stdin", action="store_true",
                    help="do not read commands from stdin (and run on at its end)")
 

@@ -35,6 +35,15 @@ def test_unknown_subcommand_is_a_usage_error_with_exit_2():
     assert "invalid choice: 'frobnicate'" in r.stderr and r.stdout == ""
 
 
+@pytest.mark.parametrize("cmd", [["endpoint", "--config", "x.json"], ["presence", "--config", "x.json"],
+                                 ["linkemu", "--link", "eth=127.0.0.2:0"]])
+@pytest.mark.parametrize("value", ["0", "-1", "soon"])
+def test_a_duration_that_is_not_a_positive_number_is_a_usage_error(cmd, value):
+    r = mast(*(cmd + ["--duration", value]))
+    assert r.returncode == 2 and r.stdout == ""
+    assert "argument --duration: invalid seconds value: '%s'" % value in r.stderr
+
+
 def test_a_command_error_is_one_line_mast_what_hint_with_exit_1():
     r = mast("linkemu", "--link", "eth=127.0.0.2:0,delay=soon")
     assert r.returncode == 1

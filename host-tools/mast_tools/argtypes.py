@@ -1,0 +1,15 @@
+"""Argument types that several `mast` subcommands share (argparse names a type's __name__ in
+its error message: `argument --duration: invalid seconds value: '0'`)."""
+
+
+def seconds(text):
+    """A duration in seconds, more than zero (ValueError otherwise)."""
+    value = float(text)
+    if not value > 0:
+        raise ValueError(text)
+    return value
+
+
+def add_duration(p):
+    """--duration S: how long the command runs (None: until Ctrl-C or its own end)."""
+    p.add_argument("--duration", type=seconds, metavar="S", help="stop after S seconds")
