@@ -439,6 +439,17 @@ def _write_pieces(obj, raw):
     return ok
 
 
+def _duration_ms(text):
+    """--duration's seconds (more than zero, at most 1e9: as mast endpoint takes them) in ms."""
+    try:
+        s = float(text)
+    except ValueError:
+        s = 0.0
+    if not 0 < s <= 1e9:  # (nan and inf too)
+        raise ValueError("--duration %s: give the seconds to run, a number above 0" % text)
+    return int(s * 1000)
+
+
 def main(argv, out=None):
     """Run an endpoint process; returns the exit status. A bad file raises FileError
     (the CLI turns it into `mast: ...`); main_cli prints it."""
@@ -450,7 +461,7 @@ def main(argv, out=None):
     while i < len(argv):
         a = argv[i]
         if a == "--duration" and i + 1 < len(argv):
-            duration = int(float(argv[i + 1]) * 1000)
+            duration = _duration_ms(argv[i + 1])
             i += 1
         elif a == "--no-stdin":
             use_stdin = False

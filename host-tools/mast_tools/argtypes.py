@@ -2,10 +2,13 @@
 its error message: `argument --duration: invalid seconds value: '0'`)."""
 
 
+MAX_SECONDS = 1e9  # about 31 years: anything longer (inf, nan) is a mistake, not a duration
+
+
 def seconds(text):
-    """A duration in seconds, more than zero (ValueError otherwise)."""
+    """A duration in seconds, more than zero and at most MAX_SECONDS (ValueError otherwise)."""
     value = float(text)
-    if not value > 0:
+    if not 0 < value <= MAX_SECONDS:
         raise ValueError(text)
     return value
 

@@ -37,7 +37,7 @@ def test_unknown_subcommand_is_a_usage_error_with_exit_2():
 
 @pytest.mark.parametrize("cmd", [["endpoint", "--config", "x.json"], ["presence", "--config", "x.json"],
                                  ["linkemu", "--link", "eth=127.0.0.2:0"]])
-@pytest.mark.parametrize("value", ["0", "-1", "soon"])
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "inf", "nan"])
 def test_a_duration_that_is_not_a_positive_number_is_a_usage_error(cmd, value):
     r = mast(*(cmd + ["--duration", value]))
     assert r.returncode == 2 and r.stdout == ""

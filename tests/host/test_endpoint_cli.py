@@ -198,3 +198,32 @@ def test_a_command_line_over_8_kb_is_refused_once_and_the_next_line_runs(tmp_pat
     assert replies[3:] == [{"reply": "quit"}] or [r["reply"] for r in replies[3:]] == ["quit"], replies
     assert [x for x in out if x.get("event") == "stopped"], out  # ended by the quit, not by EOF
     assert p.returncode == 0, p.stderr.decode()[-2000:]
+
+
+@pytest.mark.parametrize("runtime", ["cpython", "micropython"])
+def test_the_endpoint_process_takes_a_positive_duration_and_refuses_any_other(tmp_path, runtime):
+    # its own --duration (docs/RUNTIME.md), read as `mast endpoint` reads it (argtypes.seconds):
+    # seconds above 0; 0, a negative, a word, inf and nan are one `mast:` line and exit 1
+    from mast_tools.board_process import board_command
+    from mast_tools.netutil import free_udp_port
+
+    port = free_udp_port(("127.0.0.33",))
+    path = write(tmp_path, server_doc(uplinks={"wan": {"bind": "127.0.0.33:%d" % port}}))
+    for value in ("0", "-1", "soon", "inf", "nan"):
+        try:
+            cmd = board_command(path, str(tmp_path / "mpy"), prefer=runtime,
+                                extra=("--no-stdin", "--duration", value))
+        except RuntimeError as e:
+            pytest.skip(str(e))
+        p = subprocess.run(cmd.argv, env=cmd.env, cwd=str(tmp_path), capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 1 and p.stdout == "", (value, p.stdout, p.stderr)
+        assert p.stderr == ("mast: --duration %s: give the seconds to run, a number above 0; "
+                            "see docs/RUNTIME.md\n" % value), p.stderr
+    cmd = board_command(path, str(tmp_path / "mpy"), prefer=runtime, extra=("--no-stdin", "--duration", "0.3"))
+    t0 = time.monotonic()
+    p = subprocess.run(cmd.argv, env=cmd.env, cwd=str(tmp_path), capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    stopped = [json.loads(x) for x in p.stdout.splitlines() if '"stopped"' in x]
+    assert stopped and stopped[-1].get("reason") == "duration", p.stdout[-2000:]
+    assert 0.3 <= time.monotonic() - t0 < 30
