@@ -28,6 +28,7 @@ from mast.endpoint import Endpoint
 REAL = ("127.0.0.9", 7100)
 BATCH = 64  # datagrams between syncs: well inside a default receive buffer (~1 KB each)
 KINDS = ("offpath_init", "insider_init", "forged_cookie", "stale_cookie")
+STAMP_AGE_MS = 1000  # how old a forged cookie's stamp is made (fresh: COOKIE_LIFE is 60 s)
 
 
 def _init_body(b, name, r):
@@ -127,8 +128,12 @@ def run_flood(space, workdir, runtime="cpython", n_each=2000, mpy_dir=None, heap
                 elif kind == "insider_init":
                     pkt = b.seal(k_hs, fuzzgen.INIT, 0, 0, _init_body(b, "fzhs", r))
                 else:
-                    if kind == "forged_cookie":  # the target's clock, as of the INIT-ACK
-                        stamp = (fresh_stamp[0] + int((time.monotonic() - stamp_t) * 1000)) & 0xFFFFFFFF
+                    if kind == "forged_cookie":  # the target's clock, as of the INIT-ACK,
+                        # less STAMP_AGE_MS: the target reads its clock once for a batch of
+                        # datagrams, so a stamp of "now" can be a ms ahead of it, which is a
+                        # stale stamp (its age wraps past COOKIE_LIFE), not a forged one
+                        age = int((time.monotonic() - stamp_t) * 1000) - STAMP_AGE_MS
+                        stamp = (fresh_stamp[0] + age) & 0xFFFFFFFF
                     else:
                         stamp = (fresh_stamp[0] + 0x40000000 + r.below(1 << 31)) & 0xFFFFFFFF
                     body = struct.pack(">I", stamp) + r.bytes(16) + _init_body(b, "fzhs", r)
