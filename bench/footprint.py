@@ -626,14 +626,16 @@ def fwsim_steps(board_json):
             "import fwsim\nfwsim.result()"]
 
 
-def build_fwsim(out, fw_dir, select):
-    """The .mpy a unix-sim board gets from fw_dir (select: flash's selection, else every
-    module), plus fwsim.mpy, in out."""
-    import json as _json
+def build_fwsim(fw_dir, select, workdir, prefix="fwsim-"):
+    """A fresh folder in workdir with the .mpy a unix-sim board gets from fw_dir (select:
+    flash's selection, else every module), plus fwsim.mpy: (that folder, the unix-sim
+    definition's text, for FWSIM's setup)."""
     from mast_tools import flashplan
 
+    out = tempfile.mkdtemp(prefix=prefix, dir=workdir)
     with open(os.path.join(benchdoc.ROOT, "boards", "unix-sim.json")) as f:
-        bd = _json.load(f)
+        text = f.read()
+    bd = json.loads(text)
     for dest, src, compiled in flashplan.select_firmware_files(fw_dir, bd if select else None):
         if not compiled:
             continue
@@ -648,6 +650,15 @@ def build_fwsim(out, fw_dir, select):
     subprocess.run([MPY_CROSS, "-s", "fwsim.py", "-o", os.path.join(out, "fwsim.mpy"), src],
                    check=True, timeout=60, capture_output=True)
     shutil.rmtree(out + "-src")
+    return out, text
+
+
+def mp32_node():
+    """(node, None) when the 32-bit build can run, else (None, why not): tests/mpy_core.py's."""
+    sys.path.insert(0, os.path.join(benchdoc.ROOT, "tests"))
+    import mpy_core
+
+    return mpy_core.mp32_node()
 
 
 def run_unix(out, steps, workdir):
@@ -669,19 +680,14 @@ def run_wasm(node, out, steps):
 def live_heaps(fw_dir, select, workdir):
     """{"64": bytes, "32": bytes or None, "why32": ...}: the live heap of the whole firmware
     after the demo, on each build."""
-    sys.path.insert(0, os.path.join(benchdoc.ROOT, "tests"))
-    import mpy_core
-
-    out = tempfile.mkdtemp(prefix="fwsim-", dir=workdir)
-    build_fwsim(out, fw_dir, select)
-    with open(os.path.join(benchdoc.ROOT, "boards", "unix-sim.json")) as f:
-        steps = fwsim_steps(f.read())
+    out, bd = build_fwsim(fw_dir, select, workdir)
+    steps = fwsim_steps(bd)
     # what the stand-ins cost by themselves (fwsim imported, its socket and select in place)
     own = ["import gc\ngc.collect()", "import gc\n_a = gc.mem_alloc()\nimport fwsim\ngc.collect()",
            "import gc, json\nprint('RESULT ' + json.dumps({'live': gc.mem_alloc() - _a, 'delivered': 0}))"]
     res = {"64": _result(run_unix(out, steps, workdir), "64-bit")}
     res["64"]["fwsim"] = _result(run_unix(out, own, workdir), "64-bit, the stand-ins alone")["live"]
-    node, why = mpy_core.mp32_node()
+    node, why = mp32_node()
     if node is None:
         res["32"], res["why32"] = None, why
         return res
@@ -744,13 +750,8 @@ def module_heaps(fw_dir, workdir):
     """[(module, .mpy bytes, {"64": (heap, of it names' tables), "32": ... or None})], why32:
     the heap each module a unix-sim board keeps loaded after the demo takes when imported, on
     both builds (each import after the modules it imports, a collection before and after)."""
-    sys.path.insert(0, os.path.join(benchdoc.ROOT, "tests"))
-    import mpy_core
-
-    out = tempfile.mkdtemp(prefix="fwsim-mods-", dir=workdir)
-    build_fwsim(out, fw_dir, True)
-    with open(os.path.join(benchdoc.ROOT, "boards", "unix-sim.json")) as f:
-        steps = fwsim_steps(f.read())[:2]
+    out, bd = build_fwsim(fw_dir, True, workdir, "fwsim-mods-")
+    steps = fwsim_steps(bd)[:2]
     p = run_unix(out, steps + ["import sys\nprint('MODULES ' + ' '.join(sorted(sys.modules)))"], workdir)
     mods = [line.split()[1:] for line in p.stdout.splitlines() if line.startswith("MODULES ")]
     if not mods:
@@ -794,7 +795,7 @@ def module_heaps(fw_dir, workdir):
         return res
 
     h64 = parse(run_unix(out, st, workdir), "64-bit")
-    node, why = mpy_core.mp32_node()
+    node, why = mp32_node()
     h32 = parse(run_wasm(node, out, st), "32-bit") if node is not None else None
     rows = [(m, os.path.getsize(mpy_file(m)), {"64": h64[m], "32": h32[m] if h32 else None})
             for m in order]
@@ -812,17 +813,12 @@ def loop_allocs(fw_dir, workdir):
     """({clock label: figures}, None) of the board's loop on the 32-bit build, with the clock
     started near 1 s and past 2**30 ms (where a 32-bit board's clock is a heap object);
     (None, why) without that build."""
-    sys.path.insert(0, os.path.join(benchdoc.ROOT, "tests"))
-    import mpy_core
     import test_board_footprint as F
 
-    node, why = mpy_core.mp32_node()
+    node, why = mp32_node()
     if node is None:
         return None, why
-    out = tempfile.mkdtemp(prefix="fwsim-loop-", dir=workdir)
-    build_fwsim(out, fw_dir, True)
-    with open(os.path.join(benchdoc.ROOT, "boards", "unix-sim.json")) as f:
-        bd = f.read()
+    out, bd = build_fwsim(fw_dir, True, workdir, "fwsim-loop-")
     res = {}
     for label, t0 in LOOP_CLOCKS:
         steps = ["import fwsim\nfwsim.setup(%r, %r, %r, %d)\nfwsim.run(3000)" % (bd, F.PSK, F.APP, t0),

@@ -301,8 +301,6 @@ def _nonblock(fd):
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
 
 
-
-
 def heap_bytes(heapsize):
     """micropython's -X heapsize value in bytes: digits, then "w" (sized for 32-bit words: twice
     that on this 64-bit port), then K or M ("192K", "1M", "96wK", "200000"); ValueError
