@@ -31,6 +31,9 @@ on a 32-bit MicroPython beside the 64-bit one.
   carries the demo's traffic and console ops in steps, then the peer is dropped and the live heap
   read after a collection (bench/alloc.py's method). The same steps on the 64-bit unix port give
   the figure beside it; the smallest 64-bit heap times their ratio estimates a 32-bit board's.
+  Then the board's data is let go of part by part (the association, the receive reserve, the
+  uplinks, the configuration, ...; PARTS), the live heap read before and after each: what is
+  left is code and names.
 - Where the heap goes: each module a unix-sim board keeps loaded after the demo, imported alone
   after the modules it imports, on both builds: its heap and the part the tables of names took.
 - The board's loop past 2**30 ms (32-bit): the same FWSIM board, its clock started near 1 s and
@@ -596,6 +599,7 @@ def op(text):
 def drop_peer():
     _S.pop("peer", None)
     _S["to_peer"] = []
+    _S["lines"] = []  # (what the board wrote, kept for op()'s check: this harness's, not the board's)
     gc.collect()
 
 
@@ -605,6 +609,45 @@ def result():
 
     micropython.qstr_info()  # "qstr pool: n_pool=6, n_qstr=1050, ...": the names interned so far
     print("RESULT " + json.dumps({"live": gc.mem_alloc(), "delivered": _S["delivered"]}))
+
+
+def _drop(obj, names):
+    for n in names:
+        if not hasattr(obj, n):  # (a renamed attribute would otherwise count as nothing)
+            raise RuntimeError("fwsim: the firmware has no %%s" %% n)
+        setattr(obj, n, None)
+
+
+def part(i):
+    # the live heap now (after a collection: on the wasm build, at the start of its own
+    # runPython call), then let go of the board's data part i (PARTS, in bench/footprint.py)
+    import json
+
+    gc.collect()
+    at = _S.setdefault("at", [])
+    at.append(gc.mem_alloc())
+    b = _S["board"]
+    if i == 0:
+        _drop(b.ep, ("assocs", "by_peer", "_heap", "_dirty", "_due", "_init_macs", "_last_stamp",
+                     "_connect_addrs", "events", "out"))
+    elif i == 1:
+        _drop(b, ("reserve",))
+        _drop(b.rt, ("_reserve",))
+    elif i == 2:
+        _drop(b, ("managers",))
+        _drop(b.rt, ("_handlers", "uplinks", "_poll", "_ipoll", "_text", "_addrs"))
+        _drop(b.ep, ("uplinks", "_addrs"))
+    elif i == 3:
+        _drop(b, ("candidate", "committed", "running", "checked"))
+        _drop(b.ep, ("cfg",))
+    elif i == 4:
+        _drop(b, ("bd",))
+    elif i == 5:
+        _drop(b, ("app",))
+    elif i == 6:
+        _S["board"] = None
+    else:
+        print("PARTS " + json.dumps(at))
 """ % {"port": FWSIM_PORT}
 
 
@@ -677,22 +720,44 @@ def run_wasm(node, out, steps):
                           capture_output=True, text=True, timeout=300, cwd=benchdoc.ROOT)
 
 
-def live_heaps(fw_dir, select, workdir):
+# The board's data after the demo, let go of part by part (FWSIM part(i)), in this order; what is
+# left after the last is code and names (and the stand-ins)
+PARTS = ("the association (its paths, keys, replay window and timers; the endpoint's events)",
+         "the receive reserve (runtime.driver's block of a datagram and one byte more)",
+         "the uplinks: sockets, poll, the runtime's and the core's uplink records, the uplink managers",
+         "the configuration: as set (candidate, committed and running, one object) and as checked "
+         "(the endpoint's, defaults filled in)",
+         "the board definition (board.json)",
+         "the app's objects (the hook and the demo app's state)",
+         "the board, runtime and endpoint objects (the console, counters, the last log lines, the "
+         "cookie secret)")
+
+
+def live_heaps(fw_dir, select, workdir, parts=False):
     """{"64": bytes, "32": bytes or None, "why32": ...}: the live heap of the whole firmware
-    after the demo, on each build."""
+    after the demo, on each build; with parts, each build's "parts" too: [live before part 0 is
+    let go, before part 1, ..., after the last] (PARTS)."""
     out, bd = build_fwsim(fw_dir, select, workdir)
     steps = fwsim_steps(bd)
+    if parts:
+        steps += ["import fwsim\nfwsim.part(%d)" % i for i in range(len(PARTS) + 1)]
     # what the stand-ins cost by themselves (fwsim imported, its socket and select in place)
     own = ["import gc\ngc.collect()", "import gc\n_a = gc.mem_alloc()\nimport fwsim\ngc.collect()",
            "import gc, json\nprint('RESULT ' + json.dumps({'live': gc.mem_alloc() - _a, 'delivered': 0}))"]
-    res = {"64": _result(run_unix(out, steps, workdir), "64-bit")}
-    res["64"]["fwsim"] = _result(run_unix(out, own, workdir), "64-bit, the stand-ins alone")["live"]
+    def demo(run, what):
+        p = run(steps)
+        r = _result(p, what)
+        if parts and len(r.get("parts") or ()) != len(PARTS) + 1:
+            raise RuntimeError("%s: no figure for each part of the data: %s" % (what, p.stderr[-1500:]))
+        r["fwsim"] = _result(run(own), what + ", the stand-ins alone")["live"]
+        return r
+
+    res = {"64": demo(lambda st: run_unix(out, st, workdir), "64-bit")}
     node, why = mp32_node()
     if node is None:
         res["32"], res["why32"] = None, why
         return res
-    res["32"] = _result(run_wasm(node, out, steps), "32-bit")
-    res["32"]["fwsim"] = _result(run_wasm(node, out, own), "32-bit, the stand-ins alone")["live"]
+    res["32"] = demo(lambda st: run_wasm(node, out, st), "32-bit")
     return res
 
 
@@ -839,12 +904,16 @@ def loop_allocs(fw_dir, workdir):
 
 def _result(p, what):
     names = None
-    for line in p.stdout.splitlines():
+    lines = p.stdout.splitlines()
+    for line in lines:
         if line.startswith("qstr pool:"):  # (FWSIM result(): MicroPython's table of names)
             names = int(line.split("n_qstr=")[1].split(",")[0])
         if line.startswith("RESULT "):
             r = json.loads(line[7:])
             r["names"] = names
+            for x in lines:  # (FWSIM part(): the live heap as the board's data went, part by part)
+                if x.startswith("PARTS "):
+                    r["parts"] = json.loads(x[6:])
             log("  %s: %d B live, %d DATA delivered" % (what, r["live"], r["delivered"]))
             return r
     raise RuntimeError("%s: no result (exit %s): %s %s" % (what, p.returncode, p.stdout[-600:], p.stderr[-1500:]))
@@ -860,6 +929,20 @@ def fit(xs, ys):
 
 def _on_term(signum, frame):
     raise SystemExit(128 + signum)  # so the finally clauses remove what this run made
+
+
+ESP32_HEAP = 111936  # MicroPython's heap on an ESP32 without PSRAM, once grown (PR #13219)
+
+
+def esp32_room(need):
+    """What an ESP32 without PSRAM has for an estimated need of `need` bytes of heap: room only
+    with a tenth to spare, since the estimate is a ratio's and the app has data of its own."""
+    if need <= ESP32_HEAP * 9 // 10:
+        return "has room"
+    if need <= ESP32_HEAP:
+        return "has barely that (%d B of its %d B: no margin for the estimate's error or an " \
+               "app's own data)" % (need, ESP32_HEAP)
+    return "does not have it"
 
 
 def flashed_sizes(sizes_by_path):
@@ -915,7 +998,7 @@ def main(argv=None):
         now_label = "the checkout (%s%s)" % (head, ", with uncommitted changes" if dirty else "")
         gc_fw = patched_firmware(os.path.join(work, "gc"), GC_THRESHOLD)
         log("live heap of the whole firmware after the demo, 32-bit and 64-bit:")
-        live_now = live_heaps(FIRMWARE, True, work)
+        live_now = live_heaps(FIRMWARE, True, work, parts=True)
         live_base = live_heaps(base_fw, False, work)
         log("the board's loop on 32-bit, near 1 s and past 2^30 ms:")
         loops, loops_why = loop_allocs(FIRMWARE, work)
@@ -1022,7 +1105,8 @@ def main(argv=None):
     lines += ["", "### Live heap of the whole firmware in the demo: 32-bit and 64-bit", "",
               "The same firmware in one interpreter with a MAST peer on an in-memory network "
               "(bench/footprint.py FWSIM), the demo's traffic (2 s, then the console's ops, the eth "
-              "uplink down for 2 s and up again for 2 s), then the peer dropped: `gc.mem_alloc()` "
+              "uplink down for 2 s and up again for 2 s), then the peer dropped, and the lines the "
+              "board wrote that FWSIM kept: `gc.mem_alloc()` "
               "after a collection, less what the stand-ins cost alone. 32-bit: the wasm32 build of "
               "tests/mp32 (4-byte words, 31-bit small ints, as an ESP32 or RP2040); 64-bit: the unix "
               "port.", "",
@@ -1032,6 +1116,23 @@ def main(argv=None):
                                                  "%.2f" % (a32 / float(a64)) if a32 else "–"))
     if n32 is None:
         lines += ["", "No 32-bit figures: %s." % live_now.get("why32")]
+    lines += ["", "What that live heap holds: the board's data let go of part by part (FWSIM part()), a "
+              "collection and `gc.mem_alloc()` before and after each; what is left after the last part is "
+              "code and names.", "",
+              "| part | 64-bit (bytes) | 32-bit (bytes) |", "|---|---|---|"]
+    pl = {}
+    for bits in ("64", "32"):
+        x = live_now.get(bits)
+        if x is not None:
+            at = x["parts"]
+            pl[bits] = [at[i] - at[i + 1] for i in range(len(PARTS))] + [at[-1] - x["fwsim"]]
+    data = dict((bits, sum(v[:-1])) for bits, v in pl.items())
+    for i, label in enumerate(PARTS + ("code and names: the modules still loaded (the 24 below, the demo's "
+                                       "app.py), the names the console's ops left",)):
+        lines.append("| %s | %d | %s |" % (label, pl["64"][i], pl["32"][i] if "32" in pl else "–"))
+    lines.append("| **the board's data** | **%d** (%d%%) | %s |" % (
+        data["64"], round(100.0 * data["64"] / sum(pl["64"])),
+        "**%d** (%d%%)" % (data["32"], round(100.0 * data["32"] / sum(pl["32"]))) if "32" in pl else "–"))
     names = live_now["64"].get("names")
     if names:
         room = next(n for n in NAME_TABLES if n >= names)
@@ -1053,7 +1154,7 @@ def main(argv=None):
                   "(the smallest 64-bit heap, %dK, times the live-heap ratio %.2f): an ESP32 without "
                   "PSRAM (MicroPython's heap 64,000 B growing once to 111,936 B) %s; a Pico W "
                   "(about 190 KB) has room." % (est // 1024, k_now, ratio,
-                                                 "has room" if est <= 111936 else "does not have it")]
+                                                 esp32_room(est))]
     if k_now:
         lines += ["", "Smallest: **%dK** on the 64-bit port (before: %s; target %dK, aim %dK)." % (
             k_now, "%dK" % k_base if k_base else "none up to 320K", WHOLE_TARGET_K, WHOLE_AIM_K)]
@@ -1061,7 +1162,8 @@ def main(argv=None):
         core_rt = min(g["before"] for g in grid.values()) if grid else None
         lines += ["", "Why not %dK: the firmware holds about %d KB live at the end of the demo on "
                   "this port (%s), most of it code: a .mpy module's bytecode, functions and names "
-                  "stay in the heap while it is loaded. In a heap a step smaller, the console's ops "
+                  "stay in the heap while it is loaded (the board's data is %d KB of the live heap "
+                  "above). In a heap a step smaller, the console's ops "
                   "under traffic (get, set, commit and apply load the configuration's schema for a "
                   "moment) need more, in blocks in one piece, than a heap the traffic has fragmented "
                   "has left (in brackets above: what stopped the demo). "
@@ -1070,7 +1172,7 @@ def main(argv=None):
                       WHOLE_TARGET_K, min(ends) // 1024,
                       "the endpoint process, the core and the runtime with its own line protocol, "
                       "holds %d KB before its first association (above)" % (core_rt // 1024)
-                      if core_rt else "most of it the core and the runtime")]
+                      if core_rt else "most of it the core and the runtime", data["64"] // 1024)]
     k_rom = found["romfs"][1]
     rom_runs = [r for h in found["romfs"][2] for r in found["romfs"][2][h] if r]
     r64 = n32 / float(n64) if n32 and n64 else None
@@ -1087,7 +1189,7 @@ def main(argv=None):
                       "upper estimate, since what leaves the heap is bytecode, the same size on both "
                       "word sizes; the wasm32 build has no VfsRom to measure it): an ESP32 without "
                       "PSRAM (111,936 B) %s." % (est_rom // 1024, k_rom, r64,
-                                                 "has room" if est_rom <= 111936 else "does not have it")
+                                                 esp32_room(est_rom))
                       if est_rom else "")]
         items.append({"what": "whole firmware from a ROMFS image runs the demo in -X heapsize (64-bit, "
                       "the image apart: HARDWARE.md's remedy)", "target": "(reported)",
@@ -1117,9 +1219,8 @@ def main(argv=None):
         lines += ["", "No 32-bit figures: %s." % mods_why]
     if n64:
         lines += ["", "Of the live heap after the demo (above), the modules' code and names are "
-                  "%d%% on 64-bit%s; the rest is data (the association and its paths, the "
-                  "runtime's sockets and its receive reserve, the configuration, the uplink "
-                  "managers, the app) and the names that the ops' modules left behind." % (
+                  "%d%% on 64-bit%s; the rest is the board's data (above, part by part), the demo's "
+                  "app.py and the names that the ops' modules left behind." % (
                       round(100.0 * code64 / n64),
                       " and %d%% on 32-bit" % round(100.0 * code32 / n32) if w32 and n32 else "")]
     items.append({"what": "the modules a board keeps loaded (code and names), 64-bit and 32-bit",
