@@ -16,7 +16,7 @@
 # checks each request line, is imported for the line and forgotten before the op
 # runs, so that its code takes no heap the rest of the time.
 
-from .compat import dumps, unload
+from .compat import dumps, loads, unload
 
 LINE_MAX = 2048  # bytes in a request line, newline excluded
 _CTRL_C = 3
@@ -111,7 +111,7 @@ class Console:
             return _error(getattr(e, "rid", rid), str(e) or type(e).__name__)
         except MemoryError:
             self.errors += 1
-            return _error(rid, "out of memory")
+            return _error(_id_of(line) if rid is None else rid, "out of memory")
         except Exception as e:  # a bug: report it, never crash the board
             self.errors += 1
             return _error(rid, "internal error: %s: %s" % (type(e).__name__, e))
@@ -148,3 +148,15 @@ class Console:
 
 def _error(rid, msg):
     return {"id": rid, "ok": False, "error": msg}
+
+
+def _id_of(line):
+    """The id of a request line whose checks (request.py) ran out of memory, or None: read
+    here, with no more than a JSON parse, so that the host's wait for that id ends with the
+    error (with a null id it waits in vain). An id as request.py takes it: an integer, or text
+    of at most 64 characters."""
+    try:
+        rid = loads(line).get("id")
+    except Exception:  # (not JSON, not an object, or no heap for even this)
+        return None
+    return rid if type(rid) is int or (type(rid) is str and len(rid) <= 64) else None

@@ -33,6 +33,7 @@ from .console import Console, OpError  # noqa: F401  (OpError: for callers of ma
 from .hw import Hardware
 
 STABLE_MS = 30000  # a boot that has run this long is not part of a boot loop
+STABLE_RETRY_MS = 1000  # no heap to record it then (MemoryError): try again this much later
 CRASH_LIMIT = 3  # boots in a row that crashed or hung -> maintenance
 IDLE_MS = 1000
 RECENT = 8  # lines kept for the console's `logs` (each at most LINE_KEEP chars): the logs,
@@ -41,6 +42,7 @@ RECENT = 8  # lines kept for the console's `logs` (each at most LINE_KEEP chars)
 LINE_KEEP = 160
 RX_RESERVE = 2049  # runtime.driver._RX_BUF: a datagram of 2,048 bytes and one more (too long)
 CRASH_FILE = "mast.crash"  # the last crash, written before the reset that follows it
+CRASH_NO_MEMORY = '{"log": "crash", "error": "MemoryError: (no memory left to say more)"}'
 GC_THRESHOLD = 0  # gc.threshold() for the running board, in bytes; 0: MicroPython's default
 # (collect when the heap is full). Collecting earlier was measured to make no difference
 # to the smallest heap the board runs in (bench/footprint.py), so the default stays.
@@ -133,6 +135,7 @@ class Board:
         self.pending = None  # reboot after the reply has gone out: why
         self.boots = 0
         self.stable = False
+        self.stable_try = STABLE_MS  # the uptime at which to record that the boot is stable
         self.t0 = self.now()
         self.excl = None  # exclusive routing (exclusive.py), on boards that need it
         self.connect_pending = False  # associations to open when an uplink comes up
@@ -292,9 +295,14 @@ class Board:
             self._pump(now)
         if self.app is not None:
             self.app.tick(now)
-        if not self.stable and self.mode == "normal" and now - self.t0 >= STABLE_MS:
-            self.stable = True
-            self._once("consoleops", "stable")
+        if not self.stable and self.mode == "normal" and now - self.t0 >= self.stable_try:
+            try:
+                self._once("consoleops", "stable")
+                self.stable = True
+            except MemoryError:
+                # bookkeeping, not a crash: a crash reboots, and three boots in a row that never
+                # record this one end in maintenance; no heap for its code now, so try again soon
+                self.stable_try = now - self.t0 + STABLE_RETRY_MS
         if self.pending:
             self.do_pending()
 
@@ -474,15 +482,21 @@ def run(board=None):
             if b.rt is not None:
                 b.rt.shutdown()
     except Exception as e:  # a crash: log it and reboot; CRASH_LIMIT in a row -> maintenance
-        line = dumps({"log": "crash", "error": "%s: %s" % (type(e).__name__, e),
-                      "traceback": _crash_text(e)})
-        if b is not None:
-            b.write(line)
-            try:  # kept for the console's `logs` after the reboot
-                b.files.write(CRASH_FILE, line[:2048].encode())
-            except Exception:
-                pass
-        else:
-            print(line)
+        try:
+            try:
+                line = dumps({"log": "crash", "error": "%s: %s" % (type(e).__name__, e),
+                              "traceback": _crash_text(e)})
+            except MemoryError:  # no heap left to describe it: a line that needs none
+                line = CRASH_NO_MEMORY
+            if b is not None:
+                b.write(line)
+                try:  # kept for the console's `logs` after the reboot
+                    b.files.write(CRASH_FILE, line[:2048].encode())
+                except Exception:
+                    pass
+            else:
+                print(line)
+        except Exception:  # not even that: the reset matters more (else the firmware would
+            pass  # leave for the REPL, and a board without a watchdog would stay there)
         sleep_ms(1000)
         (b.hw if b is not None else Hardware()).reset()

@@ -10,7 +10,7 @@ from fake_machine import FakeMachine, FakeReset
 from fake_files import FakeFiles
 from board.hw import Hardware
 from board import main as board_main
-from board.main import Board, STABLE_MS, CRASH_LIMIT
+from board.main import Board, STABLE_MS, STABLE_RETRY_MS, CRASH_LIMIT
 from board.store import MAINT, BOOTS, CONFIG
 
 PORT = 47611
@@ -112,6 +112,38 @@ def test_a_stable_run_resets_the_boot_loop_counter():
     b.step(STABLE_MS)
     shutdown(b)
     assert f.data[BOOTS] == b"0" and b.stable
+
+
+class NoHeapOnce(FakeFiles):
+    """A board's files where the next write of `fail` (set by the test) raises MemoryError,
+    as a board near the end of its heap does (seen at -X heapsize=152K: the stable boot's
+    record, 30 s into a boot, crashed the board, and three such boots end in maintenance)."""
+
+    def __init__(self, data):
+        FakeFiles.__init__(self, data)
+        self.fail = None
+
+    def write(self, name, data):
+        if name == self.fail:
+            self.fail = None
+            raise MemoryError("memory allocation failed, allocating 272 bytes")
+        FakeFiles.write(self, name, data)
+
+
+def test_no_heap_to_record_a_stable_boot_is_no_crash_and_it_is_tried_again():
+    f = NoHeapOnce(files_with({BOOTS: b"2"}).data)
+    b, m, out, clock = new_board(f)
+    b.boot()
+    assert f.data[BOOTS] == b"3"
+    f.fail = BOOTS + ".tmp"
+    b.step(STABLE_MS)  # (no heap for it: before, a crash and a reset)
+    assert f.fail is None and f.data[BOOTS] == b"3" and not b.stable
+    b.step(STABLE_MS + STABLE_RETRY_MS - 1)
+    assert f.data[BOOTS] == b"3" and not b.stable
+    b.step(STABLE_MS + STABLE_RETRY_MS)
+    shutdown(b)
+    assert f.data[BOOTS] == b"0" and b.stable and m.resets == 0
+    assert not [x for x in out if '"crash"' in x]
 
 
 def test_maintenance_on_persists_the_flag_replies_then_reboots():
@@ -265,6 +297,48 @@ def test_a_crash_at_boot_is_logged_as_json_and_resets_the_board():
     assert "driver exploded" in crash["traceback"]
     assert f.data[BOOTS] == b"1"  # counted: three of these in a row -> maintenance
     assert len(m.wdts) == 1  # it crashed after the watchdog started: the reset is its job too
+
+
+def test_a_crash_with_no_heap_left_to_describe_it_still_resets_the_board():
+    # seen at -X heapsize=152K: the crash's own line raised MemoryError, which left run() for
+    # the REPL, where a board without a watchdog stays; now a line that needs no heap, and the
+    # reset whatever happens to the line
+    real = board_main.dumps
+
+    def dumps(obj):
+        if obj.get("log") == "crash":
+            raise MemoryError("memory allocation failed, allocating 536 bytes")
+        return real(obj)
+
+    board_main.dumps = dumps
+    try:
+        f = files_with()
+        m, out, reset = crash_at_boot(f)
+        assert reset and m.resets == 1
+        crash = json.loads(out[-1])
+        assert crash == {"log": "crash", "error": "MemoryError: (no memory left to say more)"}
+        assert json.loads(f.data["mast.crash"].decode()) == crash
+        # not even that line can be written: still the reset
+        b, m, out, clock = new_board(files_with())
+
+        def broken(cfg):
+            raise RuntimeError("driver exploded")
+
+        def write(line):
+            if '"crash"' in line:
+                raise MemoryError("memory allocation failed, allocating 16 bytes")
+            out.append(line)
+
+        b.start = broken
+        b.write = write
+        try:
+            board_main.run(b)
+            reset = False
+        except FakeReset:
+            reset = True
+        assert reset and m.resets == 1 and json.loads(out[-1])["log"] == "boot"
+    finally:
+        board_main.dumps = real
 
 
 def test_ctrl_c_on_the_console_leaves_the_firmware_for_the_repl():

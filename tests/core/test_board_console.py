@@ -254,6 +254,36 @@ def test_a_reply_with_no_room_to_be_written_is_an_error_reply_with_the_id():
     assert json.loads(out[-1])["ok"] is True
 
 
+class _NoHeapRequest:
+    """board.request as a board near the end of its heap meets it: its checks run out of
+    memory (seen at -X heapsize=152K: no room to load request.py)."""
+
+    @staticmethod
+    def parse(line):
+        raise MemoryError("memory allocation failed, allocating 296 bytes")
+
+
+def test_a_request_whose_checks_run_out_of_memory_is_answered_with_its_id():
+    # the reply had a null id, so the host, waiting for its request's id, never saw it and
+    # timed out; the id is read with a plain JSON parse, and only an id request.py takes
+    import sys
+
+    con, b, out = session()
+    for line, rid in ((b'{"id": 7, "op": "status"}', 7), (b'{"op": "get", "id": "x1"}', "x1"),
+                      (b'{"op": "hello"}', None), (b'{"id": [7], "op": "hello"}', None),
+                      (b'{"id": "' + b"y" * 65 + b'", "op": "hello"}', None), (b"[7]", None),
+                      (b"not json", None), (b"x" * (LINE_MAX + 1), None)):
+        sys.modules["board.request"] = _NoHeapRequest
+        try:
+            con.feed(line + b"\n")
+        finally:
+            sys.modules.pop("board.request", None)
+        assert json.loads(out[-1]) == {"id": rid, "ok": False, "error": "out of memory"}, line
+    assert b.calls == [] and con.errors == 8 and len(out) == 8
+    assert ask(con, out, '{"id": 8, "op": "hello"}') == {"id": 8, "ok": True,
+                                                        "result": {"firmware": "mast-board", "board": "stub"}}
+
+
 def test_lines_may_end_with_cr_lf_or_crlf_and_blank_lines_are_ignored():
     con, b, out = session()
     con.feed(b'{"id":1,"op":"hello"}\r{"id":2,"op":"hello"}\r\n\r\n\n{"id":3,"op":"hello"}\n')
