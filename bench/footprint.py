@@ -744,6 +744,7 @@ def live_heaps(fw_dir, select, workdir, parts=False):
     # what the stand-ins cost by themselves (fwsim imported, its socket and select in place)
     own = ["import gc\ngc.collect()", "import gc\n_a = gc.mem_alloc()\nimport fwsim\ngc.collect()",
            "import gc, json\nprint('RESULT ' + json.dumps({'live': gc.mem_alloc() - _a, 'delivered': 0}))"]
+
     def demo(run, what):
         p = run(steps)
         r = _result(p, what)
