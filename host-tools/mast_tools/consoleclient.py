@@ -22,6 +22,7 @@ import time
 from mast_tools.errors import CommandError
 
 REQUEST_TIMEOUT_S = 10.0
+LINE_MAX = 2048  # bytes in a request line the board's console takes (firmware/board/console.py)
 HELLO_TIMEOUT_S = 3.0
 BOOT_TIMEOUT_S = 30.0
 
@@ -342,11 +343,16 @@ class ConsoleClient:
     # requests
 
     def send(self, op, **fields):
-        """Send one request; returns its id."""
+        """Send one request; returns its id. CommandError, nothing sent, for a request longer
+        than the board's console takes (it would answer with a null id: no reply to wait for)."""
         rid = self.next_id
+        line = request(rid, op, **fields)
+        if len(line) - 1 > LINE_MAX:
+            raise CommandError("the %s request is %d bytes, and the board's console takes lines of "
+                               "at most %d" % (op, len(line) - 1, LINE_MAX), "give a shorter value")
         self.next_id += 1
         self.unanswered.add(rid)
-        self.write(request(rid, op, **fields))
+        self.write(line)
         return rid
 
     def replies_due(self):

@@ -143,6 +143,22 @@ def test_a_set_the_board_refuses_names_the_key(board):
     assert "A" * 43 not in r.stderr  # never echoes a secret
 
 
+def test_a_value_too_long_for_the_boards_console_is_refused_before_it_is_sent(board):
+    # the board answers such a line with a null id ("line longer than 2048 bytes"): the host
+    # waited 10 s for its own id, then said the board did not answer
+    from board.console import LINE_MAX
+    from mast_tools import consoleclient
+
+    assert consoleclient.LINE_MAX == LINE_MAX
+    before = cfg(board, "get", "--json").doc
+    addrs = json.dumps(["10.0.%d.%d" % (i // 250, i % 250) for i in range(200)])
+    r = cfg(board, "set", "peers.x.addresses", addrs, timeout=8)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.startswith("mast: the set request is 2") and r.stderr.rstrip().endswith(
+        "the board's console takes lines of at most 2048; give a shorter value"), r.stderr
+    assert cfg(board, "get", "--json").doc == before  # nothing was set
+
+
 def test_a_wrong_port_and_a_file_that_is_not_a_port(tmp_path):
     r = mast("config", "--port", "/dev/ttyUSB99", "get")
     assert r.returncode == 1
