@@ -202,9 +202,13 @@ def status_text(s, port=None):
 def _board_error(e, action):
     text = str(e)
     if text == "out of memory":
-        return CommandError("the board ran out of memory doing %s%s" % (
-            action, " (it restarts on its committed configuration)" if action == "apply" else ""),
-            "commit the change and restart the board instead: mast config commit, then mast reset")
+        if action == "apply":
+            return CommandError("the board ran out of memory doing apply (it restarts on its committed "
+                                "configuration)", "commit the change and restart the board instead: "
+                                "mast config commit, then mast reset")
+        return CommandError("the board ran out of memory doing %s" % action,
+                            "try again in a moment; if it keeps failing, the firmware needs more heap "
+                            "than this board has: docs/HARDWARE.md, \"Installing\" (ROMFS or a frozen build)")
     if action in ("validate", "commit", "apply"):
         return CommandError("the configuration is not valid: %s" % text,
                             "set or unset that key (mast config get shows it), then %s again" % action)

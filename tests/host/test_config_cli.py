@@ -221,6 +221,21 @@ def test_leaves_and_import_ops():
     assert unredact(want)["peers"]["a.example"]["psk"] == "A" * 43 + "="
 
 
+def test_the_board_out_of_memory_says_what_to_do_for_each_action():
+    # (every action said "commit the change and restart the board": apply's advice; for get or
+    # status there is no change, and a restart loses a set that was not committed)
+    from mast_tools.cmd_config import _board_error
+    from mast_tools.consoleclient import BoardError
+
+    for action in ("get", "status", "set", "unset", "validate", "commit"):
+        e = _board_error(BoardError("out of memory"), action)
+        assert e.what == "the board ran out of memory doing %s" % action
+        assert e.hint.startswith("try again in a moment; if it keeps failing, the firmware needs "
+                                 "more heap than this board has: docs/HARDWARE.md")
+    e = _board_error(BoardError("out of memory"), "apply")
+    assert e.hint == "commit the change and restart the board instead: mast config commit, then mast reset"
+
+
 def test_the_text_for_get_and_status():
     assert show_value({"a": {"b": 1, "c": [1]}, "d": "x"}) == 'a.b = 1\na.c = [1]\nd = "x"'
     assert show_value("text") == "text" and show_value(True) == "true"
