@@ -172,6 +172,12 @@ def status_text(s, port=None):
     if s.get("maintenance"):
         lines.append("maintenance: %s; to leave it: mast maintenance off%s" % (
             s["maintenance"], " --port %s" % port if port else ""))
+    crash = s.get("last_crash")
+    if crash:  # (after a boot loop: what the last boot died of; `logs` has the whole of it)
+        err = str(crash.get("error"))
+        lines.append("last crash: %s%s" % (err, "; the firmware may need more heap than this board "
+                                                "has (docs/HARDWARE.md, \"Installing\")"
+                                           if err.startswith("MemoryError") else ""))
     c = s.get("config") or {}
     pend = [w for w in ("uncommitted", "unapplied") if c.get(w)]
     lines.append("config: from %s%s%s" % (c.get("source"), "; changes " + " and ".join(pend) if pend else "",
@@ -426,6 +432,11 @@ def _import(con, args):
 
 def _status(con, args):
     s = _call(con, "status", "status")
+    if str(s.get("maintenance") or "").startswith("boot loop"):
+        try:  # what the boots died of: leaving maintenance without a fix only loops again
+            s["last_crash"] = _call(con, "logs", "logs").get("last_crash")
+        except CommandError:
+            pass  # (the status is worth showing without it)
     emit(args, s, status_text(s, con.port))
     return 0
 

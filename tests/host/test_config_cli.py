@@ -248,6 +248,35 @@ def test_the_text_for_get_and_status():
                                "heap: 2 KB free, 4 KB used")
     assert status_text(st, "/dev/ttyUSB0").splitlines()[1] == (
         "maintenance: requested; to leave it: mast maintenance off --port /dev/ttyUSB0")
+    # after a boot loop, what the last boot died of (a board at 144K: its boot's schema check)
+    st["last_crash"] = {"log": "crash", "error": "MemoryError: memory allocation failed, allocating 464 bytes"}
+    assert status_text(st).splitlines()[2] == (
+        "last crash: MemoryError: memory allocation failed, allocating 464 bytes; the firmware may "
+        "need more heap than this board has (docs/HARDWARE.md, \"Installing\")")
+    st["last_crash"] = {"log": "crash", "error": "RuntimeError: driver exploded"}
+    assert status_text(st).splitlines()[2] == "last crash: RuntimeError: driver exploded"
+
+
+def test_status_after_a_boot_loop_says_what_the_last_boot_died_of(micropython, tmp_path):
+    # the board as three boots in a row that ran out of memory leave it (a board too small for
+    # the firmware): the counter at 3 and the last crash kept, as board/main.py run() keeps it
+    folder = str(tmp_path / "board")
+    os.makedirs(folder)
+    crash = {"log": "crash", "error": "MemoryError: memory allocation failed, allocating 464 bytes"}
+    with open(os.path.join(folder, "mast.boots"), "w") as f:
+        f.write("3")
+    with open(os.path.join(folder, "mast.crash"), "w") as f:
+        json.dump(crash, f)
+    with sim_board(folder) as sb:
+        r = mast("config", "--port", sb.device, "status")
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert lines[1].startswith("maintenance: boot loop: 3 boots in a row crashed or hung; to leave it")
+        assert lines[2] == ("last crash: MemoryError: memory allocation failed, allocating 464 bytes; "
+                            "the firmware may need more heap than this board has (docs/HARDWARE.md, "
+                            "\"Installing\")")
+        r = mast("config", "--port", sb.device, "status", "--json")
+        assert r.doc["last_crash"] == crash and r.doc["mode"] == "maintenance"
 
 
 def test_baud_sets_the_port_rate_and_a_rate_that_is_not_one_is_refused(board):
