@@ -77,9 +77,12 @@ class AppRunner:
 
     def _fail(self, what, e):
         self.errors += 1
-        self.error = "%s: %s: %s" % (what, type(e).__name__, e)
-        if self.errors <= 5:
-            self.board.emit({"log": "app error in " + self.error})
+        try:
+            self.error = "%s: %s: %s" % (what, type(e).__name__, e)
+            if self.errors <= 5:
+                self.board.emit({"log": "app error in " + self.error})
+        except MemoryError:  # no heap even to say it: counted, and the board goes on
+            pass
 
     def call(self, name, *args):
         f = getattr(self.app, name, None) if self.app is not None else None

@@ -292,7 +292,10 @@ class Board:
         if self.excl is not None:
             self.excl.step(now)
         if self.rt is not None:
-            self._pump(now)
+            try:
+                self._pump(now)
+            except MemoryError:  # what was being reported is lost, counted, never the board
+                self.rt.count("no_memory")
         if self.app is not None:
             self.app.tick(now)
         if not self.stable and self.mode == "normal" and now - self.t0 >= self.stable_try:

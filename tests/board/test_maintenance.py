@@ -146,6 +146,52 @@ def test_no_heap_to_record_a_stable_boot_is_no_crash_and_it_is_tried_again():
     assert not [x for x in out if '"crash"' in x]
 
 
+class NoHeapEvent:
+    """An event the heap has no room to report (its dict)."""
+
+    def as_dict(self):
+        raise MemoryError("memory allocation failed, allocating 128 bytes")
+
+
+def test_an_event_with_no_heap_to_report_it_is_counted_and_the_board_goes_on():
+    f = files_with()
+    b, m, out, clock = new_board(f)
+    b.boot()
+    b.step(50)
+    b.rt._events.append(NoHeapEvent())
+    b.step(100)  # (before: the MemoryError left the loop, a crash and a reset)
+    assert b.rt.counters.get("no_memory") == 1 and m.resets == 0
+    b.log("after")
+    b.step(200)
+    shutdown(b)
+    assert json.loads(out[-1]) == {"log": "after"}
+
+
+class NoHeapApp:
+    def tick(self, now):
+        raise MemoryError("memory allocation failed, allocating 64 bytes")
+
+
+def test_an_app_error_with_no_heap_to_log_it_is_counted_and_the_board_goes_on():
+    from board.hook import AppRunner
+
+    f = files_with()
+    b, m, out, clock = new_board(f)
+    b.boot()
+    b.step(50)
+    b.app = AppRunner(b, "app")
+    b.app.app = NoHeapApp()
+    b.app.due = 0
+
+    def emit(obj):
+        raise MemoryError("memory allocation failed, allocating 96 bytes")
+
+    b.emit = emit
+    b.step(100)  # (before: the app's error, with no heap to log it, reset the board)
+    shutdown(b)
+    assert b.app.errors == 1 and m.resets == 0
+
+
 def test_maintenance_on_persists_the_flag_replies_then_reboots():
     f = files_with()
     b, m, out, clock = new_board(f)
