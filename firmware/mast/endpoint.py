@@ -563,29 +563,33 @@ class Endpoint:
         """Something changed a's timers: its deadline is computed again before the next
         next_timer()/handle_timer()."""
         if not a.dirty:
+            self._dirty.append(a)  # (first: a full heap raises here, nothing changed)
             a.dirty = True
-            self._dirty.append(a)
 
     def _settle(self):
+        # A MemoryError (a board's full heap) may come from any allocation here: each step
+        # allocates before it changes anything, so no timer is lost; the caller tries again
         dirty = self._dirty
         if not dirty:
             return
         heap = self._heap
         for a in dirty:
-            a.dirty = False
             d = a.next_timer()
-            a.due = d
             if d is not None and (a.queued is None or d < a.queued):
-                a.queued = d  # earlier than its entry: a new one (the old one goes stale)
-                heappush(heap, (d, a.label))
+                heappush(heap, (d, a.label))  # earlier than its entry: a new one (the old
+                a.queued = d  # one goes stale)
+            a.due = d
+            a.dirty = False
         dirty.clear()
         if len(heap) > 2 * len(self.assocs) + 16:  # too many stale entries: rebuild
-            heap = self._heap = []
+            heap = []
             for a in self.assocs.values():
-                a.queued = a.due
                 if a.due is not None:
                     heap.append((a.due, a.label))
             heapify(heap)
+            for a in self.assocs.values():
+                a.queued = a.due
+            self._heap = heap
 
     def next_timer(self):
         """The earliest deadline of any association, or None. O(log N): a heap of
@@ -598,10 +602,11 @@ class Endpoint:
             if a is None or a.queued != d:
                 heappop(heap)  # stale: forgotten, or superseded by an earlier entry
             elif a.due != d:  # its deadline moved later since: move the entry
+                e = None if a.due is None else (a.due, label)  # (first: see _settle)
                 heappop(heap)
+                if e is not None:
+                    heappush(heap, e)  # (into the room the pop left)
                 a.queued = a.due
-                if a.due is not None:
-                    heappush(heap, (a.due, label))
             else:
                 return d
         return None
@@ -613,11 +618,12 @@ class Endpoint:
         heap = self._heap
         due = self._due
         while heap and heap[0][0] <= now_ms:
-            d, label = heappop(heap)
+            d, label = heap[0]
             a = self.assocs.get(label)
             if a is not None and a.queued == d:
+                due.append(a)  # (first: see _settle)
                 a.queued = None
-                due.append(a)
+            heappop(heap)
         for a in due:
             a.timer(now_ms)
             self.touch(a)

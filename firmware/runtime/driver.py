@@ -404,9 +404,13 @@ class Runtime:
         timeout_ms; None: a minute), then feed the core and send what it queued.
         Returns the number of datagrams received. A full heap anywhere in the turn loses
         what was being handled (counted `no_memory`), never the loop."""
-        if self._resting:
-            self._wake_resting()
-        wait = self.wait_ms(timeout_ms)
+        try:
+            if self._resting:
+                self._wake_resting()
+            wait = self.wait_ms(timeout_ms)
+        except MemoryError:  # (no room to wake a socket or settle the core's timers: soon again)
+            self._no_memory()
+            wait = 1
         if wait is None or wait > _MAX_SLEEP_MS:
             wait = _MAX_SLEEP_MS  # read the clock often: ticks_ms wraps (MonotonicMs)
         got = 0
@@ -505,9 +509,9 @@ class Runtime:
         now = self.now()
         for u in self.uplinks.values():
             if u.resting is not None and now >= u.resting and u.dead is None:
-                u.resting = None
+                u.key = self._register(u.sock, u)  # (first: a full heap raises here, and it
+                u.resting = None  # stays resting, woken on a later turn)
                 self._resting -= 1
-                u.key = self._register(u.sock, u)
                 if self._reserve is None and MICROPYTHON:
                     self._take_reserve()  # (lost or never had: the next squeeze needs it)
 

@@ -243,6 +243,32 @@ def test_cpython_a_starved_socket_rests_counted_and_its_datagrams_arrive_after()
         b.shutdown()
 
 
+def test_cpython_a_full_heap_as_a_turn_settles_the_timers_is_counted_not_the_end_of_the_loop():
+    # seen on a board at -X heapsize=152K: the MemoryError came from the core's next_timer(),
+    # which poll() asked before its guarded part: the board crashed and rebooted
+    a, b = pair()
+    try:
+        real = a.ep.next_timer
+        calls = [0]
+
+        def full_once():
+            calls[0] += 1
+            if calls[0] == 1:
+                raise MemoryError("memory allocation failed, allocating 256 bytes")
+            return real()
+
+        a.ep.next_timer = full_once
+        a.poll(10)  # (before: the MemoryError left poll())
+        assert a.counters.get("no_memory") == 1 and calls[0] >= 2
+        got = []
+        b.on_data = lambda peer, payload, ip, uplink, src: got.append(bytes(payload))
+        assert a.send(b"after", "b")
+        assert run((a, b), lambda: got == [b"after"], 3.0)
+    finally:
+        a.shutdown()
+        b.shutdown()
+
+
 # ---- the largest datagram ---------------------------------------------------------------------
 
 def test_the_largest_payload_crosses_a_larger_is_refused_and_a_long_datagram_is_bad_long():
