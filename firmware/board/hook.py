@@ -12,9 +12,12 @@
 #
 # `mast` (the Mast class below) is all an app needs: send(payload, peer=None),
 # up(peer=None), peers(), now(), log(text), status(). An exception in the app is
-# logged and counted; it never stops the board. Example: board/telemetry.py.
+# logged and counted; it never stops the board (after one in tick, tick is called again
+# TICK_RETRY_MS later). Example: board/telemetry.py.
 
 from mast.assoc import ESTABLISHED
+
+TICK_RETRY_MS = 1000  # an app whose tick raised is ticked again this much later
 
 
 class Mast:
@@ -97,8 +100,13 @@ class AppRunner:
     def tick(self, now):
         if self.app is None or self.due is None or now < self.due:
             return
-        w = self.call("tick", now)
-        self.due = None if w is None else now + max(0, int(w))
+        f = getattr(self.app, "tick", None)
+        try:
+            w = None if f is None else f(now)
+            self.due = None if w is None else now + max(0, int(w))
+        except Exception as e:  # counted, and ticked again later: an app whose tick met a full
+            self._fail("tick", e)  # heap once would otherwise never tick again (a stream ends)
+            self.due = now + TICK_RETRY_MS
 
     def status(self):
         s = {"module": self.module, "running": self.app is not None, "errors": self.errors,

@@ -173,7 +173,7 @@ class NoHeapApp:
 
 
 def test_an_app_error_with_no_heap_to_log_it_is_counted_and_the_board_goes_on():
-    from board.hook import AppRunner
+    from board.hook import AppRunner, TICK_RETRY_MS
 
     f = files_with()
     b, m, out, clock = new_board(f)
@@ -188,8 +188,12 @@ def test_an_app_error_with_no_heap_to_log_it_is_counted_and_the_board_goes_on():
 
     b.emit = emit
     b.step(100)  # (before: the app's error, with no heap to log it, reset the board)
-    shutdown(b)
     assert b.app.errors == 1 and m.resets == 0
+    b.step(100 + TICK_RETRY_MS - 1)
+    assert b.app.errors == 1
+    b.step(100 + TICK_RETRY_MS)  # ticked again (before: never again: a stream ended for good)
+    shutdown(b)
+    assert b.app.errors == 2 and m.resets == 0
 
 
 def test_maintenance_on_persists_the_flag_replies_then_reboots():
