@@ -196,6 +196,26 @@ def test_an_app_error_with_no_heap_to_log_it_is_counted_and_the_board_goes_on():
     assert b.app.errors == 2 and m.resets == 0
 
 
+class WordyApp:
+    def tick(self, now):
+        return "soon"  # (not the ms until its next call)
+
+
+def test_an_app_tick_that_returns_no_number_is_an_app_error_not_a_crash():
+    from board.hook import AppRunner
+
+    f = files_with()
+    b, m, out, clock = new_board(f)
+    b.boot()
+    b.app = AppRunner(b, "app")
+    b.app.app = WordyApp()
+    b.app.due = 0
+    b.step(100)  # (before: int("soon") left the loop: a crash and a reset)
+    shutdown(b)
+    assert b.app.errors == 1 and m.resets == 0 and b.app.error.startswith("tick: ValueError")
+    assert json.loads(out[-1])["log"].startswith("app error in tick: ValueError")
+
+
 def test_maintenance_on_persists_the_flag_replies_then_reboots():
     f = files_with()
     b, m, out, clock = new_board(f)
