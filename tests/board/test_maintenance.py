@@ -153,11 +153,25 @@ class NoHeapEvent:
         raise MemoryError("memory allocation failed, allocating 128 bytes")
 
 
-def test_an_event_with_no_heap_to_report_it_is_counted_and_the_board_goes_on():
-    f = files_with()
-    b, m, out, clock = new_board(f)
+def booted():
+    """A board booted and through its first turn: (board, machine, output)."""
+    b, m, out, clock = new_board(files_with())
     b.boot()
     b.step(50)
+    return b, m, out
+
+
+def with_app(b, app):
+    """b running app (an object with the hook's methods) as its app, due at once."""
+    from board.hook import AppRunner
+
+    b.app = AppRunner(b, "app")
+    b.app.app = app
+    b.app.due = 0
+
+
+def test_an_event_with_no_heap_to_report_it_is_counted_and_the_board_goes_on():
+    b, m, out = booted()
     b.rt._events.append(NoHeapEvent())
     b.step(100)  # (before: the MemoryError left the loop, a crash and a reset)
     assert b.rt.counters.get("no_memory") == 1 and m.resets == 0
@@ -173,15 +187,10 @@ class NoHeapApp:
 
 
 def test_an_app_error_with_no_heap_to_log_it_is_counted_and_the_board_goes_on():
-    from board.hook import AppRunner, TICK_RETRY_MS
+    from board.hook import TICK_RETRY_MS
 
-    f = files_with()
-    b, m, out, clock = new_board(f)
-    b.boot()
-    b.step(50)
-    b.app = AppRunner(b, "app")
-    b.app.app = NoHeapApp()
-    b.app.due = 0
+    b, m, out = booted()
+    with_app(b, NoHeapApp())
 
     def emit(obj):
         raise MemoryError("memory allocation failed, allocating 96 bytes")
@@ -202,14 +211,8 @@ class WordyApp:
 
 
 def test_an_app_tick_that_returns_no_number_is_an_app_error_not_a_crash():
-    from board.hook import AppRunner
-
-    f = files_with()
-    b, m, out, clock = new_board(f)
-    b.boot()
-    b.app = AppRunner(b, "app")
-    b.app.app = WordyApp()
-    b.app.due = 0
+    b, m, out = booted()
+    with_app(b, WordyApp())
     b.step(100)  # (before: int("soon") left the loop: a crash and a reset)
     shutdown(b)
     assert b.app.errors == 1 and m.resets == 0 and b.app.error.startswith("tick: ValueError")
