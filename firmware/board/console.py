@@ -19,6 +19,7 @@
 from .compat import dumps, loads, unload
 
 LINE_MAX = 2048  # bytes in a request line, newline excluded
+ID_MAX = 64  # characters in a request's id, when it is text
 _CTRL_C = 3
 
 
@@ -154,9 +155,9 @@ def _id_of(line):
     """The id of a request line whose checks (request.py) ran out of memory, or None: read
     here, with no more than a JSON parse, so that the host's wait for that id ends with the
     error (with a null id it waits in vain). An id as request.py takes it: an integer, or text
-    of at most 64 characters."""
+    of at most ID_MAX characters."""
     try:
         rid = loads(line).get("id")
     except Exception:  # (not JSON, not an object, or no heap for even this)
         return None
-    return rid if type(rid) is int or (type(rid) is str and len(rid) <= 64) else None
+    return rid if type(rid) is int or (type(rid) is str and len(rid) <= ID_MAX) else None

@@ -7,7 +7,7 @@
 # and changes nothing. Input is never echoed in a reply or a log: it may hold a secret.
 
 from .compat import loads
-from .console import LINE_MAX, OpError
+from .console import ID_MAX, LINE_MAX, OpError
 
 # op -> (fields it may have, fields it must have); "value" may be any JSON value
 OPS = {
@@ -37,8 +37,8 @@ def check_request(req):
     rid = req.get("id")
     if rid is not None and type(rid) is not int and type(rid) is not str:
         raise OpError("id must be an integer or text")
-    if type(rid) is str and len(rid) > 64:
-        raise OpError("id must be at most 64 characters")
+    if type(rid) is str and len(rid) > ID_MAX:
+        raise OpError("id must be at most %d characters" % ID_MAX)
     op = req.get("op")
     if type(op) is not str or op not in OPS:
         raise OpError("%s (known: %s)" % ("no op" if op is None else "unknown op",
