@@ -15,7 +15,6 @@ is kept (Endpoint.reconfigure), so adding or removing one peer touches only that
 new configuration is refused with its message and the running one stays.
 """
 
-import hashlib
 import os
 import signal
 import socket
@@ -24,6 +23,7 @@ import time
 from mast.assoc import STATE_NAMES
 from mast.endpoint import Endpoint
 from runtime.driver import Runtime
+from runtime.status import nonce_id
 
 from . import links, packet, peeredit, settings as settings_mod, tun as tun_mod
 from .app import AppSocket
@@ -50,17 +50,6 @@ def grow_buffers(sock, size=SOCKET_BUFFER):
                 sock.setsockopt(socket.SOL_SOCKET, plain, size)
             except OSError:
                 pass
-
-
-def nonce_id(a):
-    """A short fingerprint of an association's two nonces: the same association has the same
-    one for its whole life, on both ends; a new INIT exchange gives a new one. Not secret."""
-    n1, n2 = getattr(a, "nonce", None), getattr(a, "peer_nonce", None)
-    if not n1 or not n2:
-        return None
-    if not getattr(a, "initiator", True):
-        n1, n2 = n2, n1  # the initiator's nonce first, as in the key schedule
-    return hashlib.sha256(b"mastd nonce id" + bytes(n1) + bytes(n2)).hexdigest()[:16]
 
 
 class Agent:
@@ -401,11 +390,6 @@ class Agent:
         s["uptime_s"] = int(time.time() - self.started_wall)
         s["config"] = self.conf.where
         s["discovery"] = self.source.name if self.source else None
-        for a in s["associations"]:
-            obj = self.ep.association(a["peer"])
-            if obj is not None:
-                a["peer_label"] = getattr(obj, "peer_label", None)
-                a["nonce_id"] = nonce_id(obj)
         for name, link in self.links.items():
             u = s["uplinks"].setdefault(name, {})
             u["link"] = link.as_dict()

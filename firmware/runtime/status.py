@@ -13,7 +13,10 @@ def path_status(p):
             "rx": p.rx, "tx": p.tx, "lost_probes": p.lost}
 
 
-def _nonce_id(a):
+def nonce_id(a):
+    """A short fingerprint of an association's two nonces (the initiator's first): the same
+    on both ends (a board, `mast endpoint`, mastd) for the association's whole life; a new INIT
+    exchange gives a new one. Not secret."""
     if a.peer_nonce is None:
         return None
     n = (a.nonce + a.peer_nonce) if a.initiator else (a.peer_nonce + a.nonce)
@@ -28,7 +31,7 @@ def association_status(a):
         "peer_label": a.peer_label,
         "initiator": a.initiator,
         # names the association without showing the nonces: the same on both ends
-        "nonce_id": _nonce_id(a),
+        "nonce_id": nonce_id(a),
         "primary": a.primary.name if a.primary else None,
         "paths": [path_status(p) for p in a.plist],
         "remotes": [fmt(r) for r in a.remotes],

@@ -214,6 +214,9 @@ def test_adding_boards_by_reload_and_by_mastctl_and_removing_one_touch_only_that
                       and srv.established(), boards.values())
         for peer, nid in first.items():
             assert up[peer] == nid, peer  # the same association all along
+        for b in boards.values():  # one association, one fingerprint on both ends (board and mastd)
+            mine = [a["nonce_id"] for a in b.rt.status()["associations"] if a["state"] == "established"]
+            assert mine == [up[b.name]], b.name
         s = srv.status()
         assert [e for e in s["events"] if e["event"] == "association_closed"] == []
         for b in boards.values():
