@@ -73,8 +73,10 @@ def parse(line):
             req = loads(text)
         except ValueError:
             raise OpError("not JSON")
-        if type(req) is dict and (req.get("id") is None or type(req.get("id")) in (int, str)):
+        if type(req) is dict:
             rid = req.get("id")
+            if type(rid) is not int and (type(rid) is not str or len(rid) > ID_MAX):
+                rid = None  # not usable (console._id_of's rule): null in the reply, never echoed
         rid, op = check_request(req)
         if op == "uplink" and ("state" in req) == ("addr" in req):
             raise OpError("op uplink needs exactly one of state (up/down) and addr")

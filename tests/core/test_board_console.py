@@ -186,6 +186,13 @@ def test_wrong_types_are_refused():
         assert r["error"].startswith(err), (line, r)
 
 
+def test_a_text_id_over_64_characters_is_refused_and_never_echoed():
+    r = bad('{"id": "%s", "op": "hello"}' % ("x" * 65))
+    assert (r["id"], r["error"]) == (None, "id must be at most 64 characters")
+    r = bad('{"id": "%s", "op": "hello", "x": 1}' % ("y" * 64))  # 64: usable, so echoed
+    assert r["id"] == "y" * 64 and r["error"] == "op hello takes no field 'x'"
+
+
 def test_out_of_range_value_leaves_the_config_unchanged():
     con, b, out = session()
     r = ask(con, out, '{"id": 2, "op": "set", "key": "port", "value": 0}')
