@@ -313,6 +313,29 @@ def test_three_boots_in_a_row_that_never_run_stable_enter_maintenance():
     assert b.mode == "normal" and f.data[BOOTS] == b"1"
 
 
+def test_reboots_asked_for_from_the_console_are_no_boot_loop():
+    # `mast reset` four times in a row, each within STABLE_MS of the boot before: seen
+    # putting a healthy board in maintenance ("boot loop: 3 boots in a row crashed or hung")
+    f = files_with()
+    for i in range(CRASH_LIMIT + 2):
+        b, m, out, clock = new_board(f)
+        b.boot()
+        assert b.mode == "normal", (i, b.maint_reason)
+        b.step(1000)
+        assert ask(b, out, {"id": 1, "op": "reboot"})["result"] == {"rebooting": True}
+        try:
+            b.step(1100)
+        except FakeReset:
+            pass
+        shutdown(b)
+        assert m.resets == 1 and f.data[BOOTS] == b"0"
+    # a boot that dies before anyone asks still counts
+    b, m, out, clock = new_board(f)
+    b.boot()
+    shutdown(b)
+    assert f.data[BOOTS] == b"1"
+
+
 class _BrokenModule:
     """A firmware module that does not load as it should (a bad flash, a version mismatch):
     `from runtime.driver import Runtime` fails."""
