@@ -428,9 +428,10 @@ class Association:
         addrs, off = wire.dec_addrs(body, 0)
         wire.check_end(body, off)
         self.apply_addrs(addrs, now)
-        p = self.hs.path
-        if self.hs.tries == 1:  # Karn: no RTT sample from a retransmission
-            p.rtt_sample(now - self.hs.sent)
+        if self.hs.path in self.plist:  # (else an uplink flap removed it: the path p came on)
+            p = self.hs.path
+            if self.hs.tries == 1:  # Karn: no RTT sample from a retransmission
+                p.rtt_sample(now - self.hs.sent)
         self.establish(p, now)
         self.probe(p, now)
         return None

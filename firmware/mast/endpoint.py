@@ -184,10 +184,15 @@ class Endpoint:
             self.touch(a)
 
     def init_mac(self, peer):
-        m = self._init_macs.get(peer)
+        """The key of peer's INIT and INIT-ACK. Kept for a listed peer (open keying: the one
+        key of every name); a fleet member's is made each time, as an INIT from any name under
+        fleet_domain gets here before its tag is checked and must leave nothing behind."""
+        k = None if self.keying == wire.KEYING_OPEN else peer
+        m = self._init_macs.get(k)
         if m is None:
             m = Mac(hkdf(b"", self.psk(peer), b"mast1 init", 32))
-            self._init_macs[peer] = m
+            if k is None or peer in self.cfg["peers"]:
+                self._init_macs[k] = m
         return m
 
     def addr_list(self):
@@ -381,6 +386,8 @@ class Endpoint:
         u = self.uplinks.get(uplink)
         if u is None:
             return "no_uplink"
+        if (":" in src[0]) != (":" in u.addr[0]):  # (addr.family) no path joins the two
+            return "wrong_family"  # (a relay uplink hands over the relay header's source)
         h = self._hdr
         try:
             body = wire.parse(pkt, h)
@@ -484,7 +491,7 @@ class Endpoint:
         try:
             a.start_responder(u, src, seq, pkt, nonce_i, nonce_r, tsn_i, tsn_r, label_i, addrs,
                               (now - stamp) & 0xFFFFFFFF, now)
-        except MemoryError:
+        except Exception:  # MemoryError (or a bug): a half-built association breaks every timer
             if a.state != ESTABLISHED:  # half built: forget it, as if the packet never came
                 del self.assocs[label]
                 del self.by_peer[name]
@@ -492,7 +499,7 @@ class Endpoint:
                     del self._last_stamp[name]
                 else:
                     self._last_stamp[name] = last
-            raise  # (counted no_memory; a retransmitted COOKIE-ECHO tries again)
+            raise  # (counted: no_memory, a retransmitted COOKIE-ECHO tries again; or internal_error)
         self.touch(a)
         return None
 

@@ -123,3 +123,33 @@ def test_with_open_keying_an_association_keeps_its_name_for_its_whole_outage_bud
     second = b.association("a")
     assert second is not first and second.state == 2
     assert second.primary is not None and second.primary.raddr == ("10.1.0.99", 6278)
+
+
+def test_a_cookie_echo_from_another_family_than_its_uplink_leaves_nothing_behind():
+    # a relay uplink (via) hands the core the relay header's source, which can be IPv4 on an
+    # uplink whose address is IPv6: the association was stored, then no path could join the
+    # two (KeyError, counted malformed), and the half-built association in cookie-wait broke
+    # every timer of the endpoint for good (next_timer raised AttributeError)
+    from mast.compat import struct
+
+    net, b = _b_only({"name": "b", "keying": "open", "peers": {"a": {}}})
+    net.uplink("b", "wan6", ("2001:db8:9::1", 6278))
+    src = ("198.51.100.7", 40000)
+    k_init = Mac(hkdf(b"", b"", b"mast1 init", 32))
+    label_i, nonce_i = 0x1234, bytes(range(16))
+    init_body = wire.enc_init(label_i, nonce_i, 77, wire.KEYING_OPEN, "a", [])
+    b.receive("wan", src, wire.seal(k_init, wire.INIT, 0, 0, wire.pad_init(init_body)), 1000)
+    ack = b.datagrams_to_send()[-1][2]
+    label_r, nonce_r, tsn_r, cookie = wire.dec_init_ack(wire.parse(ack)[3])
+    okm = hkdf(nonce_i + nonce_r, b"", b"mast1 keys" + struct.pack(">II", label_i, label_r), 64)
+    echo = wire.seal(Mac(okm[:32]), wire.COOKIE_ECHO, label_r, 1, cookie + init_body)
+    b.receive("wan6", src, echo, 1010)  # the same source, on the IPv6 uplink
+    b.receive("wan6", src, wire.seal(k_init, wire.INIT, 0, 0, wire.pad_init(init_body)), 1020)
+    assert b.counters.get("wrong_family") == 2 and "malformed" not in b.counters, b.counters
+    assert b.assocs == {} and b.by_peer == {} and b.datagrams_to_send() == []
+    b.receive("wan", ("203.0.113.9", 1), bytes([1, 16]) + struct.pack(">I", label_r) + bytes(22), 1030)
+    assert b.next_timer() is None or b.next_timer() >= 1030
+    b.handle_timer(5000)
+    # and over its own family the same peer gets in
+    b.receive("wan", src, echo, 1040)
+    assert b.association("a").state == 2 and "internal_error" not in b.counters, b.counters
