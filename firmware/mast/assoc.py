@@ -374,7 +374,9 @@ class Association:
                 self.send(self.hs.path, wire.COOKIE_ECHO, self.hs.cookie + self.init_body())
                 self.hs.due = now + policy.request_rto(policy.RTO_INITIAL, self.hs.tries - 1)
                 return
-            self.state = COOKIE_WAIT  # the cookie may have gone stale: start again
+            self.state = COOKIE_WAIT  # the cookie may have gone stale: start again, with a
+            self.nonce = self.ep.random(wire.NONCE_LEN)  # new nonce (no old INIT-ACK fits it)
+            self.peer_nonce = None
         if self.hs.attempt > policy.INIT_RETRIES:
             self.close(now, "timeout")
             return
