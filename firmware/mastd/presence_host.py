@@ -38,10 +38,14 @@ def load_config(path):
     """The checked configuration of a presence server; PresenceConfigError naming the key
     (the key is "file" when the file cannot be read or is not JSON)."""
     try:
-        with open(path) as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError as e:
         raise PresenceConfigError("file", "cannot read %s (%s)" % (path, e.strerror or e))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeError:  # (the decoder's message quotes a byte of a file that holds keys)
+        raise PresenceConfigError("file", "%s is not valid JSON (not UTF-8 text)" % path)
     try:
         doc = json.loads(text)
     except ValueError as e:

@@ -2,7 +2,8 @@
 
 Adding a subcommand: write `do_<name>(args)` and `argparse_<name>(parser)` in a module (the
 builder adds its arguments and sets `parser.epilog` to an example), import them here, and add one
-line to _COMMANDS. Every subcommand gets --json from here.
+line to _COMMANDS. Every subcommand gets --json from here (a builder may replace it: console
+refuses it as a usage error).
 
 Failure: a handler raises CommandError(what, hint); main() prints `mast: <what>; <hint>` on
 stderr and returns 1. Usage errors are argparse's (exit 2). Ctrl-C exits 130 quietly. An OSError
@@ -68,10 +69,6 @@ def build_parser():
         description="MAST host tools: keep a session alive while uplinks come and go.",
     )
     parser.add_argument("--version", action="version", version="mast " + __version__)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--json", action="store_true", help="print one JSON document on stdout; logs go to stderr"
-    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (handler, builder, summary) in _COMMANDS.items():
@@ -79,8 +76,12 @@ def build_parser():
             name,
             help=summary,
             description=summary,
-            parents=[common],
             formatter_class=argparse.RawDescriptionHelpFormatter,
+            conflict_handler="resolve",  # a builder may replace --json (console refuses it)
+        )
+        # each its own --json (not a shared parent's: replacing a shared one changes them all)
+        p.add_argument(
+            "--json", action="store_true", help="print one JSON document on stdout; logs go to stderr"
         )
         builder(p)
         p.set_defaults(handler=handler)
@@ -109,6 +110,8 @@ def main(argv=None):
         what = e.strerror or str(e) or type(e).__name__
         if e.filename:
             what = "%s: %s" % (what, e.filename)
+            if e.filename2:  # (rename, link: the second is often the path the user gave)
+                what += " -> %s" % e.filename2
         return _fail(what, _OS_HINTS.get(e.errno, "check the path, device or address; try again"))
 
 

@@ -14,6 +14,7 @@ the firmware installed is told so (`mast flash`).
 """
 
 from mast_tools import flashplan, portpick
+from mast_tools.argtypes import seconds
 from mast_tools.errors import CommandError
 from mast_tools.output import emit, log
 from mast_tools.serialport import add_port_args
@@ -40,7 +41,7 @@ sets it while it works and clears it at the end; three crashed boots in a row se
 
 def argparse_reset(p):
     add_port_args(p)
-    p.add_argument("--timeout", type=float, default=BOOT_TIMEOUT_S, metavar="S",
+    p.add_argument("--timeout", type=seconds, default=BOOT_TIMEOUT_S, metavar="S",
                    help="how long to wait for the firmware to answer (default %(default)s)")
     p.epilog = RESET_EXAMPLE
 
@@ -48,7 +49,7 @@ def argparse_reset(p):
 def argparse_maintenance(p):
     p.add_argument("state", choices=("on", "off"), help="on: into maintenance; off: out of it")
     add_port_args(p)
-    p.add_argument("--timeout", type=float, default=BOOT_TIMEOUT_S, metavar="S",
+    p.add_argument("--timeout", type=seconds, default=BOOT_TIMEOUT_S, metavar="S",
                    help="how long to wait for the board to come back (default %(default)s)")
     p.epilog = MAINT_EXAMPLE
 

@@ -31,7 +31,9 @@ example:
 
 set and unset change the candidate configuration; commit writes it to the board's flash,
 apply makes the running firmware take it. VALUE is JSON (10, true, ["a", "b"], "text"), else
-text typed by the key: "6278", "yes", "192.0.2.1, 192.0.2.2"; "-" reads it from stdin.
+text typed by the key: "6278", "yes", "192.0.2.1, 192.0.2.2"; a key whose value is text (an
+SSID, a password, a PIN, an APN, a name) takes it as typed: 1234 stays "1234"; "-" reads it
+from stdin.
 The keys: docs/CONFIG.md; the board's console: docs/CONSOLE.md."""
 
 ACTIONS = ("get", "set", "unset", "validate", "commit", "apply", "export", "import", "status")
@@ -215,10 +217,34 @@ def _board_error(e, action):
         return CommandError("the board ran out of memory doing %s" % action,
                             "try again in a moment; if it keeps failing, the firmware needs more heap "
                             "than this board has: docs/HARDWARE.md, \"Installing\" (ROMFS or a frozen build)")
+    if action == "get" and text.endswith(": is not set"):  # the board says so of any key
+        key = text[: -len(": is not set")]
+        known = _known(key)
+        if known == "setting":
+            return CommandError("%s is not set" % key, "set it: mast config set %s VALUE "
+                                "(`mast config get` shows what is set)" % key)
+        if known:
+            return CommandError("%s is not set" % key, "`mast config get` shows what is set (the "
+                                "keys: docs/CONFIG.md)")
+        return CommandError("%s: unknown key" % key, "the keys are in docs/CONFIG.md "
+                            "(`mast config get` shows what is set)")
     if action in ("validate", "commit", "apply"):
         return CommandError("the configuration is not valid: %s" % text,
                             "set or unset that key (mast config get shows it), then %s again" % action)
     return CommandError(text, "fix the value (the keys and their values: docs/CONFIG.md)")
+
+
+def _known(key):
+    """"setting" if key is a setting of the schema, "section" if it may be a peer's or an
+    uplink's section (a peer's name may hold dots: "peers.a.b" may be one), else None."""
+    from mast_tools.firmware import use_firmware
+
+    use_firmware()
+    from mast import config
+
+    if config.key_type(key) is not None:
+        return "setting"
+    return "section" if key.split(".")[0] in ("peers", "uplinks") else None
 
 
 def _call(con, action, op, **fields):

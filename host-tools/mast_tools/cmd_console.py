@@ -23,6 +23,7 @@ terminal put back as it was on every way out. With stdin not a terminal, the lin
 are sent one by one and the command ends after the last reply.
 """
 
+import argparse
 import os
 import select
 import sys
@@ -52,7 +53,18 @@ def argparse_console(p):
     p.add_argument("--raw", action="store_true", help="show the board's lines exactly as they come")
     p.add_argument("--no-hello", action="store_true",
                    help="do not ask the board's hello at start (nor check that it answers)")
+    p.add_argument("--json", action=_NoJson, nargs=0, help="not taken: a console is a terminal, not "
+                   "one JSON document (type `status --json` in it; --raw shows the board's JSON lines)")
     p.epilog = EXAMPLE
+
+
+class _NoJson(argparse.Action):
+    """--json (which cli.py gives every command) refused as a usage error, saying what to use."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error("--json is not taken by mast console (a terminal, not one JSON document); for "
+                     "JSON use `mast config status --json` or `mast config get KEY --json`, or "
+                     "--raw to see the board's JSON lines as they come")
 
 
 class LineEditor:
@@ -301,9 +313,9 @@ def _run(con, args, stdin, stdout, hello, end):
                 continue
             data = os.read(fd, 1024)
             if not interactive:
-                if not data:
+                if not data:  # the end of input: a last line without its newline is sent too
                     eof_at = time.monotonic()
-                    continue
+                    data = b"\n" if pending else b""
                 pending += data
                 while b"\n" in pending:
                     raw, pending = pending.split(b"\n", 1)

@@ -24,6 +24,7 @@ import re
 import time
 
 from mast_tools import boards, flashplan, mpycross, portpick
+from mast_tools.argtypes import seconds
 from mast_tools.errors import CommandError
 from mast_tools.firmware import FIRMWARE_DIR
 from mast_tools.output import emit, log, progress, reset_progress
@@ -61,7 +62,7 @@ def argparse_flash(p):
     p.add_argument("--firmware", metavar="DIR",
                    help="flash the firmware from DIR (a firmware/ folder) instead of this mast's own")
     p.add_argument("--mpy-cross", metavar="CMD", help="the mpy-cross to compile with")
-    p.add_argument("--timeout", type=float, default=BOOT_TIMEOUT_S, metavar="S",
+    p.add_argument("--timeout", type=seconds, default=BOOT_TIMEOUT_S, metavar="S",
                    help="how long to wait for the board to boot (default %(default)s)")
     p.epilog = EXAMPLE
 
@@ -120,6 +121,19 @@ def firmware_version(fw_dir):
         return m.group(1) if m else None
     except OSError:
         return None
+
+
+def check_firmware_dir(fw_dir):
+    """CommandError unless fw_dir holds a firmware (its packages and root files): checked
+    before the board is touched."""
+    try:
+        chosen = flashplan.select_firmware_files(fw_dir)
+    except (OSError, ValueError) as e:
+        raise CommandError(str(e), "give a firmware/ folder (with mast/, runtime/, board/)")
+    missing = [src for _, src, _ in chosen if not os.path.isfile(src)]  # (the root files)
+    if missing:
+        raise CommandError("no %s in %s: not a firmware folder" % (os.path.relpath(missing[0], fw_dir), fw_dir),
+                           "give a firmware/ folder (with mast/, runtime/, board/)")
 
 
 def firmware_files(fw_dir, compile_, bd=None, cfg=None):
@@ -217,8 +231,23 @@ def _maintenance_on(port, baud, timeout):
         con.close()
 
 
+def _left_stopped(e, port, maintenance):
+    """e (a CommandError raised after this flash stopped the board's firmware) with what to
+    type next: the board sits at its REPL, in maintenance mode unless a dry run stopped it."""
+    if maintenance:
+        e.hint += ("; the board is left in maintenance mode, its old firmware stopped: fix that and "
+                   "run mast flash again, or start the old firmware: mast maintenance off --port %s" % port)
+    else:
+        e.hint += "; the board's firmware is left stopped: start it again: mast reset --port %s" % port
+    return e
+
+
+class _DeviceFailure(CommandError):
+    """A step on the board failed; its hint says what to type next."""
+
+
 def _fail_on_device(e, what):
-    raise CommandError("%s: %s" % (what, e),
+    raise _DeviceFailure("%s: %s" % (what, e),
                        "the old firmware is still in place; run mast flash again (if the board "
                        "does not answer, reset it by hand first)")
 
@@ -397,15 +426,28 @@ def do_flash(args):
     if args.board:
         bd, bd_bytes = load_board(args.board)
     cfg = load_config(args.config, bd) if args.config and bd else None  # checked before the board
+    check_firmware_dir(fw_dir)  # host inputs first: a mistake there leaves the board running
+    if args.mpy_cross:
+        mpycross.given(args.mpy_cross)
     version = firmware_version(fw_dir)
     port = portpick.resolve(args.port, "mast flash")
-    from mast_tools.boardrepl import DeviceError, RawBoard
+    try:
+        return _flash(args, port, fw_dir, bd, bd_bytes, cfg, version, t0)
+    except KeyboardInterrupt:  # cli.py exits 130; the board may be anywhere between the steps
+        log("mast: flash interrupted; the board may be left in maintenance mode or at its REPL, with "
+            "its old firmware in place: run mast flash again, or start the old firmware: mast "
+            "maintenance off --port %s" % port)
+        raise
 
+
+def _flash(args, port, fw_dir, bd, bd_bytes, cfg, version, t0):
+    """Steps 1 to 7 on the board at port (do_flash checked what is on this PC)."""
     before = _hello(port, args.baud)  # 1
     if bd is None:
         bd, bd_bytes = _choose_board(args, port, before)
         if args.config:
             cfg = load_config(args.config, bd)
+    stopped = None  # how this flash left a running firmware, once it stopped it
     if before is not None:
         err = boards.mismatch(bd, before.get("platform"), hello_version(before))
         if err:
@@ -417,8 +459,30 @@ def do_flash(args):
                 return 0
             log("flash: the board's firmware has no `inventory` op (older than this mast): reading "
                 "it through the raw REPL, then restarting it with its boot counter as it was")
-        elif before.get("mode") != "maintenance":
-            _maintenance_on(port, args.baud, args.timeout)
+            stopped = "repl"
+        else:
+            if before.get("mode") != "maintenance":
+                _maintenance_on(port, args.baud, args.timeout)
+            stopped = "maintenance"
+    try:
+        report = _through_raw_repl(args, port, fw_dir, bd, bd_bytes, cfg, version, before)  # 2-6
+    except _DeviceFailure:
+        raise  # (its hint says what to type next)
+    except CommandError as e:
+        if stopped:
+            raise _left_stopped(e, port, stopped == "maintenance")
+        raise
+    if not report.get("dry_run"):
+        report["version"] = _wait_for_hello(args, port, bd, version)  # 7
+        report["seconds"] = round(time.monotonic() - t0, 1)
+    emit(args, report, _text(report))
+    return 0
+
+
+def _through_raw_repl(args, port, fw_dir, bd, bd_bytes, cfg, version, before):
+    """Steps 2 to 6 in the board's raw REPL; the report (a dry run's: "dry_run" set)."""
+    from mast_tools.boardrepl import DeviceError, RawBoard
+
     rb = RawBoard(port, soft_reset=bool(bd.get("soft_reset")), baudrate=args.baud,
                   log=lambda m: log("flash: " + m)).open()
     try:
@@ -449,8 +513,7 @@ def do_flash(args):
                 # an older firmware was running: it runs again, its boot counter as it was
                 rb.run(flashplan.restore_boots_script(boots))
                 rb.reset()
-            emit(args, report, _text(report))
-            return 0
+            return report
         show = Sender(len(p.copy), sum(len(local[x]) for x in p.copy))
         try:  # 5
             if p.lib_changed:
@@ -476,10 +539,7 @@ def do_flash(args):
         rb.reset()
     finally:
         rb.close()
-    report["version"] = _wait_for_hello(args, port, bd, version)  # 7
-    report["seconds"] = round(time.monotonic() - t0, 1)
-    emit(args, report, _text(report))
-    return 0
+    return report
 
 
 def _wait_for_hello(args, port, bd, version):

@@ -54,6 +54,21 @@ def fleet_psk(fleet_text, name):
     return base64.b64encode(key).decode("ascii")
 
 
+def name_error(name):
+    """None if name can be a board's name (the schema's own check of the `name` key: the
+    name a fleet member has), else what a name must be ("must be 1 to 63 characters ...")."""
+    from mast_tools.firmware import use_firmware
+
+    use_firmware()
+    from mast import config
+
+    try:
+        config.set_key({}, "name", name)
+    except config.ConfigError as e:
+        return str(e)[len("name: "):]
+    return None
+
+
 def do_genkey(args):
     if args.fleet is None:
         if args.name is not None:
@@ -63,18 +78,23 @@ def do_genkey(args):
         return 0
     if not args.name:
         raise CommandError("--fleet needs --name", "give the member's name, e.g. --name board7.boards.example")
+    err = name_error(args.name)
+    if err:  # no board can have that name: its key would never be asked for
+        raise CommandError("--name is not a board's name: it %s" % err,
+                           "give the member's name as its `name` key has it, e.g. --name "
+                           "board7.boards.example")
     try:
         if args.fleet == "-":
-            text = sys.stdin.read()
+            data = sys.stdin.buffer.read()
         else:
-            with open(args.fleet) as f:
-                text = f.read()
+            with open(args.fleet, "rb") as f:
+                data = f.read()
     except OSError as e:
         raise CommandError("cannot read the fleet key %s (%s)" % (args.fleet, e.strerror),
                            "give the file `mast genkey > fleet.psk` wrote")
     try:
-        psk = fleet_psk(text.strip(), args.name)
-    except ValueError:  # never shows the key
+        psk = fleet_psk(data.decode("utf-8").strip(), args.name)
+    except ValueError:  # never shows the key (nor a byte of it: UnicodeError is a ValueError)
         raise CommandError("%s is not a fleet key" % args.fleet,
                            "it must hold standard base64 of exactly 32 bytes (`mast genkey`)")
     emit(args, {"psk": psk, "bytes": KEY_BYTES, "name": args.name}, psk)

@@ -22,6 +22,7 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 
+from mast_tools.argtypes import seconds
 from mast_tools.errors import CommandError
 from mast_tools.output import emit, log
 
@@ -51,7 +52,7 @@ def argparse_hwtest(p):
     p.add_argument("--peer-host", metavar="IP",
                    help="an address of this PC the board can reach, for the association tests")
     p.add_argument("-k", dest="select", metavar="EXPR", help="only the tests matching EXPR (pytest -k)")
-    p.add_argument("--timeout", type=float, default=900.0, metavar="S",
+    p.add_argument("--timeout", type=seconds, default=900.0, metavar="S",
                    help="stop the suite after S seconds (default %(default)s)")
     p.epilog = EXAMPLE
 

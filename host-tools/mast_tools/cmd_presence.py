@@ -46,8 +46,8 @@ def do_presence(args):
     try:
         conf = load_config(args.config)
     except PresenceConfigError as e:
-        raise CommandError("presence config %s: %s" % (args.config, e),
-                           "fix that key; the format is in `mast presence --help`")
+        raise CommandError("presence config %s: %s" % (args.config, e), "fix %s; the format is in "
+                           "`mast presence --help`" % ("the file" if e.key == "file" else "that key"))
     text = args.listen or conf["listen"]
     try:
         listen = parse_listen(text) if text else DEFAULT_LISTEN

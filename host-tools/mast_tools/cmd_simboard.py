@@ -134,6 +134,9 @@ def do_sim_board(args):
         raise CommandError("%s is a definition for %s boards; a simulated board is the unix port"
                            % (bd["name"], bd["port"]),
                            "use a unix definition (--board unix-sim, or a copy of it)")
+    if os.path.exists(args.dir) and not os.path.isdir(args.dir):
+        raise CommandError("--dir %s is not a directory" % args.dir,
+                           "give the folder of the board's files (a new one is created)")
     board = SimBoard(args.dir, board=args.board, link=args.link, bare=args.bare,
                      soft_reset=args.soft_reset, heapsize=args.heapsize, romfs=args.romfs,
                      log=lambda m: log("mast sim-board: " + m))

@@ -16,6 +16,13 @@ TRUE = ("true", "1", "yes", "on")
 FALSE = ("false", "0", "no", "off")
 
 
+def takes_text(key):
+    """True if the value of `key` is text (a name, an SSID, a password, a PIN, an APN, an
+    address): every schema type but int, bool and the lists. False for an unknown key."""
+    typ = config.key_type(key)
+    return typ is not None and typ not in ("int", "bool", "addrs", "prefixes")
+
+
 def parse_text(key, text):
     """The typed value for `key` from `text`.
 

@@ -110,16 +110,19 @@ def request(rid, op, **fields):
 
 
 def parse_value(key, text):
-    """VALUE as `mast config set KEY VALUE` takes it: JSON (10, true, ["a"], "text"), else
-    the text itself; text is then typed by the key's schema (mast_tools.config_text: "6278",
-    "yes", "192.0.2.1, 192.0.2.2"). Checking it stays the board's job."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    from mast_tools.config_text import parse_text
+    """VALUE as `mast config set KEY VALUE` takes it. A key whose value is text (a name, an
+    SSID, a password, a PIN, an APN, an address: every type but int, bool and the lists) takes
+    the text as typed ("1234", "true" and "2024" stay text), or a JSON string ("\"text\"").
+    Any other key (and an unknown one) takes JSON (10, true, ["a"]), else the text typed by
+    its schema (mast_tools.config_text: "6278", "yes", "192.0.2.1, 192.0.2.2"). Checking it
+    stays the board's job."""
+    from mast_tools.config_text import parse_text, takes_text
 
-    return parse_text(key, text)
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return parse_text(key, text)
+    return text if takes_text(key) and not isinstance(value, str) else value
 
 
 COMMANDS_HELP = """\

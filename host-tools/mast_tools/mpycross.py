@@ -103,16 +103,23 @@ def pick(want, candidates):
     return same[0] if same else None
 
 
+def given(override):
+    """(command list, (major, sub)) of the compiler given with --mpy-cross; CommandError if
+    it does not run (checked before `mast flash` touches the board, and again by choose())."""
+    cmd = override.split()
+    got = version_of(cmd)
+    if got is None:
+        raise CommandError("--mpy-cross %s does not run" % override,
+                           "give the path of an mpy-cross binary")
+    return cmd, got
+
+
 def choose(info, override=None):
     """(command list, (major, sub), note) of the compiler for the board described by info;
     CommandError when no installed mpy-cross writes what it reads."""
     mp = "MicroPython %s" % ".".join(str(x) for x in info.get("version", ())[:3])
     if override:
-        cmd = override.split()
-        got = version_of(cmd)
-        if got is None:
-            raise CommandError("--mpy-cross %s does not run" % override,
-                               "give the path of an mpy-cross binary")
+        cmd, got = given(override)
         want = board_mpy(info)
         if want is not None and got[0] != want[0]:
             raise CommandError("--mpy-cross %s writes .mpy v%d.%d; the board (%s) reads v%d.%d"

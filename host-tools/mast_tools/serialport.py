@@ -94,7 +94,7 @@ def port_error(port, exc, who=None):
                     "dialout group (sudo usermod -aG dialout $USER, then log in again)")
         return CommandError("permission denied on %s%s" % (port, " (owned by group %s)" % group
                                                           if group else ""), hint)
-    if "Could not configure port" in text or code in (errno.ENOTTY, errno.EINVAL):
+    if "Could not configure port" in text or code in (errno.ENOTTY, errno.EINVAL, errno.EISDIR):
         return CommandError("%s is not a serial port" % port,
                             "give the board's port (`mast ports` lists them)")
     if code == errno.EIO:

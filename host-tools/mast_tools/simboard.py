@@ -153,6 +153,15 @@ del _mast_sim_run
 '''
 
 
+FAST_EXITS = 3  # micropython exiting this many times in a row within a second of starting: said why
+
+
+def last_line(data, limit=200):
+    """The last line of text in data (bytes a board printed), at most limit characters."""
+    lines = [x.strip() for x in data.decode("utf-8", "replace").splitlines() if x.strip()]
+    return lines[-1][:limit] if lines else ""
+
+
 class SimBoardError(Exception):
     """Something the user can fix: what, hint."""
 
@@ -386,8 +395,17 @@ class SimBoard:
                 os.unlink(tmp)
             except OSError:
                 pass
-            os.symlink(self.device, tmp)
-            os.replace(tmp, self.link)
+            try:
+                os.symlink(self.device, tmp)
+                os.replace(tmp, self.link)
+            except OSError as e:  # (its filename is the pty's or the temporary link's)
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise SimBoardError("cannot make --link %s (%s)" % (self.link, (
+                    "it is a directory" if os.path.isdir(self.link) else e.strerror or e)),
+                    "give --link a path in an existing folder, not a directory (e.g. /tmp/board)")
         self._tmp = tempfile.mkdtemp(prefix="mast-sim-")
         with open(os.path.join(self._tmp, "launch.py"), "w") as f:
             f.write(LAUNCHER)
@@ -544,16 +562,23 @@ class SimBoard:
             self._to_client(self.hold)
             self.hold = b""
         lived = time.monotonic() - self._started
-        self.log("micropython exited with status %s after %.1f s" % (rc, lived))
+        # -9: machine.reset() (the launcher kills micropython) or a power cut: a reboot, not a crash
+        fast = lived < 1.0 and rc not in (0, REBOOT_EXIT, -signal.SIGKILL) and not self._cycle
+        said = last_line(self.tail) if fast else ""  # (the client's pty may have nobody reading)
+        self.log("micropython exited with status %s after %.1f s%s" % (rc, lived, ": " + said if said else ""))
         if self._stop:
             return
         if self._cycle:
             self._cycle = False
             self._spawn("power")
             return
-        # -9: machine.reset() (the launcher kills micropython) or a power cut: a reboot, not a crash
-        if lived < 1.0 and rc not in (0, REBOOT_EXIT, -signal.SIGKILL):
+        if fast:
             self._fast_exits += 1
+            if self._fast_exits == FAST_EXITS:
+                self.log("micropython exited %d times in a row within a second of starting: the heap "
+                         "may be too small (--heapsize %s) or the firmware in %s is broken; booting it "
+                         "again less often (every 5 s at most; Ctrl-C stops)"
+                         % (FAST_EXITS, self.heapsize, self.folder))
             time.sleep(min(5.0, 0.2 * 2 ** self._fast_exits))  # a broken install: don't spin
         else:
             self._fast_exits = 0

@@ -44,6 +44,16 @@ def test_a_duration_that_is_not_a_positive_number_is_a_usage_error(cmd, value):
     assert "argument --duration: invalid seconds value: '%s'" % value in r.stderr
 
 
+@pytest.mark.parametrize("cmd", [["reset", "--port", "/dev/ttyNONE9"], ["maintenance", "off", "--port", "/dev/ttyNONE9"],
+                                 ["flash", "--port", "/dev/ttyNONE9"], ["hwtest", "--port", "/dev/ttyNONE9"]])
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
+def test_a_timeout_that_is_not_a_positive_number_is_a_usage_error(cmd, value):
+    # `mast reset --timeout 0` rebooted the board, then reported that it did not come back
+    r = mast(*(cmd + ["--timeout=" + value]))
+    assert r.returncode == 2 and r.stdout == ""
+    assert "argument --timeout: invalid seconds value: '%s'" % value in r.stderr
+
+
 def test_a_command_error_is_one_line_mast_what_hint_with_exit_1():
     r = mast("linkemu", "--link", "eth=127.0.0.2:0,delay=soon")
     assert r.returncode == 1
@@ -126,6 +136,12 @@ def test_main_turns_an_os_error_into_a_message_with_a_hint(monkeypatch, capsys):
     _fake(monkeypatch, PermissionError(errno.EACCES, "Permission denied", "/dev/ttyUSB0"))
     assert cli.main(["fake"]) == 1
     assert capsys.readouterr().err.startswith("mast: Permission denied: /dev/ttyUSB0; ")
+    # a symlink or rename names both paths: the second is often the one the user gave
+    _fake(monkeypatch, FileNotFoundError(errno.ENOENT, "No such file or directory", "/dev/pts/4", None,
+                                         "/nonexistent/dir/x"))
+    assert cli.main(["fake"]) == 1
+    assert capsys.readouterr().err.startswith("mast: No such file or directory: /dev/pts/4 -> "
+                                              "/nonexistent/dir/x; check the path")
 
 
 def test_missing_subcommand_is_a_usage_error(capsys):

@@ -88,6 +88,29 @@ def test_validate_commit_apply_and_status(board):
     assert not st["config"]["uncommitted"] and not st["config"]["unapplied"]
 
 
+def test_a_key_whose_value_is_text_takes_digits_and_words_as_typed(board):
+    # "1234" was read as JSON first (the number 1234): the board refused a PIN of digits,
+    # a password of digits, an SSID "2024" or "true", an APN "1234"
+    for key, value in (("uplinks.cell.sim_pin", "1234"), ("uplinks.wifi.ssid", "2024"),
+                       ("uplinks.cell.apn", "1234")):
+        r = cfg(board, "set", key, value)
+        assert r.returncode == 0 and r.stderr == "", (key, r.stderr)
+    r = cfg(board, "set", "uplinks.wifi.password", "-", input="12345678\n")
+    assert r.returncode == 0 and "12345678" not in r.stdout + r.stderr
+    assert cfg(board, "get", "uplinks.wifi.ssid", "--json").doc == "2024"
+    assert cfg(board, "set", "uplinks.eth.device", "true", "--json").returncode == 0
+    assert cfg(board, "get", "uplinks.eth.device", "--json").doc == "true"
+    r = cfg(board, "commit")
+    assert r.returncode == 0, r.stderr
+    saved = on_flash(board)["uplinks"]
+    assert saved["cell"]["sim_pin"] == "1234" and saved["cell"]["apn"] == "1234"
+    assert saved["wifi"] == {"ssid": "2024", "password": "12345678"} and saved["eth"]["device"] == "true"
+    for key in ("uplinks.cell.sim_pin", "uplinks.cell.apn", "uplinks.wifi.ssid", "uplinks.wifi.password",
+                "uplinks.eth.device"):
+        assert cfg(board, "unset", key).returncode == 0
+    assert cfg(board, "commit").returncode == 0
+
+
 def test_export_redacts_and_import_leaves_redacted_secrets_alone(board, tmp_path):
     cfg(board, "set", "peers.hub.psk", PSK, "--commit")
     out = tmp_path / "exported.json"
@@ -143,6 +166,21 @@ def test_a_set_the_board_refuses_names_the_key(board):
     assert "A" * 43 not in r.stderr  # never echoes a secret
 
 
+def test_get_of_an_unknown_key_says_so_and_of_an_unset_one_how_to_set_it(board):
+    # both were "KEY: is not set; fix the value", the board's words for any key it lacks
+    for key in ("nosuchkey", "port.x"):
+        r = cfg(board, "get", key)
+        assert r.returncode == 1 and r.stdout == ""
+        assert r.stderr == ("mast: %s: unknown key; the keys are in docs/CONFIG.md (`mast config get` "
+                            "shows what is set)\n" % key)
+    r = cfg(board, "get", "fleet_psk")
+    assert r.returncode == 1 and r.stderr == ("mast: fleet_psk is not set; set it: mast config set "
+                                              "fleet_psk VALUE (`mast config get` shows what is set)\n")
+    r = cfg(board, "get", "peers.nobody")
+    assert r.returncode == 1 and r.stderr.startswith("mast: peers.nobody is not set; ")
+    assert "fix the value" not in r.stderr
+
+
 def test_a_value_too_long_for_the_boards_console_is_refused_before_it_is_sent(board):
     # the board answers such a line with a null id ("line longer than 2048 bytes"): the host
     # waited 10 s for its own id, then said the board did not answer
@@ -167,6 +205,10 @@ def test_a_wrong_port_and_a_file_that_is_not_a_port(tmp_path):
     f.write_text("x")
     r = mast("config", "--port", str(f), "get")
     assert r.stderr == "mast: %s is not a serial port; give the board's port (`mast ports` lists them)\n" % f
+    r = mast("config", "--port", str(tmp_path), "get")  # a directory: was pyserial's own words
+    assert r.returncode == 1
+    assert r.stderr == ("mast: %s is not a serial port; give the board's port (`mast ports` lists "
+                        "them)\n" % tmp_path)
     r = mast("config", "get", env={"MAST_SIM_REGISTRY": str(tmp_path / "none")})  # no board to find
     assert r.returncode == 1 and r.stderr.startswith("mast: no board found (no USB serial port of a "
                                                      "known board, no running mast sim-board); ")

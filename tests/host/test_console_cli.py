@@ -86,6 +86,19 @@ def test_short_commands_become_requests():
         assert str(e.value) == msg
 
 
+def test_set_of_a_key_whose_value_is_text_sends_the_text_as_typed():
+    # `set uplinks.cell.sim_pin 1234` sent the number 1234, which the board refused
+    assert parse_command("set uplinks.cell.sim_pin 1234") == ("set", {"key": "uplinks.cell.sim_pin", "value": "1234"})
+    assert parse_command("set uplinks.wifi.ssid true") == ("set", {"key": "uplinks.wifi.ssid", "value": "true"})
+    assert parse_command("set uplinks.wifi.password 12345678")[1]["value"] == "12345678"
+    assert parse_command("set uplinks.cell.apn 1234")[1]["value"] == "1234"
+    assert parse_command('set peers.hub.dns "hub.example"')[1]["value"] == "hub.example"  # a JSON string
+    # keys whose value is not text still take JSON, and an unknown key is the board's to refuse
+    assert parse_command("set peers.hub.initiate true")[1]["value"] is True
+    assert parse_command('set peers.hub.addresses ["192.0.2.1"]')[1]["value"] == ["192.0.2.1"]
+    assert parse_command("set nosuchkey 10")[1]["value"] == 10
+
+
 def test_lines_from_the_board_read_as_text():
     inc = Incoming()
     lines = inc.feed(b'{"log": "boot", "board": "b", "mode": "normal", "warning": null}\r\n'
@@ -270,6 +283,24 @@ def test_piped_lines_are_sent_and_the_command_ends_after_the_replies(board):
     lines = [json.loads(x) for x in r.stdout.splitlines()]  # as the board sent them
     assert lines[0]["id"] == 1 and lines[0]["result"]["firmware"] == "mast-board"
     assert lines[1] == {"id": 2, "ok": True, "result": "board1"}
+
+
+def test_a_last_piped_line_without_its_newline_is_sent_too(board):
+    r = mast("console", "--port", board, "--raw", "--no-hello", input="hello\nget name", timeout=30)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert lines[-1] == {"id": 2, "ok": True, "result": "board1"} and len(lines) == 2
+    r = mast("console", "--port", board, "--raw", "--no-hello", input="get name", timeout=30)
+    assert [json.loads(x) for x in r.stdout.splitlines()] == [{"id": 1, "ok": True, "result": "board1"}]
+
+
+def test_json_is_refused_as_a_usage_error_that_says_what_gives_json():
+    r = mast("console", "--port", "/dev/ttyACM77", "--json")
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.splitlines()[-1] == (
+        "mast console: error: --json is not taken by mast console (a terminal, not one JSON "
+        "document); for JSON use `mast config status --json` or `mast config get KEY --json`, or "
+        "--raw to see the board's JSON lines as they come")
 
 
 def test_console_on_a_missing_port_is_a_clear_error():

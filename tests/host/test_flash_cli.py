@@ -351,6 +351,78 @@ def test_a_bare_board_of_another_kind_is_refused_before_anything_is_written(bare
     assert sorted(os.listdir(folder)) == ["mast.json"]  # no lib, no mast.maint
 
 
+def test_what_is_on_this_pc_is_checked_before_the_board_is_stopped_and_a_later_error_says_the_way_back(
+        running, tmp_path):
+    # --firmware DIR that is no firmware and an --mpy-cross that does not run were found only
+    # after maintenance on and the raw REPL: the firmware was left stopped, and nothing said so
+    sb, folder = running
+    before = tree(folder)
+    up = status(sb.device)["uptime_ms"]
+    empty = tmp_path / "notfw"
+    empty.mkdir()
+    r = mast("flash", "--port", sb.device, "--firmware", str(empty))
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == ("mast: no firmware package mast in %s; give a firmware/ folder (with mast/, "
+                        "runtime/, board/)\n" % empty)
+    r = mast("flash", "--port", sb.device, "--mpy-cross", str(tmp_path / "no-mpy-cross"))
+    assert r.returncode == 1
+    assert r.stderr == ("mast: --mpy-cross %s does not run; give the path of an mpy-cross binary\n"
+                        % (tmp_path / "no-mpy-cross"))
+    assert tree(folder) == before
+    st = status(sb.device)
+    assert st["mode"] == "normal" and st["uptime_ms"] > up  # the same boot: never stopped
+    # an mpy-cross that runs but writes what this board cannot read is found in the board's
+    # raw REPL, after the firmware stopped: the error says how to get it back
+    old = tmp_path / "old-mpy-cross"
+    old.write_text("#!/bin/sh\necho 'MicroPython v1.11 on 2019-05-29; mpy-cross emitting mpy v4'\n")
+    old.chmod(0o755)
+    r = mast("flash", "--port", sb.device, "--mpy-cross", str(old))
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[-1] == (
+        "mast: --mpy-cross %s writes .mpy v4.0; the board (MicroPython %s) reads v6.3; use an mpy-cross "
+        "of the board's MicroPython version; the board is left in maintenance mode, its old firmware "
+        "stopped: fix that and run mast flash again, or start the old firmware: mast maintenance off "
+        "--port %s" % (old, status_micropython(r.stderr), sb.device))
+    r = mast("maintenance", "off", "--port", sb.device)  # the way back it names
+    assert r.returncode == 0, r.stderr
+    assert status(sb.device)["mode"] == "normal"
+
+
+def status_micropython(stderr):
+    """The board's MicroPython version from flash's first line ("..., micropython 1.29.0)")."""
+    return stderr.splitlines()[0].rsplit("micropython ", 1)[1].rstrip(")")
+
+
+def test_ctrl_c_during_a_flash_says_how_the_board_is_left_and_the_way_back(running, tmp_path):
+    from boardcli import restore_sigint
+
+    sb, folder = running
+    new = firmware_copy(tmp_path, "0.9.2", pad=1500)
+    proc = subprocess.Popen([sys.executable, "-m", "mast_tools", "flash", "--port", sb.device,
+                             "--board", "unix-sim", "--firmware", new], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env_for_mast(), preexec_fn=restore_sigint)
+    err = b""
+    try:
+        while b"flash: staging" not in err and proc.poll() is None:
+            if select.select([proc.stderr], [], [], 60)[0]:
+                err += os.read(proc.stderr.fileno(), 4096)
+        proc.send_signal(signal.SIGINT)
+        out, rest = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, (err + rest).decode()
+    assert (err + rest).decode().splitlines()[-1] == (
+        "mast: flash interrupted; the board may be left in maintenance mode or at its REPL, with its "
+        "old firmware in place: run mast flash again, or start the old firmware: mast maintenance off "
+        "--port %s" % sb.device)
+    r = mast("maintenance", "off", "--port", sb.device)
+    assert r.returncode == 0, r.stderr
+    h = hello(sb.device, "normal")
+    assert h["version"] == VERSION  # the old firmware, running
+
+
 def test_dry_runs_in_a_row_change_nothing_on_the_board_not_even_its_boot_counter(running, tmp_path):
     sb, folder = running
     new = firmware_copy(tmp_path, "0.2.0")

@@ -2,9 +2,11 @@
 on one server"), read from a file or stdin, never from the command line, never echoed."""
 
 import base64
+import subprocess
+import sys
 
 import boardcli  # noqa: F401  (host-tools on sys.path)
-from boardcli import mast
+from boardcli import env_for_mast, mast
 
 from mast_tools.firmware import use_firmware
 
@@ -39,3 +41,32 @@ def test_a_bad_fleet_key_or_a_missing_name_is_a_clear_error_that_shows_no_key(tm
     assert r.returncode == 1 and r.stderr.startswith("mast: cannot read the fleet key ")
     r = mast("genkey", "--name", "x.y")
     assert r.returncode == 1 and r.stderr.startswith("mast: --name goes with --fleet; ")
+
+
+def test_a_fleet_key_file_that_is_not_text_is_not_a_fleet_key_and_none_of_its_bytes_show(tmp_path):
+    # it was a traceback quoting a byte of the file (UnicodeDecodeError: ... byte 0xc3 ...)
+    bad = tmp_path / "binary.psk"
+    secret = b"\xc3\x28" + bytes(range(128, 228))
+    bad.write_bytes(secret)
+    r = mast("genkey", "--fleet", str(bad), "--name", "b1.boards.example")
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == ("mast: %s is not a fleet key; it must hold standard base64 of exactly 32 bytes "
+                        "(`mast genkey`)\n" % bad)
+    p = subprocess.run([sys.executable, "-m", "mast_tools", "genkey", "--fleet", "-", "--name",
+                        "b1.boards.example"], input=secret, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, env=env_for_mast(), timeout=60)
+    assert p.returncode == 1 and p.stdout == b""
+    assert p.stderr == (b"mast: - is not a fleet key; it must hold standard base64 of exactly 32 "
+                        b"bytes (`mast genkey`)\n")
+
+
+def test_a_name_no_board_can_have_is_refused_and_no_key_printed(tmp_path):
+    f = tmp_path / "fleet.psk"
+    f.write_text(FLEET + "\n")
+    for name in ("bad name!", "a" * 300, "b7_x.boards.example"):
+        r = mast("genkey", "--fleet", str(f), "--name", name)
+        assert r.returncode == 1 and r.stdout == "", name
+        assert r.stderr == ("mast: --name is not a board's name: it must be 1 to 63 characters of "
+                            "A-Za-z0-9.-; give the member's name as its `name` key has it, e.g. "
+                            "--name board7.boards.example\n"), name
+    assert mast("genkey", "--fleet", str(f), "--name", "a" * 63).returncode == 0

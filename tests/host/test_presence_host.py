@@ -273,6 +273,16 @@ def test_mast_presence_refuses_a_bad_config_naming_the_key(tmp_path):
     assert rc == 1 and "ratee: unknown key" in err and "Traceback" not in err
 
 
+def test_mast_presence_refuses_a_config_that_is_not_text_without_showing_its_bytes(tmp_path):
+    # load_config read it as text outside its checks: a traceback quoting a byte of the file
+    bad = tmp_path / "p.bin"
+    bad.write_bytes(b"\xc3\x28" + bytes(range(128, 200)))
+    rc, out, err = run_cli("presence", "--config", str(bad), "--duration", "0.5", "--no-stdin")
+    assert rc == 1 and out == ""
+    assert err == ("mast: presence config %s: file: %s is not valid JSON (not UTF-8 text); fix the "
+                   "file; the format is in `mast presence --help`\n" % (bad, bad))
+
+
 def test_mast_presence_serves_until_its_input_ends_and_prints_events(tmp_path):
     cfg = tmp_path / "p.json"
     cfg.write_text(json.dumps(presence_conf()))

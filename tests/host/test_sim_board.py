@@ -553,3 +553,41 @@ def test_mast_ports_lists_a_running_sim_board_and_commands_find_it_without_port(
             assert r.stderr.rstrip().endswith("; pick one with --port")
     r = mast("ports", "--json")
     assert not [p for p in r.doc if p.get("sim_board")]  # gone with the boards
+
+
+def test_a_link_that_cannot_be_made_names_the_link_and_leaves_nothing_behind(micropython, tmp_path):
+    # the error named the pty (No such file or directory: /dev/pts/4) or the temporary link
+    # (Is a directory: /tmp.tmp17494), which stayed behind
+    where = tmp_path / "nowhere" / "tty"
+    r = mast("sim-board", "--dir", str(tmp_path / "b1"), "--bare", "--link", str(where), timeout=60)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == ("mast: cannot make --link %s (No such file or directory); give --link a path in "
+                        "an existing folder, not a directory (e.g. /tmp/board)\n" % where)
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    r = mast("sim-board", "--dir", str(tmp_path / "b1"), "--bare", "--link", str(folder), timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.startswith("mast: cannot make --link %s (it is a directory); " % folder)
+    assert sorted(os.listdir(str(tmp_path))) == ["adir", "b1"]  # no adir.tmpPID link left
+
+
+def test_a_dir_that_is_a_file_is_refused_as_not_a_directory(micropython, tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    for extra in ((), ("--mast-port", "16050")):
+        r = mast("sim-board", "--dir", str(f), *extra, timeout=60)
+        assert r.returncode == 1 and r.stdout == ""
+        assert r.stderr == ("mast: --dir %s is not a directory; give the folder of the board's files (a "
+                            "new one is created)\n" % f)
+
+
+def test_a_micropython_that_dies_at_start_is_said_why_and_started_less_often(micropython, tmp_path):
+    # a heap too small for anything: MemoryError went to the pty, which nobody read, and
+    # sim-board's own output said only "exited with status 1"
+    with simboard.SimBoardProcess(str(tmp_path / "b"), "--bare", "--heapsize", "1K") as sb:
+        said = "exited %d times in a row within a second of starting" % simboard.FAST_EXITS
+        err = (sb.err + _read_err(sb.proc, lambda e: said.encode() in (sb.err + e) or None)).decode()
+    assert "micropython exited with status 1 after 0.0 s: MemoryError: memory allocation failed" in err
+    assert ("mast sim-board: micropython exited 3 times in a row within a second of starting: the heap "
+            "may be too small (--heapsize 1K) or the firmware in %s is broken" % (tmp_path / "b")) in err
+    assert err.count("boot ") == simboard.FAST_EXITS  # not ten a second: 0.4 s, 0.8 s, ... between
