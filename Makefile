@@ -123,7 +123,8 @@ vectors: $(STAMP)
 # The benchmarks, in order; each writes its own section of docs/BENCHMARKS.md, and summary.py
 # (last) the table at its top. bench/benchdoc.py, nsbench.py and tunrelay.py are helpers, not
 # benchmarks. Those that need root (network namespaces) or the MicroPython unix port say so and
-# skip. A failed benchmark does not stop the others; make fails at the end. About 17 minutes here.
+# skip. A failed benchmark does not stop the others; make fails at the end. About 30 minutes here
+# (bench/scale.py 12 of them).
 BENCHES := failover_sim heap alloc footprint overhead flash failover_netns datapath presence_flood pkgstart scale summary
 
 bench: deps $(STAMP) $(MP32_STAMP)
