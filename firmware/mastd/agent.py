@@ -99,6 +99,10 @@ class Agent:
         self._readers.append((obj, callback))
         return self.rt.add_reader(obj, callback)
 
+    def _remove_reader(self, obj):
+        self._readers = [x for x in self._readers if x[0] is not obj]
+        self.rt.remove_reader(obj, obj if type(obj) is int else obj.fileno())
+
     def count(self, reason):
         self.counters[reason] = self.counters.get(reason, 0) + 1
 
@@ -112,7 +116,7 @@ class Agent:
             signal.signal(s, self._on_term)
         signal.signal(signal.SIGHUP, self._on_hup)
         self._add_reader(r, self._on_wake)
-        self.control = ControlServer(self.control_path, self.handle)
+        self.control = ControlServer(self.control_path, self.handle, self._add_reader, self._remove_reader)
         self._add_reader(self.control.sock, self.control.on_readable)
         use_netifd = self.discovery == "netifd" or (
             self.discovery == "auto" and self.conf.uci_names is not None and links.have_ubus())
@@ -613,6 +617,8 @@ class Agent:
         self._events()
         if self._rescan_due:
             self.rescan("netlink")
+        if self.control is not None and self.control.clients:
+            self.control.on_readable()  # (drops a connection silent past its time)
         if self._reconnect:
             now = self.rt.now()
             for peer, due in list(self._reconnect.items()):

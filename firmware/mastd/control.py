@@ -14,22 +14,37 @@ client; the OpenWrt hotplug script calls `mastctl hotplug ...`.
 
 import json
 import os
+import select
 import socket
+import stat
+import time
 
 DEFAULT_PATH = "/var/run/mast/mastd.sock"
 _LINE_MAX = 4096
-_CLIENT_TIMEOUT_S = 0.5  # a client sends its line at once; a silent one is dropped after this
+_CLIENT_TIMEOUT_S = 0.5  # a client sends its line at once; one silent this long is dropped
+_CLIENTS_MAX = 16  # open connections at once; one more drops the oldest
+_SEND_S = 0.1  # a reply larger than the socket's buffer waits this long at most for its reader
 
 
 class ControlServer:
-    def __init__(self, path, handler):
+    """Never blocks the loop it runs in (the data path): every connection is non-blocking, its
+    request gathered as it comes, and answered once its line is complete. The loop calls
+    on_readable() when the listening socket or a connection is readable (watch(conn, callback)
+    registers a connection, unwatch(conn) forgets it); without watch, each on_readable() call
+    looks at every connection."""
+
+    def __init__(self, path, handler, watch=None, unwatch=None):
         """handler(request dict) -> reply dict (without "ok": it is added)."""
         self.path = path
         self.handler = handler
+        self.watch, self.unwatch = watch, unwatch
+        self.clients = {}  # connection -> [bytes so far, deadline (monotonic s)]
         d = os.path.dirname(path)
         if d:
             os.makedirs(d, exist_ok=True)
-        if os.path.exists(path):
+        if os.path.lexists(path):
+            if not stat.S_ISSOCK(os.lstat(path).st_mode):  # never remove what is not ours
+                raise OSError("%s exists and is not a socket: give --control another path" % path)
             probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 probe.connect(path)
@@ -48,42 +63,81 @@ class ControlServer:
         s.setblocking(False)
         self.sock = s
 
-    def on_readable(self, obj, flags):
+    def on_readable(self, obj=None, flags=0):
+        now = time.monotonic()
         for _ in range(8):
             try:
                 conn, _ = self.sock.accept()
             except (BlockingIOError, InterruptedError):
-                return
-            try:
-                conn.settimeout(_CLIENT_TIMEOUT_S)
-                self._serve(conn)
-            except OSError:
-                pass
-            finally:
-                conn.close()
-
-    def _serve(self, conn):
-        buf = b""
-        while b"\n" not in buf and len(buf) < _LINE_MAX:
-            chunk = conn.recv(_LINE_MAX)
-            if not chunk:
                 break
-            buf += chunk
+            except OSError:
+                break
+            conn.setblocking(False)
+            if len(self.clients) >= _CLIENTS_MAX:
+                self._drop(min(self.clients, key=lambda c: self.clients[c][1]))
+            self.clients[conn] = [b"", now + _CLIENT_TIMEOUT_S]
+            if self.watch is not None:
+                self.watch(conn, self.on_readable)
+        for conn in list(self.clients):
+            self._read(conn, now)
+
+    def _read(self, conn, now):
+        st = self.clients[conn]
         try:
-            req = json.loads(buf.split(b"\n", 1)[0].decode("utf-8"))
+            chunk = conn.recv(_LINE_MAX)
+        except (BlockingIOError, InterruptedError):
+            if now > st[1]:
+                self._drop(conn)  # silent too long
+            return
+        except OSError:
+            chunk = b""
+        st[0] += chunk
+        if chunk and b"\n" not in st[0] and len(st[0]) < _LINE_MAX:
+            if now > st[1]:
+                self._drop(conn)  # a request that trickles in
+            return
+        if st[0]:
+            self._send(conn, json.dumps(self._reply(st[0])).encode() + b"\n", now + _SEND_S)
+        self._drop(conn)
+
+    def _reply(self, data):
+        try:
+            req = json.loads(data.split(b"\n", 1)[0].decode("utf-8"))
             if not isinstance(req, dict):
                 raise ValueError("not an object")
-        except ValueError:
-            reply = {"ok": False, "error": "bad request: one JSON object per line"}
-        else:
+        except (ValueError, RecursionError):  # (RecursionError: JSON nested too deep)
+            return {"ok": False, "error": "bad request: one JSON object per line"}
+        try:
+            reply = self.handler(req)
+            reply.setdefault("ok", True)
+        except (ValueError, KeyError, TypeError, OSError, RecursionError) as e:
+            reply = {"ok": False, "error": str(e)}
+        return reply
+
+    def _send(self, conn, data, deadline):
+        """All of data, or as much as a client that reads leaves room for by the deadline."""
+        while data:
             try:
-                reply = self.handler(req)
-                reply.setdefault("ok", True)
-            except (ValueError, KeyError, TypeError, OSError) as e:
-                reply = {"ok": False, "error": str(e)}
-        conn.sendall(json.dumps(reply).encode() + b"\n")
+                n = conn.send(data)
+            except (BlockingIOError, InterruptedError):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                select.select([], [conn], [], left)
+                continue
+            except OSError:
+                return
+            data = data[n:]
+
+    def _drop(self, conn):
+        self.clients.pop(conn, None)
+        if self.unwatch is not None:
+            self.unwatch(conn)
+        conn.close()
 
     def close(self):
+        for conn in list(self.clients):
+            self._drop(conn)
         self.sock.close()
         try:
             os.unlink(self.path)
