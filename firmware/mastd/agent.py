@@ -229,8 +229,8 @@ class Agent:
         """Ask the source which uplinks are usable and tell the runtime (and so the core)."""
         try:
             found = self.source.scan()
-        except (OSError, ValueError) as e:
-            self.log.error("uplink scan failed (%s): %s" % (why, e))
+        except (OSError, ValueError) as e:  # ubus failed or hung (links.UBUS_TIMEOUT_S)
+            self.log.error("uplink scan failed (%s): %s; the uplinks stay as they were" % (why, e))
             return
         ucfg = self.conf.core["uplinks"]
         port = self.conf.core["port"]
@@ -450,10 +450,17 @@ class Agent:
             return "no configuration file to reload"
         try:
             new = settings_mod.load(self.config_path)
-        except (OSError, ValueError) as e:
+        except OSError as e:
+            msg = "reload refused, the running configuration stays: cannot read %s (%s)" % (
+                self.config_path, e.strerror or e)
+            self.log.error(msg)
+            return msg
+        except (ValueError, RecursionError) as e:  # (load turns a too deep file into a ConfigError)
             msg = "reload refused, the running configuration stays: %s" % e
             self.log.error(msg)
             return msg
+        for w in new.warnings:  # once per load: a file holding keys that others may read
+            self.log.warn(w)
         if new.agent["internal"] != self.conf.agent["internal"] or new.agent["tun"] != self.conf.agent["tun"]:
             msg = "reload refused: internal and tun change only with a restart of mastd"
             self.log.error(msg)

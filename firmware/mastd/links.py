@@ -5,7 +5,8 @@ Two sources, both giving scan() -> {uplink name: Link}:
 - netifd (OpenWrt): `ubus call network.interface dump` lists the logical interfaces (wan, wwan,
   lte) with their layer-3 device and addresses. An uplink section's name is the interface's.
   It is read at start, on every hotplug `iface` event (the hotplug script tells mastd through
-  its control socket) and on SIGHUP.
+  its control socket) and on SIGHUP. ubus gets UBUS_TIMEOUT_S to answer; a scan that fails
+  changes nothing (the uplinks stay as they were).
 - linux (any other Linux): the uplink's `device` (default: its name); its address is
   uplinks.<name>.address if configured, else the device's first IPv4 address (else its first
   global IPv6 one), read with ioctl and /proc. An rtnetlink socket (link and address groups)
@@ -31,6 +32,9 @@ _RTMGRP_LINK = 0x1
 _RTMGRP_IPV4_IFADDR = 0x10
 _RTMGRP_IPV6_IFADDR = 0x100
 _IFA_F_BAD = 0x08 | 0x20 | 0x40  # dadfailed, deprecated, tentative
+# ubus answers in milliseconds; a hung one holds mastd's loop (and its data path) this long at
+# most, and the scan fails (the uplinks stay as they were).
+UBUS_TIMEOUT_S = 2
 
 
 class Link:
@@ -178,11 +182,20 @@ class NetifdSource:
         self.ubus = ubus
 
     def scan(self):
-        r = subprocess.run([self.ubus, "call", "network.interface", "dump"], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, universal_newlines=True, timeout=10)
+        """OSError if ubus fails or does not answer within UBUS_TIMEOUT_S (mastd waits that long
+        at most: it runs in the loop); ValueError if its answer is not what netifd writes."""
+        try:
+            r = subprocess.run([self.ubus, "call", "network.interface", "dump"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, universal_newlines=True, timeout=UBUS_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise OSError("ubus call network.interface dump: no answer within %g s (is ubusd or "
+                          "netifd hung? `ubus call network.interface dump` shows it)" % UBUS_TIMEOUT_S)
         if r.returncode != 0:
             raise OSError("ubus call network.interface dump: %s" % (r.stderr.strip() or r.returncode))
-        return parse_netifd_dump(json.loads(r.stdout), self.cfg)
+        doc = json.loads(r.stdout)
+        if not isinstance(doc, dict):
+            raise ValueError("ubus call network.interface dump: not a JSON object")
+        return parse_netifd_dump(doc, self.cfg)
 
     def open_watch(self):
         return None

@@ -82,9 +82,13 @@ def main(argv=None):
         except ValueError as e:  # PresenceConfigError names the key; parse_listen the address
             return _fail("presence %s: %s" % (args.presence_config, e))
     if args.check:
+        for w in conf.warnings:  # valid, but: a file holding keys that others may read
+            sys.stderr.write("mastd: warning: %s\n" % w)
         sys.stdout.write("mastd: %s is valid\n" % path)
         return 0
     log = Log(args.syslog)
+    for w in conf.warnings:
+        log.warn(w)
     from .agent import Agent  # after the check: it needs Linux
 
     agent = Agent(conf, log, args.control, path, args.discovery)

@@ -24,6 +24,7 @@ dict never sees them). The old UDP app_port is refused: any local user could sen
 """
 
 import json
+import os
 
 from mast import config
 from mast.addr import ip_to_bytes
@@ -192,6 +193,7 @@ class Settings:
         self.where = where
         self.uci_names = uci_names
         self.apps = apps or {}
+        self.warnings = []  # load() fills it: what to log once for this file
 
 
 def _check(doc, rename):
@@ -262,25 +264,82 @@ def from_uci_text(text, where=DEFAULT_UCI):
     return Settings(c, a, where, names, apps)
 
 
+# How deep a JSON configuration may nest objects and lists: mastd's own needs 4 (the file's
+# object -> peers -> a peer -> its allowed list); a deeper file is refused before anything walks it.
+MAX_JSON_DEPTH = 16
+
+
+def _too_deep(doc, limit=MAX_JSON_DEPTH):
+    """True if doc nests objects and lists more than limit deep (walked without recursion)."""
+    stack = [(doc, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, (dict, list)):
+            if depth >= limit:
+                return True
+            stack.extend((x, depth + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return False
+
+
 def from_json_text(text, where=DEFAULT_JSON):
+    deep = ConfigError(where, "objects and lists nest more than %d deep (mastd's configuration "
+                              "needs 4: the file's object, peers, a peer, its allowed list); "
+                              "fix the file" % MAX_JSON_DEPTH)
     try:
         doc = json.loads(text)
+    except RecursionError:  # the decoder gives up past Python's recursion limit
+        raise deep
     except ValueError as e:
         raise ConfigError("file", "%s is not valid JSON (%s)" % (where, e))
     if not isinstance(doc, dict):
         raise ConfigError("file", "%s must hold one JSON object" % where)
+    if _too_deep(doc):
+        raise deep
     c, a, apps = _check(doc, lambda k: k)
     return Settings(c, a, where, None, apps)
 
 
+def _holds_keys(core):
+    """True if the configuration holds a secret: a peer's psk, fleet_psk, an uplink's password
+    or SIM PIN."""
+    if core.get("fleet_psk"):
+        return True
+    if any(p.get("psk") for p in core.get("peers", {}).values()):
+        return True
+    return any(u.get("password") or u.get("sim_pin") for u in core.get("uplinks", {}).values())
+
+
+def mode_warning(path, mode, core):
+    """The warning for a file holding keys that its group or others may read, else None."""
+    if not mode & 0o044 or not _holds_keys(core):
+        return None
+    who = "its group and others" if mode & 0o040 and mode & 0o004 else (
+        "its group" if mode & 0o040 else "others")
+    return ("%s holds keys and its mode %04o lets %s read them; chmod 600 %s"
+            % (path, mode & 0o7777, who, path))
+
+
 def load(path):
     """Settings from a file: JSON if it ends in .json or starts with "{", else UCI.
-    OSError if unreadable; uci.UciError or ConfigError if bad."""
-    with open(path) as f:
-        text = f.read()
+    OSError if unreadable; uci.UciError or ConfigError if bad (not UTF-8, nested too deep:
+    the message never quotes the file's bytes, which may be a key's). Settings.warnings: what
+    to log once for this load (a file holding keys that others may read)."""
+    with open(path, "rb") as f:
+        data = f.read()
+        mode = os.fstat(f.fileno()).st_mode
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError("%s:%d" % (path, data.count(b"\n", 0, e.start) + 1),
+                          "not UTF-8 text; save the file as UTF-8 (mast's keys are base64, "
+                          "its names ASCII)")
     if path.endswith(".json") or text.lstrip().startswith("{"):
-        return from_json_text(text, path)
-    return from_uci_text(text, path)
+        conf = from_json_text(text, path)
+    else:
+        conf = from_uci_text(text, path)
+    w = mode_warning(path, mode, conf.core)
+    conf.warnings = [w] if w else []
+    return conf
 
 
 def with_peer(conf, name, doc, section=None):

@@ -57,7 +57,8 @@ def test_uci_anonymous_sections_are_named_by_type_and_index():
     ("config peer 'a'\n\toption x 'unterminated\n", "f:2: unterminated ' quote"),
     ("config peer 'a-b'\n", "f:1: section name 'a-b': use only A-Za-z0-9_"),
     ("config peer 'a'\n\tfrobnicate x y\n", "f:2: unknown keyword 'frobnicate' (config, option or list)"),
-    ("config peer 'a'\nconfig uplink 'a'\n", "f:2: section 'a' defined twice (also line 1)"),
+    ("config peer 'a'\nconfig uplink 'a'\n",
+     "f:2: section 'a' is config peer on line 1 and config uplink here; give one of them another name"),
 ])
 def test_uci_syntax_errors_name_the_file_and_line(text, message):
     with pytest.raises(uci.UciError) as e:

@@ -450,3 +450,18 @@ def test_reload_with_enabled_0_stops_it_and_keeps_the_reload_trigger(installed):
     set_enabled(installed, 1)
     sh(installed, "/etc/init.d/mast reload")
     assert procd_log(installed)[-1] == "set mast instances=1"
+
+
+@needs_chroot
+@pytest.mark.parametrize("header", ["config mast 'main'", "config mast"])
+def test_enabled_is_read_from_the_config_mast_section_whatever_its_name(installed, header):
+    # mastd takes its keys from the one `config mast` section, named or not: so does the init script
+    conf = installed / "etc" / "config" / "mast"
+    conf.write_text(conf.read_text().replace("config mast 'global'", header))
+    set_enabled(installed, 0)
+    sh(installed, "/etc/init.d/mast reload")
+    sh(installed, "/etc/init.d/mast start")
+    assert procd_log(installed) == ["set mast instances=0", "set mast instances=0"]
+    set_enabled(installed, 1)
+    sh(installed, "/etc/init.d/mast reload")
+    assert procd_log(installed)[-1] == "set mast instances=1"

@@ -1,0 +1,225 @@
+"""Configuration files mastd cannot use, or should not trust: refused with a clear message at
+`mastd --check`, at start and at reload (where mastd stays up with the running configuration);
+a file holding keys that others may read is used, with a warning. And a hung ubus neither stops
+nor kills mastd."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mastd import control
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FIRMWARE = os.path.join(ROOT, "firmware")
+PSK = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+GOOD = {"name": "r1.example", "peers": {"srv.example": {"psk": PSK, "initiate": False}}, "uplinks": {}}
+DEEP = '{"name": "r1.example", "a": ' + "[" * 3000 + "]" * 3000 + "}"
+# not UTF-8, in the middle of a key: no message may quote these bytes
+NOT_UTF8 = b'{"name": "r1.example", "peers": {"s": {"psk": "AAEC\xff\xfeQUJDREVG"}}}'
+UCI_NOT_UTF8 = b"config mast 'global'\n\toption name 'r1.example'\nconfig peer 's'\n\toption psk 'AAEC\xff\xfeQUJD'\n"
+
+
+def mastd(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "mastd"] + list(args), capture_output=True, text=True,
+                          timeout=30, env=dict(os.environ, PYTHONPATH=FIRMWARE, **(env or {})))
+
+
+def write(path, data, mode=0o600):
+    if isinstance(data, str):
+        data = data.encode()
+    path.write_bytes(data)
+    os.chmod(str(path), mode)
+    return path
+
+
+# ---- files mastd cannot use: --check and start -------------------------------------------
+
+def test_check_and_start_refuse_a_deeply_nested_json_file_without_a_traceback(tmp_path):
+    cfg = write(tmp_path / "mast.json", DEEP)
+    want = ("mastd: %s: objects and lists nest more than 16 deep (mastd's configuration needs 4: "
+            "the file's object, peers, a peer, its allowed list); fix the file\n" % cfg)
+    r = mastd("--check", "--config", str(cfg))
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", want)
+    r = mastd("--config", str(cfg), "--control", str(tmp_path / "s"))
+    assert (r.returncode, r.stderr) == (1, want)
+    assert not (tmp_path / "s").exists()  # it never started
+
+
+def test_a_json_file_nested_deeper_than_any_configuration_is_refused_before_it_is_checked(tmp_path):
+    doc = dict(GOOD, peers={"srv.example": {"psk": PSK, "allowed": [[[[[[[[[[[[[[[[["x"]]]]]]]]]]]]]]]]]}})
+    r = mastd("--check", "--config", str(write(tmp_path / "mast.json", json.dumps(doc))))
+    assert r.returncode == 1 and "nest more than 16 deep" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("name, data, line", [("mast.json", NOT_UTF8, 1), ("mast", UCI_NOT_UTF8, 4)])
+def test_check_and_start_refuse_a_file_that_is_not_utf8_naming_it_and_quoting_no_byte(tmp_path, name, data, line):
+    cfg = write(tmp_path / name, data)
+    want = ("mastd: %s:%d: not UTF-8 text; save the file as UTF-8 (mast's keys are base64, its "
+            "names ASCII)\n" % (cfg, line))
+    r = mastd("--check", "--config", str(cfg))
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", want)
+    r = mastd("--config", str(cfg), "--control", str(tmp_path / "s"))
+    assert (r.returncode, r.stderr) == (1, want)
+
+
+# ---- a file holding keys that others may read ------------------------------------------------
+
+@pytest.mark.parametrize("mode, who", [(0o644, "its group and others"), (0o640, "its group"),
+                                       (0o604, "others")])
+def test_check_warns_when_a_file_holding_keys_is_readable_by_others(tmp_path, mode, who):
+    cfg = write(tmp_path / "mast.json", json.dumps(GOOD), mode)
+    r = mastd("--check", "--config", str(cfg))
+    assert (r.returncode, r.stdout) == (0, "mastd: %s is valid\n" % cfg)
+    assert r.stderr == ("mastd: warning: %s holds keys and its mode %04o lets %s read them; "
+                        "chmod 600 %s\n" % (cfg, mode, who, cfg))
+    assert PSK not in r.stderr
+
+
+def test_check_is_quiet_about_a_private_file_or_one_without_keys(tmp_path):
+    r = mastd("--check", "--config", str(write(tmp_path / "a.json", json.dumps(GOOD), 0o600)))
+    assert (r.returncode, r.stderr) == (0, "")
+    open_doc = {"name": "r1.example", "keying": "open", "peers": {"srv.example": {}}}
+    r = mastd("--check", "--config", str(write(tmp_path / "b.json", json.dumps(open_doc), 0o644)))
+    assert (r.returncode, r.stderr) == (0, "")
+
+
+# ---- a running mastd: reload ---------------------------------------------------------------
+
+def wait_for(what, fn, timeout=8):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def mastctl(sock, *args):
+    return subprocess.run([sys.executable, "-c", "import sys; from mastd.ctl import main; sys.exit(main())",
+                           "--control", sock] + list(args),
+                          capture_output=True, text=True, timeout=30, env=dict(os.environ, PYTHONPATH=FIRMWARE))
+
+
+class Running:
+    """mastd with cfg, no uplinks (no root needed), its log in a file."""
+
+    def __init__(self, tmp, cfg, *extra, env=None):
+        self.sock = str(tmp / "m.sock")
+        self.logpath = tmp / "log"
+        self.log = open(str(self.logpath), "w")
+        self.p = subprocess.Popen([sys.executable, "-m", "mastd", "--config", str(cfg), "--control",
+                                   self.sock] + list(extra), stdout=self.log, stderr=subprocess.STDOUT,
+                                  env=dict(os.environ, PYTHONPATH=FIRMWARE, **(env or {})))
+        wait_for("mastd", lambda: self.p.poll() is not None or self.status())
+        assert self.p.poll() is None, self.text()
+
+    def status(self):
+        try:
+            return control.request(self.sock, {"op": "status"}, timeout=5)["status"]
+        except (OSError, KeyError):
+            return None
+
+    def text(self):
+        return self.logpath.read_text()
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            self.p.wait(10)
+        self.log.close()
+
+
+@pytest.fixture
+def running(tmp_path):
+    made = []
+
+    def start(cfg, *extra, **kw):
+        r = Running(tmp_path, cfg, *extra, **kw)
+        made.append(r)
+        return r
+
+    yield start
+    for r in made:
+        r.stop()
+
+
+def test_a_reload_of_a_deeply_nested_or_not_utf8_file_is_refused_and_mastd_stays_up(tmp_path, running):
+    cfg = write(tmp_path / "mast.json", json.dumps(GOOD))
+    m = running(cfg, "--discovery", "linux")
+    write(cfg, DEEP)
+    r = mastctl(m.sock, "reload")
+    assert (r.returncode, r.stderr) == (1, "mastctl: reload refused, the running configuration stays: "
+                                           "%s: objects and lists nest more than 16 deep (mastd's "
+                                           "configuration needs 4: the file's object, peers, a peer, "
+                                           "its allowed list); fix the file\n" % cfg)
+    m.p.send_signal(signal.SIGHUP)  # the same through the signal: logged, still running
+    wait_for("the refusal logged twice", lambda: m.text().count("nest more than 16 deep") == 2)
+    write(cfg, NOT_UTF8)
+    r = mastctl(m.sock, "reload")
+    assert (r.returncode, r.stderr) == (1, "mastctl: reload refused, the running configuration stays: "
+                                           "%s:1: not UTF-8 text; save the file as UTF-8 (mast's keys "
+                                           "are base64, its names ASCII)\n" % cfg)
+    m.p.send_signal(signal.SIGHUP)
+    wait_for("the refusal logged twice", lambda: m.text().count("not UTF-8 text") == 2)
+    assert m.p.poll() is None
+    assert m.status()["name"] == "r1.example"
+    assert "Traceback" not in m.text() and "\\xff" not in m.text() and "0xff" not in m.text()
+
+
+def test_a_key_file_others_can_read_is_warned_of_once_at_start_and_at_each_reload(tmp_path, running):
+    cfg = write(tmp_path / "mast.json", json.dumps(GOOD), 0o644)
+    warning = "%s holds keys and its mode 0644 lets its group and others read them; chmod 600 %s" % (cfg, cfg)
+    m = running(cfg, "--discovery", "linux")
+    assert m.text().count(warning) == 1
+    assert mastctl(m.sock, "reload").returncode == 0
+    wait_for("a second warning", lambda: m.text().count(warning) == 2)
+    os.chmod(str(cfg), 0o600)
+    assert mastctl(m.sock, "reload").returncode == 0
+    time.sleep(0.2)
+    assert m.text().count(warning) == 2 and m.p.poll() is None
+    assert PSK not in m.text()
+
+
+# ---- a hung ubus (--discovery netifd) -----------------------------------------------------------
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="SO_BINDTODEVICE needs root (CAP_NET_RAW)")
+
+
+@needs_root
+def test_a_hung_ubus_holds_mastd_up_at_most_2_s_and_the_uplinks_stay(tmp_path, running):
+    dump, hang, bindir = tmp_path / "dump.json", tmp_path / "hang", tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "ubus").write_text('#!/bin/sh\n[ -e %s ] && exec sleep 30\n'
+                                 '[ "$*" = "call network.interface dump" ] && exec cat %s\nexit 1\n'
+                                 % (hang, dump))
+    (bindir / "ubus").chmod(0o755)
+    dump.write_text(json.dumps({"interface": [{"interface": "wan", "up": True, "l3_device": "lo",
+                                               "ipv4-address": [{"address": "127.0.0.31"}]}]}))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # a free port
+        s.bind(("127.0.0.31", 0))
+        port = s.getsockname()[1]
+    cfg = write(tmp_path / "mast", "config mast 'global'\n\toption name 'r1'\n\toption port '%d'\n"
+                                   "config peer 'srv'\n\toption psk '%s'\n\toption initiate '0'\n"
+                                   "config uplink 'wan'\n\toption priority '10'\n" % (port, PSK))
+    m = running(cfg, "--discovery", "netifd", env={"PATH": "%s:%s" % (bindir, os.environ["PATH"])})
+    assert m.status()["uplinks"]["wan"]["addr"] == "127.0.0.31:%d" % port
+    hang.write_text("")
+    t0 = time.monotonic()
+    r = mastctl(m.sock, "hotplug", "ifup", "wan", "lo")
+    took = time.monotonic() - t0
+    assert r.returncode == 0 and took < 4, (r, took)
+    assert m.p.poll() is None
+    assert ("uplink scan failed (hotplug ifup wan): ubus call network.interface dump: no answer "
+            "within 2 s (is ubusd or netifd hung? `ubus call network.interface dump` shows it); "
+            "the uplinks stay as they were") in m.text()
+    assert m.status()["uplinks"]["wan"]["addr"] == "127.0.0.31:%d" % port  # the last known uplinks
+    hang.unlink()
+    assert mastctl(m.sock, "hotplug", "ifup", "wan", "lo").returncode == 0
+    assert m.p.poll() is None and "Traceback" not in m.text()
