@@ -100,6 +100,24 @@ def _uci_sections(lines, where):
     return out
 
 
+def _read(path):
+    """The file's text; ValueError (quoting none of its bytes: it holds keys) if it is not
+    UTF-8."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeError:
+        raise ValueError("%s is not UTF-8 text; save it as UTF-8" % path)
+
+
+def _json(path, text):
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("%s: objects and lists nest too deep for a configuration" % path)
+
+
 def _is_uci(path, text):
     return not (path.endswith(".json") or text.lstrip().startswith("{"))
 
@@ -108,10 +126,9 @@ def add_peer(path, name, doc):
     """Add peer name (settings doc, JSON-typed, already checked) to the file at path.
     -> the UCI section name ("mast.<section>") or None for JSON. OSError; ValueError if the
     file is not what mastd reads."""
-    with open(path) as f:
-        text = f.read()
+    text = _read(path)
     if not _is_uci(path, text):
-        cfg = json.loads(text)
+        cfg = _json(path, text)
         if not isinstance(cfg, dict):
             raise ValueError("%s does not hold one JSON object" % path)
         peers = cfg.setdefault("peers", {})
@@ -136,10 +153,9 @@ def add_peer(path, name, doc):
 
 def remove_peer(path, name):
     """Remove peer name from the file at path. OSError; ValueError if it is not there."""
-    with open(path) as f:
-        text = f.read()
+    text = _read(path)
     if not _is_uci(path, text):
-        cfg = json.loads(text)
+        cfg = _json(path, text)
         peers = cfg.get("peers") if isinstance(cfg, dict) else None
         if not isinstance(peers, dict) or name not in peers:
             raise ValueError("peer %s is not in %s" % (name, path))

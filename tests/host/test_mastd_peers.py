@@ -95,6 +95,23 @@ def test_json_add_and_remove_keep_the_other_keys(tmp_path):
     assert sorted(settings.load(str(path)).core["peers"]) == ["b"]
 
 
+def test_a_peer_file_that_is_not_utf8_or_nested_too_deep_is_refused_quoting_none_of_its_bytes(tmp_path):
+    # (mastctl peer add/remove on a file changed since mastd read it: the decoder's own message
+    # quoted a byte of a file that holds keys)
+    bad = tmp_path / "mast.json"
+    bad.write_bytes(b'{"peers": {}, "psk": "\xff\xfe"}')
+    for edit in (lambda: peeredit.add_peer(str(bad), "b9.example", {"psk": PSK2}),
+                 lambda: peeredit.remove_peer(str(bad), "b9.example")):
+        with pytest.raises(ValueError) as e:
+            edit()
+        assert str(e.value) == "%s is not UTF-8 text; save it as UTF-8" % bad
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 5000 + "]" * 5000)
+    with pytest.raises(ValueError, match="nest too deep"):
+        peeredit.add_peer(str(deep), "b9.example", {"psk": PSK2})
+    assert bad.read_bytes() == b'{"peers": {}, "psk": "\xff\xfe"}'
+
+
 def test_a_peer_is_checked_alone_and_a_bad_one_names_its_key():
     conf = settings.from_json_text(json.dumps({"name": "s", "peers": {"a": {"psk": PSK}}}))
     new = settings.with_peer(conf, "b", {"psk": PSK2, "addresses": ["192.0.2.1"]})
