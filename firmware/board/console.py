@@ -29,36 +29,55 @@ class OpError(ValueError):
 
 class LineReader:
     """Bytes -> request lines. A line ends at \\n or \\r (empty lines are skipped).
-    A line longer than LINE_MAX is dropped whole and reported once at its end."""
+    A line longer than LINE_MAX is dropped whole and reported once at its end; so is one
+    the heap had no room for (a board at the end of its heap: each line still gets a reply)."""
 
     def __init__(self, limit=LINE_MAX):
         self.limit = limit
         self.buf = bytearray()
-        self.too_long = False
+        self.skip = None  # a line being dropped: None (too long) or False (no heap for it)
+        self.skipping = False
+        self.interrupted = False  # a 0x03 (Ctrl-C) came: Console.feed raises KeyboardInterrupt
 
-    def feed(self, data):
-        """[line bytes, or None for a line that was too long]; KeyboardInterrupt on 0x03
-        (the bytes before it are kept, those after it stay unread by the caller)."""
-        out = []
+    def feed(self, data, each=None):
+        """Each line of data (bytes; None: a line too long; False: a line lost for want of
+        heap) to each(line), or all of them as a list. A 0x03 (Ctrl-C) ends the feed: the
+        lines before it are given, interrupted is set, the bytes after it stay unread."""
+        out = [] if each is None else None
         for b in data:
             if b == _CTRL_C:
-                self.buf = bytearray()
-                self.too_long = False
-                raise KeyboardInterrupt
+                self.buf[:] = b""
+                self.skipping = False
+                self.interrupted = True
+                break
             if b == 10 or b == 13:
-                if self.too_long:
-                    out.append(None)
-                elif self.buf:
-                    out.append(bytes(self.buf))
-                self.buf = bytearray()
-                self.too_long = False
-            elif self.too_long:
+                line = self.skip if self.skipping else None
+                if not self.skipping and self.buf:
+                    try:
+                        line = bytes(self.buf)
+                    except MemoryError:
+                        line = False
+                try:
+                    self.buf = bytearray()  # (a long line's block goes with it)
+                except MemoryError:
+                    self.buf[:] = b""  # (keeps its block: no allocation)
+                if line is not None or self.skipping:
+                    self.skipping = False
+                    if each is None:
+                        out.append(line)
+                    else:
+                        each(line)
+            elif self.skipping:
                 continue
             elif len(self.buf) >= self.limit:
-                self.too_long = True
-                self.buf = bytearray()
+                self.skipping, self.skip = True, None
+                self.buf[:] = b""
             else:
-                self.buf.append(b)
+                try:
+                    self.buf.append(b)
+                except MemoryError:
+                    self.skipping, self.skip = True, False
+                    self.buf[:] = b""
         return out
 
 
@@ -76,17 +95,29 @@ class Console:
         self.errors = 0
 
     def feed(self, data):
-        """Handle the requests in data (bytes). KeyboardInterrupt on Ctrl-C."""
-        for line in self.reader.feed(data):
-            r = self.handle(line)
-            try:
-                self.reply(r)
-            except MemoryError:  # no room to write this reply: a short one says so
-                rid = r.get("id")
-                r = None
-                self.errors += 1
-                # (after the newline: what the failed reply wrote of itself ends there)
-                self.write("\n" + dumps(_error(rid, "out of memory (the reply)")))
+        """Handle the requests in data (bytes). KeyboardInterrupt on Ctrl-C, once the lines
+        before it are answered."""
+        self.reader.feed(data, self.answer)
+        if self.reader.interrupted:
+            self.reader.interrupted = False
+            raise KeyboardInterrupt
+
+    def answer(self, line):
+        """One line's reply, written; a line lost for want of heap (False) gets one too."""
+        if line is False:
+            self.requests += 1
+            self.errors += 1
+            self.write(dumps(_error(None, "out of memory (the line was lost)")))
+            return
+        r = self.handle(line)
+        try:
+            self.reply(r)
+        except MemoryError:  # no room to write this reply: a short one says so
+            rid = r.get("id")
+            r = None
+            self.errors += 1
+            # (after the newline: what the failed reply wrote of itself ends there)
+            self.write("\n" + dumps(_error(rid, "out of memory (the reply)")))
 
     def reply(self, obj):
         if self.send is not None:

@@ -58,6 +58,22 @@ def check_request(req):
     return rid, op
 
 
+def _surrogate(text):
+    """True if the JSON text escapes a surrogate (\\uD800 to \\uDFFF, a pair of which is how
+    ensure_ascii writes a character beyond U+FFFF): MicroPython's json makes each one three
+    bytes that are not UTF-8, so a reply or a file that echoes it would not be UTF-8."""
+    i = text.find("\\u")
+    while i >= 0:
+        j = i
+        while j > 0 and text[j - 1] == "\\":
+            j -= 1
+        c = text[i + 2:i + 4]
+        if (i - j) % 2 == 0 and len(c) == 2 and c[0] in "dD" and c[1] in "89abcdefABCDEF":
+            return True
+        i = text.find("\\u", i + 2)
+    return False
+
+
 def parse(line):
     """(id, op, request) of a request line (bytes; None: it was too long); OpError
     otherwise, with the request's id as e.rid when it has a usable one."""
@@ -69,6 +85,9 @@ def parse(line):
             text = line.decode()
         except UnicodeError:
             raise OpError("not UTF-8 text")
+        if _surrogate(text):
+            raise OpError("text with a \\u escape of a surrogate: send characters beyond U+FFFF "
+                          "as UTF-8 (JSON's ensure_ascii off)")
         try:
             req = loads(text)
         except ValueError:

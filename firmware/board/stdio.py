@@ -32,18 +32,25 @@ class Stdio:
 
     def read(self):
         """The bytes waiting on stdin (b"" if none; self.eof is set at end of input)."""
-        out = bytearray()
-        while len(out) < _READ_MAX and not self.eof and self._ready():
-            b = os.read(self.fd, 1) if self.fd is not None else self.inp.read(1)
-            if not b:
-                self.eof = True
-                break
-            if type(b) is str:  # a port whose stdin has no binary buffer
-                b = b.encode()
-            out += b
-            if b[0] == 3:
-                break
-        return bytes(out)
+        out = bytearray(_READ_MAX + 3)  # (before any byte is taken: a full heap loses none)
+        n = 0
+        try:
+            while n < _READ_MAX and not self.eof and self._ready():
+                b = os.read(self.fd, 1) if self.fd is not None else self.inp.read(1)
+                if not b:
+                    self.eof = True
+                    break
+                if type(b) is str:  # a port whose stdin has no binary buffer (up to 4 bytes)
+                    b = b.encode()
+                for c in b:
+                    out[n] = c
+                    n += 1
+                if b[0] == 3:
+                    break
+        except MemoryError:  # what was read goes on; the rest waits on stdin
+            pass
+        out[n:] = b""
+        return out
 
     def wait(self, timeout_ms):
         """Sleep until input arrives or timeout_ms pass (maintenance mode's loop)."""

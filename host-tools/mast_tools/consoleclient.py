@@ -103,10 +103,11 @@ class Incoming:
 
 
 def request(rid, op, **fields):
-    """One request line (bytes, with its newline)."""
+    """One request line (bytes, with its newline): UTF-8 text, no \\u escapes (a board's
+    json would take an escaped character beyond U+FFFF apart: the console refuses those)."""
     req = {"id": rid, "op": op}
     req.update(fields)
-    return (json.dumps(req) + "\n").encode()
+    return (json.dumps(req, ensure_ascii=False) + "\n").encode()
 
 
 def parse_value(key, text):

@@ -506,5 +506,6 @@ def check(expected, got, where=None):
 
 
 def config_bytes(cfg):
-    """mast.json as the firmware writes it (store.py: one JSON object and a newline)."""
-    return (json.dumps(cfg) + "\n").encode()
+    """mast.json as the firmware writes it (store.py: one JSON object and a newline), UTF-8
+    with no \\u escapes (the board's json would take one of a character beyond U+FFFF apart)."""
+    return (json.dumps(cfg, ensure_ascii=False) + "\n").encode()

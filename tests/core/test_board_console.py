@@ -193,6 +193,22 @@ def test_a_text_id_over_64_characters_is_refused_and_never_echoed():
     assert r["id"] == "y" * 64 and r["error"] == "op hello takes no field 'x'"
 
 
+def test_an_escaped_surrogate_is_refused_and_utf8_text_beyond_the_bmp_is_taken():
+    # a character beyond U+FFFF written as a \\u surrogate pair (what ensure_ascii writes):
+    # MicroPython's json made each half three bytes that are not UTF-8, and the reply echoing
+    # the id (or a key, or the value later) was no longer UTF-8, so the host never matched it
+    for text in ('{"id": "\\ud83d\\ude00", "op": "hello"}',
+                 '{"id": 1, "op": "set", "key": "uplinks.wifi.ssid", "value": "x\\uDE00"}'):
+        r = bad(text)
+        assert r["id"] is None and r["error"].startswith("text with a \\u escape of a surrogate"), r
+    con, b, out = session()
+    r = ask(con, out, '{"id": 2, "op": "set", "key": "uplinks.wifi.ssid", "value": "caf\u00e9 \U0001F600"}')
+    assert r["ok"] is True and b.calls == [("set", "uplinks.wifi.ssid", "caf\u00e9 \U0001F600")]
+    assert out[-1].encode().decode("utf-8") == out[-1]
+    r = ask(con, out, '{"id": 3, "op": "set", "key": "name", "value": "a\\\\ud83d \\u00e9"}')
+    assert r["ok"] is True and b.calls[-1] == ("set", "name", "a\\ud83d \u00e9")  # (an escaped backslash)
+
+
 def test_out_of_range_value_leaves_the_config_unchanged():
     con, b, out = session()
     r = ask(con, out, '{"id": 2, "op": "set", "key": "port", "value": 0}')
@@ -325,6 +341,45 @@ def test_ctrl_c_raises_keyboard_interrupt_and_leaves_the_rest_unread():
     assert raised and out == [] and b.calls == []
     # the half line before Ctrl-C is forgotten: the next request stands alone
     assert ask(con, out, '{"id": 2, "op": "hello"}')["id"] == 2
+
+
+def test_ctrl_c_after_whole_lines_answers_them_first():
+    # the lines before a Ctrl-C in the same read were dropped unanswered (a set among them)
+    con, b, out = session()
+    try:
+        con.feed(b'{"id": 1, "op": "set", "key": "name", "value": "x"}\n{"id": 2, "op": "hello"}\n\x03{"id": 3')
+        raised = False
+    except KeyboardInterrupt:
+        raised = True
+    assert raised and [json.loads(x)["id"] for x in out] == [1, 2]
+    assert b.calls[0] == ("set", "name", "x")
+    assert ask(con, out, '{"id": 4, "op": "hello"}')["id"] == 4
+
+
+class _NoHeap:
+    """A line buffer on a full heap: taking one more byte raises MemoryError."""
+
+    def append(self, b):
+        raise MemoryError("memory allocation failed, allocating 64 bytes")
+
+    def __len__(self):
+        return 0
+
+    def __setitem__(self, i, v):
+        pass
+
+
+def test_a_line_the_heap_had_no_room_for_gets_a_reply_and_the_next_line_works():
+    # at the end of a board's heap a line's byte found no room: the MemoryError left the
+    # console (the runtime counted it), the line got no reply, and the half-kept buffer made
+    # every later line fail the same way: a console that answered nothing any more
+    con, b, out = session()
+    con.reader.buf = _NoHeap()
+    con.feed(b'{"id": 1, "op": "hello"}\n{"id": 2, "op": "hello"}\n')
+    assert [json.loads(x) for x in out] == [
+        {"id": None, "ok": False, "error": "out of memory (the line was lost)"},
+        {"id": 2, "ok": True, "result": {"firmware": "mast-board", "board": "stub"}}], out
+    assert (con.requests, con.errors) == (2, 1)
 
 
 def test_line_reader_reports_complete_lines_only():

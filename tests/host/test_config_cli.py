@@ -352,3 +352,16 @@ def test_apply_says_which_associations_restart_and_why(micropython, tmp_path):
     assert apply_text({"associations": "kept", "restarted": ["hub"], "why": "peer keys changed"}) == \
         "applied; association with hub restarts (peer keys changed); the others kept"
     assert apply_text({"associations": "kept", "restarted": [], "why": None}) == "applied; associations kept"
+
+
+def test_text_beyond_the_bmp_goes_to_the_board_as_utf8_not_as_escaped_surrogates():
+    # ensure_ascii wrote U+1F600 as \ud83d\ude00, which MicroPython's json takes apart into
+    # bytes that are not UTF-8 (the console now refuses such escapes)
+    from mast_tools.consoleclient import request
+    from mast_tools.flashplan import config_bytes
+
+    line = request(1, "set", key="uplinks.wifi.ssid", value="caf\u00e9 \U0001F600")
+    assert b"\\u" not in line and "caf\u00e9 \U0001F600".encode() in line
+    assert json.loads(line) == {"id": 1, "op": "set", "key": "uplinks.wifi.ssid", "value": "caf\u00e9 \U0001F600"}
+    f = config_bytes({"name": "b1", "uplinks": {"wifi": {"ssid": "\U0001F600"}}})
+    assert b"\\u" not in f and json.loads(f)["uplinks"]["wifi"]["ssid"] == "\U0001F600"
