@@ -38,6 +38,10 @@ def reconfigure(ep, cfg, restart, now):
 def apply(board):
     """The console's apply: the candidate configuration, running, without a reboot."""
     b = board
+    if b.rebuild is not None:  # the last apply's new endpoint is made once poll() returns
+        from .console import OpError
+
+        raise OpError("the last apply is still being carried out: apply again in a moment")
     core, extra = b.check(b.candidate)
     now = b.now()
     # against what ran before an apply the heap cut short, if one was (its work is done now)

@@ -240,3 +240,33 @@ def test_the_apply_after_one_cut_short_reports_what_the_whole_change_restarts():
         assert r.ask({"id": 4, "op": "status"})["result"]["config"]["unapplied"] is False
     finally:
         r.close()
+
+
+def test_a_second_apply_while_the_first_still_rebuilds_is_refused_and_nothing_is_mixed_up():
+    # two applies in one read of the console (inside the runtime's poll): the first (a new
+    # name) leaves its new endpoint for when poll returns; the second (back to the old name,
+    # and a new port) was planned against the old endpoint and answered `applied`, and the
+    # board went on with the first's configuration while it reported the second's as running
+    r = Rig("source")
+    try:
+        r.until(lambda: "wifi" in r.b.rt.uplinks and "cell" in r.b.rt.uplinks)
+        r.b.polling = True  # (as when the console's line is read inside rt.poll())
+        assert r.ask({"id": 1, "op": "set", "key": "name", "value": "renamed"})["ok"]
+        assert r.ask({"id": 2, "op": "apply"})["result"]["associations"] == "restarted"
+        assert r.ask({"id": 3, "op": "set", "key": "name", "value": "b1"})["ok"]
+        assert r.ask({"id": 4, "op": "set", "key": "port", "value": PORT + 1})["ok"]
+        rep = r.ask({"id": 5, "op": "apply"})
+        assert rep == {"id": 5, "ok": False,
+                       "error": "the last apply is still being carried out: apply again in a moment"}, rep
+        r.b.polling = False
+        r.run(100)  # the first apply's endpoint is made
+        assert r.b.ep.cfg["name"] == "renamed"
+        st = r.ask({"id": 6, "op": "status"})["result"]
+        assert st["config"]["unapplied"] is True  # the candidate (b1, the new port) is not running
+        assert r.ask({"id": 7, "op": "apply"})["ok"]
+        r.until(lambda: r.b.ep.cfg["name"] == "b1" and
+                [u.bind[1] for u in r.b.rt.uplinks.values()] == [PORT + 1] * 2)
+        assert r.ask({"id": 8, "op": "status"})["result"]["config"]["unapplied"] is False
+        assert r.ask({"id": 9, "op": "get", "key": "port"})["result"] == PORT + 1
+    finally:
+        r.close()
