@@ -48,11 +48,20 @@ def validate(cfg):
     return config.validate(cfg), {}
 
 
+MAX_PEERS = 16  # peers a board's configuration holds (each set copies the whole candidate)
+
+
+def _few_peers(cfg):
+    if len(cfg.get("peers") or ()) > MAX_PEERS:
+        raise ConfigError("peers", "a board holds at most %d peers (unset one first)" % MAX_PEERS)
+    return cfg
+
+
 def set_key(cfg, key, value):
     """A new configuration with key set (this value checked; validate() the whole)."""
     if type(key) is not str or not key:
         raise ConfigError(str(key), "a key is dotted text, e.g. uplinks.cell.cost")
-    return config.set_key(cfg, key, value)
+    return _few_peers(config.set_key(cfg, key, value))
 
 
 def unset_key(cfg, key):
@@ -67,7 +76,7 @@ def check(bd, cfg):
     (board.json); ConfigError naming the key otherwise. The board checks its own
     configuration with this at boot, set, commit and apply; `mast flash --config` checks
     the file with it on the host before anything is written."""
-    core, extra = validate(cfg)
+    core, extra = validate(_few_peers(cfg))
     ups = cfg.get("uplinks") or {}
     have = bd["uplinks"]
     for name in ups:

@@ -33,6 +33,23 @@ def test_board_keys_are_set_and_validated_as_dotted_keys():
     assert core["uplinks"]["cell"]["cost"] == 10 and core["uplinks"]["cell"]["sim_pin"] == "1234"
 
 
+def test_a_board_holds_at_most_16_peers_and_a_set_past_them_changes_nothing():
+    # each set copies the whole candidate: 169 peers set one by one filled a 192K board's heap
+    # (47 a 160K one's), and then even unset, which copies it too, ran out of memory
+    cfg = {"name": "b1"}
+    for i in range(settings.MAX_PEERS):
+        cfg = settings.set_key(cfg, "peers.p%d.psk" % i, PSK1)
+    assert error_of(settings.set_key, cfg, "peers.p99.psk", PSK1) == \
+        "peers: a board holds at most 16 peers (unset one first)"
+    assert len(cfg["peers"]) == 16 and "p99" not in cfg["peers"]
+    cfg = settings.set_key(cfg, "peers.p3.port", 7000)  # the 16 stay settable
+    cfg = settings.set_key(settings.unset_key(cfg, "peers.p0"), "peers.p99.psk", PSK1)
+    assert sorted(cfg["peers"]) == sorted(["p%d" % i for i in range(1, 16)] + ["p99"])
+    big = dict(cfg, peers=dict(cfg["peers"], p100={"psk": PSK1}))  # a file with more, checked
+    assert error_of(settings.check, {"name": "x", "port": "unix", "uplinks": {}}, big) == \
+        "peers: a board holds at most 16 peers (unset one first)"
+
+
 def test_bad_board_values_name_the_key_and_never_echo_the_value():
     for key, value, msg in (
         ("uplinks.wifi.password", "short", "uplinks.wifi.password: must be 8 to 63 printable ASCII characters"),
