@@ -103,11 +103,11 @@ class Chat:
                 return False
             self._send(now)
         for text in self._read_lines():
+            if text == s.cmd:
+                continue  # the modem's echo (before ATE0): ours, not what it said (a PIN...)
             self.transcript.append(text)
             if len(self.transcript) > 8:
                 self.transcript.pop(0)
-            if text == s.cmd:
-                continue  # the modem's echo (before ATE0)
             if text == s.expect or (s.expect != "OK" and text.startswith(s.expect)):
                 verdict = s.judge(self.lines) if s.judge else True
                 if verdict is True:

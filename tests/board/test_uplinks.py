@@ -2,6 +2,8 @@
 # what they ask of the drivers, what they report, how they retry.
 # Plain test functions: run by pytest and on the MicroPython unix port.
 
+import json
+
 from fake_machine import FakeMachine, FakeModem
 from fake_network import FakeNetwork
 from board.hw import Hardware
@@ -365,3 +367,23 @@ def test_ppp_held_down_switches_the_modem_off():
     c.set_admin(False, t)
     assert c.poll(t + 50) == ("down", "held down")
     assert not modem.on
+
+
+class _EchoingModem(FakeModem):
+    """A modem that echoes every command whatever ATE0 says."""
+
+    def _command(self, cmd):
+        FakeModem._command(self, cmd)
+        self.echo = True
+
+
+def test_a_modem_that_echoes_the_pin_back_never_shows_it_in_status():
+    hw, m, net = rig()
+    modem = _EchoingModem(on=True, pin="1234")
+    modem.attach(m, pwrkey=4, active=1)
+    c = uplinks.make("cell", CELL, {"apn": "internet", "sim_pin": "9876"}, hw)
+    seen = []
+    t, r, _ = drive(c, 0, lambda r: seen.append(json.dumps(c.status(0))) or r[0] == "fail", step=50)
+    assert "AT+CPIN=9876" in modem.commands  # the wrong PIN went out, and was echoed
+    assert seen and not [s for s in seen if "9876" in s], [s for s in seen if "9876" in s][:1]
+    assert "9876" not in str(r)
