@@ -35,48 +35,43 @@ class LineReader:
     def __init__(self, limit=LINE_MAX):
         self.limit = limit
         self.buf = bytearray()
-        self.skip = None  # a line being dropped: None (too long) or False (no heap for it)
-        self.skipping = False
+        self.skip = 0  # a line being dropped: 1 too long, 2 no heap for it
         self.interrupted = False  # a 0x03 (Ctrl-C) came: Console.feed raises KeyboardInterrupt
 
-    def feed(self, data, each=None):
-        """Each line of data (bytes; None: a line too long; False: a line lost for want of
-        heap) to each(line), or all of them as a list. A 0x03 (Ctrl-C) ends the feed: the
-        lines before it are given, interrupted is set, the bytes after it stay unread."""
-        out = [] if each is None else None
+    def feed(self, data):
+        """[line bytes; None: a line too long; False: one lost for want of heap]. A 0x03
+        (Ctrl-C) ends the feed: the lines before it are given, interrupted is set, and the
+        bytes after it stay unread by the caller."""
+        out = []
         for b in data:
             if b == _CTRL_C:
                 self.buf[:] = b""
-                self.skipping = False
+                self.skip = 0
                 self.interrupted = True
                 break
             if b == 10 or b == 13:
-                line = self.skip if self.skipping else None
-                if not self.skipping and self.buf:
+                if self.skip:
+                    out.append(None if self.skip == 1 else False)
+                elif self.buf:
                     try:
-                        line = bytes(self.buf)
+                        out.append(bytes(self.buf))
                     except MemoryError:
-                        line = False
+                        out.append(False)
                 try:
                     self.buf = bytearray()  # (a long line's block goes with it)
                 except MemoryError:
                     self.buf[:] = b""  # (keeps its block: no allocation)
-                if line is not None or self.skipping:
-                    self.skipping = False
-                    if each is None:
-                        out.append(line)
-                    else:
-                        each(line)
-            elif self.skipping:
+                self.skip = 0
+            elif self.skip:
                 continue
             elif len(self.buf) >= self.limit:
-                self.skipping, self.skip = True, None
+                self.skip = 1
                 self.buf[:] = b""
             else:
                 try:
                     self.buf.append(b)
                 except MemoryError:
-                    self.skipping, self.skip = True, False
+                    self.skip = 2
                     self.buf[:] = b""
         return out
 
@@ -97,27 +92,19 @@ class Console:
     def feed(self, data):
         """Handle the requests in data (bytes). KeyboardInterrupt on Ctrl-C, once the lines
         before it are answered."""
-        self.reader.feed(data, self.answer)
+        for line in self.reader.feed(data):
+            r = self.handle(line)
+            try:
+                self.reply(r)
+            except MemoryError:  # no room to write this reply: a short one says so
+                rid = r.get("id")
+                r = None
+                self.errors += 1
+                # (after the newline: what the failed reply wrote of itself ends there)
+                self.write("\n" + dumps(_error(rid, "out of memory (the reply)")))
         if self.reader.interrupted:
             self.reader.interrupted = False
             raise KeyboardInterrupt
-
-    def answer(self, line):
-        """One line's reply, written; a line lost for want of heap (False) gets one too."""
-        if line is False:
-            self.requests += 1
-            self.errors += 1
-            self.write(dumps(_error(None, "out of memory (the line was lost)")))
-            return
-        r = self.handle(line)
-        try:
-            self.reply(r)
-        except MemoryError:  # no room to write this reply: a short one says so
-            rid = r.get("id")
-            r = None
-            self.errors += 1
-            # (after the newline: what the failed reply wrote of itself ends there)
-            self.write("\n" + dumps(_error(rid, "out of memory (the reply)")))
 
     def reply(self, obj):
         if self.send is not None:
@@ -126,7 +113,7 @@ class Console:
             self.write(dumps(obj))
 
     def handle(self, line):
-        """The reply (a dict) to one request line (bytes; None: it was too long)."""
+        """The reply (a dict) to one request line (bytes; None: it was too long; False: lost)."""
         self.requests += 1
         rid = None
         try:

@@ -157,6 +157,16 @@ def stable(b):
     _store(b).set_boot_count(0)
 
 
+def reboot(b):
+    if not b.stable and b.mode == "normal":
+        # asked for, not a crash: this boot ends the row of boots that crashed or hung
+        # (three in a row: maintenance), as a stable run would
+        stable(b)
+        b.stable = True
+    b.pending = "requested from the console"
+    return {"rebooting": True}
+
+
 def maintenance(b, on, reason=None):
     st = _store(b)
     if on:

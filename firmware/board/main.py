@@ -416,13 +416,7 @@ class Board:
         return s
 
     def reboot(self):
-        if not self.stable and self.mode == "normal":
-            # asked for, not a crash: this boot ends the row of boots that crashed or hung
-            # (three in a row: maintenance), as a stable run would
-            self._once("consoleops", "stable")
-            self.stable = True
-        self.pending = "requested from the console"
-        return {"rebooting": True}
+        return self._once("consoleops", "reboot")
 
     # The other ops are in cfgops.py, consoleops.py and applycfg.py: imported for the
     # request and forgotten after, so that their code takes no heap the rest of the time.
