@@ -200,8 +200,11 @@ class PresenceHost:
             with open(path) as f:
                 doc = json.load(f)
             floors = dict((k, int(v)) for k, v in doc.get("floors", {}).items())
-            return floors, int(doc.get("notify", 0))
-        except (OSError, ValueError, AttributeError, TypeError) as e:
+            notify = int(doc.get("notify", 0))
+            if not all(0 <= n < 2 ** 64 for n in list(floors.values()) + [notify]):
+                raise ValueError("a counter outside 0 to 2^64 - 1")
+            return floors, notify
+        except (OSError, ValueError, AttributeError, TypeError, OverflowError, RecursionError) as e:
             raise PresenceConfigError("state", "cannot read %s (%s); fix or remove it" % (path, e))
 
     def save_state(self):

@@ -52,6 +52,7 @@ _REFUSED_RETRY = const(60000)  # a SUBSCRIBE answered with ttl 0 (unknown name, 
 _RESOLVE_MIN = const(2000)  # a DNS failure: retry after this, doubling...
 _RESOLVE_MAX = const(60000)  # ...up to this
 _RESOLVE_EVERY = const(600000)  # a resolved name is resolved again this often
+_MAX_SERVERS = const(4)  # presence servers a peer is subscribed at, at most
 _CONNECT_EVERY = const(2000)  # a `connect` peer without an association: connect() this often
 _PENDING_MAX = const(32)  # unanswered requests remembered
 _COUNTER_BLOCK = const(3600000)  # counters reserved on the counter_store at a time (1 h of clock)
@@ -167,6 +168,11 @@ class Presence:
         w.connect_due = now if w.connect else None
 
     def _subscribe_all(self, w, servers, now):
+        """w's subscriptions: one at each of servers (the first _MAX_SERVERS), none elsewhere
+        (a server a new DNS answer no longer names is dropped: tasks stay bounded, P.10)."""
+        servers = servers[:_MAX_SERVERS]
+        self.tasks = [t for t in self.tasks
+                      if not (t.kind == msg.SUBSCRIBE and t.target == w.peer and t.server not in servers)]
         for server in servers:
             found = False
             for t in self.tasks:
@@ -475,9 +481,13 @@ class Presence:
         ttl, floor, rec = msg.dec_subscribe_ack(body)
         if rec[1] != t.target:
             return "unexpected"
-        self.floors[src] = floor
         t.granted = ttl
         t.due = now + (ttl * 500 if ttl else _REFUSED_RETRY)
+        if floor < self.floors.get(src, 0):
+            # older than a NOTIFY taken since (held back on the path): its record is older too,
+            # and the floor never goes down, or that NOTIFY could be taken again (P.6)
+            return None
+        self.floors[src] = floor
         return self._learn(rec, src, "subscribe", now)
 
     def _learn(self, rec, server, via, now):

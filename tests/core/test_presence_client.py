@@ -5,7 +5,8 @@
 # The same client with the real cores: tests/host/test_presence_sim.py.
 from presence import msg
 from presence.report import client_status, server_status
-from presence_fake import Wire, FakeAssoc, MemoryStore, SERVER, BASE, key_of
+from presence_fake import Wire, FakeAssoc, MemoryStore, FakeEndpoint, SERVER, BASE, key_of
+from presence.client import Presence
 
 
 def two(**kw):
@@ -340,3 +341,78 @@ def test_a_connect_peer_is_connected_again_when_its_association_is_gone():
     del a.ep.assocs["b"]  # closed (outage_s passed, say)
     a.handle_timer(w.now)
     assert a.ep.connects[-1] == ("b", [("10.9.0.1", 6278)]) and len(a.ep.connects) == 2
+
+
+def test_a_subscribe_ack_held_back_on_the_path_never_lowers_the_notify_floor():
+    # a's refreshed SUBSCRIBE-ACK (floor f) is held back while two NOTIFYs (f+1, f+2) go
+    # through; delivered late, it set the floor back to f, and the NOTIFY f+1 replayed was taken
+    # again: the peer's record went back to a stale address (P.6)
+    w = Wire(["a", "b"])
+    a, b = w.client("a"), w.client("b")
+    w.up("a", "eth", ("10.1.0.2", 6278))
+    w.up("b", "wan", ("10.9.0.1", 6278))
+    a.ep.assocs["b"] = FakeAssoc()
+    b.ep.assocs["a"] = FakeAssoc()
+    a.watch("b")
+    b.watch("a")
+    a.start(w.now)
+    b.start(w.now)
+    w.run(w.now + 100)
+    held, notifies = [], []
+
+    def drop(src, dst, d):
+        if src == SERVER and dst == ("10.1.0.2", 6278):
+            if d[1] == msg.SUBSCRIBE_ACK:
+                held.append(d)
+                return True
+            if d[1] == msg.NOTIFY:
+                notifies.append(d)
+        return False
+
+    w.drop = drop
+    a._moved(w.now)  # a refreshes its REGISTER and SUBSCRIBE
+    w.run(w.now + 10)
+    w.up("b", "wan", ("10.8.0.1", 6278))
+    w.run(w.now + 10)
+    w.up("b", "wan", ("10.7.0.1", 6278))
+    w.run(w.now + 10)
+    assert len(held) == 1 and len(notifies) == 2
+    latest = a.peers["b"].record
+    w.drop = None
+    a.receive("eth", SERVER, held[0], w.now)
+    replays = a.presence_counters.get("replay", 0)
+    a.receive("eth", SERVER, notifies[0], w.now)
+    assert a.presence_counters.get("replay", 0) == replays + 1, a.presence_counters
+    assert a.peers["b"].record == latest
+
+
+def test_subscriptions_follow_the_servers_dns_names_now_and_are_at_most_four():
+    # each re-resolution (every 10 min) that named other servers added subscriptions, and
+    # those no answer named any more were retransmitted to for ever: 580 after a day of a
+    # round-robin answer (a 256K MicroPython heap ran out after 6 to 12 hours)
+    calls = [0]
+
+    def resolver(name, port):
+        calls[0] += 1
+        i = calls[0]
+        return {"addresses": [("192.0.2.%d" % (i % 250 + 1), port)],
+                "servers": [("198.51.%d.%d" % (i % 250, j + 1), 6279) for j in range(6)]}
+
+    ep = FakeEndpoint("a")
+    ep.uplink_up("eth", ("10.1.0.2", 6278), 0)
+    p = Presence(ep, key_of("a"), home=[("10.53.0.1", 6279)], counter_base=BASE, resolver=resolver)
+    p.watch("b", dns="b.example")
+    p.start(0)
+    now = 0
+    for hour in (1, 2, 3):
+        for _ in range(20000):  # bounded
+            t = p.next_timer()
+            if t is None or t > hour * 3600000:
+                break
+            now = t
+            p.handle_timer(now)
+            p.datagrams_to_send()
+        subs = sorted(t.server for t in p.tasks if t.kind == msg.SUBSCRIBE)
+        i = calls[0]
+        assert subs == sorted(("198.51.%d.%d" % (i % 250, j + 1), 6279) for j in range(4)), (hour, subs)
+    assert calls[0] >= 18

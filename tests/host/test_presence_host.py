@@ -576,3 +576,18 @@ def test_mastd_hosts_a_presence_server_and_shows_it_in_its_status(tmp_path):
             p.wait()
         log.close()
     assert json.load(open(str(tmp_path / "state.json")))["floors"]["a"] == a.counter  # written at exit
+
+
+def test_a_state_file_with_a_counter_out_of_range_or_nested_too_deep_is_refused_cleanly(tmp_path):
+    # Infinity or 1e400 escaped as OverflowError, 100,000 levels as RecursionError (a traceback
+    # at start), and a counter of 2^64 started, then stopped the loop at the first NOTIFY
+    from mastd.presence_host import PresenceConfigError
+
+    state = tmp_path / "state.json"
+    for text in ('{"floors": {"a": Infinity}, "notify": 0}', '{"floors": {}, "notify": 1e400}',
+                 '{"floors": {}, "notify": 18446744073709551616}', '{"floors": {"a": -1}}',
+                 "[" * 100000 + "]" * 100000):
+        state.write_text(text)
+        with pytest.raises(PresenceConfigError) as e:
+            host_on_loopback(state=str(state))
+        assert str(e.value).startswith("state: cannot read %s (" % state) and str(e.value).endswith("fix or remove it"), e.value
