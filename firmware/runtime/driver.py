@@ -523,6 +523,7 @@ class Runtime:
         now = self.now()  # one clock read per wake (the datagrams came meanwhile)
         # the loop runs per datagram: what it calls is looked up once
         recvfrom, receive, name, text, via = u.sock.recvfrom, self.ep.receive, u.name, self._text, u.via
+        size = _RX_BUF if via is None else _RX_BUF + udpwrap.MAX_HEAD  # (a relay's header too)
         # a core that hands DATA to _on_data: its other events are taken once, after the reads;
         # otherwise each datagram's data events are taken at once, with their uplink and source
         events = self._core is None or self._core.on_data is None
@@ -533,7 +534,7 @@ class Runtime:
                     r = self._squeeze(u, False)
                 else:
                     try:
-                        r = recvfrom(_RX_BUF)
+                        r = recvfrom(size)
                     except MemoryError:
                         r = self._squeeze(u)
             except OSError as e:

@@ -75,17 +75,22 @@ def load(path):
             doc = json.load(f)
         except ValueError as e:
             raise FileError("file", "%s is not valid JSON (%s)" % (path, e))
+        except Exception:  # (nested too deep for the parser: RecursionError, MemoryError)
+            raise FileError("file", "%s nests objects and lists too deep for an endpoint file" % path)
     finally:
         f.close()
-    if not _wants_rendezvous(doc):
+    try:
+        if not _wants_rendezvous(doc):
+            cfg = check(doc)
+            cfg["presence"] = None
+            return cfg
+        rv = _rendezvous()
+        extra = rv.split(doc)  # "presence", and DNS-named peers in "connect"
         cfg = check(doc)
-        cfg["presence"] = None
+        cfg["presence"] = rv.check(extra, cfg)
         return cfg
-    rv = _rendezvous()
-    extra = rv.split(doc)  # "presence", and DNS-named peers in "connect"
-    cfg = check(doc)
-    cfg["presence"] = rv.check(extra, cfg)
-    return cfg
+    except (TypeError, AttributeError) as e:  # a value of a type no check expected there
+        raise FileError("file", "%s holds a value of the wrong type (%s)" % (path, e))
 
 
 def _addr_text(a):
@@ -233,22 +238,29 @@ class Process:
             # takes a block of n at once, and a heap under pressure has no 8 KB block to give
             parts = []
             n = 0
-            while True:
-                piece = sys.stdin.readline(_PIECE)
-                if not piece:
-                    break
-                if n <= _LINE_MAX:
-                    parts.append(piece)  # (past the limit: only counted, not kept)
-                n += len(piece)
-                if piece[-1] == "\n":
-                    n -= 1
-                    break
-            if not parts:
-                return self._eof()
-            if n > _LINE_MAX:
-                self._too_long()
-            else:
-                self.command("".join(parts))
+            try:
+                while True:
+                    piece = sys.stdin.readline(_PIECE)
+                    if not piece:
+                        break
+                    if n <= _LINE_MAX:
+                        parts.append(piece)  # (past the limit: only counted, not kept)
+                    n += len(piece)
+                    if piece[-1] == "\n":
+                        n -= 1
+                        break
+                if not parts:
+                    return self._eof()
+                if n > _LINE_MAX:
+                    self._too_long()
+                else:
+                    self.command("".join(parts))
+            except UnicodeError:  # (the port's stdin decodes: the rest of that line is skipped)
+                self.emit({"reply": None, "error": "not UTF-8 text"})
+            except MemoryError:  # no room for the line: say so, as a command would
+                parts = None
+                gc.collect()
+                self.emit({"reply": None, "error": "no memory for this now; try again"})
             return None
         data = os.read(sys.stdin.fileno(), 4096)  # not sys.stdin: its buffer hides lines from poll
         if not data:
@@ -283,23 +295,23 @@ class Process:
             return
         try:
             cmd = json.loads(line)
-        except ValueError:
-            self.emit({"reply": None, "error": "not JSON: %s" % line[:80]})
+        except Exception:  # (not JSON, or nested too deep for the parser) never repeated: a
+            self.emit({"reply": None, "error": "not JSON"})  # line may hold a key
             return
         op = cmd.get("op") if type(cmd) is dict else None
-        handler = _OPS.get(op)
+        handler = _OPS.get(op) if type(op) is str else None
         if handler is None:
             self.emit({"reply": op, "error": "unknown op %r (known: %s)" % (
                 op, ", ".join(sorted(_OPS)))})
             return
         try:
             reply = handler(self, cmd) or {}
-        except (ValueError, KeyError, TypeError, OSError) as e:
-            reply = {"error": "%s: %s" % (type(e).__name__, e)}
         except MemoryError:  # (a status under pressure, say): a short answer instead
             reply = None
             gc.collect()
             reply = {"error": "no memory for this now; try again"}
+        except Exception as e:  # a bad field of any kind: an answer, never the end of the process
+            reply = {"error": "%s: %s" % (type(e).__name__, e)}
         reply["reply"] = op
         self.emit(reply)
 
@@ -320,6 +332,14 @@ class Process:
         """Add or renumber an uplink. "addr" is the new public address of an uplink
         that sends via a relay, else the new local address to bind."""
         name = cmd["name"]
+        if type(name) is not str or not name:
+            raise ValueError("name must be the uplink's name (text)")
+        for k in ("priority", "cost"):
+            v = cmd.get(k)
+            if v is not None and (type(v) is not int or not 0 <= v <= 255):
+                raise ValueError("%s must be an integer from 0 to 255" % k)
+        if cmd.get("device") is not None and type(cmd["device"]) is not str:
+            raise ValueError("device must be an interface's name (text)")
         old = self.rt.uplinks.get(name)
         via = parse_hostport(cmd["via"]) if "via" in cmd else (old.via if old else None)
         bind = parse_hostport(cmd["bind"], True) if "bind" in cmd else None
@@ -367,7 +387,10 @@ class Process:
             peer = cmd.get("peer")
             if peer is None:
                 raise ValueError("no stream yet: give its peer")
-            self.stream = _stream().Stream(self.rt, peer, rate, cmd.get("size", 64))
+            size = cmd.get("size", 64)
+            if type(size) is not int or not 13 <= size <= 1200:  # (as the file's stream.size)
+                raise ValueError("size must be an integer from 13 to 1200")
+            self.stream = _stream().Stream(self.rt, peer, rate, size)
         s = self.stream
         s.set_rate(rate)
         if not rate:

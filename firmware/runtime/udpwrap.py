@@ -23,6 +23,7 @@ _ATYP_IPV4 = const(1)
 _ATYP_DOMAIN = const(3)
 _ATYP_IPV6 = const(4)
 _HEAD = const(4)  # RSV(2) FRAG(1) ATYP(1)
+MAX_HEAD = const(22)  # the longest header it unwraps: _HEAD, an IPv6 address, a port
 
 # The numeric-host helpers are the core's (mast.addr), re-exported under the names
 # the link emulator uses.

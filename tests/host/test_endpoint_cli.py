@@ -42,6 +42,8 @@ def server_doc(**top):
     ({"mast": {"name": "server", "peers": {"client": {"psk": "x"}}},
       "uplinks": {"wan": {"bind": "127.0.0.1:1"}}}, "mast.peers.client.psk: "),
     (server_doc(uplink={}), "uplink: unknown key"),
+    (server_doc(stream={"peer": []}), "file: "),  # (these two were tracebacks)
+    ("[" * 100000 + "]" * 100000, "file: "),
 ])
 def test_a_bad_endpoint_file_is_one_mast_error_naming_the_key(tmp_path, doc, key):
     path = write(tmp_path, doc)
@@ -227,3 +229,41 @@ def test_the_endpoint_process_takes_a_positive_duration_and_refuses_any_other(tm
     stopped = [json.loads(x) for x in p.stdout.splitlines() if '"stopped"' in x]
     assert stopped and stopped[-1].get("reason") == "duration", p.stdout[-2000:]
     assert 0.3 <= time.monotonic() - t0 < 30
+
+
+@pytest.mark.parametrize("runtime", ["cpython", "micropython"])
+def test_hostile_commands_each_get_an_error_reply_and_the_process_runs_on(tmp_path, runtime):
+    # each of these ended the process with a traceback and no `stopped` line (an op that is a
+    # list, JSON nested 5,000 deep, a device that is a number, a stream size of the wrong type),
+    # a bad priority stuck to its uplink, and a line that is not JSON was repeated in its error
+    # (80 characters of it: a psk with them)
+    from mast_tools.board_process import board_command
+    from mast_tools.netutil import free_udp_port
+
+    port, port2 = free_udp_port(("127.0.0.33",)), free_udp_port(("127.0.0.36",))
+    doc = server_doc(uplinks={"wan": {"bind": "127.0.0.33:%d" % port}})
+    try:
+        cmd = board_command(write(tmp_path, doc), str(tmp_path / "mpy"), prefer=runtime)
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    lines = [json.dumps({"op": []}), json.dumps({"op": {}}), "[" * 5000,
+             json.dumps({"op": "uplink", "name": "w", "bind": "127.0.0.36:%d" % port2, "device": 5}),
+             json.dumps({"op": "uplink", "name": "wan", "priority": "x"}),
+             json.dumps({"op": "uplink", "name": "wan", "priority": 7}),
+             json.dumps({"op": "stream", "peer": "client", "rate": 50, "size": "x"}),
+             json.dumps({"op": "stream", "peer": "client", "rate": 50, "size": 5000}),
+             '{"op": "peer", "name": "x", "set": {"psk": "%s"}' % PSK,
+             json.dumps({"op": "status"}), json.dumps({"op": "quit"}), ""]
+    p = subprocess.run(cmd.argv, env=cmd.env, cwd=str(tmp_path), input="\n".join(lines).encode(),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 0 and "Traceback" not in p.stderr.decode(), p.stderr.decode()[-2000:]
+    assert PSK not in p.stdout.decode()
+    out = [json.loads(x) for x in p.stdout.decode().splitlines()]
+    replies = [x for x in out if "reply" in x]
+    assert [r.get("error", "").split(":")[0][:40] for r in replies[:9]] == [
+        "unknown op [] (known", "unknown op {} (known", "not JSON", "ValueError", "ValueError", "",
+        "ValueError", "ValueError", "not JSON"], replies
+    assert replies[5] == {"reply": "uplink", "name": "wan", "bind": "127.0.0.33:%d" % port,
+                          "public": "127.0.0.33:%d" % port}, replies[5]  # the bad priority did not stick
+    assert replies[9]["reply"] == "status" and replies[10]["reply"] == "quit"
+    assert out[-1].get("event") == "stopped" and out[-1].get("reason") == "quit", out[-1]
