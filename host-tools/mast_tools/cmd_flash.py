@@ -246,10 +246,18 @@ class _DeviceFailure(CommandError):
     """A step on the board failed; its hint says what to type next."""
 
 
+_SWITCHED = [False]  # this flash has switched /lib: the old firmware is gone from the board
+
+
 def _fail_on_device(e, what):
-    raise _DeviceFailure("%s: %s" % (what, e),
-                       "the old firmware is still in place; run mast flash again (if the board "
-                       "does not answer, reset it by hand first)")
+    raise _DeviceFailure("%s: %s" % (what, e), _AFTER_SWITCH if _SWITCHED[0] else
+                         "the old firmware is still in place; run mast flash again (if the board "
+                         "does not answer, reset it by hand first)")
+
+
+_AFTER_SWITCH = ("the switch to the new firmware's /lib had begun, so the board may hold the new "
+                 "/lib with old files at its root: run mast flash again to finish it (the board "
+                 "stays in maintenance mode until then)")
 
 
 def _write_checked(rb, files, show):
@@ -321,6 +329,7 @@ def _stage_lib(rb, p, local, show):
         raise DeviceError("/%s does not verify: %s" % (flashplan.STAGE, ", ".join(
             ["%s (%s)" % b for b in bad[:3]] + ["%s (not expected)" % x for x in extra[:3]])))
     log("flash: %d files verified in /%s; switching" % (len(ok), flashplan.STAGE))
+    _SWITCHED[0] = True  # (from the moment the switch is asked for: it may be done)
     rb.run(flashplan.switch_script())
 
 
@@ -431,12 +440,16 @@ def do_flash(args):
         mpycross.given(args.mpy_cross)
     version = firmware_version(fw_dir)
     port = portpick.resolve(args.port, "mast flash")
+    _SWITCHED[0] = False
     try:
         return _flash(args, port, fw_dir, bd, bd_bytes, cfg, version, t0)
     except KeyboardInterrupt:  # cli.py exits 130; the board may be anywhere between the steps
-        log("mast: flash interrupted; the board may be left in maintenance mode or at its REPL, with "
-            "its old firmware in place: run mast flash again, or start the old firmware: mast "
-            "maintenance off --port %s" % port)
+        if _SWITCHED[0]:
+            log("mast: flash interrupted; " + _AFTER_SWITCH)
+        else:
+            log("mast: flash interrupted; the board may be left in maintenance mode or at its REPL, "
+                "with its old firmware in place: run mast flash again, or start the old firmware: "
+                "mast maintenance off --port %s" % port)
         raise
 
 
@@ -516,10 +529,12 @@ def _through_raw_repl(args, port, fw_dir, bd, bd_bytes, cfg, version, before):
             return report
         show = Sender(len(p.copy), sum(len(local[x]) for x in p.copy))
         try:  # 5
+            if p.root:  # boot.py, main.py, app.py, board.json, mast.json: each via NAME.tmp,
+                # written before /lib is switched, so that the renames follow the switch at once
+                _write_checked(rb, [(flashplan.staged_path(x), local[x]) for x in p.root], show)
             if p.lib_changed:
                 _stage_lib(rb, p, local, show)
-            if p.root:  # boot.py, main.py, app.py, board.json, mast.json: each via NAME.tmp
-                _write_checked(rb, [(flashplan.staged_path(x), local[x]) for x in p.root], show)
+            if p.root:
                 rb.run(flashplan.rename_script([(flashplan.staged_path(x), x) for x in p.root]))
             if p.copy:
                 progress("flash: sent %d file(s), %d KB in %.1f s"

@@ -495,6 +495,14 @@ def diagnose(port, seen, board="BOARD", baudrate=None):
     look at the board's files through its raw REPL, which leaves it at the REPL as it was)."""
     text = " ".join(seen)
     installed = None
+    if not seen:
+        from mast_tools.serialport import BAUDRATE, probe_alive
+
+        # a board left in its raw REPL (a flash cut off, say) says nothing to a console's
+        # hello, but answers a Ctrl-C or Ctrl-B (probe_alive): it is a REPL, not silence
+        if probe_alive(port, baudrate or BAUDRATE):
+            seen = [">>> (a REPL answered a Ctrl-C)"]
+            text = seen[0]
     if seen and (">>>" in text or "raw REPL" in text or "Traceback" in text):
         from mast_tools import boardrepl
 

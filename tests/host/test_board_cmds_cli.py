@@ -65,6 +65,35 @@ def test_reset_on_a_bare_board_says_the_firmware_is_not_there(micropython, tmp_p
                                          "BOARD" % (sb.device, sb.device))
 
 
+def test_a_board_left_in_its_raw_repl_is_not_called_silent(running):
+    # a flash cut off (its process killed) leaves the board in its raw REPL, which answers a
+    # console's hello with nothing: `mast config status` said "nothing answers ... press the
+    # board's reset button" where the firmware was there, stopped, and mast reset starts it
+    import serial
+    import time
+
+    sb, folder = running
+    ser = serial.Serial(sb.device, 115200, timeout=0.2)
+    try:
+        ser.write(b"\r\x03\x03")
+        time.sleep(0.5)
+        ser.reset_input_buffer()
+        ser.write(b"\x01")  # raw REPL, and left there
+        end = time.monotonic() + 10
+        got = b""
+        while b"raw REPL; CTRL-B to exit\r\n>" not in got and time.monotonic() < end:
+            got += ser.read(256)
+        assert b"raw REPL" in got, got
+    finally:
+        ser.close()
+    want = ("mast: the MAST firmware is on the board at %s but not running: the board is at its "
+            "MicroPython REPL (mpremote, Thonny or a Ctrl-C stop the firmware); start it again: "
+            "mast reset --port %s\n" % (sb.device, sb.device))
+    r = mast("config", "--port", sb.device, "status", timeout=60)
+    assert r.returncode == 1 and r.stderr == want, r.stderr
+    assert mast("reset", "--port", sb.device, timeout=60).returncode == 0
+
+
 def test_maintenance_has_a_way_out_from_the_command_line_and_status_says_it(running):
     sb, folder = running
     r = mast("maintenance", "on", "--port", sb.device)

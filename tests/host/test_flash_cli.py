@@ -285,6 +285,41 @@ def test_killing_mast_flash_midway_leaves_a_board_the_next_flash_completes(micro
         assert hello(sb.device, "normal")["version"] == "0.9.1"
 
 
+def test_a_cut_once_the_switch_has_begun_says_so_and_the_next_flash_finishes_it(micropython, tmp_path):
+    # a cut after /lib was switched (its root files renamed after it) left the new /lib with the
+    # old root files, and the error said "the old firmware is still in place"
+    folder = str(tmp_path / "board")
+    new = firmware_copy(tmp_path, "0.9.2", pad=200)
+    with sim_board(folder) as sb:
+        hello(sb.device, "normal")
+        proc = subprocess.Popen([sys.executable, "-m", "mast_tools", "flash", "--port", sb.device,
+                                 "--board", "unix-sim", "--firmware", new],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                universal_newlines=True, env=env_for_mast())
+        err = []
+        try:
+            for line in proc.stderr:  # (bounded: the flash ends, and communicate() has a timeout)
+                err.append(line)
+                if "; switching" in line:
+                    sb.power_cycle()
+                    break
+            out, rest = proc.communicate(timeout=90)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        err = "".join(err) + rest
+        assert "; switching" in err, err
+        if proc.returncode:  # (a cut after the flash's last step lets it finish: nothing to say)
+            assert err.strip().splitlines()[-1].endswith(
+                "the switch to the new firmware's /lib had begun, so the board may hold the new /lib "
+                "with old files at its root: run mast flash again to finish it (the board stays in "
+                "maintenance mode until then)"), err
+        r = mast("flash", "--port", sb.device, "--board", "unix-sim", "--firmware", new, "--json")
+        assert r.returncode == 0, r.stderr
+        assert hello(sb.device, "normal")["version"] == "0.9.2"
+
+
 def test_flash_errors_say_what_to_do(bare, tmp_path):
     sb, folder = bare
     r = mast("flash", "--port", sb.device, "--board", "no-such-board")
