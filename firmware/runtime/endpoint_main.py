@@ -23,7 +23,7 @@ from mast.endpoint import Endpoint
 from mast.compat import binascii
 from mast.addr import fmt
 from .driver import Runtime, runtime_name, MICROPYTHON
-from .runconfig import check, FileError
+from .runconfig import check, FileError, STREAM_MIN_SIZE, STREAM_MAX_SIZE
 from .sockaddr import parse_hostport
 
 # Imported only when used (a board's heap): stream (a test stream, stream records) and
@@ -388,8 +388,8 @@ class Process:
             if peer is None:
                 raise ValueError("no stream yet: give its peer")
             size = cmd.get("size", 64)
-            if type(size) is not int or not 13 <= size <= 1200:  # (as the file's stream.size)
-                raise ValueError("size must be an integer from 13 to 1200")
+            if type(size) is not int or not STREAM_MIN_SIZE <= size <= STREAM_MAX_SIZE:  # (as the file's)
+                raise ValueError("size must be an integer from %d to %d" % (STREAM_MIN_SIZE, STREAM_MAX_SIZE))
             self.stream = _stream().Stream(self.rt, peer, rate, size)
         s = self.stream
         s.set_rate(rate)

@@ -23,6 +23,7 @@ _UPLINK = ("bind", "via", "public", "priority", "cost", "device")
 _STREAM = ("peer", "rate", "size", "count")
 _NAME_CHARS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_.-"
 STREAM_MIN_SIZE = 13  # "S" | seq u32 | time u64: see stream.py
+STREAM_MAX_SIZE = 1200
 
 
 class FileError(ValueError):
@@ -141,7 +142,7 @@ def check(doc):
         out["stream"] = {
             "peer": s["peer"],
             "rate": _int("stream.rate", s.get("rate", 50), 0, 1000),
-            "size": _int("stream.size", s.get("size", 64), STREAM_MIN_SIZE, 1200),
+            "size": _int("stream.size", s.get("size", 64), STREAM_MIN_SIZE, STREAM_MAX_SIZE),
             "count": _int("stream.count", s.get("count", 0), 0, 1 << 30),
         }
     return out

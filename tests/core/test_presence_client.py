@@ -347,17 +347,7 @@ def test_a_subscribe_ack_held_back_on_the_path_never_lowers_the_notify_floor():
     # a's refreshed SUBSCRIBE-ACK (floor f) is held back while two NOTIFYs (f+1, f+2) go
     # through; delivered late, it set the floor back to f, and the NOTIFY f+1 replayed was taken
     # again: the peer's record went back to a stale address (P.6)
-    w = Wire(["a", "b"])
-    a, b = w.client("a"), w.client("b")
-    w.up("a", "eth", ("10.1.0.2", 6278))
-    w.up("b", "wan", ("10.9.0.1", 6278))
-    a.ep.assocs["b"] = FakeAssoc()
-    b.ep.assocs["a"] = FakeAssoc()
-    a.watch("b")
-    b.watch("a")
-    a.start(w.now)
-    b.start(w.now)
-    w.run(w.now + 100)
+    w, a, b = two()
     held, notifies = [], []
 
     def drop(src, dst, d):

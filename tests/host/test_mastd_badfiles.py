@@ -15,6 +15,8 @@ import pytest
 
 from mastd import control
 
+from test_mastd_control import wait_for
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIRMWARE = os.path.join(ROOT, "firmware")
 PSK = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
@@ -90,16 +92,6 @@ def test_check_is_quiet_about_a_private_file_or_one_without_keys(tmp_path):
 
 
 # ---- a running mastd: reload ---------------------------------------------------------------
-
-def wait_for(what, fn, timeout=8):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
-
 
 def mastctl(sock, *args):
     return subprocess.run([sys.executable, "-c", "import sys; from mastd.ctl import main; sys.exit(main())",

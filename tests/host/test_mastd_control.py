@@ -21,46 +21,6 @@ FIRMWARE = os.path.join(ROOT, "firmware")
 PSK = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
 
-def test_control_socket_answers_one_json_line_per_connection(tmp_path):
-    path = str(tmp_path / "c.sock")
-    srv = control.ControlServer(path, lambda req: {"echo": req["op"]})
-    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
-    stop = threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            srv.on_readable(None, 0)
-            time.sleep(0.01)
-
-    t = threading.Thread(target=serve)
-    t.start()
-    try:
-        assert control.request(path, {"op": "status"}) == {"echo": "status", "ok": True}
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.connect(path)
-        s.sendall(b"not json\n")
-        assert json.loads(s.recv(4096)) == {"ok": False, "error": "bad request: one JSON object per line"}
-        s.close()
-    finally:
-        stop.set()
-        t.join()
-        srv.close()
-    assert not os.path.exists(path)
-
-
-def test_a_stale_socket_file_is_replaced_and_a_live_one_refused(tmp_path):
-    path = str(tmp_path / "c.sock")
-    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    stale.bind(path)
-    stale.close()  # the file stays, nobody listens: a mastd that died
-    srv = control.ControlServer(path, lambda req: {})
-    try:
-        with pytest.raises(OSError, match="another mastd answers on"):
-            control.ControlServer(path, lambda req: {})
-    finally:
-        srv.close()
-
-
 def _serving(srv):
     """A thread calling srv.on_readable() every 10 ms, as mastd's loop would; stop() ends it."""
     stop = threading.Event()
@@ -78,6 +38,37 @@ def _serving(srv):
         t.join()
 
     return done
+
+
+def test_control_socket_answers_one_json_line_per_connection(tmp_path):
+    path = str(tmp_path / "c.sock")
+    srv = control.ControlServer(path, lambda req: {"echo": req["op"]})
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    done = _serving(srv)
+    try:
+        assert control.request(path, {"op": "status"}) == {"echo": "status", "ok": True}
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(path)
+        s.sendall(b"not json\n")
+        assert json.loads(s.recv(4096)) == {"ok": False, "error": "bad request: one JSON object per line"}
+        s.close()
+    finally:
+        done()
+        srv.close()
+    assert not os.path.exists(path)
+
+
+def test_a_stale_socket_file_is_replaced_and_a_live_one_refused(tmp_path):
+    path = str(tmp_path / "c.sock")
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(path)
+    stale.close()  # the file stays, nobody listens: a mastd that died
+    srv = control.ControlServer(path, lambda req: {})
+    try:
+        with pytest.raises(OSError, match="another mastd answers on"):
+            control.ControlServer(path, lambda req: {})
+    finally:
+        srv.close()
 
 
 def test_silent_trickling_and_nested_requests_hold_up_nobody(tmp_path):

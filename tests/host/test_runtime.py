@@ -110,14 +110,21 @@ def test_data_through_a_presence_client_still_says_which_uplink_and_source_it_ca
         close_all(a, b)
 
 
+def relayed_pair(emu):
+    """pair() with a's one uplink, cell, via the emulator's relay; associated. -> (public, a, b)"""
+    public = emu.outside_addr("cell")
+    a, b = pair({"cell": {"bind": ("127.0.0.1", 0), "via": emu.inside_addr("cell"), "public": public}})
+    a.connect("b")
+    if not run([a, b], lambda: established(a, "b") and established(b, "a")):
+        close_all(a, b)
+        raise AssertionError("no association through the relay")
+    return public, a, b
+
+
 def test_an_uplink_via_a_relay_is_seen_at_the_relays_public_address():
     with Emulator({"cell": {"address": "127.0.0.24:0", "delay_ms": 5}}) as emu:
-        public = emu.outside_addr("cell")
-        a, b = pair({"cell": {"bind": ("127.0.0.1", 0), "via": emu.inside_addr("cell"),
-                              "public": public}})
+        public, a, b = relayed_pair(emu)
         try:
-            a.connect("b")
-            assert run([a, b], lambda: established(a, "b") and established(b, "a"))
             assert a.send(stream.encode(1, 0), "b")
             got = []
             assert run([a, b], lambda: got.extend(b.recv()) or got)
@@ -137,12 +144,8 @@ def test_the_largest_payload_comes_whole_through_a_relay():
     from mast.wire import MAX_PAYLOAD
 
     with Emulator({"cell": {"address": "127.0.0.24:0", "delay_ms": 1}}) as emu:
-        public = emu.outside_addr("cell")
-        a, b = pair({"cell": {"bind": ("127.0.0.1", 0), "via": emu.inside_addr("cell"),
-                              "public": public}})
+        public, a, b = relayed_pair(emu)
         try:
-            a.connect("b")
-            assert run([a, b], lambda: established(a, "b") and established(b, "a"))
             assert b.send(b"x" * MAX_PAYLOAD, "a")  # b -> relay -> a: a unwraps it
             got = []
             assert run([a, b], lambda: got.extend(a.recv()) or got)
