@@ -33,7 +33,7 @@ package(
     "runtime",
     files=(
         "clock.py", "driver.py", "endpoint_main.py", "note.py", "rendezvous.py",
-        "runconfig.py", "sockaddr.py", "status.py", "stream.py", "udpwrap.py",
+        "restart.py", "runconfig.py", "sockaddr.py", "status.py", "stream.py", "udpwrap.py",
     ),
 )
 

@@ -22,13 +22,13 @@ import time
 
 from mast.assoc import STATE_NAMES
 from mast.endpoint import Endpoint
+from runtime import restart
 from runtime.driver import Runtime
 from runtime.status import nonce_id
 
 from . import links, packet, peeredit, settings as settings_mod, tun as tun_mod
 from .app import AppSocket
 from .control import ControlServer
-from .restart import RestartWatch
 
 SHUT_WAIT_MS = 3000
 RECONNECT_MS = 2000
@@ -93,7 +93,7 @@ class Agent:
             self.rt.on_data = self._on_data
             self.ep.on_data = self._on_data  # (straight from the core: one call less a packet)
         self.routes = packet.routes_from(c)
-        self.restarts = RestartWatch(_initiated(c))
+        restart.watch(self.rt, _initiated(c), 0)  # (a peer that lost an association)
         for obj, cb in self._readers:
             self.rt.add_reader(obj, cb)
 
@@ -497,7 +497,7 @@ class Agent:
                 self.ep.close(now, peer)  # SHUT, so that the peer hears of it at once
         self.ep.reconfigure(new.core, now)  # validated already: a ConfigError is a bug here
         self.conf = new
-        self.restarts.set_peers(self.ep, _initiated(new.core), now)
+        restart.watch(self.rt, _initiated(new.core), now)
         self.source.cfg = new.core["uplinks"]
         touched = [peer for peer in set(oldp) | set(newp)
                    if oldp.get(peer) != newp.get(peer) or old.apps.get(peer) != new.apps.get(peer)]
@@ -619,7 +619,6 @@ class Agent:
         if self.presence is not None:  # wake for its timers too
             timeout_ms = self.presence.wait_ms(timeout_ms)
         self.rt.poll(timeout_ms)
-        self.restarts.step(self.ep, self.rt.now())  # (a peer that lost an association: restart.py)
         if self.presence is not None:
             self.presence.tick()
         rx = self.rt.recv()
@@ -695,5 +694,5 @@ def _route_keys(p):
 
 
 def _initiated(core):
-    """The peers this mastd starts associations with (RestartWatch watches only those)."""
+    """The peers this mastd starts associations with (the runtime watches only those)."""
     return sorted(peer for peer, p in core["peers"].items() if p.get("initiate"))
