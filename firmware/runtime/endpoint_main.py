@@ -473,6 +473,27 @@ def _duration_ms(text):
     return int(s * 1000)
 
 
+class _Signalled(BaseException):
+    """SIGTERM or SIGHUP arrived (CPython): the run ends as with Ctrl-C, with its last line.
+    (Not an Exception: nothing on the way may take it for a packet's or a command's error.)"""
+
+
+def _on_signal(signum, frame):
+    raise _Signalled()
+
+
+def _catch_signals():
+    """SIGTERM and SIGHUP end the run with its `stopped` line (reason "signal"), where the
+    interpreter has a signal module and this is the main thread (MicroPython's unix port has
+    none: there they end the process at once). -> what to restore after."""
+    try:
+        import signal
+
+        return [(n, signal.signal(n, _on_signal)) for n in (signal.SIGTERM, signal.SIGHUP)]
+    except (ImportError, AttributeError, ValueError):
+        return []
+
+
 def main(argv, out=None):
     """Run an endpoint process; returns the exit status. A bad file raises FileError
     (the CLI turns it into `mast: ...`); main_cli prints it."""
@@ -501,13 +522,23 @@ def main(argv, out=None):
     if records:
         cfg["stream_records"] = True
     p = Process(cfg, out or _write_line)
+    before = _catch_signals()
     try:
-        p.start()
-        if use_stdin:
-            p.watch_stdin()
-        why = p.run(duration)
-    except KeyboardInterrupt:
-        why = "interrupt"
+        try:
+            p.start()
+            if use_stdin:
+                p.watch_stdin()
+            why = p.run(duration)
+        except KeyboardInterrupt:
+            why = "interrupt"
+        except _Signalled:
+            why = "signal"
+    finally:
+        if before:
+            import signal
+
+            for n, h in before:
+                signal.signal(n, h)
     status = p.rt.status()
     if p.stream is not None:
         status["stream"] = p.stream.status()

@@ -87,6 +87,29 @@ def test_json_prints_one_document_with_the_final_status(tmp_path):
     assert '"event": "started"' in r.stderr  # the lines went to stderr
 
 
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_still_ends_with_the_final_status(tmp_path, sig):
+    # a supervisor's stop (systemd, a shell's hang-up) is not a crash: the JSON document a
+    # script waits for still comes (before: no line, no document, exit -15)
+    import signal
+
+    path = write(tmp_path, server_doc())
+    env = dict(os.environ, PYTHONPATH=HOST_TOOLS)
+    proc = subprocess.Popen(MAST + ["endpoint", "--config", path, "--json"], env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        Lines(proc.stderr).until(lambda ln: ln.get("event") == "started")
+        proc.send_signal(getattr(signal, sig))
+        out, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, err
+        doc = json.loads(out)
+        assert doc["reason"] == "signal" and doc["status"]["name"] == "server"
+        assert '"event": "stopped", "reason": "signal"' in err.decode()
+    finally:
+        proc.kill()
+        proc.wait(5)
+
+
 class Lines:
     """JSON lines from a pipe, read without blocking (select() cannot see what a buffered
     reader already holds, so this keeps its own buffer)."""
