@@ -312,15 +312,17 @@ class Association:
             self.idle_exchange(p, now)
         else:
             p.idle_n = 0
+            # (after SUSPECT too: a failback wants `failback` ms without a miss; before the
+            # state, so that a full heap below leaves no ACTIVE path without it)
+            p.active_since = now
         p.state = ACTIVE
         p.unacked_until = None  # it answered: whatever was outstanding is not its fault
         p.lost = 0
         p.backoff = 0
         p.last_ok = now
         self.remotes[p.raddr].validated = True
-        p.probe_due = now + self.idle(p)
+        p.probe_due = now + self.idle(p, now)
         if was == UNVERIFIED or was == FAILED:
-            p.active_since = now
             self.ep.event(Event("path_up", self.peer, p.name, p.srtt))
         if self.primary is None:
             self.choose_primary(now)
@@ -346,7 +348,13 @@ class Association:
                     return
             self.remove_remote(p.raddr, now)
 
-    def idle(self, p):
+    def idle(self, p, now):
+        """How long an ACTIVE path may go unprobed: failback/2 if it may take the traffic back
+        (the failback candidate, up for less than 2 x failback: a failback follows fresh
+        answers, not one old one), else the idle interval."""
+        f = self.ep.prof["failback"]
+        if now - p.active_since < 2 * f and p is self.failback_candidate():
+            return f // 2
         return policy.idle_probe_interval(p, self.remotes[p.raddr], self.ep.prof, self.ep.nat_refresh_ms)
 
     def probe(self, p, now):
@@ -753,8 +761,8 @@ class Association:
         if p is None:
             return None
         b = self.best(p)
-        if b is None or b.active_since is None:
-            return None
+        if b is None or b.challenge is not None:
+            return None  # (a probe out on it: its answer first)
         if policy.rank(b, self.remotes[b.raddr]) >> 12 < policy.rank(p, self.remotes[p.raddr]) >> 12:
             return b  # better priority and cost, not just a better RTT
         return None
@@ -798,8 +806,8 @@ class Association:
                 last = p.last_ok
                 if p.peer_probe is not None and (last is None or p.peer_probe > last):
                     last = p.peer_probe
-                if p.state == ACTIVE and last is not None and now - last < self.idle(p):
-                    p.probe_due = last + self.idle(p)
+                if p.state == ACTIVE and last is not None and now - last < self.idle(p, now):
+                    p.probe_due = last + self.idle(p, now)
                 else:
                     self.probe(p, now)
         if self.state == CLOSED:

@@ -100,7 +100,9 @@ class Path:
         return self.uplink.name + ">" + fmt(self.raddr)
 
     def rto(self, prof):
-        return rto(self.srtt, self.rttvar, prof)
+        # a FAILED path's probe asks whether it works at all: it waits rto_max, so an answer
+        # slower than the old RTO (the RTT rose) still counts and brings the path back
+        return rto(None if self.state == FAILED else self.srtt, self.rttvar, prof)
 
     def rtt_sample(self, r):
         if self.srtt is None:
