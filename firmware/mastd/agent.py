@@ -153,9 +153,11 @@ class Agent:
 
     def _all_prefixes(self):
         out = []
+        seen = set()  # (not `in out`: quadratic with thousands of peers)
         for peer in sorted(self.routes.prefixes):
             for p in self.routes.prefixes[peer]:
-                if p not in out:
+                if p not in seen:
+                    seen.add(p)
                     out.append(p)
         return out
 

@@ -72,13 +72,18 @@ def set_mtu(name, mtu):
 
 
 def set_routes(name, old, new):
-    """Replace the routes through the TUN: those of old prefixes not in new go, new ones come."""
+    """Change the routes through the TUN from old prefixes to new: those no longer wanted go,
+    those not there yet come, and the others are not touched (one `ip` each: a concentrator
+    with 3,000 peers ran 6,000 of them for one peer added, and its loop stood for 10 s)."""
     want = []
     for p in new:
         want += kernel_routes(p)
+    have = set()
     for p in old:
-        for r in kernel_routes(p):
-            if r not in want:
-                ip("route", "del", r, "dev", name, check=False)
+        have.update(kernel_routes(p))
+    wanted = set(want)
+    for r in sorted(have - wanted):
+        ip("route", "del", r, "dev", name, check=False)
     for r in want:
-        ip("-6" if ":" in r else "-4", "route", "replace", r, "dev", name)
+        if r not in have:
+            ip("-6" if ":" in r else "-4", "route", "replace", r, "dev", name)

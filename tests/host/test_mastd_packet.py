@@ -143,6 +143,28 @@ def test_a_default_route_is_carried_as_two_halves_so_the_uplinks_keep_theirs():
     assert tun.kernel_routes("192.168.1.0/24") == ["192.168.1.0/24"]
 
 
+def test_a_route_change_among_thousands_runs_ip_for_the_changed_routes_only(monkeypatch):
+    # a concentrator with 3,000 peers ran 6,000 `ip route replace` for one peer added (its loop
+    # stood for 10 s and its routers failed over): now only what changed
+    calls = []
+    monkeypatch.setattr(tun, "ip", lambda *a, **kw: calls.append(a))
+    old = ["10.%d.%d.0/24" % (i // 250, i % 250) for i in range(3000)]
+    tun.set_routes("mast0", old, old + ["192.168.7.0/24"])
+    assert calls == [("-4", "route", "replace", "192.168.7.0/24", "dev", "mast0")]
+    del calls[:]
+    tun.set_routes("mast0", old + ["192.168.7.0/24", "0.0.0.0/0"], old[1:] + ["::/0"])
+    assert sorted(calls) == sorted([
+        ("route", "del", "10.0.0.0/24", "dev", "mast0"),
+        ("route", "del", "192.168.7.0/24", "dev", "mast0"),
+        ("route", "del", "0.0.0.0/1", "dev", "mast0"),
+        ("route", "del", "128.0.0.0/1", "dev", "mast0"),
+        ("-6", "route", "replace", "::/1", "dev", "mast0"),
+        ("-6", "route", "replace", "8000::/1", "dev", "mast0")])
+    del calls[:]
+    tun.set_routes("mast0", [], ["10.1.0.0/16"])  # (configure: everything is new)
+    assert calls == [("-4", "route", "replace", "10.1.0.0/16", "dev", "mast0")]
+
+
 DUMP = {"interface": [
     {"interface": "wan", "up": True, "l3_device": "eth1", "device": "eth1",
      "ipv4-address": [{"address": "100.64.1.2", "mask": 24}], "ipv6-address": []},
