@@ -97,7 +97,10 @@ class ControlServer:
                 self._drop(conn)  # a request that trickles in
             return
         if st[0]:
-            self._send(conn, json.dumps(self._reply(st[0])).encode() + b"\n", now + _SEND_S)
+            data = json.dumps(self._reply(st[0])).encode() + b"\n"
+            # (its time from now: a status of thousands of associations takes ~0.1 s to build,
+            # and with the time counted from the request it was cut short, every time)
+            self._send(conn, data, time.monotonic() + _SEND_S)
         self._drop(conn)
 
     def _reply(self, data):
@@ -160,7 +163,14 @@ def request(path, req, timeout=5.0):
             buf += chunk
     finally:
         s.close()
+    if buf and not buf.endswith(b"\n"):
+        raise ReplyCut("mastd at %s cut its reply short after %d bytes (it answers a reader that "
+                       "keeps up); try again" % (path, len(buf)))
     try:
         return json.loads(buf.decode("utf-8"))
     except ValueError:
         raise OSError("mastd at %s sent no valid reply" % path)
+
+
+class ReplyCut(OSError):
+    """mastd answered, but not all of it reached us."""

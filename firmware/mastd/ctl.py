@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from .control import DEFAULT_PATH, request
+from .control import DEFAULT_PATH, ReplyCut, request
 
 EXAMPLE = """\
 examples:
@@ -170,6 +170,9 @@ def main(argv=None):
                "device": args.device}
     try:
         reply = request(args.control, req)
+    except ReplyCut as e:
+        sys.stderr.write("mastctl: %s\n" % e)
+        return 1
     except OSError as e:
         sys.stderr.write("mastctl: cannot reach mastd at %s (%s); is it running? (--control)\n"
                          % (args.control, e.strerror or e))

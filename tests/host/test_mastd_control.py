@@ -40,6 +40,25 @@ def _serving(srv):
     return done
 
 
+def test_a_reply_that_takes_time_to_build_still_reaches_its_reader_whole(tmp_path):
+    # a status of 5,000 associations took ~0.1 s to build and is 2.3 MB: the time to send it
+    # was counted from the request, so it was cut short every time and mastctl said mastd
+    # was not running
+    path = str(tmp_path / "c.sock")
+
+    def slow_big(req):
+        time.sleep(0.25)  # (longer than the time a reply may wait for its reader)
+        return {"blob": "x" * 3000000}
+
+    srv = control.ControlServer(path, slow_big)
+    done = _serving(srv)
+    try:
+        assert len(control.request(path, {"op": "status"})["blob"]) == 3000000
+    finally:
+        done()
+        srv.close()
+
+
 def test_control_socket_answers_one_json_line_per_connection(tmp_path):
     path = str(tmp_path / "c.sock")
     srv = control.ControlServer(path, lambda req: {"echo": req["op"]})
