@@ -24,6 +24,7 @@ _LINE_MAX = 4096
 _CLIENT_TIMEOUT_S = 0.5  # a client sends its line at once; one silent this long is dropped
 _CLIENTS_MAX = 16  # open connections at once; one more drops the oldest
 _SEND_S = 0.1  # a reply larger than the socket's buffer waits this long at most for its reader
+_SO_SNDBUFFORCE = 32  # Linux (the socket module may lack the name)
 
 
 class ControlServer:
@@ -118,7 +119,15 @@ class ControlServer:
         return reply
 
     def _send(self, conn, data, deadline):
-        """All of data, or as much as a client that reads leaves room for by the deadline."""
+        """All of data, or as much as a client that reads leaves room for by the deadline.
+        As root the socket's send buffer is first made large enough for all of it
+        (SO_SNDBUFFORCE), so the loop hands a large reply (a status of thousands of
+        associations: megabytes) to the kernel at once and does not wait for its reader."""
+        if len(data) > 65536:
+            try:
+                conn.setsockopt(socket.SOL_SOCKET, _SO_SNDBUFFORCE, len(data) + 65536)
+            except OSError:  # (not root: the reader has until the deadline)
+                pass
         while data:
             try:
                 n = conn.send(data)

@@ -59,6 +59,35 @@ def test_a_reply_that_takes_time_to_build_still_reaches_its_reader_whole(tmp_pat
         srv.close()
 
 
+def test_as_root_a_large_reply_waits_in_the_kernel_for_a_reader_that_comes_late(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("SO_SNDBUFFORCE needs root (CAP_NET_ADMIN), as mastd runs")
+    # the loop hands the whole reply over at once and goes back to its packets; before, it
+    # waited for the reader (at most 0.1 s) and the rest was lost
+    path = str(tmp_path / "c.sock")
+    srv = control.ControlServer(path, lambda req: {"blob": "y" * 3000000})
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        s.sendall(b'{"op": "status"}\n')
+        for _ in range(100):  # the loop's turns, until it has answered (and dropped) us
+            srv.on_readable(None, 0)
+            if not srv.clients:
+                break
+            time.sleep(0.01)
+        time.sleep(0.3)  # a reader that comes late: past the 0.1 s a reply may wait
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            buf += chunk
+        assert len(json.loads(buf)["blob"]) == 3000000
+    finally:
+        s.close()
+        srv.close()
+
+
 def test_control_socket_answers_one_json_line_per_connection(tmp_path):
     path = str(tmp_path / "c.sock")
     srv = control.ControlServer(path, lambda req: {"echo": req["op"]})
