@@ -2,10 +2,9 @@
 
 The device code and the core tests are compiled with mpy-cross into build/mpy/ (see
 tests/mpy_core.py, shared with the 32-bit runs of tests/test_micropython32_core.py). Then each
-test function runs in its own `micropython -X heapsize=128K` process (MORE_HEAP: the modules that
-hold more than one board, and their heap) that imports only that .mpy output
-(MICROPYPATH=build/mpy:.frozen; no .py source, not even the runner's). The working directory is
-the repo root, so tests can read docs/PROTOCOL.md.
+test function runs in its own `micropython -X heapsize=128K` process that imports only that .mpy
+output (MICROPYPATH=build/mpy:.frozen; no .py source, not even the runner's). The working
+directory is the repo root, so tests can read docs/PROTOCOL.md.
 """
 
 import os
@@ -16,8 +15,6 @@ import mpy_core
 from mpy_core import BUILD, ROOT
 
 HEAPSIZE = os.environ.get("MAST_MPY_HEAPSIZE", "128K")
-# modules that hold more than a board's share in one heap, and why (each runs in this heap instead)
-MORE_HEAP = {"test_restart_three": ("160K", "three endpoints: an initiator and two servers")}
 TIMEOUT_S = 120
 
 
@@ -27,8 +24,7 @@ def test_core_module_on_micropython(micropython, mpy_build, module, test):
     as a board does after boot, rather than inheriting the previous tests' fragmentation."""
     others = mpy_core.fail_if_not_built(mpy_build, module)
 
-    heap = MORE_HEAP[module][0] if module in MORE_HEAP and "MAST_MPY_HEAPSIZE" not in os.environ else HEAPSIZE
-    cmd = micropython + ["-X", "heapsize=" + heap, "-m", "run_core_mpy", module]
+    cmd = micropython + ["-X", "heapsize=" + HEAPSIZE, "-m", "run_core_mpy", module]
     if test:
         cmd += ["--only", test]
     env = dict(os.environ)

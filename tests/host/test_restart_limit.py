@@ -1,7 +1,7 @@
-# The watch of runtime/restart.py with two servers (test_restart.py has one): at most `limit`
-# attempts at once, and a slot an attempt frees goes to the other peer. Three endpoints in one
-# heap (the initiator and both servers; a board is one of them), so this module runs on the
-# MicroPython unix port in a larger heap than the others (tests/test_micropython_core.py).
+"""The watch of runtime/restart.py with two servers (tests/core/test_restart.py has one, on
+CPython and both MicroPythons): at most `limit` attempts at once, and a slot an attempt frees
+goes to the other peer. Three endpoints in one process (the initiator and both servers: 148K
+of MicroPython heap, more than a board's 128K, of which a board is one), so on CPython only."""
 
 from simnet import Net, config
 
