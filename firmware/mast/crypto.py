@@ -16,7 +16,6 @@ FAST_C = _compare is not None  # CPython: slicing beats a loop in Python (alloca
 _BLOCK = const(64)  # SHA-256 block size in bytes
 _HASH = const(32)  # SHA-256 digest size in bytes
 TAG_LEN = const(16)  # a MAST packet tag: HMAC-SHA-256 truncated to 128 bits
-_ONES = int.from_bytes(b"\x01" * _BLOCK, "big")  # 0x0101...01: times a byte, that byte 64 times
 
 
 def ct_equal(a, b):
@@ -41,8 +40,9 @@ class Mac:
         # the pads as one integer each: no loop in Python (a fleet server makes keys for every
         # INIT, forged ones too: a byte loop was most of its cost)
         k = int.from_bytes(key, "big")
-        self._ipad = (k ^ _ONES * 0x36).to_bytes(_BLOCK, "big")
-        self._opad = (k ^ _ONES * 0x5C).to_bytes(_BLOCK, "big")
+        ones = int.from_bytes(b"\x01" * _BLOCK, "big")  # 0x0101...01: x a byte, that byte 64 times
+        self._ipad = (k ^ ones * 0x36).to_bytes(_BLOCK, "big")
+        self._opad = (k ^ ones * 0x5C).to_bytes(_BLOCK, "big")
         h = sha256(self._ipad)  # CPython: hash the key blocks once, copy the states
         self._copy = (h, sha256(self._opad)) if hasattr(h, "copy") else None
 

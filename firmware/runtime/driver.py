@@ -29,7 +29,6 @@ import select
 from mast.compat import const
 from mast.wire import MAX_PACKET
 from mast.events import Event
-from mast.assoc import ESTABLISHED
 from .sockaddr import from_socket, TextCache
 from .clock import MonotonicMs
 from .note import Note
@@ -168,7 +167,6 @@ class Runtime:
         # such as the presence client, which keeps the core as .ep: the wrapper answers for
         # the core's attributes, on_data too, so .ep is looked for first)
         core = getattr(endpoint, "ep", endpoint)
-        self._ep = core  # the core itself (restart.py's attempts go into it)
         self.initiated = []  # peers connect() started: watched for one that lost our association
         self.restarts = None  # restart.RestartWatch, while one of them has no usable path
         self._core = None  # the core that hands DATA over directly (events only for the rest)
@@ -453,34 +451,17 @@ class Runtime:
             self._drain()
             t2 = self.ep.next_timer()
             self._stuck = t2 if (t2 is not None and t2 <= t) else None
-        if self.initiated:
-            self._watch(now)
-        self._flush()
-
-    def _watch(self, now):
-        """An association of ours whose peer may have lost it (a server restarted without a
-        SHUT) gets an INIT beside it after restart.RESTART_MS without a usable path, and not
-        only after its outage budget (minutes). restart.py is loaded only while one of them
-        has no usable path, and forgotten after (a board gets its heap back)."""
-        w = self.restarts
-        if w is None:
-            by_peer = self._ep.by_peer
+        if self.initiated:  # (a peer that may have lost our association: restart.py)
+            ep = getattr(self.ep, "ep", self.ep)
             for peer in self.initiated:
-                a = by_peer.get(peer)
-                if a is not None and a.initiator and a.state == ESTABLISHED and a.primary is None:
-                    break
-            else:
-                return
-            from . import restart
+                a = ep.by_peer.get(peer)
+                if self.restarts is not None or (a is not None and a.initiator and a.state == 2
+                                                 and a.primary is None):  # (2: ESTABLISHED)
+                    from . import restart  # (loaded only then, and forgotten after)
 
-            w = self.restarts = restart.RestartWatch(self.initiated)
-        if not w.step(self._ep, now):
-            self.restarts = None
-            if MICROPYTHON:
-                sys.modules.pop("runtime.restart", None)
-                pkg = sys.modules.get("runtime")
-                if pkg is not None and hasattr(pkg, "restart"):
-                    delattr(pkg, "restart")
+                    restart.turn(self, ep, now)
+                    break
+        self._flush()
 
     def run(self, until_ms=None, max_turns=None):
         """poll() until the runtime clock reaches until_ms (None: for ever), or max_turns."""

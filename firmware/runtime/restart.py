@@ -1,6 +1,6 @@
 # A peer that lost our association: a new INIT beside the old one (any initiator: a board,
 # `mast endpoint`, mastd). The runtime (driver.py) loads this only when an association it
-# initiated has no usable path, and steps it each loop turn from then on.
+# initiated has no usable path, and calls turn() each loop turn from then on.
 #
 # A server that crashed and came back (a kill -9, an OOM kill, a power cut, a board's reset:
 # no SHUT went out) has no association with its peers any more. It drops their packets
@@ -35,6 +35,23 @@ RESTART_MS = 10000  # no usable path this long: an INIT beside the association
 
 
 LIMIT = 1 if sys.implementation.name == "micropython" else None  # attempts at once: heap
+
+
+def turn(rt, ep, now):
+    """The runtime's turn (driver.py run_timers calls it while an association of rt.initiated
+    has no usable path, or a watch is on): step the watch, made now if need be; once there is
+    nothing left to watch, let it go, and on MicroPython this module too (a board gets its heap
+    back)."""
+    w = rt.restarts
+    if w is None:
+        w = rt.restarts = RestartWatch(rt.initiated)
+    if not w.step(ep, now):
+        rt.restarts = None
+        if sys.implementation.name == "micropython":
+            sys.modules.pop("runtime.restart", None)
+            pkg = sys.modules.get("runtime")
+            if pkg is not None and hasattr(pkg, "restart"):
+                delattr(pkg, "restart")
 
 
 def watch(rt, peers, now):
