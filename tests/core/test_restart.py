@@ -2,7 +2,7 @@
 # and came back answers none of the old association's probes, and the initiator used to wait
 # out its whole outage budget (300 s, measured with two mastd) before a new INIT. Here the
 # two cores run on the simulated network (simnet.py) with the RestartWatch stepped as the
-# runtime's loop steps it (driver.py _watch; tests/host/test_runtime_restart.py runs that).
+# runtime's loop steps it (driver.py run_timers; tests/host/test_runtime_restart.py runs that).
 
 import gc
 

@@ -1,5 +1,5 @@
 """A server that lost its state (killed: no SHUT) and came back on the same address, and the
-runtime of the side that initiated (driver.py _watch, runtime/restart.py): a new association
+runtime of the side that initiated (driver.py run_timers, runtime/restart.py): a new association
 within seconds, not after the outage budget (300 s). On real sockets (127.0.0.x): the runtime
 in this process (CPython), and a board (the whole firmware as .mpy on the simulated board,
 MicroPython) streaming telemetry to a server that restarts. The rules themselves (which attempt
