@@ -31,10 +31,9 @@ import sys
 from mast import policy
 from mast.assoc import Association, ESTABLISHED, CLOSED
 
+MICROPYTHON = sys.implementation.name == "micropython"  # (not driver's: tests load this alone)
 RESTART_MS = 10000  # no usable path this long: an INIT beside the association
-
-
-LIMIT = 1 if sys.implementation.name == "micropython" else None  # attempts at once: heap
+LIMIT = 1 if MICROPYTHON else None  # attempts at once: heap
 
 
 def turn(rt, ep, now):
@@ -47,7 +46,7 @@ def turn(rt, ep, now):
         w = rt.restarts = RestartWatch(rt.initiated)
     if not w.step(ep, now):
         rt.restarts = None
-        if sys.implementation.name == "micropython":
+        if MICROPYTHON:
             sys.modules.pop("runtime.restart", None)
             pkg = sys.modules.get("runtime")
             if pkg is not None and hasattr(pkg, "restart"):
