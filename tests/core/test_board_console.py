@@ -331,14 +331,18 @@ def test_every_reply_is_one_line_of_json():
 # ---- Ctrl-C ------------------------------------------------------------------------------------
 
 
+def _interrupted(con, data):
+    """Feed data; whether it raised KeyboardInterrupt (a Ctrl-C in it)."""
+    try:
+        con.feed(data)
+    except KeyboardInterrupt:
+        return True
+    return False
+
+
 def test_ctrl_c_raises_keyboard_interrupt_and_leaves_the_rest_unread():
     con, b, out = session()
-    try:
-        con.feed(b'{"id": 1, "op": "hel\x03')
-        raised = False
-    except KeyboardInterrupt:
-        raised = True
-    assert raised and out == [] and b.calls == []
+    assert _interrupted(con, b'{"id": 1, "op": "hel\x03') and out == [] and b.calls == []
     # the half line before Ctrl-C is forgotten: the next request stands alone
     assert ask(con, out, '{"id": 2, "op": "hello"}')["id"] == 2
 
@@ -346,12 +350,8 @@ def test_ctrl_c_raises_keyboard_interrupt_and_leaves_the_rest_unread():
 def test_ctrl_c_after_whole_lines_answers_them_first():
     # the lines before a Ctrl-C in the same read were dropped unanswered (a set among them)
     con, b, out = session()
-    try:
-        con.feed(b'{"id": 1, "op": "set", "key": "name", "value": "x"}\n{"id": 2, "op": "hello"}\n\x03{"id": 3')
-        raised = False
-    except KeyboardInterrupt:
-        raised = True
-    assert raised and [json.loads(x)["id"] for x in out] == [1, 2]
+    assert _interrupted(con, b'{"id": 1, "op": "set", "key": "name", "value": "x"}\n{"id": 2, "op": "hello"}\n\x03{"id": 3')
+    assert [json.loads(x)["id"] for x in out] == [1, 2]
     assert b.calls[0] == ("set", "name", "x")
     assert ask(con, out, '{"id": 4, "op": "hello"}')["id"] == 4
 

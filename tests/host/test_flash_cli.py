@@ -265,14 +265,19 @@ def test_a_cut_between_the_two_renames_boots_the_old_firmware(micropython, tmp_p
         assert hello(sb.device, "normal")["version"] == VERSION
 
 
+def _flash_in_background(sb, firmware, **kw):
+    """`mast flash` of firmware onto the sim board sb, running: its Popen (stdout, stderr piped)."""
+    return subprocess.Popen([sys.executable, "-m", "mast_tools", "flash", "--port", sb.device,
+                             "--board", "unix-sim", "--firmware", firmware],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_for_mast(), **kw)
+
+
 def test_killing_mast_flash_midway_leaves_a_board_the_next_flash_completes(micropython, tmp_path):
     folder = str(tmp_path / "board")
     new = firmware_copy(tmp_path, "0.9.1", pad=1500)
     with sim_board(folder) as sb:
         hello(sb.device, "normal")
-        proc = subprocess.Popen([sys.executable, "-m", "mast_tools", "flash", "--port", sb.device,
-                                 "--board", "unix-sim", "--firmware", new],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_for_mast())
+        proc = _flash_in_background(sb, new)
         stage = os.path.join(folder, flashplan.STAGE)
         try:
             wait_for(lambda: os.path.isdir(stage) or proc.poll() is not None, 60, "lib.new", 0.002)
@@ -292,10 +297,7 @@ def test_a_cut_once_the_switch_has_begun_says_so_and_the_next_flash_finishes_it(
     new = firmware_copy(tmp_path, "0.9.2", pad=200)
     with sim_board(folder) as sb:
         hello(sb.device, "normal")
-        proc = subprocess.Popen([sys.executable, "-m", "mast_tools", "flash", "--port", sb.device,
-                                 "--board", "unix-sim", "--firmware", new],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                universal_newlines=True, env=env_for_mast())
+        proc = _flash_in_background(sb, new, universal_newlines=True)
         err = []
         try:
             for line in proc.stderr:  # (bounded: the flash ends, and communicate() has a timeout)
