@@ -28,7 +28,7 @@ from runtime.status import nonce_id
 
 from . import links, packet, peeredit, settings as settings_mod, tun as tun_mod
 from .app import AppSocket
-from .control import ControlServer
+from .control import ControlServer, Items
 
 SHUT_WAIT_MS = 3000
 RECONNECT_MS = 2000
@@ -393,7 +393,8 @@ class Agent:
             self._note(kind, **d)
 
     def status(self):
-        s = self.rt.status()
+        """The status document; its associations are written a few at a time (Items)."""
+        s = self.rt.status(Items)
         s["pid"] = os.getpid()
         s["uptime_s"] = int(time.time() - self.started_wall)
         s["config"] = self.conf.where
@@ -521,23 +522,25 @@ class Agent:
 
     def peer_list(self):
         """The configured peers, then any unlisted one with an association (a fleet member,
-        fleet_domain), each with its association's state and nonce_id; keys never shown."""
-        out = []
-        for name, p in sorted(self.conf.core["peers"].items()):
-            a = self.ep.association(name)
+        fleet_domain), each with its association's state and nonce_id; keys never shown.
+        Written a few at a time (Items): each peer as it is when written."""
+        peers = self.conf.core["peers"]
+        return Items(sorted(peers) + sorted(n for n in self.ep.by_peer if n not in peers),
+                     self._peer_entry)
+
+    def _peer_entry(self, name):
+        a = self.ep.by_peer.get(name)
+        p = self.conf.core["peers"].get(name)
+        if p is None:  # a fleet member (or a peer removed since the list began)
+            d = {"name": name, "fleet": True, "addresses": [], "internal": None}
+        else:
             d = {"name": name, "addresses": list(p.get("addresses", [])), "dns": p.get("dns"),
                  "port": p.get("port"), "initiate": p.get("initiate"), "internal": p.get("internal"),
                  "allowed": list(p.get("allowed", [])), "psk": "<redacted>" if p.get("psk") else None,
-                 "app_socket": self.conf.apps.get(name, {}).get("app_socket"),
-                 "association": STATE_NAMES[a.state] if a is not None else None,
-                 "nonce_id": nonce_id(a) if a is not None else None}
-            out.append(d)
-        for name in sorted(self.ep.by_peer):
-            if name not in self.conf.core["peers"]:
-                a = self.ep.by_peer[name]
-                out.append({"name": name, "fleet": True, "association": STATE_NAMES[a.state],
-                            "nonce_id": nonce_id(a), "addresses": [], "internal": None})
-        return out
+                 "app_socket": self.conf.apps.get(name, {}).get("app_socket")}
+        d["association"] = STATE_NAMES[a.state] if a is not None else None
+        d["nonce_id"] = nonce_id(a) if a is not None else None
+        return d
 
     def peer_add(self, name, doc):
         """Add one peer to the running configuration and to the file it came from; only that
@@ -620,6 +623,9 @@ class Agent:
         self._rescan_due = False
         if self.presence is not None:  # wake for its timers too
             timeout_ms = self.presence.wait_ms(timeout_ms)
+        busy = self.control.busy() if self.control is not None else None
+        if busy:  # a reply being written goes on at once, one waiting for its reader soon
+            timeout_ms = 0 if busy == "write" else min(timeout_ms, 5)
         self.rt.poll(timeout_ms)
         if self.presence is not None:
             self.presence.tick()
@@ -629,8 +635,8 @@ class Agent:
         self._events()
         if self._rescan_due:
             self.rescan("netlink")
-        if self.control is not None and self.control.clients:
-            self.control.on_readable()  # (drops a connection silent past its time)
+        if busy or (self.control is not None and self.control.clients):
+            self.control.on_readable()  # (writes replies; drops a connection silent past its time)
         if self._reconnect:
             now = self.rt.now()
             for peer, due in list(self._reconnect.items()):

@@ -14,7 +14,6 @@ client; the OpenWrt hotplug script calls `mastctl hotplug ...`.
 
 import json
 import os
-import select
 import socket
 import stat
 import time
@@ -23,16 +22,52 @@ DEFAULT_PATH = "/var/run/mast/mastd.sock"
 _LINE_MAX = 4096
 _CLIENT_TIMEOUT_S = 0.5  # a client sends its line at once; one silent this long is dropped
 _CLIENTS_MAX = 16  # open connections at once; one more drops the oldest
-_SEND_S = 0.1  # a reply larger than the socket's buffer waits this long at most for its reader
-_SO_SNDBUFFORCE = 32  # Linux (the socket module may lack the name)
+_STALL_S = 2.0  # a reply its reader takes nothing of for this long is dropped
+_TURN_S = 0.002  # the time one turn of the loop spends writing replies (the data path waits)
+_OUT_MAX = 1 << 16  # bytes of a reply held ready to send at a time
+
+
+class Items:
+    """A JSON array that the control server writes a few items at a time, between turns of
+    the loop, so a reply about thousands of associations never holds up the data path:
+    fn(x) for each x of seq, as x is when it is written."""
+
+    def __init__(self, seq, fn):
+        self.seq, self.fn = list(seq), fn
+
+
+def pieces(obj):
+    """obj (a dict that may hold Items, at any depth of dicts) as JSON text, in pieces: one
+    for each item of an Items."""
+    if isinstance(obj, Items):
+        yield "["
+        sep = ""
+        for x in obj.seq:
+            yield sep + _dumps(obj.fn(x))
+            sep = ","
+        yield "]"
+    elif isinstance(obj, dict):
+        sep = "{"
+        for k, v in obj.items():
+            yield sep + _dumps(k if isinstance(k, str) else str(k)) + ":"
+            yield from pieces(v)
+            sep = ","
+        yield "{}" if sep == "{" else "}"
+    else:
+        yield _dumps(obj)
+
+
+def _dumps(obj):
+    return json.dumps(obj, separators=(",", ":"))
 
 
 class ControlServer:
     """Never blocks the loop it runs in (the data path): every connection is non-blocking, its
-    request gathered as it comes, and answered once its line is complete. The loop calls
-    on_readable() when the listening socket or a connection is readable (watch(conn, callback)
-    registers a connection, unwatch(conn) forgets it); without watch, each on_readable() call
-    looks at every connection."""
+    request gathered as it comes, and its reply written a piece at a time (Items), at most
+    _TURN_S of each turn, and sent as its reader takes it. The loop calls on_readable() when
+    the listening socket or a connection is readable (watch(conn, callback) registers a
+    connection, unwatch(conn) forgets it), and again each turn while busy() says a reply is
+    being written or sent; without watch, each on_readable() call looks at every connection."""
 
     def __init__(self, path, handler, watch=None, unwatch=None):
         """handler(request dict) -> reply dict (without "ok": it is added)."""
@@ -40,6 +75,7 @@ class ControlServer:
         self.handler = handler
         self.watch, self.unwatch = watch, unwatch
         self.clients = {}  # connection -> [bytes so far, deadline (monotonic s)]
+        self.replies = {}  # connection -> [pieces left (None: all written), bytes to send, deadline]
         d = os.path.dirname(path)
         if d:
             os.makedirs(d, exist_ok=True)
@@ -74,13 +110,23 @@ class ControlServer:
             except OSError:
                 break
             conn.setblocking(False)
-            if len(self.clients) >= _CLIENTS_MAX:
-                self._drop(min(self.clients, key=lambda c: self.clients[c][1]))
+            if len(self.clients) + len(self.replies) >= _CLIENTS_MAX:
+                self._drop(min(self.clients, key=lambda c: self.clients[c][1]) if self.clients
+                           else next(iter(self.replies)))
             self.clients[conn] = [b"", now + _CLIENT_TIMEOUT_S]
             if self.watch is not None:
                 self.watch(conn, self.on_readable)
         for conn in list(self.clients):
             self._read(conn, now)
+        if self.replies:
+            self._write()
+
+    def busy(self):
+        """None when no reply is under way; "write" while one is being written (the loop
+        should not sleep), "send" while one waits for its reader to take it."""
+        if not self.replies:
+            return None
+        return "write" if any(r[0] is not None for r in self.replies.values()) else "send"
 
     def _read(self, conn, now):
         st = self.clients[conn]
@@ -97,12 +143,17 @@ class ControlServer:
             if now > st[1]:
                 self._drop(conn)  # a request that trickles in
             return
-        if st[0]:
-            data = json.dumps(self._reply(st[0])).encode() + b"\n"
-            # (its time from now: a status of thousands of associations takes ~0.1 s to build,
-            # and with the time counted from the request it was cut short, every time)
-            self._send(conn, data, time.monotonic() + _SEND_S)
-        self._drop(conn)
+        del self.clients[conn]
+        if self.unwatch is not None:
+            self.unwatch(conn)
+        if not st[0]:
+            conn.close()
+            return
+        reply = self._reply(st[0])
+        # (its reader's time counts from when it is written: a status of thousands of
+        # associations takes ~0.1 s to build, and with the time counted from the request it
+        # was cut short, every time)
+        self.replies[conn] = [pieces(reply), b"", None]
 
     def _reply(self, data):
         try:
@@ -118,37 +169,61 @@ class ControlServer:
             reply = {"ok": False, "error": str(e)}
         return reply
 
-    def _send(self, conn, data, deadline):
-        """All of data, or as much as a client that reads leaves room for by the deadline.
-        As root the socket's send buffer is first made large enough for all of it
-        (SO_SNDBUFFORCE), so the loop hands a large reply (a status of thousands of
-        associations: megabytes) to the kernel at once and does not wait for its reader."""
-        if len(data) > 65536:
+    def _write(self):
+        """Write and send replies for at most _TURN_S; a reply whose reader takes nothing of
+        it for _STALL_S is dropped (mastctl says it was cut short)."""
+        end = time.monotonic() + _TURN_S
+        for conn in list(self.replies):
+            r = self.replies[conn]
             try:
-                conn.setsockopt(socket.SOL_SOCKET, _SO_SNDBUFFORCE, len(data) + 65536)
-            except OSError:  # (not root: the reader has until the deadline)
-                pass
-        while data:
-            try:
-                n = conn.send(data)
-            except (BlockingIOError, InterruptedError):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return
-                select.select([], [conn], [], left)
+                if r[0] is not None and len(r[1]) < _OUT_MAX:
+                    out = [r[1]]
+                    n = len(r[1])
+                    for piece in r[0]:
+                        out.append(piece.encode())
+                        n += len(out[-1])
+                        if n >= _OUT_MAX or time.monotonic() > end:
+                            break
+                    else:
+                        out.append(b"\n")
+                        r[0] = None
+                    r[1] = b"".join(out)
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+                self._drop(conn)  # (the state it described went away under it: the reader retries)
                 continue
-            except OSError:
-                return
-            data = data[n:]
+            if self._send(conn, r):
+                self._drop(conn)
+            if time.monotonic() > end:
+                break
+
+    def _send(self, conn, r):
+        """Send what r holds ready; True when the connection is done with (all sent, its
+        reader gone, or one that took nothing for _STALL_S)."""
+        now = time.monotonic()
+        try:
+            n = conn.send(r[1]) if r[1] else 0
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError:
+            return True
+        if n:
+            r[1] = r[1][n:]
+            r[2] = None
+        elif r[1]:
+            if r[2] is None:
+                r[2] = now + _STALL_S
+            elif now > r[2]:
+                return True
+        return r[0] is None and not r[1]
 
     def _drop(self, conn):
-        self.clients.pop(conn, None)
-        if self.unwatch is not None:
+        if self.clients.pop(conn, None) is not None and self.unwatch is not None:
             self.unwatch(conn)
+        self.replies.pop(conn, None)
         conn.close()
 
     def close(self):
-        for conn in list(self.clients):
+        for conn in list(self.clients) + list(self.replies):
             self._drop(conn)
         self.sock.close()
         try:

@@ -363,10 +363,10 @@ class Runtime:
             self.count("events_overflow")
         self._events.append(ev)
 
-    def status(self):
+    def status(self, lazy=None):
         from .status import endpoint_status  # (only when asked: a board's heap)
 
-        s = endpoint_status(self.ep)
+        s = endpoint_status(self.ep, lazy)
         for name, u in self.uplinks.items():
             s["uplinks"].setdefault(name, {})["socket"] = u.status()
         s["runtime"] = {"interpreter": runtime_name(), "counters": dict(self.counters),

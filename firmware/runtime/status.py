@@ -45,14 +45,17 @@ def uplink_status(u):
             "public": fmt(u.public) if u.public else None}
 
 
-def endpoint_status(ep):
-    """A JSON-ready dict: uplinks, associations (paths, primary), drop counters."""
+def endpoint_status(ep, lazy=None):
+    """A JSON-ready dict: uplinks, associations (paths, primary), drop counters. lazy(seq,
+    fn), if given, makes the associations' entry instead of a list (mastd: one its control
+    socket writes a few at a time, between turns of its loop)."""
     ups = {}
     for name, u in ep.uplinks.items():
         ups[name] = uplink_status(u)
+    a = ep.by_peer.values()
     return {
         "name": ep.name,
         "uplinks": ups,
-        "associations": [association_status(a) for a in ep.by_peer.values()],
+        "associations": lazy(a, association_status) if lazy else [association_status(x) for x in a],
         "counters": dict(ep.counters),
     }
