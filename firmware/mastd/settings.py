@@ -196,6 +196,33 @@ class Settings:
         self.warnings = []  # load() fills it: what to log once for this file
 
 
+def _routed(name, p):
+    """(key, prefix text, (version, network, length)) of each prefix peer p is routed by."""
+    out = [("peers.%s.allowed" % name, t, parse_prefix(t)[:3]) for t in p.get("allowed", [])]
+    if p.get("internal"):
+        host = p["internal"]
+        t = "%s/%d" % (host, 128 if ":" in host else 32)
+        out.append(("peers.%s.internal" % name, host, parse_prefix(t)[:3]))
+    return out
+
+
+def check_prefixes(peers, only=None):
+    """ConfigError if a prefix (allowed, or an internal address) is another peer's too: the
+    TUN's packets to it would go to one of them, chosen by their names. only: check that
+    peer against the others (the others were checked before)."""
+    held = {}
+    for name in sorted(peers):
+        if name != only:
+            for _, _, k in _routed(name, peers[name]):
+                held.setdefault(k, name)
+    for name in [only] if only is not None else sorted(peers):
+        for key, text, k in _routed(name, peers[name]):
+            other = held.setdefault(k, name)
+            if other != name:
+                raise ConfigError(key, "%s is peer %s's already (each prefix is routed to one "
+                                  "peer)" % (text, other))
+
+
 def _check(doc, rename):
     """Validate with the core schema (mastd's defaults first); -> (core, agent, apps), or
     ConfigError with the key renamed for the user."""
@@ -205,6 +232,7 @@ def _check(doc, rename):
         apps = _split_app(doc)
         _app_port_refused(doc, lambda k: k)
         core = config.validate(doc)
+        check_prefixes(core["peers"])
         for name in sorted(apps):
             apps[name] = _check_app("peers.%s" % name, apps[name])
     except ConfigError as e:
@@ -356,6 +384,7 @@ def with_peer(conf, name, doc, section=None):
     core = dict(conf.core)
     core["peers"] = dict(conf.core["peers"])
     core["peers"][name] = one["peers"][name]
+    check_prefixes(core["peers"], name)
     all_apps = dict(conf.apps)
     if name in apps:
         all_apps[name] = _check_app("peers.%s" % name, apps[name])

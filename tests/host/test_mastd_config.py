@@ -118,6 +118,39 @@ def test_json_uses_the_same_keys_and_names_them_in_errors():
     assert str(e.value) == "uplinks.eth0.cost: must be an integer from 0 to 255"
 
 
+def test_a_prefix_or_internal_address_another_peer_holds_is_refused_naming_both():
+    # accepted before: the TUN's packets to it went to the peer whose name sorts last (a new
+    # peer without an association took a running peer's traffic, all of it dropped)
+    doc = {"name": "r", "internal": "10.99.0.2/24",
+           "peers": {"server": {"psk": PSK, "internal": "10.99.0.1",
+                                "allowed": ["192.168.50.0/24", "fd50::/64"]},
+                     "zzz": {"psk": PSK, "allowed": ["192.168.50.9/24"]}}}
+    with pytest.raises(config.ConfigError) as e:
+        settings.from_json_text(json.dumps(doc))
+    assert str(e.value) == ("peers.zzz.allowed: 192.168.50.9/24 is peer server's already "
+                            "(each prefix is routed to one peer)")
+    doc["peers"]["zzz"] = {"psk": PSK, "internal": "10.99.0.1"}
+    with pytest.raises(config.ConfigError, match=r"^peers\.zzz\.internal: 10\.99\.0\.1 is peer server's"):
+        settings.from_json_text(json.dumps(doc))
+    doc["peers"]["zzz"] = {"psk": PSK, "allowed": ["fd50:0::/64"]}
+    with pytest.raises(config.ConfigError, match=r"^peers\.zzz\.allowed: fd50:0::/64 is peer server's"):
+        settings.from_json_text(json.dumps(doc))
+    # in UCI, the option of the section the user wrote
+    text = ROUTER + "\nconfig peer 'two'\n\toption name 'two.example'\n\toption psk '%s'\n" \
+        "\tlist allowed '192.168.50.0/24'\n" % PSK
+    with pytest.raises(config.ConfigError) as e:
+        settings.from_uci_text(text)
+    assert str(e.value) == ("mast.two.allowed: 192.168.50.0/24 is peer server.example's already "
+                            "(each prefix is routed to one peer)")
+    # a longer prefix inside another peer's is a route of its own: accepted, by file and by
+    # mastctl peer add (checked alone, against the others)
+    doc["peers"]["zzz"] = {"psk": PSK, "allowed": ["192.168.50.128/25"]}
+    conf = settings.from_json_text(json.dumps(doc))
+    with pytest.raises(config.ConfigError, match=r"^peers\.b7\.allowed: fd50::/64 is peer server's"):
+        settings.with_peer(conf, "b7", {"psk": PSK, "allowed": ["10.7.0.0/16", "fd50::/64"]})
+    assert "b7" in settings.with_peer(conf, "b7", {"psk": PSK, "allowed": ["10.7.0.0/16"]}).core["peers"]
+
+
 def test_the_shipped_example_is_valid_once_it_has_a_real_key():
     text = open(EXAMPLE).read()
     with pytest.raises(config.ConfigError) as e:
