@@ -266,16 +266,26 @@ class Agent:
                 self._note("uplink_down", uplink=name, why=reason)
             elif old is None or old.key() != link.key():
                 self.log.info("uplink %s not usable: %s" % (name, link.why))
+        for name in sorted(set(self.links) - set(found)):  # taken out of the configuration
+            del self.links[name]
+            self.admin_down.discard(name)
+            if name in self.rt.uplinks:
+                self.rt.remove_uplink(name)
+                self._note("uplink_down", uplink=name, why="not in the configuration")
         self._update_mtu()
         if self._masq_devices is not None and self._masq_devices != self._uplink_devices():
             self._masquerade(True)  # netifd moved an uplink to another device
 
-    def _update_mtu(self):
+    def _update_mtu(self, prefixes=None):
+        """The TUN's MTU for the uplinks in use and the prefixes routed through it (default:
+        those routed now)."""
         if self.tun_fd is None:
             return
         mtus = [l.mtu for n, l in self.links.items() if l.up and l.mtu and n in self.rt.uplinks]
         v6 = any(":" in (l.addr or "") for l in self.links.values() if l.up)
-        mtu = tun_mod.tun_mtu(mtus, v6)
+        inner6 = ":" in self.conf.agent["internal"] or any(
+            ":" in p for p in (self._tun_prefixes if prefixes is None else prefixes))
+        mtu = tun_mod.tun_mtu(mtus, v6, inner6)
         if mtu != self.tun_mtu:
             try:
                 tun_mod.set_mtu(self.tun_name, mtu)
@@ -578,6 +588,7 @@ class Agent:
         self.routes = routes
         if self.tun_fd is not None:
             new = self._all_prefixes()
+            self._update_mtu(new)  # (1280 first, if IPv6 comes: below it the routes fail)
             try:
                 tun_mod.set_routes(self.tun_name, self._tun_prefixes, new)
                 self._tun_prefixes = new

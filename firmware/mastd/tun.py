@@ -24,10 +24,13 @@ MAST_OVERHEAD = 28
 UDP_HEADER = 8
 
 
-def tun_mtu(uplink_mtus, ipv6=False):
-    """The TUN's MTU for uplinks with these MTUs (at least 1280 for IPv6, 576 otherwise)."""
+def tun_mtu(uplink_mtus, ipv6=False, inner6=False):
+    """The TUN's MTU for uplinks with these MTUs (ipv6: one of them carries MAST over IPv6):
+    at least 1280 when the tunnel carries IPv6 (inner6), else 576. Below 1280 the kernel
+    takes IPv6 off the interface, with its routes (and a route to ::/0 elsewhere then takes
+    the traffic, in the clear); a datagram too large for a small uplink is fragmented there."""
     smallest = min(uplink_mtus) if uplink_mtus else 1500
-    return max(smallest - (40 if ipv6 else 20) - UDP_HEADER - MAST_OVERHEAD, 576)
+    return max(smallest - (40 if ipv6 else 20) - UDP_HEADER - MAST_OVERHEAD, 1280 if inner6 else 576)
 
 
 def open_tun(name):

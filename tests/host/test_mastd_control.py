@@ -396,6 +396,30 @@ def test_mastctl_uplink_down_moves_the_primary_and_up_brings_it_back(pair):
 
 
 @needs_root
+def test_an_uplink_taken_out_of_the_configuration_is_out_of_use_after_a_reload(pair):
+    # it stayed: its socket, its paths, its address in the SET to the peer; with the other
+    # uplink down all traffic moved onto the uplink the user had removed (a metered link)
+    rtr, srv = pair["rtr"], pair["srv"]
+    wait_for("primary on a", lambda: (rtr.assoc() or {}).get("primary", "").startswith("a>"))
+    first = rtr.assoc()
+    doc = json.loads(rtr.cfg.read_text())
+    del doc["uplinks"]["b"]
+    rtr.cfg.write_text(json.dumps(doc))
+    r = mastctl(rtr.sock, "reload")
+    assert (r.returncode, r.stderr) == (0, "")
+    s = rtr.status()
+    assert sorted(s["uplinks"]) == ["a"]
+    assert [e for e in s["events"] if e["event"] == "uplink_down"][-1]["uplink"] == "b"
+    assert not [p for p in rtr.assoc()["paths"] if p["path"].startswith("b>")]
+    # the peer hears it: the router's address on b goes from its list
+    wait_for("b's address gone at the server", lambda: [
+        a for a in srv.status()["associations"] if a["remotes"] == ["127.0.0.11:%d" % pair["base"]]])
+    assert rtr.assoc()["nonce_id"] == first["nonce_id"]
+    r = mastctl(rtr.sock, "uplink", "b", "down")
+    assert r.returncode == 1 and r.stderr == "mastctl: no uplink 'b' (configured: a)\n"
+
+
+@needs_root
 def test_a_bad_reload_is_refused_with_the_key_and_the_running_config_stays(pair):
     rtr = pair["rtr"]
     wait_for("primary on a", lambda: (rtr.assoc() or {}).get("primary", "").startswith("a>"))

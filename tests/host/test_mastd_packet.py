@@ -137,6 +137,16 @@ def test_tun_mtu_is_the_smallest_uplink_mtu_less_ip_udp_and_mast():
     assert tun.tun_mtu([]) == 1444
 
 
+def test_tun_mtu_stays_at_1280_when_the_tunnel_carries_ipv6():
+    # a 1280 cellular uplink made the TUN 1224: the kernel took IPv6 off it with its routes,
+    # and a route to ::/0 by the WAN then carried the LAN's IPv6 in the clear
+    assert tun.tun_mtu([1500, 1280]) == 1224  # IPv4 only: as small as the path
+    assert tun.tun_mtu([1500, 1280], inner6=True) == 1280
+    assert tun.tun_mtu([1500, 1280], ipv6=True, inner6=True) == 1280
+    assert tun.tun_mtu([1500, 1400], inner6=True) == 1344  # above the floor: unchanged
+    assert tun.tun_mtu([600]) == 576
+
+
 def test_a_default_route_is_carried_as_two_halves_so_the_uplinks_keep_theirs():
     assert tun.kernel_routes("0.0.0.0/0") == ["0.0.0.0/1", "128.0.0.0/1"]
     assert tun.kernel_routes("::/0") == ["::/1", "8000::/1"]

@@ -395,6 +395,36 @@ def test_inner_source_outside_the_peers_prefixes_is_dropped_and_counted(site):
     assert sources == ["192.168.1.2"] * 5
 
 
+def test_a_1280_uplink_leaves_the_tun_at_1280_with_its_ipv6_routes(site):
+    # a 1280 uplink (many cellular links) made the TUN 1224: the kernel took IPv6 off it with
+    # its routes (gone for good, even after that uplink went), and a route to ::/0 by the WAN
+    # then carried the LAN's IPv6 in the clear
+    rtr, n, work = site["rtr"], site["ns"], site["work"]
+    wait_for("association", rtr.assoc, 10)
+    key = work / "v6lan.key"
+    key.write_text(PSK + "\n")
+    rtr.ctl("peer", "add", "v6lan.example", "--psk-file", str(key), "--allowed", "fd77::/64",
+            "--no-initiate")
+
+    def v6_routes():
+        return sh("ip", "-6", "route", "show", "dev", "mast0", ns=n["rtr"]).stdout
+
+    try:
+        wait_for("the IPv6 route on the TUN", lambda: "fd77::/64" in v6_routes(), 5)
+        assert rtr.status()["tun"]["mtu"] == 1444
+        sh("ip", "link", "set", "dev", "lte", "mtu", "1280", ns=n["rtr"])
+        mtu = wait_for("the TUN's MTU to follow", lambda: rtr.status()["tun"]["mtu"] != 1444 and
+                       rtr.status()["tun"]["mtu"], 10)
+        assert mtu == 1280
+        assert "fd77::/64" in v6_routes()
+        assert "mtu 1280" in sh("ip", "link", "show", "dev", "mast0", ns=n["rtr"]).stdout
+    finally:
+        sh("ip", "link", "set", "dev", "lte", "mtu", "1500", ns=n["rtr"])
+        rtr.ctl("peer", "remove", "v6lan.example")
+    wait_for("the TUN back at 1444", lambda: rtr.status()["tun"]["mtu"] == 1444, 10)
+    assert "fd77::/64" not in v6_routes()
+
+
 def test_sigterm_sends_shut_that_reaches_the_peer(site):
     rtr, srv = site["rtr"], site["srv"]
     wait_for("association", rtr.assoc, 10)
