@@ -18,6 +18,7 @@ new configuration is refused with its message and the running one stays.
 import os
 import signal
 import socket
+import threading
 import time
 
 from mast.assoc import STATE_NAMES
@@ -32,6 +33,9 @@ from .control import ControlServer, Items
 
 SHUT_WAIT_MS = 3000
 RECONNECT_MS = 2000
+_RESOLVE_MAX_MS = 60000  # a name that does not resolve is tried again after 2, 4, 8 ... 60 s
+_RESOLVE_AT_ONCE = 8  # names being looked up at a time (each in a thread of its own)
+_RESOLVE_POLL_MS = 50  # how soon the loop sees a lookup that finished
 _IDLE_MS = 1000
 _TUN_READS = 64  # packets read from the TUN per wake, so the sockets are not starved
 _HISTORY = 200  # events kept for status
@@ -71,6 +75,8 @@ class Agent:
         self._sig = {"term": False, "hup": False}
         self._wake = ()
         self._reconnect = {}  # peer -> due ms
+        self._lookups = {}  # peer -> Lookup: its DNS name being resolved, outside the loop
+        self._lookup_fails = {}  # peer -> lookups failed in a row (the backoff)
         self.tun_fd = None
         self._masq_devices = None
         self.tun_name = None
@@ -212,20 +218,45 @@ class Agent:
                 self._connect(peer)
 
     def _connect(self, peer):
+        """Start an association with peer; a peer known by its DNS name only is looked up
+        first, in a thread (getaddrinfo blocks for seconds when DNS does not answer: in the
+        loop, every association stood still that long), and connected when it resolves."""
         p = self.conf.core["peers"][peer]
-        addrs = None
         if not p.get("addresses") and p.get("dns"):
-            try:
-                infos = socket.getaddrinfo(p["dns"], p["port"], 0, socket.SOCK_DGRAM)
-                addrs = [(i[4][0], p["port"]) for i in infos]
-            except OSError as e:
-                self.log.warn("peer %s: cannot resolve %s (%s); retrying" % (peer, p["dns"], e))
-                self._reconnect[peer] = self.rt.now() + RECONNECT_MS
-                return
+            if peer not in self._lookups:
+                if len(self._lookups) >= _RESOLVE_AT_ONCE:
+                    self._reconnect[peer] = self.rt.now() + RECONNECT_MS
+                else:
+                    self._lookups[peer] = Lookup(p["dns"], p["port"])
+            return
+        self._start(peer, None)
+
+    def _start(self, peer, addrs):
         try:
             self.rt.connect(peer, addrs)
         except ValueError as e:
             self.log.warn("peer %s: %s" % (peer, e))
+
+    def _looked_up(self):
+        """The lookups that finished: connect their peers, or try again later (backing off)."""
+        for peer, look in list(self._lookups.items()):
+            if look.is_alive():
+                continue
+            del self._lookups[peer]
+            p = self.conf.core["peers"].get(peer)
+            if p is None or p.get("addresses") or p.get("dns") != look.host:
+                continue  # removed or changed while it was looked up
+            if look.error is not None:
+                n = self._lookup_fails.get(peer, 0) + 1
+                self._lookup_fails[peer] = n
+                wait = min(RECONNECT_MS << min(n - 1, 5), _RESOLVE_MAX_MS)
+                self.log.warn("peer %s: cannot resolve %s (%s); trying again in %d s" % (
+                    peer, look.host, look.error, wait // 1000))
+                self._reconnect[peer] = self.rt.now() + wait
+                continue
+            self._lookup_fails.pop(peer, None)
+            if self.ep.association(peer) is None:
+                self._start(peer, [(a, p["port"]) for a in look.addrs])
 
     # ---- uplinks ----------------------------------------------------------------------
 
@@ -637,6 +668,8 @@ class Agent:
         busy = self.control.busy() if self.control is not None else None
         if busy:  # a reply being written goes on at once, one waiting for its reader soon
             timeout_ms = 0 if busy == "write" else min(timeout_ms, 5)
+        if self._lookups:
+            timeout_ms = min(timeout_ms, _RESOLVE_POLL_MS)
         self.rt.poll(timeout_ms)
         if self.presence is not None:
             self.presence.tick()
@@ -648,6 +681,8 @@ class Agent:
             self.rescan("netlink")
         if busy or (self.control is not None and self.control.clients):
             self.control.on_readable()  # (writes replies; drops a connection silent past its time)
+        if self._lookups:
+            self._looked_up()
         if self._reconnect:
             now = self.rt.now()
             for peer, due in list(self._reconnect.items()):
@@ -696,6 +731,27 @@ class Agent:
         for fd in self._wake:
             os.close(fd)
         self.log.info("stopped")
+
+
+class Lookup(threading.Thread):
+    """A DNS name resolved in a thread of its own (a daemon: a lookup that hangs never holds
+    up mastd's exit): addrs (the addresses, in getaddrinfo's order), or error."""
+
+    def __init__(self, name, port):
+        threading.Thread.__init__(self, name="mastd-dns", daemon=True)
+        self.host, self.port = name, port
+        self.addrs, self.error = [], None
+        self.start()
+
+    def run(self):
+        try:
+            seen = []
+            for i in socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_DGRAM):
+                if i[4][0] not in seen:
+                    seen.append(i[4][0])
+            self.addrs = seen
+        except (OSError, UnicodeError) as e:  # (gaierror is an OSError; a bad name, UnicodeError)
+            self.error = e
 
 
 def restart_reason(old, new):
