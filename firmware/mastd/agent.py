@@ -25,7 +25,7 @@ from mast.assoc import STATE_NAMES
 from mast.endpoint import Endpoint
 from runtime import restart
 from runtime.driver import Runtime
-from runtime.status import nonce_id
+from runtime.status import nonce_id, runtime_status
 
 from . import links, packet, peeredit, settings as settings_mod, tun as tun_mod
 from .app import AppSocket
@@ -435,7 +435,7 @@ class Agent:
 
     def status(self):
         """The status document; its associations are written a few at a time (Items)."""
-        s = self.rt.status(Items)
+        s = runtime_status(self.rt, Items)
         s["pid"] = os.getpid()
         s["uptime_s"] = int(time.time() - self.started_wall)
         s["config"] = self.conf.where

@@ -363,21 +363,10 @@ class Runtime:
             self.count("events_overflow")
         self._events.append(ev)
 
-    def status(self, lazy=None):
-        from .status import endpoint_status  # (only when asked: a board's heap)
+    def status(self):
+        from .status import runtime_status  # (only when asked: a board's heap)
 
-        s = endpoint_status(self.ep, lazy)
-        for name, u in self.uplinks.items():
-            s["uplinks"].setdefault(name, {})["socket"] = u.status()
-        s["runtime"] = {"interpreter": runtime_name(), "counters": dict(self.counters),
-                        "now_ms": self.now()}
-        if MICROPYTHON:
-            import gc
-
-            gc.collect()  # so the figures are the live heap, not garbage waiting for a collection
-            s["runtime"]["heap_free"] = gc.mem_free()
-            s["runtime"]["heap_used"] = gc.mem_alloc()
-        return s
+        return runtime_status(self)
 
     def shutdown(self):
         """Close every socket and give back the receive reserve (the core is left as it is)."""

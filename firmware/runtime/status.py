@@ -59,3 +59,22 @@ def endpoint_status(ep, lazy=None):
         "associations": lazy(a, association_status) if lazy else [association_status(x) for x in a],
         "counters": dict(ep.counters),
     }
+
+
+def runtime_status(rt, lazy=None):
+    """Runtime.status: the endpoint's status, each uplink's socket and the runtime's own
+    counters (and the heap, on MicroPython)."""
+    from .driver import runtime_name, MICROPYTHON
+
+    s = endpoint_status(rt.ep, lazy)
+    for name, u in rt.uplinks.items():
+        s["uplinks"].setdefault(name, {})["socket"] = u.status()
+    s["runtime"] = {"interpreter": runtime_name(), "counters": dict(rt.counters),
+                    "now_ms": rt.now()}
+    if MICROPYTHON:
+        import gc
+
+        gc.collect()  # so the figures are the live heap, not garbage waiting for a collection
+        s["runtime"]["heap_free"] = gc.mem_free()
+        s["runtime"]["heap_used"] = gc.mem_alloc()
+    return s
