@@ -115,6 +115,7 @@ class Presence:
         if key is not None:
             self.up, self.down = msg.keys(key, ep.name)
         self.home = list(home) if key is not None else []
+        self.home_w = None  # our own name, its SRV giving home (home_from)
         self.ttl = ttl
         self.sub_ttl = sub_ttl
         self.base = counter_base
@@ -150,8 +151,34 @@ class Presence:
             self._arm(w, self.start_ms)
         return w
 
+    def home_from(self, name):
+        """No server configured: this host's presence servers are its name's SRV record,
+        resolved as a watched peer's name is (again after a failure, backing off: DNS may
+        come up after us, a board's modem still dialling; and every _RESOLVE_EVERY)."""
+        self.home_w = Watch(None, name, None, False, 6278)
+        if self.start_ms is not None:
+            self.home_w.resolve_due = self.start_ms
+
+    def _set_home(self, servers, now):
+        if servers == self.home:
+            return
+        self.home = servers
+        self.tasks = [t for t in self.tasks if t.kind != msg.REGISTER or t.server in servers]
+        have = [t.server for t in self.tasks if t.kind == msg.REGISTER]
+        for server in servers:
+            if server not in have:
+                t = Task(msg.REGISTER, server)
+                t.due = now
+                self.tasks.append(t)
+        for w in self.peers.values():  # the peers looked up at home
+            if w.dns is None and not w.servers:
+                self._subscribe_all(w, servers, now)
+        self.note("presence_home", servers=[fmt(x) for x in servers])
+
     def start(self, now):
         self.start_ms = now
+        if self.home_w is not None:
+            self.home_w.resolve_due = now
         for server in self.home:
             t = Task(msg.REGISTER, server)
             t.due = now
@@ -314,11 +341,17 @@ class Presence:
             for x in (w.resolve_due, w.lookup_due if w.outage else None, w.connect_due):
                 if x is not None and (t is None or x < t):
                     t = x
+        h = self.home_w
+        if h is not None and h.resolve_due is not None and (t is None or h.resolve_due < t):
+            t = h.resolve_due
         return t
 
     def _tick(self, now):
         if self.start_ms is None:
             return
+        h = self.home_w
+        if h is not None and h.resolve_due is not None and h.resolve_due <= now:
+            self._resolve(h, now)
         for w in self.peers.values():
             if w.resolve_due is not None and w.resolve_due <= now:
                 self._resolve(w, now)
@@ -405,12 +438,19 @@ class Presence:
         try:
             r = self.resolver(w.dns, w.port)
         except Exception as e:  # the resolver's I/O failed: try again later
+            wait = getattr(e, "retry_ms", None)
+            if wait is not None:  # not failed: under way (a resolver that works in the background)
+                w.resolve_due = now + wait
+                return
             w.resolve_due = now + w.resolve_backoff
             w.resolve_backoff = min(w.resolve_backoff * 2, _RESOLVE_MAX)
             self.note("presence_resolve_failed", peer=w.peer, dns=w.dns, error=str(e))
             return
         w.resolve_due = now + _RESOLVE_EVERY
         w.resolve_backoff = _RESOLVE_MIN
+        if w is self.home_w:
+            self._set_home(list(r.get("servers") or ())[:_MAX_SERVERS], now)
+            return
         w.dns_addrs = [a for a in r.get("addresses", ()) if _usable(a)]
         servers = list(r.get("servers") or ())
         how = "srv"

@@ -14,11 +14,12 @@
 #                                               (a host without a real-time clock: a board)
 #
 # and "connect" may name a peer that has `dns` and no `addresses`: it is connected once its
-# name resolves. The I/O here is DNS only, blocking and bounded (about 3 s a name): dnspython
-# on CPython (A, AAAA and SRV _mast._udp.<name>), socket.getaddrinfo on MicroPython (A/AAAA
-# only: the presence server is then the configured one, or the name's own addresses, port
-# 6279). Everything else is the sans-IO client's, which wraps the Endpoint: the Runtime
-# drives Presence(ep) exactly as it drives an Endpoint.
+# name resolves. The I/O here is DNS only: on CPython dnspython (A, AAAA and SRV
+# _mast._udp.<name>, at most 3 s a name), run in threads (Background) so that the loop never
+# waits for it; on MicroPython socket.getaddrinfo, blocking (a board's only way; A/AAAA only:
+# the presence server is then the configured one, or the name's own addresses, port 6279).
+# Everything else is the sans-IO client's, which wraps the Endpoint: the Runtime drives
+# Presence(ep) exactly as it drives an Endpoint.
 #
 # Restricted Python: runs on MicroPython and CPython. presence.* is imported only when an
 # endpoint file asks for it, so a board without it pays no heap.
@@ -32,6 +33,7 @@ from .sockaddr import parse_hostport, from_socket
 MICROPYTHON = sys.implementation.name == "micropython"
 _KEYS = ("key", "server", "ttl", "watch", "resolver", "counter_file")
 PRESENCE_PORT = 6279
+MAX_SERVERS = 4  # presence servers taken from an SRV answer (the client subscribes at 4)
 
 
 def split(doc):
@@ -151,9 +153,13 @@ def resolve_getaddrinfo(name, port):
 
 def dnspython_resolver(nameserver=None, lifetime=3.0):
     """resolve(name, port) with dnspython: A and AAAA of the name; SRV _mast._udp.<name>
-    (by priority, then weight) and its targets' A/AAAA as the presence servers.
-    ImportError without dnspython. OSError when the name has no record at all or the
-    DNS server does not answer."""
+    (by priority, then weight) and the A/AAAA of its first MAX_SERVERS targets as the
+    presence servers. All the queries for one name share `lifetime` seconds. A query that
+    gets no answer counts as empty when another one was answered (resolvers that drop AAAA
+    or SRV queries exist). ImportError without dnspython; OSError when the name has no
+    record at all or no query was answered."""
+    import time
+
     import dns.exception
     import dns.resolver
 
@@ -161,50 +167,99 @@ def dnspython_resolver(nameserver=None, lifetime=3.0):
     if nameserver is not None:
         r.nameservers = [nameserver[0]]
         r.port = nameserver[1]
-    r.lifetime = lifetime
     r.timeout = min(1.0, lifetime)
     gone = (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer)
 
-    def query(name, rdtype):
-        try:
-            return list(r.resolve(name, rdtype, raise_on_no_answer=False))
-        except gone:
-            return []
-        except (dns.exception.Timeout, dns.resolver.NoNameservers) as e:
-            raise OSError("DNS: no answer for %s %s (%s)" % (name, rdtype, type(e).__name__))
-
-    def addrs(name, port):
-        out = []
-        for t in ("A", "AAAA"):
-            for rr in query(name, t):
-                a = (canonical(rr.address), port)
-                if a not in out:
-                    out.append(a)
-        return out
-
     def resolve(name, port):
+        end = time.monotonic() + lifetime
+        st = {"answered": False, "failed": None}
+
+        def query(qname, rdtype):
+            left = min(end - time.monotonic(), r.timeout)  # (one dropped query: not all the time)
+            try:
+                if left <= 0:
+                    raise dns.exception.Timeout()
+                rrs = list(r.resolve(qname, rdtype, raise_on_no_answer=False, lifetime=left))
+            except gone:
+                rrs = []
+            except (dns.exception.Timeout, dns.resolver.NoNameservers) as e:
+                if st["failed"] is None:
+                    st["failed"] = "DNS: no answer for %s %s (%s)" % (qname, rdtype, (
+                        "the server did not reply" if isinstance(e, dns.exception.Timeout)
+                        else "the server failed: SERVFAIL or REFUSED"))
+                return []
+            st["answered"] = True
+            return rrs
+
+        def addrs(qname, qport):
+            out = []
+            for t in ("A", "AAAA"):
+                for rr in query(qname, t):
+                    a = (canonical(rr.address), qport)
+                    if a not in out:
+                        out.append(a)
+            return out
+
         a = addrs(name, port)
         servers = []
         srv = query("_mast._udp." + name.rstrip("."), "SRV")
         srv.sort(key=lambda rr: (rr.priority, -rr.weight))
-        for rr in srv:
-            for s in addrs(rr.target.to_text(), rr.port):
-                if s not in servers:
-                    servers.append(s)
+        for rr in srv[:MAX_SERVERS]:  # (not every target: an answer may list hundreds)
+            for x in addrs(rr.target.to_text(), rr.port):
+                if x not in servers:
+                    servers.append(x)
         if not a and not servers:
-            raise OSError("%s has no A, AAAA or SRV record" % name)
+            raise OSError(st["failed"] or "%s has no A, AAAA or SRV record" % name)
         return {"addresses": a, "servers": servers}
 
     return resolve
 
 
+class Pending(Exception):
+    """The lookup is under way (Background): ask again in retry_ms."""
+
+    retry_ms = 50
+
+
+class Background:
+    """A resolver run in threads (CPython): the first call for a name starts its lookup and
+    raises Pending, a later one gives its answer (or raises its error) once it is in. The
+    loop goes on meanwhile: a DNS server that does not answer costs it nothing."""
+
+    def __init__(self, resolve):
+        self.resolve = resolve
+        self.jobs = {}  # (name, port) -> [answer, error, done]
+
+    def __call__(self, name, port):
+        import threading
+
+        job = self.jobs.get((name, port))
+        if job is None:
+            job = self.jobs[(name, port)] = [None, None, False]
+            threading.Thread(target=self._run, args=(job, name, port), daemon=True).start()
+        if not job[2]:
+            raise Pending()
+        del self.jobs[(name, port)]
+        if job[1] is not None:
+            raise job[1]
+        return job[0]
+
+    def _run(self, job, name, port):
+        try:
+            job[0] = self.resolve(name, port)
+        except Exception as e:  # (handed to the caller as the resolver's own error)
+            job[1] = e
+        job[2] = True
+
+
 def resolver_for(nameserver=None):
-    """The best resolver this runtime has: dnspython (with SRV), else getaddrinfo."""
+    """The best resolver this runtime has: on CPython dnspython (with SRV), else getaddrinfo,
+    in threads (Background); on MicroPython getaddrinfo, blocking (a board's only way)."""
     if not MICROPYTHON:
         try:
-            return dnspython_resolver(nameserver)
+            return Background(dnspython_resolver(nameserver))
         except ImportError:
-            pass
+            return Background(resolve_getaddrinfo)
     return resolve_getaddrinfo
 
 
@@ -272,11 +327,7 @@ def start(p, rt, cfg):
     s = p.settings
     peers = cfg["mast"]["peers"]
     if s["key"] is not None and not p.home:  # no server configured: our own name's SRV
-        try:
-            r = p.resolver(cfg["mast"]["name"], 6278)
-            p.home = list(r.get("servers") or ())
-        except Exception:  # no such name, no DNS: nowhere to register (status shows it)
-            p.home = []
+        p.home_from(cfg["mast"]["name"])
     for name in s["watch"]:
         pc = peers[name]
         dns = pc.get("dns") if not pc.get("addresses") else None

@@ -297,6 +297,57 @@ def test_a_failed_resolution_is_retried_with_backoff():
     assert a.ep.connects == [("b", [("10.9.0.1", 6278)])]
 
 
+def test_own_presence_servers_from_dns_are_looked_up_again_until_found_then_registered_at():
+    # looked up once at start: a host that started before DNS worked (a board's modem still
+    # dialling) never registered, and nothing said so
+    calls = []
+
+    def resolver(name, port):
+        calls.append(name)
+        if len(calls) <= 2:
+            raise OSError("no answer from the DNS server")
+        return {"addresses": [], "servers": [SERVER]}
+
+    w = Wire(["a"])
+    a = w.client("a", home=(), resolver=resolver)
+    w.up("a", "eth", ("10.1.0.2", 6278))
+    a.home_from("a.example")
+    a.start(w.now)
+    w.run(w.now + 1000)
+    assert calls == ["a.example"] and a.home == []
+    failed = w.events("a", "presence_resolve_failed")
+    assert [(e.fields["peer"], e.fields["dns"]) for e in failed] == [(None, "a.example")]
+    w.run(w.now + 5100)  # again after 2 s, then after 4 s: found
+    assert len(calls) == 3 and a.home == [SERVER]
+    assert [e.fields["servers"] for e in w.events("a", "presence_home")] == [["10.53.0.1:6279"]]
+    w.run(w.now + 100)
+    assert server_status(w.server, w.now)["names"]["a"]["registered"]
+
+
+class Underway(Exception):
+    retry_ms = 50
+
+
+def test_a_lookup_under_way_is_asked_again_soon_and_is_not_a_failure():
+    calls = []
+    w = Wire(["a", "b"])
+
+    def resolver(name, port):  # (a resolver that works in the background, as on CPython)
+        calls.append(w.now)
+        if len(calls) <= 3:
+            raise Underway()
+        return {"addresses": [("10.9.0.1", port)], "servers": [SERVER]}
+
+    a = w.client("a", resolver=resolver)
+    w.up("a", "eth", ("10.1.0.2", 6278))
+    a.watch("b", dns="b.example", connect=True, port=6278)
+    a.start(w.now)
+    w.run(w.now + 1000)
+    assert [t - calls[0] for t in calls] == [0, 50, 100, 150]
+    assert w.events("a", "presence_resolve_failed") == []
+    assert a.ep.connects == [("b", [("10.9.0.1", 6278)])]
+
+
 def test_a_peer_known_only_to_presence_is_connected_where_it_registered():
     w = Wire(["a", "b"])
     a, b = w.client("a"), w.client("b")
