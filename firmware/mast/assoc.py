@@ -235,11 +235,33 @@ class Association:
             if _unspecified(src):
                 return "bad_addresses"  # (no reply can go there)
             n = 0
+            old = None
+            t = 0
             for x in self.remotes.values():
-                n += not x.advertised
+                if not x.advertised:
+                    n += 1
+                    if self.primary is None or self.primary.raddr != x.addr:
+                        k = 0  # when it last proved it works, on any path
+                        for q in x.paths.values():
+                            if q.last_ok is not None and q.last_ok > k:
+                                k = q.last_ok
+                        if old is None or k < t:
+                            old, t = x, k
             if n >= _MAX_OBSERVED:
-                return "too_many_addresses"
+                # the source of a fresh authenticated packet is where the peer is now: the
+                # observed address quiet longest goes (a NAT that rebinds every second left
+                # its dead mappings here while the live one was refused), never the primary's
+                self.remove_remote(old.addr, now)
+                self.ep.count("observed_replaced")
             r = self.add_remote(src, policy.RANK_UNKNOWN, 0, False, now)
+            # the peer's NAT may have moved it (a rebinding): its other observed addresses on
+            # this uplink prove themselves with a probe or fail, and the traffic moves to the
+            # new one (as QUIC does, RFC 9000 9.3): not on a dead mapping till data is sent
+            for x in self.remotes.values():
+                q = x.paths.get(u.name)
+                if q is not None and q.state == ACTIVE and not x.advertised and x is not r:
+                    q.state = SUSPECT
+                    q.probe_due = now
         p = r.paths.get(u.name)
         if p is None:
             p = self.add_path(u, src, now)

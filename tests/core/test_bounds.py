@@ -21,15 +21,37 @@ def _probe_from(a, b_ep, src, now):
     b_ep.receive("wan", src, pkt, now)
 
 
-def test_sources_beyond_four_observed_addresses_are_counted_not_kept():
+def test_at_most_four_observed_addresses_are_kept_the_newest_replacing_the_quietest():
+    # a NAT that rebinds every second: the newest mapping is where the peer is now (its
+    # packets were refused, too_many_addresses, while the dead ones stayed)
     net, a, b_ep = _up()
     b = b_ep.association("a")
-    for i in range(10):  # a (it holds the keys) sends from ten NAT mappings
-        _probe_from(a, b_ep, ("198.51.100.%d" % (i + 1), 40000 + i), net.now)
-    observed = [r for r in b.remotes.values() if not r.advertised]
-    assert len(observed) == 4, len(observed)
-    assert b_ep.counters.get("too_many_addresses", 0) == 6
+    srcs = [("198.51.100.%d" % (i + 1), 40000 + i) for i in range(10)]
+    for i, src in enumerate(srcs):  # a (it holds the keys) sends from ten NAT mappings
+        _probe_from(a, b_ep, src, net.now)
+        p = b.remotes[src].paths["wan"]
+        p.last_ok = net.now + i  # each proved to work once, the later ones later
+    observed = [r.addr for r in b.remotes.values() if not r.advertised]
+    assert sorted(observed) == sorted(srcs[6:]), observed
+    assert b_ep.counters.get("observed_replaced", 0) == 6
+    assert b_ep.counters.get("too_many_addresses", 0) == 0
     assert b_ep.counters.get("internal_error", 0) == 0
+    assert b.primary is not None and b.primary.raddr == A
+    assert len(b.plist) <= 24
+
+
+def test_the_primarys_observed_address_is_never_the_one_replaced():
+    net, a, b_ep = _up()
+    b = b_ep.association("a")
+    srcs = [("198.51.100.%d" % (i + 1), 40000 + i) for i in range(5)]
+    _probe_from(a, b_ep, srcs[0], net.now)
+    b.primary = b.remotes[srcs[0]].paths["wan"]  # (the NATed path carries the traffic)
+    b.primary.last_ok = 0  # and is the quietest of all
+    for i, src in enumerate(srcs[1:]):
+        _probe_from(a, b_ep, src, net.now)
+        b.remotes[src].paths["wan"].last_ok = net.now + i
+    observed = [r.addr for r in b.remotes.values() if not r.advertised]
+    assert srcs[0] in observed and srcs[1] not in observed and len(observed) == 4
 
 
 def test_paths_stop_at_24_whatever_the_lists():

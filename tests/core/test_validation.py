@@ -121,6 +121,64 @@ def test_nat_is_discovered_and_the_association_keeps_working():
     assert a.paths[("eth", ("10.9.0.1", 6278))].uplink.natted
 
 
+def _natted_pair():
+    net = simnet.Net()
+    net.node("a", simnet.config("a", {"b": {"addresses": ["10.9.0.1"]}}))
+    net.node("b", simnet.config("b", ["a"]))
+    net.uplink("b", "wan", ("10.9.0.1", 6278))
+    net.uplink("a", "eth", ("192.168.1.10", 6278), up=False)
+    net.set_nat("a", "eth", ("203.0.113.7", 40001))
+    net.nodes["a"].ep.uplink_up("eth", ("192.168.1.10", 6278), 0)
+    net.nodes["a"].ep.connect("b", 0)
+    net.flush()
+    net.run(3000)
+    assert simnet.established(net)
+    return net
+
+
+def _rebind(net, port):
+    """a's NAT gives it a new public port; the old mapping is gone (nothing reaches a there)."""
+    del net.links[net.link("a", "eth").nat]
+    net.set_nat("a", "eth", ("203.0.113.7", port))
+
+
+def test_after_a_nat_rebinding_the_far_end_moves_its_traffic_to_the_new_mapping_at_once():
+    # the far end kept the dead mapping as its primary (the new one, validated in one RTT,
+    # had the unknown address's priority): its next datagram to a went nowhere, and it moved
+    # only once that traffic had failed the old path
+    net = _natted_pair()
+    b = _b(net)
+    s = Stream(net, "a", rate=50)
+    net.run(net.now + 500)
+    _rebind(net, 40002)
+    net.run(net.now + 1000)  # a keeps streaming: b learns the new mapping
+    assert b.primary is not None and b.primary.raddr == ("203.0.113.7", 40002)
+    assert ("203.0.113.7", 40001) not in b.remotes  # the dead mapping failed and went
+    s.stop()
+    back = Stream(net, "b", rate=50)  # now b has something to say
+    net.run(net.now + 200)
+    back.stop()
+    net.run(net.now + 50)
+    assert back.seq >= 10 and count_received(net.nodes["a"]) == back.seq  # every one, at once
+    assert count_received(net.nodes["b"]) == s.seq  # and a's stream lost nothing
+
+
+def test_a_nat_that_rebinds_every_second_loses_none_of_the_stream():
+    # its live mapping's packets were refused (too_many_addresses) while the dead ones stayed
+    net = _natted_pair()
+    s = Stream(net, "a", rate=50)
+    for k in range(8):
+        net.run(net.now + 1000)
+        _rebind(net, 40002 + k)
+    net.run(net.now + 1000)
+    s.stop()
+    net.run(net.now + 200)
+    b_ep = net.nodes["b"].ep
+    assert count_received(net.nodes["b"]) == s.seq
+    assert b_ep.counters.get("too_many_addresses", 0) == 0
+    assert len([r for r in _b(net).remotes.values() if not r.advertised]) <= 4
+
+
 def _idle_probe_gaps(natted, run_ms=130000):
     """a's only uplink is metered (cost 5: idle probes every 6 x 5 s = 30 s), behind NAT or
     not; the association stays idle for run_ms -> (a's endpoint, gaps between the PROBEs on
