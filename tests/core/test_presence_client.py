@@ -279,15 +279,22 @@ def test_a_dns_name_without_srv_falls_back_to_its_a_records():
     assert st["resolved"] == "config" and st["servers"] == ["10.53.0.1:6279"]
 
 
-def test_a_failed_resolution_is_retried_with_backoff():
+def failing_twice(addresses):
+    """(the names asked, a resolver whose first two lookups fail, then answer addresses
+    (at the port asked) and SERVER)."""
     calls = []
 
     def resolver(name, port):
         calls.append(name)
         if len(calls) <= 2:
             raise OSError("no answer from the DNS server")
-        return {"addresses": [("10.9.0.1", port)], "servers": [SERVER]}
+        return {"addresses": [(a, port) for a in addresses], "servers": [SERVER]}
 
+    return calls, resolver
+
+
+def test_a_failed_resolution_is_retried_with_backoff():
+    calls, resolver = failing_twice(["10.9.0.1"])
     w, a = dns_pair(resolver)
     w.run(w.now + 1000)
     assert len(calls) == 1 and a.ep.connects == []
@@ -300,14 +307,7 @@ def test_a_failed_resolution_is_retried_with_backoff():
 def test_own_presence_servers_from_dns_are_looked_up_again_until_found_then_registered_at():
     # looked up once at start: a host that started before DNS worked (a board's modem still
     # dialling) never registered, and nothing said so
-    calls = []
-
-    def resolver(name, port):
-        calls.append(name)
-        if len(calls) <= 2:
-            raise OSError("no answer from the DNS server")
-        return {"addresses": [], "servers": [SERVER]}
-
+    calls, resolver = failing_twice([])
     w = Wire(["a"])
     a = w.client("a", home=(), resolver=resolver)
     w.up("a", "eth", ("10.1.0.2", 6278))

@@ -96,32 +96,8 @@ def test_an_address_seen_only_as_a_source_is_answered_but_not_trusted():
     b_ep.datagrams_to_send()
 
 
-def test_nat_is_discovered_and_the_association_keeps_working():
-    net = simnet.Net()
-    net.node("a", simnet.config("a", {"b": {"addresses": ["10.9.0.1"]}}))
-    net.node("b", simnet.config("b", ["a"]))
-    net.uplink("b", "wan", ("10.9.0.1", 6278))
-    net.uplink("a", "eth", ("192.168.1.10", 6278), up=False)
-    net.set_nat("a", "eth", ("203.0.113.7", 40001))
-    net.nodes["a"].ep.uplink_up("eth", ("192.168.1.10", 6278), 0)
-    net.nodes["a"].ep.connect("b", 0)
-    net.flush()
-    net.run(3000)
-    assert simnet.established(net)
-    nat = net.events("a", "nat_observed")
-    assert len(nat) == 1 and nat[0].observed == "203.0.113.7:40001" and nat[0].local == "192.168.1.10:6278"
-    b = _b(net)
-    assert b.primary.raddr == ("203.0.113.7", 40001)  # the observed address carries the data
-    s = Stream(net, "a", rate=50)
-    net.run(net.now + 1000)
-    s.stop()
-    net.run(net.now + 100)
-    assert count_received(net.nodes["b"]) == s.seq
-    a = net.nodes["a"].ep.association()
-    assert a.paths[("eth", ("10.9.0.1", 6278))].uplink.natted
-
-
 def _natted_pair():
+    """a behind NAT (public 203.0.113.7:40001) associated with b."""
     net = simnet.Net()
     net.node("a", simnet.config("a", {"b": {"addresses": ["10.9.0.1"]}}))
     net.node("b", simnet.config("b", ["a"]))
@@ -134,6 +110,21 @@ def _natted_pair():
     net.run(3000)
     assert simnet.established(net)
     return net
+
+
+def test_nat_is_discovered_and_the_association_keeps_working():
+    net = _natted_pair()
+    nat = net.events("a", "nat_observed")
+    assert len(nat) == 1 and nat[0].observed == "203.0.113.7:40001" and nat[0].local == "192.168.1.10:6278"
+    b = _b(net)
+    assert b.primary.raddr == ("203.0.113.7", 40001)  # the observed address carries the data
+    s = Stream(net, "a", rate=50)
+    net.run(net.now + 1000)
+    s.stop()
+    net.run(net.now + 100)
+    assert count_received(net.nodes["b"]) == s.seq
+    a = net.nodes["a"].ep.association()
+    assert a.paths[("eth", ("10.9.0.1", 6278))].uplink.natted
 
 
 def _rebind(net, port):
