@@ -252,16 +252,7 @@ class Association:
                 # observed address quiet longest goes (a NAT that rebinds every second left
                 # its dead mappings here while the live one was refused), never the primary's
                 self.remove_remote(old.addr, now)
-                self.ep.count("observed_replaced")
             r = self.add_remote(src, policy.RANK_UNKNOWN, 0, False, now)
-            # the peer's NAT may have moved it (a rebinding): its other observed addresses on
-            # this uplink prove themselves with a probe or fail, and the traffic moves to the
-            # new one (as QUIC does, RFC 9000 9.3): not on a dead mapping till data is sent
-            for x in self.remotes.values():
-                q = x.paths.get(u.name)
-                if q is not None and q.state == ACTIVE and not x.advertised and x is not r:
-                    q.state = SUSPECT
-                    q.probe_due = now
         p = r.paths.get(u.name)
         if p is None:
             p = self.add_path(u, src, now)
@@ -346,6 +337,16 @@ class Association:
         p.probe_due = now + self.idle(p, now)
         if was == UNVERIFIED or was == FAILED:
             self.ep.event(Event("path_up", self.peer, p.name, p.srtt))
+        if was == UNVERIFIED and not self.remotes[p.raddr].advertised:
+            # a new observed address answered: the peer's NAT may have moved it (a rebinding).
+            # Its other observed addresses on this uplink prove themselves with a probe or
+            # fail, and the traffic moves to the new one (as QUIC does, RFC 9000 9.3), not
+            # kept on a dead mapping until data sent there goes unanswered
+            for x in self.remotes.values():
+                q = x.paths.get(p.uplink.name)
+                if q is not None and q.state == ACTIVE and q is not p and not x.advertised:
+                    q.state = SUSPECT
+                    q.probe_due = now
         if self.primary is None:
             self.choose_primary(now)
 
