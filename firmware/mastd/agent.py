@@ -18,13 +18,13 @@ new configuration is refused with its message and the running one stays.
 import os
 import signal
 import socket
-import threading
 import time
 
 from mast.assoc import STATE_NAMES
 from mast.endpoint import Endpoint
 from runtime import restart
 from runtime.driver import Runtime
+from runtime.rendezvous import Background, Pending, resolve_getaddrinfo
 from runtime.status import nonce_id, runtime_status
 
 from . import links, packet, peeredit, settings as settings_mod, tun as tun_mod
@@ -75,7 +75,8 @@ class Agent:
         self._sig = {"term": False, "hup": False}
         self._wake = ()
         self._reconnect = {}  # peer -> due ms
-        self._lookups = {}  # peer -> Lookup: its DNS name being resolved, outside the loop
+        self._resolver = Background(resolve_getaddrinfo)  # (in threads: never in the loop)
+        self._lookups = {}  # peer -> (its DNS name, port) being looked up
         self._lookup_fails = {}  # peer -> lookups failed in a row (the backoff)
         self.tun_fd = None
         self._masq_devices = None
@@ -227,7 +228,8 @@ class Agent:
                 if len(self._lookups) >= _RESOLVE_AT_ONCE:
                     self._reconnect[peer] = self.rt.now() + RECONNECT_MS
                 else:
-                    self._lookups[peer] = Lookup(p["dns"], p["port"])
+                    self._lookups[peer] = (p["dns"], p["port"])
+                    self._looked_up()  # (starts it)
             return
         self._start(peer, None)
 
@@ -239,24 +241,28 @@ class Agent:
 
     def _looked_up(self):
         """The lookups that finished: connect their peers, or try again later (backing off)."""
-        for peer, look in list(self._lookups.items()):
-            if look.is_alive():
+        for peer, (host, port) in list(self._lookups.items()):
+            try:
+                r = self._resolver(host, port)
+                error = None
+            except Pending:
                 continue
+            except (OSError, UnicodeError) as e:  # (a label too long for IDNA: UnicodeError)
+                error = e
             del self._lookups[peer]
             p = self.conf.core["peers"].get(peer)
-            if p is None or p.get("addresses") or p.get("dns") != look.host:
+            if p is None or p.get("addresses") or (p.get("dns"), p["port"]) != (host, port):
                 continue  # removed or changed while it was looked up
-            if look.error is not None:
+            if error is not None:
                 n = self._lookup_fails.get(peer, 0) + 1
                 self._lookup_fails[peer] = n
                 wait = min(RECONNECT_MS << min(n - 1, 5), _RESOLVE_MAX_MS)
-                self.log.warn("peer %s: cannot resolve %s (%s); trying again in %d s" % (
-                    peer, look.host, look.error, wait // 1000))
+                self.log.warn("peer %s: %s; trying again in %d s" % (peer, error, wait // 1000))
                 self._reconnect[peer] = self.rt.now() + wait
                 continue
             self._lookup_fails.pop(peer, None)
             if self.ep.association(peer) is None:
-                self._start(peer, [(a, p["port"]) for a in look.addrs])
+                self._start(peer, r["addresses"])
 
     # ---- uplinks ----------------------------------------------------------------------
 
@@ -731,27 +737,6 @@ class Agent:
         for fd in self._wake:
             os.close(fd)
         self.log.info("stopped")
-
-
-class Lookup(threading.Thread):
-    """A DNS name resolved in a thread of its own (a daemon: a lookup that hangs never holds
-    up mastd's exit): addrs (the addresses, in getaddrinfo's order), or error."""
-
-    def __init__(self, name, port):
-        threading.Thread.__init__(self, name="mastd-dns", daemon=True)
-        self.host, self.port = name, port
-        self.addrs, self.error = [], None
-        self.start()
-
-    def run(self):
-        try:
-            seen = []
-            for i in socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_DGRAM):
-                if i[4][0] not in seen:
-                    seen.append(i[4][0])
-            self.addrs = seen
-        except (OSError, UnicodeError) as e:  # (gaierror is an OSError; a bad name, UnicodeError)
-            self.error = e
 
 
 def restart_reason(old, new):

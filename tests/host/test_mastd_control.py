@@ -377,6 +377,22 @@ def test_clients_that_hold_the_control_socket_do_not_hold_up_the_data_path(pair)
 
 
 @needs_root
+def test_a_peer_known_by_its_dns_name_is_connected_once_the_name_resolves(tmp_path):
+    # (looked up in a thread: tests/integration/test_mastd_dns.py has a DNS that never answers)
+    port = 20000 + (os.getpid() + 7) % 20000
+    srv = Proc(tmp_path, "srv", conf("server", "router1", port, [("lo", "127.0.0.1", 100)]))
+    doc = conf("router1", "server", port, [("a", "127.0.0.13", 10)])
+    doc["peers"]["server"].update(dns="localhost", port=port)
+    rtr = Proc(tmp_path, "rtr", doc)
+    try:
+        a = wait_for("association", rtr.assoc)
+        assert a["primary"] in ("a>127.0.0.1:%d" % port, "a>[::1]:%d" % port), a
+    finally:
+        rtr.stop()
+        srv.stop()
+
+
+@needs_root
 def test_mastctl_uplink_down_moves_the_primary_and_up_brings_it_back(pair):
     rtr = pair["rtr"]
     wait_for("primary on a", lambda: (rtr.assoc() or {}).get("primary", "").startswith("a>"))
