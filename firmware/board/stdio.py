@@ -21,6 +21,11 @@ class Stdio:
         self.poller = select.poll()
         self.poller.register(sys.stdin, select.POLLIN)
         self.eof = False
+        # the bytes of a read land here, taken once while the heap is in one piece: a board
+        # whose heap traffic has cut into pieces has no block of this size to spare, and a
+        # read that needed one found none each turn, so its console heard nothing again
+        self.buf = bytearray(_READ_MAX + 3)
+        self.view = memoryview(self.buf)
 
     def _ready(self):
         for item in self.poller.poll(0):
@@ -31,8 +36,9 @@ class Stdio:
         return False
 
     def read(self):
-        """The bytes waiting on stdin (b"" if none; self.eof is set at end of input)."""
-        out = bytearray(_READ_MAX + 3)  # (before any byte is taken: a full heap loses none)
+        """The bytes waiting on stdin, in this port's buffer until the next read (empty if
+        none; self.eof is set at end of input)."""
+        out = self.buf
         n = 0
         try:
             while n < _READ_MAX and not self.eof and self._ready():
@@ -49,8 +55,7 @@ class Stdio:
                     break
         except MemoryError:  # what was read goes on; the rest waits on stdin
             pass
-        out[n:] = b""
-        return out
+        return self.view[:n]
 
     def wait(self, timeout_ms):
         """Sleep until input arrives or timeout_ms pass (maintenance mode's loop)."""

@@ -5,6 +5,8 @@ on real sockets on 127.0.0.x, under CPython and under the MicroPython unix port.
   2,049 bytes, which a receive needs. With its reserve the receiver still reads every DATA;
   without one the socket rests, the loop serves another reader and does not spin, and the
   datagrams arrive once the heap has room. Counted: rx_no_memory, rx_rest.
+- MicroPython, the board's console in the same kind of heap (tests/host/consolemem.py, no
+  block of 600 bytes): it reads its port and answers each request.
 - MicroPython, names interned at run time (each can make MicroPython take a new table of
   names, KBs in one piece, at that moment): none while events are made, none while the core
   runs a failover, a failback, a new address and a close.
@@ -35,6 +37,7 @@ from test_runtime import pair as rt_pair, run, established as up  # (tests/host/
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "tests", "host", "rtmem.py")
+CONSOLE_SCRIPT = os.path.join(ROOT, "tests", "host", "consolemem.py")
 PSK = base64.b64encode(bytes(range(32))).decode()
 
 
@@ -112,6 +115,24 @@ for k in list(FIELDS):
     e.as_dict()
 micropython.qstr_info()
 """
+
+
+def test_micropython_the_console_reads_and_answers_in_a_heap_in_pieces(micropython, mpy_build):
+    """A board's heap that traffic has cut into pieces: seen on the simulated board at 152K, its
+    console read nothing at all (each read wanted a new 515-byte block) while its telemetry
+    flowed; the console's port now reads into a buffer it took at boot."""
+    env = dict(os.environ, MICROPYPATH=os.path.join("build", "mpy") + os.pathsep + ".frozen")
+    requests = b'{"id": 1, "op": "hello"}\n{"id": "two", "op": "hello"}\n'
+    p = subprocess.run(micropython + ["-X", "heapsize=256K", CONSOLE_SCRIPT], env=env, cwd=ROOT,
+                       input=requests, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 0, p.stderr[-3000:]
+    lines = [json.loads(x) for x in p.stdout.decode().splitlines()]
+    assert lines[0] == {"blocked": True}, lines  # the heap really had no such block
+    hello = {"firmware": "mast-board"}
+    assert lines[1:-1] == [{"id": 1, "ok": True, "result": hello},
+                           {"id": "two", "ok": True, "result": hello}], lines
+    end = lines[-1]
+    assert end["reads"] >= 1 and end["no_memory"] == 0 and end["eof"], end
 
 
 def test_micropython_events_intern_no_name_at_run_time(micropython, mpy_build):
