@@ -330,7 +330,9 @@ class Runtime:
 
     def recv(self):
         """Data events received since the last call, each with .uplink and .src (the
-        (ip, port) the DATA came from: which path it took). Not used when on_data is set."""
+        (ip, port) the DATA came from: which path it took). Not used when on_data is set.
+        A payload is bytes; a memoryview of the datagram as read when the heap had no block
+        for its copy (MicroPython)."""
         out = self._rx
         self._rx = []
         return out
@@ -340,7 +342,11 @@ class Runtime:
         if self.on_data is not None:
             self.on_data(peer, payload, ip, uplink, src)
             return
-        ev = Event("data", peer, bytes(payload), ip)
+        try:
+            data = bytes(payload)
+        except MemoryError:  # no block for a copy: the datagram's own bytes, held by the view
+            data = payload
+        ev = Event("data", peer, data, ip)
         ev.uplink = uplink
         ev.src = src
         if len(self._rx) >= _QUEUE_MAX:

@@ -74,7 +74,7 @@ def run_sequence(space, workdir, runtime, heap=None, mpy_dir=None):
 def check(out):
     assert [ok for _, ok in out["steps"]] == [True] * 4, (out["steps"], out["stderr"])
     assert out["alive"], out["stderr"]
-    assert out["data_events"] == 1  # the 1,200-byte datagram reached the app once
+    assert out["data_events"] == 1, out["status"]  # the 1,200-byte datagram reached the app once
     assert out["status"] is not None and out["status"]["reply"] == "status", out
     assert out["exit_code"] == 0 and out["stopped_line"], out["stderr"]
 

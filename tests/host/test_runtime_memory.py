@@ -290,6 +290,52 @@ def test_cpython_a_full_heap_as_a_turn_settles_the_timers_is_counted_not_the_end
         b.shutdown()
 
 
+def test_cpython_a_data_event_with_no_room_for_its_copy_holds_the_datagram_instead(monkeypatch):
+    # seen on the MicroPython endpoint at 176K (test_atk_memory, one run in two): the DATA of
+    # 1,200 bytes was read and checked, but its copy for the data event (1,201 bytes in one
+    # piece) found no block, and the datagram was lost (no_memory). The event now holds a view
+    # of the datagram as it was read, and the process writes it out as any payload.
+    import runtime.driver as driver
+    from runtime.endpoint_main import Process
+    from runtime.runconfig import check
+
+    a = Runtime(Endpoint({"name": "a", "peers": {"b": {"psk": PSK, "initiate": False}}},
+                         os.urandom))
+    a.add_uplink("wan", ("127.0.0.51", 0))
+    port = a.uplinks["wan"].bind[1]
+    out = []
+    p = Process(check({"mast": {"name": "b", "peers": {"a": {
+        "psk": PSK, "addresses": ["127.0.0.51:%d" % port]}}},
+        "uplinks": {"eth": {"bind": "127.0.0.52:0"}}, "connect": ["a"]}), out.append)
+    b = p.rt
+    try:
+        p.start()
+        assert run((a, b), lambda: up(a, "b") and up(b, "a"))
+        copies = []
+
+        def no_block(x=b""):  # bytes(), as a heap with no block of 1,000 bytes has it
+            if not isinstance(x, int) and len(x) >= 1000:
+                copies.append(len(x))
+                raise MemoryError("memory allocation failed, allocating %d bytes" % (len(x) + 1))
+            return bytes(x)
+
+        monkeypatch.setattr(driver, "bytes", no_block, raising=False)
+        big = bytes(range(256)) * 4 + bytes(176)
+        assert a.send(big, "b")
+        assert run((a, b), lambda: b._rx)
+        monkeypatch.undo()
+        assert copies == [1200]  # the copy was tried, and found no room
+        del out[:]
+        p.pump()
+        data = [json.loads(x) for x in out if '"data"' in x]
+        assert len(data) == 1 and data[0]["len"] == 1200, out
+        assert binascii.unhexlify(data[0]["hex"]) == big  # whole
+        assert "no_memory" not in b.counters and "no_memory" not in b.ep.counters, b.counters
+    finally:
+        a.shutdown()
+        b.shutdown()
+
+
 # ---- the largest datagram ---------------------------------------------------------------------
 
 def test_the_largest_payload_crosses_a_larger_is_refused_and_a_long_datagram_is_bad_long():
