@@ -426,6 +426,13 @@ class Runtime:
                         h[1](h[0], item[1])
                 except MemoryError:
                     self._no_memory()
+            if got and self._reserve is None and MICROPYTHON:
+                # a read found a block: there may be room again, now that the datagrams read
+                # are let go of (taken back while _read held the last one, the block it was
+                # read into stayed in pieces: a board never had its reserve again, and its
+                # sockets read nothing more)
+                gc.collect()
+                self._take_reserve()
         except MemoryError:
             self._no_memory()
         try:
@@ -587,8 +594,6 @@ class Runtime:
         if got:
             u.rx += got
             self._flush()  # (and the core's events)
-        if self._reserve is None and MICROPYTHON and got:
-            self._take_reserve()  # a read found a block: there may be room again
         return got
 
     def _drain(self):

@@ -2,7 +2,7 @@
 by tests/host/test_runtime_memory.py under the MicroPython unix port (mpy-cross output of the
 firmware, `-X heapsize`): two real runtimes on 127.0.0.1 in one process.
 
-    micropython -X heapsize=256K tests/host/rtmem.py PORT_A PORT_B PORT_C PORT_X PORT_Y
+    micropython -X heapsize=256K tests/host/rtmem.py PORT_A PORT_B PORT_C PORT_X PORT_Y PORT_Z
 
 It fragments the heap on purpose (fills it with 400-byte blocks, then frees every other one:
 half the heap free, but no block of 2,049 bytes in one piece, which is what a receive needs)
@@ -16,6 +16,8 @@ and prints one JSON line per phase:
   code has come and gone) finds no block for a reserve and receives nothing; one given a
   reserve taken before (Runtime(reserve=...), as board/main.py does first thing) brings its
   association up and carries DATA in that same heap.
+- "pinned": a runtime whose reserve is gone takes it back after a read only once the datagram
+  it read is let go of (the heap free when it takes it, beside the heap free after the turn).
 
 Every loop is bounded in turns and time.
 """
@@ -161,6 +163,7 @@ def main(argv):
     a.shutdown()
     b.shutdown()
     late(int(argv[3]), int(argv[4]))
+    pinned(int(argv[5]))
 
 
 def late(px, py):
@@ -192,6 +195,43 @@ def late(px, py):
     print(json.dumps(res))
     ballast = None  # noqa: F841
     x.shutdown()
+
+
+def pinned(port):
+    """Phase 4: a runtime without its reserve (gone: a read into it met the datagram's own
+    objects as it took it back) takes it back after a read, once the datagram it read is let
+    go of: while that datagram's objects are held they may keep the only block of that size
+    in pieces (a board at 152K never had its reserve again, and no socket read again). The
+    heap free (after a collection) when the reserve is taken back, beside the heap free after
+    the turn: a 2,000-byte datagram still held shows as 2,000 bytes less."""
+    dst = socket.getaddrinfo(HOST, port)[0][-1]
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    y = runtime("y", "x", port, port + 1)
+    take = y._take_reserve
+    free_at_take = []
+
+    def taking():
+        gc.collect()
+        free_at_take.append(gc.mem_free())
+        take()
+
+    y._take_reserve = taking
+    s.sendto(b"x" * 100, dst)  # (the first read grows the runtime's tables)
+    poll_until((y,), lambda: y.uplinks["lo"].rx, 1000)
+    res = {"phase": "pinned", "rounds": []}
+    for i in range(3):
+        y._reserve = None
+        del free_at_take[:]
+        s.sendto(bytes(2000), dst)
+        poll_until((y,), lambda: y.uplinks["lo"].rx > i + 1, 1000)
+        back = y._reserve is not None
+        y._reserve = None
+        gc.collect()
+        res["rounds"].append({"rx": y.uplinks["lo"].rx, "back": back,
+                              "free_at_take": free_at_take[:], "free_after": gc.mem_free()})
+    print(json.dumps(res))
+    s.close()
+    y.shutdown()
 
 
 if __name__ == "__main__":
