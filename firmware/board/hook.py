@@ -61,6 +61,7 @@ class AppRunner:
         self.app = None
         self.error = None
         self.errors = 0
+        self.no_memory = 0  # of them MemoryErrors (the board's _exhausted counts them)
         self.due = None
         self.takes_data = False  # the app has on_data (the board copies a payload only then)
 
@@ -80,6 +81,8 @@ class AppRunner:
 
     def _fail(self, what, e):
         self.errors += 1
+        if isinstance(e, MemoryError):
+            self.no_memory += 1
         try:
             self.error = "%s: %s: %s" % (what, type(e).__name__, e)
             if self.errors <= 5:

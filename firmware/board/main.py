@@ -11,13 +11,13 @@
 # {"log": ...}, {"event": ...} or a reply.
 #
 # The heap (docs/RUNTIME.md, "Memory"): this module, the uplink managers, the app
-# hook and the console (console.py: lines in, replies out; hello and status are here)
-# stay loaded; code that runs once or now and then is in modules imported when needed
+# hook and the console (console.py: lines in, replies out; hello is here) stay
+# loaded; code that runs once or now and then is in modules imported when needed
 # and forgotten after (ONCE): boot and apply (startup.py, applycfg.py), the
 # configuration's store and schema glue (store.py, settings.py), the board
 # definition's checker (boarddef.py), the console's other ops (cfgops.py:
-# get/set/unset/validate/commit, consoleops.py: uplink/maintenance/logs/inventory) and
-# the runtime's part of status (runtime/status.py). The console's request checks
+# get/set/unset/validate/commit, consoleops.py: status/uplink/maintenance/logs/
+# inventory) and the runtime's part of status (runtime/status.py). The console's request checks
 # (request.py) go before each op runs. On MicroPython the core's schema
 # (mast/config.py) goes the same way: only these modules and the endpoint's checks use
 # it; the board passes its check's result to the endpoint (checked=True), and a boot or
@@ -27,7 +27,7 @@
 import sys
 
 from . import uplinks
-from .compat import VERSION, MICROPYTHON, dumps, mem, runtime_version, sleep_ms, unload
+from .compat import VERSION, MICROPYTHON, dumps, runtime_version, sleep_ms, unload
 from .files import Files
 from .console import Console, OpError  # noqa: F401  (OpError: for callers of main)
 from .hw import Hardware
@@ -41,6 +41,8 @@ RECENT = 8  # lines kept for the console's `logs` (each at most LINE_KEEP chars)
 # association_up): what came up is what `status` shows now
 LINE_KEEP = 160
 RX_RESERVE = 2049  # runtime.driver._RX_BUF: a datagram of 2,048 bytes and one more (too long)
+EXHAUSTED_MS = 30000  # the heap ran out in every second this long: only a reboot gives it back
+# (the reboot's reason says 30 s)
 CRASH_FILE = "mast.crash"  # the last crash, written before the reset that follows it
 CRASH_NO_MEMORY = '{"log": "crash", "error": "MemoryError: (no memory left to say more)"}'
 GC_THRESHOLD = 0  # gc.threshold() for the running board, in bytes; 0: MicroPython's default
@@ -143,6 +145,8 @@ class Board:
         self.recent = []  # the last RECENT log and event lines (for `logs`)
         self.rebuild = None  # apply: a new endpoint to make once poll() returns (applycfg)
         self.polling = False  # inside the runtime's poll() (the console is one of its readers)
+        self.ex_n = self.ex_since = self.ex_at = 0  # _exhausted: MemoryErrors counted, since
+        # when one came every second, when to look again
 
     # ---- output ------------------------------------------------------------------
 
@@ -296,6 +300,11 @@ class Board:
                 self._pump(now)
             except MemoryError:  # what was being reported is lost, counted, never the board
                 self.rt.count("no_memory")
+            if now >= self.ex_at:
+                try:
+                    self._exhausted(now)
+                except MemoryError:  # (its next look, a second later)
+                    pass
         if self.app is not None:
             self.app.tick(now)
         if not self.stable and self.mode == "normal" and now - self.t0 >= self.stable_try:
@@ -308,6 +317,23 @@ class Board:
                 self.stable_try = now - self.t0 + STABLE_RETRY_MS
         if self.pending:
             self.do_pending()
+
+    def _exhausted(self, now):
+        """Once a second: reboot once the heap has run out in every second for EXHAUSTED_MS
+        (the runtime's no_memory, rx_no_memory and rx_rest, the app's MemoryErrors). Seen
+        below the smallest heap: after console ops had run out of memory no block for a
+        datagram was ever free again and every path went down for good, or every tick of
+        the app ran out of memory; a board that works counts none of these for minutes."""
+        self.ex_at = now + 1000
+        c = self.rt.counters
+        n = c.get("no_memory", 0) + c.get("rx_no_memory", 0) + c.get("rx_rest", 0)
+        if self.app is not None:
+            n += self.app.no_memory
+        if n == self.ex_n:
+            self.ex_since = now
+        elif now - self.ex_since >= EXHAUSTED_MS:
+            self.pending = "the heap ran out in every second for 30 s"
+        self.ex_n = n
 
     def handle(self, name, report, now):
         """What an uplink manager's poll reported: up, down or failed."""
@@ -384,36 +410,7 @@ class Board:
                 "platform": sys.platform, "mode": self.mode, "protocol": 1}
 
     def status(self):
-        now = self.now()
-        s = {"board": self.bd["name"], "firmware": VERSION, "mode": self.mode,
-             "uptime_ms": now - self.t0, "mem": mem()}
-        if self.maint_reason:
-            s["maintenance"] = self.maint_reason
-        if self.bd_warning:
-            s["board_warning"] = self.bd_warning
-        s["config"] = {"source": self.cfg_source, "warning": self.cfg_warning,
-                       "uncommitted": self.candidate != self.committed,
-                       "unapplied": self.rt is not None and self.candidate != self.running}
-        s["boot"] = {"unstable_boots": self.boots, "stable": self.stable,
-                     "reset_cause": self.hw.reset_cause()}
-        s["watchdog"] = self.bd["watchdog_ms"] if self.wdt is not None else None
-        ups = {}
-        for name in self.managers:
-            ups[name] = self.managers[name].status(now)
-        if self.excl is not None:
-            s["routing"] = {"mode": "exclusive", "active": self.excl.active}
-        if self.rt is not None:
-            st = self.rt.status()
-            for name in st["uplinks"]:
-                ups.setdefault(name, {})["mast"] = st["uplinks"][name]
-            s["associations"] = st["associations"]
-            s["counters"] = st["counters"]
-            s["runtime"] = st["runtime"]
-        s["uplinks"] = ups
-        s["console"] = {"requests": self.console.requests, "errors": self.console.errors}
-        if self.app is not None:
-            s["app"] = self.app.status()
-        return s
+        return self._once("consoleops", "status")
 
     def reboot(self):
         return self._once("consoleops", "reboot")

@@ -10,7 +10,8 @@ import select
 
 from .compat import MICROPYTHON, os, json
 
-_READ_MAX = 512  # bytes per call, so a flood of input cannot starve the network
+_READ_MAX = 128  # bytes per call, so a flood of input cannot starve the network (a turn reads
+# this much: a line of 2,048 bytes takes 16 turns, each a few ms while input waits)
 
 
 class Stdio:

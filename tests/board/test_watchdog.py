@@ -110,3 +110,99 @@ def test_a_hung_loop_is_reset_by_the_watchdog_and_the_next_boot_says_why():
         if b2.rt is not None:
             b2.rt.shutdown()
     assert st["boot"]["reset_cause"] == "wdt" and st["boot"]["unstable_boots"] == 1
+
+
+# ---- a heap that has run out for good ----------------------------------------------------------
+# Below the smallest heap (the simulated board at 152K, after console ops had run out of memory),
+# no block for a datagram was ever free again: each read rested (the runtime's rx_rest), every
+# path went down, and the board stayed so, its loop turning and its watchdog fed. The board
+# reboots once the heap has run out in every second for 30 s (main.EXHAUSTED_MS).
+
+class OutOfHeapApp:
+    """An app whose every tick runs out of memory."""
+
+    def __init__(self):
+        self.ticks = 0
+
+    def tick(self, now):
+        self.ticks += 1
+        raise MemoryError("memory allocation failed, allocating 368 bytes")
+
+
+def run_seconds(b, clock, seconds, each=None):
+    """One step a second for `seconds`; each(i) before each. The reset that ended it
+    (FakeReset), or None."""
+    try:
+        for i in range(seconds):
+            if each is not None:
+                each(i)
+            clock.advance(1000)
+            b.step(clock())
+    except FakeReset as e:
+        return e
+    return None
+
+
+def resting_reads(b):
+    """each(): a read rests for want of heap (what the runtime counts then)."""
+    def each(i):
+        b.rt.count("rx_rest")
+        b.rt.count("rx_no_memory")
+    return each
+
+
+def test_a_board_whose_reads_rest_for_want_of_heap_for_30_s_reboots_and_says_why():
+    clock = FakeClock()
+    m = FakeMachine(clock=clock)
+    b, out = new_board(files(), clock, m)
+    b.boot()
+    try:
+        assert run_seconds(b, clock, 40) is None  # (a stable boot first: 40 s, nothing short)
+        assert run_seconds(b, clock, 29, resting_reads(b)) is None  # 29 s of it
+        assert m.resets == 0
+        reset = run_seconds(b, clock, 2, resting_reads(b))
+    finally:
+        if b.rt is not None:
+            b.rt.shutdown()
+    assert reset is not None and m.resets == 1 and m.wdt_resets == 0
+    logs = [json.loads(x) for x in out if '"log"' in x]
+    assert logs[-1] == {"log": "rebooting: the heap ran out in every second for 30 s"}, logs[-3:]
+
+
+def test_a_second_without_a_memory_error_starts_the_30_s_again():
+    clock = FakeClock()
+    m = FakeMachine(clock=clock)
+    b, out = new_board(files(), clock, m)
+    b.boot()
+    rest = resting_reads(b)
+
+    def each(i):
+        if i % 20 != 19:  # every 20th second: nothing ran out
+            rest(i)
+
+    try:
+        reset = run_seconds(b, clock, 120, each)
+    finally:
+        if b.rt is not None:
+            b.rt.shutdown()
+    assert reset is None and m.resets == 0
+    assert b.rt.counters["rx_rest"] == 114
+
+
+def test_a_board_whose_app_runs_out_of_memory_at_every_tick_for_30_s_reboots():
+    clock = FakeClock()
+    m = FakeMachine(clock=clock)
+    b, out = new_board(files(), clock, m)
+    b.boot()
+    app = OutOfHeapApp()
+    b.app = AppRunner(b, "app")
+    b.app.app = app
+    b.app.due = 0
+    try:
+        reset = run_seconds(b, clock, 60)
+    finally:
+        if b.rt is not None:
+            b.rt.shutdown()
+    assert reset is not None and m.resets == 1
+    assert 30 <= app.ticks <= 32 and b.app.no_memory == app.ticks, app.ticks  # (a tick a second)
+    assert json.loads(out[-1]) == {"log": "rebooting: the heap ran out in every second for 30 s"}
