@@ -50,8 +50,9 @@ package(
     files=(
         "__init__.py", "applycfg.py", "atchat.py", "boarddef.py", "cfgops.py", "compat.py",
         "console.py", "consoleops.py", "exclusive.py", "files.py", "hook.py", "hw.py",
-        "install.py", "main.py", "request.py", "settings.py", "startup.py", "stdio.py",
-        "store.py", "telemetry.py", "up_lan.py", "up_ppp.py", "up_wlan.py", "uplinks.py",
+        "install.py", "main.py", "request.py", "settings.py", "startup.py", "statusop.py",
+        "stdio.py", "store.py", "telemetry.py", "up_lan.py", "up_ppp.py", "up_wlan.py",
+        "uplinks.py",
     ),
 )
 

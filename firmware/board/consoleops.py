@@ -1,8 +1,8 @@
-# The console's occasional ops: status, uplink, maintenance, logs, inventory, and the
-# boot counter's reset once a boot has run STABLE_MS. main.py imports this module for
-# the request and forgets it after (main.ONCE, with store.py), so that their code takes
+# The console's occasional ops: uplink, maintenance, logs, inventory, and the boot
+# counter's reset once a boot has run STABLE_MS. main.py imports this module for the
+# request and forgets it after (main.ONCE, with store.py), so that their code takes
 # no heap the rest of the time; the configuration's ops are cfgops.py, apply is
-# applycfg.py, hello stays in main.py.
+# applycfg.py, status is statusop.py, hello stays in main.py.
 #
 # `uplink NAME up|down` holds an uplink down or releases it; `uplink NAME addr A`
 # renumbers a sim uplink (through a relay: its outside address, which the reply
@@ -30,7 +30,7 @@
 
 import sys
 
-from .compat import VERSION, mem, os
+from .compat import os
 
 ROOT_FILES = ("boot.py", "main.py", "app.py", "board.json", "mast.json")
 
@@ -108,41 +108,6 @@ def report(b=None, top="lib"):
         if _isdir(p) is False:
             hashes[p] = _digest(hl, p, buf)
     return {"info": info(), "hashes": hashes, "dirs": sorted(dirs)}
-
-
-def status(b):
-    """The console's status op: the board, its configuration, boot, uplinks, the runtime's
-    associations and counters, the console's and the app's own."""
-    now = b.now()
-    s = {"board": b.bd["name"], "firmware": VERSION, "mode": b.mode,
-         "uptime_ms": now - b.t0, "mem": mem()}
-    if b.maint_reason:
-        s["maintenance"] = b.maint_reason
-    if b.bd_warning:
-        s["board_warning"] = b.bd_warning
-    s["config"] = {"source": b.cfg_source, "warning": b.cfg_warning,
-                   "uncommitted": b.candidate != b.committed,
-                   "unapplied": b.rt is not None and b.candidate != b.running}
-    s["boot"] = {"unstable_boots": b.boots, "stable": b.stable,
-                 "reset_cause": b.hw.reset_cause()}
-    s["watchdog"] = b.bd["watchdog_ms"] if b.wdt is not None else None
-    ups = {}
-    for name in b.managers:
-        ups[name] = b.managers[name].status(now)
-    if b.excl is not None:
-        s["routing"] = {"mode": "exclusive", "active": b.excl.active}
-    if b.rt is not None:
-        st = b.rt.status()
-        for name in st["uplinks"]:
-            ups.setdefault(name, {})["mast"] = st["uplinks"][name]
-        s["associations"] = st["associations"]
-        s["counters"] = st["counters"]
-        s["runtime"] = st["runtime"]
-    s["uplinks"] = ups
-    s["console"] = {"requests": b.console.requests, "errors": b.console.errors}
-    if b.app is not None:
-        s["app"] = b.app.status()
-    return s
 
 
 def uplink(b, name, state, addr):

@@ -16,9 +16,9 @@
 # and forgotten after (ONCE): boot and apply (startup.py, applycfg.py), the
 # configuration's store and schema glue (store.py, settings.py), the board
 # definition's checker (boarddef.py), the console's other ops (cfgops.py:
-# get/set/unset/validate/commit, consoleops.py: status/uplink/maintenance/logs/
-# inventory) and the runtime's part of status (runtime/status.py). The console's request checks
-# (request.py) go before each op runs. On MicroPython the core's schema
+# get/set/unset/validate/commit, consoleops.py: uplink/maintenance/logs/inventory,
+# statusop.py: status) and the runtime's part of status (runtime/status.py). The
+# console's request checks (request.py) go before each op runs. On MicroPython the core's schema
 # (mast/config.py) goes the same way: only these modules and the endpoint's checks use
 # it; the board passes its check's result to the endpoint (checked=True), and a boot or
 # a commit lets the schema go before the store or the runtime comes (shed), so that an
@@ -50,7 +50,7 @@ GC_THRESHOLD = 0  # gc.threshold() for the running board, in bytes; 0: MicroPyth
 # to the smallest heap the board runs in (bench/footprint.py), so the default stays.
 # modules loaded only for a moment (see the top); forgotten after each use
 ONCE = ("board.startup", "board.applycfg", "board.store", "board.settings", "board.boarddef",
-        "board.cfgops", "board.consoleops", "runtime.status")
+        "board.cfgops", "board.consoleops", "board.statusop", "runtime.status")
 # also forgotten after each use, on MicroPython only: under CPython (the tests) other modules
 # hold the schema's ConfigError, which a second copy of the module would not match
 ONCE_MP = ("mast.config",)
@@ -410,7 +410,7 @@ class Board:
                 "platform": sys.platform, "mode": self.mode, "protocol": 1}
 
     def status(self):
-        return self._once("consoleops", "status")
+        return self._once("statusop", "status")
 
     def reboot(self):
         return self._once("consoleops", "reboot")

@@ -1,0 +1,43 @@
+# The console's status op (docs/CONSOLE.md, "status"): the board, its configuration,
+# boot, uplinks, the runtime's associations and counters, the console's and the app's own.
+# main.py imports this module for the op and forgets it after (main.ONCE), with the
+# runtime's part (runtime/status.py): a module of its own, so that the op needs room for
+# little more than the document it builds (in consoleops.py, it needed room for all of
+# that module's code: a board a step too small answered `out of memory`).
+
+from .compat import VERSION, mem
+
+
+def status(b):
+    """The console's status op: the board, its configuration, boot, uplinks, the runtime's
+    associations and counters, the console's and the app's own."""
+    now = b.now()
+    s = {"board": b.bd["name"], "firmware": VERSION, "mode": b.mode,
+         "uptime_ms": now - b.t0, "mem": mem()}
+    if b.maint_reason:
+        s["maintenance"] = b.maint_reason
+    if b.bd_warning:
+        s["board_warning"] = b.bd_warning
+    s["config"] = {"source": b.cfg_source, "warning": b.cfg_warning,
+                   "uncommitted": b.candidate != b.committed,
+                   "unapplied": b.rt is not None and b.candidate != b.running}
+    s["boot"] = {"unstable_boots": b.boots, "stable": b.stable,
+                 "reset_cause": b.hw.reset_cause()}
+    s["watchdog"] = b.bd["watchdog_ms"] if b.wdt is not None else None
+    ups = {}
+    for name in b.managers:
+        ups[name] = b.managers[name].status(now)
+    if b.excl is not None:
+        s["routing"] = {"mode": "exclusive", "active": b.excl.active}
+    if b.rt is not None:
+        st = b.rt.status()
+        for name in st["uplinks"]:
+            ups.setdefault(name, {})["mast"] = st["uplinks"][name]
+        s["associations"] = st["associations"]
+        s["counters"] = st["counters"]
+        s["runtime"] = st["runtime"]
+    s["uplinks"] = ups
+    s["console"] = {"requests": b.console.requests, "errors": b.console.errors}
+    if b.app is not None:
+        s["app"] = b.app.status()
+    return s
