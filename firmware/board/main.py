@@ -46,8 +46,9 @@ EXHAUSTED_MS = 30000  # the heap ran out in every second this long: only a reboo
 CRASH_FILE = "mast.crash"  # the last crash, written before the reset that follows it
 CRASH_NO_MEMORY = '{"log": "crash", "error": "MemoryError: (no memory left to say more)"}'
 GC_THRESHOLD = 0  # gc.threshold() for the running board, in bytes; 0: MicroPython's default
-# (collect when the heap is full). Collecting earlier was measured to make no difference
-# to the smallest heap the board runs in (bench/footprint.py), so the default stays.
+# (collect when the heap is full). Collecting earlier was measured to change the smallest
+# heap the board runs in by no more than its run-to-run variation (bench/footprint.py: one
+# 8K step either way), so the default stays.
 # modules loaded only for a moment (see the top); forgotten after each use
 ONCE = ("board.startup", "board.applycfg", "board.store", "board.settings", "board.boarddef",
         "board.cfgops", "board.consoleops", "board.statusop", "runtime.status")
