@@ -298,27 +298,41 @@ def test_cpython_a_full_heap_as_a_turn_settles_the_timers_is_counted_not_the_end
         b.shutdown()
 
 
+def runtime_and_process(rt_name, p_name):
+    """A runtime named rt_name on 127.0.0.51 and an endpoint process (runtime/endpoint_main)
+    named p_name on 127.0.0.52, started, their association up: (runtime, process, the
+    process's output lines)."""
+    from runtime.endpoint_main import Process
+    from runtime.runconfig import check
+
+    r = Runtime(Endpoint({"name": rt_name, "peers": {p_name: {"psk": PSK, "initiate": False}}},
+                         os.urandom))
+    r.add_uplink("wan", ("127.0.0.51", 0))
+    port = r.uplinks["wan"].bind[1]
+    out = []
+    p = Process(check({"mast": {"name": p_name, "peers": {rt_name: {
+        "psk": PSK, "addresses": ["127.0.0.51:%d" % port]}}},
+        "uplinks": {"eth": {"bind": "127.0.0.52:0"}}, "connect": [rt_name]}), out.append)
+    try:
+        p.start()
+        assert run((r, p.rt), lambda: up(r, p_name) and up(p.rt, rt_name))
+    except BaseException:
+        r.shutdown()
+        p.rt.shutdown()
+        raise
+    return r, p, out
+
+
 def test_cpython_a_data_event_with_no_room_for_its_copy_holds_the_datagram_instead(monkeypatch):
     # seen on the MicroPython endpoint at 176K (test_atk_memory, one run in two): the DATA of
     # 1,200 bytes was read and checked, but its copy for the data event (1,201 bytes in one
     # piece) found no block, and the datagram was lost (no_memory). The event now holds a view
     # of the datagram as it was read, and the process writes it out as any payload.
     import runtime.driver as driver
-    from runtime.endpoint_main import Process
-    from runtime.runconfig import check
 
-    a = Runtime(Endpoint({"name": "a", "peers": {"b": {"psk": PSK, "initiate": False}}},
-                         os.urandom))
-    a.add_uplink("wan", ("127.0.0.51", 0))
-    port = a.uplinks["wan"].bind[1]
-    out = []
-    p = Process(check({"mast": {"name": "b", "peers": {"a": {
-        "psk": PSK, "addresses": ["127.0.0.51:%d" % port]}}},
-        "uplinks": {"eth": {"bind": "127.0.0.52:0"}}, "connect": ["a"]}), out.append)
+    a, p, out = runtime_and_process("a", "b")
     b = p.rt
     try:
-        p.start()
-        assert run((a, b), lambda: up(a, "b") and up(b, "a"))
         copies = []
 
         def no_block(x=b""):  # bytes(), as a heap with no block of 1,000 bytes has it
@@ -347,21 +361,9 @@ def test_cpython_a_data_event_with_no_room_for_its_copy_holds_the_datagram_inste
 # ---- the largest datagram ---------------------------------------------------------------------
 
 def test_the_largest_payload_crosses_a_larger_is_refused_and_a_long_datagram_is_bad_long():
-    from runtime.endpoint_main import Process
-    from runtime.runconfig import check
-
-    b = Runtime(Endpoint({"name": "b", "peers": {"a": {"psk": PSK, "initiate": False}}},
-                         os.urandom))
-    b.add_uplink("wan", ("127.0.0.51", 0))
-    port = b.uplinks["wan"].bind[1]
-    out = []
-    p = Process(check({"mast": {"name": "a", "peers": {"b": {
-        "psk": PSK, "addresses": ["127.0.0.51:%d" % port]}}},
-        "uplinks": {"eth": {"bind": "127.0.0.52:0"}}, "connect": ["b"]}), out.append)
+    b, p, out = runtime_and_process("b", "a")
     a = p.rt
     try:
-        p.start()
-        assert run((a, b), lambda: up(a, "b") and up(b, "a"))
         got = []
         b.on_data = lambda peer, payload, ip, uplink, src: got.append(bytes(payload))
         big = bytes(range(256)) * 7 + bytes(range(wire.MAX_PAYLOAD - 1792))
@@ -378,7 +380,7 @@ def test_the_largest_payload_crosses_a_larger_is_refused_and_a_long_datagram_is_
         before = dict(b.ep.counters)
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind(("127.0.0.52", 0))
-        s.sendto(b"\x01" + bytes(2100), ("127.0.0.51", port))
+        s.sendto(b"\x01" + bytes(2100), b.uplinks["wan"].bind)
         s.close()
         assert run((b,), lambda: b.ep.counters.get("bad_long", 0) > before.get("bad_long", 0))
         assert b.ep.counters.get("mac", 0) == before.get("mac", 0)  # not taken for a forgery
