@@ -120,6 +120,7 @@ class Presence:
         self.sub_ttl = sub_ttl
         self.base = counter_base
         self.resolver = resolver
+        self.clock = None  # () -> ms: read after a lookup (rendezvous.start sets the runtime's)
         self.start_ms = None
         self.counter = 0
         self.peers = {}  # peer -> Watch
@@ -438,6 +439,7 @@ class Presence:
         try:
             r = self.resolver(w.dns, w.port)
         except Exception as e:  # the resolver's I/O failed: try again later
+            now = self._after(now)
             wait = getattr(e, "retry_ms", None)
             if wait is not None:  # not failed: under way (a resolver that works in the background)
                 w.resolve_due = now + wait
@@ -446,6 +448,7 @@ class Presence:
             w.resolve_backoff = min(w.resolve_backoff * 2, _RESOLVE_MAX)
             self.note("presence_resolve_failed", peer=w.peer, dns=w.dns, error=str(e))
             return
+        now = self._after(now)
         w.resolve_due = now + _RESOLVE_EVERY
         w.resolve_backoff = _RESOLVE_MIN
         if w is self.home_w:
@@ -464,6 +467,12 @@ class Presence:
                   addresses=[fmt(a) for a in w.dns_addrs], servers=[fmt(s) for s in servers])
         if w.connect:
             self._connect(w, now)
+
+    def _after(self, now):
+        """The time once a lookup has returned: a blocking one (getaddrinfo, MicroPython's
+        only way) may have taken seconds, and a retry counted from before it came due as it
+        ended (two failed lookups back to back, the loop standing still for both)."""
+        return now if self.clock is None else self.clock()
 
     def _connect(self, w, now):
         if self.ep.association(w.peer) is not None:

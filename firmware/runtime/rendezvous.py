@@ -325,6 +325,7 @@ def client(ep, settings):
 def start(p, rt, cfg):
     """Register, resolve DNS-named peers, follow peers; then send what that queued."""
     s = p.settings
+    p.clock = rt.now
     peers = cfg["mast"]["peers"]
     if s["key"] is not None and not p.home:  # no server configured: our own name's SRV
         p.home_from(cfg["mast"]["name"])

@@ -304,6 +304,29 @@ def test_a_failed_resolution_is_retried_with_backoff():
     assert a.ep.connects == [("b", [("10.9.0.1", 6278)])]
 
 
+def test_a_blocking_lookup_that_fails_is_retried_counting_from_its_end():
+    # MicroPython resolves blocking (getaddrinfo): with a DNS server that does not answer a
+    # lookup took 5 s, and its retry, due 2 s after the lookup began, came at once: two
+    # failed lookups back to back, the loop standing still for both
+    w = Wire(["a", "b"])
+    calls = []
+
+    def resolver(name, port):
+        calls.append(w.now)
+        w.now += 5000  # the wall clock runs on while the lookup blocks
+        raise OSError("no answer from the DNS server")
+
+    a = w.client("a", home=(), resolver=resolver)
+    a.clock = lambda: w.now
+    w.up("a", "eth", ("10.1.0.2", 6278))
+    a.watch("b", dns="b.example", connect=True, port=6278)
+    t0 = w.now
+    a.start(t0)
+    w.run(t0 + 20000)
+    # each retry 2 s, then 4 s, after the failed lookup ended (5 s after it began)
+    assert calls == [t0, t0 + 7000, t0 + 16000], [c - t0 for c in calls]
+
+
 def test_own_presence_servers_from_dns_are_looked_up_again_until_found_then_registered_at():
     # looked up once at start: a host that started before DNS worked (a board's modem still
     # dialling) never registered, and nothing said so
