@@ -6,7 +6,8 @@ firmware), its stdin a pipe:
 
 The console's port (board/stdio.py) is taken as a board takes it at boot, while the heap is in
 one piece; then the heap is cut into pieces as traffic leaves a board's (fragment(): half of it
-free, no block of 500 bytes) and the requests on stdin are read and answered. Prints one
+free, no block of SMALL bytes) and the requests on stdin are read and answered (each op needs
+room of its own: in such a heap the answer is `out of memory`, with the request's id). Prints one
 JSON line {"blocked": ...}, then the console's replies, then {"reads", "no_memory", "eof"} at
 the end of input. Bounded: at most 400 turns of 25 ms.
 """
@@ -18,27 +19,31 @@ from board.console import Console
 from board.stdio import Stdio
 from rtmem import largest_block_below
 
-SLOTS = 2000  # more 400-byte blocks than the heap holds
+SLOTS = 4000  # more 64-byte blocks than the heap holds
+SMALL = 100  # no block of this many bytes is left free: a read of 128 bytes (board/stdio.py
+# _READ_MAX) needs more than that, so one that took a new block each turn read nothing
 
 
 def fragment():
-    """Fill the heap with 400-byte blocks and free every other one, then take whatever block
-    of 500 bytes or more is still free (the list that holds them is taken first, whole)."""
+    """Fill the heap with 64-byte blocks and free every other one, then take every block of
+    SMALL bytes or more that is still free (the list that holds them is taken first, whole)."""
     gc.collect()
     blocks = [None] * SLOTS
     try:
         for i in range(SLOTS):
-            blocks[i] = bytearray(400)
+            blocks[i] = bytearray(64)
     except MemoryError:
         pass
     for i in range(0, SLOTS, 2):
         blocks[i] = None
     gc.collect()
-    for i in range(0, SLOTS, 2):
-        try:
-            blocks[i] = bytearray(500)
-        except MemoryError:
-            break
+    plugs = None
+    try:
+        for _ in range(10000):
+            plugs = (plugs, bytearray(SMALL))
+    except MemoryError:
+        pass
+    blocks[0] = plugs
     return blocks
 
 
@@ -53,7 +58,11 @@ def main():
     io = Stdio()
     con = Console(Board(), io.write, io.send)
     ballast = fragment()
-    io.write(json.dumps({"blocked": largest_block_below(500)}))
+    for _ in range(1000):  # (what is still free once fragment() has returned)
+        if largest_block_below(SMALL):
+            break
+        ballast = (ballast, bytearray(SMALL))
+    io.write(json.dumps({"blocked": largest_block_below(SMALL)}))
     reads = no_memory = 0
     for _ in range(400):
         if io.eof:
