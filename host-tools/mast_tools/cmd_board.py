@@ -55,16 +55,26 @@ def argparse_maintenance(p):
 
 
 def _hello(port, baud):
-    """(hello or None, what the port said when no console answered)."""
-    from mast_tools.consoleclient import ConsoleClient, NoFirmware
+    """(hello or None, what the port said when no console answered, the error the firmware
+    answered hello with or None)."""
+    from mast_tools.consoleclient import ConsoleClient, FirmwareRefused, NoFirmware
 
     con = ConsoleClient(port, baudrate=baud)
     try:
-        return con.hello(2.0), []
+        return con.hello(2.0), [], None
     except NoFirmware as e:
-        return None, e.seen
+        return None, e.seen, None
+    except FirmwareRefused as e:  # it runs, but cannot carry out a request: its raw REPL can
+        return None, ["(its console answered hello: %s)" % e.error], e.error
     finally:
         con.close()
+
+
+def _not_running(refused):
+    """What _through_repl says of a firmware that did not answer hello."""
+    if refused is not None:
+        return "the firmware answered hello with an error (%s)" % refused
+    return "the firmware was not running"
 
 
 def _through_repl(port, baud, script, what):
@@ -112,23 +122,28 @@ def do_reset(args):
     from mast_tools.consoleclient import BoardError, ConsoleClient
 
     port = portpick.resolve(args.port, "mast reset")
-    hello, seen = _hello(port, args.baud)
+    hello, seen, refused = _hello(port, args.baud)
+    how = None
     if hello is not None:
         con = ConsoleClient(port, baudrate=args.baud)
         try:
             con.call("reboot")
-        except (BoardError, TimeoutError) as e:
-            raise CommandError("the board did not take the reboot (%s)" % e, "press its reset button")
+            how = "rebooted through its console"
+        except (BoardError, TimeoutError) as e:  # (out of memory, say): its raw REPL can
+            refused = str(e) or "no answer"
         finally:
             con.close()
-        how = "rebooted through its console"
+        if how is None:
+            _through_repl(port, args.baud, None, "its console did not take the reboot (%s)" % refused)
+            how = "reset through its raw REPL (its console did not take the reboot: %s)" % refused
     else:
         from mast_tools.serialport import probe_alive, silent_error
 
         if not seen and not probe_alive(port, args.baud):
             raise silent_error(port, args.baud)
-        _through_repl(port, args.baud, None, "the firmware was not running")
-        how = "reset through its raw REPL (the firmware was stopped)"
+        _through_repl(port, args.baud, None, _not_running(refused))
+        how = ("reset through its raw REPL (%s)" % _not_running(refused) if refused is not None
+               else "reset through its raw REPL (the firmware was stopped)")
     info = _wait(port, args.baud, args.timeout)
     doc = {"port": port, "how": how, "mode": info.get("mode"), "version": info.get("version"),
            "board": info.get("board")}
@@ -143,7 +158,7 @@ def do_maintenance(args):
     port = portpick.resolve(args.port, "mast maintenance")
     on = args.state == "on"
     want = "maintenance" if on else "normal"
-    hello, seen = _hello(port, args.baud)
+    hello, seen, refused = _hello(port, args.baud)
     if hello is not None and hello.get("mode") == want:
         doc = {"port": port, "mode": want, "changed": False}
         emit(args, doc, "the board on %s is in %s mode already" % (port, want))
@@ -170,7 +185,8 @@ def do_maintenance(args):
             raise silent_error(port, args.baud)
         script = (flashplan.maintenance_script("mast maintenance on") if on
                   else flashplan.clear_maintenance_script())
-        _through_repl(port, args.baud, script, "maintenance %s" % args.state)
+        _through_repl(port, args.baud, script, "maintenance %s%s" % (
+            args.state, " (%s)" % _not_running(refused) if refused is not None else ""))
     info = _wait(port, args.baud, args.timeout, mode=want)
     doc = {"port": port, "mode": info.get("mode"), "changed": True, "version": info.get("version")}
     emit(args, doc, "the board on %s is in %s mode now (firmware %s)%s" % (

@@ -166,7 +166,7 @@ def hello_version(info):
 def _hello(port, baud):
     """Step 1: the board's hello, or None when no MAST console answers; CommandError at once
     when nothing at all answers on the port (not even a REPL to a Ctrl-C)."""
-    from mast_tools.consoleclient import ConsoleClient, NoFirmware
+    from mast_tools.consoleclient import ConsoleClient, FirmwareRefused, NoFirmware
     from mast_tools.serialport import probe_alive, silent_error
 
     con = ConsoleClient(port, baudrate=baud)
@@ -177,6 +177,10 @@ def _hello(port, baud):
         return info
     except NoFirmware as e:
         seen = e.seen
+    except FirmwareRefused as e:  # it runs but cannot carry out a request: its raw REPL can
+        log("flash: the MAST firmware on %s answers hello with an error (%s): flashing through "
+            "its REPL" % (port, e.error))
+        return None
     finally:
         con.close()
     if not seen and not probe_alive(port, baud):

@@ -31,6 +31,24 @@ class BoardError(Exception):
     """The board answered {"ok": false}: str(e) is its error text."""
 
 
+class FirmwareRefused(CommandError):
+    """The MAST console answered hello, but with an error ({"ok": false}): the firmware runs
+    and cannot carry out even hello, a board at the end of its heap ("out of memory"). Not
+    NoFirmware: nothing may stop the firmware to look for a REPL (a Ctrl-C would). .error:
+    the board's error text."""
+
+    def __init__(self, port, error):
+        if "memory" in error:
+            hint = ("its heap has no room for the console's ops now (docs/HARDWARE.md, "
+                    "\"Installing\": the heap a board needs); it reboots by itself once its heap "
+                    "has run out for 30 s, or reboot it: mast reset --port %s" % port)
+        else:
+            hint = "see what it prints: mast console --port %s --no-hello" % port
+        CommandError.__init__(self, "the MAST firmware on %s answers, but not hello: %s"
+                              % (port, error), hint)
+        self.error = error
+
+
 class NoFirmware(Exception):
     """No MAST console answered. .seen: the text that was not JSON (a REPL's, say)."""
 
@@ -380,10 +398,12 @@ class ConsoleClient:
     def hello(self, timeout=HELLO_TIMEOUT_S, resend_s=1.0):
         """The board's hello, asking again every resend_s (a board may be booting);
         NoFirmware if no MAST console answers within timeout, or at once when a MicroPython
-        REPL answers instead (its prompt)."""
+        REPL answers instead (its prompt); FirmwareRefused if the firmware answers each hello
+        with an error until timeout."""
         self.write(b"\n")  # ends whatever partial line the board holds
         end = time.monotonic() + timeout
         sent = []
+        refused = None
         first_other = len(self.other)
         while True:
             sent.append(self.send("hello"))
@@ -403,7 +423,11 @@ class ConsoleClient:
                     end = time.monotonic()
                 elif r.get("ok") and isinstance(r.get("result"), dict):
                     return r["result"]
+                elif r.get("ok") is False:  # the firmware, refusing (asked again until timeout)
+                    refused = str(r.get("error"))
             if time.monotonic() >= end:
+                if refused is not None:
+                    raise FirmwareRefused(self.port, refused)
                 seen = self.other[-6:]
                 tail = self.incoming.partial().strip()
                 if tail:
@@ -431,9 +455,12 @@ class ConsoleClient:
         the port if it went away; NoFirmware if none comes."""
         end = time.monotonic() + timeout
         seen = []
+        refused = None
         while True:
             left = end - time.monotonic()
             if left <= 0:
+                if refused is not None:
+                    raise refused
                 raise NoFirmware(seen)
             try:
                 info = self.hello(min(left, 2.0), resend_s=0.3)
@@ -442,6 +469,8 @@ class ConsoleClient:
                 time.sleep(0.2)
             except NoFirmware as e:
                 seen = e.seen
+            except FirmwareRefused as e:  # up, but not yet able to answer: ask again
+                refused = e
             except CommandError:  # PortLost included: a board with native USB resets
                 self.reopen(max(0.5, end - time.monotonic()))
 

@@ -144,3 +144,67 @@ def test_the_flag_mast_flash_sets_names_mast_flash(running):
     r = mast("flash", "--port", sb.device, "--json")  # and the next flash clears it
     assert r.returncode == 0, r.stderr
     assert mast("config", "--port", sb.device, "status", "--json").doc["mode"] == "normal"
+
+
+class OutOfMemoryBoard:
+    """A board whose firmware runs but answers every request `out of memory` (a board at the
+    end of its heap: each op, even hello, needs room for its code), on a pty. .got: every
+    byte the tools sent it."""
+
+    def __init__(self):
+        import pty
+        import threading
+
+        self.master, slave = pty.openpty()
+        self.device = os.ttyname(slave)
+        self.slave = slave
+        self.got = b""
+        self.stop = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        import json
+        import select
+
+        buf = b""
+        while not self.stop:
+            if not select.select([self.master], [], [], 0.05)[0]:
+                continue
+            try:
+                data = os.read(self.master, 4096)
+            except OSError:
+                return
+            self.got += data
+            buf += data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                try:
+                    rid = json.loads(line.strip().decode()).get("id")
+                except ValueError:
+                    continue
+                reply = {"id": rid, "ok": False, "error": "out of memory"}
+                os.write(self.master, json.dumps(reply).encode() + b"\r\n")
+
+    def close(self):
+        self.stop = True
+        self.thread.join(2)
+        os.close(self.master)
+        os.close(self.slave)
+
+
+def test_a_board_that_answers_hello_out_of_memory_is_said_so_and_never_stopped():
+    # seen on the simulated board below its smallest heap: `mast config status` took the
+    # firmware's `out of memory` for no firmware at all, sent a Ctrl-C to look for a REPL (which
+    # stopped the firmware, its traffic with it), and then said the firmware was not running
+    b = OutOfMemoryBoard()
+    try:
+        r = mast("config", "status", "--port", b.device, timeout=60)
+    finally:
+        b.close()
+    assert r.returncode == 1, r.stdout + r.stderr
+    err = r.stderr.strip()
+    assert err.startswith("mast: the MAST firmware on %s answers, but not hello: out of memory; "
+                          "its heap has no room for the console's ops now" % b.device), err
+    assert "mast reset --port %s" % b.device in err
+    assert b'"op": "hello"' in b.got and b"\x03" not in b.got  # asked, and never interrupted
