@@ -71,9 +71,9 @@ def _hello(port, baud):
 
 
 def _not_running(refused):
-    """What _through_repl says of a firmware that did not answer hello."""
+    """What _through_repl says of a firmware whose console did not carry out the request."""
     if refused is not None:
-        return "the firmware answered hello with an error (%s)" % refused
+        return "its console answered: %s" % refused
     return "the firmware was not running"
 
 
@@ -169,16 +169,19 @@ def do_maintenance(args):
             r = con.call("maintenance", state=args.state,
                          **({"reason": "mast maintenance on"} if on else {}))
         except BoardError as e:
-            raise CommandError("the board refused maintenance %s: %s" % (args.state, e), "try again")
+            if "memory" not in str(e):
+                raise CommandError("the board refused maintenance %s: %s" % (args.state, e),
+                                   "try again")
+            r, refused = None, str(e)  # no room for the op: its raw REPL can (below)
         except TimeoutError as e:
             raise CommandError("the board did not answer (%s)" % e, "try again")
         finally:
             con.close()
-        if not r.get("rebooting"):
+        if r is not None and not r.get("rebooting"):
             emit(args, {"port": port, "mode": hello.get("mode"), "changed": False},
                  "the board on %s did not change mode (%s)" % (port, hello.get("mode")))
             return 0
-    else:
+    if hello is None or refused is not None:
         from mast_tools.serialport import probe_alive, silent_error
 
         if not seen and not probe_alive(port, args.baud):
