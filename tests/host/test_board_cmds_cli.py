@@ -4,11 +4,14 @@ whose firmware is stopped: the ways out a new user needs, on a simulated board.
 - after mpremote (which stops the firmware and leaves the board at its REPL), the tools say
   the firmware is there but not running and lead with `mast reset`, which starts it again;
 - maintenance mode has a way out from the command line, and `status` says it;
-- a flag set by `mast flash` is reported as such, not as "requested from the console"."""
+- a flag set by `mast flash` is reported as such, not as "requested from the console";
+- a board whose firmware answers `out of memory` is said to be so and never interrupted by a
+  look for its REPL; `mast reset` and `mast maintenance` go through its raw REPL."""
 
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -208,3 +211,88 @@ def test_a_board_that_answers_hello_out_of_memory_is_said_so_and_never_stopped()
                           "its heap has no room for the console's ops now" % b.device), err
     assert "mast reset --port %s" % b.device in err
     assert b'"op": "hello"' in b.got and b"\x03" not in b.got  # asked, and never interrupted
+
+
+# An app that, once a file "hog" is on the board (it looks each second, and removes it), cuts
+# the heap into pieces and holds them (no block of 100 bytes is left): every console op then
+# answers `out of memory`, as on a board below its smallest heap, while the firmware runs.
+# The pieces go with the app when the firmware stops.
+HOG_APP = """import gc
+import os
+
+
+class Hog:
+    def __init__(self):
+        self.blocks = None
+
+    def tick(self, now):
+        if self.blocks is None:
+            try:
+                os.remove("hog")
+            except OSError:
+                return 1000
+            gc.collect()
+            chain = None
+            try:
+                for _ in range(10000):
+                    chain = [chain, bytearray(64), bytearray(64)]
+            except MemoryError:
+                pass
+            c = chain
+            while c is not None:  # every other piece let go of
+                c[2] = None
+                c = c[0]
+            self.blocks = chain
+        return 1000
+
+
+def start(mast):
+    return Hog()
+"""
+
+
+def test_mast_reset_and_maintenance_go_through_the_raw_repl_of_a_board_out_of_memory(
+        micropython, tmp_path):
+    # its console could not take `reboot` (nor even hello): `mast reset` said "press its reset
+    # button"; it now resets the board through its raw REPL (a board far away has no button).
+    # `mast maintenance` the same way (it said "try again")
+    folder = str(tmp_path / "board")
+    from boardcli import write_config
+    from mast_tools import simboard
+
+    write_config(folder)
+    simboard.fill(folder, "unix-sim")
+    with open(os.path.join(folder, "app.py"), "w") as f:
+        f.write(HOG_APP)
+    hog = os.path.join(folder, "hog")
+
+    def cut_the_heap():
+        open(hog, "w").close()
+        end = time.monotonic() + 10
+        while os.path.exists(hog) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert not os.path.exists(hog)
+        time.sleep(0.5)
+
+    with simboard.SimBoardProcess(folder) as sb:
+        con = ConsoleClient(sb.device)
+        try:
+            con.wait_hello(20, mode="normal")
+        finally:
+            con.close()
+        cut_the_heap()
+        r = mast("config", "status", "--port", sb.device, timeout=60)
+        assert r.returncode == 1 and "answers, but not hello: out of memory" in r.stderr, r.stderr
+        r = mast("reset", "--port", sb.device, "--json", timeout=90)
+        assert r.returncode == 0, r.stderr
+        assert r.doc["how"].startswith("reset through its raw REPL (its console"), r.doc
+        assert "out of memory" in r.doc["how"] and r.doc["mode"] == "normal", r.doc
+        r = mast("config", "--port", sb.device, "get", "name")  # the second boot: no hog
+        assert r.returncode == 0 and r.stdout == "board1\n", r.stderr
+        # maintenance too: its op has no room either, and goes through the raw REPL
+        cut_the_heap()
+        r = mast("maintenance", "on", "--port", sb.device, "--json", timeout=90)
+        assert r.returncode == 0 and r.doc["mode"] == "maintenance" and r.doc["changed"], r.stderr
+        assert "maintenance on (its console answered: out of memory)" in r.stderr, r.stderr
+        r = mast("maintenance", "off", "--port", sb.device, "--json", timeout=90)
+        assert r.returncode == 0 and r.doc["mode"] == "normal", r.stderr
