@@ -26,9 +26,25 @@ def new_board(files, clock, machine):
     return b, out
 
 
+def booted():
+    """(clock, machine, board, its output) for a board booted on a fake machine."""
+    clock = FakeClock()
+    m = FakeMachine(clock=clock)
+    b, out = new_board(files(), clock, m)
+    b.boot()
+    return clock, m, b, out
+
+
 def files():
     return FakeFiles({"board.json": json.dumps(BOARD).encode(),
                       CONFIG: json.dumps({"name": "b1", "port": 47621}).encode()})
+
+
+def run_app(b, app):
+    """Make app the board's app, its tick due at once."""
+    b.app = AppRunner(b, "app")
+    b.app.app = app
+    b.app.due = 0
 
 
 class HungApp:
@@ -64,10 +80,7 @@ def test_a_watchdog_left_unfed_past_its_timeout_resets_the_machine():
 
 
 def test_a_loop_that_keeps_turning_is_never_reset_by_the_watchdog():
-    clock = FakeClock()
-    m = FakeMachine(clock=clock)
-    b, out = new_board(files(), clock, m)
-    b.boot()
+    clock, m, b, out = booted()
     try:
         for i in range(60):  # a minute, one turn a second (IDLE_MS), 5 s watchdog
             clock.advance(1000)
@@ -88,9 +101,7 @@ def test_a_hung_loop_is_reset_by_the_watchdog_and_the_next_boot_says_why():
     clock.advance(1000)
     b.step(clock())
     app = HungApp(clock)
-    b.app = AppRunner(b, "app")
-    b.app.app = app
-    b.app.due = 0
+    run_app(b, app)
     try:
         try:
             b.step(clock())  # the app's tick hangs
@@ -152,10 +163,7 @@ def resting_reads(b):
 
 
 def test_a_board_whose_reads_rest_for_want_of_heap_for_30_s_reboots_and_says_why():
-    clock = FakeClock()
-    m = FakeMachine(clock=clock)
-    b, out = new_board(files(), clock, m)
-    b.boot()
+    clock, m, b, out = booted()
     try:
         assert run_seconds(b, clock, 40) is None  # (a stable boot first: 40 s, nothing short)
         assert run_seconds(b, clock, 29, resting_reads(b)) is None  # 29 s of it
@@ -170,10 +178,7 @@ def test_a_board_whose_reads_rest_for_want_of_heap_for_30_s_reboots_and_says_why
 
 
 def test_a_second_without_a_memory_error_starts_the_30_s_again():
-    clock = FakeClock()
-    m = FakeMachine(clock=clock)
-    b, out = new_board(files(), clock, m)
-    b.boot()
+    clock, m, b, out = booted()
     rest = resting_reads(b)
 
     def each(i):
@@ -190,14 +195,9 @@ def test_a_second_without_a_memory_error_starts_the_30_s_again():
 
 
 def test_a_board_whose_app_runs_out_of_memory_at_every_tick_for_30_s_reboots():
-    clock = FakeClock()
-    m = FakeMachine(clock=clock)
-    b, out = new_board(files(), clock, m)
-    b.boot()
+    clock, m, b, out = booted()
     app = OutOfHeapApp()
-    b.app = AppRunner(b, "app")
-    b.app.app = app
-    b.app.due = 0
+    run_app(b, app)
     try:
         reset = run_seconds(b, clock, 60)
     finally:
