@@ -25,8 +25,8 @@ SMALL = 100  # no block of this many bytes is left free: a read of 128 bytes (bo
 
 
 def fragment():
-    """Fill the heap with 64-byte blocks and free every other one, then take every block of
-    SMALL bytes or more that is still free (the list that holds them is taken first, whole)."""
+    """Fill the heap with 64-byte blocks and free every other one (the list that holds them is
+    taken first, whole). main() then takes every block of SMALL bytes or more still free."""
     gc.collect()
     blocks = [None] * SLOTS
     try:
@@ -37,13 +37,6 @@ def fragment():
     for i in range(0, SLOTS, 2):
         blocks[i] = None
     gc.collect()
-    plugs = None
-    try:
-        for _ in range(10000):
-            plugs = (plugs, bytearray(SMALL))
-    except MemoryError:
-        pass
-    blocks[0] = plugs
     return blocks
 
 
@@ -58,7 +51,7 @@ def main():
     io = Stdio()
     con = Console(Board(), io.write, io.send)
     ballast = fragment()
-    for _ in range(1000):  # (what is still free once fragment() has returned)
+    for _ in range(1000):  # every block of SMALL bytes still free, taken
         if largest_block_below(SMALL):
             break
         ballast = (ballast, bytearray(SMALL))
