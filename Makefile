@@ -53,7 +53,7 @@ help:
 
 test: deps $(STAMP) $(MP32_STAMP)
 	@[ -x $(VENV)/bin/micropython ] || echo "$(MPY_NOTE)"
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 run: $(STAMP)
 	$(VENV)/bin/mast demo
