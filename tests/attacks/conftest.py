@@ -15,9 +15,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import atklib  # noqa: E402
-
-NETNS_REASON = atklib.unavailable()
-needs_netns = pytest.mark.skipif(NETNS_REASON is not None, reason=str(NETNS_REASON))
+from netnsmark import NETNS_REASON  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -11,7 +11,7 @@ read) loses none. The test allows 1%.
 import pytest
 
 import bursts
-from conftest import needs_netns
+from netnsmark import needs_netns
 
 pytestmark = needs_netns
 

@@ -8,7 +8,7 @@ import pytest
 
 import floods
 import fuzzgen
-from conftest import needs_netns
+from netnsmark import needs_netns
 
 pytestmark = needs_netns
 

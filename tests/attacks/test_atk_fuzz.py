@@ -14,7 +14,7 @@ MicroPython) are `make fuzz`.
 import pytest
 
 import fuzzrun
-from conftest import needs_netns
+from netnsmark import needs_netns
 
 pytestmark = needs_netns
 

@@ -17,7 +17,7 @@ import pytest
 import atklib
 import fuzzgen
 import fuzzrun
-from conftest import needs_netns
+from netnsmark import needs_netns
 
 pytestmark = needs_netns
 

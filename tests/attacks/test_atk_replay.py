@@ -17,7 +17,7 @@ import pytest
 import atklib
 import fuzzgen
 import replays
-from conftest import needs_netns
+from netnsmark import needs_netns
 
 pytestmark = needs_netns
 
