@@ -16,11 +16,16 @@ B_ADDR = ("10.9.0.1", 6278)  # the responder's
 T0 = 70000  # when the INIT reaches the responder: the cookie's stamp
 
 
-def _handshake_until_the_cookie_echo():
+def _handshake_until_the_cookie_echo(open_keying=False):
     """Initiator a and responder b, directly (no simulated network): a's INIT reaches b at
     T0 from A_ADDR, b's INIT-ACK reaches a; -> (a, b, the COOKIE-ECHO a sends, still undelivered)."""
-    a = Endpoint(config("a", {"b": {"addresses": ["10.9.0.1"]}}), Rng("cookie-a"))
-    b = Endpoint(config("b", ["a"]), Rng("cookie-b"))
+    if open_keying:  # no keys: the names are all there is
+        a = Endpoint({"name": "a", "keying": "open", "peers": {"b": {"addresses": ["10.9.0.1"]}}},
+                     Rng("cookie-a"))
+        b = Endpoint({"name": "b", "keying": "open", "peers": {"a": {}}}, Rng("cookie-b"))
+    else:
+        a = Endpoint(config("a", {"b": {"addresses": ["10.9.0.1"]}}), Rng("cookie-a"))
+        b = Endpoint(config("b", ["a"]), Rng("cookie-b"))
     a.uplink_up("eth", A_ADDR, 0)
     b.uplink_up("wan", B_ADDR, 0)
     a.connect("b", T0 - 1)
@@ -174,3 +179,14 @@ def test_an_older_cookie_echo_replayed_within_60_s_does_not_replace_a_newer_asso
     assert b.counters.get("stale_cookie", 0) == 1, b.counters
     assert b.association("a") is second and second.state == 2
     assert _events(b) == [] and b.datagrams_to_send() == []
+
+
+def test_a_cookie_echo_from_a_peer_removed_since_its_init_is_refused():
+    # the cookie is the responder's word that it answered an INIT, not that the peer is still
+    # wanted: a peer removed in the 60 s of its cookie's life is refused at the COOKIE-ECHO as
+    # at the INIT (with open keying the name is its only credential)
+    for open_keying in (False, True):
+        a, b, echo = _handshake_until_the_cookie_echo(open_keying)
+        b.remove_peer("a", T0 + 1)
+        b.receive("wan", A_ADDR, echo, T0 + 2)
+        _assert_refused(b, "unknown_peer")
