@@ -261,6 +261,44 @@ def test_leaves_and_import_ops():
     assert import_ops(view, want) == [("unset", "peers.old", None), ("unset", "port", None),
                                       ("set", "peers.a.example.port", 7000), ("set", "uplinks.eth.cost", 3)]
     assert unredact(want)["peers"]["a.example"]["psk"] == "A" * 43 + "="
+    # a secret the board lacks (a new peer, a password never set) that reads "<redacted>" in
+    # the file: nothing is sent for it (the literal would have become the board's secret)
+    want["peers"]["new"] = {"psk": "<redacted>", "port": 7001}
+    want["uplinks"]["wifi"] = {"ssid": "Workshop", "password": "<redacted>"}
+    ops = import_ops(view, want)
+    assert ("set", "peers.new.port", 7001) in ops and ("set", "uplinks.wifi.ssid", "Workshop") in ops
+    assert [op for op in ops if op[2] == "<redacted>"] == []
+    assert [op[1] for op in ops if op[0] == "set" and op[1].endswith(("psk", "password"))] == []
+
+
+def test_set_shows_a_secret_redacted_even_when_the_firmware_schema_cannot_be_imported(
+        monkeypatch, capsys, tmp_path):
+    # _secret() asks the firmware's schema which keys are secret; without it (sources not
+    # found: use_firmware raises ImportError) every key counts as one, so a key is never shown
+    import argparse
+    import io
+
+    from mast_tools import cmd_config, config_text, firmware  # noqa: F401  (parse_value's schema, loaded)
+
+    sent = []
+
+    class Console:
+        port = "/dev/ttyFAKE"
+
+        def call(self, op, **fields):
+            sent.append((op, fields))
+            return {"key": fields["key"], "pending": True}
+
+    monkeypatch.setattr(firmware, "FIRMWARE_DIR", str(tmp_path / "no-firmware"))
+    with pytest.raises(ImportError):
+        firmware.use_firmware()
+    monkeypatch.setattr(sys, "stdin", io.StringIO(PSK + "\n"))
+    args = argparse.Namespace(key="peers.x.psk", value="-", json=False, commit=False, apply=False)
+    assert cmd_config._set(Console(), args) == 0
+    out, err = capsys.readouterr()
+    assert sent == [("set", {"key": "peers.x.psk", "value": PSK})]  # the board got it
+    assert out == "peers.x.psk = <redacted> (in the candidate: commit to keep it, apply to run it)\n"
+    assert PSK not in out + err
 
 
 def test_the_board_out_of_memory_says_what_to_do_for_each_action():

@@ -155,6 +155,84 @@ def test_the_largest_payload_comes_whole_through_a_relay():
             close_all(a, b)
 
 
+def test_a_wrapped_datagram_is_taken_only_from_the_relay():
+    # an uplink via a relay unwraps what its relay hands it; the same wrapped datagram from
+    # anyone else (who could otherwise name any source in the header) is dropped and counted
+    import socket
+    from runtime import udpwrap
+
+    relay = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    relay.bind(("127.0.0.46", 0))
+    relay.settimeout(2.0)
+    stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stranger.bind(("127.0.0.47", 0))
+    public = ("127.0.0.48", 6278)  # the relay's outside address (nothing listens there)
+    r = Runtime(Endpoint({"name": "b", "peers": {"a": {"psk": PSK, "initiate": False}}}, os.urandom))
+    try:
+        r.add_uplink("cell", ("127.0.0.46", 0), via=relay.getsockname(), public=public)
+        u = r.uplinks["cell"]
+        # a's INIT to r, as a sans-IO core makes it
+        a = Endpoint({"name": "a", "peers": {"b": {"psk": PSK, "addresses": [format_addr(public)]}}},
+                     os.urandom)
+        a.uplink_up("eth", ("127.0.0.49", 5000), 0)
+        a.connect("b", 0)
+        init = [d for d in a.datagrams_to_send() if tuple(d[1]) == public][0][2]
+        wrapped = udpwrap.wrap("127.0.0.49", 5000, init)
+        r.events()
+        counters, tx = dict(r.ep.counters), u.tx
+
+        stranger.sendto(wrapped, u.bind)
+        assert run([r], lambda: u.rx_dropped, limit_s=2.0) == 1
+        r.poll(10)
+        assert (u.rx_dropped, u.rx, u.tx) == (1, 0, tx)  # nothing reached the core, no answer
+        assert dict(r.ep.counters) == counters and list(r.events()) == [] and r.recv() == []
+        relay.settimeout(0.2)
+        with pytest.raises(socket.timeout):
+            relay.recvfrom(4096)
+
+        relay.sendto(wrapped, u.bind)  # the same datagram from the relay: taken, and answered
+        relay.settimeout(2.0)
+        assert run([r], lambda: u.rx, limit_s=2.0) == 1
+        reply, frm = relay.recvfrom(4096)
+        assert frm == u.bind and udpwrap.unwrap(reply)[:2] == ("127.0.0.49", 5000)
+        assert u.rx_dropped == 1 and u.tx == tx + 1
+    finally:
+        r.shutdown()
+        relay.close()
+        stranger.close()
+
+
+def test_a_datagram_one_byte_over_the_largest_is_counted_bad_long_not_cut_to_a_forgery():
+    # docs/PROTOCOL.md section 2: a longer datagram is dropped and counted bad_long. Read into
+    # 2,048 bytes, a 2,049-byte one came cut to a packet of the largest size, failing its tag
+    import socket
+    from mast import wire
+
+    a, b = pair({"eth": {"bind": ("127.0.0.42", 0)}})
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        a.connect("b")
+        assert run([a, b], lambda: established(a, "b") and established(b, "a"))
+        label = b.ep.association("a").label  # a DATA header b would check the tag of
+        head = wire.header(wire.DATA, label, 1000000)
+        s.bind(("127.0.0.42", 0))
+        c = b.ep.counters
+
+        def counted(reason, n):
+            return lambda: c.get(reason, 0) >= n
+
+        mac, too_long = c.get("mac", 0), c.get("bad_long", 0)
+        s.sendto(head + bytes(wire.MAX_PACKET - len(head)), b.uplinks["wan"].bind)  # 2,048
+        assert run([b], counted("mac", mac + 1), limit_s=2.0)  # read whole: its tag is checked
+        s.sendto(head + bytes(wire.MAX_PACKET + 1 - len(head)), b.uplinks["wan"].bind)  # 2,049
+        assert run([b], counted("bad_long", too_long + 1), limit_s=2.0), c
+        assert (c.get("mac", 0), c.get("bad_long", 0)) == (mac + 1, too_long + 1), c
+        assert established(b, "a")
+    finally:
+        s.close()
+        close_all(a, b)
+
+
 def test_renumbering_an_uplink_tells_the_peer_its_new_address():
     a, b = pair({"eth": {"bind": ("127.0.0.25", 0)}})
     try:
