@@ -314,8 +314,8 @@ def validate_peer(cfg, name, peer):
         _put(out, ["peers", name, k], peer[k])
     pc = out["peers"][name]
     for row in _rows():
-        if row[0].startswith("peers.") and row[2] is not None:
-            pc.setdefault(row[0][6:], _copy(row[2]))
+        if row[0].startswith("peers.*.") and row[2] is not None:
+            pc.setdefault(row[0][8:], _copy(row[2]))
     if cfg["keying"] == "psk" and "psk" not in pc:
         raise ConfigError("peers.%s.psk" % name, "required when keying is psk")
     return pc
