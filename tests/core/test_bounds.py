@@ -1,6 +1,7 @@
 # What one peer can make a host hold (docs/PROTOCOL.md 9.1, issue 15.1): at most 4 source
 # addresses learnt from packets beside its 16 listed ones, and at most 24 paths. A packet beyond
-# is still authenticated and counted, never stored.
+# is still authenticated and counted, never stored. And the wire format's own limits (PROTOCOL.md
+# sections 2 and 6.1): a packet of up to 2048 bytes, an address list of up to 16 entries, no port 0.
 
 from simnet import pair
 from mast import wire
@@ -66,3 +67,43 @@ def test_paths_stop_at_24_whatever_the_lists():
     assert len(b.peer_list) == 16 and len(b.paths) == 24 == len(b.plist)
     assert b_ep.counters.get("too_many_paths", 0) >= 1
     assert b.primary is not None and b.primary.raddr == A  # the working path stays
+
+
+def test_a_packet_of_2048_bytes_is_taken_and_one_of_2049_dropped_as_bad_long():
+    # (the buffers taken before the handshake, the DATA taken as the runtime does, no copy: two
+    # endpoints in 128K on the 64-bit port leave no free 2 KB block after the handshake)
+    buf, zeros = bytearray(wire.MAX_PACKET + 1), bytearray(wire.MAX_PACKET + 1 - wire.OVERHEAD)
+    net, a, b_ep = _up()
+    got = []
+    b_ep.on_data = lambda peer, payload, ip, uplink, src: got.append(len(payload))
+    for size in (wire.MAX_PACKET, wire.MAX_PACKET + 1):  # DATA, authentic: only the size is wrong
+        body = memoryview(zeros)[: size - wire.OVERHEAD]
+        assert wire.seal(a.tx_mac, wire.DATA, a.peer_label, a.seq, body, None, buf) == size
+        a.seq += 1
+        b_ep.receive("wan", A, memoryview(buf)[:size], net.now)
+    assert b_ep.counters.get("bad_long") == 1, b_ep.counters
+    assert got == [wire.MAX_PAYLOAD]
+
+
+def _set_from(a, b_ep, entries, now):
+    """a's SET with this list, the count byte written by hand (enc_addrs refuses 17 entries)."""
+    body = bytearray(wire.enc_tsn(a.tsn + 1)) + bytes([len(entries)])
+    for addr, prio, cost in entries:
+        body += wire.enc_sockaddr(addr) + bytes([prio, cost])
+    a.tsn += 1
+    b_ep.receive("wan", A, wire.seal(a.tx_mac, wire.SET, a.peer_label, a.seq, body), now)
+    a.seq += 1
+
+
+def test_an_address_list_of_17_entries_or_with_port_0_is_malformed():
+    net, a, b_ep = _up()
+    b = b_ep.association("a")
+    tsn = b.peer_tsn
+    mine = [(A, 10, 0)]
+    others = [(("10.7.0.%d" % i, 6278), 20, 0) for i in range(1, 17)]
+    _set_from(a, b_ep, mine + others, net.now)  # 17 entries
+    _set_from(a, b_ep, mine + others[:14] + [(("10.7.0.99", 0), 20, 0)], net.now)  # 16, one port 0
+    assert b_ep.counters.get("malformed") == 2, b_ep.counters
+    assert b.peer_tsn == tsn and len(b.peer_list) == 1  # neither applied
+    _set_from(a, b_ep, mine + others[:15], net.now)  # 16 entries, ports not 0: taken
+    assert b_ep.counters.get("malformed") == 2 and b.peer_tsn == a.tsn and len(b.peer_list) == 16

@@ -198,24 +198,3 @@ def test_adding_and_removing_one_peer_leaves_the_other_associations_alone():
         ("srv", "peer_shut")]
     assert srv.association("b1") is b1 and b1.state == 2
     assert srv.association("b0") is None
-
-
-def test_a_peer_added_by_set_peer_has_the_defaults_of_a_listed_one_and_can_be_called():
-    # set_peer fills a peer's section as the configuration's check does (its port, initiate,
-    # allowed): a server given a board by set_peer can open an association to it (the defaults
-    # went under "*.port" and the like, and connect raised KeyError 'port')
-    from mast import config as schema
-
-    listed = schema.validate(config("srv", {"b": {"addresses": ["10.1.0.2"]}}))["peers"]["b"]
-    net = Net()
-    net.node("srv", config("srv", []))
-    net.uplink("srv", "wan", SRV)
-    net.node("b", config("b", ["srv"]))
-    net.uplink("b", "eth", ("10.1.0.2", 6278))
-    srv = net.nodes["srv"].ep
-    srv.set_peer("b", {"psk": PSK, "addresses": ["10.1.0.2"]}, net.now)
-    assert srv.cfg["peers"]["b"] == listed, srv.cfg["peers"]["b"]
-    srv.connect("b", net.now)
-    net.flush()
-    net.run(net.now + 3000)
-    assert srv.association("b").state == 2 and net.nodes["b"].ep.association("srv").state == 2

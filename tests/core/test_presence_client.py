@@ -480,3 +480,33 @@ def test_subscriptions_follow_the_servers_dns_names_now_and_are_at_most_four():
         i = calls[0]
         assert subs == sorted(("198.51.%d.%d" % (i % 250, j + 1), 6279) for j in range(4)), (hour, subs)
     assert calls[0] >= 18
+
+
+def test_an_answer_taken_once_is_not_taken_again():
+    # a REGISTER-ACK replayed (a copy held back on the path, or an attacker's) answers no request
+    # any more: counted unexpected, and the refresh it would move stays where the first put it
+    w, a, b = two()
+    acks = []
+    w.drop = lambda src, dst, d: (d[1] == msg.REGISTER_ACK and acks.append(d)) or False
+    a._moved(w.now)  # a registers again at once
+    w.run(w.now + 10)
+    assert len(acks) == 1
+    reg = [t for t in a.tasks if t.kind == msg.REGISTER][0]
+    due, answered = reg.due, reg.answered
+    unexpected = a.presence_counters.get("unexpected", 0)
+    w.run(w.now + 20000)
+    a.receive("eth", SERVER, acks[0], w.now)  # the same REGISTER-ACK, 20 s later
+    assert a.presence_counters.get("unexpected", 0) == unexpected + 1, a.presence_counters
+    assert (reg.due, reg.answered) == (due, answered)
+
+
+def test_a_record_listing_unspecified_addresses_gives_only_its_usable_ones():
+    # 0.0.0.0 and :: are never a peer's address (PROTOCOL.md 6.1): a record carrying them (in
+    # its list or as observed) hands the core only the rest
+    w, a, b = two()
+    up, down = msg.keys(key_of("a"), "a")
+    rec = msg.enc_record(msg.REGISTERED, "b", 60, ("0.0.0.0", 40000),
+                         [(("0.0.0.0", 6278), 0, 0), (("::", 6278), 0, 0), (("10.8.0.5", 6278), 0, 0)])
+    a.receive("eth", SERVER, msg.seal(down, msg.NOTIFY, a.floors[SERVER] + 1, "a", rec), w.now)
+    assert a.peers["b"].record == [("10.8.0.5", 6278)], a.peers["b"].record
+    assert a.ep.assocs["b"].remotes == [("10.9.0.1", 6278), ("10.8.0.5", 6278)]

@@ -2,6 +2,8 @@
 # the TSN is newer than the last applied one (serial arithmetic, RFC 1982), and acknowledges
 # every SET, retransmissions included (PROTOCOL.md section 9). A late copy of an older SET,
 # authentic and inside the replay window, must not put back addresses the peer has left.
+# SET-ACK and ERR carry the TSN of the SET they answer: a late one for an older SET does not
+# end the retransmission of a newer one.
 
 from simnet import pair
 from mast import wire
@@ -70,3 +72,61 @@ def test_set_tsns_compare_as_serial_numbers_across_the_wrap():
     assert b.peer_tsn == 0, b.peer_tsn
     assert wire.dec_set(wire.parse(old_set)[3])[0] == 0xFFFFFFFF
     _late_copy_changes_nothing(net, b, old_set)
+
+
+def _two_sets_the_newer_lost(net):
+    """a moves its cell uplink twice at once: SET n (to .50), then SET n+1 (to .51), whose
+    first copy is lost. -> (n, n+1, the TSN of every SET a sends from now on)"""
+    a = net.nodes["a"].ep.association("b")
+    n, n1 = (a.tsn + 1) & 0xFFFFFFFF, (a.tsn + 2) & 0xFFFFFFFF
+    sent = []
+
+    def lose_first_newer(src, dst, data):
+        if data[1] == wire.SET and src == "a":
+            sent.append(wire.dec_set(wire.parse(data)[3])[0])
+            return sent == [n, n1]
+        return False
+
+    net.drop = lose_first_newer
+    net.renumber("a", "cell", ("10.3.0.50", 6278), priority=30, cost=10)
+    net.renumber("a", "cell", ("10.3.0.51", 6278), priority=30, cost=10)
+    assert sent == [n, n1]
+    return n, n1, sent
+
+
+def _newest_list_arrives(net, n1, sent):
+    net.run(net.now + 3000)
+    assert sent.count(n1) >= 2, sent  # SET n+1 was retransmitted...
+    b = net.nodes["b"].ep.association("a")
+    assert b.peer_tsn == n1, (b.peer_tsn, n1)  # ...and applied: b has a's newest list
+    listed = [x[0] for x in b.peer_list]
+    assert ("10.3.0.51", 6278) in listed and ("10.3.0.50", 6278) not in listed
+    assert net.nodes["a"].ep.association("b").req is None
+
+
+def test_a_late_set_ack_for_an_older_set_does_not_end_the_newer_sets_retransmission():
+    # SET-ACK n arrives after SET n+1 left (and was lost): it answers SET n only, so SET n+1 is
+    # still retransmitted until its own SET-ACK (PROTOCOL.md section 9)
+    net = pair()
+    net.run(2000)
+    n, n1, sent = _two_sets_the_newer_lost(net)
+    unexpected = net.nodes["a"].ep.counters.get("unexpected", 0)
+    net.run(net.now + 10)  # SET n reaches b; its SET-ACK comes back
+    assert net.nodes["b"].ep.association("a").peer_tsn == n
+    assert net.nodes["a"].ep.counters.get("unexpected", 0) == unexpected + 1  # the late ack
+    _newest_list_arrives(net, n1, sent)
+
+
+def test_an_err_for_an_older_set_does_not_end_the_newer_sets_retransmission():
+    # ERR (bad addresses, or shutting down) answers the SET whose TSN it carries: one for SET n
+    # arriving after SET n+1 left (and was lost) must not stop SET n+1's retransmission
+    net = pair()
+    net.run(2000)
+    n, n1, sent = _two_sets_the_newer_lost(net)
+    b = net.nodes["b"].ep.association("a")
+    err = wire.seal(b.tx_mac, wire.ERR, b.peer_label, b.seq, wire.enc_err(wire.ERR_BAD_ADDRESSES, n))
+    b.seq += 1
+    net.nodes["a"].ep.receive("eth", ("10.9.0.1", 6278), err, net.now)
+    net.flush()
+    assert [(e.code, e.tsn) for e in net.events("a", "peer_error")] == [(wire.ERR_BAD_ADDRESSES, n)]
+    _newest_list_arrives(net, n1, sent)
