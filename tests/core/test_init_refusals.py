@@ -19,8 +19,8 @@ def _b_only(cfg):
     return net, net.nodes["b"].ep
 
 
-def _init(key, keying, name="a"):
-    body = wire.pad_init(wire.enc_init(0x0A000001, bytes(range(16)), 7, keying, name, [(A_ADDR, 10, 0)]))
+def _init(key, keying, name="a", label=0x0A000001):
+    body = wire.pad_init(wire.enc_init(label, bytes(range(16)), 7, keying, name, [(A_ADDR, 10, 0)]))
     return wire.seal(Mac(key), wire.INIT, 0, 0, body)
 
 
@@ -45,6 +45,19 @@ def test_an_open_host_does_not_answer_an_init_that_says_psk():
     assert b.counters.get("keying_mismatch", 0) == 1, b.counters
     assert b.datagrams_to_send() == [] and b.assocs == {}
     b.receive("wan", A_ADDR, _init(open_key, wire.KEYING_OPEN), 0)
+    out = b.datagrams_to_send()
+    assert len(out) == 1 and out[0][2][1] == wire.INIT_ACK
+
+
+def test_an_init_with_label_0_is_malformed_and_not_answered():
+    # label_I 0 is reserved (packets with label 0 are INITs): an INIT that asks for it,
+    # with a good tag, gets no INIT-ACK
+    net, b = _b_only({"name": "b", "keying": "open", "peers": {"a": {}}})
+    open_key = hkdf(b"", b"", b"mast1 init", 32)
+    b.receive("wan", A_ADDR, _init(open_key, wire.KEYING_OPEN, label=0), 0)
+    assert b.counters.get("malformed", 0) == 1 and "accepted" not in b.counters, b.counters
+    assert b.datagrams_to_send() == [] and b.assocs == {}
+    b.receive("wan", A_ADDR, _init(open_key, wire.KEYING_OPEN, label=1), 0)
     out = b.datagrams_to_send()
     assert len(out) == 1 and out[0][2][1] == wire.INIT_ACK
 

@@ -53,6 +53,24 @@ def test_a_probe_ack_with_another_challenge_validates_nothing():
     assert p.state == policy.ACTIVE and len(_wifi_up_events(net)) == 1
 
 
+def test_a_challenge_is_compared_in_full_one_wrong_last_byte_validates_nothing():
+    # all 8 bytes of the challenge must match: an answer wrong only in its last byte is stale
+    net, a, b, p = _new_silent_path()
+    ep = net.nodes["a"].ep
+    sent = bytes(p.challenge)
+    assert len(sent) == wire.CHALLENGE_LEN == 8
+    near = sent[:7] + bytes([sent[7] ^ 1])  # all but the last bit of the last byte right
+    ep.receive("wifi", B_ADDR, _probe_ack_from_b(b, near, WIFI), net.now)
+    net.flush()
+    assert ep.counters.get("stale_probe_ack", 0) == 1, ep.counters
+    assert p.state == policy.UNVERIFIED and p.challenge == sent and _wifi_up_events(net) == []
+    assert a.primary is a.paths[("eth", B_ADDR)]
+    # the exact challenge does validate it
+    ep.receive("wifi", B_ADDR, _probe_ack_from_b(b, sent, WIFI), net.now)
+    net.flush()
+    assert p.state == policy.ACTIVE and len(_wifi_up_events(net)) == 1
+
+
 def test_the_right_challenge_arriving_on_another_path_validates_nothing():
     net, a, b, p = _new_silent_path()
     ep = net.nodes["a"].ep

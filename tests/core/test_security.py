@@ -94,6 +94,33 @@ def test_replayed_data_is_delivered_once():
     assert net.nodes["b"].ep.counters["duplicate"] == 3
 
 
+def test_a_duplicate_data_with_a_bad_tag_is_not_answered():
+    # a redundant copy of DATA (its seq seen) still earns the path a KEEPALIVE, but only if
+    # its tag checks: a forged "copy" is dropped and nothing is sent in answer
+    net = pair()
+    net.run(2000)
+    got = _capture(net, wire.DATA)
+    net.nodes["a"].ep.send_data(b"once", net.now)
+    net.flush()
+    net.run(net.now + 50)
+    assert [p for t, p in net.nodes["b"].payloads] == [b"once"]
+    b_ep = net.nodes["b"].ep
+    net.run(net.now + b_ep.prof["ack"])  # past the path's ack pacing: a KEEPALIVE may go now
+    forged = bytearray(got[0][1])
+    forged[-1] ^= 1  # one bit of the tag
+    sent = net.link("b", "wan").sent
+    dup = b_ep.counters.get("duplicate", 0)
+    b_ep.receive("wan", ("10.1.0.2", 6278), forged, net.now)
+    net.flush()
+    assert b_ep.counters.get("duplicate", 0) == dup + 1, b_ep.counters  # (seen before its tag)
+    assert net.link("b", "wan").sent == sent
+    # the genuine copy is answered with a KEEPALIVE, and neither is delivered again
+    b_ep.receive("wan", ("10.1.0.2", 6278), got[0][1], net.now)
+    net.flush()
+    assert net.link("b", "wan").sent == sent + 1
+    assert [p for t, p in net.nodes["b"].payloads] == [b"once"]
+
+
 def test_data_late_but_inside_the_window_is_accepted_once_and_older_is_refused():
     net = pair(replay_window=64)
     net.run(2000)

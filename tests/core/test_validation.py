@@ -76,6 +76,55 @@ def test_a_set_aimed_at_third_parties_gets_them_at_most_three_times_its_size():
     assert net.nodes["b"].ep.counters.get("tx_amplification_limit", 0) >= 1
 
 
+def _credit_max():
+    """The saved maximum of docs/PROTOCOL.md section 9.4 ("a saved maximum of N bytes"), read
+    from the document: the rule the code keeps."""
+    for line in open("docs/PROTOCOL.md"):
+        i = line.find("a saved maximum of ")
+        if i >= 0:
+            return int(line[i + 19 :].split()[0])
+    raise AssertionError("no saved maximum in docs/PROTOCOL.md")
+
+
+def test_however_much_the_peer_sends_unvalidated_addresses_get_at_most_the_saved_maximum():
+    # section 9.4: each authenticated packet earns its size, but only up to a saved maximum:
+    # after 100 KB of DATA, b sends the third parties a SET listed no more than that maximum
+    # until the peer's next packet earns more
+    payload = bytes(2000)  # (big blocks first: a small heap)
+    buf = bytearray(wire.HEADER_LEN + len(payload) + wire.TAG_LEN)  # each DATA sealed in it
+    net = pair(a_uplinks=[("eth", "10.1.0.2", 10, 0)])
+    net.run(2000)
+    a = net.nodes["a"].ep.association()
+    b_ep = net.nodes["b"].ep
+    got = [0]
+
+    def on_data(peer, body, ip, uplink, src):  # (as the runtime takes DATA: no copy)
+        got[0] += len(body)
+
+    b_ep.on_data = on_data
+    victims = [("198.51.100.%d" % i, 6278) for i in range(1, 5)]
+    lst = [(("10.1.0.2", 6278), 10, 0)] + [(v, 20, 0) for v in victims]
+    a.tsn += 1
+    pkt = wire.seal(a.tx_mac, wire.SET, a.peer_label, a.seq, wire.enc_set(a.tsn, lst))
+    a.seq += 1
+    net.link("a", "eth").cut = True  # from now on b hears from a only what the test hands it
+    b_ep.receive("wan", ("10.1.0.2", 6278), pkt, net.now)
+    net.flush()
+    net.run(net.now + 300)  # (the SET's own 3x is spent on its first probes)
+    for i in range(50):  # 100 KB of DATA from a, at once
+        wire.seal(a.tx_mac, wire.DATA, a.peer_label, a.seq, payload, into=buf)
+        a.seq += 1
+        b_ep.receive("wan", ("10.1.0.2", 6278), buf, net.now)
+        net.run(net.now)  # (what is due now: on a board-sized heap, garbage collected first)
+    assert got[0] == 50 * len(payload), (got, b_ep.counters)
+    payload = buf = None  # (their room, for what follows)
+    sent = _victim_bytes(net, victims)
+    limited = b_ep.counters.get("tx_amplification_limit", 0)
+    net.run(net.now + 30000)
+    assert sum(sent) <= _credit_max(), (sum(sent), _credit_max())
+    assert b_ep.counters.get("tx_amplification_limit", 0) > limited  # (what it saved ran out)
+
+
 def test_an_address_seen_only_as_a_source_is_answered_but_not_trusted():
     net = pair(a_uplinks=[("eth", "10.1.0.2", 10, 0)], direct=False)  # (the test reads b's queue)
     net.run(2000)
@@ -219,3 +268,41 @@ def test_without_nat_the_same_metered_path_is_probed_every_30_s_then_less_often(
     for g, h in zip(gaps, gaps[1:]):
         assert min(2 * g, cap) - slack <= h <= min(2 * g, cap) + slack, gaps
     assert gaps[-1] == max(gaps) and gaps[-1] >= 4 * metered - slack, gaps
+
+
+def _types_on(net, node, uplink):
+    """From now on, count the packets node sends on its uplink: -> {type: count}."""
+    got = {}
+    transmit = net.transmit
+
+    def spy(n, u, dst, data):
+        if n.name == node and u == uplink:
+            got[data[1]] = got.get(data[1], 0) + 1
+        transmit(n, u, dst, data)
+
+    net.transmit = spy
+    return got
+
+
+def test_redundant_mode_puts_no_copy_on_a_path_until_it_has_answered_its_challenge():
+    # redundant mode copies each DATA onto the best other ACTIVE path: a new uplink's path,
+    # unverified until its PROBE-ACK comes back, gets PROBEs only; once validated, copies too
+    net = pair(a_uplinks=[("eth", "10.1.0.2", 10, 0)], mode="redundant")
+    net.run(2000)
+    a = net.nodes["a"].ep.association()
+    wifi = net.uplink("a", "wifi", ("10.2.0.2", 6278), delay=1, up=False)
+    wifi.cut = True  # its PROBEs (and b's) vanish for now
+    sent = _types_on(net, "a", "wifi")
+    net.nodes["a"].ep.uplink_up("wifi", ("10.2.0.2", 6278), net.now, 20, 0)
+    net.flush()
+    p = a.paths[("wifi", ("10.9.0.1", 6278))]
+    s = Stream(net, "a", rate=100)
+    net.run(net.now + 500)
+    assert p.state == policy.UNVERIFIED and a.primary.uplink.name == "eth"
+    assert s.seq >= 40 and sent.get(wire.PROBE, 0) >= 1, sent
+    assert sent.get(wire.DATA, 0) == 0, sent
+    wifi.cut = False  # its next PROBE is answered
+    net.run(net.now + 3000)
+    s.stop()
+    assert p.state == policy.ACTIVE and a.primary.uplink.name == "eth"
+    assert sent.get(wire.DATA, 0) >= 1, sent
