@@ -176,3 +176,28 @@ def test_an_out_of_band_address_that_had_failed_is_probed_again_at_once():
     while a.association().primary is None and net.now < t0 + 15000:
         net.run(net.now + 10)
     assert net.now - t0 <= 500, net.now - t0
+
+
+def test_an_address_learnt_out_of_band_gets_one_probe_until_it_answers():
+    # an address from presence or DNS is vouched for by that source for one PROBE only: with
+    # nothing else saved up (the peer silent, its credit spent), a silent address gets one
+    # PROBE and no more, however long it stays silent
+    net = pair(a_uplinks=[("eth", "10.1.0.2", 10, 0)])
+    net.run(net.now + 2000)
+    a = net.nodes["a"].ep
+    net.link("b", "wan").cut = True  # b falls silent: nothing earns a more credit
+    silent = ("10.8.0.1", 6278)  # (nothing there answers)
+    sent = []
+    transmit = net.transmit
+
+    def spy(n, uplink, dst, data):
+        if n.name == "a" and dst == silent:
+            sent.append(len(data))
+        transmit(n, uplink, dst, data)
+
+    net.transmit = spy
+    a.association().credit = 0  # spent
+    assert a.add_peer_addresses("b", [silent], net.now) == 1
+    net.flush()
+    net.run(net.now + 30000)
+    assert len(sent) == 1 and sent[0] <= 55, sent  # one PROBE: header, 27-byte body, tag
