@@ -11,7 +11,7 @@ from fake_files import FakeFiles
 from board.hw import Hardware
 from board import main as board_main
 from board.main import Board, STABLE_MS, STABLE_RETRY_MS, CRASH_LIMIT
-from board.store import MAINT, BOOTS, CONFIG
+from board.store import MAINT, BOOTS, CONFIG, BAK
 
 PORT = 47611
 BOARD = {"name": "test-board", "title": "a test board", "port": "unix", "routing": "source",
@@ -275,6 +275,43 @@ def test_maintenance_off_clears_the_flag_and_the_next_boot_is_normal():
     b2.boot()
     shutdown(b2)
     assert b2.mode == "normal" and len(m2.wdts) == 1
+
+
+def test_maintenance_off_in_normal_mode_clears_a_flag_set_since_the_boot():
+    # the flag written while the firmware runs (`mpremote` over the REPL, a flash that
+    # stopped): the board is still in normal mode, yet `maintenance off` must remove it
+    f = files_with()
+    b, m, out, clock = new_board(f)
+    b.boot()
+    assert b.mode == "normal"
+    f.data[MAINT] = b"mast flash in progress"
+    r = ask(b, out, {"id": 1, "op": "maintenance", "state": "off"})
+    assert r["result"] == {"maintenance": False, "rebooting": True}
+    assert MAINT not in f.data
+    try:
+        b.step(10)
+    except FakeReset:
+        pass
+    shutdown(b)
+    b2, m2, out2, clock2 = new_board(f)
+    b2.boot()
+    shutdown(b2)
+    assert b2.mode == "normal" and len(m2.wdts) == 1
+
+
+def test_a_commit_after_booting_from_the_backup_keeps_the_good_backup():
+    # mast.json corrupt, so the board booted from mast.json.bak: its next commit must not
+    # move the corrupt file over the only good copy
+    old = json.dumps({"name": "b1", "port": PORT}).encode()
+    f = files_with({CONFIG: b"garbage", BAK: old})
+    b, m, out, clock = new_board(f)
+    b.boot()
+    assert b.cfg_source == BAK and b.mode == "normal"
+    assert ask(b, out, {"id": 1, "op": "set", "key": "port", "value": PORT + 1})["ok"]
+    assert ask(b, out, {"id": 2, "op": "commit"})["result"]["committed"]
+    shutdown(b)
+    assert f.data[BAK] == old
+    assert json.loads(f.data[CONFIG].decode()) == {"name": "b1", "port": PORT + 1}
 
 
 def test_maintenance_on_when_already_in_maintenance_does_not_reboot():

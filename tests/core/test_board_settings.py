@@ -65,6 +65,15 @@ def test_bad_board_values_name_the_key_and_never_echo_the_value():
         assert str(value) not in e.split(": ", 1)[1] or value == "", e
 
 
+def test_a_sim_uplink_the_board_does_not_define_needs_an_address():
+    bd = {"name": "x", "port": "unix", "uplinks": {"eth": {"kind": "sim"}}}
+    ok = {"name": "b1", "uplinks": {"relay": {"kind": "sim", "address": "127.0.0.3"}}}
+    core, extra = settings.check(bd, ok)
+    assert core["uplinks"]["relay"]["address"] == "127.0.0.3"
+    bad = {"name": "b1", "uplinks": {"relay": {"kind": "sim", "cost": 5}}}
+    assert error_of(settings.check, bd, bad) == "uplinks.relay.address: required for a sim uplink"
+
+
 def test_core_keys_go_through_the_core_schema():
     assert error_of(settings.set_key, {"name": "b1"}, "uplinks.cell.cost", 300) == \
         "uplinks.cell.cost: must be an integer from 0 to 255"

@@ -138,10 +138,34 @@ def test_an_interrupted_commit_is_finished_at_the_next_load():
     f.data[TMP] = f.data.pop(CONFIG)  # as if cut after mast.json -> .bak
     f.data[TMP] = (json.dumps(NEW) + "\n").encode()
     f.data[BAK] = (json.dumps(OLD) + "\n").encode()
-    cfg, src, warn = Store(f, check).load()
+    s = Store(f, check)
+    cfg, src, warn = s.load()
     assert cfg == NEW and src == TMP
     assert warn == "mast.json is missing; recovered the commit that was interrupted"
     assert TMP not in f.data and json.loads(f.data[CONFIG].decode()) == NEW
+    # the recovered mast.json is the good one now: the next commit keeps it as .bak
+    third = {"name": "third-board"}
+    s.commit(third)
+    assert json.loads(f.data[BAK].decode()) == NEW
+    assert Store(f, check).load() == (third, CONFIG, None)
+
+
+def test_a_configuration_larger_than_a_file_may_be_is_refused_and_nothing_changes():
+    f = committed_store(OLD)
+    s = Store(f, check)
+    s.load()
+    s.commit(NEW)
+    before = dict(f.data)
+    big = {"name": "big-board", "notes": "x" * 16384}
+    try:
+        s.commit(big)
+        raised = None
+    except ValueError as e:
+        raised = str(e)
+    assert raised is not None and raised.startswith("configuration too large ("), raised
+    assert raised.endswith(" bytes, at most 16384)"), raised
+    assert f.data == before  # no .tmp, mast.json and .bak as they were
+    assert Store(f, check).load() == (NEW, CONFIG, None)
 
 
 def test_a_torn_temp_file_is_ignored_and_removed():
