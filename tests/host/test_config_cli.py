@@ -144,6 +144,24 @@ def test_export_redacts_and_import_leaves_redacted_secrets_alone(board, tmp_path
     assert r.stderr.startswith("mast: %s: uplinks.eth.cost: must be an integer from 0 to 255; " % out)
 
 
+def test_an_import_whose_keys_are_each_valid_but_not_together_ends_with_the_validate_error(board, tmp_path):
+    # every key of the file is set without error, but the whole is not valid (a peer without
+    # its key): import must say so and fail, not report the changes as if all were well
+    out = tmp_path / "half.json"
+    assert cfg(board, "export", "-o", str(out)).returncode == 0
+    doc = json.loads(out.read_text())
+    doc.setdefault("peers", {})["half"] = {"initiate": False}
+    out.write_text(json.dumps(doc))
+    try:
+        r = cfg(board, "import", str(out), "--json")
+        assert r.returncode == 1 and r.stdout == "", r.stdout
+        assert r.stderr == ("mast: the configuration is not valid: peers.half.psk: required when keying "
+                            "is psk; set or unset that key (mast config get shows it), then validate again\n")
+    finally:
+        assert cfg(board, "unset", "peers.half").returncode == 0
+    assert cfg(board, "validate").returncode == 0
+
+
 def test_validate_file_checks_on_this_pc_with_the_board_definition(tmp_path):
     f = tmp_path / "c.json"
     f.write_text(json.dumps({"name": "b", "peers": {"hub": {"psk": "<redacted>"}},

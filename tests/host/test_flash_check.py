@@ -56,3 +56,14 @@ def test_a_kept_file_neither_side_could_hash_is_not_verified():
                               {"app.py": None, "lib/umqtt/simple.py": None})
     assert ok == []
     assert sorted(bad) == [("app.py", CANNOT), ("lib/umqtt/simple.py", CANNOT)]
+
+
+def test_a_hash_that_differs_only_after_its_first_characters_is_not_verified():
+    # the whole SHA-256 is compared: a file whose hash shares the first 12 hex digits (what the
+    # error shows) but not the rest did not land as sent
+    want = sha(b"wire")
+    near = want[:12] + ("0" if want[12] != "0" else "1") + want[13:]
+    ok, bad = flashplan.check({"lib/mast/wire.mpy": want, "boot.py": sha(b"boot")},
+                              {"lib/mast/wire.mpy": near, "boot.py": sha(b"boot")})
+    assert ok == ["boot.py"]
+    assert bad == [("lib/mast/wire.mpy", "SHA-256 %s..., expected %s..." % (near[:12], want[:12]))]
