@@ -340,3 +340,31 @@ def test_floors_restored_after_a_restart_keep_old_requests_refused():
     srv2 = Server({"a.example": KEY_A}, floors=floors)
     srv2.receive(A_SRC, pkt, T0 + 10)
     assert srv2.datagrams_to_send() == [] and srv2.counters["replay"] == 1
+
+
+def test_a_late_ack_of_an_earlier_notify_leaves_the_newer_change_pending():
+    srv, a, b = server(), Host("a.example", KEY_A, A_SRC), Host("b.example", KEY_B, B_SRC)
+    srv.receive(B_SRC, b.subscribe("a.example"), T0)
+    srv.datagrams_to_send()
+    srv.receive(A_SRC, a.register(ttl=60), T0 + 10)
+    old = b.read(srv.datagrams_to_send()[1][1])[1]  # the NOTIFY of the first change
+    srv.receive(A_SRC, a.register(ttl=60, addrs=ADDRS[:1]), T0 + 20)  # a second change
+    out = srv.datagrams_to_send()
+    assert [d for d, _ in out] == [A_SRC, B_SRC]
+    new = b.read(out[1][1])[1]
+    assert new > old
+    srv.receive(B_SRC, b.req(msg.NOTIFY_ACK, msg.enc_notify_ack(old, "a.example")), T0 + 30)
+    assert srv.datagrams_to_send() == []
+    srv.handle_timer(T0 + 1020)  # the ack was for the old record: the new one is sent again
+    again = _notifies(srv, b)
+    assert len(again) == 1 and again[0][1] > new and again[0][2][4] == ADDRS[:1]
+    srv.receive(B_SRC, b.req(msg.NOTIFY_ACK, msg.enc_notify_ack(again[0][1], "a.example")), T0 + 1030)
+    srv.handle_timer(T0 + 10000)
+    assert _notifies(srv, b) == []
+
+
+def test_a_subscribe_asking_for_more_than_the_longest_subscription_gets_the_longest():
+    srv, b = server(), Host("b.example", KEY_B, B_SRC)
+    srv.receive(B_SRC, b.subscribe("a.example", ttl=65535), T0)
+    assert msg.dec_subscribe_ack(b.read(one_answer(srv, B_SRC))[2])[0] == 3600
+    assert srv.next_timer() == T0 + 3600 * 1000

@@ -183,3 +183,14 @@ def test_app_keys_are_checked_and_the_udp_app_port_is_refused_with_the_way_out()
         with pytest.raises(ValueError) as e:
             load(peer)
         assert str(e.value).startswith(message), str(e.value)
+
+
+def test_an_app_socket_path_that_climbs_with_dotdot_is_refused():
+    def load(path):
+        return settings.from_json_text(json.dumps({"name": "s", "peers": {"p": {"psk": PSK, "app_socket": path}}}))
+
+    for path in ("/run/mast/../../etc/p.sock", "/run/mast/..", "/../p.sock"):
+        with pytest.raises(ValueError) as e:
+            load(path)
+        assert str(e.value).startswith("peers.p.app_socket: must be an absolute path"), str(e.value)
+    assert load("/run/mast/..p.sock").apps["p"]["app_socket"] == "/run/mast/..p.sock"  # a name, not a climb

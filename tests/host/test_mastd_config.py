@@ -216,3 +216,23 @@ def test_mastd_without_a_readable_config_says_which_file(unpacked, tmp_path):
     assert r.returncode == 1
     assert r.stderr.startswith("mastd: cannot read %s" % (tmp_path / "nope"))
     assert "Traceback" not in r.stderr
+
+
+def test_two_peer_sections_with_the_same_name_are_refused_naming_the_second():
+    text = ROUTER + "\nconfig peer 'again'\n\toption name 'server.example'\n\toption psk '%s'\n" \
+        "\tlist allowed '192.168.60.0/24'\n" % PSK
+    with pytest.raises(config.ConfigError) as e:
+        settings.from_uci_text(text)
+    assert str(e.value) == "mast.again: peer 'server.example' is configured twice"
+
+
+def test_a_sim_pin_alone_is_a_key_the_file_mode_warning_is_about():
+    doc = {"name": "r1.example", "keying": "open", "peers": {"srv.example": {}},
+           "uplinks": {"lte": {"device": "wwan0", "sim_pin": "1234"}}}
+    core = settings.from_json_text(json.dumps(doc)).core
+    assert settings.mode_warning("/etc/mast.json", 0o644, core) == (
+        "/etc/mast.json holds keys and its mode 0644 lets its group and others read them; "
+        "chmod 600 /etc/mast.json")
+    assert settings.mode_warning("/etc/mast.json", 0o600, core) is None
+    del doc["uplinks"]["lte"]["sim_pin"]
+    assert settings.mode_warning("/etc/mast.json", 0o644, settings.from_json_text(json.dumps(doc)).core) is None

@@ -196,6 +196,25 @@ def test_silent_trickling_and_nested_requests_hold_up_nobody(tmp_path):
         srv.close()
 
 
+def test_a_request_longer_than_a_line_without_a_newline_is_answered_at_once(tmp_path):
+    # it waited for a newline that never came, for the client's whole time, and went unanswered
+    path = str(tmp_path / "c.sock")
+    srv = control.ControlServer(path, lambda req: {"echo": req["op"]})
+    done = _serving(srv)
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        c.settimeout(2)
+        c.connect(path)
+        t0 = time.monotonic()
+        c.sendall(b"x" * (control._LINE_MAX + 100))
+        assert json.loads(c.recv(4096)) == {"ok": False, "error": "bad request: one JSON object per line"}
+        assert time.monotonic() - t0 < control._CLIENT_TIMEOUT_S / 2, time.monotonic() - t0
+    finally:
+        c.close()
+        done()
+        srv.close()
+
+
 def test_a_control_path_that_is_not_a_socket_is_refused_and_left_alone(tmp_path):
     # a typo such as --control /etc/mast/mast.json removed the file as a stale socket
     path = tmp_path / "mast.json"

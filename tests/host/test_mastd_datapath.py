@@ -90,3 +90,19 @@ def test_packets_read_from_the_tun_are_sorted_by_destination_before_the_core(age
     assert "tun_rx" not in c
     with pytest.raises(BlockingIOError):  # all four were read in one wake
         os.read(a.tun_fd, 65535)
+
+
+@pytest.mark.parametrize("change", [{"internal": "10.98.0.1/24"}, {"tun": "mast9"}])
+def test_a_reload_that_changes_internal_or_tun_is_refused_and_the_running_config_stays(tmp_path, change):
+    doc = {"name": "r1", "internal": "10.99.0.1/24",
+           "peers": {"site": {"psk": PSK, "internal": "10.99.0.2", "allowed": ["192.168.50.0/24"]}},
+           "uplinks": {"wan": {}}}
+    cfg = tmp_path / "mast.json"
+    cfg.write_text(json.dumps(doc))
+    running = settings.from_json_text(json.dumps(doc))
+    a = agent_mod.Agent(running, Log(), str(tmp_path / "c.sock"), config_path=str(cfg))
+    cfg.write_text(json.dumps(dict(doc, **change)))
+    assert a.handle({"op": "reload"}) == {
+        "ok": False, "error": "reload refused: internal and tun change only with a restart of mastd"}
+    assert a.conf is running
+    assert (a.conf.agent["internal"], a.conf.agent["tun"]) == ("10.99.0.1/24", "mast0")

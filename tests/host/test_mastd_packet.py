@@ -205,3 +205,15 @@ def test_a_missing_linux_device_is_down_with_the_reason():
     assert not st.up and st.why.startswith("no device nonexistent0")
     lo = links.device_state("lo")
     assert lo.up and lo.addr == "127.0.0.1" and lo.mtu == 65536
+
+
+def test_the_source_cache_holds_at_most_its_maximum_and_still_answers_right_after_it_starts_again():
+    r = routes()
+    most = packet._CACHE_MAX
+    hdr = bytearray(ipv4("10.1.0.0", "192.168.50.1"))
+    for i in range(most + 10):  # more distinct sources from one peer than the cache may hold
+        struct.pack_into(">I", hdr, 12, (10 << 24 | 1 << 16) + i)  # 10.1.x.y: in site-a's 10.1.0.0/16
+        assert r.source_ok("site-a", hdr) is (i < 1 << 16)
+    assert 0 < len(r._src["site-a"]) <= most
+    assert r.source_ok("site-a", ipv4("10.1.2.3", "192.168.50.1"))
+    assert not r.source_ok("site-a", ipv4("192.168.50.9", "10.0.0.1"))
