@@ -259,10 +259,8 @@ def test_maintenance_boot_has_no_watchdog_uplinks_association_or_app_but_a_conso
     assert f.data[BOOTS] == b"0"  # maintenance never counts as a boot of the firmware
 
 
-def test_maintenance_off_clears_the_flag_and_the_next_boot_is_normal():
-    f = files_with({MAINT: b"requested from the console"})
-    b, m, out, clock = new_board(f)
-    b.boot()
+def _off_and_the_next_boot_is_normal(f, b, m, out):
+    """`maintenance off` on board b: the flag gone, a reset, and the next boot is normal."""
     r = ask(b, out, {"id": 1, "op": "maintenance", "state": "off"})
     assert r["result"] == {"maintenance": False, "rebooting": True}
     assert MAINT not in f.data
@@ -277,6 +275,13 @@ def test_maintenance_off_clears_the_flag_and_the_next_boot_is_normal():
     assert b2.mode == "normal" and len(m2.wdts) == 1
 
 
+def test_maintenance_off_clears_the_flag_and_the_next_boot_is_normal():
+    f = files_with({MAINT: b"requested from the console"})
+    b, m, out, clock = new_board(f)
+    b.boot()
+    _off_and_the_next_boot_is_normal(f, b, m, out)
+
+
 def test_maintenance_off_in_normal_mode_clears_a_flag_set_since_the_boot():
     # the flag written while the firmware runs (`mpremote` over the REPL, a flash that
     # stopped): the board is still in normal mode, yet `maintenance off` must remove it
@@ -285,18 +290,8 @@ def test_maintenance_off_in_normal_mode_clears_a_flag_set_since_the_boot():
     b.boot()
     assert b.mode == "normal"
     f.data[MAINT] = b"mast flash in progress"
-    r = ask(b, out, {"id": 1, "op": "maintenance", "state": "off"})
-    assert r["result"] == {"maintenance": False, "rebooting": True}
-    assert MAINT not in f.data
-    try:
-        b.step(10)
-    except FakeReset:
-        pass
+    _off_and_the_next_boot_is_normal(f, b, m, out)
     shutdown(b)
-    b2, m2, out2, clock2 = new_board(f)
-    b2.boot()
-    shutdown(b2)
-    assert b2.mode == "normal" and len(m2.wdts) == 1
 
 
 def test_a_commit_after_booting_from_the_backup_keeps_the_good_backup():

@@ -36,6 +36,17 @@ PSK = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq8M="
 SIM_ADDRS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 
 
+def tree(folder):
+    """{path: bytes} of every file under folder (a board's filesystem)."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in filenames:
+            p = os.path.join(dirpath, name)
+            with open(p, "rb") as f:
+                out[os.path.relpath(p, folder).replace(os.sep, "/")] = f.read()
+    return out
+
+
 def romfs_of_lib(folder, image):
     """Move the board's /lib into a ROMFS image built by mpremote (`romfs build`, as
     docs/HARDWARE.md's `romfs deploy` builds one); the image's size."""

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from boardcli import PSK, env_for_mast, mast, sim_board, wait_for
+from boardcli import PSK, env_for_mast, mast, sim_board, tree, wait_for
 
 from mast_tools import flashplan
 from mast_tools.consoleclient import ConsoleClient
@@ -29,17 +29,6 @@ def hello(device, mode=None, timeout=20):
         return con.wait_hello(timeout, mode=mode)
     finally:
         con.close()
-
-
-def tree(folder):
-    """{path: bytes} of every file under folder (the board's filesystem)."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(folder):
-        for name in filenames:
-            p = os.path.join(dirpath, name)
-            with open(p, "rb") as f:
-                out[os.path.relpath(p, folder).replace(os.sep, "/")] = f.read()
-    return out
 
 
 def firmware_copy(tmp_path, version, pad=0):

@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-import boardcli  # noqa: F401  (puts host-tools on sys.path)
+from boardcli import tree  # (and host-tools on sys.path)
 from mast_tools import cli, cmd_flash, flashplan, portpick
 
 PORT = "/dev/ttyFAKE0"
@@ -107,16 +107,6 @@ class FakeConsole:
 
     def close(self):
         pass
-
-
-def tree(folder):
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(folder):
-        for name in filenames:
-            p = os.path.join(dirpath, name)
-            with open(p, "rb") as f:
-                out[os.path.relpath(p, folder).replace(os.sep, "/")] = f.read()
-    return out
 
 
 @pytest.fixture
