@@ -79,14 +79,20 @@ def test_a_replayed_set_is_rejected():
     assert net.nodes["b"].ep.counters["duplicate"] >= 1  # its seq was seen, inside the window
 
 
-def test_replayed_data_is_delivered_once():
+def _one_data_delivered(payload):
+    """a and b up; a sends one DATA (captured) and b gets it. -> (net, the capture)"""
     net = pair()
     net.run(2000)
     got = _capture(net, wire.DATA)
-    net.nodes["a"].ep.send_data(b"pay me once", net.now)
+    net.nodes["a"].ep.send_data(payload, net.now)
     net.flush()
     net.run(net.now + 50)
-    assert [p for t, p in net.nodes["b"].payloads] == [b"pay me once"]
+    assert [p for t, p in net.nodes["b"].payloads] == [payload]
+    return net, got
+
+
+def test_replayed_data_is_delivered_once():
+    net, got = _one_data_delivered(b"pay me once")
     for i in range(3):
         net.nodes["b"].ep.receive("wan", ("10.1.0.2", 6278), got[0][1], net.now)
     net.flush()
@@ -97,13 +103,7 @@ def test_replayed_data_is_delivered_once():
 def test_a_duplicate_data_with_a_bad_tag_is_not_answered():
     # a redundant copy of DATA (its seq seen) still earns the path a KEEPALIVE, but only if
     # its tag checks: a forged "copy" is dropped and nothing is sent in answer
-    net = pair()
-    net.run(2000)
-    got = _capture(net, wire.DATA)
-    net.nodes["a"].ep.send_data(b"once", net.now)
-    net.flush()
-    net.run(net.now + 50)
-    assert [p for t, p in net.nodes["b"].payloads] == [b"once"]
+    net, got = _one_data_delivered(b"once")
     b_ep = net.nodes["b"].ep
     net.run(net.now + b_ep.prof["ack"])  # past the path's ack pacing: a KEEPALIVE may go now
     forged = bytearray(got[0][1])
