@@ -163,9 +163,14 @@ def test_a_peer_whose_dns_does_not_answer_holds_up_no_other_association(tmp_path
                            "resolver": "%s:%d" % dnss.addr}}
     try:
         srv = _endpoint(tmp_path, "server", server, 12)
+        # the client starts once the server has bound its uplink ("started"), so that its first
+        # INIT is heard: started side by side on a loaded machine, the INIT could come first,
+        # and the association came up at its retransmission, 1 s later (1,002 ms in a CI run)
+        first = srv.stdout.readline()
+        assert json.loads(first)["event"] == "started", (first, srv.stderr.read())
         cli = _endpoint(tmp_path, "client", client, 10)
         out = cli.communicate(timeout=60)[0]
-        srv_out = srv.communicate(timeout=60)[0]
+        srv_out = first + srv.communicate(timeout=60)[0]
     finally:
         dnss.close()
     lines = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
