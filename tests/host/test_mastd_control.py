@@ -144,6 +144,34 @@ def test_control_socket_answers_one_json_line_per_connection(tmp_path):
     assert not os.path.exists(path)
 
 
+def test_past_16_open_connections_the_oldest_is_dropped_and_the_newest_answered(tmp_path, monkeypatch):
+    # connections that send nothing hold a slot each until their 0.5 s are up: one more than
+    # the cap closes the oldest at once, so the table stays bounded and a new client is served
+    monkeypatch.setattr(control, "_CLIENT_TIMEOUT_S", 30.0)  # (none leaves by its time here)
+    path = str(tmp_path / "c.sock")
+    srv = control.ControlServer(path, lambda req: {"echo": req["op"]})
+    conns = []
+    try:
+        for i in range(control._CLIENTS_MAX + 1):
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.settimeout(1)
+            c.connect(path)
+            conns.append(c)
+            srv.on_readable(None, 0)  # accepted one at a time: each is newer than the last
+        assert len(srv.clients) == control._CLIENTS_MAX
+        assert conns[0].recv(100) == b""  # the oldest: closed by the server
+        conns[-1].sendall(b'{"op": "status"}\n')
+        srv.on_readable(None, 0)
+        deadline = time.monotonic() + 2
+        while srv.replies and time.monotonic() < deadline:
+            srv.on_readable(None, 0)
+        assert json.loads(conns[-1].recv(4096)) == {"echo": "status", "ok": True}
+    finally:
+        for c in conns:
+            c.close()
+        srv.close()
+
+
 def test_a_stale_socket_file_is_replaced_and_a_live_one_refused(tmp_path):
     path = str(tmp_path / "c.sock")
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
