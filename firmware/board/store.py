@@ -99,7 +99,7 @@ class Store:
             raise ValueError("configuration too large (%d bytes, at most %d)" % (len(data), _MAX_FILE))
         f = self.files
         f.write(TMP, data)
-        if self.main_ok:
+        if self.main_ok and f.exists(CONFIG):  # gone if someone removed it (mpremote rm)
             f.rename(CONFIG, BAK)
         f.rename(TMP, CONFIG)
         sync_fs()

@@ -90,6 +90,18 @@ def test_a_second_commit_keeps_the_first_as_the_last_good_copy():
     assert json.loads(f.data[BAK].decode()) == OLD
 
 
+def test_a_commit_after_mast_json_was_removed_while_running_lands():
+    # `mpremote rm :mast.json` on a running board: the next commit writes it again (it
+    # failed every commit until the next boot, the new one left in mast.json.tmp)
+    f = committed_store(OLD)
+    s = Store(f, check)
+    s.load()
+    del f.data[CONFIG]
+    s.commit(NEW)
+    assert TMP not in f.data
+    assert Store(f, check).load() == (NEW, CONFIG, None)
+
+
 def test_nothing_saved_gives_the_defaults_and_says_so():
     cfg, src, warn = Store(MemFiles(), check).load()
     assert (cfg, src, warn) == (None, "defaults", "no configuration saved yet")
