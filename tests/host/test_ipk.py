@@ -241,11 +241,15 @@ def test_hotplug_script_is_short_and_leaves_other_events_and_interfaces_alone(tm
         r = subprocess.run(["sh", str(tmp_path / "hp")], env=env, timeout=10)
         assert r.returncode == 0
 
+    run("ifup", "wan", make_socket=False)  # mastd does not run: nothing to tell
+    assert not calls.exists()
     run("ifup", "lan")
     run("ifup-failed", "wan")
     run("ifup", "wan")
+    run("ifupdate", "wan")  # (a new address on the same interface: a DHCP renew, LTE)
     run("ifdown", "wan")
-    assert calls.read_text().splitlines() == ["hotplug ifup wan eth1", "hotplug ifdown wan eth1"]
+    assert calls.read_text().splitlines() == ["hotplug ifup wan eth1", "hotplug ifupdate wan eth1",
+                                              "hotplug ifdown wan eth1"]
 
 
 def test_sdk_makefile_installs_every_file_under_files():
@@ -267,3 +271,37 @@ def test_mast_ipk_command_prints_the_path_and_hash_as_json(tmp_path):
     assert doc["path"] == str(tmp_path / "mast_0.1.0-1_all.ipk")
     assert os.path.getsize(doc["path"]) == doc["size"] and len(doc["sha256"]) == 64
     assert doc["bytecode"] == "%d.%d" % sys.version_info[:2] or "3.11" in doc["bytecode_note"]
+
+
+def test_a_conffile_the_package_does_not_hold_stops_the_build_and_writes_nothing(tmp_path):
+    # (opkg would keep a conffile entry for a file it never installs: the user's UCI file
+    # would be missing on a fresh router)
+    import shutil
+
+    from mast_tools.errors import CommandError
+
+    pkg = tmp_path / "mast"
+    shutil.copytree(PKG, str(pkg))
+    os.unlink(str(pkg / "files" / "etc" / "config" / "mast"))
+    out = tmp_path / "out"
+    with pytest.raises(CommandError) as e:
+        cmd_ipk.build(str(out), pkg_dir=str(pkg), epoch=1700000000, bytecode=False)
+    assert "conffile /etc/config/mast is not among the package's files" in str(e.value)
+    assert not out.exists()
+
+
+def control_of(ipk_bytes):
+    """The control file's text of an .ipk."""
+    ctl = tarfile.open(fileobj=io.BytesIO(ipk_bytes)).extractfile("./control.tar.gz").read()
+    return tarfile.open(fileobj=io.BytesIO(ctl)).extractfile("./control").read().decode()
+
+
+def test_source_date_epoch_sets_the_packages_time(tmp_path, monkeypatch):
+    # (reproducible builds: the same sources and SOURCE_DATE_EPOCH give the same bytes anywhere)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1234567890")
+    r = cmd_ipk.build(str(tmp_path), bytecode=False)
+    with open(r["path"], "rb") as f:
+        data = f.read()
+    times = set(m.mtime for m in tarfile.open(fileobj=io.BytesIO(data)).getmembers())
+    assert times == {1234567890}
+    assert "SourceDateEpoch: 1234567890\n" in control_of(data)

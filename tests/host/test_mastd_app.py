@@ -11,11 +11,13 @@ import tempfile
 
 import pytest
 
+from mast import wire
 from mastd import settings
 
 from test_mastd_control import PSK, Proc, conf, wait_for
 
 APP_UID = 4242
+APP_GID = 4343
 OTHER_UID = 65534
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: mastd binds to lo "
@@ -23,16 +25,16 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: mastd bin
 
 
 class AsUser:
-    """fn() run in a child process as uid (and gid) `uid`; result() is what it returned (or
-    the error it raised, with its errno)."""
+    """fn() run in a child process as uid (and gid) `uid`, with supplementary groups `groups`;
+    result() is what it returned (or the error it raised, with its errno)."""
 
-    def __init__(self, uid, fn):
+    def __init__(self, uid, fn, groups=()):
         r, w = os.pipe()
         self.pid = os.fork()
         if self.pid == 0:  # the child: never returns into pytest
             try:
                 os.close(r)
-                os.setgroups([])
+                os.setgroups(list(groups))
                 os.setgid(uid)
                 os.setuid(uid)
                 out = fn()
@@ -194,3 +196,67 @@ def test_an_app_socket_path_that_climbs_with_dotdot_is_refused():
             load(path)
         assert str(e.value).startswith("peers.p.app_socket: must be an absolute path"), str(e.value)
     assert load("/run/mast/..p.sock").apps["p"]["app_socket"] == "/run/mast/..p.sock"  # a name, not a climb
+
+
+def connect_send(path, *datagrams, hold=None):
+    """Connect, send the datagrams; with hold (a pipe's ends), stay connected until the parent
+    writes to the pipe or closes it (mastd reads a client's groups from /proc/<pid>: it must
+    not be gone)."""
+    def run():
+        if hold is not None:
+            os.close(hold[1])
+        s = connect(path)
+        for d in datagrams:
+            s.send(d)
+        if hold is not None:
+            os.read(hold[0], 1)
+        return {"sent": len(datagrams)}
+    return run
+
+
+def test_a_member_of_app_group_by_a_supplementary_group_gets_in_and_others_do_not(tmp_path):
+    # app_group 4343: the file is 0660 and group 4343; a process whose primary group is its own
+    # but that is in 4343 besides (as users are, by /etc/group) may use it, past mastd's check
+    d = tempfile.mkdtemp(prefix="mastd-grp-")
+    os.chmod(d, 0o755)
+    sock = os.path.join(d, "p.sock")
+    doc = conf("server", "router1", 23000 + os.getpid() % 20000, [("lo", "127.0.0.72", 100)], app_socket=sock)
+    doc["peers"]["router1"]["app_group"] = str(APP_GID)
+    srv = Proc(tmp_path, "srv", doc)
+    try:
+        wait_for("the app socket", lambda: os.path.exists(sock) and srv.status())
+        st = os.stat(sock)
+        assert (st.st_uid, st.st_gid, oct(st.st_mode & 0o777)) == (0, APP_GID, "0o660")
+        # not in the group: the kernel refuses
+        assert AsUser(OTHER_UID, connect_send(sock, b"x")).result()["errno"] == 13
+        # in it by a supplementary group: in, and its datagrams taken: one for the peer (with no
+        # association yet), one larger than MAST carries
+        big = b"x" * (wire.MAX_PAYLOAD + 1)
+        hold_r, hold_w = os.pipe()
+        try:
+            member = AsUser(OTHER_UID, connect_send(sock, b"hello", big, hold=(hold_r, hold_w)), groups=[APP_GID])
+            c = wait_for("the member's datagrams", lambda: (lambda c: c if c.get("app_too_big")
+                                                            or c.get("app_refused") else None)(counters(srv)))
+            os.write(hold_w, b".")
+            assert member.result() == {"sent": 2}
+        finally:
+            os.close(hold_r)
+            os.close(hold_w)
+        assert (c.get("app_connected"), c.get("app_no_association"), c.get("app_too_big"),
+                c.get("app_refused")) == (1, 1, 1, None)
+    finally:
+        srv.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_an_app_socket_path_that_holds_another_kind_of_file_is_refused_and_left_alone(tmp_path):
+    # (a typo such as app_socket /etc/config/mast must not remove the file as a stale socket)
+    from mastd.app import AppSocket
+
+    path = tmp_path / "mast"
+    path.write_text("config mast 'global'\n")
+    app = AppSocket("p", {"app_socket": str(path), "app_mode": "0600"}, None, None, None)
+    with pytest.raises(OSError) as e:
+        app.open()
+    assert str(e.value) == "%s exists and is not a socket; remove it or choose another app_socket" % path
+    assert path.read_text() == "config mast 'global'\n"

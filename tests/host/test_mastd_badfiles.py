@@ -215,3 +215,35 @@ def test_a_hung_ubus_holds_mastd_up_at_most_2_s_and_the_uplinks_stay(tmp_path, r
     hang.unlink()
     assert mastctl(m.sock, "hotplug", "ifup", "wan", "lo").returncode == 0
     assert m.p.poll() is None and "Traceback" not in m.text()
+
+
+# ---- a start that fails half-way ------------------------------------------------------------------
+
+
+def test_a_mastd_that_cannot_start_says_why_exits_1_and_leaves_no_control_socket(tmp_path):
+    # the presence port is taken: found after the control socket was made; that goes again
+    # (a stale socket would make `mastctl` think mastd runs, and the hotplug script call it)
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        taken.bind(("127.0.0.1", 0))
+        pconf = write(tmp_path / "presence.json", json.dumps(
+            {"names": {"board1.example": {"key": PSK}}}))
+        sock = tmp_path / "m.sock"
+        r = mastd("--config", str(write(tmp_path / "mast.json", json.dumps(GOOD))), "--control", str(sock),
+                  "--discovery", "linux", "--presence-config", str(pconf),
+                  "--presence-listen", "127.0.0.1:%d" % taken.getsockname()[1])
+    finally:
+        taken.close()
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[-1] == "mastd: cannot start: [Errno 98] Address already in use", r.stderr
+    assert not os.path.lexists(str(sock))
+
+
+def test_a_bad_presence_file_is_refused_naming_it_without_a_traceback(tmp_path):
+    pconf = write(tmp_path / "presence.json", json.dumps({"names": {"board1.example": {"key": "short"}}}))
+    r = mastd("--check", "--config", str(write(tmp_path / "mast.json", json.dumps(GOOD))),
+              "--presence-config", str(pconf))
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.startswith("mastd: presence %s: " % pconf) and len(r.stderr.splitlines()) == 1, r.stderr
+    r = mastd("--check", "--config", str(tmp_path / "mast.json"), "--presence-config", str(tmp_path / "none.json"))
+    assert r.returncode == 1 and r.stderr.startswith("mastd: presence %s: " % (tmp_path / "none.json")), r.stderr

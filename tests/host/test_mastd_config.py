@@ -47,6 +47,11 @@ def test_uci_words_quotes_escapes_and_comments():
     assert s[0].options == {"x": "it's", "y": "a'b", "z": ["one", "two words"]}
 
 
+def test_uci_list_after_an_option_of_the_same_name_makes_a_list_of_both():
+    s = uci.parse("config peer 'a'\n\toption allowed '10.1.0.0/16'\n\tlist allowed '10.2.0.0/16'\n")
+    assert s[0].options == {"allowed": ["10.1.0.0/16", "10.2.0.0/16"]}
+
+
 def test_uci_anonymous_sections_are_named_by_type_and_index():
     s = uci.parse("config peer\nconfig uplink\nconfig peer\n")
     assert [x.ref() for x in s] == ["@peer[0]", "@uplink[0]", "@peer[1]"]
@@ -59,6 +64,12 @@ def test_uci_anonymous_sections_are_named_by_type_and_index():
     ("config peer 'a'\n\tfrobnicate x y\n", "f:2: unknown keyword 'frobnicate' (config, option or list)"),
     ("config peer 'a'\nconfig uplink 'a'\n",
      "f:2: section 'a' is config peer on line 1 and config uplink here; give one of them another name"),
+    # as libuci refuses them (a file `uci show` will not read is not read by mastd either):
+    ("config peer 'a'\n\topt x 'y'\n", "f:2: unknown keyword 'opt' (config, option or list)"),
+    ("config peer 'a'\n\toption psk 'abc' 'def'\n", "f:2: too many words: expected: option <name> '<value>'"),
+    ("config peer 'a'\n\toption 'a-b' 'y'\n", "f:2: option name 'a-b': use only A-Za-z0-9_"),
+    ("config 'pe er' 'a'\n", "f:1: section type 'pe er': use printable characters, no spaces"),
+    ("package ''\nconfig peer 'a'\n", "f:1: expected: package <name>"),
 ])
 def test_uci_syntax_errors_name_the_file_and_line(text, message):
     with pytest.raises(uci.UciError) as e:
@@ -236,3 +247,17 @@ def test_a_sim_pin_alone_is_a_key_the_file_mode_warning_is_about():
     assert settings.mode_warning("/etc/mast.json", 0o600, core) is None
     del doc["uplinks"]["lte"]["sim_pin"]
     assert settings.mode_warning("/etc/mast.json", 0o644, settings.from_json_text(json.dumps(doc)).core) is None
+
+
+def test_without_config_mastd_takes_the_uci_file_before_the_json_one(tmp_path, monkeypatch):
+    from mastd import main as mastd_main
+
+    uci_path, json_path = tmp_path / "config" / "mast", tmp_path / "mast.json"
+    monkeypatch.setattr(settings, "DEFAULT_UCI", str(uci_path))
+    monkeypatch.setattr(settings, "DEFAULT_JSON", str(json_path))
+    assert mastd_main.default_config() == str(uci_path)  # neither: the UCI path, named in the error
+    json_path.write_text("{}")
+    assert mastd_main.default_config() == str(json_path)
+    uci_path.parent.mkdir()
+    uci_path.write_text("")
+    assert mastd_main.default_config() == str(uci_path)  # both (OpenWrt with a JSON file left over)

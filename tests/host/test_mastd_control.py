@@ -566,3 +566,133 @@ def test_on_openwrt_uplinks_come_from_netifd_and_hotplug_events_rescan(tmp_path)
         p.wait(10)
         log.close()
     assert p.returncode == 0
+
+
+def _recording_server(path, reply):
+    """A control server whose handler records each request and answers reply(req)."""
+    got = []
+
+    def handler(req):
+        got.append(req)
+        return reply(req)
+
+    srv = control.ControlServer(path, handler)
+    return srv, got, _serving(srv)
+
+
+def test_mastctl_peer_add_sends_every_option_with_the_key_from_stdin(tmp_path):
+    path = str(tmp_path / "c.sock")
+    srv, got, done = _recording_server(path, lambda req: {"peer": req["name"], "section": "mast.b7_example"})
+    try:
+        r = subprocess.run(
+            [sys.executable, "-c", "import sys; from mastd.ctl import main; sys.exit(main())", "--control", path,
+             "peer", "add", "b7.example", "--address", "192.0.2.7", "--address", "192.0.2.8:7000",
+             "--dns", "b7.example.net", "--port", "7001", "--psk-file", "-", "--no-initiate",
+             "--internal", "10.99.0.7", "--allowed", "10.7.0.0/16", "--allowed", "10.8.0.0/16",
+             "--app-socket", "/run/mast/b7.sock", "--app-user", "nobody", "--app-group", "mast",
+             "--app-mode", "0660"],
+            input="%s\n" % PSK, capture_output=True, text=True, timeout=10, env=dict(os.environ, PYTHONPATH=FIRMWARE))
+    finally:
+        done()
+        srv.close()
+    assert (r.returncode, r.stdout, r.stderr) == (0, "peer b7.example added (mast.b7_example)\n", "")
+    assert got == [{"op": "peer_add", "name": "b7.example", "peer": {
+        "addresses": ["192.0.2.7", "192.0.2.8:7000"], "dns": "b7.example.net", "port": 7001,
+        "internal": "10.99.0.7", "allowed": ["10.7.0.0/16", "10.8.0.0/16"], "initiate": False, "psk": PSK,
+        "app_socket": "/run/mast/b7.sock", "app_user": "nobody", "app_group": "mast", "app_mode": "0660"}}]
+
+
+def test_mastctl_fails_with_status_1_when_the_reply_is_cut_short(tmp_path):
+    path = str(tmp_path / "c.sock")
+    lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lsock.bind(path)
+    lsock.listen(1)
+    lsock.settimeout(10)
+
+    def serve():  # one client: its request read, then half a reply and the end
+        try:
+            c, _ = lsock.accept()
+        except OSError:
+            return
+        with c:
+            c.settimeout(5)
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = c.recv(4096)
+                if not chunk:
+                    break
+                buf += chunk
+            c.sendall(b'{"ok": true, "status": {"na')
+
+    t = threading.Thread(target=serve)
+    t.start()
+    try:
+        r = mastctl(path, "status")
+    finally:
+        t.join(15)
+        lsock.close()
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.startswith("mastctl: mastd at %s cut its reply short after 27 bytes" % path), r.stderr
+
+
+def test_status_text_says_an_uplink_taken_down_with_mastctl_is_down_by_mastctl():
+    s = {"name": "r", "uplinks": {"wan": {"link": {"why": None}, "admin": "down", "priority": 10, "cost": 0},
+                                  "lte": {"addr": "100.64.3.2:6278", "admin": "up"}}}
+    lines = format_status(s).splitlines()
+    assert [x.split()[-1] for x in lines if x.startswith("  wan ")] == ["(mastctl)"]
+    assert [x.split()[-1] for x in lines if x.startswith("  lte ")] == ["up"]
+
+
+def test_a_request_that_is_not_an_object_or_a_handler_error_is_answered_and_the_server_goes_on(tmp_path):
+    # the agent's handler takes req.get("op"); a handler's OSError (a config file that cannot be
+    # written, for `mastctl peer add`) is the client's error, not the end of mastd's loop
+    path = str(tmp_path / "c.sock")
+
+    def handler(req):
+        if req.get("op") == "write":
+            raise PermissionError(13, "Permission denied", "/etc/config/mast")
+        return {"echo": req.get("op")}
+
+    srv = control.ControlServer(path, handler)
+    done = _serving(srv)
+    try:
+        for line in (b"[1, 2]\n", b'"status"\n', b"7\n"):
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.settimeout(2)
+            c.connect(path)
+            c.sendall(line)
+            assert json.loads(c.recv(4096)) == {"ok": False, "error": "bad request: one JSON object per line"}
+            c.close()
+        assert control.request(path, {"op": "write"}, timeout=2) == {
+            "ok": False, "error": "[Errno 13] Permission denied: '/etc/config/mast'"}
+        assert control.request(path, {"op": "status"}, timeout=2) == {"echo": "status", "ok": True}
+    finally:
+        done()
+        srv.close()
+
+
+def test_a_reader_that_takes_nothing_of_its_reply_is_cut_off_and_its_slot_freed(tmp_path, monkeypatch):
+    monkeypatch.setattr(control, "_STALL_S", 0.2)
+    path = str(tmp_path / "c.sock")
+    srv = control.ControlServer(path, lambda req: {"blob": "z" * 3000000})
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        c.connect(path)
+        c.sendall(b'{"op": "status"}\n')
+        deadline = time.monotonic() + 5
+        srv.on_readable(None, 0)
+        while srv.busy() and time.monotonic() < deadline:  # the loop's turns; the reader sleeps
+            srv.on_readable(None, 0)
+            time.sleep(0.01)
+        assert srv.busy() is None and not srv.replies
+        c.settimeout(2)
+        got = b""
+        while True:  # what was sent before it stalled, then the end
+            chunk = c.recv(1 << 20)
+            if not chunk:
+                break
+            got += chunk
+        assert 0 < len(got) < 3000000 and not got.endswith(b"\n")
+    finally:
+        c.close()
+        srv.close()

@@ -3,6 +3,8 @@ the TUN's MTU, and uplinks from netifd's dump."""
 
 import struct
 
+import pytest
+
 from mastd import links, packet, tun
 
 
@@ -217,3 +219,57 @@ def test_the_source_cache_holds_at_most_its_maximum_and_still_answers_right_afte
     assert 0 < len(r._src["site-a"]) <= most
     assert r.source_ok("site-a", ipv4("10.1.2.3", "192.168.50.1"))
     assert not r.source_ok("site-a", ipv4("192.168.50.9", "10.0.0.1"))
+
+
+def test_netifd_gives_the_layer_3_device_and_ipv4_before_ipv6():
+    # PPPoE: netifd's `device` is the Ethernet under it, `l3_device` the one that carries IP;
+    # a socket bound to the Ethernet sends nothing that reaches the ISP
+    dump = {"interface": [
+        {"interface": "wan", "up": True, "device": "eth0.2", "l3_device": "pppoe-wan",
+         "ipv4-address": [{"address": "100.64.9.2", "mask": 32}],
+         "ipv6-address": [{"address": "2001:db8:9::2", "mask": 64}]}]}
+    got = links.parse_netifd_dump(dump, {"wan": {}})["wan"]
+    assert (got.device, got.addr, got.up) == ("pppoe-wan", "100.64.9.2", True)
+
+
+def test_a_ubus_that_fails_or_answers_no_object_is_an_error_the_scan_reports(tmp_path):
+    # (the agent logs it and keeps the uplinks it had; anything else would end mastd's loop)
+    ubus = tmp_path / "ubus"
+    src = links.NetifdSource({"wan": {}}, ubus=str(ubus))
+    ubus.write_text("#!/bin/sh\necho 'Command failed: Not found' >&2\nexit 4\n")
+    ubus.chmod(0o755)
+    with pytest.raises(OSError) as e:
+        src.scan()
+    assert str(e.value) == "ubus call network.interface dump: Command failed: Not found"
+    ubus.write_text("#!/bin/sh\necho '[]'\n")
+    with pytest.raises(ValueError) as e:
+        src.scan()
+    assert str(e.value) == "ubus call network.interface dump: not a JSON object"
+
+
+def test_an_ipv6_syn_is_clamped_to_the_ipv6_mss_and_a_later_fragment_is_never_touched():
+    syn4 = tcp_syn(1460)
+    tcp = syn4[20:]  # the same TCP SYN (MSS 1460) after an IPv6 header
+    syn6 = bytes([0x60, 0, 0, 0]) + len(tcp).to_bytes(2, "big") + bytes([6, 64]) + bytes(32) + tcp
+    out = packet.clamp_mss(syn6, 1404, 1384)
+    assert mss_of(out) == 1384 and len(out) == len(syn6)
+    # an IPv4 fragment at offset 1480 whose data happens to look like a SYN with an MSS option:
+    # it is not a TCP header, and changing it would corrupt the datagram
+    frag = bytearray(syn4)
+    frag[6], frag[7] = 0, 185  # fragment offset 185 * 8 = 1480, no "more fragments"
+    frag = bytes(frag)
+    assert packet.clamp_mss(frag, 1404, 1384) == frag
+
+
+def test_the_destination_cache_holds_at_most_its_maximum_and_still_routes_right_after_it_starts_again():
+    # (the LAN picks the destinations: a scan of the Internet through a full tunnel must not
+    # grow mastd without bound)
+    r = routes()
+    most = packet._CACHE_MAX
+    hdr = bytearray(ipv4("192.168.1.2", "10.1.0.0"))
+    for i in range(most + 10):
+        struct.pack_into(">I", hdr, 16, (10 << 24 | 1 << 16) + i)  # 10.1.x.y: site-a's 10.1.0.0/16
+        assert r.peer_for(hdr) == ("site-a" if i < 1 << 16 else "full")
+    assert 0 < len(r._dst) <= most
+    assert r.peer_for(ipv4("192.168.1.2", "10.1.2.3")) == "site-a"
+    assert r.peer_for(ipv4("192.168.1.2", "192.168.1.200")) == "site-b"

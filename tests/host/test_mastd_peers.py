@@ -84,6 +84,48 @@ def test_removing_a_peer_from_uci_deletes_its_block_only(tmp_path):
         peeredit.remove_peer(str(path), "b1.example")
 
 
+def test_a_third_peer_whose_section_names_are_taken_gets_the_next_number(tmp_path):
+    path = tmp_path / "mast"
+    path.write_text(UCI)
+    got = [peeredit.add_peer(str(path), n, {"psk": PSK2}) for n in ("b7.x.y", "b7-x.y", "b7.x-y")]
+    assert got == ["mast.b7_x_y", "mast.b7_x_y_2", "mast.b7_x_y_3"]
+    assert sorted(settings.load(str(path)).core["peers"]) == ["b1.example", "b7-x.y", "b7.x-y", "b7.x.y"]
+
+
+def test_removing_a_peer_named_as_an_uplink_leaves_the_uplink_section(tmp_path):
+    # a peer called "wan" gets the section wan_2 (wan is the uplink's): removing the peer must
+    # not take the uplink's section, found first by the same name
+    path = tmp_path / "mast"
+    path.write_text(UCI)
+    assert peeredit.add_peer(str(path), "wan", {"psk": PSK2}) == "mast.wan_2"
+    peeredit.remove_peer(str(path), "wan")
+    assert path.read_text() == UCI
+
+
+def test_a_peer_file_keeps_its_mode_and_a_write_that_fails_leaves_it_whole(tmp_path):
+    # (the new text goes to a temporary file renamed over the old one: a write that fails, here
+    # a file size limit as a full disk would, leaves the old file as it was and no temporary)
+    path = tmp_path / "mast"
+    path.write_text(UCI)
+    path.chmod(0o640)
+    peeredit.add_peer(str(path), "b7.example", {"psk": PSK2})
+    assert oct(path.stat().st_mode & 0o777) == "0o640"  # as the user left it
+    before = path.read_bytes()
+    code = ("import resource, signal, sys\n"
+            "from mastd import peeredit\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (%d, %d))\n"
+            "try:\n"
+            "    peeredit.add_peer(sys.argv[1], 'b8.example', {'psk': sys.argv[2]})\n"
+            "except OSError as e:\n"
+            "    sys.exit('failed: errno %%d' %% e.errno)\n" % (len(before), len(before)))
+    r = subprocess.run([sys.executable, "-c", code, str(path), PSK2], capture_output=True, text=True,
+                       timeout=30, env=dict(os.environ, PYTHONPATH=FIRMWARE, PYTHONDONTWRITEBYTECODE="1"))
+    assert (r.returncode, r.stderr) == (1, "failed: errno 27\n")  # EFBIG
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(str(tmp_path))) == ["mast"]
+
+
 def test_json_add_and_remove_keep_the_other_keys(tmp_path):
     path = tmp_path / "mast.json"
     path.write_text(json.dumps({"name": "s", "peers": {"a": {"psk": PSK}}, "uplinks": {"eth0": {}}}))
@@ -93,6 +135,12 @@ def test_json_add_and_remove_keep_the_other_keys(tmp_path):
     assert doc["uplinks"] == {"eth0": {}} and doc["name"] == "s"
     peeredit.remove_peer(str(path), "a")
     assert sorted(settings.load(str(path)).core["peers"]) == ["b"]
+    # a file changed since mastd read it, whose peers are no longer an object: said, not written
+    path.write_text(json.dumps({"name": "s", "peers": [{"psk": PSK}]}))
+    with pytest.raises(ValueError) as e:
+        peeredit.add_peer(str(path), "c", {"psk": PSK2})
+    assert str(e.value) == "%s: peers is not an object" % path
+    assert json.loads(path.read_text())["peers"] == [{"psk": PSK}]
 
 
 def test_a_peer_file_that_is_not_utf8_or_nested_too_deep_is_refused_quoting_none_of_its_bytes(tmp_path):

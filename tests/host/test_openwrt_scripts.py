@@ -465,3 +465,20 @@ def test_enabled_is_read_from_the_config_mast_section_whatever_its_name(installe
     set_enabled(installed, 1)
     sh(installed, "/etc/init.d/mast reload")
     assert procd_log(installed)[-1] == "set mast instances=1"
+
+
+@needs_chroot
+@pytest.mark.parametrize("edit", ["no enabled option", "no config mast section"])
+def test_without_enabled_or_without_a_config_mast_section_mastd_is_started(installed, edit):
+    # as mastd reads it (enabled defaults to 1); with no `config mast` at all mastd starts and
+    # its log says what is missing, rather than nothing happening
+    conf = installed / "etc" / "config" / "mast"
+    text = conf.read_text()
+    if edit == "no enabled option":
+        text = text.replace("\toption enabled '0'\n", "")
+    else:
+        text = text.replace("config mast 'global'", "config other 'global'")
+    assert text != conf.read_text()
+    conf.write_text(text)
+    sh(installed, "/etc/init.d/mast start")
+    assert procd_log(installed) == ["set mast instances=1"]
