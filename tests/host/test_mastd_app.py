@@ -167,6 +167,27 @@ def test_the_peers_datagrams_are_dropped_and_counted_while_no_app_is_connected(a
         server_app.close()
 
 
+def test_a_second_app_takes_the_socket_over_and_the_first_is_closed(apps):
+    # docs/MASTD.md: one app at a time, a new connection replaces the old one (which must be
+    # closed, not left open with nobody reading it)
+    srv = apps["srv"]
+    first = connect(apps["srv_sock"])
+    try:
+        wait_for("the first app", lambda: counters(srv).get("app_connected") == 1)
+        second = connect(apps["srv_sock"])
+        try:
+            wait_for("the second app", lambda: counters(srv).get("app_connected") == 2)
+            first.settimeout(5)
+            assert first.recv(100) == b""  # closed by mastd
+            second.send(b"still carried")
+            wait_for("the second app's datagram", lambda: counters(srv).get("app_rx") == 1)
+            assert srv.status()["apps"]["router1"]["connected"]
+        finally:
+            second.close()
+    finally:
+        first.close()
+
+
 def test_app_keys_are_checked_and_the_udp_app_port_is_refused_with_the_way_out():
     def load(peer):
         return settings.from_json_text(json.dumps({"name": "s", "peers": {"p": dict(peer, psk=PSK)}}))

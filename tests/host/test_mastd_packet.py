@@ -125,6 +125,20 @@ def test_a_syn_with_a_larger_mss_is_clamped_and_its_checksum_stays_right():
         assert len(out) == len(syn)
 
 
+def test_a_syn_whose_ip_header_has_options_is_clamped_in_its_tcp_header():
+    # IHL 6: a Router Alert option (4 bytes) before the TCP header; the MSS is 4 bytes later
+    syn = tcp_syn(1460)
+    opt = bytes([0x94, 4, 0, 0])
+    withopt = bytearray(bytes([0x46]) + syn[1:20] + opt + syn[20:])
+    withopt[2:4] = len(withopt).to_bytes(2, "big")
+    withopt = bytes(withopt)
+    assert packet.tcp_checksum_ok(withopt)
+    out = packet.clamp_mss(withopt, 1404, 1384)
+    assert mss_of(out) == 1404 and len(out) == len(withopt)
+    assert bytes(out[:24]) == withopt[:24]  # the IP header and its option untouched
+    assert packet.tcp_checksum_ok(out)
+
+
 def test_a_syn_with_a_small_mss_and_other_packets_are_untouched():
     syn = tcp_syn(1200)
     assert packet.clamp_mss(syn, 1404, 1384) is syn
