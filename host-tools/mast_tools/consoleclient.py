@@ -104,12 +104,13 @@ class Incoming:
         out = []
         while True:
             i = self.buf.find(b"\n")
+            end = i + 1  # past the newline
             if i < 0:
                 if len(self.buf) > self.limit:
-                    i = self.limit
+                    i = end = self.limit  # cut there: no newline to skip, no byte lost
                 else:
                     break
-            raw, self.buf = self.buf[:i], self.buf[i + 1:]
+            raw, self.buf = self.buf[:i], self.buf[end:]
             text = raw.decode("utf-8", "replace").strip("\r\n").strip()
             if text:
                 out.append(classify(text))

@@ -148,3 +148,15 @@ def test_missing_subcommand_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main([])
     assert exit_.value.code == 2
+
+
+def test_progress_off_a_terminal_is_one_line_per_milestone_and_always_the_last(monkeypatch, capsys):
+    from mast_tools import output
+
+    monkeypatch.setattr(output, "_state", {"open": False, "last_plain": 0.0, "milestone": None})
+    output.progress("flash: 1 of 40 KB", milestone=0)
+    output.progress("flash: 2 of 40 KB", milestone=0)  # the same tenth: not shown
+    output.progress("flash: 5 of 40 KB", milestone=1)
+    output.progress("flash: 6 of 40 KB (done)", done=True, milestone=1)  # the last: shown
+    assert capsys.readouterr().err.splitlines() == ["flash: 1 of 40 KB", "flash: 5 of 40 KB",
+                                                    "flash: 6 of 40 KB (done)"]

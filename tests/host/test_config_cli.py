@@ -421,3 +421,77 @@ def test_text_beyond_the_bmp_goes_to_the_board_as_utf8_not_as_escaped_surrogates
     assert json.loads(line) == {"id": 1, "op": "set", "key": "uplinks.wifi.ssid", "value": "caf\u00e9 \U0001F600"}
     f = config_bytes({"name": "b1", "uplinks": {"wifi": {"ssid": "\U0001F600"}}})
     assert b"\\u" not in f and json.loads(f)["uplinks"]["wifi"]["ssid"] == "\U0001F600"
+
+
+def test_the_busy_error_names_the_process_holding_the_ports_flock_only(tmp_path):
+    # /proc/locks also lists POSIX locks (which do not stop pyserial's flock) and the processes
+    # waiting for a lock ("->"): neither is the program to close
+    from mast_tools.serialport import holders, port_error
+
+    port = tmp_path / "ttyFAKE"
+    port.write_text("")
+    st = os.stat(str(port))
+    dev = "%02x:%02x:%d" % (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+    locks = tmp_path / "locks"
+    locks.write_text("1: POSIX  ADVISORY  WRITE 111 %s 0 EOF\n"
+                     "2: FLOCK  ADVISORY  WRITE 222 %s 0 EOF\n"
+                     "2: -> FLOCK  ADVISORY  WRITE 333 %s 0 EOF\n"
+                     "3: FLOCK  ADVISORY  WRITE 444 00:00:1 0 EOF\n" % (dev, dev, dev))
+    proc = tmp_path / "proc"
+    for pid, cmd in ((111, b"lockf\0x"), (222, b"mpremote\0connect"), (333, b"picocom\0-b"), (444, b"other")):
+        (proc / str(pid)).mkdir(parents=True)
+        (proc / str(pid) / "cmdline").write_bytes(cmd)
+    who = holders(str(port), locks=str(locks), proc=str(proc))
+    assert who == [(222, "mpremote connect")]
+    assert port_error(str(port), OSError(11, "busy"), who).what == (
+        "%s is busy: pid 222 (mpremote connect) holds it" % port)
+
+
+def test_an_io_error_on_the_port_says_the_board_went_away():
+    import errno
+
+    from mast_tools.serialport import port_error
+
+    e = port_error("/dev/ttyUSB0", OSError(errno.EIO, "Input/output error"))
+    assert str(e) == ("/dev/ttyUSB0 stopped answering (I/O error); the board was unplugged or reset; "
+                      "plug it in and try again")
+
+
+def test_set_with_commit_and_apply_validates_first_and_says_both_were_done(capsys):
+    import argparse
+
+    from mast_tools import cmd_config
+
+    sent = []
+    results = {"set": {"key": "uplinks.cell.cost", "pending": True}, "validate": {"valid": True},
+               "commit": {"committed": True, "bytes": 99}, "apply": {"associations": "kept"}}
+
+    class Console:
+        port = "/dev/ttyFAKE"
+
+        def call(self, op, **fields):
+            sent.append(op)
+            return results[op]
+
+    args = argparse.Namespace(key="uplinks.cell.cost", value="20", json=False, commit=True, apply=True)
+    assert cmd_config._set(Console(), args) == 0
+    assert sent == ["set", "validate", "commit", "apply"]
+    assert capsys.readouterr().out == "uplinks.cell.cost = 20 (committed and applied)\n"
+
+
+def test_the_status_lists_the_uplinks_by_priority():
+    st = {"board": "b1", "firmware": "0.1.0", "mode": "normal", "uptime_ms": 0, "config": {"source": "mast.json"},
+          "uplinks": {"cell": {"state": "up", "addr": "10.0.0.3", "mast": {"priority": 5, "cost": 20}},
+                      "eth": {"state": "down", "mast": {"priority": 10, "cost": 0}},
+                      "wifi": {"state": "up", "addr": "10.0.0.2", "mast": {"priority": 7, "cost": 0}}}}
+    assert [x.split()[0] for x in status_text(st).splitlines()[3:]] == ["cell", "wifi", "eth"]
+
+
+def test_only_secrets_reading_redacted_get_a_stand_in_when_a_file_is_validated(tmp_path):
+    # a "<redacted>" that is not a secret's stays, for the schema to refuse
+    doc = {"name": "<redacted>", "peers": {"hub": {"psk": "<redacted>", "dns": "<redacted>"}}}
+    assert unredact(doc) == {"name": "<redacted>", "peers": {"hub": {"psk": "A" * 43 + "=", "dns": "<redacted>"}}}
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps(doc))
+    r = mast("config", "validate", str(f))
+    assert r.returncode == 1 and r.stderr.startswith("mast: %s is not valid: " % f) and "Traceback" not in r.stderr

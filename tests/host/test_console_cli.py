@@ -306,3 +306,180 @@ def test_json_is_refused_as_a_usage_error_that_says_what_gives_json():
 def test_console_on_a_missing_port_is_a_clear_error():
     r = mast("console", "--port", "/dev/ttyACM77")
     assert r.returncode == 1 and r.stderr.startswith("mast: no serial port /dev/ttyACM77; ")
+
+
+# ---- the client and the piped console against a port with no board behind it ----------------
+
+
+class FakePort:
+    """What ConsoleClient uses of pyserial's Serial. Each request line written is answered by
+    answer(request) (a reply dict, or None for no reply) at the `delay`th read after it, as a
+    slow board would; .written keeps every byte sent."""
+
+    def __init__(self, answer=None, delay=1):
+        self.answer = answer or (lambda req: {"id": req["id"], "ok": True, "result": "board1"})
+        self.delay = delay
+        self.written = b""
+        self.due = []  # [reads left, reply line]
+        self.reads = 0
+
+    def write(self, data):
+        self.written += data
+        for line in data.split(b"\n"):
+            if line.strip():
+                reply = self.answer(json.loads(line))
+                if reply is not None:
+                    self.due.append([self.delay, (json.dumps(reply) + "\r\n").encode()])
+
+    def flush(self):
+        pass
+
+    def read(self, n):
+        self.reads += 1
+        out = b""
+        for d in self.due:
+            d[0] -= 1
+            if d[0] <= 0:
+                out += d[1]
+        self.due = [d for d in self.due if d[0] > 0]
+        return out
+
+    def close(self):
+        pass
+
+
+def _client(port):
+    from mast_tools.consoleclient import ConsoleClient
+
+    return ConsoleClient("/dev/ttyFAKE", ser=port)
+
+
+def _piped(port, text):
+    """`mast console --raw --no-hello` with `text` on its stdin (a pipe): (exit status, what it
+    printed, the bytes it sent to the port)."""
+    import argparse
+    import io
+
+    from mast_tools.cmd_console import run
+
+    r, w = os.pipe()
+    os.write(w, text)
+    os.close(w)
+    out = io.StringIO()
+    with os.fdopen(r, "rb") as stdin:
+        rc = run(_client(port), argparse.Namespace(raw=True, no_hello=True), stdin=stdin, stdout=out)
+    return rc, out.getvalue(), port.written
+
+
+def test_a_line_that_never_ends_is_cut_at_the_limit_and_no_byte_of_it_is_lost():
+    # (a board printing garbage with no newline: the line is cut, so memory stays bounded; the
+    # byte at the cut was dropped as if it had been the newline)
+    inc = Incoming(limit=8)
+    assert [x.text for x in inc.feed(b"0123456789abcdefghij")] == ["01234567", "89abcdef"]
+    assert inc.partial() == "ghij"
+    assert [x.text for x in inc.feed(b"kl\n")] == ["ghijkl"]
+
+
+def test_a_request_line_of_exactly_the_boards_limit_is_sent_and_one_byte_more_is_not():
+    # the board's console takes lines of up to LINE_MAX bytes, newline excluded
+    from board.console import LineReader
+    from mast_tools.consoleclient import LINE_MAX, request
+    from mast_tools.errors import CommandError
+
+    port = FakePort()
+    con = _client(port)
+    value = "x" * (LINE_MAX - (len(request(1, "set", key="name", value="")) - 1))
+    con.send("set", key="name", value=value)
+    assert len(port.written) == LINE_MAX + 1
+    assert LineReader().feed(port.written) == [port.written[:-1]]  # the board takes it whole
+    with pytest.raises(CommandError) as e:
+        con.send("set", key="name", value=value + "x")
+    assert e.value.what == ("the set request is %d bytes, and the board's console takes lines of at "
+                            "most %d" % (LINE_MAX + 1, LINE_MAX))
+    assert len(port.written) == LINE_MAX + 1  # nothing more sent
+    assert LineReader().feed(request(2, "set", key="name", value=value + "x")) == [None]  # (it would refuse it)
+
+
+def test_piped_input_waits_for_the_replies_of_a_board_slower_than_its_end():
+    # the reply comes some 20 reads (about a second) after the request, well after the input
+    # ended: the console waits for it (up to 3 s), not just 0.3 s
+    rc, out, sent = _piped(FakePort(delay=20), b"get name\n")
+    assert rc == 0
+    assert out.splitlines() == ['{"id": 1, "ok": true, "result": "board1"}']
+    assert json.loads(sent) == {"id": 1, "op": "get", "key": "name"}
+
+
+def test_a_piped_quit_ends_the_session_and_nothing_after_it_is_sent():
+    rc, out, sent = _piped(FakePort(), b"get name\nquit\nreboot\n")
+    assert rc == 0
+    assert [json.loads(x)["op"] for x in sent.splitlines()] == ["get"]
+
+
+def test_after_a_reboot_only_a_hello_in_the_mode_asked_for_is_taken():
+    # `mast maintenance on`: the board may answer a hello or two in normal mode before it reboots
+    modes = ["normal", "normal", "maintenance"]
+
+    def answer(req):
+        mode = modes.pop(0) if len(modes) > 1 else modes[0]
+        return {"id": req["id"], "ok": True, "result": {"board": "b", "mode": mode}}
+
+    con = _client(FakePort(answer))
+    assert con.wait_hello(10, mode="maintenance")["mode"] == "maintenance"
+    assert modes == ["maintenance"]
+
+
+def test_commands_with_a_word_too_many_or_a_wrong_one_are_refused_not_cut_short():
+    # `unset peers hub` (a space for the dot) would unset every peer; `get uplinks eth` show
+    # all the uplinks; `uplink cell adr ADDR` set an address
+    for bad, msg in (("unset peers hub", "usage: unset KEY"), ("get uplinks eth", "usage: get [KEY]"),
+                     ("uplink cell adr 127.0.0.9", "usage: uplink NAME up|down, or uplink NAME addr ADDR")):
+        with pytest.raises(ValueError) as e:
+            parse_command(bad)
+        assert str(e.value) == msg
+
+
+def test_ctrl_d_on_a_line_being_typed_does_nothing():
+    ed = LineEditor()
+    assert ed.feed(b"get\x04") == [("redraw",)] * 3
+    assert ed.feed(b"\r") == [("line", "get")]
+
+
+def test_recall_starts_again_from_the_newest_line_skips_repeats_and_keeps_the_last_fifty():
+    ed = LineEditor()
+    ed.feed(b"a\rb\rc\r")
+    ed.feed(b"\x1b[A\x1b[A")
+    assert ed.text() == "b"
+    assert ed.feed(b"\r") == [("line", "b")]  # a recalled line sent ...
+    ed.feed(b"\x1b[A")
+    assert ed.text() == "b"  # ... is the newest; recall starts from it again
+    ed.feed(b"\x15status\rstatus\rstatus\r\x1b[A\x1b[A")
+    assert ed.text() == "b"  # a line typed again and again is recalled once
+    ed = LineEditor()
+    for i in range(60):
+        ed.feed(b"get k%d\r" % i)
+    ed.feed(b"\x1b[A" * 70)
+    assert ed.text() == "get k10"  # the oldest of the last 50
+
+
+def test_an_escape_sequence_that_never_ends_stops_swallowing_keys():
+    ed = LineEditor()
+    ed.feed(b"\x1b[" + b"1" * 7)  # nine bytes, no final byte: given up
+    assert ed.feed(b"12\r") == [("redraw",), ("redraw",), ("line", "12")]
+
+
+def test_the_logs_reply_shows_the_last_crash_with_its_traceback():
+    from mast_tools.cmd_console import logs_text
+
+    r = {"recent": ['{"log": "boot", "board": "b"}'],
+         "last_crash": {"error": "TypeError: x", "traceback": "line 1\nline 2\n"}}
+    assert logs_text(r).splitlines() == ["recent logs and events on the board (oldest first):",
+                                         "  log   boot board=b",
+                                         "the last crash it saved: TypeError: x",
+                                         "      line 1", "      line 2"]
+    assert logs_text({"recent": []}).splitlines()[1:] == ["  (none since it booted)", "no crash saved"]
+
+
+def test_a_list_key_takes_json_or_text_and_never_sends_the_json_as_text():
+    assert parse_command('set peers.hub.allowed ["10.0.0.0/8", "::/0"]')[1]["value"] == ["10.0.0.0/8", "::/0"]
+    assert parse_command("set peers.hub.allowed 10.0.0.0/8, ::/0")[1]["value"] == ["10.0.0.0/8", "::/0"]
+    assert parse_command('set peers.hub.addresses ["192.0.2.1"]')[1]["value"] == ["192.0.2.1"]

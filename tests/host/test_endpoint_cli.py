@@ -290,3 +290,17 @@ def test_hostile_commands_each_get_an_error_reply_and_the_process_runs_on(tmp_pa
                           "public": "127.0.0.33:%d" % port}, replies[5]  # the bad priority did not stick
     assert replies[9]["reply"] == "status" and replies[10]["reply"] == "quit"
     assert out[-1].get("event") == "stopped" and out[-1].get("reason") == "quit", out[-1]
+
+
+def test_a_board_build_whose_mpy_cross_fails_says_so_and_micropython_asked_for_is_required(tmp_path, monkeypatch):
+    from mast_tools import board_process
+
+    with pytest.raises(RuntimeError) as e:  # (board_command then falls back to the .py sources)
+        board_process.build_mpy(str(tmp_path / "out"),
+                                mpy_cross=[sys.executable, "-c", "print('bad input'); raise SystemExit(1)", "--"])
+    assert str(e.value).startswith("mpy-cross mast/") and str(e.value).endswith(": bad input")
+    monkeypatch.setattr(board_process, "find_micropython", lambda: None)
+    with pytest.raises(RuntimeError) as e:
+        board_process.board_command("ep.json", str(tmp_path / "b"), prefer="micropython")
+    assert "MicroPython unix port is not installed" in str(e.value)
+    assert board_process.board_command("ep.json", str(tmp_path / "b")).runtime == "cpython"

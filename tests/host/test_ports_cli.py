@@ -134,3 +134,42 @@ def test_at_a_terminal_the_user_is_asked_which_board(tmp_path):
             proc.kill()
             proc.wait()
     assert out.decode().strip() == "/dev/ttyUSB0"
+
+
+def test_the_answer_to_which_board_must_be_one_of_the_numbers_shown(monkeypatch, capsys):
+    import io
+    import sys
+
+    from mast_tools import portpick
+
+    found = [{"device": "/dev/ttyACM0", "what": "a", "boards": [], "sim": False},
+             {"device": "/dev/ttyUSB0", "what": "b", "boards": [], "sim": False}]
+    got = {}
+    for answer in ("0", "1", "2", "3", "-1", "x", ""):
+        monkeypatch.setattr(sys, "stdin", io.StringIO(answer + "\n"))
+        got[answer] = portpick._ask("mast config", found)
+    assert got == {"0": None, "1": 0, "2": 1, "3": None, "-1": None, "x": None, "": None}
+    assert "which one? [1-2]" in capsys.readouterr().err
+
+
+def test_a_running_sim_board_is_listed_and_used_without_port(tmp_path, monkeypatch, capsys):
+    import os
+
+    from mast_tools import portpick, simregistry
+
+    monkeypatch.setenv("MAST_SIM_REGISTRY", str(tmp_path / "reg"))
+    pty = tmp_path / "pts-7"
+    pty.write_text("")
+    simregistry.register({"pid": os.getpid(), "device": str(pty), "link": str(tmp_path / "ttySIM"),
+                          "board": "unix-sim", "dir": str(tmp_path / "board")})
+    (tmp_path / "ttySIM").write_text("")
+    assert portpick.resolve(None, "mast config", comports=[Port("/dev/ttyS0")]) == str(tmp_path / "ttySIM")
+
+    class Args:
+        json = True
+        all = False
+
+    assert cmd_ports.do_ports(Args, comports=lambda: [Port("/dev/ttyS0")]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [(p["device"], p["likely"], p["sim_board"]["pty"]) for p in doc] == [
+        (str(tmp_path / "ttySIM"), ["unix-sim"], str(pty))]

@@ -591,3 +591,27 @@ def test_a_state_file_with_a_counter_out_of_range_or_nested_too_deep_is_refused_
         with pytest.raises(PresenceConfigError) as e:
             host_on_loopback(state=str(state))
         assert str(e.value).startswith("state: cannot read %s (" % state) and str(e.value).endswith("fix or remove it"), e.value
+
+
+def test_a_presence_config_out_of_bounds_is_refused_naming_the_key():
+    from presence.conf import PresenceConfigError
+
+    ok = check_presence_conf(presence_conf(max_ttl=65535, rate=1, burst=10000, listen="127.0.0.1:6279"))
+    assert (ok["max_ttl"], ok["rate"], ok["burst"], ok["listen"]) == (65535, 1, 10000, "127.0.0.1:6279")
+    assert check_presence_conf({"names": {"a" * 63: {"key": PSK}}})["names"] == {"a" * 63: bytes(range(32))}
+    for doc, text in (
+            ({"names": {}}, "names: required: an object of the names served"),
+            ({"names": {"a b": {"key": PSK}}}, "names.a b: a name must be 1 to 63 characters of A-Za-z0-9.-"),
+            ({"names": {"a" * 64: {"key": PSK}}}, "names.%s: a name must be 1 to 63 characters" % ("a" * 64)),
+            ({"names": {"a": {"key": PSK, "ttl": 5}}}, "names.a.ttl: unknown key (known: key)"),
+            ({"names": {"a": {}}}, "names.a.key: required: standard base64 of 32 bytes"),
+            (presence_conf(max_ttl=0), "max_ttl: must be an integer from 1 to 65535"),
+            (presence_conf(max_ttl=65536), "max_ttl: must be an integer from 1 to 65535"),
+            (presence_conf(rate=0), "rate: must be an integer from 1 to 1000"),
+            (presence_conf(burst=10001), "burst: must be an integer from 1 to 10000"),
+            (presence_conf(rate=True), "rate: must be an integer from 1 to 1000"),
+            (presence_conf(listen=""), "listen: must be text"),
+            (presence_conf(state=""), "state: must be text")):
+        with pytest.raises(PresenceConfigError) as e:
+            check_presence_conf(doc)
+        assert str(e.value).startswith(text), (doc, str(e.value))

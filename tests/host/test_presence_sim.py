@@ -221,3 +221,35 @@ def test_a_failed_resolution_is_retried_with_backoff():
     assert [e.fields["dns"] for e in _events(net, "a", "presence_resolve_failed")] == ["b.example"] * 2
     net.run(net.now + 2000)
     assert _up(a, "b")
+
+
+def test_the_server_status_shows_a_registration_and_a_subscriber_only_while_they_last():
+    from presence.server import Server
+
+    ka, kb = bytes(range(32)), bytes(range(32, 64))
+    srv = Server({"a": ka, "b": kb}, notify_base=5000)
+    t0 = 1000000
+    srv.receive(("198.51.100.7", 40001), msg.seal(msg.keys(ka, "a")[0], msg.REGISTER, 1, "a",
+                                                  msg.enc_register(60, [(("192.0.2.10", 6278), 0, 0)])), t0)
+    srv.receive(("203.0.113.9", 6278), msg.seal(msg.keys(kb, "b")[0], msg.SUBSCRIBE, 1, "b",
+                                                msg.enc_subscribe(30, "a")), t0)
+    st = server_status(srv, t0 + 1)["names"]["a"]
+    assert st == {"registered": True, "addresses": ["192.0.2.10:6278"], "observed": "198.51.100.7:40001",
+                  "ttl_left_s": 60, "contact": "198.51.100.7:40001", "subscribers": ["b"]}
+    st = server_status(srv, t0 + 30000)["names"]["a"]
+    assert st["registered"] and st["ttl_left_s"] == 30 and st["subscribers"] == []  # b's 30 s are up
+    st = server_status(srv, t0 + 60000)["names"]["a"]
+    assert st == {"registered": False, "addresses": [], "observed": None, "ttl_left_s": 0,
+                  "contact": "198.51.100.7:40001", "subscribers": []}
+
+
+def test_the_client_status_says_which_peer_is_in_an_outage():
+    net, srv, a, b = mobile_pair(watch_b=False)
+    net.run(net.now + 2000)
+    assert client_status(a)["peers"]["b"]["outage"] is False
+    a.uplink_down("eth", net.now)
+    b.uplink_down("wan", net.now)
+    net.flush()
+    net.run(net.now + 3000)
+    assert client_status(a)["peers"]["b"]["outage"] is True
+    assert _events(net, "a", "presence_outage")
