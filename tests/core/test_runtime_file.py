@@ -79,6 +79,17 @@ def test_bad_uplinks_name_the_key():
     assert refused(doc(uplinks={"eth": {"bind": "127.0.0.1:1", "device": "a/b"}})).startswith(
         "uplinks.eth.device: ")
     assert refused(doc(uplinks={"e th": {"bind": "127.0.0.1:1"}})).startswith("uplinks.e th: name")
+    assert refused(doc(uplinks={"u" * 32: {"bind": "127.0.0.1:1"}})).startswith("uplinks.uuu")
+    assert runconfig.check(doc(uplinks={"u" * 31: {"bind": "127.0.0.1:1"}}))
+    assert refused(doc(uplinks={"eth": {"bind": "[::]:6278"}})).startswith("uplinks.eth.bind: :: is a wildcard")
+    assert refused(doc(uplinks={"eth": {"bind": "127.0.0.1:1", "public": "127.0.0.2:0"}})).startswith(
+        "uplinks.eth.public: port")
+    # an interface name is at most 15 characters (IFNAMSIZ 16, with its NUL)
+    assert refused(doc(uplinks={"eth": {"bind": "127.0.0.1:1", "device": "d" * 16}})).startswith(
+        "uplinks.eth.device: ")
+    assert runconfig.check(doc(uplinks={"eth": {"bind": "127.0.0.1:1", "device": "d" * 15}}))
+    assert refused(doc(uplinks={"eth": {"bind": "127.0.0.1:1", "via": "127.0.0.1:0",
+                                        "public": "127.0.0.2:1"}})).startswith("uplinks.eth.via: port")
 
 
 def test_connect_and_stream_must_name_known_peers():
@@ -90,6 +101,11 @@ def test_connect_and_stream_must_name_known_peers():
     assert refused(doc(stream={"peer": "x"})).startswith("stream.peer: ")
     assert refused(doc(stream={"peer": "host", "rate": -1})).startswith("stream.rate: ")
     assert refused(doc(stream={"peer": "host", "size": 12})).startswith("stream.size: ")
+    assert refused(doc(stream={"peer": "host", "count": -1})).startswith("stream.count: ")
+    assert refused(doc(stream={"peer": "host", "count": "all"})).startswith("stream.count: ")
+    assert refused(doc(stream_records="yes")).startswith("stream_records: must be true or false")
+    assert refused(doc(stream={"peer": "host", "size": 1201})).startswith("stream.size: ")
+    assert refused(doc(rcvbuf=(1 << 26) + 1)).startswith("rcvbuf: must be an integer from 0 to")
 
 
 def test_stream_payload_carries_seq_and_send_time():
@@ -98,3 +114,42 @@ def test_stream_payload_carries_seq_and_send_time():
     assert stream.decode(p) == (7, 123456789)
     assert stream.decode(b"hello, world!") is None
     assert stream.decode(b"S123") is None
+    assert stream.decode(p[:12]) is None  # one byte short of its seq and time
+
+
+class _Rt:
+    """What a Stream needs of a Runtime: send(), which takes the datagram or refuses it."""
+
+    def __init__(self, takes=True):
+        self.takes = takes
+        self.seqs = []
+
+    def send(self, payload, peer):
+        self.seqs.append(stream.decode(payload)[0])
+        return self.takes
+
+
+def test_a_stream_that_fell_behind_sends_a_few_then_skips_instead_of_bursting():
+    rt = _Rt()
+    s = stream.Stream(rt, "host", rate=50)  # one every 20 ms
+    s.start(1000)
+    s.tick(1000)
+    assert rt.seqs == [0]
+    s.tick(11000)  # a stall of 10 s: 500 were due
+    assert rt.seqs == [0, 1, 2, 3, 4]  # at most 4 in one tick
+    s.tick(11000)
+    assert len(rt.seqs) == 5 and s.wait_ms(11000) == 20  # the rest skipped, not sent in a burst
+    assert s.wait_ms(11500) == 0  # overdue: no wait (never a negative one: poll(-1) never wakes)
+    s.tick(11020)
+    assert rt.seqs == [0, 1, 2, 3, 4, 5]
+
+
+def test_a_stream_counts_what_the_core_refused_and_stops_after_its_count():
+    rt = _Rt(takes=False)
+    s = stream.Stream(rt, "host", rate=1000, count=3)
+    s.start(0)
+    for t in range(10):
+        s.tick(t)
+    assert rt.seqs == [0, 1, 2]
+    st = s.status()
+    assert (st["seq"], st["sent"], st["refused"], st["running"]) == (3, 0, 3, False)

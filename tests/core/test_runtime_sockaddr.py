@@ -56,6 +56,8 @@ def test_text_cache_canonicalizes_each_ipv6_text_once_and_stays_bounded():
     c.canonical("2001:db8::3")
     assert len(c.map) <= 2
     assert from_socket(("2001:db8:0::9", 1, 0, 0), c) == ("2001:db8::9", 1)
+    # a link-local source, as CPython's recvfrom gives it: its "%scope" goes, the datagram stays
+    assert from_socket(("fe80::1%eth0", 6278, 0, 2), c) == ("fe80::1", 6278)
 
 
 def test_host_port_text_parses_ipv4_and_bracketed_ipv6():
@@ -71,4 +73,17 @@ def test_bad_host_port_text_says_what_is_wrong():
     assert "port must be 1..65535" in _value_error(parse_hostport, "127.0.0.1:0")
     assert "65535" in _value_error(parse_hostport, "127.0.0.1:70000")
     assert "bad port" in _value_error(parse_hostport, "127.0.0.1:x")
+    assert "port must be 1..65535" in _value_error(parse_hostport, "127.0.0.1:65536")
+    assert parse_hostport("127.0.0.1:65535") == ("127.0.0.1", 65535)
+    assert "[IPV6]:PORT" in _value_error(parse_hostport, "[127.0.0.1]:53")  # brackets: IPv6 only
     assert "text" in _value_error(parse_hostport, 6278)
+
+
+def test_the_raw_sockaddr_cache_stays_bounded_however_many_sources_send():
+    # (a board reads each source's raw sockaddr once: datagrams from ever new ports must not
+    # grow its heap)
+    c = TextCache(size=4)
+    for port in range(1, 41):
+        raw = V4_LE[:2] + bytes((port >> 8, port & 0xFF)) + V4_LE[4:]
+        assert from_socket(raw, c) == ("127.0.0.3", port)
+        assert len(c.map) <= 4

@@ -12,3 +12,18 @@ def test_status_events_and_errors_never_show_a_psk():
         s = repr(shown)
         assert simnet.PSK not in s
         assert repr(bytes(range(32)))[2:-1] not in s
+
+
+def test_both_ends_show_one_nonce_id_and_a_status_is_a_snapshot():
+    net = pair()
+    net.run(2000)
+    sa, sb = endpoint_status(net.nodes["a"].ep), endpoint_status(net.nodes["b"].ep)
+    nid = sa["associations"][0]["nonce_id"]
+    assert nid is not None and len(nid) == 16
+    assert sb["associations"][0]["nonce_id"] == nid  # (docs: the same on both ends)
+    rtts = [x["rtt_ms"] for x in sa["associations"][0]["paths"] if x["state"] == "active"]
+    assert rtts and rtts[0] is not None and rtts[0] > 0
+    before = dict(sb["counters"])
+    net.nodes["b"].ep.receive("wan", ("10.7.0.1", 9), b"\x00", net.now)  # counted as a drop
+    assert endpoint_status(net.nodes["b"].ep)["counters"] != before
+    assert sb["counters"] == before  # the document taken earlier did not change under its reader

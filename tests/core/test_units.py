@@ -1,7 +1,7 @@
 # Small pieces on their own: the replay window, IP address text, and the
 # non-wrapping clock the runtime builds from a board's wrapping ticks.
 from mast.replay import ReplayWindow
-from mast.addr import ip_to_bytes, bytes_to_ip, canonical, fmt
+from mast.addr import ip_to_bytes, bytes_to_ip, canonical, fmt, parse_addr
 from runtime.clock import MonotonicMs, ticks_diff_for
 
 
@@ -65,6 +65,17 @@ def test_bad_ip_text_is_refused():
         except ValueError:
             continue
         assert False, bad
+
+
+def test_a_dns_name_is_at_most_253_characters():
+    name = ("a" * 63 + ".") * 3 + "b" * 61  # 253
+    assert parse_addr(name + ":53", 6278, True) == (name, 53)
+    for bad in (name + "b", name + "b:53"):
+        try:
+            parse_addr(bad, 6278, True)
+        except ValueError:
+            continue
+        assert False, len(bad)
 
 
 class FakeTicks:

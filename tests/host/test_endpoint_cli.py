@@ -304,3 +304,146 @@ def test_a_board_build_whose_mpy_cross_fails_says_so_and_micropython_asked_for_i
         board_process.board_command("ep.json", str(tmp_path / "b"), prefer="micropython")
     assert "MicroPython unix port is not installed" in str(e.value)
     assert board_process.board_command("ep.json", str(tmp_path / "b")).runtime == "cpython"
+
+
+def _process(doc, out):
+    from runtime.endpoint_main import Process
+    from runtime.runconfig import check
+
+    return Process(check(doc), out)
+
+
+def _reply(p, out, cmd):
+    p.command(json.dumps(cmd))
+    return json.loads(out[-1])
+
+
+def test_the_stream_command_checks_its_rate_and_runs_only_while_its_own_peer_is_associated():
+    from runtime import stream
+
+    out = []
+    p = _process({"mast": {"name": "server", "peers": {"client": {"psk": PSK}, "other": {"psk": PSK}}},
+                  "uplinks": {"wan": {"bind": "127.0.0.65:0"}}, "stream_records": True}, out.append)
+    clients = {}
+
+    def turn():
+        p.rt.poll(2)
+        p.pump()
+        for c in clients.values():
+            c.poll(2)
+
+    def until(pred, limit_s=5.0):
+        end = time.monotonic() + limit_s
+        for _ in range(5000):
+            if pred() or time.monotonic() > end:
+                break
+            turn()
+        return pred()
+
+    def associate(name, ip):
+        c = Runtime(Endpoint({"name": name, "peers": {"server": {"psk": PSK}}}, os.urandom))
+        clients[name] = c
+        c.add_uplink("eth", (ip, 0))
+        c.connect("server", addrs=[p.rt.uplinks["wan"].bind])
+        assert until(lambda: any(json.loads(x).get("event") == "association_up"
+                                 and json.loads(x).get("peer") == name for x in out))
+
+    try:
+        p.start()
+        for rate in (1001, -1, "fast"):  # (1001: a period of 0 ms, sent as fast as the loop turns)
+            assert "rate must be" in _reply(p, out, {"op": "stream", "peer": "client", "rate": rate})["error"]
+        assert _reply(p, out, {"op": "stream", "peer": "client", "rate": 50})["stream"]["running"] is False
+        associate("other", "127.0.0.66")
+        assert p.stream.status()["running"] is False  # another peer's association: not the stream's
+        associate("client", "127.0.0.67")
+        assert p.stream.status()["running"] is True  # its own peer's association_up started it
+        assert _reply(p, out, {"op": "stream", "rate": 0})["stream"]["running"] is False
+        # asked again while the association is up (its association_up is long past): at once
+        assert _reply(p, out, {"op": "stream", "rate": 50})["stream"]["running"] is True
+        # stream_records: a received stream record is shown as its seq and time, not as hex
+        assert clients["client"].send(stream.encode(5, 77), "server")
+        assert until(lambda: any(json.loads(x).get("event") == "data" for x in out))
+        data = [json.loads(x) for x in out if json.loads(x).get("event") == "data"][0]
+        assert (data["seq"], data["sent_ms"], data["len"]) == (5, 77, 64) and "hex" not in data
+    finally:
+        p.rt.shutdown()
+        for c in clients.values():
+            c.shutdown()
+
+
+def test_a_line_lost_for_want_of_memory_is_reported_once_and_the_lines_go_on():
+    out = []
+    lose = [1]
+
+    def write(line):
+        if lose:
+            lose.pop()
+            raise MemoryError
+        out.append(line)
+
+    p = _process(server_doc(uplinks={"wan": {"bind": "127.0.0.68:0"}}), write)
+    try:
+        p.start()  # its "started" line is the one lost
+        for _ in range(3):
+            p.command('{"op": "quit"}')
+        assert [json.loads(x) for x in out] == [{"event": "lines_dropped", "n": 1, "why": "no memory"},
+                                                {"reply": "quit"}, {"reply": "quit"}, {"reply": "quit"}]
+        assert p.rt.status()["runtime"]["counters"]["lines_dropped"] == 1
+    finally:
+        p.rt.shutdown()
+
+
+def test_the_uplink_command_keeps_what_it_is_not_told_to_change():
+    # a renumbering keeps the uplink's device (else it escapes its interface), its relay's
+    # outside address (else the core advertises the local one) and a priority set earlier
+    root = hasattr(os, "geteuid") and os.geteuid() == 0  # (SO_BINDTODEVICE needs CAP_NET_RAW)
+    eth = {"bind": "127.0.0.69:0"}
+    if root:
+        eth["device"] = "lo"
+    out = []
+    p = _process(server_doc(uplinks={"eth": eth, "cell": {"bind": "127.0.0.1:0", "via": "127.0.0.1:40001",
+                                                          "public": "127.0.0.4:6278"}}), out.append)
+    try:
+        p.start()
+        assert "error" not in _reply(p, out, {"op": "uplink", "name": "eth", "priority": 7})
+        assert _reply(p, out, {"op": "uplink", "name": "eth", "addr": "127.0.0.70:0"})["bind"].startswith("127.0.0.70:")
+        st = p.rt.status()["uplinks"]["eth"]
+        assert st["priority"] == 7 and st["addr"].startswith("127.0.0.70:")
+        assert st["socket"]["device"] == ("lo" if root else None)
+        r = _reply(p, out, {"op": "uplink", "name": "cell", "bind": "127.0.0.1:0"})  # a new socket
+        assert r["public"] == "127.0.0.4:6278" and r["bind"] != r["public"]
+        assert p.rt.status()["uplinks"]["cell"]["addr"] == "127.0.0.4:6278"
+    finally:
+        p.rt.shutdown()
+
+
+def test_the_last_line_has_the_streams_status_too(tmp_path):
+    from runtime.endpoint_main import main
+
+    out = []
+    path = write(tmp_path, server_doc(uplinks={"wan": {"bind": "127.0.0.71:0"}},
+                                      stream={"peer": "client", "rate": 10}))
+    assert main([path, "--no-stdin", "--duration", "0.2"], out=out.append) == 0
+    last = json.loads(out[-1])
+    assert last["event"] == "stopped" and last["reason"] == "duration"
+    assert last["status"]["stream"]["peer"] == "client" and last["status"]["stream"]["rate"] == 10
+
+
+@pytest.mark.parametrize("runtime", ["cpython", "micropython"])
+def test_the_endpoint_process_exits_1_for_a_bad_file_or_an_address_it_cannot_bind(tmp_path, runtime):
+    # (a board's process, or a script's, tells failure by its exit status: `mast endpoint`'s
+    # own checks are tested above, this is runtime.endpoint_main's)
+    from mast_tools.board_process import board_command
+
+    cases = [(server_doc(connect=["nobody"]), "mast: endpoint file: connect[0]: unknown peer 'nobody'"),
+             (server_doc(uplinks={"wan": {"bind": "192.0.2.1:6278"}}), "uplink wan: cannot bind to 192.0.2.1:6278")]
+    for i, (doc, err) in enumerate(cases):
+        try:
+            cmd = board_command(write(tmp_path, doc, "ep%d.json" % i), str(tmp_path / "mpy"), prefer=runtime,
+                                extra=("--no-stdin", "--duration", "5"))
+        except RuntimeError as e:
+            pytest.skip(str(e))
+        p = subprocess.run(cmd.argv, env=cmd.env, cwd=str(tmp_path), capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == 1 and p.stdout == "", (doc, p.stdout, p.stderr)
+        assert p.stderr.startswith("mast: ") and err in p.stderr and "Traceback" not in p.stderr, p.stderr
