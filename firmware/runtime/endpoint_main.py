@@ -432,12 +432,12 @@ def _write_line(line):
         sys.stdout.flush()
 
 
-_PIECE = 96  # bytes of a payload hexed at a time when writing in pieces
+_HEX_PIECE = 96  # bytes of a payload hexed at a time when writing in pieces
 
 
 def _write_pieces(obj, raw):
     """Write one line to stdout without building it: json.dump streams it (MicroPython writes
-    token by token), and the payload goes out _PIECE bytes at a time. Returns False if even
+    token by token), and the payload goes out _HEX_PIECE bytes at a time. Returns False if even
     that ran out of memory; the line is then ended where it stopped (a reader skips a line
     that is not JSON) and counted as dropped."""
     w = sys.stdout.write
@@ -450,8 +450,8 @@ def _write_pieces(obj, raw):
             w(', "hex": "' if len(head) > 2 else '"hex": "')
             head = None
             mv = memoryview(raw)
-            for i in range(0, len(raw), _PIECE):
-                w(binascii.hexlify(mv[i:i + _PIECE]).decode())
+            for i in range(0, len(raw), _HEX_PIECE):
+                w(binascii.hexlify(mv[i:i + _HEX_PIECE]).decode())
             w('"}')
         ok = True
     except MemoryError:
