@@ -33,7 +33,7 @@ CFG = {"name": "b1", "port": PORT, "keying": "open",
 
 
 class Rig:
-    def __init__(self, routing, cfg=CFG, port=PORT):
+    def __init__(self, routing, cfg=CFG, port=PORT, random=None):
         cfg = dict(cfg)
         cfg["port"] = port
         self.m = FakeMachine()
@@ -47,7 +47,7 @@ class Rig:
         self.t = 0
         self.b = Board(hw=Hardware(machine=self.m, network=self.net), files=self.files,
                        write=self.out.append, clock=lambda: self.t, platform="rp2",
-                       random=lambda n: bytes(range(n)), app=None)
+                       random=random or (lambda n: bytes(range(n))), app=None)
         self.b.boot()
 
     def run(self, ms, step=50):
@@ -270,3 +270,121 @@ def test_a_second_apply_while_the_first_still_rebuilds_is_refused_and_nothing_is
         assert r.ask({"id": 9, "op": "get", "key": "port"})["result"] == PORT + 1
     finally:
         r.close()
+
+
+def rotations(r):
+    return [(e["from"], e["to"], e["reason"]) for e in r.events() if e["event"] == "uplink_rotated"]
+
+
+def test_exclusive_routing_rotates_on_from_the_last_uplink_to_the_first_and_stays_there():
+    r = Rig("exclusive")
+    try:
+        r.until(lambda: "wifi" in r.b.rt.uplinks)
+        r.net.wlan.drop()
+        r.until(lambda: "cell" in r.b.rt.uplinks)
+        r.net.ppps[-1].drop()  # the cell's link goes too: back to the first in priority order
+        r.until(lambda: "wifi" in r.b.rt.uplinks)
+        r.run(10000)  # Wi-Fi works: it stays the active one
+        assert "wifi" in r.b.rt.uplinks and "cell" not in r.b.rt.uplinks
+        assert rotations(r) == [("wifi", "cell", "link lost"), ("cell", "wifi", "link lost")], rotations(r)
+        assert r.ask({"id": 1, "op": "status"})["result"]["routing"]["active"] == "wifi"
+    finally:
+        r.close()
+
+
+def test_exclusive_routing_moves_off_an_uplink_held_down_and_never_back_onto_it():
+    r = Rig("exclusive")
+    try:
+        r.until(lambda: "wifi" in r.b.rt.uplinks)
+        assert r.ask({"id": 1, "op": "uplink", "name": "wifi", "state": "down"})["ok"]
+        r.until(lambda: "cell" in r.b.rt.uplinks)
+        r.net.ppps[-1].drop()  # the only uplink not held down fails: it is tried again
+        r.until(lambda: "cell" not in r.b.rt.uplinks)
+        r.until(lambda: "cell" in r.b.rt.uplinks)
+        r.run(5000)
+        assert "wifi" not in r.b.rt.uplinks and r.b.managers["wifi"].state == "off"
+        assert rotations(r) == [("wifi", "cell", "held down"), ("cell", "cell", "link lost")], rotations(r)
+    finally:
+        r.close()
+
+
+def test_exclusive_routing_moves_off_an_uplink_that_lacks_a_setting():
+    cfg = dict(CFG, uplinks={"wifi": {}, "cell": {"apn": "internet"}})  # no SSID
+    r = Rig("exclusive", cfg=cfg)
+    try:
+        r.until(lambda: "cell" in r.b.rt.uplinks)
+        assert rotations(r) == [("wifi", "cell", "no network name: set uplinks.wifi.ssid")], rotations(r)
+    finally:
+        r.close()
+
+
+def prng(seed):
+    """Random bytes that differ from call to call (the Rig's default repeats itself: an
+    association restarted with it would look for a new label for ever)."""
+    st = [seed]
+
+    def rnd(n):
+        out = bytearray(n)
+        for i in range(n):
+            st[0] = (st[0] * 1103515245 + 12345) & 0x7FFFFFFF
+            out[i] = (st[0] >> 16) & 0xFF
+        return bytes(out)
+    return rnd
+
+
+def test_exclusive_routing_moves_off_an_uplink_with_no_working_path_for_15_s_counted_afresh():
+    # the uplink is up but the peer stops answering: its path goes down, and 15 s later the
+    # next uplink is tried. An outage that ended does not count towards the next one.
+    from mast.endpoint import Endpoint
+    from runtime.driver import Runtime
+
+    psk = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+    srv_port = PORT + 7
+    cfg = dict(CFG, keying="psk", peers={"srv": {"psk": psk, "addresses": ["127.0.0.29:%d" % srv_port]}})
+    r = Rig("exclusive", cfg=cfg, random=prng(1))
+    srv = Runtime(Endpoint({"name": "srv", "port": srv_port, "peers": {"b1": {"psk": psk, "initiate": False}}},
+                           prng(2)), lambda: r.t)
+    answering = [True]
+    log = []  # (time, event) of the board
+
+    def turns(n, stop=None):
+        for _ in range(n):
+            r.b.rt.poll(0)
+            n0 = len(r.out)
+            r.b.step(r.t)
+            for x in r.out[n0:]:
+                if '"event"' in x:
+                    log.append((r.t, json.loads(x)))
+            if answering[0]:
+                srv.poll(0)
+                srv.events()
+                srv.recv()
+            if stop is not None and stop():
+                return
+            r.t += 50
+        raise AssertionError("not by t=%d: %r" % (r.t, log[-6:]))
+
+    def seen(kind, since=-1):
+        return [t for t, e in log if e["event"] == kind and t > since]
+
+    try:
+        srv.add_uplink("lan", ("127.0.0.29", srv_port))
+        turns(400, lambda: seen("association_up"))
+        answering[0] = False  # a first outage, shorter than 15 s
+        t0 = r.t
+        turns(400, lambda: seen("path_down", t0))
+        answering[0] = True
+        turns(400, lambda: seen("path_up", t0))
+        assert 0 < seen("path_up", t0)[0] - seen("path_down", t0)[0] < 15000 and not seen("uplink_rotated")
+        answering[0] = False  # a second one
+        t1 = r.t
+        turns(400, lambda: seen("path_down", t1))
+        down = seen("path_down", t1)[0]
+        turns(400, lambda: seen("uplink_rotated"))
+        rot = [(t, e) for t, e in log if e["event"] == "uplink_rotated"]
+        assert [e for t, e in rot] == [{"event": "uplink_rotated", "from": "wifi", "to": "cell",
+                                        "reason": "no working path for 15 s"}], rot
+        assert rot[0][0] - down == 15000, (rot[0][0], down)
+    finally:
+        r.close()
+        srv.shutdown()

@@ -6,6 +6,7 @@ import json
 
 from fake_machine import FakeMachine, FakeModem
 from fake_network import FakeNetwork
+import fake_network
 from board.hw import Hardware
 from board import uplinks
 from board.uplinks import BACKOFF_MIN_MS, BACKOFF_MAX_MS
@@ -66,6 +67,13 @@ def test_sim_uplink_renumbered_reports_up_with_the_new_address():
     s.renumber("127.0.0.5")
     assert s.poll(100) == ("up", "127.0.0.5")
     assert s.addr == "127.0.0.5"
+
+
+def test_sim_uplink_given_a_new_address_by_the_configuration_reports_it_at_the_next_poll():
+    s = uplinks.make("eth", {"kind": "sim", "address": "127.0.0.2"}, {}, None)
+    s.poll(0)
+    assert s.configure({"address": "127.0.0.9"}, 50) is None  # (an apply of uplinks.eth.address)
+    assert s.poll(100) == ("up", "127.0.0.9") and s.addr == "127.0.0.9"
 
 
 def test_uplink_held_down_reports_down_then_comes_back_when_released():
@@ -387,3 +395,385 @@ def test_a_modem_that_echoes_the_pin_back_never_shows_it_in_status():
     assert "AT+CPIN=9876" in modem.commands  # the wrong PIN went out, and was echoed
     assert seen and not [s for s in seen if "9876" in s], [s for s in seen if "9876" in s][:1]
     assert "9876" not in str(r)
+
+
+# ---- what the suite did not check before (tests/mutants: uplink-*, wlan-*, lan-*, ppp-*, chat-*) ----
+
+
+def _fail_times(mgr, t, n, step=100, limit=400000):
+    """Poll mgr from t until it has reported n failed attempts: (their times, the next t)."""
+    times = []
+    end = t + limit
+    while t < end and len(times) < n:
+        r = mgr.poll(t)
+        if r is not None and r[0] == "fail":
+            times.append(t)
+        t += step
+    assert len(times) == n, (times, mgr.state, mgr.error)
+    return times, t
+
+
+def test_new_settings_or_a_release_start_the_backoff_again_from_a_second():
+    hw, m, net = rig()
+    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "battery staple"}, hw)
+    times, t = _fail_times(w, 0, 8)  # backed off to the minute by now
+    assert times[-1] - times[-2] == BACKOFF_MAX_MS
+    # another (still wrong) password: tried at once, and a second after that failure
+    w.configure({"ssid": "home", "password": "tr0ub4dor"}, t)
+    times, t = _fail_times(w, t, 2)
+    assert times[1] - times[0] == BACKOFF_MIN_MS, times
+    _fail_times(w, t, 6)  # a minute again
+    # held down, then released (`uplink wifi down`, `uplink wifi up`): the same
+    w.set_admin(False, t)
+    assert w.poll(t) is None and w.state == "off"
+    w.set_admin(True, t + 100)
+    times, t = _fail_times(w, t + 100, 2)
+    assert times[1] - times[0] == BACKOFF_MIN_MS, times
+
+
+def test_a_connect_that_never_completes_fails_at_its_deadline_and_is_retried():
+    hw, m, net = rig()
+    net.polls_to_connect = 10 ** 9  # associated, but DHCP never answers
+    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
+    t, r, _ = drive(w, 0, lambda r: r[0] == "fail")
+    assert r == ("fail", "not connected after 30 s") and t == w.connect_ms == 30000
+    n = len([c for c in net.calls if c[0] == "wlan.connect"])
+    w.poll(t + BACKOFF_MIN_MS)
+    assert len([c for c in net.calls if c[0] == "wlan.connect"]) == n + 1  # tried again
+
+
+def test_status_says_what_happened_and_clears_the_error_once_up():
+    hw, m, net = rig()
+    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "battery staple"}, hw)
+    t, r, _ = drive(w, 0, lambda r: r[0] == "fail")
+    st = w.status(t)
+    assert (st["state"], st["attempts"], st["failures"], st["ups"], st["up_ms"]) == ("down", 1, 1, 0, None)
+    assert st["error"] == "wrong password for network 'home' (uplinks.wifi.password)"
+    assert st["retry_in_ms"] == BACKOFF_MIN_MS and w.status(t + 400)["retry_in_ms"] == 600
+    net.networks["home"] = "battery staple"  # the network's password changed to this one
+    t, r, _ = drive(w, t, is_up)
+    assert w.poll(t + 500) is None  # up, and watched
+    st = w.status(t + 5000)
+    assert (st["state"], st["error"], st["attempts"], st["failures"], st["ups"]) == ("up", None, 2, 1, 1), st
+    assert st["up_ms"] == 5000 and st["rssi"] == -61 and st["addr"] == "192.168.1.50"
+    assert "retry_in_ms" not in st and "standby" not in st
+    w.standby = True  # exclusive routing holds it down
+    assert w.poll(t + 5100) == ("down", "standby")
+    st = w.status(t + 5200)
+    assert st["standby"] is True and st["state"] == "off" and st["addr"] is None
+
+
+def test_a_failed_uplink_whose_retry_is_due_asks_the_loop_not_to_wait():
+    # the board's loop sleeps for the least wait_ms of its uplinks (rt.poll(wait)); a turn that
+    # comes late finds the retry's moment passed: a negative wait would make poll() wait for ever
+    hw, m, net = rig()
+    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "battery staple"}, hw)
+    t, r, _ = drive(w, 0, lambda r: r[0] == "fail")
+    assert w.wait_ms(t) == BACKOFF_MIN_MS and w.wait_ms(t + 400) == 600
+    assert w.wait_ms(t + BACKOFF_MIN_MS) == 0 and w.wait_ms(t + BACKOFF_MIN_MS + 7) == 0
+
+
+class _FaultyWLAN(fake_network.FakeWLAN):
+    """A driver that raises OSError (as an ESP32's does on an internal error)."""
+
+    def __init__(self, net, on_connect=True, on_disconnect=False):
+        fake_network.FakeWLAN.__init__(self, net)
+        self.on_connect = on_connect
+        self.on_disconnect = on_disconnect
+
+    def connect(self, ssid=None, key=None):
+        if self.on_connect:
+            raise OSError("Wifi Internal Error")
+        fake_network.FakeWLAN.connect(self, ssid, key)
+
+    def disconnect(self):
+        fake_network.FakeWLAN.disconnect(self)
+        if self.on_disconnect:
+            raise OSError("Wifi Not Started")
+
+
+def test_a_driver_error_fails_the_attempt_with_its_type_and_the_board_goes_on():
+    hw, m, net = rig()
+    net.wlan = _FaultyWLAN(net)
+    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
+    assert w.poll(0) == ("fail", "OSError: Wifi Internal Error")
+    assert w.state == "down" and w.error == "OSError: Wifi Internal Error"
+    net.wlan.on_connect = False
+    t, r, _ = drive(w, 100, is_up)
+    assert r == ("up", "192.168.1.50") and t >= BACKOFF_MIN_MS
+
+
+def test_a_driver_that_fails_to_hang_up_still_leaves_the_uplink_held_down():
+    hw, m, net = rig()
+    net.wlan = _FaultyWLAN(net, on_connect=False, on_disconnect=True)
+    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
+    t, _, _ = drive(w, 0, is_up)
+    w.set_admin(False, t)
+    assert w.poll(t + 100) == ("down", "held down")
+    assert w.state == "off" and w.addr is None and w.poll(t + 200) is None
+
+
+class _LateAddrWLAN(fake_network.FakeWLAN):
+    """Associated (isconnected) a few polls before DHCP gives it an address."""
+
+    def __init__(self, net, late):
+        fake_network.FakeWLAN.__init__(self, net)
+        self.late = late
+
+    def ipconfig(self, key):
+        if self.up and self.late > 0:
+            self.late -= 1
+            return ("0.0.0.0", "0.0.0.0")
+        return fake_network.FakeWLAN.ipconfig(self, key)
+
+
+def test_wlan_is_not_up_before_it_has_an_address():
+    hw, m, net = rig()
+    net.wlan = _LateAddrWLAN(net, 3)
+    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
+    t, r, seen = drive(w, 0, is_up)
+    assert seen == [("up", "192.168.1.50")], seen
+
+
+class _RefusingWLAN(fake_network.FakeWLAN):
+    def connect(self, ssid=None, key=None):
+        fake_network.FakeWLAN.connect(self, ssid, key)
+        self.stat = fake_network.FakeNetwork.STAT_CONNECT_FAIL
+        self.countdown = None
+
+
+def test_wlan_a_refused_join_is_a_clear_error_at_once():
+    hw, m, net = rig()
+    net.wlan = _RefusingWLAN(net)
+    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
+    t, r, _ = drive(w, 0, lambda r: r[0] == "fail")
+    assert r == ("fail", "could not join network 'home' (uplinks.wifi)") and t < 1000
+
+
+def test_lan_with_an_input_clock_and_no_power_pin_gets_just_those():
+    # the WT32-ETH01 kind: the PHY's oscillator drives GPIO0 (ref_clk_mode "in"); a board whose
+    # PHY is always powered has "power": null, and no power pin may be passed to the driver
+    hw, m, net = rig()
+    spec = {"kind": "lan", "priority": 10, "cost": 0, "phy": dict(ETH["phy"])}
+    spec["phy"]["ref_clk_mode"] = "in"
+    spec["phy"]["ref_clk"] = 0
+    spec["phy"]["power"] = None
+    e = uplinks.make("eth", spec, {}, hw)
+    drive(e, 0, is_up)
+    kw = net.lan.kw
+    assert kw["ref_clk_mode"] == m.Pin.IN and kw["ref_clk"].n == 0
+    assert "power" not in kw, kw
+
+
+def test_lan_with_a_link_but_no_dhcp_answer_fails_at_its_deadline():
+    hw, m, net = rig()
+    net.polls_to_connect = 10 ** 9
+    e = uplinks.make("eth", ETH, {}, hw)
+    assert e.poll(0) is None
+    st = e.status(0)
+    assert st["link"] == "up" and st["error"] is None  # the cable is in: not "no link"
+    t, r, _ = drive(e, 100, lambda r: r[0] == "fail")
+    assert r == ("fail", "not connected after 20 s") and t == 20000
+
+
+class _Modem(FakeModem):
+    """FakeModem with what the fake leaves out: a SIM locked by its PUK, the extended
+    registration answer (AT+CEREG=2 set: "+CEREG: 2,<stat>,<tac>,<ci>,<act>"), noise on
+    the line before its first answer, a hang (on, but deaf to AT) that only its RESET pin
+    ends (pulled high, then released)."""
+
+    def __init__(self, puk=False, ext_reg=False, noise=b"", **kw):
+        FakeModem.__init__(self, **kw)
+        self.puk = puk
+        self.ext_reg = ext_reg
+        self.noise = noise
+        self.hung = False
+        self.in_reset = False
+        self.resets = 0
+
+    def attach_reset(self, machine, pin):
+        machine.pin_watch[pin] = self._reset
+
+    def _reset(self, v):
+        if v:
+            self.in_reset = True
+        elif self.in_reset:
+            self.in_reset = False
+            self.resets += 1
+            self.hung = False
+            self.on = True
+            self.echo = True
+            self.data_mode = False
+
+    def receive(self, data):
+        if self.hung or self.in_reset:
+            return
+        FakeModem.receive(self, data)
+
+    def _command(self, cmd):
+        if self.noise:
+            self.out += self.noise
+            self.noise = b""
+        if cmd == "AT+CPIN?" and self.puk:
+            self.commands.append(cmd)
+            self._say("+CPIN: SIM PUK", "OK")
+        elif cmd == "AT+CEREG?" and self.ext_reg:
+            self.commands.append(cmd)
+            self._say('+CEREG: 2,%d,"00C3","0A1B2C3D",7' % self._next(self.reg), "OK")
+        else:
+            FakeModem._command(self, cmd)
+
+
+def modem_rig(modem, reset=None):
+    hw, m, net = rig()
+    modem.attach(m, pwrkey=4, active=1)
+    spec = CELL
+    if reset is not None:
+        modem.attach_reset(m, reset)
+        spec = dict(CELL, modem=dict(MODEM, reset=reset))
+    return hw, m, net, spec
+
+
+def test_ppp_a_sim_locked_by_its_puk_is_reported_and_no_pin_is_tried():
+    modem = _Modem(on=True, puk=True, pin="1234")
+    hw, m, net, spec = modem_rig(modem)
+    c = uplinks.make("cell", spec, {"apn": "internet", "sim_pin": "1234"}, hw)
+    t, r, _ = drive(c, 0, lambda r: r[0] == "fail", step=50)
+    assert r == ("fail", "the SIM is locked (SIM PUK): unlock it in a phone"), r
+    assert [x for x in modem.commands if x.startswith("AT+CPIN=")] == []
+    assert modem.commands.count("AT+CPIN?") == 1
+
+
+def test_ppp_the_extended_registration_answer_is_read_for_its_status_field():
+    modem = _Modem(on=True, ext_reg=True, reg=(2, 5))
+    hw, m, net, spec = modem_rig(modem)
+    c = uplinks.make("cell", spec, {"apn": "internet"}, hw)
+    t, r, _ = drive(c, 0, is_up, step=50)
+    assert r == ("up", "100.64.0.9") and c.status(t)["registered"] == 5
+    assert modem.commands.count("AT+CEREG?") == 2
+
+
+def test_ppp_noise_on_the_line_is_skipped():
+    modem = _Modem(on=True, noise=b"\x00\xff\xfe\x80\r\n")
+    hw, m, net, spec = modem_rig(modem)
+    c = uplinks.make("cell", spec, {"apn": "internet"}, hw)
+    t, r, seen = drive(c, 0, is_up, step=50)
+    assert seen == [("up", "100.64.0.9")], seen
+
+
+def test_ppp_with_a_reset_pin_a_modem_that_is_off_is_switched_on_with_pwrkey():
+    # the RESET pin restarts a running modem; it does not switch one on
+    modem = _Modem()
+    hw, m, net, spec = modem_rig(modem, reset=5)
+    c = uplinks.make("cell", spec, {"apn": "internet"}, hw)
+    t, r, seen = drive(c, 0, is_up, step=50)
+    assert seen == [("up", "100.64.0.9")], seen
+    assert [p for p in m.pin_log if p[0] == 5] == [] and modem.resets == 0
+    assert [p for p in m.pin_log if p[0] == 4] == [(4, 0), (4, 1), (4, 0)]
+
+
+def test_ppp_a_modem_that_stops_answering_is_restarted_by_its_reset_pin():
+    modem = _Modem(on=True)
+    hw, m, net, spec = modem_rig(modem, reset=5)
+    c = uplinks.make("cell", spec, {"apn": "internet"}, hw)
+    t, _, _ = drive(c, 0, is_up, step=50)
+    modem.hung = True  # deaf to AT, and the PPP link drops
+    net.ppps[-1].drop()
+    t, r, _ = drive(c, t + 50, lambda r: r[0] == "down", step=50)
+    mark = len(m.pin_log)
+    t, r, seen = drive(c, t + 50, is_up, step=50)
+    assert r == ("up", "100.64.0.9") and modem.resets == 1
+    # one attempt found it deaf; the next restarted it: RESET pulled and released, and no
+    # PWRKEY pulse (that would switch a running modem off)
+    fails = [x[1] for x in seen if x[0] == "fail"]
+    assert len(fails) == 1 and fails[0].startswith("the modem does not answer AT"), seen
+    assert [p for p in m.pin_log[mark:] if p[0] in (4, 5)] == [(5, 1), (5, 0)], m.pin_log[mark:]
+
+
+def test_ppp_held_down_before_it_ever_dialled_leaves_the_modem_off():
+    modem = _Modem()
+    hw, m, net, spec = modem_rig(modem)
+    c = uplinks.make("cell", spec, {"apn": "internet"}, hw)
+    c.standby = True  # exclusive routing: another uplink is the active one
+    for t in range(0, 5000, 50):
+        assert c.poll(t) is None
+    assert not modem.on and [p for p in m.pin_log if p[0] == 4] == []
+
+
+def test_ppp_switched_off_then_released_comes_up_without_a_failed_attempt():
+    modem = _Modem()
+    hw, m, net, spec = modem_rig(modem)
+    c = uplinks.make("cell", spec, {"apn": "internet"}, hw)
+    t, _, _ = drive(c, 0, is_up, step=50)
+    c.set_admin(False, t)
+    assert c.poll(t + 50) == ("down", "held down") and not modem.on
+    c.set_admin(True, t + 100)
+    t, r, seen = drive(c, t + 100, is_up, step=50)
+    assert seen == [("up", "100.64.0.9")], seen
+    assert modem.on
+
+
+def test_ppp_a_ppp_link_that_never_comes_up_after_connect_fails_after_30_s():
+    modem = _Modem(on=True)
+    hw, m, net, spec = modem_rig(modem)
+    net.polls_to_connect = 10 ** 9  # CONNECT, then no IPCP answer
+    c = uplinks.make("cell", spec, {"apn": "internet"}, hw)
+    t0 = None
+    t = 0
+    while t0 is None and t < 60000:
+        c.poll(t)
+        if ("ppp.connect",) in net.calls:
+            t0 = t
+        t += 50
+    t, r, _ = drive(c, t, lambda r: r[0] == "fail", step=50)
+    assert r == ("fail", "PPP did not come up within 30 s of CONNECT") and t - t0 == 30000
+
+
+def test_ppp_no_signal_is_asked_30_times_two_seconds_apart():
+    modem = _Modem(on=True, csq=(99,))
+    hw, m, net, spec = modem_rig(modem)
+    c = uplinks.make("cell", spec, {"apn": "internet"}, hw)
+    t, r, _ = drive(c, 0, lambda r: r[0] == "fail", step=100)
+    assert r[1].startswith("no signal (check the antenna): ")
+    assert modem.commands.count("AT+CSQ") == 30
+    assert t >= 29 * 2000, t  # a modem that just booted gets its minute to find the network
+
+
+def test_ppp_a_busy_line_fails_the_dial_at_once_with_the_modems_word():
+    modem = _Modem(on=True, dial="BUSY")
+    hw, m, net, spec = modem_rig(modem)
+    c = uplinks.make("cell", spec, {"apn": "internet"}, hw)
+    t, r, _ = drive(c, 0, lambda r: r[0] == "fail", step=50)
+    assert r == ("fail", "dialling *99# failed: BUSY") and t < 5000
+
+
+class _Dribble:
+    """A UART (any/read/write) whose other end sends chunks, one per read."""
+
+    def __init__(self, chunks):
+        self.chunks = list(chunks)
+
+    def any(self):
+        return len(self.chunks[0]) if self.chunks else 0
+
+    def read(self, n=None):
+        return self.chunks.pop(0) if self.chunks else None
+
+    def write(self, data):
+        return len(data)
+
+
+def test_chat_a_line_without_an_end_is_kept_to_its_last_256_bytes():
+    # a modem babbling (a wrong baud rate, a firmware dump) must not fill a board's heap
+    from board.atchat import Chat, ChatError, Step
+
+    u = _Dribble([b"x" * 300] * 8 + [b"\r\nOK\r\n"])
+    ch = Chat(u, [Step("AT+CSQ", "OK", 100000, 1, "no signal", lambda lines: False)])
+    err = None
+    for t in range(0, 2000, 100):
+        try:
+            ch.poll(t)
+        except ChatError as e:
+            err = str(e)
+            break
+    assert err == "no signal: answered " + "x" * 256, (err or "")[:80]

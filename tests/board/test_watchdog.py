@@ -206,3 +206,33 @@ def test_a_board_whose_app_runs_out_of_memory_at_every_tick_for_30_s_reboots():
     assert reset is not None and m.resets == 1
     assert 30 <= app.ticks <= 32 and b.app.no_memory == app.ticks, app.ticks  # (a tick a second)
     assert json.loads(out[-1]) == {"log": "rebooting: the heap ran out in every second for 30 s"}
+
+
+class _Bare:
+    """A port's machine module without WDT, reset, reset_cause or unique_id (the unix port's)."""
+
+
+class _FlakyMachine(FakeMachine):
+    def reset_cause(self):
+        raise OSError(5)
+
+
+def test_a_port_without_the_hardware_gets_none_and_a_reboot_is_the_exit_status_sim_board_restarts_on():
+    hw = Hardware(machine=_Bare(), network=None)
+    assert hw.wdt(WATCHDOG_MS) is None and hw.reset_cause() is None and hw.unique_id() is None
+    code = None
+    try:
+        hw.reset()
+    except SystemExit as e:
+        code = e.args[0] if e.args else None
+    assert code == 75, code  # host-tools/mast_tools/simboard.py: REBOOT_EXIT, a reboot and not a crash
+    assert Hardware(machine=_FlakyMachine(), network=None).reset_cause() is None
+
+
+def test_the_causes_and_the_unique_id_as_status_shows_them():
+    m = FakeMachine(uid=b"\x00\x01\x0a\xff\x10\x02")
+    hw = Hardware(machine=m, network=None)
+    assert hw.unique_id() == "00010aff1002"  # two hex digits a byte: "esp32-ff1002", not "esp32-aff102"
+    for cause, name in ((m.PWRON_RESET, "pwron"), (m.WDT_RESET, "wdt"), (m.SOFT_RESET, "soft"), (42, "42")):
+        m.cause = cause
+        assert hw.reset_cause() == name

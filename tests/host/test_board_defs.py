@@ -115,3 +115,69 @@ def test_a_board_without_a_valid_board_json_boots_on_a_generic_definition():
     assert d["port"] == "rp2" and warn == "no board.json: generic rp2 definition"
     d, warn = boarddef.load(Files(b'{"name": "x"}'), "linux")
     assert d["port"] == "unix" and warn.startswith("board.json is not valid (title: required)")
+
+
+def _with(name, path, value):
+    doc = load(name)
+    node = doc
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = value
+    return doc
+
+
+def test_each_limit_of_the_schema_is_where_it_says():
+    # (path, the last value accepted, the first refused, the error) on olimex-esp32-poe
+    cases = [
+        (("name",), "n" * 31, "n" * 32, "name: must be 1 to 31 characters of A-Za-z0-9_.-"),
+        (("uplinks", "eth", "phy", "mdio"), 48, 49, "uplinks.eth.phy.mdio: must be a GPIO number from 0 to 48"),
+        (("uplinks", "eth", "phy", "power"), None, -1,
+         "uplinks.eth.phy.power: must be a GPIO number from 0 to 48 or null"),
+        (("uplinks", "eth", "priority"), 255, 256, "uplinks.eth.priority: must be an integer from 0 to 255"),
+        (("watchdog_ms",), 60000, True, "watchdog_ms: must be an integer from 0 to 60000"),
+        (("soft_reset",), False, 1, "soft_reset: must be true or false"),
+        (("title",), "t", "", "title: must be non-empty text"),
+    ]
+    for path, good, bad, msg in cases:
+        assert boarddef.check(_with("olimex-esp32-poe", path, good))
+        assert error(_with("olimex-esp32-poe", path, bad)) == msg, (path, bad)
+
+
+def test_sim_addresses_and_relays_must_be_ipv4_and_a_port():
+    ok = [("address",), "127.0.0.255"], [("via",), "127.0.0.1:65535"]
+    for path, value in ok:
+        doc = load("unix-sim")
+        doc["uplinks"]["eth"].update({"via": "127.0.0.1:40001", "public": "127.0.0.1:40002"})
+        doc["uplinks"]["eth"][path[0]] = value
+        assert boarddef.check(doc)
+    cases = [("address", "127.0.0.256", "must be an IPv4 address"),
+             ("address", "127.0.1", "must be an IPv4 address"),
+             ("via", "127.0.0.1:65536", "must be an IPv4 address and port (127.0.0.1:40001)"),
+             ("via", "127.0.0.1:0", "must be an IPv4 address and port (127.0.0.1:40001)"),
+             ("public", "127.0.0.1", "must be an IPv4 address and port (127.0.0.1:40001)")]
+    for key, value, msg in cases:
+        doc = load("unix-sim")
+        doc["uplinks"]["eth"].update({"via": "127.0.0.1:40001", "public": "127.0.0.1:40002"})
+        doc["uplinks"]["eth"][key] = value
+        assert error(doc) == "uplinks.eth.%s: %s" % (key, msg), (key, value)
+
+
+def test_the_uplinks_a_board_may_have_are_checked_as_a_whole():
+    assert error(_with("olimex-esp32-poe", ("uplinks",), {})) == "uplinks: must name at least one uplink"
+    doc = load("olimex-esp32-poe")
+    doc["uplinks"]["my wifi"] = doc["uplinks"].pop("wifi")
+    assert error(doc) == "uplinks.my wifi: must be 1 to 31 characters of A-Za-z0-9_.-"
+    doc = load("olimex-esp32-poe")
+    doc["uplinks"]["sim"] = {"kind": "sim", "priority": 5, "cost": 0, "address": "127.0.0.2"}
+    assert error(doc) == "uplinks: sim uplinks exist only on the unix port"
+    assert boarddef.check(_with("rpi-pico-w", ("watchdog_ms",), 8388))
+    assert error(_with("rpi-pico-w", ("watchdog_ms",), 8389)) == \
+        "watchdog_ms: must be at most 8388 on rp2 (the RP2040 watchdog's limit)"
+
+
+def test_the_generic_definitions_pass_the_boards_own_check():
+    for platform, port, routing in (("linux", "unix", "source"), ("darwin", "unix", "source"),
+                                    ("rp2", "rp2", "exclusive"), ("esp32", "esp32", "source")):
+        d = boarddef.generic(platform)
+        assert boarddef.check(d) is d
+        assert (d["port"], d["routing"]) == (port, routing), platform

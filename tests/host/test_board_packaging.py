@@ -122,3 +122,17 @@ def test_mip_install_of_package_json_onto_the_sim_board_boots_the_firmware(micro
             assert con.call("get", key="name") == "mip-board"
         finally:
             con.close()
+
+
+def test_board_install_copies_the_root_files_but_keeps_those_already_there(tmp_path):
+    """board.install after `mip install`: main.py, boot.py and app.py go to the root folder,
+    and a file the user already has there (their own app.py) is kept as it is."""
+    (tmp_path / "app.py").write_bytes(b"# my app\n")
+    r = subprocess.run([sys.executable, os.path.join(FIRMWARE, "board", "install.py")], cwd=str(tmp_path),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=60)
+    assert r.returncode == 0, r.stdout
+    assert r.stdout.split("\n") == ["installed main.py", "installed boot.py", "kept app.py", ""], r.stdout
+    assert (tmp_path / "app.py").read_bytes() == b"# my app\n"
+    for name in ("main.py", "boot.py"):
+        with open(os.path.join(FIRMWARE, "board", "root", name), "rb") as f:
+            assert (tmp_path / name).read_bytes() == f.read()
