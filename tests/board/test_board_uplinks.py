@@ -6,6 +6,7 @@
 # Plain test functions: pytest and MicroPython.
 
 import json
+import sys
 
 from fake_machine import FakeMachine, FakeModem
 from fake_network import FakeNetwork
@@ -14,7 +15,9 @@ from board.hw import Hardware
 from board.main import Board
 from board.store import CONFIG
 
-PORT = 47621
+# make test's two workers can run this module on CPython and on MicroPython
+# (tests/host/test_board_micropython.py) at the same moment: each binds a port of its own
+PORT = 47621 if sys.implementation.name == "cpython" else 47631
 MODEM = {"model": "SIMCom A7670", "uart": 1, "tx": 26, "rx": 27, "baud": 115200,
          "power_on": 12, "pwrkey": 4, "pwrkey_active": 1, "pwrkey_ms": 100, "reset": None,
          "boot_ms": 1000, "dial": "*99#"}

@@ -5,6 +5,7 @@
 # that crash or hang enter maintenance. Plain test functions: pytest and MicroPython.
 
 import json
+import sys
 
 from fake_machine import FakeMachine, FakeReset
 from fake_files import FakeFiles
@@ -13,7 +14,9 @@ from board import main as board_main
 from board.main import Board, STABLE_MS, STABLE_RETRY_MS, CRASH_LIMIT
 from board.store import MAINT, BOOTS, CONFIG, BAK
 
-PORT = 47611
+# make test's two workers can run this module on CPython and on MicroPython
+# (tests/host/test_board_micropython.py) at the same moment: each binds a port of its own
+PORT = 47611 if sys.implementation.name == "cpython" else 47613
 BOARD = {"name": "test-board", "title": "a test board", "port": "unix", "routing": "source",
          "soft_reset": True, "watchdog_ms": 5000, "install": "flash",
          "heap": {"bytes": 65536, "notes": "test"},
@@ -374,8 +377,6 @@ class _BrokenModule:
 
 
 def test_a_core_that_fails_to_load_counts_as_a_crashed_boot_and_ends_in_maintenance():
-    import sys
-
     f = files_with()
     saved = sys.modules.get("runtime.driver")
     sys.modules["runtime.driver"] = _BrokenModule()
@@ -522,8 +523,6 @@ def test_logs_gives_the_recent_lines_and_the_crash_saved_before_the_reset():
 
 
 def test_boot_and_the_occasional_ops_leave_no_module_behind():
-    import sys
-
     f = files_with()
     b, m, out, clock = new_board(f)
     b.boot()

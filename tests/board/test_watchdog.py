@@ -4,6 +4,7 @@
 # Plain test functions: pytest and MicroPython.
 
 import json
+import sys
 
 from fake_files import FakeFiles
 from fake_machine import FakeClock, FakeMachine, FakeReset
@@ -11,6 +12,10 @@ from board.hook import AppRunner
 from board.hw import Hardware
 from board.main import Board
 from board.store import CONFIG
+
+# make test's two workers can run this module on CPython and on MicroPython
+# (tests/host/test_board_micropython.py) at the same moment: each binds a port of its own
+PORT = 47621 if sys.implementation.name == "cpython" else 47631
 
 WATCHDOG_MS = 5000
 BOARD = {"name": "test-board", "title": "a test board", "port": "unix", "routing": "source",
@@ -37,7 +42,7 @@ def booted():
 
 def files():
     return FakeFiles({"board.json": json.dumps(BOARD).encode(),
-                      CONFIG: json.dumps({"name": "b1", "port": 47621}).encode()})
+                      CONFIG: json.dumps({"name": "b1", "port": PORT}).encode()})
 
 
 def run_app(b, app):
