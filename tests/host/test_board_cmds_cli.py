@@ -8,6 +8,7 @@ whose firmware is stopped: the ways out a new user needs, on a simulated board.
 - a board whose firmware answers `out of memory` is said to be so and never interrupted by a
   look for its REPL; `mast reset` and `mast maintenance` go through its raw REPL."""
 
+import json
 import os
 import subprocess
 import sys
@@ -167,7 +168,6 @@ class OutOfMemoryBoard:
         self.thread.start()
 
     def run(self):
-        import json
         import select
 
         buf = b""
@@ -296,3 +296,209 @@ def test_mast_reset_and_maintenance_go_through_the_raw_repl_of_a_board_out_of_me
         assert "maintenance on (its console answered: out of memory)" in r.stderr, r.stderr
         r = mast("maintenance", "off", "--port", sb.device, "--json", timeout=90)
         assert r.returncode == 0 and r.doc["mode"] == "normal", r.stderr
+
+
+# ---- in-process: the console and the raw REPL faked ------------------------------------------
+# What a simulated board cannot be made to do on demand: a console that refuses maintenance
+# for another reason than memory, a firmware that crashes at boot, a firmware frozen into the
+# MicroPython build (main.py on the board, no /lib/board). The raw REPL is
+# tests/host/test_flash_steps.py's FakeRawBoard: its device scripts run here, in a folder that
+# is the board's filesystem. (board.main imports here, as a frozen module does on a board:
+# firmware/ is on sys.path.)
+
+FAKE_PORT = "/dev/ttyFAKE1"
+STOPPED = [">>> "]  # what a console's hello meets on a board whose firmware is stopped
+
+
+class ScriptedConsole:
+    """consoleclient.ConsoleClient for `mast reset` and `mast maintenance`: hello() answers
+    .hello_answer (None: NoFirmware, a REPL's prompt seen), call(op) answers .answers[op] (an
+    exception is raised), and wait_hello() after the reset answers .back (None: NoFirmware,
+    with .boot_logs among the lines the board printed). .ops: every op asked."""
+
+    hello_answer = None
+    answers = {}
+    back = {"mode": "normal", "version": "0.1.0", "board": "unix-sim"}
+    boot_logs = []
+    ops = []
+
+    def __init__(self, port, baudrate=None):
+        self.logs = []
+
+    @classmethod
+    def open_when_back(cls, port, timeout, baudrate=None):
+        return cls(port)
+
+    def hello(self, timeout=None, resend_s=1.0):
+        from mast_tools.consoleclient import NoFirmware
+
+        if self.hello_answer is None:
+            raise NoFirmware(list(STOPPED))
+        return dict(self.hello_answer)
+
+    def call(self, op, timeout=None, **fields):
+        self.ops.append(op)
+        a = self.answers[op]
+        if isinstance(a, Exception):
+            raise a
+        return a
+
+    def wait_hello(self, timeout=None, mode=None):
+        from mast_tools.consoleclient import NoFirmware
+
+        if self.back is None:
+            self.logs.extend(self.boot_logs)
+            raise NoFirmware(["rst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)"])
+        return dict(self.back)
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def fake_board(monkeypatch, tmp_path, capsys):
+    """board(*args, firmware="files"|"frozen"|None, repl_error=None, **console) -> (exit
+    code, stdout, stderr, the raw REPL's class, the console's class): `mast *args --port
+    FAKE_PORT` in-process, against a folder holding the firmware's files ("files": /main.py
+    and /lib/board; "frozen": only the /main.py; None: neither); repl_error: each script in
+    the raw REPL fails with DeviceError(repl_error); console: ScriptedConsole's attributes."""
+    from mast_tools import boardrepl, cli, consoleclient, portpick, serialport
+    from test_flash_steps import FakeRawBoard
+
+    folder = str(tmp_path / "board")
+    os.makedirs(folder)
+    monkeypatch.setattr(portpick, "resolve", lambda port, command="mast", **kw: port)
+    monkeypatch.setattr(serialport, "probe_alive", lambda port, baud: True)  # (a Ctrl-C answered)
+
+    def board(*args, firmware="files", repl_error=None, **console):
+        if firmware is not None:
+            with open(os.path.join(folder, "main.py"), "w") as f:
+                f.write("from board import main\nmain.run()\n")
+        if firmware == "files":
+            os.makedirs(os.path.join(folder, "lib", "board"), exist_ok=True)
+        entered = []
+
+        class Raw(FakeRawBoard):
+            def enter(self):
+                entered.append(1)
+
+            def run(self, script, timeout=None):
+                if repl_error is not None:  # (its raw REPL stops answering)
+                    raise boardrepl.DeviceError(repl_error)
+                return FakeRawBoard.run(self, script, timeout)
+
+        Raw.folder, Raw.resets, Raw.entered = folder, 0, entered
+        con = type("Console", (ScriptedConsole,), dict(console, ops=[]))
+        monkeypatch.setattr(boardrepl, "RawBoard", Raw)
+        monkeypatch.setattr(consoleclient, "ConsoleClient", con)
+        code = cli.main(list(args) + ["--port", FAKE_PORT])
+        out, err = capsys.readouterr()
+        return code, out, err, Raw, con
+
+    board.folder = folder
+    return board
+
+
+RUNNING = {"mode": "normal", "version": "0.1.0", "board": "unix-sim"}
+
+
+def test_maintenance_refused_for_another_reason_than_memory_is_said_and_the_board_left_alone(
+        fake_board):
+    # only `out of memory` goes on through the raw REPL (a console with no room for the op);
+    # any other refusal is the board's answer: said, and the running firmware not stopped
+    from mast_tools.consoleclient import BoardError
+
+    code, out, err, raw, con = fake_board(
+        "maintenance", "on", hello_answer=RUNNING,
+        answers={"maintenance": BoardError("OSError: [Errno 28] ENOSPC")})
+    assert code == 1 and out == ""
+    assert err == ("mast: the board refused maintenance on: OSError: [Errno 28] ENOSPC; try "
+                   "again\n"), err
+    assert con.ops == ["maintenance"] and raw.entered == [] and raw.resets == 0
+    assert not os.path.exists(os.path.join(fake_board.folder, "mast.maint"))
+    # a console that does not answer is said so, the same way
+    code, out, err, raw, con = fake_board(
+        "maintenance", "on", hello_answer=RUNNING,
+        answers={"maintenance": TimeoutError("no reply to maintenance in 5 s")})
+    assert code == 1 and raw.entered == [] and raw.resets == 0
+    assert err == "mast: the board did not answer (no reply to maintenance in 5 s); try again\n", err
+    # (and `out of memory` does go through the raw REPL, as on the simulated board above)
+    code, out, err, raw, con = fake_board(
+        "maintenance", "on", hello_answer=RUNNING, back=dict(RUNNING, mode="maintenance"),
+        answers={"maintenance": BoardError("out of memory")})
+    assert code == 0 and raw.resets == 1, err
+    assert "maintenance on (its console answered: out of memory)" in err
+    assert open(os.path.join(fake_board.folder, "mast.maint")).read() == "mast maintenance on"
+
+
+def test_a_firmware_that_crashes_at_boot_after_mast_reset_is_said_so_with_its_error(fake_board):
+    crash = {"log": "crash", "error": "ImportError: no module named 'board.uplinks'",
+             "traceback": "..."}
+    code, out, err, raw, con = fake_board(
+        "reset", hello_answer=RUNNING, answers={"reboot": {"rebooting": True}}, back=None,
+        boot_logs=[{"log": "boot", "mode": "normal"}, crash])
+    assert code == 1 and out == "" and con.ops == ["reboot"]
+    assert err == ("mast: the firmware crashes at boot: ImportError: no module named "
+                   "'board.uplinks'; see `mast console --port %s`; after three crashed boots "
+                   "it stays in maintenance mode, where the console works\n" % FAKE_PORT), err
+    # no crash among its lines: it did not come back, and what it printed is named
+    code, out, err, raw, con = fake_board(
+        "reset", hello_answer=RUNNING, answers={"reboot": {"rebooting": True}}, back=None)
+    assert code == 1 and err.startswith("mast: the board did not come back (no MAST firmware "
+                                        "answers on %s (it printed: rst:0xc" % FAKE_PORT), err
+
+
+def test_a_firmware_frozen_into_micropython_is_found_installed_by_reset_and_diagnose(
+        fake_board, monkeypatch):
+    # a build with the firmware frozen in has /main.py but no /lib/board on the board: its
+    # firmware is there (stopped, at the REPL), not a bare MicroPython
+    from mast_tools import consoleclient
+
+    code, out, err, raw, con = fake_board("reset", "--json", firmware="frozen")
+    assert code == 0, err
+    assert json.loads(out)["how"] == "reset through its raw REPL (the firmware was stopped)"
+    assert raw.resets == 1
+    e = consoleclient.diagnose(FAKE_PORT, list(STOPPED))
+    assert e.what == ("the MAST firmware is on the board at %s but not running: the board is at "
+                      "its MicroPython REPL (mpremote, Thonny or a Ctrl-C stop the firmware)"
+                      % FAKE_PORT), e.what
+    assert e.hint == "start it again: mast reset --port %s" % FAKE_PORT
+    # the same board with no board.main to import is a bare MicroPython with a main.py
+    monkeypatch.setitem(sys.modules, "board.main", None)
+    code, out, err, raw, con = fake_board("reset", firmware="frozen")
+    assert code == 1 and raw.resets == 0
+    assert err.startswith("mast: no MAST firmware on the board at %s (a bare MicroPython)"
+                          % FAKE_PORT), err
+    e = consoleclient.diagnose(FAKE_PORT, list(STOPPED))
+    assert e.what.startswith("no MAST firmware on the board at %s: a bare MicroPython REPL "
+                             "answers" % FAKE_PORT), e.what
+
+
+def test_mast_reset_goes_through_the_raw_repl_when_the_console_does_not_answer_the_reboot(
+        fake_board):
+    # the firmware said hello but its console did not answer `reboot` (stuck in an op, say):
+    # a board far away has no button to press; its raw REPL resets it
+    code, out, err, raw, con = fake_board(
+        "reset", "--json", hello_answer=RUNNING,
+        answers={"reboot": TimeoutError("no reply to reboot in 5 s")})
+    assert code == 0, err
+    assert json.loads(out)["how"] == ("reset through its raw REPL (its console did not take the "
+                                      "reboot: no reply to reboot in 5 s)")
+    assert con.ops == ["reboot"] and raw.resets == 1
+    assert ("mast: its console did not take the reboot (no reply to reboot in 5 s); resetting "
+            "the board through its raw REPL\n") in err, err
+
+
+def test_a_raw_repl_that_stops_answering_is_said_so_never_a_traceback(fake_board):
+    from mast_tools import consoleclient
+
+    code, out, err, raw, con = fake_board(
+        "reset", repl_error="the board stopped answering (timeout waiting for first EOF reception)")
+    assert code == 1 and out == "" and raw.resets == 0
+    assert err == ("mast: the board did not answer in its raw REPL (the board stopped answering "
+                   "(timeout waiting for first EOF reception)); press its reset button (or unplug "
+                   "it and plug it in)\n"), err
+    # `mast config` and `mast console`, finding a REPL, ask the same raw REPL whether the
+    # firmware is there: not known, so not said to be there (and no traceback)
+    e = consoleclient.diagnose(FAKE_PORT, list(STOPPED))
+    assert e.what == "no MAST firmware on the board at %s: a bare MicroPython REPL answers" % FAKE_PORT

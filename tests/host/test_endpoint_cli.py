@@ -393,6 +393,48 @@ def test_a_line_lost_for_want_of_memory_is_reported_once_and_the_lines_go_on():
         p.rt.shutdown()
 
 
+def test_a_peer_of_connect_with_no_room_at_start_is_connected_on_a_later_turn():
+    # a board's endpoint started in a full heap: the connect of a peer of "connect" that
+    # raised MemoryError is counted and tried again, never forgotten (the peer waits passive,
+    # not knowing our address: only our connect can bring the association up)
+    client = Runtime(Endpoint({"name": "client", "peers": {"server": {"psk": PSK, "initiate": False}}},
+                              os.urandom))
+    client.add_uplink("eth", ("127.0.0.71", 0))
+    out = []
+    p = _process({"mast": {"name": "server", "peers": {"client": {
+        "psk": PSK, "addresses": ["%s:%d" % client.uplinks["eth"].bind]}}},
+        "uplinks": {"wan": {"bind": "127.0.0.72:0"}}, "connect": ["client"]}, out.append)
+    real, tries = p.rt.connect, []
+
+    def connect(peer, *a, **kw):
+        tries.append(peer)
+        if len(tries) == 1:
+            raise MemoryError("memory allocation failed, allocating 592 bytes")
+        return real(peer, *a, **kw)
+
+    p.rt.connect = connect
+
+    def up():
+        return any(json.loads(x).get("event") == "association_up" for x in out)
+
+    try:
+        p.start()  # the first connect finds no room
+        assert tries == ["client"] and not up()
+        end = time.monotonic() + 5.0
+        for _ in range(2000):
+            if up() or time.monotonic() > end:
+                break
+            p.quit = None
+            p.run(duration_ms=2)
+            client.poll(2)
+        assert up(), out
+        assert tries == ["client", "client"]  # once more, and only once
+        assert p.rt.status()["runtime"]["counters"]["no_memory"] == 1
+    finally:
+        p.rt.shutdown()
+        client.shutdown()
+
+
 def test_the_uplink_command_keeps_what_it_is_not_told_to_change():
     # a renumbering keeps the uplink's device (else it escapes its interface), its relay's
     # outside address (else the core advertises the local one) and a priority set earlier

@@ -230,6 +230,12 @@ class FakeTransport:
 
         self.serial = Serial()
 
+    def exec_raw(self, script, timeout=10):
+        """(stdout, stderr) of a script: .result, or .result raised."""
+        if isinstance(self.result, Exception):
+            raise self.result
+        return self.result
+
     def enter_raw_repl(self, soft_reset=True, timeout_overall=10):
         from mpremote.transport import TransportError
 
@@ -276,3 +282,24 @@ def test_a_board_that_never_enters_the_raw_repl_is_a_clear_error(monkeypatch):
     assert len(rb.tr.calls) == 3
     assert e.value.what.startswith("could not enter the raw REPL on /dev/ttyX (could not enter raw repl")
     assert e.value.hint.startswith("press the board's reset button")
+
+
+def test_a_script_that_raises_on_the_board_is_a_device_error_naming_its_last_line():
+    # a script that fails on the board (a write to a full flash, say) must fail the step that
+    # ran it, never pass for one that printed nothing
+    from mpremote.transport import TransportError
+    from mast_tools import boardrepl
+
+    rb = boardrepl.RawBoard("/dev/ttyX", soft_reset=False)
+    rb.tr = FakeTransport(fails=0)
+    rb.tr.result = (b"MAST-FW True\r\n", b"")
+    assert rb.run("print('MAST-FW', True)") == b"MAST-FW True\r\n"
+    rb.tr.result = (b"W lib.new/a.mpy\r\n", b"Traceback (most recent call last):\r\n  File "
+                    b"\"<stdin>\", line 3, in <module>\r\nOSError: [Errno 28] ENOSPC\r\n")
+    with pytest.raises(boardrepl.DeviceError) as e:
+        rb.run("f.write(b)")
+    assert str(e.value) == "OSError: [Errno 28] ENOSPC"
+    rb.tr.result = TransportError("timeout waiting for first EOF reception")
+    with pytest.raises(boardrepl.DeviceError) as e:
+        rb.run("f.write(b)")
+    assert str(e.value) == "the board stopped answering (timeout waiting for first EOF reception)"

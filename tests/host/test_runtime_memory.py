@@ -268,9 +268,12 @@ def test_cpython_a_starved_socket_rests_counted_and_its_datagrams_arrive_after()
         assert got == []
         assert b.counters["rx_no_memory"] >= 2 and b.counters["rx_rest"] >= 2, b.counters
         assert turns <= 100, turns  # rests of 50 ms, not a spin
+        # the status says so (a board's `status` op: uplinks.*.mast.socket.resting)
+        assert b.status()["uplinks"]["wan"]["socket"]["resting"] is True
         u.sock.starved = False
         assert run((b,), lambda: len(got) == 5, 3.0)
         assert got == [bytes([i]) * 300 for i in range(5)]
+        assert b.status()["uplinks"]["wan"]["socket"]["resting"] is False  # read again
     finally:
         a.shutdown()
         b.shutdown()
