@@ -537,4 +537,10 @@ def diagnose(port, seen, board="BOARD", baudrate=None):
         from mast_tools import boardrepl
 
         installed = boardrepl.firmware_installed(port, baudrate)
+        if installed is None:
+            return CommandError(
+                "a MicroPython REPL answers on %s, not the MAST console, and whether the firmware "
+                "is on the board could not be told (its raw REPL did not answer)" % port,
+                "if it is: mast reset --port %s; if not: mast flash --port %s --board %s"
+                % (port, port, board))
     return no_firmware_error(port, seen, board, installed, baudrate)

@@ -499,6 +499,9 @@ def test_a_raw_repl_that_stops_answering_is_said_so_never_a_traceback(fake_board
                    "(timeout waiting for first EOF reception)); press its reset button (or unplug "
                    "it and plug it in)\n"), err
     # `mast config` and `mast console`, finding a REPL, ask the same raw REPL whether the
-    # firmware is there: not known, so not said to be there (and no traceback)
-    e = consoleclient.diagnose(FAKE_PORT, list(STOPPED))
-    assert e.what == "no MAST firmware on the board at %s: a bare MicroPython REPL answers" % FAKE_PORT
+    # firmware is there: not known, and said so, with both ways out (and no traceback)
+    e = consoleclient.diagnose(FAKE_PORT, list(STOPPED), board="unix-sim")
+    assert e.what == ("a MicroPython REPL answers on %s, not the MAST console, and whether the firmware "
+                      "is on the board could not be told (its raw REPL did not answer)" % FAKE_PORT)
+    assert e.hint == "if it is: mast reset --port %s; if not: mast flash --port %s --board unix-sim" % (
+        FAKE_PORT, FAKE_PORT)
