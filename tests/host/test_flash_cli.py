@@ -555,3 +555,20 @@ def test_an_older_micropython_than_the_firmware_needs_is_refused_with_the_versio
     err = boards.mismatch(bd, "rp2", (1, 24, 1))
     assert err.what.startswith("esp32-devkitc is for esp32 boards, but this board runs MicroPython "
                                "on rp2 (a rp2 board)") and err.hint == "use --board rpi-pico-w"
+
+
+def test_files_sent_again_after_a_failed_check_never_take_the_progress_past_100_percent():
+    # a resend (_write_checked's retry) adds its bytes to what was already sent
+    import mast_tools.cmd_flash as cf
+    from mast_tools.cmd_flash import Sender
+
+    shown = []
+    real = cf.progress
+    try:
+        cf.progress = lambda msg, done=False, milestone=None: shown.append(msg)
+        s = Sender(2, 4096, clock=lambda: 0.0)
+        s(4096, 4096, "lib.new/a.mpy")
+        s(2048, 2048, "lib.new/a.mpy")  # a.mpy did not verify: sent once more
+    finally:
+        cf.progress = real
+    assert shown[-1] == "flash: sending 2 file(s): 100% (4 of 4 KB)"

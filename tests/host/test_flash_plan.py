@@ -303,3 +303,28 @@ def test_a_script_that_raises_on_the_board_is_a_device_error_naming_its_last_lin
     with pytest.raises(boardrepl.DeviceError) as e:
         rb.run("f.write(b)")
     assert str(e.value) == "the board stopped answering (timeout waiting for first EOF reception)"
+
+
+def _fake_compiler(tmp_path, says, status=0):
+    """An mpy-cross stand-in: prints `says` (for --version and for a compile), exits status."""
+    path = tmp_path / "fake-mpy-cross"
+    path.write_text("#!/bin/sh\necho '%s'\nexit %d\n" % (says, status))
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_a_given_mpy_cross_of_another_major_version_is_refused(tmp_path):
+    cmd = _fake_compiler(tmp_path, "MicroPython v1.11 on 2019-05-29; mpy-cross emitting mpy v4")
+    with pytest.raises(CommandError) as e:
+        mpycross.choose(info((1, 29, 0), 0xB06), override=cmd)
+    assert e.value.what == ("--mpy-cross %s writes .mpy v4.0; the board (MicroPython 1.29.0) reads v6.3"
+                            % cmd)
+
+
+def test_a_compile_that_fails_is_an_error_with_the_compiler_s_message(tmp_path):
+    cmd = _fake_compiler(tmp_path, "probe.py:1: SyntaxError: invalid syntax", status=1)
+    src = tmp_path / "probe.py"
+    src.write_text("x = (\n")
+    with pytest.raises(CommandError) as e:
+        mpycross.compile_file([cmd], str(src), "probe.py")
+    assert e.value.what == "mpy-cross failed on probe.py: probe.py:1: SyntaxError: invalid syntax"

@@ -235,3 +235,28 @@ def test_dry_runs_through_the_raw_repl_leave_the_boot_counter_as_it_was(fake):
         assert json.loads(out)["dry_run"] is True and rb.resets == 1
         assert "no `inventory` op" in err
     assert tree(fake.folder) == before  # mast.boots "1", no mast.maint
+
+
+def test_a_micropython_without_a2b_base64_is_refused_before_anything_is_written(fake):
+    # every file goes over the port in base64: such a board could take nothing
+    class NoBase64(FakeRawBoard):
+        def info(self):
+            return dict(FakeRawBoard.info(self), base64=False)
+
+    before = tree(fake.folder)
+    code, out, err, rb = fake(board=NoBase64)
+    assert code == 1 and out == ""
+    assert err.splitlines()[-1].startswith("mast: the board's MicroPython has no binascii.a2b_base64; "), err
+    assert tree(fake.folder) == before
+
+
+@pytest.mark.parametrize("text", ["[]", "\"board1\"", "7", "null"])
+def test_a_config_file_that_is_not_a_json_object_is_refused_naming_it(tmp_path, text):
+    from mast_tools import boards
+    from mast_tools.errors import CommandError
+
+    path = tmp_path / "mast.json"
+    path.write_text(text)
+    with pytest.raises(CommandError) as e:
+        cmd_flash.load_config(str(path), boards.load("unix-sim")[0])
+    assert e.value.what == "%s: a configuration is a JSON object" % path

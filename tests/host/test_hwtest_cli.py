@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import boardcli  # noqa: F401  (host-tools on sys.path)
 from boardcli import ROOT, mast
 
@@ -110,3 +112,128 @@ def test_mast_hwtest_on_a_missing_or_busy_port_is_a_one_line_error(tmp_path, mic
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr.startswith("mast: %s is busy: pid %d (" % (sb.device, pid)), r.stderr
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+class _Report:
+    """What pytest hands hwtest_report for one phase of a test."""
+
+    def __init__(self, when, outcome, longrepr=None, duration=0.5):
+        self.nodeid = "tests/hardware/test_hw_console.py::test_hello"
+        self.when, self.longrepr, self.duration = when, longrepr, duration
+        self.failed, self.skipped = outcome == "failed", outcome == "skipped"
+
+
+def test_each_test_s_live_line_says_error_for_a_failed_setup_and_adds_up_its_phases():
+    from types import SimpleNamespace
+
+    from mast_tools.hwtest_report import line_for
+
+    crash = SimpleNamespace(reprcrash=SimpleNamespace(message="OSError: the port went away\nmore"))
+    assert line_for([_Report("setup", "failed", crash), _Report("teardown", "passed")]) == {
+        "name": "test_hello", "file": "test_hw_console", "outcome": "error", "seconds": 1.0,
+        "message": "OSError: the port went away"}
+    assert line_for([_Report("setup", "passed"), _Report("call", "failed", crash),
+                     _Report("teardown", "passed")])["outcome"] == "failed"
+    skipped = line_for([_Report("setup", "skipped", ("conftest.py", 3, "Skipped: no --peer-host")),
+                        _Report("teardown", "passed")])
+    assert (skipped["outcome"], skipped["message"]) == ("skipped", "no --peer-host")
+    assert line_for([_Report(w, "passed") for w in ("setup", "call", "teardown")])["seconds"] == 1.5
+
+
+def test_the_total_counts_tests_that_errored_as_failed():
+    from mast_tools.cmd_hwtest import total_line
+
+    doc = {"counts": {"passed": 4, "failed": 1, "error": 2, "skipped": 1}, "seconds": 12.2}
+    assert total_line(doc) == "4 passed, 3 failed, 1 skipped in 12 s"
+
+
+_FAKE_CONFTEST = """
+def pytest_addoption(parser):
+    for name in ("--board", "--port", "--peer-host"):
+        parser.addoption(name)
+"""
+_FAKE_TESTS = """
+import os
+import time
+
+
+def test_passes():
+    pass
+
+
+def test_fails():
+    assert 1 == 2, "the board said no"
+
+
+def test_options(request):
+    want = (os.environ.get("FAKE_SUITE_PEER"), "unix-sim")
+    assert (request.config.getoption("--peer-host"), request.config.getoption("--board")) == want
+
+
+def test_hangs():
+    if os.environ.get("FAKE_SUITE_HANGS"):
+        time.sleep(30)
+"""
+
+
+@pytest.fixture
+def fake_suite(tmp_path, monkeypatch, capsys):
+    """do_hwtest, in process, on a small suite of our own: run(select, timeout=120) ->
+    (CommandError or None, stdout's JSON document or None, stderr)."""
+    import argparse
+    import json
+
+    from mast_tools import cmd_hwtest
+    from mast_tools.errors import CommandError
+
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "conftest.py").write_text(_FAKE_CONFTEST)
+    (suite / "test_fake.py").write_text(_FAKE_TESTS)
+    monkeypatch.setattr(cmd_hwtest, "suite_dir", lambda: str(suite))
+
+    def run(select, timeout=120.0, peer_host=None):
+        args = argparse.Namespace(port=None, baud=None, board=None, peer_host=peer_host, select=select,
+                                  timeout=timeout, json=True)
+        try:
+            cmd_hwtest.do_hwtest(args)
+            error = None
+        except CommandError as e:
+            error = e
+        out, err = capsys.readouterr()
+        return error, (json.loads(out) if out.strip() else None), err
+
+    return run
+
+
+def test_a_failed_hardware_test_fails_mast_hwtest_and_keeps_pytest_s_log(fake_suite):
+    error, doc, err = fake_suite("passes or fails")
+    assert error is not None and error.what == "1 of 2 hardware tests failed"
+    assert doc["counts"] == {"passed": 1, "failed": 1, "error": 0, "skipped": 0}
+    assert os.path.isfile(doc["log"]) and "the board said no" in open(doc["log"]).read()
+    assert "  FAIL test_fails" in err and "(AssertionError: the board said no" in err
+
+
+def test_a_selection_that_runs_no_test_fails_mast_hwtest(fake_suite):
+    error, doc, err = fake_suite("no_such_test")
+    assert error is not None and error.what.startswith("no hardware test ran")
+
+
+def test_a_suite_that_runs_past_its_timeout_is_stopped_and_said(fake_suite, monkeypatch):
+    monkeypatch.setenv("FAKE_SUITE_HANGS", "1")
+    error, doc, err = fake_suite("hangs", timeout=2.0)
+    assert error is not None and error.what == "the hardware tests took longer than 2 s"
+
+
+def test_the_suite_gets_the_peer_host_and_the_board(fake_suite, monkeypatch):
+    monkeypatch.setenv("FAKE_SUITE_PEER", "192.0.2.7")
+    error, doc, err = fake_suite("options", peer_host="192.0.2.7")
+    assert error is None and doc["counts"]["passed"] == 1, err
+
+
+def test_the_report_tells_an_error_from_a_failure(tmp_path):
+    f = tmp_path / "j.xml"
+    f.write_text(JUNIT.replace('<failure\nmessage="AssertionError: copied 1 file">long text</failure>',
+                               '<error message="failed on setup with OSError: port gone">x</error>'))
+    tests = parse_junit(str(f))
+    assert (tests[2]["outcome"], tests[2]["message"]) == ("error", "failed on setup with OSError: port gone")

@@ -311,3 +311,180 @@ def test_stop_joins_within_a_second_and_closes_the_relay(ends):
         assert again.getsockname() == inside
     finally:
         again.close()
+
+
+# ---- what the hunt for untested behaviour found (each kills a mutant of tests/mutants) ----------
+
+
+def test_a_datagram_from_the_network_before_the_uplink_spoke_is_dropped_as_no_client(ends):
+    uplink, peer = ends
+    with Emulator({"eth": LinkConfig("127.0.0.2:0")}) as emu:
+        peer.sendto(b"too early", emu.outside_addr("eth"))  # nowhere to send it yet
+        assert wait_for(lambda: link_counters(emu, "eth", "down")["dropped"]["no_client"] == 1)
+        c = link_counters(emu, "eth", "down")
+        assert (c["packets_in"], c["bytes_in"], c["packets_out"]) == (1, 9, 0)
+        exchange(emu, uplink, peer)  # the relay goes on as before
+        assert link_counters(emu, "eth", "up")["bytes_in"] == 4  # payload bytes, not the header's
+
+
+def test_a_datagram_without_a_relay_header_is_counted_as_malformed_and_dropped(ends):
+    uplink, peer = ends
+    with Emulator({"eth": LinkConfig("127.0.0.2:0")}) as emu:
+        uplink.sendto(b"\x05", emu.inside_addr("eth"))  # no SOCKS5 UDP header
+        assert wait_for(lambda: link_counters(emu)["dropped"]["malformed"] == 1)
+        assert link_counters(emu)["packets_in"] == 1 and link_counters(emu)["packets_out"] == 0
+        assert arrivals(peer, 0.1) == []
+        exchange(emu, uplink, peer)
+
+
+def test_replies_go_to_the_uplink_socket_that_spoke_last(ends):
+    # a board that reboots binds a new port: the replies follow it
+    uplink, peer = ends
+    second = udp(UPLINK_HOST)
+    try:
+        with Emulator({"eth": LinkConfig("127.0.0.2:0")}) as emu:
+            exchange(emu, uplink, peer)
+            send_up(emu, second, peer, b"again")
+            data, seen = recv(peer)
+            peer.sendto(b"reply", seen)
+            host, port, payload = udpwrap.unwrap(recv(second)[0])
+            assert bytes(payload) == b"reply"
+            assert arrivals(uplink, 0.1) == []
+    finally:
+        second.close()
+
+
+def test_the_rate_queue_holds_exactly_queue_packets(ends):
+    uplink, peer = ends
+    # 1 kbit/s: 8 s per 1000-byte datagram, so none leaves the queue while the 5 arrive
+    with Emulator({"eth": LinkConfig("127.0.0.2:0", rate_kbit=1, queue=3)}) as emu:
+        for _ in range(5):
+            send_up(emu, uplink, peer, bytes(1000))
+        assert wait_for(lambda: link_counters(emu)["packets_in"] == 5)
+        assert link_counters(emu)["dropped"]["queue"] == 2
+
+
+def test_the_rate_queue_takes_new_packets_once_the_old_ones_have_left(ends):
+    uplink, peer = ends
+    # 8 kbit/s: 0.1 s per 100-byte datagram; a queue of 2, sent twice over with a pause
+    with Emulator({"eth": LinkConfig("127.0.0.2:0", rate_kbit=8, queue=2)}) as emu:
+        for _ in range(2):
+            for i in range(2):
+                send_up(emu, uplink, peer, bytes([i]) * 100)
+            receive_n(peer, 2)  # both left the queue
+        c = link_counters(emu)
+    assert (c["packets_out"], c["dropped"]["queue"]) == (4, 0)
+
+
+def test_a_renumbering_to_an_address_in_use_fails_and_the_old_address_goes_on(ends):
+    uplink, peer = ends
+    taken = udp("127.0.0.6")
+    try:
+        with Emulator({"eth": LinkConfig("127.0.0.2:0")}) as emu:
+            before = exchange(emu, uplink, peer)
+            with pytest.raises(OSError, match="link eth: cannot bind its outside socket to 127.0.0.6:"):
+                emu.set("eth", address="%s:%d" % taken.getsockname())
+            assert exchange(emu, uplink, peer) == before
+            assert emu.settings("eth")["address"] == "127.0.0.2:0"  # as configured
+            emu.set("eth", address="127.0.0.7:0")
+            assert emu.settings("eth")["address"] == "127.0.0.7:0"  # what was asked for
+            assert exchange(emu, uplink, peer)[0] == "127.0.0.7"
+    finally:
+        taken.close()
+
+
+@pytest.mark.parametrize("key,value", [("queue", 2.5), ("delay", float("nan")), ("jitter_ms", "inf"),
+                                       ("rate", float("-inf")), ("up_cut", "maybe")])
+def test_settings_that_are_not_finite_numbers_or_flags_are_refused(key, value):
+    with pytest.raises(ValueError, match="^%s: must be" % key):
+        LinkConfig("127.0.0.2:0", **{key: value})
+
+
+def test_flags_take_the_words_the_help_names():
+    for word, cut in (("on", True), ("yes", True), ("1", True), ("off", False), ("no", False), ("0", False)):
+        assert LinkConfig("127.0.0.2:0", cut=word).up["cut"] is cut, word
+
+
+def test_a_scenario_with_an_unknown_field_or_a_bad_address_is_refused_before_it_runs():
+    with pytest.raises(ValueError, match="step 1: unknown field sett"):
+        linkemu.check_scenario([{"at": 0, "link": "eth", "set": {"cut": True}, "sett": {}}], ["eth"])
+    with pytest.raises(ValueError, match="step 2: address: 'somewhere' is not a numeric"):
+        linkemu.check_scenario([{"at": 0, "link": "eth", "set": {"cut": True}},
+                                {"at": 1, "link": "eth", "set": {"address": "somewhere:6278"}}], ["eth"])
+
+
+def test_a_scenario_stops_at_once_when_the_emulator_stops():
+    emu = Emulator({"eth": LinkConfig("127.0.0.2:0")}).start()
+    done = []
+    runner = threading.Thread(target=lambda: done.append(emu.run_scenario(
+        [{"at": 30, "link": "eth", "set": {"cut": True}}])), daemon=True)
+    runner.start()
+    emu.stop()
+    runner.join(WAIT_S)
+    assert done == [False]
+
+
+def test_counters_are_a_snapshot(ends):
+    uplink, peer = ends
+    with Emulator({"eth": LinkConfig("127.0.0.2:0", cut=True)}) as emu:
+        before = emu.counters()
+        send_up(emu, uplink, peer, b"x")
+        assert wait_for(lambda: link_counters(emu)["dropped"]["cut"] == 1)
+    assert before["eth"]["up"]["packets_in"] == 0 and before["eth"]["up"]["dropped"]["cut"] == 0
+
+
+# ---- mast linkemu (cmd_linkemu), in process ----------------------------------------------------
+
+
+def linkemu_cli(capsys, links, scenario=None, duration=10.0):
+    """do_linkemu as `mast linkemu --json` runs it: (exit status, its JSON document)."""
+    import argparse
+    import json
+
+    from mast_tools import cmd_linkemu
+
+    args = argparse.Namespace(link=list(links), scenario=scenario, duration=duration, seed=None,
+                              json=True)
+    rc = cmd_linkemu.do_linkemu(args)
+    return rc, json.loads(capsys.readouterr().out)
+
+
+def test_a_link_spec_takes_a_bare_key_as_true_and_refuses_a_key_given_twice():
+    from mast_tools.cmd_linkemu import parse_link_spec
+    from mast_tools.errors import CommandError
+
+    name, cfg = parse_link_spec("eth=127.0.0.2:0,delay=2,cut")
+    assert name == "eth" and cfg.up["cut"] is True and cfg.down["delay_ms"] == 2
+    with pytest.raises(CommandError, match="bad link spec for eth: delay given twice"):
+        parse_link_spec("eth=127.0.0.2:0,delay=2,delay=5")
+
+
+def test_two_links_of_the_same_name_are_refused(capsys):
+    from mast_tools.errors import CommandError
+
+    with pytest.raises(CommandError, match="link eth is given twice"):
+        linkemu_cli(capsys, ["eth=127.0.0.2:0", "eth=127.0.0.3:0"])
+
+
+def test_mast_linkemu_ends_with_its_scenario_and_reports_what_it_applied(tmp_path, capsys):
+    scenario = tmp_path / "s.json"
+    scenario.write_text('[{"at": 0, "link": "eth", "set": {"address": "127.0.0.8:0"}},'
+                        ' {"at": 0.05, "link": "eth", "set": {"cut": true}}]')
+    rc, doc = linkemu_cli(capsys, ["eth=127.0.0.2:0"], str(scenario), duration=30.0)
+    assert rc == 0
+    assert (doc["ended_by"], doc["steps_applied"]) == ("scenario", 2)
+    assert doc["elapsed_s"] < 30.0
+    eth = doc["links"]["eth"]
+    assert eth["address"].startswith("127.0.0.8:") and eth["up"]["cut"] is True
+
+
+def test_a_scenario_step_that_fails_while_it_runs_fails_mast_linkemu(tmp_path, capsys):
+    taken = udp("127.0.0.6")
+    try:
+        scenario = tmp_path / "s.json"
+        scenario.write_text('[{"at": 0, "link": "eth", "set": {"address": "127.0.0.6:%d"}}]'
+                            % taken.getsockname()[1])
+        with pytest.raises(OSError, match="link eth: cannot bind its outside socket"):
+            linkemu_cli(capsys, ["eth=127.0.0.2:0"], str(scenario), duration=30.0)
+    finally:
+        taken.close()

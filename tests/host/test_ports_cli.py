@@ -173,3 +173,16 @@ def test_a_running_sim_board_is_listed_and_used_without_port(tmp_path, monkeypat
     doc = json.loads(capsys.readouterr().out)
     assert [(p["device"], p["likely"], p["sim_board"]["pty"]) for p in doc] == [
         (str(tmp_path / "ttySIM"), ["unix-sim"], str(pty))]
+
+
+def test_a_registered_sim_board_whose_pty_is_gone_is_not_listed_and_its_file_goes(tmp_path, monkeypatch):
+    # its process lives on (a pid reused, say) but the board's pty is gone: nothing to open
+    import os
+
+    from mast_tools import simregistry
+
+    monkeypatch.setenv("MAST_SIM_REGISTRY", str(tmp_path / "reg"))
+    path = simregistry.register({"pid": os.getpid(), "device": str(tmp_path / "pts-gone")})
+    assert os.path.exists(path)
+    assert simregistry.running() == [] and simregistry.find(str(tmp_path / "pts-gone")) is None
+    assert not os.path.exists(path)

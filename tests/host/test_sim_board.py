@@ -594,3 +594,33 @@ def test_a_micropython_that_dies_at_start_is_said_why_and_started_less_often(mic
     assert ("mast sim-board: micropython exited 3 times in a row within a second of starting: the heap "
             "may be too small (--heapsize 1K) or the firmware in %s is broken" % (tmp_path / "b")) in err
     assert err.count("boot ") == simboard.FAST_EXITS  # not ten a second: 0.4 s, 0.8 s, ... between
+
+
+def test_a_link_left_by_a_board_that_was_killed_is_replaced(tmp_path):
+    # (no micropython needed: only the client's pty and its --link)
+    link = tmp_path / "tty"
+    os.symlink("/dev/pts/gone-with-the-killed-board", str(link))
+    board = simboard.SimBoard(str(tmp_path / "b"), link=str(link), bare=True)
+    try:
+        device = board.open()
+        assert os.readlink(str(link)) == device
+    finally:
+        board.close()
+    assert not os.path.lexists(str(link))
+
+
+def test_output_nobody_reads_is_kept_up_to_a_bound_and_what_goes_is_counted(tmp_path):
+    said = []
+    board = simboard.SimBoard(str(tmp_path / "b"), bare=True, log=said.append)
+    board._to_client(b"x" * (simboard._OUT_MAX - 10))
+    board._to_client(b"y" * 30)  # 20 bytes too many: the oldest go
+    assert board.dropped["to_client"] == 20
+    assert said == ["dropped 20 byte(s) of output nobody read (20 so far)"]
+
+
+def test_input_sent_while_the_board_reboots_is_lost_and_said(tmp_path):
+    said = []
+    board = simboard.SimBoard(str(tmp_path / "b"), bare=True, log=said.append)
+    board._from_client(b"abc")  # no micropython running
+    assert board.dropped["to_board"] == 3
+    assert said == ["dropped 3 byte(s) of input sent while the board was not running (rebooting) (3 so far)"]
