@@ -395,6 +395,7 @@ def load_doc(doc, tmp_path):
     ({"key": PSK, "server": "pres.example:6279"}, "presence.server", "not a numeric"),
     ({"key": PSK, "watch": ["nobody"]}, "presence.watch", "unknown peer 'nobody'"),
     ({"key": PSK, "ttl": 5}, "presence.ttl", "from 10 to 65535"),
+    ({"key": PSK, "ttl": 65536}, "presence.ttl", "from 10 to 65535"),
 ])
 def test_a_bad_presence_object_is_refused_naming_the_key(tmp_path, presence, key, message):
     doc = endpoint_doc("a", {"b": {"psk": PSK, "addresses": ["127.0.0.2:6278"]}},

@@ -88,6 +88,37 @@ def test_a_dns_server_that_answers_nothing_is_an_error_naming_the_query():
         srv.close()
 
 
+def test_a_name_whose_server_does_not_answer_costs_its_lifetime_not_a_timeout_per_query():
+    # each query waits at most what is left of the name's lifetime: with 0.5 s, the A query
+    # spends it all and the AAAA and SRV queries are never sent (not 1 s each, and the SRV
+    # targets' after them)
+    srv = DnsServer(lambda name, t: None)
+    try:
+        resolve = rendezvous.dnspython_resolver(srv.addr, lifetime=0.5)
+        with pytest.raises(OSError, match="no answer for far.example A"):
+            resolve("far.example", 6278)
+        assert set(srv.asked) == {("far.example", "A")}, srv.asked
+    finally:
+        srv.close()
+
+
+def test_of_srv_targets_of_one_priority_the_heaviest_are_used():
+    def answer(name, t):
+        if t == "SRV":
+            text = ["1 %d 6279 t%d.pres.example." % (10 + i, i) for i in range(6)]  # t5 the heaviest
+            return [dns.rrset.from_text_list(name + ".", 60, "IN", "SRV", text)]
+        if t == "A" and name.startswith("t"):
+            return [a_record(name, "127.0.1.%d" % int(name[1:name.index(".")]))]
+        return []
+
+    srv = DnsServer(answer)
+    try:
+        got = rendezvous.dnspython_resolver(srv.addr, lifetime=3.0)("b.example", 6278)
+        assert got["servers"] == [("127.0.1.%d" % i, 6279) for i in (5, 4, 3, 2)], got
+    finally:
+        srv.close()
+
+
 def test_only_the_first_srv_targets_are_looked_up():
     # an answer listing 200 targets was looked up target by target (minutes with a slow
     # server) although only the first 4 are ever used
