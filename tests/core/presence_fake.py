@@ -221,3 +221,24 @@ class Wire:
         mine = [p.ep.uplinks[u].addr for u in p.ep.uplinks]
         mine += [self.nat[k] for k in self.nat if k[0] == src_name]
         return len([x for x in self.log if x[0] >= since and x[3] == ptype and x[1] in mine])
+
+
+def two(nat_b=None, **kw):
+    """Clients a and b of one server (Wire(**kw)), each following the other, a with an
+    association to b (established, with a path); b behind a NAT that maps it to nat_b if
+    given. Returns (wire, a, b), settled."""
+    w = Wire(["a", "b", "c"], **kw)
+    a, b = w.client("a"), w.client("b")
+    w.up("a", "eth", ("10.1.0.2", 6278))
+    w.up("b", "wan", ("10.9.0.1", 6278))
+    if nat_b is not None:
+        w.set_nat("b", "wan", nat_b)
+    a.ep.assocs["b"] = FakeAssoc()
+    b.ep.assocs["a"] = FakeAssoc()
+    a.watch("b")
+    b.watch("a")
+    a.start(w.now)
+    b.start(w.now)
+    w.flush()
+    w.run(w.now + 100)
+    return w, a, b

@@ -5,26 +5,8 @@
 # The same client with the real cores: tests/host/test_presence_sim.py.
 from presence import msg
 from presence.report import client_status, server_status
-from presence_fake import Wire, FakeAssoc, MemoryStore, FakeEndpoint, SERVER, BASE, key_of
+from presence_fake import Wire, MemoryStore, two, FakeEndpoint, SERVER, BASE, key_of
 from presence.client import Presence
-
-
-def two(**kw):
-    """Clients a and b of one server, each following the other, a with an association
-    to b (established, with a path)."""
-    w = Wire(["a", "b", "c"], **kw)
-    a, b = w.client("a"), w.client("b")
-    w.up("a", "eth", ("10.1.0.2", 6278))
-    w.up("b", "wan", ("10.9.0.1", 6278))
-    a.ep.assocs["b"] = FakeAssoc()
-    b.ep.assocs["a"] = FakeAssoc()
-    a.watch("b")
-    b.watch("a")
-    a.start(w.now)
-    b.start(w.now)
-    w.flush()
-    w.run(w.now + 100)
-    return w, a, b
 
 
 def test_a_host_registers_its_complete_list_and_learns_where_the_server_sees_it():

@@ -4,29 +4,9 @@
 # test_presence_client.py is near the edge of a 128K MicroPython heap.)
 from presence import msg
 from presence.report import server_status
-from presence_fake import Wire, FakeAssoc, MemoryStore, SERVER, BASE, key_of
+from presence_fake import Wire, FakeAssoc, MemoryStore, two, SERVER, BASE, key_of
 
 SERVER6 = ("2001:db8:53::1", 6279)
-
-
-def two(nat_b=None):
-    """Clients a and b of one server, each following the other, a with an association to b
-    (established, with a path); b behind a NAT that maps it to nat_b if given."""
-    w = Wire(["a", "b", "c"])
-    a, b = w.client("a"), w.client("b")
-    w.up("a", "eth", ("10.1.0.2", 6278))
-    w.up("b", "wan", ("10.9.0.1", 6278))
-    if nat_b is not None:
-        w.set_nat("b", "wan", nat_b)
-    a.ep.assocs["b"] = FakeAssoc()
-    b.ep.assocs["a"] = FakeAssoc()
-    a.watch("b")
-    b.watch("a")
-    a.start(w.now)
-    b.start(w.now)
-    w.flush()
-    w.run(w.now + 100)
-    return w, a, b
 
 
 def _lookups(w, since):

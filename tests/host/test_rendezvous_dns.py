@@ -102,16 +102,21 @@ def test_a_name_whose_server_does_not_answer_costs_its_lifetime_not_a_timeout_pe
         srv.close()
 
 
-def test_of_srv_targets_of_one_priority_the_heaviest_are_used():
+def srv_targets(text):
+    """A DNS answer: the SRV records of text for any name, each target tN.pres.example at
+    127.0.1.N."""
     def answer(name, t):
         if t == "SRV":
-            text = ["1 %d 6279 t%d.pres.example." % (10 + i, i) for i in range(6)]  # t5 the heaviest
             return [dns.rrset.from_text_list(name + ".", 60, "IN", "SRV", text)]
         if t == "A" and name.startswith("t"):
             return [a_record(name, "127.0.1.%d" % int(name[1:name.index(".")]))]
         return []
+    return answer
 
-    srv = DnsServer(answer)
+
+def test_of_srv_targets_of_one_priority_the_heaviest_are_used():
+    # t5 the heaviest
+    srv = DnsServer(srv_targets(["1 %d 6279 t%d.pres.example." % (10 + i, i) for i in range(6)]))
     try:
         got = rendezvous.dnspython_resolver(srv.addr, lifetime=3.0)("b.example", 6278)
         assert got["servers"] == [("127.0.1.%d" % i, 6279) for i in (5, 4, 3, 2)], got
@@ -122,15 +127,7 @@ def test_of_srv_targets_of_one_priority_the_heaviest_are_used():
 def test_only_the_first_srv_targets_are_looked_up():
     # an answer listing 200 targets was looked up target by target (minutes with a slow
     # server) although only the first 4 are ever used
-    def answer(name, t):
-        if t == "SRV":
-            text = ["%d 10 6279 t%d.pres.example." % (i, i) for i in range(200)]
-            return [dns.rrset.from_text_list(name + ".", 60, "IN", "SRV", text)]
-        if t == "A" and name.startswith("t"):
-            return [a_record(name, "127.0.1.%d" % int(name[1:name.index(".")]))]
-        return []
-
-    srv = DnsServer(answer)
+    srv = DnsServer(srv_targets(["%d 10 6279 t%d.pres.example." % (i, i) for i in range(200)]))
     try:
         got = rendezvous.dnspython_resolver(srv.addr, lifetime=3.0)("b.example", 6278)
         assert got == {"addresses": [], "servers": [("127.0.1.%d" % i, 6279) for i in range(4)]}
