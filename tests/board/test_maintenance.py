@@ -16,7 +16,7 @@ from board.store import MAINT, BOOTS, CONFIG, BAK
 
 # make test's two workers can run this module on CPython and on MicroPython
 # (tests/host/test_board_micropython.py) at the same moment: each binds a port of its own
-PORT = 47611 if sys.implementation.name == "cpython" else 47613
+PORT = 47611 if sys.implementation.name == "cpython" else 47641  # (and PORT + 1, + 2)
 BOARD = {"name": "test-board", "title": "a test board", "port": "unix", "routing": "source",
          "soft_reset": True, "watchdog_ms": 5000, "install": "flash",
          "heap": {"bytes": 65536, "notes": "test"},
@@ -250,6 +250,7 @@ def test_maintenance_boot_has_no_watchdog_uplinks_association_or_app_but_a_conso
     st = ask(b, out, {"id": 2, "op": "status"})["result"]
     assert st["maintenance"] == "requested from the console" and st["watchdog"] is None
     assert st["uplinks"] == {} and "associations" not in st
+    assert st["config"]["unapplied"] is False  # nothing runs: apply has nothing to catch up
     r = ask(b, out, {"id": 3, "op": "apply"})
     assert r["ok"] is False and r["error"].startswith("maintenance mode")
     r = ask(b, out, {"id": 4, "op": "uplink", "name": "eth", "state": "down"})
@@ -297,6 +298,19 @@ def test_maintenance_off_in_normal_mode_clears_a_flag_set_since_the_boot():
     shutdown(b)
 
 
+def test_maintenance_off_after_unstable_boots_starts_the_boot_count_afresh():
+    # two boots that never ran stable, then the flag written while the third runs (mast flash
+    # stopped): `maintenance off` reboots on purpose, so the boot it ends is no crash; the
+    # count it leaves must not send the next boot into maintenance as a boot loop
+    f = files_with({BOOTS: b"2"})
+    b, m, out, clock = new_board(f)
+    b.boot()
+    assert b.mode == "normal" and f.data[BOOTS] == b"3"
+    f.data[MAINT] = b"mast flash in progress"
+    _off_and_the_next_boot_is_normal(f, b, m, out)
+    shutdown(b)
+
+
 def test_a_commit_after_booting_from_the_backup_keeps_the_good_backup():
     # mast.json corrupt, so the board booted from mast.json.bak: its next commit must not
     # move the corrupt file over the only good copy
@@ -307,9 +321,148 @@ def test_a_commit_after_booting_from_the_backup_keeps_the_good_backup():
     assert b.cfg_source == BAK and b.mode == "normal"
     assert ask(b, out, {"id": 1, "op": "set", "key": "port", "value": PORT + 1})["ok"]
     assert ask(b, out, {"id": 2, "op": "commit"})["result"]["committed"]
-    shutdown(b)
     assert f.data[BAK] == old
     assert json.loads(f.data[CONFIG].decode()) == {"name": "b1", "port": PORT + 1}
+    # mast.json is good now: the next commit keeps it as the last good copy
+    assert ask(b, out, {"id": 3, "op": "set", "key": "port", "value": PORT + 2})["ok"]
+    assert ask(b, out, {"id": 4, "op": "commit"})["result"]["committed"]
+    shutdown(b)
+    assert json.loads(f.data[BAK].decode()) == {"name": "b1", "port": PORT + 1}
+    assert json.loads(f.data[CONFIG].decode()) == {"name": "b1", "port": PORT + 2}
+
+
+def test_a_commit_makes_status_say_the_configuration_is_mast_json_and_drops_the_warning():
+    # booted from the backup (mast.json corrupt): status says so with a warning; once the
+    # candidate is committed, mast.json is good again and status must stop warning about it
+    old = json.dumps({"name": "b1", "port": PORT}).encode()
+    f = files_with({CONFIG: b"garbage", BAK: old})
+    b, m, out, clock = new_board(f)
+    b.boot()
+    cfg = ask(b, out, {"id": 1, "op": "status"})["result"]["config"]
+    assert cfg["source"] == BAK and "mast.json is corrupt" in cfg["warning"], cfg
+    assert ask(b, out, {"id": 2, "op": "set", "key": "port", "value": PORT + 1})["ok"]
+    assert ask(b, out, {"id": 3, "op": "commit"})["result"]["committed"]
+    cfg = ask(b, out, {"id": 4, "op": "status"})["result"]["config"]
+    shutdown(b)
+    assert cfg == {"source": "mast.json", "warning": None, "uncommitted": False,
+                   "unapplied": True}, cfg
+
+
+def test_an_extra_sim_uplink_unset_and_applied_goes_down_and_leaves_status():
+    # a sim uplink the board does not define (a relay test's second path) is added by set and
+    # apply; unset and apply again must stop it: its socket gone, no longer in status
+    f = files_with()
+    b, m, out, clock = new_board(f)
+    b.boot()
+    try:
+        assert ask(b, out, {"id": 1, "op": "set", "key": "uplinks.extra.kind", "value": "sim"})["ok"]
+        assert ask(b, out, {"id": 2, "op": "set", "key": "uplinks.extra.address",
+                            "value": "127.0.0.3"})["ok"]
+        assert ask(b, out, {"id": 3, "op": "apply"})["ok"]
+        b.step(100)
+        st = ask(b, out, {"id": 4, "op": "status"})["result"]
+        assert st["uplinks"]["extra"]["state"] == "up" and "extra" in b.rt.uplinks, st["uplinks"]
+        assert ask(b, out, {"id": 5, "op": "unset", "key": "uplinks.extra"})["ok"]
+        assert ask(b, out, {"id": 6, "op": "apply"})["ok"]
+        b.step(200)
+        st = ask(b, out, {"id": 7, "op": "status"})["result"]
+        assert sorted(st["uplinks"]) == ["eth"], st["uplinks"]
+        assert "extra" not in b.rt.uplinks and "extra" not in b.ep.uplinks
+        assert ask(b, out, {"id": 8, "op": "uplink", "name": "extra", "state": "up"})["error"] == \
+            "no uplink 'extra' (eth)"
+        # a long name is cut in the error: a reply stays short whatever the request holds
+        r = ask(b, out, {"id": 9, "op": "uplink", "name": "x" * 255, "state": "up"})
+        assert r["error"] == "no uplink '%s (eth)" % ("x" * 39), r
+    finally:
+        shutdown(b)
+
+
+def test_a_board_on_its_defaults_has_its_configuration_uncommitted_until_a_commit():
+    # nothing on flash: status must say the configuration in use is not committed (so that
+    # `mast config` tells the user to commit), and a commit writes it
+    # (a board's name may hold "_", which a configuration's name may not: it becomes "-")
+    f = FakeFiles({"board.json": json.dumps(dict(BOARD, name="test_board")).encode()})
+    b, m, out, clock = new_board(f)
+    b.boot()
+    try:
+        assert b.mode == "normal" and b.rt is not None
+        cfg = ask(b, out, {"id": 1, "op": "status"})["result"]["config"]
+        assert cfg == {"source": "defaults", "warning": "no configuration saved yet",
+                       "uncommitted": True, "unapplied": False}, cfg
+        assert ask(b, out, {"id": 2, "op": "commit"})["result"]["committed"]
+        cfg = ask(b, out, {"id": 3, "op": "status"})["result"]["config"]
+        assert cfg["source"] == "mast.json" and cfg["uncommitted"] is False, cfg
+        # the default name: the board's, then the last 6 hex digits of the chip's unique id
+        # (FakeMachine's is 24:0a:c4:12:34:56), so that fresh boards of a fleet differ
+        assert json.loads(f.data[CONFIG].decode()) == {"name": "test-board-123456"}
+    finally:
+        shutdown(b)
+
+
+def test_status_counts_the_console_s_requests_and_errors_and_says_why_the_board_is_generic():
+    # no board.json: the board runs on its port's generic definition and status says why
+    f = FakeFiles({CONFIG: json.dumps({"name": "b1", "port": PORT}).encode()})
+    b, m, out, clock = new_board(f)
+    b.boot()
+    try:
+        clock.t = 2500
+        assert ask(b, out, {"id": 0, "op": "status"})["result"]["uptime_ms"] == 2500
+        assert ask(b, out, {"id": 1, "op": "hello"})["ok"]
+        assert ask(b, out, {"id": 2, "op": "nonsense"})["ok"] is False
+        assert ask(b, out, {"id": 3, "op": "set", "key": "port", "value": 0})["ok"] is False
+        st = ask(b, out, {"id": 4, "op": "status"})["result"]
+        assert st["console"] == {"requests": 5, "errors": 2}, st["console"]
+        assert st["board_warning"] == "no board.json: generic linux definition", st
+    finally:
+        shutdown(b)
+
+
+def test_get_shows_a_candidate_that_does_not_validate_so_that_it_can_be_fixed():
+    # a peer without its psk (keying psk): each set passes, the whole does not; get must still
+    # show what was set (as typed), validate and commit must say what is wrong
+    f = files_with()
+    b, m, out, clock = new_board(f)
+    b.boot()
+    try:
+        assert ask(b, out, {"id": 1, "op": "set", "key": "peers.srv.addresses",
+                            "value": ["127.0.0.29:6278"]})["ok"]
+        r = ask(b, out, {"id": 2, "op": "get"})
+        assert r["ok"] and r["result"] == {"name": "b1", "port": PORT,
+                                           "peers": {"srv": {"addresses": ["127.0.0.29:6278"]}}}, r
+        assert ask(b, out, {"id": 3, "op": "get", "key": "peers.srv.addresses"})["result"] == \
+            ["127.0.0.29:6278"]
+        for i, op in ((4, "validate"), (5, "commit"), (6, "apply")):
+            assert ask(b, out, {"id": i, "op": op})["error"] == \
+                "peers.srv.psk: required when keying is psk"
+    finally:
+        shutdown(b)
+
+
+def test_a_peer_added_by_apply_is_called_at_once():
+    # the board initiates to its peers: one added and applied (no reboot) gets its INIT now
+    out = []
+    clock = Clock()
+    clock.t = 7000000  # (a board's ms clock starts anywhere: uptime counts from the boot)
+    b = Board(hw=Hardware(machine=FakeMachine(), network=None), files=files_with(),
+              write=out.append, clock=clock, platform="linux",
+              random=lambda n: bytes(range(1, n + 1)), app=None)  # (labels: not all zero)
+    b.boot()
+    try:
+        clock.t += 100
+        b.step(clock.t)
+        assert ask(b, out, {"id": 0, "op": "status"})["result"]["uptime_ms"] == 100
+        assert ask(b, out, {"id": 1, "op": "status"})["result"]["associations"] == []
+        assert ask(b, out, {"id": 2, "op": "set", "key": "peers.srv.psk",
+                            "value": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="})["ok"]
+        assert ask(b, out, {"id": 3, "op": "set", "key": "peers.srv.addresses",
+                            "value": ["127.0.0.29:6278"]})["ok"]
+        assert ask(b, out, {"id": 4, "op": "apply"})["result"]["associations"] == "kept"
+        clock.t += 100
+        b.step(clock.t)
+        st = ask(b, out, {"id": 5, "op": "status"})["result"]
+        assert [(a["peer"], a["initiator"]) for a in st["associations"]] == [("srv", True)], st
+    finally:
+        shutdown(b)
 
 
 def test_maintenance_on_when_already_in_maintenance_does_not_reboot():
@@ -520,6 +673,17 @@ def test_logs_gives_the_recent_lines_and_the_crash_saved_before_the_reset():
     kept = b2.logs()["recent"]
     assert len(kept) == 8 and kept[-1].startswith('{"log": "line 19 xxx') and kept[-1].endswith("...")
     assert max(len(x) for x in kept) <= 160
+
+
+def test_logs_with_a_crash_file_that_is_not_json_says_so_and_still_gives_the_recent_lines():
+    f = files_with({"mast.crash": b"\x00\xffgarbage"})
+    b, m, out, clock = new_board(f)
+    b.boot()
+    r = ask(b, out, {"id": 1, "op": "logs"})
+    shutdown(b)
+    assert r["ok"], r
+    assert r["result"]["last_crash"] == {"log": "crash", "error": "(unreadable: 9 bytes)"}
+    assert json.loads(r["result"]["recent"][0])["log"] == "boot"
 
 
 def test_boot_and_the_occasional_ops_leave_no_module_behind():

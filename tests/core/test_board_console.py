@@ -181,9 +181,36 @@ def test_wrong_types_are_refused():
         ('{"id": 1, "op": "uplink", "name": "eth", "state": "up", "addr": "127.0.0.1"}',
          "op uplink needs exactly one of state"),
         ('{"id": 1, "op": "hello", "verbose": true}', "op hello takes no field 'verbose'"),
+        ('{"id": true, "op": "hello"}', "id must be an integer or text"),
+        ('{"id": 1.5, "op": "hello"}', "id must be an integer or text"),
+        ('{"id": 1, "op": "get", "key": "%s"}' % ("k" * 256), "key must be text of 1 to 255"),
     ):
         r = bad(line)
         assert r["error"].startswith(err), (line, r)
+
+
+def test_an_id_that_is_not_an_integer_or_text_is_never_echoed():
+    for rid in ("true", "1.5"):
+        assert bad('{"id": %s, "op": "hello"}' % rid)["id"] is None
+
+
+def test_text_of_255_characters_reaches_the_board():
+    con, b, out = session()
+    assert ask(con, out, '{"id": 1, "op": "get", "key": "%s"}' % ("k" * 255))["id"] == 1
+    assert b.calls == [("get", "k" * 255)]
+
+
+def test_a_bug_in_an_op_is_an_internal_error_reply_and_the_console_goes_on():
+    con, b, out = session()
+
+    def broken():
+        raise TypeError("a bug")
+
+    b.status = broken
+    r = ask(con, out, '{"id": 2, "op": "status"}')
+    assert r == {"id": 2, "ok": False, "error": "internal error: TypeError: a bug"}, r
+    assert ask(con, out, '{"id": 3, "op": "hello"}')["ok"] is True
+    assert (con.requests, con.errors) == (2, 1)
 
 
 def test_a_text_id_over_64_characters_is_refused_and_never_echoed():

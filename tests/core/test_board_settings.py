@@ -74,6 +74,19 @@ def test_a_sim_uplink_the_board_does_not_define_needs_an_address():
     assert error_of(settings.check, bd, bad) == "uplinks.relay.address: required for a sim uplink"
 
 
+def test_an_uplink_s_kind_must_be_the_board_s_and_only_a_unix_board_takes_extra_sim_uplinks():
+    bd = {"name": "x", "port": "esp32", "uplinks": {"wifi": {"kind": "wlan"}}}
+    core, extra = settings.check(bd, {"name": "b1", "uplinks": {"wifi": {"kind": "wlan"}}})
+    assert core["uplinks"]["wifi"]["kind"] == "wlan"
+    assert error_of(settings.check, bd, {"name": "b1", "uplinks": {"wifi": {"kind": "lan"}}}) == \
+        "uplinks.wifi.kind: is wlan on this board"
+    # a sim uplink of its own is for the simulated (unix) board only: a real one has no such path
+    sim = {"name": "b1", "uplinks": {"relay": {"kind": "sim", "address": "127.0.0.3"}}}
+    assert error_of(settings.check, bd, sim) == \
+        "uplinks.relay: this board has no such uplink (it has wifi)"
+    assert settings.check(dict(bd, port="unix"), sim)[0]["uplinks"]["relay"]["kind"] == "sim"
+
+
 def test_core_keys_go_through_the_core_schema():
     assert error_of(settings.set_key, {"name": "b1"}, "uplinks.cell.cost", 300) == \
         "uplinks.cell.cost: must be an integer from 0 to 255"

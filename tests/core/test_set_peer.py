@@ -42,3 +42,26 @@ def test_set_peer_with_a_new_key_closes_the_association_keyed_from_the_old_one()
     net.flush()
     assert [e.reason for e in net.events("b", "association_closed")] == ["reconfigured"]
     assert srv.association("a") is None and srv.cfg["peers"]["a"]["psk"] == NEW_PSK
+
+
+def test_set_peer_without_a_psk_under_psk_keying_is_refused_and_changes_nothing():
+    # a peer with no key cannot be keyed: the board's or the server's endpoint must refuse it
+    # (as validate does for a listed one), not take it and fail when it is called
+    net, a, b = up1()
+    srv = net.nodes["b"].ep
+    before = schema.get(srv.cfg, "peers")
+    try:
+        srv.set_peer("c", {"addresses": ["10.1.0.9"]}, net.now)
+        err = None
+    except schema.ConfigError as e:
+        err = str(e)
+    assert err == "peers.c.psk: required when keying is psk", err
+    assert schema.get(srv.cfg, "peers") == before and srv.association("a") is b
+    for bad in (5, "psk", [PSK]):  # a section that is not a table: the same kind of error
+        try:
+            srv.set_peer("c", bad, net.now)
+            err = None
+        except schema.ConfigError as e:
+            err = str(e)
+        assert err == "peers.c: must be a table", (bad, err)
+    assert schema.get(srv.cfg, "peers") == before
