@@ -526,7 +526,8 @@ def test_the_progress_line_estimates_the_time_left_from_the_rate_so_far():
     assert s.line(100 * 1024)[1] == "flash: sending 12 file(s): 100% (100 of 100 KB)"
 
 
-def test_the_sends_of_one_flash_add_up_to_one_progress():
+def progress_shown(files, total, sends):
+    """The progress lines a Sender(files, total) shows for sends, each (done, of, file)."""
     import mast_tools.cmd_flash as cf
     from mast_tools.cmd_flash import Sender
 
@@ -534,13 +535,19 @@ def test_the_sends_of_one_flash_add_up_to_one_progress():
     real = cf.progress
     try:
         cf.progress = lambda msg, done=False, milestone=None: shown.append(msg)
-        s = Sender(3, 10000, clock=lambda: 0.0)
-        s(4000, 8000, "lib.new/a.mpy")  # the staged /lib: 8000 bytes
-        s(8000, 8000, "lib.new/b.mpy")
-        s(1000, 2000, None)  # then the root files: 2000 more
-        s(2000, 2000, "board.json.tmp")
+        s = Sender(files, total, clock=lambda: 0.0)
+        for send in sends:
+            s(*send)
     finally:
         cf.progress = real
+    return shown
+
+
+def test_the_sends_of_one_flash_add_up_to_one_progress():
+    shown = progress_shown(3, 10000, [(4000, 8000, "lib.new/a.mpy"),  # the staged /lib: 8000 bytes
+                                      (8000, 8000, "lib.new/b.mpy"),
+                                      (1000, 2000, None),  # then the root files: 2000 more
+                                      (2000, 2000, "board.json.tmp")])
     assert [m.split(": ", 2)[2].split("%")[0].strip() for m in shown] == ["40", "80", "90", "100"]
 
 
@@ -559,16 +566,6 @@ def test_an_older_micropython_than_the_firmware_needs_is_refused_with_the_versio
 
 def test_files_sent_again_after_a_failed_check_never_take_the_progress_past_100_percent():
     # a resend (_write_checked's retry) adds its bytes to what was already sent
-    import mast_tools.cmd_flash as cf
-    from mast_tools.cmd_flash import Sender
-
-    shown = []
-    real = cf.progress
-    try:
-        cf.progress = lambda msg, done=False, milestone=None: shown.append(msg)
-        s = Sender(2, 4096, clock=lambda: 0.0)
-        s(4096, 4096, "lib.new/a.mpy")
-        s(2048, 2048, "lib.new/a.mpy")  # a.mpy did not verify: sent once more
-    finally:
-        cf.progress = real
+    shown = progress_shown(2, 4096, [(4096, 4096, "lib.new/a.mpy"),
+                                     (2048, 2048, "lib.new/a.mpy")])  # a.mpy did not verify: sent again
     assert shown[-1] == "flash: sending 2 file(s): 100% (4 of 4 KB)"
