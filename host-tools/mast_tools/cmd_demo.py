@@ -202,4 +202,6 @@ def do_demo(args):
                                "check the path")
         log("plot: %s" % args.plot)
     emit(args, result, summary_text(result))
-    return 130 if result["ended_by"] == "interrupt" else 0
+    if result["ended_by"] == "interrupt":
+        return 130
+    return 0 if result["ok"] else 1  # a run that failed a check (lost data, ...) says so

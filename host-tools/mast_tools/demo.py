@@ -939,6 +939,8 @@ class Demo:
             "failovers_at_least_3": len(failovers) >= 3,
             "gaps_within_bound": all(f["within_bound"] for f in failovers) and bool(failovers),
             "delivered_at_least_95pct": pct >= 95.0,
+            # each step saw its effect (a renumbering the host never saw fails the run)
+            "every_step_seen": bool(self.steps) and all(s.ok for s in self.steps),
         }
         if self.mode == "redundant":
             checks["none_lost"] = sent > 0 and delivered == sent

@@ -638,6 +638,9 @@ class SimBoard:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        if self._cm is not None and self.dropped["to_client"]:  # (the stale ones, counted only)
+            self.log("dropped %d byte(s) of output in all: no client read them"
+                     % self.dropped["to_client"])
         for fd in (self._bm, self._cm, self._cs):
             if fd is not None:
                 try:

@@ -624,3 +624,23 @@ def test_input_sent_while_the_board_reboots_is_lost_and_said(tmp_path):
     board._from_client(b"abc")  # no micropython running
     assert board.dropped["to_board"] == 3
     assert said == ["dropped 3 byte(s) of input sent while the board was not running (rebooting) (3 so far)"]
+
+
+def test_output_that_sat_unread_in_the_pty_is_dropped_counted_and_said_when_it_stops(tmp_path, monkeypatch):
+    """docs/HARDWARE.md: output no client reads within a second is dropped from the pty,
+    counted, and logged when sim-board exits (here the second is 0: no wait)."""
+    monkeypatch.setattr(simboard, "_STALE_S", -1.0)
+    said = []
+    board = simboard.SimBoard(str(tmp_path / "b"), bare=True, log=said.append)
+    try:
+        board.open()
+        board._to_client(b"z" * 300000)  # far more than a pty holds: nobody reads it
+        for _ in range(100):  # (bounded) until the pty is full, then its bytes dropped
+            board._flush_client()
+            if board.dropped["to_client"]:
+                break
+        assert board.dropped["to_client"] > 0
+    finally:
+        board.close()
+    assert said == ["dropped %d byte(s) of output in all: no client read them"
+                    % board.dropped["to_client"]]
