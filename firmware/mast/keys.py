@@ -4,6 +4,7 @@
 # board).
 from .compat import binascii
 from .crypto import hkdf
+from .addr import _NAME_CHARS
 
 PSK_TEXT = "standard base64 of exactly 32 bytes"
 
@@ -23,9 +24,11 @@ def decode_psk(text):
 
 def fleet_member(cfg, name):
     """True if name is not a listed peer but may associate as a member of the fleet
-    (a name under fleet_domain; with psk keying, fleet_psk must be set)."""
+    (a name under fleet_domain, of a configured name's characters; with psk keying,
+    fleet_psk must be set)."""
     d = cfg.get("fleet_domain")
     return (d is not None and name not in cfg["peers"] and name.endswith("." + d)
+            and not name.strip(_NAME_CHARS)
             and (cfg["keying"] == "open" or "fleet_psk" in cfg))
 
 

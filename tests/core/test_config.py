@@ -408,4 +408,10 @@ def test_board_uplink_credentials_are_checked_and_never_shown():
     assert bad(with_uplink(ssid="")) == "uplinks.cell.ssid: must be 1 to 32 printable ASCII characters"
     assert bad(with_uplink(ssid="tab\there")).startswith("uplinks.cell.ssid: ")
     assert bad(with_uplink(sim_pin="12a4")) == "uplinks.cell.sim_pin: must be 4 to 8 digits"
+    # the longest of each is taken, one character more is refused (by name, never shown)
+    assert config.validate(with_uplink(ssid="s" * 32, password="p" * 63, sim_pin="12345678"))
+    assert bad(with_uplink(ssid="s" * 33)) == "uplinks.cell.ssid: must be 1 to 32 printable ASCII characters"
+    assert bad(with_uplink(password="p" * 64)) == (
+        "uplinks.cell.password: must be 8 to 63 printable ASCII characters")
+    assert bad(with_uplink(sim_pin="123456789")) == "uplinks.cell.sim_pin: must be 4 to 8 digits"
     assert config.validate(with_uplink(kind="ppp", apn="internet.example", sim_pin="1234"))

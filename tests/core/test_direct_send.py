@@ -159,11 +159,12 @@ def test_the_largest_payload_and_then_a_small_one_go_out_whole():
 def test_seal_into_a_buffer_writes_the_same_packet():
     mac = Mac(bytes(range(32)))
     buf = bytearray(wire.MAX_PACKET)
-    for seq in (1, 0x3FFFFFFF, 0x40000000, wire.SEQ_MAX):
+    for seq in (1, 0x3FFFFFFF, 0x40000000, 0x100000000, 0x123456789A, wire.SEQ_MAX):
         for body, extra in ((b"", None), (b"hello", None), (bytes(100), b"extra")):
             want = wire.seal(mac, wire.DATA, 0xC0FFEE11, seq, body, extra)
             n = wire.seal(mac, wire.DATA, 0xC0FFEE11, seq, body, extra, buf)
             assert n == len(want) and bytes(buf[:n]) == bytes(want), (seq, body)
+            assert wire.parse(want)[:3] == (wire.DATA, 0xC0FFEE11, seq), (seq, body)  # (48 bits)
     small = bytearray(40)
     try:
         wire.seal(mac, wire.DATA, 1, 1, bytes(13), None, small)

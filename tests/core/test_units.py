@@ -1,7 +1,7 @@
 # Small pieces on their own: the replay window, IP address text, and the
 # non-wrapping clock the runtime builds from a board's wrapping ticks.
 from mast.replay import ReplayWindow
-from mast.addr import ip_to_bytes, bytes_to_ip, canonical, fmt, parse_addr
+from mast.addr import ip_to_bytes, bytes_to_ip, canonical, family, fmt, parse_addr
 from runtime.clock import MonotonicMs, ticks_diff_for
 
 
@@ -55,6 +55,8 @@ def test_ip_text_round_trips_in_canonical_form():
         assert bytes_to_ip(ip_to_bytes(text)) == want
     assert len(ip_to_bytes("2001:db8::1")) == 16 and ip_to_bytes("10.0.0.1") == b"\n\x00\x00\x01"
     assert fmt(("2001:db8::1", 6278)) == "[2001:db8::1]:6278" and fmt(("10.0.0.1", 1)) == "10.0.0.1:1"
+    # an IPv4-mapped address is an IPv6 address: paths to it start from IPv6 uplinks only
+    assert [family(t) for t in ("192.0.2.1", "2001:db8::1", "::ffff:192.0.2.1", "::")] == [4, 6, 6, 6]
 
 
 def test_bad_ip_text_is_refused():
