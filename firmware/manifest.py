@@ -32,7 +32,7 @@ package(
 package(
     "runtime",
     files=(
-        "clock.py", "driver.py", "endpoint_main.py", "note.py", "rendezvous.py",
+        "clock.py", "driver.py", "endpoint_main.py", "note.py", "peeraddr.py", "rendezvous.py",
         "restart.py", "runconfig.py", "sockaddr.py", "status.py", "stream.py", "udpwrap.py",
     ),
 )

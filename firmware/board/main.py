@@ -51,7 +51,7 @@ GC_THRESHOLD = 0  # gc.threshold() for the running board, in bytes; 0: MicroPyth
 # 8K step either way), so the default stays.
 # modules loaded only for a moment (see the top); forgotten after each use
 ONCE = ("board.startup", "board.applycfg", "board.store", "board.settings", "board.boarddef",
-        "board.cfgops", "board.consoleops", "board.statusop", "runtime.status")
+        "board.cfgops", "board.consoleops", "board.statusop", "runtime.status", "runtime.peeraddr")
 # also forgotten after each use, on MicroPython only: under CPython (the tests) other modules
 # hold the schema's ConfigError, which a second copy of the module would not match
 ONCE_MP = ("mast.config",)

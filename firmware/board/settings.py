@@ -10,6 +10,7 @@
 
 from mast import config
 from mast.config import ConfigError
+from runtime.peeraddr import peer_addresses_error
 
 REDACTED = "<redacted>"
 
@@ -77,6 +78,9 @@ def check(bd, cfg):
     configuration with this at boot, set, commit and apply; `mast flash --config` checks
     the file with it on the host before anything is written."""
     core, extra = validate(_few_peers(cfg))
+    bad = peer_addresses_error(core)
+    if bad:
+        raise ConfigError(bad[0], bad[1])
     ups = cfg.get("uplinks") or {}
     have = bd["uplinks"]
     for name in ups:

@@ -29,6 +29,7 @@ import os
 from mast import config
 from mast.addr import ip_to_bytes
 from mast.config import ConfigError
+from runtime.peeraddr import peer_addresses_error
 
 from . import uci
 
@@ -223,6 +224,13 @@ def check_prefixes(peers, only=None):
                                   "peer)" % (text, other))
 
 
+def _unicast(core):
+    """ConfigError for a peer address that is a multicast group or the broadcast address."""
+    bad = peer_addresses_error(core)
+    if bad:
+        raise ConfigError(bad[0], bad[1])
+
+
 def _check(doc, rename):
     """Validate with the core schema (mastd's defaults first); -> (core, agent, apps), or
     ConfigError with the key renamed for the user."""
@@ -233,6 +241,7 @@ def _check(doc, rename):
         _app_port_refused(doc, lambda k: k)
         core = config.validate(doc)
         check_prefixes(core["peers"])
+        _unicast(core)
         for name in sorted(apps):
             apps[name] = _check_app("peers.%s" % name, apps[name])
     except ConfigError as e:
@@ -381,6 +390,7 @@ def with_peer(conf, name, doc, section=None):
     _app_port_refused({"peers": {name: d}}, lambda k: k)
     one = config.validate({"name": conf.core["name"], "keying": conf.core["keying"],
                            "peers": {name: d}})
+    _unicast(one)
     core = dict(conf.core)
     core["peers"] = dict(conf.core["peers"])
     core["peers"][name] = one["peers"][name]

@@ -95,7 +95,11 @@ class RestartWatch:
             elif a.state == ESTABLISHED:  # the peer had lost the old one
                 ep.by_peer[peer] = a  # (first: a full heap in close() cannot undo it)
                 del self.attempts[peer]
+                closing = old.state != ESTABLISHED
                 old.close(now, "replaced")
+                if closing:  # the old one was being shut (a close, a shutdown): so is this one
+                    a.shut(now)
+                    ep.touch(a)
             elif old.primary is not None or old.state != ESTABLISHED or a.hs.attempt >= policy.INIT_RETRIES:
                 # the old one works again (or is closing), or the attempt would time out:
                 # drop it, unseen (a new one starts next turn if the outage goes on; the

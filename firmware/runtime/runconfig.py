@@ -17,6 +17,7 @@
 from mast import config
 from mast.config import ConfigError
 from .sockaddr import parse_hostport
+from .peeraddr import peer_addresses_error
 
 _TOP = ("mast", "uplinks", "connect", "stream", "stream_records", "rcvbuf")
 _UPLINK = ("bind", "via", "public", "priority", "cost", "device")
@@ -109,6 +110,9 @@ def check(doc):
         core = config.validate(doc["mast"])
     except ConfigError as e:
         raise FileError("mast." + e.key, str(e)[len(e.key) + 2:])
+    bad = peer_addresses_error(core)
+    if bad:
+        raise FileError("mast." + bad[0], bad[1])
     out = {"mast": core, "uplinks": {}, "connect": [], "stream": None,
            "stream_records": doc.get("stream_records", False), "rcvbuf": None}
     if type(out["stream_records"]) is not bool:

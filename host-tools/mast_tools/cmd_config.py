@@ -300,10 +300,12 @@ def _validate_file(args):
 
         use_firmware()
         from mast import config
+        from runtime.peeraddr import peer_addresses_error
 
         err = None
         try:
-            config.validate(cfg if isinstance(cfg, dict) else None)
+            bad = peer_addresses_error(config.validate(cfg if isinstance(cfg, dict) else None))
+            err = bad and "%s: %s" % bad
         except (config.ConfigError, ValueError) as e:
             err = str(e)
     if err:

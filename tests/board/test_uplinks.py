@@ -511,6 +511,27 @@ def test_a_driver_that_fails_to_hang_up_still_leaves_the_uplink_held_down():
     w.set_admin(False, t)
     assert w.poll(t + 100) == ("down", "held down")
     assert w.state == "off" and w.addr is None and w.poll(t + 200) is None
+    # and the interface is off all the same: its route goes (exclusive routing relies on it)
+    assert net.calls[-1] == ("wlan.active", False) and not net.wlan.active()
+
+
+class _NoRssiWLAN(fake_network.FakeWLAN):
+    """A port whose status() takes no parameter (TypeError for status('rssi'))."""
+
+    def status(self, *param):
+        if param:
+            raise TypeError("function takes 1 positional arguments but 2 were given")
+        return self.stat
+
+
+def test_wlan_on_a_port_without_an_rssi_stays_up_without_one():
+    hw, m, net = rig()
+    net.wlan = _NoRssiWLAN(net)
+    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
+    t, r, _ = drive(w, 0, is_up)
+    for x in range(t + 100, t + 10000, 100):
+        assert w.poll(x) is None, x  # (no fail, no down: the link is fine)
+    assert w.state == "up" and w.detail()["rssi"] is None
 
 
 class _LateAddrWLAN(fake_network.FakeWLAN):
@@ -530,6 +551,51 @@ class _LateAddrWLAN(fake_network.FakeWLAN):
 def test_wlan_is_not_up_before_it_has_an_address():
     hw, m, net = rig()
     net.wlan = _LateAddrWLAN(net, 3)
+    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
+    t, r, seen = drive(w, 0, is_up)
+    assert seen == [("up", "192.168.1.50")], seen
+
+
+class _OldPortWLAN(fake_network.FakeWLAN):
+    """A MicroPython before 1.23: no ipconfig(), only ifconfig(); DHCP answers late."""
+
+    def __init__(self, net, late=0):
+        fake_network.FakeWLAN.__init__(self, net)
+        self.late = late
+
+    def ipconfig(self, key):
+        raise AttributeError("'WLAN' object has no attribute 'ipconfig'")
+
+    def ifconfig(self):
+        if self.up and self.late > 0:
+            self.late -= 1
+            return ("0.0.0.0", "0.0.0.0", "0.0.0.0", "0.0.0.0")
+        return (self.net.addrs["wlan"] if self.up else "0.0.0.0", "255.255.255.0", "192.168.1.1",
+                "192.168.1.1")
+
+
+def test_wlan_on_a_port_without_ipconfig_reads_its_address_from_ifconfig():
+    hw, m, net = rig()
+    net.wlan = _OldPortWLAN(net, 3)  # associated a few polls before it has an address
+    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
+    t, r, seen = drive(w, 0, is_up)
+    assert seen == [("up", "192.168.1.50")], seen
+    assert w.state == "up" and w.addr == "192.168.1.50"
+
+
+class _DownIpconfigWLAN(fake_network.FakeWLAN):
+    """A driver whose ipconfig() raises while the interface is coming up (OSError)."""
+
+    def ipconfig(self, key):
+        raise OSError(-1, "interface not ready")
+
+    def ifconfig(self):
+        return (self.net.addrs["wlan"] if self.up else "0.0.0.0", "255.255.255.0", "0.0.0.0", "0.0.0.0")
+
+
+def test_wlan_whose_ipconfig_fails_falls_back_to_ifconfig():
+    hw, m, net = rig()
+    net.wlan = _DownIpconfigWLAN(net)
     w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
     t, r, seen = drive(w, 0, is_up)
     assert seen == [("up", "192.168.1.50")], seen

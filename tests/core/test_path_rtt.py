@@ -93,3 +93,16 @@ def test_a_path_that_flaps_faster_than_the_failback_window_never_gets_the_traffi
     f = _failovers(A, start)
     assert len(f) == 1 and f[0].new.split(">")[0] == "wifi", [(e.new, e.failback) for e in f]
     assert _lost(net, s) <= 100  # (before: ~15 failbacks onto it, a gap each)
+
+
+def test_a_path_whose_rtt_rises_within_rto_min_loses_no_probe():
+    # RTT 4 ms for minutes gives an RTO of a few ms; rto_min (100 ms) is the floor, so a rise to
+    # ~80 ms (a Wi-Fi retry burst, a queue filling) is not a lost probe: no suspect, no path_down
+    net, A, a = _up()
+    wifi = _path(a, "wifi")
+    net.run(net.now + 120000)
+    t0 = net.now
+    net.link("a", "wifi").delay = 40
+    net.run(net.now + 60000)
+    assert [e.kind for t, e in A.events if t >= t0] == [] and wifi.state == ACTIVE and wifi.lost == 0
+    assert A.ep.counters.get("stale_probe_ack", 0) == 0

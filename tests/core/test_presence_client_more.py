@@ -148,3 +148,94 @@ def test_an_uplink_on_the_unspecified_address_is_left_out_of_the_registration():
     w.run(w.now + 100)
     st = server_status(w.server, w.now)["names"]["a"]
     assert st["registered"] and st["addresses"] == ["10.1.0.2:6278"], st
+
+
+# ---- presence's deadlines against the core's next timer (Presence.next_timer) ------------
+# The runtime sleeps until next_timer(): presence's own deadlines must not wait for a later
+# timer of the core (an idle path's probe, a minute away), nor hide an earlier one.
+
+
+def _core_timer(p, w, after):
+    """p's core has its own next timer `after` ms from now, always."""
+    p.ep.next_timer = lambda: w.now + after
+
+
+def test_presence_deadlines_earlier_than_the_cores_next_timer_come_first():
+    w = Wire(["a"])
+    asked = []
+
+    def no_dns(name, port):
+        asked.append((w.now, name))
+        raise OSError("no answer from the DNS server")
+
+    w.drop = lambda src, dst, d: True  # the server never answers: REGISTER is sent again
+    a = w.client("a", resolver=no_dns)
+    _core_timer(a, w, 3600000)
+    w.up("a", "eth", ("10.1.0.2", 6278))
+    a.home_from("a.example")  # our own name (home servers from DNS): failing
+    a.start(w.now)
+    w.run(w.now + 10000)
+    assert [x[0] for x in w.log if x[3] == msg.REGISTER] == [0, 1000, 3000, 7000]
+    assert asked == [(0, "a.example"), (2000, "a.example"), (6000, "a.example")], asked
+
+
+def test_a_lookup_in_an_outage_does_not_wait_for_the_cores_later_timer():
+    w, a, b = two()
+    _core_timer(a, w, 3600000)
+    w.drop = lambda src, dst, d: d[1] == msg.NOTIFY
+    a.ep.assocs["b"].primary = None
+    t0 = w.now
+    a.handle_timer(w.now)
+    w.run(t0 + 4000)
+    assert _lookups(w, t0) == [0, 500, 1500, 3500], _lookups(w, t0)
+
+
+def test_a_connect_due_on_receipt_does_not_wait_for_the_cores_later_timer():
+    # the association went while a datagram came in (the peer's SHUT): connect again at once,
+    # not at the next refresh a minute later
+    w = Wire(["a", "b"])
+    a = w.client("a", resolver=lambda name, port: {"addresses": [("10.9.0.1", port)], "servers": [SERVER]})
+    _core_timer(a, w, 3600000)
+    w.up("a", "eth", ("10.1.0.2", 6278))
+    a.ep.assocs["b"] = FakeAssoc()
+    a.watch("b", dns="b.example", connect=True)
+    a.start(w.now)
+    w.run(w.now + 100)
+    assert a.ep.connects == []
+    del a.ep.assocs["b"]
+    a.receive("eth", ("10.9.0.1", 6278), b"\x10" + bytes(20), w.now)  # a MAST datagram
+    w.run(w.now + 100)
+    assert a.ep.connects == [("b", [("10.9.0.1", 6278)])]
+
+
+def test_the_cores_earlier_timer_comes_before_presence_deadlines():
+    w = Wire(["a"])
+    a = w.client("a")
+    w.up("a", "eth", ("10.1.0.2", 6278))
+    a.start(w.now)
+    w.run(w.now + 100)  # registered: the next presence deadline is the refresh, 60 s away
+    _core_timer(a, w, 25)
+    assert a.next_timer() == w.now + 25
+    a.ep.next_timer = lambda: None
+    assert a.next_timer() == 60002
+
+
+def test_a_name_that_keeps_failing_is_resolved_again_at_least_every_minute():
+    # DNS down for ten minutes (a board's modem still dialling): the retries back off from
+    # 2 s, doubling, but never past a minute, or DNS back up goes unused for that long; and
+    # each retry comes when due, the core's own next timer an hour away
+    w = Wire(["a"])
+    asked = []
+
+    def no_dns(name, port):
+        asked.append(w.now)
+        raise OSError("no answer from the DNS server")
+
+    a = w.client("a", home=(), resolver=no_dns)
+    _core_timer(a, w, 3600000)
+    w.up("a", "eth", ("10.1.0.2", 6278))
+    a.watch("b", dns="b.example")
+    a.start(w.now)
+    w.run(w.now + 600000)
+    gaps = [y - x for x, y in zip(asked, asked[1:])]
+    assert gaps[:5] == [2000, 4000, 8000, 16000, 32000] and set(gaps[5:]) == {60000}, gaps

@@ -57,6 +57,16 @@ def test_core_config_errors_name_the_key_under_mast():
     assert refused({"uplinks": {}}).startswith("mast: required")
 
 
+def test_a_peer_address_that_is_a_group_or_the_broadcast_address_is_refused():
+    # (a peer is one host: INITs sent there go to a group or fail, and no answer comes back)
+    for a, what in (("224.0.0.251:6278", "a multicast address"), ("255.255.255.255", "the broadcast address"),
+                    ("[ff02::1]:6278", "a multicast address")):
+        d = doc()
+        d["mast"]["peers"]["host"]["addresses"] = ["127.0.0.10:6278", a]
+        assert refused(d) == ("mast.peers.host.addresses: bad item %r: %s is not a peer's; give the "
+                              "peer's own (unicast) address" % (a, what)), refused(d)
+
+
 def test_unknown_keys_are_refused_with_their_name():
     assert refused(doc(extra=1)).startswith("extra: unknown key")
     assert refused(doc(uplinks={"eth": {"bind": "127.0.0.1:1", "delay": 2}})).startswith(

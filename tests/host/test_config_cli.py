@@ -175,6 +175,16 @@ def test_validate_file_checks_on_this_pc_with_the_board_definition(tmp_path):
     assert r.stderr.startswith("mast: %s is not valid: uplinks.eth: this board has no such uplink (it has wifi)" % f)
 
 
+def test_validate_file_refuses_a_peer_address_that_is_a_group_with_or_without_the_board(tmp_path):
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"name": "b", "peers": {"hub": {"psk": "<redacted>", "addresses": ["239.1.2.3"]}}}))
+    want = ("mast: %s is not valid: peers.hub.addresses: bad item '239.1.2.3': a multicast address is "
+            "not a peer's; give the peer's own (unicast) address" % f)
+    for board in ([], ["--board", "esp32-devkitc"]):
+        r = mast("config", "validate", str(f), *board)
+        assert r.returncode == 1 and r.stderr.startswith(want), (board, r.stderr)
+
+
 def test_a_set_the_board_refuses_names_the_key(board):
     r = cfg(board, "set", "port", "70000")
     assert r.returncode == 1 and r.stdout == ""

@@ -260,3 +260,38 @@ def test_a_config_file_that_is_not_a_json_object_is_refused_naming_it(tmp_path, 
     with pytest.raises(CommandError) as e:
         cmd_flash.load_config(str(path), boards.load("unix-sim")[0])
     assert e.value.what == "%s: a configuration is a JSON object" % path
+
+
+class _BoardInLib(FakeRawBoard):
+    """An ESP32 whose working directory is /lib (a script left it there, or its boot.py):
+    scripts run there, and an os.chdir they make stays, as on a board ('/': the folder)."""
+
+    cwd = "lib"
+
+    def run(self, script, timeout=None):
+        out = io.StringIO()
+        here = os.getcwd()
+        os.chdir(os.path.join(self.folder, self.cwd))
+        try:
+            with contextlib.redirect_stdout(out):
+                exec(compile(script, "<board>", "exec"), {"__name__": "__main__"})
+            now = os.getcwd()
+            type(self).cwd = "" if now == os.sep else os.path.relpath(now, self.folder)
+        finally:
+            os.chdir(here)
+        self.after(script)
+        return out.getvalue().encode()
+
+    def info(self):
+        return dict(FakeRawBoard.info(self), platform="esp32", cwd="/" + self.cwd)
+
+
+def test_a_board_whose_working_directory_is_not_its_root_gets_its_files_at_the_root(fake):
+    # flash's scripts name the board's files from its root (lib/board/main.mpy): run from /lib
+    # they would land in /lib/lib/..., verify there, and leave the old firmware at the root
+    code, out, err, rb = fake("--json", "--board", "esp32-devkitc", board=_BoardInLib)
+    assert code == 0, err
+    files = tree(fake.folder)
+    assert all(files[p] == d for p, d in LOCAL.items()), sorted(files)
+    assert not any(p.startswith("lib/lib") or p.startswith("lib/lib.new") for p in files), sorted(files)
+    assert sorted(json.loads(out)["verified"]) == sorted(LOCAL)

@@ -261,3 +261,32 @@ def test_without_config_mastd_takes_the_uci_file_before_the_json_one(tmp_path, m
     uci_path.parent.mkdir()
     uci_path.write_text("")
     assert mastd_main.default_config() == str(uci_path)  # both (OpenWrt with a JSON file left over)
+
+
+@pytest.mark.parametrize("address, what", [
+    ("224.0.0.251", "a multicast address"), ("239.1.2.3:6278", "a multicast address"),
+    ("255.255.255.255", "the broadcast address"), ("[ff02::1]:6278", "a multicast address"),
+    ("::ffff:239.0.0.1", "a multicast address"),
+])
+def test_a_peer_address_that_is_a_group_or_the_broadcast_address_is_refused_naming_the_option(address, what):
+    # accepted before: every INIT went to a group (or failed, tx_error) and no peer could ever
+    # answer from that address; one host's address is what a peer has
+    text = ROUTER.replace("list addresses '198.51.100.1'", "list addresses '%s'" % address)
+    with pytest.raises(config.ConfigError) as e:
+        settings.from_uci_text(text)
+    assert str(e.value) == ("mast.srv.addresses: bad item %r: %s is not a peer's; give the peer's "
+                            "own (unicast) address" % (address, what))
+    doc = {"name": "r", "peers": {"b": {"psk": PSK, "addresses": ["192.0.2.1", address]}}}
+    with pytest.raises(config.ConfigError) as e:
+        settings.from_json_text(json.dumps(doc))
+    assert str(e.value).startswith("peers.b.addresses: bad item %r: %s" % (address, what))
+    conf = settings.from_json_text(json.dumps({"name": "r", "peers": {}}))
+    with pytest.raises(config.ConfigError) as e:  # one peer added to a fleet: checked too
+        settings.with_peer(conf, "b7", {"psk": PSK, "addresses": [address]})
+    assert str(e.value).startswith("peers.b7.addresses: bad item %r: %s" % (address, what))
+
+
+def test_unicast_peer_addresses_next_to_the_groups_are_still_taken():
+    doc = {"name": "r", "peers": {"b": {"psk": PSK, "addresses": [
+        "223.255.255.254", "240.0.0.1", "192.168.1.255", "[fe80::1]:6278", "2001:db8::ff"]}}}
+    assert len(settings.from_json_text(json.dumps(doc)).core["peers"]["b"]["addresses"]) == 5

@@ -65,3 +65,28 @@ def test_a_peer_whose_attempt_gets_no_answer_lets_the_next_one_have_its_turn():
     assert new_c is not old_c and new_c.state == 2 and old_c.state == 5
     assert w.most == 1 and A.ep.association("b").primary is None
 
+
+
+def test_a_peer_a_reload_adds_while_the_watch_runs_is_watched_too():
+    # the watch runs for b (away); a reload makes a initiate to c as well (restart.watch, as
+    # mastd's reload calls it): when c's server then restarts, c has a new association once its
+    # idle paths have noticed (within a minute), not after its outage budget (5 minutes)
+    from test_restart_more import Turner
+    from runtime import restart
+
+    net, w, A = _two_servers(None)
+    net.apps.remove(w)
+    t = Turner(net, ("b",))
+    net.apps.append(t)
+    net.link("b", "wan").cut = True
+    net.run(net.now + RESTART_MS + 5000)
+    assert t.rt.restarts is not None
+    restart.watch(t.rt, ["b", "c"], net.now)
+    old_c = A.ep.association("c")
+    crash = net.now
+    _restart_b(net, "c")
+    net.run(crash + 60000)
+    new_c = A.ep.association("c")
+    assert new_c is not old_c and new_c.state == 2 and old_c.state == 5
+    assert net.nodes["c"].ep.association("a").state == 2
+    assert [e.reason for t, e in _kinds(A, "association_closed")] == ["replaced"]
