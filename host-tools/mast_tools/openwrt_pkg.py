@@ -337,6 +337,13 @@ def directories(paths):
 def write_atomic(path, data):
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:  # (a full disk: no half-written file is left in dist/)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

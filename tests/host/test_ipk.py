@@ -305,3 +305,184 @@ def test_source_date_epoch_sets_the_packages_time(tmp_path, monkeypatch):
     times = set(m.mtime for m in tarfile.open(fileobj=io.BytesIO(data)).getmembers())
     assert times == {1234567890}
     assert "SourceDateEpoch: 1234567890\n" in control_of(data)
+
+
+def test_maintainer_scripts_of_our_own_go_where_the_sdk_puts_them_for_opkg(tmp_path):
+    # preinst and postrm as they are; postinst and prerm as postinst-pkg / prerm-pkg, which the
+    # SDK's default_postinst / default_prerm run; make's `$$` is the shell's `$`
+    from test_apk import package_copy, with_own_scripts
+
+    pkg = package_copy(tmp_path, edit_makefile=with_own_scripts)
+    r = cmd_ipk.build(str(tmp_path / "out"), pkg_dir=pkg, epoch=EPOCH, bytecode=False)
+    with open(r["path"], "rb") as f:
+        _, _, c = control_fields(f.read())
+    scripts = {n[2:]: (m.mode, data.decode()) for n, (m, data) in c.items() if data is not None
+               and n not in ("./control", "./conffiles")}
+    assert scripts == {
+        "preinst": (0o755, "#!/bin/sh\necho preinst ${IPKG_INSTROOT}\n"),
+        "postinst": (0o755, cmd_ipk.openwrt_pkg.IPK_POSTINST),
+        "postinst-pkg": (0o755, "#!/bin/sh\necho postinst ${IPKG_INSTROOT}\n"),
+        "prerm": (0o755, cmd_ipk.openwrt_pkg.IPK_PRERM),
+        "prerm-pkg": (0o755, "#!/bin/sh\necho prerm $1\n"),
+        "postrm": (0o755, "#!/bin/sh\necho postrm\n"),
+    }
+
+
+def test_every_directory_of_the_data_is_0755_root(ipk):
+    # (opkg creates the directories with the modes the tar gives them: /usr/lib/mast, /etc/init.d)
+    _, data = ipk
+    dirs = {n: m for n, (m, _) in members(outer(data)["./data.tar.gz"][1]).items() if m.isdir()}
+    assert "./usr/lib/mast/mastd" in dirs and "./etc/hotplug.d/iface" in dirs
+    for name, m in dirs.items():
+        assert (m.mode, m.uid, m.gid) == (0o755, 0, 0), name
+
+
+def test_the_pyc_name_their_installed_paths_for_tracebacks(tmp_path, monkeypatch):
+    # (the SDK's `compileall -d /`: a traceback on the router names /usr/lib/mast/mastd/agent.py)
+    import marshal
+
+    monkeypatch.setitem(cmd_ipk.OPENWRT_PYTHON, cmd_ipk.TARGET, "%d.%d" % sys.version_info[:2])  # compile here
+    r = cmd_ipk.build(str(tmp_path), epoch=EPOCH, python=sys.executable)
+    with open(r["path"], "rb") as f:
+        files = members(outer(f.read())["./data.tar.gz"][1])
+    pycs = [n for n in files if n.endswith(".pyc")]
+    assert "./usr/lib/mast/mastd/agent.pyc" in pycs
+    for name in pycs:
+        assert marshal.loads(files[name][1][16:]).co_filename == name[1:-1], name
+
+
+def test_a_blank_line_in_the_description_is_a_dot_line_and_the_control_stanza_goes_on(tmp_path):
+    # (an empty line would end the control stanza: opkg would drop the rest of the description)
+    from test_apk import package_copy
+
+    pkg = package_copy(tmp_path, edit_makefile=lambda t: t.replace(
+        " sessions survive an uplink failing.\n", " sessions survive an uplink failing.\n\n Second paragraph.\n"))
+    r = cmd_ipk.build(str(tmp_path / "out"), pkg_dir=pkg, epoch=EPOCH, bytecode=False)
+    with open(r["path"], "rb") as f:
+        text = control_of(f.read())
+    assert text.endswith(" sessions survive an uplink failing.\n .\n Second paragraph.\n")
+    assert "\n\n" not in text
+
+
+def test_no_bytecode_ships_the_sources_says_so_and_the_json_states_the_packages_facts(tmp_path):
+    env = dict(os.environ, PYTHONPATH=HOST_TOOLS, SOURCE_DATE_EPOCH=str(EPOCH))
+    r = subprocess.run([sys.executable, "-m", "mast_tools", "ipk", "--out", str(tmp_path), "--json",
+                        "--no-bytecode"], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "mast ipk: note: sources only (--no-bytecode)\n"
+    doc = json.loads(r.stdout)
+    assert doc["bytecode"] is None and doc["bytecode_note"] == "sources only (--no-bytecode)"
+    with open(doc["path"], "rb") as f:
+        data = f.read()
+    files = {n: b for n, (m, b) in members(outer(data)["./data.tar.gz"][1]).items() if m.isfile()}
+    assert "./usr/lib/mast/mastd/agent.py" in files
+    assert not [n for n in files if n.endswith(".pyc")]
+    f, _, _ = control_fields(data)
+    assert doc["version"] == f["Version"] and doc["package"] == f["Package"]
+    assert doc["installed_size"] == int(f["Installed-Size"]) == sum(len(b) for b in files.values())
+    assert doc["files"] == len(files)
+
+
+def test_a_python_that_cannot_run_is_a_clear_error_and_writes_nothing(tmp_path):
+    env = dict(os.environ, PYTHONPATH=HOST_TOOLS, SOURCE_DATE_EPOCH=str(EPOCH))
+    r = subprocess.run([sys.executable, "-m", "mast_tools", "ipk", "--out", str(tmp_path),
+                        "--python", str(tmp_path / "no-such-python")], capture_output=True, text=True,
+                       env=env, timeout=60)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == "mast: cannot run %s (No such file or directory); give --python a Python 3 interpreter\n" % (
+        tmp_path / "no-such-python")
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_a_write_that_fails_leaves_the_previous_package_whole_and_no_partial_file(tmp_path):
+    # (a full disk while `make ipk` writes: the package already in dist/ must not be cut short,
+    # and no half-written file may be left beside it). RLIMIT_FSIZE makes every write past
+    # 4 KiB fail (EFBIG; Python ignores SIGXFSZ).
+    import resource
+
+    env = dict(os.environ, PYTHONPATH=HOST_TOOLS, SOURCE_DATE_EPOCH=str(EPOCH))
+    argv = [sys.executable, "-m", "mast_tools", "ipk", "--out", str(tmp_path), "--no-bytecode"]
+    r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    path = tmp_path / "mast_0.1.0-1_all.ipk"
+    before = path.read_bytes()
+    assert len(before) > 4096
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    env["SOURCE_DATE_EPOCH"] = str(EPOCH + 1)  # other bytes than the package there
+    r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, preexec_fn=small_files)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.startswith("mast: File too large") and "Traceback" not in r.stderr
+    assert path.read_bytes() == before
+    assert os.listdir(str(tmp_path)) == [path.name]
+
+
+def test_without_source_date_epoch_the_time_is_the_last_commits(tmp_path, monkeypatch):
+    # (a build from a checkout is reproducible from the commit alone; a SOURCE_DATE_EPOCH that is
+    # not a number is ignored rather than a traceback)
+    import shutil
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    from mast_tools import openwrt_pkg
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t.invalid", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@t.invalid", GIT_COMMITTER_DATE="1600000123 +0000",
+               GIT_AUTHOR_DATE="1600000123 +0000")
+    for cmd in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "x"]):
+        subprocess.run(["git", "-C", str(repo)] + cmd, env=env, check=True, capture_output=True, timeout=30)
+    for value in (None, "", "soon"):
+        if value is None:
+            monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+        else:
+            monkeypatch.setenv("SOURCE_DATE_EPOCH", value)
+        assert openwrt_pkg.source_epoch(str(repo)) == 1600000123, value
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1234567890")
+    assert openwrt_pkg.source_epoch(str(repo)) == 1234567890
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    assert openwrt_pkg.source_epoch(str(tmp_path / "not-a-repo")) == openwrt_pkg.DEFAULT_EPOCH
+
+
+def test_a_module_that_does_not_compile_is_an_error_naming_it_and_writes_nothing(tmp_path, monkeypatch):
+    import shutil
+
+    from mast_tools.errors import CommandError
+
+    monkeypatch.setitem(cmd_ipk.OPENWRT_PYTHON, cmd_ipk.TARGET, "%d.%d" % sys.version_info[:2])  # compile here
+    fw = tmp_path / "firmware"
+    for d in ("mast", "runtime", "mastd", "presence"):
+        shutil.copytree(os.path.join(ROOT, "firmware", d), str(fw / d),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    (fw / "mastd" / "broken.py").write_text("def f(:\n")
+    out = tmp_path / "out"
+    with pytest.raises(CommandError) as e:
+        cmd_ipk.build(str(out), firmware=str(fw), epoch=EPOCH, python=sys.executable)
+    assert e.value.what.startswith("byte-compiling failed: ")
+    assert "broken.py" in e.value.what and "SyntaxError" in e.value.what
+    assert e.value.hint == "fix the syntax error it names, or build with --no-bytecode"
+    assert not out.exists()
+
+
+def test_the_package_depends_on_what_mastd_needs_on_the_router(ipk):
+    # python3-light runs it; the TUN device is kmod-tun's; mastd/tun.py sets addresses and
+    # routes with `ip` (iproute2), which a stock OpenWrt image has only from ip-full
+    _, data = ipk
+    f, _, _ = control_fields(data)
+    assert {"libc", "python3-light", "kmod-tun", "ip-full"} <= set(f["Depends"].split(", "))
+
+
+def test_a_makefile_without_a_field_the_package_needs_is_a_clear_error(tmp_path):
+    from mast_tools.errors import CommandError
+    from test_apk import package_copy
+
+    pkg = package_copy(tmp_path, edit_makefile=lambda t: t.replace("PKG_LICENSE:=MIT\n", "").replace(
+        "  PKGARCH:=all\n", ""))
+    with pytest.raises(CommandError) as e:
+        cmd_ipk.build(str(tmp_path / "out"), pkg_dir=pkg, epoch=EPOCH, bytecode=False)
+    assert e.value.what == "%s/Makefile lacks PKG_LICENSE, PKGARCH" % pkg
+    assert e.value.hint == "add them to the Makefile"
+    assert not (tmp_path / "out").exists()

@@ -208,3 +208,72 @@ def test_mastd_from_the_sdk_build_serves_presence(sdk_tree, tmp_path):
                         "--presence-config", str(pconf)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "is valid" in r.stdout
+
+
+def test_make_dist_prints_the_pkg_hash_of_the_very_tarball_it_wrote(tmp_path):
+    # (a release pins PKG_HASH: a wrong one and the SDK refuses the tarball)
+    import hashlib
+    import json
+
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "host-tools"), SOURCE_DATE_EPOCH=str(EPOCH))
+    r = subprocess.run([sys.executable, "-m", "mast_tools.srcdist", "--out", str(tmp_path), "--json"],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["path"] == str(tmp_path / "mast-0.1.0.tar.gz")
+    with open(doc["path"], "rb") as f:
+        data = f.read()
+    sha = hashlib.sha256(data).hexdigest()
+    assert (doc["sha256"], doc["size"], doc["pkg_hash_line"]) == (sha, len(data), "PKG_HASH:=" + sha)
+    with tarfile.open(doc["path"]) as t:
+        members = t.getmembers()
+    assert doc["files"] == sum(1 for m in members if m.isfile())
+    for m in members:
+        assert (m.uid, m.gid, m.mtime) == (0, 0, EPOCH), m.name
+        assert m.mode == (0o755 if m.isdir() else 0o644), m.name
+    r = subprocess.run([sys.executable, "-m", "mast_tools.srcdist", "--out", str(tmp_path)],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0 and r.stdout.endswith("\nfor a release: PKG_HASH:=%s\n" % sha)
+
+
+def test_a_license_file_the_checkout_lacks_stops_make_dist(tmp_path):
+    from mast_tools.errors import CommandError
+
+    root = tmp_path / "checkout"
+    root.mkdir()
+    os.symlink(os.path.join(ROOT, "firmware"), str(root / "firmware"))  # no LICENSE beside it
+    with pytest.raises(CommandError) as e:
+        srcdist.build(str(tmp_path / "out"), root=str(root), epoch=EPOCH)
+    assert e.value.what == "%s (PKG_LICENSE_FILES) is missing" % (root / "LICENSE")
+    assert not (tmp_path / "out").exists()
+
+
+def test_mastd_and_mastctl_run_from_a_package_of_sources_and_write_no_byte_code_beside_them(tmp_path):
+    """A package that ships the .py (no target Python here): the commands leave /usr/lib/mast as
+    installed (no __pycache__ the package manager does not know of) and mastctl is mastctl."""
+    import base64
+
+    r = cmd_apk.build(str(tmp_path / "out"), epoch=EPOCH, bytecode=False)
+    with open(r["path"], "rb") as f:
+        p = parse_apk(f.read())
+    root = tmp_path / "root"
+    for d, _, files in p["paths"]:
+        for name, acl, _, _, _ in files:
+            path = (d + "/" if d else "") + name
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).write_bytes(p["contents"].get(path, b""))
+            (root / path).chmod(acl[0])
+    assert (root / "usr/lib/mast/mastd/ctl.py").exists()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
+    sock = tmp_path / "no-mastd.sock"
+    ctl = subprocess.run([sys.executable, str(root / "usr/sbin/mastctl"), "--control", str(sock), "status"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert ctl.returncode == 1 and ctl.stdout == ""
+    assert ctl.stderr.startswith("mastctl: cannot reach mastd at %s (" % sock), ctl.stderr
+    conf = root / "etc" / "config" / "mast"
+    conf.write_text(re.sub(r"option psk '[^']*'", "option psk '%s'" % base64.b64encode(bytes(32)).decode(),
+                           conf.read_text()))
+    d = subprocess.run([sys.executable, str(root / "usr/sbin/mastd"), "--check", "--config", str(conf)],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert d.returncode == 0 and "is valid" in d.stdout, d.stderr
+    assert [dp for dp, _, _ in os.walk(str(root)) if "__pycache__" in dp] == []
