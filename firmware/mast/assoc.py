@@ -223,7 +223,7 @@ class Association:
             self.add_remote(a, new[a][0], new[a][1], True, now)
         self.peer_list = addrs
         self.withdrawn = gone
-        self.ep.event(Event("addresses_changed", self.peer, [fmt(a) for a, _, _ in addrs]))
+        self.event("addresses_changed", [fmt(a) for a, _, _ in addrs])
 
     def learn(self, u, src, now):
         """An authenticated packet arrived on uplink u from src: its path, or the reason
@@ -263,10 +263,13 @@ class Association:
             self.revive(p, now)  # the peer reaches us on it again
         return p
 
+    def event(self, kind, *a):  # an event of this association's peer
+        self.ep.events.append(Event(kind, self.peer, *a))
+
     def revive(self, p, now):
         """A failed path has news (the peer used it, presence names it): probe it
         now, not at the end of its backoff."""
-        if p.state == FAILED and p.probe_due is not None and p.probe_due > now:
+        if p.state == FAILED and p.probe_due is not None and p.probe_due > now and not p.late:
             p.backoff = 0  # (no challenge is out while a probe is due later)
             p.probe_due = now
 
@@ -299,8 +302,8 @@ class Association:
         new.unacked_until = None
         if self.state != ESTABLISHED:
             return
-        self.ep.event(Event("failover", self.peer, old.name if old else None, new.name,
-                            max(0, now - (since if since is not None else now)), failback))
+        self.event("failover", old.name if old else None, new.name,
+                   max(0, now - (since if since is not None else now)), failback)
         if self.ep.resend_ms:
             # DATA the old primary's feedback does not cover, sent within resend_ms
             acked = old.fb_hi if old is not None else 0
@@ -316,7 +319,7 @@ class Association:
         last = p.last_ok
         if p.peer_probe is not None and (last is None or p.peer_probe > last):
             last = p.peer_probe
-        if p.state == ACTIVE and last is not None and now - last >= self.ep.prof["probe"] // 2:
+        if p.state == ACTIVE and last is not None and now - last >= self.prof["probe"] // 2:
             p.idle_n += 1
 
     def path_ok(self, p, now):
@@ -329,6 +332,8 @@ class Association:
             # state, so that a full heap below leaves no ACTIVE path without it)
             p.active_since = now
         p.state = ACTIVE
+        if p.late:
+            p.late = False
         p.unacked_until = None  # it answered: whatever was outstanding is not its fault
         p.lost = 0
         p.backoff = 0
@@ -336,7 +341,7 @@ class Association:
         self.remotes[p.raddr].validated = True
         p.probe_due = now + self.idle(p, now)
         if was == UNVERIFIED or was == FAILED:
-            self.ep.event(Event("path_up", self.peer, p.name, p.srtt))
+            self.event("path_up", p.name, p.srtt)
         if was == UNVERIFIED and not self.remotes[p.raddr].advertised:
             # a new observed address answered: the peer's NAT may have moved it (a rebinding).
             # Its other observed addresses on this uplink prove themselves with a probe or
@@ -355,8 +360,8 @@ class Association:
         p.active_since = None
         p.unacked_until = None
         p.idle_n = 0
-        p.probe_due = now + policy.failed_backoff(p, self.ep.prof, self.remotes[p.raddr].validated)
-        self.ep.event(Event("path_down", self.peer, p.name))
+        p.probe_due = now + policy.failed_backoff(p, self.prof, self.remotes[p.raddr].validated)
+        self.event("path_down", p.name)
         if p is self.primary:
             self.primary = None
             self.last_primary = p
@@ -375,17 +380,17 @@ class Association:
         """How long an ACTIVE path may go unprobed: failback/2 if it may take the traffic back
         (the failback candidate, up for less than 2 x failback: a failback follows fresh
         answers, not one old one), else the idle interval."""
-        f = self.ep.prof["failback"]
+        f = self.prof["failback"]
         if now - p.active_since < 2 * f and p is self.failback_candidate():
             return f // 2
-        return policy.idle_probe_interval(p, self.remotes[p.raddr], self.ep.prof, self.ep.nat_refresh_ms)
+        return policy.idle_probe_interval(p, self.remotes[p.raddr], self.prof, self.ep.nat_refresh_ms)
 
     def probe(self, p, now):
         if not self.remotes[p.raddr].validated and self.credit < _PROBE_LEN:
             # no budget: wait as a failed path would (the peer's next packets earn more)
             self.ep.count("tx_amplification_limit")
             p.backoff += 1
-            p.probe_due = now + policy.failed_backoff(p, self.ep.prof, False)
+            p.probe_due = now + policy.failed_backoff(p, self.prof, False)
             return
         p.challenge = self.ep.random(wire.CHALLENGE_LEN)
         p.probe_sent = now
@@ -475,7 +480,7 @@ class Association:
         self.hs = None  # (the initiator's handshake state: not needed any more)
         self.primary = p
         self.down_since = None
-        self.ep.event(Event("association_up", self.peer, p.name))
+        self.event("association_up", p.name)
         self.path_ok(p, now)
         for q in self.plist:
             if q.state == UNVERIFIED:
@@ -512,7 +517,7 @@ class Association:
             self.close(now, "shut" if ptype == wire.SHUT else "peer_shut")
             return
         p = self.primary or self.best()
-        base = p.rto(self.ep.prof) if p is not None else policy.RTO_INITIAL
+        base = p.rto(self.prof) if p is not None else policy.RTO_INITIAL
         self.req[4] = now + policy.request_rto(base, min(attempt, limit))
         if p is None:
             return  # no path: try again when one comes up
@@ -598,6 +603,7 @@ class Association:
     def on_probe_ack(self, p, body, now):
         challenge, observed = wire.dec_probe_ack(body)
         if p.challenge is None or challenge != p.challenge:
+            p.late = p.state == FAILED  # answered after its RTO: a slow path is no news (revive)
             return "stale_probe_ack"
         p.challenge = None
         p.rtt_sample(now - p.probe_sent)
@@ -661,7 +667,7 @@ class Association:
         if (code == wire.ERR_BAD_ADDRESSES or code == wire.ERR_SHUTTING_DOWN) and (
                 req is not None and req[0] == wire.SET and req[1] == tsn):
             self.req = None  # the SET is answered: no more retransmissions
-        self.ep.event(Event("peer_error", self.peer, code, tsn))
+        self.event("peer_error", code, tsn)
         return None
 
     def on_shut(self, p, body, now):
@@ -748,7 +754,7 @@ class Association:
         self.state = CLOSED
         self.req = None
         if was != CLOSED and (was >= ESTABLISHED or reason == "timeout"):
-            self.ep.event(Event("association_closed", self.peer, reason))
+            self.event("association_closed", reason)
         self.closed_at = now if linger else now - policy.LINGER
         self.ep.forget(self, now)
 
@@ -764,7 +770,7 @@ class Association:
             t = self.req[4]
         if self.primary is None and self.state == ESTABLISHED:
             t = _earlier(t, self.outage_since + self.ep.outage_ms)
-        prof = self.ep.prof
+        prof = self.prof
         for p in self.plist:
             if p.challenge is not None:
                 t = _earlier(t, p.probe_sent + p.rto(prof))
@@ -799,7 +805,7 @@ class Association:
             if now >= self.hs.due:
                 self.handshake_timer(now)
             return
-        prof = self.ep.prof
+        prof = self.prof
         for p in self.plist:  # (removing paths makes a new plist: this loop goes on)
             if p not in self.plist:
                 continue  # removed by an earlier step of this loop

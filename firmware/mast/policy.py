@@ -64,6 +64,7 @@ _DEFAULTS = (
     ("lost", 0),  # consecutive probes lost
     ("challenge", None), ("probe_sent", 0),  # the outstanding challenge, and when it went
     ("backoff", 0),  # failed: probes are spaced by backoff steps
+    ("late", False),  # failed, and its probe was answered after its RTO (slower than rto_max)
     ("idle_n", 0),  # routine answers in a row to idle probes: the interval doubles
     ("peer_probe", None),  # when the peer's own PROBE last arrived on this path
     ("active_since", None),
