@@ -28,6 +28,7 @@ class Process:
         self.use_stdin = use_stdin
         self.quit = None
         self._pending = b""
+        self._skipping = False  # in the rest of a command line refused as too long
 
     def emit(self, obj):
         self.out(json.dumps(obj, sort_keys=True))
@@ -80,10 +81,15 @@ class Process:
         self._pending += data
         while b"\n" in self._pending:
             line, self._pending = self._pending.split(b"\n", 1)
+            if self._skipping:  # the end of a line refused as too long: no command of its own
+                self._skipping = False
+                continue
             self.command(line.decode("utf-8", "replace").strip())
         if len(self._pending) > _LINE_MAX:
             self._pending = b""
-            self.emit({"reply": None, "error": "command line too long"})
+            if not self._skipping:
+                self._skipping = True
+                self.emit({"reply": None, "error": "command line too long"})
 
     def command(self, line):
         if not line:

@@ -110,6 +110,24 @@ def test_a_lost_uplink_leaves_the_runtime_and_comes_back():
         r.close()
 
 
+def test_logs_keeps_what_went_down_not_what_came_up():
+    # `logs` keeps the last 8 lines: what went wrong. What came up is in status; uplinks that
+    # come and go would otherwise push the line that said why out of the 8
+    r = Rig("source")
+    try:
+        r.until(lambda: "wifi" in r.b.rt.uplinks)
+        r.net.wlan.drop()
+        r.until(lambda: "wifi" not in r.b.rt.uplinks)
+        r.until(lambda: "wifi" in r.b.rt.uplinks)
+        ups = [e for e in r.events() if e["event"] == "uplink_up"]
+        assert len(ups) >= 2
+        recent = [json.loads(x) for x in r.ask({"id": 1, "op": "logs"})["result"]["recent"]]
+        assert {"event": "uplink_down", "uplink": "wifi", "reason": "link lost"} in recent, recent
+        assert [x for x in recent if str(x.get("event")).endswith("_up")] == [], recent
+    finally:
+        r.close()
+
+
 def test_uplink_down_and_up_from_the_console():
     r = Rig("source")
     try:

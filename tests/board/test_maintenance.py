@@ -465,6 +465,32 @@ def test_a_peer_added_by_apply_is_called_at_once():
         shutdown(b)
 
 
+def test_a_peer_that_calls_the_board_itself_is_not_called():
+    # initiate false: the peer opens the association (a board behind NAT calls a server, never
+    # the other way round); the board only answers it
+    out = []
+    clock = Clock()
+    clock.t = 7000000
+    b = Board(hw=Hardware(machine=FakeMachine(), network=None), files=files_with(),
+              write=out.append, clock=clock, platform="linux",
+              random=lambda n: bytes(range(1, n + 1)), app=None)
+    b.boot()
+    try:
+        clock.t += 100
+        b.step(clock.t)
+        for i, (key, value) in enumerate((("peers.srv.psk", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
+                                          ("peers.srv.addresses", ["127.0.0.29:6278"]),
+                                          ("peers.srv.initiate", False))):
+            assert ask(b, out, {"id": i, "op": "set", "key": key, "value": value})["ok"]
+        assert ask(b, out, {"id": 4, "op": "apply"})["ok"]
+        for _ in range(20):
+            clock.t += 100
+            b.step(clock.t)
+        assert ask(b, out, {"id": 5, "op": "status"})["result"]["associations"] == []
+    finally:
+        shutdown(b)
+
+
 def test_maintenance_on_when_already_in_maintenance_does_not_reboot():
     f = files_with({MAINT: b"x"})
     b, m, out, clock = new_board(f)
@@ -568,6 +594,24 @@ def crash_at_boot(f):
     except FakeReset:
         reset = True
     return m, out, reset
+
+
+def test_a_crash_is_said_whole_but_saved_for_logs_in_at_most_2048_bytes():
+    # (the file is on flash, and `logs` reads it into a reply: a deep traceback is cut)
+    f = files_with()
+    b, m, out, clock = new_board(f)
+
+    def broken(cfg):
+        raise RuntimeError("x" * 5000)
+
+    b.start = broken
+    reset = False
+    try:
+        board_main.run(b)
+    except FakeReset:
+        reset = True
+    assert reset and len(json.loads(out[-1])["error"]) > 5000
+    assert len(f.data["mast.crash"]) == 2048 and out[-1].startswith(f.data["mast.crash"].decode())
 
 
 def test_a_crash_at_boot_is_logged_as_json_and_resets_the_board():

@@ -182,6 +182,45 @@ def test_a_board_whose_reads_rest_for_want_of_heap_for_30_s_reboots_and_says_why
     assert logs[-1] == {"log": "rebooting: the heap ran out in every second for 30 s"}, logs[-3:]
 
 
+def test_a_board_whose_reads_only_rest_for_30_s_reboots():
+    # a read that went straight to the reserve (the reads after one it saved) and found no
+    # room even there rests with rx_rest alone counted, no rx_no_memory: that is the heap run
+    # out as well
+    clock, m, b, out = booted()
+    try:
+        assert run_seconds(b, clock, 40) is None  # (a stable boot first)
+        reset = run_seconds(b, clock, 60, lambda i: b.rt.count("rx_rest"))
+    finally:
+        if b.rt is not None:
+            b.rt.shutdown()
+    assert reset is not None and m.resets == 1
+    assert b.rt.counters.get("rx_no_memory", 0) == 0 and 30 <= b.rt.counters["rx_rest"] <= 32
+    logs = [json.loads(x) for x in out if '"log"' in x]
+    assert logs[-1] == {"log": "rebooting: the heap ran out in every second for 30 s"}, logs[-3:]
+
+
+def test_a_board_that_turns_ten_times_a_second_reboots_as_soon_when_its_heap_runs_out_every_second():
+    # the heap is looked at once a second, not at each turn: a turn without a MemoryError of
+    # its own, between two that had one, does not start the 30 s again
+    clock, m, b, out = booted()
+    reset = None
+    try:
+        assert run_seconds(b, clock, 40) is None  # (a stable boot first)
+        try:
+            for i in range(600):  # 60 s, ten turns a second, the heap out once each second
+                if i % 10 == 0:
+                    resting_reads(b)(i)
+                clock.advance(100)
+                b.step(clock())
+        except FakeReset as e:
+            reset = e
+    finally:
+        if b.rt is not None:
+            b.rt.shutdown()
+    assert reset is not None and m.resets == 1 and 30 <= b.rt.counters["rx_rest"] <= 32
+    assert json.loads(out[-1]) == {"log": "rebooting: the heap ran out in every second for 30 s"}
+
+
 def test_a_second_without_a_memory_error_starts_the_30_s_again():
     clock, m, b, out = booted()
     rest = resting_reads(b)

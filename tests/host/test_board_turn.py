@@ -72,3 +72,166 @@ def test_an_overdue_app_tick_runs_on_this_turn_without_waiting_for_a_packet():
     finally:
         if b.rt is not None:
             b.rt.shutdown()
+
+
+class Every100:
+    def __init__(self):
+        self.at = []
+
+    def tick(self, now):
+        self.at.append(now)
+        return 100
+
+
+def test_an_app_that_asks_for_a_tick_every_100_ms_gets_one_every_100_ms():
+    # the turn waits for packets until the next thing due, and an app's tick is one: a turn that
+    # waited only for its uplinks (500 ms when up, 1 s at most) ticked an app asking for 100 ms
+    # twice a second. The wait is the runtime's poll: here a fake one that lets the fake clock
+    # run for as long as it was asked to wait (no packet ever comes)
+    clock = FakeClock(10000)
+    m = FakeMachine(clock=clock)
+    files = FakeFiles({"board.json": json.dumps(BOARD).encode(),
+                       CONFIG: json.dumps({"name": "b1", "port": PORT}).encode()})
+    b = Board(hw=Hardware(machine=m, network=None), files=files, write=lambda line: None,
+              clock=clock, platform="linux", random=lambda n: bytes(n), app=None)
+    b.boot()
+    rt = b.rt
+    try:
+        b.turn()  # (its uplink comes up)
+        app = Every100()
+        b.app = AppRunner(b, "app")
+        b.app.app = app
+        b.app.due = clock()
+        waited = []
+
+        def poll(ms=None):
+            assert ms is not None and ms >= 0, ms  # (none or below zero: for ever)
+            waited.append(ms)
+            clock.advance(ms)
+
+        b.rt.poll = poll
+        start = clock()
+        for _ in range(1000):  # (bounded) two seconds of the board's time
+            if clock() - start >= 2000:
+                break
+            b.turn()
+    finally:
+        rt.shutdown()
+    assert clock() - start == 2000 and len(waited) < 100, (clock() - start, len(waited))
+    assert app.at == list(range(start, start + 2001, 100)), app.at
+
+
+def test_an_uplink_whose_socket_dies_is_brought_up_again_with_a_new_one():
+    # the runtime reports a socket that died (uplink_dead: the interface vanished under it);
+    # the board has its manager reconnect, and the uplink comes back on a new socket
+    clock = FakeClock(10000)
+    m = FakeMachine(clock=clock)
+    files = FakeFiles({"board.json": json.dumps(BOARD).encode(),
+                       CONFIG: json.dumps({"name": "b1", "port": PORT}).encode()})
+    out = []
+    b = Board(hw=Hardware(machine=m, network=None), files=files, write=out.append,
+              clock=clock, platform="linux", random=lambda n: bytes(n), app=None)
+    b.boot()
+    rt = b.rt
+
+    def ups():
+        return [e for e in map(json.loads, out) if e.get("event") == "uplink_up"]
+
+    try:
+        b.turn()  # (its uplink comes up: its first turn waits for nothing)
+        assert len(ups()) == 1 and "eth" in b.ep.uplinks
+        rt.uplinks["eth"].sock.close()  # as if the interface vanished under the runtime
+        for _ in range(600):  # (bounded: a minute of the board's time)
+            rt.poll(0)  # (the runtime sees the closed socket at once)
+            clock.advance(100)
+            b.step(clock())
+            if len(ups()) == 2:
+                break
+        dead = [e for e in map(json.loads, out) if e.get("event") == "uplink_dead"]
+        assert [e["uplink"] for e in dead] == ["eth"], out
+        assert len(ups()) == 2, out[-5:]
+        assert "eth" in b.ep.uplinks  # the core has it again
+    finally:
+        rt.shutdown()
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
+def test_ctrl_c_leaves_the_firmware_with_its_sockets_closed_so_it_can_be_run_again(monkeypatch):
+    # after Ctrl-C the REPL has the port, and `from board import main; main.run()` starts the
+    # firmware again in the same interpreter: it binds the same UDP addresses, which the board
+    # that was interrupted must have let go of
+    import socket
+
+    from board import main as board_main
+    from board.stdio import Stdio
+
+    r, w = os.pipe()
+    f = os.fdopen(r, "r")
+    monkeypatch.setattr(sys, "stdin", f)
+    clock = FakeClock(10000)
+    m = FakeMachine(clock=clock)
+    files = FakeFiles({"board.json": json.dumps(BOARD).encode(),
+                       CONFIG: json.dumps({"name": "b1", "port": PORT}).encode()})
+    out = []
+
+    def write(line):
+        out.append(line)
+        if '"uplink_up"' in line:
+            os.write(w, b"\x03")  # Ctrl-C once the uplink has its socket
+
+    b = Board(hw=Hardware(machine=m, network=None), files=files, write=write, stdio=Stdio(),
+              clock=clock, platform="linux", random=lambda n: bytes(n), app=None)
+    old = signal.signal(signal.SIGALRM, _raise)
+    signal.setitimer(signal.ITIMER_REAL, 20.0)  # a bound: the Ctrl-C is read on its first turns
+    try:
+        board_main.run(b)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        f.close()
+        os.close(w)
+    assert json.loads(out[-1])["log"].startswith("interrupted (Ctrl-C)"), out[-3:]
+    assert m.resets == 0 and '"uplink_up"' in out[-2], out[-3:]
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind(("127.0.0.2", PORT))  # the board's eth uplink: free again
+    finally:
+        s.close()
+
+
+def test_an_uplink_whose_address_is_taken_is_reported_down_and_tried_again():
+    # another program holds the uplink's UDP address: the uplink cannot get its socket. It is
+    # reported (uplink_down, naming why) and tried again until the address is free
+    import socket
+
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.2", PORT))
+    clock = FakeClock(10000)
+    m = FakeMachine(clock=clock)
+    files = FakeFiles({"board.json": json.dumps(BOARD).encode(),
+                       CONFIG: json.dumps({"name": "b1", "port": PORT}).encode()})
+    out = []
+    b = Board(hw=Hardware(machine=m, network=None), files=files, write=out.append,
+              clock=clock, platform="linux", random=lambda n: bytes(n), app=None)
+    b.boot()
+
+    def events(name):
+        return [e for e in map(json.loads, out) if e.get("event") == name]
+
+    try:
+        b.step(clock())
+        down = events("uplink_down")
+        assert [(e["uplink"], e["reason"].startswith("no socket on 127.0.0.2: ")) for e in down] == \
+            [("eth", True)], out
+        assert events("uplink_up") == [] and "eth" not in b.ep.uplinks
+        taken.close()
+        for _ in range(1200):  # (bounded: two minutes of the board's time)
+            clock.advance(100)
+            b.step(clock())
+            if events("uplink_up"):
+                break
+        assert [e["uplink"] for e in events("uplink_up")] == ["eth"], out[-5:]
+        assert "eth" in b.ep.uplinks
+    finally:
+        taken.close()
+        b.rt.shutdown()

@@ -186,3 +186,69 @@ def test_a_registered_sim_board_whose_pty_is_gone_is_not_listed_and_its_file_goe
     assert os.path.exists(path)
     assert simregistry.running() == [] and simregistry.find(str(tmp_path / "pts-gone")) is None
     assert not os.path.exists(path)
+
+
+def test_a_registered_sim_board_whose_process_is_gone_is_not_listed_and_its_file_goes(tmp_path, monkeypatch):
+    # `mast sim-board` was killed (SIGKILL: no unregister) and its pty path is still there (a
+    # --link, or a pty number another program has since): a board that no longer runs
+    import os
+    import subprocess
+    import sys
+
+    from mast_tools import simregistry
+
+    monkeypatch.setenv("MAST_SIM_REGISTRY", str(tmp_path / "reg"))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # (reaped: its pid names no process now)
+    pty = tmp_path / "pts-3"
+    pty.write_text("")
+    path = simregistry.register({"pid": gone.pid, "device": str(pty)})
+    assert os.path.exists(path)
+    assert simregistry.running() == [] and simregistry.find(str(pty)) is None
+    assert not os.path.exists(path)
+
+
+def test_a_registration_that_fails_halfway_leaves_the_one_before_whole(tmp_path, monkeypatch):
+    # the registry's folder full (ENOSPC) while a board writes its file: readers never see half
+    # a file, and the board's earlier registration still finds it
+    import errno
+    import os
+
+    from mast_tools import simregistry
+
+    monkeypatch.setenv("MAST_SIM_REGISTRY", str(tmp_path / "reg"))
+    pty = tmp_path / "pts-4"
+    pty.write_text("")
+    info = {"pid": os.getpid(), "device": str(pty), "board": "unix-sim"}
+    assert simregistry.register(info)
+
+    def dump_half(obj, f):
+        text = json.dumps(obj)
+        f.write(text[: len(text) // 2])
+        f.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(simregistry.json, "dump", dump_half)
+    assert simregistry.register(dict(info, board="esp32-c3")) is None  # (never raises)
+    monkeypatch.undo()
+    monkeypatch.setenv("MAST_SIM_REGISTRY", str(tmp_path / "reg"))
+    assert simregistry.running() == [info]
+
+
+def test_a_registered_pid_that_is_now_another_users_process_is_not_listed(tmp_path, monkeypatch):
+    # the board's pid reused by another user's process: signalling it is refused (EPERM); it
+    # is not the sim board (this test runs as any user, so the refusal is made here)
+    import os
+
+    from mast_tools import simregistry
+
+    monkeypatch.setenv("MAST_SIM_REGISTRY", str(tmp_path / "reg"))
+    pty = tmp_path / "pts-5"
+    pty.write_text("")
+    path = simregistry.register({"pid": 4194000, "device": str(pty)})
+
+    def kill(pid, sig):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(simregistry.os, "kill", kill)
+    assert simregistry.running() == [] and not os.path.exists(path)

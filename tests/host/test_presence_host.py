@@ -616,3 +616,79 @@ def test_a_presence_config_out_of_bounds_is_refused_naming_the_key():
         with pytest.raises(PresenceConfigError) as e:
             check_presence_conf(doc)
         assert str(e.value).startswith(text), (doc, str(e.value))
+
+
+# ---- `mast presence`'s process (mast_tools.presence_server) in this test's process ------------
+
+
+def run_presence_process(monkeypatch, lines, duration_ms=10000, on_line=None, **kw):
+    """Process.run on a host on loopback, its stdin a pipe that gets `lines` (bytes) and then
+    ends -> (what it printed, as dicts; its status; the Process). Bounded by duration_ms."""
+    from mast_tools.presence_server import Process
+
+    r, w = os.pipe()
+    f = os.fdopen(r, "r")
+    monkeypatch.setattr(sys, "stdin", f)
+    out = []
+
+    def emit(line):
+        out.append(json.loads(line))
+        if on_line is not None:
+            on_line(out[-1])
+
+    h = host_on_loopback(**kw)
+    p = Process(h, emit)
+    try:
+        os.write(w, lines)
+        os.close(w)
+        w = None
+        status = p.run(duration_ms)
+    finally:
+        if w is not None:
+            os.close(w)
+        f.close()
+    return out, status, p
+
+
+def test_the_presence_process_answers_every_bad_command_line_and_runs_on(monkeypatch):
+    bad = b'{"op": "stauts"}\n' + b"[1, 2]\n" + b"not json\n"
+    # a line too long, whose tail (after 4 x 4096 bytes: a read of its own) is a command, then
+    # a line that runs
+    lines = bad + b"x" * (4 * 4096 - len(bad)) + b'{"op": "quit"}\n{"op": "status"}\n'
+    out, status, p = run_presence_process(monkeypatch, lines)
+    replies = [x for x in out if "reply" in x]
+    assert replies[0] == {"reply": "stauts", "error": "unknown op 'stauts' (known: quit, status)"}
+    assert replies[1] == {"reply": None, "error": "unknown op None (known: quit, status)"}
+    assert replies[2] == {"reply": None, "error": "not JSON: not json"}
+    # refused once, all of it: its tail is no command of its own (here a quit)
+    assert replies[3] == {"reply": None, "error": "command line too long"}
+    assert replies[4]["reply"] == "status" and len(replies) == 5, replies
+    assert p.quit == "eof"
+
+
+def test_sigterm_ends_the_presence_process_with_its_final_status_and_leaves_the_handlers_as_they_were(monkeypatch):
+    before = signal.getsignal(signal.SIGTERM)
+
+    def on_line(obj):
+        if obj.get("reply") == "status":  # (inside the loop: its handler is in place)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    out, status, p = run_presence_process(monkeypatch, b'{"op": "status"}\n', on_line=on_line)
+    assert p.quit == "signal" and out[-1]["event"] == "stopped" and out[-1]["reason"] == "signal"
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_mast_presence_with_no_stdin_runs_its_duration_on_the_address_given(tmp_path):
+    # (its input at its end from the start, as under a service manager: --no-stdin runs on)
+    cfg = tmp_path / "p.json"
+    cfg.write_text(json.dumps(presence_conf()))
+    r = subprocess.run([sys.executable, "-m", "mast_tools", "presence", "--listen", "127.0.0.1:0",
+                        "--config", str(cfg), "--duration", "0.3", "--no-stdin", "--json"],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, env=dict(os.environ, PYTHONPATH=HOST_TOOLS), timeout=30)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["reason"] == "duration", doc
+    assert doc["status"]["listen"].startswith("127.0.0.1:") and not doc["status"]["listen"].endswith(":0")
+    lines = [json.loads(x) for x in r.stderr.splitlines()]
+    assert [x["event"] for x in lines] == ["started", "stopped"], lines

@@ -552,6 +552,7 @@ def test_mast_ports_lists_a_running_sim_board_and_commands_find_it_without_port(
                 sb.device, sb.proc.pid))
             assert "%s (mast sim-board, pid %d" % (sb2.device, sb2.proc.pid) in r.stderr
             assert r.stderr.rstrip().endswith("; pick one with --port")
+    assert os.listdir(str(tmp_path / "registry")) == []  # each took its file away as it stopped
     r = mast("ports", "--json")
     assert not [p for p in r.doc if p.get("sim_board")]  # gone with the boards
 
@@ -615,6 +616,7 @@ def test_output_nobody_reads_is_kept_up_to_a_bound_and_what_goes_is_counted(tmp_
     board._to_client(b"x" * (simboard._OUT_MAX - 10))
     board._to_client(b"y" * 30)  # 20 bytes too many: the oldest go
     assert board.dropped["to_client"] == 20
+    assert len(board.out) == simboard._OUT_MAX and board.out.endswith(b"x" * 10 + b"y" * 30)
     assert said == ["dropped 20 byte(s) of output nobody read (20 so far)"]
 
 
@@ -635,12 +637,286 @@ def test_output_that_sat_unread_in_the_pty_is_dropped_counted_and_said_when_it_s
     try:
         board.open()
         board._to_client(b"z" * 300000)  # far more than a pty holds: nobody reads it
-        for _ in range(100):  # (bounded) until the pty is full, then its bytes dropped
+        # (bounded) until the pty is full, then its bytes dropped. The kernel moves what was
+        # written into the pty's buffer in its own time: on a busy machine 100 tries in a row
+        # found nothing there yet to count, so each try leaves it a moment
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
             board._flush_client()
             if board.dropped["to_client"]:
                 break
+            time.sleep(0.01)
         assert board.dropped["to_client"] > 0
     finally:
         board.close()
     assert said == ["dropped %d byte(s) of output in all: no client read them"
                     % board.dropped["to_client"]]
+
+
+class _Exited:
+    """A micropython process that has ended with this status (what _board_exited reads)."""
+
+    def __init__(self, rc):
+        self.returncode = rc
+        self.pid = 4242
+
+    def poll(self):
+        return self.returncode
+
+
+def _exits(board, monkeypatch, runs):
+    """Let micropython end once per (status, seconds it lived[, its last output]) of runs, each restart recorded
+    instead of made -> (how each restart booted, each back-off slept in seconds)."""
+    spawned, slept = [], []
+    monkeypatch.setattr(board, "_spawn", spawned.append)
+    monkeypatch.setattr(simboard.time, "sleep", slept.append)
+    for run in runs:
+        rc, lived = run[:2]
+        r, w = os.pipe()  # (its pty: what it said last, if anything, then nothing more)
+        os.write(w, run[2] if len(run) > 2 else b"")
+        os.close(w)
+        board._bm = r
+        try:
+            board.proc = _Exited(rc)
+            board._started = time.monotonic() - lived
+            board._board_exited()
+        finally:
+            os.close(r)
+            board._bm = None
+    return spawned, slept
+
+
+def test_quick_reboots_of_the_firmware_are_restarted_at_once_and_never_taken_for_a_crash_loop(tmp_path, monkeypatch):
+    # the firmware's reboot is exit 75 (board/hw.py), often well within a second of its start
+    # (a reboot op at once, a bad config): a reboot, restarted at once, never "broken"
+    said = []
+    board = simboard.SimBoard(str(tmp_path / "b"), bare=True, log=said.append)
+    spawned, slept = _exits(board, monkeypatch, [(simboard.REBOOT_EXIT, 0.1)] * (simboard.FAST_EXITS + 1))
+    assert spawned == ["power"] * (simboard.FAST_EXITS + 1) and slept == []
+    assert not [x for x in said if "in a row" in x], said
+
+
+def test_a_good_run_between_crashes_starts_the_back_off_and_its_warning_again(tmp_path, monkeypatch):
+    said = []
+    board = simboard.SimBoard(str(tmp_path / "b"), bare=True, log=said.append)
+    crash, good = (1, 0.1), (1, 30.0)  # the same status: only the time it ran differs
+    spawned, slept = _exits(board, monkeypatch, [crash, crash, good, crash, crash, crash])
+    assert len(spawned) == 6
+    assert slept == [0.4, 0.8, 0.4, 0.8, 1.6], slept  # back to the first back-off after the good run
+    warned = [x for x in said if "in a row" in x]
+    assert len(warned) == 1 and said[-1] == warned[0], said  # at the third crash in a row, not before
+
+
+def test_input_the_board_had_not_read_when_it_stopped_is_lost_counted_and_said(tmp_path, monkeypatch):
+    said = []
+    board = simboard.SimBoard(str(tmp_path / "b"), bare=True, log=said.append)
+    board.inq = bytearray(b'{"id": 7, "op": "status"}\n')  # queued, never read: it rebooted
+    spawned, _ = _exits(board, monkeypatch, [(simboard.REBOOT_EXIT, 5.0)])
+    assert spawned == ["power"] and board.inq == bytearray()
+    assert board.dropped["to_board"] == 26
+    assert said[0] == "dropped 26 byte(s) of input the board had not read when it stopped (26 so far)", said
+
+
+def test_a_client_that_writes_to_a_board_that_does_not_read_is_held_back_not_queued_without_bound(tmp_path):
+    # (no micropython needed: a stand-in that never reads its stdin) what the client writes is
+    # queued up to _IN_MAX bytes; beyond that the client is not read and its pty fills up, as
+    # flow control holds a sender back, instead of sim-board's memory growing without end
+    import errno
+    import threading
+
+    fake = tmp_path / "micropython"
+    fake.write_text("#!/bin/sh\nexec sleep 60\n")
+    fake.chmod(0o755)
+    board = simboard.SimBoard(str(tmp_path / "b"), bare=True, micropython=str(fake))
+    board.prepare()
+    device = board.open()
+    t = threading.Thread(target=board.serve)
+    fd = os.open(device, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    t.start()
+    try:
+        chunk = b"x" * 4096
+        written, last, end = 0, time.monotonic(), time.monotonic() + 30
+        # (bounded) until it holds the client back for a second, or far more than the bound went in
+        while written < 4 * simboard._IN_MAX and time.monotonic() < end and time.monotonic() - last < 1.0:
+            try:
+                written += os.write(fd, chunk)
+                last = time.monotonic()
+            except OSError as e:
+                assert e.errno in (errno.EAGAIN, errno.EWOULDBLOCK), e
+                time.sleep(0.01)
+        assert len(board.inq) <= simboard._IN_MAX + 4096, (len(board.inq), written)
+        assert written < 4 * simboard._IN_MAX, written
+    finally:
+        board.stop()
+        t.join(10)
+        os.close(fd)
+        stayed = board.proc.poll() is None
+        if stayed:
+            board.proc.kill()
+            board.proc.wait()
+    assert not t.is_alive() and not stayed  # (its micropython stopped with it)
+
+
+def test_a_heap_of_no_bytes_is_not_a_heap_size():
+    # micropython -X heapsize=0 cannot start at all: sim-board would boot it again and again
+    for h in ("0", "0K", "0wK", "00M"):
+        with pytest.raises(ValueError) as e:
+            simboard.heap_bytes(h)
+        assert str(e.value) == "not a heap size: %r (e.g. 192K, 1M, 96wK, 200000)" % h
+    assert simboard.heap_bytes("1") == 1 and simboard.heap_bytes("2wK") == 4096
+
+
+def test_filling_a_folder_never_overwrites_a_file_already_there(tmp_path):
+    # (a board's folder whose main.py went, say: its own board.json and app.py stay as they are)
+    folder = tmp_path / "b"
+    folder.mkdir()
+    (folder / "board.json").write_text('{"mine": true}\n')
+    (folder / "app.py").write_text("# my app\n")
+    written = simboard.fill(str(folder), "unix-sim", mpy_cross=[sys.executable, "-c", "import shutil, sys; "
+                                                                "shutil.copyfile(sys.argv[-1], sys.argv[-2])"])
+    assert (folder / "board.json").read_text() == '{"mine": true}\n'
+    assert (folder / "app.py").read_text() == "# my app\n"
+    assert "board.json" not in written and "app.py" not in written
+    assert "main.py" in written and (folder / "main.py").exists()
+
+
+def test_a_firmware_file_mpy_cross_fails_on_stops_the_fill_naming_it(tmp_path):
+    fails = [sys.executable, "-c", "import sys; print('SyntaxError: invalid syntax'); sys.exit(1)"]
+    with pytest.raises(simboard.SimBoardError) as e:
+        simboard.fill(str(tmp_path / "b"), "unix-sim", mpy_cross=fails)
+    assert re.match(r"mpy-cross failed on [\w/]+\.py: SyntaxError: invalid syntax$", e.value.what), e.value.what
+    assert e.value.hint == "fix the source, or use --bare and install it yourself"
+
+
+def test_the_console_client_keeps_a_line_with_ok_but_no_id_as_a_log_not_a_reply(tmp_path):
+    # (no micropython needed: the client on a pty whose other end plays the board) a reply
+    # always has its id (null for a line the board could not read); an app's own JSON line
+    # may have "ok" without one
+    import pty
+
+    m, s = pty.openpty()
+    con = simboard.BoardConsole(os.ttyname(s))
+    try:
+        os.write(m, b'{"ok": true, "app": "sensor"}\n{"id": null, "ok": false, "error": "not JSON"}\n'
+                    b'{"id": 1, "ok": true, "result": 5}\n')
+        con.wait(lambda c: 1 in c.replies, timeout=10)
+        assert con.logs == [{"ok": True, "app": "sensor"}]
+        assert con.replies == {None: [{"id": None, "ok": False, "error": "not JSON"}],
+                               1: [{"id": 1, "ok": True, "result": 5}]}
+    finally:
+        con.close()
+        os.close(m)
+        os.close(s)
+
+
+# ---- mast_tools.board_process: a sim board as the demo's child --------------------------------
+
+
+def test_a_sim_board_child_whose_parent_is_already_gone_does_not_start():
+    # the trampoline asks Linux to end it with its parent; a parent that died before that ask
+    # would leave a sim board running for ever: the trampoline checks and ends at once
+    from mast_tools import board_process
+
+    r = subprocess.run([sys.executable, "-c", board_process._TRAMPOLINE, "1", "--version"],  # (pid 1: not its parent)
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       env=env_for_mast(), timeout=60)
+    assert (r.returncode, r.stdout, r.stderr) == (0, b"", b"")
+
+
+def test_a_prepared_sim_board_runs_the_app_it_was_given(tmp_path):
+    from mast_tools import board_process
+
+    folder = str(tmp_path / "b")
+    bd = board_process.load_board_def()
+    board_process.prepare_sim_board(folder, bd, {"name": "b1", "port": 6278}, "APP = 'the demo'")
+    with open(os.path.join(folder, "app.py")) as f:
+        assert f.read() == "APP = 'the demo'\n"
+    with open(os.path.join(folder, "mast.json")) as f:
+        assert json.load(f) == {"name": "b1", "port": 6278}
+
+
+def test_a_sim_board_child_that_does_not_come_up_is_stopped_not_left_running(tmp_path):
+    from mast_tools import board_process
+
+    child = board_process.SimBoardChild(str(tmp_path / "b"))
+    try:
+        with pytest.raises(RuntimeError) as e:
+            child.start(timeout=0)  # (no time to come up at all)
+        assert str(e.value).startswith("mast sim-board did not start: ")
+        assert child.proc.poll() is not None  # ended, not running on without anyone to stop it
+    finally:
+        if child.proc is not None and child.proc.poll() is None:
+            child.proc.kill()
+            child.proc.wait()
+
+
+# ---- `mast sim-board`'s own checks (mast_tools.cmd_simboard): before any board starts ----------
+
+
+def test_a_mast_port_that_is_no_udp_port_is_refused_before_anything_is_written(tmp_path):
+    r = mast("sim-board", "--dir", str(tmp_path / "b"), "--mast-port", "70000", timeout=60)
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr == "mast: --mast-port 70000 is not a UDP port; give a number from 1 to 65535\n"
+    assert not os.path.exists(str(tmp_path / "b" / "mast.json"))
+
+
+def test_a_mast_port_is_written_into_mast_json_with_a_name_if_it_has_none(tmp_path):
+    from mast_tools import cmd_simboard
+
+    folder = tmp_path / "b"
+    cmd_simboard._set_mast_port(str(folder), 47011)
+    assert json.loads((folder / "mast.json").read_text()) == {"name": "sim-47011", "port": 47011}
+    (folder / "mast.json").write_text(json.dumps({"name": "mine", "port": 6278, "keying": "open"}))
+    cmd_simboard._set_mast_port(str(folder), 47012)
+    assert json.loads((folder / "mast.json").read_text()) == {"name": "mine", "port": 47012, "keying": "open"}
+
+
+def test_the_addresses_a_sim_board_binds_are_its_configurations_where_it_moves_an_uplink():
+    from mast_tools import cmd_simboard
+
+    bd = simboard.load_board("unix-sim")
+    cfg = {"name": "b", "port": 47013, "uplinks": {"wifi": {"address": "127.0.0.77"}, "cell": {"cost": 3}}}
+    assert cmd_simboard.udp_addresses(bd, cfg) == {"eth": ("127.0.0.2", 47013), "wifi": ("127.0.0.77", 47013),
+                                                   "cell": ("127.0.0.4", 47013)}
+    assert cmd_simboard.udp_addresses(bd, None)["eth"] == ("127.0.0.2", 6278)  # (the schema's default port)
+
+
+def test_a_micropython_that_dies_at_start_is_said_why_in_the_last_line_it_printed(tmp_path, monkeypatch):
+    said = []
+    board = simboard.SimBoard(str(tmp_path / "b"), bare=True, log=said.append)
+    tb = (b'Traceback (most recent call last):\r\n  File "main.py", line 2, in <module>\r\n'
+          b"ImportError: no module named 'board'\r\n")
+    _exits(board, monkeypatch, [(1, 0.1, tb)])
+    assert re.match(r"micropython exited with status 1 after \d+\.\d s: ImportError: no module named 'board'$",
+                    said[0]), said
+    assert bytes(board.out) == tb  # (and the client gets all of it)
+
+
+def test_what_a_soft_reboot_said_before_micropython_ended_reaches_the_client(tmp_path, monkeypatch):
+    # (a soft reset's output is held until the REPL's banner, then shown; one that never got
+    # there, boot.py failing, is shown all the same)
+    board = simboard.SimBoard(str(tmp_path / "b"), bare=True, soft_reset=True)
+    board.phase = "soft-boot"
+    said = b'Traceback (most recent call last):\r\n  File "boot.py", line 1\r\nOSError: [Errno 28] ENOSPC\r\n'
+    spawned, _ = _exits(board, monkeypatch, [(1, 5.0, said)])
+    assert bytes(board.out) == said and len(spawned) == 1
+
+
+def test_the_back_off_between_boots_of_a_broken_install_stays_at_5_s_at_most(tmp_path, monkeypatch):
+    board = simboard.SimBoard(str(tmp_path / "b"), bare=True)
+    spawned, slept = _exits(board, monkeypatch, [(1, 0.1)] * 8)
+    assert slept == [0.4, 0.8, 1.6, 3.2, 5.0, 5.0, 5.0, 5.0] and len(spawned) == 8, slept
+
+
+def test_ctrl_d_in_the_friendly_repl_after_the_raw_one_is_a_full_reboot_with_soft_reset(tmp_path, monkeypatch):
+    # mpremote left the raw REPL (Ctrl-B: the banner again); a Ctrl-D there is a soft reset
+    # that runs main.py, as a board's does, not the raw REPL's boot.py-only one
+    board = simboard.SimBoard(str(tmp_path / "b"), bare=True, soft_reset=True)
+    # (both in one read: a client's Ctrl-A and Ctrl-B sent together)
+    board._from_board(simboard.RAW_PROMPT + b">" + b"\r\nMicroPython v1.24.0 on 2024-10-25; linux [GCC 12.2.0] "
+                      b"version\r\n" + simboard.BANNER_END + b"\r\n>>> ")
+    spawned, _ = _exits(board, monkeypatch, [(0, 5.0)])
+    assert spawned == ["reboot"], spawned
+    board._from_board(simboard.RAW_PROMPT + b">")  # and from the raw REPL: boot.py, raw REPL again
+    spawned, _ = _exits(board, monkeypatch, [(0, 5.0)])
+    assert spawned == ["soft"], spawned
