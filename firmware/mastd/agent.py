@@ -642,6 +642,7 @@ class Agent:
         self._build()  # a new Endpoint and Runtime; the TUN, control and signal readers carry over
         self.source.cfg = new.core["uplinks"]
         self.links = {}
+        self._reconnect = {}  # (a peer removed with it was looked up again, and mastd ended)
         self._set_routes(packet.routes_from(new.core))
         self.rescan("reload")
         self._open_apps()

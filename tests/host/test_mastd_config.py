@@ -290,3 +290,120 @@ def test_unicast_peer_addresses_next_to_the_groups_are_still_taken():
     doc = {"name": "r", "peers": {"b": {"psk": PSK, "addresses": [
         "223.255.255.254", "240.0.0.1", "192.168.1.255", "[fe80::1]:6278", "2001:db8::ff"]}}}
     assert len(settings.from_json_text(json.dumps(doc)).core["peers"]["b"]["addresses"]) == 5
+
+
+@pytest.mark.parametrize("where, secret", [
+    ("uplink", {"uplinks": {"wifi": {"kind": "wlan", "ssid": "cafe", "password": "hunter2hunter2"}}}),
+    ("fleet", {"fleet_domain": "fleet.example", "fleet_psk": PSK}),
+])
+def test_a_wifi_password_or_a_fleet_key_alone_is_a_key_the_file_mode_warning_is_about(where, secret):
+    doc = dict({"name": "r1.example", "keying": "open", "peers": {"srv.example": {}}}, **secret)
+    core = settings.from_json_text(json.dumps(doc)).core
+    assert settings.mode_warning("/etc/mast.json", 0o604, core) == (
+        "/etc/mast.json holds keys and its mode 0604 lets others read them; chmod 600 /etc/mast.json")
+
+
+def test_app_users_and_groups_are_found_by_their_whole_name_and_give_their_own_number(tmp_path):
+    # (OpenWrt's python3-light may lack pwd and grp: mastd reads /etc/passwd and /etc/group)
+    passwd, group = tmp_path / "passwd", tmp_path / "group"
+    passwd.write_text("root:x:0:0:root:/root:/bin/ash\nmqtt:x:4242:65534:mqtt:/var/run/mqtt:/bin/false\n")
+    group.write_text("root:x:0:\nnogroup:x:65534:\niot:x:4343:mqtt\n")
+    files = {"user": str(passwd), "group": str(group)}
+    assert settings.lookup_id("user", "mqtt", files) == 4242  # its uid, not its primary group
+    assert settings.lookup_id("group", "iot", files) == 4343
+    assert settings.lookup_id("user", "4711", files) == 4711  # a number is taken as it is
+    for kind, name, path in (("user", "mqt", passwd), ("group", "io", group), ("user", "x", passwd)):
+        with pytest.raises(ValueError) as e:
+            settings.lookup_id(kind, name, files)
+        assert str(e.value) == "no %s %r in %s" % (kind, name, path)
+    with pytest.raises(ValueError) as e:
+        settings.lookup_id("user", "mqtt", {"user": str(tmp_path / "none")})
+    assert str(e.value) == "cannot read %s (No such file or directory)" % (tmp_path / "none")
+
+
+def test_a_second_config_mast_section_is_refused_naming_both():
+    text = ROUTER + "\nconfig mast 'other'\n\toption port '7000'\n"
+    with pytest.raises(config.ConfigError) as e:
+        settings.from_uci_text(text)
+    assert str(e.value) == "mast.other: a second `config mast` section (there is one: mast.global)"
+
+
+def test_an_error_in_a_peer_whose_name_extends_another_peers_names_its_own_section():
+    # peer names are domain names: peers.site.b.psk is peer "site.b"'s psk, not peer "site"'s
+    text = ROUTER + ("\nconfig peer 'one'\n\toption name 'site'\n\toption psk '%s'\n"
+                     "\nconfig peer 'two'\n\toption name 'site.b'\n\toption psk 'short'\n" % PSK)
+    with pytest.raises(config.ConfigError) as e:
+        settings.from_uci_text(text)
+    assert str(e.value) == "mast.two.psk: must be standard base64 of exactly 32 bytes"
+
+
+@pytest.mark.parametrize("word, value", [("enabled", True), ("on", True), ("yes", True), ("disabled", False),
+                                         ("off", False), ("no", False), ("0", False), ("TRUE", True)])
+def test_uci_booleans_take_the_words_openwrt_uses(word, value):
+    s = settings.from_uci_text(ROUTER.replace("option initiate '1'", "option initiate '%s'" % word))
+    assert s.core["peers"]["server.example"]["initiate"] is value
+
+
+def test_mastds_log_lines_on_stdout_and_their_syslog_priorities(monkeypatch):
+    import types
+
+    from mastd.log import Log
+
+    out = io.StringIO()
+    log = Log(stream=out)
+    log.info("started")
+    log.warn("reload: port changed")
+    log.error("uplink lte: no device")
+    lines = out.getvalue().splitlines()
+    assert [l.split(" ", 1)[1] for l in lines] == [
+        "mastd info: started", "mastd warning: reload: port changed", "mastd error: uplink lte: no device"]
+    sent = []
+    fake = types.SimpleNamespace(LOG_PID=1, LOG_DAEMON=24, LOG_INFO=6, LOG_WARNING=4, LOG_ERR=3,
+                                 openlog=lambda *a: sent.append(("openlog",) + a),
+                                 syslog=lambda prio, msg: sent.append((prio, msg)))
+    monkeypatch.setitem(sys.modules, "syslog", fake)
+    log = Log(use_syslog=True, stream=out)
+    log.info("a")
+    log.warn("b")
+    log.error("c")
+    assert sent == [("openlog", "mastd", 1, 24), (6, "a"), (4, "b"), (3, "c")]
+
+
+def test_each_log_line_leaves_at_once_when_stdout_is_a_pipe():
+    # (procd and systemd read mastd's stdout through a pipe: a buffered line showed up only
+    # once some kilobytes had followed it, or at exit)
+    from mastd.log import Log
+
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    with os.fdopen(w, "w") as stream:  # (block-buffered, as sys.stdout on a pipe)
+        try:
+            Log(stream=stream).warn("uplink lte: no device")
+            assert os.read(r, 4096).decode().endswith(" mastd warning: uplink lte: no device\n")
+        finally:
+            os.close(r)
+
+
+def test_an_app_socket_path_of_107_bytes_is_taken_and_one_of_108_refused():
+    # (a Unix socket's path holds 107 bytes and its NUL: bind() would fail at start)
+    def load(path):
+        return settings.from_json_text(json.dumps({"name": "s", "peers": {"p": {"psk": PSK, "app_socket": path}}}))
+
+    ok = "/run/" + "a" * 97 + ".sock"
+    assert len(ok) == 107 and load(ok).apps["p"]["app_socket"] == ok
+    for bad in (ok.replace(".sock", "x.sock"), "/run/mast/"):
+        with pytest.raises(config.ConfigError) as e:
+            load(bad)
+        assert str(e.value) == "peers.p.app_socket: must be " + settings.APP_KEYS["app_socket"]
+
+
+def test_a_json_file_nested_16_deep_is_checked_and_one_nested_17_deep_refused_unread():
+    def doc(lists):  # the file's object, then lists nested `lists` deep
+        return json.dumps({"name": "s", "x": json.loads("[" * lists + "]" * lists)})
+
+    with pytest.raises(config.ConfigError) as e:
+        settings.from_json_text(doc(15), "m.json")  # 16 deep: read, and its key checked
+    assert str(e.value) == "x: unknown key"
+    with pytest.raises(config.ConfigError) as e:
+        settings.from_json_text(doc(16), "m.json")
+    assert "m.json: objects and lists nest more than 16 deep" in str(e.value)

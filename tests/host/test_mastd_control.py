@@ -696,3 +696,20 @@ def test_a_reader_that_takes_nothing_of_its_reply_is_cut_off_and_its_slot_freed(
     finally:
         c.close()
         srv.close()
+
+
+@pytest.mark.parametrize("stdin", ["", "  \n\n"])
+def test_mastctl_peer_add_without_a_key_on_stdin_says_so_and_sends_nothing(tmp_path, stdin):
+    path = str(tmp_path / "c.sock")
+    srv, got, done = _recording_server(path, lambda req: {"peer": req["name"]})
+    try:
+        r = subprocess.run(
+            [sys.executable, "-c", "import sys; from mastd.ctl import main; sys.exit(main())", "--control", path,
+             "peer", "add", "b7.example", "--psk-file", "-"],
+            input=stdin, capture_output=True, text=True, timeout=10, env=dict(os.environ, PYTHONPATH=FIRMWARE))
+    finally:
+        done()
+        srv.close()
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", "mastctl: cannot read the key: standard input holds "
+                                                  "no key; give --psk-file FILE or - for standard input\n")
+    assert got == []

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from mastd import agent as agent_mod, settings
+from mastd import agent as agent_mod, links, settings
 
 from test_mastd_packet import ipv4, tcp_syn, mss_of
 
@@ -106,3 +106,137 @@ def test_a_reload_that_changes_internal_or_tun_is_refused_and_the_running_config
         "ok": False, "error": "reload refused: internal and tun change only with a restart of mastd"}
     assert a.conf is running
     assert (a.conf.agent["internal"], a.conf.agent["tun"]) == ("10.99.0.1/24", "mast0")
+
+
+def test_an_app_that_does_not_read_loses_datagrams_counted_and_keeps_its_connection(agent, tmp_path):
+    # docs/MASTD.md: a datagram the app does not read in time is dropped and counted, never
+    # waited for: a blocking send here would stop mastd's whole loop (every peer, the TUN)
+    import threading
+
+    from mastd.app import AppSocket
+
+    a, host = agent
+    conf = {"app_socket": str(tmp_path / "site.sock"), "app_mode": "0600",
+            "_uid": os.getuid(), "_gid": os.getgid()}
+    app = AppSocket("site", conf, a.rt, lambda data: False, a.count)
+    app.open()
+    a.apps["site"] = app
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        client.connect(conf["app_socket"])
+        app._on_accept(app.sock, 1)
+        assert app.status()["connected"]
+        n = 3000  # far more than the socket's queue holds
+
+        def flood():
+            for i in range(n):
+                a._on_data("site", b"%06d" % i + b"." * 200, False, "wan", None)
+
+        t = threading.Thread(target=flood)
+        t.start()
+        t.join(20)  # (a hang detector: the flood takes milliseconds when no send waits)
+        stuck = t.is_alive()
+        if stuck:
+            client.close()  # (the blocked send fails, and the thread ends)
+            t.join(20)
+        assert not stuck, "mastd waited for an app that does not read"
+        c = a.agent_counters()
+        sent, dropped = c.get("app_tx", 0), c.get("app_tx_dropped", 0)
+        assert sent > 0 and dropped > 0 and sent + dropped == n, c
+        assert "app_tx_error" not in c
+        client.setblocking(False)
+        got = []
+        for _ in range(n + 1):  # (bounded)
+            try:
+                got.append(client.recv(1000))
+            except BlockingIOError:
+                break
+        assert got == [b"%06d" % i + b"." * 200 for i in range(sent)]  # whole, in order, none lost between
+        # the app is still connected: once it reads again, the next datagram reaches it
+        a._on_data("site", b"after", False, "wan", None)
+        assert client.recv(1000) == b"after"
+        assert app.status()["connected"] and a.agent_counters()["app_tx"] == sent + 1
+    finally:
+        client.close()
+        app.close()
+
+
+def test_a_wake_reads_at_most_64_packets_from_the_tun_and_the_next_wake_the_rest(agent):
+    # so that a busy TUN cannot starve the uplink sockets, the control socket and the timers
+    a, _ = agent
+    tun, host = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)  # (queues 100 packets)
+    try:
+        for s in (tun, host):
+            s.setblocking(False)
+        a.tun_fd = tun.fileno()
+        for i in range(100):
+            host.send(ipv4("10.99.0.1", "8.8.%d.%d" % (i // 250, i % 250), 17, b"x"))
+        a._on_tun(a.tun_fd, 1)
+        assert a.agent_counters()["tun_no_route"] == 64
+        a._on_tun(a.tun_fd, 1)
+        assert a.agent_counters()["tun_no_route"] == 100
+    finally:
+        tun.close()
+        host.close()
+
+
+@pytest.mark.parametrize("restart", [False, True])  # True: our port changes too: every association restarts
+def test_a_reload_routes_a_new_peers_prefix_to_it_and_a_removed_peers_nowhere(tmp_path, monkeypatch, restart):
+    from mastd import tun as tun_mod
+
+    ran = []
+    monkeypatch.setattr(tun_mod, "ip", lambda *args, **kw: ran.append(" ".join(args)))
+    doc = {"name": "r1", "internal": "10.99.0.1/24",
+           "peers": {"site": {"psk": PSK, "internal": "10.99.0.2", "allowed": ["192.168.50.0/24"]}},
+           "uplinks": {"wan": {}}}
+    cfg = tmp_path / "mast.json"
+    cfg.write_text(json.dumps(doc))
+    a = agent_mod.Agent(settings.load(str(cfg)), Log(), str(tmp_path / "c.sock"), config_path=str(cfg))
+    tun, host = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        for s in (tun, host):
+            s.setblocking(False)
+        a.tun_fd, a.tun_mtu, a.tun_name, a._tun_prefixes = tun.fileno(), 1444, "mast0", a._all_prefixes()
+        a.source = links.LinuxSource(a.conf.core["uplinks"])  # (no device wan here: no uplink)
+        doc["peers"] = {"lab": {"psk": PSK, "internal": "10.99.0.3", "allowed": ["192.168.60.0/24", "fd00:60::/64"]}}
+        if restart:
+            doc["port"] = 6279
+        cfg.write_text(json.dumps(doc))
+        assert a.handle({"op": "reload"}) == {}
+        assert sorted(r for r in ran if " route " in " %s " % r) == [
+            "-4 route replace 10.99.0.3/32 dev mast0", "-4 route replace 192.168.60.0/24 dev mast0",
+            "-6 route replace fd00:60::/64 dev mast0",
+            "route del 10.99.0.2/32 dev mast0", "route del 192.168.50.0/24 dev mast0"]
+        host.send(ipv4("10.99.0.1", "192.168.60.5", 17, b"to lab"))  # lab's now: no association yet
+        host.send(ipv4("10.99.0.1", "192.168.50.5", 17, b"to site"))  # nobody's any more
+        a._on_tun(a.tun_fd, 1)
+        c = a.agent_counters()
+        assert (c.get("tun_no_association"), c.get("tun_no_route")) == (1, 1)
+        a._on_data("lab", ipv4("192.168.60.5", "10.99.0.1", 17, b"from lab"), True, "wan", None)
+        a._on_data("site", ipv4("192.168.50.5", "10.99.0.1", 17, b"from site"), True, "wan", None)
+        assert written(host) == [ipv4("192.168.60.5", "10.99.0.1", 17, b"from lab")]
+    finally:
+        a.rt.shutdown()
+        tun.close()
+        host.close()
+
+
+def test_a_syn_read_from_the_tun_is_clamped_to_this_sides_mss_before_the_core_sends_it(agent):
+    # the peer's hosts learn from it how large a segment this side's tunnel takes (an uplink
+    # with a small MTU here: the peer's mastd clamps only to its own tunnel's MTU)
+    a, host = agent
+    a.tun_mtu = 1232
+    handed = []
+    a.ep.send_data = lambda pkt, now, peer, ip=False: handed.append((peer, ip, bytes(pkt))) or True
+    host.send(tcp_syn(1460))  # 192.168.1.2 -> 192.168.50.2: the peer's prefix
+    a._on_tun(a.tun_fd, 1)
+    assert [(peer, ip) for peer, ip, _ in handed] == [("site", True)]
+    assert mss_of(handed[0][2]) == 1232 - 40 and a.agent_counters()["tun_rx"] == 1
+
+
+def test_a_packet_the_tun_refuses_is_counted_as_a_write_error_not_as_written(agent):
+    a, host = agent
+    host.close()  # (the TUN's other side gone: each write fails)
+    a._on_data("site", ipv4("192.168.50.7", "10.99.0.1", 17, b"payload"), True, "wan", None)
+    c = a.agent_counters()
+    assert (c.get("tun_write_error"), c.get("tun_tx")) == (1, None)

@@ -191,6 +191,14 @@ def test_a_route_change_among_thousands_runs_ip_for_the_changed_routes_only(monk
     assert calls == [("-4", "route", "replace", "10.1.0.0/16", "dev", "mast0")]
 
 
+def test_the_tun_is_configured_with_its_mtu_up_its_address_then_its_routes(monkeypatch):
+    calls = []
+    monkeypatch.setattr(tun, "ip", lambda *a, **kw: calls.append(" ".join(a)))
+    tun.configure("mast0", "10.99.0.1/24", 1444, ["192.168.50.0/24", "fd00:50::/64"])
+    assert calls == ["link set dev mast0 mtu 1444 up", "addr replace 10.99.0.1/24 dev mast0",
+                     "-4 route replace 192.168.50.0/24 dev mast0", "-6 route replace fd00:50::/64 dev mast0"]
+
+
 DUMP = {"interface": [
     {"interface": "wan", "up": True, "l3_device": "eth1", "device": "eth1",
      "ipv4-address": [{"address": "100.64.1.2", "mask": 24}], "ipv6-address": []},

@@ -37,3 +37,30 @@ def test_a_router_reassociates_with_a_concentrator_killed_and_restarted_within_s
         srv.stop()
         if srv2 is not None:
             srv2.stop()
+
+
+@needs_root
+def test_a_router_whose_concentrator_stopped_cleanly_associates_again_once_it_is_back(tmp_path):
+    # a SHUT closes the router's association: no association is left for runtime/restart.py to
+    # watch, and only mastd's own reconnect (RECONNECT_MS after association_closed) brings it back
+    base = 21500 + os.getpid() % 19000
+    sconf = conf("server", "router1", base, [("lo", "127.0.0.10", 100)])
+    srv = Proc(tmp_path, "srv", sconf)
+    rtr = Proc(tmp_path, "rtr", conf("router1", "server", base, [("a", "127.0.0.11", 10)],
+                                     "127.0.0.10:%d" % base))
+    srv2 = None
+    try:
+        first = wait_for("association", rtr.assoc)
+        srv.stop()  # SIGTERM: SHUT to the router, which closes its association
+        closed = wait_for("the router's association closed", lambda: [
+            e for e in rtr.status()["events"] if e["event"] == "association_closed"])
+        assert [e["peer"] for e in closed] == ["server"] and rtr.assoc() is None
+        srv2 = Proc(tmp_path, "srv", sconf)
+        new = wait_for("a new association", lambda: (rtr.assoc() or {}).get("nonce_id") not in
+                       (None, first["nonce_id"]) and rtr.assoc(), timeout=RESTART_MS / 1000 + 5)
+        assert srv2.assoc() and srv2.assoc()["nonce_id"] == new["nonce_id"]
+    finally:
+        rtr.stop()
+        srv.stop()
+        if srv2 is not None:
+            srv2.stop()

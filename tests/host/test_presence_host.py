@@ -692,3 +692,69 @@ def test_mast_presence_with_no_stdin_runs_its_duration_on_the_address_given(tmp_
     assert doc["status"]["listen"].startswith("127.0.0.1:") and not doc["status"]["listen"].endswith(":0")
     lines = [json.loads(x) for x in r.stderr.splitlines()]
     assert [x["event"] for x in lines] == ["started", "stopped"], lines
+
+
+def test_a_dual_stack_host_answers_an_ipv4_requester_at_its_ipv4_address():
+    # listen [::] (v4 peers too): an IPv4 requester arrives as ::ffff:a.b.c.d; the protocol sees
+    # a.b.c.d (its observed address, the address it registered from) and the answer goes back
+    conf = check_presence_conf(presence_conf())
+    try:
+        h = PresenceHost(conf, ("::", 0))
+        h.open()
+    except OSError as e:
+        pytest.skip("no dual-stack IPv6 socket here (%s)" % e)
+    pump = pump_host(h)
+    a, b = Requester("a", KEYS["a"]), Requester("b", KEYS["b"])
+    try:
+        server = ("127.0.0.1", h.listen[1])
+        a.send(server, msg.REGISTER, msg.enc_register(60, [(("192.0.2.10", 6278), 0, 0)]))
+        ptype, counter, body = a.answer(timeout=2, pump=pump)
+        assert (ptype, counter) == (msg.REGISTER_ACK, a.counter)
+        assert msg.dec_register_ack(body) == (60, a.sock.getsockname())  # ("127.0.0.1", its port)
+        b.send(server, msg.LOOKUP, msg.enc_lookup("a"))
+        rec = msg.dec_record_only(b.answer(timeout=2, pump=pump)[2])
+        assert rec[3] == a.sock.getsockname()
+        assert h.status()["host_counters"].get("tx_error") is None
+    finally:
+        for r in (a, b):
+            r.close()
+        h.close()
+
+
+def test_a_listen_port_past_65535_is_refused_with_the_range():
+    # (bind() would raise OverflowError, which mastd's start does not expect: a traceback)
+    assert parse_listen("0.0.0.0:65535") == ("0.0.0.0", 65535)
+    for text in ("0.0.0.0:65536", "[::]:70000"):
+        with pytest.raises(ValueError) as e:
+            parse_listen(text)
+        assert str(e.value).startswith("port must be 1..65535 (or 0: any free one), not ")
+
+
+def test_a_state_file_that_cannot_be_written_is_counted_and_the_answer_still_leaves(tmp_path):
+    # a full disk or a folder gone must not stop the service (nor mastd around it)
+    h = host_on_loopback(state=str(tmp_path / "gone" / "state.json"))
+    a = Requester("a", KEYS["a"])
+    try:
+        a.send(h.listen, msg.REGISTER, msg.enc_register(60, []))
+        assert a.answer(2, pump_host(h))[0] == msg.REGISTER_ACK
+        assert h.status()["host_counters"]["state_write_error"] >= 1
+    finally:
+        a.close()
+        h.close()
+
+
+def test_a_timer_that_is_due_asks_the_loop_not_to_sleep():
+    # (a negative wait is "for ever" to poll(): mastd's loop slept until a datagram came)
+    now = [1000000]
+    h = PresenceHost(check_presence_conf(presence_conf()), ("127.0.0.1", 0), clock=lambda: now[0])
+    h.open()
+    a = Requester("a", KEYS["a"])
+    try:
+        a.send(h.listen, msg.REGISTER, msg.enc_register(60, []))
+        assert a.answer(2, pump_host(h))[0] == msg.REGISTER_ACK
+        assert 0 < h.wait_ms(1000) <= 1000
+        now[0] += 3600 * 1000  # past the registration's expiry
+        assert h.wait_ms(1000) == 0
+    finally:
+        a.close()
+        h.close()
