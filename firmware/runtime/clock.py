@@ -1,7 +1,8 @@
 # A non-wrapping millisecond clock built from a wrapping tick counter.
 # A board's time.ticks_ms() wraps (at 2**30 on most ports); the core wants a
 # count that only grows. The runtime builds one of these from ticks_ms and
-# ticks_diff and calls now() at least once per wrap period (12 days at 2**30).
+# ticks_diff and calls now() at least once per half wrap period (ticks_diff is right for
+# gaps under half the period: 6 days at 2**30; a board calls it every second).
 # Pure: the tick functions are passed in, so tests can wrap it at will.
 
 

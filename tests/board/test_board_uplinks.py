@@ -110,6 +110,19 @@ def test_a_lost_uplink_leaves_the_runtime_and_comes_back():
         r.close()
 
 
+def test_an_uplink_that_cannot_connect_is_reported_failed_with_why():
+    cfg = dict(CFG, uplinks={"wifi": {}, "cell": {"apn": "internet"}})  # no SSID
+    r = Rig("source", cfg=cfg)
+    try:
+        r.until(lambda: "cell" in r.b.rt.uplinks)
+        failed = [e for e in r.events() if e["event"] == "uplink_failed"]
+        assert failed == [{"event": "uplink_failed", "uplink": "wifi",
+                           "error": "no network name: set uplinks.wifi.ssid"}], r.events()
+        assert "wifi" not in r.b.rt.uplinks
+    finally:
+        r.close()
+
+
 def test_logs_keeps_what_went_down_not_what_came_up():
     # `logs` keeps the last 8 lines: what went wrong. What came up is in status; uplinks that
     # come and go would otherwise push the line that said why out of the 8

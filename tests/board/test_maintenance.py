@@ -362,6 +362,10 @@ def test_an_extra_sim_uplink_unset_and_applied_goes_down_and_leaves_status():
         b.step(100)
         st = ask(b, out, {"id": 4, "op": "status"})["result"]
         assert st["uplinks"]["extra"]["state"] == "up" and "extra" in b.rt.uplinks, st["uplinks"]
+        # one the board does not define: the configuration's priority and cost, else 100 and 0
+        # (below the board's own eth, priority 10: lower is preferred)
+        mast = st["uplinks"]["extra"]["mast"]
+        assert (mast["priority"], mast["cost"]) == (100, 0), mast
         assert ask(b, out, {"id": 5, "op": "unset", "key": "uplinks.extra"})["ok"]
         assert ask(b, out, {"id": 6, "op": "apply"})["ok"]
         b.step(200)

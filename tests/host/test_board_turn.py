@@ -235,3 +235,164 @@ def test_an_uplink_whose_address_is_taken_is_reported_down_and_tried_again():
     finally:
         taken.close()
         b.rt.shutdown()
+
+
+class Stop(Exception):
+    pass
+
+
+def _serve_turns(b, n, each=None):
+    """b.serve() for n turns (bounded), then stop; -> the turns run."""
+    done = [0]
+
+    def turn():
+        if done[0] == n:
+            raise Stop()
+        done[0] += 1
+        Board.turn(b)
+        if each is not None:
+            each(done[0])
+
+    b.turn = turn
+    try:
+        b.serve()
+    except Stop:
+        pass
+    return done[0]
+
+
+def test_a_console_whose_input_ended_is_read_no_more(monkeypatch):
+    # stdin reaches its end (the host closed the port): the request before it is answered, and
+    # then the board stops reading. A reader kept on a stream at its end is ready at every poll:
+    # each turn would read it again and never wait (a busy loop)
+    from board.stdio import Stdio
+
+    r, w = os.pipe()
+    f = os.fdopen(r, "r")
+    monkeypatch.setattr(sys, "stdin", f)
+    os.write(w, b'{"id": 1, "op": "hello"}\n')
+    os.close(w)  # and nothing more
+    port = Stdio()
+    reads = []
+    real_read = port.read
+
+    def read():
+        reads.append(turn[0])
+        return real_read()
+
+    port.read = read
+    turn = [0]
+    clock = FakeClock(10000)
+    m = FakeMachine(clock=clock)
+    files = FakeFiles({"board.json": json.dumps(BOARD).encode(),
+                       CONFIG: json.dumps({"name": "b1", "port": PORT}).encode()})
+    out = []
+    b = Board(hw=Hardware(machine=m, network=None), files=files, write=out.append, stdio=port,
+              clock=clock, platform="linux", random=lambda n: bytes(n), app=None)
+    b.boot()
+
+    def each(n):
+        turn[0] = n
+        clock.advance(100)
+
+    try:
+        assert _serve_turns(b, 6, each) == 6
+    finally:
+        f.close()
+        b.rt.shutdown()
+    replies = [json.loads(x) for x in out if '"ok"' in x]
+    assert [x["id"] for x in replies] == [1] and replies[0]["result"]["firmware"] == "mast-board"
+    assert port.eof
+    assert [n for n in reads if n >= 3] == [], reads  # its last turns read nothing
+
+
+def test_a_console_the_runtime_cannot_poll_is_read_no_more_after_its_end():
+    # a port with no stream to poll is read on each turn, until its end
+    class Port:
+        stream = None
+
+        def __init__(self):
+            self.eof = False
+            self.reads = 0
+
+        def read(self):
+            self.reads += 1
+            self.eof = True  # the end of its input
+            return b""
+
+    clock = FakeClock(10000)
+    m = FakeMachine(clock=clock)
+    files = FakeFiles({"board.json": json.dumps(BOARD).encode(),
+                       CONFIG: json.dumps({"name": "b1", "port": PORT}).encode()})
+    port = Port()
+    b = Board(hw=Hardware(machine=m, network=None), files=files, write=lambda line: None,
+              stdio=port, clock=clock, platform="linux", random=lambda n: bytes(n), app=None)
+    b.boot()
+    rt = b.rt
+
+    def poll(ms=None):
+        clock.advance(ms)  # (no packet ever comes: a fake wait)
+
+    b.rt.poll = poll
+    try:
+        assert _serve_turns(b, 5) == 5
+    finally:
+        rt.shutdown()
+    assert port.reads == 1
+
+
+def test_an_uplinks_configured_priority_and_cost_override_the_boards():
+    # the board definition says eth is priority 10, cost 0; mast.json says 50 and 7: the
+    # configuration's are the ones the endpoint uses (and status shows)
+    clock = FakeClock(10000)
+    m = FakeMachine(clock=clock)
+    cfg = {"name": "b1", "port": PORT, "uplinks": {"eth": {"priority": 50, "cost": 7}}}
+    files = FakeFiles({"board.json": json.dumps(BOARD).encode(), CONFIG: json.dumps(cfg).encode()})
+    out = []
+    b = Board(hw=Hardware(machine=m, network=None), files=files, write=out.append,
+              clock=clock, platform="linux", random=lambda n: bytes(n), app=None)
+    b.boot()
+    try:
+        b.step(clock())  # (its uplink comes up)
+        eth = b.status()["uplinks"]["eth"]["mast"]
+    finally:
+        b.rt.shutdown()
+    assert (eth["priority"], eth["cost"]) == (50, 7), eth
+
+
+class Listener:
+    def __init__(self):
+        self.seen = []
+
+    def on_event(self, ev):
+        self.seen.append(ev)
+
+
+def test_an_app_hears_the_runtimes_events_as_the_console_does():
+    # the app hook's on_event gets each event the board prints (here: a socket that died)
+    clock = FakeClock(10000)
+    m = FakeMachine(clock=clock)
+    files = FakeFiles({"board.json": json.dumps(BOARD).encode(),
+                       CONFIG: json.dumps({"name": "b1", "port": PORT}).encode()})
+    out = []
+    b = Board(hw=Hardware(machine=m, network=None), files=files, write=out.append,
+              clock=clock, platform="linux", random=lambda n: bytes(n), app=None)
+    b.boot()
+    rt = b.rt
+    app = Listener()
+    b.app = AppRunner(b, "app")
+    b.app.app = app
+    try:
+        b.step(clock())  # (its uplink comes up)
+        rt.uplinks["eth"].sock.close()
+        for _ in range(10):  # (bounded)
+            rt.poll(0)
+            clock.advance(100)
+            b.step(clock())
+            if app.seen:
+                break
+    finally:
+        rt.shutdown()
+    printed = [e for e in map(json.loads, out) if e.get("event") == "uplink_dead"]
+    assert [e["uplink"] for e in printed] == ["eth"], out
+    assert [e for e in app.seen if e["event"] == "uplink_dead"] == printed, app.seen

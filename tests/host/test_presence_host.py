@@ -600,8 +600,13 @@ def test_a_presence_config_out_of_bounds_is_refused_naming_the_key():
     ok = check_presence_conf(presence_conf(max_ttl=65535, rate=1, burst=10000, listen="127.0.0.1:6279"))
     assert (ok["max_ttl"], ok["rate"], ok["burst"], ok["listen"]) == (65535, 1, 10000, "127.0.0.1:6279")
     assert check_presence_conf({"names": {"a" * 63: {"key": PSK}}})["names"] == {"a" * 63: bytes(range(32))}
+    d = check_presence_conf(presence_conf())  # the defaults the file's documentation gives
+    assert (d["max_ttl"], d["rate"], d["burst"], d["listen"], d["state"]) == (3600, 10, 20, None, None)
     for doc, text in (
+            ([presence_conf()], "file: must hold one JSON object"),
             ({"names": {}}, "names: required: an object of the names served"),
+            ({"names": ["a"]}, "names: required: an object of the names served"),
+            ({"names": {"a": PSK}}, "names.a: must be an object with its key"),
             ({"names": {"a b": {"key": PSK}}}, "names.a b: a name must be 1 to 63 characters of A-Za-z0-9.-"),
             ({"names": {"a" * 64: {"key": PSK}}}, "names.%s: a name must be 1 to 63 characters" % ("a" * 64)),
             ({"names": {"a": {"key": PSK, "ttl": 5}}}, "names.a.ttl: unknown key (known: key)"),
@@ -612,6 +617,7 @@ def test_a_presence_config_out_of_bounds_is_refused_naming_the_key():
             (presence_conf(burst=10001), "burst: must be an integer from 1 to 10000"),
             (presence_conf(rate=True), "rate: must be an integer from 1 to 1000"),
             (presence_conf(listen=""), "listen: must be text"),
+            (presence_conf(listen=6279), "listen: must be text"),
             (presence_conf(state=""), "state: must be text")):
         with pytest.raises(PresenceConfigError) as e:
             check_presence_conf(doc)

@@ -65,6 +65,7 @@ def test_double_jump_resumes_the_same_association_through_presence():
     assert resumed < 1000, resumed  # a few round trips on this 2-4 ms network
     learnt = [e for e in _events(net, "a", "presence_peer") if "10.8.0.1:6278" in e.fields["addresses"]]
     assert learnt and learnt[0].fields["peer"] == "b"
+    assert "10.8.0.1:6278" in client_status(a)["peers"]["b"]["presence_addresses"]
     n = count_received(nb)
     net.run(net.now + 1000)
     s.stop()
@@ -186,7 +187,7 @@ def test_a_peer_named_by_dns_is_connected_at_its_a_records_and_followed_at_its_s
     assert _up(a, "b")
     st = client_status(a)["peers"]["b"]
     assert st["resolved"] == "srv" and st["servers"] == ["10.53.0.1:6279"]
-    assert st["dns_addresses"] == ["10.9.0.1:6278"]
+    assert st["dns_addresses"] == ["10.9.0.1:6278"] and st["dns"] == "b.example"
 
 
 def test_a_dns_name_without_srv_falls_back_to_its_a_records():
@@ -253,3 +254,40 @@ def test_the_client_status_says_which_peer_is_in_an_outage():
     net.run(net.now + 3000)
     assert client_status(a)["peers"]["b"]["outage"] is True
     assert _events(net, "a", "presence_outage")
+
+
+def test_the_server_status_tells_where_a_name_registered_from_and_where_it_last_spoke_from():
+    # observed: the source of the registration (what its REGISTERED said); contact: the
+    # source of the name's latest accepted request (where a NOTIFY goes). A status is a
+    # snapshot: the counters shown do not change under their reader
+    from presence.server import Server
+
+    ka, kb = bytes(range(32)), bytes(range(32, 64))
+    kc = bytes(range(64, 96))
+    srv = Server({"a": ka, "b": kb, "c": kc}, notify_base=5000)
+    t0 = 1000000
+    up = msg.keys(ka, "a")[0]
+    srv.receive(("198.51.100.7", 40001), msg.seal(up, msg.REGISTER, 1, "a",
+                                                  msg.enc_register(60, [(("192.0.2.10", 6278), 0, 0)])), t0)
+    srv.receive(("203.0.113.9", 6278), msg.seal(msg.keys(kb, "b")[0], msg.SUBSCRIBE, 1, "b",
+                                                msg.enc_subscribe(30, "c")), t0)
+    srv.receive(("198.51.100.7", 40002), msg.seal(up, msg.SUBSCRIBE, 2, "a", msg.enc_subscribe(30, "c")), t0)
+    st = server_status(srv, t0 + 1)
+    assert st["names"]["c"]["subscribers"] == ["a", "b"]  # sorted: b asked first
+    assert (st["names"]["c"]["registered"], st["names"]["c"]["ttl_left_s"]) == (False, 0)  # never
+    assert (st["names"]["a"]["observed"], st["names"]["a"]["contact"]) == \
+        ("198.51.100.7:40001", "198.51.100.7:40002")
+    before = dict(st["counters"])
+    srv.receive(("203.0.113.9", 1), b"\x50" + bytes(60), t0 + 2)  # dropped and counted
+    assert server_status(srv, t0 + 2)["counters"] != before
+    assert st["counters"] == before
+
+
+def test_a_client_status_is_a_snapshot_of_its_drop_counters():
+    net, srv, a, b = mobile_pair()
+    net.run(net.now + 2000)
+    st = client_status(a)
+    before = dict(st["counters"])
+    a.receive("eth", SERVER, b"\x50" + bytes(60), net.now)  # dropped and counted
+    assert client_status(a)["counters"] != before
+    assert st["counters"] == before

@@ -86,6 +86,7 @@ def test_two_runtimes_move_datagrams_both_ways_on_loopback():
         json.dumps(st)  # JSON-serialisable, as the endpoint process prints it
         assert st["uplinks"]["eth"]["socket"]["tx"] > 0
         assert st["runtime"]["interpreter"].startswith("cpython ")
+        assert 0 < st["runtime"]["now_ms"] <= a.now()  # the runtime's clock when it was taken
     finally:
         close_all(a, b)
 
