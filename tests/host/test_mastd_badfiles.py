@@ -247,3 +247,72 @@ def test_a_bad_presence_file_is_refused_naming_it_without_a_traceback(tmp_path):
     assert r.stderr.startswith("mastd: presence %s: " % pconf) and len(r.stderr.splitlines()) == 1, r.stderr
     r = mastd("--check", "--config", str(tmp_path / "mast.json"), "--presence-config", str(tmp_path / "none.json"))
     assert r.returncode == 1 and r.stderr.startswith("mastd: presence %s: " % (tmp_path / "none.json")), r.stderr
+
+
+# ---- --syslog and --discovery ------------------------------------------------------------------
+
+FAKE_SYSLOG = '''import os
+LOG_PID, LOG_DAEMON, LOG_INFO, LOG_WARNING, LOG_ERR = 1, 24, 6, 4, 3
+def _w(*a):
+    with open(os.environ["FAKE_SYSLOG"], "a") as f:
+        f.write(repr(a) + "\\n")
+def openlog(*a):
+    _w("openlog", *a)
+def syslog(*a):
+    _w("syslog", *a)
+'''
+
+
+def test_syslog_sends_the_log_to_the_daemon_facility_and_nothing_to_stdout(tmp_path):
+    # (a stand-in syslog module ahead on the path records what mastd hands to syslog(3))
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "syslog.py").write_text(FAKE_SYSLOG)
+    cfg = write(tmp_path / "mast.json", json.dumps(GOOD), 0o644)  # warned of at start
+    taken = write(tmp_path / "taken", "")  # not a socket: mastd cannot start
+    warning = "%s holds keys and its mode 0644 lets its group and others read them; chmod 600 %s" % (cfg, cfg)
+    error = "cannot start: %s exists and is not a socket: give --control another path" % taken
+    record = tmp_path / "syslog.txt"
+
+    def run(*extra):
+        return subprocess.run([sys.executable, "-m", "mastd", "--config", str(cfg), "--control", str(taken)]
+                              + list(extra), capture_output=True, text=True, timeout=30,
+                              env=dict(os.environ, PYTHONPATH="%s:%s" % (fake, FIRMWARE), FAKE_SYSLOG=str(record)))
+
+    r = run("--syslog")
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", "mastd: %s\n" % error)
+    lines = record.read_text().splitlines()  # (then the shutdown's own lines)
+    assert lines[:3] == [repr(("openlog", "mastd", 1, 24)), repr(("syslog", 4, warning)), repr(("syslog", 3, error))]
+    record.unlink()
+    r = run()  # without it: stdout, and syslog untouched
+    assert r.returncode == 1 and not record.exists()
+    assert " mastd warning: %s\n" % warning in r.stdout and " mastd error: %s\n" % error in r.stdout
+
+
+def test_discovery_linux_is_kept_with_a_uci_file_where_ubus_exists(tmp_path, running):
+    # auto would take netifd here (test_mastd_control.py); --discovery linux must not ask ubus
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    asked = tmp_path / "ubus-asked"
+    (bindir / "ubus").write_text('#!/bin/sh\necho "$*" >> %s\nexit 1\n' % asked)
+    (bindir / "ubus").chmod(0o755)
+    uci = write(tmp_path / "mast", "config mast 'global'\n\toption name 'r1'\n"
+                "config peer 'srv'\n\toption psk '%s'\n\toption initiate '0'\n" % PSK)
+    m = running(uci, "--discovery", "linux", env={"PATH": "%s:%s" % (bindir, os.environ["PATH"])})
+    assert m.status()["discovery"] == "linux"
+    assert mastctl(m.sock, "hotplug", "ifup", "wan", "lo").returncode == 0
+    assert m.status()["discovery"] == "linux" and not asked.exists()
+
+
+def test_mastd_takes_its_control_socket_from_mastd_control_without_control(tmp_path):
+    cfg = write(tmp_path / "mast.json", json.dumps(GOOD))
+    sock = str(tmp_path / "env.sock")
+    p = subprocess.Popen([sys.executable, "-m", "mastd", "--config", str(cfg), "--discovery", "linux"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         env=dict(os.environ, PYTHONPATH=FIRMWARE, MASTD_CONTROL=sock))
+    try:
+        wait_for("mastd on $MASTD_CONTROL", lambda: p.poll() is not None or os.path.exists(sock))
+        assert control.request(sock, {"op": "status"}, timeout=5)["status"]["name"] == "r1.example"
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(10)

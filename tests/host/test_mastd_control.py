@@ -265,6 +265,12 @@ def test_mastctl_without_a_mastd_says_so(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("args", [[], ["peer"]])
+def test_mastctl_without_a_command_shows_its_usage_and_exits_2(tmp_path, args):
+    r = mastctl(str(tmp_path / "none.sock"), *args)
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr.startswith("usage: mastctl") and "required" in r.stderr and "Traceback" not in r.stderr
+
 def test_status_text_shows_uplinks_association_and_failovers():
     s = {"name": "r", "pid": 1, "uptime_s": 3, "config": "/etc/config/mast", "discovery": "netifd",
          "tun": {"name": "mast0", "internal": "10.99.0.2/24", "mtu": 1444},
@@ -713,3 +719,62 @@ def test_mastctl_peer_add_without_a_key_on_stdin_says_so_and_sends_nothing(tmp_p
     assert (r.returncode, r.stdout, r.stderr) == (1, "", "mastctl: cannot read the key: standard input holds "
                                                   "no key; give --psk-file FILE or - for standard input\n")
     assert got == []
+
+
+STATUS = {"name": "r1", "pid": 7, "uptime_s": 3, "config": "/etc/config/mast", "discovery": "linux",
+          "uplinks": {}, "associations": [], "failovers": []}
+PEERS = [{"name": "b7.example", "association": "established", "nonce_id": "f00d", "addresses": ["192.0.2.7"],
+          "internal": "10.99.0.7"}]
+
+
+@pytest.mark.parametrize("args, req, stdout", [
+    (["status", "--json"], {"op": "status"}, json.dumps(STATUS, indent=2, sort_keys=True) + "\n"),
+    (["status"], {"op": "status"}, format_status(STATUS)),
+    (["peer", "list", "--json"], {"op": "peer_list"}, json.dumps(PEERS, indent=2, sort_keys=True) + "\n"),
+    (["peer", "remove", "b7.example"], {"op": "peer_remove", "name": "b7.example"}, "peer b7.example removed\n"),
+    (["uplink", "lte", "down"], {"op": "uplink", "name": "lte", "state": "down"}, "uplink lte down\n"),
+    (["reload"], {"op": "reload"}, "reloaded\n"),
+    (["hotplug", "ifdown", "wan", "eth1"], {"op": "hotplug", "action": "ifdown", "interface": "wan",
+                                            "device": "eth1"}, ""),
+])
+def test_each_mastctl_command_sends_its_request_and_prints_its_answer(tmp_path, args, req, stdout):
+    # (--json is the whole document, for scripts: `mastctl status --json | jq ...`)
+    path = str(tmp_path / "c.sock")
+    srv, got, done = _recording_server(path, lambda req: {"status": STATUS, "peers": PEERS})
+    try:
+        r = subprocess.run([sys.executable, "-c", "import sys; from mastd.ctl import main; sys.exit(main())"]
+                           + args, capture_output=True, text=True, timeout=10,
+                           env=dict(os.environ, PYTHONPATH=FIRMWARE, MASTD_CONTROL=path))
+    finally:
+        done()
+        srv.close()
+    assert (r.returncode, r.stdout, r.stderr) == (0, stdout, "")
+    assert got == [req]
+
+
+def test_mastctl_peer_add_takes_the_first_word_of_the_key_file(tmp_path):
+    # (a key file may say more after the key: `mast genkey > k; echo " # board 7" >> k`)
+    key = tmp_path / "k"
+    key.write_text("\n  %s  # board 7\n" % PSK)
+    path = str(tmp_path / "c.sock")
+    srv, got, done = _recording_server(path, lambda req: {"peer": req["name"]})
+    try:
+        r = mastctl(path, "peer", "add", "b7.example", "--psk-file", str(key))
+    finally:
+        done()
+        srv.close()
+    assert (r.returncode, r.stdout, r.stderr) == (0, "peer b7.example added\n", "")
+    assert got == [{"op": "peer_add", "name": "b7.example", "peer": {"psk": PSK}}]
+
+
+def test_status_text_shows_each_path_with_its_rtt_and_the_last_five_failovers():
+    s = {"name": "r", "uplinks": {},
+         "associations": [{"peer": "srv", "state": "established", "label": 1, "nonce_id": "f00d", "primary": "wan>y",
+                           "paths": [{"path": "wan>y", "state": "active", "rtt_ms": 3},
+                                     {"path": "lte>y", "state": "standby", "rtt_ms": 41}]}],
+         "failovers": [{"old": "o%d" % i, "new": "n%d" % i, "gap_ms": i} for i in range(7)]}
+    lines = format_status(s).splitlines()
+    assert [x.split() for x in lines if x.startswith("    ")] == [
+        ["wan>y", "active", "rtt", "3", "ms"], ["lte>y", "standby", "rtt", "41", "ms"]]
+    i = lines.index("failovers: 7")
+    assert lines[i + 1:] == ["  o%d -> n%d (gap %d ms)" % (k, k, k) for k in range(2, 7)]

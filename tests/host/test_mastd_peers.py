@@ -7,13 +7,14 @@ of a reload restart every association."""
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
 
 import pytest
 
-from mastd import peeredit, settings
+from mastd import peeredit, settings, uci
 from mastd.agent import restart_reason
 
 from test_mastd_control import Proc
@@ -126,6 +127,71 @@ def test_a_peer_file_keeps_its_mode_and_a_write_that_fails_leaves_it_whole(tmp_p
     assert sorted(os.listdir(str(tmp_path))) == ["mast"]
 
 
+def test_a_peer_added_after_blank_lines_leaves_one_blank_line_and_removing_it_restores_the_file(tmp_path):
+    path = tmp_path / "mast"
+    path.write_text(UCI + "\n\n\n")
+    peeredit.add_peer(str(path), "b7", {"psk": PSK2})
+    assert path.read_text() == UCI + "\nconfig peer 'b7'\n\toption psk '%s'\n" % PSK2
+    peeredit.remove_peer(str(path), "b7")
+    assert path.read_text() == UCI
+
+def test_a_symlink_planted_at_the_temporary_path_is_not_followed(tmp_path):
+    # (the temporary file's name is known ahead: a link there must not get the keys written
+    # through it, nor become the configuration file)
+    path = tmp_path / "mast"
+    path.write_text(UCI)
+    target = tmp_path / "elsewhere"
+    target.write_text("theirs\n")
+    os.symlink(str(target), str(tmp_path / (".mast.%d.tmp" % os.getpid())))
+    with pytest.raises(OSError):
+        peeredit.add_peer(str(path), "b7.example", {"psk": PSK2})
+    assert target.read_text() == "theirs\n" and oct(target.stat().st_mode & 0o777) != "0o600"
+    assert not path.is_symlink() and path.read_text() == UCI
+
+
+def test_the_new_text_holding_keys_is_never_readable_by_others_while_it_is_written(tmp_path, monkeypatch):
+    # (the temporary file beside the config holds every key: others must not read it, even
+    # for the moment before it takes the old file's mode)
+    path = tmp_path / "mast"
+    path.write_text(UCI)
+    path.chmod(0o600)
+    seen = []
+    real_fsync = os.fsync
+
+    def fsync(fd):  # the moment the new text is on disk, before the rename
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode):
+            seen.append(st.st_mode & 0o777)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    old = os.umask(0o022)
+    try:
+        peeredit.add_peer(str(path), "b7.example", {"psk": PSK2})
+    finally:
+        os.umask(old)
+    assert seen and all(m & 0o077 == 0 for m in seen), [oct(m) for m in seen]
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another owner needs root")
+def test_a_peer_file_keeps_its_owner(tmp_path):
+    path = tmp_path / "mast"
+    path.write_text(UCI)
+    os.chown(str(path), 1234, 5678)
+    peeredit.add_peer(str(path), "b7.example", {"psk": PSK2})
+    st = path.stat()
+    assert (st.st_uid, st.st_gid) == (1234, 5678)
+    peeredit.remove_peer(str(path), "b7.example")
+    st = path.stat()
+    assert (st.st_uid, st.st_gid) == (1234, 5678) and path.read_text() == UCI
+
+
+def test_a_value_with_a_quote_reads_back_as_it_was_given(tmp_path):
+    path = tmp_path / "mast"
+    path.write_text(UCI)
+    peeredit.add_peer(str(path), "b7.example", {"psk": PSK2, "app_user": "o'brien", "allowed": ["a'b", "c"]})
+    sec = [x for x in uci.parse(path.read_text()) if x.name == "b7_example"][0]
+    assert (sec.options["app_user"], sec.options["allowed"]) == ("o'brien", ["a'b", "c"])
+
 def test_json_add_and_remove_keep_the_other_keys(tmp_path):
     path = tmp_path / "mast.json"
     path.write_text(json.dumps({"name": "s", "peers": {"a": {"psk": PSK}}, "uplinks": {"eth0": {}}}))
@@ -142,6 +208,21 @@ def test_json_add_and_remove_keep_the_other_keys(tmp_path):
     assert str(e.value) == "%s: peers is not an object" % path
     assert json.loads(path.read_text())["peers"] == [{"psk": PSK}]
 
+
+def test_json_files_that_cannot_take_the_edit_are_refused_with_a_reason_and_left_alone(tmp_path):
+    path = tmp_path / "mast.json"
+    for text in ('[{"name": "s"}]', '"s"'):
+        path.write_text(text)
+        with pytest.raises(ValueError) as e:
+            peeredit.add_peer(str(path), "c", {"psk": PSK2})
+        assert str(e.value) == "%s does not hold one JSON object" % path
+        assert path.read_text() == text
+    text = json.dumps({"name": "s", "peers": {"a": {"psk": PSK}}})
+    path.write_text(text)
+    with pytest.raises(ValueError) as e:
+        peeredit.remove_peer(str(path), "b")
+    assert str(e.value) == "peer b is not in %s" % path
+    assert path.read_text() == text
 
 def test_a_peer_file_that_is_not_utf8_or_nested_too_deep_is_refused_quoting_none_of_its_bytes(tmp_path):
     # (mastctl peer add/remove on a file changed since mastd read it: the decoder's own message
@@ -325,8 +406,10 @@ def test_peer_list_text_shows_state_nonce_id_and_where_each_peer_is():
          "nonce_id": "ab12", "internal": "10.99.0.1"},
         {"name": "b2.example", "addresses": [], "association": None, "nonce_id": None, "internal": None},
         {"name": "b9.fleet.example", "fleet": True, "addresses": [], "association": "established",
-         "nonce_id": "cd34", "internal": None}])
+         "nonce_id": "cd34", "internal": None},
+        {"name": "b4.example", "addresses": [], "dns": "b4.dyn.example", "association": None, "nonce_id": None}])
     lines = text.splitlines()
+    assert lines[3].split() == ["b4.example", "-", "nonce-id", "-", "b4.dyn.example"]  # found by its DNS name
     assert lines[0].split() == ["b1.example", "established", "nonce-id", "ab12", "192.0.2.1", "internal", "10.99.0.1"]
     assert lines[1].split() == ["b2.example", "-", "nonce-id", "-", "(waits", "for", "its", "INIT)"]
     assert lines[2].endswith("(fleet member, not listed)") and "cd34" in lines[2]

@@ -276,4 +276,8 @@ def test_mastd_and_mastctl_run_from_a_package_of_sources_and_write_no_byte_code_
     d = subprocess.run([sys.executable, str(root / "usr/sbin/mastd"), "--check", "--config", str(conf)],
                        capture_output=True, text=True, env=env, timeout=60)
     assert d.returncode == 0 and "is valid" in d.stdout, d.stderr
+    conf.write_text(conf.read_text().replace("option profile 'fast'", "option profile 'slowest'"))
+    d = subprocess.run([sys.executable, str(root / "usr/sbin/mastd"), "--check", "--config", str(conf)],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert d.returncode == 1 and d.stdout == "" and "profile" in d.stderr, (d.returncode, d.stdout, d.stderr)
     assert [dp for dp, _, _ in os.walk(str(root)) if "__pycache__" in dp] == []

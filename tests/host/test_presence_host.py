@@ -196,6 +196,22 @@ def test_the_state_is_on_disk_before_the_answer_leaves_and_junk_never_writes_it(
         h.close()
 
 
+def test_requests_read_at_one_wake_are_answered_after_one_state_write(tmp_path):
+    # one fsync'd write for the batch, not one a datagram (flash wear, and the loop's time)
+    h = host_on_loopback(state=str(tmp_path / "state.json"))
+    a = Requester("a", KEYS["a"])
+    try:
+        for _ in range(5):
+            a.send(h.listen, msg.LOOKUP, msg.enc_lookup("b"))
+        assert select.select([h.sock], [], [], 2)[0]
+        h.on_readable()  # one wake
+        assert [a.answer(0.5)[0] for _ in range(5)] == [msg.LOOKUP_ACK] * 5
+        assert h.status()["host_counters"]["state_writes"] == 1
+        assert json.load(open(str(tmp_path / "state.json")))["floors"] == {"a": a.counter}
+    finally:
+        a.close()
+        h.close()
+
 def test_notify_counters_stay_above_those_sent_before_a_crash_even_if_the_clock_steps_back(tmp_path, monkeypatch):
     from mastd import presence_host
 
@@ -214,6 +230,9 @@ def test_notify_counters_stay_above_those_sent_before_a_crash_even_if_the_clock_
             if got is not None and got[0] == msg.NOTIFY:
                 notified.append(got[1])
         assert len(notified) == 2
+        # one write for the SUBSCRIBE, one for the REGISTER (and a block of NOTIFY counters):
+        # the NOTIFY sent again takes a counter of that block, with no write of its own
+        assert h.status()["host_counters"]["state_writes"] == 2
         h.sock.close()  # a crash: no close(), no final write
         h.sock = None
         monkeypatch.setattr(presence_host, "wall_ms", lambda: 1000)  # the clock stepped back
@@ -232,6 +251,7 @@ def test_listen_addresses_parse_with_a_default_port():
     assert parse_listen("0.0.0.0:6279") == ("0.0.0.0", 6279)
     assert parse_listen("[::]:7000") == ("::", 7000)
     assert parse_listen("192.0.2.1") == ("192.0.2.1", 6279)
+    assert parse_listen("::") == ("::", 6279) and parse_listen("[::1]") == ("::1", 6279)  # (no port: IPv6 too)
     with pytest.raises(ValueError, match="expected ADDR:PORT"):
         parse_listen("presence.example:6279")
 
@@ -721,6 +741,7 @@ def test_a_dual_stack_host_answers_an_ipv4_requester_at_its_ipv4_address():
         rec = msg.dec_record_only(b.answer(timeout=2, pump=pump)[2])
         assert rec[3] == a.sock.getsockname()
         assert h.status()["host_counters"].get("tx_error") is None
+        assert h.status()["listen"] == "[::]:%d" % h.listen[1]  # (as --presence-listen takes it)
     finally:
         for r in (a, b):
             r.close()
@@ -748,6 +769,27 @@ def test_a_state_file_that_cannot_be_written_is_counted_and_the_answer_still_lea
         a.close()
         h.close()
 
+
+def test_a_state_write_that_failed_is_made_at_close_once_the_folder_is_back(tmp_path):
+    # the counter of an answered request, unsaved when its write failed, reaches the file at
+    # close: a restart then still refuses that request captured before it
+    state = tmp_path / "gone" / "state.json"
+    h = host_on_loopback(state=str(state))
+    a = Requester("a", KEYS["a"])
+    try:
+        pkt = a.send(h.listen, msg.REGISTER, msg.enc_register(60, []))
+        assert a.answer(2, pump_host(h))[0] == msg.REGISTER_ACK
+        assert h.status()["host_counters"]["state_write_error"] >= 1
+        (tmp_path / "gone").mkdir()
+        h.close()
+        assert json.load(open(str(state)))["floors"] == {"a": a.counter}
+        h = host_on_loopback(state=str(state))
+        a.sock.sendto(pkt, h.listen)
+        assert a.answer(0.3, pump_host(h)) is None
+        assert h.status()["counters"]["replay"] == 1
+    finally:
+        a.close()
+        h.close()
 
 def test_a_timer_that_is_due_asks_the_loop_not_to_sleep():
     # (a negative wait is "for ever" to poll(): mastd's loop slept until a datagram came)
