@@ -41,18 +41,24 @@ class Blocked(Exception):
     pass
 
 
+def _board(write=None, cfg=None, stdio=None):
+    """A board on CPython with a fake clock and files, not booted: (board, clock, machine)."""
+    clock = FakeClock(10000)
+    m = FakeMachine(clock=clock)
+    files = FakeFiles({"board.json": json.dumps(BOARD).encode(),
+                       CONFIG: json.dumps(cfg or {"name": "b1", "port": PORT}).encode()})
+    b = Board(hw=Hardware(machine=m, network=None), files=files, write=write or (lambda line: None),
+              stdio=stdio, clock=clock, platform="linux", random=lambda n: bytes(n), app=None)
+    return b, clock, m
+
+
 def _raise(*a):
     raise Blocked()
 
 
 @pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
 def test_an_overdue_app_tick_runs_on_this_turn_without_waiting_for_a_packet():
-    clock = FakeClock(10000)
-    m = FakeMachine(clock=clock)
-    files = FakeFiles({"board.json": json.dumps(BOARD).encode(),
-                       CONFIG: json.dumps({"name": "b1", "port": PORT}).encode()})
-    b = Board(hw=Hardware(machine=m, network=None), files=files, write=lambda line: None,
-              clock=clock, platform="linux", random=lambda n: bytes(n), app=None)
+    b, clock, m = _board()
     b.boot()
     try:
         app = Ticks()
@@ -88,12 +94,7 @@ def test_an_app_that_asks_for_a_tick_every_100_ms_gets_one_every_100_ms():
     # waited only for its uplinks (500 ms when up, 1 s at most) ticked an app asking for 100 ms
     # twice a second. The wait is the runtime's poll: here a fake one that lets the fake clock
     # run for as long as it was asked to wait (no packet ever comes)
-    clock = FakeClock(10000)
-    m = FakeMachine(clock=clock)
-    files = FakeFiles({"board.json": json.dumps(BOARD).encode(),
-                       CONFIG: json.dumps({"name": "b1", "port": PORT}).encode()})
-    b = Board(hw=Hardware(machine=m, network=None), files=files, write=lambda line: None,
-              clock=clock, platform="linux", random=lambda n: bytes(n), app=None)
+    b, clock, m = _board()
     b.boot()
     rt = b.rt
     try:
@@ -124,13 +125,8 @@ def test_an_app_that_asks_for_a_tick_every_100_ms_gets_one_every_100_ms():
 def test_an_uplink_whose_socket_dies_is_brought_up_again_with_a_new_one():
     # the runtime reports a socket that died (uplink_dead: the interface vanished under it);
     # the board has its manager reconnect, and the uplink comes back on a new socket
-    clock = FakeClock(10000)
-    m = FakeMachine(clock=clock)
-    files = FakeFiles({"board.json": json.dumps(BOARD).encode(),
-                       CONFIG: json.dumps({"name": "b1", "port": PORT}).encode()})
     out = []
-    b = Board(hw=Hardware(machine=m, network=None), files=files, write=out.append,
-              clock=clock, platform="linux", random=lambda n: bytes(n), app=None)
+    b, clock, m = _board(out.append)
     b.boot()
     rt = b.rt
 
@@ -168,10 +164,6 @@ def test_ctrl_c_leaves_the_firmware_with_its_sockets_closed_so_it_can_be_run_aga
     r, w = os.pipe()
     f = os.fdopen(r, "r")
     monkeypatch.setattr(sys, "stdin", f)
-    clock = FakeClock(10000)
-    m = FakeMachine(clock=clock)
-    files = FakeFiles({"board.json": json.dumps(BOARD).encode(),
-                       CONFIG: json.dumps({"name": "b1", "port": PORT}).encode()})
     out = []
 
     def write(line):
@@ -179,8 +171,7 @@ def test_ctrl_c_leaves_the_firmware_with_its_sockets_closed_so_it_can_be_run_aga
         if '"uplink_up"' in line:
             os.write(w, b"\x03")  # Ctrl-C once the uplink has its socket
 
-    b = Board(hw=Hardware(machine=m, network=None), files=files, write=write, stdio=Stdio(),
-              clock=clock, platform="linux", random=lambda n: bytes(n), app=None)
+    b, clock, m = _board(write, stdio=Stdio())
     old = signal.signal(signal.SIGALRM, _raise)
     signal.setitimer(signal.ITIMER_REAL, 20.0)  # a bound: the Ctrl-C is read on its first turns
     try:
@@ -206,13 +197,8 @@ def test_an_uplink_whose_address_is_taken_is_reported_down_and_tried_again():
 
     taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     taken.bind(("127.0.0.2", PORT))
-    clock = FakeClock(10000)
-    m = FakeMachine(clock=clock)
-    files = FakeFiles({"board.json": json.dumps(BOARD).encode(),
-                       CONFIG: json.dumps({"name": "b1", "port": PORT}).encode()})
     out = []
-    b = Board(hw=Hardware(machine=m, network=None), files=files, write=out.append,
-              clock=clock, platform="linux", random=lambda n: bytes(n), app=None)
+    b, clock, m = _board(out.append)
     b.boot()
 
     def events(name):
@@ -282,13 +268,8 @@ def test_a_console_whose_input_ended_is_read_no_more(monkeypatch):
 
     port.read = read
     turn = [0]
-    clock = FakeClock(10000)
-    m = FakeMachine(clock=clock)
-    files = FakeFiles({"board.json": json.dumps(BOARD).encode(),
-                       CONFIG: json.dumps({"name": "b1", "port": PORT}).encode()})
     out = []
-    b = Board(hw=Hardware(machine=m, network=None), files=files, write=out.append, stdio=port,
-              clock=clock, platform="linux", random=lambda n: bytes(n), app=None)
+    b, clock, m = _board(out.append, stdio=port)
     b.boot()
 
     def each(n):
@@ -320,13 +301,8 @@ def test_a_console_the_runtime_cannot_poll_is_read_no_more_after_its_end():
             self.eof = True  # the end of its input
             return b""
 
-    clock = FakeClock(10000)
-    m = FakeMachine(clock=clock)
-    files = FakeFiles({"board.json": json.dumps(BOARD).encode(),
-                       CONFIG: json.dumps({"name": "b1", "port": PORT}).encode()})
     port = Port()
-    b = Board(hw=Hardware(machine=m, network=None), files=files, write=lambda line: None,
-              stdio=port, clock=clock, platform="linux", random=lambda n: bytes(n), app=None)
+    b, clock, m = _board(stdio=port)
     b.boot()
     rt = b.rt
 
@@ -344,13 +320,9 @@ def test_a_console_the_runtime_cannot_poll_is_read_no_more_after_its_end():
 def test_an_uplinks_configured_priority_and_cost_override_the_boards():
     # the board definition says eth is priority 10, cost 0; mast.json says 50 and 7: the
     # configuration's are the ones the endpoint uses (and status shows)
-    clock = FakeClock(10000)
-    m = FakeMachine(clock=clock)
     cfg = {"name": "b1", "port": PORT, "uplinks": {"eth": {"priority": 50, "cost": 7}}}
-    files = FakeFiles({"board.json": json.dumps(BOARD).encode(), CONFIG: json.dumps(cfg).encode()})
     out = []
-    b = Board(hw=Hardware(machine=m, network=None), files=files, write=out.append,
-              clock=clock, platform="linux", random=lambda n: bytes(n), app=None)
+    b, clock, m = _board(out.append, cfg=cfg)
     b.boot()
     try:
         b.step(clock())  # (its uplink comes up)
@@ -370,13 +342,8 @@ class Listener:
 
 def test_an_app_hears_the_runtimes_events_as_the_console_does():
     # the app hook's on_event gets each event the board prints (here: a socket that died)
-    clock = FakeClock(10000)
-    m = FakeMachine(clock=clock)
-    files = FakeFiles({"board.json": json.dumps(BOARD).encode(),
-                       CONFIG: json.dumps({"name": "b1", "port": PORT}).encode()})
     out = []
-    b = Board(hw=Hardware(machine=m, network=None), files=files, write=out.append,
-              clock=clock, platform="linux", random=lambda n: bytes(n), app=None)
+    b, clock, m = _board(out.append)
     b.boot()
     rt = b.rt
     app = Listener()
