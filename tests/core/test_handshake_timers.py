@@ -98,21 +98,26 @@ def test_close_while_connecting_ends_the_attempt():
     assert A.association("b") is None and _sent(net, "a", wire.INIT, t) == []
 
 
+def _lose_the_first(net, ptype):
+    """The network loses the first packet of this type, and no other."""
+    lost = [1]
+
+    def drop(s, d, data):
+        if data[1] == ptype and lost[0]:
+            lost[0] = 0
+            return True
+        return False
+
+    net.drop = drop
+
+
 def test_a_retransmitted_cookie_echo_gives_no_rtt_sample():
     # Karn (section 8.1): the first COOKIE-ACK is lost, the answer to the second COOKIE-ECHO
     # could answer either: the path comes up with no RTT
     net = _one(log=False)
     net.node("b", config("b", ["a"]))
     net.uplink("b", "wan", ("10.9.0.1", 6278))
-    lost = [1]
-
-    def drop(s, d, data):
-        if data[1] == wire.COOKIE_ACK and lost[0]:
-            lost[0] = 0
-            return True
-        return False
-
-    net.drop = drop
+    _lose_the_first(net, wire.COOKIE_ACK)
     net.nodes["a"].ep.connect("b", 0)
     net.flush()
     net.run(1500)
@@ -125,15 +130,8 @@ def _responder_with_two_addresses(lose_cookie_ack):
     net.node("b", config("b", ["a"]))
     net.uplink("b", "wan", ("10.9.0.1", 6278))
     net.uplink("b", "wan2", ("10.9.0.2", 6278))
-    lost = [lose_cookie_ack]
-
-    def drop(s, d, data):
-        if data[1] == wire.COOKIE_ACK and lost[0]:
-            lost[0] = 0
-            return True
-        return False
-
-    net.drop = drop
+    if lose_cookie_ack:
+        _lose_the_first(net, wire.COOKIE_ACK)
     net.nodes["a"].ep.connect("b", 0)
     net.flush()
     net.run(1500)
