@@ -10,13 +10,19 @@ from runtime.restart import RESTART_MS
 from test_mastd_control import Proc, conf, needs_root, wait_for
 
 
-@needs_root
-def test_a_router_reassociates_with_a_concentrator_killed_and_restarted_within_seconds(tmp_path):
-    base = 21000 + os.getpid() % 19000
+def _server_and_router(tmp_path, base):
+    """A concentrator (server) and a router that calls it, each a real mastd:
+    (the server's configuration, server, router)."""
     sconf = conf("server", "router1", base, [("lo", "127.0.0.10", 100)])
     srv = Proc(tmp_path, "srv", sconf)
     rtr = Proc(tmp_path, "rtr", conf("router1", "server", base, [("a", "127.0.0.11", 10)],
                                      "127.0.0.10:%d" % base))
+    return sconf, srv, rtr
+
+
+@needs_root
+def test_a_router_reassociates_with_a_concentrator_killed_and_restarted_within_seconds(tmp_path):
+    sconf, srv, rtr = _server_and_router(tmp_path, 21000 + os.getpid() % 19000)
     srv2 = None
     try:
         first = wait_for("association", rtr.assoc)
@@ -43,11 +49,7 @@ def test_a_router_reassociates_with_a_concentrator_killed_and_restarted_within_s
 def test_a_router_whose_concentrator_stopped_cleanly_associates_again_once_it_is_back(tmp_path):
     # a SHUT closes the router's association: no association is left for runtime/restart.py to
     # watch, and only mastd's own reconnect (RECONNECT_MS after association_closed) brings it back
-    base = 21500 + os.getpid() % 19000
-    sconf = conf("server", "router1", base, [("lo", "127.0.0.10", 100)])
-    srv = Proc(tmp_path, "srv", sconf)
-    rtr = Proc(tmp_path, "rtr", conf("router1", "server", base, [("a", "127.0.0.11", 10)],
-                                     "127.0.0.10:%d" % base))
+    sconf, srv, rtr = _server_and_router(tmp_path, 21500 + os.getpid() % 19000)
     srv2 = None
     try:
         first = wait_for("association", rtr.assoc)
