@@ -415,3 +415,112 @@ def test_line_reader_reports_complete_lines_only():
     assert r.feed(b"de\nfg") == [b"abcde"]
     assert r.feed(b"123456789\n") == [None]  # "fg" + 9 bytes is over the limit
     assert r.feed(b"ok\n") == [b"ok"]
+
+
+# ---- edges (the reader's state after Ctrl-C, field checks, the maintenance reason) --------------
+
+
+def test_ctrl_c_in_an_over_long_line_leaves_the_next_request_whole():
+    # Ctrl-C ends the line being dropped as too long too: the request after it is answered,
+    # not dropped up to its newline and refused as "line longer than ..."
+    con, b, out = session()
+    assert _interrupted(con, b'{"id": 1, "op": "set", "value": "' + b"x" * (LINE_MAX + 10) + b"\x03")
+    assert out == [] and b.calls == []
+    assert ask(con, out, '{"id": 2, "op": "hello"}') == {
+        "id": 2, "ok": True, "result": {"firmware": "mast-board", "board": "stub"}}
+
+
+def test_empty_text_in_a_text_field_is_refused():
+    for line, err in (('{"id": 1, "op": "get", "key": ""}', "key must be text of 1 to 255"),
+                      ('{"id": 1, "op": "uplink", "name": "", "state": "up"}', "name must be text of 1 to 255"),
+                      ('{"id": 1, "op": "maintenance", "state": "on", "reason": 5}', "reason must be text of 1 to 255"),
+                      ('{"id": 1, "op": "maintenance", "state": "on", "reason": "%s"}' % ("r" * 256),
+                       "reason must be text of 1 to 255"),
+                      ('{"id": 1, "op": "uplink", "name": "eth", "addr": ["127.0.0.1"]}', "addr must be text of 1 to 255")):
+        r = bad(line)
+        assert r["id"] == 1 and r["error"].startswith(err), (line, r)
+
+
+def test_an_unknown_field_is_named_in_at_most_32_characters():
+    # (the field's name is input: it is cut short in the reply, never echoed whole)
+    r = bad('{"id": 1, "op": "hello", "%s": 1}' % ("s" * 300))
+    assert r == {"id": 1, "ok": False, "error": "op hello takes no field '%s" % ("s" * 31)}, r
+
+
+def test_maintenance_passes_its_reason_to_the_board():
+    con, b, out = session()
+    seen = []
+
+    def maintenance(on, reason=None):
+        seen.append((on, reason))
+        return {"maintenance": on}
+
+    b.maintenance = maintenance
+    assert ask(con, out, '{"id": 1, "op": "maintenance", "state": "on", "reason": "swap the SIM"}')["ok"] is True
+    assert ask(con, out, '{"id": 2, "op": "maintenance", "state": "off"}')["ok"] is True
+    assert seen == [(True, "swap the SIM"), (False, None)]
+
+
+def test_json_nested_too_deep_for_the_parser_is_not_json():
+    # (CPython's parser raises RecursionError: the reply says "not JSON", not "internal error";
+    # MicroPython's may run out of memory on the way, and says so)
+    import sys
+
+    r = bad("[" * 2000 + "]" * 40)
+    errs = ("not JSON", "out of memory") if sys.implementation.name == "micropython" else ("not JSON",)
+    assert r["id"] is None and r["error"] in errs, r
+
+
+def test_an_id_of_true_is_not_echoed_when_the_checks_run_out_of_memory():
+    import sys
+
+    con, b, out = session()
+    sys.modules["board.request"] = _NoHeapRequest
+    try:
+        con.feed(b'{"id": true, "op": "hello"}\n')
+    finally:
+        sys.modules.pop("board.request", None)
+    assert json.loads(out[-1]) == {"id": None, "ok": False, "error": "out of memory"}
+
+
+class _NoHeapForTheLine(bytearray):
+    """A line kept whole, but no block for its copy at the newline (CPython only: MicroPython's
+    bytes() takes no __bytes__)."""
+
+    def __bytes__(self):
+        raise MemoryError("memory allocation failed, allocating 24 bytes")
+
+
+def test_a_line_with_no_heap_for_its_copy_is_lost_not_too_long():
+    import sys
+
+    if sys.implementation.name == "micropython":
+        return
+    con, b, out = session()
+    con.reader.buf = _NoHeapForTheLine()
+    con.feed(b'{"id": 1, "op": "hello"}\n{"id": 2, "op": "hello"}\n')
+    assert [json.loads(x)["error" if i == 0 else "id"] for i, x in enumerate(out)] == [
+        "out of memory (the line was lost)", 2], out
+
+
+def test_a_request_the_json_parser_has_no_heap_for_is_out_of_memory_not_bad_json():
+    # (the host retries an out of memory; it would not retry a line it was told is not JSON)
+    from board import compat
+
+    real = compat.json
+
+    class NoHeapJson:
+        dumps = staticmethod(lambda obj: real.dumps(obj))
+
+        @staticmethod
+        def loads(text):
+            raise MemoryError("memory allocation failed, allocating 512 bytes")
+
+    con, b, out = session()
+    compat.json = NoHeapJson
+    try:
+        con.feed(b'{"id": 4, "op": "hello"}\n')
+    finally:
+        compat.json = real
+    assert [json.loads(x) for x in out] == [{"id": None, "ok": False, "error": "out of memory"}], out
+    assert b.calls == [] and ask(con, out, '{"id": 5, "op": "hello"}')["ok"] is True

@@ -363,3 +363,140 @@ def test_an_app_hears_the_runtimes_events_as_the_console_does():
     printed = [e for e in map(json.loads, out) if e.get("event") == "uplink_dead"]
     assert [e["uplink"] for e in printed] == ["eth"], out
     assert [e for e in app.seen if e["event"] == "uplink_dead"] == printed, app.seen
+
+
+class _Emits:
+    def __init__(self):
+        self.lines = []
+
+    def emit(self, obj):
+        self.lines.append(obj)
+
+
+class FailingTick:
+    def __init__(self):
+        self.at = []
+
+    def tick(self, now):
+        self.at.append(now)
+        raise ValueError("boom at %d" % now)
+
+
+def test_an_app_whose_tick_keeps_failing_is_logged_five_times_counted_always_and_ticked_later():
+    # (an app failing each second would otherwise fill the console's log for ever)
+    from board.hook import TICK_RETRY_MS
+
+    board = _Emits()
+    r = AppRunner(board, "app")
+    app = r.app = FailingTick()
+    r.due = 0
+    for i in range(16):  # (bounded) 8 retry periods, half of the turns before one is due
+        r.tick(i * TICK_RETRY_MS // 2)
+    assert app.at == [i * TICK_RETRY_MS for i in range(8)], app.at
+    assert board.lines == [{"log": "app error in tick: ValueError: boom at %d" % (i * TICK_RETRY_MS)}
+                           for i in range(5)], board.lines
+    assert r.status() == {"module": "app", "running": True, "errors": 8,
+                          "last_error": "tick: ValueError: boom at %d" % (7 * TICK_RETRY_MS)}
+
+
+class _FilesOf:
+    def __init__(self, *names):
+        self.names = names
+
+    def exists(self, name):
+        return name in self.names
+
+
+def test_an_app_compiled_to_mpy_only_is_started():
+    # (a board whose app is app.mpy, with no app.py beside it: the app runs)
+    import types
+
+    board = _Emits()
+    board.files = _FilesOf("h14_app_mpy.mpy")
+    board.now = lambda: 500
+    board.ep = None
+    board.bd = {"name": "test-board"}
+    mod = types.ModuleType("h14_app_mpy")
+    started = []
+    mod.start = lambda mast: started.append(mast.board) or Ticks()
+    sys.modules["h14_app_mpy"] = mod
+    try:
+        r = AppRunner(board, "h14_app_mpy")
+        r.start()
+    finally:
+        sys.modules.pop("h14_app_mpy", None)
+    assert started == ["test-board"] and r.error is None
+    assert r.status() == {"module": "h14_app_mpy", "running": True, "errors": 0, "last_error": None}
+    r.tick(500)
+    assert r.app.at == [500]
+    nothing = AppRunner(board, "h14_no_app")
+    nothing.start()
+    assert nothing.status() == {"module": "h14_no_app", "running": False, "errors": 0,
+                                "last_error": "no h14_no_app.py on the board: no application"}
+
+
+class _Assoc:
+    def __init__(self, state):
+        self.state = state
+
+
+class _Ep:
+    name = "b1"
+
+    def __init__(self, states):
+        self.states = states
+        self.cfg = {"peers": {"zed": {}, "alpha": {}}}
+
+    def association(self, peer=None):
+        s = self.states.get(peer)
+        return _Assoc(s) if s is not None else None
+
+
+def test_the_apps_mast_says_up_only_for_an_established_association_and_sends_nothing_without_a_runtime():
+    from board.hook import Mast
+    from mast.assoc import ESTABLISHED
+
+    board = _Emits()
+    board.bd = {"name": "test-board"}
+    board.rt = None  # (not started yet, or stopped for an apply)
+    board.ep = _Ep({"alpha": ESTABLISHED, "zed": ESTABLISHED + 1, None: ESTABLISHED + 1})
+    m = Mast(board)
+    assert (m.name, m.board) == ("b1", "test-board")
+    assert m.send(b"reading") is False and m.send(b"reading", "alpha") is False
+    assert m.up("alpha") is True and m.up("zed") is False and m.up() is False and m.up("nobody") is False
+    assert m.peers() == ["alpha", "zed"]
+    m.log("hello")
+    assert board.lines == [{"log": "hello", "app": True}]
+    sent = []
+
+    class Rt:
+        def send(self, payload, peer=None):
+            sent.append((payload, peer))
+            return True
+
+    board.rt = Rt()
+    assert m.send(b"r1", "zed") is True and m.send(b"r2") is True
+    assert sent == [(b"r1", "zed"), (b"r2", None)]
+
+
+class _WithStatus:
+    def __init__(self, fail=False):
+        self.fail = fail
+
+    def status(self):
+        if self.fail:
+            raise KeyError("n")
+        return {"readings": 3}
+
+
+def test_the_apps_own_status_is_shown_under_app_and_one_that_fails_is_counted():
+    board = _Emits()
+    r = AppRunner(board, "app")
+    r.app = _WithStatus()
+    assert r.status() == {"module": "app", "running": True, "errors": 0, "last_error": None,
+                          "app": {"readings": 3}}
+    r.app = _WithStatus(fail=True)
+    assert "app" not in r.status()  # (its failure is counted: the next status shows it)
+    st = r.status()
+    assert (st["errors"], st["last_error"], "app" in st) == (1, "status: KeyError: 'n'", False), st
+    assert board.lines == [{"log": "app error in status: KeyError: 'n'"}, {"log": "app error in status: KeyError: 'n'"}]

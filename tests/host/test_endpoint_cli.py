@@ -87,7 +87,7 @@ def test_json_prints_one_document_with_the_final_status(tmp_path):
     assert '"event": "started"' in r.stderr  # the lines went to stderr
 
 
-@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP", "SIGINT"])
 def test_a_stop_signal_still_ends_with_the_final_status(tmp_path, sig):
     # a supervisor's stop (systemd, a shell's hang-up) is not a crash: the JSON document a
     # script waits for still comes (before: no line, no document, exit -15)
@@ -95,16 +95,19 @@ def test_a_stop_signal_still_ends_with_the_final_status(tmp_path, sig):
 
     path = write(tmp_path, server_doc())
     env = dict(os.environ, PYTHONPATH=HOST_TOOLS)
+    # (SIGINT as a terminal sends it: a shell's background job inherits it ignored)
     proc = subprocess.Popen(MAST + ["endpoint", "--config", path, "--json"], env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         Lines(proc.stderr).until(lambda ln: ln.get("event") == "started")
         proc.send_signal(getattr(signal, sig))
         out, err = proc.communicate(timeout=10)
         assert proc.returncode == 0, err
         doc = json.loads(out)
-        assert doc["reason"] == "signal" and doc["status"]["name"] == "server"
-        assert '"event": "stopped", "reason": "signal"' in err.decode()
+        why = "interrupt" if sig == "SIGINT" else "signal"  # (Ctrl-C: the reason says so)
+        assert doc["reason"] == why and doc["status"]["name"] == "server"
+        assert '"event": "stopped", "reason": "%s"' % why in err.decode()
     finally:
         proc.kill()
         proc.wait(5)
@@ -489,3 +492,262 @@ def test_the_endpoint_process_exits_1_for_a_bad_file_or_an_address_it_cannot_bin
                            timeout=60)
         assert p.returncode == 1 and p.stdout == "", (doc, p.stdout, p.stderr)
         assert p.stderr.startswith("mast: ") and err in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+def test_the_uplink_command_takes_a_priority_and_cost_of_0_to_255_only():
+    out = []
+    p = _process(server_doc(uplinks={"wan": {"bind": "127.0.0.73:0"}}), out.append)
+    try:
+        p.start()
+        for k in ("priority", "cost"):
+            for v in (256, -1, "1", True):
+                r = _reply(p, out, {"op": "uplink", "name": "wan", k: v})
+                assert r == {"reply": "uplink", "error": "ValueError: %s must be an integer from 0 to 255" % k}, r
+            assert "error" not in _reply(p, out, {"op": "uplink", "name": "wan", k: 255})
+        for name in ("", 5, None):
+            assert _reply(p, out, {"op": "uplink", "name": name, "bind": "127.0.0.73:0"}) == {
+                "reply": "uplink", "error": "ValueError: name must be the uplink's name (text)"}, name
+        assert sorted(p.rt.status()["uplinks"]) == ["wan"]
+        st = p.rt.status()["uplinks"]["wan"]
+        assert (st["priority"], st["cost"]) == (255, 255)
+    finally:
+        p.rt.shutdown()
+
+
+def test_the_first_stream_command_needs_its_peer_and_a_refused_one_leaves_no_stream():
+    out = []
+    p = _process(server_doc(uplinks={"wan": {"bind": "127.0.0.74:0"}}), out.append)
+    try:
+        p.start()
+        assert _reply(p, out, {"op": "stream", "rate": 5}) == {
+            "reply": "stream", "error": "ValueError: no stream yet: give its peer"}
+        r = _reply(p, out, {"op": "stream", "peer": "client", "rate": 5})
+        assert r["stream"]["peer"] == "client" and r["stream"]["rate"] == 5, r
+    finally:
+        p.rt.shutdown()
+
+
+def test_the_endpoint_process_refuses_an_argument_it_does_not_know(tmp_path):
+    # (a mistyped --no-stdin taken in silence would leave the process reading its stdin)
+    from runtime.endpoint_main import main, USAGE
+
+    path = write(tmp_path, server_doc(uplinks={"wan": {"bind": "127.0.0.75:0"}}))
+    out = []
+    for argv in ([path, "--no-stdn"], [path, path], [path, "--duration"], ["--no-stdin"]):
+        with pytest.raises(ValueError) as e:
+            main(argv, out=out.append)
+        assert str(e.value) == USAGE, argv
+    assert out == []
+
+
+def test_stream_records_on_the_command_line_shows_a_received_record_as_its_seq(tmp_path):
+    # --stream-records (as the file's "stream_records"): a stream record is one data line with
+    # its seq and send time, not its hex
+    import threading
+
+    from mast_tools.netutil import free_udp_port
+    from runtime import stream
+    from runtime.endpoint_main import main
+
+    port = free_udp_port(("127.0.0.76",))
+    path = write(tmp_path, server_doc(uplinks={"wan": {"bind": "127.0.0.76:%d" % port}}))
+    c = Runtime(Endpoint({"name": "client", "peers": {"server": {"psk": PSK}}}, os.urandom))
+    c.add_uplink("eth", ("127.0.0.77", 0))
+    sent = []
+
+    def client():
+        end = time.monotonic() + 2.0
+        c.connect("server", addrs=[("127.0.0.76", port)])
+        for _ in range(4000):
+            if time.monotonic() > end:
+                break
+            c.poll(2)
+            for ev in c.events():
+                if ev.kind == "association_up" and not sent:
+                    sent.append(c.send(stream.encode(5, 77), "server"))
+
+    t = threading.Thread(target=client)
+    out = []
+    t.start()
+    try:
+        assert main([path, "--no-stdin", "--duration", "2", "--stream-records"], out=out.append) == 0
+    finally:
+        t.join(10)
+        c.shutdown()
+    assert sent == [True], out
+    data = [json.loads(x) for x in out if json.loads(x).get("event") == "data"]
+    assert len(data) == 1 and (data[0]["seq"], data[0]["sent_ms"]) == (5, 77) and "hex" not in data[0], data
+
+
+def test_the_send_and_close_commands_act_on_the_peer_they_name_only():
+    out = []
+    p = _process({"mast": {"name": "server", "peers": {"client": {"psk": PSK}, "other": {"psk": PSK}}},
+                  "uplinks": {"wan": {"bind": "127.0.0.78:0"}}}, out.append)
+    clients = {}
+    got = {"client": [], "other": []}
+
+    def turn():
+        p.rt.poll(2)
+        p.pump()
+        for name, c in clients.items():
+            c.poll(2)
+            got[name] += [bytes(ev.payload) for ev in c.recv()]
+
+    def until(pred, limit_s=5.0):
+        end = time.monotonic() + limit_s
+        for _ in range(5000):
+            if pred() or time.monotonic() > end:
+                break
+            turn()
+        return pred()
+
+    def state(name):
+        a = p.rt.ep.association(name)
+        return a.state if a is not None else None
+
+    try:
+        p.start()
+        for name, ip in (("client", "127.0.0.79"), ("other", "127.0.0.80")):
+            c = Runtime(Endpoint({"name": name, "peers": {"server": {"psk": PSK}}}, os.urandom))
+            clients[name] = c
+            c.add_uplink("eth", (ip, 0))
+            c.connect("server", addrs=[p.rt.uplinks["wan"].bind])
+            assert until(lambda: state(name) == 2), (name, out)  # ESTABLISHED
+        assert _reply(p, out, {"op": "send", "peer": "other", "text": "for other"}) == {"reply": "send", "ok": True}
+        assert until(lambda: got["other"]), out
+        for _ in range(20):
+            turn()
+        assert got == {"client": [], "other": [b"for other"]}
+        assert _reply(p, out, {"op": "send", "peer": "other", "hex": "00ff10"}) == {"reply": "send", "ok": True}
+        assert until(lambda: len(got["other"]) == 2), out
+        assert got == {"client": [], "other": [b"for other", b"\x00\xff\x10"]}
+        assert _reply(p, out, {"op": "close", "peer": "other"}) == {"reply": "close"}
+        assert until(lambda: state("other") != 2)
+        assert state("client") == 2
+    finally:
+        p.rt.shutdown()
+        for c in clients.values():
+            c.shutdown()
+
+
+def test_the_connect_command_reaches_a_peer_at_the_addresses_it_gives():
+    # (the peer's section has no addresses: only those of the command can reach it)
+    c = Runtime(Endpoint({"name": "client", "peers": {"server": {"psk": PSK, "initiate": False}}}, os.urandom))
+    c.add_uplink("eth", ("127.0.0.81", 0))
+    out = []
+    p = _process(server_doc(uplinks={"wan": {"bind": "127.0.0.82:0"}}), out.append)
+
+    def up():
+        return any(json.loads(x).get("event") == "association_up" for x in out)
+
+    try:
+        p.start()
+        assert _reply(p, out, {"op": "connect", "peer": "client",
+                               "addrs": ["%s:%d" % c.uplinks["eth"].bind]}) == {"reply": "connect", "peer": "client"}
+        end = time.monotonic() + 5.0
+        for _ in range(5000):
+            if up() or time.monotonic() > end:
+                break
+            p.rt.poll(2)
+            p.pump()
+            c.poll(2)
+        assert up(), out
+    finally:
+        p.rt.shutdown()
+        c.shutdown()
+
+
+def test_a_hosts_uplink_socket_gets_a_receive_buffer_above_the_systems_default():
+    # (issue 15.8: a burst overflowed the default buffer, and the packets were lost)
+    import socket
+
+    out = []
+    p = _process(server_doc(uplinks={"wan": {"bind": "127.0.0.83:0"}}), out.append)
+    fresh = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        p.start()
+        default = fresh.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        got = p.rt.uplinks["wan"].sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        assert got > default, (got, default)
+    finally:
+        fresh.close()
+        p.rt.shutdown()
+
+
+def test_a_stream_command_changes_the_rate_of_the_stream_there_is():
+    out = []
+    p = _process(server_doc(uplinks={"wan": {"bind": "127.0.0.84:0"}}, stream={"peer": "client", "rate": 10}),
+                 out.append)
+    try:
+        p.start()
+        assert _reply(p, out, {"op": "stream", "rate": 20})["stream"]["rate"] == 20
+        assert p.rt.status() is not None and p.stream.status()["rate"] == 20
+    finally:
+        p.rt.shutdown()
+
+
+@pytest.mark.parametrize("runtime", ["cpython", "micropython"])
+def test_a_command_line_that_is_not_utf8_gets_an_error_reply_and_the_next_runs(tmp_path, runtime):
+    from mast_tools.board_process import board_command
+    from mast_tools.netutil import free_udp_port
+
+    port = free_udp_port(("127.0.0.33",))
+    try:
+        cmd = board_command(write(tmp_path, server_doc(uplinks={"wan": {"bind": "127.0.0.33:%d" % port}})),
+                            str(tmp_path / "mpy"), prefer=runtime)
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    p = subprocess.run(cmd.argv, env=cmd.env, cwd=str(tmp_path),
+                       input=b'{"op": "st\xff\xfeatus"}\n{"op": "quit"}\n',
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 0 and "Traceback" not in p.stderr.decode(), p.stderr.decode()[-2000:]
+    replies = [x for x in map(json.loads, p.stdout.decode().splitlines()) if "reply" in x]
+    assert len(replies) == 2 and replies[1] == {"reply": "quit"}, replies
+    if runtime == "micropython":  # (its stdin decodes: the line is refused whole)
+        assert replies[0] == {"reply": None, "error": "not UTF-8 text"}, replies
+    else:  # (read as bytes, decoded with replacement characters: an unknown op)
+        assert replies[0]["reply"] == "st\ufffd\ufffdatus" and replies[0]["error"].startswith("unknown op"), replies
+
+
+def test_a_data_line_too_big_to_build_is_written_in_pieces_with_its_hex_once(monkeypatch, capsys):
+    # (no room to build the line with its payload's hex: it is streamed, the hex once, after
+    # the rest; a line with "hex" twice is a different line to a strict reader, and twice the size)
+    import runtime.endpoint_main as em
+
+    class Json:
+        dump = staticmethod(json.dump)
+        loads = staticmethod(json.loads)
+        failed = []
+
+        @staticmethod
+        def dumps(obj):
+            if "hex" in obj and not Json.failed:
+                Json.failed.append(1)
+                raise MemoryError("memory allocation failed")
+            return json.dumps(obj)
+
+    p = _process(server_doc(uplinks={"wan": {"bind": "127.0.0.85:0"}}), em._write_line)
+    try:
+        monkeypatch.setattr(em, "json", Json)
+        p.emit({"event": "data", "len": 3}, b"abc")
+    finally:
+        monkeypatch.undo()
+        p.rt.shutdown()
+    lines = capsys.readouterr().out.splitlines()
+    assert Json.failed and len(lines) == 1, lines
+    assert lines[0].count('"hex"') == 1 and json.loads(lines[0]) == {"event": "data", "len": 3, "hex": "616263"}
+    assert p.dropped == 0
+
+
+def test_a_run_with_a_duration_never_waits_past_its_end():
+    # (a wait of the idle second with 0.3 s to go would make the run last up to 1 s longer)
+    out = []
+    p = _process(server_doc(uplinks={"wan": {"bind": "127.0.0.86:0"}}), out.append)
+    waited = []
+    try:
+        p.start()
+        p.rt.poll = lambda ms=None: waited.append(ms)
+        assert p.run(duration_ms=300, max_turns=3) in ("turns", "duration")
+    finally:
+        p.rt.shutdown()
+    assert waited and all(ms is not None and 0 <= ms <= 300 for ms in waited), waited
