@@ -233,10 +233,10 @@ def parse_hashes(out):
         parts = line.strip().split(" ", 2)
         if parts[0] == "H" and len(parts) == 3:
             files[parts[2]] = parts[1]
-        elif parts[0] == "N" and len(parts) == 2:
-            files[parts[1]] = None
-        elif parts[0] == "D" and len(parts) == 2:
-            dirs.add(parts[1])
+        elif parts[0] == "N" and len(parts) >= 2:  # (a path may hold spaces)
+            files[" ".join(parts[1:])] = None
+        elif parts[0] == "D" and len(parts) >= 2:
+            dirs.add(" ".join(parts[1:]))
     return files, dirs
 
 

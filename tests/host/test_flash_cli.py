@@ -569,3 +569,19 @@ def test_files_sent_again_after_a_failed_check_never_take_the_progress_past_100_
     shown = progress_shown(2, 4096, [(4096, 4096, "lib.new/a.mpy"),
                                      (2048, 2048, "lib.new/a.mpy")])  # a.mpy did not verify: sent again
     assert shown[-1] == "flash: sending 2 file(s): 100% (4 of 4 KB)"
+
+
+def test_three_sends_of_one_flash_add_up_and_never_go_back():
+    # the staged /lib, a resend of one file that did not verify, then the root files
+    shown = progress_shown(4, 7000, [(4000, 4000, "lib.new/a.mpy"),
+                                     (1000, 1000, "lib.new/a.mpy"),
+                                     (2000, 2000, "board.json.tmp")])
+    assert [m.split(": ", 2)[2].split("%")[0].strip() for m in shown] == ["57", "71", "100"]
+
+
+def test_a_send_of_the_same_size_as_the_one_before_counts_as_a_new_send():
+    # a resend of every file of a send (all did not verify) has the same total: it starts again
+    # from its first command, and adds to what was sent
+    shown = progress_shown(2, 8192, [(2048, 4096, "lib.new/a.mpy"), (4096, 4096, "lib.new/b.mpy"),
+                                     (2048, 4096, "lib.new/a.mpy"), (4096, 4096, "lib.new/b.mpy")])
+    assert [m.split(": ", 2)[2].split("%")[0].strip() for m in shown] == ["25", "50", "75", "100"]

@@ -111,8 +111,9 @@ class FakeConsole:
 
 @pytest.fixture
 def fake(monkeypatch, tmp_path, capsys):
-    """flash(*args, board=FakeRawBoard subclass, hello=None) -> (exit code, stdout, stderr)
-    against the folder; `hello` is what the console answers first (None: a bare board)."""
+    """flash(*args, board=FakeRawBoard subclass, hello=None, definition="unix-sim") -> (exit
+    code, stdout, stderr) against the folder; `hello` is what the console answers first (None:
+    a bare board); definition: the --board given (None: none)."""
     from mast_tools import boardrepl, consoleclient
 
     folder = str(tmp_path / "board")
@@ -127,12 +128,12 @@ def fake(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(cmd_flash, "_maintenance_on", lambda port, baud, timeout: None)
     monkeypatch.setattr(consoleclient, "ConsoleClient", FakeConsole)
 
-    def flash(*args, board=FakeRawBoard, hello=None, came_back=VERSION):
+    def flash(*args, board=FakeRawBoard, hello=None, came_back=VERSION, definition="unix-sim"):
         rb = type("Board", (board,), {"folder": folder, "resets": 0})
         monkeypatch.setattr(boardrepl, "RawBoard", rb)
         monkeypatch.setattr(FakeConsole, "came_back", came_back)
         monkeypatch.setattr(cmd_flash, "_hello", lambda port, baud: hello)
-        code = cli.main(["flash", "--port", PORT, "--board", "unix-sim"] + list(args))
+        code = cli.main(["flash", "--port", PORT] + (["--board", definition] if definition else []) + list(args))
         out, err = capsys.readouterr()
         return code, out, err, rb
 
@@ -295,3 +296,335 @@ def test_a_board_whose_working_directory_is_not_its_root_gets_its_files_at_the_r
     assert all(files[p] == d for p, d in LOCAL.items()), sorted(files)
     assert not any(p.startswith("lib/lib") or p.startswith("lib/lib.new") for p in files), sorted(files)
     assert sorted(json.loads(out)["verified"]) == sorted(LOCAL)
+
+
+# ---- what the board reports is checked before anything changes (second pass) ------------------
+
+
+def test_a_root_file_that_still_does_not_verify_after_its_resend_fails_the_flash_and_is_not_installed(fake):
+    # boot.py.tmp lands wrong both times: the flash must stop there, the board's old boot.py
+    # (and its old /lib) staying in place, not rename the broken file over it
+    class Garbles(FakeRawBoard):
+        def write(self, files, progress=None):
+            super().write(files, progress)
+            for path, data in files:
+                if path == "boot.py.tmp":
+                    with open(os.path.join(self.folder, path), "wb") as f:
+                        f.write(b"garbled")
+
+    code, out, err, rb = fake(board=Garbles)
+    assert code == 1 and out == ""
+    assert "mast: flashing failed: 1 file(s) still wrong after a retry: boot.py.tmp; the old firmware is still in place" in err, err
+    files = tree(fake.folder)
+    assert files["boot.py"] == b"old boot" and files["lib/board/main.mpy"] == b"old main"
+    assert not any(p.startswith("lib.new/") for p in files)
+    assert rb.resets == 0
+
+
+@pytest.mark.parametrize("what, want", [
+    ({"name": "circuitpython"}, "mast: the board runs circuitpython, not MicroPython; install MicroPython on it first"),
+    ({"version": (1, 20, 0)}, "mast: the board runs MicroPython 1.20.0; the MAST firmware needs 1.22.0 or newer"),
+])
+def test_a_board_that_is_not_a_micropython_the_firmware_runs_on_is_refused_before_anything_is_written(fake, what, want):
+    class Other(FakeRawBoard):
+        def info(self):
+            return dict(FakeRawBoard.info(self), **what)
+
+    before = tree(fake.folder)
+    code, out, err, rb = fake(board=Other)
+    assert code == 1 and out == ""
+    assert err.splitlines()[-1].startswith(want), err
+    assert tree(fake.folder) == before  # no mast.maint, nothing
+
+
+def test_a_running_firmware_on_too_old_a_micropython_is_refused_before_it_is_stopped(fake, monkeypatch):
+    # the hello says MicroPython 1.20.0: refused from the hello alone (the raw REPL would say
+    # 1.29.0 here, so only the hello's check can refuse it), before maintenance on
+    monkeypatch.setattr(cmd_flash, "_maintenance_on", lambda port, baud, timeout: 1 / 0)
+    hello = {"version": "0.0.1", "mode": "normal", "board": "unix-sim", "platform": "linux",
+             "micropython": "1.20.0"}
+    before = tree(fake.folder)
+    code, out, err, rb = fake(hello=hello)
+    assert code == 1 and out == ""
+    assert err.splitlines()[-1].startswith("mast: the board runs MicroPython 1.20.0; the MAST firmware "
+                                           "needs 1.22.0 or newer"), err
+    assert tree(fake.folder) == before
+
+
+def test_a_dry_run_over_the_console_checks_the_micropython_the_firmware_reports(fake, monkeypatch):
+    from mast_tools import consoleclient
+
+    class Inventory(FakeConsole):
+        def call(self, op, **kw):
+            assert op == "inventory"
+            return {"info": {"name": "micropython", "version": [1, 20, 0], "platform": "linux",
+                             "sha256": True, "base64": True},
+                    "hashes": {}, "dirs": []}
+
+    monkeypatch.setattr(consoleclient, "ConsoleClient", Inventory)
+    hello = {"version": "0.0.1", "mode": "normal", "board": "unix-sim", "platform": "linux"}
+    code, out, err, rb = fake("--dry-run", "--json", hello=hello)
+    assert code == 1 and out == ""
+    assert err.splitlines()[-1].startswith("mast: the board runs MicroPython 1.20.0; the MAST firmware "
+                                           "needs 1.22.0 or newer"), err
+
+
+def test_config_without_board_is_checked_against_the_definition_the_firmware_names(fake, tmp_path, monkeypatch):
+    # no --board: the definition comes from the running firmware's hello; --config is then
+    # checked against it (not skipped because it could not be checked on the PC first)
+    monkeypatch.setattr(cmd_flash, "_maintenance_on", lambda port, baud, timeout: 1 / 0)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"name": "hub-board", "uplinks": {"lte": {"cost": 3}}}))
+    hello = {"version": "0.0.1", "mode": "normal", "board": "unix-sim", "platform": "linux",
+             "micropython": "1.29.0"}
+    before = tree(fake.folder)
+    code, out, err, rb = fake("--config", str(bad), hello=hello, definition=None)
+    assert code == 1 and out == ""
+    assert "flash: no --board given; the board's firmware says it is unix-sim" in err
+    assert err.splitlines()[-1].startswith("mast: %s: uplinks.lte: this board has no such uplink" % bad), err
+    assert tree(fake.folder) == before
+
+
+def test_a_board_that_cannot_say_how_much_flash_is_free_is_flashed(fake):
+    # os.statvfs missing (a port without it): free is None, not 0; the flash goes ahead
+    class NoStatvfs(FakeRawBoard):
+        free = None
+
+    code, out, err, rb = fake("--json", board=NoStatvfs)
+    assert code == 0, err
+    assert sorted(json.loads(out)["verified"]) == sorted(LOCAL)
+
+
+def test_a_board_that_comes_back_in_maintenance_mode_fails_the_flash(fake, monkeypatch):
+    # the new firmware boots into maintenance (it left the flag, or it boot-loops): that is
+    # not a flash that worked
+    from mast_tools import consoleclient
+    from mast_tools.consoleclient import NoFirmware
+
+    class Maint(FakeConsole):
+        def wait_hello(self, timeout, mode=None):
+            hello = {"version": self.came_back, "mode": "maintenance", "board": "unix-sim"}
+            if mode is not None and hello["mode"] != mode:
+                raise NoFirmware(['{"hello": "maintenance"}'])
+            return hello
+
+    monkeypatch.setattr(consoleclient, "ConsoleClient", Maint)
+    code, out, err, rb = fake()
+    assert code == 1 and out == ""
+    assert "mast: the board did not answer after the flash (" in err.splitlines()[-1], err
+
+
+def test_a_running_firmware_is_put_in_maintenance_over_its_console_before_its_raw_repl(fake, monkeypatch):
+    events = []
+    monkeypatch.setattr(cmd_flash, "_maintenance_on", lambda port, baud, timeout: events.append("maintenance on"))
+
+    class Records(FakeRawBoard):
+        def enter(self):
+            events.append("raw REPL")
+
+    hello = {"version": "0.0.1", "mode": "normal", "board": "unix-sim", "platform": "linux",
+             "micropython": "1.29.0"}
+    code, out, err, rb = fake(board=Records, hello=hello)
+    assert code == 0, err
+    assert events == ["maintenance on", "raw REPL"]
+    del events[:]
+    code, out, err, rb = fake(board=Records, hello=dict(hello, mode="maintenance"))  # already there
+    assert code == 0, err
+    assert events == ["raw REPL"]
+
+
+def test_a_new_firmware_that_crashes_at_boot_fails_the_flash_with_its_error(fake, monkeypatch):
+    from mast_tools import consoleclient
+    from mast_tools.consoleclient import NoFirmware
+
+    class Crashes(FakeConsole):
+        logs = [{"log": "crash", "error": "ImportError: no module named 'board.up_wlan'"}]
+
+        def wait_hello(self, timeout, mode=None):
+            raise NoFirmware(["Traceback (most recent call last):"])
+
+    monkeypatch.setattr(consoleclient, "ConsoleClient", Crashes)
+    code, out, err, rb = fake()
+    assert code == 1 and out == ""
+    assert err.splitlines()[-1] == ("mast: the new firmware crashed at boot: ImportError: no module named "
+                                    "'board.up_wlan'; see `mast console --port %s`; fix the firmware and "
+                                    "flash again" % PORT), err
+
+
+def test_ctrl_c_once_lib_is_switched_says_the_next_flash_finishes_it(fake):
+    class CtrlC(FakeRawBoard):
+        def after(self, script):
+            if script == flashplan.switch_script():
+                raise KeyboardInterrupt
+
+    code, out, err, rb = fake(board=CtrlC)
+    assert code == 130 and out == ""
+    assert err.splitlines()[-1] == "mast: flash interrupted; " + cmd_flash._AFTER_SWITCH, err
+    # and a Ctrl-C in the next flash, before its switch, is not taken for one after it
+    class CtrlCEarly(FakeRawBoard):
+        def enter(self):
+            raise KeyboardInterrupt
+
+    code, out, err, rb = fake(board=CtrlCEarly)
+    assert code == 130
+    assert err.splitlines()[-1].startswith("mast: flash interrupted; the board may be left in maintenance "
+                                           "mode or at its REPL, with its old firmware in place"), err
+
+
+def test_a_firmware_folder_without_its_root_files_is_refused_before_the_board_is_touched(fake, tmp_path):
+    fw = tmp_path / "fw"
+    for pkg in flashplan.PACKAGES:
+        (fw / pkg).mkdir(parents=True)
+        (fw / pkg / "x.py").write_text("x = 1\n")
+    before = tree(fake.folder)
+    code, out, err, rb = fake("--firmware", str(fw))
+    assert code == 1 and out == ""
+    assert err.splitlines()[-1] == ("mast: no %s in %s: not a firmware folder; give a firmware/ folder "
+                                    "(with mast/, runtime/, board/)" % (os.path.join("board", "root", "boot.py"), fw)), err
+    assert tree(fake.folder) == before
+
+
+def test_a_board_whose_firmware_names_a_definition_not_in_boards_needs_board(fake):
+    hello = {"version": "0.0.1", "mode": "normal", "board": "my-own-board", "platform": "linux",
+             "micropython": "1.29.0"}
+    before = tree(fake.folder)
+    code, out, err, rb = fake(hello=hello, definition=None)
+    assert code == 1 and out == ""
+    assert err.splitlines()[-1].startswith(
+        "mast: which board is on %s? --board is needed for a board without the MAST firmware (its "
+        "firmware says 'my-own-board', which is not in boards/); mast flash --board list" % PORT), err
+    assert tree(fake.folder) == before
+
+
+def test_a_large_file_sent_again_replaces_what_landed_and_is_not_appended_to_it(tmp_path):
+    # a file over several commands (more than CHUNK bytes) that did not verify is sent once
+    # more over what landed: the first command must truncate it
+    data = bytes(range(256)) * 20  # 5120 bytes: three commands
+    (tmp_path / "big.mpy").write_bytes(b"what landed the first time")
+    here = os.getcwd()
+    os.chdir(str(tmp_path))
+    try:
+        for cmd, n, done in flashplan.write_commands([("big.mpy", data)]):
+            exec(compile(cmd, "<board>", "exec"), {"__name__": "__main__"})
+    finally:
+        os.chdir(here)
+    assert (tmp_path / "big.mpy").read_bytes() == data
+
+
+def test_the_board_info_is_its_last_dict_line_whatever_the_board_printed_before():
+    # a board's boot.py or a firmware stopping may print JSON log lines before the info line
+    out = (b'{"log": "boot", "ok": true, "err": null}\r\n'
+           b"{'name': 'micropython', 'version': (1, 24, 1), 'platform': 'esp32'}\r\n")
+    info = flashplan.parse_info(out)
+    assert info["version"] == (1, 24, 1) and info["platform"] == "esp32"
+
+
+def test_a_config_is_written_as_utf8_without_escapes():
+    # the board's json takes a \ud83d\ude00 pair apart: characters go as UTF-8
+    cfg = {"name": "caf\u00e9 \U0001f600"}
+    assert flashplan.config_bytes(cfg) == '{"name": "caf\u00e9 \U0001f600"}\n'.encode("utf-8")
+    assert b"\\u" not in flashplan.config_bytes(cfg)
+
+
+def test_a_dry_run_that_stopped_an_older_firmware_and_then_failed_says_how_to_start_it(fake):
+    # no `inventory` op: the dry run stops the firmware to read the board through its raw REPL;
+    # refused there, it must say that the firmware is left stopped and how to restart it
+    class NoBase64(FakeRawBoard):
+        def info(self):
+            return dict(FakeRawBoard.info(self), base64=False)
+
+    hello = {"version": "0.0.1", "mode": "normal", "board": "unix-sim", "platform": "linux",
+             "micropython": "1.29.0"}
+    code, out, err, rb = fake("--dry-run", board=NoBase64, hello=hello)
+    assert code == 1 and out == ""
+    assert err.splitlines()[-1] == (
+        "mast: the board's MicroPython has no binascii.a2b_base64; use a MicroPython build with "
+        "binascii (every official one has it); the board's firmware is left stopped: start it "
+        "again: mast reset --port %s" % PORT), err
+
+
+def test_a_firmware_that_does_not_list_its_files_in_time_fails_the_dry_run_and_is_left_running(fake, monkeypatch):
+    from mast_tools import consoleclient
+
+    class Slow(FakeConsole):
+        def call(self, op, **kw):
+            raise TimeoutError("no reply to %s in 60 s" % op)
+
+    monkeypatch.setattr(consoleclient, "ConsoleClient", Slow)
+    hello = {"version": "0.0.1", "mode": "normal", "board": "unix-sim", "platform": "linux",
+             "micropython": "1.29.0"}
+    before = tree(fake.folder)
+    code, out, err, rb = fake("--dry-run", hello=hello)
+    assert code == 1 and out == ""
+    assert err.splitlines()[-1] == ("mast: the board did not list its files (no reply to inventory in "
+                                    "60 s); try again"), err
+    assert tree(fake.folder) == before and rb.resets == 0
+
+
+def test_a_dry_run_on_a_bare_board_leaves_it_as_it_was_not_reset(fake):
+    # no firmware runs: the dry run reads the board through its raw REPL and leaves it there,
+    # writing nothing (no boot counter) and restarting nothing
+    before = tree(fake.folder)
+    code, out, err, rb = fake("--dry-run", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["dry_run"] is True and doc["bare"] is True and doc["firmware_kept_running"] is False
+    assert tree(fake.folder) == before and rb.resets == 0
+
+
+def test_only_the_files_that_did_not_verify_are_sent_again(fake):
+    class Flaky(FakeRawBoard):
+        sends = []
+
+        def write(self, files, progress=None):
+            self.sends.append(sorted(p for p, _ in files))
+            super().write(files, progress)
+            if [x for x in self.sends if "lib.new/board/store.mpy" in x] == [self.sends[-1]]:
+                # the staged /lib's first send: store.mpy lands wrong
+                with open(os.path.join(self.folder, "lib.new", "board", "store.mpy"), "wb") as f:
+                    f.write(b"garbled")
+
+    code, out, err, rb = fake("--json", board=Flaky)
+    assert code == 0, err
+    staged = [s for s in Flaky.sends if any(p.startswith("lib.new/") for p in s)]
+    assert len(staged) == 2 and len(staged[0]) == 3 and staged[1] == ["lib.new/board/store.mpy"], Flaky.sends
+    assert tree(fake.folder)["lib/board/store.mpy"] == LOCAL["lib/board/store.mpy"]
+
+
+def test_a_firmware_older_than_the_reason_field_is_still_put_in_maintenance(monkeypatch, capsys):
+    # `maintenance on` with a reason: a firmware that refuses the field gets it without
+    from mast_tools import consoleclient
+    from mast_tools.consoleclient import BoardError
+
+    calls = []
+
+    class Older(FakeConsole):
+        def call(self, op, **kw):
+            calls.append((op, kw))
+            if "reason" in kw:
+                raise BoardError("unexpected field reason")
+            return {}
+
+        def wait_hello(self, timeout, mode=None):
+            return {"version": "0.0.1", "mode": mode, "board": "unix-sim"}
+
+    monkeypatch.setattr(consoleclient, "ConsoleClient", Older)
+    cmd_flash._maintenance_on(PORT, 115200, 30)
+    assert calls == [("maintenance", {"state": "on", "reason": cmd_flash.MAINT_REASON}),
+                     ("maintenance", {"state": "on"})]
+    assert "did not take maintenance on" not in capsys.readouterr().err
+
+
+def test_board_paths_with_spaces_are_read_whole_from_the_hash_listing():
+    # a user's library in /lib may have spaces in its names: kept, not lost from the new /lib
+    files, dirs = flashplan.parse_hashes(b"D lib\nD lib/my lib\nH 00ff lib/my lib/a b.py\nN lib/x y.py\n")
+    assert files == {"lib/my lib/a b.py": "00ff", "lib/x y.py": None}
+    assert dirs == {"lib", "lib/my lib"}
+
+
+def test_an_empty_folder_with_a_space_in_its_name_in_lib_is_kept_by_a_flash(fake):
+    # another library's folder, empty, its name with a space: the new /lib has it too
+    os.makedirs(os.path.join(fake.folder, "lib", "my lib"))
+    code, out, err, rb = fake("--json")
+    assert code == 0, err
+    assert os.path.isdir(os.path.join(fake.folder, "lib", "my lib"))
