@@ -505,3 +505,87 @@ def test_a_raw_repl_that_stops_answering_is_said_so_never_a_traceback(fake_board
                       "is on the board could not be told (its raw REPL did not answer)" % FAKE_PORT)
     assert e.hint == "if it is: mast reset --port %s; if not: mast flash --port %s --board unix-sim" % (
         FAKE_PORT, FAKE_PORT)
+
+
+def test_maintenance_changes_nothing_on_a_board_in_that_mode_or_one_that_does_not_reboot(fake_board):
+    # already in the mode asked for: said so, no op sent, nothing reset, nothing waited for
+    code, out, err, raw, con = fake_board(
+        "maintenance", "on", hello_answer=dict(RUNNING, mode="maintenance"), back=None)
+    assert (code, out, err) == (0, "the board on %s is in maintenance mode already\n" % FAKE_PORT, "")
+    assert con.ops == [] and raw.entered == [] and raw.resets == 0
+    # the console takes the op but the board does not reboot: said, and not waited for
+    code, out, err, raw, con = fake_board(
+        "maintenance", "off", "--json", hello_answer=dict(RUNNING, mode="maintenance"), back=None,
+        answers={"maintenance": {"maintenance": True, "rebooting": False}})
+    assert code == 0 and err == "" and con.ops == ["maintenance"] and raw.resets == 0
+    assert json.loads(out) == {"port": FAKE_PORT, "mode": "maintenance", "changed": False}
+
+
+def test_a_board_silent_to_hello_that_answers_a_ctrl_c_is_reset_through_its_raw_repl(fake_board):
+    # nothing came back to hello (seen: nothing), but a Ctrl-C is answered (probe_alive): a
+    # board at its REPL, not a silent port; `mast reset` goes on through the raw REPL
+    def silent_hello(self, timeout=None, resend_s=1.0):
+        from mast_tools.consoleclient import NoFirmware
+
+        raise NoFirmware([])
+
+    code, out, err, raw, con = fake_board("reset", hello=silent_hello)
+    assert code == 0 and raw.entered == [1] and raw.resets == 1, err
+    assert out.startswith("the MAST firmware 0.1.0 runs again on %s (normal mode; reset through "
+                          "its raw REPL" % FAKE_PORT), out
+
+
+def test_a_firmware_that_crashes_at_each_boot_is_said_so_with_its_latest_error(fake_board):
+    old = {"log": "crash", "error": "MemoryError: memory allocation failed", "traceback": "..."}
+    new = {"log": "crash", "error": "ImportError: no module named 'board.uplinks'", "traceback": "..."}
+    code, out, err, raw, con = fake_board(
+        "reset", hello_answer=RUNNING, answers={"reboot": {"rebooting": True}}, back=None,
+        boot_logs=[{"log": "boot", "mode": "normal"}, old, {"log": "boot", "mode": "normal"}, new])
+    assert code == 1 and out == ""
+    assert err.startswith("mast: the firmware crashes at boot: ImportError: no module named "
+                          "'board.uplinks'; "), err
+
+
+def test_reset_and_maintenance_wait_as_long_as_timeout_says_for_the_mode_asked(fake_board):
+    waits = []
+
+    def wait_hello(self, timeout=None, mode=None):
+        waits.append((timeout, mode))
+        return dict(RUNNING, mode=mode or "normal")
+
+    code, out, err, raw, con = fake_board("reset", "--timeout", "7", hello_answer=RUNNING,
+                                          answers={"reboot": {"rebooting": True}}, wait_hello=wait_hello)
+    assert code == 0 and waits == [(7.0, None)], err
+    code, out, err, raw, con = fake_board(
+        "maintenance", "on", "--timeout", "4", hello_answer=RUNNING, wait_hello=wait_hello,
+        answers={"maintenance": {"maintenance": True, "rebooting": True}})
+    assert code == 0 and waits[1:] == [(4.0, "maintenance")], err
+
+
+def test_whether_the_firmware_is_installed_is_unknown_when_the_raw_repl_answers_neither(monkeypatch):
+    # (a board whose raw REPL printed something else must not be called bare: `mast flash` first)
+    from mast_tools import boardrepl
+
+    class Raw:
+        out = b""
+
+        def __init__(self, *args, **kw):
+            pass
+
+        def open(self):
+            return self
+
+        def enter(self):
+            pass
+
+        def run(self, script, timeout=None):
+            return self.out
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(boardrepl, "RawBoard", Raw)
+    for out, want in ((b"MAST-FW True\r\n", True), (b"MAST-FW False\r\n", False), (b"", None),
+                      (b"MAST-F", None)):
+        Raw.out = out
+        assert boardrepl.firmware_installed(FAKE_PORT) is want, out

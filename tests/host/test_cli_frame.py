@@ -221,3 +221,36 @@ def test_on_a_terminal_the_result_and_a_log_line_start_below_the_progress_line(m
     assert got.err == ("\rflash: 10%\x1b[K\n\rflash: 20%\x1b[K\na note\n"
                        "\rflash: 30%\x1b[K\rflash: 100%\x1b[K\n")  # no blank line after the last
     assert got.out == "done\nagain\n"
+
+
+def test_a_reader_that_went_away_ends_the_command_quietly_with_exit_1():
+    # `mast genkey | head -c0`: the pipe's reader is gone before mast writes; no message, no
+    # traceback on stderr (it was "mast: Broken pipe; check the path ..." plus Python's own)
+    paths = [HOST_TOOLS] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        p = subprocess.run(MAST + ["genkey", "--json"], stdout=w, stderr=subprocess.PIPE,
+                           text=True, timeout=60, env=env)
+    finally:
+        os.close(w)
+    assert (p.returncode, p.stderr) == (1, "")
+
+
+def test_each_os_error_gets_the_hint_for_its_errno(monkeypatch, capsys):
+    for exc, hint in (
+        (PermissionError(errno.EACCES, "Permission denied", "/dev/ttyUSB0"),
+         "check the permissions (serial ports usually need the dialout group)"),
+        (PermissionError(errno.EPERM, "Operation not permitted"),
+         "check the permissions, or run it as a user allowed to do this"),
+        (OSError(errno.EBUSY, "Device or resource busy", "/dev/ttyACM0"),
+         "another program holds it; close it (another mpremote or serial console?)"),
+        (ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
+         "nothing is listening there; start it first"),
+        (OSError(errno.EIO, "Input/output error"), "check the path, device or address; try again"),
+    ):
+        _fake(monkeypatch, exc)
+        assert cli.main(["fake"]) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and err.endswith("; %s\n" % hint) and err.count("\n") == 1, exc

@@ -79,3 +79,21 @@ def test_dotted_peer_names_parse_by_the_key_they_name():
     cfg = set_text(cfg, "peers.srv.example.com.port", "7000")
     assert config.get(cfg, "peers.srv.example.com.port") == 7000
     assert cfg == {"name": "h", "peers": {"srv.example.com": {"psk": PSK, "port": 7000}}}
+
+
+def test_integer_text_is_decimal_only():
+    # "0x1f" or "0o17" typed for a port is a typo the core must see, not a number in another base
+    for text in ("0x1f", "0o17", "0b11"):
+        assert parse_text("port", text) == text, text
+    assert parse_text("port", "010") == 10
+
+
+def test_which_keys_take_their_value_as_text():
+    from mast_tools.config_text import takes_text
+
+    for key in ("name", "keying", "peers.srv.psk", "peers.srv.dns", "uplinks.w.ssid",
+                "uplinks.w.password", "uplinks.c.apn", "uplinks.c.sim_pin", "fleet_psk"):
+        assert takes_text(key) is True, key
+    for key in ("port", "replay_window", "peers.srv.initiate", "peers.srv.addresses",
+                "peers.srv.allowed", "uplinks.c.cost", "colour", "peers.srv"):
+        assert takes_text(key) is False, key

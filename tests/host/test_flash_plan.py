@@ -365,3 +365,20 @@ def test_compiling_leaves_no_file_behind_done_or_failed(mpy_cross, tmp_path, mon
     with pytest.raises(CommandError):
         mpycross.compile_file(mpy_cross, str(src), "probe.py")
     assert os.listdir(str(scratch)) == []
+
+
+def test_a_file_the_board_cannot_hash_is_read_back_and_hashed_on_the_pc():
+    # a MicroPython without hashlib reports `N path`: its bytes come back and the PC hashes
+    # them, so an unchanged file is not sent again on every flash
+    import hashlib
+
+    from mast_tools import boardrepl
+
+    rb = boardrepl.RawBoard("/dev/ttyX", soft_reset=False)
+    rb.tr = FakeTransport(fails=0)
+    rb.tr.result = (b"H 00ff lib/b.mpy\r\nN lib/a.mpy\r\nD lib\r\n", b"")
+    read = []
+    rb.tr.fs_readfile = lambda path: read.append(path) or b"the bytes of a.mpy"
+    got, folders = rb.hashes(["lib"])
+    assert read == ["lib/a.mpy"] and folders == {"lib"}
+    assert got == {"lib/b.mpy": "00ff", "lib/a.mpy": hashlib.sha256(b"the bytes of a.mpy").hexdigest()}
