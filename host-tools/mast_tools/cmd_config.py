@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 
+from mast_tools.atomic import write_atomic
 from mast_tools.errors import CommandError
 from mast_tools.output import emit, log
 
@@ -414,8 +415,7 @@ def _export(con, args):
     value = _call(con, "get", "get")
     doc = json.dumps(value, indent=2, sort_keys=True) + "\n"
     if args.output:
-        with open(args.output, "w") as f:
-            f.write(doc)
+        write_atomic(args.output, doc)  # (a failed write leaves the file there as it was)
         log("mast config: wrote %s (secrets redacted: an import leaves them as they are)" % args.output)
         if args.json:
             emit(args, {"file": args.output})

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 
+from mast_tools.atomic import write_atomic  # noqa: F401  (cmd_apk, cmd_ipk and srcdist use it from here)
 from mast_tools.errors import CommandError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -332,18 +333,3 @@ def directories(paths):
         for i in range(1, len(parts) + 1):
             dirs.add("/".join(parts[:i]))
     return sorted(dirs)
-
-
-def write_atomic(path, data):
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:  # (a full disk: no half-written file is left in dist/)
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

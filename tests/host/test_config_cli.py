@@ -12,7 +12,7 @@ import pytest
 
 from boardcli import PSK, as_nobody, holding, mast, sim_board
 
-from mast_tools.cmd_config import import_ops, leaves, show_value, status_text, unredact
+from mast_tools.cmd_config import apply_text, import_ops, leaves, show_value, status_text, unredact
 
 
 @pytest.fixture(scope="module")
@@ -505,3 +505,179 @@ def test_only_secrets_reading_redacted_get_a_stand_in_when_a_file_is_validated(t
     f.write_text(json.dumps(doc))
     r = mast("config", "validate", str(f))
     assert r.returncode == 1 and r.stderr.startswith("mast: %s is not valid: " % f) and "Traceback" not in r.stderr
+
+
+# ---- the actions against a console with no board behind it: what the user reads --------------------
+
+
+class _Console:
+    """What an action uses of ConsoleClient: call(op, **fields) answered by results[op] (a value,
+    or an exception raised); .sent keeps (op, fields)."""
+
+    port = "/dev/ttyFAKE"
+
+    def __init__(self, results):
+        self.results = results
+        self.sent = []
+
+    def call(self, op, **fields):
+        self.sent.append((op, fields))
+        r = self.results[op]
+        if isinstance(r, Exception):
+            raise r
+        return r(fields) if callable(r) else r
+
+
+def _args(**kw):
+    import argparse
+
+    d = dict(json=False, commit=False, apply=False)
+    d.update(kw)
+    return argparse.Namespace(**d)
+
+
+_DONE = {"set": {"key": "uplinks.cell.cost", "pending": True}, "validate": {"valid": True},
+         "commit": {"committed": True, "bytes": 99}, "apply": {"associations": "kept"}}
+
+
+def test_set_with_commit_alone_or_apply_alone_validates_first_and_says_what_is_left(capsys):
+    from mast_tools import cmd_config
+
+    for flag, text in (("commit", "committed; `mast config apply` or a reboot runs it"),
+                       ("apply", "applied; `mast config commit` keeps it across a reboot")):
+        con = _Console(_DONE)
+        assert cmd_config._set(con, _args(key="uplinks.cell.cost", value="20", **{flag: True})) == 0
+        assert [op for op, _ in con.sent] == ["set", "validate", flag]
+        assert capsys.readouterr().out == "uplinks.cell.cost = 20 (%s)\n" % text
+
+
+def test_a_board_that_stops_answering_mid_session_is_a_clear_error_not_a_traceback():
+    from mast_tools import cmd_config
+    from mast_tools.errors import CommandError
+
+    con = _Console({"get": TimeoutError("no reply to get in 10 s")})
+    with pytest.raises(CommandError) as e:
+        cmd_config._get(con, _args(key=None))
+    assert e.value.what == "the board did not answer on /dev/ttyFAKE (no reply to get in 10 s)"
+    assert e.value.hint == "is it rebooting? try again; `mast console` shows what it prints"
+
+
+def test_a_commit_the_board_refuses_says_the_configuration_is_not_valid():
+    from mast_tools.cmd_config import _board_error
+    from mast_tools.consoleclient import BoardError
+
+    for action in ("validate", "commit", "apply"):
+        e = _board_error(BoardError("peers.half.psk: required when keying is psk"), action)
+        assert e.what == "the configuration is not valid: peers.half.psk: required when keying is psk"
+        assert e.hint == "set or unset that key (mast config get shows it), then %s again" % action
+
+
+def test_import_counts_only_what_it_changed_and_names_the_secrets_it_kept(tmp_path, capsys):
+    from mast_tools import cmd_config
+    from mast_tools.consoleclient import BoardError
+
+    view = {"name": "b", "port": 6278, "peers": {"hub": {"psk": "<redacted>", "port": 6278}}}
+    f = tmp_path / "board.json"
+    f.write_text(json.dumps({"name": "b2", "peers": {"hub": {"psk": "<redacted>", "port": 6278}}}))
+
+    def unset(fields):  # a default the file leaves out: the board has nothing set to unset
+        raise BoardError("%s: is not set" % fields["key"])
+
+    con = _Console(dict(_DONE, get=view, set={"pending": True}, unset=unset))
+    assert cmd_config._import(con, _args(file=str(f), json=True)) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc == {"changed": ["set name"], "secrets_kept": ["peers.hub.psk"]}
+    assert ("set", {"key": "name", "value": "b2"}) in con.sent
+    assert cmd_config._import(con, _args(file=str(f))) == 0
+    assert capsys.readouterr().out == ("%s: 1 change(s) (in the candidate: commit to keep it, apply to run "
+                                       "it)\n  set name\n  kept as on the board: peers.hub.psk\n" % f)
+
+
+def test_import_of_a_file_that_is_not_an_object_is_refused_before_anything_is_sent(tmp_path):
+    from mast_tools import cmd_config
+    from mast_tools.errors import CommandError
+
+    f = tmp_path / "list.json"
+    f.write_text('["name", "b2"]')
+    con = _Console({})
+    with pytest.raises(CommandError) as e:
+        cmd_config._import(con, _args(file=str(f)))
+    assert e.value.what == "%s is not a configuration (a JSON object)" % f and con.sent == []
+
+
+def test_status_after_a_boot_loop_is_shown_even_when_its_logs_cannot_be_read(capsys):
+    from mast_tools import cmd_config
+    from mast_tools.consoleclient import BoardError
+
+    st = {"board": "b1", "firmware": "0.1.0", "mode": "maintenance", "uptime_ms": 1500,
+          "maintenance": "boot loop (3 crashes)", "config": {"source": "mast.json"}}
+    con = _Console({"status": st, "logs": BoardError("out of memory")})
+    assert cmd_config._status(con, _args()) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("board b1, firmware 0.1.0, maintenance mode, up 1.5 s\n"
+                          "maintenance: boot loop (3 crashes); to leave it: mast maintenance off --port /dev/ttyFAKE\n")
+    assert "last crash" not in out
+
+
+def test_export_to_a_file_with_json_says_which_file(tmp_path, capsys):
+    from mast_tools import cmd_config
+
+    f = tmp_path / "out.json"
+    con = _Console({"get": {"name": "b1", "peers": {"hub": {"psk": "<redacted>"}}}})
+    assert cmd_config._export(con, _args(output=str(f), json=True)) == 0
+    assert json.loads(capsys.readouterr().out) == {"file": str(f)}
+    assert json.loads(f.read_text()) == {"name": "b1", "peers": {"hub": {"psk": "<redacted>"}}}
+
+
+def test_get_shows_an_empty_section_and_apply_names_the_associations_it_restarts():
+    assert show_value({"name": "b", "peers": {}}) == 'name = "b"\npeers = {}'
+    assert apply_text({"restarted": ["hub"], "why": None}) == (
+        "applied; association with hub restarts (peer keys changed); the others kept")
+    assert apply_text({"restarted": ["a", "b"], "why": "psk changed"}) == (
+        "applied; associations with a, b restart (psk changed); the others kept")
+
+
+def test_status_shows_a_config_warning_an_uplinks_error_and_each_associations_paths():
+    st = {"board": "b1", "firmware": "0.1.0", "mode": "normal", "uptime_ms": 0,
+          "config": {"source": "defaults", "warning": "mast.json: not JSON"},
+          "uplinks": {"cell": {"state": "down", "error": "no SIM", "mast": {"priority": 5, "cost": 20}}},
+          "associations": [{"peer": "hub", "state": "up", "primary": "eth:hub",
+                            "paths": [{"path": "eth:hub", "state": "active", "rtt_ms": 12}]}]}
+    assert status_text(st).splitlines()[1:] == [
+        "config: from defaults (mast.json: not JSON)",
+        "uplinks:",
+        "  cell   down  -               priority 5 cost 20  error: no SIM",
+        "association hub: up, primary eth:hub",
+        "  %-40s %-8s rtt 12 ms" % ("eth:hub", "active")]
+
+
+_EXPORT_UNDER_A_FULL_DISK = """
+import argparse, resource, sys
+from mast_tools import cmd_config
+
+class Console:
+    port = "/dev/ttyFAKE"
+
+    def call(self, op, **fields):
+        return {"name": "b1", "peers": {"p%d" % i: {"addresses": ["192.0.2.%d" % (i % 250 + 1)]}
+                                        for i in range(400)}}
+
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # a disk that is full past 4 KiB
+try:
+    cmd_config._export(Console(), argparse.Namespace(output=sys.argv[1], json=False))
+except OSError as e:
+    print("failed:", e.strerror)
+"""
+
+
+def test_an_export_whose_write_fails_leaves_the_file_there_whole_and_no_partial_file(tmp_path):
+    # `export -o FILE` over an earlier export, on a disk that fills up: the earlier one must not
+    # be cut short, and no half-written FILE.tmp may be left beside it (nothing half-written)
+    out = tmp_path / "board.json"
+    out.write_text('{"name": "b1"}\n')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    r = subprocess.run([sys.executable, "-c", _EXPORT_UNDER_A_FULL_DISK, str(out)], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.stdout == "failed: File too large\n", (r.stdout, r.stderr)
+    assert out.read_text() == '{"name": "b1"}\n'
+    assert sorted(os.listdir(str(tmp_path))) == ["board.json"]

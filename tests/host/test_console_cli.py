@@ -483,3 +483,151 @@ def test_a_list_key_takes_json_or_text_and_never_sends_the_json_as_text():
     assert parse_command('set peers.hub.allowed ["10.0.0.0/8", "::/0"]')[1]["value"] == ["10.0.0.0/8", "::/0"]
     assert parse_command("set peers.hub.allowed 10.0.0.0/8, ::/0")[1]["value"] == ["10.0.0.0/8", "::/0"]
     assert parse_command('set peers.hub.addresses ["192.0.2.1"]')[1]["value"] == ["192.0.2.1"]
+
+
+# ---- a board that does not answer, or answers garbled replies (no board behind the port) ----------
+
+
+class _BoundedPort(FakePort):
+    """A FakePort read for at most 20 s: a loop that never ends fails instead of hanging (a
+    bound on the test, not a timing it checks)."""
+
+    def read(self, n):
+        if not self.reads:
+            self.since = time.monotonic()
+        assert time.monotonic() - self.since < 20, "the console never stopped reading"
+        return FakePort.read(self, n)
+
+
+def test_a_refusal_without_error_text_reads_refused_and_each_request_gets_its_own_id():
+    from mast_tools.consoleclient import BoardError
+
+    port = FakePort(lambda req: {"id": req["id"], "ok": False})
+    con = _client(port)
+    with pytest.raises(BoardError) as e:
+        con.call("commit", timeout=5)
+    assert str(e.value) == "refused"
+    assert not con.replies_due()  # its reply came: nothing is owed
+    with pytest.raises(BoardError):
+        con.call("apply", timeout=5)
+    assert [json.loads(x)["id"] for x in port.written.splitlines()] == [1, 2]
+
+
+def test_a_request_the_board_never_answers_is_a_timeout_that_names_it():
+    port = _BoundedPort(lambda req: None)
+    con = _client(port)
+    with pytest.raises(TimeoutError) as e:
+        con.request("get", timeout=0.1, key="name")
+    assert str(e.value) == "no reply to get in 0 s"
+    assert con.replies_due()
+
+
+def test_a_hello_whose_result_is_not_an_object_is_not_the_firmware():
+    # a garbled hello reply ({"ok": true} with a result that is no hello document) is not taken
+    # as the board's hello: hello_info.get() would fail on it later
+    from mast_tools.consoleclient import NoFirmware
+
+    port = _BoundedPort(lambda req: {"id": req["id"], "ok": True, "result": "board1"})
+    with pytest.raises(NoFirmware):
+        _client(port).hello(timeout=0.3, resend_s=0.1)
+
+
+def test_a_firmware_that_refuses_every_hello_is_told_as_such_even_after_a_reboot():
+    from mast_tools.consoleclient import FirmwareRefused
+
+    port = _BoundedPort(lambda req: {"id": req["id"], "ok": False, "error": "out of memory"})
+    with pytest.raises(FirmwareRefused) as e:
+        _client(port).hello(timeout=0.3, resend_s=0.1)
+    assert e.value.what == "the MAST firmware on /dev/ttyFAKE answers, but not hello: out of memory"
+    assert e.value.hint.startswith("its heap has no room for the console's ops now")
+    with pytest.raises(FirmwareRefused):  # not "no MAST firmware answered"
+        _client(_BoundedPort(port.answer)).wait_hello(timeout=0.5)
+
+
+def test_a_port_that_fails_under_a_write_or_a_read_is_a_clear_error():
+    import serial
+
+    from mast_tools.consoleclient import PortLost
+    from mast_tools.errors import CommandError
+
+    class Broken(FakePort):
+        def write(self, data):
+            raise serial.SerialException("write failed: [Errno 5] Input/output error")
+
+        def read(self, n):
+            raise OSError(5, "Input/output error")
+
+    con = _client(Broken())
+    with pytest.raises(CommandError) as e:
+        con.send("status")
+    assert e.value.what == "lost /dev/ttyFAKE while writing (write failed: [Errno 5] Input/output error)"
+    with pytest.raises(PortLost) as e:
+        con.pump(0)
+    assert e.value.what == "lost /dev/ttyFAKE ([Errno 5] Input/output error)"
+
+
+def test_what_a_board_without_the_firmware_printed_is_shown_by_its_end():
+    from mast_tools.consoleclient import no_firmware_error
+
+    seen = ["ets Jun  8 2016 00:22:57", "rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)",
+            "invalid header: 0xffffffff"]
+    e = no_firmware_error("/dev/ttyUSB0", seen)
+    assert e.what == "no MAST firmware answers on /dev/ttyUSB0 (it printed: %s)" % " ".join(seen)[-60:]
+    assert e.what.endswith("invalid header: 0xffffffff)")
+
+
+def test_piped_input_to_a_board_that_never_answers_ends_all_the_same():
+    rc, out, sent = _piped(_BoundedPort(lambda req: None), b"get name\n")
+    assert rc == 0 and out == ""
+    assert json.loads(sent) == {"id": 1, "op": "get", "key": "name"}
+
+
+def test_a_piped_line_that_is_no_command_is_said_and_the_next_lines_still_go():
+    rc, out, sent = _piped(FakePort(), b"bogus\n\nget name\n")
+    assert rc == 0
+    assert out.splitlines() == ["  unknown command 'bogus'; type help", '{"id": 1, "ok": true, "result": "board1"}']
+    assert [json.loads(x)["op"] for x in sent.splitlines()] == ["get"]
+
+
+def test_a_status_the_board_refuses_is_shown_as_its_error_not_a_summary():
+    import argparse
+    import io
+
+    from mast_tools.cmd_console import run
+
+    port = FakePort(lambda req: {"id": req["id"], "ok": False, "error": "out of memory"})
+    r, w = os.pipe()
+    os.write(w, b"status\n")
+    os.close(w)
+    out = io.StringIO()
+    with os.fdopen(r, "rb") as stdin:
+        rc = run(_client(port), argparse.Namespace(raw=False, no_hello=True), stdin=stdin, stdout=out)
+    assert rc == 0
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].endswith(" error #1 out of memory"), lines
+
+
+def test_blank_lines_from_the_board_are_no_lines_and_status_json_takes_the_word_too():
+    assert Incoming().feed(b"\r\n\n  \r\n") == []
+    assert parse_command("status json") == parse_command("status --json") == ("status", {"--json": True})
+
+
+def test_a_board_that_prints_only_text_is_no_firmware_and_its_last_lines_are_kept():
+    # what diagnose() reads to tell a REPL or a boot ROM: the latest lines and the unfinished one
+    from mast_tools.consoleclient import NoFirmware
+
+    class Chatty(_BoundedPort):
+        def read(self, n):
+            first = not self.reads
+            _BoundedPort.read(self, n)
+            return b"".join(b"boot line %d\r\n" % i for i in range(10)) + b"waiting" if first else b""
+
+    with pytest.raises(NoFirmware) as e:
+        _client(Chatty(lambda req: None)).hello(timeout=0.3, resend_s=0.1)
+    assert e.value.seen == ["boot line %d" % i for i in range(4, 10)] + ["waiting"]
+
+
+def test_the_logs_reply_shows_a_last_crash_saved_as_bare_text():
+    from mast_tools.cmd_console import logs_text
+
+    assert logs_text({"recent": [], "last_crash": "MemoryError"}).splitlines()[2] == "the last crash it saved: MemoryError"

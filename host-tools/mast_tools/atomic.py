@@ -1,0 +1,21 @@
+"""Files the host tools write are whole or not there: written to NAME.tmp, then renamed over
+NAME. A write that fails (a full disk, Ctrl-C) removes its NAME.tmp and leaves what was at NAME
+as it was."""
+
+import os
+
+
+def write_atomic(path, data):
+    """Write data (bytes or str) to path, whole or not at all."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "wb" if isinstance(data, bytes) else "w") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:  # (no half-written file is left beside it)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
