@@ -226,6 +226,7 @@ def test_silent_trickling_and_nested_requests_hold_up_nobody(tmp_path):
 
 def test_a_request_longer_than_a_line_without_a_newline_is_answered_at_once(tmp_path):
     # it waited for a newline that never came, for the client's whole time, and went unanswered
+    # (the answer itself shows it: no time is measured here, a loaded machine would move it)
     path = str(tmp_path / "c.sock")
     srv = control.ControlServer(path, lambda req: {"echo": req["op"]})
     done = _serving(srv)
@@ -233,10 +234,8 @@ def test_a_request_longer_than_a_line_without_a_newline_is_answered_at_once(tmp_
     try:
         c.settimeout(2)
         c.connect(path)
-        t0 = time.monotonic()
         c.sendall(b"x" * (control._LINE_MAX + 100))
         assert json.loads(c.recv(4096)) == {"ok": False, "error": "bad request: one JSON object per line"}
-        assert time.monotonic() - t0 < control._CLIENT_TIMEOUT_S / 2, time.monotonic() - t0
     finally:
         c.close()
         done()
