@@ -321,6 +321,16 @@ def _reply(p, out, cmd):
     return json.loads(out[-1])
 
 
+def _turn_until(turn, pred, limit_s=5.0):
+    """turn() until pred() holds (bounded: 5,000 turns and limit_s); -> pred()."""
+    end = time.monotonic() + limit_s
+    for _ in range(5000):
+        if pred() or time.monotonic() > end:
+            break
+        turn()
+    return pred()
+
+
 def test_the_stream_command_checks_its_rate_and_runs_only_while_its_own_peer_is_associated():
     from runtime import stream
 
@@ -336,12 +346,7 @@ def test_the_stream_command_checks_its_rate_and_runs_only_while_its_own_peer_is_
             c.poll(2)
 
     def until(pred, limit_s=5.0):
-        end = time.monotonic() + limit_s
-        for _ in range(5000):
-            if pred() or time.monotonic() > end:
-                break
-            turn()
-        return pred()
+        return _turn_until(turn, pred, limit_s)
 
     def associate(name, ip):
         c = Runtime(Endpoint({"name": name, "peers": {"server": {"psk": PSK}}}, os.urandom))
@@ -594,12 +599,7 @@ def test_the_send_and_close_commands_act_on_the_peer_they_name_only():
             got[name] += [bytes(ev.payload) for ev in c.recv()]
 
     def until(pred, limit_s=5.0):
-        end = time.monotonic() + limit_s
-        for _ in range(5000):
-            if pred() or time.monotonic() > end:
-                break
-            turn()
-        return pred()
+        return _turn_until(turn, pred, limit_s)
 
     def state(name):
         a = p.rt.ep.association(name)
