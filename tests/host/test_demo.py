@@ -390,19 +390,24 @@ def test_the_scenario_waits_for_all_three_paths_and_data_before_it_cuts():
     assert d._ready() is False
 
 
-def _looped(steps, limit=None, monkeypatch=None):
-    """d after its loop ran on a fake clock (each look at it 50 ms later), with fakes for the
-    board, the host and the link emulator."""
-    from mast_tools import demo as demo_mod
-
-    d = _demo()
+def _ticking():
+    """A fake clock for a Demo's d.t, each look at it 50 ms later: (d.t, [its time])."""
     clock = [0.0]
 
     def t():
         clock[0] += 0.05
         return clock[0]
 
-    d.t = t
+    return t, clock
+
+
+def _looped(steps, limit=None, monkeypatch=None):
+    """d after its loop ran on a fake clock (each look at it 50 ms later), with fakes for the
+    board, the host and the link emulator."""
+    from mast_tools import demo as demo_mod
+
+    d = _demo()
+    d.t, _ = _ticking()
     d.host = _Host()
     d.emu = _Emu()
     d.board = type("B", (), {"check": lambda self: None, "request_status": lambda self: None,
@@ -452,13 +457,7 @@ def test_the_live_loss_is_that_of_the_last_seconds_only():
     from mast_tools import demo as demo_mod
 
     d = _demo()
-    clock = [0.0]
-
-    def t():
-        clock[0] += 0.05
-        return clock[0]
-
-    d.t = t
+    d.t, clock = _ticking()
     d.host = _Host()
     emu = d.emu = _Emu()
     orig = emu.counters
