@@ -14,6 +14,7 @@ import sys
 import time
 
 from mast_tools import simregistry
+from mast_tools.atomic import write_atomic
 from mast_tools.errors import CommandError
 from mast_tools.netutil import udp_in_use
 from mast_tools.output import emit, log
@@ -78,11 +79,7 @@ def _set_mast_port(folder, port):
     cfg["port"] = port
     if "name" not in cfg:
         cfg["name"] = "sim-%d" % port
-    os.makedirs(folder, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(cfg, f)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(cfg))
 
 
 def udp_addresses(bd, cfg):
