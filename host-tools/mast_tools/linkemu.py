@@ -318,10 +318,15 @@ class Emulator:
         return self._links[name]
 
     def _bound(self, name, role):
-        sock = getattr(self._link(name), role)
-        if sock is None:
-            raise RuntimeError("the link emulator is not running; start() it first")
-        return sock.getsockname()[:2]
+        link = self._link(name)
+
+        def address():  # on the loop thread: a scenario step may be rebinding the socket
+            sock = getattr(link, role)
+            if sock is None:
+                raise RuntimeError("the link emulator is not running; start() it first")
+            return sock.getsockname()[:2]
+
+        return self._call(address)
 
     def _call(self, fn):
         """Run fn on the loop thread (all link state belongs to it) and return its result."""

@@ -488,3 +488,29 @@ def test_a_scenario_step_that_fails_while_it_runs_fails_mast_linkemu(tmp_path, c
             linkemu_cli(capsys, ["eth=127.0.0.2:0"], str(scenario), duration=30.0)
     finally:
         taken.close()
+
+
+def test_the_outside_address_can_be_read_while_a_scenario_renumbers_the_link():
+    # mast linkemu announces the addresses while its scenario thread may be rebinding the
+    # outside socket (CI saw EBADF from a closed one): each read is the old or the new address
+    with Emulator({"eth": LinkConfig("127.0.0.2:0")}) as emu:
+        stop, seen, errors = threading.Event(), set(), []
+
+        def renumber():
+            try:
+                for i in range(300):  # bounded
+                    emu.set("eth", address="127.0.0.%d:0" % (8 + i % 2))
+            except Exception as e:  # shown below
+                errors.append(e)
+            stop.set()
+
+        t = threading.Thread(target=renumber, daemon=True)
+        t.start()
+        reads = 0
+        while not stop.is_set() and reads < 100000:
+            seen.add(emu.outside_addr("eth")[0])
+            reads += 1
+        t.join(WAIT_S)
+        assert errors == [] and not t.is_alive()
+        assert seen <= {"127.0.0.2", "127.0.0.8", "127.0.0.9"} and reads > 0
+        assert emu.outside_addr("eth")[0] == "127.0.0.9"
