@@ -69,6 +69,28 @@ def test_reset_on_a_bare_board_says_the_firmware_is_not_there(micropython, tmp_p
                                          "BOARD" % (sb.device, sb.device))
 
 
+def test_a_look_for_the_firmware_through_the_raw_repl_leaves_the_board_at_its_friendly_repl(micropython,
+                                                                                           tmp_path):
+    # (mast config and mast console look when the board does not answer their hello): what
+    # is typed at the board next runs, as at any REPL, not held by a raw REPL waiting for Ctrl-D
+    import serial
+
+    from mast_tools import boardrepl
+
+    with sim_board(str(tmp_path / "bare"), firmware=False) as sb:
+        assert boardrepl.firmware_installed(sb.device) is False
+        ser = serial.Serial(sb.device, 115200, timeout=0.2)
+        try:
+            ser.write(b"print(6 * 7)\r")
+            got = b""
+            end = time.monotonic() + 10
+            while b"print(6 * 7)\r\n42" not in got and time.monotonic() < end:
+                got += ser.read(256)
+        finally:
+            ser.close()
+    assert b"print(6 * 7)\r\n42" in got, got  # (echoed, and run: the raw REPL echoes nothing)
+
+
 def test_a_board_left_in_its_raw_repl_is_not_called_silent(running):
     # a flash cut off (its process killed) leaves the board in its raw REPL, which answers a
     # console's hello with nothing: `mast config status` said "nothing answers ... press the

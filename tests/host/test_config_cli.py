@@ -175,6 +175,24 @@ def test_validate_file_checks_on_this_pc_with_the_board_definition(tmp_path):
     assert r.stderr.startswith("mast: %s is not valid: uplinks.eth: this board has no such uplink (it has wifi)" % f)
 
 
+def test_validate_file_with_port_checks_against_the_board_that_answers(board, tmp_path):
+    # no --board: the definition is the one the board on the port names in its hello (the
+    # simulated board is a unix-sim: uplinks eth, wifi and cell, no ppp)
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"name": "b", "uplinks": {"cell": {"cost": 5}}}))
+    r = cfg(board, "validate", str(f), "--json")
+    assert r.returncode == 0, r.stderr
+    assert r.doc == {"valid": True, "file": str(f), "board": "unix-sim"}
+    assert cfg(board, "validate", str(f)).stdout == "%s is valid for unix-sim\n" % f
+    f.write_text(json.dumps({"name": "b", "uplinks": {"ppp": {"cost": 5}}}))
+    r = mast("config", "validate", str(f))  # (the schema alone takes any uplink name)
+    assert r.returncode == 0 and "is valid (schema only" in r.stdout
+    r = cfg(board, "validate", str(f))
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.startswith("mast: %s is not valid: uplinks.ppp: this board has no such uplink "
+                               "(it has " % f), r.stderr
+
+
 def test_validate_file_refuses_a_peer_address_that_is_a_group_with_or_without_the_board(tmp_path):
     f = tmp_path / "c.json"
     f.write_text(json.dumps({"name": "b", "peers": {"hub": {"psk": "<redacted>", "addresses": ["239.1.2.3"]}}}))

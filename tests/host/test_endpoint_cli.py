@@ -228,6 +228,61 @@ def test_a_command_line_over_8_kb_is_refused_once_and_the_next_line_runs(tmp_pat
     assert p.returncode == 0, p.stderr.decode()[-2000:]
 
 
+def _rss_bytes(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+@pytest.mark.parametrize("runtime", ["cpython", "micropython"])
+def test_a_command_line_that_goes_on_without_a_newline_is_refused_once_and_not_kept(tmp_path, runtime):
+    # 8 MB with no newline yet: one error reply, and none of it kept while it goes on (the
+    # process's memory does not grow with it on CPython; on MicroPython's 256K heap, keeping it
+    # would end in "no memory"); the commands after its newline run
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("no /proc here to read a process's memory from")
+    from mast_tools.board_process import board_command
+    from mast_tools.netutil import free_udp_port
+
+    port = free_udp_port(("127.0.0.33",))
+    try:
+        cmd = board_command(write(tmp_path, server_doc(uplinks={"wan": {"bind": "127.0.0.33:%d" % port}})),
+                            str(tmp_path / "mpy"), prefer=runtime)
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    with open(str(tmp_path / "stderr"), "wb") as err:
+        proc = subprocess.Popen(cmd.argv, env=cmd.env, cwd=str(tmp_path), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=err)
+    lines = Lines(proc.stdout)
+    out = []
+    try:
+        proc.stdin.write(b'{"op": "status"}\n')
+        proc.stdin.flush()
+        out += lines.until(lambda ln: ln.get("reply") == "status", 30)
+        before = _rss_bytes(proc.pid)
+        piece = b"y" * 65536
+        for _ in range(128):  # (a write returns once the process has read all but a pipe's worth)
+            proc.stdin.write(piece)
+        proc.stdin.flush()
+        grown = _rss_bytes(proc.pid) - before
+        proc.stdin.write(b'\n{"op": "status"}\n{"op": "quit"}\n')
+        proc.stdin.flush()
+        out += lines.until(lambda ln: ln.get("event") == "stopped", 60)
+    finally:
+        proc.kill()
+        proc.wait(10)
+        proc.stdin.close()
+        proc.stdout.close()
+    replies = [x for x in out if "reply" in x]
+    assert [x["reply"] for x in replies] == ["status", None, "status", "quit"], (replies, grown)
+    assert replies[1] == {"reply": None, "error": "command line longer than 8192 bytes"}, replies
+    assert out[-1]["event"] == "stopped" and out[-1]["reason"] == "quit", out[-1]
+    if runtime == "cpython":  # (MicroPython's heap is taken whole at its start)
+        assert grown < 4 << 20, "the process grew by %d bytes while the line went on" % grown
+
+
 @pytest.mark.parametrize("runtime", ["cpython", "micropython"])
 def test_the_endpoint_process_takes_a_positive_duration_and_refuses_any_other(tmp_path, runtime):
     # its own --duration (docs/RUNTIME.md), read as `mast endpoint` reads it (argtypes.seconds):

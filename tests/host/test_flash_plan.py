@@ -307,6 +307,63 @@ def test_a_script_that_raises_on_the_board_is_a_device_error_naming_its_last_lin
     assert str(e.value) == "the board stopped answering (timeout waiting for first EOF reception)"
 
 
+def test_an_mpremote_open_that_fails_once_is_tried_again_after_the_settle_delay(monkeypatch):
+    # mpremote's open can fail on a port that was just let go of (a console closing it, say)
+    # while the port itself opens: one more try after the settle delay, then a clear error
+    import pty
+    import types
+
+    from mpremote.transport import TransportError
+    from mast_tools import boardrepl
+
+    master, slave = pty.openpty()
+    device = os.ttyname(slave)
+    tried = []
+
+    class Flaky:
+        fails = 1
+
+        def __init__(self, port, baudrate=None):
+            tried.append(port)
+            if len(tried) <= Flaky.fails:
+                raise TransportError("failed to access " + port)
+            self.serial = types.SimpleNamespace(timeout=None)
+
+    sleeps = []
+    monkeypatch.setattr(boardrepl, "_transport_class", lambda: Flaky)
+    monkeypatch.setattr(boardrepl.time, "sleep", sleeps.append)
+    try:
+        rb = boardrepl.RawBoard(device, soft_reset=False, settle_s=0.5)
+        assert rb.open() is rb and isinstance(rb.tr, Flaky)
+        assert tried == [device, device] and sleeps == [0.5]
+        Flaky.fails, tried[:] = 99, []
+        with pytest.raises(CommandError) as e:
+            boardrepl.RawBoard(device, soft_reset=False, settle_s=0.5).open()
+        assert e.value.what == "cannot open %s for mpremote" % device and len(tried) == 2
+        assert e.value.hint == "close other programs using it and try again"
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_a_write_reports_bytes_sent_of_all_its_files_per_command():
+    # progress(sent, total, path done): total is the bytes of every file of this write, the
+    # same in each call; sent grows to it; a large file is done only with its last piece
+    from mast_tools import boardrepl
+
+    rb = boardrepl.RawBoard("/dev/ttyX", soft_reset=False)
+    rb.tr = FakeTransport(fails=0)
+    rb.tr.result = (b"", b"")
+    big = b"x" * (2 * flashplan.CHUNK + 5)
+    calls = []
+    rb.write([("a.py", b"a" * 10), ("b.py", b"b" * 20), ("lib/big.mpy", big)],
+             lambda sent, total, path: calls.append((sent, total, path)))
+    total = 30 + len(big)
+    c = flashplan.CHUNK
+    assert calls == [(30, total, "b.py"), (30 + c, total, None), (30 + 2 * c, total, None),
+                     (total, total, "lib/big.mpy")]
+
+
 def _fake_compiler(tmp_path, says, status=0):
     """An mpy-cross stand-in: prints `says` (for --version and for a compile), exits status."""
     path = tmp_path / "fake-mpy-cross"

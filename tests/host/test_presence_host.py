@@ -599,6 +599,96 @@ def test_mastd_hosts_a_presence_server_and_shows_it_in_its_status(tmp_path):
     assert json.load(open(str(tmp_path / "state.json")))["floors"]["a"] == a.counter  # written at exit
 
 
+def test_an_answer_the_socket_cannot_send_is_counted_and_the_host_reads_on():
+    # a send that fails (here the socket is shut for writing: EPIPE; on a router, no route or a
+    # full buffer) loses that answer only: counted, the request still taken, the next one read
+    h = host_on_loopback()
+    pump = pump_host(h)
+    a, b = Requester("a", KEYS["a"]), Requester("b", KEYS["b"])
+    try:
+        try:
+            h.sock.shutdown(socket.SHUT_WR)
+        except OSError:  # (ENOTCONN, on a socket not connected; its sends fail from now on)
+            pass
+        a.send(h.listen, msg.REGISTER, msg.enc_register(60, [(("192.0.2.10", 6278), 0, 0)]))
+        assert a.answer(0.3, pump) is None
+        b.send(h.listen, msg.LOOKUP, msg.enc_lookup("a"))
+        assert b.answer(0.3, pump) is None
+        st = h.status()
+        assert st["host_counters"]["tx_error"] == 2, st["host_counters"]
+        assert st["names"]["a"]["addresses"] == ["192.0.2.10:6278"]
+    finally:
+        for r in (a, b):
+            r.close()
+        h.close()
+
+
+def _own_network(argv):
+    """argv run in a network of its own (unshare -n, its loopback up): a fixed port there is
+    nobody else's, and nothing it serves is reachable from outside it."""
+    return ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"] + list(argv)
+
+
+def _can_have_own_network():
+    try:
+        return subprocess.run(_own_network(["true"]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=20).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mastd's uplink on lo needs SO_BINDTODEVICE (root)")
+def test_mastd_serves_presence_on_the_file_s_listen_else_on_0_0_0_0_port_6279(tmp_path):
+    # docs/MASTD.md: --presence-listen, else the presence file's listen, else 0.0.0.0:6279 (every
+    # address: the requesters are elsewhere); run in a network of its own, where 6279 is free
+    from mastd import control
+
+    if not _can_have_own_network():
+        pytest.skip("cannot make a network namespace here (unshare -n)")
+    cfg = tmp_path / "mast.json"
+    cfg.write_text(json.dumps({"name": "srv", "port": 6278, "peers": {},
+                               "uplinks": {"lo": {"device": "lo", "address": "127.0.0.60"}}}))
+    for listen, want in ((None, "0.0.0.0:6279"), ("127.0.0.61:7000", "127.0.0.61:7000")):
+        pconf = tmp_path / "presence.json"
+        pconf.write_text(json.dumps(presence_conf(**({"listen": listen} if listen else {}))))
+        sock = str(tmp_path / "c.sock")
+        with open(str(tmp_path / "mastd.log"), "w") as log:
+            p = subprocess.Popen(_own_network([sys.executable, "-m", "mastd", "--config", str(cfg),
+                                               "--control", sock, "--discovery", "linux",
+                                               "--presence-config", str(pconf)]),
+                                 stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=FIRMWARE))
+        try:
+            status = None
+            end = time.monotonic() + 10
+            while time.monotonic() < end and status is None and p.poll() is None:
+                try:
+                    status = control.request(sock, {"op": "status"}, timeout=2)["status"]
+                except OSError:
+                    time.sleep(0.1)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        assert status is not None, open(str(tmp_path / "mastd.log")).read()[-2000:]
+        assert status["presence"]["listen"] == want, (listen, status["presence"])
+
+
+def test_mast_presence_serves_on_0_0_0_0_port_6279_unless_told_otherwise(tmp_path):
+    if not _can_have_own_network():
+        pytest.skip("cannot make a network namespace here (unshare -n)")
+    cfg = tmp_path / "p.json"
+    cfg.write_text(json.dumps(presence_conf()))
+    r = subprocess.run(_own_network([sys.executable, "-m", "mast_tools", "presence", "--config", str(cfg),
+                                     "--duration", "0.3", "--no-stdin", "--json"]),
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, env=dict(os.environ, PYTHONPATH=HOST_TOOLS), timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["status"]["listen"] == "0.0.0.0:6279"
+
+
 def test_a_state_file_with_a_counter_out_of_range_or_nested_too_deep_is_refused_cleanly(tmp_path):
     # Infinity or 1e400 escaped as OverflowError, 100,000 levels as RecursionError (a traceback
     # at start), and a counter of 2^64 started, then stopped the loop at the first NOTIFY
