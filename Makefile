@@ -43,7 +43,7 @@ help:
 	@echo "make venv       create/update .venv from requirements.txt"
 	@echo "make mpy        compile the core (firmware/mast) to build/mpy with mpy-cross"
 	@echo "make vectors    regenerate the protocol test vectors"
-	@echo "make bench      run the benchmarks in bench/ (docs/BENCHMARKS.md; about 17 min, root for most)"
+	@echo "make bench      run the benchmarks in bench/ (docs/BENCHMARKS.md; about 30 min, root for most)"
 	@echo "make ipk        build the OpenWrt package dist/mast_<version>-<release>_all.ipk (opkg, 24.10 and older; no SDK)"
 	@echo "make apk        build the OpenWrt package dist/mast-<version>-r<release>.apk (apk v3, 25.12; no SDK)"
 	@echo "make dist       the release tarball the OpenWrt SDK builds the package from (dist/mast-<version>.tar.gz)"

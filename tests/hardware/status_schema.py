@@ -35,6 +35,8 @@ ROWS = [
     ("uplinks.*.failures", "int", "always", "failed attempts and losses"),
     ("uplinks.*.ups", "int", "always", "times it came up"),
     ("uplinks.*.up_ms", "int|null", "always", "how long it has been up"),
+    ("uplinks.*.retry_in_ms", "int", "optional", "while down and enabled: ms to its next connect attempt"),
+    ("uplinks.*.standby", "bool", "optional", "true while exclusive routing holds it in standby"),
     ("uplinks.*.mast", "object", "optional", "while up: the uplink as MAST uses it"),
     ("uplinks.*.mast.addr", "text", "optional", "`IP:PORT` of its socket, as told to peers"),
     ("uplinks.*.mast.priority", "int", "optional", "lower is preferred for the primary path"),
