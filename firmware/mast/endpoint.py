@@ -312,8 +312,8 @@ class Endpoint:
 
     def add_peer_addresses(self, peer, addrs, now_ms):
         """Addresses of a peer learnt out of band (presence, DNS), e.g. after both ends
-        moved: (ip, port) or (ip, port, priority, cost). New ones are probed like
-        advertised ones and carry nothing until a challenge is answered on them; known
+        moved: (ip, port), ranked unknown until the peer's SET says more. New ones are probed
+        like advertised ones and carry nothing until a challenge is answered on them; known
         ones that failed are probed again at once. -> how many were new."""
         a = self.by_peer.get(peer)
         if a is None or a.state != ESTABLISHED:
@@ -322,8 +322,7 @@ class Endpoint:
         for x in addrs[: wire.MAX_ADDRS]:
             addr = (canonical(x[0]), int(x[1]))
             if addr not in a.remotes and len(a.remotes) < wire.MAX_ADDRS + 4:
-                prio, cost = (x[2], x[3]) if len(x) > 3 else (policy.RANK_UNKNOWN, 0)
-                a.add_remote(addr, prio, cost, True, now_ms)  # probed as if advertised
+                a.add_remote(addr, policy.RANK_UNKNOWN, 0, True, now_ms)  # probed as if advertised
                 a.credit += 55  # one PROBE's worth: the out-of-band source vouches for it
                 n += 1
             r = a.remotes.get(addr)
