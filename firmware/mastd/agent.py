@@ -95,6 +95,7 @@ class Agent:
         c = self.conf.core
         self.ep = Endpoint(c, os.urandom, accept_ip=True)
         self.rt = Runtime(self.ep, self.clock)
+        self.rt.redial = False  # (it connects again itself: _reconnect, after a new DNS lookup)
         self.rt.reads_per_wake = _TUN_READS  # as many datagrams a wake as TUN packets
         if hasattr(self.rt, "on_data"):  # a runtime that hands DATA over without an Event
             self.rt.on_data = self._on_data

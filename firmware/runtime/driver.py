@@ -56,6 +56,12 @@ _QUEUE_MAX = const(256)  # received data / events kept for an app that does not 
 _EAGAIN = (11, 35)  # EAGAIN / EWOULDBLOCK (Linux, BSD)
 _EBADF = const(9)
 _MAX_SLEEP_MS = const(60000)
+# An association this side initiated (connect) that closed, other than by our own close (the
+# peer's SHUT, as a server's graceful restart sends; INITs unanswered; the outage budget spent;
+# a new key): a new INIT this long after, then twice as long after each attempt that fails,
+# up to _REDIAL_MAX_MS
+REDIAL_MS = 2000
+_REDIAL_MAX_MS = const(64000)
 
 
 def default_clock():
@@ -169,6 +175,9 @@ class Runtime:
         core = getattr(endpoint, "ep", endpoint)
         self.initiated = []  # peers connect() started: watched for one that lost our association
         self.restarts = None  # restart.RestartWatch, while one of them has no usable path
+        self.redial = True  # reopen a closed association of theirs (mastd: False, it does so itself)
+        self._redial = {}  # peer -> [due ms (None while its attempt runs), wait ms]
+        self._dial = {}  # peer -> the addresses connect() was given (None: the configured)
         self._core = None  # the core that hands DATA over directly (events only for the rest)
         if hasattr(core, "on_data"):
             core.on_data = self._on_data
@@ -316,6 +325,7 @@ class Runtime:
         self.ep.connect(peer, self.now(), addrs)
         if peer not in self.initiated:
             self.initiated.append(peer)
+        self._dial[peer] = addrs
         self._flush()
 
     def send(self, payload, peer=None, ip=False):
@@ -325,7 +335,11 @@ class Runtime:
         return ok
 
     def close(self, peer=None):
+        """Graceful SHUT to peer (None: every peer); not opened again (REDIAL_MS)."""
         self.ep.close(self.now(), peer)  # (an attempt beside it goes: restart.py)
+        for p in [peer] if peer is not None else list(self._dial):
+            self._dial.pop(p, None)
+            self._redial.pop(p, None)
         self._flush()
 
     def recv(self):
@@ -396,6 +410,12 @@ class Runtime:
                 wait = d
         if self._resting and (wait is None or wait > _RX_BACKOFF_MS):
             wait = _RX_BACKOFF_MS  # wake to read the resting sockets again
+        for peer in self._redial:
+            t = self._redial[peer][0]
+            if t is not None:
+                d = max(0, t - self.now())
+                if wait is None or d < wait:
+                    wait = d
         return wait
 
     def poll(self, timeout_ms=None):
@@ -463,7 +483,30 @@ class Runtime:
 
                     restart.turn(self, ep, now)
                     break
+        if self._redial:
+            self._redial_due(now)
         self._flush()
+
+    def _redial_due(self, now):
+        """A new INIT for each peer whose redial is due (see REDIAL_MS); a peer no longer
+        configured (or no longer initiated: `initiate` false), or one whose association is
+        back (the app's connect, a board's apply), is let go."""
+        ep = getattr(self.ep, "ep", self.ep)
+        for peer in list(self._redial):
+            r = self._redial[peer]
+            if r[0] is None or now < r[0]:
+                continue
+            pc = ep.cfg["peers"].get(peer)
+            if ep.by_peer.get(peer) is not None or pc is None or not pc.get("initiate", True):
+                del self._redial[peer]
+                continue
+            r[0] = None  # its attempt runs: the next close of it doubles the wait
+            r[1] = min(r[1] * 2, _REDIAL_MAX_MS)
+            try:
+                self.ep.connect(peer, now, self._dial.get(peer))
+            except ValueError:  # (no addresses now)
+                del self._redial[peer]
+            self.count("redial")
 
     def run(self, until_ms=None, max_turns=None):
         """poll() until the runtime clock reaches until_ms (None: for ever), or max_turns."""
@@ -603,6 +646,14 @@ class Runtime:
             if ev.kind == "data":  # from a core that cannot hand DATA over directly
                 self._on_data(ev.peer, ev.payload, ev.ip, self._cu, self._cs)
             else:
+                k = ev.kind
+                if k == "association_up":
+                    self._redial.pop(ev.peer, None)
+                elif (k == "association_closed" and self.redial and ev.reason != "shut"
+                      and ev.reason != "replaced" and ev.peer in self._dial):
+                    r = self._redial.get(ev.peer)  # (an attempt of ours that failed: doubled)
+                    w = REDIAL_MS if r is None else r[1]
+                    self._redial[ev.peer] = [self.now() + w, w]
                 self._note(ev)
             ev = self.ep.next_event()
 

@@ -1,0 +1,315 @@
+"""An association this side initiated that closed but by our own close is opened again
+(runtime/driver.py REDIAL_MS): the server's graceful restart (its SHUT), INITs unanswered while
+it was down. Boards and `mast endpoint` had no association from then on until a reboot or a
+`connect`. On real sockets (127.0.0.x): the runtime in this process (CPython, a clock of the
+test's own where the wait is minutes), and a board (the whole firmware as .mpy on the
+simulated board, MicroPython) streaming telemetry to a server that shuts and comes back.
+
+Each waits on a condition, bounded in time and turns."""
+
+import os
+import socket
+import time
+
+from mast import policy
+from mast.endpoint import Endpoint
+from runtime.driver import Runtime, REDIAL_MS
+
+from test_runtime import PSK, pair, run, established, close_all
+from test_board_footprint import prepare
+from test_sim_board_traffic import Peer, wait, BOARD_ADDRS
+from mast_tools import simboard
+from mast_tools.netutil import free_udp_port
+
+BOUND_S = REDIAL_MS / 1000 + 10  # the wait, then a few seconds for the handshake
+
+
+def _server(bind):
+    b = Runtime(Endpoint({"name": "b", "peers": {"a": {"psk": PSK, "initiate": False}}}, os.urandom))
+    b.add_uplink("wan", bind)
+    return b
+
+
+def _kinds(events, kind):
+    return [e for e in events if e.kind == kind]
+
+
+def test_an_initiator_opens_a_new_association_after_its_server_shut_the_old_one_and_came_back():
+    a, b = pair({"eth": {"bind": ("127.0.0.22", 0)}})
+    b2 = None
+    try:
+        a.connect("b")
+        assert run([a, b], lambda: established(a, "b") and established(b, "a"))
+        old = a.ep.association("b")
+        b.close()  # a graceful restart: SHUT ...
+        assert run([a, b], lambda: a.ep.association("b") is None)
+        bind = b.uplinks["wan"].bind
+        b.shutdown()
+        b2 = _server(bind)  # ... and the server back on the same address
+        t0 = time.monotonic()
+        assert run([a, b2], lambda: established(a, "b") and established(b2, "a"),
+                   limit_s=BOUND_S + 10, turns=100000)
+        took = time.monotonic() - t0
+        assert took < BOUND_S, took
+        assert a.ep.association("b") is not old and a.counters.get("redial") == 1, a.counters
+        evs = a.events()
+        assert [e.reason for e in _kinds(evs, "association_closed")] == ["peer_shut"]
+        assert len(_kinds(evs, "association_up")) == 2
+        assert a.send(b"after", "b")
+        got = []
+        assert run([a, b2], lambda: got.extend(b2.recv()) or [g for g in got if g.payload == b"after"])
+    finally:
+        close_all(*[r for r in (a, b, b2) if r is not None])
+
+
+def test_the_apps_own_close_is_not_opened_again():
+    a, b = pair({"eth": {"bind": ("127.0.0.22", 0)}})
+    try:
+        a.connect("b")
+        assert run([a, b], lambda: established(a, "b") and established(b, "a"))
+        a.close("b")
+        assert run([a, b], lambda: a.ep.association("b") is None and b.ep.association("a") is None)
+        end = time.monotonic() + 3 * REDIAL_MS / 1000  # (longer than the wait, doubled once)
+        run([a, b], lambda: a.ep.association("b") is not None or time.monotonic() > end,
+            limit_s=3 * REDIAL_MS / 1000 + 5, turns=100000)
+        assert a.ep.association("b") is None and b.ep.association("a") is None
+        assert "redial" not in a.counters
+        assert [e.reason for e in _kinds(a.events(), "association_closed")] == ["shut"]
+    finally:
+        close_all(a, b)
+
+
+class _Clock:
+    def __init__(self):
+        self.ms = 1000
+
+    def __call__(self):
+        return self.ms
+
+
+def _silent_server():
+    """A socket where the server was: it reads nothing and answers nothing."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.21", 0))
+    return s
+
+
+def _initiator(clock, server_addr):
+    a = Runtime(Endpoint({"name": "a", "peers": {"b": {
+        "psk": PSK, "addresses": ["%s:%d" % server_addr]}}}, os.urandom), clock)
+    a.add_uplink("eth", ("127.0.0.22", 0))
+    return a
+
+
+def _attempts(a, clock, turns, step_ms=100):
+    """Turns of a's loop, its clock moved on step_ms each: [(ms, event kind, reason)] of the
+    association's starts (a new association for b) and closes."""
+    seen, cur = [], None
+    for _ in range(turns):
+        clock.ms += step_ms
+        a.poll(0)
+        for e in a.events():
+            if e.kind == "association_closed":
+                seen.append((clock.ms, "closed", e.reason))
+        now = a.ep.association("b")
+        if now is not None and now is not cur:
+            seen.append((clock.ms, "started", None))
+        cur = now
+    return seen
+
+
+def test_inits_that_go_unanswered_are_tried_again_later_each_wait_twice_the_last():
+    clock = _Clock()
+    silent = _silent_server()
+    a = _initiator(clock, silent.getsockname())
+    try:
+        a.connect("b")
+        seen = _attempts(a, clock, 40000)  # 4,000 s of its clock
+        closes = [t for t, what, why in seen if what == "closed"]
+        starts = [t for t, what, why in seen if what == "started"]
+        assert [why for _, what, why in seen if what == "closed"] == ["timeout"] * len(closes)
+        assert len(closes) >= 4, seen
+        # after each timeout, a new INIT (a new association) REDIAL_MS later, then 2x, 4x, ...
+        waits = [s - c for c, s in zip(closes, starts[1:])]
+        assert waits[:4] == [REDIAL_MS, 2 * REDIAL_MS, 4 * REDIAL_MS, 8 * REDIAL_MS], seen
+        assert a.counters["redial"] == len(starts) - 1
+        # each attempt is a whole handshake: its INITs, as the first one's
+        took = [c - s for s, c in zip(starts, closes)]
+        assert max(took) - min(took) <= 200 and policy.INIT_RETRIES > 1, took
+    finally:
+        close_all(a)
+        silent.close()
+
+
+def test_the_waits_stop_growing_at_64_s_and_a_server_back_gets_its_association():
+    clock = _Clock()
+    silent = _silent_server()
+    addr = silent.getsockname()
+    a = _initiator(clock, addr)
+    b = None
+    try:
+        a.connect("b")
+        seen = _attempts(a, clock, 120000)  # 12,000 s
+        closes = [t for t, what, _ in seen if what == "closed"]
+        starts = [t for t, what, _ in seen if what == "started"]
+        waits = [s - c for c, s in zip(closes, starts[1:])]
+        assert waits[-3:] == [64000] * 3 and max(waits) == 64000, waits
+        silent.close()
+        silent = None
+        b = _server(addr)  # the server comes back, on the address a keeps trying
+        end = clock.ms + 200000
+        while clock.ms < end and not (established(a, "b") and established(b, "a")):
+            clock.ms += 100
+            a.poll(0)
+            b.poll(0)
+        assert established(a, "b") and established(b, "a")
+    finally:
+        close_all(*[r for r in (a, b) if r is not None])
+        if silent is not None:
+            silent.close()
+
+
+def test_a_runtime_told_not_to_redial_leaves_a_closed_association_closed():
+    # mastd (redial False) connects again itself, after a new DNS lookup (agent._reconnect)
+    clock = _Clock()
+    silent = _silent_server()
+    a = _initiator(clock, silent.getsockname())
+    a.redial = False
+    try:
+        a.connect("b")
+        seen = _attempts(a, clock, 10000)
+        assert [what for _, what, _ in seen] == ["started", "closed"], seen
+        assert "redial" not in a.counters
+    finally:
+        close_all(a)
+        silent.close()
+
+
+def test_a_board_whose_server_shuts_and_comes_back_streams_to_it_again(micropython, tmp_path):
+    port = free_udp_port(BOARD_ADDRS + ("127.0.0.10",))
+    folder = str(tmp_path / "board")
+    os.makedirs(folder)
+    prepare(folder, port)
+    peer = Peer(port)
+    con = None
+    try:
+        with simboard.SimBoardProcess(folder, "--heapsize", "192K") as sb:
+            con = simboard.BoardConsole(sb.device)
+            wait(lambda: len(peer.seqs) >= 50, 30, "50 telemetry datagrams")
+            old = con.call("status")["associations"][0]
+            peer.stop = True
+            peer.thread.join(5)
+            peer.rt.close()  # a graceful restart: SHUT, answered by the board ...
+            end = time.monotonic() + 10
+            while peer.rt.ep.association("board1") is not None and time.monotonic() < end:
+                peer.rt.poll(50)
+            assert peer.rt.ep.association("board1") is None
+            peer.rt.shutdown()
+            t0 = time.monotonic()
+            peer = Peer(port)  # ... and the server back on the same address
+            wait(lambda: len(peer.seqs) >= 50, BOUND_S + 10, "50 datagrams at the server back")
+            took = time.monotonic() - t0
+            assert took < BOUND_S + 5, took
+            st = con.call("status")
+            new = st["associations"][0]
+            assert new["label"] != old["label"] and new["state"] == "established", st
+            assert st["runtime"]["counters"].get("redial") == 1, st["runtime"]
+            con.pump(0.3)
+            closed = [e for e in con.events if e.get("event") == "association_closed"]
+            assert [e.get("reason") for e in closed] == ["peer_shut"], con.events[-8:]
+            assert not [x for x in con.logs if x.get("log") == "crash"]
+    finally:
+        if con is not None:
+            con.close()
+        peer.close()
+
+
+def test_a_peer_no_longer_initiated_or_no_longer_configured_is_not_opened_again():
+    for change in ("initiate", "remove"):
+        clock = _Clock()
+        b = _server(("127.0.0.21", 0))
+        a = _initiator(clock, b.uplinks["wan"].bind)
+        try:
+            a.connect("b")
+            end = clock.ms + 10000
+            while clock.ms < end and not (established(a, "b") and established(b, "a")):
+                clock.ms += 10
+                a.poll(0)
+                b.poll(0)
+            assert established(a, "b") and established(b, "a")
+            b.close()  # the server shuts it (a new INIT due REDIAL_MS later) ...
+            end = clock.ms + 5000
+            while clock.ms < end and a.ep.association("b") is not None:
+                clock.ms += 10
+                a.poll(0)
+                b.poll(0)
+            assert a.ep.association("b") is None
+            if change == "initiate":  # ... and meanwhile a's configuration changes
+                a.ep.set_peer("b", {"psk": PSK, "addresses": a.ep.cfg["peers"]["b"]["addresses"],
+                                    "initiate": False}, clock.ms)
+            else:
+                a.ep.remove_peer("b", clock.ms)
+            end = clock.ms + 10 * REDIAL_MS
+            while clock.ms < end:
+                clock.ms += 50
+                a.poll(0)
+                b.poll(0)
+            assert a.ep.association("b") is None and b.ep.association("a") is None, change
+            assert "redial" not in a.counters, (change, a.counters)
+        finally:
+            close_all(a, b)
+
+
+def test_the_loop_wakes_for_the_new_init_when_nothing_else_is_due():
+    # (the endpoint process polls with no timeout of its own: it would sleep a minute)
+    clock = _Clock()
+    silent = _silent_server()
+    a = _initiator(clock, silent.getsockname())
+    try:
+        a.connect("b")
+        for _ in range(40000):
+            clock.ms += 100
+            a.poll(0)
+            if a.ep.association("b") is None:
+                break
+        assert a.ep.association("b") is None  # its INITs went unanswered
+        closed_at = clock.ms
+        assert a.ep.next_timer() is None  # nothing of the core's to wake for
+        clock.ms += 500
+        assert a.wait_ms(None) == closed_at + REDIAL_MS - clock.ms
+        clock.ms = closed_at + REDIAL_MS
+        assert a.wait_ms(None) == 0
+        a.poll(0)
+        assert a.ep.association("b") is not None and a.counters["redial"] == 1
+    finally:
+        close_all(a)
+        silent.close()
+
+
+def test_the_apps_close_while_a_new_init_is_waiting_stops_it():
+    clock = _Clock()
+    b = _server(("127.0.0.21", 0))
+    a = _initiator(clock, b.uplinks["wan"].bind)
+    try:
+        a.connect("b")
+        end = clock.ms + 10000
+        while clock.ms < end and not (established(a, "b") and established(b, "a")):
+            clock.ms += 10
+            a.poll(0)
+            b.poll(0)
+        b.close()  # the server shuts it: a new INIT due REDIAL_MS later ...
+        end = clock.ms + 5000
+        while clock.ms < end and a.ep.association("b") is not None:
+            clock.ms += 10
+            a.poll(0)
+            b.poll(0)
+        assert a.ep.association("b") is None and a.wait_ms(None) <= REDIAL_MS
+        a.close("b")  # ... which the app's close, meanwhile, calls off
+        end = clock.ms + 10 * REDIAL_MS
+        while clock.ms < end:
+            clock.ms += 50
+            a.poll(0)
+            b.poll(0)
+        assert a.ep.association("b") is None and "redial" not in a.counters, a.counters
+    finally:
+        close_all(a, b)
