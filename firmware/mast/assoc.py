@@ -751,11 +751,13 @@ class Association:
 
     def close(self, now, reason, linger=False):
         was = self.state
+        # closed_at first: a full heap at a new name of the instance's map (MicroPython) or at
+        # the event leaves the association as it was or closed, never CLOSED without closed_at
+        self.closed_at = now if linger else now - policy.LINGER
         self.state = CLOSED
         self.req = None
         if was != CLOSED and (was >= ESTABLISHED or reason == "timeout"):
             self.event("association_closed", reason)
-        self.closed_at = now if linger else now - policy.LINGER
         self.ep.forget(self, now)
 
     # ---- timers -------------------------------------------------------------------

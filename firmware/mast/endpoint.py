@@ -140,7 +140,11 @@ class Endpoint:
     # ---- helpers used by associations -------------------------------------
 
     def count(self, reason):
-        self.counters[reason] = self.counters.get(reason, 0) + 1
+        c = self.counters
+        try:
+            c[reason] = c.get(reason, 0) + 1
+        except MemoryError:  # (a reason's first count, the heap full: the table cannot grow)
+            pass
 
     def event(self, e):
         self.events.append(e)
@@ -367,8 +371,7 @@ class Endpoint:
     def receive(self, uplink, addr, data, now_ms):
         """One datagram from addr ((ip, port)) on uplink. Never raises for what the
         peer sent: every drop is counted by reason (docs/PROTOCOL.md section 7)."""
-        c = self.counters
-        c["rx"] = c.get("rx", 0) + 1
+        self.count("rx")
         try:
             reason = self._receive(uplink, addr, data, now_ms)
         except (ValueError, IndexError, KeyError):  # a malformed body
@@ -378,8 +381,7 @@ class Endpoint:
         except Exception as e:  # a bug: never let peer input raise out of the core
             reason = "internal_error"
             self.last_error = repr(e)
-        reason = reason or "accepted"
-        c[reason] = c.get(reason, 0) + 1
+        self.count(reason or "accepted")
 
     def _receive(self, uplink, src, pkt, now):
         u = self.uplinks.get(uplink)

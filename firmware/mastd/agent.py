@@ -493,7 +493,8 @@ class Agent:
         if op == "peer_remove":
             return self.peer_remove(req.get("name"))
         raise ValueError("unknown op %r (status, uplink, hotplug, reload, peer_list, peer_add, "
-                         "peer_remove)" % op)
+                         "peer_remove)" % (op if isinstance(op, str) else None))  # (an object
+        # or a list is never repeated: it may hold a key, as a peer's settings do)
 
     def reload(self):
         """Read the configuration again; None if it was applied, else the error (the running

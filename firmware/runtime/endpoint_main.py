@@ -299,7 +299,9 @@ class Process:
             self.emit({"reply": None, "error": "not JSON"})  # line may hold a key
             return
         op = cmd.get("op") if type(cmd) is dict else None
-        handler = _OPS.get(op) if type(op) is str else None
+        if type(op) is not str:
+            op = None  # (an object or a list is never repeated: it may hold a key)
+        handler = _OPS.get(op)
         if handler is None:
             self.emit({"reply": op, "error": "unknown op %r (known: %s)" % (
                 op, ", ".join(sorted(_OPS)))})
@@ -326,7 +328,7 @@ class Process:
             payload = binascii.unhexlify(cmd["hex"])
         else:
             payload = str(cmd.get("text", "")).encode()
-        return {"ok": self.rt.send(payload, cmd.get("peer"))}
+        return {"ok": self.rt.send(payload, _text(cmd, "peer", True))}
 
     def op_uplink(self, cmd):
         """Add or renumber an uplink. "addr" is the new public address of an uplink
@@ -365,14 +367,15 @@ class Process:
         return {"name": name, "bind": _addr_text(u.bind), "public": _addr_text(u.public)}
 
     def op_down(self, cmd):
-        self.rt.remove_uplink(cmd["name"])
-        return {"name": cmd["name"]}
+        name = _text(cmd, "name")
+        self.rt.remove_uplink(name)
+        return {"name": name}
 
     def op_connect(self, cmd):
         addrs = None
         if "addrs" in cmd:
             addrs = [parse_hostport(a) for a in cmd["addrs"]]
-        self.rt.connect(cmd["peer"], addrs)
+        self.rt.connect(_text(cmd, "peer"), addrs)
         return {"peer": cmd["peer"]}
 
     def op_close(self, cmd):
@@ -385,7 +388,7 @@ class Process:
             raise ValueError("rate must be an integer from 0 to 1000")
         if self.stream is None:
             peer = cmd.get("peer")
-            if peer is None:
+            if type(peer) is not str:  # (an object would stay in every status: it may hold a key)
                 raise ValueError("no stream yet: give its peer")
             size = cmd.get("size", 64)
             if type(size) is not int or not STREAM_MIN_SIZE <= size <= STREAM_MAX_SIZE:  # (as the file's)
@@ -404,7 +407,7 @@ class Process:
     def op_peer(self, cmd):
         """Add or change one peer ({"op": "peer", "name": N, "set": {section}}) or remove it
         ({"op": "peer", "name": N, "remove": true}); the other associations stay."""
-        name = cmd["name"]
+        name = _text(cmd, "name")
         core = getattr(self.rt.ep, "ep", self.rt.ep)  # (the presence client keeps the core as .ep)
         if cmd.get("remove"):
             core.remove_peer(name, self.rt.now())
@@ -416,6 +419,16 @@ class Process:
     def op_quit(self, cmd):
         self.quit = "quit"
         return {}
+
+
+def _text(cmd, key, optional=False):
+    """cmd[key], which names a peer or an uplink; ValueError if it is not text. A name that is an
+    object or a list is never looked up: MicroPython's `in` takes one (CPython's empty dict's
+    pop too) and the error that follows would repeat it, and it may hold a key."""
+    v = cmd.get(key) if optional else cmd[key]
+    if type(v) is not str and not (optional and v is None):
+        raise ValueError("%s must be a name (text)" % key)
+    return v
 
 
 _OPS = {

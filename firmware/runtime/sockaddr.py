@@ -91,7 +91,8 @@ def parse_hostport(text, allow_zero=False):
     """"1.2.3.4:6278" or "[2001:db8::1]:6278" -> ("canonical ip", port).
     ValueError (with a message fit to follow a key name) otherwise."""
     if not isinstance(text, str):
-        raise ValueError("must be text HOST:PORT, not %r" % (text,))
+        # (its type, not its value: an object or a list may hold a key)
+        raise ValueError("must be text HOST:PORT, not %s" % type(text).__name__)
     if text[:1] == "[":
         i = text.find("]")
         host, rest = text[1:i], text[i + 1:]

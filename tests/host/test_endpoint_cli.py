@@ -334,6 +334,7 @@ def test_hostile_commands_each_get_an_error_reply_and_the_process_runs_on(tmp_pa
              json.dumps({"op": "stream", "peer": "client", "rate": 50, "size": "x"}),
              json.dumps({"op": "stream", "peer": "client", "rate": 50, "size": 5000}),
              '{"op": "peer", "name": "x", "set": {"psk": "%s"}' % PSK,
+             json.dumps({"op": "connect", "peer": {"psk": PSK}}),  # (MicroPython: repeated)
              json.dumps({"op": "status"}), json.dumps({"op": "quit"}), ""]
     p = subprocess.run(cmd.argv, env=cmd.env, cwd=str(tmp_path), input="\n".join(lines).encode(),
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
@@ -342,11 +343,12 @@ def test_hostile_commands_each_get_an_error_reply_and_the_process_runs_on(tmp_pa
     out = [json.loads(x) for x in p.stdout.decode().splitlines()]
     replies = [x for x in out if "reply" in x]
     assert [r.get("error", "").split(":")[0][:40] for r in replies[:9]] == [
-        "unknown op [] (known", "unknown op {} (known", "not JSON", "ValueError", "ValueError", "",
+        "unknown op None (known", "unknown op None (known", "not JSON", "ValueError", "ValueError", "",
         "ValueError", "ValueError", "not JSON"], replies
     assert replies[5] == {"reply": "uplink", "name": "wan", "bind": "127.0.0.33:%d" % port,
                           "public": "127.0.0.33:%d" % port}, replies[5]  # the bad priority did not stick
-    assert replies[9]["reply"] == "status" and replies[10]["reply"] == "quit"
+    assert replies[9] == {"reply": "connect", "error": "ValueError: peer must be a name (text)"}
+    assert replies[10]["reply"] == "status" and replies[11]["reply"] == "quit"
     assert out[-1].get("event") == "stopped" and out[-1].get("reason") == "quit", out[-1]
 
 
@@ -432,6 +434,41 @@ def test_the_stream_command_checks_its_rate_and_runs_only_while_its_own_peer_is_
         p.rt.shutdown()
         for c in clients.values():
             c.shutdown()
+
+
+def test_an_op_or_an_uplink_name_that_is_not_text_is_never_repeated():
+    # (found by fuzzing the line protocol) an op that was an object came back whole, twice, in
+    # the reply, with the psk of the peer section it held; so did a `down` name that was an
+    # object once no uplink was left (an empty dict's pop takes a key it cannot hash), an
+    # address that was one (runtime/sockaddr.py), and a stream's peer, in every status after;
+    # on MicroPython, whose `in` takes an object, a peer's name for connect, send and peer
+    out = []
+    p = _process({"mast": {"name": "server", "peers": {"client": {"psk": PSK}}},
+                  "uplinks": {"wan": {"bind": "127.0.0.33:0"}}}, out.append)
+    p.start()
+    try:
+        secret = {"psk": base64.b64encode(b"k" * 32).decode()}
+        r = _reply(p, out, {"op": secret})
+        assert r == {"reply": None, "error": "unknown op None (known: close, connect, down, peer, "
+                     "presence, quit, send, status, stream, uplink)"}, r
+        assert _reply(p, out, {"op": ["peer", secret]})["reply"] is None
+        assert _reply(p, out, {"op": "down", "name": "wan"}) == {"reply": "down", "name": "wan"}
+        r = _reply(p, out, {"op": "down", "name": secret})  # (no uplink left)
+        assert r == {"reply": "down", "error": "ValueError: name must be a name (text)"}, r
+        for cmd in ({"op": "connect", "peer": secret}, {"op": "send", "text": "x", "peer": secret},
+                    {"op": "peer", "name": secret, "remove": True}):  # (MicroPython's `in`)
+            r = _reply(p, out, cmd)
+            assert r == {"reply": cmd["op"], "error": "ValueError: %s must be a name (text)" % (
+                "name" if "name" in cmd else "peer")}, r
+        r = _reply(p, out, {"op": "uplink", "name": "w2", "bind": secret})  # (sockaddr.py)
+        assert r == {"reply": "uplink", "error": "ValueError: must be text HOST:PORT, not dict"}, r
+        r = _reply(p, out, {"op": "stream", "peer": secret, "rate": 50})  # (then in every status)
+        assert r == {"reply": "stream", "error": "ValueError: no stream yet: give its peer"}, r
+        assert p.stream is None
+        assert _reply(p, out, {"op": "status"})["reply"] == "status"
+        assert secret["psk"] not in "".join(out)
+    finally:
+        p.rt.shutdown()
 
 
 def test_a_line_lost_for_want_of_memory_is_reported_once_and_the_lines_go_on():

@@ -319,3 +319,17 @@ def test_a_peer_added_by_reload_gets_its_app_socket_and_a_restart_or_stop_takes_
     assert "app_socket_error" not in a.agent_counters()
     a.shutdown()
     assert not os.path.exists(app["app_socket"])  # a stopped mastd leaves no app socket behind
+
+
+def test_an_op_that_is_not_text_is_never_repeated_in_the_error(made):
+    # (found by fuzzing the control socket) an op that was an object, a peer's settings say,
+    # came back whole in the error, with its psk
+    a, cfg, log, clock, res = made({"name": "r1", "peers": {"site": {"psk": PSK, "initiate": False}}})
+    secret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ="
+    for op in ({"psk": secret}, ["peer_add", {"psk": secret}]):
+        with pytest.raises(ValueError) as e:
+            a.handle({"op": op})
+        assert str(e.value).startswith("unknown op None (status, uplink") and secret not in str(e.value)
+    with pytest.raises(ValueError) as e:
+        a.handle({"op": "stauts"})
+    assert str(e.value).startswith("unknown op 'stauts' (status, uplink")
