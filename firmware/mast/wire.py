@@ -5,7 +5,8 @@
 # Every packet: header (12 bytes) | body | tag (16 bytes)
 #   version u8 | type u8 | label u32 | seq u48            (big-endian)
 #   tag = HMAC-SHA256(key, header | body)[:16]
-# Decoders raise ValueError on anything malformed; the endpoint counts and drops.
+# Decoders raise ValueError (or IndexError, a count past the end) on anything malformed; the
+# endpoint counts and drops.
 
 from .compat import const, struct
 from .addr import ip_to_bytes, bytes_to_ip

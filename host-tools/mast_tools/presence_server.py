@@ -97,9 +97,11 @@ class Process:
         try:
             cmd = json.loads(line)
         except ValueError:
-            self.emit({"reply": None, "error": "not JSON: %s" % line[:80]})
+            self.emit({"reply": None, "error": "not JSON"})  # (never repeated: it may hold a key)
             return
         op = cmd.get("op") if isinstance(cmd, dict) else None
+        if not isinstance(op, str):
+            op = None  # (an object or a list is never repeated either)
         if op == "status":
             self.emit({"reply": "status", "status": self.host.status(), "time": round(time.time(), 3)})
         elif op == "quit":

@@ -767,7 +767,9 @@ def run_presence_process(monkeypatch, lines, duration_ms=10000, on_line=None, **
 
 
 def test_the_presence_process_answers_every_bad_command_line_and_runs_on(monkeypatch):
-    bad = b'{"op": "stauts"}\n' + b"[1, 2]\n" + b"not json\n"
+    key = b"A" * 43 + b"="  # (a line that is not JSON, or an op that is an object, may hold a key)
+    bad = (b'{"op": "stauts"}\n' + b"[1, 2]\n" + b"not json " + key + b"\n"
+           + b'{"op": {"psk": "' + key + b'"}}\n')
     # a line too long, whose tail (after 4 x 4096 bytes: a read of its own) is a command, then
     # a line that runs
     lines = bad + b"x" * (4 * 4096 - len(bad)) + b'{"op": "quit"}\n{"op": "status"}\n'
@@ -775,10 +777,12 @@ def test_the_presence_process_answers_every_bad_command_line_and_runs_on(monkeyp
     replies = [x for x in out if "reply" in x]
     assert replies[0] == {"reply": "stauts", "error": "unknown op 'stauts' (known: quit, status)"}
     assert replies[1] == {"reply": None, "error": "unknown op None (known: quit, status)"}
-    assert replies[2] == {"reply": None, "error": "not JSON: not json"}
+    assert replies[2] == {"reply": None, "error": "not JSON"}
+    assert replies[3] == {"reply": None, "error": "unknown op None (known: quit, status)"}
+    assert key.decode() not in json.dumps(out)
     # refused once, all of it: its tail is no command of its own (here a quit)
-    assert replies[3] == {"reply": None, "error": "command line too long"}
-    assert replies[4]["reply"] == "status" and len(replies) == 5, replies
+    assert replies[4] == {"reply": None, "error": "command line too long"}
+    assert replies[5]["reply"] == "status" and len(replies) == 6, replies
     assert p.quit == "eof"
 
 
