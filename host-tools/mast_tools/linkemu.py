@@ -35,6 +35,8 @@ DROP_REASONS = ("cut", "loss", "queue", "malformed", "no_client", "error")
 _ALIASES = {"delay": "delay_ms", "jitter": "jitter_ms", "rate": "rate_kbit"}
 _MAX_DATAGRAM = 65535
 _READS_PER_WAKE = 64  # bounded work per socket per loop turn, so one busy link cannot starve others
+_WAIT_S = 30.0  # a bound on waiting for the loop thread (a job, its end): a loaded machine can keep
+# it from running for a while; only a loop that is stuck waits this long
 
 
 def _number(key, value, low, high=None, integer=False):
@@ -241,11 +243,16 @@ class Emulator:
         return self
 
     def stop(self):
-        """Stop relaying (joins the thread within a second) and close every socket."""
+        """Stop relaying (woken, the loop thread ends within its turn; joined) and close every
+        socket. The sockets are closed only once the thread is gone: it uses them until then."""
         self._stopping.set()
-        if self._thread is not None:
+        thread = self._thread
+        if thread is not None:
             self._wake()
-            self._thread.join(1.0)
+            thread.join(_WAIT_S)
+            if thread.is_alive():
+                raise RuntimeError("the link emulator's loop did not stop within %.0f s (%r)"
+                                   % (_WAIT_S, self._error))
             self._thread = None
         self._heap = []  # what was still in flight is gone
         self._close()
@@ -344,8 +351,18 @@ class Emulator:
 
         self._jobs.append(job)
         self._wake()
-        if not done.wait(2.0):
-            raise RuntimeError("link emulator loop is not responding (%r)" % (self._error,))
+        end = time.monotonic() + _WAIT_S
+        while not done.wait(0.05):
+            if not thread.is_alive():  # it ended (stopped, or failed) before it ran the job
+                try:
+                    self._jobs.remove(job)
+                except ValueError:
+                    pass
+                if not done.is_set():
+                    return fn()
+                break
+            if time.monotonic() > end:
+                raise RuntimeError("link emulator loop is not responding (%r)" % (self._error,))
         ok, value = box[0]
         if not ok:
             raise value

@@ -1,11 +1,14 @@
 """Issue 15.8: bursty floods must not cost a legitimate stream its datagrams (bursts.py).
 
-Bursts of 200 datagrams of 1,200 bytes every 10 ms (20,000 a second on average) from another
-process, while a legitimate peer streams 100 datagrams a second of the same size to the
-endpoint (`mast endpoint`, its default configuration). With the system's default receive buffer
-(~208 KB) each burst overflows it and the stream loses about 2% (measured here; the issue saw
-24.5% on its machine); a buffer sized for bursts (4 MB: measured 0 lost, every flood datagram
-read) loses none. The test allows 1%.
+A burst of 200 datagrams of 1,200 bytes from another process arrives faster than any endpoint
+reads; whatever does not fit the socket's receive buffer is dropped by the kernel, the stream's
+datagrams with it. With the system's default receive buffer (~208 KB) a burst overflows it; a
+buffer sized for bursts (`mast endpoint`'s default, 1 MiB asked for) keeps it whole.
+
+The test takes the worst case a burst can find, and no clock: the endpoint reads nothing
+(stopped) while the burst and then ten of the stream's datagrams arrive; let go, it must read
+all of them. (Against the clock, a loaded machine would decide: bench/security.py measures
+bursts every 10 ms for 10 s, with bursts.run_bursts; docs/SECURITY.md.)
 """
 
 import pytest
@@ -16,8 +19,9 @@ from netnsmark import needs_netns
 pytestmark = needs_netns
 
 
-def test_a_stream_loses_at_most_1_percent_under_bursts_of_200_datagrams(space, tmp_path):
-    r = bursts.run_bursts(space, str(tmp_path), "cpython", seconds=3.0)
+def test_a_burst_that_comes_while_the_endpoint_is_not_reading_costs_the_stream_nothing(space, tmp_path):
+    r = bursts.run_paused_burst(space, str(tmp_path), "cpython")
     assert r["exit_code"] == 0 and r["internal_errors"] == 0, r
-    assert r["flood_sent"] >= 50000 and r["stream_sent"] >= 250, r  # the load was applied
-    assert r["stream_lost"] <= r["stream_sent"] // 100, r
+    assert r["flood_sent"] == bursts.BURST and r["stream_sent"] == 10, r  # the load was applied
+    assert r["stream_lost"] == 0, r
+    assert r["target_rx"] >= r["flood_sent"] + r["stream_sent"], r  # every datagram kept and read

@@ -17,7 +17,7 @@ from board.store import CONFIG
 
 # make test's two workers can run this module on CPython and on MicroPython
 # (tests/host/test_board_micropython.py) at the same moment: each binds a port of its own
-PORT = 47621 if sys.implementation.name == "cpython" else 47631
+PORT = 17621 if sys.implementation.name == "cpython" else 17631  # (below 32768: no kernel-chosen port)
 MODEM = {"model": "SIMCom A7670", "uart": 1, "tx": 26, "rx": 27, "baud": 115200,
          "power_on": 12, "pwrkey": 4, "pwrkey_active": 1, "pwrkey_ms": 100, "reset": None,
          "boot_ms": 1000, "dial": "*99#"}

@@ -16,7 +16,7 @@ from board.store import MAINT, BOOTS, CONFIG, BAK
 
 # make test's two workers can run this module on CPython and on MicroPython
 # (tests/host/test_board_micropython.py) at the same moment: each binds a port of its own
-PORT = 47611 if sys.implementation.name == "cpython" else 47641  # (and PORT + 1, + 2)
+PORT = 17611 if sys.implementation.name == "cpython" else 17641  # (+ 1, + 2; below 32768: never a kernel pick)
 BOARD = {"name": "test-board", "title": "a test board", "port": "unix", "routing": "source",
          "soft_reset": True, "watchdog_ms": 5000, "install": "flash",
          "heap": {"bytes": 65536, "notes": "test"},

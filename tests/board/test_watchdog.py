@@ -15,7 +15,7 @@ from board.store import CONFIG
 
 # make test's two workers can run this module on CPython and on MicroPython
 # (tests/host/test_board_micropython.py) at the same moment: each binds a port of its own
-PORT = 47621 if sys.implementation.name == "cpython" else 47631
+PORT = 17621 if sys.implementation.name == "cpython" else 17631  # (below 32768: no kernel-chosen port)
 
 WATCHDOG_MS = 5000
 BOARD = {"name": "test-board", "title": "a test board", "port": "unix", "routing": "source",

@@ -21,7 +21,7 @@ from board.hw import Hardware  # noqa: E402
 from board.main import Board  # noqa: E402
 from board.store import CONFIG  # noqa: E402
 
-PORT = 47625
+PORT = 17625  # (below 32768, where the kernel picks no port for a bind to port 0)
 BOARD = {"name": "test-board", "title": "a test board", "port": "unix", "routing": "source",
          "soft_reset": True, "watchdog_ms": 5000, "install": "flash",
          "heap": {"bytes": 65536, "notes": "test"},

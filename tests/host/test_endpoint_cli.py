@@ -651,25 +651,30 @@ def test_stream_records_on_the_command_line_shows_a_received_record_as_its_seq(t
     c = Runtime(Endpoint({"name": "client", "peers": {"server": {"psk": PSK}}}, os.urandom))
     c.add_uplink("eth", ("127.0.0.77", 0))
     sent = []
+    stop = threading.Event()
 
-    def client():
-        end = time.monotonic() + 2.0
+    def client():  # (runs until the endpoint process is done, at most 30 s)
+        end = time.monotonic() + 30.0
         c.connect("server", addrs=[("127.0.0.76", port)])
-        for _ in range(4000):
-            if time.monotonic() > end:
-                break
+        while not stop.is_set() and time.monotonic() < end:
             c.poll(2)
             for ev in c.events():
                 if ev.kind == "association_up" and not sent:
                     sent.append(c.send(stream.encode(5, 77), "server"))
 
+    def out_until_data(line):  # the process runs until the record came (a Ctrl-C then), or 30 s
+        out.append(line)
+        if json.loads(line).get("event") == "data":
+            raise KeyboardInterrupt
+
     t = threading.Thread(target=client)
     out = []
     t.start()
     try:
-        assert main([path, "--no-stdin", "--duration", "2", "--stream-records"], out=out.append) == 0
+        assert main([path, "--no-stdin", "--duration", "30", "--stream-records"], out=out_until_data) == 0
     finally:
-        t.join(10)
+        stop.set()
+        t.join(30)
         c.shutdown()
     assert sent == [True], out
     data = [json.loads(x) for x in out if json.loads(x).get("event") == "data"]

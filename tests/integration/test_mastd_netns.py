@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+import threading
 import time
 
 import pytest
@@ -220,6 +221,7 @@ RECEIVER = textwrap.dedent("""\
     import hashlib, json, socket, sys
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("0.0.0.0", 5001)); s.listen(1); s.settimeout(30)
+    print("listening", flush=True)
     c, _ = s.accept(); c.settimeout(30)
     h, n, err = hashlib.sha256(), 0, None
     try:
@@ -314,7 +316,8 @@ def test_tcp_survives_blackhole_restore_renumber_and_reload_with_one_association
         recv = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", RECEIVER],
                                 stdout=subprocess.PIPE, universal_newlines=True)
         streams.append([dst, recv, None])
-    time.sleep(0.3)
+    for dst, recv, _ in streams:  # (a sender that came before its receiver listened was refused)
+        assert recv.stdout.readline() == "listening\n", dst
     for st in streams:
         st[2] = subprocess.Popen(["ip", "netns", "exec", n["lan"], sys.executable, "-c", SENDER, st[0],
                                   "300000", stop, "45"], stdout=subprocess.PIPE, universal_newlines=True)
@@ -376,20 +379,36 @@ def test_inner_source_outside_the_peers_prefixes_is_dropped_and_counted(site):
     srv, n = site["srv"], site["ns"]
     wait_for("association", srv.assoc, 10)
     before = srv.status()["agent_counters"].get("rx_ip_bad_source", 0)
+    # the listener prints the source of each datagram until an "end" from its own namespace
+    # (sent once the five from the LAN host are in: no time is guessed, a loaded machine may
+    # start each of these processes slowly)
     listener = subprocess.Popen(
         ["ip", "netns", "exec", n["dc"], sys.executable, "-c",
          "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 9999))\n"
-         "s.settimeout(2)\ntry:\n while True: print(s.recvfrom(100)[1][0], flush=True)\n"
+         "print('listening', flush=True); s.settimeout(60)\ntry:\n while True:\n"
+         "  d, a = s.recvfrom(100)\n  if d == b'end': break\n  print(a[0], flush=True)\n"
          "except OSError:\n pass"],
         stdout=subprocess.PIPE, universal_newlines=True)
-    time.sleep(0.3)
+    assert listener.stdout.readline() == "listening\n"
+    heard = []
+    reader = threading.Thread(target=lambda: heard.extend(iter(listener.stdout.readline, "")))
+    reader.start()
     send5 = ("import socket,time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('%s', 0))\n"
              "for i in range(5): s.sendto(b'x', ('192.168.50.2', 9999)); time.sleep(0.05)\n")
     # the router's own wan address is not among the prefixes the server allows router1;
     # the LAN host is
     sh(sys.executable, "-c", send5 % "100.64.1.2", ns=n["rtr"])
     sh(sys.executable, "-c", send5 % "192.168.1.2", ns=n["lan"])
-    sources = listener.communicate(timeout=10)[0].split()
+    try:
+        wait_for("the LAN host's five at the listener", lambda: heard.count("192.168.1.2\n") >= 5, 30)
+        wait_for("the router's five dropped", lambda: srv.status()["agent_counters"].get(
+            "rx_ip_bad_source", 0) - before >= 5, 30)
+    finally:
+        sh(sys.executable, "-c", "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+           ".sendto(b'end', ('127.0.0.1', 9999))", ns=n["dc"])
+        listener.wait(30)
+        reader.join(30)
+    sources = [x.strip() for x in heard]
     after = srv.status()["agent_counters"].get("rx_ip_bad_source", 0)
     assert after - before == 5
     assert sources == ["192.168.1.2"] * 5

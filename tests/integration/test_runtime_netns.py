@@ -465,7 +465,6 @@ def test_blackhole_in_the_isp_fails_over_with_exactly_the_gap_lost_then_fails_ba
         net.blackhole(1)
     fo = cli.event("failover", 5, cut.mark)
     assert (fo["old"], fo["new"], fo["failback"]) == (path("isp1"), path("isp2"), False)
-    assert fo["gap_ms"] <= GAP_BOUND_MS
     assert net.link_state(1) == "UP"  # silent: the client's link never went down
     time.sleep(1)
     net.unblackhole(1)
@@ -474,6 +473,8 @@ def test_blackhole_in_the_isp_fails_over_with_exactly_the_gap_lost_then_fails_ba
     wait_data_from(srv, mark, "100.64.1.2", back["_at"])  # the stream is back on isp1
     sent, by_seq = stop_stream(cli, srv, mark)
     (first, last, gap), = check_stream(sent, by_seq, [(cut.start, cut.end, fo["t_ms"])])
+    # (the core's own gap, timed by the client's loop: late by as much as that loop ran late)
+    assert fo["gap_ms"] <= GAP_BOUND_MS + sender_stall_ms(sent, by_seq), fo
     assert srcs(by_seq, 0, first - 1) == {"100.64.1.2:%d" % PORT}
     resumed = [s for s in range(last + 1, sent) if by_seq[s][0]["src"].startswith("100.64.1.2")]
     assert srcs(by_seq, last + 1, resumed[0] - 1) == {"100.64.2.2:%d" % PORT}
@@ -500,7 +501,6 @@ def test_link_down_is_noticed_from_silence_fails_over_and_fails_back_when_it_ret
         net.link_down(1)  # the endpoint is not told: the core notices the silence
     fo = cli.event("failover", 5, cut.mark)
     assert (fo["old"], fo["new"], fo["failback"]) == (path("isp1"), path("isp2"), False)
-    assert fo["gap_ms"] <= GAP_BOUND_MS
     assert net.link_state(1) == "DOWN"
     time.sleep(1)
     sock = cli.status()["uplinks"]["isp1"]["socket"]
@@ -513,6 +513,7 @@ def test_link_down_is_noticed_from_silence_fails_over_and_fails_back_when_it_ret
     wait_data_from(srv, mark, "100.64.1.2", back["_at"])  # the stream is back on isp1
     sent, by_seq = stop_stream(cli, srv, mark)
     (first, last, gap), = check_stream(sent, by_seq, [(cut.start, cut.end, fo["t_ms"])])
+    assert fo["gap_ms"] <= GAP_BOUND_MS + sender_stall_ms(sent, by_seq), fo  # (as above)
     assert srcs(by_seq, 0, first - 1) == {"100.64.1.2:%d" % PORT}
     assert by_seq[last + 1][0]["src"] == "100.64.2.2:%d" % PORT
     assert by_seq[sent - 1][0]["src"] == "100.64.1.2:%d" % PORT
