@@ -62,7 +62,7 @@ def results_of(name, body):
                           "met": int(worst[1]) <= 128})
         if tot:
             n = int(tot.group(1))
-            items.append({"what": "the core's .mpy (bench/heap.py's build)",
+            items.append({"what": "the core's .mpy (as tests/test_firmware_compiles.py builds it)",
                           "target": "≤ %d KB (%d B)" % (heap.BUDGET // 1024, heap.BUDGET),
                           "measured": "%d B" % n, "met": n <= heap.BUDGET})
         return items
