@@ -16,11 +16,12 @@ def _copy(src, dest):
         data = f.read()
     finally:
         f.close()
-    f = open(dest, "wb")
+    f = open(dest + ".tmp", "wb")  # whole or not there: a cut file would be kept as the user's
     try:
         f.write(data)
     finally:
         f.close()
+    os.rename(dest + ".tmp", dest)
 
 
 def install(root=""):

@@ -129,7 +129,8 @@ class Store:
         sync_fs()
 
     def boot_count(self):
-        data = self.files.read(BOOTS)
+        # no mast.boots but its .tmp: the power went inside the rename (FAT removes the old first)
+        data = self.files.read(BOOTS) or self.files.read(BOOTS + ".tmp")
         try:
             return int(data.decode()) if data else 0
         except (ValueError, UnicodeError):

@@ -285,7 +285,7 @@ def wall_ms():
 class FileCounter:
     """The presence client's counter floor in a small file (PRES/1 P.6): a host without a
     real-time clock keeps its counters growing across reboots. Written atomically (temp file,
-    then rename), about once an hour of counters."""
+    synced, then rename), about once an hour of counters."""
 
     def __init__(self, path):
         self.path = path
@@ -305,6 +305,8 @@ class FileCounter:
             f.write("%d\n" % value)
             if hasattr(f, "flush"):
                 f.flush()
+            if hasattr(os, "fsync"):  # on the disk before the rename is (a power cut)
+                os.fsync(f.fileno())
         os.rename(tmp, self.path)
 
 

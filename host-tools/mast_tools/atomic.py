@@ -1,6 +1,6 @@
 """Files the host tools write are whole or not there: written to NAME.tmp, then renamed over
 NAME. A write that fails (a full disk, Ctrl-C) removes its NAME.tmp and leaves what was at NAME
-as it was."""
+as it was; NAME.tmp is synced before the rename, so a power cut leaves the old file or the new."""
 
 import os
 
@@ -12,6 +12,8 @@ def write_atomic(path, data):
     try:
         with open(tmp, "wb" if isinstance(data, bytes) else "w") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # on the disk before the rename is (a power cut: never an empty file)
         os.replace(tmp, path)
     except BaseException:  # (no half-written file is left beside it)
         try:

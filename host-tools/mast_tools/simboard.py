@@ -252,25 +252,38 @@ def layout(board, compiled=True):
 
 
 def fill(folder, board, mpy_cross=None):
-    """Put the firmware into folder (never overwriting a file). Returns the paths written."""
+    """Put the firmware into folder (never overwriting a file). Returns the paths written.
+    Each file is written whole or not at all (NAME.tmp, renamed), and main.py comes last: a
+    fill that was killed is finished by the next one (SimBoard.prepare fills a folder
+    without main.py; a file there is never written again)."""
     load_board(board)  # a clear error for an unknown board
     cmd = mpy_cross or find_mpy_cross()
     written = []
-    for dest, src, compiled in layout(board, compiled=cmd is not None):
+    for dest, src, compiled in sorted(layout(board, compiled=cmd is not None),
+                                      key=lambda e: e[0] == "main.py"):
         out = os.path.join(folder, dest)
         if os.path.exists(out):
             continue
         os.makedirs(os.path.dirname(out) or folder, exist_ok=True)
-        if compiled:
-            rel = os.path.relpath(src, FIRMWARE_DIR)
-            proc = subprocess.run(cmd + ["-s", rel, "-o", out, src], stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  universal_newlines=True, timeout=60)
-            if proc.returncode != 0:
-                raise SimBoardError("mpy-cross failed on %s: %s" % (rel, proc.stdout.strip()),
-                                    "fix the source, or use --bare and install it yourself")
-        else:
-            shutil.copyfile(src, out)
+        tmp = out + ".tmp"
+        try:
+            if compiled:
+                rel = os.path.relpath(src, FIRMWARE_DIR)
+                proc = subprocess.run(cmd + ["-s", rel, "-o", tmp, src], stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      universal_newlines=True, timeout=60)
+                if proc.returncode != 0:
+                    raise SimBoardError("mpy-cross failed on %s: %s" % (rel, proc.stdout.strip()),
+                                        "fix the source, or use --bare and install it yourself")
+            else:
+                shutil.copyfile(src, tmp)
+            os.replace(tmp, out)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
         written.append(dest)
     return written
 

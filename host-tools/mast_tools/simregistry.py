@@ -36,9 +36,13 @@ def register(info):
         os.makedirs(folder(), mode=0o700, exist_ok=True)
         path = _file(info["pid"])
         tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(info, f)
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "w") as f:
+                json.dump(info, f)
+            os.replace(tmp, path)
+        except OSError:
+            os.unlink(tmp)  # (no half-written file left beside the registry's)
+            raise
         return path
     except OSError:
         return None

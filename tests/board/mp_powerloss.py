@@ -5,7 +5,8 @@
 # the image holding the old configuration, commit the new one with the cut at k,
 # mount the image again, and boot the loader: it must give the old or the new
 # configuration, never a corrupt one, and the filesystem must take a commit after.
-# Then corrupt and truncated config files on the same filesystem.
+# Then corrupt and truncated config files on the same filesystem, and the boot counter
+# cut at every block write of its update.
 #
 # MicroPython only (CPython has no vfs): run by tests/host/test_board_micropython.py
 #   MICROPYPATH=build/mpy-board micropython -m mp_powerloss lfs2|fat
@@ -179,7 +180,46 @@ def main(kind):
     assert store().load() == (NEW, CONFIG, None)
     umount()
     print("%s: corrupt and truncated mast.json fell back to mast.json.bak" % kind)
-    print("OK %s %d cuts" % (kind, n + 1))
+    image = None  # (the heap: one image at a time)
+    m = boot_counter_cuts(dev, kind)
+    print("OK %s %d cuts" % (kind, n + 1 + m))
+
+
+def boot_counter_cuts(dev, kind):
+    """The boot-loop counter (mast.boots) from 2 to 3, cut at every block write: it reads 2
+    or 3 after, never 0 (FAT's rename removes the old file first: a cut can fall between)."""
+    dev.limit = None
+    if kind == "lfs2":
+        vfs.VfsLfs2.mkfs(dev)
+    else:
+        vfs.VfsFat.mkfs(dev)
+    mount(dev, kind)
+    store().set_boot_count(2)
+    umount()
+    image = bytes(dev.data)
+    mount(dev, kind)
+    w0 = dev.writes
+    store().set_boot_count(3)
+    umount()
+    n = dev.writes - w0
+    for k in range(n + 1):
+        dev.data[:] = image
+        dev.limit = None
+        mount(dev, kind)
+        s = store()
+        dev.limit = dev.writes + k
+        try:
+            s.set_boot_count(3)
+        except OSError:
+            pass
+        umount()
+        dev.limit = None
+        mount(dev, kind)
+        got = store().boot_count()
+        umount()
+        assert got in (2, 3), "%s: boot counter cut after %d of %d writes reads %r" % (kind, k, n, got)
+    print("%s: the boot counter, cut at each of its %d block writes, read 2 or 3" % (kind, n))
+    return n + 1
 
 
 if __name__ == "__main__":

@@ -61,6 +61,16 @@ class MemFiles:
         return name in self.data
 
 
+class FatFiles(MemFiles):
+    """MemFiles that renames as MicroPython does on FAT: a file already at the new name is
+    removed first, and the power can go between the two."""
+
+    def rename(self, old, new):
+        if old in self.data and new in self.data:
+            self.remove(new)
+        MemFiles.rename(self, old, new)
+
+
 def check(cfg):
     settings.validate(cfg)
 
@@ -257,3 +267,26 @@ def test_boot_counter_counts_and_survives_garbage():
     assert Store(f, check).boot_count() == 2
     f.data[BOOTS] = b"\x00zz"
     assert s.boot_count() == 0
+
+
+def test_power_cut_at_any_file_operation_of_a_boot_counter_write_gives_old_or_new():
+    # a count lost to a cut (read back as 0) starts the boot-loop guard's count again: a board
+    # that keeps resetting reaches maintenance later, or never. On FAT the cut can fall between
+    # the removal of mast.boots and the rename of mast.boots.tmp (mp_powerloss: fat)
+    for kind in (MemFiles, FatFiles):
+        k = 0
+        while True:
+            f = kind()
+            Store(f, check).set_boot_count(2)
+            f.budget = k
+            try:
+                Store(f, check).set_boot_count(3)
+                done = True
+            except PowerCut:
+                done = False
+            f.budget = None
+            assert Store(f, check).boot_count() in (2, 3), (kind.__name__, k, f.data)
+            if done:
+                break
+            k += 1
+        assert k >= 2, k  # (the cuts did fall inside the write)

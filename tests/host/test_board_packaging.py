@@ -124,6 +124,39 @@ def test_mip_install_of_package_json_onto_the_sim_board_boots_the_firmware(micro
             con.close()
 
 
+_INSTALL_CUT_IN_BOOT_PY = """
+import builtins, os, runpy, sys
+real_open = builtins.open
+class Cut:
+    def __init__(self, f):
+        self.f = f
+    def write(self, data):  # half of it reaches the flash, then the power goes
+        self.f.write(data[:len(data) // 2])
+        self.f.flush()
+        os._exit(9)
+def cut_open(name, mode="r", *a, **kw):
+    f = real_open(name, mode, *a, **kw)
+    return Cut(f) if "w" in mode and os.path.basename(name).startswith("boot.py") else f
+builtins.open = cut_open
+runpy.run_path(sys.argv[1], run_name="__main__")
+"""
+
+
+def test_board_install_cut_off_while_it_writes_a_file_writes_it_whole_when_run_again(tmp_path):
+    # (the board unplugged during `exec "import board.install"`): run again, it must not keep
+    # the half-written boot.py as a file of the user's
+    install = os.path.join(FIRMWARE, "board", "install.py")
+    r = subprocess.run([sys.executable, "-c", _INSTALL_CUT_IN_BOOT_PY, install], cwd=str(tmp_path),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=60)
+    assert r.returncode == 9, r.stdout
+    r = subprocess.run([sys.executable, install], cwd=str(tmp_path), stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, universal_newlines=True, timeout=60)
+    assert r.returncode == 0, r.stdout
+    for name in ("main.py", "boot.py", "app.py"):
+        with open(os.path.join(FIRMWARE, "board", "root", name), "rb") as f:
+            assert (tmp_path / name).read_bytes() == f.read(), name
+
+
 def test_board_install_copies_the_root_files_but_keeps_those_already_there(tmp_path):
     """board.install after `mip install`: main.py, boot.py and app.py go to the root folder,
     and a file the user already has there (their own app.py) is kept as it is."""

@@ -419,6 +419,36 @@ def test_a_write_that_fails_leaves_the_previous_package_whole_and_no_partial_fil
     assert os.listdir(str(tmp_path)) == [path.name]
 
 
+def test_a_written_file_is_on_the_disk_before_it_is_renamed_over_the_old_one(tmp_path, monkeypatch):
+    # (a power cut, not only a failed write: the rename can reach the disk before the data does,
+    # and the file is then empty or cut short after the reboot; mast config export -o, the
+    # packages, a sim board's mast.json all go through write_atomic)
+    from mast_tools import atomic
+
+    path = str(tmp_path / "out.json")
+    with open(path, "w") as f:
+        f.write("old")
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        with open(path + ".tmp", "rb") as f:  # what the synced file holds by then
+            events.append(("fsync", os.fstat(fd).st_ino == os.fstat(f.fileno()).st_ino, f.read()))
+        real_fsync(fd)
+
+    def replace(a, b):
+        events.append(("replace", a, b))
+        real_replace(a, b)
+
+    monkeypatch.setattr(atomic.os, "fsync", fsync)
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    for data in (b"new bytes", "new text"):
+        events.clear()
+        atomic.write_atomic(path, data)
+        assert events == [("fsync", True, b"new bytes" if isinstance(data, bytes) else b"new text"),
+                          ("replace", path + ".tmp", path)]
+
+
 def test_without_source_date_epoch_the_time_is_the_last_commits(tmp_path, monkeypatch):
     # (a build from a checkout is reproducible from the commit alone; a SOURCE_DATE_EPOCH that is
     # not a number is ignored rather than a traceback)

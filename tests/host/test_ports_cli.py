@@ -233,6 +233,7 @@ def test_a_registration_that_fails_halfway_leaves_the_one_before_whole(tmp_path,
     monkeypatch.undo()
     monkeypatch.setenv("MAST_SIM_REGISTRY", str(tmp_path / "reg"))
     assert simregistry.running() == [info]
+    assert os.listdir(str(tmp_path / "reg")) == ["%d.json" % os.getpid()]  # no half file beside it
 
 
 def test_a_registered_pid_that_is_now_another_users_process_is_not_listed(tmp_path, monkeypatch):

@@ -870,6 +870,45 @@ def test_a_state_file_that_cannot_be_written_is_counted_and_the_answer_still_lea
         h.close()
 
 
+def test_a_state_write_cut_short_leaves_the_state_before_it_whole_and_a_restart_reads_it(tmp_path, monkeypatch):
+    # a disk that fills up (or a kill, a power cut) in the middle of the state file's write:
+    # the file still holds the counters saved before, whole, and the host that starts next
+    # (SIGKILL: no write at close) reads it instead of refusing to start on a torn file
+    import errno
+
+    from mastd import presence_host
+
+    state = tmp_path / "state.json"
+    h = host_on_loopback(state=str(state))
+    a = Requester("a", KEYS["a"])
+    h2 = None
+    try:
+        a.send(h.listen, msg.REGISTER, msg.enc_register(60, []))
+        assert a.answer(2, pump_host(h))[0] == msg.REGISTER_ACK
+        saved = state.read_bytes()
+        assert json.loads(saved)["floors"] == {"a": a.counter}
+        real_dump = json.dump
+
+        def dump_half(obj, f, **kw):
+            text = json.dumps(obj, **kw)
+            f.write(text[:len(text) // 2])
+            f.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(presence_host.json, "dump", dump_half)
+        a.send(h.listen, msg.REGISTER, msg.enc_register(60, []))
+        assert a.answer(2, pump_host(h))[0] == msg.REGISTER_ACK
+        assert h.status()["host_counters"]["state_write_error"] >= 1
+        monkeypatch.setattr(presence_host.json, "dump", real_dump)
+        assert state.read_bytes() == saved
+        h2 = host_on_loopback(state=str(state))  # (the next start, on what the disk holds)
+    finally:
+        a.close()
+        if h2 is not None:
+            h2.close()
+        h.close()
+
+
 def test_a_state_write_that_failed_is_made_at_close_once_the_folder_is_back(tmp_path):
     # the counter of an answered request, unsaved when its write failed, reaches the file at
     # close: a restart then still refuses that request captured before it

@@ -133,3 +133,32 @@ def test_a_counter_file_write_that_fails_part_way_leaves_the_old_floor(tmp_path,
         pass
     monkeypatch.undo()
     assert rendezvous.FileCounter(path).load() == 1700003600000
+
+
+def test_a_counter_file_is_on_the_disk_before_it_is_renamed_over_the_old_floor(tmp_path, monkeypatch):
+    # a power cut, the case this file is for (a host without a real-time clock): a rename that
+    # reaches the disk before the data leaves an empty file, read as no floor at all, and the
+    # counters after the reboot start at the clock's zero, below those already sent
+    import os
+
+    path = str(tmp_path / "presence.ctr")
+    store = rendezvous.FileCounter(path)
+    store.save(1700003600000)
+    events = []
+    real_fsync, real_rename = os.fsync, os.rename
+
+    def fsync(fd):
+        with open(path + ".tmp") as f:  # what the synced file holds by then
+            events.append(("fsync", os.fstat(fd).st_ino == os.fstat(f.fileno()).st_ino, f.read()))
+        real_fsync(fd)
+
+    def rename(a, b):
+        events.append(("rename", a, b))
+        real_rename(a, b)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+    store.save(1700007200000)
+    monkeypatch.undo()
+    assert events == [("fsync", True, "1700007200000\n"), ("rename", path + ".tmp", path)]
+    assert store.load() == 1700007200000

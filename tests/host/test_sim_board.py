@@ -9,6 +9,7 @@ on the same definition and port, file sizes in `mpremote ls`, `mast ports` lists
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -920,3 +921,57 @@ def test_ctrl_d_in_the_friendly_repl_after_the_raw_one_is_a_full_reboot_with_sof
     board._from_board(simboard.RAW_PROMPT + b">")  # and from the raw REPL: boot.py, raw REPL again
     spawned, _ = _exits(board, monkeypatch, [(0, 5.0)])
     assert spawned == ["soft"], spawned
+
+
+def _copy_compiler():
+    """An mpy-cross stand-in (`-s NAME -o OUT SRC`): copies SRC to OUT."""
+    return [sys.executable, "-c", "import shutil, sys; shutil.copyfile(sys.argv[-1], sys.argv[-2])"]
+
+
+def test_a_fill_killed_in_the_middle_of_a_file_is_finished_whole_by_the_next_one(tmp_path):
+    # `mast sim-board` killed (SIGKILL: nothing of it runs after) while mpy-cross writes a
+    # file: the next fill must not take that half file for a whole one (a file there is never
+    # written again)
+    folder = tmp_path / "b"
+    dies = [sys.executable, "-c", "import os, signal, sys; src = open(sys.argv[-1], 'rb').read(); "
+            "f = open(sys.argv[-2], 'wb'); f.write(src[:len(src) // 2]); f.flush(); "
+            "os.kill(os.getppid(), signal.SIGKILL); os.kill(os.getpid(), signal.SIGKILL)"]
+    code = "import sys; from mast_tools import simboard; simboard.fill(sys.argv[1], 'unix-sim', %r)" % dies
+    r = subprocess.run([sys.executable, "-c", code, str(folder)], env=env_for_mast(), timeout=60,
+                       capture_output=True)
+    assert r.returncode == -9, r
+    simboard.fill(str(folder), "unix-sim", mpy_cross=_copy_compiler())
+    for dest, src, compiled in simboard.layout("unix-sim"):
+        with open(src, "rb") as f:
+            assert (folder / dest).read_bytes() == f.read(), dest
+    leftovers = [os.path.join(d, n) for d, _, names in os.walk(str(folder)) for n in names
+                 if n.endswith(".tmp")]
+    assert leftovers == []
+
+
+def test_a_sim_board_whose_fill_was_killed_before_its_last_file_is_filled_at_its_next_start(
+        tmp_path, monkeypatch):
+    # killed (Ctrl-C) while the root files were copied: the next start fills what is missing,
+    # though main.py may be there already (a folder with main.py is taken as filled)
+    folder = tmp_path / "b"
+    real = shutil.copyfile
+
+    def copy_then_killed(src, dst):
+        if os.path.basename(dst).startswith(("app.py", "board.json")):
+            with open(src, "rb") as f:
+                data = f.read()
+            with open(dst, "wb") as f:
+                f.write(data[:len(data) // 2])
+            raise KeyboardInterrupt()
+        return real(src, dst)
+
+    monkeypatch.setattr(simboard.shutil, "copyfile", copy_then_killed)
+    with pytest.raises(KeyboardInterrupt):
+        simboard.fill(str(folder), "unix-sim", mpy_cross=_copy_compiler())
+    monkeypatch.setattr(simboard.shutil, "copyfile", real)
+    monkeypatch.setattr(simboard, "find_mpy_cross", _copy_compiler)
+    sb = simboard.SimBoard(str(folder), micropython=sys.executable)  # (prepare() only)
+    sb.prepare()
+    for dest, src, compiled in simboard.layout("unix-sim"):
+        with open(src, "rb") as f:
+            assert (folder / dest).read_bytes() == f.read(), dest
