@@ -474,3 +474,46 @@ def test_maintainer_scripts_of_our_own_are_mapped_as_the_sdk_maps_them_for_apk(t
     assert s["post-deinstall"] == "#!/bin/sh\necho postrm\n"
     for text in s.values():
         assert text.count("#!") == 1
+
+
+def test_a_dependency_the_makefile_names_twice_or_names_libc_is_listed_once(tmp_path):
+    # the SDK adds libc itself; a Makefile that lists it (or another one twice) must not give
+    # apk a package that depends on one name twice
+    pkg = package_copy(tmp_path, edit_makefile=lambda t: t.replace(
+        "DEPENDS:=+python3-light +kmod-tun +ip-full", "DEPENDS:=+python3-light +kmod-tun +ip-full +libc +ip-full"))
+    r = cmd_apk.build(str(tmp_path / "out"), pkg_dir=pkg, epoch=EPOCH, bytecode=False)
+    with open(r["path"], "rb") as f:
+        deps = parse(f.read())["info"]["depends"]
+    assert deps == ["ip-full", "kmod-tun", "libc", "python3-light"]
+
+
+def test_the_writer_gives_each_int_and_blob_the_narrowest_type_apk_tools_uses(tmp_path):
+    # apk-tools' adb_w_int / adb_w_blob: an immediate int below 2**28, else int32 below 2**32,
+    # else int64; a blob8 up to 255 bytes, a blob16 up to 65535, else a blob32 (4-aligned)
+    from mast_tools import apk_v3
+
+    w = apk_v3.AdbWriter()
+    ints = [0, (1 << 28) - 1, 1 << 28, (1 << 32) - 1, 1 << 32, (1 << 40) + 5]
+    blobs = [b"x" * 255, b"y" * 256, b"z" * 65535, b"w" * 65536]
+    ivals = [w.int(n) for n in ints]
+    w.blob(b"a")  # (puts the next value off any alignment)
+    bvals = [w.blob(b) for b in blobs]
+    root = w.array(ivals + [apk_v3.NULL] + bvals)  # a NULL item is left out
+    adb = Adb(w.finish(root))
+    items = adb.arr(adb.root)
+    assert len(items) == len(ints) + len(blobs)
+    assert struct.unpack_from("<I", adb.p, adb.root & 0x0FFFFFFF)[0] == 1 + len(items)  # no NULL slot
+    assert [adb.kind(v) for v in items[:len(ints)]] == [0x1, 0x1, 0x2, 0x2, 0x3, 0x3]
+    assert [adb.int(v) for v in items[:len(ints)]] == ints
+    assert [adb.kind(v) for v in items[len(ints):]] == [0x8, 0x9, 0x9, 0xA]
+    assert [adb.blob(v) for v in items[len(ints):]] == blobs  # (the reader checks each alignment)
+
+
+def test_a_script_type_apk_does_not_have_is_refused_not_dropped():
+    from mast_tools import apk_v3
+
+    info = {"name": "x", "version": "1-r1", "description": "d", "arch": "noarch", "license": "MIT",
+            "origin": "o", "maintainer": "m", "url": "u", "depends": []}
+    with pytest.raises(ValueError) as e:
+        apk_v3.build_package(info, [("", 0o755, [])], {"post-instal": "#!/bin/sh\n"}, EPOCH)
+    assert str(e.value) == "unknown apk script types: post-instal"

@@ -475,6 +475,109 @@ def test_the_busy_error_names_the_process_holding_the_ports_flock_only(tmp_path)
         "%s is busy: pid 222 (mpremote connect) holds it" % port)
 
 
+def test_the_busy_error_names_at_most_three_holders_each_cut_to_60_characters():
+    from mast_tools.serialport import port_error
+
+    who = [(100 + i, "python3 -m serial.tools.miniterm /dev/ttyUSB0 115200 --raw --eol LF --exit-char 3 %d" % i)
+           for i in range(5)]
+    e = port_error("/dev/ttyUSB0", OSError(16, "Device or resource busy"), who)
+    assert e.what == "/dev/ttyUSB0 is busy: " + ", ".join(
+        "pid %d (%s)" % (p, c[:60]) for p, c in who[:3]) + " holds it"
+    assert port_error("/dev/ttyUSB0", OSError(16, "busy"), []).what == (
+        "/dev/ttyUSB0 is busy: another program holds it")
+    # pyserial's own words for a lock it could not take (no errno)
+    assert port_error("/dev/ttyUSB0", ValueError("Could not exclusively lock port /dev/ttyUSB0"), []).what == (
+        "/dev/ttyUSB0 is busy: another program holds it")
+
+
+@pytest.mark.parametrize("code", ["ENOENT", "ENODEV", "ENXIO"])
+def test_a_port_that_is_not_there_is_a_missing_port_whatever_the_errno(code):
+    # ENODEV/ENXIO: the device node is there but its USB adapter is gone (unplugged mid-use)
+    import errno
+
+    from mast_tools.serialport import port_error
+
+    e = port_error("/dev/ttyUSB9", OSError(getattr(errno, code), "x"))
+    assert e.what == "no serial port /dev/ttyUSB9"
+    assert e.hint.startswith("check the cable and the name (`mast ports` lists the ports")
+
+
+@pytest.mark.parametrize("code", ["EACCES", "EPERM"])
+def test_permission_denied_names_the_group_that_owns_the_port_and_how_to_join_it(tmp_path, code):
+    import errno
+    import grp
+
+    from mast_tools.serialport import port_error
+
+    try:
+        gid = grp.getgrnam("dialout").gr_gid
+    except KeyError:
+        pytest.skip("no dialout group here")
+    port = tmp_path / "ttyACM0"
+    port.write_text("")
+    try:
+        os.chown(str(port), -1, gid)
+    except PermissionError:
+        pytest.skip("cannot give the file to the dialout group")
+    e = port_error(str(port), OSError(getattr(errno, code), "Permission denied"))
+    assert e.what == "permission denied on %s (owned by group dialout)" % port
+    assert e.hint == "add yourself to the dialout group: sudo usermod -aG dialout $USER, then log in again"
+    os.chown(str(port), -1, 0)  # root's: joining root is no advice
+    e = port_error(str(port), OSError(getattr(errno, code), "Permission denied"))
+    assert e.what == "permission denied on %s (owned by group %s)" % (port, grp.getgrgid(0).gr_name)
+    assert e.hint.startswith("ask for access to it: on most Linux systems serial ports belong to the dialout group")
+
+
+def test_a_port_that_takes_no_serial_settings_and_an_unknown_error_say_what_happened():
+    import errno
+
+    from mast_tools.serialport import port_error
+
+    assert port_error("/dev/ttyS9", OSError(errno.EINVAL, "Invalid argument")).what == "/dev/ttyS9 is not a serial port"
+    assert port_error("/dev/ttyS9", OSError(errno.ENOTTY, "x")).what == "/dev/ttyS9 is not a serial port"
+    e = port_error("/dev/ttyS9", OSError(errno.ENOMEM, "Cannot allocate memory"))
+    assert (e.what, e.hint) == ("cannot open /dev/ttyS9: [Errno 12] Cannot allocate memory", "check the port and try again")
+
+
+def test_a_holder_whose_process_is_gone_is_still_named_by_its_pid(tmp_path):
+    # (it exited between the read of /proc/locks and of its command line)
+    from mast_tools.serialport import holders
+
+    port = tmp_path / "ttyFAKE"
+    port.write_text("")
+    st = os.stat(str(port))
+    dev = "%02x:%02x:%d" % (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+    locks = tmp_path / "locks"
+    locks.write_text("2: FLOCK  ADVISORY  WRITE 555 %s 0 EOF\n" % dev)
+    (tmp_path / "proc").mkdir()
+    assert holders(str(port), locks=str(locks), proc=str(tmp_path / "proc")) == [(555, "?")]
+
+
+def test_the_probe_ignores_bytes_from_before_it_sends_its_breaks_and_frees_the_port():
+    # a board that printed something earlier and then went silent is silent: the probe reads
+    # only what comes after its Ctrl-C Ctrl-C Ctrl-B, and closes the port (its lock) after
+    import pty
+    import select
+
+    from mast_tools.serialport import open_serial, probe_alive
+
+    master, slave = pty.openpty()
+    try:
+        name = os.ttyname(slave)
+        os.write(master, b"old boot text\r\n")
+        assert probe_alive(name, wait_s=0.3) is False
+        sent = b""
+        for _ in range(20):  # (bounded)
+            if not select.select([master], [], [], 0.2)[0]:
+                break
+            sent += os.read(master, 1024)
+        assert sent.endswith(b"\r\x03\x03\x02")
+        open_serial(name).close()  # not busy: the probe let go of it
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
 def test_an_io_error_on_the_port_says_the_board_went_away():
     import errno
 

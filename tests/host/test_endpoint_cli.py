@@ -848,3 +848,65 @@ def test_a_run_with_a_duration_never_waits_past_its_end():
     finally:
         p.rt.shutdown()
     assert waited and all(ms is not None and 0 <= ms <= 300 for ms in waited), waited
+
+
+def test_a_board_command_has_the_heap_asked_for_and_cpython_chosen_gets_no_note(tmp_path, monkeypatch):
+    from mast_tools import board_process
+
+    if board_process.find_micropython() is None:
+        pytest.skip("the MicroPython unix port is not installed")
+    monkeypatch.setattr(board_process, "build_mpy", lambda out: 0)  # (not what this checks)
+    cmd = board_process.board_command("ep.json", str(tmp_path / "b"), prefer="micropython", heapsize="100K")
+    assert (cmd.runtime, cmd.heapsize, cmd.note) == ("micropython", "100K", None)
+    assert cmd.argv[1:3] == ["-X", "heapsize=100K"]
+    cmd = board_process.board_command("ep.json", str(tmp_path / "b"), prefer="cpython")
+    assert (cmd.runtime, cmd.note) == ("cpython", None)  # asked for: nothing to tell the user
+
+
+def test_a_board_whose_mpy_build_fails_runs_on_the_py_sources_and_says_so(tmp_path, monkeypatch):
+    from mast_tools import board_process
+    from mast_tools.netutil import free_udp_port
+
+    if board_process.find_micropython() is None:
+        pytest.skip("the MicroPython unix port is not installed")
+    build = tmp_path / "mpy"
+
+    def half_built(out):  # one package compiled, then mpy-cross fails
+        os.makedirs(os.path.join(out, "mast"))
+        raise RuntimeError("mpy-cross runtime/driver.py: bad input")
+
+    monkeypatch.setattr(board_process, "build_mpy", half_built)
+    port = free_udp_port(("127.0.0.33",))
+    path = write(tmp_path, server_doc(uplinks={"wan": {"bind": "127.0.0.33:%d" % port}}))
+    cmd = board_process.board_command(path, str(build), extra=("--no-stdin", "--duration", "0.3"))
+    assert cmd.runtime == "micropython"
+    assert cmd.note == ("mpy-cross runtime/driver.py: bad input; the board imports .py sources (more heap "
+                        "than a board's .mpy)")
+    p = subprocess.run(cmd.argv, env=cmd.env, cwd=str(tmp_path), capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    stopped = [json.loads(x) for x in p.stdout.splitlines() if '"stopped"' in x]
+    assert stopped and stopped[-1].get("reason") == "duration", p.stdout[-2000:]
+
+
+def test_build_mpy_compiles_every_py_file_of_the_device_packages_and_nothing_else(tmp_path, monkeypatch):
+    # a checkout where CPython has run leaves __pycache__/ (and an editor its own files) next to
+    # the sources: they are not modules to compile
+    import shutil
+
+    from mast_tools import board_process
+
+    if board_process.find_mpy_cross() is None:
+        pytest.skip("mpy-cross is not installed")
+    fw = tmp_path / "firmware"
+    for pkg in board_process.DEVICE_PACKAGES:
+        shutil.copytree(os.path.join(board_process.FIRMWARE_DIR, pkg), str(fw / pkg))
+        (fw / pkg / "__pycache__").mkdir(exist_ok=True)
+        (fw / pkg / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
+        (fw / pkg / "NOTES.txt").write_text("not a module\n")
+    monkeypatch.setattr(board_process, "FIRMWARE_DIR", str(fw))
+    out = tmp_path / "out"
+    n = board_process.build_mpy(str(out))
+    want = sorted("%s/%s.mpy" % (pkg, f[:-3]) for pkg in board_process.DEVICE_PACKAGES
+                  for f in os.listdir(str(fw / pkg)) if f.endswith(".py"))
+    got = sorted("%s/%s" % (pkg, f) for pkg in board_process.DEVICE_PACKAGES for f in os.listdir(str(out / pkg)))
+    assert got == want and n == len(want) > 20

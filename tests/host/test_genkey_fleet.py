@@ -38,7 +38,12 @@ def test_a_bad_fleet_key_or_a_missing_name_is_a_clear_error_that_shows_no_key(tm
     r = mast("genkey", "--fleet", str(bad))
     assert r.returncode == 1 and r.stderr.startswith("mast: --fleet needs --name; ")
     r = mast("genkey", "--fleet", str(tmp_path / "missing.psk"), "--name", "x.y")
-    assert r.returncode == 1 and r.stderr.startswith("mast: cannot read the fleet key ")
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == ("mast: cannot read the fleet key %s (No such file or directory); give the file "
+                        "`mast genkey > fleet.psk` wrote\n" % (tmp_path / "missing.psk"))
+    r = mast("genkey", "--fleet", str(tmp_path), "--name", "x.y")  # (the reason tells them apart)
+    assert r.returncode == 1 and r.stderr.startswith("mast: cannot read the fleet key %s (Is a directory); "
+                                                     % tmp_path)
     r = mast("genkey", "--name", "x.y")
     assert r.returncode == 1 and r.stderr.startswith("mast: --name goes with --fleet; ")
 

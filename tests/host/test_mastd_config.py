@@ -70,11 +70,70 @@ def test_uci_anonymous_sections_are_named_by_type_and_index():
     ("config peer 'a'\n\toption 'a-b' 'y'\n", "f:2: option name 'a-b': use only A-Za-z0-9_"),
     ("config 'pe er' 'a'\n", "f:1: section type 'pe er': use printable characters, no spaces"),
     ("package ''\nconfig peer 'a'\n", "f:1: expected: package <name>"),
+    # a keyword that ends the file (no newline after it) is an error naming its line, not a crash
+    ("config peer 'a'\n\toption", "f:2: expected: option <name> '<value>'"),
+    ("config", "f:1: expected: config <type> ['<name>']"),
+    ("package mast extra\n", "f:1: too many words: expected: package <name>"),
+    ("config 'pe\x7fer'\n", "f:1: section type 'pe\\x7fer': use printable characters, no spaces"),
 ])
 def test_uci_syntax_errors_name_the_file_and_line(text, message):
     with pytest.raises(uci.UciError) as e:
         uci.parse(text, "f")
     assert str(e.value) == message
+
+
+def test_uci_anonymous_sections_count_the_named_ones_of_their_type_as_libuci_does():
+    # `uci show` numbers @peer[N] among all peer sections, named or not
+    s = uci.parse("config peer 'a'\nconfig peer\nconfig uplink\nconfig peer 'b'\nconfig peer\n")
+    assert [x.ref() for x in s] == ["a", "@peer[1]", "@uplink[0]", "b", "@peer[3]"]
+
+
+def test_uci_a_hash_glued_to_the_first_word_comments_the_line_out():
+    # the usual way to switch an option off: `#option ...` with no space after the `#`
+    s = uci.parse("#config peer 'x'\nconfig peer 'a'\n#option psk 'x'\n\t#\toption port '1'\n"
+                  "\t#list allowed '10.0.0.0/8'\n\toption dns 'a.example'\n", "f")
+    assert [(x.ref(), x.options) for x in s] == [("a", {"dns": "a.example"})]
+
+
+def test_uci_a_tab_after_a_semicolon_starts_the_next_statement():
+    s = uci.parse("config mast 'g'\n\toption a '1';\toption b '2'\n", "f")
+    assert s[0].options == {"a": "1", "b": "2"}
+
+
+def test_uci_an_option_after_a_list_of_the_same_name_replaces_it():
+    # (the last statement wins, as `uci set` replaces a list with a value)
+    s = uci.parse("config peer 'p'\n\tlist allowed '10.1.0.0/16'\n\toption allowed '10.2.0.0/16'\n", "f")
+    assert s[0].options == {"allowed": "10.2.0.0/16"}
+
+
+def test_uci_a_backslash_before_a_crlf_line_end_joins_the_next_line():
+    # a file saved with Windows line ends: the backslash still continues the line
+    s = uci.parse("config mast 'global'\r\n\toption name r1.\\\r\nexample\r\n\toption port '7000'\r\n", "f")
+    assert s[0].options == {"name": "r1.example", "port": "7000"}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("config mast 'main'\n\toption port '7000'\n", "mast.main.name: required"),
+    ("config mast\n\toption port '7000'\n", "mast.@mast[0].name: required"),
+    ("config mast 'g'\n\toption name 'x'\nconfig uplink\n\toption device 'eth0'\n",
+     "mast.@uplink[0]: an uplink section needs a name: the logical interface (config uplink 'wan')"),
+    ("config mast 'g'\n\toption name 'x'\nconfig peer\n\toption psk '%s'\n" % PSK,
+     "mast.@peer[0]: an anonymous peer section needs option name"),
+])
+def test_a_missing_name_is_reported_on_the_section_the_file_has(text, message):
+    with pytest.raises(config.ConfigError) as e:
+        settings.from_uci_text(text)
+    assert str(e.value) == message
+
+
+def test_uci_addresses_and_prefixes_may_be_separated_by_commas_in_a_list_item_or_an_option():
+    # docs/MASTD.md: one `option` with items separated by spaces or commas
+    s = settings.from_uci_text("config mast 'g'\n\toption name 'x'\nconfig peer 's'\n\toption psk '%s'\n"
+                               "\tlist addresses '192.0.2.1,192.0.2.2 192.0.2.3'\n"
+                               "\toption allowed '10.1.0.0/16,10.2.0.0/16'\n" % PSK)
+    p = s.core["peers"]["s"]
+    assert p["addresses"] == ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
+    assert p["allowed"] == ["10.1.0.0/16", "10.2.0.0/16"]
 
 
 def test_uci_becomes_the_core_schemas_dotted_keys_with_typed_values():

@@ -1,6 +1,7 @@
 """mastd's packet handling: routing by allowed prefixes (cryptokey routing), MSS clamping,
 the TUN's MTU, and uplinks from netifd's dump."""
 
+import os
 import struct
 
 import pytest
@@ -151,6 +152,7 @@ def test_tun_mtu_is_the_smallest_uplink_mtu_less_ip_udp_and_mast():
     assert tun.tun_mtu([1500, 1400, 1492]) == 1344
     assert tun.tun_mtu([1500], ipv6=True) == 1424
     assert tun.tun_mtu([]) == 1444
+    assert tun.tun_mtu([9000, 9000]) == 8944  # jumbo frames: not capped at Ethernet's 1500
 
 
 def test_tun_mtu_stays_at_1280_when_the_tunnel_carries_ipv6():
@@ -197,6 +199,82 @@ def test_the_tun_is_configured_with_its_mtu_up_its_address_then_its_routes(monke
     tun.configure("mast0", "10.99.0.1/24", 1444, ["192.168.50.0/24", "fd00:50::/64"])
     assert calls == ["link set dev mast0 mtu 1444 up", "addr replace 10.99.0.1/24 dev mast0",
                      "-4 route replace 192.168.50.0/24 dev mast0", "-6 route replace fd00:50::/64 dev mast0"]
+
+
+def fake_ip(tmp_path, monkeypatch, script):
+    """An `ip` command of our own, first on PATH: script is its shell body ($* its arguments)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "ip").write_text("#!/bin/sh\n" + script)
+    (bindir / "ip").chmod(0o755)
+    monkeypatch.setenv("PATH", "%s:%s" % (bindir, os.environ.get("PATH", "")))
+
+
+def test_a_failing_ip_command_is_an_oserror_with_its_message_or_its_exit_status(tmp_path, monkeypatch):
+    fake_ip(tmp_path, monkeypatch, 'case "$*" in *addr*) echo "RTNETLINK answers: File exists" >&2; exit 2;; '
+                                   '*mtu*) exit 3;; esac\n')
+    with pytest.raises(OSError) as e:
+        tun.configure("mast0", "10.99.0.1/24", 1444, [])
+    assert str(e.value) == "ip link set dev mast0 mtu 1444 up: exit 3"
+    with pytest.raises(OSError) as e:
+        tun.ip("addr", "replace", "10.99.0.1/24", "dev", "mast0")
+    assert str(e.value) == "ip addr replace 10.99.0.1/24 dev mast0: RTNETLINK answers: File exists"
+    assert tun.ip("addr", "show", check=False).returncode == 2
+
+
+def test_a_route_already_gone_does_not_stop_the_route_change(tmp_path, monkeypatch):
+    # the kernel drops a device's routes itself (the TUN went down): deleting one that is gone
+    # fails, and the new routes must still come
+    log = tmp_path / "log"
+    fake_ip(tmp_path, monkeypatch, 'echo "$*" >> %s\ncase "$*" in *del*) echo "RTNETLINK answers: No such '
+                                   'process" >&2; exit 2;; esac\n' % log)
+    tun.set_routes("mast0", ["10.1.0.0/16"], ["10.2.0.0/16"])
+    assert log.read_text().splitlines() == ["route del 10.1.0.0/16 dev mast0",
+                                            "-4 route replace 10.2.0.0/16 dev mast0"]
+
+
+TUN_IN_NETNS = r"""
+import os, socket, sys
+sys.path.insert(0, %(fw)r)
+from mastd import tun
+before = len(os.listdir("/proc/self/fd"))
+try:
+    print("opened", tun.open_tun("bad/name"))  # a name the kernel refuses: no fd may be left open
+except OSError:
+    pass
+leaked = len(os.listdir("/proc/self/fd")) - before
+fd = tun.open_tun("mast7")
+tun.configure("mast7", "10.77.0.1/24", 1400, ["10.78.0.0/24"])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.sendto(b"through the tunnel", ("10.78.0.9", 4000))
+import select
+for _ in range(50):  # (bounded: the kernel may send an IPv6 or other packet first)
+    if not select.select([fd], [], [], 2.0)[0]:
+        break
+    pkt = os.read(fd, 2000)
+    if pkt[:1] == b"E" and pkt[16:20] == bytes([10, 78, 0, 9]):
+        print("leaked=%%d first=%%02x dst=%%s payload=%%r" %% (leaked, pkt[0], ".".join(map(str, pkt[16:20])), pkt[28:]))
+        break
+else:
+    print("leaked=%%d no packet" %% leaked)
+"""
+
+
+def test_the_tun_gives_each_routed_packet_as_a_bare_ip_packet(tmp_path):
+    # (in a network namespace of its own: IFF_NO_PI, so each read starts with the IP header)
+    import shutil
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0 or not shutil.which("unshare") or not os.path.exists("/dev/net/tun"):
+        pytest.skip("needs root, unshare and /dev/net/tun")
+    fw = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "firmware")
+    r = subprocess.run(["unshare", "-n", sys.executable, "-c", TUN_IN_NETNS % {"fw": fw}],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0 and "unshare" in r.stderr and "Operation not permitted" in r.stderr:
+        pytest.skip("no network namespaces here: " + r.stderr.strip())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "leaked=0 first=45 dst=10.78.0.9 payload=b'through the tunnel'\n"
 
 
 DUMP = {"interface": [

@@ -253,3 +253,28 @@ def test_a_registered_pid_that_is_now_another_users_process_is_not_listed(tmp_pa
 
     monkeypatch.setattr(simregistry.os, "kill", kill)
     assert simregistry.running() == [] and not os.path.exists(path)
+
+
+def test_usb_ids_are_four_hex_digits_and_a_known_chip_without_a_board_is_named_in_the_table(
+        capsys, monkeypatch, tmp_path):
+    # an FTDI adapter (vendor 0x0403) reads as lsusb writes it, 0403:6001; a chip no board of
+    # boards/ carries (an ESP32-S3's own USB) shows what the chip is, not pyserial's description
+    monkeypatch.setenv("MAST_SIM_REGISTRY", str(tmp_path))
+    ports = [Port("/dev/ttyUSB1", 0x0403, 0x6001, "FTDI", "FT232R USB UART", "A50285BI"),
+             Port("/dev/ttyACM1", 0x303A, 0x1001, "Espressif", "USB JTAG/serial debug unit", None,
+                  description="USB JTAG/serial debug unit")]
+
+    class Args:
+        json = False
+        all = False
+
+    cmd_ports.do_ports(Args, comports=lambda: ports)
+    assert capsys.readouterr().out.splitlines() == [
+        "/dev/ttyACM1     303a:1001  Espressif USB JTAG/serial (ESP32-S3/C3 native USB)",
+        "/dev/ttyUSB1     0403:6001  wt32-eth01"]
+    Args.json = True
+    cmd_ports.do_ports(Args, comports=lambda: ports)
+    doc = json.loads(capsys.readouterr().out)
+    assert [(p["vid"], p["pid"], p["usb"], p["likely"]) for p in doc] == [
+        ("303a", "1001", "Espressif USB JTAG/serial (ESP32-S3/C3 native USB)", []),
+        ("0403", "6001", "FTDI FT232R USB-UART", ["wt32-eth01"])]

@@ -834,6 +834,75 @@ def test_a_prepared_sim_board_runs_the_app_it_was_given(tmp_path):
         assert f.read() == "APP = 'the demo'\n"
     with open(os.path.join(folder, "mast.json")) as f:
         assert json.load(f) == {"name": "b1", "port": 6278}
+    with open(os.path.join(folder, "board.json")) as f:
+        assert json.load(f) == bd  # the definition it was given, not the one fill() copied
+
+
+def test_stop_kills_a_sim_board_child_that_does_not_end_when_asked(tmp_path):
+    # (a child stuck with SIGTERM ignored: stop() waits 5 s for it, then kills it)
+    from mast_tools import board_process
+
+    child = board_process.SimBoardChild(str(tmp_path / "b"))
+    child.proc = subprocess.Popen([sys.executable, "-c", "import signal, sys, time\n"
+                                   "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                                   "print('ready', flush=True)\ntime.sleep(120)\n"],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert child.proc.stdout.readline() == b"ready\n"
+        os.set_blocking(child.proc.stderr.fileno(), False)  # (as start() leaves it)
+        assert child.read_err() is True  # running, nothing logged yet: no wait
+        child.stop()
+        assert child.proc.returncode == -9 and not child.alive()
+        assert child.read_err() is False  # its stderr is closed: nothing more will come
+    finally:
+        if child.proc.poll() is None:
+            child.proc.kill()
+            child.proc.wait()
+
+
+def test_read_err_keeps_what_the_child_logged_and_says_false_once_it_has_ended(tmp_path):
+    from mast_tools import board_process
+
+    child = board_process.SimBoardChild(str(tmp_path / "b"))
+    child.proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stderr.write('last words')"],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        child.proc.wait(30)
+        os.set_blocking(child.proc.stderr.fileno(), False)  # (as start() leaves it)
+        assert child.read_err() is True and child.err == b"last words"
+        assert child.read_err() is False and child.err == b"last words"  # the end of its stderr
+    finally:
+        child.stop()
+
+
+def test_a_stopped_sim_board_child_ends_on_its_own_and_takes_its_micropython_with_it(micropython, tmp_path):
+    # stop() asks (SIGTERM): sim-board stops its micropython and exits 0; it is not killed
+    import select
+
+    from mast_tools import board_process
+    from mast_tools.netutil import free_udp_port
+
+    folder = str(tmp_path / "b")
+    port = free_udp_port(("127.0.0.2",))  # (the board's eth uplink; 6278 may be another board's)
+    board_process.prepare_sim_board(folder, board_process.load_board_def(), {"name": "b1", "port": port}, "")
+    child = board_process.SimBoardChild(folder)
+    try:
+        assert child.start(timeout=30).startswith("/dev/")
+        for _ in range(100):  # (bounded: until sim-board has logged its micropython's pid)
+            if re.search(rb"boot 1 \(power\): pid (\d+)", child.err) or not child.read_err():
+                break
+            select.select([child.proc.stderr], [], [], 0.1)
+        m = re.search(rb"boot 1 \(power\): pid (\d+)", child.err)
+        assert m, child.err
+        child.stop()
+        assert child.proc.returncode == 0 and not child.alive()
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(m.group(1)), 0)
+        child.stop()  # (twice: nothing to do)
+    finally:
+        if child.proc is not None and child.proc.poll() is None:
+            child.proc.kill()
+            child.proc.wait()
 
 
 def test_a_sim_board_child_that_does_not_come_up_is_stopped_not_left_running(tmp_path):
