@@ -345,10 +345,22 @@ print('switched')
 
 def rename_script(pairs):
     """Each (tmp, final): rename tmp over final (atomic on littlefs; FAT removes the old
-    first). For mast.json, the old one becomes mast.json.bak, as the firmware's commit does."""
+    first). For mast.json, the old one becomes mast.json.bak, as the firmware's commit does:
+    only if it reads as JSON (a corrupt one never takes the place of the last good copy)."""
     return _PRELUDE + """\
+def _json_ok(p):
+    import json
+    try:
+        g = open(p)
+        try:
+            json.load(g)
+        finally:
+            g.close()
+        return True
+    except (OSError, ValueError):
+        return False
 for t, f in %r:
-    if f == %r and _ex(f):
+    if f == %r and _ex(f) and _json_ok(f):
         if _ex(f + '.bak'):
             os.remove(f + '.bak')
         os.rename(f, f + '.bak')

@@ -616,3 +616,22 @@ def test_a_power_cut_at_any_file_operation_of_a_flash_leaves_each_file_old_or_ne
             break
         k += 1
     assert k > 50, k  # (the cuts did fall all along the flash)
+
+
+def test_a_corrupt_mast_json_never_takes_the_place_of_the_last_good_copy(device):
+    # as the firmware's own commit: only a mast.json that reads becomes mast.json.bak
+    run, folder = device
+    good, new = b'{"name": "good"}\n', b'{"name": "new"}\n'
+    for name, data in (("mast.json", b'{"name": "cut sh'), ("mast.json.bak", good), ("mast.json.tmp", new)):
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(data)
+    run(flashplan.rename_script([("mast.json.tmp", "mast.json")]))
+    assert open(os.path.join(folder, "mast.json"), "rb").read() == new
+    assert open(os.path.join(folder, "mast.json.bak"), "rb").read() == good
+    assert sorted(os.listdir(folder)) == ["mast.json", "mast.json.bak"]
+    # a mast.json that reads is kept as the .bak
+    with open(os.path.join(folder, "mast.json.tmp"), "wb") as f:
+        f.write(b'{"name": "newer"}\n')
+    run(flashplan.rename_script([("mast.json.tmp", "mast.json")]))
+    assert open(os.path.join(folder, "mast.json.bak"), "rb").read() == new
+    assert open(os.path.join(folder, "mast.json"), "rb").read() == b'{"name": "newer"}\n'
