@@ -16,10 +16,7 @@ from mast.endpoint import Endpoint
 from runtime.driver import Runtime, REDIAL_MS
 
 from test_runtime import PSK, pair, run, established, close_all
-from test_board_footprint import prepare
-from test_sim_board_traffic import Peer, wait, BOARD_ADDRS
-from mast_tools import simboard
-from mast_tools.netutil import free_udp_port
+from test_runtime_restart import board_and_server_back
 
 BOUND_S = REDIAL_MS / 1000 + 10  # the wait, then a few seconds for the handshake
 
@@ -101,6 +98,26 @@ def _initiator(clock, server_addr):
     return a
 
 
+def _turns(clock, rts, ms, until=None, step_ms=10):
+    """Turns of each runtime's loop, the clock moved on step_ms each, for ms at most or until
+    until() is true; returns until()'s value (None without one)."""
+    end = clock.ms + ms
+    while clock.ms < end and not (until is not None and until()):
+        clock.ms += step_ms
+        for rt in rts:
+            rt.poll(0)
+    return until() if until is not None else None
+
+
+def _up_then_shut_by_the_server(clock, a, b):
+    """a connects to b; once both are up the server shuts the association (a new INIT due
+    REDIAL_MS later on a)."""
+    a.connect("b")
+    assert _turns(clock, [a, b], 10000, lambda: established(a, "b") and established(b, "a"))
+    b.close()
+    assert _turns(clock, [a, b], 5000, lambda: a.ep.association("b") is None)
+
+
 def _attempts(a, clock, turns, step_ms=100):
     """Turns of a's loop, its clock moved on step_ms each: [(ms, event kind, reason)] of the
     association's starts (a new association for b) and closes."""
@@ -157,12 +174,8 @@ def test_the_waits_stop_growing_at_64_s_and_a_server_back_gets_its_association()
         silent.close()
         silent = None
         b = _server(addr)  # the server comes back, on the address a keeps trying
-        end = clock.ms + 200000
-        while clock.ms < end and not (established(a, "b") and established(b, "a")):
-            clock.ms += 100
-            a.poll(0)
-            b.poll(0)
-        assert established(a, "b") and established(b, "a")
+        assert _turns(clock, [a, b], 200000, lambda: established(a, "b") and established(b, "a"),
+                      step_ms=100)
     finally:
         close_all(*[r for r in (a, b) if r is not None])
         if silent is not None:
@@ -186,42 +199,19 @@ def test_a_runtime_told_not_to_redial_leaves_a_closed_association_closed():
 
 
 def test_a_board_whose_server_shuts_and_comes_back_streams_to_it_again(micropython, tmp_path):
-    port = free_udp_port(BOARD_ADDRS + ("127.0.0.10",))
-    folder = str(tmp_path / "board")
-    os.makedirs(folder)
-    prepare(folder, port)
-    peer = Peer(port)
-    con = None
-    try:
-        with simboard.SimBoardProcess(folder, "--heapsize", "192K") as sb:
-            con = simboard.BoardConsole(sb.device)
-            wait(lambda: len(peer.seqs) >= 50, 30, "50 telemetry datagrams")
-            old = con.call("status")["associations"][0]
-            peer.stop = True
-            peer.thread.join(5)
-            peer.rt.close()  # a graceful restart: SHUT, answered by the board ...
-            end = time.monotonic() + 10
-            while peer.rt.ep.association("board1") is not None and time.monotonic() < end:
-                peer.rt.poll(50)
-            assert peer.rt.ep.association("board1") is None
-            peer.rt.shutdown()
-            t0 = time.monotonic()
-            peer = Peer(port)  # ... and the server back on the same address
-            wait(lambda: len(peer.seqs) >= 50, BOUND_S + 10, "50 datagrams at the server back")
-            took = time.monotonic() - t0
-            assert took < BOUND_S + 5, took
-            st = con.call("status")
-            new = st["associations"][0]
-            assert new["label"] != old["label"] and new["state"] == "established", st
-            assert st["runtime"]["counters"].get("redial") == 1, st["runtime"]
-            con.pump(0.3)
-            closed = [e for e in con.events if e.get("event") == "association_closed"]
-            assert [e.get("reason") for e in closed] == ["peer_shut"], con.events[-8:]
-            assert not [x for x in con.logs if x.get("log") == "crash"]
-    finally:
-        if con is not None:
-            con.close()
-        peer.close()
+    def graceful(peer):  # a graceful restart: SHUT, answered by the board
+        peer.stop = True
+        peer.thread.join(5)
+        peer.rt.close()
+        end = time.monotonic() + 10
+        while peer.rt.ep.association("board1") is not None and time.monotonic() < end:
+            peer.rt.poll(50)
+        assert peer.rt.ep.association("board1") is None
+        peer.rt.shutdown()
+
+    took, st = board_and_server_back(tmp_path, graceful, BOUND_S, "peer_shut")
+    assert took < BOUND_S + 5, took
+    assert st["runtime"]["counters"].get("redial") == 1, st["runtime"]
 
 
 def test_a_peer_no_longer_initiated_or_no_longer_configured_is_not_opened_again():
@@ -230,30 +220,13 @@ def test_a_peer_no_longer_initiated_or_no_longer_configured_is_not_opened_again(
         b = _server(("127.0.0.21", 0))
         a = _initiator(clock, b.uplinks["wan"].bind)
         try:
-            a.connect("b")
-            end = clock.ms + 10000
-            while clock.ms < end and not (established(a, "b") and established(b, "a")):
-                clock.ms += 10
-                a.poll(0)
-                b.poll(0)
-            assert established(a, "b") and established(b, "a")
-            b.close()  # the server shuts it (a new INIT due REDIAL_MS later) ...
-            end = clock.ms + 5000
-            while clock.ms < end and a.ep.association("b") is not None:
-                clock.ms += 10
-                a.poll(0)
-                b.poll(0)
-            assert a.ep.association("b") is None
+            _up_then_shut_by_the_server(clock, a, b)
             if change == "initiate":  # ... and meanwhile a's configuration changes
                 a.ep.set_peer("b", {"psk": PSK, "addresses": a.ep.cfg["peers"]["b"]["addresses"],
                                     "initiate": False}, clock.ms)
             else:
                 a.ep.remove_peer("b", clock.ms)
-            end = clock.ms + 10 * REDIAL_MS
-            while clock.ms < end:
-                clock.ms += 50
-                a.poll(0)
-                b.poll(0)
+            _turns(clock, [a, b], 10 * REDIAL_MS, step_ms=50)
             assert a.ep.association("b") is None and b.ep.association("a") is None, change
             assert "redial" not in a.counters, (change, a.counters)
         finally:
@@ -291,25 +264,10 @@ def test_the_apps_close_while_a_new_init_is_waiting_stops_it():
     b = _server(("127.0.0.21", 0))
     a = _initiator(clock, b.uplinks["wan"].bind)
     try:
-        a.connect("b")
-        end = clock.ms + 10000
-        while clock.ms < end and not (established(a, "b") and established(b, "a")):
-            clock.ms += 10
-            a.poll(0)
-            b.poll(0)
-        b.close()  # the server shuts it: a new INIT due REDIAL_MS later ...
-        end = clock.ms + 5000
-        while clock.ms < end and a.ep.association("b") is not None:
-            clock.ms += 10
-            a.poll(0)
-            b.poll(0)
-        assert a.ep.association("b") is None and a.wait_ms(None) <= REDIAL_MS
+        _up_then_shut_by_the_server(clock, a, b)  # a new INIT due REDIAL_MS later ...
+        assert a.wait_ms(None) <= REDIAL_MS
         a.close("b")  # ... which the app's close, meanwhile, calls off
-        end = clock.ms + 10 * REDIAL_MS
-        while clock.ms < end:
-            clock.ms += 50
-            a.poll(0)
-            b.poll(0)
+        _turns(clock, [a, b], 10 * REDIAL_MS, step_ms=50)
         assert a.ep.association("b") is None and "redial" not in a.counters, a.counters
     finally:
         close_all(a, b)
