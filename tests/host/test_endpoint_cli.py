@@ -228,6 +228,20 @@ def test_a_command_line_over_8_kb_is_refused_once_and_the_next_line_runs(tmp_pat
     assert p.returncode == 0, p.stderr.decode()[-2000:]
 
 
+def _server_command(tmp_path, runtime):
+    """The endpoint process of a server on 127.0.0.33 (a free port: MicroPython cannot read
+    back a port 0 picked) on `runtime`, with stdin; skips the test where it cannot run."""
+    from mast_tools.board_process import board_command
+    from mast_tools.netutil import free_udp_port
+
+    port = free_udp_port(("127.0.0.33",))
+    try:
+        return board_command(write(tmp_path, server_doc(uplinks={"wan": {"bind": "127.0.0.33:%d" % port}})),
+                             str(tmp_path / "mpy"), prefer=runtime)
+    except RuntimeError as e:
+        pytest.skip(str(e))
+
+
 def _rss_bytes(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -243,15 +257,7 @@ def test_a_command_line_that_goes_on_without_a_newline_is_refused_once_and_not_k
     # would end in "no memory"); the commands after its newline run
     if not os.path.exists("/proc/self/status"):
         pytest.skip("no /proc here to read a process's memory from")
-    from mast_tools.board_process import board_command
-    from mast_tools.netutil import free_udp_port
-
-    port = free_udp_port(("127.0.0.33",))
-    try:
-        cmd = board_command(write(tmp_path, server_doc(uplinks={"wan": {"bind": "127.0.0.33:%d" % port}})),
-                            str(tmp_path / "mpy"), prefer=runtime)
-    except RuntimeError as e:
-        pytest.skip(str(e))
+    cmd = _server_command(tmp_path, runtime)
     with open(str(tmp_path / "stderr"), "wb") as err:
         proc = subprocess.Popen(cmd.argv, env=cmd.env, cwd=str(tmp_path), stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=err)
@@ -785,15 +791,7 @@ def test_a_stream_command_changes_the_rate_of_the_stream_there_is():
 
 @pytest.mark.parametrize("runtime", ["cpython", "micropython"])
 def test_a_command_line_that_is_not_utf8_gets_an_error_reply_and_the_next_runs(tmp_path, runtime):
-    from mast_tools.board_process import board_command
-    from mast_tools.netutil import free_udp_port
-
-    port = free_udp_port(("127.0.0.33",))
-    try:
-        cmd = board_command(write(tmp_path, server_doc(uplinks={"wan": {"bind": "127.0.0.33:%d" % port}})),
-                            str(tmp_path / "mpy"), prefer=runtime)
-    except RuntimeError as e:
-        pytest.skip(str(e))
+    cmd = _server_command(tmp_path, runtime)
     p = subprocess.run(cmd.argv, env=cmd.env, cwd=str(tmp_path),
                        input=b'{"op": "st\xff\xfeatus"}\n{"op": "quit"}\n',
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
