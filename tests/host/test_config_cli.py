@@ -451,15 +451,20 @@ def test_text_beyond_the_bmp_goes_to_the_board_as_utf8_not_as_escaped_surrogates
     assert b"\\u" not in f and json.loads(f)["uplinks"]["wifi"]["ssid"] == "\U0001F600"
 
 
+def _fake_port(tmp_path):
+    """A file standing for a serial port, and its device as /proc/locks names it."""
+    port = tmp_path / "ttyFAKE"
+    port.write_text("")
+    st = os.stat(str(port))
+    return port, "%02x:%02x:%d" % (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+
+
 def test_the_busy_error_names_the_process_holding_the_ports_flock_only(tmp_path):
     # /proc/locks also lists POSIX locks (which do not stop pyserial's flock) and the processes
     # waiting for a lock ("->"): neither is the program to close
     from mast_tools.serialport import holders, port_error
 
-    port = tmp_path / "ttyFAKE"
-    port.write_text("")
-    st = os.stat(str(port))
-    dev = "%02x:%02x:%d" % (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+    port, dev = _fake_port(tmp_path)
     locks = tmp_path / "locks"
     locks.write_text("1: POSIX  ADVISORY  WRITE 111 %s 0 EOF\n"
                      "2: FLOCK  ADVISORY  WRITE 222 %s 0 EOF\n"
@@ -543,10 +548,7 @@ def test_a_holder_whose_process_is_gone_is_still_named_by_its_pid(tmp_path):
     # (it exited between the read of /proc/locks and of its command line)
     from mast_tools.serialport import holders
 
-    port = tmp_path / "ttyFAKE"
-    port.write_text("")
-    st = os.stat(str(port))
-    dev = "%02x:%02x:%d" % (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+    port, dev = _fake_port(tmp_path)
     locks = tmp_path / "locks"
     locks.write_text("2: FLOCK  ADVISORY  WRITE 555 %s 0 EOF\n" % dev)
     (tmp_path / "proc").mkdir()
