@@ -72,6 +72,16 @@ print(sent, errors)
 """
 
 
+def _connect(real, t, timeout_s):
+    """The legitimate peer's association with the target, up within timeout_s."""
+    real.connect()
+    end = time.monotonic() + timeout_s
+    while real.up_at is None and time.monotonic() < end:
+        real.pump()
+        time.sleep(0.005)
+    assert real.up_at is not None, "the legitimate peer did not connect: " + t.stderr_tail()
+
+
 def run_paused_burst(space, workdir, runtime="cpython", burst=BURST, stream_n=10,
                      stream_size=SIZE - 28, rcvbuf=None):
     """One burst of `burst` datagrams of 1,200 bytes from another process, then `stream_n` of
@@ -89,12 +99,7 @@ def run_paused_burst(space, workdir, runtime="cpython", burst=BURST, stream_n=10
     stopped = False
     try:
         t.wait_event("started", 60)
-        real.connect()
-        end = time.monotonic() + 30
-        while real.up_at is None and time.monotonic() < end:
-            real.pump()
-            time.sleep(0.005)
-        assert real.up_at is not None, "the legitimate peer did not connect: " + t.stderr_tail()
+        _connect(real, t, 30)
         data0 = t.events.get("data", 0)
         rx0 = t.status()["counters"].get("rx", 0)
         os.kill(t.pid, signal.SIGSTOP)  # (the `mast endpoint` process itself: ip netns exec execs it)
@@ -143,12 +148,7 @@ def run_bursts(space, workdir, runtime="cpython", seconds=3.0, mpy_dir=None, hea
            "rate": rate, "stream_packet": stream_size + 28}
     try:
         t.wait_event("started", 60)
-        real.connect()
-        end = time.monotonic() + 10
-        while real.up_at is None and time.monotonic() < end:
-            real.pump()
-            time.sleep(0.005)
-        assert real.up_at is not None, "the legitimate peer did not connect: " + t.stderr_tail()
+        _connect(real, t, 10)
         data0 = t.events.get("data", 0)
         sent_stream = 0
         # the attacker: its own process, independent of the stream (as on the internet)
