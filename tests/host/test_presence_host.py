@@ -563,6 +563,16 @@ def test_mastd_refuses_a_bad_presence_config_naming_the_key(tmp_path):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mastd's uplink on lo needs SO_BINDTODEVICE (root)")
+def _stop(p):
+    """SIGTERM to mastd (it writes its state at exit), SIGKILL if it has not ended in 10 s."""
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
 def test_mastd_hosts_a_presence_server_and_shows_it_in_its_status(tmp_path):
     from mastd import control
 
@@ -595,12 +605,7 @@ def test_mastd_hosts_a_presence_server_and_shows_it_in_its_status(tmp_path):
         assert [e["event"] for e in status["events"] if e["event"].startswith("presence_")] == ["presence_registered"]
     finally:
         a.close()
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        _stop(p)
         log.close()
     assert json.load(open(str(tmp_path / "state.json")))["floors"]["a"] == a.counter  # written at exit
 
@@ -672,12 +677,7 @@ def test_mastd_serves_presence_on_the_file_s_listen_else_on_0_0_0_0_port_6279(tm
                 except OSError:
                     time.sleep(0.1)
         finally:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+            _stop(p)
         assert status is not None, open(str(tmp_path / "mastd.log")).read()[-2000:]
         assert status["presence"]["listen"] == want, (listen, status["presence"])
 
