@@ -12,6 +12,7 @@ and `status`.
 
 import argparse
 import json
+import os
 import sys
 
 from mast_tools.atomic import write_atomic
@@ -34,7 +35,7 @@ set and unset change the candidate configuration; commit writes it to the board'
 apply makes the running firmware take it. VALUE is JSON (10, true, ["a", "b"], "text"), else
 text typed by the key: "6278", "yes", "192.0.2.1, 192.0.2.2"; a key whose value is text (an
 SSID, a password, a PIN, an APN, a name) takes it as typed: 1234 stays "1234"; "-" reads it
-from stdin.
+from stdin (at a terminal it asks for it, and does not show a secret as you type).
 The keys: docs/CONFIG.md; the board's console: docs/CONSOLE.md."""
 
 ACTIONS = ("get", "set", "unset", "validate", "commit", "apply", "export", "import", "status")
@@ -218,9 +219,12 @@ def _board_error(e, action):
         return CommandError("the board ran out of memory doing %s" % action,
                             "try again in a moment; if it keeps failing, the firmware needs more heap "
                             "than this board has: docs/HARDWARE.md, \"Installing\" (ROMFS or a frozen build)")
-    if action == "get" and text.endswith(": is not set"):  # the board says so of any key
+    if action in ("get", "unset") and text.endswith(": is not set"):  # the board says so of any key
         key = text[: -len(": is not set")]
         known = _known(key)
+        if known == "setting" and action == "unset":
+            return CommandError("%s is not set" % key, "nothing to unset (`mast config get` shows "
+                                "what is set)")
         if known == "setting":
             return CommandError("%s is not set" % key, "set it: mast config set %s VALUE "
                                 "(`mast config get` shows what is set)" % key)
@@ -229,9 +233,15 @@ def _board_error(e, action):
                                 "keys: docs/CONFIG.md)")
         return CommandError("%s: unknown key" % key, "the keys are in docs/CONFIG.md "
                             "(`mast config get` shows what is set)")
+    if action == "apply" and text.startswith("maintenance mode:"):  # (the mode, not the configuration)
+        return CommandError("the board is in maintenance mode: nothing runs to apply to",
+                            "commit the change (mast config commit), then mast maintenance off")
     if action in ("validate", "commit", "apply"):
         return CommandError("the configuration is not valid: %s" % text,
                             "set or unset that key (mast config get shows it), then %s again" % action)
+    if text.endswith(": unknown key") or text.endswith(": not a setting"):
+        return CommandError(text, "check the key's spelling (the keys: docs/CONFIG.md; `mast config "
+                            "get` shows what is set)")
     return CommandError(text, "fix the value (the keys and their values: docs/CONFIG.md)")
 
 
@@ -339,7 +349,16 @@ def _set(con, args):
     from mast_tools.consoleclient import parse_value
 
     text = args.value
-    if text == "-":
+    if text == "-" and sys.stdin.isatty():  # (typed: asked for, and a secret is not echoed)
+        import getpass
+
+        if _secret(args.key):
+            text = getpass.getpass("%s (not shown; Enter ends it): " % args.key).strip()
+        else:
+            sys.stderr.write("%s (Enter ends it): " % args.key)
+            sys.stderr.flush()
+            text = sys.stdin.readline().strip()
+    elif text == "-":
         text = sys.stdin.readline().strip()
     value = parse_value(args.key, text)
     r = _call(con, "set", "set", key=args.key, value=value)
@@ -415,6 +434,9 @@ def _export(con, args):
     value = _call(con, "get", "get")
     doc = json.dumps(value, indent=2, sort_keys=True) + "\n"
     if args.output:
+        if os.path.isdir(args.output):  # (else "Is a directory: FOLDER.tmp -> FOLDER")
+            raise CommandError("%s is a folder" % args.output, "give the file to write: mast config "
+                               "export -o %s" % os.path.join(args.output, "board.json"))
         write_atomic(args.output, doc)  # (a failed write leaves the file there as it was)
         log("mast config: wrote %s (secrets redacted: an import leaves them as they are)" % args.output)
         if args.json:
@@ -432,6 +454,18 @@ def _import(con, args):
         raise CommandError("%s is not a configuration (a JSON object)" % args.file, "fix the file")
     board = _call(con, "get", "get")
     ops = import_ops(board, wanted)
+    from mast_tools.firmware import use_firmware
+
+    use_firmware()
+    from mast import config
+
+    for op, key, value in ops:  # each set as the board checks it, before the first is sent
+        try:
+            if op == "set":
+                config.set_key({}, key, value)
+        except (config.ConfigError, ValueError) as e:
+            raise CommandError("%s: %s" % (args.file, e), "fix that key in the file (nothing on the "
+                               "board was changed)")
     changed = []
     for op, key, value in ops:
         try:

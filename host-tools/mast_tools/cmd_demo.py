@@ -160,6 +160,9 @@ def summary_text(s):
         seen = ("at %.1f s" % r["host_saw_at_s"]) if r["host_saw_at_s"] is not None else "never"
         out.append("wifi renumbered %s -> %s; the host saw the new address %s"
                    % (r["old"], r["new"], seen))
+    if s.get("ended_by") == "interrupt":  # (else the checks' FAILED reads as a failed demo)
+        out.append("interrupted (Ctrl-C) before the scenario's end: what it did not reach reads "
+                   "FAILED below")
     out.append("checks: " + ", ".join("%s %s" % (k, "ok" if v else "FAILED")
                                       for k, v in sorted(s["checks"].items())))
     for n in s["notes"]:

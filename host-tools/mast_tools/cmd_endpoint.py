@@ -62,6 +62,10 @@ def do_endpoint(args):
     try:
         endpoint_main.main(argv, out)
     except FileError as e:
+        if e.key == "file":  # (not a key: the file itself could not be read or parsed)
+            raise CommandError("endpoint file %s: %s" % (args.config, e), "%s (the format is in "
+                               "docs/RUNTIME.md)" % ("check the path" if "cannot read" in str(e)
+                                                     else "fix the file"))
         raise CommandError("endpoint file %s: %s" % (args.config, e),
                            "fix that key; the format is in docs/RUNTIME.md")
     if args.json:

@@ -90,6 +90,13 @@ def load_config(path, bd):
         raise CommandError("cannot read %s: %s" % (path, e.strerror or e), "check the path")
     except (ValueError, UnicodeError) as e:
         raise CommandError("%s is not JSON (%s)" % (path, e), "fix the file")
+    from mast_tools.cmd_config import REDACTED, leaves
+
+    hidden = sorted(k for k, v in leaves(cfg).items() if v == REDACTED) if isinstance(cfg, dict) else []
+    if hidden:  # (else "must be standard base64 ...": not that it is an exported file's stand-in)
+        raise CommandError("%s: %s reads \"%s\" (a file `mast config export` wrote; a flash has no "
+                           "secret of the board's to keep)" % (path, hidden[0], REDACTED),
+                           "write the secret itself there (a new key: mast genkey)")
     err = check_config(cfg, bd)
     if err:
         raise CommandError("%s: %s" % (path, err), "fix that key (docs/CONFIG.md lists them)")

@@ -84,7 +84,11 @@ def do_genkey(args):
                            "give the member's name as its `name` key has it, e.g. --name "
                            "board7.boards.example")
     try:
-        if args.fleet == "-":
+        if args.fleet == "-" and sys.stdin.isatty():  # (typed: asked for, and not echoed)
+            import getpass
+
+            data = getpass.getpass("the fleet key (not shown; Enter ends it): ").encode()
+        elif args.fleet == "-":
             data = sys.stdin.buffer.read()
         else:
             with open(args.fleet, "rb") as f:

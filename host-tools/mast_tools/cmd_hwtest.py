@@ -16,6 +16,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -149,6 +150,10 @@ def do_hwtest(args):
         raise CommandError("the hardware test suite is not at %s" % suite,
                            "reinstall mast-tools (a wheel built from the repository carries it)")
     board = args.board or "unix-sim"
+    if args.board:  # (a bad name: one line here, not every test's error)
+        from mast_tools import boards
+
+        boards.load(args.board)
     if args.port:
         board = _precheck(args, args.board)
     t0 = time.monotonic()
@@ -227,8 +232,7 @@ def _run_suite(argv, logfile, timeout, live):
         while True:
             left = end - time.monotonic()
             if left <= 0:
-                proc.kill()
-                proc.wait()
+                _stop(proc)
                 raise CommandError("the hardware tests took longer than %.0f s" % timeout,
                                    "is the board stuck? reset it; or give more --timeout")
             ready, _, _ = select.select([r], [], [], min(left, 1.0))
@@ -254,9 +258,21 @@ def _run_suite(argv, logfile, timeout, live):
     finally:
         os.close(r)
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            _stop(proc)
     return rc, seen
+
+
+def _stop(proc, grace=10.0):
+    """End pytest with a SIGINT first, so that it tears its fixtures down (a simulated board it
+    started stops, not left holding its UDP ports); killed if not gone within `grace` s."""
+    try:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(grace)
+    except BaseException:  # (too slow, or a second Ctrl-C)
+        proc.kill()
+        proc.wait()
+        if not isinstance(sys.exc_info()[1], subprocess.TimeoutExpired):
+            raise
 
 
 # cli.py's _COMMANDS entry: (handler, argparse builder, one-line help)

@@ -23,7 +23,8 @@ link spec: NAME=HOST:PORT[,KEY=VALUE...]   HOST:PORT is the public address the f
   up_KEY=... or down_KEY=... sets one direction (up: from the uplink to the network)
 A scenario step's "set" takes the same keys, and "address" to renumber the link.
 The uplink wraps each datagram in a SOCKS5 UDP header (RFC 1928 section 7).
-Runs until Ctrl-C, --duration, or the end of the scenario, then prints the counters.
+Runs until Ctrl-C or --duration (without --duration, until the end of the scenario), then
+prints the counters.
 """
 
 
@@ -133,7 +134,7 @@ def do_linkemu(args):
 
 
 def _serve(emu, steps, duration, announce):
-    """Relay until Ctrl-C, the duration or the end of the scenario, showing the counters.
+    """Relay until Ctrl-C or the duration (none: the end of the scenario), showing the counters.
     Returns (what ended it, how many steps were applied, seconds). Ctrl-C counts from the
     moment the links are announced (they are up then)."""
     applied, failure, runner = [], [], None
@@ -160,8 +161,8 @@ def _serve(emu, steps, duration, announce):
             if failure:
                 raise failure[0]
             now = time.monotonic()
-            if scenario_over:
-                ended_by = "scenario"
+            if scenario_over and deadline is None:  # (a --duration given runs whole: a last step
+                ended_by = "scenario"                 # that restores a link is not its end)
                 break
             if deadline is not None and now >= deadline:
                 ended_by = "duration"

@@ -134,6 +134,11 @@ def do_sim_board(args):
     if os.path.exists(args.dir) and not os.path.isdir(args.dir):
         raise CommandError("--dir %s is not a directory" % args.dir,
                            "give the folder of the board's files (a new one is created)")
+    for info in simregistry.running():  # (two boards on one folder: each rewrites the other's files)
+        if info.get("dir") and os.path.realpath(info["dir"]) == os.path.realpath(args.dir):
+            raise CommandError("--dir %s is the folder of a simulated board that runs (pid %s, %s)"
+                               % (args.dir, info["pid"], info.get("device")),
+                               "give this board a folder of its own, or stop that one first")
     board = SimBoard(args.dir, board=args.board, link=args.link, bare=args.bare,
                      soft_reset=args.soft_reset, heapsize=args.heapsize, romfs=args.romfs,
                      log=lambda m: log("mast sim-board: " + m))

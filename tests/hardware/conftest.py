@@ -69,6 +69,14 @@ def free_udp_port(hosts):
     return free(hosts)
 
 
+def failure_text(args, r):
+    """A failed `mast` command's text for the report: its `mast: ...` error line first (the
+    report shows the first line only; the stderr before it is progress), then its output."""
+    why = [x for x in r.stderr.splitlines() if x.startswith("mast: ")]
+    return "mast %s failed (%d): %s%s%s" % (" ".join(args), r.returncode, why[-1] + "\n" if why else "",
+                                          r.stderr[-2000:], r.stdout[-500:])
+
+
 class Board:
     """The board under test: how to reach it and run `mast` against it."""
 
@@ -99,8 +107,7 @@ class Board:
         except ValueError:
             r.doc = None
         if check and r.returncode != 0:
-            raise AssertionError("mast %s failed (%d): %s%s" % (" ".join(args), r.returncode,
-                                                               r.stderr[-2000:], r.stdout[-500:]))
+            raise AssertionError(failure_text(args, r))
         return r
 
     def flash(self, *extra):

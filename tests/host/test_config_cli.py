@@ -227,6 +227,23 @@ def test_get_of_an_unknown_key_says_so_and_of_an_unset_one_how_to_set_it(board):
     assert "fix the value" not in r.stderr
 
 
+def test_unset_of_a_key_not_set_and_set_of_an_unknown_key_do_not_say_fix_the_value(board):
+    # (all three said "KEY: is not set; fix the value" or "KEY: unknown key; fix the value")
+    r = cfg(board, "unset", "nmae")
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == ("mast: nmae: unknown key; the keys are in docs/CONFIG.md (`mast config get` "
+                        "shows what is set)\n")
+    r = cfg(board, "unset", "fleet_psk")
+    assert r.returncode == 1 and r.stderr == ("mast: fleet_psk is not set; nothing to unset (`mast config "
+                                              "get` shows what is set)\n")
+    r = cfg(board, "unset", "peers.nobody")
+    assert r.returncode == 1 and r.stderr.startswith("mast: peers.nobody is not set; ")
+    for key in ("nmae", "peers.hub"):
+        r = cfg(board, "set", key, "x")
+        assert r.returncode == 1 and "fix the value" not in r.stderr, r.stderr
+        assert r.stderr.startswith("mast: %s: " % key) and "check the key's spelling" in r.stderr
+
+
 def test_a_value_too_long_for_the_boards_console_is_refused_before_it_is_sent(board):
     # the board answers such a line with a null id ("line longer than 2048 bytes"): the host
     # waited 10 s for its own id, then said the board did not answer
@@ -728,6 +745,27 @@ def test_import_of_a_file_that_is_not_an_object_is_refused_before_anything_is_se
     assert e.value.what == "%s is not a configuration (a JSON object)" % f and con.sent == []
 
 
+def test_import_of_a_file_with_a_bad_key_or_value_changes_nothing_on_the_board(tmp_path):
+    # (it unset the sections the file lacks, a peer and its key with them, then stopped at the
+    # bad key: the candidate half changed, and "import again" of the good file then failed on
+    # the peer's key it had dropped)
+    from mast_tools import cmd_config
+    from mast_tools.errors import CommandError
+
+    view = {"name": "b", "port": 6278, "peers": {"hub": {"psk": "<redacted>", "port": 6278}}}
+    for doc, said in (({"nmae": "b2"}, "nmae: unknown key"),
+                      ({"name": "b", "uplinks": {"eth": {"cost": 999}}},
+                       "uplinks.eth.cost: must be an integer from 0 to 255")):
+        f = tmp_path / "board.json"
+        f.write_text(json.dumps(doc))
+        con = _Console(dict(_DONE, get=view, unset={"pending": True}))
+        with pytest.raises(CommandError) as e:
+            cmd_config._import(con, _args(file=str(f)))
+        assert e.value.what == "%s: %s" % (f, said)
+        assert e.value.hint == "fix that key in the file (nothing on the board was changed)"
+        assert con.sent == [("get", {})]
+
+
 def test_status_after_a_boot_loop_is_shown_even_when_its_logs_cannot_be_read(capsys):
     from mast_tools import cmd_config
     from mast_tools.consoleclient import BoardError
@@ -804,3 +842,56 @@ def test_an_export_whose_write_fails_leaves_the_file_there_whole_and_no_partial_
     assert r.stdout == "failed: File too large\n", (r.stdout, r.stderr)
     assert out.read_text() == '{"name": "b1"}\n'
     assert sorted(os.listdir(str(tmp_path))) == ["board.json"]
+
+
+def test_export_to_a_folder_says_so_and_writes_nothing(tmp_path):
+    # (it said "Is a directory: FOLDER.tmp -> FOLDER; check the path, device or address")
+    from mast_tools import cmd_config
+    from mast_tools.errors import CommandError
+
+    con = _Console({"get": {"name": "b"}})
+    with pytest.raises(CommandError) as e:
+        cmd_config._export(con, _args(output=str(tmp_path)))
+    assert e.value.what == "%s is a folder" % tmp_path
+    assert e.value.hint == "give the file to write: mast config export -o %s" % (tmp_path / "board.json")
+    assert os.listdir(str(tmp_path)) == [] and not os.path.exists(str(tmp_path) + ".tmp")
+
+
+def test_apply_in_maintenance_mode_says_the_mode_not_an_invalid_configuration():
+    # (it said "the configuration is not valid: maintenance mode: ...; set or unset that key")
+    from mast_tools.cmd_config import _board_error
+    from mast_tools.consoleclient import BoardError
+
+    e = _board_error(BoardError("maintenance mode: nothing runs to apply to; commit, then maintenance off"),
+                     "apply")
+    assert e.what == "the board is in maintenance mode: nothing runs to apply to"
+    assert e.hint == "commit the change (mast config commit), then mast maintenance off"
+
+
+def test_set_from_a_terminal_asks_for_the_value_and_does_not_echo_a_secret(monkeypatch, capsys):
+    # (`set peers.hub.psk -` typed at a terminal waited with no prompt, and the key pasted there
+    # was echoed on the screen)
+    import getpass
+
+    from mast_tools import cmd_config
+
+    class Tty:
+        def isatty(self):
+            return True
+
+        def readline(self):
+            return "Workshop\n"
+
+    asked = []
+    monkeypatch.setattr(sys, "stdin", Tty())
+    monkeypatch.setattr(getpass, "getpass", lambda prompt: asked.append(prompt) or PSK + "\n")
+    con = _Console(dict(_DONE))
+    assert cmd_config._set(con, _args(key="peers.hub.psk", value="-")) == 0
+    assert asked == ["peers.hub.psk (not shown; Enter ends it): "]
+    assert con.sent == [("set", {"key": "peers.hub.psk", "value": PSK})]
+    assert PSK not in capsys.readouterr().out
+    con = _Console(dict(_DONE))
+    assert cmd_config._set(con, _args(key="uplinks.wifi.ssid", value="-")) == 0
+    assert con.sent == [("set", {"key": "uplinks.wifi.ssid", "value": "Workshop"})]
+    assert capsys.readouterr().err == "uplinks.wifi.ssid (Enter ends it): "
+    assert len(asked) == 1

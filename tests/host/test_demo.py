@@ -627,6 +627,18 @@ def test_the_summary_text_says_which_check_failed():
     assert "sent 100   delivered 60 (60.0 %)   lost 40   duplicates 0" in text
 
 
+def test_the_summary_text_of_a_run_cut_short_by_ctrl_c_says_so_before_its_checks():
+    # (an interrupted demo listed "every_step_seen FAILED, failovers_at_least_3 FAILED, ..." and
+    # nothing said the run had been stopped, not failed)
+    from mast_tools.cmd_demo import summary_text
+
+    lines = summary_text(_result(False, ended_by="interrupt")).splitlines()
+    said = ("interrupted (Ctrl-C) before the scenario's end: what it did not reach reads FAILED "
+            "below")
+    assert said in lines and lines.index(said) == len(lines) - 2 and lines[-1].startswith("checks: ")
+    assert "interrupted" not in summary_text(_result(False, lost=40))
+
+
 def test_each_step_waits_for_its_own_effect_seen_after_it_began():
     from mast_tools import demo as demo_mod
 

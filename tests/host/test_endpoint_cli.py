@@ -60,6 +60,19 @@ def test_a_missing_endpoint_file_says_so(tmp_path):
     assert r.stderr.startswith("mast: endpoint file %s: file: cannot read" % (tmp_path / "none.json"))
 
 
+def test_an_endpoint_file_that_cannot_be_read_or_parsed_is_not_a_key_to_fix(tmp_path):
+    # (the hint said "fix that key" for a missing file, a folder and a JSON syntax error)
+    for path in (str(tmp_path / "none.json"), str(tmp_path)):
+        r = mast("endpoint", "--config", path)
+        assert r.returncode == 1 and r.stdout == ""
+        assert r.stderr.rstrip().endswith("; check the path (the format is in docs/RUNTIME.md)"), r.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text("{bad")
+    r = mast("endpoint", "--config", str(bad))
+    assert r.returncode == 1 and "is not valid JSON" in r.stderr
+    assert r.stderr.rstrip().endswith("; fix the file (the format is in docs/RUNTIME.md)"), r.stderr
+
+
 def test_an_address_in_use_is_a_mast_error_with_a_hint(tmp_path):
     import socket
 

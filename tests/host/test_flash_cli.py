@@ -585,3 +585,18 @@ def test_a_send_of_the_same_size_as_the_one_before_counts_as_a_new_send():
     shown = progress_shown(2, 8192, [(2048, 4096, "lib.new/a.mpy"), (4096, 4096, "lib.new/b.mpy"),
                                      (2048, 4096, "lib.new/a.mpy"), (4096, 4096, "lib.new/b.mpy")])
     assert [m.split(": ", 2)[2].split("%")[0].strip() for m in shown] == ["25", "50", "75", "100"]
+
+
+def test_a_config_exported_with_redacted_secrets_is_refused_saying_so(tmp_path):
+    # (it said "peers.hub.psk: must be standard base64 of exactly 32 bytes" of the "<redacted>"
+    # that `mast config export` had written)
+    from mast_tools import boards, cmd_flash
+    from mast_tools.errors import CommandError
+
+    path = tmp_path / "board.json"
+    path.write_text(json.dumps({"name": "b1", "peers": {"hub": {"psk": "<redacted>"}}}))
+    with pytest.raises(CommandError) as e:
+        cmd_flash.load_config(str(path), boards.load("unix-sim")[0])
+    assert e.value.what == ('%s: peers.hub.psk reads "<redacted>" (a file `mast config export` wrote; a '
+                            'flash has no secret of the board\'s to keep)' % path)
+    assert e.value.hint == "write the secret itself there (a new key: mast genkey)"

@@ -75,3 +75,30 @@ def test_a_name_no_board_can_have_is_refused_and_no_key_printed(tmp_path):
                             "A-Za-z0-9.-; give the member's name as its `name` key has it, e.g. "
                             "--name board7.boards.example\n"), name
     assert mast("genkey", "--fleet", str(f), "--name", "a" * 63).returncode == 0
+
+
+def test_a_fleet_key_from_a_terminal_is_asked_for_and_not_echoed(monkeypatch, capsys):
+    # (`--fleet -` at a terminal waited for Ctrl-D with no prompt, echoing the key)
+    import argparse
+    import getpass
+
+    import pytest
+
+    from mast_tools import cmd_genkey
+    from mast_tools.errors import CommandError
+
+    class Tty:
+        def isatty(self):
+            return True
+
+    asked = []
+    monkeypatch.setattr(sys, "stdin", Tty())
+    monkeypatch.setattr(getpass, "getpass", lambda prompt: asked.append(prompt) or FLEET)
+    args = argparse.Namespace(fleet="-", name="b7.boards.example", json=False)
+    assert cmd_genkey.do_genkey(args) == 0
+    assert asked == ["the fleet key (not shown; Enter ends it): "]
+    assert len(base64.b64decode(capsys.readouterr().out.strip())) == 32
+    monkeypatch.setattr(getpass, "getpass", lambda prompt: "secret-looking")
+    with pytest.raises(CommandError) as e:
+        cmd_genkey.do_genkey(args)
+    assert e.value.what == "- is not a fleet key" and "secret-looking" not in str(e.value)

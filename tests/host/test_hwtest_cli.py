@@ -156,6 +156,8 @@ _FAKE_TESTS = """
 import os
 import time
 
+import pytest
+
 
 def test_passes():
     pass
@@ -173,6 +175,17 @@ def test_options(request):
 def test_hangs():
     if os.environ.get("FAKE_SUITE_HANGS"):
         time.sleep(30)
+
+
+@pytest.fixture
+def a_board():  # (as the real suite's simulated board: stopped in its teardown)
+    yield
+    with open(os.environ["FAKE_SUITE_TORN_DOWN"], "w") as f:
+        f.write("stopped")
+
+
+def test_stuck_with_a_board(a_board):
+    time.sleep(30)
 """
 
 
@@ -225,6 +238,16 @@ def test_a_suite_that_runs_past_its_timeout_is_stopped_and_said(fake_suite, monk
     assert error is not None and error.what == "the hardware tests took longer than 2 s"
 
 
+def test_a_suite_stopped_at_its_timeout_tears_its_fixtures_down(fake_suite, monkeypatch, tmp_path):
+    # (pytest was killed outright: the simulated board the suite had started was left running,
+    # holding its UDP ports, and the next mast hwtest could not start one)
+    mark = tmp_path / "torn-down"
+    monkeypatch.setenv("FAKE_SUITE_TORN_DOWN", str(mark))
+    error, doc, err = fake_suite("stuck_with_a_board", timeout=3.0)
+    assert error is not None and error.what == "the hardware tests took longer than 3 s"
+    assert mark.read_text() == "stopped"
+
+
 def test_the_suite_gets_the_peer_host_and_the_board(fake_suite, monkeypatch):
     monkeypatch.setenv("FAKE_SUITE_PEER", "192.0.2.7")
     error, doc, err = fake_suite("options", peer_host="192.0.2.7")
@@ -237,3 +260,33 @@ def test_the_report_tells_an_error_from_a_failure(tmp_path):
                                '<error message="failed on setup with OSError: port gone">x</error>'))
     tests = parse_junit(str(f))
     assert (tests[2]["outcome"], tests[2]["message"]) == ("error", "failed on setup with OSError: port gone")
+
+
+def test_an_unknown_board_is_one_line_before_the_suite_starts(tmp_path):
+    # (it ran the whole suite, each test an ERR with SimBoardError's repr, "9 of 9 failed")
+    r = mast("hwtest", "--board", "nosuch")
+    assert r.returncode == 1
+    assert r.stdout == ""
+    assert r.stderr.startswith("mast: no board definition 'nosuch'; pick one of: "), r.stderr
+    assert r.stderr.count("\n") == 1
+    r = mast("hwtest", "--board", "nosuch", "--port", str(tmp_path / "ttyNONE"))
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.startswith("mast: no board definition 'nosuch'"), r.stderr
+
+
+def test_a_failed_mast_command_in_the_suite_is_reported_by_its_error_not_its_progress():
+    # (the report's one line was the command's first stderr line: "flash: the board runs MAST
+    # firmware ...", not why it failed)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("hw_conftest", os.path.join(ROOT, "tests", "hardware",
+                                                                             "conftest.py"))
+    hw = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hw)
+    r = subprocess.CompletedProcess(["mast"], 1, stdout="", stderr=(
+        "flash: the board runs MAST firmware 0.1.0 (unix-sim)\n"
+        "mast: rpi-pico-w is for rp2 boards, but this board runs MicroPython on linux; use --board unix-sim\n"))
+    text = hw.failure_text(("flash", "--board", "rpi-pico-w"), r)
+    assert text.splitlines()[0] == ("mast flash --board rpi-pico-w failed (1): mast: rpi-pico-w is for rp2 "
+                                    "boards, but this board runs MicroPython on linux; use --board unix-sim")
+    assert text.endswith(r.stderr)

@@ -498,12 +498,27 @@ def test_mast_linkemu_ends_with_its_scenario_and_reports_what_it_applied(tmp_pat
     scenario = tmp_path / "s.json"
     scenario.write_text('[{"at": 0, "link": "eth", "set": {"address": "127.0.0.8:0"}},'
                         ' {"at": 0.05, "link": "eth", "set": {"cut": true}}]')
-    rc, doc = linkemu_cli(capsys, ["eth=127.0.0.2:0"], str(scenario), duration=30.0)
-    assert rc == 0
+    from boardcli import mast  # (a process: without --duration, a run that missed its end would hang)
+
+    r = mast("linkemu", "--link", "eth=127.0.0.2:0", "--scenario", str(scenario), "--json", timeout=30)
+    assert r.returncode == 0, r.stderr
+    doc = r.doc
     assert (doc["ended_by"], doc["steps_applied"]) == ("scenario", 2)
     assert doc["elapsed_s"] < 30.0
     eth = doc["links"]["eth"]
     assert eth["address"].startswith("127.0.0.8:") and eth["up"]["cut"] is True
+
+
+def test_a_duration_given_runs_whole_after_the_scenario_s_last_step(tmp_path, capsys):
+    # (it ended at the last step: a scenario that cuts eth and then restores it took every link
+    # down right at the restore, --duration 60 or not)
+    scenario = tmp_path / "s.json"
+    scenario.write_text('[{"at": 0, "link": "eth", "set": {"cut": true}},'
+                        ' {"at": 0.05, "link": "eth", "set": {"cut": false}}]')
+    rc, doc = linkemu_cli(capsys, ["eth=127.0.0.2:0"], str(scenario), duration=1.5)
+    assert rc == 0
+    assert (doc["ended_by"], doc["steps_applied"]) == ("duration", 2)
+    assert doc["elapsed_s"] >= 1.5 and doc["links"]["eth"]["up"]["cut"] is False
 
 
 def test_a_scenario_step_that_fails_while_it_runs_fails_mast_linkemu(tmp_path, capsys):

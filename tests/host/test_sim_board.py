@@ -941,6 +941,27 @@ def test_a_mast_port_is_written_into_mast_json_with_a_name_if_it_has_none(tmp_pa
     assert json.loads((folder / "mast.json").read_text()) == {"name": "mine", "port": 47012, "keying": "open"}
 
 
+def test_a_second_sim_board_on_the_folder_of_one_that_runs_is_refused_before_it_writes(tmp_path):
+    # (it started, and --mast-port rewrote the running board's mast.json under it)
+    from mast_tools import simregistry
+
+    folder = tmp_path / "b"
+    folder.mkdir()
+    (folder / "mast.json").write_text('{"name": "b", "port": 6278}')
+    device = tmp_path / "pty"
+    device.write_text("")
+    simregistry.register({"pid": os.getpid(), "device": str(device), "dir": str(folder)})
+    try:
+        r = mast("sim-board", "--dir", str(tmp_path / "." / "b"), "--mast-port", "47013", timeout=20)
+    finally:
+        simregistry.unregister(os.getpid())
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr == ("mast: --dir %s is the folder of a simulated board that runs (pid %d, %s); give "
+                        "this board a folder of its own, or stop that one first\n"
+                        % (tmp_path / "." / "b", os.getpid(), device))
+    assert (folder / "mast.json").read_text() == '{"name": "b", "port": 6278}'
+
+
 def test_the_addresses_a_sim_board_binds_are_its_configurations_where_it_moves_an_uplink():
     from mast_tools import cmd_simboard
 
