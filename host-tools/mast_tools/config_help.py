@@ -28,7 +28,7 @@ HELP = {
     "peers.*.dns": "a DNS name whose A/AAAA records give the peer's addresses",
     "peers.*.psk": "pre-shared key: standard base64 of 32 random bytes (`mast genkey`); never shown",
     "peers.*.port": "the peer's UDP port, where an address gives none",
-    "peers.*.initiate": "start the association to this peer (otherwise wait for its INIT)",
+    "peers.*.initiate": "start the association to this peer (otherwise wait for its INIT); a board and mastd start it themselves, the endpoint process those its file lists under connect",
     "peers.*.internal": "mastd: the peer's internal (tunnel) address",
     "peers.*.allowed": "mastd: prefixes the peer may send from and that are routed to it",
     # (the same texts as firmware/mastd/settings.py APP_HELP; tests/host/test_mastd_docs.py checks)
