@@ -134,6 +134,8 @@ class Association:
 
     def send(self, path, ptype, body):
         seq = self.seq
+        if seq > wire.SEQ_MAX:  # spent: nothing more under these keys (send_data closes at SEQ_MAX)
+            return
         self.seq = seq + 1  # (first: a seq is never used twice, whatever emit raises)
         self.emit(path, self.ep.seal(self.tx_mac, ptype, self.peer_label, seq, body))
 
