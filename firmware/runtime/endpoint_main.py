@@ -312,7 +312,9 @@ class Process:
             reply = None
             gc.collect()
             reply = {"error": "no memory for this now; try again"}
-        except Exception as e:  # a bad field of any kind: an answer, never the end of the process
+        except ValueError as e:  # a bad field: its message names it, with no exception's name
+            reply = {"error": str(e)}
+        except Exception as e:  # anything else: an answer, never the end of the process
             reply = {"error": "%s: %s" % (type(e).__name__, e)}
         reply["reply"] = op
         self.emit(reply)
@@ -325,7 +327,10 @@ class Process:
 
     def op_send(self, cmd):
         if "hex" in cmd:
-            payload = binascii.unhexlify(cmd["hex"])
+            try:
+                payload = binascii.unhexlify(cmd["hex"])
+            except Exception:  # (CPython's binascii.Error, a TypeError; the digits never repeated)
+                raise ValueError("hex must be the payload in hex digits (0-9, a-f), two a byte")
         else:
             payload = str(cmd.get("text", "")).encode()
         return {"ok": self.rt.send(payload, _text(cmd, "peer", True))}
@@ -333,7 +338,7 @@ class Process:
     def op_uplink(self, cmd):
         """Add or renumber an uplink. "addr" is the new public address of an uplink
         that sends via a relay, else the new local address to bind."""
-        name = cmd["name"]
+        name = cmd.get("name")  # (missing: said as the field, not a KeyError)
         if type(name) is not str or not name:
             raise ValueError("name must be the uplink's name (text)")
         for k in ("priority", "cost"):
@@ -343,14 +348,14 @@ class Process:
         if cmd.get("device") is not None and type(cmd["device"]) is not str:
             raise ValueError("device must be an interface's name (text)")
         old = self.rt.uplinks.get(name)
-        via = parse_hostport(cmd["via"]) if "via" in cmd else (old.via if old else None)
-        bind = parse_hostport(cmd["bind"], True) if "bind" in cmd else None
-        public = parse_hostport(cmd["public"]) if "public" in cmd else None
+        via = _hostport(cmd, "via") if "via" in cmd else (old.via if old else None)
+        bind = _hostport(cmd, "bind", True) if "bind" in cmd else None
+        public = _hostport(cmd, "public") if "public" in cmd else None
         if "addr" in cmd:
             if via is not None:
-                public = parse_hostport(cmd["addr"])
+                public = _hostport(cmd, "addr")
             else:
-                bind = parse_hostport(cmd["addr"], True)
+                bind = _hostport(cmd, "addr", True)
         if bind is None:
             if old is None:
                 raise ValueError("a new uplink needs bind (or addr)")
@@ -374,7 +379,10 @@ class Process:
     def op_connect(self, cmd):
         addrs = None
         if "addrs" in cmd:
-            addrs = [parse_hostport(a) for a in cmd["addrs"]]
+            try:
+                addrs = [parse_hostport(a) for a in cmd["addrs"]]
+            except ValueError as e:
+                raise ValueError("addrs: %s" % e)
         self.rt.connect(_text(cmd, "peer"), addrs)
         return {"peer": cmd["peer"]}
 
@@ -421,11 +429,19 @@ class Process:
         return {}
 
 
+def _hostport(cmd, key, allow_zero=False):
+    """parse_hostport(cmd[key]); its ValueError names the field."""
+    try:
+        return parse_hostport(cmd[key], allow_zero)
+    except ValueError as e:
+        raise ValueError("%s: %s" % (key, e))
+
+
 def _text(cmd, key, optional=False):
     """cmd[key], which names a peer or an uplink; ValueError if it is not text. A name that is an
     object or a list is never looked up: MicroPython's `in` takes one (CPython's empty dict's
     pop too) and the error that follows would repeat it, and it may hold a key."""
-    v = cmd.get(key) if optional else cmd[key]
+    v = cmd.get(key)  # (missing and not optional: the same error, naming the field)
     if type(v) is not str and not (optional and v is None):
         raise ValueError("%s must be a name (text)" % key)
     return v

@@ -10,7 +10,9 @@ Both work whether or not the firmware is running:
   removed there, and the board is reset (machine.reset()).
 
 Then each waits for the firmware's hello and says what mode it came back in. A board without
-the firmware installed is told so (`mast flash`).
+the firmware installed is told so (`mast flash`). Interrupted (Ctrl-C: exit 130), each says
+what state it left the board in, as `mast flash` does: untouched, asked to reboot, perhaps at
+its raw REPL, or reset and starting.
 """
 
 from mast_tools import flashplan, portpick
@@ -20,6 +22,45 @@ from mast_tools.output import emit, log
 from mast_tools.serialport import add_port_args
 
 BOOT_TIMEOUT_S = 30.0
+
+# how far a reset or maintenance got, for what a Ctrl-C says: None (nothing sent), "asked" (the
+# console asked to reboot), "repl" (in the raw REPL), "reset" (the board reset, booting)
+_STAGE = [None]
+
+_LEFT = {
+    "reset": {
+        None: "nothing was sent: the board is as it was",
+        "asked": "the board was asked to reboot and may be rebooting; see whether its firmware "
+                 "runs: mast config status --port %(port)s",
+        "repl": "the board may be left at its raw REPL, its firmware stopped: run mast reset "
+                "--port %(port)s again",
+        "reset": "the board was reset and its firmware may be starting; see whether it runs: "
+                 "mast config status --port %(port)s",
+    },
+    "maintenance": {
+        None: "nothing was sent: the board is in the mode it was",
+        "asked": "the board was asked for maintenance %(state)s and may be rebooting into %(want)s "
+                 "mode; see its mode: mast config status --port %(port)s",
+        "repl": "the board may be left at its raw REPL, its firmware stopped, with maintenance "
+                "%(state)s done or not: run mast maintenance %(state)s --port %(port)s again",
+        "reset": "the board was reset into %(want)s mode and its firmware may be starting; see its "
+                 "mode: mast config status --port %(port)s",
+    },
+}
+
+
+def _said_when_interrupted(command, args, body):
+    """body(args, port), saying on a Ctrl-C what state the board was left in (cli.py exits 130)."""
+    port = portpick.resolve(args.port, "mast " + command)
+    _STAGE[0] = None
+    try:
+        return body(args, port)
+    except KeyboardInterrupt:
+        state = getattr(args, "state", None)
+        log("mast: %s interrupted; %s" % (command, _LEFT[command][_STAGE[0]] % {
+            "port": port, "state": state, "want": "maintenance" if state == "on" else "normal"}))
+        raise
+
 
 RESET_EXAMPLE = """\
 example:
@@ -81,6 +122,7 @@ def _through_repl(port, baud, script, what):
     """Run script (may be None) in the raw REPL, then reset the board."""
     from mast_tools.boardrepl import INSTALLED_SCRIPT, DeviceError, RawBoard
 
+    _STAGE[0] = "repl"
     rb = RawBoard(port, soft_reset=False, baudrate=baud, log=lambda m: log("mast: " + m)).open()
     try:
         rb.enter()
@@ -92,6 +134,7 @@ def _through_repl(port, baud, script, what):
             rb.run(script)
         log("mast: %s; resetting the board through its raw REPL" % what)
         rb.reset()
+        _STAGE[0] = "reset"
     except DeviceError as e:
         raise CommandError("the board did not answer in its raw REPL (%s)" % e,
                            "press its reset button (or unplug it and plug it in)")
@@ -119,14 +162,18 @@ def _wait(port, baud, timeout, mode=None):
 
 
 def do_reset(args):
+    return _said_when_interrupted("reset", args, _reset)
+
+
+def _reset(args, port):
     from mast_tools.consoleclient import BoardError, ConsoleClient
 
-    port = portpick.resolve(args.port, "mast reset")
     hello, seen, refused = _hello(port, args.baud)
     how = None
     if hello is not None:
         con = ConsoleClient(port, baudrate=args.baud)
         try:
+            _STAGE[0] = "asked"
             con.call("reboot")
             how = "rebooted through its console"
         except (BoardError, TimeoutError) as e:  # (out of memory, say): its raw REPL can
@@ -153,9 +200,12 @@ def do_reset(args):
 
 
 def do_maintenance(args):
+    return _said_when_interrupted("maintenance", args, _maintenance)
+
+
+def _maintenance(args, port):
     from mast_tools.consoleclient import BoardError, ConsoleClient
 
-    port = portpick.resolve(args.port, "mast maintenance")
     on = args.state == "on"
     want = "maintenance" if on else "normal"
     hello, seen, refused = _hello(port, args.baud)
@@ -166,6 +216,7 @@ def do_maintenance(args):
     if hello is not None:
         con = ConsoleClient(port, baudrate=args.baud)
         try:
+            _STAGE[0] = "asked"
             r = con.call("maintenance", state=args.state,
                          **({"reason": "mast maintenance on"} if on else {}))
         except BoardError as e:

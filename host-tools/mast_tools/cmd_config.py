@@ -360,6 +360,10 @@ def _set(con, args):
             text = sys.stdin.readline().strip()
     elif text == "-":
         text = sys.stdin.readline().strip()
+    if args.value == "-" and not text:  # (not the value's range error: nothing was read)
+        raise CommandError("nothing was read from stdin for %s (it was empty)" % args.key,
+                           "give the value on stdin (echo VALUE | mast config set %s -), or in "
+                           "place of -" % args.key)
     value = parse_value(args.key, text)
     r = _call(con, "set", "set", key=args.key, value=value)
     done = _finish(con, args, "set")

@@ -4,9 +4,10 @@ It first asks the board's hello: a port where the MAST firmware does not answer 
 clear error as `mast config` (a bare board, a stopped firmware, nothing at all), not raw
 request lines echoed by a REPL. What the board prints is shown readably
 (consoleclient.readable: `log   boot board=...`, `event uplink_up uplink=eth addr=...`,
-`ok    #3 {...}`, `error #4 port: must be ...`), with the time; text that is not JSON (a REPL,
-a boot ROM) as it is. `status` is shown as a short summary (`status --json`: the whole
-document), `logs` as the board's recent logs and events and its last crash. What you type is
+`ok    #3 {...}`, `error #4 port: must be ...`; the board's `KEY: is not set` of a key the
+schema does not have as `KEY: unknown key`, as mast config says it), with the time; text that
+is not JSON (a REPL, a boot ROM) as it is. `status` is shown as a short summary (`status
+--json`: the whole document), `logs` as the board's recent logs and events and its last crash. What you type is
 a short command (`status`, `get uplinks.eth`, `set uplinks.cell.cost 20`, `uplink eth down`;
 `help` lists them) or a JSON request line, sent as it is. A typed or pasted line stays on the
 screen after the prompt, as sent.
@@ -20,7 +21,11 @@ stop the firmware; use mpremote for the REPL).
 LineEditor is the keyboard logic with no terminal (bytes in, actions out), tested on its own;
 run() is the adapter: termios cbreak mode, select() on the keyboard and the port, and the
 terminal put back as it was on every way out. With stdin not a terminal, the lines of stdin
-are sent one by one and the command ends after the last reply.
+are sent one by one and the command ends after the last reply: exit status 0 when every line
+was a command and every request was answered ok, 3 when some were not (a line that is no
+command, a request the board refused or never answered; stderr says how many), so a script
+feeding it can tell (a JSON line's reply counts when it comes; it is not waited for, as it
+never was). An interactive session exits 0 however its requests went.
 """
 
 import argparse
@@ -32,6 +37,7 @@ import time
 from mast_tools.errors import CommandError
 
 ESCAPE = 0x1D  # Ctrl-]
+FAILED_EXIT = 3  # piped input: some lines or requests failed (1: the command itself failed)
 PROMPT = "mast> "
 
 EXAMPLE = """\
@@ -197,15 +203,18 @@ def logs_text(r, stamp=None):
     return "\n".join(lines)
 
 
-def _send(con, screen, text, shown=None):
+def _send(con, screen, text, shown=None, failed=None):
     """Send one typed line; False when it asks to quit. shown: {request id: how to show its
-    reply} ("status": the summary, "logs")."""
+    reply} ("status": the summary, "logs"). failed: a one-item list counting lines that are
+    no command."""
     from mast_tools.consoleclient import COMMANDS_HELP, JSON_FLAG, parse_command
 
     try:
         kind, what = parse_command(text)
     except ValueError as e:
         screen.line("  %s" % e)
+        if failed is not None:
+            failed[0] += 1
         return True
     if kind == "local":
         if what == "quit":
@@ -221,6 +230,26 @@ def _send(con, screen, text, shown=None):
         if shown is not None and kind in ("status", "logs") and not whole:
             shown[rid] = kind
     return True
+
+
+def _unknown_key(line):
+    """The board answers a get or unset of any key it does not hold `KEY: is not set`; a key the
+    schema does not have reads `KEY: unknown key (the keys: docs/CONFIG.md)`, as mast config
+    says it. Other lines as they are."""
+    from mast_tools.cmd_config import _known
+    from mast_tools.consoleclient import Line
+
+    text = line.obj.get("error") if line.kind == "reply" and not line.obj.get("ok") else None
+    if not isinstance(text, str) or not text.endswith(": is not set"):
+        return line
+    key = text[: -len(": is not set")]
+    try:
+        if _known(key) is not None:
+            return line
+    except (ImportError, ValueError):  # (no schema to ask: the board's words)
+        return line
+    return Line("reply", dict(line.obj, error="%s: unknown key (the keys: docs/CONFIG.md)" % key),
+                line.text)
 
 
 def _ended(how):
@@ -261,11 +290,16 @@ def _run(con, args, stdin, stdout, hello, end):
     editor = LineEditor()
     screen = _Screen(stdout, editor, interactive)
     shown = {}  # request id -> "status" | "logs": replies shown as text, not JSON
+    failed = [0]  # lines that were no command, replies that were errors
+    first_id = con.next_id  # (hellos asked again before the session may stay unanswered)
 
     def show(line):
+        if line.kind == "reply" and not line.obj.get("ok"):
+            failed[0] += 1
         if args.raw:
             screen.line(line.text)
             return
+        line = _unknown_key(line)
         stamp = time.strftime("%H:%M:%S")
         how = shown.pop(line.obj.get("id"), None) if line.kind == "reply" else None
         if how and line.obj.get("ok"):
@@ -298,7 +332,7 @@ def _run(con, args, stdin, stdout, hello, end):
             if eof_at is not None:
                 if time.monotonic() - eof_at > 3.0 or (not con.replies_due() and time.monotonic() - eof_at > 0.3):
                     end[0] = "end of input"
-                    return 0
+                    return _piped_status(con, failed[0], first_id)
             try:
                 ready, _, _ = select.select([fd] if eof_at is None else [], [], [], 0.05)
             except InterruptedError:
@@ -320,9 +354,9 @@ def _run(con, args, stdin, stdout, hello, end):
                 while b"\n" in pending:
                     raw, pending = pending.split(b"\n", 1)
                     text = raw.decode("utf-8", "replace").strip()
-                    if text and not _send(con, screen, text, shown):
+                    if text and not _send(con, screen, text, shown, failed):
                         end[0] = "quit"
-                        return 0
+                        return _piped_status(con, failed[0])
                 continue
             if not data:
                 end[0] = "the terminal closed"
@@ -350,6 +384,24 @@ def _run(con, args, stdin, stdout, hello, end):
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
             stdout.write("\r\x1b[K")
             stdout.flush()
+
+
+def _piped_status(con, failed, since=None):
+    """The exit status of piped input: FAILED_EXIT, said on stderr, when some line was no
+    command, was refused, or (since: the first request id of the session; None after a quit,
+    which does not wait for replies) was never answered."""
+    unanswered = 0 if since is None else len([i for i in con.unanswered if i >= since])
+    if not failed and not unanswered:
+        return 0
+    what = []
+    if failed:
+        what.append("%d failed" % failed)
+    if unanswered:
+        what.append("%d never answered" % unanswered)
+    sys.stderr.write("mast console: of the piped lines, %s (exit status %d)\n" % (
+        " and ".join(what), FAILED_EXIT))
+    sys.stderr.flush()
+    return FAILED_EXIT
 
 
 def do_console(args):

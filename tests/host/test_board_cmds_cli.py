@@ -611,3 +611,37 @@ def test_whether_the_firmware_is_installed_is_unknown_when_the_raw_repl_answers_
                       (b"MAST-F", None)):
         Raw.out = out
         assert boardrepl.firmware_installed(FAKE_PORT) is want, out
+
+
+def test_a_ctrl_c_in_reset_or_maintenance_says_what_state_the_board_was_left_in(fake_board, monkeypatch):
+    # (cli.py exits 130 on a Ctrl-C; as `mast flash` does, the last line says where the board is)
+    def ctrl_c(self, *args, **kw):
+        raise KeyboardInterrupt
+
+    code, out, err, raw, con = fake_board("reset", hello=ctrl_c)
+    assert (code, out) == (130, "") and raw.entered == [] and con.ops == []
+    assert err == "mast: reset interrupted; nothing was sent: the board is as it was\n", err
+    code, out, err, raw, con = fake_board("reset", hello_answer=RUNNING,
+                                          answers={"reboot": {"rebooting": True}}, wait_hello=ctrl_c)
+    assert code == 130 and con.ops == ["reboot"]
+    assert err == ("mast: reset interrupted; the board was asked to reboot and may be rebooting; see "
+                   "whether its firmware runs: mast config status --port %s\n" % FAKE_PORT), err
+    code, out, err, raw, con = fake_board("reset", wait_hello=ctrl_c)  # (the firmware stopped)
+    assert code == 130 and raw.resets == 1
+    assert err.endswith("mast: reset interrupted; the board was reset and its firmware may be "
+                        "starting; see whether it runs: mast config status --port %s\n" % FAKE_PORT), err
+    from test_flash_steps import FakeRawBoard
+
+    with monkeypatch.context() as m:  # a Ctrl-C while in the raw REPL
+        m.setattr(FakeRawBoard, "run", ctrl_c)
+        code, out, err, raw, con = fake_board("maintenance", "on")
+    assert code == 130 and raw.entered == [1] and raw.resets == 0
+    assert err == ("mast: maintenance interrupted; the board may be left at its raw REPL, its "
+                   "firmware stopped, with maintenance on done or not: run mast maintenance on "
+                   "--port %s again\n" % FAKE_PORT), err
+    code, out, err, raw, con = fake_board("maintenance", "off", hello_answer=dict(RUNNING, mode="maintenance"),
+                                          answers={"maintenance": {"rebooting": True}}, wait_hello=ctrl_c)
+    assert code == 130 and con.ops == ["maintenance"]
+    assert err == ("mast: maintenance interrupted; the board was asked for maintenance off and may be "
+                   "rebooting into normal mode; see its mode: mast config status --port %s\n"
+                   % FAKE_PORT), err

@@ -895,3 +895,26 @@ def test_set_from_a_terminal_asks_for_the_value_and_does_not_echo_a_secret(monke
     assert con.sent == [("set", {"key": "uplinks.wifi.ssid", "value": "Workshop"})]
     assert capsys.readouterr().err == "uplinks.wifi.ssid (Enter ends it): "
     assert len(asked) == 1
+
+
+def test_set_from_an_empty_stdin_says_nothing_was_read_not_the_values_range(monkeypatch):
+    # (`mast config set peers.hub.port - < /dev/null` said `peers.hub.port: must be an integer
+    # from 1 to 65535`, as if a wrong value had been given)
+    import io
+
+    from mast_tools import cmd_config
+    from mast_tools.errors import CommandError
+
+    for given in ("", "\n", "  \n"):
+        monkeypatch.setattr(sys, "stdin", io.StringIO(given))
+        con = _Console(dict(_DONE))
+        with pytest.raises(CommandError) as e:
+            cmd_config._set(con, _args(key="peers.hub.port", value="-"))
+        assert e.value.what == "nothing was read from stdin for peers.hub.port (it was empty)"
+        assert e.value.hint == ("give the value on stdin (echo VALUE | mast config set peers.hub.port -), "
+                                "or in place of -")
+        assert con.sent == []  # nothing sent
+    monkeypatch.setattr(sys, "stdin", io.StringIO("6279\n"))
+    con = _Console(dict(_DONE))
+    assert cmd_config._set(con, _args(key="peers.hub.port", value="-")) == 0
+    assert con.sent == [("set", {"key": "peers.hub.port", "value": 6279})]

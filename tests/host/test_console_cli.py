@@ -576,15 +576,17 @@ def test_what_a_board_without_the_firmware_printed_is_shown_by_its_end():
     assert e.what.endswith("invalid header: 0xffffffff)")
 
 
-def test_piped_input_to_a_board_that_never_answers_ends_all_the_same():
+def test_piped_input_to_a_board_that_never_answers_ends_all_the_same(capsys):
     rc, out, sent = _piped(_BoundedPort(lambda req: None), b"get name\n")
-    assert rc == 0 and out == ""
+    assert rc == 3 and out == ""  # (a script can tell: docs/HARDWARE.md)
+    assert capsys.readouterr().err.startswith(
+        "mast console: of the piped lines, 1 never answered (exit status 3)\n")
     assert json.loads(sent) == {"id": 1, "op": "get", "key": "name"}
 
 
 def test_a_piped_line_that_is_no_command_is_said_and_the_next_lines_still_go():
     rc, out, sent = _piped(FakePort(), b"bogus\n\nget name\n")
-    assert rc == 0
+    assert rc == 3  # (the line that is no command counts as failed)
     assert out.splitlines() == ["  unknown command 'bogus'; type help", '{"id": 1, "ok": true, "result": "board1"}']
     assert [json.loads(x)["op"] for x in sent.splitlines()] == ["get"]
 
@@ -602,7 +604,7 @@ def test_a_status_the_board_refuses_is_shown_as_its_error_not_a_summary():
     out = io.StringIO()
     with os.fdopen(r, "rb") as stdin:
         rc = run(_client(port), argparse.Namespace(raw=False, no_hello=True), stdin=stdin, stdout=out)
-    assert rc == 0
+    assert rc == 3
     lines = out.getvalue().splitlines()
     assert len(lines) == 1 and lines[0].endswith(" error #1 out of memory"), lines
 
@@ -631,3 +633,59 @@ def test_the_logs_reply_shows_a_last_crash_saved_as_bare_text():
     from mast_tools.cmd_console import logs_text
 
     assert logs_text({"recent": [], "last_crash": "MemoryError"}).splitlines()[2] == "the last crash it saved: MemoryError"
+
+
+def test_piped_input_exits_3_when_some_request_failed_and_says_how_many(capsys):
+    # a script feeding the console must be able to tell: 0 only when every line was a command
+    # and every request was answered ok (docs/HARDWARE.md, mast console)
+    def answer(req):
+        if req.get("key") == "nosuch":
+            return {"id": req["id"], "ok": False, "error": "nosuch: is not set"}
+        return {"id": req["id"], "ok": True, "result": "board1"}
+
+    rc, out, sent = _piped(FakePort(answer), b"get name\nget nosuch\nnot-a-command\nget name\n")
+    err = capsys.readouterr().err
+    assert rc == 3, err
+    assert err.startswith("mast console: of the piped lines, 2 failed (exit status 3)\n"), err
+    assert [json.loads(x)["key"] for x in sent.splitlines()] == ["name", "nosuch", "name"]
+    # a refusal in a raw JSON line counts too; all answered ok is 0, and nothing said
+    rc, out, sent = _piped(FakePort(answer), b'{"id": "a", "op": "get", "key": "nosuch"}\n')
+    assert rc == 3 and "1 failed (exit status 3)" in capsys.readouterr().err
+    rc, out, sent = _piped(FakePort(answer), b"get name\nget name\n")
+    assert rc == 0 and "exit status" not in capsys.readouterr().err
+    # a quit ends it at once: replies are not waited for, and not counted as missing
+    rc, out, sent = _piped(FakePort(answer, delay=20), b"get name\nquit\n")
+    assert rc == 0
+
+
+def test_a_piped_request_the_board_refuses_makes_the_exit_status_3(board):
+    r = mast("console", "--port", board, "--raw", "--no-hello", input="get name\nget nosuch\n", timeout=30)
+    assert r.returncode == 3, r.stderr
+    assert "mast console: of the piped lines, 1 failed (exit status 3)" in r.stderr
+    assert [json.loads(x)["ok"] for x in r.stdout.splitlines()] == [True, False]
+
+
+def test_a_misspelt_key_reads_unknown_key_as_mast_config_says_it(capsys):
+    # the board answers `KEY: is not set` of any key it does not hold; a key the schema does not
+    # have (`get nmae`) read as if it were a setting left unset
+    import argparse
+    import io
+
+    from mast_tools.cmd_console import run
+
+    port = FakePort(lambda req: {"id": req["id"], "ok": False, "error": "%s: is not set" % req["key"]})
+    for raw, want in ((False, ["error #1 nmae: unknown key (the keys: docs/CONFIG.md)",
+                               "error #2 peers.hub.psk: is not set", "error #3 uplinks.eth.cost: is not set"]),
+                      (True, ['{"id": 1, "ok": false, "error": "nmae: is not set"}',
+                              '{"id": 2, "ok": false, "error": "peers.hub.psk: is not set"}',
+                              '{"id": 3, "ok": false, "error": "uplinks.eth.cost: is not set"}'])):
+        r, w = os.pipe()
+        os.write(w, b"get nmae\nunset peers.hub.psk\nget uplinks.eth.cost\n")
+        os.close(w)
+        out = io.StringIO()
+        with os.fdopen(r, "rb") as stdin:
+            rc = run(_client(FakePort(port.answer)), argparse.Namespace(raw=raw, no_hello=True),
+                     stdin=stdin, stdout=out)
+        assert rc == 3
+        lines = out.getvalue().splitlines()
+        assert [x.split(" ", 1)[1] if not raw else x for x in lines] == want, lines  # (after the time)

@@ -53,8 +53,8 @@ def _split(line):
     cmds = []
     for part in re.split(r" \| | && |; ", line):
         words = part.strip().split()
-        if words and words[0] in PARSERS and len(words) > 1:
-            cmds.append(words)
+        if words and words[0] in PARSERS and len(words) > 1 and not words[1].endswith(":"):
+            cmds.append(words)  # ("mast console: ..." is a message the command prints)
     return cmds
 
 
