@@ -15,6 +15,7 @@ is kept (Endpoint.reconfigure), so adding or removing one peer touches only that
 new configuration is refused with its message and the running one stays.
 """
 
+import errno
 import os
 import signal
 import socket
@@ -297,7 +298,10 @@ class Agent:
                                priority=prio, cost=cost, why=why)
                 except (OSError, ValueError) as e:
                     self.count("uplink_error")
-                    self.log.error("uplink %s: %s" % (name, e))
+                    why = getattr(e, "strerror", None) or str(e)  # (not "[Errno 98] uplink wan: ...")
+                    if getattr(e, "errno", None) == errno.EADDRINUSE:
+                        why += "; another program holds UDP port %d there (a second mastd?)" % port
+                    self.log.error(why if why.startswith("uplink %s:" % name) else "uplink %s: %s" % (name, why))
             elif cur is not None:
                 self.rt.remove_uplink(name)
                 reason = "admin" if name in self.admin_down else link.why

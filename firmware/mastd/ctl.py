@@ -90,7 +90,8 @@ def format_status(s):
         lines.append("  %s %s label %08x nonce-id %s primary %s" % (
             a["peer"], a["state"], a["label"], a.get("nonce_id"), a.get("primary")))
         for p in a.get("paths", []):
-            lines.append("    %-40s %-10s rtt %s ms" % (p["path"], p["state"], p["rtt_ms"]))
+            rtt = "-" if p.get("rtt_ms") is None else "%s ms" % p["rtt_ms"]  # (never measured: not "None ms")
+            lines.append("    %-40s %-10s rtt %s" % (p["path"], p["state"], rtt))
     fo = s.get("failovers", [])
     lines.append("failovers: %d" % len(fo))
     for e in fo[-5:]:
@@ -153,8 +154,10 @@ def main(argv=None):
         try:
             req = {"op": "peer_add", "name": args.name, "peer": peer_doc(args)}
         except (OSError, ValueError) as e:
-            return _err("cannot read the key: %s; give --psk-file FILE or - for standard input"
-                        % (getattr(e, "strerror", None) or e))
+            why = getattr(e, "strerror", None) or e
+            if getattr(e, "filename", None):  # (which file: not only "No such file or directory")
+                why = "%s: %s" % (e.filename, why)
+            return _err("cannot read the key: %s; give --psk-file FILE or - for standard input" % why)
     elif args.cmd == "peer":
         req = {"op": "peer_" + args.peer_cmd}
         if args.peer_cmd == "remove":
@@ -173,12 +176,19 @@ def main(argv=None):
     except ReplyCut as e:
         sys.stderr.write("mastctl: %s\n" % e)
         return 1
+    except PermissionError:  # (not "is it running?": it may well be)
+        sys.stderr.write("mastctl: %s: permission denied; only root may use mastd's control socket "
+                         "(mode 0600): run mastctl as root\n" % args.control)
+        return 1
     except OSError as e:
         sys.stderr.write("mastctl: cannot reach mastd at %s (%s); is it running? (--control)\n"
                          % (args.control, e.strerror or e))
         return 1
     if not reply.get("ok"):
-        sys.stderr.write("mastctl: %s\n" % reply.get("error"))
+        err = "%s" % reply.get("error")
+        if req["op"] == "peer_add" and err.endswith(".psk: required when keying is psk"):
+            err += "; give the peer's key with --psk-file FILE (`mast genkey > FILE` makes one)"
+        sys.stderr.write("mastctl: %s\n" % err)
         return 1
     if args.cmd == "status":
         if args.json:

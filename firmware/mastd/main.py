@@ -9,6 +9,7 @@ the first of the two that exists. A bad value is refused with its name and exit 
 """
 
 import argparse
+import errno
 import os
 import sys
 
@@ -66,7 +67,11 @@ def main(argv=None):
     try:
         conf = settings.load(path)
     except OSError as e:
-        return _fail("cannot read %s (%s); give --config FILE" % (path, e.strerror or e))
+        if args.config is None and e.errno == errno.ENOENT:  # (not only the first of the two named)
+            return _fail("no configuration: neither %s nor %s exists; give --config FILE"
+                         % (settings.DEFAULT_UCI, settings.DEFAULT_JSON))
+        hint = "run mastd as root" if e.errno == errno.EACCES else "give --config FILE"  # (0600: keys)
+        return _fail("cannot read %s (%s); %s" % (path, e.strerror or e, hint))
     except (ConfigError, UciError) as e:
         return _fail(str(e))
     presence = None
@@ -96,6 +101,8 @@ def main(argv=None):
     try:
         agent.start()
     except OSError as e:
+        if e.strerror and not e.filename:  # (not "[Errno 16] ...": the message says it all)
+            e = e.strerror
         log.error("cannot start: %s" % e)
         agent.stop_reason = "error"
         try:

@@ -123,9 +123,11 @@ class PresenceHost:
             if self.v6:
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # v4 peers too
             s.bind(self.listen)
-        except OSError:
+        except OSError as e:
             s.close()
-            raise
+            where = "[%s]:%d" % self.listen[:2] if self.v6 else "%s:%d" % self.listen[:2]
+            raise OSError(e.errno, "presence: cannot listen on %s (%s); give --presence-listen "
+                                   "another ADDR:PORT" % (where, e.strerror))
         s.setblocking(False)
         self.sock = s
         if self.listen[1] == 0:

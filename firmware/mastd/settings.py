@@ -284,7 +284,9 @@ def from_uci_text(text, where=DEFAULT_UCI):
             doc[coll][name] = dict((k, text_value("%s.%s" % (prefix, k), v)) for k, v in opts.items())
         else:
             raise ConfigError(ref, "unknown section type %r (mast, peer or uplink)" % s.type)
-    glob = glob or "%s.global" % UCI_PACKAGE
+    if glob is None:  # (else "mast.global.name: required", of a section the file lacks)
+        raise ConfigError(where, "no `config mast` section; add one, e.g. config mast 'global' "
+                                 "with option name (this host's name)")
 
     def rename(key):
         if key in names:
@@ -375,8 +377,23 @@ def load(path):
     else:
         conf = from_uci_text(text, path)
     w = mode_warning(path, mode, conf.core)
-    conf.warnings = [w] if w else []
+    conf.warnings = ([w] if w else []) + board_uplink_warnings(conf)
     return conf
+
+
+def board_uplink_warnings(conf):
+    """A warning for each uplink of a board's kind (wlan, ppp, ...): mastd does not join Wi-Fi
+    or dial; it uses the interface as netifd or Linux has it (a valid key, silently unused)."""
+    out = []
+    for name in sorted(conf.core.get("uplinks", {})):
+        kind = conf.core["uplinks"][name].get("kind", "linux")
+        if kind != "linux":
+            key = "uplinks.%s" % name
+            key = (conf.uci_names or {}).get(key, key)
+            out.append("%s.kind: %s is a board's uplink kind; mastd neither joins Wi-Fi nor dials "
+                       "(ssid, password, apn, sim_pin unused): it uses the interface %s as it is "
+                       "(leave kind out)" % (key, kind, name))
+    return out
 
 
 def with_peer(conf, name, doc, section=None):

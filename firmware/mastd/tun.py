@@ -12,6 +12,7 @@ MTU: the smallest uplink MTU minus the outer IP header (20, or 40 for IPv6), UDP
 needed" / "packet too big" from the kernel; TCP SYNs are clamped in packet.clamp_mss.
 """
 
+import errno
 import fcntl
 import os
 import struct
@@ -34,13 +35,21 @@ def tun_mtu(uplink_mtus, ipv6=False, inner6=False):
 
 
 def open_tun(name):
-    """A non-blocking fd for a TUN interface called name (created if need be)."""
-    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
+    """A non-blocking fd for a TUN interface called name (created if need be). OSError saying
+    what to do if /dev/net/tun is missing or the interface is another process's."""
+    try:
+        fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise OSError(errno.ENOENT, "no /dev/net/tun: the kernel's tun driver is missing "
+                                    "(OpenWrt: the kmod-tun package; elsewhere: modprobe tun)")
     try:
         ifr = struct.pack("16sH22x", name.encode(), _IFF_TUN | _IFF_NO_PI)
         fcntl.ioctl(fd, _TUNSETIFF, ifr)
-    except OSError:
+    except OSError as e:
         os.close(fd)
+        if e.errno == errno.EBUSY:  # (else "[Errno 16] Device or resource busy")
+            raise OSError(errno.EBUSY, "TUN %s is in use by another process (a mastd that runs "
+                                       "already?); stop it, or give this one another tun" % name)
         raise
     return fd
 

@@ -241,6 +241,23 @@ def test_an_uplink_whose_socket_died_is_opened_again_at_once(made):
     assert s["socket"]["dead"] is None and s["addr"] == "127.0.0.1:%d" % doc["port"]
 
 
+def test_an_uplink_whose_port_is_taken_is_logged_once_plainly_saying_who_may_hold_it(made):
+    # (was "uplink wan: [Errno 98] uplink wan: cannot bind to ... (EADDRINUSE)": a second mastd
+    # on the same port started and logged that)
+    doc = {"name": "r1", "port": free_port(), "peers": {}, "uplinks": {"wan": {}}}
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        taken.bind(("127.0.0.1", doc["port"]))
+        a, cfg, log, clock, res = made(doc)
+        a.rescan("start")
+    finally:
+        taken.close()
+    assert log.said("error") == [
+        "uplink wan: cannot bind to 127.0.0.1:%d (EADDRINUSE); another program holds UDP port %d there "
+        "(a second mastd?)" % (doc["port"], doc["port"])]
+    assert a.counters.get("uplink_error") == 1
+
+
 def test_a_reload_of_a_file_that_is_gone_is_refused_with_its_name_and_nothing_changes(made):
     a, cfg, log, clock, res = made({"name": "r1", "peers": {"site": {"psk": PSK, "initiate": False}}})
     running = a.conf

@@ -222,12 +222,39 @@ def test_a_hung_ubus_holds_mastd_up_at_most_2_s_and_the_uplinks_stay(tmp_path, r
 # ---- a start that fails half-way ------------------------------------------------------------------
 
 
+def test_without_config_and_neither_default_file_both_are_named(tmp_path, monkeypatch, capsys):
+    # (said "cannot read /etc/config/mast": a server's missing /etc/mast/mast.json went unnamed)
+    from mastd import main as main_mod
+
+    monkeypatch.setattr(main_mod.settings, "DEFAULT_UCI", str(tmp_path / "config" / "mast"))
+    monkeypatch.setattr(main_mod.settings, "DEFAULT_JSON", str(tmp_path / "mast" / "mast.json"))
+    assert main_mod.main(["--check"]) == 1
+    assert capsys.readouterr().err == "mastd: no configuration: neither %s nor %s exists; give --config FILE\n" % (
+        tmp_path / "config" / "mast", tmp_path / "mast" / "mast.json")
+    assert main_mod.main(["--check", "--config", str(tmp_path / "x.json")]) == 1  # one named: that one
+    assert capsys.readouterr().err == ("mastd: cannot read %s (No such file or directory); give --config FILE\n"
+                                       % (tmp_path / "x.json"))
+
+
+def test_a_file_mastd_may_not_read_says_to_run_it_as_root_not_to_give_another(tmp_path, monkeypatch, capsys):
+    # (a user's `mastd --check` of the 0600 /etc/config/mast said "give --config FILE")
+    from mastd import main as main_mod
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(main_mod.settings, "load", denied)
+    assert main_mod.main(["--check", "--config", "/etc/config/mast"]) == 1
+    assert capsys.readouterr().err == "mastd: cannot read /etc/config/mast (Permission denied); run mastd as root\n"
+
+
 def test_a_mastd_that_cannot_start_says_why_exits_1_and_leaves_no_control_socket(tmp_path):
     # the presence port is taken: found after the control socket was made; that goes again
     # (a stale socket would make `mastctl` think mastd runs, and the hotplug script call it)
     taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
         pconf = write(tmp_path / "presence.json", json.dumps(
             {"names": {"board1.example": {"key": PSK}}}))
         sock = tmp_path / "m.sock"
@@ -237,7 +264,9 @@ def test_a_mastd_that_cannot_start_says_why_exits_1_and_leaves_no_control_socket
     finally:
         taken.close()
     assert r.returncode == 1
-    assert r.stderr.splitlines()[-1] == "mastd: cannot start: [Errno 98] Address already in use", r.stderr
+    assert r.stderr.splitlines()[-1] == (  # (was "[Errno 98] Address already in use": of what?)
+        "mastd: cannot start: presence: cannot listen on 127.0.0.1:%d (Address already in use); give "
+        "--presence-listen another ADDR:PORT" % port), r.stderr
     assert not os.path.lexists(str(sock))
 
 

@@ -126,6 +126,16 @@ def test_a_missing_name_is_reported_on_the_section_the_file_has(text, message):
     assert str(e.value) == message
 
 
+@pytest.mark.parametrize("text", ["", "# nothing yet\n", "config uplink 'wan'\n\toption priority '10'\n"])
+def test_a_file_without_a_config_mast_section_says_to_add_one(text):
+    # (was "mast.global.name: required": of a section the file lacks, which `uci set
+    # mast.global.name=...` cannot set either)
+    with pytest.raises(config.ConfigError) as e:
+        settings.from_uci_text(text, "/etc/config/mast")
+    assert str(e.value) == ("/etc/config/mast: no `config mast` section; add one, e.g. config mast 'global' "
+                            "with option name (this host's name)")
+
+
 def test_uci_addresses_and_prefixes_may_be_separated_by_commas_in_a_list_item_or_an_option():
     # docs/MASTD.md: one `option` with items separated by spaces or commas
     s = settings.from_uci_text("config mast 'g'\n\toption name 'x'\nconfig peer 's'\n\toption psk '%s'\n"
@@ -360,6 +370,24 @@ def test_a_wifi_password_or_a_fleet_key_alone_is_a_key_the_file_mode_warning_is_
     core = settings.from_json_text(json.dumps(doc)).core
     assert settings.mode_warning("/etc/mast.json", 0o604, core) == (
         "/etc/mast.json holds keys and its mode 0604 lets others read them; chmod 600 /etc/mast.json")
+
+
+def test_an_uplink_of_a_boards_kind_is_valid_but_warned_of_as_unused_by_mastd(tmp_path):
+    # (kind ppp with an apn, or wlan with an ssid, was taken in silence: a router user expected
+    # mastd to dial or join the network; it uses the interface as netifd or Linux has it)
+    uci = tmp_path / "mast"
+    uci.write_text(ROUTER.replace("option device 'wwan0'", "option device 'wwan0'\n\toption kind 'ppp'\n"
+                                  "\toption apn 'internet'"))
+    uci.chmod(0o600)
+    assert settings.load(str(uci)).warnings == [
+        "mast.lte.kind: ppp is a board's uplink kind; mastd neither joins Wi-Fi nor dials (ssid, password, "
+        "apn, sim_pin unused): it uses the interface lte as it is (leave kind out)"]
+    js = tmp_path / "mast.json"
+    js.write_text(json.dumps({"name": "r1", "uplinks": {"eth0": {}, "wifi": {"kind": "wlan", "ssid": "cafe"}}}))
+    js.chmod(0o600)
+    assert [w.split(":")[0] for w in settings.load(str(js)).warnings] == ["uplinks.wifi.kind"]
+    uci.write_text(ROUTER)
+    assert settings.load(str(uci)).warnings == []
 
 
 def test_app_users_and_groups_are_found_by_their_whole_name_and_give_their_own_number(tmp_path):

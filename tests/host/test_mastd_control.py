@@ -287,11 +287,36 @@ def test_mastctl_without_a_mastd_says_so(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+def test_mastctl_run_by_a_user_other_than_root_says_so_not_is_it_running(tmp_path, monkeypatch, capsys):
+    # (mastd ran; its socket is 0600: "cannot reach mastd ... (Permission denied); is it running?")
+    from mastd import ctl
+
+    def denied(path, req, *a, **kw):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(ctl, "request", denied)
+    path = str(tmp_path / "c.sock")
+    assert ctl.main(["--control", path, "status", "--json"]) == 1
+    assert capsys.readouterr().err == ("mastctl: %s: permission denied; only root may use mastd's control "
+                                       "socket (mode 0600): run mastctl as root\n" % path)
+
+
 @pytest.mark.parametrize("args", [[], ["peer"]])
 def test_mastctl_without_a_command_shows_its_usage_and_exits_2(tmp_path, args):
     r = mastctl(str(tmp_path / "none.sock"), *args)
     assert (r.returncode, r.stdout) == (2, "")
     assert r.stderr.startswith("usage: mastctl") and "required" in r.stderr and "Traceback" not in r.stderr
+
+def test_status_text_of_a_path_never_measured_shows_no_rtt_not_none_ms():
+    s = {"name": "r", "uplinks": {}, "failovers": [],
+         "associations": [{"peer": "srv", "state": "established", "label": 1, "nonce_id": "f00d",
+                           "primary": "wan>198.51.100.1:6278",
+                           "paths": [{"path": "wan>198.51.100.1:6278", "state": "active", "rtt_ms": 0},
+                                     {"path": "wwan>198.51.100.1:6278", "state": "failed", "rtt_ms": None}]}]}
+    lines = format_status(s).splitlines()
+    assert lines[-3].split()[-3:] == ["rtt", "0", "ms"], lines
+    assert lines[-2].split()[-2:] == ["rtt", "-"] and "None" not in lines[-2], lines
+
 
 def test_status_text_shows_uplinks_association_and_failovers():
     s = {"name": "r", "pid": 1, "uptime_s": 3, "config": "/etc/config/mast", "discovery": "netifd",
@@ -777,6 +802,35 @@ def test_mastctl_peer_add_without_a_key_on_stdin_says_so_and_sends_nothing(tmp_p
     assert (r.returncode, r.stdout, r.stderr) == (1, "", "mastctl: cannot read the key: standard input holds "
                                                   "no key; give --psk-file FILE or - for standard input\n")
     assert got == []
+
+
+def test_mastctl_peer_add_of_a_key_file_that_is_not_there_names_it_and_sends_nothing(tmp_path):
+    path = str(tmp_path / "c.sock")
+    srv, got, done = _recording_server(path, lambda req: {"peer": req["name"]})
+    try:
+        r = mastctl(path, "peer", "add", "b7.example", "--psk-file", str(tmp_path / "b7.key"))
+    finally:
+        done()
+        srv.close()
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", "mastctl: cannot read the key: %s: No such file or "
+                                                  "directory; give --psk-file FILE or - for standard input\n"
+                                                  % (tmp_path / "b7.key"))
+    assert got == []
+
+
+def test_mastctl_peer_add_without_psk_file_says_how_to_give_the_key(tmp_path):
+    # (the agent's "peers.b7.example.psk: required when keying is psk" alone named no option)
+    path = str(tmp_path / "c.sock")
+    err = "peers.b7.example.psk: required when keying is psk"
+    srv, got, done = _recording_server(path, lambda req: {"ok": False, "error": err})
+    try:
+        r = mastctl(path, "peer", "add", "b7.example", "--internal", "10.99.0.7")
+    finally:
+        done()
+        srv.close()
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr == ("mastctl: %s; give the peer's key with --psk-file FILE (`mast genkey > FILE` makes "
+                        "one)\n" % err), r.stderr
 
 
 STATUS = {"name": "r1", "pid": 7, "uptime_s": 3, "config": "/etc/config/mast", "discovery": "linux",

@@ -193,6 +193,36 @@ def test_a_route_change_among_thousands_runs_ip_for_the_changed_routes_only(monk
     assert calls == [("-4", "route", "replace", "10.1.0.0/16", "dev", "mast0")]
 
 
+def test_a_tun_another_process_holds_or_no_tun_driver_is_refused_saying_what_to_do(monkeypatch):
+    # (a second mastd on the same tun said "cannot start: [Errno 16] Device or resource busy")
+    import errno
+    import types
+
+    closed = []
+    fake = types.SimpleNamespace(O_RDWR=os.O_RDWR, O_NONBLOCK=os.O_NONBLOCK, open=lambda path, flags: 99,
+                                 close=closed.append)
+
+    def busy(fd, req, arg):
+        raise OSError(errno.EBUSY, os.strerror(errno.EBUSY))
+
+    monkeypatch.setattr(tun, "os", fake)
+    monkeypatch.setattr(tun.fcntl, "ioctl", busy)
+    with pytest.raises(OSError) as e:
+        tun.open_tun("mast0")
+    assert e.value.strerror == ("TUN mast0 is in use by another process (a mastd that runs already?); stop it, "
+                                "or give this one another tun")
+    assert e.value.errno == errno.EBUSY and closed == [99]
+
+    def missing(path, flags):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
+
+    fake.open = missing
+    with pytest.raises(OSError) as e:
+        tun.open_tun("mast0")
+    assert e.value.strerror == ("no /dev/net/tun: the kernel's tun driver is missing (OpenWrt: the kmod-tun "
+                                "package; elsewhere: modprobe tun)")
+
+
 def test_the_tun_is_configured_with_its_mtu_up_its_address_then_its_routes(monkeypatch):
     calls = []
     monkeypatch.setattr(tun, "ip", lambda *a, **kw: calls.append(" ".join(a)))
