@@ -419,6 +419,8 @@ class Process:
         core = getattr(self.rt.ep, "ep", self.rt.ep)  # (the presence client keeps the core as .ep)
         if cmd.get("remove"):
             core.remove_peer(name, self.rt.now())
+        elif type(cmd.get("set")) is not dict:  # (missing: said as the fields, not a KeyError)
+            raise ValueError('give "set": the peer\'s section (psk, addresses, ...), or "remove": true')
         else:
             core.set_peer(name, cmd["set"], self.rt.now())
         self.rt.run_timers()

@@ -359,6 +359,7 @@ def test_hostile_commands_each_get_an_error_reply_and_the_process_runs_on(tmp_pa
              json.dumps({"op": "uplink", "bind": "127.0.0.36:0"}),
              json.dumps({"op": "uplink", "name": "w3", "bind": "nonsense"}),
              json.dumps({"op": "connect", "peer": "client", "addrs": ["nonsense"]}),
+             json.dumps({"op": "peer", "name": "x"}), json.dumps({"op": "peer", "name": "x", "set": 5}),
              json.dumps({"op": "status"}), json.dumps({"op": "quit"}), ""]
     p = subprocess.run(cmd.argv, env=cmd.env, cwd=str(tmp_path), input="\n".join(lines).encode(),
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
@@ -384,7 +385,9 @@ def test_hostile_commands_each_get_an_error_reply_and_the_process_runs_on(tmp_pa
         ("uplink", "name must be the uplink's name (text)"),
         ("uplink", "bind: expected HOST:PORT (IPv6: [HOST]:PORT), not 'nonsense'"),
         ("connect", "addrs: expected HOST:PORT (IPv6: [HOST]:PORT), not 'nonsense'")], replies[10:17]
-    assert replies[17]["reply"] == "status" and replies[18]["reply"] == "quit"
+    peer_err = 'give "set": the peer\'s section (psk, addresses, ...), or "remove": true'
+    assert [(r["reply"], r.get("error")) for r in replies[17:19]] == [("peer", peer_err)] * 2, replies[17:19]
+    assert replies[19]["reply"] == "status" and replies[20]["reply"] == "quit"
     assert out[-1].get("event") == "stopped" and out[-1].get("reason") == "quit", out[-1]
 
 
