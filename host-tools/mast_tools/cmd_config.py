@@ -245,15 +245,20 @@ def _board_error(e, action):
     return CommandError(text, "fix the value (the keys and their values: docs/CONFIG.md)")
 
 
-def _known(key):
-    """"setting" if key is a setting of the schema, "section" if it may be a peer's or an
-    uplink's section (a peer's name may hold dots: "peers.a.b" may be one), else None."""
+def _schema():
+    """The core's configuration schema (firmware/mast/config.py), from the firmware beside us."""
     from mast_tools.firmware import use_firmware
 
     use_firmware()
     from mast import config
 
-    if config.key_type(key) is not None:
+    return config
+
+
+def _known(key):
+    """"setting" if key is a setting of the schema, "section" if it may be a peer's or an
+    uplink's section (a peer's name may hold dots: "peers.a.b" may be one), else None."""
+    if _schema().key_type(key) is not None:
         return "setting"
     return "section" if key.split(".")[0] in ("peers", "uplinks") else None
 
@@ -307,10 +312,7 @@ def _validate_file(args):
     if bd is not None:
         err = check_config(cfg, bd)
     else:
-        from mast_tools.firmware import use_firmware
-
-        use_firmware()
-        from mast import config
+        config = _schema()
         from runtime.peeraddr import peer_addresses_error
 
         err = None
@@ -381,12 +383,7 @@ def _unset(con, args):
 
 def _secret(key):
     try:
-        from mast_tools.firmware import use_firmware
-
-        use_firmware()
-        from mast import config
-
-        return config.is_secret(key)
+        return _schema().is_secret(key)
     except (ImportError, ValueError):
         return True
 
@@ -458,11 +455,7 @@ def _import(con, args):
         raise CommandError("%s is not a configuration (a JSON object)" % args.file, "fix the file")
     board = _call(con, "get", "get")
     ops = import_ops(board, wanted)
-    from mast_tools.firmware import use_firmware
-
-    use_firmware()
-    from mast import config
-
+    config = _schema()
     for op, key, value in ops:  # each set as the board checks it, before the first is sent
         try:
             if op == "set":
