@@ -58,14 +58,25 @@ def _few_peers(cfg):
     return cfg
 
 
+def _named(key):
+    """key, if its first part is one of the schema's (a setting such as port, or peers,
+    uplinks); otherwise ConfigError that does not repeat it: text pasted in a key's place
+    may be a secret (a psk), and an error goes back to the terminal and may be logged."""
+    if config._row(key.split(".")[:1]) is None:
+        raise ConfigError("key", "unknown, not repeated (it may be a secret): a key starts with "
+                          "a setting or section of docs/CONFIG.md, such as port or peers")
+    return key
+
+
 def set_key(cfg, key, value):
     """A new configuration with key set (this value checked; validate() the whole)."""
     if type(key) is not str or not key:
-        raise ConfigError(str(key), "a key is dotted text, e.g. uplinks.cell.cost")
-    return _few_peers(config.set_key(cfg, key, value))
+        raise ConfigError("key", "a key is dotted text, e.g. uplinks.cell.cost")
+    return _few_peers(config.set_key(cfg, _named(key), value))
 
 
 def unset_key(cfg, key):
+    _named(key)
     try:
         return config.unset_key(cfg, key)
     except KeyError:
@@ -100,6 +111,7 @@ def get(cfg, key=None):
     """The (redacted) value at key, or the whole configuration; ConfigError if unset."""
     if key is None:
         return redact(cfg)
+    _named(key)
     try:
         return redact(config.get(cfg, key), key)
     except KeyError:

@@ -239,6 +239,9 @@ def _board_error(e, action):
     if action in ("validate", "commit", "apply"):
         return CommandError("the configuration is not valid: %s" % text,
                             "set or unset that key (mast config get shows it), then %s again" % action)
+    if text.startswith("key: unknown, not repeated"):  # (the board's words for a key that may be a secret)
+        return CommandError("unknown key (not repeated: text in a key's place may be a secret)",
+                            "a key starts with one of %s (docs/CONFIG.md)" % ", ".join(_tops()))
     if text.endswith(": unknown key") or text.endswith(": not a setting"):
         return CommandError(text, "check the key's spelling (the keys: docs/CONFIG.md; `mast config "
                             "get` shows what is set)")
@@ -261,6 +264,16 @@ def _known(key):
     if _schema().key_type(key) is not None:
         return "setting"
     return "section" if key.split(".")[0] in ("peers", "uplinks") else None
+
+
+def _tops():
+    """The first parts of the schema's keys, in its order: name, port, ..., peers, uplinks."""
+    out = []
+    for row in _schema().schema_rows():
+        top = row[0].split(".")[0]
+        if top not in out:
+            out.append(top)
+    return out
 
 
 def _call(con, action, op, **fields):

@@ -90,7 +90,8 @@ def test_an_uplink_s_kind_must_be_the_board_s_and_only_a_unix_board_takes_extra_
 def test_core_keys_go_through_the_core_schema():
     assert error_of(settings.set_key, {"name": "b1"}, "uplinks.cell.cost", 300) == \
         "uplinks.cell.cost: must be an integer from 0 to 255"
-    assert error_of(settings.set_key, {"name": "b1"}, "nonsense.key", 1) == "nonsense.key: unknown key"
+    assert error_of(settings.set_key, {"name": "b1"}, "uplinks.cell.cots", 1) == \
+        "uplinks.cell.cots: unknown key"
     assert error_of(settings.set_key, {"name": "b1"}, "peers.srv.psk", "not-base64") == \
         "peers.srv.psk: must be standard base64 of exactly 32 bytes"
 
@@ -117,6 +118,18 @@ def test_secrets_are_redacted_everywhere_they_are_read():
 def test_get_of_an_unset_key_is_an_error_naming_it():
     assert error_of(settings.get, {"name": "b1"}, "port") == "port: is not set"
     assert error_of(settings.unset_key, {"name": "b1"}, "port") == "port: is not set"
+
+
+def test_a_key_that_may_be_a_secret_is_not_repeated():
+    # a psk pasted in the key's place: its first part is none of the schema's, so no error
+    # repeats it (the reply goes back to the terminal and to whatever logs the serial line)
+    cfg = {"name": "b1", "peers": {"srv": {"psk": PSK1}}}
+    for fn, args in ((settings.set_key, (cfg, PSK1, 1)), (settings.get, (cfg, PSK1)),
+                     (settings.unset_key, (cfg, PSK1)), (settings.get, (cfg, "nonsense.key")),
+                     (settings.set_key, (cfg, "", 1)), (settings.unset_key, (cfg, "portx"))):
+        e = error_of(fn, *args)
+        assert e.startswith("key: ") and PSK1 not in e and "nonsense" not in e and "portx" not in e
+    assert error_of(settings.get, cfg, "peers.srv.port") == "peers.srv.port: is not set"
 
 
 def test_set_and_unset_return_new_configurations():
