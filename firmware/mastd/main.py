@@ -91,6 +91,12 @@ def main(argv=None):
             sys.stderr.write("mastd: warning: %s\n" % w)
         sys.stdout.write("mastd: %s is valid\n" % path)
         return 0
+    if args.discovery == "netifd":
+        from .links import have_ubus
+
+        if not have_ubus():  # (it ran with no uplinks at all, a scan error logged now and then)
+            return _fail("--discovery netifd needs OpenWrt's `ubus`, and no ubus is on PATH; "
+                         "use --discovery linux (uplinks from the Linux devices), or auto")
     log = Log(args.syslog)
     for w in conf.warnings:
         log.warn(w)

@@ -219,6 +219,26 @@ def test_a_hung_ubus_holds_mastd_up_at_most_2_s_and_the_uplinks_stay(tmp_path, r
     assert m.p.poll() is None and "Traceback" not in m.text()
 
 
+def test_discovery_netifd_without_ubus_is_refused_before_anything_starts(tmp_path, monkeypatch, capsys):
+    # (it started with no uplinks at all and logged a failed scan now and then)
+    from mastd import main as main_mod
+
+    cfg = write(tmp_path / "mast.json", json.dumps(GOOD), 0o600)
+    monkeypatch.setenv("PATH", str(tmp_path))  # (no ubus there)
+    import mastd.agent
+
+    def started(*args):
+        raise AssertionError("mastd started")
+
+    monkeypatch.setattr(mastd.agent, "Agent", started)
+    assert main_mod.main(["--config", str(cfg), "--discovery", "netifd",
+                          "--control", str(tmp_path / "ctl.sock")]) == 1
+    assert capsys.readouterr() == ("", "mastd: --discovery netifd needs OpenWrt's `ubus`, and no ubus is "
+                                       "on PATH; use --discovery linux (uplinks from the Linux devices), "
+                                       "or auto\n")
+    assert not (tmp_path / "ctl.sock").exists()
+
+
 # ---- a start that fails half-way ------------------------------------------------------------------
 
 
