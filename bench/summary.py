@@ -29,6 +29,7 @@ ORDER = [  # section, what it is about (for a missing section)
     ("flash", "flashing"),
     ("alloc", "heap allocated per packet, 64-bit and 32-bit MicroPython"),
     ("scale", "a fleet on one server"),
+    ("redial", "a fleet's reconnects after its server's graceful restart"),
     ("presence-flood", "presence under a spoofed flood"),
     ("pkgstart", "mastd start from the OpenWrt package"),
 ]

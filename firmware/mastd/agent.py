@@ -24,7 +24,7 @@ import time
 from mast.assoc import STATE_NAMES
 from mast.endpoint import Endpoint
 from runtime import restart
-from runtime.driver import Runtime
+from runtime.driver import Runtime, jitter
 from runtime.rendezvous import Background, Pending, resolve_getaddrinfo
 from runtime.status import nonce_id, runtime_status
 
@@ -33,7 +33,12 @@ from .app import AppSocket
 from .control import ControlServer, Items
 
 SHUT_WAIT_MS = 3000
+# A peer's association that closed is connected again (after a new DNS lookup) this long
+# after, then twice as long after each attempt that fails, up to RECONNECT_MAX_MS; an
+# association that comes up resets it. Each wait is jitter()ed (between half and all of it),
+# as the runtime's redial: the peers a server's restart shut do not come back in lock-step.
 RECONNECT_MS = 2000
+RECONNECT_MAX_MS = 64000
 _RESOLVE_MAX_MS = 60000  # a name that does not resolve is tried again after 2, 4, 8 ... 60 s
 _RESOLVE_AT_ONCE = 8  # names being looked up at a time (each in a thread of its own)
 _RESOLVE_POLL_MS = 50  # how soon the loop sees a lookup that finished
@@ -76,6 +81,7 @@ class Agent:
         self._sig = {"term": False, "hup": False}
         self._wake = ()
         self._reconnect = {}  # peer -> due ms
+        self._reconnect_wait = {}  # peer -> its next wait (RECONNECT_MS when absent)
         self._resolver = Background(resolve_getaddrinfo)  # (in threads: never in the loop)
         self._lookups = {}  # peer -> (its DNS name, port) being looked up
         self._lookup_fails = {}  # peer -> lookups failed in a row (the backoff)
@@ -240,6 +246,14 @@ class Agent:
             self.rt.connect(peer, addrs)
         except ValueError as e:
             self.log.warn("peer %s: %s" % (peer, e))
+            if peer in self._reconnect_wait:  # (a reconnect: tried again later, backing off)
+                self._reconnect_later(peer)
+
+    def _reconnect_later(self, peer):
+        """Connect peer again after its wait (jittered); the next wait is twice as long."""
+        w = self._reconnect_wait.get(peer, RECONNECT_MS)
+        self._reconnect_wait[peer] = min(w * 2, RECONNECT_MAX_MS)
+        self._reconnect[peer] = self.rt.now() + jitter(w, self.ep.random)
 
     def _looked_up(self):
         """The lookups that finished: connect their peers, or try again later (backing off)."""
@@ -435,11 +449,13 @@ class Agent:
                 if a is not None:
                     d["label"] = a.label
                     d["nonce_id"] = nonce_id(a)
+            if kind == "association_up":
+                self._reconnect_wait.pop(d.get("peer"), None)
             if kind == "association_closed":
                 p = self.conf.core["peers"].get(d.get("peer"), {})
                 if (self.stop_reason is None and p.get("initiate") and d.get("reason") != "replaced"
                         and (p.get("addresses") or p.get("dns"))):
-                    self._reconnect[d["peer"]] = self.rt.now() + RECONNECT_MS
+                    self._reconnect_later(d["peer"])
             if kind == "uplink_dead":
                 self._rescan_due = True
             self._note(kind, **d)
@@ -563,6 +579,7 @@ class Agent:
         self._open_apps([p for p in touched if p in new.apps])
         for peer in gone:
             self._reconnect.pop(peer, None)
+            self._reconnect_wait.pop(peer, None)
         self.rescan(why)
         for peer in sorted(touched):
             p = newp.get(peer)
@@ -650,6 +667,7 @@ class Agent:
         self.links = {}
         self._reconnect = {}  # (a peer removed with it was looked up again, and mastd ended)
         self._set_routes(packet.routes_from(new.core))
+        self._reconnect_wait = {}
         self.rescan("reload")
         self._open_apps()
         self._connect_all()

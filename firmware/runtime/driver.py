@@ -58,10 +58,19 @@ _EBADF = const(9)
 _MAX_SLEEP_MS = const(60000)
 # An association this side initiated (connect) that closed, other than by our own close (the
 # peer's SHUT, as a server's graceful restart sends; INITs unanswered; the outage budget spent;
-# a new key): a new INIT this long after, then twice as long after each attempt that fails,
-# up to _REDIAL_MAX_MS
+# a new key): a new INIT this long after, then twice as long after each attempt that fails
+# (or whose connect found no address to send to: counted `redial_failed`), up to
+# _REDIAL_MAX_MS. Each wait is jitter()ed: the peers one server's restart shut at once do not
+# all come back in the same millisecond, and again in lock-step at each doubling.
 REDIAL_MS = 2000
 _REDIAL_MAX_MS = const(64000)
+
+
+# (at most 32000 x 255 on the way: a small int on a 32-bit port, no long int)
+def jitter(ms, random):
+    """ms less up to half of it, at random (random: the core's random_bytes): between ms/2
+    and ms (as TCP/QUIC backoffs; mastd's reconnect too)."""
+    return ms - (ms >> 1) * random(1)[0] // 256
 
 
 def default_clock():
@@ -504,9 +513,10 @@ class Runtime:
             r[1] = min(r[1] * 2, _REDIAL_MAX_MS)
             try:
                 self.ep.connect(peer, now, self._dial.get(peer))
-            except ValueError:  # (no addresses now)
-                del self._redial[peer]
-            self.count("redial")
+                self.count("redial")
+            except ValueError:  # (no addresses now): tried again later, as a failed attempt
+                r[0] = now + jitter(r[1], ep.random)
+                self.count("redial_failed")
 
     def run(self, until_ms=None, max_turns=None):
         """poll() until the runtime clock reaches until_ms (None: for ever), or max_turns."""
@@ -653,7 +663,8 @@ class Runtime:
                       and ev.reason != "replaced" and ev.peer in self._dial):
                     r = self._redial.get(ev.peer)  # (an attempt of ours that failed: doubled)
                     w = REDIAL_MS if r is None else r[1]
-                    self._redial[ev.peer] = [self.now() + w, w]
+                    j = jitter(w, getattr(self.ep, "ep", self.ep).random)
+                    self._redial[ev.peer] = [self.now() + j, w]
                 self._note(ev)
             ev = self.ep.next_event()
 

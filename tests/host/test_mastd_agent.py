@@ -5,11 +5,14 @@ and back into the configuration, and the status's event history."""
 
 import json
 import os
+import random
 import socket
 
 import pytest
 
+from mast.endpoint import Endpoint
 from mastd import agent as agent_mod, links, settings
+from runtime.driver import Runtime
 from runtime.rendezvous import Pending
 
 PSK = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
@@ -350,3 +353,109 @@ def test_an_op_that_is_not_text_is_never_repeated_in_the_error(made):
     with pytest.raises(ValueError) as e:
         a.handle({"op": "stauts"})
     assert str(e.value).startswith("unknown op 'stauts' (status, uplink")
+
+
+def _server(clock, bind):
+    """A server for r1 (it never initiates) on the test's clock."""
+    b = Runtime(Endpoint({"name": "server", "peers": {"r1": {"psk": PSK, "initiate": False}}},
+                         os.urandom), clock)
+    b.add_uplink("wan", bind)
+    return b
+
+
+def _up(a, b):
+    up = a.ep.association("site")
+    return up is not None and up.state == 2 and b.ep.association("r1") is not None
+
+
+def _turns_until(a, rts, clock, until, ms, step_ms):
+    end = clock.ms + ms
+    while clock.ms < end and not until():
+        clock.ms += step_ms
+        a.turn(0)
+        for rt in rts:
+            rt.poll(0)
+    return until()
+
+
+def _closes(a):
+    return [e for e in a.history if e["event"] == "association_closed"]
+
+
+def _reconnect_waits(a, clock, rts, n, step_ms=1000):
+    """Turns until n more closes of site's association: [(reason, the wait mastd set, ms)]."""
+    seen = len(_closes(a))
+    out = []
+    end = clock.ms + 4000000
+    while len(out) < n and clock.ms < end:
+        clock.ms += step_ms
+        a.turn(0)
+        for rt in rts:
+            rt.poll(0)
+        for e in _closes(a)[seen:]:
+            out.append((e["reason"], a._reconnect["site"] - e["t_ms"]))
+        seen = len(_closes(a))
+    return out
+
+
+def test_a_peer_whose_association_keeps_failing_is_connected_again_after_2_4_8_up_to_64_s_jittered(made):
+    # (it was every 2 s for ever, in lock-step with every other router the server shut)
+    bind = ("127.0.0.21", free_port())
+    doc = {"name": "r1", "port": free_port(), "uplinks": {"wan": {}},
+           "peers": {"site": {"psk": PSK, "addresses": ["%s:%d" % bind]}}}
+    a, cfg, log, clock, res = made(doc)
+    a.ep.random = random.Random(5).randbytes  # (the jitter's draws, and the core's)
+    b = _server(clock, bind)
+    silent = None
+    try:
+        a.rescan("start")
+        a._connect_all()
+        assert _turns_until(a, [b], clock, lambda: _up(a, b), 10000, 10)
+        b.close()  # a graceful restart: SHUT ...
+        got = _reconnect_waits(a, clock, [b], 1, step_ms=10)
+        b.shutdown()
+        silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        silent.bind(bind)  # ... and nobody answers where it was: each attempt's INITs time out
+        got += _reconnect_waits(a, clock, [], 7)
+        assert [why for why, _ in got] == ["peer_shut"] + ["timeout"] * 7, got
+        waits = [w for _, w in got]
+        full = [min(agent_mod.RECONNECT_MS << i, agent_mod.RECONNECT_MAX_MS) for i in range(8)]
+        assert full == [2000, 4000, 8000, 16000, 32000, 64000, 64000, 64000]
+        assert all(f // 2 <= w <= f for f, w in zip(full, waits)), (waits, full)
+        assert len([1 for f, w in zip(full, waits) if w < f]) >= 6, waits  # jittered
+        # the server back: connected at the next attempt; its association resets the wait
+        silent.close()
+        silent = None
+        b = _server(clock, bind)
+        assert _turns_until(a, [b], clock, lambda: _up(a, b), 70000, 100)
+        b.close()
+        got = _reconnect_waits(a, clock, [b], 1, step_ms=10)
+        assert got[0][0] == "peer_shut" and 1000 <= got[0][1] <= 2000, got
+    finally:
+        b.shutdown()
+        if silent is not None:
+            silent.close()
+
+
+def test_a_reconnect_whose_lookup_gives_no_address_is_tried_again_later(made):
+    # (the runtime's connect raised ValueError: logged, and the peer never tried again)
+    bind = ("127.0.0.21", free_port())
+    a, cfg, log, clock, res = made({"name": "r1", "port": free_port(), "uplinks": {"wan": {}},
+                                    "peers": {"site": {"psk": PSK, "dns": "site.example"}}})
+    b = _server(clock, bind)
+    try:
+        res.answer = {"addresses": [bind]}
+        a.rescan("start")
+        a._connect_all()
+        assert _turns_until(a, [b], clock, lambda: _up(a, b), 10000, 10)
+        res.answer = {"addresses": []}  # (nothing this host can use, for now)
+        b.close()
+        assert _turns_until(a, [b], clock, lambda: [m for m in log.said("warn") if "empty" in m],
+                            5000, 10)
+        assert "site" in a._reconnect and a.ep.association("site") is None
+        assert 2000 <= a._reconnect["site"] - clock.ms <= 4000  # (the second wait: doubled)
+        res.answer = {"addresses": [bind]}
+        assert _turns_until(a, [b], clock, lambda: _up(a, b), 10000, 10)
+        assert len(res.calls) == 3, res.calls
+    finally:
+        b.shutdown()

@@ -5,19 +5,26 @@ it was down. Boards and `mast endpoint` had no association from then on until a 
 test's own where the wait is minutes), and a board (the whole firmware as .mpy on the
 simulated board, MicroPython) streaming telemetry to a server that shuts and comes back.
 
+Each wait is jittered (runtime/driver.py jitter: between half and all of it), so that the
+peers one server's restart shut do not all come back in the same millisecond; a redial whose
+connect finds no address is tried again later (counted `redial_failed`).
+
 Each waits on a condition, bounded in time and turns."""
 
 import os
+import random
 import socket
+import subprocess
 import time
 
 from mast import policy
 from mast.endpoint import Endpoint
-from runtime.driver import Runtime, REDIAL_MS
+from runtime.driver import Runtime, REDIAL_MS, jitter
 
 from test_runtime import PSK, pair, run, established, close_all
 from test_runtime_restart import board_and_server_back
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BOUND_S = REDIAL_MS / 1000 + 10  # the wait, then a few seconds for the handshake
 
 
@@ -91,9 +98,9 @@ def _silent_server():
     return s
 
 
-def _initiator(clock, server_addr):
-    a = Runtime(Endpoint({"name": "a", "peers": {"b": {
-        "psk": PSK, "addresses": ["%s:%d" % server_addr]}}}, os.urandom), clock)
+def _initiator(clock, server_addr, name="a", rng=os.urandom):
+    a = Runtime(Endpoint({"name": name, "peers": {"b": {
+        "psk": PSK, "addresses": ["%s:%d" % server_addr]}}}, rng), clock)
     a.add_uplink("eth", ("127.0.0.22", 0))
     return a
 
@@ -147,8 +154,10 @@ def test_inits_that_go_unanswered_are_tried_again_later_each_wait_twice_the_last
         assert [why for _, what, why in seen if what == "closed"] == ["timeout"] * len(closes)
         assert len(closes) >= 4, seen
         # after each timeout, a new INIT (a new association) REDIAL_MS later, then 2x, 4x, ...
+        # each less up to half of it (jitter; +100: the step of the test's clock)
         waits = [s - c for c, s in zip(closes, starts[1:])]
-        assert waits[:4] == [REDIAL_MS, 2 * REDIAL_MS, 4 * REDIAL_MS, 8 * REDIAL_MS], seen
+        for i, w in enumerate(waits[:4]):
+            assert (REDIAL_MS << i) // 2 <= w <= (REDIAL_MS << i) + 100, (i, waits)
         assert a.counters["redial"] == len(starts) - 1
         # each attempt is a whole handshake: its INITs, as the first one's
         took = [c - s for s, c in zip(starts, closes)]
@@ -170,7 +179,7 @@ def test_the_waits_stop_growing_at_64_s_and_a_server_back_gets_its_association()
         closes = [t for t, what, _ in seen if what == "closed"]
         starts = [t for t, what, _ in seen if what == "started"]
         waits = [s - c for c, s in zip(closes, starts[1:])]
-        assert waits[-3:] == [64000] * 3 and max(waits) == 64000, waits
+        assert min(waits[-3:]) >= 32000 and max(waits) <= 64000 + 100, waits
         silent.close()
         silent = None
         b = _server(addr)  # the server comes back, on the address a keeps trying
@@ -249,8 +258,13 @@ def test_the_loop_wakes_for_the_new_init_when_nothing_else_is_due():
         closed_at = clock.ms
         assert a.ep.next_timer() is None  # nothing of the core's to wake for
         clock.ms += 500
-        assert a.wait_ms(None) == closed_at + REDIAL_MS - clock.ms
-        clock.ms = closed_at + REDIAL_MS
+        due = clock.ms + a.wait_ms(None)  # (jittered: REDIAL_MS less up to half of it)
+        assert closed_at + REDIAL_MS // 2 <= due <= closed_at + REDIAL_MS, (closed_at, due)
+        clock.ms = due - 1
+        assert a.wait_ms(None) == 1
+        a.poll(0)
+        assert a.ep.association("b") is None
+        clock.ms = due
         assert a.wait_ms(None) == 0
         a.poll(0)
         assert a.ep.association("b") is not None and a.counters["redial"] == 1
@@ -271,3 +285,98 @@ def test_the_apps_close_while_a_new_init_is_waiting_stops_it():
         assert a.ep.association("b") is None and "redial" not in a.counters, a.counters
     finally:
         close_all(a, b)
+
+
+def test_the_peers_one_servers_shut_closed_at_once_come_back_spread_over_half_the_wait():
+    # a server's graceful restart SHUTs every association at once: without jitter every board
+    # sent its new INIT REDIAL_MS later in the same millisecond (and again at 2x, 4x ...)
+    n = 8
+    clock = _Clock()
+    b = Runtime(Endpoint({"name": "b", "peers": dict(
+        ("a%d" % i, {"psk": PSK, "initiate": False}) for i in range(n))}, os.urandom), clock)
+    b.add_uplink("wan", ("127.0.0.21", 0))
+    peers = [_initiator(clock, b.uplinks["wan"].bind, "a%d" % i, random.Random(i).randbytes)
+             for i in range(n)]
+    try:
+        for a in peers:
+            a.connect("b")
+        assert _turns(clock, peers + [b], 10000, lambda: all(established(a, "b") for a in peers))
+        b.close()
+        assert _turns(clock, peers + [b], 5000, lambda: all(a.ep.association("b") is None
+                                                            for a in peers))
+        closed_at = clock.ms  # (each closed in this turn: the SHUTs went out at once)
+        back = {}
+
+        def all_back():
+            for i, a in enumerate(peers):
+                if i not in back and a.ep.association("b") is not None:
+                    back[i] = clock.ms - closed_at  # its new INIT went out in this turn
+            return len(back) == n
+
+        assert _turns(clock, peers + [b], 3 * REDIAL_MS, all_back, step_ms=1)
+        waits = sorted(back.values())
+        assert REDIAL_MS // 2 <= waits[0] and waits[-1] <= REDIAL_MS, waits
+        assert len(set(waits)) >= n // 2 and waits[-1] - waits[0] >= REDIAL_MS // 8, waits
+        assert [a.counters.get("redial") for a in peers] == [1] * n
+        assert _turns(clock, peers + [b], 10000, lambda: all(
+            established(a, "b") and established(b, a.ep.cfg["name"]) for a in peers))
+    finally:
+        close_all(b, *peers)
+
+
+def test_the_jitter_is_between_half_and_all_of_the_wait_and_spread_over_it():
+    for w in (REDIAL_MS, 64000, 3):
+        assert jitter(w, lambda n: b"\x00") == w
+        assert jitter(w, lambda n: b"\xff") == w - (w >> 1) * 255 // 256 >= w - w // 2
+    rng = random.Random(7).randbytes
+    got = [jitter(REDIAL_MS, rng) for _ in range(2000)]
+    assert REDIAL_MS // 2 <= min(got) < REDIAL_MS * 0.52 and REDIAL_MS * 0.98 < max(got) <= REDIAL_MS
+    assert len(set(got)) > 200
+
+
+def test_a_redial_that_finds_no_address_is_tried_again_later_and_counted():
+    # (before, it was dropped: counted `redial` as if it had been sent, and never tried again)
+    clock = _Clock()
+    b = _server(("127.0.0.21", 0))
+    a = _initiator(clock, b.uplinks["wan"].bind)
+    addresses = a.ep.cfg["peers"]["b"]["addresses"]
+    try:
+        _up_then_shut_by_the_server(clock, a, b)
+        # meanwhile the peer is known by its DNS name only, not resolved now: no address
+        a.ep.set_peer("b", {"psk": PSK, "dns": "b.example"}, clock.ms)
+        closed_at = clock.ms
+        _turns(clock, [a, b], REDIAL_MS + 100, lambda: "redial_failed" in a.counters)
+        assert a.counters.get("redial_failed") == 1 and "redial" not in a.counters, a.counters
+        failed_at = clock.ms
+        assert REDIAL_MS // 2 <= failed_at - closed_at <= REDIAL_MS + 10
+        # tried again after the next wait (twice as long, jittered), again without an address
+        due = a._redial["b"][0]
+        assert REDIAL_MS <= due - failed_at <= 2 * REDIAL_MS, due - failed_at
+        _turns(clock, [a, b], 4 * REDIAL_MS, lambda: a.counters.get("redial_failed") == 2)
+        assert a.counters.get("redial_failed") == 2 and clock.ms >= due
+        # its address back (the name resolves again): the next attempt opens the association
+        a.ep.set_peer("b", {"psk": PSK, "addresses": addresses}, clock.ms)
+        assert _turns(clock, [a, b], 10 * REDIAL_MS,
+                      lambda: established(a, "b") and established(b, "a"), step_ms=50)
+        assert a.counters.get("redial") == 1 and a.counters["redial_failed"] == 2, a.counters
+    finally:
+        close_all(a, b)
+
+
+MP_JITTER = """
+import os
+from runtime.driver import jitter, REDIAL_MS
+for w in (REDIAL_MS, 64000):
+    got = [jitter(w, os.urandom) for _ in range(1000)]
+    print(w, min(got), max(got), len(set(got)))
+"""
+
+
+def test_micropython_the_jitter_is_between_half_and_all_of_the_wait(micropython, mpy_build):
+    env = dict(os.environ, MICROPYPATH=os.path.join("build", "mpy") + os.pathsep + ".frozen")
+    p = subprocess.run(micropython + ["-X", "heapsize=256K", "-c", MP_JITTER], env=env,
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    for line in p.stdout.split("\n")[:2]:
+        w, lo, hi, distinct = [int(x) for x in line.split()]
+        assert w // 2 <= lo < w * 0.52 and w * 0.98 < hi <= w and distinct > 200, line
