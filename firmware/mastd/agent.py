@@ -86,6 +86,8 @@ class Agent:
         self._lookups = {}  # peer -> (its DNS name, port) being looked up
         self._lookup_fails = {}  # peer -> lookups failed in a row (the backoff)
         self.tun_fd = None
+        self._tun_routes = set()  # the routes through the TUN that mastd added (only those are deleted)
+        self.not_taken = []  # routes another device holds: [{"route", "peer", "held_by", "message"}]
         self._masq_devices = None
         self.tun_name = None
         self.tun_mtu = None
@@ -162,8 +164,9 @@ class Agent:
         self.tun_fd = tun_mod.open_tun(self.tun_name)
         self.tun_mtu = tun_mod.tun_mtu([], False)
         prefixes = self._all_prefixes()
-        tun_mod.configure(self.tun_name, a["internal"], self.tun_mtu, prefixes)
+        not_taken = tun_mod.configure(self.tun_name, a["internal"], self.tun_mtu, prefixes, self._tun_routes)
         self._tun_prefixes = prefixes
+        self._routes_not_taken(not_taken)
         self._add_reader(self.tun_fd, self._on_tun)
 
     def _all_prefixes(self):
@@ -475,6 +478,7 @@ class Agent:
             "name": self.tun_name, "mtu": self.tun_mtu, "internal": self.conf.agent["internal"]}
         s["apps"] = dict((peer, a.status()) for peer, a in self.apps.items())
         s["routes"] = dict((p, list(v)) for p, v in self.routes.prefixes.items())
+        s["routes_not_taken"] = [dict((k, m[k]) for k in ("route", "peer", "held_by")) for m in self.not_taken]
         s["agent_counters"] = self.agent_counters()
         s["presence"] = self.presence.status() if self.presence is not None else None
         s["failovers"] = [e for e in self.history if e["event"] == "failover"]
@@ -553,6 +557,8 @@ class Agent:
         if self.tun_fd is not None:
             self._masquerade(new.agent["masquerade"])
         self._note("reloaded", config=new.where)
+        if self.not_taken:  # (applied; said to mastctl, which exits 1)
+            return "reloaded, but %s" % "; ".join(m["message"] for m in self.not_taken)
         return None
 
     def _apply(self, new, why):
@@ -573,7 +579,7 @@ class Agent:
         self.source.cfg = new.core["uplinks"]
         touched = [peer for peer in set(oldp) | set(newp)
                    if oldp.get(peer) != newp.get(peer) or old.apps.get(peer) != new.apps.get(peer)]
-        if any(_route_keys(oldp.get(p)) != _route_keys(newp.get(p)) for p in touched):
+        if self.not_taken or any(_route_keys(oldp.get(p)) != _route_keys(newp.get(p)) for p in touched):
             self._set_routes(packet.routes_from(new.core))
         self._close_apps([p for p in touched if old.apps.get(p) != new.apps.get(p)])
         self._open_apps([p for p in touched if p in new.apps])
@@ -630,6 +636,10 @@ class Agent:
             new.uci_names["peers.%s" % name] = section
         self._apply(new, "mastctl peer add %s" % name)
         self._note("peer_added", peer=name, config=new.where)
+        mine = [m["message"] for m in self.not_taken if m["peer"] == name]
+        if mine:  # added all the same: mastctl says so and exits 1
+            return {"ok": False, "peer": name, "section": section,
+                    "error": "peer %s added, but %s" % (name, "; ".join(mine))}
         return {"peer": name, "section": section}
 
     def peer_remove(self, name):
@@ -650,10 +660,38 @@ class Agent:
             new = self._all_prefixes()
             self._update_mtu(new)  # (1280 first, if IPv6 comes: below it the routes fail)
             try:
-                tun_mod.set_routes(self.tun_name, self._tun_prefixes, new)
+                not_taken = tun_mod.set_routes(self.tun_name, self._tun_routes, new)
                 self._tun_prefixes = new
             except OSError as e:
                 self.log.error("routes: %s" % e)
+                return
+            self._routes_not_taken(not_taken)
+
+    def _routes_not_taken(self, not_taken):
+        """Log each route not taken (this host routes its prefix through another device
+        already: tun.set_routes) saying what to do, once (not again at each retry while the
+        same device holds it), and keep them for status, reload and mastctl peer add. Such a
+        prefix's traffic keeps its route, outside the tunnel; what the peer sends from it is
+        still accepted (the cryptokey check is the same)."""
+        said = set((m["route"], tuple(m["held_by"])) for m in self.not_taken)
+        self.not_taken = []
+        for route, held in not_taken:
+            peer = prefix = None
+            for name in sorted(self.routes.prefixes):
+                for p in self.routes.prefixes[name]:
+                    if peer is None and route in tun_mod.kernel_routes(p):
+                        peer, prefix = name, p
+            whose = "" if peer is None else " of peer %s%s" % (peer, "" if prefix == route else " (%s)" % prefix)
+            how = ", ".join("by its %s" % h if " " in h else "through %s" % h for h in held)
+            msg = ("route %s%s not taken: this host routes it already, %s, and mastd leaves that route "
+                   "alone: traffic to %s does not enter %s. To tunnel it, delete that route (ip route "
+                   "del %s%s), then mastctl reload; or take %s out of %s allowed"
+                   % (route, whose, how, route, self.tun_name, route,
+                      " dev %s" % held[0] if len(held) == 1 and " " not in held[0] else "",
+                      prefix or route, "peer %s's" % peer if peer else "the peer's"))
+            if (route, tuple(held)) not in said:
+                self.log.error(msg)
+            self.not_taken.append({"route": route, "peer": peer, "held_by": list(held), "message": msg})
 
     def _restart_endpoint(self, new):
         self._shut_all(SHUT_WAIT_MS)

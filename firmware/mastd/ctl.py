@@ -77,6 +77,9 @@ def format_status(s):
     t = s.get("tun")
     if t:
         lines.append("tun %s %s mtu %s" % (t["name"], t["internal"], t["mtu"]))
+    for m in s.get("routes_not_taken") or ():
+        lines.append("  route %s of peer %s not taken: held by %s (the log says what to do)" % (
+            m["route"], m["peer"], ", ".join(m["held_by"])))
     lines.append("uplinks:")
     for name, u in sorted(s.get("uplinks", {}).items()):
         link = u.get("link") or {}

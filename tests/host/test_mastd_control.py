@@ -334,6 +334,17 @@ def test_status_text_shows_uplinks_association_and_failovers():
     assert "lte>x -> wan>y (gap 90 ms, failback)" in text
 
 
+
+def test_status_text_lists_each_route_not_taken_under_the_tun():
+    s = {"name": "r", "tun": {"name": "mast0", "internal": "10.99.0.2/24", "mtu": 1444}, "uplinks": {},
+         "routes_not_taken": [{"route": "192.168.50.0/24", "peer": "srv", "held_by": ["lan9"]},
+                              {"route": "0.0.0.0/1", "peer": "srv", "held_by": ["unreachable route"]}]}
+    lines = format_status(s).splitlines()
+    assert lines[1:4] == ["tun mast0 10.99.0.2/24 mtu 1444",
+                          "  route 192.168.50.0/24 of peer srv not taken: held by lan9 (the log says what to do)",
+                          "  route 0.0.0.0/1 of peer srv not taken: held by unreachable route (the log says what to do)"]
+
+
 # ---- two mastd processes on loopback -------------------------------------------------------
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="SO_BINDTODEVICE needs root (CAP_NET_RAW)")

@@ -184,8 +184,10 @@ def test_a_wake_reads_at_most_64_packets_from_the_tun_and_the_next_wake_the_rest
 def test_a_reload_routes_a_new_peers_prefix_to_it_and_a_removed_peers_nowhere(tmp_path, monkeypatch, restart):
     from mastd import tun as tun_mod
 
+    from test_mastd_packet import recorded_ip
+
     ran = []
-    monkeypatch.setattr(tun_mod, "ip", lambda *args, **kw: ran.append(" ".join(args)))
+    monkeypatch.setattr(tun_mod, "ip", recorded_ip(ran))
     doc = {"name": "r1", "internal": "10.99.0.1/24",
            "peers": {"site": {"psk": PSK, "internal": "10.99.0.2", "allowed": ["192.168.50.0/24"]}},
            "uplinks": {"wan": {}}}
@@ -197,16 +199,18 @@ def test_a_reload_routes_a_new_peers_prefix_to_it_and_a_removed_peers_nowhere(tm
         for s in (tun, host):
             s.setblocking(False)
         a.tun_fd, a.tun_mtu, a.tun_name, a._tun_prefixes = tun.fileno(), 1444, "mast0", a._all_prefixes()
+        a._tun_routes = set(a._tun_prefixes)  # (as _open_tun leaves them)
         a.source = links.LinuxSource(a.conf.core["uplinks"])  # (no device wan here: no uplink)
         doc["peers"] = {"lab": {"psk": PSK, "internal": "10.99.0.3", "allowed": ["192.168.60.0/24", "fd00:60::/64"]}}
         if restart:
             doc["port"] = 6279
         cfg.write_text(json.dumps(doc))
         assert a.handle({"op": "reload"}) == {}
-        assert sorted(r for r in ran if " route " in " %s " % r) == [
-            "-4 route replace 10.99.0.3/32 dev mast0", "-4 route replace 192.168.60.0/24 dev mast0",
-            "-6 route replace fd00:60::/64 dev mast0",
+        assert sorted(" ".join(r) for r in ran if "route" in r) == [
+            "-4 -j route show", "-4 route add 10.99.0.3/32 dev mast0", "-4 route add 192.168.60.0/24 dev mast0",
+            "-6 -j route show", "-6 route add fd00:60::/64 dev mast0",
             "route del 10.99.0.2/32 dev mast0", "route del 192.168.50.0/24 dev mast0"]
+        assert a._tun_routes == {"10.99.0.3/32", "192.168.60.0/24", "fd00:60::/64"}
         host.send(ipv4("10.99.0.1", "192.168.60.5", 17, b"to lab"))  # lab's now: no association yet
         host.send(ipv4("10.99.0.1", "192.168.50.5", 17, b"to site"))  # nobody's any more
         a._on_tun(a.tun_fd, 1)
@@ -240,3 +244,102 @@ def test_a_packet_the_tun_refuses_is_counted_as_a_write_error_not_as_written(age
     a._on_data("site", ipv4("192.168.50.7", "10.99.0.1", 17, b"payload"), True, "wan", None)
     c = a.agent_counters()
     assert (c.get("tun_write_error"), c.get("tun_tx")) == (1, None)
+
+
+class Said(Log):
+    def __init__(self):
+        self.lines = []
+
+    def info(self, msg):
+        self.lines.append(("info", msg))
+
+    def warn(self, msg):
+        self.lines.append(("warn", msg))
+
+    def error(self, msg):
+        self.lines.append(("error", msg))
+
+
+NOT_TAKEN_80 = ("route 10.80.0.0/24 of peer lab not taken: this host routes it already, through lan9, and "
+                "mastd leaves that route alone: traffic to 10.80.0.0/24 does not enter mast0. To tunnel it, "
+                "delete that route (ip route del 10.80.0.0/24 dev lan9), then mastctl reload; or take "
+                "10.80.0.0/24 out of peer lab's allowed")
+
+
+def test_a_route_another_device_holds_is_not_taken_and_peer_add_and_reload_say_so(tmp_path, monkeypatch):
+    # `ip route replace` took the LAN's route to 10.80.0.0/24 for the tunnel, and deleted it
+    # when the peer went: now mastd leaves it, says so (log, mastctl) and deletes only its own
+    from mastd import tun as tun_mod
+    from test_mastd_packet import recorded_ip
+
+    ran = []
+    table = [{"dst": "10.80.0.0/24", "dev": "lan9", "scope": "link"}]
+    monkeypatch.setattr(tun_mod, "ip", recorded_ip(ran, table))
+    doc = {"name": "r1", "internal": "10.99.0.1/24",
+           "peers": {"site": {"psk": PSK, "internal": "10.99.0.2", "allowed": ["192.168.50.0/24"]}},
+           "uplinks": {"wan": {}}}
+    cfg = tmp_path / "mast.json"
+    cfg.write_text(json.dumps(doc))
+    log = Said()
+    a = agent_mod.Agent(settings.load(str(cfg)), log, str(tmp_path / "c.sock"), config_path=str(cfg))
+    tun, host = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        a.tun_fd, a.tun_mtu, a.tun_name, a._tun_prefixes = tun.fileno(), 1444, "mast0", a._all_prefixes()
+        a._tun_routes = set(a._tun_prefixes)  # (as _open_tun leaves them)
+        a.source = links.LinuxSource(a.conf.core["uplinks"])
+        lab = {"psk": PSK, "internal": "10.99.0.3", "allowed": ["10.80.0.0/24", "10.81.0.0/24"], "initiate": False}
+        reply = a.handle({"op": "peer_add", "name": "lab", "peer": lab})
+        assert reply == {"ok": False, "peer": "lab", "section": None, "error": "peer lab added, but " + NOT_TAKEN_80}
+        assert "lab" in a.conf.core["peers"] and "lab" in json.loads(cfg.read_text())["peers"]  # added all the same
+        assert ("error", NOT_TAKEN_80) in log.lines
+        assert not [r for r in ran if "10.80.0.0/24" in r]  # neither replaced nor added
+        assert ("-4", "route", "add", "10.81.0.0/24", "dev", "mast0") in ran
+        assert a.status()["routes_not_taken"] == [{"route": "10.80.0.0/24", "peer": "lab", "held_by": ["lan9"]}]
+        # a reload tries it again, and says it (mastctl exits 1); SIGHUP only logs it
+        del ran[:]
+        assert a.handle({"op": "reload"}) == {"ok": False, "error": "reloaded, but " + NOT_TAKEN_80}
+        assert ("-4", "-j", "route", "show") in ran
+        assert log.lines.count(("error", NOT_TAKEN_80)) == 1  # logged once, not at each retry
+        # the peer removed: its routes go, the LAN's stays
+        del ran[:]
+        assert a.handle({"op": "peer_remove", "name": "lab"}) == {"peer": "lab"}
+        assert sorted(" ".join(r) for r in ran if "del" in r) == [
+            "route del 10.81.0.0/24 dev mast0", "route del 10.99.0.3/32 dev mast0"]
+        assert a.not_taken == [] and a.handle({"op": "reload"}) == {}
+        # once that route is gone, the prefix is the tunnel's
+        del table[:]
+        del ran[:]
+        assert a.handle({"op": "peer_add", "name": "lab", "peer": lab}) == {"peer": "lab", "section": None}
+        assert ("-4", "route", "add", "10.80.0.0/24", "dev", "mast0") in ran
+        assert a.status()["routes_not_taken"] == []
+    finally:
+        a.rt.shutdown()
+        tun.close()
+        host.close()
+
+
+def test_a_route_freed_is_taken_at_the_next_reload_even_with_no_route_change(tmp_path, monkeypatch):
+    from mastd import tun as tun_mod
+    from test_mastd_packet import recorded_ip
+
+    ran = []
+    table = [{"dst": "192.168.50.0/24", "dev": "lan9"}]
+    monkeypatch.setattr(tun_mod, "ip", recorded_ip(ran, table))
+    doc = {"name": "r1", "internal": "10.99.0.1/24",
+           "peers": {"site": {"psk": PSK, "internal": "10.99.0.2", "allowed": ["192.168.50.0/24"]}},
+           "uplinks": {"wan": {}}}
+    cfg = tmp_path / "mast.json"
+    cfg.write_text(json.dumps(doc))
+    a = agent_mod.Agent(settings.load(str(cfg)), Log(), str(tmp_path / "c.sock"), config_path=str(cfg))
+    try:
+        a.tun_fd, a.tun_mtu, a.tun_name = 99, 1444, "mast0"
+        a._routes_not_taken(tun_mod.configure("mast0", "10.99.0.1/24", 1444, a._all_prefixes(), a._tun_routes))
+        assert [m["route"] for m in a.not_taken] == ["192.168.50.0/24"] and a._tun_routes == {"10.99.0.2/32"}
+        a.source = links.LinuxSource(a.conf.core["uplinks"])
+        del table[:]  # the user deleted the LAN's route, and reloads
+        assert a.handle({"op": "reload"}) == {}
+        assert ("-4", "route", "add", "192.168.50.0/24", "dev", "mast0") in ran
+        assert a._tun_routes == {"10.99.0.2/32", "192.168.50.0/24"} and a.not_taken == []
+    finally:
+        a.tun_fd = None
+        a.rt.shutdown()

@@ -1,8 +1,10 @@
 """mastd's packet handling: routing by allowed prefixes (cryptokey routing), MSS clamping,
 the TUN's MTU, and uplinks from netifd's dump."""
 
+import json
 import os
 import struct
+import types
 
 import pytest
 
@@ -171,26 +173,106 @@ def test_a_default_route_is_carried_as_two_halves_so_the_uplinks_keep_theirs():
     assert tun.kernel_routes("192.168.1.0/24") == ["192.168.1.0/24"]
 
 
+def recorded_ip(calls, table=None):
+    """A stand-in for tun.ip: each call's arguments go to calls; `ip -j route show` answers
+    table (the routes as `ip -j` gives them; default: none)."""
+    def ip(*args, **kw):
+        calls.append(args)
+        return types.SimpleNamespace(stdout=json.dumps(table or []) if "-j" in args else "",
+                                     stderr="", returncode=0)
+    return ip
+
+
 def test_a_route_change_among_thousands_runs_ip_for_the_changed_routes_only(monkeypatch):
     # a concentrator with 3,000 peers ran 6,000 `ip route replace` for one peer added (its loop
-    # stood for 10 s and its routers failed over): now only what changed
+    # stood for 10 s and its routers failed over): now only what changed, and one look at the
+    # table for the routes to add
     calls = []
-    monkeypatch.setattr(tun, "ip", lambda *a, **kw: calls.append(a))
+    monkeypatch.setattr(tun, "ip", recorded_ip(calls))
     old = ["10.%d.%d.0/24" % (i // 250, i % 250) for i in range(3000)]
-    tun.set_routes("mast0", old, old + ["192.168.7.0/24"])
-    assert calls == [("-4", "route", "replace", "192.168.7.0/24", "dev", "mast0")]
+    have = set(old)
+    assert tun.set_routes("mast0", have, old + ["192.168.7.0/24"]) == []
+    assert calls == [("-4", "-j", "route", "show"), ("-4", "route", "add", "192.168.7.0/24", "dev", "mast0")]
+    assert have == set(old) | {"192.168.7.0/24"}
     del calls[:]
-    tun.set_routes("mast0", old + ["192.168.7.0/24", "0.0.0.0/0"], old[1:] + ["::/0"])
+    tun.set_routes("mast0", have, old + ["192.168.7.0/24", "0.0.0.0/0"])
+    assert have == set(old) | {"192.168.7.0/24", "0.0.0.0/1", "128.0.0.0/1"}
+    del calls[:]
+    tun.set_routes("mast0", have, old[1:] + ["::/0"])
     assert sorted(calls) == sorted([
         ("route", "del", "10.0.0.0/24", "dev", "mast0"),
         ("route", "del", "192.168.7.0/24", "dev", "mast0"),
         ("route", "del", "0.0.0.0/1", "dev", "mast0"),
         ("route", "del", "128.0.0.0/1", "dev", "mast0"),
-        ("-6", "route", "replace", "::/1", "dev", "mast0"),
-        ("-6", "route", "replace", "8000::/1", "dev", "mast0")])
+        ("-6", "-j", "route", "show"),
+        ("-6", "route", "add", "::/1", "dev", "mast0"),
+        ("-6", "route", "add", "8000::/1", "dev", "mast0")])
+    assert have == set(old[1:]) | {"::/1", "8000::/1"}
     del calls[:]
-    tun.set_routes("mast0", [], ["10.1.0.0/16"])  # (configure: everything is new)
-    assert calls == [("-4", "route", "replace", "10.1.0.0/16", "dev", "mast0")]
+    tun.set_routes("mast0", set(), ["10.1.0.0/16"])  # (configure: everything is new)
+    assert calls == [("-4", "-j", "route", "show"), ("-4", "route", "add", "10.1.0.0/16", "dev", "mast0")]
+    del calls[:]
+    tun.set_routes("mast0", have, old[1:] + ["::/0"])  # nothing changed: nothing run, not even a look
+    assert calls == []
+
+
+# the main table of a router as `ip -j route show` gives it (both families in one list here)
+HELD = [
+    {"dst": "default", "gateway": "100.64.1.1", "dev": "wan", "metric": 10},  # an uplink's: not a half
+    {"dst": "10.50.0.0/24", "dev": "lan9", "scope": "link"},  # `ip route replace` took it
+    {"dst": "10.60.0.0/24", "gateway": "10.1.0.2", "dev": "lan9", "metric": 50},  # an add shadowed it
+    {"dst": "10.80.0.0/24", "nexthops": [{"gateway": "10.1.0.2", "dev": "lan9", "weight": 1},
+                                         {"gateway": "10.2.0.2", "dev": "lan8", "weight": 1}]},
+    {"type": "unreachable", "dst": "10.70.0.0/24"},
+    {"dst": "10.99.0.3", "dev": "mast1", "scope": "link"},  # another mastd's TUN (a host route)
+    {"dst": "0.0.0.0/1", "dev": "tun0", "scope": "link"},  # a VPN's half of the default
+    {"dst": "10.90.0.0/24", "dev": "mast0", "scope": "link"},  # through this TUN already
+    {"dst": "10.99.0.0/24", "dev": "mast0", "protocol": "kernel", "scope": "link"},  # its address's
+    {"dst": "10.40.0.0/16", "dev": "lan9", "scope": "link"},  # a shorter prefix: not the same route
+    {"dst": "fd00:5::/64", "dev": "lan9", "metric": 1024},
+]
+
+
+def test_a_prefix_this_host_routes_already_through_another_device_is_left_to_it_and_said(monkeypatch):
+    # `ip route replace` took a LAN's, a VPN's or another mastd's route for the prefix (and it
+    # was gone when mastd stopped); an add with another metric would shadow it: now left alone
+    calls = []
+    monkeypatch.setattr(tun, "ip", recorded_ip(calls, HELD))
+    have = set()
+    new = ["10.50.0.0/24", "10.60.0.0/24", "10.80.0.0/24", "10.70.0.0/24", "10.99.0.3/32", "0.0.0.0/0",
+           "10.90.0.0/24", "10.99.0.0/24", "10.40.1.0/24", "fd00:5::/64", "fd00:6::/64"]
+    assert tun.set_routes("mast0", have, new) == [
+        ("10.50.0.0/24", ["lan9"]), ("10.60.0.0/24", ["lan9"]), ("10.80.0.0/24", ["lan9", "lan8"]),
+        ("10.70.0.0/24", ["unreachable route"]), ("10.99.0.3/32", ["mast1"]), ("0.0.0.0/1", ["tun0"]),
+        ("fd00:5::/64", ["lan9"])]
+    assert [c for c in calls if "-j" not in c] == [
+        ("-4", "route", "add", "128.0.0.0/1", "dev", "mast0"), ("-4", "route", "add", "10.40.1.0/24", "dev", "mast0"),
+        ("-6", "route", "add", "fd00:6::/64", "dev", "mast0")]
+    # ours: what it added, and a route it found through its own TUN; not its address's own route
+    assert have == {"128.0.0.0/1", "10.40.1.0/24", "fd00:6::/64", "10.90.0.0/24"}
+    del calls[:]
+    assert tun.set_routes("mast0", have, []) == [] and have == set()  # the peers gone: only ours go
+    assert sorted(calls) == sorted(("route", "del", r, "dev", "mast0")
+                                   for r in ("128.0.0.0/1", "10.40.1.0/24", "fd00:6::/64", "10.90.0.0/24"))
+
+
+def test_a_prefix_not_taken_is_tried_again_at_the_next_change_and_taken_once_free(monkeypatch):
+    calls = []
+    table = [{"dst": "10.50.0.0/24", "dev": "lan9"}]
+    monkeypatch.setattr(tun, "ip", recorded_ip(calls, table))
+    have = set()
+    assert tun.set_routes("mast0", have, ["10.50.0.0/24"]) == [("10.50.0.0/24", ["lan9"])] and have == set()
+    del table[:]  # the user deleted that route
+    assert tun.set_routes("mast0", have, ["10.50.0.0/24"]) == [] and have == {"10.50.0.0/24"}
+    assert calls[-1] == ("-4", "route", "add", "10.50.0.0/24", "dev", "mast0")
+
+
+def test_an_ip_that_answers_no_json_is_an_oserror_naming_the_ip_mastd_needs(tmp_path, monkeypatch):
+    fake_ip(tmp_path, monkeypatch, 'echo "Usage: ip [OPTIONS] route"\n')  # (busybox's ip has no -j)
+    with pytest.raises(OSError) as e:
+        tun.set_routes("mast0", set(), ["10.50.0.0/24"])
+    assert str(e.value) == ("ip -4 -j route show: not JSON ('Usage: ip [OPTIONS] route\\n'...): mastd needs "
+                            "iproute2's ip (OpenWrt: ip-full)")
 
 
 def test_a_tun_another_process_holds_or_no_tun_driver_is_refused_saying_what_to_do(monkeypatch):
@@ -225,10 +307,13 @@ def test_a_tun_another_process_holds_or_no_tun_driver_is_refused_saying_what_to_
 
 def test_the_tun_is_configured_with_its_mtu_up_its_address_then_its_routes(monkeypatch):
     calls = []
-    monkeypatch.setattr(tun, "ip", lambda *a, **kw: calls.append(" ".join(a)))
-    tun.configure("mast0", "10.99.0.1/24", 1444, ["192.168.50.0/24", "fd00:50::/64"])
-    assert calls == ["link set dev mast0 mtu 1444 up", "addr replace 10.99.0.1/24 dev mast0",
-                     "-4 route replace 192.168.50.0/24 dev mast0", "-6 route replace fd00:50::/64 dev mast0"]
+    monkeypatch.setattr(tun, "ip", recorded_ip(calls))
+    have = set()
+    assert tun.configure("mast0", "10.99.0.1/24", 1444, ["192.168.50.0/24", "fd00:50::/64"], have) == []
+    assert [" ".join(c) for c in calls] == [
+        "link set dev mast0 mtu 1444 up", "addr replace 10.99.0.1/24 dev mast0", "-4 -j route show",
+        "-6 -j route show", "-4 route add 192.168.50.0/24 dev mast0", "-6 route add fd00:50::/64 dev mast0"]
+    assert have == {"192.168.50.0/24", "fd00:50::/64"}
 
 
 def fake_ip(tmp_path, monkeypatch, script):
@@ -244,7 +329,7 @@ def test_a_failing_ip_command_is_an_oserror_with_its_message_or_its_exit_status(
     fake_ip(tmp_path, monkeypatch, 'case "$*" in *addr*) echo "RTNETLINK answers: File exists" >&2; exit 2;; '
                                    '*mtu*) exit 3;; esac\n')
     with pytest.raises(OSError) as e:
-        tun.configure("mast0", "10.99.0.1/24", 1444, [])
+        tun.configure("mast0", "10.99.0.1/24", 1444, [], set())
     assert str(e.value) == "ip link set dev mast0 mtu 1444 up: exit 3"
     with pytest.raises(OSError) as e:
         tun.ip("addr", "replace", "10.99.0.1/24", "dev", "mast0")
@@ -257,10 +342,11 @@ def test_a_route_already_gone_does_not_stop_the_route_change(tmp_path, monkeypat
     # fails, and the new routes must still come
     log = tmp_path / "log"
     fake_ip(tmp_path, monkeypatch, 'echo "$*" >> %s\ncase "$*" in *del*) echo "RTNETLINK answers: No such '
-                                   'process" >&2; exit 2;; esac\n' % log)
-    tun.set_routes("mast0", ["10.1.0.0/16"], ["10.2.0.0/16"])
-    assert log.read_text().splitlines() == ["route del 10.1.0.0/16 dev mast0",
-                                            "-4 route replace 10.2.0.0/16 dev mast0"]
+                                   'process" >&2; exit 2;; *-j*) echo "[]";; esac\n' % log)
+    have = {"10.1.0.0/16"}
+    assert tun.set_routes("mast0", have, ["10.2.0.0/16"]) == [] and have == {"10.2.0.0/16"}
+    assert log.read_text().splitlines() == ["route del 10.1.0.0/16 dev mast0", "-4 -j route show",
+                                            "-4 route add 10.2.0.0/16 dev mast0"]
 
 
 TUN_IN_NETNS = r"""
@@ -274,7 +360,7 @@ except OSError:
     pass
 leaked = len(os.listdir("/proc/self/fd")) - before
 fd = tun.open_tun("mast7")
-tun.configure("mast7", "10.77.0.1/24", 1400, ["10.78.0.0/24"])
+tun.configure("mast7", "10.77.0.1/24", 1400, ["10.78.0.0/24"], set())
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.sendto(b"through the tunnel", ("10.78.0.9", 4000))
 import select
