@@ -379,6 +379,8 @@ class Process:
     def op_connect(self, cmd):
         addrs = None
         if "addrs" in cmd:
+            if type(cmd["addrs"]) is not list:  # (an object's keys, a text's characters: never walked)
+                raise ValueError('addrs must be a list of "HOST:PORT" texts')
             try:
                 addrs = [parse_hostport(a) for a in cmd["addrs"]]
             except ValueError as e:
@@ -387,7 +389,7 @@ class Process:
         return {"peer": cmd["peer"]}
 
     def op_close(self, cmd):
-        self.rt.close(cmd.get("peer"))
+        self.rt.close(_text(cmd, "peer", True))  # (not a peer of any type: closing nothing, ok)
         return {}
 
     def op_stream(self, cmd):

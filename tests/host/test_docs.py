@@ -146,3 +146,25 @@ def test_runtime_doc_lists_every_endpoint_command_and_file_key():
     assert ops == set(endpoint_main._OPS), (ops, sorted(endpoint_main._OPS))
     keys = set(re.findall(r"^\| `(\w+)[`.]", text, re.M))
     assert set(runconfig._TOP) | {"presence"} <= keys, keys
+
+
+def test_runtime_doc_lists_every_module_of_the_runtime():
+    text = read("RUNTIME.md")
+    listed = set(re.findall(r"^\| `(\w+\.py)` \|", text, re.M))
+    here = set(n for n in os.listdir(os.path.join(ROOT, "firmware", "runtime"))
+               if n.endswith(".py") and n != "__init__.py")
+    assert listed == here, (sorted(here - listed), sorted(listed - here))
+
+
+def test_protocol_doc_states_the_body_sizes_the_codec_writes():
+    """The sizes in section 6's headings are what the encoders make."""
+    text = read("PROTOCOL.md")
+    ack4 = len(wire.enc_probe_ack(b"c" * 8, ("192.0.2.1", 6278)))
+    ack6 = len(wire.enc_probe_ack(b"c" * 8, ("2001:db8::1", 6278)))
+    sizes = {"INIT-ACK (type 2), %d bytes" % len(wire.enc_init_ack(1, b"n" * 16, 2, b"c" * 20)),
+             "PROBE (type 7), %d bytes, and PROBE-ACK (type 8), %d or %d bytes" % (
+                 len(wire.enc_probe(b"c" * 8, 0)), ack4, ack6),
+             "ERR (type 12), %d bytes" % len(wire.enc_err(1, 5)),
+             "KEEPALIVE (type 13), %d bytes" % len(wire.enc_keepalive(5))}
+    for heading in sizes:
+        assert heading in text, heading

@@ -1,7 +1,9 @@
 """Every `mast`, `mastd` and `mastctl` command line in README.md and docs/*.md names
 subcommands and options the argparse definitions have: in a fenced or indented code block, or
 an inline code span, each `mast SUB [ACTION] ... --flag` is walked down the parser's subcommands and each
-option must be one of that level's or its parents'. (The options' values are not checked.)"""
+option must be one of that level's or its parents'; a word where a subcommand goes must be one,
+and a positional with choices must take one of them (`mast maintenance on|off`). (The options'
+values are not checked.)"""
 
 import argparse
 import glob
@@ -58,23 +60,55 @@ def _split(line):
     return cmds
 
 
+def _positionals(parser):
+    return [a for a in parser._actions if not a.option_strings
+            and not isinstance(a, argparse._SubParsersAction)]
+
+
+def _placeholder(w):
+    """A word that stands for a value (KEY, on|off, <name>, ...) rather than being one."""
+    return w.isupper() or "|" in w or w in ("...", "-") or w.startswith(("<", "$"))
+
+
 def _check(words):
-    """None if the command's subcommands and options exist, else what does not."""
-    opts, subs = _levels(PARSERS[words[0]]())
+    """None if the command's subcommands, options and positional choices exist, else what does
+    not. At a level with subcommands the first word that is neither an option nor an option's
+    value must be one of them (`mast config --port P exprot` is caught); a positional with
+    choices (`mast maintenance on|off`, `mastctl uplink NAME up|down`) must take one."""
+    parser = PARSERS[words[0]]()
+    opts, subs = _levels(parser)
     known = set(opts)
+    actions = dict((o, a) for a in parser._actions for o in a.option_strings)
+    pos = _positionals(parser)
     if subs and not words[1].startswith("-") and words[1].strip("[]{},") not in subs:
         return "no subcommand %s" % words[1]  # the word after `mast` (or `mastctl`) is one
+    skip = False
     for w in words[1:]:
         w = w.strip("[]{},")
+        if skip:  # an option's value
+            skip = False
+            continue
         if not w or w == "-" or w.startswith("-") and not re.match(r"^--?[A-Za-z]", w):
             continue
         if w.startswith("-"):
             flag = w.split("=")[0]
             if flag not in known:
                 return "no option %s" % flag
+            skip = actions[flag].nargs != 0 and "=" not in w
         elif w in subs:
-            opts, subs = _levels(subs[w])
+            parser = subs[w]
+            opts, subs = _levels(parser)
             known |= opts
+            actions.update((o, a) for a in parser._actions for o in a.option_strings)
+            pos = _positionals(parser)
+        elif subs and not _placeholder(w):
+            return "no subcommand %s" % w
+        elif pos:
+            a = pos[0]
+            if a.choices and not _placeholder(w) and w not in a.choices:
+                return "%s: not one of %s" % (w, ", ".join(sorted(a.choices)))
+            if a.nargs not in ("*", "+", argparse.REMAINDER):
+                pos = pos[1:]
     return None
 
 
@@ -98,3 +132,8 @@ def test_the_check_finds_a_flag_or_a_subcommand_that_does_not_exist():
     assert _check("mast frobnicate --port P".split()) == "no subcommand frobnicate"
     assert _check("mastctl peer add b7 --psk-file - --allowed 10.0.0.0/8".split()) is None
     assert _check("mastd --check --config /etc/config/mast".split()) is None
+    assert _check("mast config --port P exprot -o x.json".split()) == "no subcommand exprot"
+    assert _check("mast maintenance of --port P".split()) == "of: not one of off, on"
+    assert _check("mastctl uplink lte dwn".split()) == "dwn: not one of down, up"
+    assert _check("mastctl uplink NAME up|down".split()) is None
+    assert _check("mast config --port /dev/ttyUSB0 get uplinks".split()) is None

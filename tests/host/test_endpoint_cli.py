@@ -391,6 +391,40 @@ def test_hostile_commands_each_get_an_error_reply_and_the_process_runs_on(tmp_pa
     assert out[-1].get("event") == "stopped" and out[-1].get("reason") == "quit", out[-1]
 
 
+@pytest.mark.parametrize("runtime", ["cpython", "micropython"])
+def test_a_close_or_connect_field_of_the_wrong_type_is_refused_naming_the_field(tmp_path, runtime):
+    # docs/RUNTIME.md: any bad field gets an error naming it. close took a peer of any type and
+    # answered ok, closing nothing (an object, a number; with a peer to redial, an object was a
+    # TypeError's name and text); connect's addrs as a number was "TypeError: 'int' object is
+    # not iterable", as an object it repeated the object's first key (a pasted key with it), as
+    # one text it complained of its first character
+    from mast_tools.board_process import board_command
+    from mast_tools.netutil import free_udp_port
+
+    port = free_udp_port(("127.0.0.33",))
+    doc = server_doc(uplinks={"wan": {"bind": "127.0.0.33:%d" % port}})
+    try:
+        cmd = board_command(write(tmp_path, doc), str(tmp_path / "mpy"), prefer=runtime)
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    lines = [json.dumps({"op": "close", "peer": {"psk": PSK}}), json.dumps({"op": "close", "peer": 5}),
+             json.dumps({"op": "close", "peer": ["client"]}), json.dumps({"op": "close", "peer": "client"}),
+             json.dumps({"op": "close"}),
+             json.dumps({"op": "connect", "peer": "client", "addrs": 5}),
+             json.dumps({"op": "connect", "peer": "client", "addrs": {PSK: 1}}),
+             json.dumps({"op": "connect", "peer": "client", "addrs": "127.0.0.1:9"}),
+             json.dumps({"op": "quit"}), ""]
+    p = subprocess.run(cmd.argv, env=cmd.env, cwd=str(tmp_path), input="\n".join(lines).encode(),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 0 and "Traceback" not in p.stderr.decode(), p.stderr.decode()[-2000:]
+    assert PSK not in p.stdout.decode()
+    replies = [json.loads(x) for x in p.stdout.decode().splitlines() if '"reply"' in x]
+    refused = {"reply": "close", "error": "peer must be a name (text)"}
+    assert replies[:5] == [refused] * 3 + [{"reply": "close"}] * 2, replies
+    addrs = {"reply": "connect", "error": 'addrs must be a list of "HOST:PORT" texts'}
+    assert replies[5:8] == [addrs] * 3, replies[5:8]
+
+
 def test_a_board_build_whose_mpy_cross_fails_says_so_and_micropython_asked_for_is_required(tmp_path, monkeypatch):
     from mast_tools import board_process
 
