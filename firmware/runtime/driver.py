@@ -503,7 +503,11 @@ class Runtime:
         ep = getattr(self.ep, "ep", self.ep)
         for peer in list(self._redial):
             r = self._redial[peer]
-            if r[0] is None or now < r[0]:
+            if r[0] is None:  # its attempt runs, or ended unseen (a connect out of memory):
+                if ep.by_peer.get(peer) is None:  # then as an attempt that failed
+                    r[0] = now + jitter(r[1], ep.random)
+                continue
+            if now < r[0]:
                 continue
             pc = ep.cfg["peers"].get(peer)
             if ep.by_peer.get(peer) is not None or pc is None or not pc.get("initiate", True):

@@ -363,6 +363,37 @@ def test_a_redial_that_finds_no_address_is_tried_again_later_and_counted():
         close_all(a, b)
 
 
+def test_a_redial_whose_connect_ran_out_of_memory_is_tried_again_later():
+    # (a board's full heap: the MemoryError went to the loop, which counts it, and the attempt,
+    # marked running, was never tried again: no association until a reboot)
+    clock = _Clock()
+    b = _server(("127.0.0.21", 0))
+    a = _initiator(clock, b.uplinks["wan"].bind)
+    connect = a.ep.connect
+    failed = []
+
+    def no_heap(*args):
+        if not failed:
+            failed.append(clock.ms)
+            raise MemoryError
+        return connect(*args)
+
+    try:
+        _up_then_shut_by_the_server(clock, a, b)
+        a.ep.connect = no_heap
+        _turns(clock, [a, b], REDIAL_MS + 100, lambda: failed)
+        assert failed and a.counters.get("no_memory") == 1 and "redial" not in a.counters, a.counters
+        clock.ms += 10
+        a.poll(0)
+        due = a._redial["b"][0]  # the next wait, twice as long (jittered)
+        assert due is not None and REDIAL_MS <= due - failed[0] <= 2 * REDIAL_MS + 10, due
+        assert _turns(clock, [a, b], 4 * REDIAL_MS + 1000,
+                      lambda: established(a, "b") and established(b, "a"), step_ms=50)
+        assert a.counters.get("redial") == 1 and clock.ms >= due
+    finally:
+        close_all(a, b)
+
+
 MP_JITTER = """
 import os
 from runtime.driver import jitter, REDIAL_MS
