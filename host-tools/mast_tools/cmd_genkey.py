@@ -96,10 +96,13 @@ def do_genkey(args):
     except OSError as e:
         raise CommandError("cannot read the fleet key %s (%s)" % (args.fleet, e.strerror),
                            "give the file `mast genkey > fleet.psk` wrote")
+    what = "standard input" if args.fleet == "-" else args.fleet
+    if not data.strip():
+        raise CommandError("%s is empty" % what, "give the fleet key (`mast genkey` made it)")
     try:
         psk = fleet_psk(data.decode("utf-8").strip(), args.name)
     except ValueError:  # never shows the key (nor a byte of it: UnicodeError is a ValueError)
-        raise CommandError("%s is not a fleet key" % args.fleet,
+        raise CommandError("%s is not a fleet key" % what,
                            "it must hold standard base64 of exactly 32 bytes (`mast genkey`)")
     emit(args, {"psk": psk, "bytes": KEY_BYTES, "name": args.name}, psk)
     return 0

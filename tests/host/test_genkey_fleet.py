@@ -61,8 +61,20 @@ def test_a_fleet_key_file_that_is_not_text_is_not_a_fleet_key_and_none_of_its_by
                         "b1.boards.example"], input=secret, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, env=env_for_mast(), timeout=60)
     assert p.returncode == 1 and p.stdout == b""
-    assert p.stderr == (b"mast: - is not a fleet key; it must hold standard base64 of exactly 32 "
-                        b"bytes (`mast genkey`)\n")
+    assert p.stderr == (b"mast: standard input is not a fleet key; it must hold standard base64 of "
+                        b"exactly 32 bytes (`mast genkey`)\n")
+    # nothing at all (an empty pipe, Enter at the prompt): said so, not "is not a fleet key"
+    for given in (b"", b"\n"):
+        p = subprocess.run([sys.executable, "-m", "mast_tools", "genkey", "--fleet", "-", "--name",
+                            "b1.boards.example"], input=given, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, env=env_for_mast(), timeout=60)
+        assert (p.returncode, p.stdout) == (1, b"")
+        assert p.stderr == b"mast: standard input is empty; give the fleet key (`mast genkey` made it)\n"
+    empty = tmp_path / "empty.psk"
+    empty.write_text("")
+    r = mast("genkey", "--fleet", str(empty), "--name", "b1.boards.example")
+    assert (r.returncode, r.stderr) == (1, "mast: %s is empty; give the fleet key (`mast genkey` made it)\n"
+                                        % empty)
 
 
 def test_a_name_no_board_can_have_is_refused_and_no_key_printed(tmp_path):
@@ -101,4 +113,4 @@ def test_a_fleet_key_from_a_terminal_is_asked_for_and_not_echoed(monkeypatch, ca
     monkeypatch.setattr(getpass, "getpass", lambda prompt: "secret-looking")
     with pytest.raises(CommandError) as e:
         cmd_genkey.do_genkey(args)
-    assert e.value.what == "- is not a fleet key" and "secret-looking" not in str(e.value)
+    assert e.value.what == "standard input is not a fleet key" and "secret-looking" not in str(e.value)
