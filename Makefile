@@ -42,14 +42,14 @@ help:
 	@echo "make deps       as root: install the Debian packages the tests use"
 	@echo "make venv       create/update .venv from requirements.txt"
 	@echo "make mpy        compile the core (firmware/mast) to build/mpy with mpy-cross"
-	@echo "make vectors    regenerate the protocol test vectors"
+	@echo "make vectors    regenerate the test vectors of docs/PROTOCOL.md (MAST/1.1 and presence PRES/1)"
 	@echo "make bench      run the benchmarks in bench/ (docs/BENCHMARKS.md; about 30 min, root for most)"
 	@echo "make ipk        build the OpenWrt package dist/mast_<version>-<release>_all.ipk (opkg, 24.10 and older; no SDK)"
 	@echo "make apk        build the OpenWrt package dist/mast-<version>-r<release>.apk (apk v3, 25.12; no SDK)"
 	@echo "make dist       the release tarball the OpenWrt SDK builds the package from (dist/mast-<version>.tar.gz)"
 	@echo "make mutants    put each deliberate bug of tests/mutants/mutants.json in a scratch copy; its tests must fail"
 	@echo "make fuzz       the attack suite's big runs (1M/200k fuzz cases, floods, replay; docs/SECURITY.md; root, ~30 min)"
-	@echo "make clean      remove build output (make distclean also removes .venv)"
+	@echo "make clean      remove build output (build/, dist/); make distclean also removes what make installed (.venv, node_modules)"
 
 test: deps $(STAMP) $(MP32_STAMP)
 	@[ -x $(VENV)/bin/micropython ] || echo "$(MPY_NOTE)"
@@ -85,8 +85,9 @@ venv: $(STAMP)
 
 # (Re)built when requirements.txt or host-tools/pyproject.toml is newer than the stamp.
 $(STAMP): requirements.txt $(HOST_TOOLS_PYPROJECT)
-	@if [ -e $(PY) ] && ! $(PY) -c '' >/dev/null 2>&1; then \
-	  echo "removing broken $(VENV)"; rm -rf $(VENV); fi
+	@if [ -e $(PY) ] && ! $(PY) -m pip --version >/dev/null 2>&1; then \
+	  echo "removing broken $(VENV) (its python or pip does not run: an interrupted make venv?)"; \
+	  rm -rf $(VENV); fi
 	@if [ ! -x $(PY) ]; then \
 	  echo "creating $(VENV)"; \
 	  $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
@@ -119,6 +120,7 @@ mpy: $(STAMP)
 vectors: $(STAMP)
 	@if [ ! -f tests/core/gen_vectors.py ]; then echo "tests/core/gen_vectors.py not written yet"; exit 1; fi
 	$(RUNPY) tests/core/gen_vectors.py
+	$(RUNPY) tests/core/gen_presence_vectors.py
 
 # The benchmarks, in order; each writes its own section of docs/BENCHMARKS.md, and summary.py
 # (last) the table at its top. bench/benchdoc.py, nsbench.py and tunrelay.py are helpers, not
@@ -162,8 +164,8 @@ mutants: $(STAMP)
 	$(PY) tests/mutants/run.py
 
 clean:
-	rm -rf build .pytest_cache
+	rm -rf build dist .pytest_cache
 	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(MP32)/node_modules host-tools/*.egg-info

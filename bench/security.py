@@ -2,7 +2,7 @@
 
     flock /tmp/mast-netns.lock .venv/bin/python bench/security.py            # everything (root)
     .venv/bin/python bench/security.py --only amplification clock presence   # no root needed
-    .venv/bin/python bench/security.py --quick                                # small counts
+    .venv/bin/python bench/security.py --quick          # small counts, ~30 s: prints, writes nothing
 
 Sections (each owns its part of docs/SECURITY.md, between `<!-- security:NAME:start -->` and
 `<!-- security:NAME:end -->`, rewritten atomically with the command that produced it):
@@ -49,6 +49,7 @@ SECTIONS = ("fuzz", "floods", "bursts", "replay", "amplification", "clock", "pre
 
 FW = os.path.join(ROOT, "firmware")  # the firmware under test (--commit: an archive of one)
 FW_LABEL = None
+WRITE = True  # False (--quick): the sections are printed, docs/SECURITY.md keeps its figures
 
 
 def firmware_label(commit=None):
@@ -66,6 +67,10 @@ def firmware_label(commit=None):
 
 def write_section(name, title, command, body):
     """The section `name` of docs/SECURITY.md, saying which code it measured."""
+    if not WRITE:
+        print("### %s\n\nCommand: `%s`\n\n%s\n" % (title, command, body.rstrip()))
+        log("%s: not written to docs/SECURITY.md (--quick)" % name)
+        return
     benchdoc.write_section(name, title, command, body, doc=DOC, tag="security", heading="###",
                            extra="  \nCode: %s" % FW_LABEL)
 
@@ -368,18 +373,19 @@ def sec_presence(a, cmd):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", nargs="+", choices=SECTIONS, help="these sections only")
-    p.add_argument("--quick", action="store_true", help="small counts, to try the script")
+    p.add_argument("--quick", action="store_true", help="small counts, to try the script: prints the sections, leaves docs/SECURITY.md as it is")
     p.add_argument("--cases-cpython", type=int, default=1000000)
     p.add_argument("--cases-micropython", type=int, default=200000)
     p.add_argument("--commit", help="measure this commit's firmware/ (git archive), not the checkout's")
     a = p.parse_args(argv)
-    global FW, FW_LABEL
+    global FW, FW_LABEL, WRITE
     keep = tempfile.mkdtemp(prefix="atkfw")
     if a.commit:
         FW = archive(a.commit, keep)
     os.environ["MAST_ATK_FIRMWARE"] = FW  # fuzzrun, floods, ... and their processes use it
     FW_LABEL = firmware_label(a.commit)
     a.flood_cpython, a.flood_micropython, a.burst_seconds, a.replay_data = 100000, 25000, 10, 2000
+    WRITE = not a.quick
     if a.quick:
         a.cases_cpython, a.cases_micropython = 5000, 2000
         a.flood_cpython, a.flood_micropython, a.burst_seconds, a.replay_data = 2000, 500, 3, 100

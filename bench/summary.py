@@ -131,4 +131,8 @@ def anchor(body):
 
 
 if __name__ == "__main__":
+    import argparse
+
+    # no options: --help says what it does (and does not run it), a stray argument is refused
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     sys.exit(main())

@@ -170,6 +170,6 @@ def mp32_node():
                       "install nodejs and npm (as root: make deps), then make test")
     if not os.path.isfile(MP32_ENTRY):
         return None, ("the npm package %s is not installed in tests/mp32, so the 32-bit (wasm32) "
-                      "MicroPython runs are skipped; run make test (it runs npm ci there)"
+                      "MicroPython runs are skipped; run make test (it runs npm ci there), or cd tests/mp32 && npm ci"
                       % MP32_PACKAGE)
     return node, None

@@ -95,9 +95,9 @@ def main(path="docs/PROTOCOL.md"):
         import os
 
         os.rename(tmp, path)
-        print("wrote %s" % path)
+        print("%s: wrote the presence (PRES/1) test vectors" % path)
     else:
-        print("%s is up to date" % path)
+        print("%s: the presence (PRES/1) test vectors are up to date" % path)
 
 
 if __name__ == "__main__":

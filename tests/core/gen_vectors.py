@@ -107,7 +107,9 @@ def main(path="docs/PROTOCOL.md"):
         import os
 
         os.rename(tmp, path)
-    print("vectors written to %s" % path)
+        print("%s: wrote the MAST/1.1 test vectors" % path)
+    else:
+        print("%s: the MAST/1.1 test vectors are up to date" % path)
 
 
 if __name__ == "__main__":
