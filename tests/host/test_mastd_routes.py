@@ -13,11 +13,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from mastd import control
+from test_mastd_control import wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIRMWARE = os.path.join(ROOT, "firmware")
@@ -36,16 +36,6 @@ def _unavailable():
 
 
 pytestmark = pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable()))
-
-
-def wait_for(what, fn, timeout=20):  # (a bound, not a timing: only a failure waits that long)
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 class Netns:
