@@ -317,6 +317,11 @@ def _check_info(info, bd):
     err = boards.mismatch(bd, info.get("platform"), info.get("version"))
     if err:
         raise err
+    if info.get("shadow"):
+        raise CommandError("the board imports the firmware from %s (a ROMFS image), ahead of /lib: a "
+                           "flash into /lib would never run" % info["shadow"],
+                           "deploy the new firmware as a ROMFS image (docs/HARDWARE.md, \"Installing\": "
+                           "ROMFS)")
     if not info.get("base64"):
         raise CommandError("the board's MicroPython has no binascii.a2b_base64",
                            "use a MicroPython build with binascii (every official one has it)")
@@ -379,6 +384,36 @@ class Sender:
         self.batch = (sent, total)
         pct, msg = self.line(self.base + sent)
         progress(msg, milestone=pct // 10)
+
+
+def _check_board_config(rb, bd, port, running):
+    """Before anything is written: the board's /mast.json, which a flash without --config
+    keeps, checked with the new firmware's rules, as that firmware checks it at boot. One the
+    old firmware took and a rule added since refuses (more than 16 peers, a multicast peer
+    address) would otherwise be dropped at the first boot, the board running on its last good
+    copy or its defaults (no peers) while the flash said it went well."""
+    from mast_tools.boardrepl import DeviceError
+
+    try:  # (hex: any bytes come back whole, a file that is not UTF-8 too)
+        out = rb.run("import binascii\ntry:\n with open('%s', 'rb') as f:\n  print(binascii.hexlify("
+                     "f.read()).decode())\nexcept Exception:\n pass\n" % flashplan.CONFIG)
+    except DeviceError as e:
+        _fail_on_device(e, "reading the board's /%s failed" % flashplan.CONFIG)
+    try:
+        cfg = json.loads(bytes.fromhex(out.decode().strip()).decode())
+    except (ValueError, UnicodeError):
+        return  # none, or not JSON: the old firmware does not run on it either
+    err = check_config(cfg, bd)
+    if err:
+        if running:  # (its console can change the key)
+            how = ("change that key on the board (mast config --port %s set or unset, then commit: "
+                   "it works in maintenance mode too), or " % port)
+        else:
+            how = "remove the file (mpremote connect %s rm :%s) or " % (port, flashplan.CONFIG)
+        raise CommandError(
+            "the board's configuration (/%s) does not pass this firmware's checks: %s; the new "
+            "firmware would boot without it" % (flashplan.CONFIG, err),
+            how + "flash with a configuration that passes: mast flash --config FILE")
 
 
 def _local_files(args, fw_dir, info, bd, bd_bytes, cfg):
@@ -511,6 +546,8 @@ def _through_raw_repl(args, port, fw_dir, bd, bd_bytes, cfg, version, before):
                   log=lambda m: log("flash: " + m)).open()
     try:
         info = _read_board(rb, bd)  # 2
+        if cfg is None and not args.dry_run:
+            _check_board_config(rb, bd, port, before is not None)
         local, mp, emitted = _local_files(args, fw_dir, info, bd, bd_bytes, cfg)  # 3
         size = sum(len(v) for v in local.values())
         if info.get("free") is not None and info["free"] < size + 16384:
@@ -599,6 +636,12 @@ def _text(r):
                                               ", %d verified" % len(r["verified"]) if r["verified"] else "")]
     for p in r["copied"]:
         lines.append("  %s %s" % ("+" if not r.get("dry_run") else "~", p))
+    if r["dropped"]:  # (an older firmware's modules this one does not have, mip's .py of ours)
+        lines.append("%s %d file(s) of the old firmware this one does not have"
+                     % ("would remove" if r.get("dry_run") else "removed", len(r["dropped"])))
+        lines.extend("  - %s" % p for p in r["dropped"])
+    if r["kept"]:
+        lines.append("kept as they are: %s" % ", ".join(r["kept"]))
     if not r.get("dry_run"):
         lines.append("firmware %s on %s (MicroPython %s, .mpy v%s) in %.1f s"
                      % (r["version"], r["board"], r["micropython"], r["mpy"], r.get("seconds", 0)))

@@ -193,8 +193,18 @@ try:
     cwd = os.getcwd()
 except (AttributeError, OSError):
     cwd = None
+sh = None
+for p in ('/rom/lib', '/rom'):  # a ROMFS image comes before /lib on sys.path
+    if p in sys.path:
+        for n in ('board', 'mast', 'runtime'):
+            try:
+                os.stat(p + '/' + n)
+                sh = sh or p + '/' + n
+            except OSError:
+                pass
 print(repr({'name': i.name, 'version': tuple(i.version[:3]), 'mpy': getattr(i, '_mpy', None),
-            'platform': sys.platform, 'sha256': h, 'base64': b, 'free': free, 'cwd': cwd}))
+            'platform': sys.platform, 'sha256': h, 'base64': b, 'free': free, 'cwd': cwd,
+            'shadow': sh}))
 """
 
 

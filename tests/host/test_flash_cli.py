@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from boardcli import PSK, env_for_mast, mast, sim_board, tree, wait_for
+from boardcli import PSK, env_for_mast, mast, romfs_of_lib, sim_board, tree, wait_for
 
 from mast_tools import flashplan
 from mast_tools.consoleclient import ConsoleClient
@@ -157,6 +157,95 @@ def test_flash_checks_the_config_first_and_installs_it(bare, tmp_path):
         con.close()
     r = mast("flash", "--port", sb.device, "--board", "unix-sim", "--config", str(good), "--json")
     assert r.doc["copied"] == []  # the same config again: nothing to write
+
+
+def test_an_upgrade_over_a_configuration_the_new_firmware_refuses_is_refused_naming_the_key(bare, tmp_path):
+    # An older firmware took a configuration that a rule added since refuses (here: a multicast
+    # peer address; also more than 16 peers). A flash without --config keeps /mast.json, and
+    # the new firmware booted on its defaults (no peers) while the flash reported success.
+    # The old firmware: today's, without that rule (a synthetic fixture, not git history).
+    sb, folder = bare
+    old = firmware_copy(tmp_path, "0.0.9")
+    settings = os.path.join(old, "board", "settings.py")
+    with open(settings) as f:
+        text = f.read()
+    with open(settings, "w") as f:
+        f.write(text.replace("bad = peer_addresses_error(core)", "bad = None"))
+    r = mast("flash", "--port", sb.device, "--board", "unix-sim", "--firmware", old)
+    assert r.returncode == 0, r.stderr
+    r = mast("config", "--port", sb.device, "set", "peers.hub.addresses", "224.0.0.9")
+    assert r.returncode == 0, r.stderr
+    r = mast("config", "--port", sb.device, "set", "peers.hub.psk", "-", "--commit", input=PSK)
+    assert r.returncode == 0, r.stderr
+    lib = dict((k, v) for k, v in tree(folder).items() if k.startswith("lib/"))
+    cfg = open(os.path.join(folder, "mast.json")).read()
+    r = mast("flash", "--port", sb.device)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.splitlines()[-1].startswith(
+        "mast: the board's configuration (/mast.json) does not pass this firmware's checks: "
+        "peers.hub.addresses: bad item '224.0.0.9': a multicast address is not a peer's; ")
+    assert "or flash with a configuration that passes: mast flash --config FILE" in r.stderr
+    assert "start the old firmware: mast maintenance off --port %s" % sb.device in r.stderr
+    assert dict((k, v) for k, v in tree(folder).items() if k.startswith("lib/")) == lib
+    assert open(os.path.join(folder, "mast.json")).read() == cfg
+    assert mast("maintenance", "off", "--port", sb.device).returncode == 0  # the way back it names
+    assert hello(sb.device, "normal")["version"] == "0.0.9"  # the old firmware, its configuration
+    r = mast("config", "--port", sb.device, "set", "peers.hub.addresses", "127.0.0.10", "--commit")
+    assert r.returncode == 0, r.stderr
+    r = mast("flash", "--port", sb.device, "--json")
+    assert r.returncode == 0, r.stderr
+    con = ConsoleClient(sb.device)
+    try:
+        assert con.wait_hello(20, mode="normal")["version"] == VERSION
+        assert con.call("status")["config"]["source"] == "mast.json"
+        assert con.call("get", key="peers.hub.addresses") == ["127.0.0.10"]
+    finally:
+        con.close()
+
+
+def test_a_bare_board_whose_mast_json_the_firmware_would_refuse_is_not_flashed_without_config(bare, tmp_path):
+    sb, folder = bare
+    with open(os.path.join(folder, "mast.json")) as f:
+        cfg = json.load(f)
+    cfg["peers"] = {"hub": {"psk": PSK, "addresses": ["255.255.255.255"]}}
+    with open(os.path.join(folder, "mast.json"), "w") as f:
+        json.dump(cfg, f)
+    r = mast("flash", "--port", sb.device, "--board", "unix-sim")
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[-1] + "\n" == (
+        "mast: the board's configuration (/mast.json) does not pass this firmware's checks: "
+        "peers.hub.addresses: bad item '255.255.255.255': the broadcast address is not a peer's; give "
+        "the peer's own (unicast) address; the new firmware would boot without it; remove the file "
+        "(mpremote connect %s rm :mast.json) or flash with a configuration that passes: mast flash "
+        "--config FILE\n" % sb.device)
+    assert sorted(os.listdir(folder)) == ["mast.json"]  # no lib, no mast.maint: nothing written
+    good = tmp_path / "good.json"
+    cfg["peers"]["hub"]["addresses"] = ["127.0.0.10"]
+    good.write_text(json.dumps(cfg))
+    r = mast("flash", "--port", sb.device, "--board", "unix-sim", "--config", str(good))
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_board_that_runs_its_firmware_from_a_romfs_image_is_not_flashed_into_a_lib_it_never_imports(
+        micropython, tmp_path):
+    # /rom/lib comes before /lib on sys.path: a flash wrote /lib, verified it, said the firmware
+    # (of the same version) was installed, and the board ran on the image's, whatever it was
+    folder = str(tmp_path / "board")
+    image = str(tmp_path / "fw.romfs")
+    from mast_tools import simboard
+
+    with sim_board(folder) as sb:
+        hello(sb.device, "normal")
+    romfs_of_lib(folder, image)
+    with simboard.SimBoardProcess(folder, "--romfs", image) as sb:
+        hello(sb.device, "normal")
+        r = mast("flash", "--port", sb.device)
+        assert r.returncode == 1, r.stderr
+        assert r.stderr.splitlines()[-1].startswith(
+            "mast: the board imports the firmware from /rom/lib/board (a ROMFS image), ahead of /lib: "
+            "a flash into /lib would never run; deploy the new firmware as a ROMFS image "
+            "(docs/HARDWARE.md, \"Installing\": ROMFS)")
+        assert not os.path.exists(os.path.join(folder, "lib"))
 
 
 def test_a_dry_run_reports_and_changes_nothing(bare, tmp_path):

@@ -576,6 +576,9 @@ def test_a_power_cut_at_any_file_operation_of_a_flash_leaves_each_file_old_or_ne
     user = {"lib/umqtt/simple.py": b"the user's library"}
     old = dict(user, **{"lib/board/main.mpy": b"old main" * 20, "lib/board/store.mpy": b"store",
                         "lib/mast/wire.mpy": b"old wire" * 30, "boot.py": boot, "main.py": b"old main.py",
+                        # an old firmware's module the new one no longer has, and a .py of ours
+                        # (mip's) that would shadow the new .mpy: both gone from the new /lib
+                        "lib/board/gone.mpy": b"stale", "lib/mast/wire.py": b"mip's wire",
                         "board.json": b'{"old": 1}', "mast.json": json.dumps(old_cfg).encode()})
     new = {"lib/board/main.mpy": b"new main" * 20, "lib/board/store.mpy": b"store",
            "lib/mast/wire.mpy": b"new wire" * 40, "lib/mast/more.mpy": b"more", "boot.py": boot + b"# new\n",

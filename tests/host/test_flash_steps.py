@@ -151,6 +151,28 @@ def test_the_fake_board_is_flashed_and_verified(fake):
     assert "mast.maint" not in files and rb.resets == 1
 
 
+def test_the_text_report_of_an_upgrade_names_the_old_modules_removed_and_the_files_kept(fake):
+    # the --json report had them ("dropped", "kept"); the text said only what was copied, so a
+    # person upgrading never saw that /lib lost modules, nor that their own files stayed
+    for path, data in (("lib/board/gone.mpy", b"an old module"), ("lib/mast/wire.py", b"mip's"),
+                       ("lib/umqtt/simple.py", b"the user's"), ("app.py", b"the user's app")):
+        os.makedirs(os.path.dirname(os.path.join(fake.folder, path)), exist_ok=True)
+        with open(os.path.join(fake.folder, path), "wb") as f:
+            f.write(data)
+    code, out, err, rb = fake("--dry-run")
+    assert code == 0, err
+    assert ("would remove 2 file(s) of the old firmware this one does not have\n"
+            "  - lib/board/gone.mpy\n  - lib/mast/wire.py\n") in out
+    code, out, err, rb = fake()
+    assert code == 0, err
+    assert ("removed 2 file(s) of the old firmware this one does not have\n"
+            "  - lib/board/gone.mpy\n  - lib/mast/wire.py\n"
+            "kept as they are: lib/umqtt/simple.py\n") in out
+    files = tree(fake.folder)
+    assert "lib/board/gone.mpy" not in files and "lib/mast/wire.py" not in files
+    assert files["lib/umqtt/simple.py"] == b"the user's" and files["app.py"] == b"the user's app"
+
+
 def test_a_file_whose_first_write_does_not_verify_is_sent_once_more(fake):
     class Flaky(FakeRawBoard):
         spoiled = []
