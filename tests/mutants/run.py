@@ -115,18 +115,30 @@ def copy_tree(root, files, dest):
 
 
 def where_applies(tree, m):
-    """None if each of m's old texts occurs exactly once in its file of tree, else why not."""
+    """None if each of m's old texts occurs exactly once in its file of tree and a Python file
+    so changed still compiles (a mutant that leaves a line orphaned would be 'killed' by an
+    IndentationError, proving nothing), else why not."""
+    changed = {}
     for e in m["edits"]:
         path = os.path.join(tree, e["file"])
         try:
-            with open(path) as f:
-                text = f.read()
+            if e["file"] not in changed:
+                with open(path) as f:
+                    changed[e["file"]] = f.read()
         except OSError:
             return "%s is missing" % e["file"]
+        text = changed[e["file"]]
         n = text.count(e["old"])
         if n != 1:
             first = e["old"].strip().splitlines()[0].strip() if e["old"].strip() else e["old"]
             return "%s: %r %s" % (e["file"], first[:70], "not found" if n == 0 else "found %d times" % n)
+        changed[e["file"]] = text.replace(e["old"], e["new"], 1)
+    for name, text in changed.items():
+        if name.endswith(".py"):
+            try:
+                compile(text, name, "exec")
+            except SyntaxError as err:  # (IndentationError included)
+                return "%s: the mutant does not compile (%s, line %s)" % (name, err.msg, err.lineno)
     return None
 
 

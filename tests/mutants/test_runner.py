@@ -112,6 +112,20 @@ def test_check_says_which_mutants_no_longer_apply_without_running_tests(tmp_path
     assert lines[1].split()[:2] == ["no_longer_applies", "twice"] and "found " in lines[1]
 
 
+def test_a_mutant_that_leaves_its_file_not_compiling_no_longer_applies(tmp_path):
+    # (one whose old text lost a line to a later change left that line orphaned: its tests
+    # failed on an IndentationError and it counted as killed, proving nothing)
+    root, lst = _tree(tmp_path, [
+        _mutant("orphan", "def double(a):\n", "def double(a):\n    pass\n  "),
+        _mutant("fine", "    return a + b", "    return a - b")])
+    code, out, err = _run(root, lst, "--check")
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0].split()[:2] == ["no_longer_applies", "orphan"]
+    assert "firmware/mod.py: the mutant does not compile (" in lines[0]
+    assert lines[1].split()[:2] == ["applies", "fine"]
+
+
 def test_a_bad_list_or_an_unknown_id_is_a_clear_error(tmp_path):
     root, lst = _tree(tmp_path, [_mutant("minus", "    return a + b", "    return a - b")])
     code, out, err = _run(root, lst, "nosuch")
