@@ -586,6 +586,11 @@ class Agent:
         for peer in gone:
             self._reconnect.pop(peer, None)
             self._reconnect_wait.pop(peer, None)
+        for peer in touched:  # (its reconnect would find no address, warn, and wait again for ever)
+            p = newp.get(peer)
+            if p is not None and not (p.get("initiate") and (p.get("addresses") or p.get("dns"))):
+                self._reconnect.pop(peer, None)  # (a reload made it one that waits for the peer)
+                self._reconnect_wait.pop(peer, None)
         self.rescan(why)
         for peer in sorted(touched):
             p = newp.get(peer)

@@ -120,7 +120,7 @@ def route_holders(family, routes):
         if r is None:
             continue
         devs = [h["dev"] for h in rt.get("nexthops", ()) if h.get("dev")]
-        if rt.get("dev"):
+        if rt.get("dev") and rt.get("type", "unicast") == "unicast":  # (IPv6's reject routes: "dev lo")
             devs.append(rt["dev"])
         proto = rt.get("protocol")
         out.setdefault(r, []).extend((d, proto) for d in devs or ["%s route" % rt.get("type", "unicast")])

@@ -459,3 +459,29 @@ def test_a_reconnect_whose_lookup_gives_no_address_is_tried_again_later(made):
         assert len(res.calls) == 3, res.calls
     finally:
         b.shutdown()
+
+
+def test_a_peer_whose_addresses_a_reload_takes_out_while_it_waits_to_reconnect_is_not_tried_for_ever(made):
+    # (its reconnect stayed due: each attempt found no address, warned, and was scheduled again,
+    # every 64 s for as long as mastd ran; a peer with no addresses waits for the other side)
+    bind = ("127.0.0.21", free_port())
+    doc = {"name": "r1", "port": free_port(), "uplinks": {"wan": {}},
+           "peers": {"site": {"psk": PSK, "addresses": ["%s:%d" % bind]}}}
+    a, cfg, log, clock, res = made(doc)
+    b = _server(clock, bind)
+    try:
+        a.rescan("start")
+        a._connect_all()
+        assert _turns_until(a, [b], clock, lambda: _up(a, b), 10000, 10)
+        b.close()  # SHUT: site's reconnect is due in 1 to 2 s
+        assert _turns_until(a, [b], clock, lambda: "site" in a._reconnect, 5000, 10)
+        del doc["peers"]["site"]["addresses"]  # (site connects to r1 from now on)
+        cfg.write_text(json.dumps(doc))
+        assert a.handle({"op": "reload"}) == {}
+        for _ in range(300):
+            clock.ms += 1000
+            a.turn(0)
+        assert [m for m in log.said("warn") if "empty" in m] == []
+        assert "site" not in a._reconnect and a.ep.association("site") is None
+    finally:
+        b.shutdown()

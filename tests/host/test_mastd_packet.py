@@ -256,6 +256,18 @@ def test_a_prefix_this_host_routes_already_through_another_device_is_left_to_it_
                                    for r in ("128.0.0.0/1", "10.40.1.0/24", "fd00:6::/64", "10.90.0.0/24"))
 
 
+def test_an_ipv6_unreachable_or_blackhole_route_is_said_as_such_not_as_through_lo(monkeypatch):
+    # `ip -6 -j route show` gives IPv6's reject routes a "dev": "lo" (IPv4's have none): the
+    # prefix was said to be held "through lo", status held_by ["lo"]
+    calls = []
+    table = [{"type": "unreachable", "dst": "fd0a::/48", "dev": "lo", "metric": 1024, "flags": [], "pref": "medium"},
+             {"type": "blackhole", "dst": "fd0b::/48", "dev": "lo", "metric": 1024, "flags": [], "pref": "medium"}]
+    monkeypatch.setattr(tun, "ip", recorded_ip(calls, table))
+    have = set()
+    assert tun.set_routes("mast0", have, ["fd0a::/48", "fd0b::/48"]) == [
+        ("fd0a::/48", ["unreachable route"]), ("fd0b::/48", ["blackhole route"])] and have == set()
+
+
 def test_a_prefix_not_taken_is_tried_again_at_the_next_change_and_taken_once_free(monkeypatch):
     calls = []
     table = [{"dst": "10.50.0.0/24", "dev": "lan9"}]
