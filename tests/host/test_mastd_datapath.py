@@ -246,18 +246,20 @@ def test_a_packet_the_tun_refuses_is_counted_as_a_write_error_not_as_written(age
     assert (c.get("tun_write_error"), c.get("tun_tx")) == (1, None)
 
 
-class Said(Log):
-    def __init__(self):
-        self.lines = []
+def _routed_agent(tmp_path, monkeypatch, table, log):
+    """An agent of r1 with peer site (192.168.50.0/24), its `ip` recorded against table (the
+    main routing table `ip -j route show` answers): (agent, the ip commands run, its file)."""
+    from mastd import tun as tun_mod
+    from test_mastd_packet import recorded_ip
 
-    def info(self, msg):
-        self.lines.append(("info", msg))
-
-    def warn(self, msg):
-        self.lines.append(("warn", msg))
-
-    def error(self, msg):
-        self.lines.append(("error", msg))
+    ran = []
+    monkeypatch.setattr(tun_mod, "ip", recorded_ip(ran, table))
+    doc = {"name": "r1", "internal": "10.99.0.1/24",
+           "peers": {"site": {"psk": PSK, "internal": "10.99.0.2", "allowed": ["192.168.50.0/24"]}},
+           "uplinks": {"wan": {}}}
+    cfg = tmp_path / "mast.json"
+    cfg.write_text(json.dumps(doc))
+    return agent_mod.Agent(settings.load(str(cfg)), log, str(tmp_path / "c.sock"), config_path=str(cfg)), ran, cfg
 
 
 NOT_TAKEN_80 = ("route 10.80.0.0/24 of peer lab not taken: this host routes it already, through lan9, and "
@@ -269,19 +271,11 @@ NOT_TAKEN_80 = ("route 10.80.0.0/24 of peer lab not taken: this host routes it a
 def test_a_route_another_device_holds_is_not_taken_and_peer_add_and_reload_say_so(tmp_path, monkeypatch):
     # `ip route replace` took the LAN's route to 10.80.0.0/24 for the tunnel, and deleted it
     # when the peer went: now mastd leaves it, says so (log, mastctl) and deletes only its own
-    from mastd import tun as tun_mod
-    from test_mastd_packet import recorded_ip
+    from test_mastd_agent import Log as Said
 
-    ran = []
     table = [{"dst": "10.80.0.0/24", "dev": "lan9", "scope": "link"}]
-    monkeypatch.setattr(tun_mod, "ip", recorded_ip(ran, table))
-    doc = {"name": "r1", "internal": "10.99.0.1/24",
-           "peers": {"site": {"psk": PSK, "internal": "10.99.0.2", "allowed": ["192.168.50.0/24"]}},
-           "uplinks": {"wan": {}}}
-    cfg = tmp_path / "mast.json"
-    cfg.write_text(json.dumps(doc))
     log = Said()
-    a = agent_mod.Agent(settings.load(str(cfg)), log, str(tmp_path / "c.sock"), config_path=str(cfg))
+    a, ran, cfg = _routed_agent(tmp_path, monkeypatch, table, log)
     tun, host = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     try:
         a.tun_fd, a.tun_mtu, a.tun_name, a._tun_prefixes = tun.fileno(), 1444, "mast0", a._all_prefixes()
@@ -320,17 +314,9 @@ def test_a_route_another_device_holds_is_not_taken_and_peer_add_and_reload_say_s
 
 def test_a_route_freed_is_taken_at_the_next_reload_even_with_no_route_change(tmp_path, monkeypatch):
     from mastd import tun as tun_mod
-    from test_mastd_packet import recorded_ip
 
-    ran = []
     table = [{"dst": "192.168.50.0/24", "dev": "lan9"}]
-    monkeypatch.setattr(tun_mod, "ip", recorded_ip(ran, table))
-    doc = {"name": "r1", "internal": "10.99.0.1/24",
-           "peers": {"site": {"psk": PSK, "internal": "10.99.0.2", "allowed": ["192.168.50.0/24"]}},
-           "uplinks": {"wan": {}}}
-    cfg = tmp_path / "mast.json"
-    cfg.write_text(json.dumps(doc))
-    a = agent_mod.Agent(settings.load(str(cfg)), Log(), str(tmp_path / "c.sock"), config_path=str(cfg))
+    a, ran, cfg = _routed_agent(tmp_path, monkeypatch, table, Log())
     try:
         a.tun_fd, a.tun_mtu, a.tun_name = 99, 1444, "mast0"
         a._routes_not_taken(tun_mod.configure("mast0", "10.99.0.1/24", 1444, a._all_prefixes(), a._tun_routes))
