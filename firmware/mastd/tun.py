@@ -62,9 +62,12 @@ def open_tun(name):
 
 
 def ip(*args, check=True):
-    """Run `ip ARGS`; OSError with its message if it fails (and check)."""
-    r = subprocess.run(("ip",) + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       universal_newlines=True, timeout=10)
+    """Run `ip ARGS`; OSError with its message if it fails (and check) or hangs (10 s)."""
+    try:
+        r = subprocess.run(("ip",) + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=10)
+    except subprocess.TimeoutExpired:  # (not an OSError: it went past every handler, mastd ended)
+        raise OSError("ip %s: no answer within 10 s" % " ".join(args))
     if check and r.returncode != 0:
         raise OSError("ip %s: %s" % (" ".join(args), r.stderr.strip() or "exit %d" % r.returncode))
     return r

@@ -501,3 +501,17 @@ def test_the_destination_cache_holds_at_most_its_maximum_and_still_routes_right_
     assert 0 < len(r._dst) <= most
     assert r.peer_for(ipv4("192.168.1.2", "10.1.2.3")) == "site-a"
     assert r.peer_for(ipv4("192.168.1.2", "192.168.1.200")) == "site-b"
+
+
+def test_an_ip_that_hangs_is_an_oserror_the_callers_report_not_a_timeout_that_ends_mastd(monkeypatch):
+    # (subprocess.TimeoutExpired is no OSError: a hung `ip` at a reload or a peer added went
+    # past mastd's "routes: ..." handler and ended it)
+    import subprocess
+
+    def hung(argv, **kw):
+        raise subprocess.TimeoutExpired(argv, kw.get("timeout"))
+
+    monkeypatch.setattr(tun.subprocess, "run", hung)
+    with pytest.raises(OSError) as e:
+        tun.ip("-4", "route", "add", "10.80.0.0/24", "dev", "mast0")
+    assert str(e.value) == "ip -4 route add 10.80.0.0/24 dev mast0: no answer within 10 s"
