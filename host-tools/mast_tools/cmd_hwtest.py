@@ -224,7 +224,7 @@ def _run_suite(argv, logfile, timeout, live):
     seen = []
     with open(logfile, "wb") as log_f:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_f, stderr=log_f,
-                                env=env, pass_fds=(w,))
+                                env=env, pass_fds=(w,), preexec_fn=_sigint_default)
     os.close(w)
     end = time.monotonic() + timeout
     buf = b""
@@ -260,6 +260,13 @@ def _run_suite(argv, logfile, timeout, live):
         if proc.poll() is None:
             _stop(proc)
     return rc, seen
+
+
+def _sigint_default():
+    """(In pytest's process, before it starts.) SIGINT back to its default: a mast hwtest started
+    in the background of a script inherits it ignored, and pytest would then ignore _stop's
+    SIGINT, be killed and leave its simulated board running."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _stop(proc, grace=10.0):

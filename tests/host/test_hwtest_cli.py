@@ -255,6 +255,25 @@ def test_a_suite_stopped_at_its_timeout_tears_its_fixtures_down(fake_suite, monk
     assert mark.read_text() == "stopped"
 
 
+def test_a_suite_started_with_sigint_ignored_is_still_torn_down_at_its_timeout(fake_suite, monkeypatch, tmp_path):
+    # (a mast hwtest in the background of a script inherits SIGINT ignored, and so did its
+    # pytest: the stop's SIGINT did nothing, pytest was killed, its simulated board left running)
+    import signal
+
+    mark = tmp_path / "torn-down"
+    monkeypatch.setenv("FAKE_SUITE_TORN_DOWN", str(mark))
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for timeout in (3, 10, 25):  # (longer when a loaded machine did not reach the board)
+            error, doc, err = fake_suite("stuck_with_a_board", timeout=float(timeout))
+            assert error is not None and error.what == "the hardware tests took longer than %d s" % timeout
+            if mark.exists():
+                break
+    finally:
+        signal.signal(signal.SIGINT, old)
+    assert mark.read_text() == "stopped"
+
+
 def test_the_suite_gets_the_peer_host_and_the_board(fake_suite, monkeypatch):
     monkeypatch.setenv("FAKE_SUITE_PEER", "192.0.2.7")
     error, doc, err = fake_suite("options", peer_host="192.0.2.7")
