@@ -39,6 +39,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path[:0] = [os.path.join(ROOT, "firmware")]
 import benchdoc  # noqa: E402
+from scale import udp_errors  # noqa: E402
 
 PSK = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 WINDOW_S = 0.010
@@ -55,10 +56,7 @@ def _mono():
 
 
 def _udp_errors():
-    with open("/proc/net/snmp") as f:
-        lines = [l.split() for l in f if l.startswith("Udp:")]
-    d = dict(zip(lines[0][1:], lines[1][1:]))
-    return int(d.get("RcvbufErrors", 0)) + int(d.get("InErrors", 0))
+    return sum(udp_errors())  # (receive buffer drops and other receive errors alike)
 
 
 def max_in_window(times, window=WINDOW_S):

@@ -301,7 +301,8 @@ def _proc_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _udp_errors():
+def udp_errors():
+    """The host's UDP (RcvbufErrors, InErrors) so far (/proc/net/snmp: system-wide)."""
     with open("/proc/net/snmp") as f:
         lines = [l.split() for l in f if l.startswith("Udp:")]
     d = dict(zip(lines[0][1:], lines[1][1:]))
@@ -391,7 +392,7 @@ def real_worker(n, steady_s):
         if measuring is None and t >= spread_ms + 40000:
             measuring = t
             cpu0 = _proc_cpu(srv.pid)
-            err0 = _udp_errors()
+            err0 = udp_errors()
             ev0 = dict(events)
             sent_data = 0
         wait = 0.05
@@ -425,7 +426,7 @@ def real_worker(n, steady_s):
                         sent_data += 1
                 flush(i)
     cpu = _proc_cpu(srv.pid) - cpu0
-    err = _udp_errors()
+    err = udp_errors()
     secs = (now() - measuring) / 1000.0
     rtts = []
     up = 0
