@@ -219,8 +219,8 @@ def _board_error(e, action):
         return CommandError("the board ran out of memory doing %s" % action,
                             "try again in a moment; if it keeps failing, the firmware needs more heap "
                             "than this board has: docs/HARDWARE.md, \"Installing\" (ROMFS or a frozen build)")
-    if action in ("get", "unset") and text.endswith(": is not set"):  # the board says so of any key
-        key = text[: -len(": is not set")]
+    key = not_set_key(text)
+    if action in ("get", "unset") and key is not None:
         known = _known(key)
         if known == "setting" and action == "unset":
             return CommandError("%s is not set" % key, "nothing to unset (`mast config get` shows "
@@ -256,6 +256,14 @@ def _schema():
     from mast import config
 
     return config
+
+
+def not_set_key(text):
+    """The key of the board's `KEY: is not set` (what it answers a get or unset of any key it
+    does not hold, known to the schema or not), else None."""
+    if isinstance(text, str) and text.endswith(": is not set"):
+        return text[: -len(": is not set")]
+    return None
 
 
 def _known(key):

@@ -236,13 +236,12 @@ def _unknown_key(line):
     """The board answers a get or unset of any key it does not hold `KEY: is not set`; a key the
     schema does not have reads `KEY: unknown key (the keys: docs/CONFIG.md)`, as mast config
     says it. Other lines as they are."""
-    from mast_tools.cmd_config import _known
+    from mast_tools.cmd_config import _known, not_set_key
     from mast_tools.consoleclient import Line
 
-    text = line.obj.get("error") if line.kind == "reply" and not line.obj.get("ok") else None
-    if not isinstance(text, str) or not text.endswith(": is not set"):
+    key = not_set_key(line.obj.get("error")) if line.kind == "reply" and not line.obj.get("ok") else None
+    if key is None:
         return line
-    key = text[: -len(": is not set")]
     try:
         if _known(key) is not None:
             return line
