@@ -15,7 +15,7 @@
 # the firmware runs, so that a dry run changes nothing: no raw REPL (which would
 # stop the firmware), no reset, the boot counter untouched.
 #
-#   {"info": {"name", "version", "mpy", "platform", "sha256", "base64", "free"},
+#   {"info": {"name", "version", "mpy", "platform", "sha256", "base64", "free", "shadow"},
 #    "hashes": {"lib/board/main.mpy": "<sha256 hex>" or null, "boot.py": ...},
 #    "dirs": ["lib", "lib/board", ...]}
 #
@@ -84,9 +84,15 @@ def info():
         free = st[0] * st[3]
     except (AttributeError, OSError):
         free = None
+    sh = None  # a ROMFS image ahead of /lib on sys.path that holds the firmware: a flash into
+    for p in ("/rom/lib", "/rom"):  # /lib would never run (flashplan.info_script: the same)
+        if p in sys.path:
+            for n in ("board", "mast", "runtime"):
+                if sh is None and _isdir(p + "/" + n) is not None:
+                    sh = p + "/" + n
     return {"name": i.name, "version": list(i.version[:3]), "mpy": getattr(i, "_mpy", None),
             "platform": sys.platform, "sha256": _hasher() is not None, "base64": b64,
-            "free": free}
+            "free": free, "shadow": sh}
 
 
 def report(b=None, top="lib"):

@@ -257,6 +257,10 @@ class _DeviceFailure(CommandError):
     """A step on the board failed; its hint says what to type next."""
 
 
+class _DryRunRefused(CommandError):
+    """What a flash would stop with, found by a dry run that left the board as it was."""
+
+
 _SWITCHED = [False]  # this flash has switched /lib: the old firmware is gone from the board
 
 
@@ -391,7 +395,8 @@ def _check_board_config(rb, bd, port, running):
     keeps, checked with the new firmware's rules, as that firmware checks it at boot. One the
     old firmware took and a rule added since refuses (more than 16 peers, a multicast peer
     address) would otherwise be dropped at the first boot, the board running on its last good
-    copy or its defaults (no peers) while the flash said it went well."""
+    copy or its defaults (no peers) while the flash said it went well. The CommandError that
+    the flash would stop with, or None (a dry run raises it once the board is as it was)."""
     from mast_tools.boardrepl import DeviceError
 
     try:  # (hex: any bytes come back whole, a file that is not UTF-8 too)
@@ -402,18 +407,19 @@ def _check_board_config(rb, bd, port, running):
     try:
         cfg = json.loads(bytes.fromhex(out.decode().strip()).decode())
     except (ValueError, UnicodeError):
-        return  # none, or not JSON: the old firmware does not run on it either
+        return None  # none, or not JSON: the old firmware does not run on it either
     err = check_config(cfg, bd)
-    if err:
-        if running:  # (its console can change the key)
-            how = ("change that key on the board (mast config --port %s set or unset, then commit: "
-                   "it works in maintenance mode too), or " % port)
-        else:
-            how = "remove the file (mpremote connect %s rm :%s) or " % (port, flashplan.CONFIG)
-        raise CommandError(
-            "the board's configuration (/%s) does not pass this firmware's checks: %s; the new "
-            "firmware would boot without it" % (flashplan.CONFIG, err),
-            how + "flash with a configuration that passes: mast flash --config FILE")
+    if not err:
+        return None
+    if running:  # (its console can change the key)
+        how = ("change that key on the board (mast config --port %s set or unset, then commit: "
+               "it works in maintenance mode too), or " % port)
+    else:
+        how = "remove the file (mpremote connect %s rm :%s) or " % (port, flashplan.CONFIG)
+    return CommandError(
+        "the board's configuration (/%s) does not pass this firmware's checks: %s; the new "
+        "firmware would boot without it" % (flashplan.CONFIG, err),
+        how + "flash with a configuration that passes: mast flash --config FILE")
 
 
 def _local_files(args, fw_dir, info, bd, bd_bytes, cfg):
@@ -465,8 +471,12 @@ def _dry_run_console(args, port, fw_dir, bd, bd_bytes, cfg, version):
     report = _report(p, version, bd, mp, emitted, False)
     report["dry_run"] = True
     report["firmware_kept_running"] = True
+    report["config_checked"] = cfg is not None
     log("flash: dry run over the console: %d file(s) would be copied, %d are up to date; the "
         "firmware kept running" % (len(p.copy), len(p.skip)))
+    if cfg is None:  # (its secrets never leave the board over the console)
+        log("flash: the board's /%s is not read over the console: the flash checks it with this "
+            "firmware's rules before it writes anything" % flashplan.CONFIG)
     return report
 
 
@@ -525,8 +535,8 @@ def _flash(args, port, fw_dir, bd, bd_bytes, cfg, version, t0):
             stopped = "maintenance"
     try:
         report = _through_raw_repl(args, port, fw_dir, bd, bd_bytes, cfg, version, before)  # 2-6
-    except _DeviceFailure:
-        raise  # (its hint says what to type next)
+    except (_DeviceFailure, _DryRunRefused):
+        raise  # (its hint says what to type next; a dry run's board runs as before)
     except CommandError as e:
         if stopped:
             raise _left_stopped(e, port, stopped == "maintenance")
@@ -546,8 +556,11 @@ def _through_raw_repl(args, port, fw_dir, bd, bd_bytes, cfg, version, before):
                   log=lambda m: log("flash: " + m)).open()
     try:
         info = _read_board(rb, bd)  # 2
-        if cfg is None and not args.dry_run:
-            _check_board_config(rb, bd, port, before is not None)
+        refused = None
+        if cfg is None:
+            refused = _check_board_config(rb, bd, port, before is not None)
+            if refused and not args.dry_run:
+                raise refused
         local, mp, emitted = _local_files(args, fw_dir, info, bd, bd_bytes, cfg)  # 3
         size = sum(len(v) for v in local.values())
         if info.get("free") is not None and info["free"] < size + 16384:
@@ -569,11 +582,14 @@ def _through_raw_repl(args, port, fw_dir, bd, bd_bytes, cfg, version, before):
         if args.dry_run:
             report["dry_run"] = True
             report["firmware_kept_running"] = False
+            report["config_checked"] = True
             log("flash: dry run: %d file(s) would be copied, %d are up to date" % (len(p.copy), len(p.skip)))
             if before is not None:
                 # an older firmware was running: it runs again, its boot counter as it was
                 rb.run(flashplan.restore_boots_script(boots))
                 rb.reset()
+            if refused:  # what the flash would stop with (the board is as it was)
+                raise _DryRunRefused(refused.what, "the flash would stop here; " + refused.hint)
             return report
         show = Sender(len(p.copy), sum(len(local[x]) for x in p.copy))
         try:  # 5

@@ -239,6 +239,12 @@ def test_a_board_that_runs_its_firmware_from_a_romfs_image_is_not_flashed_into_a
     romfs_of_lib(folder, image)
     with simboard.SimBoardProcess(folder, "--romfs", image) as sb:
         hello(sb.device, "normal")
+        r = mast("flash", "--port", sb.device, "--dry-run")  # over the console: the same answer
+        assert r.returncode == 1, r.stderr
+        assert r.stderr.splitlines()[-1].startswith(
+            "mast: the board imports the firmware from /rom/lib/board (a ROMFS image), ahead of /lib")
+        assert "dry run over the console" not in r.stderr
+        hello(sb.device, "normal")  # (kept running)
         r = mast("flash", "--port", sb.device)
         assert r.returncode == 1, r.stderr
         assert r.stderr.splitlines()[-1].startswith(
@@ -256,6 +262,9 @@ def test_a_dry_run_reports_and_changes_nothing(bare, tmp_path):
     r = mast("flash", "--port", sb.device, "--board", "unix-sim", "--firmware", new, "--dry-run", "--json")
     assert r.returncode == 0, r.stderr
     assert r.doc["dry_run"] is True and r.doc["copied"] == ["lib/board/compat.mpy"]
+    assert r.doc["firmware_kept_running"] is True and r.doc["config_checked"] is False
+    assert ("flash: the board's /mast.json is not read over the console: the flash checks it with "
+            "this firmware's rules before it writes anything") in r.stderr
     after = tree(folder)
     after.pop("mast.boots", None), before.pop("mast.boots", None)
     assert after == before

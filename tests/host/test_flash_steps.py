@@ -260,6 +260,57 @@ def test_dry_runs_through_the_raw_repl_leave_the_boot_counter_as_it_was(fake):
     assert tree(fake.folder) == before  # mast.boots "1", no mast.maint
 
 
+REFUSED_CFG = json.dumps({"name": "board1", "peers": {"hub": {
+    "psk": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "addresses": ["255.255.255.255"]}}})
+REFUSED_WHAT = ("mast: the board's configuration (/mast.json) does not pass this firmware's checks: "
+                "peers.hub.addresses: bad item '255.255.255.255': the broadcast address is not a "
+                "peer's; give the peer's own (unicast) address; the new firmware would boot without "
+                "it; the flash would stop here; ")
+
+
+def test_a_dry_run_through_the_raw_repl_says_the_flash_would_stop_at_the_boards_config(fake):
+    # an older firmware (no `inventory` op) whose /mast.json this firmware refuses: the dry
+    # run said "would copy", then the flash stopped; it says what the flash would stop with,
+    # after it restarted the old firmware with its boot counter as it was
+    with open(os.path.join(fake.folder, "mast.json"), "w") as f:
+        f.write(REFUSED_CFG)
+    with open(os.path.join(fake.folder, flashplan.BOOTS), "w") as f:
+        f.write("1")
+    before = tree(fake.folder)
+    hello = {"version": "0.0.1", "mode": "normal", "board": "unix-sim", "platform": "linux",
+             "micropython": "1.29.0"}
+    code, out, err, rb = fake("--dry-run", hello=hello)
+    assert code == 1 and out == ""
+    assert err.splitlines()[-1] == REFUSED_WHAT + (
+        "change that key on the board (mast config --port %s set or unset, then commit: it works "
+        "in maintenance mode too), or flash with a configuration that passes: mast flash --config "
+        "FILE" % PORT), err
+    assert "left stopped" not in err and rb.resets == 1  # restarted, as a dry run that passes
+    assert tree(fake.folder) == before  # mast.boots "1", no mast.maint, nothing written
+
+
+def test_a_dry_run_on_a_bare_board_says_the_flash_would_stop_at_its_config(fake):
+    with open(os.path.join(fake.folder, "mast.json"), "w") as f:
+        f.write(REFUSED_CFG)
+    before = tree(fake.folder)
+    code, out, err, rb = fake("--dry-run", "--json")
+    assert code == 1 and out == ""
+    assert err.splitlines()[-1] == REFUSED_WHAT + (
+        "remove the file (mpremote connect %s rm :mast.json) or flash with a configuration that "
+        "passes: mast flash --config FILE" % PORT), err
+    assert tree(fake.folder) == before and rb.resets == 0
+    code, out, err, rb = fake("--dry-run", "--json", "--config", _config_file(fake.folder))
+    assert code == 0, err  # with a configuration of its own, the board's is not the one kept
+    assert json.loads(out)["config_checked"] is True
+
+
+def _config_file(folder):
+    path = os.path.join(os.path.dirname(folder), "given.json")
+    with open(path, "w") as f:
+        f.write('{"name": "board1"}')
+    return path
+
+
 def test_a_micropython_without_a2b_base64_is_refused_before_anything_is_written(fake):
     # every file goes over the port in base64: such a board could take nothing
     class NoBase64(FakeRawBoard):
