@@ -410,11 +410,11 @@ class Endpoint:
         return a.receive(u, src, ptype, seq, pkt, body, now)
 
     def _cookie_parts(self, stamp, label_r, nonce_i):
-        d = self._cookie_mac.digest(b"R", struct.pack(">II", stamp, label_r), nonce_i)
+        d = self._cookie_mac.digest(b"R", struct.pack(">II", stamp & 0xFFFFFFFF, label_r), nonce_i)
         return d[:16], struct.unpack_from(">I", d, 16)[0]  # nonce_R, tsn_R
 
     def _cookie_tag(self, stamp, label_r, label_i, nonce_i, tsn_i, name, src):
-        return self._cookie_mac.tag(b"C", struct.pack(">IIII", stamp, label_r, label_i, tsn_i),
+        return self._cookie_mac.tag(b"C", struct.pack(">qIII", stamp, label_r, label_i, tsn_i),
                                     nonce_i, name.encode(), wire.enc_sockaddr(src))
 
     def _check_init(self, name, keying):
@@ -437,10 +437,9 @@ class Endpoint:
             return "mac"
         if label_i == 0:
             return "malformed"
-        stamp = now & 0xFFFFFFFF
         label_r = self.new_label()
-        nonce_r, tsn_r = self._cookie_parts(stamp, label_r, nonce_i)
-        cookie = struct.pack(">I", stamp) + self._cookie_tag(stamp, label_r, label_i, nonce_i, tsn_i, name, src)
+        nonce_r, tsn_r = self._cookie_parts(now, label_r, nonce_i)
+        cookie = struct.pack(">I", now & 0xFFFFFFFF) + self._cookie_tag(now, label_r, label_i, nonce_i, tsn_i, name, src)
         body = wire.enc_init_ack(label_r, nonce_r, tsn_r, cookie)
         self.emit(u.name, src, wire.seal(mac, wire.INIT_ACK, label_i, 0, body, nonce_i))
         return None
@@ -448,9 +447,11 @@ class Endpoint:
     def _on_cookie_echo(self, u, src, pkt, label, seq, body, existing, now):
         if len(body) < wire.COOKIE_LEN:
             return "malformed"
-        stamp = struct.unpack_from(">I", body, 0)[0]
+        # the full stamp (the wire's is modulo 2^32): the tag covers it, so a COOKIE-ECHO sent
+        # again 2^32 ms later fails it (PROTOCOL.md 8.2); negative if older than the clock
+        stamp = now - ((now - struct.unpack_from(">I", body, 0)[0]) & 0xFFFFFFFF)
         label_i, nonce_i, tsn_i, keying, name, addrs = wire.dec_init(body[wire.COOKIE_LEN :])
-        if ((now - stamp) & 0xFFFFFFFF) > policy.COOKIE_LIFE:
+        if now - stamp > policy.COOKIE_LIFE:
             return "stale_cookie"
         bad = self._check_init(name, keying)
         if bad:
@@ -493,7 +494,7 @@ class Endpoint:
         self.by_peer[name] = a
         try:
             a.start_responder(u, src, seq, pkt, nonce_i, nonce_r, tsn_i, tsn_r, label_i, addrs,
-                              (now - stamp) & 0xFFFFFFFF, now)
+                              now - stamp, now)
         except Exception:  # MemoryError (or a bug): a half-built association breaks every timer
             if a.state != ESTABLISHED:  # half built: forget it, as if the packet never came
                 del self.assocs[label]

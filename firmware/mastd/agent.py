@@ -77,7 +77,6 @@ class Agent:
         self.admin_down = set()
         self.links = {}
         self.stop_reason = None
-        self.started_wall = time.time()
         self._sig = {"term": False, "hup": False}
         self._wake = ()
         self._reconnect = {}  # peer -> due ms
@@ -97,6 +96,7 @@ class Agent:
         self._readers = []  # (obj, callback): registered again on a new Runtime
         self.presence = None  # a presence_host.PresenceHost (main.py sets it)
         self._build()
+        self.started_ms = self.rt.now()  # (the runtime's monotonic clock: the wall clock steps at NTP sync)
 
     # ---- setup ------------------------------------------------------------------------
 
@@ -467,7 +467,7 @@ class Agent:
         """The status document; its associations are written a few at a time (Items)."""
         s = runtime_status(self.rt, Items)
         s["pid"] = os.getpid()
-        s["uptime_s"] = int(time.time() - self.started_wall)
+        s["uptime_s"] = (self.rt.now() - self.started_ms) // 1000
         s["config"] = self.conf.where
         s["discovery"] = self.source.name if self.source else None
         for name, link in self.links.items():

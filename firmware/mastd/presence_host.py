@@ -15,7 +15,8 @@ disk, so a crash at any moment (SIGKILL, power cut) cannot bring back a request 
 (a withdrawn registration, say). One write for each batch of datagrams read at one wake (up to
 _READS) in which some request was accepted; unauthenticated input never causes one. NOTIFY
 counters are reserved ahead in blocks of NOTIFY_BLOCK, one write a block: after a restart the
-server starts above every NOTIFY counter it ever sent, even with a clock that stepped back.
+server starts above every NOTIFY counter it ever sent and every floor a SUBSCRIBE-ACK handed out
+(the counter's start, its wall clock then), even with a clock that stepped back.
 """
 
 import json
@@ -217,7 +218,7 @@ class PresenceHost:
             return
         floors = self.server.floors()
         notify = self._notify_saved
-        if self.server.notify_ctr > self._notify_ok:
+        if self.server.notify_ctr > notify:  # (also the start's: a SUBSCRIBE-ACK hands it out)
             notify = self.server.notify_ctr + NOTIFY_BLOCK
         tmp = path + ".tmp"
         try:

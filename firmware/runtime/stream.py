@@ -2,7 +2,7 @@
 # what arrived, what was lost and what came twice. The payload is the one the
 # core tests' simulator uses (tests/core/simnet.py Stream):
 #
-#   "S" | seq u32 BE | send time u64 BE (ms, the sender's clock) | zero padding
+#   "S" | seq u32 BE (modulo 2^32) | send time u64 BE (ms, the sender's clock) | zero padding
 #
 # Restricted Python: runs on MicroPython and CPython.
 
@@ -10,7 +10,8 @@ HEAD = 13
 
 
 def encode(seq, t_ms, size=64):
-    p = b"S" + seq.to_bytes(4, "big") + t_ms.to_bytes(8, "big")
+    # (the field is 32 bits: the seq wraps, 49.7 days into a stream of 1,000 a second)
+    p = b"S" + (seq & 0xFFFFFFFF).to_bytes(4, "big") + t_ms.to_bytes(8, "big")
     if size > HEAD:
         p += bytes(size - HEAD)
     return p

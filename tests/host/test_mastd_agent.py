@@ -199,6 +199,30 @@ def test_the_event_history_keeps_the_newest_200_and_status_shows_the_last_50(mad
     assert [e["n"] for e in s["failovers"]] == list(range(251, 450, 2))  # of the newest 200
 
 
+class _Wall:
+    """The time module as the agent sees it, with a wall clock the test sets (NTP's steps)."""
+
+    def __init__(self, t):
+        self.t = t
+
+    def time(self):
+        return self.t
+
+
+def test_status_uptime_counts_on_the_monotonic_clock_through_wall_clock_steps(made, monkeypatch):
+    # a router has no RTC: it boots at its newest file's time and NTP then steps the clock by
+    # hours or years, either way; the uptime must not jump with it, nor go negative
+    wall = _Wall(1700000000.0)
+    monkeypatch.setattr(agent_mod, "time", wall)
+    a, cfg, log, clock, res = made({"name": "r1", "peers": {}})
+    clock.ms += 5000
+    wall.t -= 365 * 86400  # stepped back a year
+    assert a.status()["uptime_s"] == 5
+    clock.ms += 2000
+    wall.t += 2 * 365 * 86400  # and forward two
+    assert a.status()["uptime_s"] == 7
+
+
 def test_a_reload_that_restarts_everything_and_removes_a_peer_waiting_to_be_looked_up_again(made):
     # a change of our own port restarts every association; the peer removed with it had a
     # lookup due again: mastd looked it up after the restart and ended (KeyError)

@@ -253,6 +253,34 @@ def test_notify_counters_stay_above_those_sent_before_a_crash_even_if_the_clock_
         h.close()
 
 
+def test_a_subscribe_acks_floor_stays_above_after_a_crash_and_a_clock_step_back_with_no_notify_sent(tmp_path, monkeypatch):
+    # the floor a SUBSCRIBE-ACK hands out is the server's NOTIFY counter, which starts at its
+    # wall clock: a subscriber keeps it and refuses NOTIFYs (and records) at or below it. A server
+    # whose clock had run ahead (a router without RTC) and is stepped back must come back above
+    # it, even if it never sent a NOTIFY (the counter was never above its start)
+    from mastd import presence_host
+
+    state = str(tmp_path / "state.json")
+    monkeypatch.setattr(presence_host, "wall_ms", lambda: 1700000000000 + 365 * 86400000)
+    h = host_on_loopback(state=state)
+    b = Requester("b", KEYS["b"])
+    try:
+        b.send(h.listen, msg.SUBSCRIBE, msg.enc_subscribe(300, "a"))
+        ptype, counter, body = b.answer(2, pump_host(h))
+        before = msg.dec_subscribe_ack(body)[1]
+        assert ptype == msg.SUBSCRIBE_ACK
+        h.sock.close()  # a crash: no close(), no final write
+        h.sock = None
+        monkeypatch.setattr(presence_host, "wall_ms", lambda: 1700000000000)  # NTP: a year back
+        h = host_on_loopback(state=state)
+        b.send(h.listen, msg.SUBSCRIBE, msg.enc_subscribe(300, "a"))
+        ptype, counter, body = b.answer(2, pump_host(h))
+        assert ptype == msg.SUBSCRIBE_ACK and msg.dec_subscribe_ack(body)[1] >= before
+    finally:
+        b.close()
+        h.close()
+
+
 def test_listen_addresses_parse_with_a_default_port():
     assert parse_listen("0.0.0.0:6279") == ("0.0.0.0", 6279)
     assert parse_listen("[::]:7000") == ("::", 7000)
