@@ -184,15 +184,22 @@ class Agent:
         import subprocess
 
         table = "mastd_%s" % self.tun_name.replace("-", "_").replace(".", "_")
-        subprocess.run(["nft", "delete", "table", "ip", table], stderr=subprocess.DEVNULL)
+        try:
+            subprocess.run(["nft", "delete", "table", "ip", table], stderr=subprocess.DEVNULL)
+        except OSError:  # no nft (not installed, or not on PATH): no table of ours to delete
+            pass
         devices = self._uplink_devices()
         self._masq_devices = devices if on else None
         if on and devices:
             rules = ("table ip %s {\n chain post {\n  type nat hook postrouting priority 100;\n"
                      "  iifname \"%s\" oifname { %s } masquerade\n }\n}\n"
                      % (table, self.tun_name, ", ".join('"%s"' % d for d in sorted(devices))))
-            r = subprocess.run(["nft", "-f", "-"], input=rules, stderr=subprocess.PIPE,
-                               universal_newlines=True)
+            try:
+                r = subprocess.run(["nft", "-f", "-"], input=rules, stderr=subprocess.PIPE,
+                                   universal_newlines=True)
+            except OSError as e:  # (it ended a reload, and mastd at start)
+                self.log.error("masquerade: cannot run nft (%s): install nftables" % (e.strerror or e))
+                return
             if r.returncode:
                 self.log.error("masquerade: nft: %s" % r.stderr.strip())
 
@@ -214,7 +221,7 @@ class Agent:
                 app.open()
             except OSError as e:
                 self.count("app_socket_error")
-                self.log.error(str(e))
+                self.log.error(e.strerror or str(e))  # (not "[Errno 1] peer ...")
                 continue
             self.apps[peer] = app
 

@@ -20,6 +20,7 @@ app does not read in time (its receive queue full) is dropped and counted (`app_
 never waited for.
 """
 
+import errno
 import os
 import socket
 import stat
@@ -101,7 +102,11 @@ class AppSocket:
         except OSError as e:
             if isinstance(e.args[0], str):
                 raise
-            raise OSError(e.errno, "peer %s: app socket %s: %s" % (self.peer, self.path, e.strerror))
+            hint = ""
+            if e.errno == errno.EPERM:  # chown: mastd is not root
+                hint = "; only root may give it to app_user %s: run mastd as root" % self.conf.get(
+                    "app_user", "root")
+            raise OSError(e.errno, "peer %s: app socket %s: %s%s" % (self.peer, self.path, e.strerror, hint))
         self.sock = s
         self.key = self.rt.add_reader(s, self._on_accept)
 

@@ -19,6 +19,8 @@ import stat
 import time
 
 DEFAULT_PATH = "/var/run/mast/mastd.sock"
+_NO_SOCKET = ("cannot make the control socket %s (%s): run mastd as root, or give --control a "
+              "path you may write")
 _LINE_MAX = 4096
 _CLIENT_TIMEOUT_S = 0.5  # a client sends its line at once; one silent this long is dropped
 _CLIENTS_MAX = 16  # open connections at once; one more drops the oldest
@@ -77,8 +79,11 @@ class ControlServer:
         self.clients = {}  # connection -> [bytes so far, deadline (monotonic s)]
         self.replies = {}  # connection -> [pieces left (None: all written), bytes to send, deadline]
         d = os.path.dirname(path)
-        if d:
-            os.makedirs(d, exist_ok=True)
+        try:
+            if d:
+                os.makedirs(d, exist_ok=True)
+        except PermissionError as e:  # (else "[Errno 13] Permission denied: '/var/run/mast'")
+            raise OSError(e.errno, _NO_SOCKET % (path, e.strerror))
         if os.path.lexists(path):
             if not stat.S_ISSOCK(os.lstat(path).st_mode):  # never remove what is not ours
                 raise OSError("%s exists and is not a socket: give --control another path" % path)
@@ -94,6 +99,9 @@ class ControlServer:
         old = os.umask(0o177)
         try:
             s.bind(path)
+        except PermissionError as e:  # (else only "Permission denied": bind names no path)
+            s.close()
+            raise OSError(e.errno, _NO_SOCKET % (path, e.strerror))
         finally:
             os.umask(old)
         s.listen(8)

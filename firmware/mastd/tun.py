@@ -41,14 +41,19 @@ def tun_mtu(uplink_mtus, ipv6=False, inner6=False):
     return max(smallest - (40 if ipv6 else 20) - UDP_HEADER - MAST_OVERHEAD, 1280 if inner6 else 576)
 
 
+_NOT_ROOT = "%s (%s): a TUN needs root (CAP_NET_ADMIN); run mastd as root"
+
+
 def open_tun(name):
     """A non-blocking fd for a TUN interface called name (created if need be). OSError saying
-    what to do if /dev/net/tun is missing or the interface is another process's."""
+    what to do if /dev/net/tun is missing, the interface is another process's, or this is not root."""
     try:
         fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
     except FileNotFoundError:
         raise OSError(errno.ENOENT, "no /dev/net/tun: the kernel's tun driver is missing "
                                     "(OpenWrt: the kmod-tun package; elsewhere: modprobe tun)")
+    except PermissionError as e:
+        raise OSError(e.errno, _NOT_ROOT % ("cannot open /dev/net/tun", e.strerror))
     try:
         ifr = struct.pack("16sH22x", name.encode(), _IFF_TUN | _IFF_NO_PI)
         fcntl.ioctl(fd, _TUNSETIFF, ifr)
@@ -57,6 +62,8 @@ def open_tun(name):
         if e.errno == errno.EBUSY:  # (else "[Errno 16] Device or resource busy")
             raise OSError(errno.EBUSY, "TUN %s is in use by another process (a mastd that runs "
                                        "already?); stop it, or give this one another tun" % name)
+        if e.errno == errno.EPERM:  # (a /dev/net/tun anyone may open: "Operation not permitted")
+            raise OSError(e.errno, _NOT_ROOT % ("cannot make TUN " + name, e.strerror))
         raise
     return fd
 

@@ -61,6 +61,7 @@ _OS_HINTS = {
     errno.EBUSY: "another program holds it; close it (another mpremote or serial console?)",
     errno.ECONNREFUSED: "nothing is listening there; start it first",
 }
+_ACCES_FILE = "this user may not use that path (ls -ld it); give one of your own, e.g. under your home"
 
 
 def build_parser():
@@ -112,7 +113,10 @@ def main(argv=None):
             what = "%s: %s" % (what, e.filename)
             if e.filename2:  # (rename, link: the second is often the path the user gave)
                 what += " -> %s" % e.filename2
-        return _fail(what, _OS_HINTS.get(e.errno, "check the path, device or address; try again"))
+        hint = _OS_HINTS.get(e.errno, "check the path, device or address; try again")
+        if e.errno == errno.EACCES and e.filename and not str(e.filename).startswith("/dev/"):
+            hint = _ACCES_FILE  # (not a serial port: the dialout group would not help)
+        return _fail(what, hint)
 
 
 if __name__ == "__main__":

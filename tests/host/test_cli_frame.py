@@ -242,6 +242,9 @@ def test_each_os_error_gets_the_hint_for_its_errno(monkeypatch, capsys):
     for exc, hint in (
         (PermissionError(errno.EACCES, "Permission denied", "/dev/ttyUSB0"),
          "check the permissions (serial ports usually need the dialout group)"),
+        # (a folder: mast sim-board --dir /root/fs was told of the dialout group)
+        (PermissionError(errno.EACCES, "Permission denied", "/root/fs"),
+         "this user may not use that path (ls -ld it); give one of your own, e.g. under your home"),
         (PermissionError(errno.EPERM, "Operation not permitted"),
          "check the permissions, or run it as a user allowed to do this"),
         (OSError(errno.EBUSY, "Device or resource busy", "/dev/ttyACM0"),

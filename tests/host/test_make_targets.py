@@ -86,6 +86,53 @@ def test_make_venv_recreates_a_venv_an_interrupted_make_venv_left_without_pip(tm
                    stdout=subprocess.DEVNULL)
 
 
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make here")
+@pytest.mark.parametrize("uid", ["1000", "0"])
+def test_make_deps_installs_the_missing_debian_packages_as_root_and_names_them_and_the_command_otherwise(tmp_path, uid):
+    """As a user, make deps (and so make test) said nothing at all of the packages it would have
+    installed. The Makefile's own recipe, with stand-ins for id, dpkg (nothing installed) and
+    apt-get on PATH."""
+    shutil.copy(os.path.join(ROOT, "Makefile"), str(tmp_path))
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name, body in (("id", "echo %s" % uid), ("dpkg", "exit 1"), ("apt-get", 'echo "$*" >> %s/apt' % tmp_path)):
+        (bindir / name).write_text("#!/bin/sh\n%s\n" % body)
+        (bindir / name).chmod(0o755)
+    r = subprocess.run(["make", "deps"], cwd=str(tmp_path), timeout=60, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, universal_newlines=True,
+                       env=dict(os.environ, PATH="%s:%s" % (bindir, os.environ["PATH"])))
+    assert r.returncode == 0, r.stdout
+    pkgs = " ".join(variable("DEB_PKGS"))
+    if uid == "0":
+        assert "make deps: installing Debian packages: %s\n" % pkgs in r.stdout, r.stdout
+        assert "install --no-install-recommends %s" % pkgs in (tmp_path / "apt").read_text()
+    else:
+        assert "NOTE: Debian packages the tests use are missing: %s;" % pkgs in r.stdout, r.stdout
+        assert "Install them as root: sudo apt-get install --no-install-recommends %s" % pkgs in r.stdout
+        assert not (tmp_path / "apt").exists()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make here")
+def test_the_npm_ci_of_make_test_does_not_tell_a_user_to_update_npm(tmp_path):
+    """A user's npm (no update-notifier=false in ~/.npmrc, as CI's root has) printed five
+    lines of 'New minor version of npm available! ... npm install -g npm@...' in make test.
+    The Makefile's own recipe, with a stand-in npm that records its arguments."""
+    shutil.copy(os.path.join(ROOT, "Makefile"), str(tmp_path))
+    (tmp_path / "tests" / "mp32").mkdir(parents=True)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(os.path.join(ROOT, "tests", "mp32", name), str(tmp_path / "tests" / "mp32"))
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "npm").write_text('#!/bin/sh\necho "$*" > %s/npm-args\nmkdir -p node_modules\n' % tmp_path)
+    (bindir / "npm").chmod(0o755)
+    r = subprocess.run(["make", "tests/mp32/node_modules/.stamp"], cwd=str(tmp_path), timeout=60,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                       env=dict(os.environ, PATH="%s:%s" % (bindir, os.environ["PATH"])))
+    assert r.returncode == 0, r.stdout
+    args = (tmp_path / "npm-args").read_text().split()
+    assert args[0] == "ci" and "--no-update-notifier" in args, args
+
+
 def test_make_vectors_regenerates_every_vector_block_of_the_protocol_doc():
     text = read("docs/PROTOCOL.md")
     blocks = re.findall(r"<!-- ([\w-]*vectors):start -->", text)

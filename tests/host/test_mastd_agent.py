@@ -365,6 +365,28 @@ def test_a_peer_added_by_reload_gets_its_app_socket_and_a_restart_or_stop_takes_
     assert not os.path.exists(app["app_socket"])  # a stopped mastd leaves no app socket behind
 
 
+def test_an_app_socket_mastd_may_not_give_to_app_user_is_logged_saying_to_run_mastd_as_root(made, tmp_path, monkeypatch):
+    # (mastd as a user, app_user left at root: "[Errno 1] peer lab: app socket ...: Operation
+    # not permitted", and nothing said what to do)
+    import errno
+
+    from mastd import app as app_mod
+
+    def not_permitted(path, uid, gid):
+        raise PermissionError(errno.EPERM, "Operation not permitted", path)
+
+    monkeypatch.setattr(app_mod.os, "chown", not_permitted)
+    sock = str(tmp_path / "lab.sock")
+    doc = {"name": "r1", "port": free_port(), "peers": {}}
+    a, cfg, log, clock, res = made(doc)
+    doc["peers"]["lab"] = {"psk": PSK, "initiate": False, "app_socket": sock}
+    cfg.write_text(json.dumps(doc))
+    assert a.handle({"op": "reload"}) == {}
+    assert log.said("error") == ["peer lab: app socket %s: Operation not permitted; only root may give it to "
+                                 "app_user root: run mastd as root" % sock]
+    assert a.agent_counters()["app_socket_error"] == 1
+
+
 def test_an_op_that_is_not_text_is_never_repeated_in_the_error(made):
     # (found by fuzzing the control socket) an op that was an object, a peer's settings say,
     # came back whole in the error, with its psk

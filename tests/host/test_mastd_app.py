@@ -20,8 +20,8 @@ APP_UID = 4242
 APP_GID = 4343
 OTHER_UID = 65534
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: mastd binds to lo "
-                                "(SO_BINDTODEVICE) and the test runs clients as other users")
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the test runs its clients "
+                                "as other users (setuid) and gives the app sockets to them")
 
 
 class AsUser:

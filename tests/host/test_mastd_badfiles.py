@@ -15,7 +15,7 @@ import pytest
 
 from mastd import control
 
-from test_mastd_control import wait_for
+from test_mastd_control import BIND_TO_LO, can_bind_to_lo, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIRMWARE = os.path.join(ROOT, "firmware")
@@ -181,7 +181,7 @@ def test_a_key_file_others_can_read_is_warned_of_once_at_start_and_at_each_reloa
 
 # ---- a hung ubus (--discovery netifd) -----------------------------------------------------------
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="SO_BINDTODEVICE needs root (CAP_NET_RAW)")
+needs_root = pytest.mark.skipif(not can_bind_to_lo(), reason=BIND_TO_LO)
 
 
 @needs_root
@@ -312,6 +312,14 @@ def openlog(*a):
 def syslog(*a):
     _w("syslog", *a)
 '''
+# Debian's python3 has syslog built in, and a built-in module is found before any file on the
+# path: put the stand-in in sys.modules from sitecustomize (imported from the path at start).
+FAKE_SITECUSTOMIZE = '''import os, sys, types
+m = types.ModuleType("syslog")
+with open(os.path.join(os.path.dirname(__file__), "syslog.py")) as f:
+    exec(f.read(), m.__dict__)
+sys.modules["syslog"] = m
+'''
 
 
 def test_syslog_sends_the_log_to_the_daemon_facility_and_nothing_to_stdout(tmp_path):
@@ -319,6 +327,7 @@ def test_syslog_sends_the_log_to_the_daemon_facility_and_nothing_to_stdout(tmp_p
     fake = tmp_path / "fake"
     fake.mkdir()
     (fake / "syslog.py").write_text(FAKE_SYSLOG)
+    (fake / "sitecustomize.py").write_text(FAKE_SITECUSTOMIZE)
     cfg = write(tmp_path / "mast.json", json.dumps(GOOD), 0o644)  # warned of at start
     taken = write(tmp_path / "taken", "")  # not a socket: mastd cannot start
     warning = "%s holds keys and its mode 0644 lets its group and others read them; chmod 600 %s" % (cfg, cfg)

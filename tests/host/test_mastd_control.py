@@ -274,6 +274,30 @@ def test_a_control_path_that_is_not_a_socket_is_refused_and_left_alone(tmp_path)
     assert path.read_text() == '{"name": "keep me"}'
 
 
+def test_a_control_socket_this_user_may_not_make_says_to_run_as_root_or_give_control(tmp_path, monkeypatch):
+    # (mastd as a user: "cannot start: [Errno 13] Permission denied: '/var/run/mast'", or only
+    # "cannot start: Permission denied" where /var/run/mast exists: bind names no path)
+    import errno
+
+    def denied(*a, **k):
+        raise PermissionError(errno.EACCES, "Permission denied", "/var/run/mast")
+
+    hint = "run mastd as root, or give --control a path you may write"
+    path = str(tmp_path / "run" / "mastd.sock")
+    monkeypatch.setattr(control.os, "makedirs", denied)
+    with pytest.raises(OSError) as e:
+        control.ControlServer(path, lambda req: {})
+    assert (e.value.strerror, e.value.filename) == (
+        "cannot make the control socket %s (Permission denied): %s" % (path, hint), None)
+    monkeypatch.undo()
+    (tmp_path / "run").mkdir()
+    monkeypatch.setattr(control.socket.socket, "bind", denied)
+    with pytest.raises(OSError) as e:
+        control.ControlServer(path, lambda req: {})
+    assert (e.value.strerror, e.value.filename) == (
+        "cannot make the control socket %s (Permission denied): %s" % (path, hint), None)
+
+
 def mastctl(sock, *args):
     return subprocess.run([sys.executable, "-c", "import sys; from mastd.ctl import main; sys.exit(main())",
                            "--control", sock] + list(args),
@@ -347,13 +371,29 @@ def test_status_text_lists_each_route_not_taken_under_the_tun():
 
 # ---- two mastd processes on loopback -------------------------------------------------------
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="SO_BINDTODEVICE needs root (CAP_NET_RAW)")
+def can_bind_to_lo():
+    """Whether this process may bind a socket to lo (SO_BINDTODEVICE), as mastd binds its
+    uplinks: root may (CAP_NET_RAW), and since Linux 5.7 anyone may (a socket's first binding)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_BINDTODEVICE", 25), b"lo")
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+BIND_TO_LO = "binding a socket to lo (SO_BINDTODEVICE) needs root (CAP_NET_RAW) on Linux before 5.7"
+needs_root = pytest.mark.skipif(not can_bind_to_lo(), reason=BIND_TO_LO)
 
 
 def conf(name, peer, port, uplinks, peer_addr=None, app_socket=None, profile="fast"):
     p = {"psk": PSK}
     if app_socket:
         p["app_socket"] = app_socket
+        if os.geteuid() != 0:  # (only root may give it to app_user's default, root)
+            p["app_user"], p["app_group"] = str(os.getuid()), str(os.getgid())
     if peer_addr:
         p["addresses"] = [peer_addr]
     return {"name": name, "port": port, "profile": profile, "peers": {peer: p},

@@ -225,6 +225,45 @@ def test_a_reload_routes_a_new_peers_prefix_to_it_and_a_removed_peers_nowhere(tm
         host.close()
 
 
+def test_a_reload_where_nft_is_not_on_path_is_applied_and_masquerade_says_to_install_nftables(tmp_path, monkeypatch):
+    # every reload with a TUN runs `nft delete table` (masquerade off too): where no nft is on
+    # PATH (an OpenWrt without nftables; a user's PATH without /usr/sbin) FileNotFoundError came
+    # out of the reload, and out of mastd's start with masquerade on
+    from mastd import tun as tun_mod
+
+    from test_mastd_packet import recorded_ip
+
+    monkeypatch.setattr(tun_mod, "ip", recorded_ip([]))
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    errors = []
+
+    class Said(Log):
+        def error(self, msg):
+            errors.append(msg)
+
+    doc = {"name": "r1", "internal": "10.99.0.1/24", "uplinks": {"wan": {}},
+           "peers": {"site": {"psk": PSK, "internal": "10.99.0.2", "allowed": ["192.168.50.0/24"]}}}
+    cfg = tmp_path / "mast.json"
+    cfg.write_text(json.dumps(doc))
+    a = agent_mod.Agent(settings.load(str(cfg)), Said(), str(tmp_path / "c.sock"), config_path=str(cfg))
+    tun, host = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        a.tun_fd, a.tun_mtu, a.tun_name, a._tun_prefixes = tun.fileno(), 1444, "mast0", a._all_prefixes()
+        a._tun_routes = set(a._tun_prefixes)
+        a.source = links.LinuxSource(a.conf.core["uplinks"])
+        assert a.handle({"op": "reload"}) == {} and errors == []  # masquerade off: nothing to say
+        doc["masquerade"] = True
+        cfg.write_text(json.dumps(doc))
+        assert a.handle({"op": "reload"}) == {}
+        assert errors == ["masquerade: cannot run nft (No such file or directory): install nftables"]
+    finally:
+        a.rt.shutdown()
+        tun.close()
+        host.close()
+
+
 def test_a_syn_read_from_the_tun_is_clamped_to_this_sides_mss_before_the_core_sends_it(agent):
     # the peer's hosts learn from it how large a segment this side's tunnel takes (an uplink
     # with a small MTU here: the peer's mastd clamps only to its own tunnel's MTU)

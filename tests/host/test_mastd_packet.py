@@ -317,6 +317,37 @@ def test_a_tun_another_process_holds_or_no_tun_driver_is_refused_saying_what_to_
                                 "package; elsewhere: modprobe tun)")
 
 
+def test_a_mastd_not_run_as_root_is_told_that_its_tun_needs_root(monkeypatch):
+    # (as a user: "cannot start: [Errno 13] Permission denied: '/dev/net/tun'" where it is
+    # 0600, "cannot start: Operation not permitted" where anyone may open it)
+    import errno
+    import types
+
+    closed = []
+
+    def denied(path, flags):
+        raise PermissionError(errno.EACCES, "Permission denied", path)
+
+    fake = types.SimpleNamespace(O_RDWR=os.O_RDWR, O_NONBLOCK=os.O_NONBLOCK, open=denied, close=closed.append)
+    monkeypatch.setattr(tun, "os", fake)
+    with pytest.raises(OSError) as e:
+        tun.open_tun("mast0")
+    assert e.value.strerror == ("cannot open /dev/net/tun (Permission denied): a TUN needs root (CAP_NET_ADMIN); "
+                                "run mastd as root")
+    assert e.value.errno == errno.EACCES and e.value.filename is None
+
+    def not_permitted(fd, req, arg):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    fake.open = lambda path, flags: 99
+    monkeypatch.setattr(tun.fcntl, "ioctl", not_permitted)
+    with pytest.raises(OSError) as e:
+        tun.open_tun("mast0")
+    assert e.value.strerror == ("cannot make TUN mast0 (Operation not permitted): a TUN needs root "
+                                "(CAP_NET_ADMIN); run mastd as root")
+    assert e.value.errno == errno.EPERM and closed == [99]
+
+
 def test_the_tun_is_configured_with_its_mtu_up_its_address_then_its_routes(monkeypatch):
     calls = []
     monkeypatch.setattr(tun, "ip", recorded_ip(calls))

@@ -17,14 +17,14 @@ import pytest
 from mastd import peeredit, settings, uci
 from mastd.agent import restart_reason
 
-from test_mastd_control import Proc
+from test_mastd_control import BIND_TO_LO, Proc, can_bind_to_lo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIRMWARE = os.path.join(ROOT, "firmware")
 PSK = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 PSK2 = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mastd binds its uplink to lo (SO_BINDTODEVICE needs root)")
+needs_root = pytest.mark.skipif(not can_bind_to_lo(), reason="mastd binds its uplink to lo: " + BIND_TO_LO)
 
 
 # ---- the file edits (no root) -----------------------------------------------------------------

@@ -21,6 +21,8 @@ from presence.conf import check as check_presence_conf
 from runtime import endpoint_main, rendezvous
 from runtime.runconfig import FileError
 
+from test_mastd_control import BIND_TO_LO, can_bind_to_lo
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HOST_TOOLS = os.path.join(ROOT, "host-tools")
 FIRMWARE = os.path.join(ROOT, "firmware")
@@ -590,7 +592,7 @@ def test_mastd_refuses_a_bad_presence_config_naming_the_key(tmp_path):
     assert r.returncode == 0
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mastd's uplink on lo needs SO_BINDTODEVICE (root)")
+@pytest.mark.skipif(not can_bind_to_lo(), reason="mastd's uplink on lo: " + BIND_TO_LO)
 def _stop(p):
     """SIGTERM to mastd (it writes its state at exit), SIGKILL if it has not ended in 10 s."""
     p.send_signal(signal.SIGTERM)
@@ -676,7 +678,7 @@ def _can_have_own_network():
         return False
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mastd's uplink on lo needs SO_BINDTODEVICE (root)")
+@pytest.mark.skipif(not can_bind_to_lo(), reason="mastd's uplink on lo: " + BIND_TO_LO)
 def test_mastd_serves_presence_on_the_file_s_listen_else_on_0_0_0_0_port_6279(tmp_path):
     # docs/MASTD.md: --presence-listen, else the presence file's listen, else 0.0.0.0:6279 (every
     # address: the requesters are elsewhere); run in a network of its own, where 6279 is free

@@ -26,6 +26,7 @@ if HOST_TOOLS not in sys.path:
     sys.path.insert(0, HOST_TOOLS)
 from mast_tools.linkemu import Emulator, format_addr  # noqa: E402
 from mast_tools.board_process import board_command  # noqa: E402
+from test_mastd_control import BIND_TO_LO, can_bind_to_lo  # noqa: E402
 
 PSK = base64.b64encode(bytes(range(32))).decode()
 
@@ -358,8 +359,7 @@ def test_an_idle_association_after_data_stays_quiet():
         close_all(a, b)
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
-                    reason="SO_BINDTODEVICE needs root (CAP_NET_RAW) here")
+@pytest.mark.skipif(not can_bind_to_lo(), reason=BIND_TO_LO)
 def test_an_uplink_with_a_device_is_bound_to_it():
     a, b = pair({"lo": {"bind": ("127.0.0.30", 0), "device": "lo"}})
     try:
