@@ -188,7 +188,7 @@ class Ppp(Manager):
                 return None
             net = self.hw.network
             self.ppp = net.PPP(self.uart)
-            if hasattr(self.ppp, "active"):  # ESP32 before 1.24 needs it; harmless after
+            if hasattr(self.ppp, "active"):  # ESP32 before 1.26 needs it; harmless after
                 try:
                     self.ppp.active(True)
                 except (OSError, TypeError):
@@ -215,7 +215,7 @@ class Ppp(Manager):
         if p is not None:
             try:
                 p.disconnect()
-            except AttributeError:  # ESP32 before 1.24: active(False) hangs up
+            except AttributeError:  # ESP32 before 1.26: active(False) hangs up
                 p.active(False)
         if hard and self.m["pwrkey"] is not None and self.powered:
             on = self.m["pwrkey_active"]  # switch the modem off: the same pulse

@@ -5,7 +5,10 @@
 #
 # connect() returns at once and the driver associates in the background; check()
 # watches isconnected() and status(), and turns the driver's failure codes into
-# clear errors (wrong password, no such network). A lost association is reported
+# clear errors (wrong password, no such network): at once when the code is new, at the
+# attempt's deadline when status() said it before connect() and nothing else since (the
+# ESP32 port keeps the last failure's code through disconnect, active and connect; rp2's
+# cyw43 says JOIN as soon as connect() returns). A lost association is reported
 # as down; the manager reconnects with backoff. stop() deactivates the interface,
 # which also removes its route from the stack (what exclusive routing relies on).
 
@@ -19,7 +22,8 @@ _FAILURES = (
 
 
 def nic_addr(nic):
-    """The interface's IPv4 address, or None (ipconfig on >= 1.23, else ifconfig)."""
+    """The interface's IPv4 address, or None (ipconfig: rp2 from 1.23, ESP32 from 1.24; else
+    ifconfig)."""
     try:
         a = nic.ipconfig("addr4")[0]
     except (AttributeError, ValueError, OSError):
@@ -35,6 +39,7 @@ class Wlan(Manager):
         Manager.__init__(self, name, spec, opts, hw)
         self.nic = None
         self.rssi = None
+        self.stale = None  # status() before this attempt's connect()
 
     def _nic(self):
         if self.nic is None:
@@ -48,6 +53,10 @@ class Wlan(Manager):
             raise NeedsConfig("no network name: set uplinks.%s.ssid" % self.name)
         nic = self._nic()
         nic.active(True)
+        # the ESP32 port's status() keeps the last attempt's failure code until this one ends
+        # (network_wlan.c: wifi_sta_disconn_reason, cleared only on GOT_IP): check() takes
+        # that code for this attempt's only once its time is up
+        self.stale = nic.status()
         pw = self.opts.get("password")
         if pw:
             nic.connect(ssid, pw)
@@ -59,6 +68,9 @@ class Wlan(Manager):
         if nic.isconnected():
             return nic_addr(nic)
         st = nic.status()
+        if st == self.stale and now < self.deadline:
+            return None
+        self.stale = None  # it moved (rp2: JOIN at once): from now on it speaks for this attempt
         net = self.hw.network
         for const_name, msg in _FAILURES:
             code = getattr(net, const_name, None)

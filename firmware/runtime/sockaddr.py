@@ -8,9 +8,11 @@
 #   sockaddr_in6   family u16 (host byte order) | port u16 BE | flowinfo 4 | addr 16 | scope 4
 #
 # BSD-style stacks (lwIP, the BSDs) put a length byte before a one-byte family;
-# the port and address sit at the same offsets. bind() and sendto() on MicroPython
+# the port and address sit at the same offsets. bind() and sendto() on the unix port
 # want the sockaddr socket.getaddrinfo() returns (a tuple raises TypeError there);
-# the Runtime asks getaddrinfo and caches the answer.
+# the Runtime asks getaddrinfo and caches the answer. The ESP32 port (modsocket.c)
+# and the lwIP ports (extmod/modlwip.c: rp2, ...) speak ("ip", port) tuples both ways
+# (recvfrom, bind, sendto, and getaddrinfo's [0][-1]), so the same code serves them.
 #
 # Pure: no socket import. Restricted Python: runs on MicroPython and CPython.
 

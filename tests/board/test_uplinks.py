@@ -400,35 +400,48 @@ def test_a_modem_that_echoes_the_pin_back_never_shows_it_in_status():
 # ---- what the suite did not check before (tests/mutants: uplink-*, wlan-*, lan-*, ppp-*, chat-*) ----
 
 
-def _fail_times(mgr, t, n, step=100, limit=400000):
-    """Poll mgr from t until it has reported n failed attempts: (their times, the next t)."""
-    times = []
+def _retry_waits(mgr, t, n, failed=None, step=100, limit=800000):
+    """Poll mgr from t until n failed attempts were each retried: the waits from each failure
+    to the next connect() the driver sees (the backoff; the attempt itself may last up to its
+    deadline: a failure code the driver showed before connect() is taken at the deadline, as an
+    ESP32 keeps the last failure's code), and the next t. failed: when an attempt failed just
+    before t."""
+    calls = mgr.hw.network.calls
+    waits = []
     end = t + limit
-    while t < end and len(times) < n:
+    while t < end and len(waits) < n:
+        k = len(calls)
         r = mgr.poll(t)
+        if failed is not None and [c for c in calls[k:] if c[0] == "wlan.connect"]:
+            waits.append(t - failed)
+            failed = None
         if r is not None and r[0] == "fail":
-            times.append(t)
+            failed = t
         t += step
-    assert len(times) == n, (times, mgr.state, mgr.error)
-    return times, t
+    assert len(waits) == n, (waits, mgr.state, mgr.error)
+    return waits, t
 
 
 def test_new_settings_or_a_release_start_the_backoff_again_from_a_second():
     hw, m, net = rig()
     w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "battery staple"}, hw)
-    times, t = _fail_times(w, 0, 8)  # backed off to the minute by now
-    assert times[-1] - times[-2] == BACKOFF_MAX_MS
+    waits, t = _retry_waits(w, 0, 8)  # backed off to the minute by now
+    assert waits[:3] == [BACKOFF_MIN_MS, 2 * BACKOFF_MIN_MS, 4 * BACKOFF_MIN_MS], waits
+    assert waits[-1] == waits[-2] == BACKOFF_MAX_MS, waits
     # another (still wrong) password: tried at once, and a second after that failure
+    n = len(net.calls)
     w.configure({"ssid": "home", "password": "tr0ub4dor"}, t)
-    times, t = _fail_times(w, t, 2)
-    assert times[1] - times[0] == BACKOFF_MIN_MS, times
-    _fail_times(w, t, 6)  # a minute again
+    r = w.poll(t)
+    assert ("wlan.connect", "home", "tr0ub4dor") in net.calls[n:]
+    waits, t = _retry_waits(w, t + 100, 1, t if r is not None and r[0] == "fail" else None)
+    assert waits == [BACKOFF_MIN_MS], waits
+    _retry_waits(w, t, 6)  # a minute again
     # held down, then released (`uplink wifi down`, `uplink wifi up`): the same
     w.set_admin(False, t)
     assert w.poll(t) is None and w.state == "off"
     w.set_admin(True, t + 100)
-    times, t = _fail_times(w, t + 100, 2)
-    assert times[1] - times[0] == BACKOFF_MIN_MS, times
+    waits, t = _retry_waits(w, t + 100, 1)
+    assert waits == [BACKOFF_MIN_MS], waits
 
 
 def test_a_connect_that_never_completes_fails_at_its_deadline_and_is_retried():
@@ -461,6 +474,71 @@ def test_status_says_what_happened_and_clears_the_error_once_up():
     assert w.poll(t + 5100) == ("down", "standby")
     st = w.status(t + 5200)
     assert st["standby"] is True and st["state"] == "off" and st["addr"] is None
+
+
+def test_wlan_joins_once_the_network_is_back_though_the_driver_still_shows_the_last_failure():
+    # an ESP32's status() says the last failure's code (NO_AP_FOUND here) through disconnect(),
+    # active() and the next connect(), until that attempt has an address: the retry must not
+    # take it for its own failure, or the board never joins again
+    hw, m, net = rig()
+    net.networks = {}
+    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
+    t, r, _ = drive(w, 0, lambda r: r[0] == "fail")
+    assert r == ("fail", "no network named 'home' in range (uplinks.wifi.ssid)") and t < 1000
+    assert net.wlan.status() == net.STAT_NO_AP_FOUND  # hung up, and still says so
+    net.networks = {"home": "correct horse"}  # back in range
+    t2, r2, seen = drive(w, t + 100, is_up)
+    assert seen == [("up", "192.168.1.50")], seen
+    assert t2 - t <= BACKOFF_MIN_MS + 500 and w.status(t2)["error"] is None
+
+
+def test_wlan_a_failure_the_driver_showed_before_connect_is_reported_at_the_deadline():
+    hw, m, net = rig()
+    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "battery staple"}, hw)
+    t, r, _ = drive(w, 0, lambda r: r[0] == "fail")
+    msg = "wrong password for network 'home' (uplinks.wifi.password)"
+    assert r == ("fail", msg) and t < 1000  # a new code: at once
+    t2, r2, seen = drive(w, t + 100, lambda r: r[0] == "fail")
+    assert seen == [("fail", msg)]  # the same code again: the same words, at the deadline
+    assert t2 - t == BACKOFF_MIN_MS + w.connect_ms, t2 - t
+
+
+class _Cyw43WLAN(fake_network.FakeWLAN):
+    """The rp2 port's driver (cyw43-driver's cyw43_wifi_join): connect() puts status() at JOIN
+    (STAT_CONNECTING) at once, the join's failure code comes a poll later and stays through
+    disconnect() and active() (cyw43_wifi_leave only disassociates)."""
+
+    outcome = None
+
+    def connect(self, ssid=None, key=None):
+        fake_network.FakeWLAN.connect(self, ssid, key)
+        self.outcome = self.stat if self.countdown is None else None
+        self.stat = fake_network.FakeNetwork.STAT_CONNECTING
+        self.asked = 0
+
+    def status(self, param=None):
+        if param is None and self.outcome is not None:
+            self.asked += 1
+            if self.asked > 1:  # (the join's events take a while)
+                self.stat, self.outcome = self.outcome, None
+        return fake_network.FakeWLAN.status(self, param)
+
+
+def test_wlan_on_rp2_the_same_failure_again_is_named_as_soon_as_it_comes():
+    # cyw43 says JOIN right after connect(): the code that follows is this attempt's, even when
+    # it is the one status() gave before connect()
+    hw, m, net = rig()
+    net.wlan = _Cyw43WLAN(net)
+    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "battery staple"}, hw)
+    t, r, _ = drive(w, 0, lambda r: r[0] == "fail")
+    msg = "wrong password for network 'home' (uplinks.wifi.password)"
+    assert r == ("fail", msg) and t < 1000
+    assert net.wlan.status() == net.STAT_WRONG_PASSWORD  # hung up, and still says so
+    t2, r2, seen = drive(w, t + 100, lambda r: r[0] == "fail")
+    assert seen == [("fail", msg)] and t2 - t <= BACKOFF_MIN_MS + 500, (seen, t2 - t)
+    net.networks["home"] = "battery staple"  # the password changed to the configured one
+    t3, r3, seen = drive(w, t2 + 100, is_up)
+    assert seen == [("up", "192.168.1.50")], seen
 
 
 def test_a_failed_uplink_whose_retry_is_due_asks_the_loop_not_to_wait():
@@ -557,7 +635,7 @@ def test_wlan_is_not_up_before_it_has_an_address():
 
 
 class _OldPortWLAN(fake_network.FakeWLAN):
-    """A MicroPython before 1.23: no ipconfig(), only ifconfig(); DHCP answers late."""
+    """A port before ipconfig (rp2 before 1.23, ESP32 before 1.24): only ifconfig(); DHCP answers late."""
 
     def __init__(self, net, late=0):
         fake_network.FakeWLAN.__init__(self, net)

@@ -57,6 +57,10 @@ class FakeNetwork:
         return p
 
 
+_FAILED = (FakeNetwork.STAT_WRONG_PASSWORD, FakeNetwork.STAT_NO_AP_FOUND,
+           FakeNetwork.STAT_CONNECT_FAIL)
+
+
 class _Nic:
     kind = "?"
 
@@ -116,14 +120,23 @@ class FakeWLAN(_Nic):
         elif nets[ssid] is not None and nets[ssid] != key:
             self.stat = FakeNetwork.STAT_WRONG_PASSWORD
         else:
-            self.stat = FakeNetwork.STAT_CONNECTING
+            # as the ESP32 port: status() keeps the last attempt's failure code until this
+            # one has an address (ports/esp32/network_wlan.c: wifi_sta_disconn_reason is set
+            # by a disconnect event and cleared only on GOT_IP; connect() leaves it)
+            if self.stat not in _FAILED:
+                self.stat = FakeNetwork.STAT_CONNECTING
             self.countdown = self.net.polls_to_connect
 
     def disconnect(self):
         self._call("disconnect")
+        if self.up:  # leaving an association (ASSOC_LEAVE): idle; a failed attempt's code stays
+            self.stat = FakeNetwork.STAT_IDLE
         self.up = False
         self.countdown = None
-        self.stat = FakeNetwork.STAT_IDLE
+
+    def drop(self):
+        _Nic.drop(self)
+        self.stat = FakeNetwork.STAT_CONNECTING  # (the ESP32 driver reassociates by itself)
 
     def isconnected(self):
         self._tick()

@@ -21,7 +21,7 @@ ROWS = [
     ("config.unapplied", "bool", "always", "the candidate differs from what runs"),
     ("boot.unstable_boots", "int", "always", "boots in a row that did not run 30 s"),
     ("boot.stable", "bool", "always", "this boot has run 30 s"),
-    ("boot.reset_cause", "text|null", "always", "`pwron`, `hard`, `wdt`, `deepsleep`, `soft`, or null"),
+    ("boot.reset_cause", "text|null", "always", "`pwron`, `hard`, `wdt`, `deepsleep`, `soft`, the port's number as text for a cause it has no name for (ESP32: `0`), or null. The rp2 port knows only `pwron` and `wdt`, and its `machine.reset()` reboots through the watchdog: `wdt` there after a requested reboot too"),
     ("watchdog", "int|null", "always", "the watchdog's timeout in ms while it runs"),
     ("routing.mode", "text", "optional", "`exclusive` on boards that route one uplink at a time"),
     ("routing.active", "text|null", "optional", "the uplink in use there"),
