@@ -37,7 +37,8 @@ def status(b):
         s["counters"] = st["counters"]
         s["runtime"] = st["runtime"]
     s["uplinks"] = ups
-    s["console"] = {"requests": b.console.requests, "errors": b.console.errors}
+    s["console"] = {"requests": b.console.requests, "errors": b.console.errors,
+                    "lines_dropped": getattr(b.stdio, "dropped", 0)}
     if b.app is not None:
         s["app"] = b.app.status()
     return s

@@ -27,6 +27,15 @@ class Stdio:
         # read that needed one found none each turn, so its console heard nothing again
         self.buf = bytearray(_READ_MAX + 3)
         self.view = memoryview(self.buf)
+        # a line goes out only when stdout has room: a USB console that a PC holds open but
+        # does not read makes each write wait up to 500 ms (rp2: mp_usbd_cdc_tx_strn), and a
+        # line of many pieces outlasts the watchdog; such a line is dropped and counted
+        self.dropped = 0
+        self.room = select.poll()
+        try:
+            self.room.register(sys.stdout, select.POLLOUT)
+        except (AttributeError, OSError, TypeError, ValueError):
+            self.room = None  # a stdout that cannot be polled: written as before
 
     def _ready(self):
         for item in self.poller.poll(0):
@@ -67,7 +76,15 @@ class Stdio:
 
             time.sleep(timeout_ms / 1000)
 
+    def _full(self):
+        if self.room is not None and not self.room.poll(0):
+            self.dropped += 1
+            return True
+        return False
+
     def write(self, line):
+        if self._full():
+            return
         out = sys.stdout
         out.write(line)
         out.write("\n")
@@ -77,6 +94,8 @@ class Stdio:
     def send(self, obj):
         """One JSON object as a line, written as it is encoded (json.dump): a large reply
         (status) never exists as one string on the heap."""
+        if self._full():
+            return
         out = sys.stdout
         json.dump(obj, out)
         out.write("\n")

@@ -415,8 +415,23 @@ def test_status_counts_the_console_s_requests_and_errors_and_says_why_the_board_
         assert ask(b, out, {"id": 2, "op": "nonsense"})["ok"] is False
         assert ask(b, out, {"id": 3, "op": "set", "key": "port", "value": 0})["ok"] is False
         st = ask(b, out, {"id": 4, "op": "status"})["result"]
-        assert st["console"] == {"requests": 5, "errors": 2}, st["console"]
+        assert st["console"] == {"requests": 5, "errors": 2, "lines_dropped": 0}, st["console"]
         assert st["board_warning"] == "no board.json: generic linux definition", st
+    finally:
+        shutdown(b)
+
+
+def test_status_counts_the_console_lines_a_full_port_dropped():
+    # (board/stdio.py drops a line the port has no room for: a PC that holds a USB console
+    # open and reads nothing; test_board_stdio.py shows the dropping itself)
+    io = FakeStdio()
+    io.dropped = 7
+    b, m, out, clock = new_board(files_with(), stdio=io)
+    b.boot()
+    try:
+        b.feed(b'{"id": 1, "op": "status"}\n')
+        st = [json.loads(x) for x in io.lines if '"ok"' in x][-1]["result"]
+        assert st["console"] == {"requests": 1, "errors": 0, "lines_dropped": 7}, st["console"]
     finally:
         shutdown(b)
 

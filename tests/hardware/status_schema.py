@@ -56,6 +56,7 @@ ROWS = [
     ("runtime", "object", "normal", "the runtime: interpreter, counters, heap"),
     ("console.requests", "int", "always", "requests this boot"),
     ("console.errors", "int", "always", "of which answered with an error"),
+    ("console.lines_dropped", "int", "always", "lines (replies, logs, events) not written because the port had no room: a PC that holds a USB console open and reads nothing"),
     ("app", "object", "optional", "the app hook: module, running, errors, and the app's own status"),
 ]
 

@@ -54,3 +54,57 @@ def test_stdin_from_a_file_ends_at_its_end(tmp_path, monkeypatch):
         assert bytes(s.read()) == b"abc" and s.eof is True
     finally:
         f.close()
+
+
+# A PC that holds a board's USB console open and reads nothing: on rp2 each write then waits
+# up to 500 ms for room (mp_usbd_cdc_tx_strn), and a status reply of a few hundred pieces
+# outlasts the watchdog. Here stdout is a pipe the test does not read until the end: once it
+# is full, each line is dropped and counted, none blocks, and what was written is whole lines.
+_FULL_PORT = r"""
+import sys
+sys.path.insert(0, %r)
+from board.stdio import Stdio
+s = Stdio()
+n = 0
+while s.dropped == 0 and n < 2000:  # a 64 KB pipe takes about 65 of these
+    s.write('{"log": "%%s"}' %% ("x" * 990))
+    n += 1
+for i in range(40):
+    s.send({"id": i, "result": {"paths": ["eth>192.0.2.%%d:6278" %% j for j in range(60)]}})
+    s.write('{"event": "path_down", "n": %%d}' %% i)
+sys.stderr.write("written %%d dropped %%d\n" %% (n - 1, s.dropped))
+"""
+
+
+@pytest.mark.parametrize("runtime", ["cpython", "micropython"])
+def test_a_console_nobody_reads_drops_whole_lines_and_never_blocks(runtime, request, tmp_path):
+    import subprocess
+
+    cmd = [sys.executable] if runtime == "cpython" else request.getfixturevalue("micropython")
+    firmware = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                            "firmware")
+    script = tmp_path / "full_port.py"
+    script.write_text(_FULL_PORT % firmware)
+    r, w = os.pipe()
+    proc = subprocess.Popen(cmd + [str(script)], stdout=w, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    os.close(w)
+    try:
+        try:
+            err = proc.communicate(timeout=20)[1].decode()
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail("a write to the full console blocked: %s" % proc.communicate()[1].decode())
+        assert proc.returncode == 0, err
+    finally:
+        out = b""
+        while True:
+            chunk = os.read(r, 65536)
+            if not chunk:
+                break
+            out += chunk
+        os.close(r)
+    written, dropped = [int(x) for x in err.split()[1::2]]
+    assert written > 10 and dropped == 1 + 80, err  # the first it could not take, then all 80
+    lines = out.split(b"\n")
+    assert lines[-1] == b"" and len(lines) - 1 == written  # whole lines only, every one written
+    assert all(line == b'{"log": "' + b"x" * 990 + b'"}' for line in lines[:-1])

@@ -53,7 +53,7 @@ def test_the_schema_check_names_what_is_missing_wrong_or_undocumented():
                               "error": None, "attempts": 1, "failures": 0, "ups": 1}},
           "associations": [{"peer": "pc", "state": "established", "primary": None, "paths": [{}],
                             "remotes": []}],
-          "counters": {}, "runtime": {}, "console": {"requests": 1, "errors": 0}, "extra": 1}
+          "counters": {}, "runtime": {}, "console": {"requests": 1, "errors": 0, "lines_dropped": 0}, "extra": 1}
     assert status_schema.check(st) == [
         "config.unapplied: 'no' is not bool", "uplinks.eth.up_ms: missing",
         "associations.0.paths.0.path: missing", "associations.0.paths.0.state: missing",
