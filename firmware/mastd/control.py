@@ -93,6 +93,8 @@ class ControlServer:
                 raise OSError("another mastd answers on %s" % path)
             except (ConnectionRefusedError, FileNotFoundError):
                 os.unlink(path)  # a stale socket from a mastd that died
+            except PermissionError as e:  # (root's socket, 0600: connect names no path either)
+                raise OSError(e.errno, _NO_SOCKET % (path, e.strerror))
             finally:
                 probe.close()
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -298,6 +298,28 @@ def test_a_control_socket_this_user_may_not_make_says_to_run_as_root_or_give_con
         "cannot make the control socket %s (Permission denied): %s" % (path, hint), None)
 
 
+def test_a_control_socket_of_roots_that_this_user_may_not_reach_says_to_run_as_root(tmp_path, monkeypatch):
+    # root's mastd runs (or ran) on the default path: /var/run/mast exists, its socket is 0600.
+    # The probe's connect is refused (EACCES) before bind is tried: it said only "mastd: cannot
+    # start: Permission denied" (connect names no path), and left the file alone
+    import errno
+
+    def denied(*a, **k):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    path = str(tmp_path / "mastd.sock")
+    old = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old.bind(path)
+    old.close()  # (a socket file: root's, live or stale)
+    monkeypatch.setattr(control.socket.socket, "connect", denied)
+    with pytest.raises(OSError) as e:
+        control.ControlServer(path, lambda req: {})
+    assert (e.value.strerror, e.value.filename) == (
+        "cannot make the control socket %s (Permission denied): run mastd as root, or give "
+        "--control a path you may write" % path, None)
+    assert os.path.lexists(path)
+
+
 def mastctl(sock, *args):
     return subprocess.run([sys.executable, "-c", "import sys; from mastd.ctl import main; sys.exit(main())",
                            "--control", sock] + list(args),
