@@ -210,6 +210,13 @@ class Presence:
                 t = Task(msg.SUBSCRIBE, server, w.peer)
                 t.due = now
                 self.tasks.append(t)
+        # the NOTIFY floor of a server no subscription is at any more goes too (a DNS answer
+        # that names new servers each time left one for each, for good); its NOTIFYs are then
+        # unknown_server, and a new SUBSCRIBE-ACK from it gives a floor again (P.6)
+        at = [t.server for t in self.tasks if t.kind == msg.SUBSCRIBE]
+        for server in list(self.floors):
+            if server not in at:
+                del self.floors[server]
 
     def servers_of(self, w):
         out = []

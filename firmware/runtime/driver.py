@@ -302,6 +302,9 @@ class Runtime:
         self._flush()
 
     def _close(self, u):
+        if u.resting is not None:  # (no longer counted: else every later wait was cut to
+            u.resting = None  # _RX_BACKOFF_MS, for good, for a socket that is gone)
+            self._resting -= 1
         self._unregister(u.sock, u.key)
         try:
             u.sock.close()
@@ -335,6 +338,16 @@ class Runtime:
         if peer not in self.initiated:
             self.initiated.append(peer)
         self._dial[peer] = addrs
+        # more than the peers configured: some were removed since (the core's remove_peer, a
+        # reload) and are forgotten here, or a peer added and removed every day left one
+        # each, for good (a list walked every turn). (A restart watch running holds the list.)
+        peers = getattr(self.ep, "ep", self.ep).cfg["peers"]
+        if len(self._dial) > len(peers):
+            for p in list(self._dial):
+                if p not in peers:
+                    del self._dial[p]
+        if len(self.initiated) > len(peers) and self.restarts is None:
+            self.initiated[:] = [p for p in self.initiated if p in peers]
         self._flush()
 
     def send(self, payload, peer=None, ip=False):

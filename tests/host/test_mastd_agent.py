@@ -131,6 +131,14 @@ def test_a_name_that_does_not_resolve_is_looked_up_again_after_2_4_8_up_to_60_s(
     clock.ms += 60000
     turns(a)
     assert a.ep.association("site") is not None
+    # the peer kept, its association given up (INITs unanswered) and the name gone again: the
+    # next lookup waits 2 s, not the 60 s the failures before the success had come to
+    res.answer = OSError("no such name")
+    a.ep.association("site").close(clock.ms, "timeout")
+    turns(a)
+    clock.ms += 2000  # (its reconnect: after 1 to 2 s)
+    turns(a)
+    assert log.said("warn")[-1] == "peer site: no such name; trying again in 2 s", log.said("warn")[-3:]
     a.handle({"op": "peer_remove", "name": "site"})
     res.answer = OSError("no such name")
     a.handle({"op": "peer_add", "name": "site", "peer": {"psk": PSK, "dns": "site.example"}})
