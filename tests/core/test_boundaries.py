@@ -62,22 +62,12 @@ def test_a_cookie_echo_whose_stamp_is_from_before_the_clocks_start_is_a_bad_cook
     assert b_ep.counters.get("bad_cookie") == 1, b_ep.counters
 
 
-class _Ticks:
-    """A board's time.ticks_ms, wrapping at `period`."""
-
-    def __init__(self, start, period):
-        self.t = start
-        self.period = period
-
-    def __call__(self):
-        return self.t % self.period
-
-
 def _after_a_gap(gap):
     from runtime.clock import MonotonicMs, ticks_diff_for
+    from faketicks import FakeTicks
 
     period = 1 << 30
-    ticks = _Ticks(period - 1500, period)  # (the gap crosses the wrap)
+    ticks = FakeTicks(period - 1500, period)  # (the gap crosses the wrap)
     clock = MonotonicMs(ticks, ticks_diff_for(period), start=1000)
     clock.now()
     ticks.t += gap

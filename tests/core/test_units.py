@@ -3,6 +3,7 @@
 from mast.replay import ReplayWindow
 from mast.addr import ip_to_bytes, bytes_to_ip, canonical, family, fmt, parse_addr
 from runtime.clock import MonotonicMs, ticks_diff_for
+from faketicks import FakeTicks
 
 
 def _accept(w, seq):
@@ -78,20 +79,6 @@ def test_a_dns_name_is_at_most_253_characters():
         except ValueError:
             continue
         assert False, len(bad)
-
-
-class FakeTicks:
-    """A board's time.ticks_ms, wrapping at `period`."""
-
-    def __init__(self, start, period):
-        self.t = start
-        self.period = period
-
-    def __call__(self):
-        return self.t % self.period
-
-    def advance(self, ms):
-        self.t += ms
 
 
 def test_clock_keeps_counting_across_the_tick_wrap_points():
