@@ -12,7 +12,7 @@
 # constant object into RAM, so the schema is one string, decoded again each time
 # it is used (nothing decoded stays in RAM); the code is few, larger functions;
 # and there are no constant tuples of strings (each string would be an object).
-from .addr import ip_to_bytes, parse_addr  # noqa: F401  (parse_addr: for callers of config)
+from .addr import ip_to_bytes, parse_addr, _NAME_CHARS  # noqa: F401  (parse_addr: for callers of config)
 from .keys import decode_psk, fleet_member, fleet_key, PSK_TEXT as _PSK  # noqa: F401
 
 # One row per key: pattern, type, default ("-": none), then the type's limits:
@@ -73,7 +73,7 @@ sim_pin secret - 4 8 0123456789
 """,
 )
 
-_ALNUM = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_ALNUM = _NAME_CHARS[:62]  # digits and letters
 _PRINTABLE = " !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~" + _ALNUM  # ASCII 0x20..0x7e
 
 

@@ -116,6 +116,8 @@ class Endpoint:
         old = self.cut_from if again else self.cfg
         self.cut_from = old  # (until everything below is done)
         self._settings(c)
+        for p in list(self._connect_addrs):  # a peer gone: the addresses its connect gave go too
+            p in c["peers"] or self._connect_addrs.pop(p)
         for peer, a in list(self.by_peer.items()):
             pc = c["peers"].get(peer)
             was = old["peers"].get(peer)

@@ -594,9 +594,6 @@ class Agent:
             self._reconnect.pop(peer, None)
             self._reconnect_wait.pop(peer, None)
             self._lookup_fails.pop(peer, None)  # (a peer added and removed each day: one each)
-            # the addresses its connect gave the core (Endpoint.reconfigure keeps them; its
-            # remove_peer would not, but it keeps a fleet member's association open)
-            self.ep._connect_addrs.pop(peer, None)
         for peer in touched:  # (its reconnect would find no address, warn, and wait again for ever)
             p = newp.get(peer)
             if p is not None and not (p.get("initiate") and (p.get("addresses") or p.get("dns"))):
