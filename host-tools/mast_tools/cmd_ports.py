@@ -14,7 +14,7 @@ from mast_tools.output import emit
 EXAMPLE = """\
 example:
   mast ports
-  mast ports --json          # [{"device", "vid", "pid", "serial_number", "likely": [...]}]
+  mast ports --json          # [{"device", "vid", "pid", "serial_number", "likely": [...], "access"}]
 
 Then: mast flash --port <device> --board <one of likely> (with only one likely board, --port
 may be left out). A port you may not open: see docs/HARDWARE.md ("USB permissions"). Running
@@ -45,8 +45,22 @@ def likely_boards(vid, pid, manufacturer=None, product=None):
     return None, []
 
 
+def can_open(device):
+    """Whether this user may open device for reading and writing (its mode, owner and group:
+    the check the open makes, by the effective user); None when there is no such file."""
+    import os
+
+    if not os.path.exists(device):
+        return None
+    mode = os.R_OK | os.W_OK
+    if os.access in os.supports_effective_ids:
+        return os.access(device, mode, effective_ids=True)
+    return os.access(device, mode)
+
+
 def describe(port):
-    """One port (a pyserial ListPortInfo, or anything with its attributes) as a dict."""
+    """One port (a pyserial ListPortInfo, or anything with its attributes) as a dict;
+    "access": False when this user may not open it (docs/HARDWARE.md, "USB permissions")."""
     vid, pid = getattr(port, "vid", None), getattr(port, "pid", None)
     what, boards = likely_boards(vid, pid, getattr(port, "manufacturer", None),
                                  getattr(port, "product", None))
@@ -60,6 +74,7 @@ def describe(port):
         "description": getattr(port, "description", None),
         "usb": what,
         "likely": boards,
+        "access": can_open(port.device),
     }
 
 
@@ -68,7 +83,7 @@ def describe_sim(info):
     return {"device": info.get("link") or info["device"], "vid": None, "pid": None,
             "serial_number": None, "manufacturer": None, "product": None,
             "description": "mast sim-board (pid %s, --dir %s)" % (info.get("pid"), info.get("dir")),
-            "usb": None, "likely": [info["board"]] if info.get("board") else [],
+            "usb": None, "likely": [info["board"]] if info.get("board") else [], "access": can_open(info["device"]),
             "sim_board": {"pid": info.get("pid"), "dir": info.get("dir"), "pty": info["device"]}}
 
 
@@ -82,6 +97,8 @@ def table(ports):
         guess = ", ".join(p["likely"]) if p["likely"] else (p["usb"] or p["description"] or "")
         if p.get("sim_board"):
             guess += "  (%s)" % p["description"]
+        if p.get("access") is False:
+            guess += "  (you may not open it: docs/HARDWARE.md, \"USB permissions\")"
         lines.append("%-16s %-10s %s" % (p["device"], ids, guess))
     return "\n".join(lines)
 

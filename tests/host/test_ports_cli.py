@@ -60,7 +60,57 @@ def test_the_listing_as_text_and_json(capsys, monkeypatch, tmp_path):
     assert doc[2] == {"device": "/dev/ttyUSB0", "vid": "10c4", "pid": "ea60", "serial_number": "0001",
                       "manufacturer": "Silicon Labs", "product": "CP2102", "description": "n/a",
                       "usb": "Silicon Labs CP210x USB-UART",
-                      "likely": ["esp32-devkitc", "esp32-sim7600", "wt32-eth01"]}
+                      "likely": ["esp32-devkitc", "esp32-sim7600", "wt32-eth01"], "access": None}
+
+
+_AS_NOBODY = r"""
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+from mast_tools import cmd_ports, simregistry  # noqa: F401  (before: nobody may not read them)
+if os.getuid() == 0:
+    os.setgid(65534)
+    os.setgroups([])
+    os.setuid(65534)
+
+class Port:
+    vid, pid, manufacturer, product, serial_number, description = 0x10C4, 0xEA60, None, None, None, None
+
+class Args:
+    json = False
+    all = False
+
+ports = []
+for dev in sys.argv[2:]:
+    ports.append(Port())
+    ports[-1].device = dev
+cmd_ports.do_ports(Args, comports=lambda: ports)
+print(json.dumps([cmd_ports.describe(p)["access"] for p in ports]))
+"""
+
+
+def test_a_port_this_user_may_not_open_is_marked_in_the_listing(tmp_path):
+    # (a serial port's mode 660, root and dialout: here a file of root's with mode 600, and the
+    # listing made as nobody; as an ordinary user, a file of one's own with mode 000)
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mast-ports-") as d:  # (pytest's tmp_path: 700)
+        os.chmod(d, 0o755)
+        shut, mine = os.path.join(d, "ttyUSB9"), os.path.join(d, "ttyUSB8")
+        for f, mode in ((shut, 0o600 if os.getuid() == 0 else 0), (mine, 0o666)):
+            open(f, "wb").close()
+            os.chmod(f, mode)
+        env = dict(os.environ, MAST_SIM_REGISTRY=str(tmp_path / "none"))
+        r = subprocess.run([sys.executable, "-c", _AS_NOBODY, os.path.join(boardcli.ROOT, "host-tools"),
+                            shut, mine], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert json.loads(lines[-1]) == [False, True]
+    assert lines[0].startswith(mine) and "(you may not" not in lines[0], lines
+    assert lines[1].startswith(shut) and lines[1].endswith(
+        'esp32-devkitc, esp32-sim7600, wt32-eth01  (you may not open it: docs/HARDWARE.md, "USB permissions")'), lines
 
 
 def test_mast_ports_runs_here_and_prints_json(tmp_path):
