@@ -227,12 +227,14 @@ class Association:
         self.withdrawn = gone
         self.event("addresses_changed", [fmt(a) for a, _, _ in addrs])
 
-    def learn(self, u, src, now):
+    def learn(self, u, src, now, seq):
         """An authenticated packet arrived on uplink u from src: its path, or the reason
         (a str) it has none."""
         r = self.remotes.get(src)
         if r is None:
-            if src in self.withdrawn:
+            if src in self.withdrawn and seq < self.window.highest:
+                # (sent before the SET that withdrew src; the newest packet yet is from
+                # after it: the peer is back at an address it had, section 9.3)
                 return "withdrawn"
             if _unspecified(src):
                 return "bad_addresses"  # (no reply can go there)
@@ -340,11 +342,12 @@ class Association:
         p.lost = 0
         p.backoff = 0
         p.last_ok = now
-        self.remotes[p.raddr].validated = True
+        r = self.remotes[p.raddr]
+        r.validated = True
         p.probe_due = now + self.idle(p, now)
         if was == UNVERIFIED or was == FAILED:
             self.event("path_up", p.name, p.srtt)
-        if was == UNVERIFIED and not self.remotes[p.raddr].advertised:
+        if was == UNVERIFIED and not r.advertised:
             # a new observed address answered: the peer's NAT may have moved it (a rebinding).
             # Its other observed addresses on this uplink prove themselves with a probe or
             # fail, and the traffic moves to the new one (as QUIC does, RFC 9000 9.3), not
@@ -362,7 +365,8 @@ class Association:
         p.active_since = None
         p.unacked_until = None
         p.idle_n = 0
-        p.probe_due = now + policy.failed_backoff(p, self.prof, self.remotes[p.raddr].validated)
+        r = self.remotes[p.raddr]
+        p.probe_due = now + policy.failed_backoff(p, self.prof, r.validated)
         self.event("path_down", p.name)
         if p is self.primary:
             self.primary = None
@@ -370,8 +374,7 @@ class Association:
             self.down_since = p.last_ok or now
             self.outage_since = now
             self.choose_primary(now)
-        r = self.remotes.get(p.raddr)
-        if r is not None and not r.advertised:
+        if not r.advertised:
             # an observed address (a NAT mapping) that no longer answers anywhere
             for q in r.paths.values():
                 if q.state != FAILED:
@@ -434,7 +437,7 @@ class Association:
         if not wire.check(self.ep.init_mac(self.peer), pkt, body, self.nonce):
             return "mac"
         label_r, nonce_r, tsn_r, cookie = wire.dec_init_ack(body)
-        p = self.learn(u, src, now)
+        p = self.learn(u, src, now, 0)
         if type(p) is str:
             return p
         self.setup_keys(self.ep.psk(self.peer), self.nonce, nonce_r, self.label, label_r)
@@ -495,7 +498,7 @@ class Association:
             return why
         if self.state != ESTABLISHED:
             return "unexpected"
-        p = self.learn(u, src, now)
+        p = self.learn(u, src, now, seq)
         if type(p) is str:
             return p
         self.send(p, wire.COOKIE_ACK, wire.enc_addrs(self.ep.addr_list()))
@@ -557,7 +560,7 @@ class Association:
         handler = _TABLE[self.state].get(ptype)
         if handler is None:
             return "unexpected"
-        p = self.learn(u, src, now)
+        p = self.learn(u, src, now, seq)
         if type(p) is str:
             return p
         if ptype == wire.SET or ptype == wire.COOKIE_ACK:

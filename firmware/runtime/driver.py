@@ -276,6 +276,13 @@ class Runtime:
         fam = socket.AF_INET6 if ":" in bind[0] else socket.AF_INET
         sock = socket.socket(fam, socket.SOCK_DGRAM)
         try:
+            if fam != socket.AF_INET:
+                # one family an uplink: bound to [::], an IPv4 peer came as ::ffff:a.b.c.d,
+                # an IPv4 address on an IPv6 uplink that both ends took for a NAT (41, 26:
+                # Linux's numbers, for MicroPython's unix port, which lacks the names)
+                only = getattr(socket, "IPV6_V6ONLY", 26 if sys.platform == "linux" else 0)
+                if only:
+                    sock.setsockopt(getattr(socket, "IPPROTO_IPV6", 41), only, 1)
             if device:
                 if sys.platform != "linux":
                     raise OSError(95, "uplink %s: device binding needs Linux" % name)

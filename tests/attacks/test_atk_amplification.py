@@ -54,3 +54,30 @@ def test_a_fresh_15_victim_set_every_second_gets_at_most_3x_over_30_s():
     r = amplify.set_victims(rounds=30)
     assert r["victims"] == 450
     assert r["out_all"] <= 3 * r["peer_in_all"], r
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "not fixed: the core refuses only 0.0.0.0 and :: in a peer's list (assoc._unspecified); "
+    "refusing multicast, broadcast and class E too costs about 80 bytes of .mpy and the core "
+    "has 42 left (h37)"))
+def test_a_set_listing_a_multicast_group_or_the_broadcast_address_is_refused_and_nothing_goes_there():
+    # The endpoint file, mastd and a board refuse such peer addresses (runtime/peeraddr.py:
+    # "no one host's"), but a peer's SET listing one made the host probe it: measured with a
+    # group member on the host's loopback, 224.0.0.251:5353 (mDNS) got PROBEs, each reaching
+    # every member of the group; 255.255.255.255 cost a tx_error (EACCES) per probe
+    from simnet import up1
+
+    net, a, b = up1(direct=False)
+    B = net.nodes["b"].ep
+    B.datagrams_to_send()
+    groups = (("224.0.0.251", 5353), ("255.255.255.255", 6278), ("ff02::fb", 5353))
+    lst = [(("10.1.0.2", 6278), 10, 0)] + [(g, 20, 0) for g in groups]
+    pkt = wire.seal(a.tx_mac, wire.SET, a.peer_label, a.seq, wire.enc_set(a.tsn + 1, lst))
+    a.seq += 1
+    B.receive("wan", ("10.1.0.2", 6278), pkt, net.now)
+    out = B.datagrams_to_send()
+    assert [wire.parse(d)[0] for u, dst, d in out] == [wire.ERR]  # ERR 1: a list it cannot use
+    sent = []
+    net.drop = lambda src, dst, data: sent.append(dst) and False
+    net.run(net.now + 30000)
+    assert [d for d in sent if d in groups] == [] and B.counters.get("tx_error", 0) == 0

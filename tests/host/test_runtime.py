@@ -712,3 +712,33 @@ def test_a_datagram_one_byte_over_the_largest_through_an_ipv6_relay_is_counted_b
     finally:
         r.shutdown()
         relay.close()
+
+
+def test_an_ipv6_uplink_on_the_wildcard_address_takes_no_ipv4_datagrams():
+    # A socket bound to [::] takes IPv4 too unless IPV6_V6ONLY is set, and an IPv4 peer then
+    # reached an IPv6 uplink as ::ffff:a.b.c.d: an IPv4 address on an IPv6 uplink, that each
+    # end's PROBE-ACK reported as a NAT (nat_observed on both, and NAT refreshes for good).
+    # An uplink is one family (PROTOCOL.md sections 1 and 7): a dual-stack host is two uplinks.
+    import socket
+    try:
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    port = probe.getsockname()[1]
+    probe.close()
+    b = Runtime(Endpoint({"name": "b", "peers": {"a": {"psk": PSK, "initiate": False}}}, os.urandom))
+    b.add_uplink("wan6", ("::", port), public=("::1", port))
+    v4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    v6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        v4.sendto(b"\x01" * 40, ("127.0.0.1", port))  # (nothing listens there for IPv4)
+        v6.sendto(b"\x01" * 40, ("::1", port))
+        assert run([b], lambda: b.ep.counters.get("rx", 0) >= 1, limit_s=2.0)
+        for _ in range(20):
+            b.poll(5)
+        assert b.ep.counters.get("rx", 0) == 1 and b.ep.counters.get("wrong_family", 0) == 0, b.ep.counters
+    finally:
+        v4.close()
+        v6.close()
+        close_all(b)
