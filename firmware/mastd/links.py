@@ -5,7 +5,8 @@ Two sources, both giving scan() -> {uplink name: Link}:
 - netifd (OpenWrt): `ubus call network.interface dump` lists the logical interfaces (wan, wwan,
   lte) with their layer-3 device and addresses. An uplink section's name is the interface's.
   It is read at start, on every hotplug `iface` event (the hotplug script tells mastd through
-  its control socket) and on SIGHUP. ubus gets UBUS_TIMEOUT_S to answer; a scan that fails
+  its control socket), on SIGHUP, and when rtnetlink tells of a link or address change (an
+  IPv6 address still tentative at the hotplug event, its bind() refused, comes up so). ubus gets UBUS_TIMEOUT_S to answer; a scan that fails
   changes nothing (the uplinks stay as they were).
 - linux (any other Linux): the uplink's `device` (default: its name); its address is
   uplinks.<name>.address if configured, else the device's first IPv4 address (else its first
@@ -22,6 +23,8 @@ import os
 import socket
 import struct
 import subprocess
+
+from mast.addr import canonical, parse_addr
 
 _SIOCGIFFLAGS = 0x8913
 _SIOCGIFADDR = 0x8915
@@ -42,7 +45,9 @@ class Link:
 
     def __init__(self, device, addr, mtu, up, why=None):
         self.device = device
-        self.addr = addr  # canonical IP text, or None
+        # canonical IP text, or None (netifd's and the configuration's as written, which may
+        # be "[2001:db8::1]"; ValueError if not an address, and the scan fails)
+        self.addr = canonical(parse_addr(addr, None)[0]) if addr is not None else None
         self.mtu = mtu
         self.up = up and addr is not None
         self.why = why  # why it is not up
@@ -160,6 +165,9 @@ def parse_netifd_dump(doc, uplinks_cfg):
             for key in ("ipv4-address", "ipv6-address"):
                 lst = itf.get(key) or []
                 if lst:
+                    # one still preferred, before one netifd keeps deprecated ("preferred": 0)
+                    # after a prefix change, in whatever order it lists them
+                    lst = [a for a in lst if a.get("preferred") != 0] or lst
                     addr = lst[0].get("address")
                     break
         mtu = None
@@ -197,14 +205,12 @@ class NetifdSource:
             raise ValueError("ubus call network.interface dump: not a JSON object")
         return parse_netifd_dump(doc, self.cfg)
 
-    def open_watch(self):
-        return None
-
-    def drain(self):
-        return False
-
-    def close(self):
-        pass
+    # rtnetlink as well, as the linux source: an address that leaves DAD (IPv6: tentative, when
+    # the hotplug event came and its bind() failed, EADDRNOTAVAIL) or changes without an event
+    # is scanned again; else that uplink stayed down until the next hotplug event
+    open_watch = LinuxSource.open_watch
+    drain = LinuxSource.drain
+    close = LinuxSource.close
 
 
 def have_ubus():

@@ -12,7 +12,7 @@ Pure functions on bytes; no I/O.
 
 import struct
 
-from .settings import parse_prefix
+from .settings import internal_prefix, parse_prefix, prefix_text
 
 _U32 = struct.Struct(">I").unpack_from  # an IPv4 address as an int: the caches' key
 
@@ -129,10 +129,9 @@ def routes_from(core_cfg):
     for name in sorted(core_cfg["peers"]):
         p = core_cfg["peers"][name]
         for text in p.get("allowed", []):
-            r.add(name, text)
+            r.add(name, prefix_text(text))
         if p.get("internal"):
-            host = p["internal"]
-            r.add(name, "%s/%d" % (host, 128 if ":" in host else 32))
+            r.add(name, internal_prefix(p["internal"]))
     return r
 
 

@@ -58,14 +58,18 @@ def parse_listen(text):
     """"0.0.0.0:6279", "[::]:6279", "192.0.2.1" (port 6279) -> (ip, port); ValueError.
     Port 0 takes any free port (the "started" event tells which)."""
     if text.startswith("["):
-        host, _, port = text[1:].partition("]")
-        port = port[1:] if port.startswith(":") else ""
+        host, sep, port = text[1:].partition("]")
+        if not sep or ":" not in host or port[:1] not in ("", ":"):
+            host = ""  # refused below: "[::1", "[192.0.2.1]", "[::1]7000" (not port 6279)
+        port = port[1:]
     elif text.count(":") == 1:
         host, port = text.split(":")
     else:
         host, port = text, ""
     try:
         host = canonical(host)
+        if port.strip("0123456789"):  # (int() takes "+7000", " 7000" and "7_000" too)
+            raise ValueError
         port = int(port) if port else DEFAULT_LISTEN[1]
     except ValueError:
         raise ValueError("expected ADDR:PORT, such as 0.0.0.0:6279 or [::]:6279, not %r" % text)

@@ -27,7 +27,7 @@ import json
 import os
 
 from mast import config
-from mast.addr import ip_to_bytes
+from mast.addr import bytes_to_ip, canonical, ip_to_bytes, parse_addr
 from mast.config import ConfigError
 from runtime.peeraddr import peer_addresses_error
 
@@ -197,13 +197,27 @@ class Settings:
         self.warnings = []  # load() fills it: what to log once for this file
 
 
+def internal_prefix(host):
+    """A peer's internal address ("10.99.0.3", "[FD00::3]": the schema takes brackets) as the
+    host prefix routed to it: "10.99.0.3/32", "fd00::3/128"."""
+    host = canonical(parse_addr(host, None)[0])
+    return "%s/%d" % (host, 128 if ":" in host else 32)
+
+
+def prefix_text(text):
+    """A prefix as its network, canonical: "0::/0" -> "::/0", "10.0.0.1/8" -> "10.0.0.0/8"
+    (the kernel routes, and the status, get one spelling of each: `ip route add` refuses an
+    IPv4 prefix with host bits, and only "::/0" is routed as its two halves)."""
+    ver, net, plen, _ = parse_prefix(text)
+    return "%s/%d" % (bytes_to_ip(net.to_bytes(4 if ver == 4 else 16, "big")), plen)
+
+
 def _routed(name, p):
     """(key, prefix text, (version, network, length)) of each prefix peer p is routed by."""
     out = [("peers.%s.allowed" % name, t, parse_prefix(t)[:3]) for t in p.get("allowed", [])]
     if p.get("internal"):
         host = p["internal"]
-        t = "%s/%d" % (host, 128 if ":" in host else 32)
-        out.append(("peers.%s.internal" % name, host, parse_prefix(t)[:3]))
+        out.append(("peers.%s.internal" % name, host, parse_prefix(internal_prefix(host))[:3]))
     return out
 
 
@@ -225,7 +239,8 @@ def check_prefixes(peers, only=None):
 
 
 def _unicast(core):
-    """ConfigError for a peer address that is a multicast group or the broadcast address."""
+    """ConfigError for a peer address that is a multicast group, the broadcast address or the
+    unspecified address, or IPv4 written IPv4-mapped (runtime/peeraddr.py)."""
     bad = peer_addresses_error(core)
     if bad:
         raise ConfigError(bad[0], bad[1])

@@ -44,6 +44,7 @@ def _load_relay():
 
         udpwrap = m
 _SO_BINDTODEVICE = const(25)  # Linux; CPython's socket module may lack the name
+_IPV6_V6ONLY = const(26)  # Linux (IPPROTO_IPV6 41); MicroPython's socket module lacks both
 _POLLIN = select.POLLIN
 _POLLNVAL = const(32)  # Linux; MicroPython's select has no name for it
 _READS_PER_WAKE = const(16)  # bounded work per socket per poll, so no uplink starves another
@@ -276,18 +277,18 @@ class Runtime:
         fam = socket.AF_INET6 if ":" in bind[0] else socket.AF_INET
         sock = socket.socket(fam, socket.SOCK_DGRAM)
         try:
-            if fam != socket.AF_INET:
-                # one family an uplink: bound to [::], an IPv4 peer came as ::ffff:a.b.c.d,
-                # an IPv4 address on an IPv6 uplink that both ends took for a NAT (41, 26:
-                # Linux's numbers, for MicroPython's unix port, which lacks the names)
-                only = getattr(socket, "IPV6_V6ONLY", 26 if sys.platform == "linux" else 0)
-                if only:
-                    sock.setsockopt(getattr(socket, "IPPROTO_IPV6", 41), only, 1)
             if device:
                 if sys.platform != "linux":
                     raise OSError(95, "uplink %s: device binding needs Linux" % name)
                 opt = getattr(socket, "SO_BINDTODEVICE", _SO_BINDTODEVICE)
                 sock.setsockopt(socket.SOL_SOCKET, opt, device.encode())
+            if bind[0] == "::" and (hasattr(socket, "IPV6_V6ONLY") or sys.platform == "linux"):
+                # IPv6 only: a wildcard IPv6 socket also took IPv4 (Linux's default), as
+                # ::ffff:a.b.c.d sources (an IPv4 address on an IPv6 uplink, which both ends
+                # took for a NAT), and held the port an uplink bound to 0.0.0.0 wants
+                # (EADDRINUSE)
+                sock.setsockopt(getattr(socket, "IPPROTO_IPV6", 41),
+                                getattr(socket, "IPV6_V6ONLY", _IPV6_V6ONLY), 1)
             sock.bind(self._sockaddr(bind))
         except OSError as e:
             sock.close()

@@ -29,6 +29,7 @@ import sys
 from mast.addr import canonical
 from .runconfig import FileError
 from .sockaddr import parse_hostport, from_socket
+from .peeraddr import not_a_host
 
 MICROPYTHON = sys.implementation.name == "micropython"
 _KEYS = ("key", "server", "ttl", "watch", "resolver", "counter_file")
@@ -62,7 +63,10 @@ def split(doc):
 
 
 def _server(key, text, port):
-    """"1.2.3.4:6279", "[2001:db8::1]:6279" or a bare address (port: `port`)."""
+    """"1.2.3.4:6279", "[2001:db8::1]:6279" or a bare address (port: `port`), "[2001:db8::1]"
+    too (as the peers' addresses take it)."""
+    if type(text) is str and text[:1] == "[" and text[-1:] == "]" and ":" in text:
+        text = text[1:-1]
     if type(text) is str and text.count(":") != 1 and text[:1] != "[":
         try:
             return canonical(text), port  # a bare IPv4 or IPv6 address
@@ -135,7 +139,7 @@ def _getaddrinfo(name, port):
         except (ValueError, TypeError, IndexError):
             continue
         a = (a[0], port)
-        if a not in out:
+        if a not in out and not not_a_host(a[0]):  # (0.0.0.0 from a DNS sinkhole: ourselves)
             out.append(a)
     return out
 
@@ -196,7 +200,9 @@ def dnspython_resolver(nameserver=None, lifetime=3.0):
             for t in ("A", "AAAA"):
                 for rr in query(qname, t):
                     a = (canonical(rr.address), qport)
-                    if a not in out:
+                    # no record that is no host's: 0.0.0.0 or :: (a DNS sinkhole's "blocked",
+                    # where Linux sends to this host itself), a multicast group, the broadcast
+                    if a not in out and not not_a_host(a[0]):
                         out.append(a)
             return out
 

@@ -16,6 +16,7 @@
 
 from mast import config
 from mast.config import ConfigError
+from mast.addr import canonical, ip_to_bytes, parse_addr
 from .sockaddr import parse_hostport
 from .peeraddr import peer_addresses_error
 
@@ -54,11 +55,19 @@ def _addr(key, v, allow_zero):
     try:
         return parse_hostport(v, allow_zero)
     except ValueError as e:
+        if type(v) is str and "%" in v:  # [fe80::2%eth0]:6278
+            e = "%s: an IPv6 zone (%%...) is not taken; write the address without it and give " \
+                "its interface as device" % e
         raise FileError(key, str(e))
 
 
 def _wildcard(host):
     return host == "0.0.0.0" or host == "::"
+
+
+def _link_local(host):
+    b = ip_to_bytes(host)
+    return len(b) == 16 and b[0] == 0xFE and b[1] & 0xC0 == 0x80  # fe80::/10
 
 
 def _uplink(name, u, core):
@@ -69,7 +78,7 @@ def _uplink(name, u, core):
     if "bind" in u:
         out["bind"] = _addr(key + ".bind", u["bind"], True)
     elif "address" in cu:  # the core knows the uplink's address: bind to it, on the core's port
-        out["bind"] = (cu["address"], core["port"])
+        out["bind"] = (canonical(parse_addr(cu["address"], None)[0]), core["port"])  # ("[::1]")
     else:
         raise FileError(key + ".bind", "required: the local HOST:PORT of this uplink's socket")
     out["via"] = _addr(key + ".via", u["via"], False) if "via" in u else None
@@ -83,6 +92,9 @@ def _uplink(name, u, core):
     elif out["public"] is None and _wildcard(out["bind"][0]):
         raise FileError(key + ".bind", "%s is a wildcard: bind to the uplink's own address, "
                                        "or give public" % out["bind"][0])
+    elif out["public"] is not None and (":" in out["public"][0]) != (":" in out["bind"][0]):
+        # (the core drops every packet from another family than its uplink's: wrong_family)
+        raise FileError(key + ".public", "must be of the same address family as bind")
     # priority and cost: here, else the core's uplinks.<name>, else its defaults
     out["priority"] = _int(key + ".priority", u["priority"], 0, 255) if "priority" in u else None
     out["cost"] = _int(key + ".cost", u["cost"], 0, 255) if "cost" in u else None
@@ -90,6 +102,9 @@ def _uplink(name, u, core):
     if dev is not None:
         if type(dev) is not str or not 0 < len(dev) <= 15 or not _only(dev, _NAME_CHARS):
             raise FileError(key + ".device", "must be an interface name of 1 to 15 characters")
+    elif _link_local(out["bind"][0]):  # (its bind() fails, EINVAL, unless on an interface)
+        raise FileError(key + ".device", "required with a link-local bind address (%s): the "
+                                         "interface it is on" % out["bind"][0])
     out["device"] = dev
     return out
 

@@ -24,7 +24,8 @@ HELP = {
     "masquerade": "mastd only: concentrator: NAT the tunnel's traffic out of this host's own "
                   "uplinks (full-tunnel egress); default false",
     "peers.*.addresses": "the peer's addresses: 192.0.2.1, 192.0.2.1:6278 or [2001:db8::1]:6278 "
-                         "(its own: a multicast group or 255.255.255.255 is refused)",
+                         "(its own: a multicast group, 255.255.255.255, 0.0.0.0 or :: is refused; "
+                         "IPv4 as IPv4, not ::ffff:a.b.c.d)",
     "peers.*.dns": "a DNS name whose A/AAAA records give the peer's addresses",
     "peers.*.psk": "pre-shared key: standard base64 of 32 random bytes (`mast genkey`); never shown",
     "peers.*.port": "the peer's UDP port, where an address gives none",

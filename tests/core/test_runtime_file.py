@@ -48,6 +48,10 @@ def test_bind_defaults_to_the_cores_uplink_address_and_port():
     d["mast"]["uplinks"] = {"wan": {"address": "127.0.0.9", "device": "lo"}}
     u = runconfig.check(d)["uplinks"]["wan"]
     assert u["bind"] == ("127.0.0.9", 6278) and u["device"] == "lo"
+    # the core's schema takes an IPv6 address in brackets, and any spelling: the socket's bind
+    # got "[2001:DB8::9]" as written (not an address to bind(): the uplink never came up)
+    d["mast"]["uplinks"]["wan"]["address"] = "[2001:DB8::9]"
+    assert runconfig.check(d)["uplinks"]["wan"]["bind"] == ("2001:db8::9", 6278)
 
 
 def test_core_config_errors_name_the_key_under_mast():
@@ -65,6 +69,37 @@ def test_a_peer_address_that_is_a_group_or_the_broadcast_address_is_refused():
         d["mast"]["peers"]["host"]["addresses"] = ["127.0.0.10:6278", a]
         assert refused(d) == ("mast.peers.host.addresses: bad item %r: %s is not a peer's; give the "
                               "peer's own (unicast) address" % (a, what)), refused(d)
+
+
+def test_public_of_another_family_than_bind_is_refused_unless_a_relay_carries_it():
+    # taken before: the core judged sources by public's family and the socket's were the other
+    # one, so every packet was dropped (wrong_family) and the uplink carried nothing, silently
+    for bind, public in (("[::]:6278", "192.0.2.1:6278"), ("0.0.0.0:6278", "[2001:db8::1]:6278"),
+                         ("127.0.0.1:1", "[::ffff:127.0.0.1]:1")):
+        assert refused(doc(uplinks={"eth": {"bind": bind, "public": public}})) == (
+            "uplinks.eth.public: must be of the same address family as bind")
+    u = runconfig.check(doc(uplinks={"eth": {"bind": "[::]:6278", "public": "[2001:DB8::1]:6278"}}))
+    assert u["uplinks"]["eth"]["public"] == ("2001:db8::1", 6278)
+    # through a relay, public is the relay's outside address: either family
+    u = runconfig.check(doc(uplinks={"eth": {"bind": "127.0.0.1:0", "via": "127.0.0.1:40001",
+                                             "public": "[2001:db8::4]:6278"}}))
+    assert u["uplinks"]["eth"]["public"] == ("2001:db8::4", 6278)
+
+
+def test_a_link_local_bind_needs_its_interface_as_device_and_a_zone_says_so():
+    # "[fe80::2%eth0]:6278" was refused as "not a numeric IPv4 or IPv6 address", and
+    # "[fe80::2]:6278" without device failed at bind() with EINVAL: neither named device
+    e = refused(doc(uplinks={"ll": {"bind": "[fe80::2%eth0]:6278"}}))
+    assert e.startswith("uplinks.ll.bind: ") and e.endswith(
+        "an IPv6 zone (%...) is not taken; write the address without it and give its interface "
+        "as device"), e
+    for b in ("[fe80::2]:6278", "[FEBF::2]:6278"):
+        assert refused(doc(uplinks={"ll": {"bind": b}})) == (
+            "uplinks.ll.device: required with a link-local bind address (%s): the interface it is "
+            "on" % b[1:-6].lower())
+    u = runconfig.check(doc(uplinks={"ll": {"bind": "[fe80::2]:6278", "device": "eth0"}}))["uplinks"]["ll"]
+    assert (u["bind"], u["device"]) == (("fe80::2", 6278), "eth0")
+    assert runconfig.check(doc(uplinks={"ll": {"bind": "[fec0::2]:6278"}}))  # (not fe80::/10)
 
 
 def test_unknown_keys_are_refused_with_their_name():

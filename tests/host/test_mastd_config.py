@@ -336,6 +336,7 @@ def test_without_config_mastd_takes_the_uci_file_before_the_json_one(tmp_path, m
     ("224.0.0.251", "a multicast address"), ("239.1.2.3:6278", "a multicast address"),
     ("255.255.255.255", "the broadcast address"), ("[ff02::1]:6278", "a multicast address"),
     ("::ffff:239.0.0.1", "a multicast address"),
+    ("0.0.0.0", "the unspecified address"), ("[::]:6278", "the unspecified address"),
 ])
 def test_a_peer_address_that_is_a_group_or_the_broadcast_address_is_refused_naming_the_option(address, what):
     # accepted before: every INIT went to a group (or failed, tx_error) and no peer could ever

@@ -173,6 +173,36 @@ def test_a_default_route_is_carried_as_two_halves_so_the_uplinks_keep_theirs():
     assert tun.kernel_routes("192.168.1.0/24") == ["192.168.1.0/24"]
 
 
+def test_any_spelling_of_a_prefix_is_routed_as_its_network_and_a_full_tunnel_as_two_halves(monkeypatch):
+    # allowed "0::/0" (or "::0/0", "0.0.0.0/00") was not seen as the default route: mastd ran
+    # `ip -6 route add 0::/0 dev mast0`, which failed (File exists: the uplink's default) and
+    # stopped the routes after it; "10.0.0.1/8" (host bits) failed the same way (`ip` refuses
+    # it: "Invalid prefix for given prefix length"); "FD50:0::1/64" showed as written
+    cfg = {"peers": {"b": {"allowed": ["0::/0", "0.0.0.0/00", "10.0.0.1/8", "FD50:0::1/64"]}}}
+    r = packet.routes_from(cfg)
+    assert r.prefixes == {"b": ["::/0", "0.0.0.0/0", "10.0.0.0/8", "fd50::/64"]}
+    calls = []
+    monkeypatch.setattr(tun, "ip", recorded_ip(calls))
+    have = set()
+    assert tun.set_routes("mast0", have, r.prefixes["b"]) == []
+    assert have == {"::/1", "8000::/1", "0.0.0.0/1", "128.0.0.0/1", "10.0.0.0/8", "fd50::/64"}
+    assert r.lookup(4, n("10.200.0.1")) == "b"
+
+
+def test_a_peers_internal_address_in_brackets_is_its_host_route_not_a_traceback(tmp_path):
+    # the schema takes "[fd00::2]" for an address: mastd --check (and mastd's start) ended in a
+    # traceback (ValueError: bad IPv6 address) from the prefix check
+    from mastd import settings
+
+    psk = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+    doc = {"name": "r", "internal": "fd00::1/64", "peers": {"b": {"psk": psk, "internal": "[FD00::2]"}}}
+    conf = settings.from_json_text(json.dumps(doc))
+    assert packet.routes_from(conf.core).prefixes == {"b": ["fd00::2/128"]}
+    doc["peers"]["c"] = {"psk": psk, "allowed": ["fd00::2/128"]}  # and it is the peer's own
+    with pytest.raises(settings.ConfigError, match=r"^peers\.c\.allowed: fd00::2/128 is peer b's already"):
+        settings.from_json_text(json.dumps(doc))
+
+
 def recorded_ip(calls, table=None):
     """A stand-in for tun.ip: each call's arguments go to calls; `ip -j route show` answers
     table (the routes as `ip -j` gives them; default: none)."""
@@ -459,6 +489,33 @@ def test_netifd_dump_gives_each_uplinks_device_and_address():
 def test_a_configured_address_or_device_wins_over_netifds():
     got = links.parse_netifd_dump(DUMP, {"wan": {"address": "100.64.1.9", "device": "eth9"}})
     assert (got["wan"].device, got["wan"].addr) == ("eth9", "100.64.1.9")
+
+
+def test_netifd_s_deprecated_ipv6_address_is_not_taken_while_a_preferred_one_is_there():
+    # after a prefix change netifd keeps the old address, "preferred": 0, until its valid
+    # lifetime ends, and lists addresses in its own order (not by preference): mastd bound the
+    # uplink to the old one, which the ISP no longer routes (the linux source skipped it)
+    old = {"address": "2001:db8:1::5", "mask": 64, "preferred": 0, "valid": 5000}
+    new = {"address": "2001:db8:2::5", "mask": 64, "preferred": 1800, "valid": 7200}
+    dump = {"interface": [{"interface": "wan6", "up": True, "l3_device": "eth1",
+                           "ipv4-address": [], "ipv6-address": [old, new]}]}
+    got = links.parse_netifd_dump(dump, {"wan6": {}})["wan6"]
+    assert (got.addr, got.up) == ("2001:db8:2::5", True)
+    dump["interface"][0]["ipv6-address"] = [old]  # only the old one: still valid, still used
+    assert links.parse_netifd_dump(dump, {"wan6": {}})["wan6"].addr == "2001:db8:1::5"
+
+
+def test_uplink_addresses_are_canonical_however_netifd_or_the_config_writes_them():
+    # the runtime's bind (status "bind") and the uplink_up event showed the text as written,
+    # beside the core's canonical "addr" for the same uplink
+    dump = {"interface": [{"interface": "wan6", "up": True, "l3_device": "eth1",
+                           "ipv6-address": [{"address": "2001:DB8:0:0::5"}]}]}
+    assert links.parse_netifd_dump(dump, {"wan6": {}})["wan6"].addr == "2001:db8::5"
+    got = links.parse_netifd_dump(dump, {"wan6": {"address": "2001:0DB8::0007"}})["wan6"]
+    assert got.addr == "2001:db8::7"
+    got = links.parse_netifd_dump(dump, {"wan6": {"address": "[2001:DB8::8]"}})["wan6"]  # (the schema takes it)
+    assert got.addr == "2001:db8::8"
+    assert links.device_state("lo", "0:0::1").addr == "::1"
 
 
 def test_a_missing_linux_device_is_down_with_the_reason():

@@ -449,6 +449,7 @@ def load_doc(doc, tmp_path):
     ({"key": "xx"}, "presence.key", "must be standard base64 of exactly 32 bytes"),
     ({"key": PSK, "sever": "1.2.3.4:6279"}, "presence.sever", "unknown key"),
     ({"key": PSK, "server": "pres.example:6279"}, "presence.server", "not a numeric"),
+    ({"key": PSK, "server": "[192.0.2.9]"}, "presence.server", "expected [IPV6]:PORT"),
     ({"key": PSK, "watch": ["nobody"]}, "presence.watch", "unknown peer 'nobody'"),
     ({"key": PSK, "ttl": 5}, "presence.ttl", "from 10 to 65535"),
     ({"key": PSK, "ttl": 65536}, "presence.ttl", "from 10 to 65535"),
@@ -464,11 +465,14 @@ def test_a_bad_presence_object_is_refused_naming_the_key(tmp_path, presence, key
 def test_a_dns_named_peer_may_be_in_connect_and_presence_defaults_are_filled(tmp_path):
     doc = endpoint_doc("a", {"b": {"psk": PSK, "dns": "b.mast.test"}, "c": {"psk": PSK, "addresses": ["127.0.0.3:6278"]}},
                        {"eth": "127.0.0.1:0"}, connect=["b", "c"],
-                       presence={"key": PSK, "server": "127.0.0.9", "resolver": "127.0.0.53"})
+                       presence={"key": PSK, "server": ["127.0.0.9", "[2001:DB8::9]", "[2001:db8::8]:7000"],
+              "resolver": "127.0.0.53"})
     cfg = load_doc(doc, tmp_path)
     assert cfg["connect"] == ["c"]  # runconfig's part: peers with addresses
     p = cfg["presence"]
-    assert (p["servers"], p["resolver"], p["ttl"], p["connect"]) == ([("127.0.0.9", 6279)], ("127.0.0.53", 53), 120, ["b"])
+    # ("[2001:DB8::9]" without a port was refused: expected [IPV6]:PORT)
+    assert p["servers"] == [("127.0.0.9", 6279), ("2001:db8::9", 6279), ("2001:db8::8", 7000)]
+    assert (p["resolver"], p["ttl"], p["connect"]) == (("127.0.0.53", 53), 120, ["b"])
     assert p["watch"] == ["b", "c"]
     only_dns = load_doc(endpoint_doc("a", {"b": {"psk": PSK, "dns": "b.mast.test"}}, {"eth": "127.0.0.1:0"},
                                      connect=["b"]), tmp_path)
@@ -876,6 +880,20 @@ def test_a_dual_stack_host_answers_an_ipv4_requester_at_its_ipv4_address():
         for r in (a, b):
             r.close()
         h.close()
+
+
+def test_a_listen_address_with_its_brackets_or_port_mistyped_is_refused_not_read_as_port_6279(tmp_path):
+    # "[::1]7000" (no colon) listened on [::1]:6279, and "[::1", "[192.0.2.1]:7000" (brackets
+    # around IPv4) and "[::1]:+7000" were taken too: a server not where its operator said
+    for text in ("[::1]7000", "[::1", "[192.0.2.1]:7000", "[::1]:+7000", "0.0.0.0:7_000"):
+        with pytest.raises(ValueError) as e:
+            parse_listen(text)
+        assert str(e.value) == ("expected ADDR:PORT, such as 0.0.0.0:6279 or [::]:6279, not %r" % text)
+    cfg = tmp_path / "p.json"
+    cfg.write_text(json.dumps(presence_conf()))
+    rc, out, err = run_cli("presence", "--config", str(cfg), "--listen", "[::1]7000", "--duration", "0.1")
+    assert rc != 0 and "[::1]7000" in err and out == "", (rc, out, err)
+    assert parse_listen("[2001:DB8::1]:7000") == ("2001:db8::1", 7000)
 
 
 def test_a_listen_port_past_65535_is_refused_with_the_range():

@@ -78,6 +78,41 @@ def test_a_name_resolves_from_its_a_record_when_aaaa_and_srv_queries_go_unanswer
         srv.close()
 
 
+def test_records_that_are_no_hosts_address_are_not_taken_from_dns():
+    # a DNS sinkhole (Pi-hole and the like) answers 0.0.0.0 and :: for a name it blocks: they were
+    # taken as the peer's addresses, and the INITs went to this host itself (Linux), never to
+    # the peer; a multicast AAAA likewise went to a group. The others are kept, and a name
+    # left with none is an error, as one with no record
+    recs = {"A": ["0.0.0.0", "127.0.0.2", "224.0.0.1"], "AAAA": ["::", "2001:DB8::7", "ff02::1"]}
+    srv = DnsServer(lambda name, t: [dns.rrset.from_text_list(name + ".", 60, "IN", t, recs[t])]
+                    if t in recs and name == "far.example" else
+                    [dns.rrset.from_text_list(name + ".", 60, "IN", t, ["0.0.0.0"])] if t == "A" else [])
+    try:
+        resolve = rendezvous.dnspython_resolver(srv.addr, lifetime=1.5)
+        assert resolve("far.example", 6278) == {
+            "addresses": [("127.0.0.2", 6278), ("2001:db8::7", 6278)], "servers": []}
+        with pytest.raises(OSError, match=r"^blocked\.example has no A, AAAA or SRV record"):
+            resolve("blocked.example", 6278)
+    finally:
+        srv.close()
+
+
+def test_getaddrinfo_answers_that_are_no_hosts_address_are_not_taken(monkeypatch):
+    # (MicroPython's and mastd's resolver: /etc/hosts or a sinkhole's 0.0.0.0 / ::)
+    answers = {"far.example": ["0.0.0.0", "::", "127.0.0.2", "::ffff:0.0.0.0", "2001:db8::7"],
+               "blocked.example": ["0.0.0.0", "::"]}
+
+    def fake(name, port, *a):
+        return [(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM, 17, "",
+                 (ip, port) if ":" not in ip else (ip, port, 0, 0)) for ip in answers[name]]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    assert rendezvous.resolve_getaddrinfo("far.example", 6278) == {
+        "addresses": [("127.0.0.2", 6278), ("2001:db8::7", 6278)], "servers": []}
+    with pytest.raises(OSError, match=r"^blocked\.example has no address$"):
+        rendezvous.resolve_getaddrinfo("blocked.example", 6278)
+
+
 def test_a_dns_server_that_answers_nothing_is_an_error_naming_the_query():
     srv = DnsServer(lambda name, t: None)
     try:

@@ -742,3 +742,66 @@ def test_an_ipv6_uplink_on_the_wildcard_address_takes_no_ipv4_datagrams():
         v4.close()
         v6.close()
         close_all(b)
+
+
+def _in_own_network(script):
+    """sh script run in a network of its own (unshare -n, its loopback up): wildcard binds
+    there reach nothing outside it. None if this host cannot make one (not root)."""
+    try:
+        r = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up && " + script],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    except OSError:
+        return None
+    return r
+
+
+@pytest.mark.parametrize("interp", ["cpython", "micropython"])
+def test_wildcard_uplinks_of_both_families_share_a_port_and_ipv4_arrives_as_ipv4(tmp_path, interp):
+    # An uplink bound to [::] took IPv4 too (Linux's default, bindv6only=0): one bound to
+    # 0.0.0.0 on the same port failed (EADDRINUSE, "another program"), and an IPv4 peer reaching
+    # the [::] one became [::ffff:a.b.c.d], a path of the wrong spelling, and reported its own
+    # address back as a NAT (nat_observed [::ffff:127.0.0.2]:7000)
+    import shlex
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root: a network namespace of its own (unshare -n) for wildcard binds")
+    try:
+        srv_cmd = board_command("", str(tmp_path / "mpy"), prefer=interp)
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    files = {
+        "srv.json": {"mast": {"name": "srv", "peers": {"cli": {"psk": PSK}}},
+                     "uplinks": {"any6": {"bind": "[::]:6278", "public": "[::1]:6278"},
+                                 "any4": {"bind": "0.0.0.0:6278", "public": "127.0.0.1:6278"}}},
+        "cli.json": {"mast": {"name": "cli", "peers": {"srv": {"psk": PSK, "addresses": ["127.0.0.1:6278"]}}},
+                     "uplinks": {"v4": {"bind": "127.0.0.2:7000"}}, "connect": ["srv"],
+                     "stream": {"peer": "srv", "rate": 50, "count": 20}},
+    }
+    for name, d in files.items():
+        (tmp_path / name).write_text(json.dumps(d))
+    srv = board_command(str(tmp_path / "srv.json"), str(tmp_path / "mpy"), prefer=interp,
+                        extra=["--duration", "4", "--no-stdin"])
+    cli = board_command(str(tmp_path / "cli.json"), str(tmp_path / "mpy"), prefer="cpython",
+                        extra=["--duration", "3", "--no-stdin"])
+
+    def line(cmd, out):
+        env = " ".join("%s=%s" % (k, shlex.quote(cmd.env[k])) for k in ("MICROPYPATH", "PYTHONPATH")
+                       if k in cmd.env)
+        return "env %s %s > %s 2>&1" % (env, " ".join(shlex.quote(a) for a in cmd.argv),
+                                        shlex.quote(str(tmp_path / out)))
+
+    r = _in_own_network("{ %s & } && %s; wait" % (line(srv, "srv.out"), line(cli, "cli.out")))
+    if r is None or (r.returncode != 0 and b"unshare" in r.stdout):
+        pytest.skip("cannot make a network namespace here (unshare -n)")
+    srv_out = (tmp_path / "srv.out").read_text()
+    cli_out = (tmp_path / "cli.out").read_text()
+    assert "EADDRINUSE" not in srv_out and "::ffff:" not in srv_out + cli_out, srv_out + cli_out
+    srv_ev = [json.loads(x) for x in srv_out.splitlines() if x.startswith("{")]
+    cli_ev = [json.loads(x) for x in cli_out.splitlines() if x.startswith("{")]
+    assert [e["uplinks"] for e in srv_ev if e.get("event") == "started"] == [{
+        "any4": {"bind": "0.0.0.0:6278", "public": "127.0.0.1:6278", "via": None},
+        "any6": {"bind": "[::]:6278", "public": "[::1]:6278", "via": None}}], srv_out
+    data = [(e["uplink"], e["src"]) for e in srv_ev if e.get("event") == "data"]
+    assert data and set(data) == {("any4", "127.0.0.2:7000")}, srv_out
+    assert [e for e in cli_ev if e.get("event") == "nat_observed"] == [], cli_out
+    assert [e["path"] for e in cli_ev if e.get("event") == "association_up"] == ["v4>127.0.0.1:6278"]

@@ -74,3 +74,50 @@ def test_a_device_without_carrier_or_with_only_link_local_or_deprecated_ipv6_is_
     ip("link", "set", "v1", "up")  # the carrier comes: v0 is an uplink now
     got = settled(ns, ("v0",), lambda g: g["v0"]["up"])["v0"]
     assert (got["up"], got["addr"], got["why"]) == (True, "10.9.0.1", None)
+
+
+def test_a_netifd_uplink_whose_ipv6_address_was_tentative_at_the_scan_comes_up_after_dad(ns, tmp_path):
+    # netifd's dump (and its hotplug event) may name an IPv6 address still in DAD: its bind()
+    # fails (EADDRNOTAVAIL), and with netifd discovery nothing scanned again once DAD was
+    # over: the uplink stayed down until the next hotplug event or SIGHUP (IPv4 has no DAD)
+    from mastd import control
+
+    ip = lambda *a: netns.ip(ns, *a)  # noqa: E731
+    ip("link", "add", "w6", "type", "veth", "peer", "name", "w6p")
+    ip("link", "set", "w6", "addrgenmode", "none")
+    ip("link", "set", "w6p", "up")
+    ip("link", "set", "w6", "up")
+    settled(ns, ("w6",), lambda g: g["w6"]["why"] == "w6 has no address")  # (carrier: RUNNING)
+    ip("addr", "add", "2001:db8:6::1/64", "dev", "w6")  # with DAD: tentative for about 1 s
+    ubus = tmp_path / "bin" / "ubus"
+    ubus.parent.mkdir()
+    ubus.write_text("#!/bin/sh\necho '%s'\n" % json.dumps({"interface": [{
+        "interface": "wan6", "up": True, "l3_device": "w6", "ipv4-address": [],
+        "ipv6-address": [{"address": "2001:db8:6::1", "mask": 64, "preferred": 3600, "valid": 7200}]}]}))
+    ubus.chmod(0o755)
+    cfg = tmp_path / "mast.json"
+    cfg.write_text(json.dumps({"name": "r", "peers": {}, "uplinks": {"wan6": {}}}))
+    cfg.chmod(0o600)
+    sock = str(tmp_path / "c.sock")
+    env = dict(os.environ, PYTHONPATH=FIRMWARE, PATH=str(ubus.parent) + os.pathsep + os.environ["PATH"])
+    with open(str(tmp_path / "mastd.log"), "w") as log:
+        p = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "mastd", "--config",
+                              str(cfg), "--control", sock, "--discovery", "netifd"],
+                             stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        up = None
+        end = time.monotonic() + 20
+        while time.monotonic() < end and not up and p.poll() is None:
+            try:
+                up = control.request(sock, {"op": "status"}, timeout=2)["status"]["uplinks"]["wan6"].get("socket")
+            except OSError:
+                pass
+            if not up:
+                time.sleep(0.1)
+    finally:
+        p.terminate()
+        p.wait(15)
+    text = (tmp_path / "mastd.log").read_text()
+    assert "uplinks from netifd" in text, text[-2000:]
+    assert up is not None and up["bind"] == "[2001:db8:6::1]:6278", text[-2000:]
+    assert "EADDRNOTAVAIL" in text  # (the first bind, in DAD: the case this is about)
