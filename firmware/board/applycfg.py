@@ -37,10 +37,12 @@ def reconfigure(ep, cfg, restart, now):
 
 def apply(board):
     """The console's apply: the candidate configuration, running, without a reboot."""
-    b = board
-    if b.rebuild is not None:  # the last apply's new endpoint is made once poll() returns
-        from .console import OpError
+    from .console import OpError
 
+    b = board
+    if b.rt is None:
+        raise OpError("maintenance mode: nothing runs to apply to; commit, then maintenance off")
+    if b.rebuild is not None:  # the last apply's new endpoint is made once poll() returns
         raise OpError("the last apply is still being carried out: apply again in a moment")
     core, extra = b.check(b.candidate)
     now = b.now()

@@ -38,14 +38,6 @@ def loads(text):
         raise ValueError("not JSON")
 
 
-def ticks_ms():
-    """A millisecond tick that wraps (a board's time.ticks_ms); runtime.clock makes it
-    monotonic."""
-    if hasattr(time, "ticks_ms"):
-        return time.ticks_ms()
-    return int(time.monotonic() * 1000)
-
-
 def sleep_ms(ms):
     if hasattr(time, "sleep_ms"):
         time.sleep_ms(ms)
@@ -59,25 +51,6 @@ def sync_file(f):
     f.flush()
     if not MICROPYTHON:
         os.fsync(f.fileno())
-
-
-def sync_fs():
-    if hasattr(os, "sync"):
-        try:
-            os.sync()
-        except OSError:
-            pass
-
-
-def mem():
-    """{"free": bytes, "alloc": bytes} of the heap, or {} where the port cannot tell."""
-    try:
-        import gc
-
-        gc.collect()
-        return {"free": gc.mem_free(), "alloc": gc.mem_alloc()}
-    except (ImportError, AttributeError):
-        return {}
 
 
 def runtime_version():

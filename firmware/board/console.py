@@ -121,10 +121,16 @@ class Console:
                 from . import request
 
                 rid, op, req = request.parse(line)
+                call = request.call(op, req)
             finally:  # its code goes before the op's comes (and a load cut short goes too)
                 request = None
                 unload("board.request")
-            return {"id": rid, "ok": True, "result": self.run(op, req)}
+            # call: (module, function, arguments...) for the board's once(), or None (hello,
+            # status: the board's own)
+            b = self.board
+            if call is None:
+                return {"id": rid, "ok": True, "result": b.hello() if op == "hello" else b.status()}
+            return {"id": rid, "ok": True, "result": b.once(*call)}
         except ValueError as e:  # ConfigError and OpError included
             self.errors += 1
             return _error(getattr(e, "rid", rid), str(e) or type(e).__name__)
@@ -134,35 +140,6 @@ class Console:
         except Exception as e:  # a bug: report it, never crash the board
             self.errors += 1
             return _error(rid, "internal error: %s: %s" % (type(e).__name__, e))
-
-    def run(self, op, req):
-        b = self.board
-        if op == "hello":
-            return b.hello()
-        if op == "set":
-            return b.set(req["key"], req["value"])
-        if op == "unset":
-            return b.unset(req["key"])
-        if op == "validate":
-            return b.validate()
-        if op == "commit":
-            return b.commit()
-        if op == "apply":
-            return b.apply()
-        if op == "status":
-            return b.status()
-        if op == "get":
-            return b.get(req.get("key"))
-        if op == "uplink":
-            return b.uplink(req["name"], req.get("state"), req.get("addr"))
-        if op == "maintenance":
-            on = req["state"] == "on"
-            return b.maintenance(on) if req.get("reason") is None else b.maintenance(on, req["reason"])
-        if op == "logs":
-            return b.logs()
-        if op == "inventory":
-            return b.files_report()
-        return b.reboot()
 
 
 def _error(rid, msg):

@@ -129,7 +129,7 @@ def uplink(b, name, state, addr):
             raise OpError("uplink %s is %s: only a sim uplink takes an address" % (name, m.kind))
         try:
             if getattr(m, "via", None):  # through a relay: the outside address changes
-                from runtime.sockaddr import parse_hostport
+                from runtime.hostport import parse_hostport
                 from mast.addr import fmt
 
                 m.renumber(fmt(parse_hostport(addr)))

@@ -4,10 +4,11 @@
 # Ports differ: the unix port has a `machine` module without WDT or reset, and no
 # `network`. Without machine.reset(), reset() raises SystemExit(REBOOT_EXIT):
 # `mast sim-board` restarts micropython when it exits, as a board reboots.
+#
+# What runs once or now and then is not here (the board keeps this module loaded): the
+# watchdog and the unique id are startup.py's (wdt, unique_id), the reset cause statusop.py's.
 
 REBOOT_EXIT = 75  # the exit status that means "reboot me" on the unix port
-
-_CAUSES = ("PWRON_RESET", "HARD_RESET", "WDT_RESET", "DEEPSLEEP_RESET", "SOFT_RESET")
 
 
 class Hardware:
@@ -25,37 +26,8 @@ class Hardware:
         self.machine = machine
         self.network = network
 
-    def wdt(self, timeout_ms):
-        """A started watchdog (it cannot be stopped on ESP32 and RP2040), or None
-        where the port has none."""
-        m = self.machine
-        if m is None or not hasattr(m, "WDT"):
-            return None
-        return m.WDT(timeout=timeout_ms)
-
     def reset(self):
         m = self.machine
         if m is not None and hasattr(m, "reset"):
             m.reset()
         raise SystemExit(REBOOT_EXIT)
-
-    def reset_cause(self):
-        m = self.machine
-        if m is None or not hasattr(m, "reset_cause"):
-            return None
-        try:
-            c = m.reset_cause()
-        except OSError:
-            return None
-        for name in _CAUSES:
-            if getattr(m, name, None) == c:
-                return name[:-6].lower()  # "pwron", "wdt", ...
-        return str(c)
-
-    def unique_id(self):
-        m = self.machine
-        try:
-            raw = m.unique_id()
-        except (AttributeError, OSError):
-            return None
-        return "".join(["%02x" % b for b in raw])

@@ -13,12 +13,13 @@
 # The heap (docs/RUNTIME.md, "Memory"): this module, the uplink managers, the app
 # hook and the console (console.py: lines in, replies out; hello is here) stay
 # loaded; code that runs once or now and then is in modules imported when needed
-# and forgotten after (ONCE): boot and apply (startup.py, applycfg.py), the
-# configuration's store and schema glue (store.py, settings.py), the board
+# and forgotten after (ONCE, Board.once): the Board's making, boot and apply (startup.py,
+# applycfg.py), the configuration's store and schema glue (store.py, settings.py), the board
 # definition's checker (boarddef.py), the console's other ops (cfgops.py:
 # get/set/unset/validate/commit, consoleops.py: uplink/maintenance/logs/inventory,
-# statusop.py: status) and the runtime's part of status (runtime/status.py). The
-# console's request checks (request.py) go before each op runs. On MicroPython the core's schema
+# statusop.py: status) and the runtime's part of status (runtime/status.py), "HOST:PORT"
+# text (runtime/hostport.py). The console's request checks (request.py, which also names the
+# module and function that carry the op out) go before each op runs. On MicroPython the core's schema
 # (mast/config.py) goes the same way: only these modules and the endpoint's checks use
 # it; the board passes its check's result to the endpoint (checked=True), and a boot or
 # a commit lets the schema go before the store or the runtime comes (shed), so that an
@@ -28,7 +29,9 @@ import sys
 
 from . import uplinks
 from .compat import VERSION, MICROPYTHON, dumps, runtime_version, sleep_ms, unload
-from .files import Files
+# (files, console and hw are imported here, with this module, for the board's life: their
+# code then comes before what boot loads for a moment; startup.init uses them)
+from .files import Files  # noqa: F401
 from .console import Console, OpError  # noqa: F401  (OpError: for callers of main)
 from .hw import Hardware
 
@@ -51,7 +54,8 @@ GC_THRESHOLD = 0  # gc.threshold() for the running board, in bytes; 0: MicroPyth
 # 8K step either way), so the default stays.
 # modules loaded only for a moment (see the top); forgotten after each use
 ONCE = ("board.startup", "board.applycfg", "board.store", "board.settings", "board.boarddef",
-        "board.cfgops", "board.consoleops", "board.statusop", "runtime.status", "runtime.peeraddr")
+        "board.cfgops", "board.consoleops", "board.statusop", "runtime.status", "runtime.peeraddr",
+        "runtime.hostport")
 # also forgotten after each use, on MicroPython only: under CPython (the tests) other modules
 # hold the schema's ConfigError, which a second copy of the module would not match
 ONCE_MP = ("mast.config",)
@@ -77,77 +81,16 @@ def forget():
         unload(name)
 
 
-def _board_definition(files, platform):
-    from . import boarddef
-
-    try:
-        return boarddef.load(files, platform)
-    finally:
-        unload("board.boarddef")
-
-
-def default_clock():
-    import time
-
-    if hasattr(time, "ticks_ms"):
-        from runtime.clock import MonotonicMs
-
-        return MonotonicMs(time.ticks_ms, time.ticks_diff).now
-    return lambda: int(time.monotonic() * 1000)
-
-
 class Board:
     def __init__(self, hw=None, files=None, write=None, clock=None, platform=None, random=None,
                  app="app", stdio=None):
-        import os as _os
-
         # first, while the heap is in one piece: the block a receive falls back on when the
         # heap has none (runtime.driver's reserve, _RX_BUF bytes). Taken later, after boot's
         # code has come and gone, a board near its heap's size finds no such block and
         # receives nothing at all (bench/footprint.py measured it at 160K)
         self.reserve = bytearray(RX_RESERVE)
-        self.hw = hw or Hardware()
-        self.files = files or Files()
-        self.now = clock or default_clock()
-        self.random = random or _os.urandom
-        self.stdio = stdio  # the console's port (stdio.Stdio); None: only write
-        self.send = None
-        if write is None:
-            if stdio is None:
-                from .stdio import Stdio
-
-                self.stdio = Stdio()
-            write = self.stdio.write
-            self.send = getattr(self.stdio, "send", None)
-        self.write = write
-        self.bd, self.bd_warning = _board_definition(self.files, platform or sys.platform)
-        self.console = Console(self, write, self.send)
-        self.app_module = app
-        self.app = None
-        self.mode = "normal"
-        self.maint_reason = None
-        self.cfg_source = self.cfg_warning = None
-        # the configuration as set (candidate), on flash (committed), in use (running):
-        # never changed in place, so they share one object until they differ
-        self.candidate = self.committed = self.running = None
-        self.main_ok = False  # mast.json holds a valid configuration (store.Store.main_ok)
-        self.checked = None  # (configuration, check's result) of the last check, until it runs
-        self.rt = self.ep = None
-        self.managers = {}
-        self.wdt = None
-        self.pending = None  # reboot after the reply has gone out: why
-        self.boots = 0
-        self.stable = False
-        self.stable_try = STABLE_MS  # the uptime at which to record that the boot is stable
-        self.t0 = self.now()
-        self.excl = None  # exclusive routing (exclusive.py), on boards that need it
-        self.connect_pending = False  # associations to open when an uplink comes up
-        self._stdin_key = None
-        self.recent = []  # the last RECENT log and event lines (for `logs`)
-        self.rebuild = None  # apply: a new endpoint to make once poll() returns (applycfg)
-        self.polling = False  # inside the runtime's poll() (the console is one of its readers)
-        self.ex_n = self.ex_since = self.ex_at = 0  # _exhausted: MemoryErrors counted, since
-        # when one came every second, when to look again
+        # the rest runs once: its code is in startup.py (init), imported for it
+        self.once("startup", "init", hw, files, write, clock, platform, random, app, stdio)
 
     # ---- output ------------------------------------------------------------------
 
@@ -201,13 +144,13 @@ class Board:
 
     def boot(self):
         """startup.boot: maintenance or the runtime, uplinks and app."""
-        self._once("startup", "boot", CRASH_LIMIT)
+        self.once("startup", "boot", CRASH_LIMIT)
         if self.rt is not None and self.app_module:
             self.start_app()  # with boot's code gone: room for the app's
 
     def start(self, cfg):
         """Start the runtime and the uplink managers on cfg (valid)."""
-        self._once("startup", "start", cfg)
+        self.once("startup", "start", cfg)
 
     def start_app(self):
         import gc
@@ -220,7 +163,7 @@ class Board:
         if GC_THRESHOLD and hasattr(gc, "threshold"):
             gc.threshold(GC_THRESHOLD)
 
-    def _once(self, module, fn, *args):
+    def once(self, module, fn, *args):
         """module.fn(self, *args), module imported for the call and forgotten after, with
         every other module of ONCE it loaded."""
         import gc
@@ -290,7 +233,7 @@ class Board:
         if self.wdt is not None:
             self.wdt.feed()
         if self.rebuild is not None and not self.polling:
-            self._once("applycfg", "renew")
+            self.once("applycfg", "renew")
         ms = self.managers
         for name in ms:  # (handle() never adds or removes a manager)
             self.handle(name, ms[name].poll(now), now)
@@ -310,7 +253,7 @@ class Board:
             self.app.tick(now)
         if not self.stable and self.mode == "normal" and now - self.t0 >= self.stable_try:
             try:
-                self._once("consoleops", "stable")
+                self.once("consoleops", "stable")
                 self.stable = True
             except MemoryError:
                 # bookkeeping, not a crash: a crash reboots, and three boots in a row that never
@@ -358,7 +301,7 @@ class Board:
         via = public = None
         try:
             if getattr(m, "via", None):
-                from runtime.sockaddr import parse_hostport
+                from runtime.hostport import parse_hostport
 
                 via, public = parse_hostport(m.via), parse_hostport(m.public)
             self.rt.add_uplink(name, (addr, self.ep.cfg["port"]), prio, cost, None, via, public)
@@ -411,45 +354,11 @@ class Board:
                 "platform": sys.platform, "mode": self.mode, "protocol": 1}
 
     def status(self):
-        return self._once("statusop", "status")
+        return self.once("statusop", "status")
 
-    def reboot(self):
-        return self._once("consoleops", "reboot")
-
-    # The other ops are in cfgops.py, consoleops.py and applycfg.py: imported for the
-    # request and forgotten after, so that their code takes no heap the rest of the time.
-
-    def get(self, key=None):
-        return self._once("cfgops", "get", key)
-
-    def set(self, key, value):
-        return self._once("cfgops", "set_key", key, value)
-
-    def unset(self, key):
-        return self._once("cfgops", "unset_key", key)
-
-    def validate(self):
-        return self._once("cfgops", "validate")
-
-    def commit(self):
-        return self._once("cfgops", "commit")
-
-    def apply(self):
-        if self.rt is None:
-            raise OpError("maintenance mode: nothing runs to apply to; commit, then maintenance off")
-        return self._once("applycfg", "apply")
-
-    def uplink(self, name, state, addr):
-        return self._once("consoleops", "uplink", name, state, addr)
-
-    def maintenance(self, on, reason=None):
-        return self._once("consoleops", "maintenance", on, reason)
-
-    def logs(self):
-        return self._once("consoleops", "logs")
-
-    def files_report(self):
-        return self._once("consoleops", "report")
+    # The console's other ops are in cfgops.py, consoleops.py and applycfg.py: the console
+    # has once() import the op's module for the request and forget it after
+    # (console.Console.run), so that their code takes no heap the rest of the time.
 
 
 def _crash_text(e):

@@ -19,6 +19,70 @@
 from .compat import VERSION
 
 
+def init(b, hw, files, write, clock, platform, random, app, stdio):
+    """main.Board.__init__, after it has taken the receive reserve: code that runs once."""
+    import os
+    import sys
+    from .console import Console
+    from .files import Files
+    from .hw import Hardware
+    from .main import STABLE_MS
+
+    b.hw = hw or Hardware()
+    b.files = files or Files()
+    if clock is None:
+        import time
+
+        if hasattr(time, "ticks_ms"):
+            from runtime.clock import MonotonicMs
+
+            clock = MonotonicMs(time.ticks_ms, time.ticks_diff).now
+        else:
+            clock = lambda: int(time.monotonic() * 1000)  # noqa: E731
+    b.now = clock
+    b.random = random or os.urandom
+    b.stdio = stdio  # the console's port (stdio.Stdio); None: only write
+    b.send = None
+    if write is None:
+        if stdio is None:
+            from .stdio import Stdio
+
+            b.stdio = Stdio()
+        write = b.stdio.write
+        b.send = getattr(b.stdio, "send", None)
+    b.write = write
+    from . import boarddef  # (forgotten after, with this module: main.ONCE)
+
+    b.bd, b.bd_warning = boarddef.load(b.files, platform or sys.platform)
+    b.console = Console(b, write, b.send)
+    b.app_module = app
+    b.app = None
+    b.mode = "normal"
+    b.maint_reason = None
+    b.cfg_source = b.cfg_warning = None
+    # the configuration as set (candidate), on flash (committed), in use (running):
+    # never changed in place, so they share one object until they differ
+    b.candidate = b.committed = b.running = None
+    b.main_ok = False  # mast.json holds a valid configuration (store.Store.main_ok)
+    b.checked = None  # (configuration, check's result) of the last check, until it runs
+    b.rt = b.ep = None
+    b.managers = {}
+    b.wdt = None
+    b.pending = None  # reboot after the reply has gone out: why
+    b.boots = 0
+    b.stable = False
+    b.stable_try = STABLE_MS  # the uptime at which to record that the boot is stable
+    b.t0 = b.now()
+    b.excl = None  # exclusive routing (exclusive.py), on boards that need it
+    b.connect_pending = False  # associations to open when an uplink comes up
+    b._stdin_key = None
+    b.recent = []  # the last RECENT log and event lines (for `logs`)
+    b.rebuild = None  # apply: a new endpoint to make once poll() returns (applycfg)
+    b.polling = False  # inside the runtime's poll() (the console is one of its readers)
+    b.ex_n = b.ex_since = b.ex_at = 0  # _exhausted: MemoryErrors counted, since
+    # when one came every second, when to look again
+
+
 def boot(b, crash_limit):
     from .store import Store
 
@@ -62,12 +126,31 @@ def boot(b, crash_limit):
               "{\"op\": \"maintenance\", \"state\": \"off\"} to leave it" % reason)
         return
     if b.bd["watchdog_ms"]:
-        b.wdt = b.hw.wdt(b.bd["watchdog_ms"])
+        b.wdt = wdt(b.hw, b.bd["watchdog_ms"])
     b.start(cfg)  # (main.Board.start: tests stand in for it)
 
 
+def wdt(hw, timeout_ms):
+    """A started watchdog (it cannot be stopped on ESP32 and RP2040), or None where the port
+    (hw: hw.Hardware) has none."""
+    m = hw.machine
+    if m is None or not hasattr(m, "WDT"):
+        return None
+    return m.WDT(timeout=timeout_ms)
+
+
+def unique_id(hw):
+    """The board's machine.unique_id() in hex, or None where the port has none."""
+    m = hw.machine
+    try:
+        raw = m.unique_id()
+    except (AttributeError, OSError):
+        return None
+    return "".join(["%02x" % b for b in raw])
+
+
 def defaults(b):
-    uid = b.hw.unique_id()
+    uid = unique_id(b.hw)
     name = b.bd["name"].replace("_", "-")
     return {"name": name + "-" + uid[-6:] if uid else name}
 

@@ -5,7 +5,37 @@
 # little more than the document it builds (in consoleops.py, it needed room for all of
 # that module's code: a board a step too small answered `out of memory`).
 
-from .compat import VERSION, mem
+from .compat import VERSION
+
+
+_CAUSES = ("PWRON_RESET", "HARD_RESET", "WDT_RESET", "DEEPSLEEP_RESET", "SOFT_RESET")
+
+
+def reset_cause(hw):
+    """Why the board last reset ("pwron", "wdt", ...: machine.reset_cause()), or None where
+    the port (hw: hw.Hardware) cannot tell."""
+    m = hw.machine
+    if m is None or not hasattr(m, "reset_cause"):
+        return None
+    try:
+        c = m.reset_cause()
+    except OSError:
+        return None
+    for name in _CAUSES:
+        if getattr(m, name, None) == c:
+            return name[:-6].lower()  # "pwron", "wdt", ...
+    return str(c)
+
+
+def mem():
+    """{"free": bytes, "alloc": bytes} of the heap, or {} where the port cannot tell."""
+    try:
+        import gc
+
+        gc.collect()
+        return {"free": gc.mem_free(), "alloc": gc.mem_alloc()}
+    except (ImportError, AttributeError):
+        return {}
 
 
 def status(b):
@@ -22,7 +52,7 @@ def status(b):
                    "uncommitted": b.candidate != b.committed,
                    "unapplied": b.rt is not None and b.candidate != b.running}
     s["boot"] = {"unstable_boots": b.boots, "stable": b.stable,
-                 "reset_cause": b.hw.reset_cause()}
+                 "reset_cause": reset_cause(b.hw)}
     s["watchdog"] = b.bd["watchdog_ms"] if b.wdt is not None else None
     ups = {}
     for name in b.managers:

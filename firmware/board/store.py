@@ -20,7 +20,7 @@
 # the defaults, and says which it used and why (status shows it). Tested by cutting
 # power at every block write of a commit on littlefs and FAT (tests/board).
 
-from .compat import dumps, loads, sync_fs
+from .compat import dumps, loads, os
 from .files import Files, MAX_FILE as _MAX_FILE  # noqa: F401  (Files: for callers of store)
 
 CONFIG = "mast.json"
@@ -28,6 +28,15 @@ TMP = "mast.json.tmp"
 BAK = "mast.json.bak"
 MAINT = "mast.maint"
 BOOTS = "mast.boots"
+
+
+def sync_fs():
+    """Commit the filesystem where the port can (os.sync)."""
+    if hasattr(os, "sync"):
+        try:
+            os.sync()
+        except OSError:
+            pass
 
 
 def parse(data, check=None):

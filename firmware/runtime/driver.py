@@ -83,12 +83,6 @@ def default_clock():
     return lambda: int(time.monotonic() * 1000)
 
 
-def runtime_name():
-    """"micropython 1.29.0" / "cpython 3.11.2"."""
-    v = sys.implementation.version
-    return "%s %d.%d.%d" % (sys.implementation.name, v[0], v[1], v[2])
-
-
 def _errno(e):
     return e.args[0] if e.args and type(e.args[0]) is int else getattr(e, "errno", None)
 

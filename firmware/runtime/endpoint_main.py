@@ -22,9 +22,10 @@ import json
 from mast.endpoint import Endpoint
 from mast.compat import binascii
 from mast.addr import fmt
-from .driver import Runtime, runtime_name, MICROPYTHON
+from .driver import Runtime, MICROPYTHON
+from .status import runtime_name
 from .runconfig import check, FileError, STREAM_MIN_SIZE, STREAM_MAX_SIZE
-from .sockaddr import parse_hostport
+from .hostport import parse_hostport
 
 # Imported only when used (a board's heap): stream (a test stream, stream records) and
 # rendezvous (presence and DNS-named peers).

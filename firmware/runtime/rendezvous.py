@@ -28,7 +28,8 @@ import sys
 
 from mast.addr import canonical
 from .runconfig import FileError
-from .sockaddr import parse_hostport, from_socket
+from .hostport import parse_hostport
+from .sockaddr import from_socket
 from .peeraddr import not_a_host
 
 MICROPYTHON = sys.implementation.name == "micropython"

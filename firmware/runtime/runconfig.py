@@ -17,7 +17,7 @@
 from mast import config
 from mast.config import ConfigError
 from mast.addr import canonical, ip_to_bytes, parse_addr
-from .sockaddr import parse_hostport
+from .hostport import parse_hostport
 from .peeraddr import peer_addresses_error
 
 _TOP = ("mast", "uplinks", "connect", "stream", "stream_records", "rcvbuf")

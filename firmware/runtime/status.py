@@ -2,6 +2,8 @@
 # `mastctl status` and `mast endpoint`. It reads the core's state; formatting is
 # the runtime's business, so it lives here and not in the protocol core.
 
+import sys
+
 from mast.addr import fmt
 from mast.compat import sha256, binascii
 from mast.policy import STATE_NAMES as PATH_STATES
@@ -61,10 +63,16 @@ def endpoint_status(ep, lazy=None):
     }
 
 
+def runtime_name():
+    """"micropython 1.29.0" / "cpython 3.11.2"."""
+    v = sys.implementation.version
+    return "%s %d.%d.%d" % (sys.implementation.name, v[0], v[1], v[2])
+
+
 def runtime_status(rt, lazy=None):
     """Runtime.status: the endpoint's status, each uplink's socket and the runtime's own
     counters (and the heap, on MicroPython)."""
-    from .driver import runtime_name, MICROPYTHON
+    from .driver import MICROPYTHON
 
     s = endpoint_status(rt.ep, lazy)
     for name, u in rt.uplinks.items():

@@ -41,7 +41,8 @@ from mast_tools.board_process import (SIM_HEAPSIZE, SimBoardChild, board_command
 use_firmware()
 from mast.endpoint import Endpoint  # noqa: E402
 from runtime import stream as stream_codec  # noqa: E402
-from runtime.driver import Runtime, runtime_name  # noqa: E402
+from runtime.driver import Runtime  # noqa: E402
+from runtime.status import runtime_name  # noqa: E402
 
 UPLINKS = ("eth", "wifi", "cell")
 LINKS = {  # one-way impairments of each emulated uplink, and its public address

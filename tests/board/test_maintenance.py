@@ -733,7 +733,7 @@ def test_logs_gives_the_recent_lines_and_the_crash_saved_before_the_reset():
     assert len(r["recent"]) <= 8
     for i in range(20):  # only the last few are kept, each shortened to a bounded length
         b2.log("line %d %s" % (i, "x" * 300))
-    kept = b2.logs()["recent"]
+    kept = ask(b2, out2, {"id": 2, "op": "logs"})["result"]["recent"]
     assert len(kept) == 8 and kept[-1].startswith('{"log": "line 19 xxx') and kept[-1].endswith("...")
     assert max(len(x) for x in kept) <= 160
 

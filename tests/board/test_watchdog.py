@@ -11,6 +11,8 @@ from fake_machine import FakeClock, FakeMachine, FakeReset
 from board.hook import AppRunner
 from board.hw import Hardware
 from board.main import Board
+from board.startup import unique_id, wdt
+from board.statusop import reset_cause
 from board.store import CONFIG
 
 # make test's two workers can run this module on CPython and on MicroPython
@@ -263,20 +265,20 @@ class _FlakyMachine(FakeMachine):
 
 def test_a_port_without_the_hardware_gets_none_and_a_reboot_is_the_exit_status_sim_board_restarts_on():
     hw = Hardware(machine=_Bare(), network=None)
-    assert hw.wdt(WATCHDOG_MS) is None and hw.reset_cause() is None and hw.unique_id() is None
+    assert wdt(hw, WATCHDOG_MS) is None and reset_cause(hw) is None and unique_id(hw) is None
     code = None
     try:
         hw.reset()
     except SystemExit as e:
         code = e.args[0] if e.args else None
     assert code == 75, code  # host-tools/mast_tools/simboard.py: REBOOT_EXIT, a reboot and not a crash
-    assert Hardware(machine=_FlakyMachine(), network=None).reset_cause() is None
+    assert reset_cause(Hardware(machine=_FlakyMachine(), network=None)) is None
 
 
 def test_the_causes_and_the_unique_id_as_status_shows_them():
     m = FakeMachine(uid=b"\x00\x01\x0a\xff\x10\x02")
     hw = Hardware(machine=m, network=None)
-    assert hw.unique_id() == "00010aff1002"  # two hex digits a byte: "esp32-ff1002", not "esp32-aff102"
+    assert unique_id(hw) == "00010aff1002"  # two hex digits a byte: "esp32-ff1002", not "esp32-aff102"
     for cause, name in ((m.PWRON_RESET, "pwron"), (m.WDT_RESET, "wdt"), (m.SOFT_RESET, "soft"), (42, "42")):
         m.cause = cause
-        assert hw.reset_cause() == name
+        assert reset_cause(hw) == name

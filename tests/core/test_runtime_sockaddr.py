@@ -2,7 +2,8 @@
 # returns them (and the layouts of other stacks), CPython's tuples, and HOST:PORT text.
 # Plain functions with asserts: they run on CPython (pytest) and on MicroPython.
 
-from runtime.sockaddr import from_raw, from_socket, parse_hostport, family_of, TextCache
+from runtime.hostport import parse_hostport
+from runtime.sockaddr import from_raw, from_socket, family_of, TextCache
 
 V4_LE = b"\x02\x00\x91\xb4\x7f\x00\x00\x03" + bytes(8)  # what the unix port gave on x86_64
 V6_LE = (b"\x0a\x00\xba\xde" + bytes(4) + b"\x20\x01\x0d\xb8" + bytes(11) + b"\x01"
