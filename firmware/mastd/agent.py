@@ -39,6 +39,12 @@ SHUT_WAIT_MS = 3000
 # as the runtime's redial: the peers a server's restart shut do not come back in lock-step.
 RECONNECT_MS = 2000
 RECONNECT_MAX_MS = 64000
+# An uplink whose socket could not be opened (an IPv6 address netifd reports while the kernel
+# still runs its duplicate address detection: EADDRNOTAVAIL) is tried again this long after,
+# twice as long after each scan that fails again, up to UPLINK_RETRY_MAX_MS: on OpenWrt no netlink
+# watch would wake mastd when it becomes bindable.
+UPLINK_RETRY_MS = 2000
+UPLINK_RETRY_MAX_MS = 60000
 _RESOLVE_MAX_MS = 60000  # a name that does not resolve is tried again after 2, 4, 8 ... 60 s
 _RESOLVE_AT_ONCE = 8  # names being looked up at a time (each in a thread of its own)
 _RESOLVE_POLL_MS = 50  # how soon the loop sees a lookup that finished
@@ -63,6 +69,20 @@ def grow_buffers(sock, size=SOCKET_BUFFER):
                 pass
 
 
+def _device_gone(u):
+    """True if u's socket is bound (SO_BINDTODEVICE) to an interface that no longer exists. The
+    socket holds the interface's index: one deleted and made again under the same name is a new
+    interface, which it never follows (its sends fail ENODEV, or ENETUNREACH over IPv6, for
+    good), and a scan that saw only the new one finds the uplink as it was."""
+    if not u.device:
+        return False
+    try:
+        got = u.sock.getsockopt(socket.SOL_SOCKET, getattr(socket, "SO_BINDTODEVICE", 25), 16)
+    except OSError:  # ENODEV: its interface is gone
+        return True
+    return got.split(b"\0")[0] != u.device.encode()
+
+
 class Agent:
     def __init__(self, conf, log, control_path, config_path=None, discovery="auto", clock=None):
         self.conf = conf
@@ -76,6 +96,8 @@ class Agent:
         self.history = []
         self.admin_down = set()
         self.links = {}
+        self._retry_at = None  # when a scan tries again the uplinks it could not open
+        self._retry_ms = UPLINK_RETRY_MS
         self.stop_reason = None
         self._sig = {"term": False, "hup": False}
         self._wake = ()
@@ -168,6 +190,25 @@ class Agent:
         self._tun_prefixes = prefixes
         self._routes_not_taken(not_taken)
         self._add_reader(self.tun_fd, self._on_tun)
+
+    def _tun_lost(self, e):
+        """The TUN's descriptor fails (its interface was deleted under mastd): make it again,
+        with its address, MTU and routes (the old routes went with it)."""
+        self.count("tun_lost")
+        self._remove_reader(self.tun_fd)
+        os.close(self.tun_fd)
+        self.tun_fd = None
+        self._tun_routes.clear()
+        try:
+            self._open_tun()
+            self._update_mtu()
+            self.log.error("tun %s was deleted (%s); made again" % (self.tun_name, e.strerror or e))
+        except OSError as e2:
+            self.log.error("tun %s was deleted (%s); cannot make it again: %s" % (
+                self.tun_name, e.strerror or e, e2))
+            if self.tun_fd is not None:  # (made, but not configured: not read either)
+                os.close(self.tun_fd)
+                self.tun_fd = None
 
     def _all_prefixes(self):
         out = []
@@ -301,6 +342,7 @@ class Agent:
             return
         ucfg = self.conf.core["uplinks"]
         port = self.conf.core["port"]
+        failed = False
         for name, link in sorted(found.items()):
             old = self.links.get(name)
             self.links[name] = link
@@ -308,6 +350,10 @@ class Agent:
             want = link.up and name not in self.admin_down
             prio, cost = ucfg[name]["priority"], ucfg[name]["cost"]
             if want:
+                if cur is not None and cur.dead is None and _device_gone(cur):
+                    self.rt.remove_uplink(name)  # (add_uplink would keep that socket: same names)
+                    self._note("uplink_down", uplink=name, why="device %s was replaced" % cur.device)
+                    cur = None
                 bind = (link.addr, port)
                 core_u = self.ep.uplinks.get(name)
                 same = (cur is not None and cur.dead is None and cur.bind == bind
@@ -322,10 +368,11 @@ class Agent:
                                priority=prio, cost=cost, why=why)
                 except (OSError, ValueError) as e:
                     self.count("uplink_error")
-                    why = getattr(e, "strerror", None) or str(e)  # (not "[Errno 98] uplink wan: ...")
+                    failed = True
+                    err = getattr(e, "strerror", None) or str(e)  # (not "[Errno 98] uplink wan: ...")
                     if getattr(e, "errno", None) == errno.EADDRINUSE:
-                        why += "; another program holds UDP port %d there (a second mastd?)" % port
-                    self.log.error(why if why.startswith("uplink %s:" % name) else "uplink %s: %s" % (name, why))
+                        err += "; another program holds UDP port %d there (a second mastd?)" % port
+                    self.log.error(err if err.startswith("uplink %s:" % name) else "uplink %s: %s" % (name, err))
             elif cur is not None:
                 self.rt.remove_uplink(name)
                 reason = "admin" if name in self.admin_down else link.why
@@ -338,6 +385,12 @@ class Agent:
             if name in self.rt.uplinks:
                 self.rt.remove_uplink(name)
                 self._note("uplink_down", uplink=name, why="not in the configuration")
+        if failed:  # (tried again later: UPLINK_RETRY_MS)
+            self._retry_at = self.rt.now() + self._retry_ms
+            self._retry_ms = min(self._retry_ms * 2, UPLINK_RETRY_MAX_MS)
+        else:
+            self._retry_at = None
+            self._retry_ms = UPLINK_RETRY_MS
         self._update_mtu()
         if self._masq_devices is not None and self._masq_devices != self._uplink_devices():
             self._masquerade(True)  # netifd moved an uplink to another device
@@ -378,6 +431,9 @@ class Agent:
             try:
                 pkt = read(fd, 65535)
             except (BlockingIOError, InterruptedError):
+                break
+            except OSError as e:  # EBADFD: the interface was deleted (ip link del)
+                self._tun_lost(e)
                 break
             peer = route(pkt)
             if not peer:
@@ -761,6 +817,8 @@ class Agent:
         self._events()
         if self._rescan_due:
             self.rescan("netlink")
+        elif self._retry_at is not None and self.rt.now() >= self._retry_at:
+            self.rescan("retry")
         if busy or (self.control is not None and self.control.clients):
             self.control.on_readable()  # (writes replies; drops a connection silent past its time)
         if self._lookups:

@@ -56,6 +56,7 @@ _TIGHT_READS = const(16)  # after a read needed the reserve, this many more go s
 _QUEUE_MAX = const(256)  # received data / events kept for an app that does not read them
 _EAGAIN = (11, 35)  # EAGAIN / EWOULDBLOCK (Linux, BSD)
 _EBADF = const(9)
+_ENODEV = const(19)  # a send from a socket bound to a device that was deleted (made again: a new one)
 _MAX_SLEEP_MS = const(60000)
 # An association this side initiated (connect) that closed, other than by our own close (the
 # peer's SHUT, as a server's graceful restart sends; INITs unanswered; the outage budget spent;
@@ -92,9 +93,12 @@ def _errname(e):
     try:
         import errno
 
-        return errno.errorcode.get(n, str(n))
+        name = errno.errorcode.get(n)
     except (ImportError, AttributeError):
-        return str(n)
+        name = None
+    if name is None and sys.platform == "linux":  # (MicroPython's table lacks these: "101")
+        name = {90: "EMSGSIZE", 99: "EADDRNOTAVAIL", 100: "ENETDOWN", 101: "ENETUNREACH"}.get(n)
+    return name or str(n)
 
 
 def _set_rcvbuf(sock, size):
@@ -189,7 +193,7 @@ class Runtime:
         # and the core hands each packet straight to _send as it makes it (on MicroPython
         # sealed in one reused buffer: no packet object per send); a wrapper's own packets
         # still come from datagrams_to_send
-        self._dying = []  # uplinks whose socket a send found dead (EBADF), for _flush
+        self._dying = []  # uplinks whose socket a send found dead (EBADF, ENODEV), for _flush
         if hasattr(core, "direct_send"):
             core.direct_send(self._send)
 
@@ -290,6 +294,14 @@ class Runtime:
                 name, _fmt(bind), " on " + device if device else "", _errname(e)))
         if self.rcvbuf:
             _set_rcvbuf(sock, self.rcvbuf)
+        if fam == socket.AF_INET and sys.platform == "linux":
+            # no DF: a link of smaller MTU on the way fragments a datagram instead of dropping it
+            # (Linux sets DF on UDP; its ICMP is often filtered, and the path, whose small probes
+            # pass, stayed primary while every large datagram was lost)
+            try:
+                sock.setsockopt(0, 10, 0)  # IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DONT
+            except (OSError, ValueError, TypeError):
+                pass
         sock.setblocking(False)
         return sock
 
@@ -693,7 +705,8 @@ class Runtime:
             self._send(name, dst, data)
         dying = self._dying
         while dying:  # (here, not in _send: taking an uplink down calls into the core)
-            self._dead(dying.pop(), "EBADF")
+            u = dying.pop()
+            self._dead(u, u.last_error)
         self._drain()
 
     def _send(self, name, dst, data):
@@ -713,7 +726,7 @@ class Runtime:
             u.tx_errors += 1
             u.last_error = _errname(e)
             self.count("tx_error")
-            if _errno(e) == _EBADF and u not in self._dying:
+            if (_errno(e) == _EBADF or (_errno(e) == _ENODEV and u.device)) and u not in self._dying:
                 self._dying.append(u)  # closed by _flush, outside the core
         except ValueError:  # an address the relay header cannot carry
             u.tx_errors += 1

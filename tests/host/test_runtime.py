@@ -7,6 +7,7 @@ Every loop here is bounded in turns and in time.
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -805,3 +806,105 @@ def test_wildcard_uplinks_of_both_families_share_a_port_and_ipv4_arrives_as_ipv4
     assert data and set(data) == {("any4", "127.0.0.2:7000")}, srv_out
     assert [e for e in cli_ev if e.get("event") == "nat_observed"] == [], cli_out
     assert [e["path"] for e in cli_ev if e.get("event") == "association_up"] == ["v4>127.0.0.1:6278"]
+
+
+_ERRNO_SCRIPT = r"""
+import os
+from mast.endpoint import Endpoint
+from runtime.driver import Runtime
+
+psk = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+rt = Runtime(Endpoint({"name": "a", "peers": {"b": {"psk": psk, "addresses": ["192.0.2.1:6278"]}}},
+                      os.urandom))
+try:
+    rt.add_uplink("gone", ("192.0.2.7", 6278))  # (no such address here)
+except OSError as e:
+    print("bind: %s" % e.args[1])
+rt.add_uplink("lo", ("127.0.0.1", 6279))
+rt.connect("b")  # its INIT: no route from here (a namespace with only lo)
+u = rt.uplinks["lo"]
+print("send: %s %d %d" % (u.last_error, u.tx_errors, u.tx))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("unshare")
+                    or not shutil.which("ip"),
+                    reason="needs root, unshare and ip (a network namespace with no route out)")
+def test_a_send_or_bind_error_is_named_alike_by_cpython_and_the_micropython_unix_port(tmp_path):
+    """The kernel's answer, as the status (last_error) and a bind's error name it: MicroPython's
+    errno table lacks ENETUNREACH, EADDRNOTAVAIL, EMSGSIZE and ENETDOWN, which a board showed
+    as "101" and "(99)"."""
+    script = tmp_path / "errs.py"
+    script.write_text(_ERRNO_SCRIPT)
+    firmware = os.path.join(os.path.dirname(HOST_TOOLS), "firmware")
+    mpy = os.path.join(os.path.dirname(sys.executable), "micropython")
+    outs = {}
+    for name, interp in (("cpython", sys.executable), ("micropython", mpy)):
+        if name == "micropython" and not os.access(mpy, os.X_OK):
+            continue  # (the CPython half still runs)
+        r = subprocess.run(["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$1"', interp,
+                            str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=30,
+                           env=dict(os.environ, PYTHONPATH=firmware, MICROPYPATH=firmware))
+        assert r.returncode == 0, r.stderr
+        outs[name] = r.stdout.splitlines()
+    for name, lines in outs.items():
+        assert lines == ["bind: uplink gone: cannot bind to 192.0.2.7:6278 (EADDRNOTAVAIL)",
+                         "send: ENETUNREACH 1 0"], (name, lines)
+
+
+_REPLACED_DEVICE_SCRIPT = r"""
+import os
+from mast.endpoint import Endpoint
+from runtime.driver import Runtime
+
+MAKE = ("ip link add d0 type veth peer name p0 && ip link set p0 up && ip link set d0 up && "
+        "ip addr add 10.5.0.2/24 dev d0")
+assert os.system(MAKE) == 0
+psk = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+rt = Runtime(Endpoint({"name": "a", "peers": {"b": {"psk": psk, "addresses": ["10.5.0.9:6278"]},
+                                               "c": {"psk": psk, "addresses": ["10.5.0.8:6278"]}}},
+                      os.urandom))
+rt.add_uplink("d0", ("10.5.0.2", 6278), device="d0")
+# d0 deleted and made again, same name and address: a new interface the socket never follows
+assert os.system("ip link del d0 && " + MAKE) == 0
+rt.connect("b")  # its INIT: ENODEV
+for ev in rt.events():
+    d = ev.as_dict()
+    print("event: %s %s %s" % (d["event"], d.get("uplink"), d.get("error")))
+u = rt.uplinks["d0"]
+print("d0: dead %s, last_error %s, in the core %s" % (u.dead, u.last_error, "d0" in rt.ep.uplinks))
+rt.add_uplink("d0", ("10.5.0.2", 6278), device="d0")  # (what mastd and a board do then)
+rt.connect("c")
+print("d0 again: tx %d, tx_errors %d" % (rt.uplinks["d0"].tx, rt.uplinks["d0"].tx_errors))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("unshare")
+                    or not shutil.which("ip"),
+                    reason="needs root, unshare and ip (veth pairs in a network namespace)")
+def test_a_device_made_again_under_the_same_name_kills_its_uplinks_socket_on_both_runtimes(tmp_path):
+    """A socket bound to a device (SO_BINDTODEVICE) holds its index: once the device is
+    deleted and made again, every send says ENODEV, for good. That is a dead socket (as EBADF):
+    reported (uplink_dead), taken down in the core, and a new add_uplink opens a new one, where
+    it had kept the old one (same bind, same device) and lost every datagram."""
+    script = tmp_path / "replaced.py"
+    script.write_text(_REPLACED_DEVICE_SCRIPT)
+    firmware = os.path.join(os.path.dirname(HOST_TOOLS), "firmware")
+    mpy = os.path.join(os.path.dirname(sys.executable), "micropython")
+    ran = 0
+    for interp in (sys.executable, mpy):
+        if not os.access(interp, os.X_OK):
+            continue  # (no MicroPython here: the CPython half still runs)
+        r = subprocess.run(["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$1"', interp,
+                            str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=30,
+                           env=dict(os.environ, PYTHONPATH=firmware, MICROPYPATH=firmware))
+        assert r.returncode == 0, (interp, r.stdout, r.stderr)
+        lines = r.stdout.splitlines()
+        assert [ln for ln in lines if ln.startswith("event: ")] == [
+            "event: uplink_dead d0 ENODEV"], (interp, lines)
+        assert "d0: dead ENODEV, last_error ENODEV, in the core False" in lines, (interp, lines)
+        assert lines[-1] == "d0 again: tx 1, tx_errors 0", (interp, lines)
+        ran += 1
+    assert ran >= 1

@@ -712,6 +712,36 @@ def test_redundant_mode_loses_nothing_through_a_blackhole_and_then_a_link_down(w
     check_same_association(srv, cli, before)
 
 
+@pytest.mark.parametrize("client_runtime", ["cpython", "micropython"])
+def test_a_link_of_smaller_mtu_that_sends_no_icmp_still_carries_large_datagrams(
+        world, client_runtime, request):
+    """An ISP link of MTU 1000 on the way, whose router sends no ICMP "fragmentation needed"
+    (filtered, as many are): an IPv4 datagram that has DF set and is larger than the link is
+    dropped there, and nobody hears of it. The small probes pass, so the path stays up and
+    primary while every large datagram is lost (the kernel sets DF on UDP by default). The
+    uplinks' sockets send without DF: the router fragments, and the datagrams arrive."""
+    mpy = request.getfixturevalue("mpy_dir") if client_runtime == "micropython" else None
+    net = world.net
+    srv, cli = world.pair({"isp1": 10}, runtime=client_runtime, mpy_dir=mpy)
+    netns.ip(net.isp[1], "link", "set", "core", "mtu", "1000")
+    netns.run(["nft", "-f", "-"], ns=net.isp[1], input=(
+        "table inet no_icmp {\n  chain out {\n    type filter hook output priority filter;\n"
+        "    icmp type destination-unreachable drop\n  }\n}\n"))
+    mark = srv.mark()
+    big = [bytes([i]) * 1200 for i in range(1, 6)]
+    for payload in big:
+        cli.request("send", hex=payload.hex())
+    try:
+        wait_until("5 large datagrams at the server", lambda: len(_texts(srv, mark)) >= 5, 5)
+    finally:
+        print("%s client: %d of 5 large datagrams through the MTU 1000 link" % (
+            client_runtime, len(_texts(srv, mark))))
+    assert sorted(_texts(srv, mark)) == big
+    assert set(d["src"] for d in srv.data(mark)) == {"100.64.1.2:%d" % PORT}
+    sock = cli.status()["uplinks"]["isp1"]["socket"]
+    assert sock["tx_errors"] == 0 and sock["dead"] is None, sock
+
+
 # ---- an idle association and its NAT mapping -------------------------------------------------------
 #
 # The NAT namespace forgets a UDP mapping after 20 s without traffic (both conntrack UDP timeouts).
