@@ -91,8 +91,11 @@ def boot(b, crash_limit):
     b.boots = s.boot_count()
     if reason is None and b.boots >= crash_limit:
         reason = "boot loop: %d boots in a row crashed or hung" % b.boots
-        s.set_maintenance(reason)
-    s.set_boot_count(0 if reason else b.boots + 1)
+        try:
+            s.set_maintenance(reason)
+        except ValueError:  # (a full flash: this boot is in maintenance all the same)
+            pass
+    full = s.set_boot_count(0 if reason else b.boots + 1)
     if not reason:
         # the core and the runtime now, counted as part of this boot (a core that fails to
         # load ends in maintenance after CRASH_LIMIT boots) and before the configuration is
@@ -119,6 +122,9 @@ def boot(b, crash_limit):
     b.emit({"log": "boot", "board": b.bd["name"], "firmware": VERSION,
             "mode": "maintenance" if reason else "normal", "config": b.cfg_source,
             "warning": b.cfg_warning or b.bd_warning})
+    if full:
+        b.log("cannot count this boot in mast.boots: %s; until there is room, no boot loop "
+              "ends in maintenance (free some: mpremote rm)" % full)
     if reason:
         b.mode = "maintenance"
         b.maint_reason = reason

@@ -39,6 +39,12 @@ def sync_fs():
             pass
 
 
+def why(e):
+    """An OSError of a write in words (MicroPython's says only its number)."""
+    n = e.args[0] if e.args else None
+    return "the flash is full" if n == 28 else "the flash is read-only" if n == 30 else "OSError %s" % n
+
+
 def parse(data, check=None):
     """A config dict from a file's bytes; ValueError saying what is wrong."""
     if len(data) > _MAX_FILE:
@@ -107,7 +113,12 @@ class Store:
         if len(data) > _MAX_FILE:
             raise ValueError("configuration too large (%d bytes, at most %d)" % (len(data), _MAX_FILE))
         f = self.files
-        f.write(TMP, data)
+        try:
+            f.write(TMP, data)
+        except OSError as e:  # a full flash: the torn .tmp goes, mast.json stands
+            f.remove(TMP)
+            raise ValueError("cannot save the configuration: %s (writing %s); mast.json is as "
+                             "it was" % (why(e), TMP))
         if self.main_ok and f.exists(CONFIG):  # gone if someone removed it (mpremote rm)
             f.rename(CONFIG, BAK)
         f.rename(TMP, CONFIG)
@@ -130,7 +141,13 @@ class Store:
         return text[:80] or "requested"
 
     def set_maintenance(self, reason):
-        self.files.write(MAINT, reason.encode())
+        """ValueError if the flash would not even make the file (an empty one, as a full
+        flash leaves, means maintenance all the same: its presence is what counts)."""
+        try:
+            self.files.write(MAINT, reason.encode())
+        except OSError as e:
+            if not self.files.exists(MAINT):
+                raise ValueError("cannot set maintenance mode: %s (writing %s)" % (why(e), MAINT))
         sync_fs()
 
     def clear_maintenance(self):
@@ -146,6 +163,13 @@ class Store:
             return 0
 
     def set_boot_count(self, n):
-        self.files.write(BOOTS + ".tmp", str(n).encode())
-        self.files.rename(BOOTS + ".tmp", BOOTS)
+        """None, or why the flash did not take it (full, read-only): that OSError is never
+        raised, as a board that cannot count its boots still runs (a crash there rebooted it
+        for ever)."""
+        try:
+            self.files.write(BOOTS + ".tmp", str(n).encode())
+            self.files.rename(BOOTS + ".tmp", BOOTS)
+        except OSError as e:
+            self.files.remove(BOOTS + ".tmp")
+            return why(e)
         sync_fs()

@@ -491,7 +491,8 @@ class Agent:
 
     def agent_counters(self):
         c = dict(self.counters)
-        for k, v in (("tun_tx", self._tun_tx), ("rx_ip_bad_source", self._rx_bad_source)):
+        for k, v in (("tun_tx", self._tun_tx), ("rx_ip_bad_source", self._rx_bad_source),
+                     ("log_lines_lost", getattr(self.log, "lost", 0))):
             if v:
                 c[k] = c.get(k, 0) + v
         return c

@@ -110,14 +110,18 @@ def _err(msg):
 
 def read_psk(path):
     """The key from a file or '-' (stdin): its first word. OSError or ValueError."""
-    if path == "-":
-        text = sys.stdin.read()
-    else:
-        with open(path) as f:
-            text = f.read()
+    what = "standard input" if path == "-" else path
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path) as f:
+                text = f.read()
+    except UnicodeError:  # (the decoder's message quotes a byte: a raw binary key's)
+        raise ValueError("%s is not text: a key is the base64 that `mast genkey` prints" % what)
     w = text.split()
     if not w:
-        raise ValueError("%s holds no key" % ("standard input" if path == "-" else path))
+        raise ValueError("%s holds no key" % what)
     return w[0]
 
 

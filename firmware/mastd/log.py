@@ -8,6 +8,7 @@ class Log:
     def __init__(self, use_syslog=False, stream=None):
         self.syslog = None
         self.stream = stream or sys.stdout
+        self.lost = 0  # lines the stream would not take
         if use_syslog:
             import syslog
 
@@ -18,8 +19,11 @@ class Log:
         if self.syslog is not None:
             self.syslog.syslog(getattr(self.syslog, prio_name), msg)
             return
-        self.stream.write("%s mastd %s: %s\n" % (time.strftime("%H:%M:%S"), level, msg))
-        self.stream.flush()
+        try:
+            self.stream.write("%s mastd %s: %s\n" % (time.strftime("%H:%M:%S"), level, msg))
+            self.stream.flush()
+        except (OSError, ValueError):  # a full disk, a reader gone: the line is lost, not mastd
+            self.lost += 1
 
     def info(self, msg):
         self._write("info", "LOG_INFO", msg)

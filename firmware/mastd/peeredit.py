@@ -41,11 +41,16 @@ def write_atomic(path, text):
             except OSError:
                 pass  # not root: the file stays ours
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):  # (a full disk's write names no file: mastctl said only
+            # "[Errno 28] No space left on device"; a read-only one named the temporary file)
+            err = OSError("cannot write %s (%s); it is as it was" % (path, e.strerror or e))
+            err.errno = e.errno
+            raise err
         raise
     try:  # the rename itself reaches the disk
         dfd = os.open(d, os.O_RDONLY)

@@ -51,6 +51,9 @@ def load_config(path):
         doc = json.loads(text)
     except ValueError as e:
         raise PresenceConfigError("file", "%s is not valid JSON (%s)" % (path, e))
+    except RecursionError:  # (mast presence and mastd --presence-config: a traceback, before)
+        raise PresenceConfigError("file", "%s nests objects and lists too deep for a presence "
+                                  "configuration" % path)
     return check(doc)
 
 
@@ -114,6 +117,7 @@ class PresenceHost:
         self._saved = dict(self.server.floors())  # what the state file holds
         self._notify_ok = base  # NOTIFY counters up to this need no write (see the top)
         self._notify_saved = notify
+        self._write_failing = False  # the last state write failed (said once, until one works)
 
     def count(self, reason):
         self.counters[reason] = self.counters.get(reason, 0) + 1
@@ -232,9 +236,18 @@ class PresenceHost:
                 os.fsync(f.fileno())
             os.rename(tmp, path)
             _fsync_dir(os.path.dirname(os.path.abspath(path)))
-        except OSError:
+        except OSError as e:
             self.count("state_write_error")
+            try:  # (a full disk: the torn .tmp would stay beside the state file)
+                os.unlink(tmp)
+            except OSError:
+                pass
+            if not self._write_failing:  # said once, not at every batch (only a count said it)
+                self._write_failing = True
+                self.emit({"event": "state_write_failed", "file": path, "error": e.strerror or str(e),
+                           "note": "counters kept in memory only until a write works"})
             return
+        self._write_failing = False
         self.count("state_writes")
         self._saved = floors
         self._notify_saved = notify

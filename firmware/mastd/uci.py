@@ -55,6 +55,20 @@ class Section:
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
+def _shown(word, longest=24):
+    """word quoted for an error, unless it may be a key typed where a name goes (`option
+    psk=KEY`, a key on a line of its own): a PSK is 44 characters ending in "=", and the log
+    that mastd's errors go to (logread, a remote syslog) must never hold it."""
+    if len(word) <= longest and "=" not in word:
+        return repr(word)
+    return "(not repeated: it may be a key)"
+
+
+def _keyword_shown(word):
+    """An unknown keyword quoted, if it may be a misspelt one (letters, as the keywords)."""
+    return _shown(word, 10) if word.isalpha() else _shown("=")
+
+
 def _words(text, where, lineno):
     """The words of one line, comments dropped; quotes and escapes resolved. Only for
     peeredit's cheap scan of `config` and `option name` lines; the file is read by parse()."""
@@ -241,7 +255,7 @@ class _Reader:
                 self.error("nothing after `;`: remove it, or put a statement after it", first)
             if bare in _KEYWORDS.values() or bare in _KEYWORDS:
                 self.error("expected: %s" % _EXPECT[_KEYWORDS.get(bare, bare)], first)
-            self.error("unknown keyword %r (config, option or list)" % bare, first)
+            self.error("unknown keyword %s (config, option or list)" % _keyword_shown(bare), first)
         if j >= len(self.buf):
             self.error("expected: %s" % _EXPECT[name], first)
         self.buf[j] = "\0"
@@ -289,7 +303,7 @@ def parse(text, where="config"):
                 raise UciError(where, lineno, "section type %r: use printable characters, no spaces"
                                % a if a else "expected: %s" % _EXPECT["config"])
             if b and not _name_ok(b):
-                raise UciError(where, lineno, "section name %r: use only A-Za-z0-9_" % b)
+                raise UciError(where, lineno, "section name %s: use only A-Za-z0-9_" % _shown(b))
             if b and b in named:
                 cur = named[b]  # libuci: the same section, its options added to
                 if cur.type != a:
@@ -308,7 +322,7 @@ def parse(text, where="config"):
             if not a:
                 raise UciError(where, lineno, "expected: %s" % _EXPECT[kw])
             if not _name_ok(a):
-                raise UciError(where, lineno, "option name %r: use only A-Za-z0-9_" % a)
+                raise UciError(where, lineno, "option name %s: use only A-Za-z0-9_" % _shown(a))
             if kw == "option":
                 if b:  # libuci: an empty value sets nothing
                     cur.options[a] = b

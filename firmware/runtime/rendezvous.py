@@ -308,13 +308,20 @@ class FileCounter:
         import os
 
         tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("%d\n" % value)
-            if hasattr(f, "flush"):
-                f.flush()
-            if hasattr(os, "fsync"):  # on the disk before the rename is (a power cut)
-                os.fsync(f.fileno())
-        os.rename(tmp, self.path)
+        try:
+            with open(tmp, "w") as f:
+                f.write("%d\n" % value)
+                if hasattr(f, "flush"):
+                    f.flush()
+                if hasattr(os, "fsync"):  # on the disk before the rename is (a power cut)
+                    os.fsync(f.fileno())
+            os.rename(tmp, self.path)
+        except OSError:
+            try:  # (a full disk: the torn .tmp goes; the caller counts counter_store_error)
+                os.remove(tmp)
+            except OSError:
+                pass
+            raise
 
 
 def client(ep, settings):

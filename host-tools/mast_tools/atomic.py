@@ -15,9 +15,11 @@ def write_atomic(path, data):
             f.flush()
             os.fsync(f.fileno())  # on the disk before the rename is (a power cut: never an empty file)
         os.replace(tmp, path)
-    except BaseException:  # (no half-written file is left beside it)
+    except BaseException as e:  # (no half-written file is left beside it)
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):  # the file the user named (a full disk's write names none)
+            raise OSError(e.errno, e.strerror or str(e), path)
         raise

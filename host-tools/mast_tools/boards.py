@@ -61,6 +61,9 @@ def load(name):
         boarddef.check(doc)
     except (ValueError, UnicodeError) as e:
         raise CommandError("board definition %s: %s" % (path, e), "fix that field (docs/HARDWARE.md)")
+    except RecursionError:  # (a traceback, before)
+        raise CommandError("board definition %s nests objects and lists too deep" % path,
+                           "fix the file (docs/HARDWARE.md)")
     return doc, data
 
 

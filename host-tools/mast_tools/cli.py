@@ -60,6 +60,8 @@ _OS_HINTS = {
     errno.ENOENT: "check the path (for a board: is it plugged in?)",
     errno.EBUSY: "another program holds it; close it (another mpremote or serial console?)",
     errno.ECONNREFUSED: "nothing is listening there; start it first",
+    errno.ENOSPC: "the disk is full: make room (df -h shows it), or write elsewhere",
+    errno.EROFS: "that filesystem is read-only: write elsewhere",
 }
 _ACCES_FILE = "this user may not use that path (ls -ld it); give one of your own, e.g. under your home"
 

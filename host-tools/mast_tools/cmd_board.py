@@ -222,7 +222,8 @@ def _maintenance(args, port):
         except BoardError as e:
             if "memory" not in str(e):
                 raise CommandError("the board refused maintenance %s: %s" % (args.state, e),
-                                   "try again")
+                                   "make room on its flash (mpremote connect %s fs ls), then try "
+                                   "again" % port if "the flash is" in str(e) else "try again")
             r, refused = None, str(e)  # no room for the op: its raw REPL can (below)
         except TimeoutError as e:
             raise CommandError("the board did not answer (%s)" % e, "try again")

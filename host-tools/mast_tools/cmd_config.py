@@ -236,6 +236,10 @@ def _board_error(e, action):
     if action == "apply" and text.startswith("maintenance mode:"):  # (the mode, not the configuration)
         return CommandError("the board is in maintenance mode: nothing runs to apply to",
                             "commit the change (mast config commit), then mast maintenance off")
+    if action == "commit" and text.startswith("cannot save the configuration:"):  # (valid: the flash)
+        return CommandError("the board " + text, "make room on its flash, then commit again (`mpremote "
+                            "connect PORT fs ls` shows its files; mpremote stops the firmware and the "
+                            "candidate with it: `mast reset`, then set it again)")
     if action in ("validate", "commit", "apply"):
         return CommandError("the configuration is not valid: %s" % text,
                             "set or unset that key (mast config get shows it), then %s again" % action)
@@ -316,6 +320,8 @@ def _read_json(path):
         raise CommandError("cannot read %s: %s" % (path, e.strerror or e), "check the path")
     except (ValueError, UnicodeError) as e:
         raise CommandError("%s is not JSON (%s)" % (path, e), "fix the file")
+    except RecursionError:  # (a traceback, before)
+        raise CommandError("%s nests objects and lists too deep for a configuration" % path, "fix the file")
 
 
 def _validate_file(args):

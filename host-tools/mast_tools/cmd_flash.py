@@ -90,6 +90,8 @@ def load_config(path, bd):
         raise CommandError("cannot read %s: %s" % (path, e.strerror or e), "check the path")
     except (ValueError, UnicodeError) as e:
         raise CommandError("%s is not JSON (%s)" % (path, e), "fix the file")
+    except RecursionError:  # (a traceback, before)
+        raise CommandError("%s nests objects and lists too deep for a configuration" % path, "fix the file")
     from mast_tools.cmd_config import REDACTED, leaves
 
     hidden = sorted(k for k, v in leaves(cfg).items() if v == REDACTED) if isinstance(cfg, dict) else []

@@ -69,8 +69,9 @@ def load_scenario(path, link_names):
             steps = json.load(f)
     except OSError as e:
         raise CommandError("cannot read scenario %s: %s" % (path, e.strerror), "check the path")
-    except ValueError as e:
-        raise CommandError("scenario %s is not valid JSON: %s" % (path, e),
+    except (ValueError, RecursionError) as e:  # (RecursionError: nested too deep, a traceback before)
+        raise CommandError("scenario %s is not valid JSON: %s" % (
+            path, "it nests lists and objects too deep" if isinstance(e, RecursionError) else e),
                            "write a JSON list of steps, see `mast linkemu --help`")
     try:
         return check_scenario(steps, link_names)

@@ -64,7 +64,7 @@ def _read_json(path):
         with open(path) as f:
             doc = json.load(f)
         return doc if isinstance(doc, dict) else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
 
 

@@ -79,7 +79,7 @@ def classify(text):
     """The Line for one line of text (its \\r\\n already stripped)."""
     try:
         obj = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # (RecursionError: nested too deep, e.g. an app's print)
         return Line("other", None, text)
     if not isinstance(obj, dict):
         return Line("other", None, text)
@@ -140,7 +140,7 @@ def parse_value(key, text):
 
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # (RecursionError: nested too deep; a traceback, before)
         return parse_text(key, text)
     return text if takes_text(key) and not isinstance(value, str) else value
 
@@ -162,7 +162,7 @@ def parse_command(text):
     if text.startswith("{"):
         try:
             obj = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # (RecursionError: nested too deep)
             raise ValueError("not JSON; type help for the commands")
         if not isinstance(obj, dict):
             raise ValueError("a request is a JSON object")

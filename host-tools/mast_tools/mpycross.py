@@ -155,7 +155,23 @@ def choose(info, override=None):
 
 def compile_file(cmd, src, name):
     """The .mpy bytes of source file src (name: the path it is given inside the .mpy, which
-    tracebacks show). CommandError with mpy-cross's message if it fails."""
+    tracebacks show). CommandError with mpy-cross's message if it fails.
+
+    mpy-cross ignores its own write errors (exit status 0): into a file on a full disk it
+    wrote an empty or cut .mpy, which `mast flash` put on the board and verified against
+    itself. Where there is a /dev/stdout it writes into a pipe instead; elsewhere a file that
+    does not start as a .mpy does (b"M") is refused."""
+    if os.path.exists("/dev/stdout"):
+        p = subprocess.run(list(cmd) + ["-s", name, "-o", "/dev/stdout", src], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        if p.returncode != 0:
+            said = (p.stderr + p.stdout).decode("utf-8", "replace")
+            raise CommandError("mpy-cross failed on %s: %s" % (name, said.strip()[-300:]),
+                               "fix that file (it must be MicroPython-compatible)")
+        if p.stdout[:1] != b"M":
+            raise CommandError("mpy-cross wrote no .mpy for %s" % name,
+                               "check the mpy-cross it runs (`mast flash --mpy-cross`)")
+        return p.stdout
     fd, out = tempfile.mkstemp(suffix=".mpy")
     os.close(fd)
     try:
@@ -166,6 +182,10 @@ def compile_file(cmd, src, name):
             raise CommandError("mpy-cross failed on %s: %s" % (name, p.stdout.strip()[-300:]),
                                "fix that file (it must be MicroPython-compatible)")
         with open(out, "rb") as f:
-            return f.read()
+            data = f.read()
+        if data[:1] != b"M":
+            raise CommandError("mpy-cross wrote no .mpy for %s into %s (is its disk full?)"
+                               % (name, out), "make room there (or set TMP to another folder)")
+        return data
     finally:
         os.unlink(out)

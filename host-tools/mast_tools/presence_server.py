@@ -96,7 +96,7 @@ class Process:
             return
         try:
             cmd = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # (RecursionError: nested too deep, it ended the server)
             self.emit({"reply": None, "error": "not JSON"})  # (never repeated: it may hold a key)
             return
         op = cmd.get("op") if isinstance(cmd, dict) else None

@@ -267,22 +267,27 @@ def fill(folder, board, mpy_cross=None):
         os.makedirs(os.path.dirname(out) or folder, exist_ok=True)
         tmp = out + ".tmp"
         try:
-            if compiled:
-                rel = os.path.relpath(src, FIRMWARE_DIR)
-                proc = subprocess.run(cmd + ["-s", rel, "-o", tmp, src], stdin=subprocess.DEVNULL,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      universal_newlines=True, timeout=60)
-                if proc.returncode != 0:
-                    raise SimBoardError("mpy-cross failed on %s: %s" % (rel, proc.stdout.strip()),
-                                        "fix the source, or use --bare and install it yourself")
+            if compiled:  # (the bytes, then written here: mpy-cross ignores its write errors,
+                # and on a full disk left empty .mpy files that were never written again)
+                from mast_tools.errors import CommandError
+                from mast_tools.mpycross import compile_file
+
+                try:
+                    data = compile_file(cmd, src, os.path.relpath(src, FIRMWARE_DIR))
+                except CommandError as e:
+                    raise SimBoardError(e.what, "fix the source, or use --bare and install it yourself")
+                with open(tmp, "wb") as f:
+                    f.write(data)
             else:
                 shutil.copyfile(src, tmp)
             os.replace(tmp, out)
-        except BaseException:
+        except BaseException as e:
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
+            if isinstance(e, OSError) and not e.filename:  # (a full disk's write names none)
+                raise OSError(e.errno, e.strerror, out)
             raise
         written.append(dest)
     return written

@@ -424,6 +424,20 @@ def fake_board(monkeypatch, tmp_path, capsys):
 RUNNING = {"mode": "normal", "version": "0.1.0", "board": "unix-sim"}
 
 
+def test_maintenance_refused_by_a_full_flash_says_to_make_room(fake_board):
+    # ("try again" would fail again: the board's flash has no room for the flag)
+    from mast_tools.consoleclient import BoardError
+
+    code, out, err, raw, con = fake_board(
+        "maintenance", "on", hello_answer=RUNNING,
+        answers={"maintenance": BoardError("cannot set maintenance mode: the flash is full "
+                                           "(writing mast.maint)")})
+    assert code == 1 and out == "" and raw.entered == [] and raw.resets == 0
+    assert err == ("mast: the board refused maintenance on: cannot set maintenance mode: the flash "
+                   "is full (writing mast.maint); make room on its flash (mpremote connect %s fs "
+                   "ls), then try again\n" % FAKE_PORT), err
+
+
 def test_maintenance_refused_for_another_reason_than_memory_is_said_and_the_board_left_alone(
         fake_board):
     # only `out of memory` goes on through the raw REPL (a console with no room for the op);

@@ -252,8 +252,41 @@ def test_each_os_error_gets_the_hint_for_its_errno(monkeypatch, capsys):
         (ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
          "nothing is listening there; start it first"),
         (OSError(errno.EIO, "Input/output error"), "check the path, device or address; try again"),
+        # (a full or read-only disk got "check the path, device or address; try again")
+        (OSError(errno.ENOSPC, "No space left on device", "dist/mast.ipk"),
+         "the disk is full: make room (df -h shows it), or write elsewhere"),
+        (OSError(errno.EROFS, "Read-only file system", "dist/mast.ipk"),
+         "that filesystem is read-only: write elsewhere"),
     ):
         _fake(monkeypatch, exc)
         assert cli.main(["fake"]) == 1
         out, err = capsys.readouterr()
         assert out == "" and err.endswith("; %s\n" % hint) and err.count("\n") == 1, exc
+
+
+@pytest.mark.parametrize("cmd, want", [
+    (["config", "validate", "{f}"], "mast: {f} nests objects and lists too deep for a configuration; fix the file\n"),
+    (["flash", "--config", "{f}", "--board", "unix-sim", "--dry-run"],
+     "mast: {f} nests objects and lists too deep for a configuration; fix the file\n"),
+    (["flash", "--board", "{f}", "--dry-run"],
+     "mast: board definition {f} nests objects and lists too deep; fix the file (docs/HARDWARE.md)\n"),
+    (["linkemu", "--link", "eth=127.0.0.2:0", "--scenario", "{f}"],
+     "mast: scenario {f} is not valid JSON: it nests lists and objects too deep; write a JSON list "
+     "of steps, see `mast linkemu --help`\n"),
+    (["presence", "--config", "{f}"],
+     "mast: presence config {f}: file: {f} nests objects and lists too deep for a presence "
+     "configuration; fix the file; the format is in `mast presence --help`\n"),
+])
+def test_a_file_that_nests_too_deep_is_an_error_naming_it_not_a_traceback(tmp_path, cmd, want):
+    # (each was a RecursionError traceback; mast endpoint and mastd's own file said so already)
+    f = tmp_path / "deep.json"
+    f.write_text("[" * 100000 + "]" * 100000)
+    r = mast(*[a.replace("{f}", str(f)) for a in cmd])
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", want.replace("{f}", str(f)))
+
+
+def test_a_sim_board_whose_mast_json_nests_too_deep_is_refused_not_a_traceback(tmp_path):
+    (tmp_path / "mast.json").write_text("[" * 100000 + "]" * 100000)
+    r = mast("sim-board", "--dir", str(tmp_path), "--mast-port", "17999")
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", "mast: %s is not a JSON object; fix or remove it\n"
+                                                  % (tmp_path / "mast.json"))

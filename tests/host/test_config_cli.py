@@ -388,6 +388,19 @@ def test_the_board_out_of_memory_says_what_to_do_for_each_action():
     assert e.hint == "commit the change and restart the board instead: mast config commit, then mast reset"
 
 
+def test_a_commit_on_a_full_flash_is_not_said_to_be_an_invalid_configuration():
+    # (it read "the configuration is not valid: internal error: OSError: 28; set or unset that
+    # key": the configuration was valid, the board's flash was full)
+    from mast_tools.cmd_config import _board_error
+    from mast_tools.consoleclient import BoardError
+
+    text = ("cannot save the configuration: the flash is full (writing mast.json.tmp); mast.json "
+            "is as it was")
+    e = _board_error(BoardError(text), "commit")
+    assert e.what == "the board " + text
+    assert e.hint.startswith("make room on its flash, then commit again")
+
+
 def test_the_text_for_get_and_status():
     assert show_value({"a": {"b": 1, "c": [1]}, "d": "x"}) == 'a.b = 1\na.c = [1]\nd = "x"'
     assert show_value("text") == "text" and show_value(True) == "true"

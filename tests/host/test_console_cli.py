@@ -689,3 +689,15 @@ def test_a_misspelt_key_reads_unknown_key_as_mast_config_says_it(capsys):
         assert rc == 3
         lines = out.getvalue().splitlines()
         assert [x.split(" ", 1)[1] if not raw else x for x in lines] == want, lines  # (after the time)
+
+
+def test_json_nested_too_deep_is_no_traceback_typed_piped_or_from_the_board():
+    # (each was a RecursionError traceback that ended `mast console` and `mast config set`)
+    deep = "[" * 5000 + "]" * 5000
+    with pytest.raises(ValueError) as e:
+        parse_command('{"op": %s}' % deep)
+    assert str(e.value) == "not JSON; type help for the commands"
+    op, fields = parse_command("set peers.a.addresses " + deep)  # as any text that is not JSON
+    assert op == "set" and fields["key"] == "peers.a.addresses"
+    line = classify(deep)  # a line the board's app printed
+    assert (line.kind, line.obj, line.text) == ("other", None, deep)

@@ -55,8 +55,9 @@ def test_every_runtime_counter_is_named_in_runtime_md():
 def _agent_counters():
     agent = _read("firmware", "mastd", "agent.py")
     names = _counted("firmware/mastd/agent.py", "firmware/mastd/app.py")
-    # the per-packet ones, kept in locals and added by name: ("tun_rx", sent), ...
-    names |= set(re.findall(r'\("((?:tun|rx_ip)_[a-z_]+)", ', agent))
+    # the per-packet ones, kept in locals and added by name: ("tun_rx", sent), ...; and the
+    # log's lost lines, kept by the Log: ("log_lines_lost", ...)
+    names |= set(re.findall(r'\("((?:tun|rx_ip|log)_[a-z_]+)", ', agent))
     return names
 
 

@@ -3,7 +3,10 @@ files go over the port, what is staged and verified, the device code itself run 
 MicroPython unix port in a scratch folder, and which mpy-cross matches a board's MicroPython."""
 
 import os
+import re
+import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -638,3 +641,69 @@ def test_a_corrupt_mast_json_never_takes_the_place_of_the_last_good_copy(device)
     run(flashplan.rename_script([("mast.json.tmp", "mast.json")]))
     assert open(os.path.join(folder, "mast.json.bak"), "rb").read() == new
     assert open(os.path.join(folder, "mast.json"), "rb").read() == b'{"name": "newer"}\n'
+
+
+
+_COMPILE_ON_A_FULL_DISK = """
+set -e
+mount -t tmpfs -o size=64k tmpfs "$1"
+dd if=/dev/zero of="$1/fill" bs=4096 2>/dev/null || true
+set +e
+"$2" -c 'import sys, tempfile
+from mast_tools import mpycross
+tempfile.tempdir = sys.argv[1]
+sys.stdout.buffer.write(mpycross.compile_file(sys.argv[3:], sys.argv[2], "probe.py"))' "$1" "$3" "$4"
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("unshare") is None,
+                    reason="fills a small tmpfs in a mount namespace of its own: needs root and unshare")
+def test_a_compile_whose_temp_folder_is_full_gives_the_whole_mpy(mpy_cross, tmp_path):
+    # mpy-cross ignores its own write errors (exit status 0): with the temp folder full its .mpy
+    # came back empty, and `mast flash` put empty modules on the board, verified against
+    # themselves (the board then failed at every boot)
+    src = tmp_path / "probe.py"
+    src.write_text("def f(x):\n    return [x] * 3\n")
+    whole = mpycross.compile_file(mpy_cross, str(src), "probe.py")
+    full = tmp_path / "full"
+    full.mkdir()
+    r = subprocess.run(["unshare", "-m", "sh", "-c", _COMPILE_ON_A_FULL_DISK, "sh", str(full), sys.executable,
+                        str(src)] + list(mpy_cross), capture_output=True, timeout=60, env=boardcli.env_for_mast())
+    assert (r.returncode, r.stdout) == (0, whole), r.stderr
+
+
+def test_a_compile_writes_no_temporary_file_where_there_is_a_dev_stdout(mpy_cross, tmp_path, monkeypatch):
+    # (the .mpy comes through a pipe: a file on a full disk is what mpy-cross cuts short unsaid)
+    import tempfile
+
+    if not os.path.exists("/dev/stdout"):
+        pytest.skip("no /dev/stdout here: the .mpy goes through a temporary file")
+
+    def no_file(*a, **kw):
+        raise AssertionError("a temporary file was made")
+
+    monkeypatch.setattr(tempfile, "mkstemp", no_file)
+    src = tmp_path / "probe.py"
+    src.write_text("x = 1\n")
+    assert mpycross.compile_file(mpy_cross, str(src), "probe.py")[:1] == b"M"
+
+
+def test_without_a_dev_stdout_an_empty_mpy_is_refused_saying_where(tmp_path, monkeypatch):
+    # (Windows: the .mpy goes through a temporary file, which mpy-cross leaves empty, exit
+    # status 0, when the disk is full)
+    real = os.path.exists
+    monkeypatch.setattr(mpycross.os.path, "exists", lambda p: False if p == "/dev/stdout" else real(p))
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    cmd = _fake_compiler(tmp_path, "", status=0)  # writes nothing, says it went well
+    src = tmp_path / "probe.py"
+    src.write_text("x = 1\n")
+    with pytest.raises(CommandError) as e:
+        mpycross.compile_file([cmd], str(src), "probe.py")
+    assert re.match(r"mpy-cross wrote no \.mpy for probe\.py into \S+\.mpy \(is its disk full\?\)$",
+                    e.value.what), e.value.what
+    assert e.value.hint == "make room there (or set TMP to another folder)"
+    assert os.listdir(str(scratch)) == []  # (the temporary file goes, as after any compile)

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -414,9 +415,32 @@ def test_a_write_that_fails_leaves_the_previous_package_whole_and_no_partial_fil
     env["SOURCE_DATE_EPOCH"] = str(EPOCH + 1)  # other bytes than the package there
     r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, preexec_fn=small_files)
     assert r.returncode == 1 and r.stdout == ""
-    assert r.stderr.startswith("mast: File too large") and "Traceback" not in r.stderr
-    assert path.read_bytes() == before
+    assert r.stderr.startswith("mast: File too large: %s; " % path) and "Traceback" not in r.stderr
+    assert path.read_bytes() == before  # (it named no file: the write's error has none)
     assert os.listdir(str(tmp_path)) == [path.name]
+
+
+_FULL_DISK = """
+set -e
+mount -t tmpfs -o size=64k tmpfs "$1"
+cd "$1"
+set +e
+"$2" -m mast_tools ipk --out "$1" --no-bytecode --json
+echo "rc=$?"
+ls -A "$1"
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("unshare") is None,
+                    reason="mounts a small tmpfs in a mount namespace of its own: needs root and unshare")
+def test_a_package_on_a_full_disk_names_the_file_and_says_the_disk_is_full(tmp_path):
+    # (it said only "mast: No space left on device; check the path, device or address; try again")
+    env = dict(os.environ, PYTHONPATH=HOST_TOOLS, SOURCE_DATE_EPOCH=str(EPOCH))
+    r = subprocess.run(["unshare", "-m", "sh", "-c", _FULL_DISK, "sh", str(tmp_path), sys.executable],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.stdout == "rc=1\n", (r.stdout, r.stderr)  # nothing on stdout but the exit status; no .tmp
+    assert r.stderr == ("mast: No space left on device: %s/mast_0.1.0-1_all.ipk; the disk is full: make "
+                        "room (df -h shows it), or write elsewhere\n" % tmp_path)
 
 
 def test_a_written_file_is_on_the_disk_before_it_is_renamed_over_the_old_one(tmp_path, monkeypatch):

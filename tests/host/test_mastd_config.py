@@ -82,6 +82,28 @@ def test_uci_syntax_errors_name_the_file_and_line(text, message):
     assert str(e.value) == message
 
 
+KEY = "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI="
+
+
+@pytest.mark.parametrize("line, message", [
+    ("\toption psk\n\t'%s'\n" % KEY, "f:3: unknown keyword (not repeated: it may be a key) "
+     "(config, option or list)"),  # a key pasted on a line of its own
+    ("\t%s\n" % KEY, "f:2: unknown keyword (not repeated: it may be a key) (config, option or list)"),
+    ("\t%s\n" % KEY[:22], "f:2: unknown keyword (not repeated: it may be a key) (config, option or list)"),
+    ("\toption psk=%s\n" % KEY, "f:2: option name (not repeated: it may be a key): use only A-Za-z0-9_"),
+    ("\toption '%s'\n" % KEY, "f:2: option name (not repeated: it may be a key): use only A-Za-z0-9_"),
+    ("\toption %s/%s 'x'\n" % (KEY[:20], KEY[20:30]),  # (most of a key, without its "=")
+     "f:2: option name (not repeated: it may be a key): use only A-Za-z0-9_"),
+    ("config peer '%s'\n" % KEY, "f:2: section name (not repeated: it may be a key): use only A-Za-z0-9_"),
+])
+def test_uci_a_syntax_error_never_repeats_a_key_typed_where_a_name_goes(line, message):
+    # mastd's errors go to the log (logread, perhaps a remote syslog): `option psk=KEY` wrote
+    # the key there, in "option name 'psk=KEY': use only A-Za-z0-9_"
+    with pytest.raises(uci.UciError) as e:
+        uci.parse("config peer 'a'\n" + line, "f")
+    assert str(e.value) == message and KEY[:8] not in str(e.value)
+
+
 def test_uci_anonymous_sections_count_the_named_ones_of_their_type_as_libuci_does():
     # `uci show` numbers @peer[N] among all peer sections, named or not
     s = uci.parse("config peer 'a'\nconfig peer\nconfig uplink\nconfig peer 'b'\nconfig peer\n")
@@ -470,6 +492,37 @@ def test_each_log_line_leaves_at_once_when_stdout_is_a_pipe():
             assert os.read(r, 4096).decode().endswith(" mastd warning: uplink lte: no device\n")
         finally:
             os.close(r)
+
+
+def test_a_log_line_stdout_will_not_take_is_counted_and_mastd_runs_on():
+    # (`mastd > /var/log/mastd.log` on a full disk, or `mastd | logger` whose reader died: the
+    # next log line, a failover say, raised OSError out of the loop and ended mastd)
+    import errno
+
+    from mastd.log import Log
+
+    class Refusing:
+        def __init__(self, e):
+            self.e, self.lines = e, []
+
+        def write(self, text):
+            if self.e is not None:
+                raise self.e
+            self.lines.append(text)
+
+        def flush(self):
+            pass
+
+    for e in (OSError(errno.ENOSPC, "No space left on device"), BrokenPipeError(errno.EPIPE, "Broken pipe"),
+              ValueError("I/O operation on closed file.")):
+        stream = Refusing(e)
+        log = Log(stream=stream)
+        log.info("failover old=wan new=lte")
+        log.warn("uplink wan: no carrier")
+        assert log.lost == 2
+        stream.e = None  # room again: the next line is written
+        log.error("uplink lte: no device")
+        assert log.lost == 2 and stream.lines[0].endswith(" mastd error: uplink lte: no device\n")
 
 
 def test_an_app_socket_path_of_107_bytes_is_taken_and_one_of_108_refused():

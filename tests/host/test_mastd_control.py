@@ -959,6 +959,24 @@ def test_mastctl_peer_add_of_a_key_file_that_is_not_there_names_it_and_sends_not
     assert got == []
 
 
+def test_mastctl_peer_add_of_a_raw_binary_key_file_repeats_none_of_its_bytes_and_sends_nothing(tmp_path):
+    # (`head -c 32 /dev/urandom > b7.key`: it said "'utf-8' codec can't decode byte 0x80 in
+    # position 0", a byte of the key)
+    path = str(tmp_path / "c.sock")
+    key = tmp_path / "b7.key"
+    key.write_bytes(b"\x80\xfe" + bytes(range(30)))
+    srv, got, done = _recording_server(path, lambda req: {"peer": req["name"]})
+    try:
+        r = mastctl(path, "peer", "add", "b7.example", "--psk-file", str(key))
+    finally:
+        done()
+        srv.close()
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", "mastctl: cannot read the key: %s is not text: a "
+                                                  "key is the base64 that `mast genkey` prints; give "
+                                                  "--psk-file FILE or - for standard input\n" % key)
+    assert got == []
+
+
 def test_mastctl_peer_add_without_psk_file_says_how_to_give_the_key(tmp_path):
     # (the agent's "peers.b7.example.psk: required when keying is psk" alone named no option)
     path = str(tmp_path / "c.sock")

@@ -368,3 +368,22 @@ def test_a_route_freed_is_taken_at_the_next_reload_even_with_no_route_change(tmp
     finally:
         a.tun_fd = None
         a.rt.shutdown()
+
+
+def test_log_lines_stdout_would_not_take_are_in_the_agent_counters(agent):
+    # (a full disk under `mastd > file`: the lines are lost, mastd runs on, and status says so)
+    from mastd.log import Log as RealLog
+
+    class Full:
+        def write(self, text):
+            raise OSError(28, "No space left on device")
+
+        def flush(self):
+            pass
+
+    a, host = agent
+    assert "log_lines_lost" not in a.agent_counters()
+    a.log = RealLog(stream=Full())
+    a._note("failover", old="wan", new="lte")
+    a._note("failover", old="lte", new="wan")
+    assert a.agent_counters()["log_lines_lost"] == 2

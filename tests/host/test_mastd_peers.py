@@ -127,6 +127,26 @@ def test_a_peer_file_keeps_its_mode_and_a_write_that_fails_leaves_it_whole(tmp_p
     assert sorted(os.listdir(str(tmp_path))) == ["mast"]
 
 
+def test_a_peer_file_write_that_fails_names_the_file_and_says_it_is_as_it_was(tmp_path):
+    # (a full disk fails the write, whose error names no file: `mastctl peer add` said only
+    # "mastctl: [Errno 28] No space left on device"; here a file size limit stands in for it)
+    path = tmp_path / "mast"
+    path.write_text(UCI)
+    code = ("import resource, signal, sys\n"
+            "from mastd import peeredit\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (%d, %d))\n"
+            "try:\n"
+            "    peeredit.add_peer(sys.argv[1], 'b8.example', {'psk': sys.argv[2]})\n"
+            "except OSError as e:\n"
+            "    sys.exit('%%s; errno %%d' %% (e, e.errno))\n" % (len(UCI), len(UCI)))
+    r = subprocess.run([sys.executable, "-c", code, str(path), PSK2], capture_output=True, text=True,
+                       timeout=30, env=dict(os.environ, PYTHONPATH=FIRMWARE, PYTHONDONTWRITEBYTECODE="1"))
+    assert (r.returncode, r.stderr) == (1, "cannot write %s (File too large); it is as it was; "
+                                           "errno 27\n" % path)
+    assert path.read_text() == UCI and sorted(os.listdir(str(tmp_path))) == ["mast"]
+
+
 def test_a_peer_added_after_blank_lines_leaves_one_blank_line_and_removing_it_restores_the_file(tmp_path):
     path = tmp_path / "mast"
     path.write_text(UCI + "\n\n\n")

@@ -596,6 +596,18 @@ def test_mastd_refuses_a_bad_presence_config_naming_the_key(tmp_path):
     assert r.returncode == 0
 
 
+def test_mastd_refuses_a_presence_config_that_nests_too_deep_naming_it(tmp_path):
+    # (a RecursionError traceback, before: mastd's own file said so already)
+    cfg = tmp_path / "mast.json"
+    cfg.write_text(json.dumps({"name": "srv", "peers": {}, "uplinks": {"lo": {"device": "lo"}}}))
+    deep = tmp_path / "presence.json"
+    deep.write_text("[" * 100000 + "]" * 100000)
+    r = _mastd("--check", "--config", str(cfg), "--presence-config", str(deep))
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", "mastd: presence %s: file: %s nests objects and "
+                                                  "lists too deep for a presence configuration\n"
+                                                  % (deep, deep))
+
+
 @pytest.mark.skipif(not can_bind_to_lo(), reason="mastd's uplink on lo: " + BIND_TO_LO)
 def _stop(p):
     """SIGTERM to mastd (it writes its state at exit), SIGKILL if it has not ended in 10 s."""
@@ -806,6 +818,15 @@ def run_presence_process(monkeypatch, lines, duration_ms=10000, on_line=None, **
     return out, status, p
 
 
+def test_a_presence_command_line_nested_too_deep_is_not_json_and_the_server_runs_on(monkeypatch):
+    # (a RecursionError traceback ended `mast presence`)
+    deep = b'{"op": ' + b"[" * 1500 + b"]" * 1500 + b"}\n"
+    out, status, p = run_presence_process(monkeypatch, deep + b'{"op": "status"}\n')
+    replies = [x for x in out if "reply" in x]
+    assert replies[0] == {"reply": None, "error": "not JSON"}
+    assert replies[1]["reply"] == "status" and p.quit == "eof"
+
+
 def test_the_presence_process_answers_every_bad_command_line_and_runs_on(monkeypatch):
     key = b"A" * 43 + b"="  # (a line that is not JSON, or an op that is an object, may hold a key)
     bad = (b'{"op": "stauts"}\n' + b"[1, 2]\n" + b"not json " + key + b"\n"
@@ -918,6 +939,36 @@ def test_a_state_file_that_cannot_be_written_is_counted_and_the_answer_still_lea
         h.close()
 
 
+def test_a_state_file_that_cannot_be_written_is_said_once_naming_the_file_until_a_write_works(tmp_path):
+    # (a full disk was only counted: no line in mastd's log named the file or said why)
+    import shutil
+
+    folder = tmp_path / "gone"
+    state = folder / "state.json"
+    h = host_on_loopback(state=str(state))
+    seen = []
+    h.emit = seen.append
+    a = Requester("a", KEYS["a"])
+    try:
+        for _ in range(2):
+            a.send(h.listen, msg.REGISTER, msg.enc_register(60, []))
+            assert a.answer(2, pump_host(h))[0] == msg.REGISTER_ACK
+        failed = [e for e in seen if e.get("event") == "state_write_failed"]
+        assert failed == [{"event": "state_write_failed", "file": str(state),
+                           "error": "No such file or directory",
+                           "note": "counters kept in memory only until a write works"}]
+        folder.mkdir()
+        a.send(h.listen, msg.REGISTER, msg.enc_register(60, []))
+        assert a.answer(2, pump_host(h))[0] == msg.REGISTER_ACK
+        shutil.rmtree(str(folder))  # failing again after a write that worked: said again
+        a.send(h.listen, msg.REGISTER, msg.enc_register(60, []))
+        assert a.answer(2, pump_host(h))[0] == msg.REGISTER_ACK
+        assert len([e for e in seen if e.get("event") == "state_write_failed"]) == 2
+    finally:
+        a.close()
+        h.close()
+
+
 def test_a_state_write_cut_short_leaves_the_state_before_it_whole_and_a_restart_reads_it(tmp_path, monkeypatch):
     # a disk that fills up (or a kill, a power cut) in the middle of the state file's write:
     # the file still holds the counters saved before, whole, and the host that starts next
@@ -949,6 +1000,7 @@ def test_a_state_write_cut_short_leaves_the_state_before_it_whole_and_a_restart_
         assert h.status()["host_counters"]["state_write_error"] >= 1
         monkeypatch.setattr(presence_host.json, "dump", real_dump)
         assert state.read_bytes() == saved
+        assert sorted(os.listdir(str(tmp_path))) == ["state.json"]  # (no torn .tmp left beside it)
         h2 = host_on_loopback(state=str(state))  # (the next start, on what the disk holds)
     finally:
         a.close()

@@ -5,6 +5,7 @@ core (presence_fake.FakeEndpoint) and a runtime clock the test moves; the DNS is
 
 import base64
 import json
+import os
 import time
 
 from presence import msg
@@ -133,6 +134,7 @@ def test_a_counter_file_write_that_fails_part_way_leaves_the_old_floor(tmp_path,
         pass
     monkeypatch.undo()
     assert rendezvous.FileCounter(path).load() == 1700003600000
+    assert sorted(os.listdir(str(tmp_path))) == ["presence.ctr"]  # (no torn .tmp left beside it)
 
 
 def test_a_counter_file_is_on_the_disk_before_it_is_renamed_over_the_old_floor(tmp_path, monkeypatch):

@@ -773,8 +773,7 @@ def test_filling_a_folder_never_overwrites_a_file_already_there(tmp_path):
     folder.mkdir()
     (folder / "board.json").write_text('{"mine": true}\n')
     (folder / "app.py").write_text("# my app\n")
-    written = simboard.fill(str(folder), "unix-sim", mpy_cross=[sys.executable, "-c", "import shutil, sys; "
-                                                                "shutil.copyfile(sys.argv[-1], sys.argv[-2])"])
+    written = simboard.fill(str(folder), "unix-sim", mpy_cross=_copy_compiler())
     assert (folder / "board.json").read_text() == '{"mine": true}\n'
     assert (folder / "app.py").read_text() == "# my app\n"
     assert "board.json" not in written and "app.py" not in written
@@ -1014,8 +1013,9 @@ def test_ctrl_d_in_the_friendly_repl_after_the_raw_one_is_a_full_reboot_with_sof
 
 
 def _copy_compiler():
-    """An mpy-cross stand-in (`-s NAME -o OUT SRC`): copies SRC to OUT."""
-    return [sys.executable, "-c", "import shutil, sys; shutil.copyfile(sys.argv[-1], sys.argv[-2])"]
+    """An mpy-cross stand-in (`-s NAME -o OUT SRC`): copies SRC to OUT (opened as mpy-cross
+    opens it: OUT may be /dev/stdout, a pipe, which shutil.copyfile refuses)."""
+    return [sys.executable, "-c", "import sys; open(sys.argv[-2], 'wb').write(open(sys.argv[-1], 'rb').read())"]
 
 
 def test_a_fill_killed_in_the_middle_of_a_file_is_finished_whole_by_the_next_one(tmp_path):
@@ -1037,6 +1037,34 @@ def test_a_fill_killed_in_the_middle_of_a_file_is_finished_whole_by_the_next_one
     leftovers = [os.path.join(d, n) for d, _, names in os.walk(str(folder)) for n in names
                  if n.endswith(".tmp")]
     assert leftovers == []
+
+
+def test_a_fill_killed_while_it_writes_a_module_is_finished_whole_by_the_next_one(tmp_path):
+    # (mpy-cross writes into a pipe: the fill writes each module itself, into NAME.tmp; killed
+    # there, the half module must not be taken for a whole one by the next fill)
+    folder = tmp_path / "b"
+    code = ("import os, signal, sys\n"
+            "from mast_tools import simboard\n"
+            "class Half:\n"
+            "    def __init__(self, f):\n"
+            "        self.f = f\n"
+            "    def write(self, data):\n"
+            "        self.f.write(data[:len(data) // 2])\n"
+            "        self.f.flush()\n"
+            "        os.kill(os.getpid(), signal.SIGKILL)\n"
+            "    def __enter__(self):\n"
+            "        return self\n"
+            "    def __exit__(self, *exc):\n"
+            "        self.f.close()\n"
+            "simboard.open = lambda p, m='r': Half(open(p, m)) if 'w' in m else open(p, m)\n"
+            "simboard.fill(sys.argv[1], 'unix-sim', %r)\n" % _copy_compiler())
+    r = subprocess.run([sys.executable, "-c", code, str(folder)], env=env_for_mast(), timeout=60,
+                       capture_output=True)
+    assert r.returncode == -9, r
+    simboard.fill(str(folder), "unix-sim", mpy_cross=_copy_compiler())
+    for dest, src, compiled in simboard.layout("unix-sim"):
+        with open(src, "rb") as f:
+            assert (folder / dest).read_bytes() == f.read(), dest
 
 
 def test_a_sim_board_whose_fill_was_killed_before_its_last_file_is_filled_at_its_next_start(
@@ -1065,3 +1093,40 @@ def test_a_sim_board_whose_fill_was_killed_before_its_last_file_is_filled_at_its
     for dest, src, compiled in simboard.layout("unix-sim"):
         with open(src, "rb") as f:
             assert (folder / dest).read_bytes() == f.read(), dest
+
+
+_FILL_ON_A_SMALL_DISK = """
+set -e
+mount -t tmpfs -o size=128k tmpfs "$1"
+set +e
+"$2" -c 'import sys
+from mast_tools import simboard
+try:
+    simboard.fill(sys.argv[1] + "/b", "unix-sim")
+except OSError as e:
+    print("failed: %s" % e)' "$1"
+mount -o remount,size=16m "$1"
+"$2" -c 'import sys
+from mast_tools import simboard
+simboard.fill(sys.argv[1] + "/b", "unix-sim")' "$1"
+cp -r "$1/b" "$3"
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
+                    reason="fills a small tmpfs in a mount namespace of its own: needs root and unshare")
+def test_a_fill_on_a_full_disk_fails_naming_the_file_and_the_next_one_leaves_every_file_whole(tmp_path):
+    # mpy-cross ignores its write errors (exit status 0): on a full disk it left empty .mpy files,
+    # renamed into place and never written again, and the board failed at every boot for good
+    if simboard.find_mpy_cross() is None:
+        pytest.skip("mpy-cross is not installed")
+    disk, got = tmp_path / "disk", tmp_path / "got"
+    disk.mkdir()
+    r = subprocess.run(["unshare", "-m", "sh", "-c", _FILL_ON_A_SMALL_DISK, "sh", str(disk), sys.executable,
+                        str(got)], capture_output=True, text=True, timeout=300, env=env_for_mast())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("failed: [Errno 28] No space left on device: ") and str(disk) in r.stdout, r.stdout
+    want = tmp_path / "want"
+    simboard.fill(str(want), "unix-sim")
+    for dest, src, compiled in simboard.layout("unix-sim"):
+        assert (got / dest).read_bytes() == (want / dest).read_bytes(), dest
