@@ -170,7 +170,10 @@ def dec_addrs(b, off):
         alen = 4 if fam == 4 else 16 if fam == 6 else 0
         if not alen or off + 1 + alen + 4 > len(b):
             raise ValueError(_BAD)
-        ip = bytes_to_ip(bytes(b[off + 1 : off + 1 + alen]))
+        ip = bytes(b[off + 1 : off + 1 + alen])
+        if ip[0] >= (224 if alen == 4 else 255):  # no one host's (multicast, broadcast, class E):
+            ip = bytes(alen)  # read as unspecified, which a list may not use (section 6.1)
+        ip = bytes_to_ip(ip)
         port, prio, cost = struct.unpack_from(">HBB", b, off + 1 + alen)
         if port == 0:
             raise ValueError(_BAD)

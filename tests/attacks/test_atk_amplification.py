@@ -56,10 +56,6 @@ def test_a_fresh_15_victim_set_every_second_gets_at_most_3x_over_30_s():
     assert r["out_all"] <= 3 * r["peer_in_all"], r
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "not fixed: the core refuses only 0.0.0.0 and :: in a peer's list (assoc._unspecified); "
-    "refusing multicast, broadcast and class E too costs about 80 bytes of .mpy and the core "
-    "has 42 left (h37)"))
 def test_a_set_listing_a_multicast_group_or_the_broadcast_address_is_refused_and_nothing_goes_there():
     # The endpoint file, mastd and a board refuse such peer addresses (runtime/peeraddr.py:
     # "no one host's"), but a peer's SET listing one made the host probe it: measured with a
