@@ -14,6 +14,7 @@ from fake_files import FakeFiles
 from board.hw import Hardware
 from board.main import Board, STABLE_MS, CRASH_LIMIT
 from board.store import MAINT, BOOTS, CONFIG, TMP
+from test_maintenance import ask, shutdown  # (one copy of the console helpers)
 
 PORT = 17651 if sys.implementation.name == "cpython" else 17661  # (below 32768: never a kernel pick)
 BOARD = {"name": "test-board", "title": "a test board", "port": "unix", "routing": "source",
@@ -57,19 +58,6 @@ def full_board(extra=None, errno=28, creates=True):
     d = {"board.json": json.dumps(BOARD).encode(), CONFIG: GOOD}
     d.update(extra or {})
     return FullFiles(d, errno, creates)
-
-
-def ask(b, out, req):
-    n = len(out)
-    b.feed((json.dumps(req) + "\n").encode())
-    replies = [json.loads(x) for x in out[n:] if '"ok"' in x]
-    assert len(replies) == 1, out[n:]
-    return replies[0]
-
-
-def shutdown(b):
-    if b.rt is not None:
-        b.rt.shutdown()
 
 
 def test_a_board_on_a_full_flash_boots_runs_and_says_it_cannot_count_its_boots():
