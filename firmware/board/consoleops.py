@@ -181,7 +181,13 @@ def maintenance(b, on, reason=None):
             b.pending = "maintenance on"
     elif b.mode == "maintenance" or st.maintenance() is not None:
         st.clear_maintenance()
-        st.set_boot_count(0)
+        full = st.set_boot_count(0)
+        if full:  # (a full or read-only flash: is the next boot in maintenance all the same?)
+            from .main import CRASH_LIMIT, OpError
+
+            if st.maintenance() is not None or st.boot_count() >= CRASH_LIMIT:
+                raise OpError("cannot leave maintenance mode: %s (writing mast.boots); the next "
+                              "boot would be in maintenance again" % full)
         b.pending = "maintenance off"
     return {"maintenance": on, "rebooting": b.pending is not None}
 

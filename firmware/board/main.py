@@ -358,7 +358,7 @@ class Board:
 
     # The console's other ops are in cfgops.py, consoleops.py and applycfg.py: the console
     # has once() import the op's module for the request and forget it after
-    # (console.Console.run), so that their code takes no heap the rest of the time.
+    # (console.Console.handle, request.call), so that their code takes no heap the rest of the time.
 
 
 def _crash_text(e):

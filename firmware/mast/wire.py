@@ -171,7 +171,7 @@ def dec_addrs(b, off):
         if not alen or off + 1 + alen + 4 > len(b):
             raise ValueError(_BAD)
         ip = bytes(b[off + 1 : off + 1 + alen])
-        if ip[0] >= (224 if alen == 4 else 255):  # no one host's (multicast, broadcast, class E):
+        if ip[0] >> 4 == 14 or ip[0] == 255:  # no one host's (multicast, broadcast):
             ip = bytes(alen)  # read as unspecified, which a list may not use (section 6.1)
         ip = bytes_to_ip(ip)
         port, prio, cost = struct.unpack_from(">HBB", b, off + 1 + alen)

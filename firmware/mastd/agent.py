@@ -339,6 +339,9 @@ class Agent:
             found = self.source.scan()
         except (OSError, ValueError) as e:  # ubus failed or hung (links.UBUS_TIMEOUT_S)
             self.log.error("uplink scan failed (%s): %s; the uplinks stay as they were" % (why, e))
+            if self._retry_at is not None:  # (its next try waits, as a bind's: not every turn)
+                self._retry_at = self.rt.now() + self._retry_ms
+                self._retry_ms = min(self._retry_ms * 2, UPLINK_RETRY_MAX_MS)
             return
         ucfg = self.conf.core["uplinks"]
         port = self.conf.core["port"]

@@ -134,3 +134,34 @@ def test_maintenance_on_when_the_flash_cannot_even_make_the_flag_says_so_and_sta
     assert not r["ok"] and r["error"] == ("cannot set maintenance mode: the flash is full (writing "
                                           "mast.maint)"), r
     assert MAINT not in f.data and b.pending is None and b.mode == "normal"
+
+
+def test_maintenance_off_when_the_boot_count_cannot_be_reset_says_so():
+    # a boot loop on a full flash ended in maintenance, its count (CRASH_LIMIT) left as it
+    # was; maintenance off answered "rebooting" while the next boot, counting that many boots
+    # in a row, was in maintenance again ("boot loop"): the user was told it had worked
+    f = full_board({BOOTS: str(CRASH_LIMIT).encode()}, creates=False)
+    b, m, out = new_board(f)
+    b.boot()
+    assert b.mode == "maintenance"
+    r = ask(b, out, {"id": 1, "op": "maintenance", "state": "off"})
+    shutdown(b)
+    assert not r["ok"] and r["error"].startswith("cannot leave maintenance mode: the flash is "
+                                                 "full (writing mast.boots)"), r
+    assert b.pending is None and b.mode == "maintenance"
+
+
+def test_maintenance_off_on_a_read_only_flash_says_so():
+    # the flag could not be removed (nor the count reset): the reply said "rebooting" and the
+    # next boot was in maintenance again
+    f = full_board({MAINT: b"requested"}, errno=30)
+    b, m, out = new_board(f)
+    b.boot()
+    assert b.mode == "maintenance"
+    f.remove = lambda name: None  # (read-only: Files.remove's OSError is swallowed)
+    r = ask(b, out, {"id": 1, "op": "maintenance", "state": "off"})
+    shutdown(b)
+    assert not r["ok"] and r["error"] == ("cannot leave maintenance mode: the flash is read-only "
+                                          "(writing mast.boots); the next boot would be in "
+                                          "maintenance again"), r
+    assert b.pending is None and f.data[MAINT] == b"requested"

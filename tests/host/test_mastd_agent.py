@@ -539,3 +539,31 @@ def test_a_peer_whose_addresses_a_reload_takes_out_while_it_waits_to_reconnect_i
         assert "site" not in a._reconnect and a.ep.association("site") is None
     finally:
         b.shutdown()
+
+
+def test_a_scan_that_fails_while_an_uplink_waits_to_be_tried_again_is_not_repeated_at_every_turn(made):
+    """A bind failed (its retry due in 2 s), then the retry's scan fails (ubus hung or failed:
+    up to links.UBUS_TIMEOUT_S each, in the loop): the next scan waits its turn of the backoff,
+    not the next turn of the loop (each turn ran ubus again and logged the failure again)."""
+    doc = {"name": "r1", "port": free_port(), "peers": {}, "uplinks": {"wan": {}}}
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        taken.bind(("127.0.0.1", doc["port"]))
+        a, cfg, log, clock, res = made(doc)
+        a.rescan("start")
+    finally:
+        taken.close()
+    scans = []
+
+    def scan():
+        scans.append(clock.ms)
+        raise OSError("ubus call network.interface dump: timed out")
+
+    a.source.scan = scan
+    clock.ms += agent_mod.UPLINK_RETRY_MS
+    turns(a, 10)
+    assert scans == [clock.ms], scans
+    assert len([m for m in log.said("error") if m.startswith("uplink scan failed")]) == 1, log.lines
+    clock.ms += 2 * agent_mod.UPLINK_RETRY_MS  # (the next wait, doubled)
+    turns(a, 10)
+    assert len(scans) == 2, scans
