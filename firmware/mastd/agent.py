@@ -98,6 +98,7 @@ class Agent:
         self.links = {}
         self._retry_at = None  # when a scan tries again the uplinks it could not open
         self._retry_ms = UPLINK_RETRY_MS
+        self._bind_errors = {}  # uplink -> its last bind error logged (a retry logs a new one only)
         self.stop_reason = None
         self._sig = {"term": False, "hup": False}
         self._wake = ()
@@ -366,6 +367,7 @@ class Agent:
                     continue
                 try:
                     u = self.rt.add_uplink(name, bind, prio, cost, link.device)
+                    self._bind_errors.pop(name, None)
                     grow_buffers(u.sock)
                     self._note("uplink_up", uplink=name, addr=link.addr, device=link.device,
                                priority=prio, cost=cost, why=why)
@@ -375,7 +377,11 @@ class Agent:
                     err = getattr(e, "strerror", None) or str(e)  # (not "[Errno 98] uplink wan: ...")
                     if getattr(e, "errno", None) == errno.EADDRINUSE:
                         err += "; another program holds UDP port %d there (a second mastd?)" % port
-                    self.log.error(err if err.startswith("uplink %s:" % name) else "uplink %s: %s" % (name, err))
+                    if why != "retry" or self._bind_errors.get(name) != err:
+                        # (a retry that fails alike is not logged again: one line a minute
+                        # for good filled OpenWrt's log ring; uplink_error counts each)
+                        self.log.error(err if err.startswith("uplink %s:" % name) else "uplink %s: %s" % (name, err))
+                    self._bind_errors[name] = err
             elif cur is not None:
                 self.rt.remove_uplink(name)
                 reason = "admin" if name in self.admin_down else link.why

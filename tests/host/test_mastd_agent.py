@@ -567,3 +567,30 @@ def test_a_scan_that_fails_while_an_uplink_waits_to_be_tried_again_is_not_repeat
     clock.ms += 2 * agent_mod.UPLINK_RETRY_MS  # (the next wait, doubled)
     turns(a, 10)
     assert len(scans) == 2, scans
+
+
+def test_a_bind_that_keeps_failing_alike_is_logged_once_and_counted_each_time(made):
+    """A bind tried again every 2, 4, 8 ... up to 60 s that fails alike each time (the port held
+    by another program for good) was logged each time: a line a minute for ever, enough to push
+    everything else out of OpenWrt's log ring. It is logged once (and again when the error
+    changes, or at a scan of another kind); uplink_error counts every try."""
+    doc = {"name": "r1", "port": free_port(), "peers": {}, "uplinks": {"wan": {}}}
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        taken.bind(("127.0.0.1", doc["port"]))
+        a, cfg, log, clock, res = made(doc)
+        a.rescan("start")
+        for _ in range(6):  # 2 + 4 + 8 + 16 + 32 + 60 s: six retries, each failing alike
+            clock.ms += agent_mod.UPLINK_RETRY_MAX_MS
+            turns(a, 2)
+        said = [m for m in log.said("error") if m.startswith("uplink wan:")]
+        assert len(said) == 1 and "another program holds UDP port" in said[0], log.lines
+        assert a.counters["uplink_error"] == 7, a.counters
+        a.rescan("hotplug")  # (a scan of another kind says it again)
+        assert len([m for m in log.said("error") if m.startswith("uplink wan:")]) == 2, log.lines
+    finally:
+        taken.close()
+    clock.ms += agent_mod.UPLINK_RETRY_MAX_MS
+    turns(a, 2)  # the port free: the retry binds
+    assert "wan" in a.rt.uplinks
+    assert [e["why"] for e in a.history if e["event"] == "uplink_up"][-1:] == ["retry"]
