@@ -3,6 +3,7 @@ peers known by a DNS name (looked up again after 2, 4, 8 ... 60 s while the name
 resolve; a peer removed meanwhile is forgotten), uplinks taken down by mastctl and then out of
 and back into the configuration, and the status's event history."""
 
+import contextlib
 import json
 import os
 import random
@@ -276,17 +277,26 @@ def test_an_uplink_whose_socket_died_is_opened_again_at_once(made):
     assert s["socket"]["dead"] is None and s["addr"] == "127.0.0.1:%d" % doc["port"]
 
 
-def test_an_uplink_whose_port_is_taken_is_logged_once_plainly_saying_who_may_hold_it(made):
-    # (was "uplink wan: [Errno 98] uplink wan: cannot bind to ... (EADDRINUSE)": a second mastd
-    # on the same port started and logged that)
+@contextlib.contextmanager
+def _wan_port_taken(made):
+    """An agent with one uplink, wan, whose port another socket holds, after its first scan
+    (the bind failed): (doc, agent, log, clock) while the port stays taken."""
     doc = {"name": "r1", "port": free_port(), "peers": {}, "uplinks": {"wan": {}}}
     taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         taken.bind(("127.0.0.1", doc["port"]))
         a, cfg, log, clock, res = made(doc)
         a.rescan("start")
+        yield doc, a, log, clock
     finally:
         taken.close()
+
+
+def test_an_uplink_whose_port_is_taken_is_logged_once_plainly_saying_who_may_hold_it(made):
+    # (was "uplink wan: [Errno 98] uplink wan: cannot bind to ... (EADDRINUSE)": a second mastd
+    # on the same port started and logged that)
+    with _wan_port_taken(made) as (doc, a, log, clock):
+        pass
     assert log.said("error") == [
         "uplink wan: cannot bind to 127.0.0.1:%d (EADDRINUSE); another program holds UDP port %d there "
         "(a second mastd?)" % (doc["port"], doc["port"])]
@@ -545,14 +555,8 @@ def test_a_scan_that_fails_while_an_uplink_waits_to_be_tried_again_is_not_repeat
     """A bind failed (its retry due in 2 s), then the retry's scan fails (ubus hung or failed:
     up to links.UBUS_TIMEOUT_S each, in the loop): the next scan waits its turn of the backoff,
     not the next turn of the loop (each turn ran ubus again and logged the failure again)."""
-    doc = {"name": "r1", "port": free_port(), "peers": {}, "uplinks": {"wan": {}}}
-    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        taken.bind(("127.0.0.1", doc["port"]))
-        a, cfg, log, clock, res = made(doc)
-        a.rescan("start")
-    finally:
-        taken.close()
+    with _wan_port_taken(made) as (doc, a, log, clock):
+        pass
     scans = []
 
     def scan():
@@ -574,12 +578,7 @@ def test_a_bind_that_keeps_failing_alike_is_logged_once_and_counted_each_time(ma
     by another program for good) was logged each time: a line a minute for ever, enough to push
     everything else out of OpenWrt's log ring. It is logged once (and again when the error
     changes, or at a scan of another kind); uplink_error counts every try."""
-    doc = {"name": "r1", "port": free_port(), "peers": {}, "uplinks": {"wan": {}}}
-    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        taken.bind(("127.0.0.1", doc["port"]))
-        a, cfg, log, clock, res = made(doc)
-        a.rescan("start")
+    with _wan_port_taken(made) as (doc, a, log, clock):
         for _ in range(6):  # 2 + 4 + 8 + 16 + 32 + 60 s: six retries, each failing alike
             clock.ms += agent_mod.UPLINK_RETRY_MAX_MS
             turns(a, 2)
@@ -588,8 +587,6 @@ def test_a_bind_that_keeps_failing_alike_is_logged_once_and_counted_each_time(ma
         assert a.counters["uplink_error"] == 7, a.counters
         a.rescan("hotplug")  # (a scan of another kind says it again)
         assert len([m for m in log.said("error") if m.startswith("uplink wan:")]) == 2, log.lines
-    finally:
-        taken.close()
     clock.ms += agent_mod.UPLINK_RETRY_MAX_MS
     turns(a, 2)  # the port free: the retry binds
     assert "wan" in a.rt.uplinks
