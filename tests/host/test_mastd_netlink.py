@@ -6,6 +6,7 @@ changes. Also what the kernel changes under a running mastd: a device deleted an
 under its name (a new interface, which a socket bound to the old one never follows), and the
 TUN deleted. Root only."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -55,14 +56,33 @@ def lo_up(s):
     return u is not None and u["link"]["up"] and u.get("state") != "down"
 
 
-def test_a_netlink_watch_that_overflows_makes_mastd_scan_again_and_it_keeps_listening(tmp_path):
+@contextlib.contextmanager
+def _mastd(tmp_path, doc):
+    """mastd on doc (mast.json, mode 600) with linux discovery, in a network namespace of its
+    own: (process, control socket, log path) for the block; then stopped by SIGTERM, which it
+    must survive to exit 0, with no traceback in its log."""
     cfg, sock, log = tmp_path / "mast.json", str(tmp_path / "c.sock"), tmp_path / "mastd.log"
-    cfg.write_text(json.dumps({"name": "r1", "uplinks": {"lo": {}}}))
+    cfg.write_text(json.dumps(doc))
+    os.chmod(str(cfg), 0o600)
     with open(str(log), "w") as out:
         p = subprocess.Popen(["unshare", "--net", sys.executable, "-m", "mastd", "--config", str(cfg),
                               "--control", sock, "--discovery", "linux"], stdout=out,
                              stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=FIRMWARE))
     try:
+        yield p, sock, log
+        assert p.poll() is None
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
+    text = log.read_text()
+    assert "Traceback" not in text, text
+
+
+def test_a_netlink_watch_that_overflows_makes_mastd_scan_again_and_it_keeps_listening(tmp_path):
+    with _mastd(tmp_path, {"name": "r1", "uplinks": {"lo": {}}}) as (p, sock, log):
         s = wait_for("mastd to start", lambda: status(sock), p)
         assert not lo_up(s) and s["uplinks"]["lo"]["link"]["why"] == "lo is down or has no carrier"
         # stopped, mastd reads nothing: the flood overflows its watch socket (its receive
@@ -80,14 +100,6 @@ def test_a_netlink_watch_that_overflows_makes_mastd_scan_again_and_it_keeps_list
         wait_for("the uplink to go down", lambda: not lo_up(status(sock) or {"uplinks": {}}), p)
         events = [e["event"] for e in status(sock)["events"]]
         assert events.count("uplink_up") == 1 and events.count("uplink_down") == 1, events
-        p.send_signal(signal.SIGTERM)
-        assert p.wait(10) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait(10)
-    text = log.read_text()
-    assert "Traceback" not in text, text
 
 
 def _state(pid):
@@ -107,23 +119,15 @@ def test_a_device_deleted_and_made_again_while_mastd_was_busy_gets_a_new_socket(
     follows; its sends fail ENODEV (over IPv6 ENETUNREACH, as a route gone would) for good.
     When mastd scans only once both changes are done (it was busy; here: stopped), the uplink
     looks as it was: it must still get a socket on the new interface, not keep the dead one."""
-    cfg, sock, log = tmp_path / "mast.json", str(tmp_path / "c.sock"), tmp_path / "mastd.log"
     psk = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
     v6 = family == "ipv6"
     mine, peer = ("2001:db8:1::2", "[2001:db8:1::1]:6278") if v6 else ("10.1.0.2", "10.1.0.1:6278")
-    cfg.write_text(json.dumps({"name": "r1", "internal": "10.99.0.2/24",
-                               "uplinks": {"ua": {"address": mine} if v6 else {}},
-                               "peers": {"srv": {"psk": psk, "internal": "10.99.0.1",
-                                                 "addresses": [peer]}}}))
-    os.chmod(str(cfg), 0o600)
+    doc = {"name": "r1", "internal": "10.99.0.2/24", "uplinks": {"ua": {"address": mine} if v6 else {}},
+           "peers": {"srv": {"psk": psk, "internal": "10.99.0.1", "addresses": [peer]}}}
     make = ("link add ua type veth peer name ub\nlink set ub up\naddr add 10.1.0.1/24 dev ub\n"
             "addr add 10.1.0.2/24 dev ua\naddr add 2001:db8:1::1/64 dev ub nodad\n"
             "addr add 2001:db8:1::2/64 dev ua nodad\nlink set ua up\n")
-    with open(str(log), "w") as out:
-        p = subprocess.Popen(["unshare", "--net", sys.executable, "-m", "mastd", "--config", str(cfg),
-                              "--control", sock, "--discovery", "linux"], stdout=out,
-                             stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=FIRMWARE))
-    try:
+    with _mastd(tmp_path, doc) as (p, sock, log):
         wait_for("mastd to start", lambda: status(sock), p)
         in_ns(p.pid, "ip", "-batch", "-", stdin="link set lo up\n" + make)
         # its INITs go out on ua (to nobody: tx counts them)
@@ -144,33 +148,17 @@ def test_a_device_deleted_and_made_again_while_mastd_was_busy_gets_a_new_socket(
         assert s >= 1
         down = [e for e in status(sock)["events"] if e["event"] == "uplink_down"]
         assert [e["why"] for e in down] == ["device ua was replaced"], down
-        assert p.poll() is None
-        p.send_signal(signal.SIGTERM)
-        assert p.wait(10) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait(10)
-    text = log.read_text()
-    assert "Traceback" not in text, text
 
 
 def test_a_tun_deleted_under_mastd_is_made_again_and_mastd_runs_on(tmp_path):
     """`ip link del mast0` while mastd runs: the TUN's descriptor then reads EBADFD (and polls
     as an error). mastd made its loop raise it and died with a traceback, every association
     lost; it makes the TUN again (address, routes) and reads packets from the new one."""
-    cfg, sock, log = tmp_path / "mast.json", str(tmp_path / "c.sock"), tmp_path / "mastd.log"
     psk = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-    cfg.write_text(json.dumps({"name": "r1", "internal": "10.99.0.2/24", "uplinks": {"lo": {}},
-                               "peers": {"srv": {"psk": psk, "internal": "10.99.0.1",
-                                                 "allowed": ["10.98.0.0/16"],
-                                                 "addresses": ["127.0.0.1:6279"]}}}))
-    os.chmod(str(cfg), 0o600)
-    with open(str(log), "w") as out:
-        p = subprocess.Popen(["unshare", "--net", sys.executable, "-m", "mastd", "--config", str(cfg),
-                              "--control", sock, "--discovery", "linux"], stdout=out,
-                             stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=FIRMWARE))
-    try:
+    doc = {"name": "r1", "internal": "10.99.0.2/24", "uplinks": {"lo": {}},
+           "peers": {"srv": {"psk": psk, "internal": "10.99.0.1", "allowed": ["10.98.0.0/16"],
+                             "addresses": ["127.0.0.1:6279"]}}}
+    with _mastd(tmp_path, doc) as (p, sock, log):
         wait_for("mastd to start", lambda: status(sock), p)
 
         def to_tun(n):  # a datagram routed into the TUN, read by mastd (no association yet)
@@ -186,13 +174,5 @@ def test_a_tun_deleted_under_mastd_is_made_again_and_mastd_runs_on(tmp_path):
         to_tun(2)  # read from the new TUN: its route is back too
         s = status(sock)
         assert s["agent_counters"]["tun_lost"] == 1 and s["tun"]["name"] == "mast0", s["agent_counters"]
-        assert p.poll() is None
-        p.send_signal(signal.SIGTERM)
-        assert p.wait(10) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait(10)
     text = log.read_text()
-    assert "Traceback" not in text, text
     assert "tun mast0 was deleted (File descriptor in bad state); made again" in text, text
