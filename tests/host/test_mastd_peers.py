@@ -103,6 +103,22 @@ def test_removing_a_peer_named_as_an_uplink_leaves_the_uplink_section(tmp_path):
     assert path.read_text() == UCI
 
 
+def _add_peer_past_a_size_limit(path, limit, says):
+    """peeredit.add_peer on path in a process whose files may not grow past limit bytes (as a
+    full disk: the write fails); on an OSError e it exits with the text the expression says
+    makes of e."""
+    code = ("import resource, signal, sys\n"
+            "from mastd import peeredit\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (%d, %d))\n"
+            "try:\n"
+            "    peeredit.add_peer(sys.argv[1], 'b8.example', {'psk': sys.argv[2]})\n"
+            "except OSError as e:\n"
+            "    sys.exit(%s)\n" % (limit, limit, says))
+    return subprocess.run([sys.executable, "-c", code, str(path), PSK2], capture_output=True, text=True,
+                          timeout=30, env=dict(os.environ, PYTHONPATH=FIRMWARE, PYTHONDONTWRITEBYTECODE="1"))
+
+
 def test_a_peer_file_keeps_its_mode_and_a_write_that_fails_leaves_it_whole(tmp_path):
     # (the new text goes to a temporary file renamed over the old one: a write that fails, here
     # a file size limit as a full disk would, leaves the old file as it was and no temporary)
@@ -112,16 +128,7 @@ def test_a_peer_file_keeps_its_mode_and_a_write_that_fails_leaves_it_whole(tmp_p
     peeredit.add_peer(str(path), "b7.example", {"psk": PSK2})
     assert oct(path.stat().st_mode & 0o777) == "0o640"  # as the user left it
     before = path.read_bytes()
-    code = ("import resource, signal, sys\n"
-            "from mastd import peeredit\n"
-            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
-            "resource.setrlimit(resource.RLIMIT_FSIZE, (%d, %d))\n"
-            "try:\n"
-            "    peeredit.add_peer(sys.argv[1], 'b8.example', {'psk': sys.argv[2]})\n"
-            "except OSError as e:\n"
-            "    sys.exit('failed: errno %%d' %% e.errno)\n" % (len(before), len(before)))
-    r = subprocess.run([sys.executable, "-c", code, str(path), PSK2], capture_output=True, text=True,
-                       timeout=30, env=dict(os.environ, PYTHONPATH=FIRMWARE, PYTHONDONTWRITEBYTECODE="1"))
+    r = _add_peer_past_a_size_limit(path, len(before), "'failed: errno %d' % e.errno")
     assert (r.returncode, r.stderr) == (1, "failed: errno 27\n")  # EFBIG
     assert path.read_bytes() == before
     assert sorted(os.listdir(str(tmp_path))) == ["mast"]
@@ -132,16 +139,7 @@ def test_a_peer_file_write_that_fails_names_the_file_and_says_it_is_as_it_was(tm
     # "mastctl: [Errno 28] No space left on device"; here a file size limit stands in for it)
     path = tmp_path / "mast"
     path.write_text(UCI)
-    code = ("import resource, signal, sys\n"
-            "from mastd import peeredit\n"
-            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
-            "resource.setrlimit(resource.RLIMIT_FSIZE, (%d, %d))\n"
-            "try:\n"
-            "    peeredit.add_peer(sys.argv[1], 'b8.example', {'psk': sys.argv[2]})\n"
-            "except OSError as e:\n"
-            "    sys.exit('%%s; errno %%d' %% (e, e.errno))\n" % (len(UCI), len(UCI)))
-    r = subprocess.run([sys.executable, "-c", code, str(path), PSK2], capture_output=True, text=True,
-                       timeout=30, env=dict(os.environ, PYTHONPATH=FIRMWARE, PYTHONDONTWRITEBYTECODE="1"))
+    r = _add_peer_past_a_size_limit(path, len(UCI), "'%s; errno %d' % (e, e.errno)")
     assert (r.returncode, r.stderr) == (1, "cannot write %s (File too large); it is as it was; "
                                            "errno 27\n" % path)
     assert path.read_text() == UCI and sorted(os.listdir(str(tmp_path))) == ["mast"]
