@@ -686,13 +686,20 @@ def test_a_reload_that_changes_the_key_starts_a_new_association(pair):
     assert a["nonce_id"] != first["nonce_id"]
 
 
-@needs_root
-def test_on_openwrt_uplinks_come_from_netifd_and_hotplug_events_rescan(tmp_path):
-    dump = tmp_path / "dump.json"
+def _netifd_env(tmp_path, dump):
+    """The environment of a mastd whose `ubus call network.interface dump` reads the file dump
+    (a stand-in ubus first on PATH; any other ubus call fails)."""
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "ubus").write_text('#!/bin/sh\n[ "$*" = "call network.interface dump" ] && exec cat %s\nexit 1\n' % dump)
     (bindir / "ubus").chmod(0o755)
+    return dict(os.environ, PYTHONPATH=FIRMWARE, PATH="%s:%s" % (bindir, os.environ["PATH"]))
+
+
+@needs_root
+def test_on_openwrt_uplinks_come_from_netifd_and_hotplug_events_rescan(tmp_path):
+    dump = tmp_path / "dump.json"
+    env = _netifd_env(tmp_path, dump)
 
     def netifd(up):
         dump.write_text(json.dumps({"interface": [
@@ -708,7 +715,7 @@ def test_on_openwrt_uplinks_come_from_netifd_and_hotplug_events_rescan(tmp_path)
     log = open(str(tmp_path / "log"), "w")
     p = subprocess.Popen([sys.executable, "-m", "mastd", "--config", str(uci), "--control", sock],
                          stdout=log, stderr=subprocess.STDOUT,
-                         env=dict(os.environ, PYTHONPATH=FIRMWARE, PATH="%s:%s" % (bindir, os.environ["PATH"])))
+                         env=env)
     try:
         st = lambda: control.request(sock, {"op": "status"})["status"]  # noqa: E731
         wait_for("mastd", lambda: os.path.exists(sock) and st())
@@ -742,10 +749,7 @@ def test_on_openwrt_an_uplink_address_not_yet_bindable_is_tried_again_without_a_
     the uplink stayed without a socket until some later hotplug event. The error names only its
     own uplink (it had become the `why` of the uplink_up noted after it in the same scan)."""
     dump = tmp_path / "dump.json"
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    (bindir / "ubus").write_text('#!/bin/sh\n[ "$*" = "call network.interface dump" ] && exec cat %s\nexit 1\n' % dump)
-    (bindir / "ubus").chmod(0o755)
+    env = _netifd_env(tmp_path, dump)
     dump.write_text(json.dumps({"interface": [
         {"interface": "wan6", "up": True, "l3_device": "ua",
          "ipv6-address": [{"address": "2001:db8:6::2", "mask": 64}]},
@@ -775,7 +779,7 @@ def test_on_openwrt_an_uplink_address_not_yet_bindable_is_tried_again_without_a_
                           'exec "$@"' % (sys.executable, holder, ready), "sh", sys.executable, "-m", "mastd",
                           "--config", str(uci), "--control", sock, "--discovery", "netifd"],
                          stdout=log, stderr=subprocess.STDOUT,
-                         env=dict(os.environ, PYTHONPATH=FIRMWARE, PATH="%s:%s" % (bindir, os.environ["PATH"])))
+                         env=env)
     try:
         st = lambda: control.request(sock, {"op": "status"})["status"]  # noqa: E731
         wait_for("mastd", lambda: os.path.exists(sock) and st())
