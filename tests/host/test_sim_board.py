@@ -1018,6 +1018,18 @@ def _copy_compiler():
     return [sys.executable, "-c", "import sys; open(sys.argv[-2], 'wb').write(open(sys.argv[-1], 'rb').read())"]
 
 
+def _killed_then_filled_whole(folder, code):
+    """Run code (a fill of folder that kills itself part way: SIGKILL), then a fill again: every
+    file of the layout is then whole."""
+    r = subprocess.run([sys.executable, "-c", code, str(folder)], env=env_for_mast(), timeout=60,
+                       capture_output=True)
+    assert r.returncode == -9, r
+    simboard.fill(str(folder), "unix-sim", mpy_cross=_copy_compiler())
+    for dest, src, compiled in simboard.layout("unix-sim"):
+        with open(src, "rb") as f:
+            assert (folder / dest).read_bytes() == f.read(), dest
+
+
 def test_a_fill_killed_in_the_middle_of_a_file_is_finished_whole_by_the_next_one(tmp_path):
     # `mast sim-board` killed (SIGKILL: nothing of it runs after) while mpy-cross writes a
     # file: the next fill must not take that half file for a whole one (a file there is never
@@ -1027,13 +1039,7 @@ def test_a_fill_killed_in_the_middle_of_a_file_is_finished_whole_by_the_next_one
             "f = open(sys.argv[-2], 'wb'); f.write(src[:len(src) // 2]); f.flush(); "
             "os.kill(os.getppid(), signal.SIGKILL); os.kill(os.getpid(), signal.SIGKILL)"]
     code = "import sys; from mast_tools import simboard; simboard.fill(sys.argv[1], 'unix-sim', %r)" % dies
-    r = subprocess.run([sys.executable, "-c", code, str(folder)], env=env_for_mast(), timeout=60,
-                       capture_output=True)
-    assert r.returncode == -9, r
-    simboard.fill(str(folder), "unix-sim", mpy_cross=_copy_compiler())
-    for dest, src, compiled in simboard.layout("unix-sim"):
-        with open(src, "rb") as f:
-            assert (folder / dest).read_bytes() == f.read(), dest
+    _killed_then_filled_whole(folder, code)
     leftovers = [os.path.join(d, n) for d, _, names in os.walk(str(folder)) for n in names
                  if n.endswith(".tmp")]
     assert leftovers == []
@@ -1058,13 +1064,7 @@ def test_a_fill_killed_while_it_writes_a_module_is_finished_whole_by_the_next_on
             "        self.f.close()\n"
             "simboard.open = lambda p, m='r': Half(open(p, m)) if 'w' in m else open(p, m)\n"
             "simboard.fill(sys.argv[1], 'unix-sim', %r)\n" % _copy_compiler())
-    r = subprocess.run([sys.executable, "-c", code, str(folder)], env=env_for_mast(), timeout=60,
-                       capture_output=True)
-    assert r.returncode == -9, r
-    simboard.fill(str(folder), "unix-sim", mpy_cross=_copy_compiler())
-    for dest, src, compiled in simboard.layout("unix-sim"):
-        with open(src, "rb") as f:
-            assert (folder / dest).read_bytes() == f.read(), dest
+    _killed_then_filled_whole(folder, code)
 
 
 def test_a_sim_board_whose_fill_was_killed_before_its_last_file_is_filled_at_its_next_start(
