@@ -62,11 +62,13 @@ def parse_listen(text):
     Port 0 takes any free port (the "started" event tells which)."""
     if text.startswith("["):
         host, sep, port = text[1:].partition("]")
-        if not sep or ":" not in host or port[:1] not in ("", ":"):
-            host = ""  # refused below: "[::1", "[192.0.2.1]", "[::1]7000" (not port 6279)
+        if not sep or ":" not in host or port[:1] not in ("", ":") or port == ":":
+            host = ""  # refused below: "[::1", "[192.0.2.1]", "[::1]7000", "[::1]:" (not port 6279)
         port = port[1:]
     elif text.count(":") == 1:
         host, port = text.split(":")
+        if not port:
+            host = ""  # "0.0.0.0:": a port left out by mistake, refused (not port 6279)
     else:
         host, port = text, ""
     try:

@@ -906,7 +906,7 @@ def test_a_dual_stack_host_answers_an_ipv4_requester_at_its_ipv4_address():
 def test_a_listen_address_with_its_brackets_or_port_mistyped_is_refused_not_read_as_port_6279(tmp_path):
     # "[::1]7000" (no colon) listened on [::1]:6279, and "[::1", "[192.0.2.1]:7000" (brackets
     # around IPv4) and "[::1]:+7000" were taken too: a server not where its operator said
-    for text in ("[::1]7000", "[::1", "[192.0.2.1]:7000", "[::1]:+7000", "0.0.0.0:7_000"):
+    for text in ("[::1]7000", "[::1", "[192.0.2.1]:7000", "[::1]:+7000", "0.0.0.0:7_000", "[::1]:", "0.0.0.0:"):
         with pytest.raises(ValueError) as e:
             parse_listen(text)
         assert str(e.value) == ("expected ADDR:PORT, such as 0.0.0.0:6279 or [::]:6279, not %r" % text)
