@@ -178,14 +178,16 @@ class Endpoint:
 
     def remove_peer(self, name, now_ms):
         """Forget one peer; its association is shut down gracefully (SHUT, then closed
-        with reason "shut"). ValueError if there is no such peer."""
+        with reason "shut"), also when the name is still a fleet member: the association
+        was keyed from the listed key, which must not outlive the listing (reconfigure
+        closes it too). ValueError if there is no such peer."""
         if name not in self.cfg["peers"]:
             raise ValueError("no peer %r" % name)
         del self.cfg["peers"][name]
         self._init_macs.pop(name, None)
         self._connect_addrs.pop(name, None)
         a = self.by_peer.get(name)
-        if a is not None and not keys.fleet_member(self.cfg, name):
+        if a is not None:
             a.shut(now_ms)
             self.touch(a)
 

@@ -79,8 +79,15 @@ class Server:
         for n in names:
             self.names[n] = Name(n, names[n])
             self.names[n].tokens = burst * 1000
-            if floors and n in floors:
+        # the floors of names not served now are kept and saved again (floors()): a name taken
+        # out of the configuration and put back later, with the same key, still refuses every
+        # request it sent before (P.6), not once more each
+        self.kept = {}
+        for n in floors or ():
+            if n in self.names:
                 self.names[n].last = floors[n]
+            else:
+                self.kept[n] = floors[n]
         self.max_ttl = max_ttl
         self.rate = rate
         self.burst = burst
@@ -100,8 +107,9 @@ class Server:
         self.events.append(Note(kind, **fields))
 
     def floors(self):
-        """{name: highest counter accepted}: what a state file keeps across restarts."""
-        out = {}
+        """{name: highest counter accepted}: what a state file keeps across restarts (the
+        names served now, and those a state file had that are not served now)."""
+        out = dict(self.kept)
         for n in self.names.values():
             if n.last >= 0:
                 out[n.name] = n.last

@@ -61,6 +61,7 @@ def watch(rt, peers, now):
     if w is not None:
         for peer in [p for p in w.attempts if p not in peers]:
             w.attempts.pop(peer).close(now, "abandoned")
+        w.rekeyed(getattr(rt.ep, "ep", rt.ep), now)  # (before the loop reads another packet)
 
 
 class RestartWatch:
@@ -70,12 +71,13 @@ class RestartWatch:
         self.peers = peers
         self.limit = limit
         self.attempts = {}  # peer -> the new association beside its old one
+        self.keys = {}  # peer -> the key its attempt is keyed from (the peer's at its start)
 
     def step(self, ep, now):
         """Start, settle or drop the attempts; call once a loop turn (after the runtime's poll).
         -> whether there is anything left to watch: an attempt, or an association of these
         peers without a usable path (False: the runtime lets the watch go)."""
-        busy = False
+        busy = self.rekeyed(ep, now)
         for peer in self.peers:
             old = ep.by_peer.get(peer)
             a = self.attempts.get(peer)
@@ -109,9 +111,29 @@ class RestartWatch:
                 busy = True  # (the next turn looks again)
         return busy or len(self.attempts) > 0
 
+    def rekeyed(self, ep, now):
+        """Drop each attempt whose peer's key (or our keying) changed since it started (set_peer,
+        reconfigure, a reload): it may be keyed from the old key already (its INIT-ACK came),
+        and must not come up as the peer's association under it, as the old association does
+        not (the core closed it, "reconfigured"); the runtime's redial starts a new INIT under
+        the new key. -> whether one was dropped."""
+        gone = [p for p in self.attempts if _key(ep, p) != self.keys.get(p)]
+        for peer in gone:
+            self.attempts.pop(peer).close(now, "abandoned")
+        return len(gone) > 0
+
     def _start(self, ep, peer, now):
+        self.keys[peer] = _key(ep, peer)
         a = Association(ep, peer, ep.new_label(), True, now)
         a.handshake_timer(now)
         ep.assocs[a.label] = a
         self.attempts[peer] = a
         ep.touch(a)
+
+
+def _key(ep, peer):
+    """The key an association with peer is keyed from now; None if peer has none (removed)."""
+    try:
+        return ep.psk(peer)
+    except Exception:  # (KeyError, ValueError: no longer a peer, nor a fleet member)
+        return None

@@ -36,9 +36,10 @@ def _kinds(node, kind):
 class _Rt:
     """What restart.turn and restart.watch use of the runtime (driver.Runtime)."""
 
-    def __init__(self, peers):
+    def __init__(self, peers, ep=None):
         self.initiated = list(peers)
         self.restarts = None
+        self.ep = ep  # (watch reads the core's peers' keys)
 
 
 class Turner:
@@ -46,7 +47,7 @@ class Turner:
 
     def __init__(self, net, peers=("b",)):
         self.net = net
-        self.rt = _Rt(peers)
+        self.rt = _Rt(peers, net.nodes["a"].ep)
         self.next = net.now
         self.lets_go = 0  # how often the watch was let go
 

@@ -171,6 +171,43 @@ def test_the_state_file_keeps_old_requests_refused_across_a_restart(tmp_path):
         h.close()
 
 
+def test_a_name_taken_out_of_the_configuration_and_put_back_still_refuses_its_old_requests(tmp_path):
+    # a REGISTER captured, then withdrawn; the server restarted without the name (another
+    # name's request makes it write its state), then with it again, same key: the captured
+    # REGISTER replayed must not bring the withdrawn registration back (before: the state
+    # file kept only the names served, so the name's floor was gone and the replay taken)
+    state = str(tmp_path / "state.json")
+    h = host_on_loopback(state=state)
+    a = Requester("a", KEYS["a"])
+    b = Requester("b", KEYS["b"])
+    try:
+        captured = a.send(h.listen, msg.REGISTER, msg.enc_register(60, [(("192.0.2.10", 6278), 0, 0)]))
+        assert a.answer(pump=pump_host(h))[0] == msg.REGISTER_ACK
+        a.send(h.listen, msg.REGISTER, msg.enc_register(0, []))
+        assert a.answer(pump=pump_host(h))[0] == msg.REGISTER_ACK
+        h.close()
+        conf = check_presence_conf({"names": {"b": {"key": B64["b"]}}, "state": state})
+        h = PresenceHost(conf, ("127.0.0.1", 0))  # "a" is not served now
+        h.open()
+        b.send(h.listen, msg.LOOKUP, msg.enc_lookup("a"))
+        assert b.answer(pump=pump_host(h))[0] == msg.LOOKUP_ACK  # (a state write)
+        h.close()
+        h = host_on_loopback(state=state)  # "a" served again, with the same key
+        a.sock.sendto(captured, h.listen)
+        assert a.answer(0.3, pump_host(h)) is None
+        st = h.status()
+        assert st["counters"] == {"rx": 1, "replay": 1}, st["counters"]
+        assert st["names"]["a"]["registered"] is False and st["names"]["a"]["addresses"] == []
+        assert json.load(open(state))["floors"] == {"a": a.counter, "b": b.counter}
+        # and the name's own next request is taken as ever
+        a.send(h.listen, msg.LOOKUP, msg.enc_lookup("b"))
+        assert a.answer(pump=pump_host(h))[0] == msg.LOOKUP_ACK
+    finally:
+        a.close()
+        b.close()
+        h.close()
+
+
 def test_the_state_is_on_disk_before_the_answer_leaves_and_junk_never_writes_it(tmp_path):
     state = str(tmp_path / "state.json")
     h = host_on_loopback(state=state)
