@@ -18,7 +18,7 @@ on a 32-bit MicroPython beside the 64-bit one.
 - Smallest heap for the whole firmware: the board firmware (.mpy, the modules `mast flash`
   sends a unix-sim board) on the simulated board with the demo of
   tests/host/test_board_footprint.py (telemetry at 50 datagrams a second to a CPython peer,
-  console ops under traffic, an uplink down and back up), searched in 8K steps; a heap counts
+  console ops under traffic, an uplink down and back up), searched in 4K steps (STEP_K); a heap counts
   as enough when the demo passes RUNS times in a row there (a heap that traffic has fragmented
   differs from run to run). The same for the firmware of BASE_REV (git archive; every module,
   as flash sent them then), and for this firmware with an early gc.threshold.
@@ -280,6 +280,7 @@ def heap_associations(mpy_dir, work, port, n=8):
 
 BASE_REV = "a76843e"  # the firmware before issue 11's board work (its "before" column)
 RUNS = 2  # a heap is enough when the demo passes this many times in a row there
+STEP_K = 4  # the search's step, in K: a step of the heap (was 8K: a cut of 4K went unseen)
 GC_THRESHOLD = 16384  # the early-collection variant (board/main.py GC_THRESHOLD, patched in)
 
 
@@ -366,7 +367,7 @@ def enough(fw_dir, select, heap_k, workdir, tried, romfs=False):
 
 
 def smallest_whole(name, fw_dir, select, workdir, lo=96, hi=256, start=192, romfs=False):
-    """The smallest heap (8K steps) in which fw_dir's firmware carries the demo RUNS times in a
+    """The smallest heap (STEP_K steps) in which fw_dir's firmware carries the demo RUNS times in a
     row, between lo and hi, starting at `start`; (K or None, {K: [results]})."""
     log("smallest heap, %s:" % name)
     tried = {}
@@ -374,12 +375,12 @@ def smallest_whole(name, fw_dir, select, workdir, lo=96, hi=256, start=192, romf
         hi = start
     else:
         lo = start
-        while hi - lo > 8 and not enough(fw_dir, select, hi, workdir, tried, romfs):
+        while hi - lo > STEP_K and not enough(fw_dir, select, hi, workdir, tried, romfs):
             lo, hi = hi, hi + 32
             if hi > 320:
                 return None, tried
-    while hi - lo > 8:
-        mid = (lo + hi) // 2 // 8 * 8
+    while hi - lo > STEP_K:
+        mid = (lo + hi) // 2 // STEP_K * STEP_K
         if enough(fw_dir, select, mid, workdir, tried, romfs):
             hi = mid
         else:
@@ -673,7 +674,7 @@ def build_fwsim(fw_dir, select, workdir, prefix="fwsim-"):
     """A fresh folder in workdir with the .mpy a unix-sim board gets from fw_dir (select:
     flash's selection, else every module), plus fwsim.mpy: (that folder, the unix-sim
     definition's text, for FWSIM's setup)."""
-    from mast_tools import flashplan
+    from mast_tools import flashplan, mpycross
 
     out = tempfile.mkdtemp(prefix=prefix, dir=workdir)
     with open(os.path.join(benchdoc.ROOT, "boards", "unix-sim.json")) as f:
@@ -685,7 +686,8 @@ def build_fwsim(fw_dir, select, workdir, prefix="fwsim-"):
         dst = os.path.join(out, dest[4:])
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         rel = os.path.relpath(src, fw_dir).replace(os.sep, "/")
-        subprocess.run([MPY_CROSS, "-s", rel, "-o", dst, src], check=True, timeout=60, capture_output=True)
+        subprocess.run([MPY_CROSS] + list(mpycross.FLAGS) + ["-s", rel, "-o", dst, src], check=True,
+                       timeout=60, capture_output=True)  # (as mast flash compiles them)
     src = os.path.join(out + "-src", "fwsim.py")
     os.makedirs(os.path.dirname(src), exist_ok=True)
     with open(src, "w") as f:
@@ -1030,7 +1032,9 @@ def main(argv=None):
         lines.append("| %s | %d | %d |" % (pkg, len(sizes[pkg]), n))
     lines += ["| **all** | %d | **%d** (%.1f KB) |" % (sum(len(v) for v in sizes.values()), total, total / 1024.0), "",
               "What `mast flash` sends each board definition (the modules mast_tools.flashplan."
-              "select_firmware_files picks for it; presence and the top-level manifest.py never go):", "",
+              "select_firmware_files picks for it; presence and the top-level manifest.py never go). "
+              "These sizes are plain mpy-cross output, the core budget's measure; `mast flash` "
+              "compiles with mast_tools.mpycross.FLAGS (-O3: no line numbers), about 7% less:", "",
               "| board definition | modules | .mpy bytes |", "|---|---|---|"]
     by_path = dict((rel, n) for v in sizes.values() for rel, n in v)
     flashed = flashed_sizes(by_path)
@@ -1079,7 +1083,7 @@ def main(argv=None):
               "peer, the console's status, hello, get, set, commit and apply under traffic, the eth "
               "uplink held down and released; it must deliver at least 300 datagrams and lose at "
               "most 30. A heap counts when the demo passes %d times in a row there (a heap the "
-              "traffic has fragmented differs from run to run). Searched in 8K steps." % RUNS, "",
+              "traffic has fragmented differs from run to run). Searched in %dK steps." % (RUNS, STEP_K), "",
               "| firmware | -X heapsize tried: passes in a row | smallest |", "|---|---|---|"]
     for key in ("now", "base", "gc", "romfs"):
         label, k, tried, fw, romfs = found[key]
@@ -1094,9 +1098,9 @@ def main(argv=None):
     ends = [r["mem_end"]["alloc"] for h in found["now"][2] for r in found["now"][2][h] if r]
     if k_gc and k_now:
         lines += ["", "An early gc.threshold (%d bytes): %dK against %dK in this run (one search "
-                  "each; the boundary moves from run to run, so one 8K step either way is within "
+                  "each; the boundary moves from run to run, so one %dK step either way is within "
                   "it: docs/HARDWARE.md); the board keeps MicroPython's default (board/main.py "
-                  "GC_THRESHOLD)." % (GC_THRESHOLD, k_gc, k_now)]
+                  "GC_THRESHOLD)." % (GC_THRESHOLD, k_gc, k_now, STEP_K)]
 
     # ---- 32-bit
     def live(r, bits):
@@ -1205,7 +1209,8 @@ def main(argv=None):
               "`gc.mem_alloc()` after a collection, before and after, and the part of it that "
               "MicroPython's tables of names (qstrs, `micropython.qstr_info()`) took. A module's "
               "heap is its code (bytecode, constants, one object per function and class) and its "
-              "names; a module whose names start a new table carries the whole table.", "",
+              "names; a module whose names start a new table carries the whole table. Its .mpy "
+              "bytes here are as `mast flash` compiles them (-O3).", "",
               "| module | .mpy bytes | 64-bit heap (B) | of it names | 32-bit heap (B) | of it names |",
               "|---|---|---|---|---|---|"]
     w32 = mods and mods[0][2]["32"] is not None

@@ -155,12 +155,23 @@ def generic(platform):
             "uplinks": {"wifi": {"kind": "wlan", "priority": 20, "cost": 0}}}
 
 
+# what only people and host tools read (mast flash, mast sim-board, the docs): the board
+# keeps its definition in its heap for its whole life, so load() leaves these out
+_HOST_ONLY = ("notes", "heap", "sim", "install", "soft_reset")
+
+
 def load(files, platform):
-    """(definition, warning): /board.json if valid, else the port's generic one."""
+    """(definition, warning): /board.json if valid, else the port's generic one; either
+    without _HOST_ONLY's fields (nor an uplink's notes)."""
     data = files.read("board.json")
     if data is None:
         return generic(platform), "no board.json: generic %s definition" % platform
     try:
-        return check(loads(data.decode())), None
+        doc = check(loads(data.decode()))
+        for k in _HOST_ONLY:
+            doc.pop(k, None)
+        for u in doc["uplinks"].values():
+            u.pop("notes", None)
+        return doc, None
     except (ValueError, UnicodeError) as e:
         return generic(platform), "board.json is not valid (%s): generic %s definition" % (e, platform)

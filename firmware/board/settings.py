@@ -10,7 +10,6 @@
 
 from mast import config
 from mast.config import ConfigError
-from runtime.peeraddr import peer_addresses_error
 
 REDACTED = "<redacted>"
 
@@ -88,6 +87,8 @@ def check(bd, cfg):
     (board.json); ConfigError naming the key otherwise. The board checks its own
     configuration with this at boot, set, commit and apply; `mast flash --config` checks
     the file with it on the host before anything is written."""
+    from runtime.peeraddr import peer_addresses_error  # (here: get and set then load none of it)
+
     core, extra = validate(_few_peers(cfg))
     bad = peer_addresses_error(core)
     if bad:

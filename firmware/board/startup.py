@@ -108,11 +108,12 @@ def boot(b, crash_limit):
     b.main_ok = s.main_ok  # for the next commit (consoleops.commit)
     s = Store = None
     if cfg is not None:
-        # read and checked (Board.check keeps the result): the store's and the schema's code
-        # go before the runtime's objects are made (main.shed; bench/footprint.py)
+        # read and checked (Board.check keeps the result): the store's and the schema's code,
+        # and the peer addresses' check, go before the runtime's objects are made (main.shed;
+        # bench/footprint.py)
         from .main import shed
 
-        shed("board.store", "board.settings")
+        shed("board.store", "board.settings", "runtime.peeraddr")
     else:
         cfg = defaults(b)
     # candidate, committed and running are never changed in place (a set makes a new

@@ -123,7 +123,7 @@ def board_command(endpoint_file, build_dir, prefer="auto", heapsize=HEAPSIZE, ex
 
 # ---- the real firmware on `mast sim-board` ----------------------------------------------------
 
-SIM_HEAPSIZE = "192K"  # boards/unix-sim.json: the firmware with demo traffic needs 160K
+SIM_HEAPSIZE = "192K"  # boards/unix-sim.json: the firmware with demo traffic needs 156K
 
 # The child runs this first: it asks Linux for SIGTERM when its parent (the demo) dies, however
 # it dies (kill -9 included), then becomes `mast sim-board`, which on SIGTERM stops micropython.

@@ -59,3 +59,32 @@ def test_after_a_stall_one_record_goes_and_the_next_is_an_interval_later():
     assert _seqs(mast) == [0, 1], _seqs(mast)  # not the nine missed in a burst
     app.tick(11500)
     assert _seqs(mast) == [0, 1, 2]
+
+
+def test_the_app_leaves_the_test_stream_s_code_unloaded_and_writes_the_header_it_reads():
+    # the header is runtime/stream.py's (stream.decode reads it), written by the app itself:
+    # importing that module for one line kept all its code in a board's heap for good
+    import builtins
+    import sys
+
+    seen = []
+    real = builtins.__import__
+
+    def record(name, *args):
+        seen.append((name, tuple(args[2] or ()) if len(args) > 2 else ()))
+        return real(name, *args)
+
+    saved = sys.modules.pop("board.telemetry", None)
+    builtins.__import__ = record
+    try:
+        mod = __import__("board.telemetry", None, None, ("Telemetry",))
+        mast = _Mast()
+        app = mod.Telemetry(mast, interval_ms=20)
+        for t in (0, 20, 40, 2 ** 32 + 60):
+            app.tick(t)
+    finally:
+        builtins.__import__ = real
+        if saved is not None:
+            sys.modules["board.telemetry"] = saved
+    assert [x for x in seen if "stream" in x[0] or "stream" in x[1]] == [], seen
+    assert [stream.decode(p) for p in mast.sent] == [(0, 0), (1, 20), (2, 40), (3, 2 ** 32 + 60)]

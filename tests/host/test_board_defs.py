@@ -117,6 +117,25 @@ def test_a_board_without_a_valid_board_json_boots_on_a_generic_definition():
     assert d["port"] == "unix" and warn.startswith("board.json is not valid (title: required)")
 
 
+def test_a_board_keeps_of_its_definition_only_what_it_runs_on():
+    # notes, heap, sim, install and soft_reset are for people and the host's tools; the board
+    # keeps its definition in its heap for good (unix-sim's notes were 800 characters of it)
+    doc = load("unix-sim")
+    doc["uplinks"]["eth"]["notes"] = "the port nearest the power jack"
+
+    class Files:
+        def read(self, name):
+            return json.dumps(doc).encode() if name == "board.json" else None
+
+    d, warn = boarddef.load(Files(), "linux")
+    assert warn is None
+    assert d == {"name": "unix-sim", "title": doc["title"], "port": "unix", "routing": "source",
+                 "watchdog_ms": 0,
+                 "uplinks": {"eth": {"kind": "sim", "priority": 10, "cost": 0, "address": "127.0.0.2"},
+                             "wifi": {"kind": "sim", "priority": 20, "cost": 0, "address": "127.0.0.3"},
+                             "cell": {"kind": "sim", "priority": 30, "cost": 10, "address": "127.0.0.4"}}}
+
+
 def _with(name, path, value):
     doc = load(name)
     node = doc

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(ROOT, "host-tools"))
 
 from boardcli import PSK, mast, romfs_of_lib  # noqa: E402
 from test_sim_board_traffic import APP, Peer, wait, BOARD_ADDRS  # noqa: E402
-from mast_tools import flashplan, simboard  # noqa: E402
+from mast_tools import flashplan, mpycross, simboard  # noqa: E402
 from mast_tools.firmware import BOARDS_DIR, FIRMWARE_DIR  # noqa: E402
 from mast_tools.netutil import free_udp_port  # noqa: E402
 
@@ -43,8 +43,9 @@ def config(port):
 def prepare(folder, port, fw_dir=FIRMWARE_DIR, board="unix-sim", select=True, mpy_cross=None):
     """The board's filesystem in folder as `mast flash --board BOARD --config` leaves it: the
     modules select_firmware_files() picks for the definition (select False: every module, as
-    flash sent before it chose), compiled with mpy-cross; the root files, board.json; then the
-    demo app (app.py) and the configuration (mast.json, the peer on 127.0.0.10:port)."""
+    flash sent before it chose), compiled with mpy-cross as flash compiles them (mpycross.FLAGS);
+    the root files, board.json; then the demo app (app.py) and the configuration (mast.json,
+    the peer on 127.0.0.10:port)."""
     with open(os.path.join(BOARDS_DIR, board + ".json"), "rb") as f:
         bd_bytes = f.read()
     bd = json.loads(bd_bytes.decode())
@@ -55,7 +56,7 @@ def prepare(folder, port, fw_dir=FIRMWARE_DIR, board="unix-sim", select=True, mp
         os.makedirs(os.path.dirname(out) or folder, exist_ok=True)
         if compiled:
             rel = os.path.relpath(src, fw_dir).replace(os.sep, "/")
-            subprocess.run(cmd + ["-s", rel, "-o", out, src], check=True, timeout=60,
+            subprocess.run(cmd + list(mpycross.FLAGS) + ["-s", rel, "-o", out, src], check=True, timeout=60,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         elif dest != "app.py":
             with open(src, "rb") as fi, open(out, "wb") as fo:

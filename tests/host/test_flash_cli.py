@@ -131,6 +131,21 @@ def test_reflash_sends_nothing_and_a_change_sends_only_that_file(bare, tmp_path)
     assert hello(sb.device, "normal")["version"] == "0.1.1"
 
 
+def test_line_numbers_flag_flashes_every_module_with_its_line_numbers_and_the_next_flash_drops_them(bare):
+    # -O3 by default (less of the board's heap); --line-numbers for a traceback that says where
+    sb, folder = bare
+    main = os.path.join(folder, "lib", "board", "main.mpy")
+    assert mast("flash", "--port", sb.device, "--board", "unix-sim").returncode == 0
+    plain = os.path.getsize(main)
+    r = mast("flash", "--port", sb.device, "--board", "unix-sim", "--line-numbers", "--json")
+    assert r.returncode == 0, r.stderr
+    same = lib_paths() - set(r.doc["copied"])  # (only a module without a line: __init__)
+    assert [p for p in same if not p.endswith("/__init__.mpy")] == [] and os.path.getsize(main) > plain * 1.05
+    assert hello(sb.device, "normal")["version"] == VERSION
+    r = mast("flash", "--port", sb.device, "--board", "unix-sim", "--json")
+    assert r.returncode == 0 and set(r.doc["copied"]) == lib_paths() - same and os.path.getsize(main) == plain
+
+
 def test_flash_checks_the_config_first_and_installs_it(bare, tmp_path):
     sb, folder = bare
     bad = tmp_path / "bad.json"

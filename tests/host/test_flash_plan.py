@@ -412,6 +412,29 @@ def test_an_archived_compiler_the_wheel_installed_without_its_exec_bit_still_com
     assert header(cmd, tmp_path)[:2] == b"M\x04"  # .mpy v4, what MicroPython 1.11 reads
 
 
+def test_a_module_is_flashed_without_its_line_numbers_the_bytecode_a_board_keeps_in_its_heap(
+        mpy_cross, micropython, tmp_path):
+    # a .mpy module's bytecode stays in the board's heap while it is loaded; its line numbers
+    # were 7% of the firmware's .mpy (about 2.5 KB of a board's heap, bench/footprint.py)
+    from mast_tools.firmware import FIRMWARE_DIR
+
+    main = os.path.join(FIRMWARE_DIR, "board", "main.py")
+    plain = tmp_path / "plain.mpy"
+    subprocess.run(list(mpy_cross) + ["-s", "board/main.py", "-o", str(plain), main], check=True, timeout=60)
+    flashed = mpycross.compile_file(mpy_cross, main, "board/main.py")
+    assert flashed[:1] == b"M" and len(flashed) < len(plain.read_bytes()) * 0.95
+    # what a traceback from the board says then: each file and function, every line 1
+    src = tmp_path / "probe.py"
+    src.write_text("def f(x):\n    y = 1\n    return x[y]\n")
+    (tmp_path / "probe.mpy").write_bytes(mpycross.compile_file(mpy_cross, str(src), "probe.py"))
+    src.unlink()
+    r = subprocess.run(micropython + ["-c", "import sys\nsys.path.insert(0, %r)\nimport probe\n"
+                                      "try:\n    probe.f([])\nexcept IndexError as e:\n"
+                                      "    sys.print_exception(e)" % str(tmp_path)],
+                       capture_output=True, text=True, timeout=60)
+    assert '  File "probe.py", line 1, in f\n' in r.stdout, r.stdout + r.stderr
+
+
 def test_compiling_leaves_no_file_behind_done_or_failed(mpy_cross, tmp_path, monkeypatch):
     import tempfile
 

@@ -1,0 +1,77 @@
+"""What the board's boot and console ops load (firmware/board, main.ONCE) where it matters to a
+board's heap: the peer addresses' check (runtime/peeraddr.py) only where a whole configuration
+is checked (boot, commit), not for `get` or `set`, and it is gone again, with the schema and the
+store, before boot makes the runtime's objects (which would otherwise sit among its code's
+blocks once that is freed). CPython: the board with a fake clock and files; the imports an op
+makes recorded through builtins.__import__."""
+
+import builtins
+import json
+import sys
+
+from test_board_turn import _board  # (a board on CPython with fake files and clock, not booted)
+import runtime.driver as driver
+
+CHECKS = ("board.settings", "board.store", "runtime.peeraddr")
+PSK = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+
+def _ask(b, out, req):
+    """The console's reply to req, and the names of the modules the op imported."""
+    seen = []
+    real = builtins.__import__
+
+    def record(name, *args):
+        seen.append(name)
+        return real(name, *args)
+
+    n = len(out)
+    builtins.__import__ = record
+    try:
+        b.feed((json.dumps(req) + "\n").encode())
+    finally:
+        builtins.__import__ = real
+    replies = [json.loads(x) for x in out[n:] if '"ok"' in x]
+    assert len(replies) == 1, out[n:]
+    return replies[0], seen
+
+
+def test_get_and_set_load_no_peer_address_check_which_commit_does():
+    out = []
+    b, clock, m = _board(write=out.append)
+    b.boot()
+    try:
+        r, seen = _ask(b, out, {"id": 1, "op": "get", "key": "port"})
+        assert r["result"] == 17625 and "runtime.peeraddr" not in seen, seen
+        r, seen = _ask(b, out, {"id": 2, "op": "set", "key": "port", "value": 17626})
+        assert r["ok"] and "runtime.peeraddr" not in seen, seen
+        r, seen = _ask(b, out, {"id": 3, "op": "commit"})  # (a whole check: the addresses too)
+        assert r["result"]["committed"] and "runtime.peeraddr" in seen, seen
+        # ...and the check commit gets from it is still made there
+        assert _ask(b, out, {"id": 4, "op": "set", "key": "peers.srv.psk", "value": PSK})[0]["ok"]
+        r, seen = _ask(b, out, {"id": 5, "op": "set", "key": "peers.srv.addresses",
+                                "value": ["224.0.0.1:6278"]})
+        assert r["ok"]  # (one key: its type only)
+        r, seen = _ask(b, out, {"id": 6, "op": "commit"})
+        assert r["error"].startswith("peers.srv.addresses: bad item '224.0.0.1:6278': a multicast address")
+    finally:
+        if b.rt is not None:
+            b.rt.shutdown()
+
+
+def test_boot_makes_the_runtime_with_the_configuration_s_checks_and_store_unloaded(monkeypatch):
+    made = []
+
+    class Runtime(driver.Runtime):
+        def __init__(self, *args, **kw):
+            made.append([n for n in CHECKS if n in sys.modules])
+            super().__init__(*args, **kw)
+
+    monkeypatch.setattr(driver, "Runtime", Runtime)
+    b, clock, m = _board()
+    b.boot()
+    try:
+        assert b.rt is not None and type(b.rt) is Runtime
+        assert made == [[]]
+    finally:
+        b.rt.shutdown()
