@@ -59,11 +59,14 @@ def _few_peers(cfg):
 
 def _named(key):
     """key, if its first part is one of the schema's (a setting such as port, or peers,
-    uplinks); otherwise ConfigError that does not repeat it: text pasted in a key's place
-    may be a secret (a psk), and an error goes back to the terminal and may be logged."""
-    if config._row(key.split(".")[:1]) is None:
-        raise ConfigError("key", "unknown, not repeated (it may be a secret): a key starts with "
-                          "a setting or section of docs/CONFIG.md, such as port or peers")
+    uplinks) and it has only a key's characters (A-Za-z0-9_.-); otherwise ConfigError that
+    does not repeat it: text pasted in a key's place may be a secret (a psk: its "=", in
+    peers.<psk>.port or peers.srv.<psk>, was repeated), and an error goes back to the
+    terminal and may be logged (a newline in it made a line of its own there)."""
+    if config._row(key.split(".")[:1]) is None or key.strip(config._NAME_CHARS + "_"):
+        raise ConfigError("key", "unknown, not repeated (it may be a secret): a key is a setting "
+                          "or section of docs/CONFIG.md, such as port or peers.NAME.psk, in "
+                          "A-Za-z0-9_.-")
     return key
 
 

@@ -86,23 +86,36 @@ def uci_block(section, name, doc):
     return lines
 
 
-def _uci_sections(lines, where):
+def _uci_sections(text, where):
     """[(type, section name or None, first line index, last line index, `option name`)] of
-    UCI text, by a cheap scan: only `config` and `option name` lines are parsed."""
+    UCI text, read by the reader mastd itself uses (uci.py: libuci's rules), so that what is
+    edited is what mastd reads: `option name 'x'; option port '7000'` on one line, the
+    keywords shortened to c and o, a quoted value over lines. (A scan of its own, word by word
+    on `config` and `option name` lines, missed all three: mastctl peer remove said a peer
+    mastd ran was not in the file, and a section written `c peer 'b7'` was not seen as taken,
+    so peer add wrote a second block of that name: libuci's one section, another peer's.)
+    Line indexes count lines as the reader does (split at "\n" only): _split_lines()."""
     out = []
-    for i, line in enumerate(lines):
-        t = line.lstrip()
-        if t.startswith("config"):
-            w = uci._words(line, where, i + 1)
-            if w and w[0] == "config":
-                out.append([w[1] if len(w) > 1 else "", w[2] if len(w) > 2 else None, i, i, None])
-        elif out and (t.startswith("option") or t.startswith("list")):
-            out[-1][3] = i
-            if t.startswith("option") and t[6:].lstrip().startswith("name"):
-                w = uci._words(line, where, i + 1)
-                if len(w) == 3 and w[1] == "name":
-                    out[-1][4] = w[2]
+    r = uci._Reader(text, where)
+    for kw, first, a, b in r.statements():
+        if kw == "config":
+            out.append([a, b or None, first - 1, r.line - 1, None])
+        elif out and kw in ("option", "list"):
+            out[-1][3] = r.line - 1
+            if kw == "option" and a == "name" and b:
+                out[-1][4] = b  # (the last one, as parse() takes it)
     return out
+
+
+def _split_lines(text):
+    """The lines of text as the UCI reader counts them: split at "\n" only (str.splitlines()
+    splits at "\r", form feeds, U+2028 and others too: its line numbers then named other
+    lines than the reader's, and a removal took the wrong ones); a "\r" before the "\n"
+    stays on its line, so a CRLF file is written back CRLF."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
 
 
 def _read(path):
@@ -117,8 +130,12 @@ def _read(path):
 
 
 def _json(path, text):
+    from .settings import DuplicateKey, loads_json
+
     try:
-        return json.loads(text)
+        return loads_json(text)
+    except DuplicateKey as e:  # (rewritten, the first of the two would be gone for good)
+        raise ValueError("%s: %s; give each key once" % (path, e))
     except RecursionError:
         raise ValueError("%s: objects and lists nest too deep for a configuration" % path)
 
@@ -142,8 +159,8 @@ def add_peer(path, name, doc):
         peers[name] = doc
         write_atomic(path, json.dumps(cfg, indent=2) + "\n")
         return None
-    lines = text.splitlines()
-    taken = set(s[1] for s in _uci_sections(lines, path) if s[1])
+    lines = _split_lines(text)
+    taken = set(s[1] for s in _uci_sections(text, path) if s[1])
     base = "".join(c if c in _NAME_CHARS else "_" for c in name)
     section, n = base, 1
     while section in taken:
@@ -167,8 +184,8 @@ def remove_peer(path, name):
         del peers[name]
         write_atomic(path, json.dumps(cfg, indent=2) + "\n")
         return
-    lines = text.splitlines()
-    for typ, section, first, last, opt_name in _uci_sections(lines, path):
+    lines = _split_lines(text)
+    for typ, section, first, last, opt_name in _uci_sections(text, path):
         if typ == "peer" and (opt_name or section) == name:
             if first > 0 and not lines[first - 1].strip():
                 first -= 1  # the blank line before the block goes with it

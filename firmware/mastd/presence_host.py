@@ -47,14 +47,23 @@ def load_config(path):
         text = data.decode("utf-8")
     except UnicodeError:  # (the decoder's message quotes a byte of a file that holds keys)
         raise PresenceConfigError("file", "%s is not valid JSON (not UTF-8 text)" % path)
+    from .settings import DuplicateKey, loads_json
+
     try:
-        doc = json.loads(text)
+        doc = loads_json(text)
+    except DuplicateKey as e:  # (a name given twice: its first key was silently dropped)
+        raise PresenceConfigError("file", "%s: %s" % (path, e))
     except ValueError as e:
         raise PresenceConfigError("file", "%s is not valid JSON (%s)" % (path, e))
     except RecursionError:  # (mast presence and mastd --presence-config: a traceback, before)
         raise PresenceConfigError("file", "%s nests objects and lists too deep for a presence "
                                   "configuration" % path)
-    return check(doc)
+    from .settings import shown_key
+
+    try:
+        return check(doc)
+    except PresenceConfigError as e:  # (a key pasted where a name goes: not repeated)
+        raise PresenceConfigError(shown_key(e.key), str(e)[len(e.key) + 2:])
 
 
 def parse_listen(text):

@@ -23,13 +23,14 @@ the core validates the rest and checked here: Settings.apps holds them by peer (
 dict never sees them). The old UDP app_port is refused: any local user could send through it or bind it (docs/MASTD.md).
 """
 
-import json
 import os
 
 from mast import config
 from mast.addr import bytes_to_ip, canonical, ip_to_bytes, parse_addr
 from mast.config import ConfigError
 from runtime.peeraddr import peer_addresses_error
+# the one rule for JSON configurations (a key given twice; a key that may be a secret, not repeated)
+from runtime.runconfig import DuplicateKey, error_text, loads_json, shown_key  # noqa: F401
 
 from . import uci
 
@@ -260,7 +261,7 @@ def _check(doc, rename):
         for name in sorted(apps):
             apps[name] = _check_app("peers.%s" % name, apps[name])
     except ConfigError as e:
-        raise ConfigError(rename(e.key), str(e)[len(e.key) + 2:])
+        raise ConfigError(shown_key(rename(e.key)), str(e)[len(e.key) + 2:])
     agent = dict((k, core.get(k, d)) for k, d in AGENT_KEYS.items())
     return core, agent, apps
 
@@ -340,9 +341,11 @@ def from_json_text(text, where=DEFAULT_JSON):
                               "needs 4: the file's object, peers, a peer, its allowed list); "
                               "fix the file" % MAX_JSON_DEPTH)
     try:
-        doc = json.loads(text)
+        doc = loads_json(text)
     except RecursionError:  # the decoder gives up past Python's recursion limit
         raise deep
+    except DuplicateKey as e:
+        raise ConfigError(where, "%s; give each key once" % e)
     except ValueError as e:
         raise ConfigError("file", "%s is not valid JSON (%s)" % (where, e))
     if not isinstance(doc, dict):
@@ -414,14 +417,18 @@ def board_uplink_warnings(conf):
 def with_peer(conf, name, doc, section=None):
     """conf (Settings) with one more peer, checking only that peer (the others were checked
     when conf was made): the way to add one board to a fleet of thousands. section: its UCI
-    section ("mast.<section>"), for messages. ConfigError naming peers.<name>.<key>."""
+    section ("mast.<section>"), for messages. ConfigError naming peers.<name>.<key> (a name
+    or key that may be a secret not repeated: shown_key)."""
     if not isinstance(doc, dict):
-        raise ConfigError("peers.%s" % name, "must be a table")
+        raise ConfigError(shown_key("peers.%s" % name), "must be a table")
     d = dict(doc)
-    apps = _split_app({"peers": {name: d}})
-    _app_port_refused({"peers": {name: d}}, lambda k: k)
-    one = config.validate({"name": conf.core["name"], "keying": conf.core["keying"],
-                           "peers": {name: d}})
+    try:
+        apps = _split_app({"peers": {name: d}})
+        _app_port_refused({"peers": {name: d}}, lambda k: k)
+        one = config.validate({"name": conf.core["name"], "keying": conf.core["keying"],
+                               "peers": {name: d}})
+    except ConfigError as e:
+        raise ConfigError(shown_key(e.key), str(e)[len(e.key) + 2:])
     _unicast(one)
     core = dict(conf.core)
     core["peers"] = dict(conf.core["peers"])

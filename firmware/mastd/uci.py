@@ -69,46 +69,6 @@ def _keyword_shown(word):
     return _shown(word, 10) if word.isalpha() else _shown("=")
 
 
-def _words(text, where, lineno):
-    """The words of one line, comments dropped; quotes and escapes resolved. Only for
-    peeredit's cheap scan of `config` and `option name` lines; the file is read by parse()."""
-    words, cur, in_word, i, n = [], [], False, 0, len(text)
-    while i < n:
-        c = text[i]
-        if c in " \t\r":
-            if in_word:
-                words.append("".join(cur))
-                cur, in_word = [], False
-            i += 1
-        elif c == "#" and not in_word:
-            break
-        elif c in "'\"":
-            j = i + 1
-            while True:
-                if j >= n:
-                    raise UciError(where, lineno, "unterminated %s quote" % c)
-                if text[j] == c:
-                    break
-                if c == '"' and text[j] == "\\" and j + 1 < n:
-                    j += 1
-                cur.append(text[j])
-                j += 1
-            in_word = True
-            i = j + 1
-        elif c == "\\":
-            if i + 1 < n:
-                cur.append(text[i + 1])
-            in_word = True
-            i += 2
-        else:
-            cur.append(c)
-            in_word = True
-            i += 1
-    if in_word:
-        words.append("".join(cur))
-    return words
-
-
 _SPACE = " \t\n\r\v\f"  # C's isspace()
 _KEYWORDS = {"c": "config", "o": "option", "l": "list", "p": "package"}
 _EXPECT = {"config": "config <type> ['<name>']", "option": "option <name> '<value>'",

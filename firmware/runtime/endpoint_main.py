@@ -24,7 +24,7 @@ from mast.compat import binascii
 from mast.addr import fmt
 from .driver import Runtime, MICROPYTHON
 from .status import runtime_name
-from .runconfig import check, FileError, STREAM_MIN_SIZE, STREAM_MAX_SIZE
+from .runconfig import check, DuplicateKey, FileError, load_json, STREAM_MIN_SIZE, STREAM_MAX_SIZE
 from .hostport import parse_hostport
 
 # Imported only when used (a board's heap): stream (a test stream, stream records) and
@@ -73,7 +73,9 @@ def load(path):
         raise FileError("file", "cannot read %s (%s)" % (path, e))
     try:
         try:
-            doc = json.load(f)
+            doc = load_json(f)
+        except DuplicateKey as e:  # (a peer given twice: its first section was silently lost)
+            raise FileError("file", "%s: %s" % (path, e))
         except ValueError as e:
             raise FileError("file", "%s is not valid JSON (%s)" % (path, e))
         except Exception:  # (nested too deep for the parser: RecursionError, MemoryError)

@@ -209,7 +209,9 @@ def dnspython_resolver(nameserver=None, lifetime=3.0):
 
         a = addrs(name, port)
         servers = []
-        srv = query("_mast._udp." + name.rstrip("."), "SRV")
+        # (a name of more than 242 characters has no SRV name: _mast._udp.<name> would be over
+        # DNS's 255 bytes, and dnspython's NameTooLong failed the whole name, A records and all)
+        srv = query("_mast._udp." + name.rstrip("."), "SRV") if len(name.rstrip(".")) <= 242 else []
         srv.sort(key=lambda rr: (rr.priority, -rr.weight))
         for rr in srv[:MAX_SERVERS]:  # (not every target: an answer may list hundreds)
             for x in addrs(rr.target.to_text(), rr.port):

@@ -245,7 +245,8 @@ def _board_error(e, action):
                             "set or unset that key (mast config get shows it), then %s again" % action)
     if text.startswith("key: unknown, not repeated"):  # (the board's words for a key that may be a secret)
         return CommandError("unknown key (not repeated: text in a key's place may be a secret)",
-                            "a key starts with one of %s (docs/CONFIG.md)" % ", ".join(_tops()))
+                            "a key is made of A-Za-z0-9_.- and starts with one of %s (docs/CONFIG.md)"
+                            % ", ".join(_tops()))
     if text.endswith(": unknown key") or text.endswith(": not a setting"):
         return CommandError(text, "check the key's spelling (the keys: docs/CONFIG.md; `mast config "
                             "get` shows what is set)")
@@ -312,10 +313,31 @@ def _finish(con, args, action):
     return done
 
 
+def read_json_unique(text):
+    """JSON text as mastd reads its mast.json (runtime.runconfig.loads_json): DuplicateKey, a
+    ValueError, for an object that gives a key twice."""
+    from mast_tools.firmware import use_firmware
+
+    use_firmware()
+    from runtime.runconfig import loads_json
+
+    return loads_json(text)
+
+
 def _read_json(path):
+    """A configuration file (mast config validate and import, mast flash --config); CommandError
+    if it cannot be read, is not JSON, or gives a key twice (a peer written twice: JSON keeps
+    only the last, mastd's rule for its mast.json too)."""
+    from mast_tools.firmware import use_firmware
+
+    use_firmware()
+    from runtime.runconfig import DuplicateKey
+
     try:
         with open(path, "rb") as f:
-            return json.loads(f.read().decode())
+            return read_json_unique(f.read().decode())
+    except DuplicateKey as e:
+        raise CommandError("%s: %s" % (path, e), "give each key once")
     except OSError as e:
         raise CommandError("cannot read %s: %s" % (path, e.strerror or e), "check the path")
     except (ValueError, UnicodeError) as e:
@@ -346,7 +368,11 @@ def _validate_file(args):
         try:
             bad = peer_addresses_error(config.validate(cfg if isinstance(cfg, dict) else None))
             err = bad and "%s: %s" % bad
-        except (config.ConfigError, ValueError) as e:
+        except config.ConfigError as e:
+            from runtime.runconfig import error_text
+
+            err = error_text(e)  # (a key that may be a secret not repeated, as mastd says it)
+        except ValueError as e:
             err = str(e)
     if err:
         raise CommandError("%s is not valid: %s" % (args.file, err), "fix that key (docs/CONFIG.md lists them)")
@@ -378,17 +404,21 @@ def _set(con, args):
     from mast_tools.consoleclient import parse_value
 
     text = args.value
-    if text == "-" and sys.stdin.isatty():  # (typed: asked for, and a secret is not echoed)
-        import getpass
+    try:
+        if text == "-" and sys.stdin.isatty():  # (typed: asked for, and a secret is not echoed)
+            import getpass
 
-        if _secret(args.key):
-            text = getpass.getpass("%s (not shown; Enter ends it): " % args.key).strip()
-        else:
-            sys.stderr.write("%s (Enter ends it): " % args.key)
-            sys.stderr.flush()
+            if _secret(args.key):
+                text = getpass.getpass("%s (not shown; Enter ends it): " % args.key).strip()
+            else:
+                sys.stderr.write("%s (Enter ends it): " % args.key)
+                sys.stderr.flush()
+                text = sys.stdin.readline().strip()
+        elif text == "-":
             text = sys.stdin.readline().strip()
-    elif text == "-":
-        text = sys.stdin.readline().strip()
+    except UnicodeDecodeError:  # (a strict locale; else a lone surrogate, refused when sent)
+        raise CommandError("the set request holds text that is not UTF-8 (a byte your terminal "
+                           "or file could not decode)", "type it again as UTF-8 text")
     if args.value == "-" and not text:  # (not the value's range error: nothing was read)
         raise CommandError("nothing was read from stdin for %s (it was empty)" % args.key,
                            "give the value on stdin (echo VALUE | mast config set %s -), or in "

@@ -86,9 +86,17 @@ def load_board(name):
 def load_config(path, bd):
     """The configuration file, checked as the board will check it (the core's schema and
     the board's uplinks); CommandError naming the key otherwise."""
+    from mast_tools.cmd_config import read_json_unique
+    from mast_tools.firmware import use_firmware
+
+    use_firmware()
+    from runtime.runconfig import DuplicateKey
+
     try:
         with open(path, "rb") as f:
-            cfg = json.loads(f.read().decode())
+            cfg = read_json_unique(f.read().decode())
+    except DuplicateKey as e:  # (as mast config validate: a peer given twice lost its first)
+        raise CommandError("%s: %s" % (path, e), "give each key once")
     except OSError as e:
         raise CommandError("cannot read %s: %s" % (path, e.strerror or e), "check the path")
     except (ValueError, UnicodeError) as e:
@@ -121,7 +129,11 @@ def check_config(cfg, bd):
         return "a configuration is a JSON object"
     try:
         check(bd, cfg)
-    except (ConfigError, ValueError) as e:
+    except ConfigError as e:
+        from runtime.runconfig import error_text
+
+        return error_text(e)  # (a key that may be a secret not repeated, as mastd says it)
+    except ValueError as e:
         return str(e)
     return None
 

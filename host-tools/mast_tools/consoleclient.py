@@ -367,9 +367,14 @@ class ConsoleClient:
 
     def send(self, op, **fields):
         """Send one request; returns its id. CommandError, nothing sent, for a request longer
-        than the board's console takes (it would answer with a null id: no reply to wait for)."""
+        than the board's console takes (it would answer with a null id: no reply to wait for),
+        or one holding text that is not UTF-8 (a command line's or stdin's undecodable byte)."""
         rid = self.next_id
-        line = request(rid, op, **fields)
+        try:
+            line = request(rid, op, **fields)
+        except UnicodeEncodeError:  # a byte that was not UTF-8 (argv, stdin): not quoted, it may be a key
+            raise CommandError("the %s request holds text that is not UTF-8 (a byte your terminal "
+                               "or file could not decode)" % op, "type it again as UTF-8 text")
         if len(line) - 1 > LINE_MAX:
             raise CommandError("the %s request is %d bytes, and the board's console takes lines of "
                                "at most %d" % (op, len(line) - 1, LINE_MAX), "give a shorter value")

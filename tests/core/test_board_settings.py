@@ -56,7 +56,10 @@ def test_bad_board_values_name_the_key_and_never_echo_the_value():
         ("uplinks.wifi.ssid", "tab\there", "uplinks.wifi.ssid: must be 1 to 32 printable ASCII characters"),
         ("uplinks.cell.apn", "bad apn!", "uplinks.cell.apn: must be 1 to 63 characters of A-Za-z0-9_.-"),
         ("uplinks.cell.sim_pin", "12a4", "uplinks.cell.sim_pin: must be 4 to 8 digits"),
-        ("uplinks.b@d.ssid", "x", "uplinks.b@d: name must be 1 to 31 characters of A-Za-z0-9_.-"),
+        ("uplinks.%s.ssid" % ("u" * 32), "x", "uplinks.%s: name must be 1 to 31 characters of A-Za-z0-9_.-" % ("u" * 32)),
+        # (a key with a character no key has: not repeated, it may be a secret: test_board_key_text.py)
+        ("uplinks.b@d.ssid", "x", "key: unknown, not repeated (it may be a secret): a key is a setting "
+                                  "or section of docs/CONFIG.md, such as port or peers.NAME.psk, in A-Za-z0-9_.-"),
     ):
         e = error_of(settings.set_key, {"name": "b1"}, key, value)
         assert e == msg, (key, e)

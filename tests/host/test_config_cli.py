@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from boardcli import PSK, as_nobody, holding, mast, sim_board
+from boardcli import PSK, as_nobody, env_for_mast, holding, mast, sim_board
 
 from mast_tools.cmd_config import apply_text, import_ops, leaves, show_value, status_text, unredact
 
@@ -213,7 +213,7 @@ def test_a_set_the_board_refuses_names_the_key(board):
 
 
 UNKNOWN_NOT_REPEATED = ("mast: unknown key (not repeated: text in a key's place may be a secret); a key "
-                        "starts with one of name, port, keying, profile, mode, replay_window, resend_ms, "
+                        "is made of A-Za-z0-9_.- and starts with one of name, port, keying, profile, mode, replay_window, resend_ms, "
                         "outage_s, nat_refresh_s, fleet_domain, fleet_psk, enabled, internal, tun, "
                         "masquerade, peers, uplinks (docs/CONFIG.md)\n")
 
@@ -226,7 +226,7 @@ def test_get_of_an_unknown_key_says_so_and_of_an_unset_one_how_to_set_it(board):
                         "shows what is set)\n")
     # a key whose first part is none of the schema's is not repeated: it may be a psk pasted in
     # the key's place (the board does not repeat it either)
-    for key in ("nosuchkey", "A" * 43 + "="):
+    for key in ("nosuchkey", "A" * 43 + "=", "peers.srv." + "A" * 43 + "="):
         r = cfg(board, "get", key)
         assert r.returncode == 1 and r.stdout == "" and r.stderr == UNKNOWN_NOT_REPEATED
     r = cfg(board, "get", "fleet_psk")
@@ -266,6 +266,29 @@ def test_a_value_too_long_for_the_boards_console_is_refused_before_it_is_sent(bo
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr.startswith("mast: the set request is 2") and r.stderr.rstrip().endswith(
         "the board's console takes lines of at most 2048; give a shorter value"), r.stderr
+    assert cfg(board, "get", "--json").doc == before  # nothing was set
+
+
+def test_text_that_is_not_utf8_on_the_command_line_or_stdin_is_refused_without_a_traceback(board):
+    # a byte the terminal could not decode (Latin-1 typed into a UTF-8 shell, a file piped in)
+    # reaches Python as a lone surrogate: encoding the request raised UnicodeEncodeError, a
+    # traceback, for set, get and unset alike. The error names neither the value (it may be a
+    # key) nor the byte, and nothing is sent
+    before = cfg(board, "get", "--json").doc
+    for args in (("set", "name", "board\udcff1"), ("set", "peers.x\udce9.port", "7000"),
+                 ("get", "peers.x\udce9"), ("unset", "peers.x\udce9.port")):
+        r = cfg(board, *args)
+        assert r.returncode == 1 and r.stdout == "", (args, r.stderr)
+        assert r.stderr == ("mast: the %s request holds text that is not UTF-8 (a byte your terminal "
+                            "or file could not decode); type it again as UTF-8 text\n" % args[0]), r.stderr
+    secret = b"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh\xff="
+    for io in ("utf-8:surrogateescape", "utf-8:strict"):  # (a C locale's stdin; a strict one's)
+        r = subprocess.run([sys.executable, "-m", "mast_tools", "config", "--port", board[0], "set",
+                            "peers.x.psk", "-"], input=secret, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60, env=env_for_mast({"PYTHONIOENCODING": io}))
+        assert r.returncode == 1 and b"AAECAw" not in r.stderr, (io, r.stderr)
+        assert r.stderr == (b"mast: the set request holds text that is not UTF-8 (a byte your terminal "
+                            b"or file could not decode); type it again as UTF-8 text\n"), (io, r.stderr)
     assert cfg(board, "get", "--json").doc == before  # nothing was set
 
 

@@ -78,6 +78,25 @@ def test_a_name_resolves_from_its_a_record_when_aaaa_and_srv_queries_go_unanswer
         srv.close()
 
 
+def test_a_name_of_the_longest_lengths_resolves_and_its_srv_is_asked_while_it_fits():
+    # a peer's dns may be 253 characters (the schema's limit, DNS's own): _mast._udp.<name> is
+    # then over 255 bytes, and dnspython's NameTooLong for the SRV query failed the whole name,
+    # its A record found or not; from 243 characters on, no SRV name exists, so none is asked
+    label = "a" * 63
+    longest = ".".join([label] * 3 + ["b" * 61])  # 253
+    fits = ".".join([label] * 3 + ["b" * 50])  # 242: _mast._udp. + it is 253
+    assert (len(longest), len(fits)) == (253, 242)
+    srv = DnsServer(lambda name, t: [a_record(name, "127.0.0.2")] if t == "A" else [])
+    try:
+        resolve = rendezvous.dnspython_resolver(srv.addr, lifetime=1.5)
+        for name in (longest, longest + ".", fits):
+            assert resolve(name, 6278) == {"addresses": [("127.0.0.2", 6278)], "servers": []}, name
+        assert ("_mast._udp." + fits, "SRV") in srv.asked
+        assert [q for q in srv.asked if q[1] == "SRV"] == [("_mast._udp." + fits, "SRV")], srv.asked
+    finally:
+        srv.close()
+
+
 def test_records_that_are_no_hosts_address_are_not_taken_from_dns():
     # a DNS sinkhole (Pi-hole and the like) answers 0.0.0.0 and :: for a name it blocks: they were
     # taken as the peer's addresses, and the INITs went to this host itself (Linux), never to
