@@ -100,6 +100,7 @@ class Agent:
         self._retry_ms = UPLINK_RETRY_MS
         self._bind_errors = {}  # uplink -> its last bind error logged (a retry logs a new one only)
         self.stop_reason = None
+        self._settling = None  # "stopping", or a reload's restart: SHUT waits, mastctl may only look
         self._sig = {"term": False, "hup": False}
         self._wake = ()
         self._reconnect = {}  # peer -> due ms
@@ -158,7 +159,8 @@ class Agent:
             signal.signal(s, self._on_term)
         signal.signal(signal.SIGHUP, self._on_hup)
         self._add_reader(r, self._on_wake)
-        self.control = ControlServer(self.control_path, self.handle, self._add_reader, self._remove_reader)
+        self.control = ControlServer(self.control_path, self.handle, self._add_reader, self._remove_reader,
+                                     self.log.error)
         self._add_reader(self.control.sock, self.control.on_readable)
         use_netifd = self.discovery == "netifd" or (
             self.discovery == "auto" and self.conf.uci_names is not None and links.have_ubus())
@@ -258,7 +260,7 @@ class Agent:
                 continue
             app = AppSocket(peer, conf, self.rt,
                             lambda data, peer=peer: self.ep.send_data(data, self.rt.now(), peer),
-                            self.count)
+                            self.count, getattr(self.control, "spare", None))
             try:
                 app.open()
             except OSError as e:
@@ -501,7 +503,8 @@ class Agent:
     def agent_counters(self):
         c = dict(self.counters)
         for k, v in (("tun_tx", self._tun_tx), ("rx_ip_bad_source", self._rx_bad_source),
-                     ("log_lines_lost", getattr(self.log, "lost", 0))):
+                     ("log_lines_lost", getattr(self.log, "lost", 0)),
+                     ("control_no_fd", getattr(self.control, "no_fds", 0))):
             if v:
                 c[k] = c.get(k, 0) + v
         return c
@@ -564,6 +567,13 @@ class Agent:
         op = req.get("op")
         if op == "status":
             return {"status": self.status()}
+        if self._settling and op != "peer_list":
+            # (asked while SHUT waits for its acknowledgements: served by that wait's loop,
+            # a peer added then got INIT while mastd stopped, and an uplink taken down took
+            # the SHUTs' path; a reload started associations that never heard a SHUT)
+            raise ValueError("mastd is %s: nothing was changed; try again %s" % (
+                self._settling, "once it runs again" if self._settling == "stopping"
+                else "in a moment"))
         if op == "uplink":
             name, state = req.get("name"), req.get("state")
             if name not in self.conf.core["uplinks"]:
@@ -773,7 +783,11 @@ class Agent:
             self.not_taken.append({"route": route, "peer": peer, "held_by": list(held), "message": msg})
 
     def _restart_endpoint(self, new):
-        self._shut_all(SHUT_WAIT_MS)
+        self._settling = "restarting every association (a reload)"
+        try:
+            self._shut_all(SHUT_WAIT_MS)
+        finally:
+            self._settling = None
         for name in list(self.rt.uplinks):
             self.rt.remove_uplink(name)
         self._close_apps()
@@ -862,6 +876,7 @@ class Agent:
             self._events()
 
     def shutdown(self):
+        self._settling = "stopping"
         self.log.info("stopping: SHUT to %d association(s)" % len(self.ep.by_peer))
         self._shut_all(SHUT_WAIT_MS)
         self.rt.shutdown()

@@ -26,6 +26,8 @@ import socket
 import stat
 import struct
 
+from .control import no_fds_message
+
 _SO_PEERCRED = getattr(socket, "SO_PEERCRED", 17)  # Linux
 _READS = 64  # datagrams taken from the app per wake
 _MAX = 65535
@@ -55,7 +57,7 @@ class AppSocket:
     False if there is no association (raises ValueError for a payload too big); count(reason)
     counts on the agent."""
 
-    def __init__(self, peer, conf, rt, send, count):
+    def __init__(self, peer, conf, rt, send, count, spare=None):
         self.peer = peer
         self.path = conf["app_socket"]
         self.uid = conf.get("_uid", 0)
@@ -65,6 +67,7 @@ class AppSocket:
         self.rt = rt
         self.send = send
         self.count = count
+        self.spare = spare  # control.Spare: a descriptor for when there is none left
         self.sock = None
         self.key = None
         self.conn = None
@@ -103,6 +106,8 @@ class AppSocket:
             if isinstance(e.args[0], str):
                 raise
             hint = ""
+            if e.errno in (errno.EMFILE, errno.ENFILE):  # (a peer's app socket takes two)
+                hint = "; " + no_fds_message(e, "this app socket is not made")
             if e.errno == errno.EPERM:  # chown: mastd is not root
                 hint = "; only root may give it to app_user %s: run mastd as root" % self.conf.get(
                     "app_user", "root")
@@ -145,8 +150,14 @@ class AppSocket:
                 conn, _ = self.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:
+            except OSError as e:
                 self.count("app_accept_error")
+                if e.errno in (errno.EMFILE, errno.ENFILE) and self.spare is not None:
+                    conn = self.spare.shed(self.sock)  # (else it waits, and wakes the loop for ever)
+                    if conn is not None:
+                        conn.close()  # the app sees its connection closed: it may try again
+                        self.count("app_no_fd")
+                    self.spare.take()
                 return
             try:
                 cred = peer_credentials(conn)

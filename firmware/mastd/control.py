@@ -12,11 +12,17 @@ The socket is made mode 0600 (root only): it can take uplinks down. mastctl (ctl
 client; the OpenWrt hotplug script calls `mastctl hotplug ...`.
 """
 
+import errno
 import json
 import os
 import socket
 import stat
 import time
+
+try:
+    import resource  # (at start: once no descriptor is left, an import cannot open its file)
+except ImportError:
+    resource = None
 
 DEFAULT_PATH = "/var/run/mast/mastd.sock"
 _NO_SOCKET = ("cannot make the control socket %s (%s): run mastd as root, or give --control a "
@@ -27,6 +33,56 @@ _CLIENTS_MAX = 16  # open connections at once; one more drops the oldest
 _STALL_S = 2.0  # a reply its reader takes nothing of for this long is dropped
 _TURN_S = 0.002  # the time one turn of the loop spends writing replies (the data path waits)
 _OUT_MAX = 1 << 16  # bytes of a reply held ready to send at a time
+
+
+_NO_FDS = (errno.EMFILE, errno.ENFILE)
+
+
+def no_fds_message(e, what="it accepts no connection until some are freed"):
+    """What a process out of file descriptors (EMFILE, ENFILE: e) tells, and what to do."""
+    if getattr(e, "errno", None) == errno.ENFILE:
+        return "this system has no file descriptor left (%s): %s" % (e.strerror or e, what)
+    try:
+        limit = " (its limit: %d)" % resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (AttributeError, OSError, ValueError):
+        limit = ""
+    return ("mastd has no file descriptor left%s: %s; raise its limit of open files (ulimit -n; "
+            "procd: procd_set_param limits nofile=N; systemd: LimitNOFILE=N)" % (limit, what))
+
+
+class Spare:
+    """One file descriptor held back for the moment the process has none left. A connection
+    waiting in a listening socket's queue keeps the socket readable, and accept() fails
+    (EMFILE) without taking it off the queue: the loop woke again at once, for ever (measured:
+    50 to 97 % of a CPU, and the client answered nothing). shed(sock) closes the spare, accepts the
+    oldest waiting connection with it and returns it (or None); the caller says why and closes
+    it, then take() holds a descriptor back again."""
+
+    def __init__(self):
+        self.fd = None
+        self.take()
+
+    def take(self):
+        if self.fd is None:
+            try:
+                self.fd = os.open(os.devnull, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except OSError:
+                pass  # (none left now either: the next take() tries again)
+
+    def shed(self, sock):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        try:
+            conn, _ = sock.accept()
+        except OSError:
+            return None
+        return conn
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 class Items:
@@ -71,11 +127,15 @@ class ControlServer:
     connection, unwatch(conn) forgets it), and again each turn while busy() says a reply is
     being written or sent; without watch, each on_readable() call looks at every connection."""
 
-    def __init__(self, path, handler, watch=None, unwatch=None):
-        """handler(request dict) -> reply dict (without "ok": it is added)."""
+    def __init__(self, path, handler, watch=None, unwatch=None, log=None):
+        """handler(request dict) -> reply dict (without "ok": it is added). log(message): where
+        a lack of file descriptors is said (once, until a connection is accepted again)."""
         self.path = path
         self.handler = handler
         self.watch, self.unwatch = watch, unwatch
+        self.log = log
+        self.no_fds = 0  # connections refused for want of a file descriptor
+        self._no_fds_said = False
         self.clients = {}  # connection -> [bytes so far, deadline (monotonic s)]
         self.replies = {}  # connection -> [pieces left (None: all written), bytes to send, deadline]
         d = os.path.dirname(path)
@@ -97,18 +157,28 @@ class ControlServer:
                 raise OSError(e.errno, _NO_SOCKET % (path, e.strerror))
             finally:
                 probe.close()
+        # bound under another name and renamed into place once it listens: a path that exists
+        # is one that takes connections (bound at path itself, a mastctl started with mastd, as
+        # the hotplug script's are at boot, could find it before listen(): "Connection refused")
+        tmp = path + ".new"
+        if os.path.lexists(tmp) and stat.S_ISSOCK(os.lstat(tmp).st_mode):
+            os.unlink(tmp)  # (left by a mastd that died between the two)
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
         try:
-            s.bind(path)
-        except PermissionError as e:  # (else only "Permission denied": bind names no path)
+            s.bind(tmp)
+            s.listen(8)
+            os.rename(tmp, path)
+        except OSError as e:
             s.close()
-            raise OSError(e.errno, _NO_SOCKET % (path, e.strerror))
+            if isinstance(e, PermissionError):  # (else only "Permission denied": bind names no path)
+                raise OSError(e.errno, _NO_SOCKET % (path, e.strerror))
+            raise
         finally:
             os.umask(old)
-        s.listen(8)
         s.setblocking(False)
         self.sock = s
+        self.spare = Spare()
 
     def on_readable(self, obj=None, flags=0):
         now = time.monotonic()
@@ -117,8 +187,11 @@ class ControlServer:
                 conn, _ = self.sock.accept()
             except (BlockingIOError, InterruptedError):
                 break
-            except OSError:
+            except OSError as e:
+                if e.errno in _NO_FDS:
+                    self._refuse(e)
                 break
+            self._no_fds_said = False
             conn.setblocking(False)
             if len(self.clients) + len(self.replies) >= _CLIENTS_MAX:
                 self._drop(min(self.clients, key=lambda c: self.clients[c][1]) if self.clients
@@ -127,9 +200,27 @@ class ControlServer:
             if self.watch is not None:
                 self.watch(conn, self.on_readable)
         for conn in list(self.clients):
-            self._read(conn, now)
+            if conn in self.clients:  # (a handler that polls, a reload's SHUT wait, may have
+                self._read(conn, now)  # served it already: KeyError, and mastd ended)
         if self.replies:
             self._write()
+
+    def _refuse(self, e):
+        """No file descriptor left (e): the oldest waiting client is told so, with the spare."""
+        self.no_fds += 1
+        msg = no_fds_message(e)
+        if not self._no_fds_said and self.log is not None:
+            self.log("control socket: " + msg)
+        self._no_fds_said = True
+        conn = self.spare.shed(self.sock)
+        if conn is not None:
+            try:
+                conn.setblocking(False)
+                conn.send(_dumps({"ok": False, "error": msg}).encode() + b"\n")
+            except OSError:
+                pass
+            conn.close()
+        self.spare.take()
 
     def busy(self):
         """None when no reply is under way; "write" while one is being written (the loop
@@ -184,7 +275,9 @@ class ControlServer:
         it for _STALL_S is dropped (mastctl says it was cut short)."""
         end = time.monotonic() + _TURN_S
         for conn in list(self.replies):
-            r = self.replies[conn]
+            r = self.replies.get(conn)
+            if r is None:  # (dropped meanwhile)
+                continue
             try:
                 if r[0] is not None and len(r[1]) < _OUT_MAX:
                     out = [r[1]]
@@ -236,19 +329,47 @@ class ControlServer:
         for conn in list(self.clients) + list(self.replies):
             self._drop(conn)
         self.sock.close()
+        self.spare.close()
         try:
             os.unlink(self.path)
         except OSError:
             pass
 
 
+_pause = time.sleep  # between tries to connect (a test's hook)
+
+
+def _connect(path, timeout):
+    """A socket connected to path. A full queue of connections (mastd busy: a reload's SHUTs,
+    many clients at once, the hotplug script's mastctl for each interface) refuses a Unix socket
+    at once (EAGAIN), where a TCP connect would wait: tried again until timeout (before, mastctl
+    said "Resource temporarily unavailable; is it running?" and the hotplug event was lost)."""
+    end = time.monotonic() + timeout
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            s.connect(path)
+            return s
+        except BlockingIOError:
+            s.close()
+            if time.monotonic() >= end:
+                raise QueueFull("mastd at %s took no connection for %g s: its queue of connections "
+                                "is full (it is busy, or hung); try again, or see its log" % (path, timeout))
+        except BaseException:
+            s.close()
+            raise
+        _pause(0.02)
+
+
 def request(path, req, timeout=5.0):
     """Send one request to mastd at path; its reply (a dict). OSError if nobody answers."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
+    s = _connect(path, timeout)
     try:
-        s.connect(path)
-        s.sendall(json.dumps(req).encode() + b"\n")
+        try:
+            s.sendall(json.dumps(req).encode() + b"\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # (it answered before reading: out of file descriptors; that answer follows)
         buf = b""
         while not buf.endswith(b"\n"):
             chunk = s.recv(65536)
@@ -268,3 +389,7 @@ def request(path, req, timeout=5.0):
 
 class ReplyCut(OSError):
     """mastd answered, but not all of it reached us."""
+
+
+class QueueFull(OSError):
+    """mastd's control socket took no connection in time: it runs, but is busy or hung."""

@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from .control import DEFAULT_PATH, ReplyCut, request
+from .control import DEFAULT_PATH, QueueFull, ReplyCut, request
 
 EXAMPLE = """\
 examples:
@@ -180,7 +180,7 @@ def main(argv=None):
                "device": args.device}
     try:
         reply = request(args.control, req)
-    except ReplyCut as e:
+    except (ReplyCut, QueueFull) as e:
         sys.stderr.write("mastctl: %s\n" % e)
         return 1
     except PermissionError:  # (not "is it running?": it may well be)

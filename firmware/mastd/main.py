@@ -11,6 +11,7 @@ the first of the two that exists. A bad value is refused with its name and exit 
 import argparse
 import errno
 import os
+import signal
 import sys
 
 from mast.config import ConfigError
@@ -61,7 +62,34 @@ def _fail(msg):
     return 1
 
 
+def _hold_hup(early):
+    """Until the agent takes SIGHUP over (Agent.start), a SIGHUP is noted in early, not fatal:
+    its default action ended mastd while it started (procd's reload_config soon after a start,
+    as at boot), and procd counted a crash. The agent reloads once it has started.
+    -> (the handler to put back when main returns, the one set), or None (none was set)."""
+
+    def note(signum, frame):
+        early.append(signum)
+
+    try:
+        return signal.signal(signal.SIGHUP, note), note
+    except (ValueError, OSError):  # (not the main thread: a test's)
+        return None
+
+
 def main(argv=None):
+    early = []
+    held = _hold_hup(early)
+    try:
+        return _main(argv, early)
+    finally:
+        # (a test calls main: its process keeps its own handler; once the agent has taken the
+        # signal over, it keeps it to the end: a SIGHUP as mastd exits changes nothing)
+        if held is not None and signal.getsignal(signal.SIGHUP) is held[1]:
+            signal.signal(signal.SIGHUP, held[0])
+
+
+def _main(argv, early):
     args = build_parser().parse_args(argv)
     path = args.config or default_config()
     try:
@@ -116,4 +144,6 @@ def main(argv=None):
         except Exception:
             pass
         return _fail("cannot start: %s" % e)
+    if early:  # (the file may have changed after it was read)
+        agent._sig["hup"] = True
     return agent.run()

@@ -19,10 +19,16 @@ server starts above every NOTIFY counter it ever sent and every floor a SUBSCRIB
 (the counter's start, its wall clock then), even with a clock that stepped back.
 """
 
+import errno
 import json
 import os
 import socket
 import time
+
+try:
+    import fcntl
+except ImportError:  # (not Linux: no lock, as before)
+    fcntl = None
 
 from mast.addr import canonical
 from presence.conf import PresenceConfigError, check
@@ -92,6 +98,10 @@ def parse_listen(text):
     return host, port
 
 
+class StateInUse(OSError):
+    """Another presence server holds the state file (its lock)."""
+
+
 def wall_ms():
     return int(time.time() * 1000)
 
@@ -129,6 +139,7 @@ class PresenceHost:
         self._notify_ok = base  # NOTIFY counters up to this need no write (see the top)
         self._notify_saved = notify
         self._write_failing = False  # the last state write failed (said once, until one works)
+        self._lock_fd = None  # the state file's lock, held from open() to close()
 
     def count(self, reason):
         self.counters[reason] = self.counters.get(reason, 0) + 1
@@ -136,7 +147,9 @@ class PresenceHost:
     # ---- socket ---------------------------------------------------------------------
 
     def open(self):
-        """Bind the socket (OSError if the address is taken or not ours)."""
+        """Take the state file (OSError if another server has it), then bind the socket
+        (OSError if the address is taken or not ours)."""
+        self._lock_state()
         fam = socket.AF_INET6 if self.v6 else socket.AF_INET
         s = socket.socket(fam, socket.SOCK_DGRAM)
         try:
@@ -145,6 +158,7 @@ class PresenceHost:
             s.bind(self.listen)
         except OSError as e:
             s.close()
+            self._unlock_state()
             where = "[%s]:%d" % self.listen[:2] if self.v6 else "%s:%d" % self.listen[:2]
             raise OSError(e.errno, "presence: cannot listen on %s (%s); give --presence-listen "
                                    "another ADDR:PORT" % (where, e.strerror))
@@ -213,6 +227,59 @@ class PresenceHost:
 
     # ---- state file -------------------------------------------------------------------
 
+    def _lock_state(self):
+        """Hold STATE.lock (an flock) while this server serves: a second server given the same
+        state file (`mast presence` twice on two addresses, or beside mastd's) is refused. Both
+        wrote it before, each its own counters over the other's, so that a request the one had
+        answered was taken again after its restart (and their STATE.tmp interleaved). The state
+        is read again once the lock is held: a server that ended since __init__ wrote it last."""
+        path = self.conf["state"]
+        if not path or fcntl is None or self._lock_fd is not None:
+            return
+        lock = path + ".lock"
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        except OSError:  # (a folder not there or not writable: the state writes fail, and say so)
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            try:
+                pid = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+            except OSError:
+                pid = "?"
+            os.close(fd)
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                return
+            raise StateInUse(errno.EBUSY, "presence: the state file %s is another presence "
+                             "server's (pid %s): each server needs a state file of its own"
+                             % (path, pid))
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, b"%d\n" % os.getpid())  # (who holds it, for the message above)
+        except OSError:
+            pass
+        self._lock_fd = fd
+        try:
+            floors, notify = self._load_state()
+        except ValueError:  # (PresenceConfigError: a bad file, naming it)
+            self._unlock_state()
+            raise
+        for name, counter in (floors or {}).items():
+            n = self.server.names.get(name)
+            if n is not None and counter > n.last:
+                n.last = counter
+        if notify > self._notify_saved:
+            self._notify_saved = notify
+            self._notify_ok = max(self._notify_ok, notify)
+            self.server.notify_ctr = max(self.server.notify_ctr, notify)
+        self._saved = dict(self.server.floors())
+
+    def _unlock_state(self):
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # (the lock goes with it; the file stays, for the next one)
+            self._lock_fd = None
+
     def _load_state(self):
         """-> ({name: counter} or None, NOTIFY ceiling or 0) from the state file."""
         path = self.conf["state"]
@@ -278,3 +345,4 @@ class PresenceHost:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
+        self._unlock_state()

@@ -514,18 +514,52 @@ class _Signalled(BaseException):
     (Not an Exception: nothing on the way may take it for a packet's or a command's error.)"""
 
 
+_ending = []  # not empty once the run is ending: a stop signal then changes nothing
+
+
 def _on_signal(signum, frame):
+    if _ending:
+        return
+    _ending.append(signum)
+    import signal
+
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise _Signalled()
 
 
-def _catch_signals():
-    """SIGTERM and SIGHUP end the run with its `stopped` line (reason "signal"), where the
-    interpreter has a signal module and this is the main thread (MicroPython's unix port has
-    none: there they end the process at once). -> what to restore after."""
+def _quiet():
+    """From here on SIGTERM, SIGHUP and SIGINT change nothing, to the process's end: the run is
+    ending, and a second signal (a hang-up and a supervisor's stop together, or one sent twice)
+    cut its last lines short: a traceback and exit status 1, or the process killed before or
+    while it wrote its final status (SIG_IGN: the interpreter's exit leaves it, where it puts
+    back the default action of a handler of its own)."""
+    _ending.append(0)
     try:
         import signal
 
-        return [(n, signal.signal(n, _on_signal)) for n in (signal.SIGTERM, signal.SIGHUP)]
+        for n in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(n, signal.SIG_IGN)
+    except (ImportError, AttributeError, ValueError):
+        pass
+
+
+def _catch_signals():
+    """SIGTERM and SIGHUP end the run with its `stopped` line (reason "signal"), and Ctrl-C
+    (SIGINT, unless it is ignored: a shell's background job) with reason "interrupt", where the
+    interpreter has a signal module and this is the main thread (MicroPython's unix port has
+    none: there they end the process at once). -> what to restore after."""
+    del _ending[:]
+    try:
+        import signal
+
+        old = []
+        for n in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            h = signal.getsignal(n)
+            if n != signal.SIGINT or h is signal.default_int_handler:
+                signal.signal(n, _on_signal)
+            old.append((n, h))
+        return old
     except (ImportError, AttributeError, ValueError):
         return []
 
@@ -559,27 +593,33 @@ def main(argv, out=None):
         cfg["stream_records"] = True
     p = Process(cfg, out or _write_line)
     before = _catch_signals()
+    why = None
     try:
         try:
             p.start()
             if use_stdin:
                 p.watch_stdin()
             why = p.run(duration)
+            _ending.append(0)  # (a signal from here on: the stopped line says why it ended)
         except KeyboardInterrupt:
             why = "interrupt"
         except _Signalled:
             why = "signal"
-    finally:
         if before:
+            _quiet()
+        status = p.rt.status()
+        if p.stream is not None:
+            status["stream"] = p.stream.status()
+        p.rt.shutdown()
+        p.emit({"event": "stopped", "reason": why, "status": status})
+    finally:
+        # (a run a signal ended keeps them quiet: the process ends, and the caller's last
+        # lines, `mast endpoint --json`'s document, are written whatever comes now)
+        if before and why not in ("signal", "interrupt"):
             import signal
 
             for n, h in before:
                 signal.signal(n, h)
-    status = p.rt.status()
-    if p.stream is not None:
-        status["stream"] = p.stream.status()
-    p.rt.shutdown()
-    p.emit({"event": "stopped", "reason": why, "status": status})
     return 0
 
 

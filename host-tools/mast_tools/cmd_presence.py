@@ -20,7 +20,9 @@ presence.json (only the names listed are served, each with its own key):
 
 DNS: _mast._udp.board1.example. SRV 0 0 6279 presence.example.  tells peers where it is.
 stdout: one JSON object a line: {"event": "started"|"registered"|"withdrawn"|"expired"|...}.
-stdin: {"op": "status"}, {"op": "quit"}; end of input ends it (--no-stdin: run on).
+stdin: {"op": "status"}, {"op": "quit"}; end of input ends it (--no-stdin: run on); so do
+SIGTERM, SIGINT and SIGHUP, with the stopped line. A state file is one server's: a second
+server given the same one is refused.
 With --json the lines go to stderr and stdout gets the final status as one document."""
 
 
@@ -38,7 +40,7 @@ def do_presence(args):
     from mast_tools.firmware import use_firmware
 
     use_firmware()
-    from mastd.presence_host import PresenceHost, load_config, parse_listen, DEFAULT_LISTEN
+    from mastd.presence_host import PresenceHost, StateInUse, load_config, parse_listen, DEFAULT_LISTEN
     from presence.conf import PresenceConfigError
 
     from mast_tools.presence_server import Process
@@ -57,7 +59,11 @@ def do_presence(args):
         host = PresenceHost(conf, listen)
     except PresenceConfigError as e:
         raise CommandError("presence config %s: %s" % (args.config, e), "fix or remove the state file")
-    host.open()  # OSError (address in use, not ours): cli.py turns it into a message with a hint
+    try:
+        host.open()  # OSError (address in use, not ours): cli.py turns it into a message with a hint
+    except StateInUse as e:
+        raise CommandError(e.strerror, "stop that server, or give this one another \"state\" in %s"
+                           % args.config)
 
     def out(line):
         stream = sys.stderr if args.json else sys.stdout

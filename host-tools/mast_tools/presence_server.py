@@ -5,7 +5,8 @@ stdout: {"event": "started", ...}, then the server's events ({"event": "register
 "observed": ..., "ttl": ..., "addresses": [...]}, "withdrawn", "expired"), and {"event":
 "stopped", "status": ...} at the end. stdin: {"op": "status"} -> {"reply": "status", "status":
 ...}; {"op": "quit"}. End of input ends the process (--no-stdin: stdin is not read).
-SIGTERM and SIGINT end it too; the state file is written before it exits.
+SIGTERM, SIGINT and SIGHUP end it too (reason "signal"); the state file is written before it
+exits.
 
 The socket and the protocol live in firmware (mastd/presence_host.py around the sans-IO
 presence/server.py): mastd hosts the same server.
@@ -42,13 +43,16 @@ class Process:
         if stdin is not None:
             poll.register(stdin, select.POLLIN)
         end = None if duration_ms is None else host.clock() + duration_ms
-        self.emit({"event": "started", "listen": host.status()["listen"], "pid": os.getpid(),
-                   "names": sorted(host.conf["names"]), "t_ms": host.clock()})
         stop = []
         old = {}
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        # (SIGHUP too: a closed terminal killed it with no stopped line; set before the started
+        # line, which a supervisor may answer with a signal at once; and they stay until the
+        # stopped line is out: a second signal killed it before, once they were put back)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             old[sig] = signal.signal(sig, lambda n, f: stop.append(n))
         try:
+            self.emit({"event": "started", "listen": host.status()["listen"], "pid": os.getpid(),
+                       "names": sorted(host.conf["names"]), "t_ms": host.clock()})
             while self.quit is None:
                 wait = host.wait_ms(1000)
                 if end is not None:
@@ -63,12 +67,12 @@ class Process:
                     self.quit = "signal"
                 elif end is not None and host.clock() >= end:
                     self.quit = "duration"
+            status = host.status()
+            host.close()
+            self.emit({"event": "stopped", "reason": self.quit, "status": status})
         finally:
             for sig, h in old.items():
                 signal.signal(sig, h)
-        status = host.status()
-        host.close()
-        self.emit({"event": "stopped", "reason": self.quit, "status": status})
         return status
 
     def _on_stdin(self, poll, fd):

@@ -56,8 +56,9 @@ def _agent_counters():
     agent = _read("firmware", "mastd", "agent.py")
     names = _counted("firmware/mastd/agent.py", "firmware/mastd/app.py")
     # the per-packet ones, kept in locals and added by name: ("tun_rx", sent), ...; and the
-    # log's lost lines, kept by the Log: ("log_lines_lost", ...)
-    names |= set(re.findall(r'\("((?:tun|rx_ip|log)_[a-z_]+)", ', agent))
+    # log's lost lines, kept by the Log: ("log_lines_lost", ...); the control socket's
+    # clients closed for want of a descriptor, kept by it: ("control_no_fd", ...)
+    names |= set(re.findall(r'\("((?:tun|rx_ip|log|control)_[a-z_]+)", ', agent))
     return names
 
 

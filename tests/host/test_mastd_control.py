@@ -189,6 +189,30 @@ def test_a_stale_socket_file_is_replaced_and_a_live_one_refused(tmp_path):
         srv.close()
 
 
+def test_the_control_socket_path_appears_only_once_it_takes_connections(tmp_path, monkeypatch):
+    # a mastctl started with mastd (the hotplug script's, at boot) that found the path between
+    # bind() and listen() was refused ("Connection refused; is it running?") by a running mastd
+    path = str(tmp_path / "c.sock")
+    seen = []
+    real = socket.socket.listen
+
+    def listen(self, *args):
+        seen.append(os.path.lexists(path))
+        return real(self, *args)
+
+    monkeypatch.setattr(socket.socket, "listen", listen)
+    srv = control.ControlServer(path, lambda req: {})
+    try:
+        assert seen == [False] and oct(os.stat(path).st_mode & 0o777) == "0o600"
+        assert os.listdir(str(tmp_path)) == ["c.sock"]
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect(path)  # (listening: taken into its queue)
+        c.close()
+    finally:
+        srv.close()
+    assert os.listdir(str(tmp_path)) == []
+
+
 class _Clock:
     """control's time module for a test: the real clock, plus seconds the test moves it on by."""
 

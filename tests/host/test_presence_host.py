@@ -280,6 +280,7 @@ def test_notify_counters_stay_above_those_sent_before_a_crash_even_if_the_clock_
         assert h.status()["host_counters"]["state_writes"] == 2
         h.sock.close()  # a crash: no close(), no final write
         h.sock = None
+        h._unlock_state()  # (its lock goes with its descriptors)
         monkeypatch.setattr(presence_host, "wall_ms", lambda: 1000)  # the clock stepped back
         h = host_on_loopback(state=state)
         b.send(h.listen, msg.SUBSCRIBE, msg.enc_subscribe(300, "a"))
@@ -310,6 +311,7 @@ def test_a_subscribe_acks_floor_stays_above_after_a_crash_and_a_clock_step_back_
         assert ptype == msg.SUBSCRIBE_ACK
         h.sock.close()  # a crash: no close(), no final write
         h.sock = None
+        h._unlock_state()  # (its lock goes with its descriptors)
         monkeypatch.setattr(presence_host, "wall_ms", lambda: 1700000000000)  # NTP: a year back
         h = host_on_loopback(state=state)
         b.send(h.listen, msg.SUBSCRIBE, msg.enc_subscribe(300, "a"))
@@ -1037,7 +1039,11 @@ def test_a_state_write_cut_short_leaves_the_state_before_it_whole_and_a_restart_
         assert h.status()["host_counters"]["state_write_error"] >= 1
         monkeypatch.setattr(presence_host.json, "dump", real_dump)
         assert state.read_bytes() == saved
-        assert sorted(os.listdir(str(tmp_path))) == ["state.json"]  # (no torn .tmp left beside it)
+        # (no torn .tmp left beside it; the lock is the running server's)
+        assert sorted(os.listdir(str(tmp_path))) == ["state.json", "state.json.lock"]
+        h.sock.close()  # a crash: its lock goes with its descriptors
+        h.sock = None
+        h._unlock_state()
         h2 = host_on_loopback(state=str(state))  # (the next start, on what the disk holds)
     finally:
         a.close()
