@@ -572,9 +572,13 @@ def summary_items(results, n):
         v = m["clocks"][0][0]["total"] / n
         was = " (baseline %s B)" % fmt_b(base[b.bits]["clocks"][0][0]["total"] / n) if b.bits in base else ""
         if b.bits == 32:
+            # judged at its worse clock (past 2^30 ms a 32-bit board's clock values are heap
+            # objects): the target holds after 12.4 days of uptime too, or it is not met
+            worst = max(c[0]["total"] for c in m["clocks"]) / n
             items.append({"what": "heap allocated per DATA packet sent + received, 32-bit MicroPython (wasm32)",
                           "target": "≤ %d B (aim ≤ %d B)" % (TARGET_32, AIM_32),
-                          "measured": "%s B%s" % (fmt_b(v), was), "met": v <= TARGET_32})
+                          "measured": "%s B%s; %s B with the clock past 2^30 ms" % (fmt_b(v), was, fmt_b(worst)),
+                          "met": worst <= TARGET_32})
         else:
             items.append({"what": "heap allocated per DATA packet sent + received, 64-bit unix port",
                           "target": "(reported)", "measured": "%s B%s" % (fmt_b(v), was), "met": None})

@@ -32,7 +32,7 @@ package(
 package(
     "runtime",
     files=(
-        "clock.py", "driver.py", "endpoint_main.py", "hostport.py", "note.py", "peeraddr.py",
+        "clock.py", "driver.py", "endpoint_main.py", "hostport.py", "jsonrule.py", "note.py", "peeraddr.py",
         "rendezvous.py", "restart.py", "runconfig.py", "sockaddr.py", "status.py", "stream.py",
         "udpwrap.py",
     ),

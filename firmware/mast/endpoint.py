@@ -79,7 +79,7 @@ class Endpoint:
         self._last_stamp = {}  # peer -> (stamp, when) of the last cookie accepted from it
         self._connect_addrs = {}
         self._addrs = None  # addr_list(), until the uplinks change
-        self._heap = []  # (deadline, label): the associations' timers, lazily deleted
+        self._heap = []  # [deadline, label]: the associations' timers, lazily deleted
         self._dirty = []  # associations touched since their deadline was computed
         self._due = []  # (reused) the associations whose timers run now
         self._hdr = [0, 0, 0]  # (reused) type, label, seq of the packet being received
@@ -358,9 +358,7 @@ class Endpoint:
                 raise ValueError("unknown peer %r" % peer)
             self.count("tx_no_association")
             return False
-        if not a.dirty:  # (touch)
-            a.dirty = True
-            self._dirty.append(a)
+        self.touch(a)
         return a.send_data(payload, ip, now_ms)
 
     def close(self, now_ms, peer=None):
@@ -406,9 +404,7 @@ class Endpoint:
             return self._on_cookie_echo(u, src, pkt, label, seq, body, a, now)
         if a is None:
             return "unknown_label"
-        if not a.dirty:  # (touch)
-            a.dirty = True
-            self._dirty.append(a)
+        self.touch(a)
         if ptype == wire.INIT_ACK:
             return a.on_init_ack(u, src, pkt, body, now)
         return a.receive(u, src, ptype, seq, pkt, body, now)
@@ -591,8 +587,14 @@ class Endpoint:
         for a in dirty:
             d = a.next_timer()
             if d is not None and (a.queued is None or d < a.queued):
-                heappush(heap, (d, a.label))  # earlier than its entry: a new one (the old
-                a.queued = d  # one goes stale)
+                # earlier than its entry: that entry made earlier in place if it is the first
+                # (it stays first: a board's one association arms and disarms its feedback
+                # timers with no new object), else a new one (the old one goes stale)
+                if heap and heap[0][0] == a.queued and heap[0][1] == a.label:
+                    heap[0][0] = d
+                else:
+                    heappush(heap, [d, a.label])
+                a.queued = d
             a.due = d
             a.dirty = False
         dirty.clear()
@@ -600,7 +602,7 @@ class Endpoint:
             heap = []
             for a in self.assocs.values():
                 if a.due is not None:
-                    heap.append((a.due, a.label))
+                    heap.append([a.due, a.label])
             heapify(heap)
             for a in self.assocs.values():
                 a.queued = a.due
@@ -616,11 +618,11 @@ class Endpoint:
             a = self.assocs.get(label)
             if a is None or a.queued != d:
                 heappop(heap)  # stale: forgotten, or superseded by an earlier entry
-            elif a.due != d:  # its deadline moved later since: move the entry
-                e = None if a.due is None else (a.due, label)  # (first: see _settle)
-                heappop(heap)
-                if e is not None:
-                    heappush(heap, e)  # (into the room the pop left)
+            elif a.due != d:  # its deadline moved later since: move the entry (the same
+                e = heappop(heap)  # list at its new deadline: no new object)
+                if a.due is not None:
+                    e[0] = a.due
+                    heappush(heap, e)  # (into the room the pop left: no allocation)
                 a.queued = a.due
             else:
                 return d

@@ -62,21 +62,22 @@ ERR_SHUTTING_DOWN = const(3)
 # nothing), and a packet is built in one bytearray.
 
 
-def _split(seq):
-    if seq <= 0x3FFFFFFF:  # small on every port
-        return 0, seq
-    return seq >> 32, seq & 0xFFFFFFFF
-
-
 def header(ptype, label, seq):
-    hi, lo = _split(seq)
-    return struct.pack(">BBIHI", VERSION, ptype, label, hi, lo)
+    """The header alone (seal() on CPython; tests, tools)."""
+    # (seq below 2^30, small on every port: no big int on 32-bit; seq >> 32 is 0 then)
+    return struct.pack(">BBIHI", VERSION, ptype, label, seq >> 32, seq if seq <= 0x3FFFFFFF else seq & 0xFFFFFFFF)
+
+
+_KA = bytearray(6)  # scratch: the body of a KEEPALIVE received (boards; named as assoc's
+# scratch for the body it sends: a name the core has already, as a new one can cost a board a
+# new chunk of its table of names)
 
 
 def parse(pkt, into=None):
     """-> (type, label, seq, body) with body a memoryview; ValueError if malformed. With
     into (a list of 3), type, label and seq go there and only body is returned (no new
-    tuple per packet: boards)."""
+    tuple per packet: boards). On MicroPython a KEEPALIVE's body is a scratch bytearray
+    instead, valid until the next KEEPALIVE is parsed (read it at once)."""
     n = len(pkt)
     if n < HEADER_LEN + TAG_LEN:
         raise ValueError("short")
@@ -95,7 +96,12 @@ def parse(pkt, into=None):
         seq = pkt[8] << 24 | pkt[9] << 16 | pkt[10] << 8 | pkt[11]
         if pkt[6] or pkt[7]:
             seq |= (pkt[6] << 8 | pkt[7]) << 32
-    body = memoryview(pkt)[HEADER_LEN : n - TAG_LEN]
+    if FAST_C or ptype != KEEPALIVE or n != 34:
+        body = memoryview(pkt)[HEADER_LEN : n - TAG_LEN]
+    else:  # feedback (a fifth of what a board receives): its body copied into a scratch,
+        body = _KA  # not two memoryviews (valid until the next; its handler keeps nothing)
+        for i in range(6):
+            body[i] = pkt[HEADER_LEN + i]
     if into is None:
         return ptype, label, seq, body
     into[0] = ptype
@@ -113,7 +119,7 @@ def seal(mac, ptype, label, seq, body, extra=None, into=None):
     packet is written at its start instead, with no new object, and its length is
     returned (Endpoint.seal: the send buffer of direct_send)."""
     if FAST_C and into is None:  # CPython: header, body and tag joined in one copy
-        h = struct.pack(">BBIHI", VERSION, ptype, label, seq >> 32, seq & 0xFFFFFFFF)
+        h = header(ptype, label, seq)
         return bytearray().join((h, body, mac.digest3(h, body, extra)[:TAG_LEN]))
     n = HEADER_LEN + len(body)
     if into is None:
@@ -122,10 +128,8 @@ def seal(mac, ptype, label, seq, body, extra=None, into=None):
         raise ValueError("a packet of %d bytes does not fit in %d" % (n + TAG_LEN, len(into)))
     else:
         pkt = into
-    if seq <= 0x3FFFFFFF:  # (_split, inline: no tuple)
-        struct.pack_into(">BBIHI", _HDR, 0, VERSION, ptype, label, 0, seq)
-    else:
-        struct.pack_into(">BBIHI", _HDR, 0, VERSION, ptype, label, seq >> 32, seq & 0xFFFFFFFF)
+    struct.pack_into(">BBIHI", _HDR, 0, VERSION, ptype, label, seq >> 32,
+                     seq if seq <= 0x3FFFFFFF else seq & 0xFFFFFFFF)  # (as header())
     pkt[0:HEADER_LEN] = _HDR
     pkt[HEADER_LEN:n] = body
     mac.tag_into(pkt, n, _HDR, body, extra)
@@ -324,19 +328,15 @@ def dec_err(b):
 
 
 def enc_keepalive(rx_highest, into=None):
-    """The body; with into (a bytearray of 6), written there, with no new object."""
-    if into is None:
-        hi, lo = _split(rx_highest)
-        return struct.pack(">HI", hi, lo)
-    if rx_highest <= 0x3FFFFFFF:  # (_split, inline: no tuple)
-        struct.pack_into(">HI", into, 0, 0, rx_highest)
-    else:
-        struct.pack_into(">HI", into, 0, rx_highest >> 32, rx_highest & 0xFFFFFFFF)
-    return into
+    """The body (a bytearray); with into (a bytearray of 6), written there, with no new
+    object."""
+    b = into or bytearray(6)
+    struct.pack_into(">HI", b, 0, rx_highest >> 32,  # (as header())
+                     rx_highest if rx_highest <= 0x3FFFFFFF else rx_highest & 0xFFFFFFFF)
+    return b
 
 
 def dec_keepalive(b):
     if len(b) != 6:
         raise ValueError(_BAD)
-    hi, lo = struct.unpack_from(">HI", b, 0)
-    return (hi << 32) | lo if hi else lo
+    return int.from_bytes(b, "big")  # (no tuple; a small int on 32-bit below 2^30)

@@ -30,7 +30,7 @@ from mast.addr import bytes_to_ip, canonical, ip_to_bytes, parse_addr
 from mast.config import ConfigError
 from runtime.peeraddr import peer_addresses_error
 # the one rule for JSON configurations (a key given twice; a key that may be a secret, not repeated)
-from runtime.runconfig import DuplicateKey, error_text, loads_json, shown_key  # noqa: F401
+from runtime.jsonrule import DuplicateKey, error_text, loads_json, shown_key  # noqa: F401
 
 from . import uci
 

@@ -24,7 +24,7 @@ from mast.compat import binascii
 from mast.addr import fmt
 from .driver import Runtime, MICROPYTHON
 from .status import runtime_name
-from .runconfig import check, DuplicateKey, FileError, load_json, STREAM_MIN_SIZE, STREAM_MAX_SIZE
+from .runconfig import check, FileError, STREAM_MIN_SIZE, STREAM_MAX_SIZE
 from .hostport import parse_hostport
 
 # Imported only when used (a board's heap): stream (a test stream, stream records) and
@@ -71,6 +71,10 @@ def load(path):
         f = open(path)
     except OSError as e:
         raise FileError("file", "cannot read %s (%s)" % (path, e))
+    if MICROPYTHON:  # (its json takes no hook: a key given twice keeps the last there, and
+        load_json, DuplicateKey = json.load, ()  # jsonrule's code would stay in the heap for nothing)
+    else:
+        from .jsonrule import DuplicateKey, load_json
     try:
         try:
             doc = load_json(f)

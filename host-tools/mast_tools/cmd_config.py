@@ -314,12 +314,12 @@ def _finish(con, args, action):
 
 
 def read_json_unique(text):
-    """JSON text as mastd reads its mast.json (runtime.runconfig.loads_json): DuplicateKey, a
+    """JSON text as mastd reads its mast.json (runtime.jsonrule.loads_json): DuplicateKey, a
     ValueError, for an object that gives a key twice."""
     from mast_tools.firmware import use_firmware
 
     use_firmware()
-    from runtime.runconfig import loads_json
+    from runtime.jsonrule import loads_json
 
     return loads_json(text)
 
@@ -331,7 +331,7 @@ def _read_json(path):
     from mast_tools.firmware import use_firmware
 
     use_firmware()
-    from runtime.runconfig import DuplicateKey
+    from runtime.jsonrule import DuplicateKey
 
     try:
         with open(path, "rb") as f:
@@ -369,7 +369,7 @@ def _validate_file(args):
             bad = peer_addresses_error(config.validate(cfg if isinstance(cfg, dict) else None))
             err = bad and "%s: %s" % bad
         except config.ConfigError as e:
-            from runtime.runconfig import error_text
+            from runtime.jsonrule import error_text
 
             err = error_text(e)  # (a key that may be a secret not repeated, as mastd says it)
         except ValueError as e:

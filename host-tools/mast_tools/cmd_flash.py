@@ -90,7 +90,7 @@ def load_config(path, bd):
     from mast_tools.firmware import use_firmware
 
     use_firmware()
-    from runtime.runconfig import DuplicateKey
+    from runtime.jsonrule import DuplicateKey
 
     try:
         with open(path, "rb") as f:
@@ -130,7 +130,7 @@ def check_config(cfg, bd):
     try:
         check(bd, cfg)
     except ConfigError as e:
-        from runtime.runconfig import error_text
+        from runtime.jsonrule import error_text
 
         return error_text(e)  # (a key that may be a secret not repeated, as mastd says it)
     except ValueError as e:

@@ -51,6 +51,7 @@ CONDITIONAL = {
     "board/install": "never: it finishes a `mip install` by hand; a flashed board has its root files",
     "runtime/endpoint_main": "never: the endpoint process of hosts (mast endpoint, tests)",
     "runtime/runconfig": "never: the endpoint process's file",
+    "runtime/jsonrule": "never: the JSON rule of the endpoint process's and the hosts' files",
     "runtime/rendezvous": "never: DNS and presence for the endpoint process; the board has no presence client",
 }
 

@@ -4,9 +4,10 @@
 
 
 def test_a_stream_of_data_keeps_each_timer_heap_within_its_bound():
-    # each DATA moves a timer earlier (a new heap entry; the old one goes stale): past
+    # each DATA moves a timer earlier: a new heap entry (the old one goes stale) unless the
+    # association's entry is the first, which is moved in place (test_timer_reuse.py); past
     # 2 x associations + 16 entries the endpoint rebuilds its heap, so 2,000 sends 3 ms apart
-    # leave it at that bound, not one stale entry more per send that moves a timer
+    # leave it within that bound, not one stale entry more per send that moves a timer
     from simnet import pair1, established
 
     net = pair1(0)

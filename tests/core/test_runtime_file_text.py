@@ -1,11 +1,11 @@
 # Text in a key's place in an endpoint file (runtime/runconfig.py): a part of a key with a
 # character no key has (outside A-Za-z0-9_.-) is not repeated in the error, as mastd and the
-# host tools do for their files (runconfig.shown_key is the one rule). A PSK pasted where a
+# host tools do for their files (jsonrule.shown_key is the one rule). A PSK pasted where a
 # peer's name or key goes came back in `mast endpoint`'s error; a newline in a name made a line
 # of its own. A module of its own: test_runtime_file.py is near the 128K heap's edge on
 # MicroPython. Plain functions with asserts: CPython and MicroPython.
 
-from runtime import runconfig
+from runtime import jsonrule, runconfig
 from runtime.runconfig import FileError
 
 PSK = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
@@ -40,6 +40,6 @@ def test_parts_of_a_keys_characters_are_named_as_before():
     assert refused({"name": "b", "keying": "open", "peers": {"srv": {"port": 0}}}) == \
         "mast.peers.srv.port: must be an integer from 1 to 65535"
     assert refused(top={"connect": ["nobody"]}) == "connect[0]: unknown peer 'nobody': add it under mast.peers"
-    assert runconfig.shown_key("peers.a-1.example.app_user") == "peers.a-1.example.app_user"
-    assert runconfig.shown_key("peers.*.psk") == "peers.*.psk"
-    assert runconfig.shown_key("peers.caf\u00e9.psk") == "peers.%s.psk" % HIDDEN
+    assert jsonrule.shown_key("peers.a-1.example.app_user") == "peers.a-1.example.app_user"
+    assert jsonrule.shown_key("peers.*.psk") == "peers.*.psk"
+    assert jsonrule.shown_key("peers.caf\u00e9.psk") == "peers.%s.psk" % HIDDEN

@@ -110,6 +110,10 @@ def main(argv):
 
     # ---- phase 1: no 2,049-byte block, but the receiver holds its reserve --------------------
     had_reserve = b._reserve is not None
+    big = [bytes([i]) * 1200 for i in range(5)]  # (for the end of the phase: made while there is room,
+    a.send(big[0], "b")  # and the sender's buffer grown to their size)
+    poll_until((b,), lambda: len(got) > 0, 500)
+    del got[:]
     ballast = fragment()
     blocked = largest_block_below(2100)
     sent = 0
@@ -121,6 +125,20 @@ def main(argv):
                       "intact": got == [bytes([i]) * 100 for i in range(len(got))],
                       "counters": dict(b.counters),
                       "reserve_back": b._reserve is not None}))
+    # the same heap, 1,200-byte DATA: a squeezed read needs two blocks (recvfrom's buffer and
+    # the datagram's bytes), and no hole of 400 bytes takes the bytes: the reserve takes both
+    # (what arrived, without a copy of 1,200 bytes: there is no room for one)
+    del got[:]
+    b.on_data = lambda peer, payload, ip, uplink, src: got.append((len(payload), payload[0], payload[-1]))
+    sent = 0
+    for i in range(5):
+        sent += 1 if a.send(big[i], "b") else 0
+        poll_until((b,), lambda: len(got) > i, 500)
+    print(json.dumps({"phase": "reserve_big", "blocked": largest_block_below(1300), "sent": sent,
+                      "got": len(got), "intact": got == [(1200, i, i) for i in range(len(got))],
+                      "counters": dict(b.counters), "reserve_back": b._reserve is not None}))
+    big = None
+    b.on_data = lambda peer, payload, ip, uplink, src: got.append(bytes(payload))
     ballast = None
 
     # ---- phase 2: no reserve and no block: the socket rests, the loop goes on -----------------

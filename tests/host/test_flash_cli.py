@@ -59,7 +59,7 @@ def firmware_copy(tmp_path, version, pad=0):
 # routing, the mip installer, the hosts' endpoint process. Written out here, not computed.
 NOT_ON_UNIX_SIM = ("board/up_wlan", "board/up_lan", "board/up_ppp", "board/atchat",
                    "board/exclusive", "board/install", "runtime/endpoint_main",
-                   "runtime/runconfig", "runtime/rendezvous")
+                   "runtime/runconfig", "runtime/jsonrule", "runtime/rendezvous")
 
 
 def lib_paths():

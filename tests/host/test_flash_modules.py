@@ -25,7 +25,8 @@ from mast_tools import flashplan  # noqa: E402
 from mast_tools.firmware import BOARDS_DIR, FIRMWARE_DIR  # noqa: E402
 
 FAKES = os.path.join(ROOT, "tests", "fakes")
-NEVER = ("board/install", "runtime/endpoint_main", "runtime/runconfig", "runtime/rendezvous")
+NEVER = ("board/install", "runtime/endpoint_main", "runtime/runconfig", "runtime/jsonrule",
+         "runtime/rendezvous")
 
 # definition -> the conditional modules it gets (everything else of mast/, runtime/, board/
 # goes to every board). Written out, not computed.

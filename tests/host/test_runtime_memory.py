@@ -82,6 +82,9 @@ def test_micropython_receives_in_a_fragmented_heap_with_its_reserve_and_rests_wi
     assert r["counters"].get("rx_reserve", 0) >= 20, r  # ...so each went into the reserve's block
     assert r["counters"].get("rx_rest", 0) == 0 and r["reserve_back"], r  # ...and got through
 
+    r = phases["reserve_big"]  # (1,200-byte DATA in the same heap: no hole took their bytes)
+    assert r["blocked"] and r["sent"] == 5 and r["got"] == 5 and r["intact"] and r["reserve_back"], r
+
     s = phases["rest"]
     assert s["blocked"] and s["sent"] == 10, s
     assert s["got_during"] == 0  # nothing could be read...
