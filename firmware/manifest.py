@@ -24,7 +24,7 @@ package(
     "mast",
     files=(
         "addr.py", "assoc.py", "compat.py", "config.py", "crypto.py", "endpoint.py",
-        "events.py", "keys.py", "policy.py", "replay.py", "wire.py",
+        "events.py", "keys.py", "peercfg.py", "policy.py", "replay.py", "wire.py",
     ),
 )
 
@@ -50,7 +50,7 @@ package(
     "board",
     files=(
         "__init__.py", "applycfg.py", "atchat.py", "boarddef.py", "cfgops.py", "compat.py",
-        "console.py", "consoleops.py", "exclusive.py", "files.py", "hook.py", "hw.py",
+        "console.py", "consoleops.py", "exclusive.py", "files.py", "getop.py", "hook.py", "hw.py",
         "install.py", "main.py", "request.py", "settings.py", "startup.py", "statusop.py",
         "stdio.py", "store.py", "telemetry.py", "up_lan.py", "up_ppp.py", "up_wlan.py",
         "uplinks.py",

@@ -125,12 +125,8 @@ class Console:
             finally:  # its code goes before the op's comes (and a load cut short goes too)
                 request = None
                 unload("board.request")
-            # call: (module, function, arguments...) for the board's once(), or None (hello,
-            # status: the board's own)
-            b = self.board
-            if call is None:
-                return {"id": rid, "ok": True, "result": b.hello() if op == "hello" else b.status()}
-            return {"id": rid, "ok": True, "result": b.once(*call)}
+            # call: (module, function, arguments...) for the board's once()
+            return {"id": rid, "ok": True, "result": self.board.once(*call)}
         except ValueError as e:  # ConfigError and OpError included
             self.errors += 1
             return _error(getattr(e, "rid", rid), str(e) or type(e).__name__)

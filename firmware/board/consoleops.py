@@ -1,8 +1,8 @@
 # The console's occasional ops: uplink, maintenance, logs, inventory, and the boot
 # counter's reset once a boot has run STABLE_MS. main.py imports this module for the
 # request and forgets it after (main.ONCE, with store.py), so that their code takes
-# no heap the rest of the time; the configuration's ops are cfgops.py, apply is
-# applycfg.py, status is statusop.py, hello stays in main.py.
+# no heap the rest of the time; the configuration's ops are getop.py, settings.py and
+# cfgops.py, apply is applycfg.py, hello and status are statusop.py.
 #
 # `uplink NAME up|down` holds an uplink down or releases it; `uplink NAME addr A`
 # renumbers a sim uplink (through a relay: its outside address, which the reply

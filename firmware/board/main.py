@@ -11,13 +11,13 @@
 # {"log": ...}, {"event": ...} or a reply.
 #
 # The heap (docs/RUNTIME.md, "Memory"): this module, the uplink managers, the app
-# hook and the console (console.py: lines in, replies out; hello is here) stay
+# hook and the console (console.py: lines in, replies out) stay
 # loaded; code that runs once or now and then is in modules imported when needed
 # and forgotten after (ONCE, Board.once): the Board's making, boot and apply (startup.py,
 # applycfg.py), the configuration's store and schema glue (store.py, settings.py), the board
-# definition's checker (boarddef.py), the console's other ops (cfgops.py:
-# get/set/unset/validate/commit, consoleops.py: uplink/maintenance/logs/inventory,
-# statusop.py: status) and the runtime's part of status (runtime/status.py), "HOST:PORT"
+# definition's checker (boarddef.py), the console's ops (getop.py: get, settings.py:
+# set/unset, cfgops.py: validate/commit and the whole check, consoleops.py:
+# uplink/maintenance/logs/inventory, statusop.py: hello/status) and the runtime's part of status (runtime/status.py), "HOST:PORT"
 # text (runtime/hostport.py). The console's request checks (request.py, which also names the
 # module and function that carry the op out) go before each op runs. On MicroPython the core's schema
 # (mast/config.py) goes the same way: only these modules and the endpoint's checks use
@@ -28,7 +28,7 @@
 import sys
 
 from . import uplinks
-from .compat import VERSION, MICROPYTHON, dumps, runtime_version, sleep_ms, unload
+from .compat import MICROPYTHON, dumps, sleep_ms, unload
 # (files, console and hw are imported here, with this module, for the board's life: their
 # code then comes before what boot loads for a moment; startup.init uses them)
 from .files import Files  # noqa: F401
@@ -54,8 +54,8 @@ GC_THRESHOLD = 0  # gc.threshold() for the running board, in bytes; 0: MicroPyth
 # 8K step either way), so the default stays.
 # modules loaded only for a moment (see the top); forgotten after each use
 ONCE = ("board.startup", "board.applycfg", "board.store", "board.settings", "board.boarddef",
-        "board.cfgops", "board.consoleops", "board.statusop", "runtime.status", "runtime.peeraddr",
-        "runtime.hostport")
+        "board.cfgops", "board.getop", "board.consoleops", "board.statusop", "runtime.status",
+        "runtime.peeraddr", "runtime.hostport")
 # also forgotten after each use, on MicroPython only: under CPython (the tests) other modules
 # hold the schema's ConfigError, which a second copy of the module would not match
 ONCE_MP = ("mast.config",)
@@ -113,16 +113,16 @@ class Board:
 
     def check(self, cfg):
         """(core config, board extras) if cfg suits this board; ConfigError otherwise
-        (settings.check; the caller forgets settings after, see ONCE)."""
+        (cfgops.check; the caller forgets cfgops and settings after, see ONCE)."""
         if cfg is self.running and self.ep is not None:
             # the running configuration, checked when it was started or applied: the
             # endpoint holds that check's result (a check costs a board ~18 KB for a moment)
             return self.ep.cfg, {}
         if self.checked is not None and self.checked[0] is cfg:
             return self.checked[1]  # checked a moment ago (boot's load, then start; commit, then apply)
-        from . import settings
+        from .cfgops import check
 
-        r = settings.check(self.bd, cfg)
+        r = check(self.bd, cfg)
         self.checked = (cfg, r)
         return r
 
@@ -145,23 +145,21 @@ class Board:
     def boot(self):
         """startup.boot: maintenance or the runtime, uplinks and app."""
         self.once("startup", "boot", CRASH_LIMIT)
-        if self.rt is not None and self.app_module:
-            self.start_app()  # with boot's code gone: room for the app's
+        if self.rt is not None and self.app_module:  # with boot's code gone: room for the app's
+            # (here, not in a method of its own: code that runs once takes no heap after)
+            import gc
+
+            gc.collect()
+            from .hook import AppRunner
+
+            self.app = AppRunner(self, self.app_module)
+            self.app.start()
+            if GC_THRESHOLD and hasattr(gc, "threshold"):
+                gc.threshold(GC_THRESHOLD)
 
     def start(self, cfg):
         """Start the runtime and the uplink managers on cfg (valid)."""
         self.once("startup", "start", cfg)
-
-    def start_app(self):
-        import gc
-
-        gc.collect()
-        from .hook import AppRunner
-
-        self.app = AppRunner(self, self.app_module)
-        self.app.start()
-        if GC_THRESHOLD and hasattr(gc, "threshold"):
-            gc.threshold(GC_THRESHOLD)
 
     def once(self, module, fn, *args):
         """module.fn(self, *args), module imported for the call and forgotten after, with
@@ -348,15 +346,11 @@ class Board:
         finally:
             forget()  # what an op left loaded (status: runtime/status.py)
 
-    def hello(self):
-        return {"firmware": "mast-board", "version": VERSION, "board": self.bd["name"],
-                "title": self.bd["title"], "micropython": runtime_version(),
-                "platform": sys.platform, "mode": self.mode, "protocol": 1}
-
     def status(self):
         return self.once("statusop", "status")
 
-    # The console's other ops are in cfgops.py, consoleops.py and applycfg.py: the console
+    # The console's ops are in getop.py, settings.py, cfgops.py, consoleops.py, applycfg.py
+    # and statusop.py: the console
     # has once() import the op's module for the request and forget it after
     # (console.Console.handle, request.call), so that their code takes no heap the rest of the time.
 

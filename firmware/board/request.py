@@ -109,17 +109,17 @@ def parse(line):
 def call(op, req):
     """What carries out a checked request (parse()): (module, function, arguments...), for
     the board's once() to run board.<module>.<function>(board, arguments...) with that module
-    imported for the request and forgotten after (main.Board.once); None for hello and status,
-    the board's own methods. Here, not in console.py: this module's code goes before the op's
+    imported for the request and forgotten after (main.Board.once); hello and status too
+    (statusop.py). Here, not in console.py: this module's code goes before the op's
     comes, so that the choice takes no heap the rest of the time."""
     if op == "hello" or op == "status":
-        return None
+        return ("statusop", op)
     if op == "set":
-        return ("cfgops", "set_key", req["key"], req["value"])
+        return ("settings", "op_set", req["key"], req["value"])
     if op == "unset":
-        return ("cfgops", "unset_key", req["key"])
+        return ("settings", "op_unset", req["key"])
     if op == "get":
-        return ("cfgops", "get", req.get("key"))
+        return ("getop", "get", req.get("key"))
     if op == "validate" or op == "commit":
         return ("cfgops", op)
     if op == "apply":

@@ -48,7 +48,8 @@ def validate(cfg):
     return config.validate(cfg), {}
 
 
-MAX_PEERS = 16  # peers a board's configuration holds (each set copies the whole candidate)
+MAX_PEERS = 16  # peers a board's configuration holds (each set copies the whole
+# candidate): cfgops.MAX_PEERS, the whole check's, the same
 
 
 def _few_peers(cfg):
@@ -85,32 +86,6 @@ def unset_key(cfg, key):
         raise ConfigError(key, "is not set")
 
 
-def check(bd, cfg):
-    """(core configuration, board extras) if cfg suits the board whose definition is bd
-    (board.json); ConfigError naming the key otherwise. The board checks its own
-    configuration with this at boot, set, commit and apply; `mast flash --config` checks
-    the file with it on the host before anything is written."""
-    from runtime.peeraddr import peer_addresses_error  # (here: get and set then load none of it)
-
-    core, extra = validate(_few_peers(cfg))
-    bad = peer_addresses_error(core)
-    if bad:
-        raise ConfigError(bad[0], bad[1])
-    ups = cfg.get("uplinks") or {}
-    have = bd["uplinks"]
-    for name in ups:
-        kind = ups[name].get("kind")
-        if name not in have:
-            if not (bd["port"] == "unix" and kind == "sim"):
-                raise ConfigError("uplinks." + name, "this board has no such uplink (it has %s)"
-                                  % ", ".join(sorted(have)))
-            if "address" not in ups[name]:
-                raise ConfigError("uplinks.%s.address" % name, "required for a sim uplink")
-        elif kind is not None and kind != have[name]["kind"]:
-            raise ConfigError("uplinks.%s.kind" % name, "is %s on this board" % have[name]["kind"])
-    return core, extra
-
-
 def get(cfg, key=None):
     """The (redacted) value at key, or the whole configuration; ConfigError if unset."""
     if key is None:
@@ -120,3 +95,19 @@ def get(cfg, key=None):
         return redact(config.get(cfg, key), key)
     except KeyError:
         raise ConfigError(key, "is not set")
+
+
+# ---- the console's set and unset (console.Console, request.call: imported for the op and
+# forgotten after, main.ONCE; here, not in cfgops.py, so that these ops load one module
+# less; get is getop.py's)
+
+
+def op_set(b, key, value):
+    """`set`: the candidate configuration with one key set (only that value is checked)."""
+    b.candidate = set_key(b.candidate, key, value)
+    return {"key": key, "pending": True}
+
+
+def op_unset(b, key):
+    b.candidate = unset_key(b.candidate, key)
+    return {"key": key, "pending": True}

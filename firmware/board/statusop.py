@@ -5,7 +5,7 @@
 # little more than the document it builds (in consoleops.py, it needed room for all of
 # that module's code: a board a step too small answered `out of memory`).
 
-from .compat import VERSION
+from .compat import VERSION, runtime_version
 
 
 _CAUSES = ("PWRON_RESET", "HARD_RESET", "WDT_RESET", "DEEPSLEEP_RESET", "SOFT_RESET")
@@ -36,6 +36,16 @@ def mem():
         return {"free": gc.mem_free(), "alloc": gc.mem_alloc()}
     except (ImportError, AttributeError):
         return {}
+
+
+def hello(b):
+    """The console's hello op: what this board is and runs (here, not in main.Board: its
+    code takes heap only for the op)."""
+    import sys
+
+    return {"firmware": "mast-board", "version": VERSION, "board": b.bd["name"],
+            "title": b.bd["title"], "micropython": runtime_version(),
+            "platform": sys.platform, "mode": b.mode, "protocol": 1}
 
 
 def status(b):

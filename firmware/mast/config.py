@@ -4,16 +4,18 @@
 # A configuration is a nested dict (JSON-compatible). Keys are written as dotted
 # paths ("peers.srv.psk"); a `*` in a pattern is a name the user chooses (a peer
 # or an uplink). validate() checks a whole configuration and fills in defaults;
-# set_key()/unset_key()/get() work on one key; redact() hides secrets. Values
-# are typed (JSON); text as typed at a console or read from UCI is parsed on the
-# host (mast_tools.config_text).
+# set_key()/unset_key()/get() work on one key; is_secret() names the keys whose
+# values are never shown (the board's console redacts them: board/settings.py).
+# Values are typed (JSON); text as typed at a console or read from UCI is parsed
+# on the host (mast_tools.config_text). What only the host needs is on the host:
+# the rows decoded for docs and help (mast_tools.config_help.schema_rows).
 #
 # Written for small heaps: importing a .mpy copies every function, string and
 # constant object into RAM, so the schema is one string, decoded again each time
 # it is used (nothing decoded stays in RAM); the code is few, larger functions;
 # and there are no constant tuples of strings (each string would be an object).
 from .addr import ip_to_bytes, parse_addr, _NAME_CHARS  # noqa: F401  (parse_addr: for callers of config)
-from .keys import decode_psk, fleet_member, fleet_key, PSK_TEXT as _PSK  # noqa: F401
+from .keys import decode_psk, PSK_TEXT as _PSK  # noqa: F401  (decode_psk: for callers of config too)
 
 # One row per key: pattern, type, default ("-": none), then the type's limits:
 #   int: min max [step, default 1]      str: max length, characters allowed
@@ -24,7 +26,7 @@ from .keys import decode_psk, fleet_member, fleet_key, PSK_TEXT as _PSK  # noqa:
 # A line with a pattern alone ("peers.*") starts the keys of each peer (or
 # uplink): the rows below it are "peers.*.addresses", "peers.*.dns", ...
 # What each key means: docs/CONFIG.md (host tools print it from
-# mast_tools.config_help). schema_rows() gives the rows decoded, for docs.
+# mast_tools.config_help, whose schema_rows() gives the rows decoded, for docs).
 # (three strings, not one: loading the module then needs no block of 1.3 KB in one piece)
 SCHEMA = (
     """\
@@ -302,25 +304,6 @@ def validate(cfg):
     return out
 
 
-def validate_peer(cfg, name, peer):
-    """One peer's section, checked and with its defaults, for the validated
-    configuration cfg (so a fleet of thousands changes one peer without checking
-    all); ConfigError naming the key otherwise."""
-    out = {"peers": {}}
-    _put(out, ["peers", name], {})
-    if type(peer) is not dict:
-        raise ConfigError("peers." + name, "must be a table")
-    for k in peer:  # a few keys: the schema decoded per key, nothing big kept (boards)
-        _put(out, ["peers", name, k], peer[k])
-    pc = out["peers"][name]
-    for row in _rows():
-        if row[0].startswith("peers.*.") and row[2] is not None:
-            pc.setdefault(row[0][8:], _copy(row[2]))
-    if cfg["keying"] == "psk" and "psk" not in pc:
-        raise ConfigError("peers.%s.psk" % name, "required when keying is psk")
-    return pc
-
-
 def _find(cfg, key):
     """(the dict holding key, its last segment); KeyError if key is absent."""
     s = key.split(".")
@@ -358,22 +341,3 @@ def unset_key(cfg, key):
     node, k = _find(new, key)
     del node[k]
     return new
-
-
-def redact(cfg, _path=""):
-    """A deep copy with every secret replaced by "<redacted>"."""
-    out = {}
-    for k in cfg:
-        key = _path + "." + k if _path else k
-        v = cfg[k]
-        out[k] = (redact(v, key) if type(v) is dict
-                  else "<redacted>" if is_secret(key) else _copy(v))
-    return out
-
-
-def schema_rows():
-    """[(key pattern, type, default, what a valid value looks like)] for docs and help."""
-    out = []
-    for r in _rows():
-        out.append((r[0], r[1], r[2], _check(r[1], r[3:], None)[8:]))  # drop "must be "
-    return out

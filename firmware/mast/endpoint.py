@@ -164,9 +164,9 @@ class Endpoint:
         peer is its section ({"psk": ..., "addresses": [...]}). Its association, if any,
         is kept unless its key changed (then closed, "reconfigured"). ConfigError if bad,
         and then nothing changed."""
-        from . import config
+        from .peercfg import validate_peer
 
-        pc = config.validate_peer(self.cfg, name, peer)
+        pc = validate_peer(self.cfg, name, peer)
         old = self.cfg["peers"].get(name)
         self.cfg["peers"][name] = pc
         self._init_macs.pop(name, None)

@@ -282,7 +282,9 @@ def _known(key):
 def _tops():
     """The first parts of the schema's keys, in its order: name, port, ..., peers, uplinks."""
     out = []
-    for row in _schema().schema_rows():
+    from mast_tools.config_help import schema_rows
+
+    for row in schema_rows():
         top = row[0].split(".")[0]
         if top not in out:
             out.append(top)

@@ -118,11 +118,11 @@ def load_config(path, bd):
 
 def check_config(cfg, bd):
     """None if cfg suits the board bd, else the error text ("key: message"). The board's
-    own check (board/settings.py check, which the firmware runs at boot), run on the host."""
+    own check (board/cfgops.py check, which the firmware runs at boot), run on the host."""
     from mast_tools.firmware import use_firmware
 
     use_firmware()
-    from board.settings import check
+    from board.cfgops import check
     from mast.config import ConfigError
 
     if not isinstance(cfg, dict):

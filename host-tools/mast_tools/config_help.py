@@ -52,18 +52,28 @@ HELP = {
 }
 
 
-def markdown():
-    """docs/CONFIG.md's table, from the core's schema and the prose above."""
+def schema_rows():
+    """[(key pattern, type, default, what a valid value looks like)] for docs and help: the
+    core's schema (mast/config.py) decoded row by row. Here, on the host, not in the core:
+    a board never needs it, and the core's code is loaded into a board's heap."""
     from .firmware import use_firmware
 
     use_firmware()
     from mast import config
 
+    out = []
+    for r in config._rows():
+        out.append((r[0], r[1], r[2], config._check(r[1], r[3:], None)[8:]))  # drop "must be "
+    return out
+
+
+def markdown():
+    """docs/CONFIG.md's table, from the core's schema and the prose above."""
     lines = [
         "| key | type | default | valid values | meaning |",
         "|---|---|---|---|---|",
     ]
-    for key, typ, default, want in config.schema_rows():
+    for key, typ, default, want in schema_rows():
         d = "(none)" if default is None else "`%s`" % (str(default).lower() if isinstance(default, bool) else default)
         lines.append("| `%s` | %s | %s | %s | %s |" % (key, typ, d, want, HELP.get(key, "")))
     return "\n".join(lines) + "\n"

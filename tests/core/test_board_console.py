@@ -69,9 +69,9 @@ class StubBoard:
         return {"rebooting": True}
 
     def once(self, module, fn, *args):
-        """As main.Board.once(module, fn, *args) carries out the ops but hello and status:
-        here by the method of this stand-in named after the op."""
-        return getattr(self, {"set_key": "set", "unset_key": "unset", "report": "inventory"}.get(fn, fn))(*args)
+        """As main.Board.once(module, fn, *args) carries out every op: here by the method of
+        this stand-in named after the op."""
+        return getattr(self, {"op_set": "set", "op_unset": "unset", "report": "inventory"}.get(fn, fn))(*args)
 
 
 def session():

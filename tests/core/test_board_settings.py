@@ -4,7 +4,7 @@
 # the 128K heap of the MicroPython runs). Plain test functions: pytest and MicroPython.
 
 from mast.config import ConfigError
-from board import settings
+from board import cfgops, settings
 
 PSK1 = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq8M="
 PSK2 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
@@ -44,7 +44,7 @@ def test_a_board_holds_at_most_16_peers_and_a_set_past_them_changes_nothing():
     cfg = settings.set_key(settings.unset_key(cfg, "peers.p0"), "peers.p99.psk", PSK1)
     assert sorted(cfg["peers"]) == sorted(["p%d" % i for i in range(1, 16)] + ["p99"])
     big = dict(cfg, peers=dict(cfg["peers"], p100={"psk": PSK1}))  # a file with more, checked
-    assert error_of(settings.check, {"name": "x", "port": "unix", "uplinks": {}}, big) == \
+    assert error_of(cfgops.check, {"name": "x", "port": "unix", "uplinks": {}}, big) == \
         "peers: a board holds at most 16 peers (unset one first)"
 
 
@@ -69,23 +69,23 @@ def test_bad_board_values_name_the_key_and_never_echo_the_value():
 def test_a_sim_uplink_the_board_does_not_define_needs_an_address():
     bd = {"name": "x", "port": "unix", "uplinks": {"eth": {"kind": "sim"}}}
     ok = {"name": "b1", "uplinks": {"relay": {"kind": "sim", "address": "127.0.0.3"}}}
-    core, extra = settings.check(bd, ok)
+    core, extra = cfgops.check(bd, ok)
     assert core["uplinks"]["relay"]["address"] == "127.0.0.3"
     bad = {"name": "b1", "uplinks": {"relay": {"kind": "sim", "cost": 5}}}
-    assert error_of(settings.check, bd, bad) == "uplinks.relay.address: required for a sim uplink"
+    assert error_of(cfgops.check, bd, bad) == "uplinks.relay.address: required for a sim uplink"
 
 
 def test_an_uplink_s_kind_must_be_the_board_s_and_only_a_unix_board_takes_extra_sim_uplinks():
     bd = {"name": "x", "port": "esp32", "uplinks": {"wifi": {"kind": "wlan"}}}
-    core, extra = settings.check(bd, {"name": "b1", "uplinks": {"wifi": {"kind": "wlan"}}})
+    core, extra = cfgops.check(bd, {"name": "b1", "uplinks": {"wifi": {"kind": "wlan"}}})
     assert core["uplinks"]["wifi"]["kind"] == "wlan"
-    assert error_of(settings.check, bd, {"name": "b1", "uplinks": {"wifi": {"kind": "lan"}}}) == \
+    assert error_of(cfgops.check, bd, {"name": "b1", "uplinks": {"wifi": {"kind": "lan"}}}) == \
         "uplinks.wifi.kind: is wlan on this board"
     # a sim uplink of its own is for the simulated (unix) board only: a real one has no such path
     sim = {"name": "b1", "uplinks": {"relay": {"kind": "sim", "address": "127.0.0.3"}}}
-    assert error_of(settings.check, bd, sim) == \
+    assert error_of(cfgops.check, bd, sim) == \
         "uplinks.relay: this board has no such uplink (it has wifi)"
-    assert settings.check(dict(bd, port="unix"), sim)[0]["uplinks"]["relay"]["kind"] == "sim"
+    assert cfgops.check(dict(bd, port="unix"), sim)[0]["uplinks"]["relay"]["kind"] == "sim"
 
 
 def test_core_keys_go_through_the_core_schema():

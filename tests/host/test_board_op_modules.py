@@ -21,9 +21,13 @@ def _ask(b, out, req):
     seen = []
     real = builtins.__import__
 
-    def record(name, *args):
+    def record(name, globals=None, locals=None, fromlist=(), level=0):
         seen.append(name)
-        return real(name, *args)
+        if level and globals:  # a relative import: its full names too ("from . import x")
+            full = globals.get("__package__") + ("." + name if name else "")
+            seen.append(full)
+            seen.extend(full + "." + x for x in fromlist or ())
+        return real(name, globals, locals, fromlist, level)
 
     n = len(out)
     builtins.__import__ = record
@@ -75,3 +79,37 @@ def test_boot_makes_the_runtime_with_the_configuration_s_checks_and_store_unload
         assert made == [[]]
     finally:
         b.rt.shutdown()
+
+
+def test_each_console_op_loads_only_the_code_it_runs():
+    """At 152K, a heap the traffic has fragmented had no room for get's or set's modules, nor
+    for commit's (bench/footprint.py): each loaded more than it runs. get loads its own module
+    and settings.py's key code, not the whole check (cfgops.py) nor the store; set loads
+    settings.py alone; commit checks the whole configuration without settings.py's key code;
+    hello is answered from statusop.py (Board has no hello of its own any more)."""
+    out = []
+    b, clock, m = _board(write=out.append)
+    b.boot()
+    try:
+        r, seen = _ask(b, out, {"id": 1, "op": "hello"})
+        assert r["result"]["firmware"] == "mast-board" and r["result"]["protocol"] == 1
+        assert "board.statusop" in seen and not hasattr(b, "hello"), seen
+        r, seen = _ask(b, out, {"id": 2, "op": "get", "key": "port"})
+        assert r["result"] == 17625
+        assert "board.getop" in seen and "board.cfgops" not in seen and "board.store" not in seen, seen
+        r, seen = _ask(b, out, {"id": 3, "op": "set", "key": "port", "value": 17626})
+        assert r["result"] == {"key": "port", "pending": True}
+        assert "board.settings" in seen and "board.cfgops" not in seen and "board.getop" not in seen, seen
+        r, seen = _ask(b, out, {"id": 4, "op": "get", "key": "port"})  # a candidate not checked yet
+        assert r["result"] == 17626 and "board.cfgops" in seen, seen
+        r, seen = _ask(b, out, {"id": 5, "op": "commit"})  # (checked by that get a moment ago)
+        assert r["result"]["committed"] and "board.settings" not in seen, seen
+        assert _ask(b, out, {"id": 6, "op": "set", "key": "port", "value": 17627})[0]["ok"]
+        r, seen = _ask(b, out, {"id": 7, "op": "commit"})  # the whole check, here
+        assert r["result"]["committed"] and "board.cfgops" in seen and "runtime.peeraddr" in seen, seen
+        assert "board.settings" not in seen, seen
+        for n in ("board.settings", "board.cfgops", "board.getop", "board.statusop"):
+            assert n not in sys.modules, n  # forgotten after each op (main.ONCE)
+    finally:
+        if b.rt is not None:
+            b.rt.shutdown()

@@ -5,8 +5,7 @@ import os
 import re
 
 from mast import wire
-from mast_tools.config_help import HELP, markdown
-from mast import config
+from mast_tools.config_help import HELP, markdown, schema_rows
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -23,7 +22,7 @@ def test_config_doc_table_is_generated_from_the_schema():
 
 
 def test_every_schema_key_has_help_text():
-    keys = [row[0] for row in config.schema_rows()]
+    keys = [row[0] for row in schema_rows()]
     assert sorted(keys) == sorted(HELP)
 
 
@@ -168,3 +167,20 @@ def test_protocol_doc_states_the_body_sizes_the_codec_writes():
              "KEEPALIVE (type 13), %d bytes" % len(wire.enc_keepalive(5))}
     for heading in sizes:
         assert heading in text, heading
+
+
+def test_schema_rows_describe_every_key_for_docs():
+    rows = schema_rows()
+    keys = [r[0] for r in rows]
+    for key in ("name", "port", "keying", "replay_window", "peers.*.psk",
+                "peers.*.allowed", "uplinks.*.cost", "uplinks.*.kind"):
+        assert key in keys
+    assert len(keys) == len(set(keys))
+    for pattern, typ, default, limits in rows:
+        assert typ in ("str", "int", "bool", "enum", "psk", "addr", "addrs",
+                       "prefix", "prefixes", "text", "secret")
+        assert limits
+    cost = rows[keys.index("uplinks.*.cost")]
+    assert cost == ("uplinks.*.cost", "int", 0, "an integer from 0 to 255")
+    assert rows[keys.index("name")][2] is None
+    assert rows[keys.index("peers.*.psk")][3] == "standard base64 of exactly 32 bytes"

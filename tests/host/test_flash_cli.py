@@ -181,10 +181,11 @@ def test_an_upgrade_over_a_configuration_the_new_firmware_refuses_is_refused_nam
     # The old firmware: today's, without that rule (a synthetic fixture, not git history).
     sb, folder = bare
     old = firmware_copy(tmp_path, "0.0.9")
-    settings = os.path.join(old, "board", "settings.py")
-    with open(settings) as f:
+    checks = os.path.join(old, "board", "cfgops.py")  # (the board's whole check: cfgops.check)
+    with open(checks) as f:
         text = f.read()
-    with open(settings, "w") as f:
+    assert "bad = peer_addresses_error(core)" in text
+    with open(checks, "w") as f:
         f.write(text.replace("bad = peer_addresses_error(core)", "bad = None"))
     r = mast("flash", "--port", sb.device, "--board", "unix-sim", "--firmware", old)
     assert r.returncode == 0, r.stderr

@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.join(ROOT, "host-tools"))
 
 from mast import config  # noqa: E402  (firmware/ is on sys.path: tests/conftest.py)
 from mastd import settings, uci  # noqa: E402
+from mast_tools.config_help import schema_rows  # noqa: E402
 
 PSK = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 EXAMPLE = os.path.join(ROOT, "openwrt-package", "mast", "files", "etc", "config", "mast")
@@ -264,7 +265,7 @@ def test_the_shipped_example_is_valid_once_it_has_a_real_key():
 
 
 def test_every_option_of_the_example_is_a_schema_or_mastd_key():
-    keys = set(r[0].split(".")[-1] for r in config.schema_rows())
+    keys = set(r[0].split(".")[-1] for r in schema_rows())
     for sec in uci.parse(open(EXAMPLE).read()):
         for k in sec.options:
             assert k in keys, k

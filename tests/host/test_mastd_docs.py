@@ -10,8 +10,7 @@ for p in (os.path.join(ROOT, "firmware"), os.path.join(ROOT, "host-tools")):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from mast import config  # noqa: E402
-from mast_tools.config_help import HELP  # noqa: E402
+from mast_tools.config_help import HELP, schema_rows  # noqa: E402
 from mastd import settings  # noqa: E402
 
 DOC = os.path.join(ROOT, "docs", "MASTD.md")
@@ -27,7 +26,7 @@ def _default(v):
 def reference():
     rows = ["| UCI section | option | JSON key | type | default | valid values | meaning |",
             "|---|---|---|---|---|---|---|"]
-    for key, typ, default, want in config.schema_rows():
+    for key, typ, default, want in schema_rows():
         parts = key.split(".")
         word = "list" if typ in ("addrs", "prefixes") else "option"
         d = _default(default)
@@ -43,7 +42,7 @@ def reference():
 
 
 def test_the_app_socket_keys_are_in_the_one_schema_with_mastds_own_texts():
-    keys = [row[0] for row in config.schema_rows()]
+    keys = [row[0] for row in schema_rows()]
     for k in settings.APP_KEYS:
         assert "peers.*." + k in keys and HELP["peers.*." + k] == settings.APP_HELP[k], k
     assert "peers.*.app_port" not in keys
