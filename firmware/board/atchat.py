@@ -10,6 +10,7 @@
 # to run next (e.g. enter the SIM PIN), or raises ChatError with the reason.
 # ERROR, +CME ERROR, NO CARRIER, BUSY, NO ANSWER and NO DIALTONE end a try; the
 # step fails when its tries are used up, with `what` and the modem's last words.
+# A line that is not UTF-8 is read as Latin-1 (each byte one character), never dropped.
 
 _FAILS = ("ERROR", "+CME ERROR", "+CMS ERROR", "NO CARRIER", "BUSY", "NO ANSWER", "NO DIALTONE")
 _LINE_MAX = 256
@@ -84,8 +85,8 @@ class Chat:
             self.buf = self.buf[i + 1:]
             try:
                 text = line.decode().strip()
-            except UnicodeError:
-                text = ""
+            except UnicodeError:  # not UTF-8: read as Latin-1 (an operator's name), not dropped
+                text = "".join([chr(b) for b in line]).strip()
             if text:
                 out.append(text)
         return out

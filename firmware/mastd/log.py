@@ -1,7 +1,14 @@
-"""mastd's log: syslog (daemon facility, as OpenWrt's logd and journald expect) or stdout lines."""
+"""mastd's log: syslog (daemon facility, as OpenWrt's logd and journald expect) or stdout lines.
 
+A line stdout will not take now (its reader stalled: a paused terminal, a pipe nobody reads; a
+full disk; a reader gone) is dropped and counted (`log_lines_lost` in mastctl status), never
+waited for: mastd's loop, its failovers and its SIGTERM go on."""
+
+import select
 import sys
 import time
+
+_LINE_MAX = 4096  # bytes of a log line on stdout at most (PIPE_BUF: written whole or not at all)
 
 
 class Log:
@@ -19,11 +26,27 @@ class Log:
         if self.syslog is not None:
             self.syslog.syslog(getattr(self.syslog, prio_name), msg)
             return
+        line = "%s mastd %s: %s\n" % (time.strftime("%H:%M:%S"), level, msg)
+        if len(line) > _LINE_MAX // 4 and len(line.encode()) > _LINE_MAX:  # (one atomic write)
+            line = line.encode()[:_LINE_MAX - 4].decode("utf-8", "ignore") + "...\n"
         try:
-            self.stream.write("%s mastd %s: %s\n" % (time.strftime("%H:%M:%S"), level, msg))
+            if not self._room():  # a reader that stalls (a paused terminal, a pipe nobody
+                self.lost += 1    # reads) must not stop mastd's loop, nor its SIGTERM
+                return
+            self.stream.write(line)
             self.stream.flush()
         except (OSError, ValueError):  # a full disk, a reader gone: the line is lost, not mastd
             self.lost += 1
+
+    def _room(self):
+        """False when the stream (a pipe, a terminal) would block a line's write now. A pipe
+        that polls writable has room for PIPE_BUF bytes, written at once: a line no longer
+        never blocks. A stream with no file descriptor (a test's) always has room."""
+        try:
+            fd = self.stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            return True
+        return bool(select.select([], [fd], [], 0)[1])
 
     def info(self, msg):
         self._write("info", "LOG_INFO", msg)

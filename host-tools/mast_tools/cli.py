@@ -6,13 +6,18 @@ line to _COMMANDS. Every subcommand gets --json from here (a builder may replace
 refuses it as a usage error).
 
 Failure: a handler raises CommandError(what, hint); main() prints `mast: <what>; <hint>` on
-stderr and returns 1. Usage errors are argparse's (exit 2). Ctrl-C exits 130 quietly. An OSError
-nobody caught becomes a message with a hint. Never a traceback.
+stderr and returns 1. Usage errors are argparse's (exit 2). Ctrl-C exits 130 quietly, and so do
+SIGTERM and SIGHUP: they raise errors.StopSignal, a KeyboardInterrupt, where Ctrl-C would, so
+each command ends as Ctrl-C ends it, with the same last messages (a command that runs a loop of
+its own, as endpoint and presence do, may set its own handlers while it runs). A second signal
+while the first is handled changes nothing. An OSError nobody caught becomes a message with a
+hint. Never a traceback.
 """
 
 import argparse
 import errno
 import os
+import signal
 import sys
 
 from mast_tools import __version__
@@ -30,7 +35,7 @@ from mast_tools.cmd_ports import COMMAND as PORTS
 from mast_tools.cmd_genkey import COMMAND as GENKEY
 from mast_tools.cmd_hwtest import COMMAND as HWTEST
 from mast_tools.cmd_board import MAINTENANCE, RESET
-from mast_tools.errors import CommandError
+from mast_tools.errors import CommandError, StopSignal
 from mast_tools.output import log
 
 # name -> (handler, argparse builder, one-line help)
@@ -96,8 +101,43 @@ def _fail(what, hint):
     return 1
 
 
+def _stop_signals():
+    """SIGTERM and SIGHUP as Ctrl-C (StopSignal), the first one only. -> put_back(): what main
+    calls at its end."""
+    fired = []
+
+    def on_signal(signum, frame):
+        if not fired:
+            fired.append(signum)
+            raise StopSignal(signal.Signals(signum).name)
+
+    try:
+        before = [(sig, signal.signal(sig, on_signal)) for sig in (signal.SIGTERM, signal.SIGHUP)]
+    except ValueError:  # (not the main thread: signals stay as they were)
+        return lambda: None
+
+    def put_back():
+        """The handlers as they were, where ours is still set (a command may have set its own:
+        mast endpoint ignores them once it stops, and that stays). Once a signal came, they stay
+        ignored: a second one, as the process exits, must not kill it while it writes its last
+        lines."""
+        for sig, h in before:
+            if signal.getsignal(sig) is on_signal:
+                signal.signal(sig, signal.SIG_IGN if fired else h)
+
+    return put_back
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    put_back = _stop_signals()
+    try:
+        return _main(args)
+    finally:
+        put_back()
+
+
+def _main(args):
     try:
         return args.handler(args) or 0
     except CommandError as e:

@@ -6,14 +6,17 @@ request lines echoed by a REPL. What the board prints is shown readably
 (consoleclient.readable: `log   boot board=...`, `event uplink_up uplink=eth addr=...`,
 `ok    #3 {...}`, `error #4 port: must be ...`; the board's `KEY: is not set` of a key the
 schema does not have as `KEY: unknown key`, as mast config says it), with the time; text that
-is not JSON (a REPL, a boot ROM) as it is. `status` is shown as a short summary (`status
+is not JSON (a REPL, a boot ROM) as it is. Never raw: the control characters of what the board
+sent (ESC sequences, CR, BEL: an app's print, a modem's answer) are shown as escapes (\x1b),
+each field on its own (output.shown), with --raw too. `status` is shown as a short summary (`status
 --json`: the whole document), `logs` as the board's recent logs and events and its last crash. What you type is
 a short command (`status`, `get uplinks.eth`, `set uplinks.cell.cost 20`, `uplink eth down`;
 `help` lists them) or a JSON request line, sent as it is. A typed or pasted line stays on the
 screen after the prompt, as sent.
 
 Keys: Enter sends the line; Ctrl-] (the escape key, as in telnet and miniterm), Ctrl-C, or
-Ctrl-D on an empty line quit, and the last line says how the session ended (the board is not
+Ctrl-D on an empty line quit (SIGTERM and SIGHUP end it as Ctrl-C does), and the last line says
+how the session ended (the board is not
 interrupted: its firmware runs on); Ctrl-U clears the line; Up/Down recall earlier lines.
 Nothing is sent to the board but whole request lines: no stray Ctrl-C reaches it (that would
 stop the firmware; use mpremote for the REPL).
@@ -34,7 +37,8 @@ import select
 import sys
 import time
 
-from mast_tools.errors import CommandError
+from mast_tools.errors import CommandError, how_interrupted
+from mast_tools.output import shown, shown_lines
 
 ESCAPE = 0x1D  # Ctrl-]
 FAILED_EXIT = 3  # piped input: some lines or requests failed (1: the command itself failed)
@@ -56,7 +60,8 @@ def argparse_console(p):
     from mast_tools.serialport import add_port_args
 
     add_port_args(p)
-    p.add_argument("--raw", action="store_true", help="show the board's lines exactly as they come")
+    p.add_argument("--raw", action="store_true", help="show the board's lines exactly as they come "
+                   "(control characters as escapes, as always)")
     p.add_argument("--no-hello", action="store_true",
                    help="do not ask the board's hello at start (nor check that it answers)")
     p.add_argument("--json", action=_NoJson, nargs=0, help="not taken: a console is a terminal, not "
@@ -171,6 +176,7 @@ class _Screen:
         self.interactive = interactive
 
     def line(self, text):
+        text = shown_lines(text)  # (a line the board sent: its control characters as escapes)
         if self.interactive:
             self.out.write("\r\x1b[K" + text.replace("\n", "\r\n") + "\r\n")
             self.prompt()
@@ -180,7 +186,7 @@ class _Screen:
 
     def prompt(self):
         if self.interactive:
-            self.out.write("\r\x1b[K" + PROMPT + self.editor.text())
+            self.out.write("\r\x1b[K" + PROMPT + shown(self.editor.text()))  # (a paste, too)
             self.out.flush()
 
 
@@ -195,16 +201,16 @@ def logs_text(r, stamp=None):
         lines.append("  (none since it booted)")
     crash = r.get("last_crash")
     if crash:
-        lines.append("the last crash it saved: %s" % (crash.get("error") if isinstance(crash, dict) else crash))
-        tb = (crash.get("traceback") or "").rstrip() if isinstance(crash, dict) else ""
-        lines += ["      " + x for x in tb.splitlines()]
+        lines.append("the last crash it saved: %s" % shown(crash.get("error") if isinstance(crash, dict) else crash))
+        tb = ("%s" % (crash.get("traceback") or "")).rstrip() if isinstance(crash, dict) else ""
+        lines += ["      " + shown(x) for x in tb.splitlines()]
     else:
         lines.append("no crash saved")
     return "\n".join(lines)
 
 
-def _send(con, screen, text, shown=None, failed=None):
-    """Send one typed line; False when it asks to quit. shown: {request id: how to show its
+def _send(con, screen, text, as_text=None, failed=None):
+    """Send one typed line; False when it asks to quit. as_text: {request id: how to show its
     reply} ("status": the summary, "logs"). failed: a one-item list counting lines that are
     no command."""
     from mast_tools.consoleclient import COMMANDS_HELP, JSON_FLAG, parse_command
@@ -227,8 +233,8 @@ def _send(con, screen, text, shown=None, failed=None):
         fields = dict(what)
         whole = fields.pop(JSON_FLAG, False)
         rid = con.send(kind, **fields)
-        if shown is not None and kind in ("status", "logs") and not whole:
-            shown[rid] = kind
+        if as_text is not None and kind in ("status", "logs") and not whole:
+            as_text[rid] = kind
     return True
 
 
@@ -252,10 +258,13 @@ def _unknown_key(line):
 
 
 def _ended(how):
-    sys.stderr.write("\r\x1b[K" if _isatty(sys.stderr) else "")
-    sys.stderr.write("mast console: session ended (%s); the board was not interrupted, its "
-                     "firmware runs on\n" % how)
-    sys.stderr.flush()
+    try:
+        sys.stderr.write("\r\x1b[K" if _isatty(sys.stderr) else "")
+        sys.stderr.write("mast console: session ended (%s); the board was not interrupted, its "
+                         "firmware runs on\n" % how)
+        sys.stderr.flush()
+    except OSError:  # (the terminal is gone: its window closed, SIGHUP; nobody to tell)
+        pass
 
 
 def _isatty(stream):
@@ -288,7 +297,7 @@ def _run(con, args, stdin, stdout, hello, end):
     interactive = os.isatty(fd)
     editor = LineEditor()
     screen = _Screen(stdout, editor, interactive)
-    shown = {}  # request id -> "status" | "logs": replies shown as text, not JSON
+    as_text = {}  # request id -> "status" | "logs": replies shown as text, not JSON
     failed = [0]  # lines that were no command, replies that were errors
     first_id = con.next_id  # (hellos asked again before the session may stay unanswered)
 
@@ -300,7 +309,7 @@ def _run(con, args, stdin, stdout, hello, end):
             return
         line = _unknown_key(line)
         stamp = time.strftime("%H:%M:%S")
-        how = shown.pop(line.obj.get("id"), None) if line.kind == "reply" else None
+        how = as_text.pop(line.obj.get("id"), None) if line.kind == "reply" else None
         if how and line.obj.get("ok"):
             text = status_text(line.obj["result"], con.port) if how == "status" else logs_text(line.obj["result"])
             screen.line("%s %s" % (stamp, text.replace("\n", "\n" + " " * (len(stamp) + 1))))
@@ -353,7 +362,7 @@ def _run(con, args, stdin, stdout, hello, end):
                 while b"\n" in pending:
                     raw, pending = pending.split(b"\n", 1)
                     text = raw.decode("utf-8", "replace").strip()
-                    if text and not _send(con, screen, text, shown, failed):
+                    if text and not _send(con, screen, text, as_text, failed):
                         end[0] = "quit"
                         return _piped_status(con, failed[0])
                 continue
@@ -366,13 +375,13 @@ def _run(con, args, stdin, stdout, hello, end):
                     return 0
                 if act[0] == "line":
                     # the line as sent stays on the screen, typed or pasted
-                    stdout.write("\r\x1b[K" + PROMPT + act[1] + "\r\n")
-                    if not _send(con, screen, act[1], shown):
+                    stdout.write("\r\x1b[K" + PROMPT + shown(act[1]) + "\r\n")
+                    if not _send(con, screen, act[1], as_text):
                         end[0] = "quit"
                         return 0
             screen.prompt()  # once per read: a paste is drawn once, not per character
-    except KeyboardInterrupt:
-        end[0] = "Ctrl-C"
+    except KeyboardInterrupt as e:  # (SIGTERM and SIGHUP too: cli.py raises them as Ctrl-C)
+        end[0] = how_interrupted(e)
         return 0
     except (serial.SerialException, OSError) as e:
         raise CommandError("lost %s (%s)" % (con.port, e), "check the cable; run mast console again")
@@ -380,9 +389,12 @@ def _run(con, args, stdin, stdout, hello, end):
         if saved is not None:
             import termios
 
-            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-            stdout.write("\r\x1b[K")
-            stdout.flush()
+            try:
+                termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+                stdout.write("\r\x1b[K")
+                stdout.flush()
+            except (termios.error, OSError):  # (the terminal is gone: nothing to put back)
+                pass
 
 
 def _piped_status(con, failed, since=None):

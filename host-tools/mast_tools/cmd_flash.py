@@ -25,7 +25,7 @@ import time
 
 from mast_tools import boards, flashplan, mpycross, portpick
 from mast_tools.argtypes import seconds
-from mast_tools.errors import CommandError
+from mast_tools.errors import CommandError, how_interrupted
 from mast_tools.firmware import FIRMWARE_DIR
 from mast_tools.output import emit, log, progress, reset_progress
 from mast_tools.serialport import add_port_args
@@ -40,7 +40,7 @@ example:
 Boards: the names in boards/ (mast flash --board list), or the path of a board definition.
 Without --board, the definition the board's running firmware reports is used (or the one a
 simulated board was started with). A definition for another kind of board (esp32, rp2, unix)
-is refused before anything changes. A flash that is cut off (power, cable, Ctrl-C) leaves the
+is refused before anything changes. A flash that is cut off (power, cable, Ctrl-C, SIGTERM) leaves the
 old firmware in place and bootable; run the same command again. Progress goes to stderr (one
 line per 10 % when it is not a terminal); --json prints
 {"copied": [...], "skipped": [...], "verified": [...], "version": ...} (board paths).
@@ -517,7 +517,10 @@ def do_flash(args):
     _SWITCHED[0] = False
     try:
         return _flash(args, port, fw_dir, bd, bd_bytes, cfg, version, t0)
-    except KeyboardInterrupt:  # cli.py exits 130; the board may be anywhere between the steps
+    except KeyboardInterrupt as e:  # cli.py exits 130; the board may be anywhere between the steps
+        how = how_interrupted(e)  # (SIGTERM and SIGHUP: cli.py raises them as Ctrl-C)
+        if how != "Ctrl-C":
+            log("flash: stopped by %s, as Ctrl-C stops it" % how)
         if _SWITCHED[0]:
             log("mast: flash interrupted; " + _AFTER_SWITCH)
         else:

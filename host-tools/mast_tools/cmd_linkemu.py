@@ -23,8 +23,8 @@ link spec: NAME=HOST:PORT[,KEY=VALUE...]   HOST:PORT is the public address the f
   up_KEY=... or down_KEY=... sets one direction (up: from the uplink to the network)
 A scenario step's "set" takes the same keys, and "address" to renumber the link.
 The uplink wraps each datagram in a SOCKS5 UDP header (RFC 1928 section 7).
-Runs until Ctrl-C or --duration (without --duration, until the end of the scenario), then
-prints the counters.
+Runs until Ctrl-C (or SIGTERM, SIGHUP) or --duration (without --duration, until the end of the
+scenario), then prints the counters.
 """
 
 

@@ -20,6 +20,7 @@ import json
 import time
 
 from mast_tools.errors import CommandError
+from mast_tools.output import shown
 
 REQUEST_TIMEOUT_S = 10.0
 LINE_MAX = 2048  # bytes in a request line the board's console takes (firmware/board/console.py)
@@ -222,29 +223,33 @@ def _fields(obj, skip):
         v = obj[k]
         if v is None:
             continue
-        parts.append("%s=%s" % (k, v if isinstance(v, str) else json.dumps(v)))
+        parts.append("%s=%s" % (shown(k), shown(v) if isinstance(v, str) else json.dumps(v)))
     return " ".join(parts)
 
 
 def readable(line, stamp=None):
-    """A Line as a person reads it (one or more text lines, no trailing newline)."""
+    """A Line as a person reads it (one or more text lines, no trailing newline). What the board
+    sent is shown (output.shown: its control characters as escapes), each field on its own, so a
+    field can neither reach the terminal's controls nor forge a line; only a crash's traceback
+    keeps its lines."""
     t = (stamp + " ") if stamp else ""
     o = line.obj
     if line.kind == "other":
-        return line.text
+        return shown(line.text)
     if line.kind == "event":
-        return "%sevent %s %s" % (t, o.get("event"), _fields(o, ("event",)))
+        return "%sevent %s %s" % (t, shown(o.get("event")), _fields(o, ("event",)))
     if line.kind == "log":
-        what = o.get("log")
+        what = shown(o.get("log"))
         if what == "crash":
-            tb = (o.get("traceback") or "").rstrip()
-            text = "%sCRASH %s" % (t, o.get("error"))
-            return text + ("\n" + "\n".join("      " + x for x in tb.splitlines()) if tb else "")
+            tb = o.get("traceback") or ""
+            tb = (tb if isinstance(tb, str) else json.dumps(tb)).rstrip()
+            text = "%sCRASH %s" % (t, shown(o.get("error")))
+            return text + ("\n" + "\n".join("      " + shown(x) for x in tb.splitlines()) if tb else "")
         rest = _fields(o, ("log",))
         return "%slog   %s%s" % (t, what, (" " + rest) if rest else "")
-    rid = "" if o.get("id") is None else "#%s " % (o["id"],)
+    rid = "" if o.get("id") is None else "#%s " % (shown(o["id"]),)
     if not o.get("ok"):
-        return "%serror %s%s" % (t, rid, o.get("error"))
+        return "%serror %s%s" % (t, rid, shown(o.get("error")))
     result = o.get("result")
     body = json.dumps(result, sort_keys=True)
     if len(body) > 100:

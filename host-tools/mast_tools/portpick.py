@@ -11,7 +11,7 @@ objects with the same attributes), so it is tested without hardware.
 """
 
 from mast_tools.errors import CommandError
-from mast_tools.output import log
+from mast_tools.output import log, shown
 
 
 def candidates(comports=None):
@@ -41,8 +41,10 @@ def candidates(comports=None):
 
 
 def describe(c):
-    return "%s (%s%s)" % (c["device"], c["what"],
-                          "; likely " + ", ".join(c["boards"]) if c["boards"] and not c["sim"] else "")
+    """One line for a candidate; its text (a USB device's own product and maker strings among it)
+    shown as output.shown shows untrusted text: the question of _ask writes it as it is."""
+    return shown("%s (%s%s)" % (c["device"], c["what"],
+                                "; likely " + ", ".join(c["boards"]) if c["boards"] and not c["sim"] else ""))
 
 
 def resolve(port, command="mast", comports=None, ask=None):

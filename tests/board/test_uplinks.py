@@ -921,3 +921,28 @@ def test_chat_a_line_without_an_end_is_kept_to_its_last_256_bytes():
             err = str(e)
             break
     assert err == "no signal: answered " + "x" * 256, (err or "")[:80]
+
+
+def test_chat_a_modem_line_that_is_not_utf8_is_read_as_latin1_not_dropped():
+    # an operator's name in Latin-1 (+COPS: ..."Café"): before, the line was dropped, so the
+    # judge never saw it and the error said only "answered OK"
+    from board.atchat import Chat, ChatError, Step
+
+    seen = []
+
+    def judge(lines):
+        seen.extend(lines)
+        return False
+
+    u = _Dribble([b'\r\n+COPS: 0,0,"Caf\xe9 T\xe9l\xe9com",7\r\n', b"\r\nOK\r\n"])
+    ch = Chat(u, [Step("AT+COPS?", "OK", 100000, 1, "no operator", judge)])
+    err = None
+    for t in range(0, 1000, 100):
+        try:
+            ch.poll(t)
+        except ChatError as e:
+            err = str(e)
+            break
+    assert seen == ['+COPS: 0,0,"Caf\u00e9 T\u00e9l\u00e9com",7']
+    assert err == 'no operator: answered +COPS: 0,0,"Caf\u00e9 T\u00e9l\u00e9com",7'
+    assert ch.transcript == ['+COPS: 0,0,"Caf\u00e9 T\u00e9l\u00e9com",7', "OK"]

@@ -549,3 +549,45 @@ def test_a_json_file_nested_16_deep_is_checked_and_one_nested_17_deep_refused_un
     with pytest.raises(config.ConfigError) as e:
         settings.from_json_text(doc(16), "m.json")
     assert "m.json: objects and lists nest more than 16 deep" in str(e.value)
+
+
+def test_a_log_line_for_a_stalled_reader_is_dropped_and_counted_not_waited_for():
+    # (procd's pipe or a terminal paused with Ctrl-S that nobody reads: a full pipe made the
+    # next log line's write block, and with it mastd's loop; SIGTERM could not end it)
+    import select
+    import threading
+
+    from mastd.log import Log
+
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    try:
+        while True:  # fill the pipe: nobody reads it
+            os.write(w, b"x" * 4096)
+    except BlockingIOError:
+        pass
+    os.set_blocking(w, True)  # (as a process's stdout is)
+    stream = os.fdopen(w, "w")
+    log = Log(stream=stream)
+    done = []
+    t = threading.Thread(target=lambda: done.append(log.info("failover old=wan new=lte")), daemon=True)
+    t.start()
+    t.join(20)  # (a bound: the call returns at once, or never)
+    blocked = t.is_alive()
+    try:
+        assert not blocked and log.lost == 1
+        while select.select([r], [], [], 0)[0]:  # the reader catches up
+            os.read(r, 65536)
+        log.warn("uplink wan: no carrier")  # then lines are written again
+        assert os.read(r, 65536).decode().endswith(" mastd warning: uplink wan: no carrier\n")
+        assert log.lost == 1
+        log.error("e" * 10000)  # a line longer than a pipe takes at once: cut, written whole
+        line = os.read(r, 65536)
+        assert len(line) == 4096 and line.endswith(b"eee...\n")
+    finally:
+        os.close(r)  # (frees a write blocked on the old code: EPIPE)
+        t.join(5)
+        try:
+            stream.close()
+        except OSError:
+            pass
