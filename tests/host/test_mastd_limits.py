@@ -127,14 +127,11 @@ def test_an_app_connecting_when_mastd_has_no_file_descriptor_left_is_closed_and_
     assert out["counts"] == {"app_accept_error": 1, "app_no_fd": 1}
 
 
-def test_mastctl_waits_for_room_in_a_full_queue_of_connections_and_is_answered(tmp_path, monkeypatch):
-    # a Unix socket whose queue is full refuses a connect at once (EAGAIN): mastctl said
-    # "cannot reach mastd ... (Resource temporarily unavailable); is it running?" while mastd
-    # ran (busy a moment: a reload's SHUTs), and the hotplug script's event was lost
-    path = str(tmp_path / "c.sock")
-    srv = control.ControlServer(path, lambda req: {"echo": req["op"]})
+def _fill_queue(path):
+    """Connections that fill the queue of the control socket at path (listen(8)), none accepted:
+    the next connect is refused (EAGAIN). The caller closes them."""
     queued = []
-    while len(queued) < 64:  # fill its queue (listen(8)): the next connect is refused
+    while len(queued) < 64:
         c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         c.setblocking(False)
         queued.append(c)
@@ -143,6 +140,16 @@ def test_mastctl_waits_for_room_in_a_full_queue_of_connections_and_is_answered(t
         except BlockingIOError:
             break
     assert len(queued) < 64
+    return queued
+
+
+def test_mastctl_waits_for_room_in_a_full_queue_of_connections_and_is_answered(tmp_path, monkeypatch):
+    # a Unix socket whose queue is full refuses a connect at once (EAGAIN): mastctl said
+    # "cannot reach mastd ... (Resource temporarily unavailable); is it running?" while mastd
+    # ran (busy a moment: a reload's SHUTs), and the hotplug script's event was lost
+    path = str(tmp_path / "c.sock")
+    srv = control.ControlServer(path, lambda req: {"echo": req["op"]})
+    queued = _fill_queue(path)
     serving = []
 
     def pause(s):  # mastctl waits: mastd's loop comes back to its control socket
@@ -166,17 +173,9 @@ def test_mastctl_says_mastd_is_busy_when_its_queue_of_connections_stays_full(tmp
 
     path = str(tmp_path / "c.sock")
     srv = control.ControlServer(path, lambda req: {})  # never served: a mastd that hangs
-    queued = []
     monkeypatch.setattr(ctl, "request", lambda p, req: control.request(p, req, timeout=0.2))
+    queued = _fill_queue(path)
     try:
-        while len(queued) < 64:
-            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            c.setblocking(False)
-            queued.append(c)
-            try:
-                c.connect(path)
-            except BlockingIOError:
-                break
         assert ctl.main(["--control", path, "hotplug", "ifup", "wan", "eth1"]) == 1
         assert capsys.readouterr().err == (
             "mastctl: mastd at %s took no connection for 0.2 s: its queue of connections is full "

@@ -33,6 +33,19 @@ def _read_until(proc, stream, text, timeout=60):
     return got
 
 
+def _stopped(proc, name, ready):
+    """ready() waits until proc is under way; then the signal `name` (SIGTERM, SIGHUP) ->
+    (stdout, stderr) once proc has ended (bounded: killed if it does not)."""
+    try:
+        ready()
+        proc.send_signal(getattr(signal, name))
+        return proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.fixture(scope="module")
 def board(tmp_path_factory):
     from boardcli import simboard
@@ -47,14 +60,7 @@ def board(tmp_path_factory):
 def test_a_console_stopped_by_a_signal_says_how_it_ended_and_leaves_the_board_running(board, name):
     proc = subprocess.Popen(MAST + ["console", "--port", board], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_for_mast())
-    try:
-        _read_until(proc, proc.stdout, b"board unix-sim")
-        proc.send_signal(getattr(signal, name))
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    out, err = _stopped(proc, name, lambda: _read_until(proc, proc.stdout, b"board unix-sim"))
     assert proc.returncode == 0, err
     assert err.decode().strip().endswith("mast console: session ended (%s); the board was not "
                                          "interrupted, its firmware runs on" % name)
@@ -70,19 +76,17 @@ def test_a_flash_stopped_by_a_signal_says_how_the_board_is_left_and_the_way_back
     proc = subprocess.Popen(MAST + ["flash", "--port", port, "--board", "unix-sim"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=env_for_mast())
-    try:
+    def asked():
         seen = b""
         end = time.monotonic() + 60
         while b'"op": "hello"' not in seen:  # it asks: the flash has begun
             assert time.monotonic() < end and proc.poll() is None, proc.stderr.read()
             if select.select([master], [], [], 0.5)[0]:
                 seen += os.read(master, 4096)
-        proc.send_signal(getattr(signal, name))
-        out, err = proc.communicate(timeout=30)
+
+    try:
+        out, err = _stopped(proc, name, asked)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
         os.close(master)
         os.close(slave)
     err = err.decode()
@@ -103,14 +107,7 @@ def test_linkemu_stopped_by_a_signal_prints_its_summary_as_after_ctrl_c(name):
                                     % free_udp_port(["127.0.0.1"])],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=env_for_mast())
-    try:
-        _read_until(proc, proc.stderr, b"the network sees")  # its links are up
-        proc.send_signal(getattr(signal, name))
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    out, err = _stopped(proc, name, lambda: _read_until(proc, proc.stderr, b"the network sees"))  # (its links up)
     assert proc.returncode == 0, err
     doc = json.loads(out)
     assert doc["ended_by"] == "interrupt" and "counters" in doc["links"]["eth"]
