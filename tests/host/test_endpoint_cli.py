@@ -104,6 +104,17 @@ def test_json_prints_one_document_with_the_final_status(tmp_path):
 def test_a_stop_signal_still_ends_with_the_final_status(tmp_path, sig):
     # a supervisor's stop (systemd, a shell's hang-up) is not a crash: the JSON document a
     # script waits for still comes (before: no line, no document, exit -15)
+    returncode, out, err = endpoint_stopped_by(tmp_path, sig)
+    assert returncode == 0, err
+    doc = json.loads(out)
+    why = "interrupt" if sig == "SIGINT" else "signal"  # (Ctrl-C: the reason says so)
+    assert doc["reason"] == why and doc["status"]["name"] == "server"
+    assert '"event": "stopped", "reason": "%s"' % why in err.decode()
+
+
+def endpoint_stopped_by(tmp_path, *signals):
+    """`mast endpoint --json` (a server_doc() file) sent these signals, one after the other,
+    once it has started -> (exit status, stdout, stderr) once it has ended (killed after 10 s)."""
     import signal
 
     path = write(tmp_path, server_doc())
@@ -114,13 +125,10 @@ def test_a_stop_signal_still_ends_with_the_final_status(tmp_path, sig):
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         Lines(proc.stderr).until(lambda ln: ln.get("event") == "started")
-        proc.send_signal(getattr(signal, sig))
+        for name in signals:
+            proc.send_signal(getattr(signal, name))
         out, err = proc.communicate(timeout=10)
-        assert proc.returncode == 0, err
-        doc = json.loads(out)
-        why = "interrupt" if sig == "SIGINT" else "signal"  # (Ctrl-C: the reason says so)
-        assert doc["reason"] == why and doc["status"]["name"] == "server"
-        assert '"event": "stopped", "reason": "%s"' % why in err.decode()
+        return proc.returncode, out, err
     finally:
         proc.kill()
         proc.wait(5)

@@ -11,7 +11,7 @@ import pytest
 
 from test_presence_host import presence_conf
 
-from test_endpoint_cli import HOST_TOOLS, MAST, Lines, server_doc, write
+from test_endpoint_cli import HOST_TOOLS, MAST, Lines, endpoint_stopped_by
 
 
 @pytest.mark.parametrize("first, second", [("SIGTERM", "SIGHUP"), ("SIGHUP", "SIGTERM"),
@@ -20,24 +20,12 @@ def test_a_second_stop_signal_while_the_run_ends_still_gives_the_final_status(tm
     # before: the second signal raised again while the first was handled (a traceback, exit
     # status 1, no stopped line, no document), or came after the handlers were put back and
     # killed the process (exit -1 or -15), before or while it wrote its final status
-    path = write(tmp_path, server_doc())
-    env = dict(os.environ, PYTHONPATH=HOST_TOOLS)
-    proc = subprocess.Popen(MAST + ["endpoint", "--config", path, "--json"], env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
-        Lines(proc.stderr).until(lambda ln: ln.get("event") == "started")
-        proc.send_signal(getattr(signal, first))
-        proc.send_signal(getattr(signal, second))
-        out, err = proc.communicate(timeout=10)
-        assert proc.returncode == 0, err
-        doc = json.loads(out)
-        why = "interrupt" if first == "SIGINT" else "signal"
-        assert doc["reason"] == why and doc["status"]["name"] == "server"
-        assert '"event": "stopped", "reason": "%s"' % why in err.decode()
-    finally:
-        proc.kill()
-        proc.wait(5)
+    returncode, out, err = endpoint_stopped_by(tmp_path, first, second)
+    assert returncode == 0, err
+    doc = json.loads(out)
+    why = "interrupt" if first == "SIGINT" else "signal"
+    assert doc["reason"] == why and doc["status"]["name"] == "server"
+    assert '"event": "stopped", "reason": "%s"' % why in err.decode()
 
 
 @pytest.mark.parametrize("signals", [("SIGHUP",), ("SIGTERM", "SIGHUP"), ("SIGHUP", "SIGTERM")])
