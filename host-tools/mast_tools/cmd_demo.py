@@ -1,7 +1,6 @@
 """`mast demo`: a simulated board keeps its stream alive while its uplinks die."""
 
 import os
-import signal
 import sys
 
 from mast_tools.errors import CommandError
@@ -27,24 +26,6 @@ Ctrl-C ends it early (so do SIGTERM and SIGHUP), with its summary.
 """
 
 _PLOT_TYPES = (".svg", ".png", ".pdf")
-
-
-def _stop_signals_interrupt():
-    """SIGTERM and SIGHUP (its terminal closed) end the run as Ctrl-C does: the board and the
-    relays stopped, the temporary folder removed, the summary printed, exit status 130. Before,
-    they killed it: no summary, and a /tmp/mast-demo-* folder (the board's files, its key) left
-    at each run. A second signal while it stops changes nothing. -> what to restore after."""
-    fired = []
-
-    def on_signal(signum, frame):
-        if not fired:
-            fired.append(signum)
-            raise KeyboardInterrupt
-
-    try:
-        return [(sig, signal.signal(sig, on_signal)) for sig in (signal.SIGTERM, signal.SIGHUP)]
-    except ValueError:  # (not the main thread)
-        return []
 
 
 def _rate(text):
@@ -209,14 +190,10 @@ def do_demo(args):
     kw = {"heapsize": args.heapsize} if args.heapsize else {}
     demo = Demo(mode=args.mode, rate=args.rate, board=args.board, seed=args.seed, view=view,
                 **kw)
-    before = _stop_signals_interrupt()
-    try:
+    try:  # (SIGTERM and SIGHUP end it as Ctrl-C does: cli.main's StopSignal)
         result = demo.run()
     except DemoError as e:
         raise CommandError(e.what, e.hint)
-    finally:
-        for sig, h in before:
-            signal.signal(sig, h)
     view.close()
     if args.plot:
         from mast_tools.demo_plot import plot
