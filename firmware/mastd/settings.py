@@ -299,7 +299,10 @@ def from_uci_text(text, where=DEFAULT_UCI):
             names[prefix] = ref
             doc[coll][name] = dict((k, text_value("%s.%s" % (prefix, k), v)) for k, v in opts.items())
         else:
-            raise ConfigError(ref, "unknown section type %r (mast, peer or uplink)" % s.type)
+            # (neither repeated if it may be a key: `config <KEY>`; an anonymous section's
+            # ref is its type's)
+            raise ConfigError(shown_key(ref), "unknown section type %s (mast, peer or uplink)"
+                              % uci.keyword_shown(s.type))
     if glob is None:  # (else "mast.global.name: required", of a section the file lacks)
         raise ConfigError(where, "no `config mast` section; add one, e.g. config mast 'global' "
                                  "with option name (this host's name)")

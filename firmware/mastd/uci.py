@@ -64,7 +64,7 @@ def _shown(word, longest=24):
     return "(not repeated: it may be a key)"
 
 
-def _keyword_shown(word):
+def keyword_shown(word):
     """An unknown keyword quoted, if it may be a misspelt one (letters, as the keywords)."""
     return _shown(word, 10) if word.isalpha() else _shown("=")
 
@@ -215,7 +215,7 @@ class _Reader:
                 self.error("nothing after `;`: remove it, or put a statement after it", first)
             if bare in _KEYWORDS.values() or bare in _KEYWORDS:
                 self.error("expected: %s" % _EXPECT[_KEYWORDS.get(bare, bare)], first)
-            self.error("unknown keyword %s (config, option or list)" % _keyword_shown(bare), first)
+            self.error("unknown keyword %s (config, option or list)" % keyword_shown(bare), first)
         if j >= len(self.buf):
             self.error("expected: %s" % _EXPECT[name], first)
         self.buf[j] = "\0"

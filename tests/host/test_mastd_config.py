@@ -149,6 +149,22 @@ def test_a_missing_name_is_reported_on_the_section_the_file_has(text, message):
     assert str(e.value) == message
 
 
+@pytest.mark.parametrize("text, message", [
+    ("config %s\n\toption name 'x'\n" % KEY,  # a key pasted as a section's type
+     "mast.(not repeated: it may be a secret): unknown section type (not repeated: it may be a key) "
+     "(mast, peer or uplink)"),
+    ("config %s 'a'\n" % KEY[:20], "mast.a: unknown section type (not repeated: it may be a key) "
+     "(mast, peer or uplink)"),
+    ("config pear 'a'\n", "mast.a: unknown section type 'pear' (mast, peer or uplink)"),
+])
+def test_an_unknown_section_type_is_not_repeated_if_it_may_be_a_key(text, message):
+    # mastd's errors go to the log: `config <KEY>` wrote the key there twice, as the type and in
+    # the anonymous section's name (mast.@<KEY>[0])
+    with pytest.raises(config.ConfigError) as e:
+        settings.from_uci_text("config mast 'g'\n\toption name 'x'\n" + text)
+    assert str(e.value) == message and KEY[:8] not in str(e.value)
+
+
 @pytest.mark.parametrize("text", ["", "# nothing yet\n", "config uplink 'wan'\n\toption priority '10'\n"])
 def test_a_file_without_a_config_mast_section_says_to_add_one(text):
     # (was "mast.global.name: required": of a section the file lacks, which `uci set
