@@ -4,7 +4,9 @@ The file is edited as it is on disk: everything else in it stays as it was (UCI 
 order, other sections; a JSON file is written back with two-space indents). The new text goes
 to a temporary file beside the old one (mode 0600: it holds keys), is flushed to disk, gets the
 old file's mode and owner, and is renamed over it: a power cut leaves the old file or the new
-one, never half of either.
+one, never half of either. The edit holds libuci's lock on the file (flock LOCK_EX on the
+file itself, as `uci commit` takes it) from its read to its rename, so a `uci commit` at the
+same moment neither loses the new peer nor is lost; a lock held past LOCK_WAIT refuses the edit.
 
 UCI: a peer is a `config peer '<section>'` block; its section name is the peer's name with
 every character other than A-Za-z0-9_ made "_" (and _2, _3, ... if taken), with `option name`
@@ -12,11 +14,14 @@ giving the real name. Removing finds the block by its `option name` (else its se
 and deletes it, from its `config` line to its last option.
 """
 
+import fcntl
 import json
 import os
+import time
 
 from . import uci
 
+LOCK_WAIT = 1.0  # s: a `uci commit` holds it for milliseconds; mastd's loop waits meanwhile
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
@@ -118,6 +123,31 @@ def _split_lines(text):
     return lines
 
 
+def _locked(path):
+    """path opened and locked as libuci locks it -> the descriptor (closing it unlocks).
+    The lock is on the file the path names once it is held: a file renamed over it while this
+    waited (another commit's) is opened and locked again. ValueError after LOCK_WAIT."""
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise ValueError("%s is being written by another program (a `uci commit`?);"
+                                         " nothing was changed: try again" % path)
+                    time.sleep(0.02)
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
 def _read(path):
     """The file's text; ValueError (quoting none of its bytes: it holds keys) if it is not
     UTF-8."""
@@ -147,7 +177,15 @@ def _is_uci(path, text):
 def add_peer(path, name, doc):
     """Add peer name (settings doc, JSON-typed, already checked) to the file at path.
     -> the UCI section name ("mast.<section>") or None for JSON. OSError; ValueError if the
-    file is not what mastd reads."""
+    file is not what mastd reads or stays locked."""
+    fd = _locked(path)
+    try:
+        return _add_peer(path, name, doc)
+    finally:
+        os.close(fd)
+
+
+def _add_peer(path, name, doc):
     text = _read(path)
     if not _is_uci(path, text):
         cfg = _json(path, text)
@@ -174,7 +212,16 @@ def add_peer(path, name, doc):
 
 
 def remove_peer(path, name):
-    """Remove peer name from the file at path. OSError; ValueError if it is not there."""
+    """Remove peer name from the file at path. OSError; ValueError if it is not there or the
+    file stays locked."""
+    fd = _locked(path)
+    try:
+        _remove_peer(path, name)
+    finally:
+        os.close(fd)
+
+
+def _remove_peer(path, name):
     text = _read(path)
     if not _is_uci(path, text):
         cfg = _json(path, text)
