@@ -2,7 +2,8 @@
 
 A line stdout will not take now (its reader stalled: a paused terminal, a pipe nobody reads; a
 full disk; a reader gone) is dropped and counted (`log_lines_lost` in mastctl status), never
-waited for: mastd's loop, its failovers and its SIGTERM go on."""
+waited for: mastd's loop, its failovers and its SIGTERM go on. The first line written after
+some were dropped comes after one that says how many."""
 
 import select
 import sys
@@ -16,6 +17,7 @@ class Log:
         self.syslog = None
         self.stream = stream or sys.stdout
         self.lost = 0  # lines the stream would not take
+        self.unsaid = 0  # of them, since the last line written
         if use_syslog:
             import syslog
 
@@ -30,13 +32,22 @@ class Log:
         if len(line) > _LINE_MAX // 4 and len(line.encode()) > _LINE_MAX:  # (one atomic write)
             line = line.encode()[:_LINE_MAX - 4].decode("utf-8", "ignore") + "...\n"
         try:
+            if self.unsaid and self._room():  # (a line of its own: each within PIPE_BUF)
+                self.stream.write("%s mastd warning: %d log line(s) lost here: the log's reader did not "
+                                  "take them (log_lines_lost in mastctl status)\n" % (line[:8], self.unsaid))
+                self.stream.flush()
+                self.unsaid = 0
             if not self._room():  # a reader that stalls (a paused terminal, a pipe nobody
-                self.lost += 1    # reads) must not stop mastd's loop, nor its SIGTERM
+                self._drop()      # reads) must not stop mastd's loop, nor its SIGTERM
                 return
             self.stream.write(line)
             self.stream.flush()
         except (OSError, ValueError):  # a full disk, a reader gone: the line is lost, not mastd
-            self.lost += 1
+            self._drop()
+
+    def _drop(self):
+        self.lost += 1
+        self.unsaid += 1
 
     def _room(self):
         """False when the stream (a pipe, a terminal) would block a line's write now. A pipe

@@ -537,9 +537,13 @@ def test_a_log_line_stdout_will_not_take_is_counted_and_mastd_runs_on():
         log.info("failover old=wan new=lte")
         log.warn("uplink wan: no carrier")
         assert log.lost == 2
-        stream.e = None  # room again: the next line is written
+        stream.e = None  # room again: the next line is written, after one that says 2 were lost
         log.error("uplink lte: no device")
-        assert log.lost == 2 and stream.lines[0].endswith(" mastd error: uplink lte: no device\n")
+        log.info("failover old=lte new=wan")  # (said once)
+        assert log.lost == 2 and [x[9:] for x in stream.lines] == [
+            "mastd warning: 2 log line(s) lost here: the log's reader did not take them "
+            "(log_lines_lost in mastctl status)\n",
+            "mastd error: uplink lte: no device\n", "mastd info: failover old=lte new=wan\n"]
 
 
 def test_an_app_socket_path_of_107_bytes_is_taken_and_one_of_108_refused():
@@ -594,8 +598,10 @@ def test_a_log_line_for_a_stalled_reader_is_dropped_and_counted_not_waited_for()
         assert not blocked and log.lost == 1
         while select.select([r], [], [], 0)[0]:  # the reader catches up
             os.read(r, 65536)
-        log.warn("uplink wan: no carrier")  # then lines are written again
-        assert os.read(r, 65536).decode().endswith(" mastd warning: uplink wan: no carrier\n")
+        log.warn("uplink wan: no carrier")  # then lines are written again, the loss said first
+        assert [x[9:] for x in os.read(r, 65536).decode().splitlines()] == [
+            "mastd warning: 1 log line(s) lost here: the log's reader did not take them "
+            "(log_lines_lost in mastctl status)", "mastd warning: uplink wan: no carrier"]
         assert log.lost == 1
         log.error("e" * 10000)  # a line longer than a pipe takes at once: cut, written whole
         line = os.read(r, 65536)
