@@ -114,6 +114,16 @@ def mpy_build(mpy_compile):
     yield from mpy_core.build_locked(mpy_compile)
 
 
+@pytest.fixture
+def private_files():
+    """The files a test writes are private (umask 077), as a key file should be: `mast
+    endpoint`, `mast presence` and mastd warn on stderr about keys in a file others may read,
+    and tests that read stderr line by line use this (`pytestmark`)."""
+    old = os.umask(0o077)
+    yield
+    os.umask(old)
+
+
 @pytest.fixture(scope="session")
 def micropython():
     """Command list for the MicroPython unix port; skips the test when it is not installed."""

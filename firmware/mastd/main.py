@@ -114,6 +114,8 @@ def _main(argv, early):
             return _fail("presence: this mastd lacks the presence package (%s)" % e)
         except ValueError as e:  # PresenceConfigError names the key; parse_listen the address
             return _fail("presence %s: %s" % (args.presence_config, e))
+    if presence is not None:  # (its file holds a key for each name)
+        conf.warnings += presence.conf["warnings"]
     if args.check:
         for w in conf.warnings:  # valid, but: a file holding keys that others may read
             sys.stderr.write("mastd: warning: %s\n" % w)

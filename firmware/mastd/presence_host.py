@@ -47,6 +47,7 @@ def load_config(path):
     try:
         with open(path, "rb") as f:
             data = f.read()
+            mode = os.fstat(f.fileno()).st_mode
     except OSError as e:
         raise PresenceConfigError("file", "cannot read %s (%s)" % (path, e.strerror or e))
     try:
@@ -64,12 +65,15 @@ def load_config(path):
     except RecursionError:  # (mast presence and mastd --presence-config: a traceback, before)
         raise PresenceConfigError("file", "%s nests objects and lists too deep for a presence "
                                   "configuration" % path)
-    from .settings import shown_key
+    from .settings import readable_keys_warning, shown_key
 
     try:
-        return check(doc)
+        conf = check(doc)
     except PresenceConfigError as e:  # (a key pasted where a name goes: not repeated)
         raise PresenceConfigError(shown_key(e.key), str(e)[len(e.key) + 2:])
+    w = readable_keys_warning(path, mode)  # (it holds a key for each name)
+    conf["warnings"] = [w] if w else []
+    return conf
 
 
 def parse_listen(text):

@@ -371,12 +371,29 @@ def _holds_keys(core):
 
 def mode_warning(path, mode, core):
     """The warning for a file holding keys that its group or others may read, else None."""
-    if not mode & 0o044 or not _holds_keys(core):
+    return readable_keys_warning(path, mode) if _holds_keys(core) else None
+
+
+def readable_keys_warning(path, mode):
+    """The warning for a file of keys (mode: its st_mode) that its group or others may read,
+    else None. Also for the presence configuration and `mast endpoint`'s file."""
+    if not mode & 0o044:
         return None
     who = "its group and others" if mode & 0o040 and mode & 0o004 else (
         "its group" if mode & 0o040 else "others")
     return ("%s holds keys and its mode %04o lets %s read them; chmod 600 %s"
             % (path, mode & 0o7777, who, path))
+
+
+_SECRET_NAMES = ("psk", "fleet_psk", "key", "password", "sim_pin")
+
+
+def holds_secret(doc):
+    """True if a JSON document holds a value under a secret's name at any depth (an endpoint
+    file: its peers' psk, its presence key)."""
+    if isinstance(doc, dict):
+        return any((k in _SECRET_NAMES and v) or holds_secret(v) for k, v in doc.items())
+    return isinstance(doc, list) and any(holds_secret(v) for v in doc)
 
 
 def load(path):

@@ -1,6 +1,7 @@
 """`mast endpoint`: run one MAST endpoint on this PC, the very code a board runs."""
 
 import json
+import os
 import sys
 
 from mast_tools.argtypes import add_duration
@@ -35,6 +36,19 @@ def argparse_endpoint(p):
                    help="do not read commands from stdin (and run on at its end)")
 
 
+def _keys_warning(path):
+    """The warning for an endpoint file holding keys that its group or others may read."""
+    from mastd.settings import holds_secret, readable_keys_warning
+
+    try:
+        with open(path, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            doc = json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError, RecursionError):  # (endpoint_main says what is wrong with it)
+        return None
+    return readable_keys_warning(path, mode) if holds_secret(doc) else None
+
+
 def do_endpoint(args):
     from mast_tools.firmware import use_firmware
 
@@ -54,6 +68,9 @@ def do_endpoint(args):
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
 
+    w = _keys_warning(args.config)
+    if w:  # valid or not (main says), others may read its keys
+        sys.stderr.write("mast: warning: %s\n" % w)
     argv = [args.config]
     if args.duration:
         argv += ["--duration", str(args.duration)]

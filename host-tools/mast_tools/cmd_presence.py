@@ -50,6 +50,8 @@ def do_presence(args):
     except PresenceConfigError as e:
         raise CommandError("presence config %s: %s" % (args.config, e), "fix %s; the format is in "
                            "`mast presence --help`" % ("the file" if e.key == "file" else "that key"))
+    for w in conf["warnings"]:  # valid, but others may read its keys
+        sys.stderr.write("mast: warning: %s\n" % w)
     text = args.listen or conf["listen"]
     try:
         listen = parse_listen(text) if text else DEFAULT_LISTEN

@@ -16,6 +16,8 @@ from runtime.driver import Runtime
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_cli_frame import MAST, HOST_TOOLS, mast  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("private_files")  # (conftest: key files are 0600)
+
 PSK = base64.b64encode(bytes(range(32))).decode()
 
 
@@ -98,6 +100,19 @@ def test_json_prints_one_document_with_the_final_status(tmp_path):
     assert doc["status"]["name"] == "server"
     assert doc["status"]["runtime"]["interpreter"].startswith("cpython ")
     assert '"event": "started"' in r.stderr  # the lines went to stderr
+
+
+@pytest.mark.parametrize("mode, warning", [
+    (0o604, "mast: warning: %s holds keys and its mode 0604 lets others read them; chmod 600 %s\n"),
+    (0o600, "")])
+def test_an_endpoint_file_holding_keys_that_others_may_read_is_warned_about(tmp_path, mode, warning):
+    path = write(tmp_path, server_doc())
+    os.chmod(path, mode)
+    r = mast("endpoint", "--config", path, "--no-stdin", "--duration", "0.2", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["reason"] == "duration", r.stderr
+    assert [x for x in r.stderr.splitlines(True) if not x.startswith("{")] == (
+        [warning % (path, path)] if warning else [])
+    assert PSK not in r.stderr
 
 
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP", "SIGINT"])

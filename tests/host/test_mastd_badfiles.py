@@ -300,6 +300,18 @@ def test_a_bad_presence_file_is_refused_naming_it_without_a_traceback(tmp_path):
     assert r.returncode == 1 and r.stderr.startswith("mastd: presence %s: " % (tmp_path / "none.json")), r.stderr
 
 
+def test_check_warns_when_the_presence_file_is_readable_by_others(tmp_path):
+    # (its names' keys: only mastd's own file was looked at)
+    key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+    cfg = write(tmp_path / "mast.json", json.dumps(GOOD))
+    for mode, want in ((0o640, "mastd: warning: %s holds keys and its mode 0640 lets its group read them; "
+                                "chmod 600 %s\n"), (0o600, "")):
+        pconf = write(tmp_path / "presence.json", json.dumps({"names": {"board1.example": {"key": key}}}), mode)
+        r = mastd("--check", "--config", str(cfg), "--presence-config", str(pconf))
+        assert (r.returncode, r.stdout) == (0, "mastd: %s is valid\n" % cfg)
+        assert r.stderr == (want % (pconf, pconf) if want else "") and key not in r.stderr
+
+
 # ---- --syslog and --discovery ------------------------------------------------------------------
 
 FAKE_SYSLOG = '''import os

@@ -23,6 +23,8 @@ from runtime.runconfig import FileError
 
 from test_mastd_control import BIND_TO_LO, can_bind_to_lo
 
+pytestmark = pytest.mark.usefixtures("private_files")  # (conftest: key files are 0600)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HOST_TOOLS = os.path.join(ROOT, "host-tools")
 FIRMWARE = os.path.join(ROOT, "firmware")
@@ -366,6 +368,21 @@ def test_mast_presence_refuses_a_bad_config_naming_the_key(tmp_path):
     bad.write_text(json.dumps({"names": {"a": {"key": B64["a"]}}, "ratee": 3}))
     rc, out, err = run_cli("presence", "--config", str(bad))
     assert rc == 1 and "ratee: unknown key" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("mode, warning", [
+    (0o644, "mast: warning: %s holds keys and its mode 0644 lets its group and others read them; chmod 600 %s\n"),
+    (0o600, "")])
+def test_mast_presence_warns_when_others_may_read_its_keys(tmp_path, mode, warning):
+    cfg = tmp_path / "p.json"
+    cfg.write_text(json.dumps(presence_conf()))
+    cfg.chmod(mode)
+    rc, out, err = run_cli("presence", "--listen", "127.0.0.1:0", "--config", str(cfg), "--duration",
+                           "0.2", "--no-stdin", "--json")
+    assert rc == 0 and json.loads(out)["reason"] == "duration"
+    assert [x for x in err.splitlines(True) if not x.startswith("{")] == (
+        [warning % (cfg, cfg)] if warning else [])
+    assert B64["a"] not in err
 
 
 def test_mast_presence_refuses_a_config_that_is_not_text_without_showing_its_bytes(tmp_path):

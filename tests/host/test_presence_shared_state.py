@@ -13,6 +13,8 @@ from presence import msg
 from test_endpoint_cli import Lines
 from test_presence_host import KEYS, HOST_TOOLS, Requester, host_on_loopback, presence_conf, pump_host
 
+pytestmark = pytest.mark.usefixtures("private_files")  # (conftest: key files are 0600)
+
 
 def test_a_second_server_on_the_same_state_file_is_refused_and_starts_once_the_first_has_ended(tmp_path):
     from mastd.presence_host import PresenceHost

@@ -13,6 +13,8 @@ from test_presence_host import presence_conf
 
 from test_endpoint_cli import HOST_TOOLS, MAST, Lines, endpoint_stopped_by
 
+pytestmark = pytest.mark.usefixtures("private_files")  # (conftest: key files are 0600)
+
 
 @pytest.mark.parametrize("first, second", [("SIGTERM", "SIGHUP"), ("SIGHUP", "SIGTERM"),
                                            ("SIGINT", "SIGTERM")])
