@@ -312,7 +312,10 @@ class PresenceHost:
             notify = self.server.notify_ctr + NOTIFY_BLOCK
         tmp = path + ".tmp"
         try:
-            with open(tmp, "w") as f:
+            # (0600 whatever the umask: a floor that others could lower would let an old
+            # request through again)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w") as f:
                 json.dump({"floors": floors, "notify": notify}, f, sort_keys=True)
                 f.flush()
                 os.fsync(f.fileno())

@@ -243,6 +243,22 @@ def test_the_state_is_on_disk_before_the_answer_leaves_and_junk_never_writes_it(
         h.close()
 
 
+def test_the_state_file_is_private_whatever_the_umask(tmp_path):
+    # (under umask 000 it was 0666: anyone on the host could lower a name's counter floor, and
+    # an old request of that name was accepted once more)
+    state = tmp_path / "state.json"
+    old = os.umask(0)
+    try:
+        h = host_on_loopback(state=str(state))
+        try:
+            h.save_state()
+        finally:
+            h.close()
+    finally:
+        os.umask(old)
+    assert oct(state.stat().st_mode & 0o777) == "0o600" and json.loads(state.read_text())["floors"] == {}
+
+
 def test_requests_read_at_one_wake_are_answered_after_one_state_write(tmp_path):
     # one fsync'd write for the batch, not one a datagram (flash wear, and the loop's time)
     h = host_on_loopback(state=str(tmp_path / "state.json"))
