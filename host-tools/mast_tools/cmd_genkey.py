@@ -7,7 +7,9 @@ system's CSPRNG (`secrets`). Both ends of an association get the same key: on a 
 """
 
 import base64
+import os
 import secrets
+import stat
 import sys
 
 from mast_tools.errors import CommandError
@@ -17,7 +19,7 @@ KEY_BYTES = 32
 
 EXAMPLE = """\
 example:
-  mast genkey > hub.psk
+  (umask 077; mast genkey > hub.psk)     # (a file others may read is warned about)
   mast config --port /dev/ttyUSB0 set peers.hub.psk - < hub.psk
   mast genkey --json          # {"psk": "...", "bytes": 32}
 
@@ -69,7 +71,23 @@ def name_error(name):
     return None
 
 
+def _readable_output_warning():
+    """A warning when standard output is a file its group or others may read (`mast genkey >
+    hub.psk` under umask 022), as `wg genkey` gives one; None otherwise."""
+    try:
+        st = os.fstat(sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # (no descriptor: a test's stream)
+        return None
+    if not stat.S_ISREG(st.st_mode) or not st.st_mode & 0o077:
+        return None
+    return ("mast: warning: the key goes to a file that others may read (mode %04o); chmod 600 "
+            "it, and `umask 077` first next time\n" % (st.st_mode & 0o7777))
+
+
 def do_genkey(args):
+    w = _readable_output_warning()
+    if w:
+        sys.stderr.write(w)
     if args.fleet is None:
         if args.name is not None:
             raise CommandError("--name goes with --fleet", "give --fleet FILE too, or leave --name out")
