@@ -44,6 +44,7 @@ RECONNECT_MAX_MS = 64000
 # twice as long after each scan that fails again, up to UPLINK_RETRY_MAX_MS: on OpenWrt no netlink
 # watch would wake mastd when it becomes bindable.
 UPLINK_RETRY_MS = 2000
+TUN_RETRY_MS = 2000  # a TUN that could not be made again is tried again this often
 UPLINK_RETRY_MAX_MS = 60000
 _RESOLVE_MAX_MS = 60000  # a name that does not resolve is tried again after 2, 4, 8 ... 60 s
 _RESOLVE_AT_ONCE = 8  # names being looked up at a time (each in a thread of its own)
@@ -109,6 +110,7 @@ class Agent:
         self._lookups = {}  # peer -> (its DNS name, port) being looked up
         self._lookup_fails = {}  # peer -> lookups failed in a row (the backoff)
         self.tun_fd = None
+        self._tun_retry_at = None  # when a TUN that could not be made again is tried again
         self._tun_routes = set()  # the routes through the TUN that mastd added (only those are deleted)
         self.not_taken = []  # routes another device holds: [{"route", "peer", "held_by", "message"}]
         self._masq_devices = None
@@ -202,16 +204,29 @@ class Agent:
         os.close(self.tun_fd)
         self.tun_fd = None
         self._tun_routes.clear()
+        e2 = self._remake_tun()
+        if e2 is None:
+            self.log.error("tun %s was deleted (%s); made again" % (self.tun_name, e.strerror or e))
+        else:
+            self.log.error("tun %s was deleted (%s); cannot make it again: %s; trying again every "
+                           "%d s" % (self.tun_name, e.strerror or e, e2, TUN_RETRY_MS // 1000))
+
+    def _remake_tun(self):
+        """Make the TUN again -> None, or the OSError (then tried again in TUN_RETRY_MS: an
+        interface of its name that is not a TUN may go, a module be loaded)."""
         try:
             self._open_tun()
             self._update_mtu()
-            self.log.error("tun %s was deleted (%s); made again" % (self.tun_name, e.strerror or e))
-        except OSError as e2:
-            self.log.error("tun %s was deleted (%s); cannot make it again: %s" % (
-                self.tun_name, e.strerror or e, e2))
+            self._tun_retry_at = None
+            return None
+        except OSError as e:
             if self.tun_fd is not None:  # (made, but not configured: not read either)
+                self._remove_reader(self.tun_fd)
                 os.close(self.tun_fd)
                 self.tun_fd = None
+            self._tun_routes.clear()
+            self._tun_retry_at = self.rt.now() + TUN_RETRY_MS
+            return e
 
     def _all_prefixes(self):
         out = []
@@ -847,6 +862,9 @@ class Agent:
             self.control.on_readable()  # (writes replies; drops a connection silent past its time)
         if self._lookups:
             self._looked_up()
+        if self._tun_retry_at is not None and self.rt.now() >= self._tun_retry_at:
+            if self._remake_tun() is None:
+                self.log.info("tun %s made again" % self.tun_name)
         if self._reconnect:
             now = self.rt.now()
             for peer, due in list(self._reconnect.items()):

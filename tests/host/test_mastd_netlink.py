@@ -176,3 +176,33 @@ def test_a_tun_deleted_under_mastd_is_made_again_and_mastd_runs_on(tmp_path):
         assert s["agent_counters"]["tun_lost"] == 1 and s["tun"]["name"] == "mast0", s["agent_counters"]
     text = log.read_text()
     assert "tun mast0 was deleted (File descriptor in bad state); made again" in text, text
+
+
+def test_a_tun_that_cannot_be_made_again_at_once_is_tried_again_until_it_can(tmp_path):
+    """The TUN deleted and its name taken by another interface meanwhile (a veth here): mastd
+    could not make it again and never tried again, so the tunnel stayed down for good; it tries
+    again every TUN_RETRY_MS, and once the name is free the TUN, its address and its routes are
+    back."""
+    psk = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+    doc = {"name": "r1", "internal": "10.99.0.2/24", "uplinks": {"lo": {}},
+           "peers": {"srv": {"psk": psk, "internal": "10.99.0.1", "allowed": ["10.98.0.0/16"],
+                             "addresses": ["127.0.0.1:6279"]}}}
+    with _mastd(tmp_path, doc) as (p, sock, log):
+        wait_for("mastd to start", lambda: status(sock), p)
+        os.kill(p.pid, signal.SIGSTOP)
+        try:
+            wait_for("mastd to stop", lambda: _state(p.pid) == "T", p)
+            in_ns(p.pid, "ip", "-batch", "-", stdin="link del mast0\nlink add mast0 type veth peer name mast0p\n")
+        finally:
+            os.kill(p.pid, signal.SIGCONT)
+        wait_for("mastd to say it cannot make it", lambda: "cannot make it again" in log.read_text(), p)
+        assert "10.99.0.2/24" not in in_ns(p.pid, "ip", "-br", "addr", "show").stdout
+        in_ns(p.pid, "ip", "link", "del", "mast0")  # the name is free again
+        wait_for("the TUN made again", lambda: p.poll() is None and "10.99.0.2/24" in in_ns(
+            p.pid, "ip", "-br", "addr", "show").stdout, p)
+        in_ns(p.pid, sys.executable, "-c", "import socket; socket.socket(2, 2).sendto(b'x', ('10.98.0.1', 9))")
+        wait_for("mastd to read from the new TUN", lambda: (status(sock) or {}).get(
+            "agent_counters", {}).get("tun_no_association", 0) >= 1, p)
+    text = log.read_text()
+    assert "tun mast0 was deleted (File descriptor in bad state); cannot make it again: " in text, text
+    assert "; trying again every 2 s" in text and "tun mast0 made again" in text, text
