@@ -150,15 +150,17 @@ def test_a_device_deleted_and_made_again_while_mastd_was_busy_gets_a_new_socket(
         assert [e["why"] for e in down] == ["device ua was replaced"], down
 
 
+# a router with a TUN (10.99.0.2/24) and its peer's prefix 10.98.0.0/16 routed into it
+TUN_DOC = {"name": "r1", "internal": "10.99.0.2/24", "uplinks": {"lo": {}},
+           "peers": {"srv": {"psk": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "internal": "10.99.0.1",
+                             "allowed": ["10.98.0.0/16"], "addresses": ["127.0.0.1:6279"]}}}
+
+
 def test_a_tun_deleted_under_mastd_is_made_again_and_mastd_runs_on(tmp_path):
     """`ip link del mast0` while mastd runs: the TUN's descriptor then reads EBADFD (and polls
     as an error). mastd made its loop raise it and died with a traceback, every association
     lost; it makes the TUN again (address, routes) and reads packets from the new one."""
-    psk = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-    doc = {"name": "r1", "internal": "10.99.0.2/24", "uplinks": {"lo": {}},
-           "peers": {"srv": {"psk": psk, "internal": "10.99.0.1", "allowed": ["10.98.0.0/16"],
-                             "addresses": ["127.0.0.1:6279"]}}}
-    with _mastd(tmp_path, doc) as (p, sock, log):
+    with _mastd(tmp_path, TUN_DOC) as (p, sock, log):
         wait_for("mastd to start", lambda: status(sock), p)
 
         def to_tun(n):  # a datagram routed into the TUN, read by mastd (no association yet)
@@ -183,11 +185,7 @@ def test_a_tun_that_cannot_be_made_again_at_once_is_tried_again_until_it_can(tmp
     could not make it again and never tried again, so the tunnel stayed down for good; it tries
     again every TUN_RETRY_MS, and once the name is free the TUN, its address and its routes are
     back."""
-    psk = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-    doc = {"name": "r1", "internal": "10.99.0.2/24", "uplinks": {"lo": {}},
-           "peers": {"srv": {"psk": psk, "internal": "10.99.0.1", "allowed": ["10.98.0.0/16"],
-                             "addresses": ["127.0.0.1:6279"]}}}
-    with _mastd(tmp_path, doc) as (p, sock, log):
+    with _mastd(tmp_path, TUN_DOC) as (p, sock, log):
         wait_for("mastd to start", lambda: status(sock), p)
         os.kill(p.pid, signal.SIGSTOP)
         try:
