@@ -131,7 +131,7 @@ vectors: $(STAMP)
 # benchmarks. Those that need root (network namespaces) or the MicroPython unix port say so and
 # skip. A failed benchmark does not stop the others; make fails at the end. About 30 minutes here
 # (bench/scale.py 12 of them).
-BENCHES := failover_sim heap alloc footprint overhead flash failover_netns datapath presence_flood pkgstart scale redial summary
+BENCHES := failover_sim badlinks heap alloc footprint overhead flash failover_netns datapath presence_flood pkgstart scale redial summary
 
 bench: deps $(STAMP) $(MP32_STAMP)
 	@start=$$(date +%s); failed=""; \

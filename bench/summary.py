@@ -21,6 +21,7 @@ import heap  # noqa: E402  (its BUDGET: the core's .mpy)
 
 ORDER = [  # section, what it is about (for a missing section)
     ("failover-sim", "failover gap, the core on the simulated network"),
+    ("badlinks", "the core on hostile links (RTT rise, loss), simulated"),
     ("failover-netns", "failover in network namespaces against MPTCP"),
     ("datapath", "data path through mastd"),
     ("heap", "core heap (tests in 128K)"),

@@ -320,10 +320,9 @@ class Association:
     def idle_exchange(self, p, now):
         """A probe on p answered, or the peer's probe arrived: if it came after an idle
         wait (not in the handshake or in a burst), the next idle probe may wait longer."""
-        last = p.last_ok
-        if p.peer_probe is not None and (last is None or p.peer_probe > last):
-            last = p.peer_probe
-        if p.state == ACTIVE and last is not None and now - last >= self.prof["probe"] // 2:
+        # (an active path has last_ok: 0 for None changes nothing below)
+        last = max(p.last_ok or 0, p.peer_probe or 0)
+        if p.state == ACTIVE and now - last >= self.prof["probe"] // 2:
             p.idle_n += 1
 
     def path_ok(self, p, now):
@@ -390,14 +389,14 @@ class Association:
             return f // 2
         return policy.idle_probe_interval(p, self.remotes[p.raddr], self.prof, self.ep.nat_refresh_ms)
 
-    def probe(self, p, now):
+    def probe(self, p, now, c=None):
         if not self.remotes[p.raddr].validated and self.credit < _PROBE_LEN:
             # no budget: wait as a failed path would (the peer's next packets earn more)
             self.ep.count("tx_amplification_limit")
             p.backoff += 1
             p.probe_due = now + policy.failed_backoff(p, self.prof, False)
             return
-        p.challenge = self.ep.random(wire.CHALLENGE_LEN)
+        p.challenge = c or self.ep.random(wire.CHALLENGE_LEN)
         p.probe_sent = now
         p.probe_due = None
         self.send(p, wire.PROBE, wire.enc_probe(p.challenge, self.ep.local_index(p.uplink)))
@@ -536,7 +535,7 @@ class Association:
         if self.rx_mac is None:
             return "unexpected"  # no keys yet (cookie-wait)
         w = self.window
-        if seq <= w.highest and not w.check(seq):  # (above the window: new)
+        if not w.check(seq):
             return "too_old" if seq <= w.highest - w.size else "duplicate"
         if not wire.check(self.rx_mac, pkt, body):
             return "mac"
@@ -607,11 +606,19 @@ class Association:
 
     def on_probe_ack(self, p, body, now):
         challenge, observed = wire.dec_probe_ack(body)
-        if p.challenge is None or challenge != p.challenge:
+        r = now - p.probe_sent
+        if challenge != p.challenge:  # (None too: none outstanding)
             p.late = p.state == FAILED  # answered after its RTO: a slow path is no news (revive)
+            if p.state == ACTIVE and r > p.rto(self.prof):
+                # answered, and this came after the RTO of our last probe: the answer to a
+                # copy of it, or to an older one, so the RTT is at least r (section 10)
+                p.rtt_sample(r)
             return "stale_probe_ack"
         p.challenge = None
-        p.rtt_sample(now - p.probe_sent)
+        if not p.lost or p.state == FAILED:
+            # (else one of several copies of the challenge was answered, which one is not
+            # known: no sample, Karn's rule)
+            p.rtt_sample(r)
         u = p.uplink
         if observed != u.addr and observed != u.public:
             u.public = observed
@@ -699,12 +706,14 @@ class Association:
     # ---- the app's side ---------------------------------------------------------
 
     def second_path(self, p):
-        """Redundant mode: the best other ACTIVE path, preferring another uplink."""
+        """Redundant mode: the best other ACTIVE or SUSPECT path (suspect: still used, as a
+        primary is; a path slower than send_timeout is suspect at the start of every burst),
+        preferring another uplink."""
         q = None
         qsame = True
         qk = 0
         for c in self.plist:
-            if c is not p and c.state == ACTIVE:
+            if c is not p and c.state in (ACTIVE, SUSPECT):
                 same = c.uplink is p.uplink
                 k = policy.rank(c, self.remotes[c.raddr])
                 if q is None or (qsame and not same) or (same == qsame and k < qk):
@@ -716,7 +725,7 @@ class Association:
             self.close(now, "exhausted")
             return False
         p = self.primary
-        if p is None or (p.state != ACTIVE and p.state != SUSPECT):
+        if p is None or p.state not in (ACTIVE, SUSPECT):
             self.ep.count("tx_no_path")
             return False
         seq = self.seq
@@ -818,20 +827,21 @@ class Association:
                 continue  # removed by an earlier step of this loop
             if p.ack_due is not None and now >= p.ack_due:
                 self.ack(p, now)  # feedback for the tail of a burst
-            if p.challenge is not None and now >= p.probe_sent + p.rto(prof):
+            c = p.challenge
+            if c and now >= p.probe_sent + p.rto(prof):
                 p.challenge = None
                 p.lost += 1
                 p.idle_n = 0
                 if p.state == FAILED:
                     p.backoff += 1
                     p.probe_due = now + policy.failed_backoff(p, prof, self.remotes[p.raddr].validated)
-                elif p.state == ACTIVE:
-                    p.state = SUSPECT
-                    p.probe_due = now
-                elif p.lost >= prof["probe_fail"]:
+                elif p.lost >= prof["probe_fail"]:  # (an active path: 1, below it)
                     self.path_failed(p, now)
                 else:
-                    p.probe_due = now
+                    p.state = p.state and SUSPECT  # (active: suspect; unverified stays)
+                    # the same challenge again: an answer to any copy (a path whose RTT rose
+                    # past its RTO answers the first one late) shows the path works
+                    self.probe(p, now, c)
             if p.state == ACTIVE and p.unacked_until is not None and now >= p.unacked_until:
                 # REAP: we sent and heard nothing back: explore at once
                 p.state = SUSPECT
@@ -839,10 +849,8 @@ class Association:
             if p.challenge is None and p.probe_due is not None and now >= p.probe_due:
                 # an idle ACTIVE path that proved itself lately (our probe answered, feedback,
                 # or the peer's own probe on it) waits: one side's probes serve both
-                last = p.last_ok
-                if p.peer_probe is not None and (last is None or p.peer_probe > last):
-                    last = p.peer_probe
-                if p.state == ACTIVE and last is not None and now - last < self.idle(p, now):
+                last = max(p.last_ok or 0, p.peer_probe or 0)  # (as in idle_exchange)
+                if p.state == ACTIVE and now - last < self.idle(p, now):
                     p.probe_due = last + self.idle(p, now)
                 else:
                     self.probe(p, now)

@@ -125,7 +125,7 @@ def rank(path, remote):
     small int on every port): sums of 9 bits each, RTT in 12 bits (capped)."""
     u = path.uplink
     r = path.srtt
-    r = RTO_INITIAL if r is None else r if r < 4095 else 4095
+    r = RTO_INITIAL if r is None else min(r, 4095)
     return ((u.priority + remote.prio) << 9 | (u.cost + remote.cost)) << 12 | r
 
 

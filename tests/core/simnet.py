@@ -8,7 +8,8 @@
 #   net.run(until_ms)
 # Each uplink is a link with a one-way delay; `cut` drops everything both ways
 # (a silent blackhole); `nat` rewrites the source the far side sees; `drop`
-# is a predicate (src node, dst node, packet) -> True to lose that packet.
+# is a predicate (src node, dst node, packet) -> True to lose that packet; `loss` loses
+# that percentage of a link's packets at random (seeded: the same run every time).
 
 import gc
 import sys
@@ -53,6 +54,7 @@ class Link:
         self.delay = delay
         self.jitter = jitter
         self.cut = False
+        self.loss = 0  # percent of packets lost at random each way (the net's seeded Rng)
         self.nat = None  # public (ip, port) the far side sees, if behind NAT
         self.sent = 0
 
@@ -168,6 +170,8 @@ class Net:
         if dst_link is None or src_link.cut or dst_link.cut:
             return
         if self.drop is not None and self.drop(n.name, dst_link.node.name, data):
+            return
+        if (src_link.loss or dst_link.loss) and self.rng.randint(0, 99) < src_link.loss + dst_link.loss:
             return
         seen = src_link.nat or src_link.addr
         d = src_link.delay + dst_link.delay
