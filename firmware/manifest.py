@@ -53,7 +53,7 @@ package(
         "console.py", "consoleops.py", "exclusive.py", "files.py", "getop.py", "hook.py", "hw.py",
         "install.py", "main.py", "request.py", "settings.py", "startup.py", "statusop.py",
         "stdio.py", "store.py", "telemetry.py", "up_lan.py", "up_ppp.py", "up_wlan.py",
-        "uplinks.py",
+        "uplinkops.py", "uplinks.py",
     ),
 )
 

@@ -122,18 +122,18 @@ def _opts(name, cfg):
 def sync_managers(b, cfg):
     """An uplink manager for each of the board's uplinks and each extra sim uplink of cfg;
     those that exist get cfg's options (they reconnect if their options changed)."""
-    from . import uplinks
+    from . import uplinkops
 
     now = b.now()
     names = list(b.bd["uplinks"]) + [n for n in (cfg.get("uplinks") or {})
                                      if n not in b.bd["uplinks"]]
     for name in list(b.managers):
         if name not in names:  # an extra sim uplink that was removed
-            b.managers[name].set_admin(False, now)
+            uplinkops.set_admin(b.managers[name], False, now)
             b.handle(name, b.managers.pop(name).poll(now), now)
     for name in names:
         m = b.managers.get(name)
         if m is None:
-            b.managers[name] = uplinks.make(name, b.uplink_spec(name, cfg), _opts(name, cfg), b.hw)
+            b.managers[name] = uplinkops.make(name, b.uplink_spec(name, cfg), _opts(name, cfg), b.hw)
         else:
-            b.handle(name, m.configure(_opts(name, cfg), now), now)
+            b.handle(name, uplinkops.configure(m, _opts(name, cfg), now), now)

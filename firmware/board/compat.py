@@ -22,8 +22,9 @@ MICROPYTHON = sys.implementation.name == "micropython"
 VERSION = "0.1.0"  # the board firmware's version (hello, status)
 
 
-def dumps(obj):
-    return json.dumps(obj)
+# (json's own function, not one that calls it: the board keeps this module loaded, and a
+# function of its own would cost heap for nothing)
+dumps = json.dumps
 
 
 def loads(text):
@@ -38,10 +39,11 @@ def loads(text):
         raise ValueError("not JSON")
 
 
-def sleep_ms(ms):
-    if hasattr(time, "sleep_ms"):
-        time.sleep_ms(ms)
-    else:
+if hasattr(time, "sleep_ms"):  # MicroPython: its own (no function here to keep in the heap)
+    sleep_ms = time.sleep_ms
+else:
+
+    def sleep_ms(ms):
         time.sleep(ms / 1000)
 
 
@@ -51,11 +53,6 @@ def sync_file(f):
     f.flush()
     if not MICROPYTHON:
         os.fsync(f.fileno())
-
-
-def runtime_version():
-    v = sys.implementation.version
-    return "%s %d.%d.%d" % (sys.implementation.name, v[0], v[1], v[2])
 
 
 def unload(name):

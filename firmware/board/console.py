@@ -27,19 +27,29 @@ class OpError(ValueError):
     """A request the board cannot carry out; str(e) is the reply's error."""
 
 
-class LineReader:
-    """Bytes -> request lines. A line ends at \\n or \\r (empty lines are skipped).
-    A line longer than LINE_MAX is dropped whole and reported once at its end; so is one
-    the heap had no room for (a board at the end of its heap: each line still gets a reply)."""
+class Console:
+    """board: the object that carries out the ops (Board in main.py, or a test's).
+    write(text): one output line (without the newline); send(obj), if given, writes
+    one object as a JSON line without building the whole line first."""
 
-    def __init__(self, limit=LINE_MAX):
+    def __init__(self, board, write, send=None, limit=LINE_MAX):
+        self.board = board
+        self.write = write
+        self.send = send
+        self.requests = 0
+        self.errors = 0
+        # the lines being read (lines(); in this class, not one of its own: a board keeps
+        # this module loaded, and each class and method costs it heap)
         self.limit = limit
         self.buf = bytearray()
         self.skip = 0  # a line being dropped: 1 too long, 2 no heap for it
-        self.interrupted = False  # a 0x03 (Ctrl-C) came: Console.feed raises KeyboardInterrupt
+        self.interrupted = False  # a 0x03 (Ctrl-C) came: feed raises KeyboardInterrupt
 
-    def feed(self, data):
-        """[line bytes; None: a line too long; False: one lost for want of heap]. A 0x03
+    def lines(self, data):
+        """Bytes -> request lines: [line bytes; None: a line too long; False: one lost for
+        want of heap]. A line ends at \\n or \\r (empty lines are skipped). A line longer than
+        limit (LINE_MAX) is dropped whole and reported once at its end; so is one the heap had
+        no room for (a board at the end of its heap: each line still gets a reply). A 0x03
         (Ctrl-C) ends the feed: the lines before it are given, interrupted is set, and the
         bytes after it stay unread by the caller."""
         out = []
@@ -75,42 +85,25 @@ class LineReader:
                     self.buf[:] = b""
         return out
 
-
-class Console:
-    """board: the object that carries out the ops (Board in main.py, or a test's).
-    write(text): one output line (without the newline); send(obj), if given, writes
-    one object as a JSON line without building the whole line first."""
-
-    def __init__(self, board, write, send=None):
-        self.board = board
-        self.write = write
-        self.send = send
-        self.reader = LineReader()
-        self.requests = 0
-        self.errors = 0
-
     def feed(self, data):
         """Handle the requests in data (bytes). KeyboardInterrupt on Ctrl-C, once the lines
         before it are answered."""
-        for line in self.reader.feed(data):
+        for line in self.lines(data):
             r = self.handle(line)
             try:
-                self.reply(r)
+                if self.send is not None:
+                    self.send(r)
+                else:
+                    self.write(dumps(r))
             except MemoryError:  # no room to write this reply: a short one says so
                 rid = r.get("id")
                 r = None
                 self.errors += 1
                 # (after the newline: what the failed reply wrote of itself ends there)
                 self.write("\n" + dumps(_error(rid, "out of memory (the reply)")))
-        if self.reader.interrupted:
-            self.reader.interrupted = False
+        if self.interrupted:
+            self.interrupted = False
             raise KeyboardInterrupt
-
-    def reply(self, obj):
-        if self.send is not None:
-            self.send(obj)
-        else:
-            self.write(dumps(obj))
 
     def handle(self, line):
         """The reply (a dict) to one request line (bytes; None: it was too long; False: lost)."""

@@ -118,6 +118,7 @@ def report(b=None, top="lib"):
 
 def uplink(b, name, state, addr):
     from .console import OpError
+    from .uplinkops import renumber, set_admin
 
     m = b.managers.get(name)
     if m is None:
@@ -132,17 +133,17 @@ def uplink(b, name, state, addr):
                 from runtime.hostport import parse_hostport
                 from mast.addr import fmt
 
-                m.renumber(fmt(parse_hostport(addr)))
+                renumber(m, fmt(parse_hostport(addr)))
                 if m.state == "up":
                     b._uplink_up(name, m.addr, now)
             else:
                 from mast.addr import canonical
 
-                m.renumber(canonical(addr))
+                renumber(m, canonical(addr))
         except ValueError:
             raise OpError("addr must be an IP address (through a relay: IP:PORT)")
     else:
-        m.set_admin(state == "up", now)
+        set_admin(m, state == "up", now)
         if b.excl is not None and state == "up":
             b.excl.activate(name, now)
     b.step(now)

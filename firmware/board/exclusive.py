@@ -40,8 +40,8 @@ class Exclusive:
         for n in ms:
             ms[n].standby = n != name
         m = ms[name]
-        if name != self.active:
-            m.retry_now(now)
+        if name != self.active and m.state == "down":  # (now, not at its back-off's end)
+            m.next_try = now
         self.active = name
         self.active_fail = m.failures
         self.outage_since = None

@@ -25,9 +25,7 @@ class Mast:
         self._board = board
         self.name = board.ep.name if board.ep else None
         self.board = board.bd["name"]
-
-    def now(self):
-        return self._board.now()
+        self.now = board.now  # now(): the board's clock, in ms (its own function: no method here)
 
     def send(self, payload, peer=None):
         """Send one datagram to peer (default: the first association). True if MAST
@@ -49,7 +47,7 @@ class Mast:
         self._board.emit({"log": str(text), "app": True})
 
     def status(self):
-        return self._board.status()
+        return self._board.once("statusop", "status")
 
 
 class AppRunner:
@@ -61,7 +59,7 @@ class AppRunner:
         self.app = None
         self.error = None
         self.errors = 0
-        self.no_memory = 0  # of them MemoryErrors (the board's _exhausted counts them)
+        self.no_memory = 0  # of them MemoryErrors (the board's step counts them)
         self.due = None
         self.takes_data = False  # the app has on_data (the board copies a payload only then)
 

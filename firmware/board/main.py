@@ -17,7 +17,8 @@
 # applycfg.py), the configuration's store and schema glue (store.py, settings.py), the board
 # definition's checker (boarddef.py), the console's ops (getop.py: get, settings.py:
 # set/unset, cfgops.py: validate/commit and the whole check, consoleops.py:
-# uplink/maintenance/logs/inventory, statusop.py: hello/status) and the runtime's part of status (runtime/status.py), "HOST:PORT"
+# uplink/maintenance/logs/inventory, statusop.py: hello/status, uplinkops.py: what boot, apply
+# and uplink do to an uplink manager) and the runtime's part of status (runtime/status.py), "HOST:PORT"
 # text (runtime/hostport.py). The console's request checks (request.py, which also names the
 # module and function that carry the op out) go before each op runs. On MicroPython the core's schema
 # (mast/config.py) goes the same way: only these modules and the endpoint's checks use
@@ -54,8 +55,8 @@ GC_THRESHOLD = 0  # gc.threshold() for the running board, in bytes; 0: MicroPyth
 # 8K step either way), so the default stays.
 # modules loaded only for a moment (see the top); forgotten after each use
 ONCE = ("board.startup", "board.applycfg", "board.store", "board.settings", "board.boarddef",
-        "board.cfgops", "board.getop", "board.consoleops", "board.statusop", "runtime.status",
-        "runtime.peeraddr", "runtime.hostport")
+        "board.cfgops", "board.getop", "board.consoleops", "board.statusop", "board.uplinkops",
+        "runtime.status", "runtime.peeraddr", "runtime.hostport")
 # also forgotten after each use, on MicroPython only: under CPython (the tests) other modules
 # hold the schema's ConfigError, which a second copy of the module would not match
 ONCE_MP = ("mast.config",)
@@ -237,14 +238,39 @@ class Board:
             self.handle(name, ms[name].poll(now), now)
         if self.excl is not None:
             self.excl.step(now)
+        # (the runtime's events and the heap's watch are written out here, not in methods of
+        # their own: the board keeps every method of this class in its heap, ~105 B each)
         if self.rt is not None:
-            try:
-                self._pump(now)
+            try:  # the runtime's events: to the console and the app
+                for ev in self.rt.events():
+                    d = ev.as_dict()
+                    if d["event"] == "uplink_dead":  # its socket died: let the manager reconnect
+                        m = ms.get(d.get("uplink"))
+                        if m is not None and m.state == "up":
+                            m.fail("socket died: %s" % d.get("error"), now)
+                    self.emit(d)
+                    if self.app is not None:
+                        self.app.call("on_event", d)
             except MemoryError:  # what was being reported is lost, counted, never the board
                 self.rt.count("no_memory")
             if now >= self.ex_at:
+                # Once a second: reboot once the heap has run out in every second for
+                # EXHAUSTED_MS (the runtime's no_memory, rx_no_memory and rx_rest, the app's
+                # MemoryErrors). Seen below the smallest heap: after console ops had run out of
+                # memory no block for a datagram was ever free again and every path went down
+                # for good, or every tick of the app ran out of memory; a board that works
+                # counts none of these for minutes.
                 try:
-                    self._exhausted(now)
+                    self.ex_at = now + 1000
+                    c = self.rt.counters
+                    n = c.get("no_memory", 0) + c.get("rx_no_memory", 0) + c.get("rx_rest", 0)
+                    if self.app is not None:
+                        n += self.app.no_memory
+                    if n == self.ex_n:
+                        self.ex_since = now
+                    elif now - self.ex_since >= EXHAUSTED_MS:
+                        self.pending = "the heap ran out in every second for 30 s"
+                    self.ex_n = n
                 except MemoryError:  # (its next look, a second later)
                     pass
         if self.app is not None:
@@ -259,23 +285,6 @@ class Board:
                 self.stable_try = now - self.t0 + STABLE_RETRY_MS
         if self.pending:
             self.do_pending()
-
-    def _exhausted(self, now):
-        """Once a second: reboot once the heap has run out in every second for EXHAUSTED_MS
-        (the runtime's no_memory, rx_no_memory and rx_rest, the app's MemoryErrors). Seen
-        below the smallest heap: after console ops had run out of memory no block for a
-        datagram was ever free again and every path went down for good, or every tick of
-        the app ran out of memory; a board that works counts none of these for minutes."""
-        self.ex_at = now + 1000
-        c = self.rt.counters
-        n = c.get("no_memory", 0) + c.get("rx_no_memory", 0) + c.get("rx_rest", 0)
-        if self.app is not None:
-            n += self.app.no_memory
-        if n == self.ex_n:
-            self.ex_since = now
-        elif now - self.ex_since >= EXHAUSTED_MS:
-            self.pending = "the heap ran out in every second for 30 s"
-        self.ex_n = n
 
     def handle(self, name, report, now):
         """What an uplink manager's poll reported: up, down or failed."""
@@ -318,17 +327,6 @@ class Board:
         if app is not None and app.takes_data:
             app.call("on_data", peer, bytes(payload))
 
-    def _pump(self, now):
-        for ev in self.rt.events():
-            d = ev.as_dict()
-            if d["event"] == "uplink_dead":  # its socket died: let the manager reconnect
-                m = self.managers.get(d.get("uplink"))
-                if m is not None and m.state == "up":
-                    m.fail("socket died: %s" % d.get("error"), now)
-            self.emit(d)
-            if self.app is not None:
-                self.app.call("on_event", d)
-
     def do_pending(self):
         why = self.pending
         self.pending = None
@@ -346,29 +344,10 @@ class Board:
         finally:
             forget()  # what an op left loaded (status: runtime/status.py)
 
-    def status(self):
-        return self.once("statusop", "status")
-
     # The console's ops are in getop.py, settings.py, cfgops.py, consoleops.py, applycfg.py
     # and statusop.py: the console
     # has once() import the op's module for the request and forget it after
     # (console.Console.handle, request.call), so that their code takes no heap the rest of the time.
-
-
-def _crash_text(e):
-    try:
-        import io
-
-        buf = io.StringIO()
-        if MICROPYTHON:
-            sys.print_exception(e, buf)
-        else:
-            import traceback
-
-            traceback.print_exception(type(e), e, e.__traceback__, file=buf)
-        return buf.getvalue()
-    except Exception:
-        return repr(e)
 
 
 def run(board=None):
@@ -387,8 +366,23 @@ def run(board=None):
     except Exception as e:  # a crash: log it and reboot; CRASH_LIMIT in a row -> maintenance
         try:
             try:
+                # the traceback's text (here, not in a function of its own: the heap keeps
+                # every function of this module for the board's life, and this runs once)
+                try:
+                    import io
+
+                    buf = io.StringIO()
+                    if MICROPYTHON:
+                        sys.print_exception(e, buf)
+                    else:
+                        import traceback
+
+                        traceback.print_exception(type(e), e, e.__traceback__, file=buf)
+                    tb = buf.getvalue()
+                except Exception:
+                    tb = repr(e)
                 line = dumps({"log": "crash", "error": "%s: %s" % (type(e).__name__, e),
-                              "traceback": _crash_text(e)})
+                              "traceback": tb})
             except MemoryError:  # no heap left to describe it: a line that needs none
                 line = CRASH_NO_MEMORY
             if b is not None:

@@ -79,7 +79,7 @@ def parse(line):
     otherwise, with the request's id as e.rid when it has a usable one."""
     rid = None
     try:
-        if not line:  # (LineReader: None, too long; False, no heap for it)
+        if not line:  # (console.Console.lines: None, too long; False, no heap for it)
             raise OpError("line longer than %d bytes" % LINE_MAX if line is None
                           else "out of memory (the line was lost)")
         try:

@@ -79,7 +79,7 @@ def init(b, hw, files, write, clock, platform, random, app, stdio):
     b.recent = []  # the last RECENT log and event lines (for `logs`)
     b.rebuild = None  # apply: a new endpoint to make once poll() returns (applycfg)
     b.polling = False  # inside the runtime's poll() (the console is one of its readers)
-    b.ex_n = b.ex_since = b.ex_at = 0  # _exhausted: MemoryErrors counted, since
+    b.ex_n = b.ex_since = b.ex_at = 0  # Board.step: MemoryErrors counted, since
     # when one came every second, when to look again
 
 

@@ -5,7 +5,7 @@
 # little more than the document it builds (in consoleops.py, it needed room for all of
 # that module's code: a board a step too small answered `out of memory`).
 
-from .compat import VERSION, runtime_version
+from .compat import VERSION
 
 
 _CAUSES = ("PWRON_RESET", "HARD_RESET", "WDT_RESET", "DEEPSLEEP_RESET", "SOFT_RESET")
@@ -43,9 +43,27 @@ def hello(b):
     code takes heap only for the op)."""
     import sys
 
+    v = sys.implementation.version  # (the port's name and version: here, only hello needs it)
     return {"firmware": "mast-board", "version": VERSION, "board": b.bd["name"],
-            "title": b.bd["title"], "micropython": runtime_version(),
+            "title": b.bd["title"], "micropython": "%s %d.%d.%d" % (
+                sys.implementation.name, v[0], v[1], v[2]),
             "platform": sys.platform, "mode": b.mode, "protocol": 1}
+
+
+def uplink_status(m, now):
+    """The status of the uplink manager m (board/uplinks.py; here, not a method of it: a board
+    keeps that class loaded, and this runs only for the op)."""
+    s = {"kind": m.kind, "state": m.state, "addr": m.addr, "admin": m.admin,
+         "error": m.error, "attempts": m.attempts, "failures": m.failures,
+         "ups": m.ups, "up_ms": (now - m.since) if m.state == "up" else None}
+    if m.standby:
+        s["standby"] = True
+    if m.state == "down" and m.admin and not m.standby:
+        s["retry_in_ms"] = max(0, m.next_try - now)
+    detail = getattr(m, "detail", None)  # (kind-specific fields; a sim uplink has none)
+    if detail is not None:
+        s.update(detail())
+    return s
 
 
 def status(b):
@@ -66,7 +84,7 @@ def status(b):
     s["watchdog"] = b.bd["watchdog_ms"] if b.wdt is not None else None
     ups = {}
     for name in b.managers:
-        ups[name] = b.managers[name].status(now)
+        ups[name] = uplink_status(b.managers[name], now)
     if b.excl is not None:
         s["routing"] = {"mode": "exclusive", "active": b.excl.active}
     if b.rt is not None:

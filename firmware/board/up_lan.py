@@ -11,7 +11,7 @@
 # turns false when the PHY loses the link).
 
 from .uplinks import Manager, UplinkError
-from .up_wlan import nic_addr
+from .up_wlan import need_network, nic_addr
 
 
 class Lan(Manager):
@@ -25,7 +25,7 @@ class Lan(Manager):
 
     def _nic(self):
         if self.nic is None:
-            net = self.need_network()
+            net = need_network(self)
             Pin = self.hw.machine.Pin
             phy = self.spec["phy"]
             kw = {"mdc": Pin(phy["mdc"]), "mdio": Pin(phy["mdio"]), "phy_addr": phy["addr"]}

@@ -25,7 +25,7 @@
 
 from .uplinks import Manager, UplinkError, NeedsConfig
 from .atchat import Chat, ChatError, Step
-from .up_wlan import nic_addr
+from .up_wlan import need_network, nic_addr
 from .compat import sleep_ms
 
 _PPP_MS = 30000  # from CONNECT to an IP address
@@ -147,7 +147,7 @@ class Ppp(Manager):
     def start(self, now):
         m = self.m
         steps = self._steps()
-        self.need_network()
+        need_network(self)
         if self.uart is None:
             UART = self.hw.machine.UART
             try:

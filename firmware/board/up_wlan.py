@@ -21,6 +21,17 @@ _FAILURES = (
 )
 
 
+def need_network(m):
+    """The port's network module for the uplink manager m (a hardware kind: wlan, and lan and
+    ppp, which import this module for it and nic_addr); NeedsConfig (no retries) where there is
+    none. (Here, not in uplinks.Manager: a board without hardware uplinks keeps that class
+    loaded, and would keep this too.)"""
+    hw = m.hw
+    if hw is None or hw.network is None or (m.kind != "wlan" and hw.machine is None):
+        raise NeedsConfig("this port has no network driver: a %s uplink needs a board" % m.kind)
+    return hw.network
+
+
 def nic_addr(nic):
     """The interface's IPv4 address, or None (ipconfig: rp2 from 1.23, ESP32 from 1.24; else
     ifconfig)."""
@@ -43,7 +54,7 @@ class Wlan(Manager):
 
     def _nic(self):
         if self.nic is None:
-            net = self.need_network()
+            net = need_network(self)
             self.nic = net.WLAN(net.STA_IF)
         return self.nic
 

@@ -10,7 +10,9 @@
 #
 # This file has the shared state machine and the `sim` kind (the unix port's
 # local addresses, renumbered from the console). The hardware kinds are in
-# up_wlan.py, up_lan.py and up_ppp.py, imported only by boards that have them.
+# up_wlan.py, up_lan.py and up_ppp.py, imported only by boards that have them (with what
+# they share: up_wlan.need_network); what the console's ops do to a manager is in
+# uplinkops.py, imported only for them.
 
 from mast.compat import const
 
@@ -49,63 +51,23 @@ class Manager:
         self.since = None
 
     # ---- what each kind provides -------------------------------------------------
-
-    def start(self, now):
-        """Begin a connect attempt (never blocks for long); UplinkError if it cannot."""
-
-    def check(self, now):
-        """While connecting: the address once up, else None. UplinkError on failure."""
-        return None
-
-    def current(self, now):
-        """While up: the address now (it may change), or None if the link is lost."""
-        return self.addr
-
-    def stop(self, hard):
-        """Hang up. hard: the uplink is being held down, power it off too."""
-
-    def detail(self):
-        """Kind-specific status fields."""
-        return {}
-
-    def need_network(self):
-        """The port's network module; NeedsConfig (no retries) where there is none."""
-        hw = self.hw
-        if hw is None or hw.network is None or (self.kind != "wlan" and hw.machine is None):
-            raise NeedsConfig("this port has no network driver: a %s uplink needs a board" % self.kind)
-        return hw.network
+    # No defaults here: a board keeps this class loaded, and a method costs its heap whether
+    # or not it ever runs. Every kind defines the first three; the last two where it has
+    # something to do or say (a sim uplink has neither):
+    #   start(now)    begin a connect attempt (never blocks for long); UplinkError if it cannot
+    #   check(now)    while connecting: the address once up, else None; UplinkError on failure
+    #   current(now)  while up: the address now (it may change), or None if the link is lost
+    #   stop(hard)    hang up; hard: the uplink is being held down, power it off too
+    #   detail()      kind-specific status fields (statusop.uplink_status)
 
     # ---- the shared state machine --------------------------------------------------
-
-    def enabled(self):
-        return self.admin and not self.standby
-
-    def configure(self, opts, now):
-        """New settings for this uplink; reconnects if they matter to it."""
-        changed = opts != self.opts
-        self.opts = opts
-        if changed and self.state != "off":
-            was_up = self.state == "up"
-            self._stop(False)
-            self.state = "down"
-            self.addr = None
-            self.next_try = now
-            self.backoff = BACKOFF_MIN_MS
-            if was_up:
-                return ("down", "reconfigured")
-        return None
-
-    def set_admin(self, up, now):
-        self.admin = up
-        if up and self.state in ("down", "unconfigured"):
-            self.next_try = now
-            self.backoff = BACKOFF_MIN_MS
+    # (enabled: self.admin and not self.standby, written out where it is asked: no method)
 
     def poll(self, now):
         """One step. Returns None, ("up", addr) (also for a new address),
         ("down", why) when an up uplink went down, or ("fail", why) when a connect
         attempt failed."""
-        if not self.enabled():
+        if not (self.admin and not self.standby):
             if self.state != "off":
                 was_up = self.state == "up"
                 self._stop(True)
@@ -152,7 +114,7 @@ class Manager:
         except (UplinkError, OSError, ValueError, TypeError, AttributeError) as e:
             # drivers raise OSError (and, on some ports, ValueError/TypeError for a
             # bad pin or a missing feature): the uplink failed, the board goes on
-            return self.fail(_text(e), now)
+            return self.fail(str(e) if isinstance(e, UplinkError) else "%s: %s" % (type(e).__name__, e), now)
         return None
 
     def fail(self, why, now):
@@ -166,40 +128,21 @@ class Manager:
         self.backoff = min(self.backoff * 2, BACKOFF_MAX_MS)
         return ("down" if was_up else "fail", why)
 
-    def retry_now(self, now):
-        if self.state == "down":
-            self.next_try = now
-
     def _stop(self, hard):
         try:
-            self.stop(hard)
+            stop = getattr(self, "stop", None)
+            if stop is not None:
+                stop(hard)
         except Exception:  # a driver that fails to hang up must not stop the board
             pass
 
     def wait_ms(self, now):
         """How soon poll() wants to run again."""
-        if not self.enabled() or self.state == "unconfigured":
+        if not (self.admin and not self.standby) or self.state == "unconfigured":
             return 1000
         if self.state == "down":
             return max(0, min(1000, self.next_try - now))
         return 100 if self.state == "connecting" else 500
-
-    def status(self, now):
-        s = {"kind": self.kind, "state": self.state, "addr": self.addr, "admin": self.admin,
-             "error": self.error, "attempts": self.attempts, "failures": self.failures,
-             "ups": self.ups, "up_ms": (now - self.since) if self.state == "up" else None}
-        if self.standby:
-            s["standby"] = True
-        if self.state == "down" and self.enabled():
-            s["retry_in_ms"] = max(0, self.next_try - now)
-        s.update(self.detail())
-        return s
-
-
-def _text(e):
-    if isinstance(e, UplinkError):
-        return str(e)
-    return "%s: %s" % (type(e).__name__, e)
 
 
 class Sim(Manager):
@@ -213,20 +156,6 @@ class Sim(Manager):
         self.via = spec.get("via")  # a relay ("ip:port"), or None
         self.public = spec.get("public")  # the relay's outside address: what the peer sees
 
-    def configure(self, opts, now):
-        a = opts.get("address") or self.spec.get("address")
-        self.opts = opts
-        if a != self.address:
-            self.address = a
-        return None  # a new address shows up at the next poll, as a renumbering
-
-    def renumber(self, addr):
-        """A new local address; through a relay, a new outside address ("ip:port")."""
-        if self.via:
-            self.public = addr
-        else:
-            self.address = addr
-
     def start(self, now):
         if not self.address:
             raise NeedsConfig("no address: set uplinks.%s.address" % self.name)
@@ -236,21 +165,3 @@ class Sim(Manager):
 
     def current(self, now):
         return self.address
-
-
-def make(name, spec, opts, hw):
-    """The manager for a board definition's uplink entry (imports only what it needs)."""
-    kind = spec["kind"]
-    if kind == "sim":
-        return Sim(name, spec, opts, hw)
-    if kind == "wlan":
-        from .up_wlan import Wlan
-
-        return Wlan(name, spec, opts, hw)
-    if kind == "lan":
-        from .up_lan import Lan
-
-        return Lan(name, spec, opts, hw)
-    from .up_ppp import Ppp
-
-    return Ppp(name, spec, opts, hw)

@@ -42,7 +42,7 @@ def sha256(data):
 # configuration (board path without .py -> why it would be needed). Every module not named
 # here goes to every board; a name here goes only where board_modules() says.
 CONDITIONAL = {
-    "board/up_wlan": "a wlan, lan or ppp uplink (lan and ppp use its address helper)",
+    "board/up_wlan": "a wlan, lan or ppp uplink (lan and ppp use its address helper and network check)",
     "board/up_lan": "a lan uplink (Ethernet)",
     "board/up_ppp": "a ppp uplink (a cellular modem)",
     "board/atchat": "a ppp uplink (the modem's AT dialogue)",

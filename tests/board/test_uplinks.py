@@ -8,7 +8,8 @@ from fake_machine import FakeMachine, FakeModem
 from fake_network import FakeNetwork
 import fake_network
 from board.hw import Hardware
-from board import uplinks
+from board import uplinks, uplinkops
+from board.statusop import uplink_status
 from board.uplinks import BACKOFF_MIN_MS, BACKOFF_MAX_MS
 
 WIFI = {"kind": "wlan", "priority": 20, "cost": 0}
@@ -50,40 +51,40 @@ def is_up(r):
 
 
 def test_sim_uplink_is_up_at_once_with_its_address():
-    s = uplinks.make("eth", {"kind": "sim", "address": "127.0.0.2"}, {}, None)
+    s = uplinkops.make("eth", {"kind": "sim", "address": "127.0.0.2"}, {}, None)
     assert s.poll(0) == ("up", "127.0.0.2")
     assert s.state == "up" and s.addr == "127.0.0.2"
     assert s.poll(100) is None
 
 
 def test_sim_uplink_configured_address_wins_over_the_board_definition():
-    s = uplinks.make("eth", {"kind": "sim", "address": "127.0.0.2"}, {"address": "127.0.0.9"}, None)
+    s = uplinkops.make("eth", {"kind": "sim", "address": "127.0.0.2"}, {"address": "127.0.0.9"}, None)
     assert s.poll(0) == ("up", "127.0.0.9")
 
 
 def test_sim_uplink_renumbered_reports_up_with_the_new_address():
-    s = uplinks.make("wifi", {"kind": "sim", "address": "127.0.0.3"}, {}, None)
+    s = uplinkops.make("wifi", {"kind": "sim", "address": "127.0.0.3"}, {}, None)
     s.poll(0)
-    s.renumber("127.0.0.5")
+    uplinkops.renumber(s, "127.0.0.5")
     assert s.poll(100) == ("up", "127.0.0.5")
     assert s.addr == "127.0.0.5"
 
 
 def test_sim_uplink_given_a_new_address_by_the_configuration_reports_it_at_the_next_poll():
-    s = uplinks.make("eth", {"kind": "sim", "address": "127.0.0.2"}, {}, None)
+    s = uplinkops.make("eth", {"kind": "sim", "address": "127.0.0.2"}, {}, None)
     s.poll(0)
-    assert s.configure({"address": "127.0.0.9"}, 50) is None  # (an apply of uplinks.eth.address)
+    assert uplinkops.configure(s, {"address": "127.0.0.9"}, 50) is None  # (an apply of uplinks.eth.address)
     assert s.poll(100) == ("up", "127.0.0.9") and s.addr == "127.0.0.9"
 
 
 def test_uplink_held_down_reports_down_then_comes_back_when_released():
-    s = uplinks.make("eth", {"kind": "sim", "address": "127.0.0.2"}, {}, None)
+    s = uplinkops.make("eth", {"kind": "sim", "address": "127.0.0.2"}, {}, None)
     s.poll(0)
-    s.set_admin(False, 50)
+    uplinkops.set_admin(s, False, 50)
     assert s.poll(100) == ("down", "held down")
     assert s.state == "off"
     assert s.poll(200) is None
-    s.set_admin(True, 300)
+    uplinkops.set_admin(s, True, 300)
     assert s.poll(300) == ("up", "127.0.0.2")
 
 
@@ -115,7 +116,7 @@ def test_failed_attempts_are_retried_with_doubling_backoff_up_to_a_minute():
 
 
 def test_success_resets_the_backoff():
-    s = uplinks.make("eth", {"kind": "sim", "address": "127.0.0.2"}, {}, None)
+    s = uplinkops.make("eth", {"kind": "sim", "address": "127.0.0.2"}, {}, None)
     s.backoff = 16000
     s.poll(0)
     assert s.backoff == BACKOFF_MIN_MS
@@ -126,7 +127,7 @@ def test_success_resets_the_backoff():
 
 def test_wlan_without_ssid_is_unconfigured_and_not_retried():
     hw, m, net = rig()
-    w = uplinks.make("wifi", WIFI, {}, hw)
+    w = uplinkops.make("wifi", WIFI, {}, hw)
     assert w.poll(0) == ("fail", "no network name: set uplinks.wifi.ssid")
     assert w.state == "unconfigured"
     for t in range(100, 120000, 1000):
@@ -136,7 +137,7 @@ def test_wlan_without_ssid_is_unconfigured_and_not_retried():
 
 def test_wlan_connects_as_a_station_and_reports_its_address():
     hw, m, net = rig()
-    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
+    w = uplinkops.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
     t, r, _ = drive(w, 0, is_up)
     assert r == ("up", "192.168.1.50")
     assert ("WLAN", net.STA_IF) in net.calls
@@ -147,14 +148,14 @@ def test_wlan_connects_as_a_station_and_reports_its_address():
 def test_wlan_open_network_connects_without_a_password():
     hw, m, net = rig()
     net.networks = {"cafe": None}
-    w = uplinks.make("wifi", WIFI, {"ssid": "cafe"}, hw)
+    w = uplinkops.make("wifi", WIFI, {"ssid": "cafe"}, hw)
     drive(w, 0, is_up)
     assert ("wlan.connect", "cafe", None) in net.calls
 
 
 def test_wlan_wrong_password_is_a_clear_error_and_retried_with_backoff():
     hw, m, net = rig()
-    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "battery staple"}, hw)
+    w = uplinkops.make("wifi", WIFI, {"ssid": "home", "password": "battery staple"}, hw)
     t, r, _ = drive(w, 0, lambda r: r[0] == "fail")
     assert r[1] == "wrong password for network 'home' (uplinks.wifi.password)", r
     assert "battery staple" not in r[1]
@@ -165,14 +166,14 @@ def test_wlan_wrong_password_is_a_clear_error_and_retried_with_backoff():
 
 def test_wlan_unknown_network_is_a_clear_error():
     hw, m, net = rig()
-    w = uplinks.make("wifi", WIFI, {"ssid": "elsewhere"}, hw)
+    w = uplinkops.make("wifi", WIFI, {"ssid": "elsewhere"}, hw)
     t, r, _ = drive(w, 0, lambda r: r[0] == "fail")
     assert r[1] == "no network named 'elsewhere' in range (uplinks.wifi.ssid)"
 
 
 def test_wlan_lost_association_is_reported_down_then_reconnected():
     hw, m, net = rig()
-    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
+    w = uplinkops.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
     t, _, _ = drive(w, 0, is_up)
     net.wlan.drop()
     t, r, _ = drive(w, t + 100, lambda r: r[0] == "down")
@@ -184,10 +185,10 @@ def test_wlan_lost_association_is_reported_down_then_reconnected():
 
 def test_wlan_new_credentials_reconnect():
     hw, m, net = rig()
-    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
+    w = uplinkops.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
     t, _, _ = drive(w, 0, is_up)
     net.networks["office"] = "open sesame!"
-    assert w.configure({"ssid": "office", "password": "open sesame!"}, t) == ("down", "reconfigured")
+    assert uplinkops.configure(w, {"ssid": "office", "password": "open sesame!"}, t) == ("down", "reconfigured")
     drive(w, t, is_up)
     assert ("wlan.connect", "office", "open sesame!") in net.calls
 
@@ -197,7 +198,7 @@ def test_wlan_new_credentials_reconnect():
 
 def test_lan_builds_the_phy_from_the_board_definition():
     hw, m, net = rig()
-    e = uplinks.make("eth", ETH, {}, hw)
+    e = uplinkops.make("eth", ETH, {}, hw)
     t, r, _ = drive(e, 0, is_up)
     assert r == ("up", "10.0.0.7")
     kw = net.lan.kw
@@ -210,22 +211,22 @@ def test_lan_builds_the_phy_from_the_board_definition():
 def test_lan_without_cable_waits_for_the_link_without_failing():
     hw, m, net = rig()
     net.polls_to_connect = 5
-    e = uplinks.make("eth", ETH, {}, hw)
+    e = uplinkops.make("eth", ETH, {}, hw)
     e.poll(0)  # creates the LAN object
     net.lan.cable = False
     for t in range(100, 100000, 100):
         assert e.poll(t) is None
     assert e.state == "connecting" and e.failures == 0
     assert e.error == "no link (is the cable plugged in?)"
-    assert e.status(t)["link"] == "down"
+    assert uplink_status(e, t)["link"] == "down"
     net.lan.cable = True
     t, r, _ = drive(e, t, is_up)
-    assert r == ("up", "10.0.0.7") and e.status(t)["link"] == "up"
+    assert r == ("up", "10.0.0.7") and uplink_status(e, t)["link"] == "up"
 
 
 def test_lan_cable_pulled_is_reported_down_at_once_and_up_when_back():
     hw, m, net = rig()
-    e = uplinks.make("eth", ETH, {}, hw)
+    e = uplinkops.make("eth", ETH, {}, hw)
     t, _, _ = drive(e, 0, is_up)
     net.lan.cable = False
     assert e.poll(t + 100) == ("down", "link lost")
@@ -236,9 +237,9 @@ def test_lan_cable_pulled_is_reported_down_at_once_and_up_when_back():
 
 def test_lan_held_down_deactivates_the_interface():
     hw, m, net = rig()
-    e = uplinks.make("eth", ETH, {}, hw)
+    e = uplinkops.make("eth", ETH, {}, hw)
     t, _, _ = drive(e, 0, is_up)
-    e.set_admin(False, t)
+    uplinkops.set_admin(e, False, t)
     assert e.poll(t + 100) == ("down", "held down")
     assert net.calls[-1] == ("lan.active", False)
 
@@ -247,7 +248,7 @@ def test_lan_unknown_phy_driver_is_a_clear_error():
     hw, m, net = rig()
     spec = {"kind": "lan", "priority": 10, "cost": 0, "phy": dict(ETH["phy"])}
     spec["phy"]["type"] = "RTL8201"
-    e = uplinks.make("eth", spec, {}, hw)
+    e = uplinkops.make("eth", spec, {}, hw)
     assert e.poll(0) == ("fail", "this firmware has no driver for the RTL8201 PHY")
 
 
@@ -263,7 +264,7 @@ def cell_rig(**modem):
 
 def test_ppp_powers_the_modem_dials_and_brings_up_ppp():
     hw, m, net, modem = cell_rig()
-    c = uplinks.make("cell", CELL, {"apn": "internet"}, hw)
+    c = uplinkops.make("cell", CELL, {"apn": "internet"}, hw)
     t, r, _ = drive(c, 0, is_up, step=50)
     assert r == ("up", "100.64.0.9")
     # power: supply on, then a PWRKEY pulse (released - pressed - released)
@@ -275,12 +276,12 @@ def test_ppp_powers_the_modem_dials_and_brings_up_ppp():
     assert modem.apn == "internet"
     assert ("PPP", m.uarts[0]) in net.calls and ("ppp.connect",) in net.calls
     assert t >= MODEM["boot_ms"]  # it waited for the modem to boot
-    assert c.status(t)["signal"] == 18 and c.status(t)["registered"] == 1
+    assert uplink_status(c, t)["signal"] == 18 and uplink_status(c, t)["registered"] == 1
 
 
 def test_ppp_modem_already_on_is_not_switched_off_by_a_pwrkey_pulse():
     hw, m, net, modem = cell_rig(on=True)
-    c = uplinks.make("cell", CELL, {"apn": "internet"}, hw)
+    c = uplinkops.make("cell", CELL, {"apn": "internet"}, hw)
     drive(c, 0, is_up, step=50)
     assert [p for p in m.pin_log if p[0] == 4] == []
     assert modem.on
@@ -288,7 +289,7 @@ def test_ppp_modem_already_on_is_not_switched_off_by_a_pwrkey_pulse():
 
 def test_ppp_silent_modem_is_a_clear_error_naming_the_uart():
     hw, m, net = rig()  # no modem on the UART
-    c = uplinks.make("cell", CELL, {"apn": "internet"}, hw)
+    c = uplinkops.make("cell", CELL, {"apn": "internet"}, hw)
     t, r, _ = drive(c, 0, lambda r: r[0] == "fail", step=100)
     assert r[1] == ("the modem does not answer AT (check its power and the UART: tx=26 rx=27 "
                     "at 115200 baud): no answer within 1000 ms"), r
@@ -296,14 +297,14 @@ def test_ppp_silent_modem_is_a_clear_error_naming_the_uart():
 
 def test_ppp_sim_pin_missing_is_a_clear_error():
     hw, m, net, modem = cell_rig(on=True, pin="1234")
-    c = uplinks.make("cell", CELL, {"apn": "internet"}, hw)
+    c = uplinkops.make("cell", CELL, {"apn": "internet"}, hw)
     t, r, _ = drive(c, 0, lambda r: r[0] == "fail", step=50)
     assert r[1] == "the SIM needs its PIN: set uplinks.cell.sim_pin"
 
 
 def test_ppp_sim_pin_is_entered_when_configured():
     hw, m, net, modem = cell_rig(on=True, pin="1234")
-    c = uplinks.make("cell", CELL, {"apn": "internet", "sim_pin": "1234"}, hw)
+    c = uplinkops.make("cell", CELL, {"apn": "internet", "sim_pin": "1234"}, hw)
     drive(c, 0, is_up, step=50)
     assert "AT+CPIN=1234" in modem.commands and modem.unlocked
     assert modem.commands.count("AT+CPIN?") == 2
@@ -311,50 +312,50 @@ def test_ppp_sim_pin_is_entered_when_configured():
 
 def test_ppp_no_sim_card_is_reported():
     hw, m, net, modem = cell_rig(on=True, sim="SIM not inserted")
-    c = uplinks.make("cell", CELL, {"apn": "internet"}, hw)
+    c = uplinkops.make("cell", CELL, {"apn": "internet"}, hw)
     t, r, _ = drive(c, 0, lambda r: r[0] == "fail", step=100)
     assert r[1] == "SIM check (is a SIM inserted?): +CME ERROR: SIM not inserted"
 
 
 def test_ppp_waits_for_signal_and_registration():
     hw, m, net, modem = cell_rig(on=True, csq=(99, 99, 99, 14), reg=(2, 2, 5))
-    c = uplinks.make("cell", CELL, {"apn": "internet"}, hw)
+    c = uplinkops.make("cell", CELL, {"apn": "internet"}, hw)
     t, r, _ = drive(c, 0, is_up, step=50)
     assert modem.commands.count("AT+CSQ") == 4 and modem.commands.count("AT+CEREG?") == 3
-    assert c.status(t)["signal"] == 14 and c.status(t)["registered"] == 5
+    assert uplink_status(c, t)["signal"] == 14 and uplink_status(c, t)["registered"] == 5
 
 
 def test_ppp_no_signal_is_a_clear_error():
     hw, m, net, modem = cell_rig(on=True, csq=(99,))
-    c = uplinks.make("cell", CELL, {"apn": "internet"}, hw)
+    c = uplinkops.make("cell", CELL, {"apn": "internet"}, hw)
     t, r, _ = drive(c, 0, lambda r: r[0] == "fail", step=100)
     assert r[1].startswith("no signal (check the antenna): answered +CSQ: 99,99"), r
 
 
 def test_ppp_registration_denied_is_reported():
     hw, m, net, modem = cell_rig(on=True, reg=(3,))
-    c = uplinks.make("cell", CELL, {"apn": "internet"}, hw)
+    c = uplinkops.make("cell", CELL, {"apn": "internet"}, hw)
     t, r, _ = drive(c, 0, lambda r: r[0] == "fail", step=100)
     assert r[1] == "the network denied registration (stat 3)"
 
 
 def test_ppp_without_apn_is_unconfigured():
     hw, m, net, modem = cell_rig(on=True)
-    c = uplinks.make("cell", CELL, {}, hw)
+    c = uplinkops.make("cell", CELL, {}, hw)
     assert c.poll(0) == ("fail", "no APN: set uplinks.cell.apn")
     assert c.state == "unconfigured" and modem.commands == []
 
 
 def test_ppp_dial_failure_is_reported_with_the_modems_words():
     hw, m, net, modem = cell_rig(on=True, dial="NO CARRIER")
-    c = uplinks.make("cell", CELL, {"apn": "internet"}, hw)
+    c = uplinkops.make("cell", CELL, {"apn": "internet"}, hw)
     t, r, _ = drive(c, 0, lambda r: r[0] == "fail", step=50)
     assert r[1] == "dialling *99# failed: NO CARRIER"
 
 
 def test_ppp_lost_link_hangs_up_and_redials_from_the_at_dialogue():
     hw, m, net, modem = cell_rig(on=True)
-    c = uplinks.make("cell", CELL, {"apn": "internet"}, hw)
+    c = uplinkops.make("cell", CELL, {"apn": "internet"}, hw)
     t, _, _ = drive(c, 0, is_up, step=50)
     net.ppps[-1].drop()
     t, r, _ = drive(c, t + 50, lambda r: r[0] == "down", step=50)
@@ -369,10 +370,10 @@ def test_ppp_lost_link_hangs_up_and_redials_from_the_at_dialogue():
 
 def test_ppp_held_down_switches_the_modem_off():
     hw, m, net, modem = cell_rig()
-    c = uplinks.make("cell", CELL, {"apn": "internet"}, hw)
+    c = uplinkops.make("cell", CELL, {"apn": "internet"}, hw)
     t, _, _ = drive(c, 0, is_up, step=50)
     assert modem.on
-    c.set_admin(False, t)
+    uplinkops.set_admin(c, False, t)
     assert c.poll(t + 50) == ("down", "held down")
     assert not modem.on
 
@@ -389,9 +390,9 @@ def test_a_modem_that_echoes_the_pin_back_never_shows_it_in_status():
     hw, m, net = rig()
     modem = _EchoingModem(on=True, pin="1234")
     modem.attach(m, pwrkey=4, active=1)
-    c = uplinks.make("cell", CELL, {"apn": "internet", "sim_pin": "9876"}, hw)
+    c = uplinkops.make("cell", CELL, {"apn": "internet", "sim_pin": "9876"}, hw)
     seen = []
-    t, r, _ = drive(c, 0, lambda r: seen.append(json.dumps(c.status(0))) or r[0] == "fail", step=50)
+    t, r, _ = drive(c, 0, lambda r: seen.append(json.dumps(uplink_status(c, 0))) or r[0] == "fail", step=50)
     assert "AT+CPIN=9876" in modem.commands  # the wrong PIN went out, and was echoed
     assert seen and not [s for s in seen if "9876" in s], [s for s in seen if "9876" in s][:1]
     assert "9876" not in str(r)
@@ -424,22 +425,22 @@ def _retry_waits(mgr, t, n, failed=None, step=100, limit=800000):
 
 def test_new_settings_or_a_release_start_the_backoff_again_from_a_second():
     hw, m, net = rig()
-    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "battery staple"}, hw)
+    w = uplinkops.make("wifi", WIFI, {"ssid": "home", "password": "battery staple"}, hw)
     waits, t = _retry_waits(w, 0, 8)  # backed off to the minute by now
     assert waits[:3] == [BACKOFF_MIN_MS, 2 * BACKOFF_MIN_MS, 4 * BACKOFF_MIN_MS], waits
     assert waits[-1] == waits[-2] == BACKOFF_MAX_MS, waits
     # another (still wrong) password: tried at once, and a second after that failure
     n = len(net.calls)
-    w.configure({"ssid": "home", "password": "tr0ub4dor"}, t)
+    uplinkops.configure(w, {"ssid": "home", "password": "tr0ub4dor"}, t)
     r = w.poll(t)
     assert ("wlan.connect", "home", "tr0ub4dor") in net.calls[n:]
     waits, t = _retry_waits(w, t + 100, 1, t if r is not None and r[0] == "fail" else None)
     assert waits == [BACKOFF_MIN_MS], waits
     _retry_waits(w, t, 6)  # a minute again
     # held down, then released (`uplink wifi down`, `uplink wifi up`): the same
-    w.set_admin(False, t)
+    uplinkops.set_admin(w, False, t)
     assert w.poll(t) is None and w.state == "off"
-    w.set_admin(True, t + 100)
+    uplinkops.set_admin(w, True, t + 100)
     waits, t = _retry_waits(w, t + 100, 1)
     assert waits == [BACKOFF_MIN_MS], waits
 
@@ -447,7 +448,7 @@ def test_new_settings_or_a_release_start_the_backoff_again_from_a_second():
 def test_a_connect_that_never_completes_fails_at_its_deadline_and_is_retried():
     hw, m, net = rig()
     net.polls_to_connect = 10 ** 9  # associated, but DHCP never answers
-    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
+    w = uplinkops.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
     t, r, _ = drive(w, 0, lambda r: r[0] == "fail")
     assert r == ("fail", "not connected after 30 s") and t == w.connect_ms == 30000
     n = len([c for c in net.calls if c[0] == "wlan.connect"])
@@ -457,22 +458,22 @@ def test_a_connect_that_never_completes_fails_at_its_deadline_and_is_retried():
 
 def test_status_says_what_happened_and_clears_the_error_once_up():
     hw, m, net = rig()
-    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "battery staple"}, hw)
+    w = uplinkops.make("wifi", WIFI, {"ssid": "home", "password": "battery staple"}, hw)
     t, r, _ = drive(w, 0, lambda r: r[0] == "fail")
-    st = w.status(t)
+    st = uplink_status(w, t)
     assert (st["state"], st["attempts"], st["failures"], st["ups"], st["up_ms"]) == ("down", 1, 1, 0, None)
     assert st["error"] == "wrong password for network 'home' (uplinks.wifi.password)"
-    assert st["retry_in_ms"] == BACKOFF_MIN_MS and w.status(t + 400)["retry_in_ms"] == 600
+    assert st["retry_in_ms"] == BACKOFF_MIN_MS and uplink_status(w, t + 400)["retry_in_ms"] == 600
     net.networks["home"] = "battery staple"  # the network's password changed to this one
     t, r, _ = drive(w, t, is_up)
     assert w.poll(t + 500) is None  # up, and watched
-    st = w.status(t + 5000)
+    st = uplink_status(w, t + 5000)
     assert (st["state"], st["error"], st["attempts"], st["failures"], st["ups"]) == ("up", None, 2, 1, 1), st
     assert st["up_ms"] == 5000 and st["rssi"] == -61 and st["addr"] == "192.168.1.50"
     assert "retry_in_ms" not in st and "standby" not in st
     w.standby = True  # exclusive routing holds it down
     assert w.poll(t + 5100) == ("down", "standby")
-    st = w.status(t + 5200)
+    st = uplink_status(w, t + 5200)
     assert st["standby"] is True and st["state"] == "off" and st["addr"] is None
 
 
@@ -482,19 +483,19 @@ def test_wlan_joins_once_the_network_is_back_though_the_driver_still_shows_the_l
     # take it for its own failure, or the board never joins again
     hw, m, net = rig()
     net.networks = {}
-    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
+    w = uplinkops.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
     t, r, _ = drive(w, 0, lambda r: r[0] == "fail")
     assert r == ("fail", "no network named 'home' in range (uplinks.wifi.ssid)") and t < 1000
     assert net.wlan.status() == net.STAT_NO_AP_FOUND  # hung up, and still says so
     net.networks = {"home": "correct horse"}  # back in range
     t2, r2, seen = drive(w, t + 100, is_up)
     assert seen == [("up", "192.168.1.50")], seen
-    assert t2 - t <= BACKOFF_MIN_MS + 500 and w.status(t2)["error"] is None
+    assert t2 - t <= BACKOFF_MIN_MS + 500 and uplink_status(w, t2)["error"] is None
 
 
 def test_wlan_a_failure_the_driver_showed_before_connect_is_reported_at_the_deadline():
     hw, m, net = rig()
-    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "battery staple"}, hw)
+    w = uplinkops.make("wifi", WIFI, {"ssid": "home", "password": "battery staple"}, hw)
     t, r, _ = drive(w, 0, lambda r: r[0] == "fail")
     msg = "wrong password for network 'home' (uplinks.wifi.password)"
     assert r == ("fail", msg) and t < 1000  # a new code: at once
@@ -529,7 +530,7 @@ def test_wlan_on_rp2_the_same_failure_again_is_named_as_soon_as_it_comes():
     # it is the one status() gave before connect()
     hw, m, net = rig()
     net.wlan = _Cyw43WLAN(net)
-    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "battery staple"}, hw)
+    w = uplinkops.make("wifi", WIFI, {"ssid": "home", "password": "battery staple"}, hw)
     t, r, _ = drive(w, 0, lambda r: r[0] == "fail")
     msg = "wrong password for network 'home' (uplinks.wifi.password)"
     assert r == ("fail", msg) and t < 1000
@@ -545,7 +546,7 @@ def test_a_failed_uplink_whose_retry_is_due_asks_the_loop_not_to_wait():
     # the board's loop sleeps for the least wait_ms of its uplinks (rt.poll(wait)); a turn that
     # comes late finds the retry's moment passed: a negative wait would make poll() wait for ever
     hw, m, net = rig()
-    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "battery staple"}, hw)
+    w = uplinkops.make("wifi", WIFI, {"ssid": "home", "password": "battery staple"}, hw)
     t, r, _ = drive(w, 0, lambda r: r[0] == "fail")
     assert w.wait_ms(t) == BACKOFF_MIN_MS and w.wait_ms(t + 400) == 600
     assert w.wait_ms(t + BACKOFF_MIN_MS) == 0 and w.wait_ms(t + BACKOFF_MIN_MS + 7) == 0
@@ -573,7 +574,7 @@ class _FaultyWLAN(fake_network.FakeWLAN):
 def test_a_driver_error_fails_the_attempt_with_its_type_and_the_board_goes_on():
     hw, m, net = rig()
     net.wlan = _FaultyWLAN(net)
-    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
+    w = uplinkops.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
     assert w.poll(0) == ("fail", "OSError: Wifi Internal Error")
     assert w.state == "down" and w.error == "OSError: Wifi Internal Error"
     net.wlan.on_connect = False
@@ -584,9 +585,9 @@ def test_a_driver_error_fails_the_attempt_with_its_type_and_the_board_goes_on():
 def test_a_driver_that_fails_to_hang_up_still_leaves_the_uplink_held_down():
     hw, m, net = rig()
     net.wlan = _FaultyWLAN(net, on_connect=False, on_disconnect=True)
-    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
+    w = uplinkops.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
     t, _, _ = drive(w, 0, is_up)
-    w.set_admin(False, t)
+    uplinkops.set_admin(w, False, t)
     assert w.poll(t + 100) == ("down", "held down")
     assert w.state == "off" and w.addr is None and w.poll(t + 200) is None
     # and the interface is off all the same: its route goes (exclusive routing relies on it)
@@ -605,7 +606,7 @@ class _NoRssiWLAN(fake_network.FakeWLAN):
 def test_wlan_on_a_port_without_an_rssi_stays_up_without_one():
     hw, m, net = rig()
     net.wlan = _NoRssiWLAN(net)
-    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
+    w = uplinkops.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
     t, r, _ = drive(w, 0, is_up)
     for x in range(t + 100, t + 10000, 100):
         assert w.poll(x) is None, x  # (no fail, no down: the link is fine)
@@ -629,7 +630,7 @@ class _LateAddrWLAN(fake_network.FakeWLAN):
 def test_wlan_is_not_up_before_it_has_an_address():
     hw, m, net = rig()
     net.wlan = _LateAddrWLAN(net, 3)
-    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
+    w = uplinkops.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
     t, r, seen = drive(w, 0, is_up)
     assert seen == [("up", "192.168.1.50")], seen
 
@@ -655,7 +656,7 @@ class _OldPortWLAN(fake_network.FakeWLAN):
 def test_wlan_on_a_port_without_ipconfig_reads_its_address_from_ifconfig():
     hw, m, net = rig()
     net.wlan = _OldPortWLAN(net, 3)  # associated a few polls before it has an address
-    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
+    w = uplinkops.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
     t, r, seen = drive(w, 0, is_up)
     assert seen == [("up", "192.168.1.50")], seen
     assert w.state == "up" and w.addr == "192.168.1.50"
@@ -674,7 +675,7 @@ class _DownIpconfigWLAN(fake_network.FakeWLAN):
 def test_wlan_whose_ipconfig_fails_falls_back_to_ifconfig():
     hw, m, net = rig()
     net.wlan = _DownIpconfigWLAN(net)
-    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
+    w = uplinkops.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
     t, r, seen = drive(w, 0, is_up)
     assert seen == [("up", "192.168.1.50")], seen
 
@@ -689,7 +690,7 @@ class _RefusingWLAN(fake_network.FakeWLAN):
 def test_wlan_a_refused_join_is_a_clear_error_at_once():
     hw, m, net = rig()
     net.wlan = _RefusingWLAN(net)
-    w = uplinks.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
+    w = uplinkops.make("wifi", WIFI, {"ssid": "home", "password": "correct horse"}, hw)
     t, r, _ = drive(w, 0, lambda r: r[0] == "fail")
     assert r == ("fail", "could not join network 'home' (uplinks.wifi)") and t < 1000
 
@@ -702,7 +703,7 @@ def test_lan_with_an_input_clock_and_no_power_pin_gets_just_those():
     spec["phy"]["ref_clk_mode"] = "in"
     spec["phy"]["ref_clk"] = 0
     spec["phy"]["power"] = None
-    e = uplinks.make("eth", spec, {}, hw)
+    e = uplinkops.make("eth", spec, {}, hw)
     drive(e, 0, is_up)
     kw = net.lan.kw
     assert kw["ref_clk_mode"] == m.Pin.IN and kw["ref_clk"].n == 0
@@ -712,9 +713,9 @@ def test_lan_with_an_input_clock_and_no_power_pin_gets_just_those():
 def test_lan_with_a_link_but_no_dhcp_answer_fails_at_its_deadline():
     hw, m, net = rig()
     net.polls_to_connect = 10 ** 9
-    e = uplinks.make("eth", ETH, {}, hw)
+    e = uplinkops.make("eth", ETH, {}, hw)
     assert e.poll(0) is None
-    st = e.status(0)
+    st = uplink_status(e, 0)
     assert st["link"] == "up" and st["error"] is None  # the cable is in: not "no link"
     t, r, _ = drive(e, 100, lambda r: r[0] == "fail")
     assert r == ("fail", "not connected after 20 s") and t == 20000
@@ -781,7 +782,7 @@ def modem_rig(modem, reset=None):
 def test_ppp_a_sim_locked_by_its_puk_is_reported_and_no_pin_is_tried():
     modem = _Modem(on=True, puk=True, pin="1234")
     hw, m, net, spec = modem_rig(modem)
-    c = uplinks.make("cell", spec, {"apn": "internet", "sim_pin": "1234"}, hw)
+    c = uplinkops.make("cell", spec, {"apn": "internet", "sim_pin": "1234"}, hw)
     t, r, _ = drive(c, 0, lambda r: r[0] == "fail", step=50)
     assert r == ("fail", "the SIM is locked (SIM PUK): unlock it in a phone"), r
     assert [x for x in modem.commands if x.startswith("AT+CPIN=")] == []
@@ -791,16 +792,16 @@ def test_ppp_a_sim_locked_by_its_puk_is_reported_and_no_pin_is_tried():
 def test_ppp_the_extended_registration_answer_is_read_for_its_status_field():
     modem = _Modem(on=True, ext_reg=True, reg=(2, 5))
     hw, m, net, spec = modem_rig(modem)
-    c = uplinks.make("cell", spec, {"apn": "internet"}, hw)
+    c = uplinkops.make("cell", spec, {"apn": "internet"}, hw)
     t, r, _ = drive(c, 0, is_up, step=50)
-    assert r == ("up", "100.64.0.9") and c.status(t)["registered"] == 5
+    assert r == ("up", "100.64.0.9") and uplink_status(c, t)["registered"] == 5
     assert modem.commands.count("AT+CEREG?") == 2
 
 
 def test_ppp_noise_on_the_line_is_skipped():
     modem = _Modem(on=True, noise=b"\x00\xff\xfe\x80\r\n")
     hw, m, net, spec = modem_rig(modem)
-    c = uplinks.make("cell", spec, {"apn": "internet"}, hw)
+    c = uplinkops.make("cell", spec, {"apn": "internet"}, hw)
     t, r, seen = drive(c, 0, is_up, step=50)
     assert seen == [("up", "100.64.0.9")], seen
 
@@ -809,7 +810,7 @@ def test_ppp_with_a_reset_pin_a_modem_that_is_off_is_switched_on_with_pwrkey():
     # the RESET pin restarts a running modem; it does not switch one on
     modem = _Modem()
     hw, m, net, spec = modem_rig(modem, reset=5)
-    c = uplinks.make("cell", spec, {"apn": "internet"}, hw)
+    c = uplinkops.make("cell", spec, {"apn": "internet"}, hw)
     t, r, seen = drive(c, 0, is_up, step=50)
     assert seen == [("up", "100.64.0.9")], seen
     assert [p for p in m.pin_log if p[0] == 5] == [] and modem.resets == 0
@@ -819,7 +820,7 @@ def test_ppp_with_a_reset_pin_a_modem_that_is_off_is_switched_on_with_pwrkey():
 def test_ppp_a_modem_that_stops_answering_is_restarted_by_its_reset_pin():
     modem = _Modem(on=True)
     hw, m, net, spec = modem_rig(modem, reset=5)
-    c = uplinks.make("cell", spec, {"apn": "internet"}, hw)
+    c = uplinkops.make("cell", spec, {"apn": "internet"}, hw)
     t, _, _ = drive(c, 0, is_up, step=50)
     modem.hung = True  # deaf to AT, and the PPP link drops
     net.ppps[-1].drop()
@@ -837,7 +838,7 @@ def test_ppp_a_modem_that_stops_answering_is_restarted_by_its_reset_pin():
 def test_ppp_held_down_before_it_ever_dialled_leaves_the_modem_off():
     modem = _Modem()
     hw, m, net, spec = modem_rig(modem)
-    c = uplinks.make("cell", spec, {"apn": "internet"}, hw)
+    c = uplinkops.make("cell", spec, {"apn": "internet"}, hw)
     c.standby = True  # exclusive routing: another uplink is the active one
     for t in range(0, 5000, 50):
         assert c.poll(t) is None
@@ -847,11 +848,11 @@ def test_ppp_held_down_before_it_ever_dialled_leaves_the_modem_off():
 def test_ppp_switched_off_then_released_comes_up_without_a_failed_attempt():
     modem = _Modem()
     hw, m, net, spec = modem_rig(modem)
-    c = uplinks.make("cell", spec, {"apn": "internet"}, hw)
+    c = uplinkops.make("cell", spec, {"apn": "internet"}, hw)
     t, _, _ = drive(c, 0, is_up, step=50)
-    c.set_admin(False, t)
+    uplinkops.set_admin(c, False, t)
     assert c.poll(t + 50) == ("down", "held down") and not modem.on
-    c.set_admin(True, t + 100)
+    uplinkops.set_admin(c, True, t + 100)
     t, r, seen = drive(c, t + 100, is_up, step=50)
     assert seen == [("up", "100.64.0.9")], seen
     assert modem.on
@@ -861,7 +862,7 @@ def test_ppp_a_ppp_link_that_never_comes_up_after_connect_fails_after_30_s():
     modem = _Modem(on=True)
     hw, m, net, spec = modem_rig(modem)
     net.polls_to_connect = 10 ** 9  # CONNECT, then no IPCP answer
-    c = uplinks.make("cell", spec, {"apn": "internet"}, hw)
+    c = uplinkops.make("cell", spec, {"apn": "internet"}, hw)
     t0 = None
     t = 0
     while t0 is None and t < 60000:
@@ -876,7 +877,7 @@ def test_ppp_a_ppp_link_that_never_comes_up_after_connect_fails_after_30_s():
 def test_ppp_no_signal_is_asked_30_times_two_seconds_apart():
     modem = _Modem(on=True, csq=(99,))
     hw, m, net, spec = modem_rig(modem)
-    c = uplinks.make("cell", spec, {"apn": "internet"}, hw)
+    c = uplinkops.make("cell", spec, {"apn": "internet"}, hw)
     t, r, _ = drive(c, 0, lambda r: r[0] == "fail", step=100)
     assert r[1].startswith("no signal (check the antenna): ")
     assert modem.commands.count("AT+CSQ") == 30
@@ -886,7 +887,7 @@ def test_ppp_no_signal_is_asked_30_times_two_seconds_apart():
 def test_ppp_a_busy_line_fails_the_dial_at_once_with_the_modems_word():
     modem = _Modem(on=True, dial="BUSY")
     hw, m, net, spec = modem_rig(modem)
-    c = uplinks.make("cell", spec, {"apn": "internet"}, hw)
+    c = uplinkops.make("cell", spec, {"apn": "internet"}, hw)
     t, r, _ = drive(c, 0, lambda r: r[0] == "fail", step=50)
     assert r == ("fail", "dialling *99# failed: BUSY") and t < 5000
 

@@ -123,7 +123,7 @@ def test_a_hung_loop_is_reset_by_the_watchdog_and_the_next_boot_says_why():
     b2, out2 = new_board(f, clock, m)
     b2.boot()
     try:
-        st = b2.status()
+        st = b2.once("statusop", "status")
     finally:
         if b2.rt is not None:
             b2.rt.shutdown()

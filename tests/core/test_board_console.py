@@ -4,7 +4,7 @@
 
 import json
 
-from board.console import Console, LineReader, LINE_MAX, OpError
+from board.console import Console, LINE_MAX, OpError
 from mast.config import ConfigError
 
 
@@ -406,7 +406,7 @@ def test_a_line_the_heap_had_no_room_for_gets_a_reply_and_the_next_line_works():
     # console (the runtime counted it), the line got no reply, and the half-kept buffer made
     # every later line fail the same way: a console that answered nothing any more
     con, b, out = session()
-    con.reader.buf = _NoHeap()
+    con.buf = _NoHeap()
     con.feed(b'{"id": 1, "op": "hello"}\n{"id": 2, "op": "hello"}\n')
     assert [json.loads(x) for x in out] == [
         {"id": None, "ok": False, "error": "out of memory (the line was lost)"},
@@ -415,11 +415,11 @@ def test_a_line_the_heap_had_no_room_for_gets_a_reply_and_the_next_line_works():
 
 
 def test_line_reader_reports_complete_lines_only():
-    r = LineReader(limit=8)
-    assert r.feed(b"abc") == []
-    assert r.feed(b"de\nfg") == [b"abcde"]
-    assert r.feed(b"123456789\n") == [None]  # "fg" + 9 bytes is over the limit
-    assert r.feed(b"ok\n") == [b"ok"]
+    r = Console(None, None, limit=8)
+    assert r.lines(b"abc") == []
+    assert r.lines(b"de\nfg") == [b"abcde"]
+    assert r.lines(b"123456789\n") == [None]  # "fg" + 9 bytes is over the limit
+    assert r.lines(b"ok\n") == [b"ok"]
 
 
 # ---- edges (the reader's state after Ctrl-C, field checks, the maintenance reason) --------------
@@ -502,7 +502,7 @@ def test_a_line_with_no_heap_for_its_copy_is_lost_not_too_long():
     if sys.implementation.name == "micropython":
         return
     con, b, out = session()
-    con.reader.buf = _NoHeapForTheLine()
+    con.buf = _NoHeapForTheLine()
     con.feed(b'{"id": 1, "op": "hello"}\n{"id": 2, "op": "hello"}\n')
     assert [json.loads(x)["error" if i == 0 else "id"] for i, x in enumerate(out)] == [
         "out of memory (the line was lost)", 2], out

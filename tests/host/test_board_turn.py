@@ -326,7 +326,7 @@ def test_an_uplinks_configured_priority_and_cost_override_the_boards():
     b.boot()
     try:
         b.step(clock())  # (its uplink comes up)
-        eth = b.status()["uplinks"]["eth"]["mast"]
+        eth = b.once("statusop", "status")["uplinks"]["eth"]["mast"]
     finally:
         b.rt.shutdown()
     assert (eth["priority"], eth["cost"]) == (50, 7), eth
@@ -368,6 +368,7 @@ def test_an_app_hears_the_runtimes_events_as_the_console_does():
 class _Emits:
     def __init__(self):
         self.lines = []
+        self.now = lambda: 0  # (a board's clock: the app's mast.now is this very function)
 
     def emit(self, obj):
         self.lines.append(obj)
@@ -465,6 +466,12 @@ def test_the_apps_mast_says_up_only_for_an_established_association_and_sends_not
     assert m.send(b"reading") is False and m.send(b"reading", "alpha") is False
     assert m.up("alpha") is True and m.up("zed") is False and m.up() is False and m.up("nobody") is False
     assert m.peers() == ["alpha", "zed"]
+    board.clock = 7
+    board.now = lambda: board.clock * 1000  # the board's clock: mast.now() reads it as it moves
+    m = Mast(board)
+    assert m.now() == 7000
+    board.clock = 8
+    assert m.now() == 8000
     m.log("hello")
     assert board.lines == [{"log": "hello", "app": True}]
     sent = []

@@ -382,7 +382,7 @@ def test_a_line_that_never_ends_is_cut_at_the_limit_and_no_byte_of_it_is_lost():
 
 def test_a_request_line_of_exactly_the_boards_limit_is_sent_and_one_byte_more_is_not():
     # the board's console takes lines of up to LINE_MAX bytes, newline excluded
-    from board.console import LineReader
+    from board.console import Console
     from mast_tools.consoleclient import LINE_MAX, request
     from mast_tools.errors import CommandError
 
@@ -391,13 +391,13 @@ def test_a_request_line_of_exactly_the_boards_limit_is_sent_and_one_byte_more_is
     value = "x" * (LINE_MAX - (len(request(1, "set", key="name", value="")) - 1))
     con.send("set", key="name", value=value)
     assert len(port.written) == LINE_MAX + 1
-    assert LineReader().feed(port.written) == [port.written[:-1]]  # the board takes it whole
+    assert Console(None, None).lines(port.written) == [port.written[:-1]]  # the board takes it whole
     with pytest.raises(CommandError) as e:
         con.send("set", key="name", value=value + "x")
     assert e.value.what == ("the set request is %d bytes, and the board's console takes lines of at "
                             "most %d" % (LINE_MAX + 1, LINE_MAX))
     assert len(port.written) == LINE_MAX + 1  # nothing more sent
-    assert LineReader().feed(request(2, "set", key="name", value=value + "x")) == [None]  # (it would refuse it)
+    assert Console(None, None).lines(request(2, "set", key="name", value=value + "x")) == [None]  # (it would refuse it)
 
 
 def test_piped_input_waits_for_the_replies_of_a_board_slower_than_its_end():
