@@ -1,12 +1,8 @@
-# The console's occasional ops: uplink, maintenance, logs, inventory, and the boot
+# The console's occasional ops: maintenance, logs, inventory, reboot, and the boot
 # counter's reset once a boot has run STABLE_MS. main.py imports this module for the
 # request and forgets it after (main.ONCE, with store.py), so that their code takes
 # no heap the rest of the time; the configuration's ops are getop.py, settings.py and
-# cfgops.py, apply is applycfg.py, hello and status are statusop.py.
-#
-# `uplink NAME up|down` holds an uplink down or releases it; `uplink NAME addr A`
-# renumbers a sim uplink (through a relay: its outside address, which the reply
-# also names as "public": the address the peer sees).
+# cfgops.py, apply is applycfg.py, hello and status are statusop.py, uplink is uplinkops.py.
 #
 # `maintenance on|off` (with an optional reason, which `status` shows) writes or
 # clears the flag; the board reboots when its mode changes.
@@ -114,43 +110,6 @@ def report(b=None, top="lib"):
         if _isdir(p) is False:
             hashes[p] = _digest(hl, p, buf)
     return {"info": info(), "hashes": hashes, "dirs": sorted(dirs)}
-
-
-def uplink(b, name, state, addr):
-    from .console import OpError
-    from .uplinkops import renumber, set_admin
-
-    m = b.managers.get(name)
-    if m is None:
-        raise OpError("no uplink %s (%s)" % (repr(name)[:40], ", ".join(sorted(b.managers))
-                                             or "none run in maintenance mode"))
-    now = b.now()
-    if addr is not None:
-        if m.kind != "sim":
-            raise OpError("uplink %s is %s: only a sim uplink takes an address" % (name, m.kind))
-        try:
-            if getattr(m, "via", None):  # through a relay: the outside address changes
-                from runtime.hostport import parse_hostport
-                from mast.addr import fmt
-
-                renumber(m, fmt(parse_hostport(addr)))
-                if m.state == "up":
-                    b._uplink_up(name, m.addr, now)
-            else:
-                from mast.addr import canonical
-
-                renumber(m, canonical(addr))
-        except ValueError:
-            raise OpError("addr must be an IP address (through a relay: IP:PORT)")
-    else:
-        set_admin(m, state == "up", now)
-        if b.excl is not None and state == "up":
-            b.excl.activate(name, now)
-    b.step(now)
-    r = {"name": name, "state": m.state, "admin": m.admin, "addr": m.addr}
-    if getattr(m, "via", None):
-        r["public"] = m.public  # through a relay: the address the peer sees
-    return r
 
 
 def _store(b):

@@ -17,7 +17,7 @@
 # applycfg.py), the configuration's store and schema glue (store.py, settings.py), the board
 # definition's checker (boarddef.py), the console's ops (getop.py: get, settings.py:
 # set/unset, cfgops.py: validate/commit and the whole check, consoleops.py:
-# uplink/maintenance/logs/inventory, statusop.py: hello/status, uplinkops.py: what boot, apply
+# maintenance/logs/inventory, statusop.py: hello/status, uplinkops.py: what boot, apply
 # and uplink do to an uplink manager) and the runtime's part of status (runtime/status.py), "HOST:PORT"
 # text (runtime/hostport.py). The console's request checks (request.py, which also names the
 # module and function that carry the op out) go before each op runs. On MicroPython the core's schema

@@ -9,13 +9,10 @@
 # normalized form (defaults filled in) that the endpoint takes.
 
 from mast import config
-from mast.config import ConfigError
 
-REDACTED = "<redacted>"
-
-
-def is_secret(key):
-    return config.is_secret(key)
+# (config.ConfigError, config.is_secret, "<redacted>" and 16 are written out where they are
+# used, not named here: this module is loaded in a heap the traffic may have fragmented, and a
+# module's names are a table in one block: 12 take 192 bytes, 13 to 17 take 272)
 
 
 def redact(value, path=""):
@@ -26,8 +23,8 @@ def redact(value, path=""):
         for k in value:
             out[k] = redact(value[k], path + "." + k if path else k)
         return out
-    if path and is_secret(path):
-        return REDACTED
+    if path and config.is_secret(path):
+        return "<redacted>"
     return copy(value)
 
 
@@ -48,16 +45,6 @@ def validate(cfg):
     return config.validate(cfg), {}
 
 
-MAX_PEERS = 16  # peers a board's configuration holds (each set copies the whole
-# candidate): cfgops.MAX_PEERS, the whole check's, the same
-
-
-def _few_peers(cfg):
-    if len(cfg.get("peers") or ()) > MAX_PEERS:
-        raise ConfigError("peers", "a board holds at most %d peers (unset one first)" % MAX_PEERS)
-    return cfg
-
-
 def _named(key):
     """key, if its first part is one of the schema's (a setting such as port, or peers,
     uplinks) and it has only a key's characters (A-Za-z0-9_.-); otherwise ConfigError that
@@ -65,17 +52,21 @@ def _named(key):
     peers.<psk>.port or peers.srv.<psk>, was repeated), and an error goes back to the
     terminal and may be logged (a newline in it made a line of its own there)."""
     if config._row(key.split(".")[:1]) is None or key.strip(config._NAME_CHARS + "_"):
-        raise ConfigError("key", "unknown, not repeated (it may be a secret): a key is a setting "
-                          "or section of docs/CONFIG.md, such as port or peers.NAME.psk, in "
-                          "A-Za-z0-9_.-")
+        raise config.ConfigError("key", "unknown, not repeated (it may be a secret): a key is a "
+                                 "setting or section of docs/CONFIG.md, such as port or "
+                                 "peers.NAME.psk, in A-Za-z0-9_.-")
     return key
 
 
 def set_key(cfg, key, value):
     """A new configuration with key set (this value checked; validate() the whole)."""
     if type(key) is not str or not key:
-        raise ConfigError("key", "a key is dotted text, e.g. uplinks.cell.cost")
-    return _few_peers(config.set_key(cfg, _named(key), value))
+        raise config.ConfigError("key", "a key is dotted text, e.g. uplinks.cell.cost")
+    cfg = config.set_key(cfg, _named(key), value)
+    if len(cfg.get("peers") or ()) > 16:  # peers a board's configuration holds (each set copies
+        # the whole candidate): cfgops.MAX_PEERS, the whole check's, the same
+        raise config.ConfigError("peers", "a board holds at most 16 peers (unset one first)")
+    return cfg
 
 
 def unset_key(cfg, key):
@@ -83,7 +74,7 @@ def unset_key(cfg, key):
     try:
         return config.unset_key(cfg, key)
     except KeyError:
-        raise ConfigError(key, "is not set")
+        raise config.ConfigError(key, "is not set")
 
 
 def get(cfg, key=None):
@@ -94,7 +85,7 @@ def get(cfg, key=None):
     try:
         return redact(config.get(cfg, key), key)
     except KeyError:
-        raise ConfigError(key, "is not set")
+        raise config.ConfigError(key, "is not set")
 
 
 # ---- the console's set and unset (console.Console, request.call: imported for the op and

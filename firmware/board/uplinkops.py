@@ -1,5 +1,7 @@
 # The uplink managers' ops (uplinks.py): making a manager, and what the console's `apply` and
-# `uplink` ops do to one (new settings, held down or released, a sim uplink renumbered).
+# `uplink` ops do to one (new settings, held down or released, a sim uplink renumbered); and
+# the console's `uplink` op itself (uplink() below), which runs under traffic (an uplink taken
+# down to test a failover) and so loads this module alone, not consoleops.py's other ops.
 #
 # A board keeps uplinks.py loaded for its life: each manager's poll() runs every turn. This
 # runs only at boot, in `apply` and in `uplink`, so it is here, imported for the moment and
@@ -65,3 +67,42 @@ def renumber(m, addr):
         m.public = addr
     else:
         m.address = addr
+
+
+def uplink(b, name, state, addr):
+    """The console's `uplink NAME up|down` (held down or released) and `uplink NAME addr A` (a
+    sim uplink renumbered; through a relay its outside address, which the reply names as
+    "public": the address the peer sees)."""
+    from .console import OpError
+
+    m = b.managers.get(name)
+    if m is None:
+        raise OpError("no uplink %s (%s)" % (repr(name)[:40], ", ".join(sorted(b.managers))
+                                             or "none run in maintenance mode"))
+    now = b.now()
+    if addr is not None:
+        if m.kind != "sim":
+            raise OpError("uplink %s is %s: only a sim uplink takes an address" % (name, m.kind))
+        try:
+            if getattr(m, "via", None):  # through a relay: the outside address changes
+                from runtime.hostport import parse_hostport
+                from mast.addr import fmt
+
+                renumber(m, fmt(parse_hostport(addr)))
+                if m.state == "up":
+                    b._uplink_up(name, m.addr, now)
+            else:
+                from mast.addr import canonical
+
+                renumber(m, canonical(addr))
+        except ValueError:
+            raise OpError("addr must be an IP address (through a relay: IP:PORT)")
+    else:
+        set_admin(m, state == "up", now)
+        if b.excl is not None and state == "up":
+            b.excl.activate(name, now)
+    b.step(now)
+    r = {"name": name, "state": m.state, "admin": m.admin, "addr": m.addr}
+    if getattr(m, "via", None):
+        r["public"] = m.public  # through a relay: the address the peer sees
+    return r

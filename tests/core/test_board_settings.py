@@ -35,7 +35,7 @@ def test_a_board_holds_at_most_16_peers_and_a_set_past_them_changes_nothing():
     # each set copies the whole candidate: 169 peers set one by one filled a 192K board's heap
     # (47 a 160K one's), and then even unset, which copies it too, ran out of memory
     cfg = {"name": "b1"}
-    for i in range(settings.MAX_PEERS):
+    for i in range(cfgops.MAX_PEERS):  # (16: set_key writes it out, cfgops names it)
         cfg = settings.set_key(cfg, "peers.p%d.psk" % i, PSK1)
     assert error_of(settings.set_key, cfg, "peers.p99.psk", PSK1) == \
         "peers: a board holds at most 16 peers (unset one first)"

@@ -113,3 +113,47 @@ def test_each_console_op_loads_only_the_code_it_runs():
     finally:
         if b.rt is not None:
             b.rt.shutdown()
+
+
+def test_uplink_loads_its_own_module_not_the_other_occasional_ops_and_forgets_it():
+    """`uplink` runs under traffic (an uplink taken down for a failover), in a heap the traffic
+    has fragmented: at 152K it ran out of memory loading consoleops.py, whose maintenance,
+    logs and inventory code it never runs (bench/footprint.py). It loads uplinkops.py (the
+    uplink managers' ops) alone, which is gone again after the op (main.ONCE), whether the op
+    succeeds or is refused."""
+    out = []
+    b, clock, m = _board(write=out.append)
+    b.boot()
+    try:
+        r, seen = _ask(b, out, {"id": 1, "op": "uplink", "name": "eth", "state": "down"})
+        assert r["result"]["name"] == "eth" and r["result"]["admin"] is False, r
+        assert "board.uplinkops" in seen and "board.consoleops" not in seen, seen
+        assert "board.uplinkops" not in sys.modules
+        r, seen = _ask(b, out, {"id": 2, "op": "uplink", "name": "eth", "state": "up"})
+        assert r["result"]["admin"] is True and "board.consoleops" not in seen, (r, seen)
+        r, seen = _ask(b, out, {"id": 3, "op": "uplink", "name": "nope", "state": "up"})
+        assert r["error"] == "no uplink 'nope' (eth)", r
+        assert "board.uplinkops" not in sys.modules  # (refused: forgotten all the same)
+        r, seen = _ask(b, out, {"id": 4, "op": "logs"})  # the other occasional ops: consoleops.py
+        assert "recent" in r["result"] and "board.consoleops" in seen and "board.uplinkops" not in seen, seen
+    finally:
+        if b.rt is not None:
+            b.rt.shutdown()
+
+
+def test_the_modules_every_request_and_get_and_set_load_need_no_large_block():
+    """request.py is loaded for every console line, settings.py for get, set and unset, in a
+    heap the traffic has fragmented: at 152K its largest free blocks held 112 to 176 bytes and
+    the next request's load failed for a block of 272 (bench/footprint.py, the board's
+    micropython.mem_info() at the failure). A module's names are one table: up to 12 take
+    192 bytes, 13 to 17 take 272 (MicroPython's map sizes; __name__ and __file__ count), and
+    a dict of 13 ops took 272 more. Each keeps to 12 names and no table of more than 12."""
+    from board import request, settings
+
+    for mod in (request, settings):
+        names = [k for k in vars(mod) if not k.startswith("__")] + ["__name__", "__file__"]
+        assert len(names) <= 12, (mod.__name__, len(names), names)
+        big = [k for k in names if type(getattr(mod, k, None)) in (dict, tuple, list)
+               and len(getattr(mod, k)) > 12]
+        assert big == [], (mod.__name__, big)
+    assert type(request.OPS) is str  # (the ops' table is text: request.check_request reads it)
