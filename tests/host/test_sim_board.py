@@ -239,6 +239,11 @@ def test_mpremote_works_against_the_sim_board_with_soft_reset(board_dir):
         wait_booted(sb.device)
         r = mpremote(sb.device, "exec", "print(6 * 7)")
         assert r.returncode == 0 and r.stdout.strip() == "42", r.stdout
+        # the firmware's modules are where a board has them, under its own root's lib: not at
+        # the folder's absolute path, which MicroPython interns as each module's __file__ (a
+        # longer path takes more of the heap that bench/footprint.py measures than a board's)
+        r = mpremote(sb.device, "exec", "import sys, board.main; print(board.main.__file__, sys.path[-1])")
+        assert r.returncode == 0 and r.stdout.split() == ["./lib/board/main.mpy", "./lib"], r.stdout
         r = mpremote(sb.device, "ls")
         assert r.returncode == 0 and "main.py" in r.stdout and "board.json" in r.stdout, r.stdout
         src = os.path.join(board_dir, "..", "hello.txt")
