@@ -543,7 +543,12 @@ def _exchange():
     q = _S["to_peer"]
     while q:
         src, data = q.pop(0)
-        p.receive("lan", src, data, now)
+        if "mast.responder" not in sys.modules:  # (the peer answers the board's INIT: its
+            p.receive("lan", src, data, now)  # core loads the responder's handshake, not
+            if "mast.responder" in sys.modules:  # the board's, which only initiates)
+                _S["peer_loaded"] = "mast.responder"
+        else:
+            p.receive("lan", src, data, now)
     t = p.next_timer()
     if t is not None and t <= now:
         p.handle_timer(now)
@@ -599,6 +604,15 @@ def op(text):
 
 def drop_peer():
     _S.pop("peer", None)
+    # what only the peer's core loaded goes with it (the board, the initiator, never got an INIT
+    # or a COOKIE-ECHO: the responder's module, mast/responder.py, is not a board's)
+    name = _S.pop("peer_loaded", None)
+    a = _S["board"].ep.association()
+    if name is not None and (a is None or a.initiator):
+        sys.modules.pop(name, None)
+        pkg = sys.modules.get("mast")
+        if pkg is not None and hasattr(pkg, "responder"):
+            delattr(pkg, "responder")
     _S["to_peer"] = []
     _S["lines"] = []  # (what the board wrote, kept for op()'s check: this harness's, not the board's)
     gc.collect()
@@ -819,7 +833,7 @@ def module_heaps(fw_dir, workdir):
     the heap each module a unix-sim board keeps loaded after the demo takes when imported, on
     both builds (each import after the modules it imports, a collection before and after)."""
     out, bd = build_fwsim(fw_dir, True, workdir, "fwsim-mods-")
-    steps = fwsim_steps(bd)[:2]
+    steps = fwsim_steps(bd)[:3]  # (and the peer dropped: what only its core loaded goes)
     p = run_unix(out, steps + ["import sys\nprint('MODULES ' + ' '.join(sorted(sys.modules)))"], workdir)
     mods = [line.split()[1:] for line in p.stdout.splitlines() if line.startswith("MODULES ")]
     if not mods:

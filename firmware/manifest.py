@@ -24,7 +24,7 @@ package(
     "mast",
     files=(
         "addr.py", "assoc.py", "compat.py", "config.py", "crypto.py", "endpoint.py",
-        "events.py", "keys.py", "peercfg.py", "policy.py", "replay.py", "wire.py",
+        "events.py", "keys.py", "peercfg.py", "policy.py", "replay.py", "responder.py", "wire.py",
     ),
 )
 
@@ -34,7 +34,7 @@ package(
     files=(
         "clock.py", "driver.py", "endpoint_main.py", "hostport.py", "jsonrule.py", "note.py", "peeraddr.py",
         "rendezvous.py", "restart.py", "runconfig.py", "sockaddr.py", "status.py", "stream.py",
-        "udpwrap.py",
+        "udpwrap.py", "uplinkops.py",
     ),
 )
 

@@ -5,9 +5,28 @@
 
 def ip_to_bytes(text):
     """Parse IPv4 dotted-quad or IPv6 text. Returns 4 or 16 bytes; ValueError otherwise."""
-    if ":" in text:
-        return _v6(text)
-    return _v4(text)
+    if ":" not in text:
+        return _v4(text)
+    if text.count("::") > 1:
+        raise ValueError("bad IPv6 address")
+    if text.strip("0123456789abcdefABCDEF:."):  # (no per-character strings: boards)
+        raise ValueError("bad IPv6 address")
+    if "::" in text:
+        head, tail = text.split("::")
+        h = _groups(head, False)
+        t = _groups(tail, True)
+        if len(h) + len(t) > 7:
+            raise ValueError("bad IPv6 address")
+        g = h + [0] * (8 - len(h) - len(t)) + t
+    else:
+        g = _groups(text, True)
+    if len(g) != 8:
+        raise ValueError("bad IPv6 address")
+    out = bytearray(16)
+    for i in range(8):
+        out[2 * i] = g[i] >> 8
+        out[2 * i + 1] = g[i] & 0xFF
+    return bytes(out)
 
 
 def _v4(text):
@@ -42,29 +61,6 @@ def _groups(text, last):
             raise ValueError("bad IPv6 address")
         out.append(int(p, 16))
     return out
-
-
-def _v6(text):
-    if text.count("::") > 1:
-        raise ValueError("bad IPv6 address")
-    if text.strip("0123456789abcdefABCDEF:."):  # (no per-character strings: boards)
-        raise ValueError("bad IPv6 address")
-    if "::" in text:
-        head, tail = text.split("::")
-        h = _groups(head, False)
-        t = _groups(tail, True)
-        if len(h) + len(t) > 7:
-            raise ValueError("bad IPv6 address")
-        g = h + [0] * (8 - len(h) - len(t)) + t
-    else:
-        g = _groups(text, True)
-    if len(g) != 8:
-        raise ValueError("bad IPv6 address")
-    out = bytearray(16)
-    for i in range(8):
-        out[2 * i] = g[i] >> 8
-        out[2 * i + 1] = g[i] & 0xFF
-    return bytes(out)
 
 
 def bytes_to_ip(b):

@@ -32,10 +32,6 @@ _RING_MAX = const(576)  # resend ring: trimmed to policy.RESEND_MAX (512) when i
 _KA = bytearray(6)  # (reused) the body of a KEEPALIVE being sealed (seal copies it)
 
 
-def _unspecified(a):
-    return a[0] == "0.0.0.0" or a[0] == "::"
-
-
 def serial_newer(a, b):
     """Serial number arithmetic (RFC 1982) on 32-bit numbers (TSNs, cookie stamps):
     is a after b?"""
@@ -89,10 +85,6 @@ class Association:
                      "peer_list", "withdrawn", "plist", "primary", "down_since", "outage_since",
                      "last_primary", "req", "hs",
                      "ring", "closed_at", "err_sent", "credit", "due", "queued", "dirty")
-
-    @property
-    def prof(self):
-        return self.ep.prof
 
     def __init__(self, ep, peer, label, initiator, now):
         if SLOTS:
@@ -208,7 +200,7 @@ class Association:
         packets from there are not taken as observed addresses again (section 9)."""
         new = {}
         for a, prio, cost in addrs:
-            if not _unspecified(a):  # (kept in the list for its index, never a remote)
+            if a[0] != "0.0.0.0" and a[0] != "::":  # (unspecified: kept in the list for its index, never a remote)
                 new[a] = (prio, cost)
         gone = []
         for a, _, _ in self.peer_list:
@@ -236,7 +228,7 @@ class Association:
                 # (sent before the SET that withdrew src; the newest packet yet is from
                 # after it: the peer is back at an address it had, section 9.3)
                 return "withdrawn"
-            if _unspecified(src):
+            if src[0] == "0.0.0.0" or src[0] == "::":  # (unspecified)
                 return "bad_addresses"  # (no reply can go there)
             n = 0
             old = None
@@ -322,7 +314,7 @@ class Association:
         wait (not in the handshake or in a burst), the next idle probe may wait longer."""
         # (an active path has last_ok: 0 for None changes nothing below)
         last = max(p.last_ok or 0, p.peer_probe or 0)
-        if p.state == ACTIVE and now - last >= self.prof["probe"] // 2:
+        if p.state == ACTIVE and now - last >= self.ep.prof["probe"] // 2:
             p.idle_n += 1
 
     def path_ok(self, p, now):
@@ -365,7 +357,7 @@ class Association:
         p.unacked_until = None
         p.idle_n = 0
         r = self.remotes[p.raddr]
-        p.probe_due = now + policy.failed_backoff(p, self.prof, r.validated)
+        p.probe_due = now + policy.failed_backoff(p, self.ep.prof, r.validated)
         self.event("path_down", p.name)
         if p is self.primary:
             self.primary = None
@@ -384,22 +376,26 @@ class Association:
         """How long an ACTIVE path may go unprobed: failback/2 if it may take the traffic back
         (the failback candidate, up for less than 2 x failback: a failback follows fresh
         answers, not one old one), else the idle interval."""
-        f = self.prof["failback"]
+        f = self.ep.prof["failback"]
         if now - p.active_since < 2 * f and p is self.failback_candidate():
             return f // 2
-        return policy.idle_probe_interval(p, self.remotes[p.raddr], self.prof, self.ep.nat_refresh_ms)
+        return policy.idle_probe_interval(p, self.remotes[p.raddr], self.ep.prof, self.ep.nat_refresh_ms)
 
     def probe(self, p, now, c=None):
         if not self.remotes[p.raddr].validated and self.credit < _PROBE_LEN:
             # no budget: wait as a failed path would (the peer's next packets earn more)
             self.ep.count("tx_amplification_limit")
             p.backoff += 1
-            p.probe_due = now + policy.failed_backoff(p, self.prof, False)
+            p.probe_due = now + policy.failed_backoff(p, self.ep.prof, False)
             return
         p.challenge = c or self.ep.random(wire.CHALLENGE_LEN)
         p.probe_sent = now
         p.probe_due = None
-        self.send(p, wire.PROBE, wire.enc_probe(p.challenge, self.ep.local_index(p.uplink)))
+        lst = self.ep.addr_list()  # our uplink's index in our address list (255: none)
+        i = 0
+        while i < len(lst) and lst[i][0] != p.uplink.addr:
+            i += 1
+        self.send(p, wire.PROBE, wire.enc_probe(p.challenge, i if i < len(lst) else 255))
 
     # ---- handshake -----------------------------------------------------------
 
@@ -420,7 +416,12 @@ class Association:
         if self.hs.attempt > policy.INIT_RETRIES:
             self.close(now, "timeout")
             return
-        pairs = self.ep.init_pairs(self.peer)
+        pairs = []  # (uplink, peer address) pairs to try INIT on, best uplink first
+        for addr in self.ep._connect_addrs.get(self.peer, ()):
+            for u in self.ep.uplinks.values():
+                if (":" in u.addr[0]) == (":" in addr[0]):
+                    pairs.append((u, addr))
+        pairs.sort(key=lambda p: (p[0].priority, p[0].cost, p[0].name))  # stable: address order kept
         if not pairs:  # no uplink yet: no attempt spent; uplink_up starts it
             self.hs.due = now + policy.RTO_INITIAL
             return
@@ -505,14 +506,11 @@ class Association:
 
     # ---- requests (SET, SHUT) with retransmission ---------------------------
 
-    def request(self, ptype, body, now):
-        self.req = [ptype, self.tsn, body, 0, now]
-        self.request_timer(now)
-
     def send_set(self, now):
         if self.state == ESTABLISHED:
             self.tsn = (self.tsn + 1) & 0xFFFFFFFF
-            self.request(wire.SET, wire.enc_set(self.tsn, self.ep.addr_list()), now)
+            self.req = [wire.SET, self.tsn, wire.enc_set(self.tsn, self.ep.addr_list()), 0, now]
+            self.request_timer(now)
 
     def request_timer(self, now):
         ptype, tsn, body, attempt, due = self.req
@@ -521,7 +519,7 @@ class Association:
             self.close(now, "shut" if ptype == wire.SHUT else "peer_shut")
             return
         p = self.primary or self.best()
-        base = p.rto(self.prof) if p is not None else policy.RTO_INITIAL
+        base = p.rto(self.ep.prof) if p is not None else policy.RTO_INITIAL
         self.req[4] = now + policy.request_rto(base, min(attempt, limit))
         if p is None:
             return  # no path: try again when one comes up
@@ -570,7 +568,7 @@ class Association:
         tsn, addrs = wire.dec_set(body)
         if serial_newer(tsn, self.peer_tsn):
             for a, _, _ in addrs:
-                if _unspecified(a):
+                if a[0] == "0.0.0.0" or a[0] == "::":  # (unspecified)
                     # refused: ERR 1 answers it instead of SET-ACK; the TSN is not recorded
                     self.send(p, wire.ERR, wire.enc_err(wire.ERR_BAD_ADDRESSES, tsn))
                     return "bad_addresses"
@@ -609,7 +607,7 @@ class Association:
         r = now - p.probe_sent
         if challenge != p.challenge:  # (None too: none outstanding)
             p.late = p.state == FAILED  # answered after its RTO: a slow path is no news (revive)
-            if p.state == ACTIVE and r > p.rto(self.prof):
+            if p.state == ACTIVE and r > p.rto(self.ep.prof):
                 # answered, and this came after the RTO of our last probe: the answer to a
                 # copy of it, or to an older one, so the RTT is at least r (section 10)
                 p.rtt_sample(r)
@@ -623,7 +621,7 @@ class Association:
         if observed != u.addr and observed != u.public:
             u.public = observed
             u.natted = True
-            self.ep.event(Event("nat_observed", u.name, fmt(u.addr), fmt(observed)))
+            self.ep.events.append(Event("nat_observed", u.name, fmt(u.addr), fmt(observed)))
         self.path_ok(p, now)
         return None
 
@@ -705,21 +703,6 @@ class Association:
 
     # ---- the app's side ---------------------------------------------------------
 
-    def second_path(self, p):
-        """Redundant mode: the best other ACTIVE or SUSPECT path (suspect: still used, as a
-        primary is; a path slower than send_timeout is suspect at the start of every burst),
-        preferring another uplink."""
-        q = None
-        qsame = True
-        qk = 0
-        for c in self.plist:
-            if c is not p and c.state in (ACTIVE, SUSPECT):
-                same = c.uplink is p.uplink
-                k = policy.rank(c, self.remotes[c.raddr])
-                if q is None or (qsame and not same) or (same == qsame and k < qk):
-                    q, qsame, qk = c, same, k
-        return q
-
     def send_data(self, payload, ip, now):
         if self.seq >= wire.SEQ_MAX:  # never reuse a seq under the same keys
             self.close(now, "exhausted")
@@ -736,7 +719,16 @@ class Association:
         p.sent_hi = seq
         if p.unacked_until is None:  # (a deadline: no arithmetic on the clock per packet)
             p.unacked_until = now + ep.prof["send_timeout"]
-        q = self.second_path(p) if ep.mode == "redundant" else None
+        q = None
+        if ep.mode == "redundant":  # a second copy on the best other ACTIVE or SUSPECT path
+            qsame = True  # (suspect: still used, as a primary is; a path slower than
+            qk = 0  # send_timeout is suspect at the start of every burst), preferring another uplink
+            for c in self.plist:
+                if c is not p and c.state in (ACTIVE, SUSPECT):
+                    same = c.uplink is p.uplink
+                    k = policy.rank(c, self.remotes[c.raddr])
+                    if q is None or (qsame and not same) or (same == qsame and k < qk):
+                        q, qsame, qk = c, same, k
         if q is not None:
             self.emit(q, pkt)
             q.sent_hi = seq
@@ -759,7 +751,8 @@ class Association:
         if self.state == ESTABLISHED:
             self.state = SHUT_SENT
             self.tsn = (self.tsn + 1) & 0xFFFFFFFF
-            self.request(wire.SHUT, wire.enc_tsn(self.tsn), now)
+            self.req = [wire.SHUT, self.tsn, wire.enc_tsn(self.tsn), 0, now]
+            self.request_timer(now)
         elif self.state < ESTABLISHED:
             self.close(now, "shut")
 
@@ -786,7 +779,7 @@ class Association:
             t = self.req[4]
         if self.primary is None and self.state == ESTABLISHED:
             t = _earlier(t, self.outage_since + self.ep.outage_ms)
-        prof = self.prof
+        prof = self.ep.prof
         for p in self.plist:
             if p.challenge is not None:
                 t = _earlier(t, p.probe_sent + p.rto(prof))
@@ -821,7 +814,7 @@ class Association:
             if now >= self.hs.due:
                 self.handshake_timer(now)
             return
-        prof = self.prof
+        prof = self.ep.prof
         for p in self.plist:  # (removing paths makes a new plist: this loop goes on)
             if p not in self.plist:
                 continue  # removed by an earlier step of this loop
@@ -869,6 +862,7 @@ class Association:
 if not SLOTS:
     for _k, _v in _DEFAULTS:
         setattr(Association, _k, _v)
+    del _DEFAULTS, _k, _v  # (on the class now: __init__ reads them only with SLOTS)
 
 
 def _earlier(t, x):
@@ -896,3 +890,4 @@ _TABLE[SHUT_SENT][wire.SET] = A.on_set_shutting
 _TABLE[SHUT_SENT][wire.SHUT_ACK] = A.on_shut_ack
 _TABLE[SHUT_ACK_SENT][wire.SET] = A.on_set_shutting
 _TABLE[SHUT_ACK_SENT][wire.SHUT_COMPLETE] = A.on_shut_complete
+del A, _DATA  # (only to build the table: a board's heap keeps none of it)

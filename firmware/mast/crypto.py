@@ -96,27 +96,16 @@ class Mac:
         return ct_equal(tag, self.tag(*parts))
 
 
-def hmac_sha256(key, msg):
-    return Mac(key).digest(msg)
-
-
-def hkdf_extract(salt, ikm):
-    """RFC 5869 extract: PRK = HMAC(salt, ikm); no salt means 32 zero bytes."""
-    return hmac_sha256(salt or bytes(_HASH), ikm)
-
-
-def hkdf_expand(prk, info, length):
-    """RFC 5869 expand: length bytes of output keying material."""
+def hkdf(salt, ikm, info, length):
+    """HKDF-SHA-256 (RFC 5869): extract, PRK = HMAC(salt, ikm) (no salt: 32 zero bytes),
+    then expand to length bytes of output keying material (one function: a board keeps each
+    function's code and object for good)."""
     if not 0 <= length <= 255 * _HASH:
         raise ValueError("hkdf length out of range")
-    m = Mac(prk)
+    m = Mac(Mac(salt or bytes(_HASH)).digest(ikm))
     t = b""
     out = []
     for i in range(1, (length + _HASH - 1) // _HASH + 1):
         t = m.digest(t, info, bytes((i,)))
         out.append(t)
     return b"".join(out)[:length]
-
-
-def hkdf(salt, ikm, info, length):
-    return hkdf_expand(hkdf_extract(salt, ikm), info, length)

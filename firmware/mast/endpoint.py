@@ -15,13 +15,13 @@
 
 from heapq import heappush, heappop, heapify
 
-from .compat import SLOTS, const, struct
+from .compat import SLOTS, const
 # config (the schema) is imported where it is used, not here: a board forgets it between
 # uses (board/main.py ONCE_MP), which an import here would prevent
 from . import wire, policy, keys
-from .crypto import Mac, hkdf, ct_equal
+from .crypto import Mac, hkdf
 from .addr import canonical, parse_addr
-from .assoc import Association, COOKIE_WAIT, ESTABLISHED, serial_newer
+from .assoc import Association, COOKIE_WAIT, ESTABLISHED
 
 
 
@@ -148,14 +148,11 @@ class Endpoint:
         except MemoryError:  # (a reason's first count, the heap full: the table cannot grow)
             pass
 
-    def event(self, e):
-        self.events.append(e)
-
     def psk(self, peer):
         if self.keying == wire.KEYING_OPEN:
             return b""
         pc = self.cfg["peers"].get(peer)
-        if pc is None:  # a fleet member (checked by _check_init)
+        if pc is None:  # a fleet member (checked by responder.check_init)
             return keys.fleet_key(self.cfg, peer)
         return keys.decode_psk(pc["psk"])
 
@@ -208,32 +205,6 @@ class Endpoint:
         if self._addrs is None:
             self._addrs = [(u.addr, u.priority, u.cost) for _, u in sorted(self.uplinks.items())]
         return self._addrs
-
-    def local_index(self, u):
-        """u's entry in our address list (PROBE's index); 255 if it has none."""
-        lst = self.addr_list()
-        for i in range(len(lst)):
-            if lst[i][0] == u.addr:
-                return i
-        return 255
-
-    def peer_addrs(self, peer):
-        pc = self.cfg["peers"][peer]
-        out = []
-        for a in pc["addresses"]:
-            host, port = parse_addr(a, pc["port"])
-            out.append((canonical(host), port))
-        return out
-
-    def init_pairs(self, peer):
-        """(uplink, peer address) pairs to try INIT on, best uplink first."""
-        pairs = []
-        for addr in self._connect_addrs.get(peer, ()):
-            for u in self.uplinks.values():
-                if (":" in u.addr[0]) == (":" in addr[0]):
-                    pairs.append((u, addr))
-        pairs.sort(key=lambda p: (p[0].priority, p[0].cost, p[0].name))  # stable: address order kept
-        return pairs
 
     def new_label(self):
         # below 2^30: a small int on every port, so demultiplexing allocates nothing
@@ -302,8 +273,12 @@ class Endpoint:
         """Start an association with a configured peer (at addrs, or its configured addresses)."""
         if peer not in self.cfg["peers"]:
             raise ValueError("unknown peer %r: add it under peers.%s" % (peer, peer))
-        if addrs is None:
-            addrs = self.peer_addrs(peer)
+        if addrs is None:  # its configured addresses
+            pc = self.cfg["peers"][peer]
+            addrs = []
+            for x in pc["addresses"]:
+                host, port = parse_addr(x, pc["port"])
+                addrs.append((canonical(host), port))
         else:
             addrs = [(canonical(h), int(p)) for h, p in addrs]
         if not addrs:
@@ -397,115 +372,20 @@ class Endpoint:
         except ValueError as e:
             return "bad_" + str(e)
         ptype, label, seq = h[0], h[1], h[2]
-        if ptype == wire.INIT:
-            return self._on_init(u, src, pkt, body, now)
+        if ptype == wire.INIT or ptype == wire.COOKIE_ECHO:  # the responder's handshake:
+            from . import responder  # loaded at the first INIT or COOKIE-ECHO, and kept
+
+            if ptype == wire.INIT:
+                return responder.on_init(self, u, src, pkt, body, now)
+            return responder.on_cookie_echo(self, u, src, pkt, label, seq, body,
+                                            self.assocs.get(label), now)
         a = self.assocs.get(label)
-        if ptype == wire.COOKIE_ECHO:
-            return self._on_cookie_echo(u, src, pkt, label, seq, body, a, now)
         if a is None:
             return "unknown_label"
         self.touch(a)
         if ptype == wire.INIT_ACK:
             return a.on_init_ack(u, src, pkt, body, now)
         return a.receive(u, src, ptype, seq, pkt, body, now)
-
-    def _cookie_parts(self, stamp, label_r, nonce_i):
-        d = self._cookie_mac.digest(b"R", struct.pack(">II", stamp & 0xFFFFFFFF, label_r), nonce_i)
-        return d[:16], struct.unpack_from(">I", d, 16)[0]  # nonce_R, tsn_R
-
-    def _cookie_tag(self, stamp, label_r, label_i, nonce_i, tsn_i, name, src):
-        return self._cookie_mac.tag(b"C", struct.pack(">qIII", stamp, label_r, label_i, tsn_i),
-                                    nonce_i, name.encode(), wire.enc_sockaddr(src))
-
-    def _check_init(self, name, keying):
-        if name not in self.cfg["peers"] and not keys.fleet_member(self.cfg, name):
-            return "unknown_peer"
-        if keying != self.keying:
-            return "keying_mismatch"
-        return None
-
-    def _on_init(self, u, src, pkt, body, now):
-        """Answer an INIT statelessly with an INIT-ACK no larger than it."""
-        if len(pkt) < wire.MIN_INIT:
-            return "short_init"
-        label_i, nonce_i, tsn_i, keying, name, _ = wire.dec_init(body)
-        bad = self._check_init(name, keying)
-        if bad:
-            return bad
-        mac = self.init_mac(name)
-        if not wire.check(mac, pkt, body):
-            return "mac"
-        if label_i == 0:
-            return "malformed"
-        label_r = self.new_label()
-        nonce_r, tsn_r = self._cookie_parts(now, label_r, nonce_i)
-        cookie = struct.pack(">I", now & 0xFFFFFFFF) + self._cookie_tag(now, label_r, label_i, nonce_i, tsn_i, name, src)
-        body = wire.enc_init_ack(label_r, nonce_r, tsn_r, cookie)
-        self.emit(u.name, src, wire.seal(mac, wire.INIT_ACK, label_i, 0, body, nonce_i))
-        return None
-
-    def _on_cookie_echo(self, u, src, pkt, label, seq, body, existing, now):
-        if len(body) < wire.COOKIE_LEN:
-            return "malformed"
-        # the full stamp (the wire's is modulo 2^32): the tag covers it, so a COOKIE-ECHO sent
-        # again 2^32 ms later fails it (PROTOCOL.md 8.2); negative if older than the clock
-        stamp = now - ((now - struct.unpack_from(">I", body, 0)[0]) & 0xFFFFFFFF)
-        label_i, nonce_i, tsn_i, keying, name, addrs = wire.dec_init(body[wire.COOKIE_LEN :])
-        if now - stamp > policy.COOKIE_LIFE:
-            return "stale_cookie"
-        bad = self._check_init(name, keying)
-        if bad:
-            return bad
-        tag = self._cookie_tag(stamp, label, label_i, nonce_i, tsn_i, name, src)
-        if not ct_equal(tag, bytes(body[4:20])):
-            return "bad_cookie"
-        nonce_r, tsn_r = self._cookie_parts(stamp, label, nonce_i)
-        if existing is not None:
-            if existing.peer_nonce == nonce_i and existing.nonce == nonce_r:
-                self.touch(existing)
-                return existing.on_cookie_echo_again(u, src, seq, pkt, body, now)
-            return "label_collision"
-        a = Association(self, name, label, False, now)
-        a.setup_keys(self.psk(name), nonce_i, nonce_r, label_i, label)
-        if not wire.check(a.rx_mac, pkt, body):
-            return "mac"
-        last = self._last_stamp.get(name)
-        # Replacing needs a newer cookie than the last one accepted from this peer, if that
-        # was accepted within the cookie's life (older ones cannot be replayed anyway, so no
-        # clock value or uptime can lock a peer out: docs/PROTOCOL.md section 8).
-        if last is not None and now - last[1] <= policy.COOKIE_LIFE and not serial_newer(stamp, last[0]):
-            return "stale_cookie"
-        old = self.by_peer.get(name)
-        if old is not None:
-            if old.state < ESTABLISHED and self.name < name:
-                return "collision"  # both opened at once: the smaller name's INIT wins
-            if self.keying == wire.KEYING_OPEN and old.state == ESTABLISHED:
-                return "name_in_use"  # open: an association keeps its name through its outage
-            old.close(now, "replaced")
-            self.touch(old)
-        n = len(self._last_stamp)
-        if n >= 64 and not n & 63:  # forget what no longer matters (every 64th: 5,000 boards
-            # joining at once swept it whole for each, quadratic)
-            for k in list(self._last_stamp):
-                if now - self._last_stamp[k][1] > policy.COOKIE_LIFE:
-                    del self._last_stamp[k]
-        self._last_stamp[name] = (stamp, now)
-        self.assocs[label] = a
-        self.by_peer[name] = a
-        try:
-            a.start_responder(u, src, seq, pkt, nonce_i, nonce_r, tsn_i, tsn_r, label_i, addrs,
-                              now - stamp, now)
-        except Exception:  # MemoryError (or a bug): a half-built association breaks every timer
-            if a.state != ESTABLISHED:  # half built: forget it, as if the packet never came
-                del self.assocs[label]
-                del self.by_peer[name]
-                if last is None:
-                    del self._last_stamp[name]
-                else:
-                    self._last_stamp[name] = last
-            raise  # (counted: no_memory, a retransmitted COOKIE-ECHO tries again; or internal_error)
-        self.touch(a)
-        return None
 
     # ---- output and timers --------------------------------------------------------------
 

@@ -117,6 +117,7 @@ class Path:
 if not SLOTS:
     for _k, _v in _DEFAULTS:
         setattr(Path, _k, _v)
+    del _DEFAULTS, _k, _v  # (on the class now: __init__ reads them only with SLOTS)
 
 
 def rank(path, remote):

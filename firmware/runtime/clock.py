@@ -4,7 +4,7 @@
 # ticks_diff and calls now() at least once per half wrap period (ticks_diff is right for
 # gaps under half the period: 6 days at 2**30; a board calls it every second; a longer gap is
 # lost, counted as none).
-# Pure: the tick functions are passed in, so tests can wrap it at will.
+# Pure: the tick functions are passed in, so tests can wrap it at will (tests/core/faketicks.py).
 
 
 class MonotonicMs:
@@ -23,13 +23,3 @@ class MonotonicMs:
         # but counting goes on from here, not frozen until the ticks come round again)
         return self._now
 
-
-def ticks_diff_for(period):
-    """A ticks_diff for a counter that wraps at `period` (a power of two), as
-    MicroPython's time.ticks_diff: the signed distance, for |d| < period / 2."""
-    half = period // 2
-
-    def diff(a, b):
-        return ((a - b + half) & (period - 1)) - half
-
-    return diff

@@ -31,20 +31,10 @@ from mast.wire import MAX_PACKET
 from mast.events import Event
 from .sockaddr import from_socket, TextCache
 from .clock import MonotonicMs
-from .note import Note
 
 MICROPYTHON = sys.implementation.name == "micropython"
 udpwrap = None  # runtime/udpwrap.py, imported when an uplink uses a relay (a board has none)
 
-
-def _load_relay():
-    global udpwrap
-    if udpwrap is None:
-        from . import udpwrap as m
-
-        udpwrap = m
-_SO_BINDTODEVICE = const(25)  # Linux; CPython's socket module may lack the name
-_IPV6_V6ONLY = const(26)  # Linux (IPPROTO_IPV6 41); MicroPython's socket module lacks both
 _POLLIN = select.POLLIN
 _POLLNVAL = const(32)  # Linux; MicroPython's select has no name for it
 _READS_PER_WAKE = const(16)  # bounded work per socket per poll, so no uplink starves another
@@ -75,15 +65,6 @@ def jitter(ms, random):
     return ms - (ms >> 1) * random(1)[0] // 256
 
 
-def default_clock():
-    """A function returning a non-wrapping ms count for this interpreter."""
-    import time
-
-    if hasattr(time, "ticks_ms"):
-        return MonotonicMs(time.ticks_ms, time.ticks_diff).now
-    return lambda: int(time.monotonic() * 1000)
-
-
 def _errno(e):
     return e.args[0] if e.args and type(e.args[0]) is int else getattr(e, "errno", None)
 
@@ -99,22 +80,6 @@ def _errname(e):
     if name is None and sys.platform == "linux":  # (MicroPython's table lacks these: "101")
         name = {90: "EMSGSIZE", 99: "EADDRNOTAVAIL", 100: "ENETDOWN", 101: "ENETUNREACH"}.get(n)
     return name or str(n)
-
-
-def _set_rcvbuf(sock, size):
-    """SO_RCVBUF (Linux numbers where the module lacks the names); as root the force variant
-    may exceed net.core.rmem_max. Best effort: a port without it keeps its own buffer."""
-    for opt in (33, getattr(socket, "SO_RCVBUF", 8)):  # SO_RCVBUFFORCE, SO_RCVBUF
-        try:
-            sock.setsockopt(getattr(socket, "SOL_SOCKET", 1), opt, size)
-            return True
-        except (OSError, ValueError, TypeError):
-            pass
-    return False
-
-
-def _fmt(addr):
-    return ("[%s]:%d" if ":" in addr[0] else "%s:%d") % (addr[0], addr[1])
 
 
 class Uplink:
@@ -137,19 +102,18 @@ class Uplink:
         self.dead = None  # why the socket died
         self.resting = None  # until when the socket is not read (no memory to receive)
 
-    def status(self):
-        return {"bind": _fmt(self.bind), "public": _fmt(self.public),
-                "via": _fmt(self.via) if self.via else None, "device": self.device,
-                "tx": self.tx, "rx": self.rx, "tx_errors": self.tx_errors,
-                "rx_errors": self.rx_errors, "rx_dropped": self.rx_dropped,
-                "last_error": self.last_error, "dead": self.dead,
-                "resting": self.resting is not None}
-
 
 class Runtime:
     def __init__(self, endpoint, clock=None, rcvbuf=None, reserve=None):
         self.ep = endpoint
-        self.now = clock or default_clock()
+        if clock is None:  # a non-wrapping ms count for this interpreter
+            import time
+
+            if hasattr(time, "ticks_ms"):
+                clock = MonotonicMs(time.ticks_ms, time.ticks_diff).now
+            else:
+                clock = lambda: int(time.monotonic() * 1000)  # noqa: E731
+        self.now = clock
         self.rcvbuf = rcvbuf  # SO_RCVBUF of each uplink's socket (None: the system's default)
         self.reads_per_wake = _READS_PER_WAKE  # datagrams read from one socket per wake
         self.uplinks = {}
@@ -241,86 +205,26 @@ class Runtime:
         CPython only, unless public is given). via: the relay's inside (ip, port);
         public: the address the core advertises (required with via). Renumbering:
         call again with the new addresses (the socket is reopened if bind changes)."""
-        if via is not None:
-            _load_relay()
-        old = self.uplinks.get(name)
-        if old is not None and old.dead is None and old.bind == bind and old.device == device:
-            old.via = via
-            if public is not None:
-                old.public = public
-            self.ep.uplink_up(name, old.public, self.now(), priority, cost)
-            self._flush()
-            return old
-        if old is not None:  # a new address or device: a new socket (the old one goes first)
-            self.uplinks.pop(name)
-            if old.dead is None:
-                self._close(old)
-        try:
-            sock = self._open(name, bind, device)
-            if bind[1] == 0:
-                if hasattr(sock, "getsockname"):
-                    bind = (bind[0], sock.getsockname()[1])
-                elif public is None:
-                    sock.close()
-                    raise ValueError("uplink %s: give bind a port (this runtime cannot read "
-                                     "back the port 0 picked)" % name)
-        except (OSError, ValueError):
-            if old is not None and name in self.ep.uplinks:
-                self.ep.uplink_down(name, self.now())  # the old socket is gone either way
-                self._flush()
-            raise
-        if public is None:
-            public = bind
-        u = Uplink(name, sock, bind, public, via, device)
-        u.key = self._register(sock, u)
-        self.uplinks[name] = u
-        self.ep.uplink_up(name, public, self.now(), priority, cost)
-        self._flush()
-        return u
-
-    def _open(self, name, bind, device):
-        fam = socket.AF_INET6 if ":" in bind[0] else socket.AF_INET
-        sock = socket.socket(fam, socket.SOCK_DGRAM)
-        try:
-            if device:
-                if sys.platform != "linux":
-                    raise OSError(95, "uplink %s: device binding needs Linux" % name)
-                opt = getattr(socket, "SO_BINDTODEVICE", _SO_BINDTODEVICE)
-                sock.setsockopt(socket.SOL_SOCKET, opt, device.encode())
-            if bind[0] == "::" and (hasattr(socket, "IPV6_V6ONLY") or sys.platform == "linux"):
-                # IPv6 only: a wildcard IPv6 socket also took IPv4 (Linux's default), as
-                # ::ffff:a.b.c.d sources (an IPv4 address on an IPv6 uplink, which both ends
-                # took for a NAT), and held the port an uplink bound to 0.0.0.0 wants
-                # (EADDRINUSE)
-                sock.setsockopt(getattr(socket, "IPPROTO_IPV6", 41),
-                                getattr(socket, "IPV6_V6ONLY", _IPV6_V6ONLY), 1)
-            sock.bind(self._sockaddr(bind))
-        except OSError as e:
-            sock.close()
-            raise OSError(_errno(e), "uplink %s: cannot bind to %s%s (%s)" % (
-                name, _fmt(bind), " on " + device if device else "", _errname(e)))
-        if self.rcvbuf:
-            _set_rcvbuf(sock, self.rcvbuf)
-        if fam == socket.AF_INET and sys.platform == "linux":
-            # no DF: a link of smaller MTU on the way fragments a datagram instead of dropping it
-            # (Linux sets DF on UDP; its ICMP is often filtered, and the path, whose small probes
-            # pass, stayed primary while every large datagram was lost)
-            try:
-                sock.setsockopt(0, 10, 0)  # IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DONT
-            except (OSError, ValueError, TypeError):
-                pass
-        sock.setblocking(False)
-        return sock
+        return self._op("add_uplink", name, bind, priority, cost, device, via, public)
 
     def remove_uplink(self, name):
         """The uplink went away: close its socket and tell the core."""
-        u = self.uplinks.pop(name, None)
-        if u is None:
-            raise ValueError("no uplink %r" % name)
-        self._close(u)
-        if name in self.ep.uplinks:
-            self.ep.uplink_down(name, self.now())
-        self._flush()
+        self._op("remove_uplink", name)
+
+    def _op(self, fn, *args):
+        """fn(self, *args) of runtime/uplinkops.py (an uplink's coming and going, which a board
+        runs now and then): loaded for the call and, on MicroPython, forgotten after (a board
+        gets its heap back)."""
+        from . import uplinkops
+
+        try:
+            return getattr(uplinkops, fn)(self, *args)
+        finally:
+            if MICROPYTHON:
+                sys.modules.pop("runtime.uplinkops", None)
+                pkg = sys.modules.get("runtime")
+                if pkg is not None and hasattr(pkg, "uplinkops"):
+                    delattr(pkg, "uplinkops")
 
     def _close(self, u):
         if u.resting is not None:  # (no longer counted: else every later wait was cut to
@@ -338,9 +242,11 @@ class Runtime:
         u.dead = why
         self._close(u)
         self.count("uplink_dead")
-        self._note(Note("uplink_dead", uplink=u.name, error=why))
         if u.name in self.ep.uplinks:
             self.ep.uplink_down(u.name, self.now())
+        from .note import Note  # (loaded only now: a board whose sockets live never needs it)
+
+        self._note(Note("uplink_dead", uplink=u.name, error=why))
 
     # ---- other things to wait for (stdin, a child's output) -----------------------------
 
@@ -467,8 +373,15 @@ class Runtime:
         Returns the number of datagrams received. A full heap anywhere in the turn loses
         what was being handled (counted `no_memory`), never the loop."""
         try:
-            if self._resting:
-                self._wake_resting()
+            if self._resting:  # sockets that rested for want of memory: read again once due
+                now = self.now()
+                for u in self.uplinks.values():
+                    if u.resting is not None and now >= u.resting and u.dead is None:
+                        u.key = self._register(u.sock, u)  # (first: a full heap raises here,
+                        u.resting = None  # and it stays resting, woken on a later turn)
+                        self._resting -= 1
+                        if self._reserve is None and MICROPYTHON:
+                            self._take_reserve()  # (lost or never had: the next squeeze needs it)
             wait = self.wait_ms(timeout_ms)
         except MemoryError:  # (no room to wake a socket or settle the core's timers: soon again)
             self._no_memory()
@@ -529,34 +442,31 @@ class Runtime:
                     restart.turn(self, ep, now)
                     break
         if self._redial:
-            self._redial_due(now)
-        self._flush()
-
-    def _redial_due(self, now):
-        """A new INIT for each peer whose redial is due (see REDIAL_MS); a peer no longer
-        configured (or no longer initiated: `initiate` false), or one whose association is
-        back (the app's connect, a board's apply), is let go."""
-        ep = getattr(self.ep, "ep", self.ep)
-        for peer in list(self._redial):
-            r = self._redial[peer]
-            if r[0] is None:  # its attempt runs, or ended unseen (a connect out of memory):
-                if ep.by_peer.get(peer) is None:  # then as an attempt that failed
+            # a new INIT for each peer whose redial is due (see REDIAL_MS); a peer no longer
+            # configured (or no longer initiated: `initiate` false), or one whose association
+            # is back (the app's connect, a board's apply), is let go
+            ep = getattr(self.ep, "ep", self.ep)
+            for peer in list(self._redial):
+                r = self._redial[peer]
+                if r[0] is None:  # its attempt runs, or ended unseen (a connect out of memory):
+                    if ep.by_peer.get(peer) is None:  # then as an attempt that failed
+                        r[0] = now + jitter(r[1], ep.random)
+                    continue
+                if now < r[0]:
+                    continue
+                pc = ep.cfg["peers"].get(peer)
+                if ep.by_peer.get(peer) is not None or pc is None or not pc.get("initiate", True):
+                    del self._redial[peer]
+                    continue
+                r[0] = None  # its attempt runs: the next close of it doubles the wait
+                r[1] = min(r[1] * 2, _REDIAL_MAX_MS)
+                try:
+                    self.ep.connect(peer, now, self._dial.get(peer))
+                    self.count("redial")
+                except ValueError:  # (no addresses now): tried again later, as a failed attempt
                     r[0] = now + jitter(r[1], ep.random)
-                continue
-            if now < r[0]:
-                continue
-            pc = ep.cfg["peers"].get(peer)
-            if ep.by_peer.get(peer) is not None or pc is None or not pc.get("initiate", True):
-                del self._redial[peer]
-                continue
-            r[0] = None  # its attempt runs: the next close of it doubles the wait
-            r[1] = min(r[1] * 2, _REDIAL_MAX_MS)
-            try:
-                self.ep.connect(peer, now, self._dial.get(peer))
-                self.count("redial")
-            except ValueError:  # (no addresses now): tried again later, as a failed attempt
-                r[0] = now + jitter(r[1], ep.random)
-                self.count("redial_failed")
+                    self.count("redial_failed")
+        self._flush()
 
     def run(self, until_ms=None, max_turns=None):
         """poll() until the runtime clock reaches until_ms (None: for ever), or max_turns."""
@@ -620,16 +530,6 @@ class Runtime:
                 self._spare = bytearray(_RX_BUF)
             except MemoryError:
                 pass  # (taken with the reserve, later)
-
-    def _wake_resting(self):
-        now = self.now()
-        for u in self.uplinks.values():
-            if u.resting is not None and now >= u.resting and u.dead is None:
-                u.key = self._register(u.sock, u)  # (first: a full heap raises here, and it
-                u.resting = None  # stays resting, woken on a later turn)
-                self._resting -= 1
-                if self._reserve is None and MICROPYTHON:
-                    self._take_reserve()  # (lost or never had: the next squeeze needs it)
 
     def _read(self, u, flags):
         if flags & _POLLNVAL:

@@ -69,6 +69,16 @@ def runtime_name():
     return "%s %d.%d.%d" % (sys.implementation.name, v[0], v[1], v[2])
 
 
+def socket_status(u):
+    """A runtime uplink's socket (runtime/driver.py Uplink): its addresses and counters."""
+    return {"bind": fmt(u.bind), "public": fmt(u.public),
+            "via": fmt(u.via) if u.via else None, "device": u.device,
+            "tx": u.tx, "rx": u.rx, "tx_errors": u.tx_errors,
+            "rx_errors": u.rx_errors, "rx_dropped": u.rx_dropped,
+            "last_error": u.last_error, "dead": u.dead,
+            "resting": u.resting is not None}
+
+
 def runtime_status(rt, lazy=None):
     """Runtime.status: the endpoint's status, each uplink's socket and the runtime's own
     counters (and the heap, on MicroPython)."""
@@ -76,7 +86,7 @@ def runtime_status(rt, lazy=None):
 
     s = endpoint_status(rt.ep, lazy)
     for name, u in rt.uplinks.items():
-        s["uplinks"].setdefault(name, {})["socket"] = u.status()
+        s["uplinks"].setdefault(name, {})["socket"] = socket_status(u)
     s["runtime"] = {"interpreter": runtime_name(), "counters": dict(rt.counters),
                     "now_ms": rt.now()}
     if MICROPYTHON:

@@ -161,7 +161,7 @@ def test_reconfigure_keeps_the_association_and_announces_new_uplink_hints():
     a.reconfigure(cfg, net.now)
     net.flush()
     net.run(net.now + 1000)
-    assert a.association().nonce == nonce and a.association().prof["ack"] == 20
+    assert a.association().nonce == nonce and a.association().ep.prof["ack"] == 20
     assert a.uplinks["cell"].priority == 25
     assert [NAMES.get(k) for t, f, to, k in net.log[n0:] if f == "a"].count("SET") == 1
     assert net.events("a", "association_closed") == []

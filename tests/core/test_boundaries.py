@@ -63,8 +63,8 @@ def test_a_cookie_echo_whose_stamp_is_from_before_the_clocks_start_is_a_bad_cook
 
 
 def _after_a_gap(gap):
-    from runtime.clock import MonotonicMs, ticks_diff_for
-    from faketicks import FakeTicks
+    from runtime.clock import MonotonicMs
+    from faketicks import FakeTicks, ticks_diff_for
 
     period = 1 << 30
     ticks = FakeTicks(period - 1500, period)  # (the gap crosses the wrap)

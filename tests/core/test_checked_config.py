@@ -37,7 +37,7 @@ def test_a_configuration_the_caller_checked_is_taken_without_the_schema():
     nonce = a.association().nonce
     cfg = config.validate(dict(a.cfg, profile="fast"))
     assert not without_schema(lambda: a.reconfigure(cfg, net.now, True))
-    assert a.cfg is cfg and a.association().nonce == nonce and a.association().prof["ack"] == 20
+    assert a.cfg is cfg and a.association().nonce == nonce and a.association().ep.prof["ack"] == 20
     # without checked, the same calls check it again
     for call in (lambda bad: a.reconfigure(bad, net.now), lambda bad: Endpoint(bad, rand)):
         try:

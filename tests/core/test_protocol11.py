@@ -132,7 +132,7 @@ def test_shut_is_resent_from_the_paths_rto_doubling_then_the_sender_closes():
         return False
 
     net.drop = lose_shut
-    rto = a.primary.rto(a.prof)
+    rto = a.primary.rto(a.ep.prof)
     t0 = net.now
     net.nodes["a"].ep.close(net.now)
     net.flush()

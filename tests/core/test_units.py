@@ -2,8 +2,8 @@
 # non-wrapping clock the runtime builds from a board's wrapping ticks.
 from mast.replay import ReplayWindow
 from mast.addr import ip_to_bytes, bytes_to_ip, canonical, family, fmt, parse_addr
-from runtime.clock import MonotonicMs, ticks_diff_for
-from faketicks import FakeTicks
+from runtime.clock import MonotonicMs
+from faketicks import FakeTicks, ticks_diff_for
 
 
 def _accept(w, seq):

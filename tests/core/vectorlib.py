@@ -12,7 +12,10 @@ try:  # CPython: tags and HKDF from the standard library, independent of mast.cr
         return _hmac.new(key, data, _hashlib.sha256).digest()
 
 except ImportError:  # MicroPython: mast.crypto, itself checked against RFC 4231/5869
-    from mast.crypto import hmac_sha256 as hmac256
+    from mast.crypto import Mac
+
+    def hmac256(key, data):
+        return Mac(key).digest(data)
 
 DOC = "docs/PROTOCOL.md"
 

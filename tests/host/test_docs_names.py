@@ -6,7 +6,7 @@ renamed or new counter fails here, as a renamed flag fails tests/host/test_docs_
   loop) in docs/RUNTIME.md;
 - mastd's `agent_counters` (firmware/mastd/agent.py, app.py) in docs/MASTD.md's paragraph on
   them, both ways;
-- the core's drop reasons (firmware/mast: what `Endpoint.receive` counts) in docs/PROTOCOL.md
+- the core's drop reasons (firmware/mast: what `Endpoint.receive` counts, the responder's too) in docs/PROTOCOL.md
   section 7, both ways; the presence server's (firmware/presence/server.py) in P.8;
 - the events docs/RUNTIME.md and docs/CONSOLE.md list, and docs/CONSOLE.md's console ops and
   their fields (firmware/board/request.py).
@@ -72,7 +72,8 @@ def test_mastds_agent_counters_are_the_ones_mastd_md_lists():
 
 
 def _core_reasons():
-    src = _read("firmware", "mast", "endpoint.py") + _read("firmware", "mast", "assoc.py")
+    src = (_read("firmware", "mast", "endpoint.py") + _read("firmware", "mast", "assoc.py")
+           + _read("firmware", "mast", "responder.py"))
     names = set(re.findall(r'return "([a-z_]+)"', src))
     names |= set(re.findall(r'reason = "([a-z_]+)"', src))  # (receive: malformed, no_memory, ...)
     names |= set(re.findall(r'"([a-z_]+)" if seq', src)) | {"duplicate"}  # (too_old else duplicate)
