@@ -110,10 +110,11 @@ def fmt(addr):
 _NAME_CHARS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-"
 
 
-def parse_addr(text, default_port, names=False):
-    """"1.2.3.4", "1.2.3.4:6278", "2001:db8::1", "[2001:db8::1]:6278" (and a
-    DNS name, with or without :port, if names) -> (host, port); the port is
-    default_port when the text has none. ValueError if it is not an address."""
+def parse_addr(text, default_port):
+    """"1.2.3.4", "1.2.3.4:6278", "2001:db8::1", "[2001:db8::1]:6278" -> (host,
+    port); the port is default_port when the text has none. ValueError if it is
+    not an address. (A DNS name is no address: it is a peer's dns, checked by
+    config.py's schema, the one rule for DNS names.)"""
     host, port = text, default_port
     i = text.rfind(":")
     try:
@@ -129,13 +130,7 @@ def parse_addr(text, default_port, names=False):
             if host[-1:] != "]" or ":" not in host:
                 raise ValueError
             host = host[1:-1]
-        try:
-            ip_to_bytes(host)
-        except ValueError:  # a DNS name then, if names are allowed
-            labels = host.split(".")
-            if (not names or len(host) > 253 or host.strip(_NAME_CHARS)
-                    or "" in labels or not labels[-1].strip("0123456789")):
-                raise
+        ip_to_bytes(host)
     except ValueError:
         raise ValueError("bad address %r" % text)
     return host, port

@@ -19,8 +19,10 @@ from .keys import decode_psk, PSK_TEXT as _PSK  # noqa: F401  (decode_psk: for c
 
 # One row per key: pattern, type, default ("-": none), then the type's limits:
 #   int: min max [step, default 1]      str: max length, characters allowed
-#   enum: the choices                   besides A-Za-z0-9
-#   text, secret: min max length of printable ASCII [the only characters allowed]
+#   enum: the choices                   besides A-Za-z0-9 [then "dns": a DNS name,
+#                                       "dns.": one that may end in a dot]
+#   text: min max length in bytes of UTF-8 (an SSID), no control characters
+#   secret: min max length of printable ASCII [the only characters allowed]
 #   addr, addrs: "port" if the address may carry a port
 #   bool, psk, prefixes: none
 # A line with a pattern alone ("peers.*") starts the keys of each peer (or
@@ -29,7 +31,7 @@ from .keys import decode_psk, PSK_TEXT as _PSK  # noqa: F401  (decode_psk: for c
 # mast_tools.config_help, whose schema_rows() gives the rows decoded, for docs).
 # (three strings, not one: loading the module then needs no block of 1.3 KB in one piece)
 SCHEMA = (
-    """\
+    """
 name str - 63 .-
 port int 6278 1 65535
 keying enum psk psk open
@@ -39,7 +41,7 @@ replay_window int 1024 64 65536 64
 resend_ms int 0 0 5000
 outage_s int 300 10 86400
 nat_refresh_s int 25 5 3600
-fleet_domain str - 253 .-
+fleet_domain str - 61 .- dns
 fleet_psk psk -
 enabled bool -
 internal prefix -
@@ -49,7 +51,7 @@ masquerade bool -
     """\
 peers.*
 addresses addrs [] port
-dns str - 253 .-
+dns str - 253 .- dns.
 psk psk -
 port int 6278 1 65535
 initiate bool true
@@ -76,7 +78,6 @@ sim_pin secret - 4 8 0123456789
 )
 
 _ALNUM = _NAME_CHARS[:62]  # digits and letters
-_PRINTABLE = " !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~" + _ALNUM  # ASCII 0x20..0x7e
 
 
 class ConfigError(ValueError):
@@ -105,10 +106,11 @@ def _check(t, lim, v):
             if w:
                 return "bad item %r: %s" % (x, w)
         return None
+    f = _plain if t in _PLAIN else _net
     try:
-        ok, want = (_plain if t in _PLAIN else _net)(t, lim, v)
-    except ValueError:  # from the parsers: not a valid value
-        ok, want = False, _net(t, lim, None)[1]
+        ok, want = f(t, lim, v)
+    except ValueError:  # from the parsers (or text that is not UTF-8): not a valid value
+        ok, want = False, f(t, lim, None)[1]
     return None if ok else "must be " + want
 
 
@@ -130,13 +132,23 @@ def _plain(t, lim, v):
         want = "one of " + ", ".join(lim)
         ok = ok and v in lim
     elif t == "str":  # every character allowed: nothing left once they are stripped
-        want = "1 to %s characters of A-Za-z0-9%s" % tuple(lim)
+        want = "1 to %s characters of A-Za-z0-9%s" % tuple(lim[:2])
         ok = ok and 0 < len(v) <= int(lim[0]) and not v.strip(_ALNUM + lim[1])
-    else:  # text, secret: printable ASCII; a secret never shows
+        if lim[2:]:  # "dns": a DNS name (RFC 1035, 1123); "dns.": one that may end in a dot
+            # (the last label begins with a letter: getaddrinfo reads 1.2.3 as 1.2.0.3, 0x7f
+            # as 0.0.0.127)
+            want += ", labels of 1 to 63 between dots, the last starting with a letter" + (
+                "" if lim[2][3:] else ", no dot at the end")
+            s = ok and (v[:-1] if v[-1:] == lim[2][3:] else v).split(".")
+            ok = ok and s[-1][:1].isalpha() and "" not in s and len(max(s, key=len)) < 64
+    else:  # text: an SSID (IEEE 802.11: 1 to 32 bytes; UTF-8 here: UnicodeError if not), no C0,
+        # DEL or C1; secret: printable ASCII (a WPA2 passphrase; a PIN: lim[2]'s digits), never shown
         lo, hi = int(lim[0]), int(lim[1])
-        want = "%d to %d %s" % (lo, hi, "digits" if lim[2:] else "printable ASCII characters")
-        ok = (ok and lo <= len(v) <= hi and not v.strip(_PRINTABLE)
-              and not (lim[2:] and v.strip(lim[2])))
+        want = "%d to %d %s" % (lo, hi, "digits" if lim[2:] else "printable ASCII characters"
+                                if t == "secret" else "bytes of UTF-8 text (no control characters)")
+        ok = ok and lo <= len(v.encode()) <= hi and not (lim[2:] and v.strip(lim[2]))
+        for c in ok and v or "":
+            ok = ok and " " <= c and (c < "\x7f" or t == "text" and c >= "\xa0")
     return ok, want
 
 
@@ -194,20 +206,12 @@ def _find_row(pattern):
     group, key = pattern[: i + 1], pattern[i + 1 :]
     part = SCHEMA[0] if not group else SCHEMA[1] if group == "peers.*." else (
         SCHEMA[2] if group == "uplinks.*." else None)
-    if part is None or not key:
+    # its line follows a newline (SCHEMA[0] starts with one; a group's line has no space: never
+    # found; a key with a space would be found as a line's first words: "port int" as port)
+    j = -1 if part is None or " " in key else part.find("\n" + key + " ") + 1
+    if j < 1:
         return None
-    if group:  # the part starts with its group line
-        j = part.find("\n" + key + " ")
-        j = -1 if j < 0 else j + 1
-    elif part.startswith(key + " "):
-        j = 0
-    else:
-        j = part.find("\n" + key + " ")
-        j = -1 if j < 0 else j + 1
-    if j < 0:
-        return None
-    e = part.find("\n", j)
-    return _decode(part[j:e] if e >= 0 else part[j:], group)
+    return _decode(part[j:part.find("\n", j)], group)  # (each part ends with a newline)
 
 
 def _split(key):

@@ -8,17 +8,8 @@ from . import config
 def validate_peer(cfg, name, peer):
     """One peer's section, checked and with its defaults, for the validated
     configuration cfg (so a fleet of thousands changes one peer without checking
-    all); ConfigError naming the key otherwise."""
-    out = {"peers": {}}
-    config._put(out, ["peers", name], {})
-    if type(peer) is not dict:
-        raise config.ConfigError("peers." + name, "must be a table")
-    for k in peer:  # a few keys: the schema decoded per key, nothing big kept (boards)
-        config._put(out, ["peers", name, k], peer[k])
-    pc = out["peers"][name]
-    for row in config._rows():
-        if row[0].startswith("peers.*.") and row[2] is not None:
-            pc.setdefault(row[0][8:], config._copy(row[2]))
-    if cfg["keying"] == "psk" and "psk" not in pc:
-        raise config.ConfigError("peers.%s.psk" % name, "required when keying is psk")
-    return pc
+    all); ConfigError naming the key otherwise. The same checks as validate():
+    it is validate() of a configuration holding this peer alone (and cfg's name
+    and keying, which decide whether the peer needs its psk)."""
+    return config.validate({"name": cfg["name"], "keying": cfg["keying"],
+                            "peers": {name: peer}})["peers"][name]

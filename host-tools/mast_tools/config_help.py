@@ -14,7 +14,8 @@ HELP = {
     "outage_s": "how long an association outlives its last usable path",
     "nat_refresh_s": "a path behind NAT is refreshed at least this often, idle or not",
     "fleet_domain": "a server for a fleet: accept any peer named <board>.<fleet_domain> without "
-                    "listing it (with keying psk, fleet_psk must be set too)",
+                    "listing it (with keying psk, fleet_psk must be set too); at most 61 "
+                    "characters, as a member's name is at most 63",
     "fleet_psk": "the fleet's key: a member's PSK is HKDF(fleet_psk, \"mast1 fleet \" + its name) "
                  "(`mast genkey --fleet`); never shown",
     "enabled": "mastd only: false keeps the service from starting (OpenWrt init script); default true",
@@ -26,7 +27,8 @@ HELP = {
     "peers.*.addresses": "the peer's addresses: 192.0.2.1, 192.0.2.1:6278 or [2001:db8::1]:6278 "
                          "(its own: a multicast group, 255.255.255.255, 0.0.0.0 or :: is refused; "
                          "IPv4 as IPv4, not ::ffff:a.b.c.d)",
-    "peers.*.dns": "a DNS name whose A/AAAA records give the peer's addresses",
+    "peers.*.dns": "a DNS name whose A/AAAA records give the peer's addresses (an IP address "
+                   "goes in addresses)",
     "peers.*.psk": "pre-shared key: standard base64 of 32 random bytes (`mast genkey`); never shown",
     "peers.*.port": "the peer's UDP port, where an address gives none",
     "peers.*.initiate": "start the association to this peer (otherwise wait for its INIT); a board and mastd start it themselves, the endpoint process those its file lists under connect",
@@ -45,7 +47,8 @@ HELP = {
     "uplinks.*.device": "Linux interface to bind to (SO_BINDTODEVICE)",
     "uplinks.*.address": "local address to bind to",
     "uplinks.*.kind": "what drives the uplink: sim, wlan, lan, ppp (boards) or linux",
-    "uplinks.*.ssid": "boards, wlan: the Wi-Fi network to join",
+    "uplinks.*.ssid": "boards, wlan: the Wi-Fi network to join, as its name reads (Caf\u00e9 is "
+                      "5 of its 32 bytes)",
     "uplinks.*.password": "boards, wlan: the Wi-Fi password (WPA2: 8 to 63 characters); never shown",
     "uplinks.*.apn": "boards, ppp: the cellular access point name",
     "uplinks.*.sim_pin": "boards, ppp: the SIM's PIN, if it has one; never shown",

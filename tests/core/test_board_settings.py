@@ -52,8 +52,8 @@ def test_bad_board_values_name_the_key_and_never_echo_the_value():
     for key, value, msg in (
         ("uplinks.wifi.password", "short", "uplinks.wifi.password: must be 8 to 63 printable ASCII characters"),
         ("uplinks.wifi.password", 12345678, "uplinks.wifi.password: must be 8 to 63 printable ASCII characters"),
-        ("uplinks.wifi.ssid", "", "uplinks.wifi.ssid: must be 1 to 32 printable ASCII characters"),
-        ("uplinks.wifi.ssid", "tab\there", "uplinks.wifi.ssid: must be 1 to 32 printable ASCII characters"),
+        ("uplinks.wifi.ssid", "", "uplinks.wifi.ssid: must be 1 to 32 bytes of UTF-8 text (no control characters)"),
+        ("uplinks.wifi.ssid", "tab\there", "uplinks.wifi.ssid: must be 1 to 32 bytes of UTF-8 text (no control characters)"),
         ("uplinks.cell.apn", "bad apn!", "uplinks.cell.apn: must be 1 to 63 characters of A-Za-z0-9_.-"),
         ("uplinks.cell.sim_pin", "12a4", "uplinks.cell.sim_pin: must be 4 to 8 digits"),
         ("uplinks.%s.ssid" % ("u" * 32), "x", "uplinks.%s: name must be 1 to 31 characters of A-Za-z0-9_.-" % ("u" * 32)),

@@ -212,6 +212,39 @@ def test_a_set_the_board_refuses_names_the_key(board):
     assert "A" * 43 not in r.stderr  # never echoes a secret
 
 
+
+def test_a_wifi_name_in_utf8_reaches_the_boards_flash_and_a_dns_name_read_as_an_address_is_refused(
+        board, tmp_path):
+    # "Caf\u00e9" and "\u5bb6" were refused (printable ASCII only): an SSID is 1 to 32 bytes
+    ssid = "Caf\u00e9 \u5bb6"
+    r = cfg(board, "set", "uplinks.wifi.ssid", ssid, "--commit")
+    assert r.returncode == 0, r.stderr
+    assert cfg(board, "get", "uplinks.wifi.ssid", "--json").doc == ssid
+    assert on_flash(board)["uplinks"]["wifi"]["ssid"] == ssid
+    r = cfg(board, "set", "uplinks.wifi.ssid", "\u5bb6" * 11)  # 33 bytes
+    assert r.returncode == 1 and r.stderr.startswith(
+        "mast: uplinks.wifi.ssid: must be 1 to 32 bytes of UTF-8 text (no control characters); ")
+    assert cfg(board, "unset", "uplinks.wifi.ssid", "--commit").returncode == 0
+    # 1.2.3 was taken, and getaddrinfo sent to 1.2.0.3; a..b failed only at the lookup
+    for name in ("1.2.3", "a..b"):
+        r = cfg(board, "set", "peers.hub.dns", name)
+        assert r.returncode == 1 and r.stderr.startswith(
+            "mast: peers.hub.dns: must be 1 to 253 characters of A-Za-z0-9.-, labels of 1 to 63 "
+            "between dots, the last starting with a letter; "), r.stderr
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"name": "b", "fleet_domain": "boards.example.", "keying": "open"}))
+    r = mast("config", "validate", str(f))
+    assert r.returncode == 1 and r.stderr.startswith(
+        "mast: %s is not valid: fleet_domain: must be 1 to 61 characters of A-Za-z0-9.-, labels of 1 to "
+        "63 between dots, the last starting with a letter, no dot at the end" % f), r.stderr
+    # a lone surrogate (JSON's "\udc80") is no UTF-8: the SSID's rule says so, not a traceback
+    f.write_text('{"name": "b", "uplinks": {"w": {"ssid": "caf\\udc80"}}}')
+    r = mast("config", "validate", str(f))
+    assert r.returncode == 1 and r.stderr.startswith(
+        "mast: %s is not valid: uplinks.w.ssid: must be 1 to 32 bytes of UTF-8 text (no control "
+        "characters)" % f), r.stderr
+
+
 UNKNOWN_NOT_REPEATED = ("mast: unknown key (not repeated: text in a key's place may be a secret); a key "
                         "is made of A-Za-z0-9_.- and starts with one of name, port, keying, profile, mode, replay_window, resend_ms, "
                         "outage_s, nat_refresh_s, fleet_domain, fleet_psk, enabled, internal, tun, "

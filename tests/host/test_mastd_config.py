@@ -216,6 +216,14 @@ def test_mastd_defaults_replay_window_8192_and_resend_on_unless_set():
      "mast.global.internal: must be an IPv4 or IPv6 prefix such as 10.0.0.0/8"),
     (("option name 'router1.example'\n", ""), "mast.global.name: required"),
     (("config uplink 'lte'", "config uplnk 'lte'"), "mast.lte: unknown section type 'uplnk' (mast, peer or uplink)"),
+    # the core's one rule for names (h54): 1.2.3 reads as the address 1.2.0.3; a fleet_domain no
+    # member's name can end with
+    (("list addresses '198.51.100.1'", "option dns '1.2.3'"),
+     "mast.srv.dns: must be 1 to 253 characters of A-Za-z0-9.-, labels of 1 to 63 between dots, "
+     "the last starting with a letter"),
+    (("option profile fast", "option fleet_domain 'boards.example.'"),
+     "mast.global.fleet_domain: must be 1 to 61 characters of A-Za-z0-9.-, labels of 1 to 63 "
+     "between dots, the last starting with a letter, no dot at the end"),
 ])
 def test_a_bad_value_names_the_uci_option(change, message):
     text = ROUTER.replace(*change)
