@@ -344,8 +344,8 @@ class Board:
         finally:
             forget()  # what an op left loaded (status: runtime/status.py)
 
-    # The console's ops are in getop.py, settings.py, cfgops.py, consoleops.py, applycfg.py
-    # and statusop.py: the console
+    # The console's ops are in getop.py, settings.py, cfgops.py, consoleops.py, applycfg.py,
+    # statusop.py and uplinkops.py: the console
     # has once() import the op's module for the request and forget it after
     # (console.Console.handle, request.call), so that their code takes no heap the rest of the time.
 
