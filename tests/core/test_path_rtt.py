@@ -49,6 +49,13 @@ def test_a_backup_whose_rtt_rises_past_its_rto_comes_back_and_carries_the_traffi
     _rtt_rises("default", 75)  # RTT ~4 ms -> ~150 ms: above its RTO (100 ms), below rto_max
 
 
+def test_a_backup_whose_rtt_rises_past_probe_fail_rtos_fails_once_and_comes_back():
+    # RTT ~4 ms -> ~400 ms at once: every copy of a probe is answered after probe_fail x RTO (300
+    # ms), so the path fails; a failed path's probes wait the initial RTO (1 s), not its old one,
+    # so the next answer is in time and it comes back (below rto_max)
+    _rtt_rises("default", 200)
+
+
 def test_the_same_on_the_fast_profile():
     _rtt_rises("fast", 15)  # RTT ~4 ms -> ~30 ms: above its RTO (20 ms), below rto_max (40)
 
