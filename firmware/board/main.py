@@ -312,8 +312,9 @@ class Board:
 
                 via, public = parse_hostport(m.via), parse_hostport(m.public)
             self.rt.add_uplink(name, (addr, self.ep.cfg["port"]), prio, cost, None, via, public)
-        except (OSError, ValueError) as e:
-            self.handle(name, self.managers[name].fail("no socket on %s: %s" % (addr, e), now), now)
+        except (OSError, ValueError, MemoryError) as e:  # (MemoryError: its code loads for the call)
+            self.handle(name, self.managers[name].fail("no socket on %s: %s" % (addr, str(e) or "out of memory"),
+                                                       now), now)
             return
         self.emit({"event": "uplink_up", "uplink": name, "addr": addr})
         if self.connect_pending:

@@ -507,3 +507,40 @@ def test_the_apps_own_status_is_shown_under_app_and_one_that_fails_is_counted():
     st = r.status()
     assert (st["errors"], st["last_error"], "app" in st) == (1, "status: KeyError: 'n'", False), st
     assert board.lines == [{"log": "app error in status: KeyError: 'n'"}, {"log": "app error in status: KeyError: 'n'"}]
+
+
+def test_an_uplink_whose_socket_finds_no_memory_is_reported_down_and_tried_again():
+    # the runtime loads an uplink's setup code for the call (runtime/uplinkops.py): in a heap the
+    # traffic has fragmented that can raise MemoryError, which left the board's step (a crash,
+    # then a reboot) instead of the uplink being tried again, as when its address is taken
+    import json
+
+    out = []
+    b, clock, m = _board(out.append)
+    b.boot()
+    real, calls = b.rt.add_uplink, []
+
+    def add_uplink(*a):
+        calls.append(a[0])
+        if len(calls) == 1:
+            raise MemoryError
+        return real(*a)
+
+    b.rt.add_uplink = add_uplink
+
+    def events(name):
+        return [e for e in map(json.loads, out) if e.get("event") == name]
+
+    try:
+        b.step(clock())
+        assert [(e["uplink"], e["reason"]) for e in events("uplink_down")] == \
+            [("eth", "no socket on 127.0.0.2: out of memory")], out
+        for _ in range(1200):  # (bounded: two minutes of the board's time)
+            clock.advance(100)
+            b.step(clock())
+            if events("uplink_up"):
+                break
+        assert [e["uplink"] for e in events("uplink_up")] == ["eth"] and calls[:2] == ["eth", "eth"], out[-5:]
+        assert "eth" in b.ep.uplinks
+    finally:
+        b.rt.shutdown()
