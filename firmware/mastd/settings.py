@@ -359,19 +359,10 @@ def from_json_text(text, where=DEFAULT_JSON):
     return Settings(c, a, where, None, apps)
 
 
-def _holds_keys(core):
-    """True if the configuration holds a secret: a peer's psk, fleet_psk, an uplink's password
-    or SIM PIN."""
-    if core.get("fleet_psk"):
-        return True
-    if any(p.get("psk") for p in core.get("peers", {}).values()):
-        return True
-    return any(u.get("password") or u.get("sim_pin") for u in core.get("uplinks", {}).values())
-
-
 def mode_warning(path, mode, core):
-    """The warning for a file holding keys that its group or others may read, else None."""
-    return readable_keys_warning(path, mode) if _holds_keys(core) else None
+    """The warning for a file holding keys (a peer's psk, fleet_psk, an uplink's password or SIM
+    PIN) that its group or others may read, else None."""
+    return readable_keys_warning(path, mode) if holds_secret(core) else None
 
 
 def readable_keys_warning(path, mode):
@@ -389,8 +380,8 @@ _SECRET_NAMES = ("psk", "fleet_psk", "key", "password", "sim_pin")
 
 
 def holds_secret(doc):
-    """True if a JSON document holds a value under a secret's name at any depth (an endpoint
-    file: its peers' psk, its presence key)."""
+    """True if a JSON document holds a value under a secret's name at any depth (mastd's
+    checked configuration; an endpoint file: its peers' psk, its presence key)."""
     if isinstance(doc, dict):
         return any((k in _SECRET_NAMES and v) or holds_secret(v) for k, v in doc.items())
     return isinstance(doc, list) and any(holds_secret(v) for v in doc)
