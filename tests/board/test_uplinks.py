@@ -908,26 +908,32 @@ class _Dribble:
         return len(data)
 
 
-def test_chat_a_line_without_an_end_is_kept_to_its_last_256_bytes():
-    # a modem babbling (a wrong baud rate, a firmware dump) must not fill a board's heap
-    from board.atchat import Chat, ChatError, Step
+def _chat_error(ch, until_ms):
+    """Poll the chat every 100 ms of its clock up to until_ms: its ChatError's text, or None."""
+    from board.atchat import ChatError
 
-    u = _Dribble([b"x" * 300] * 8 + [b"\r\nOK\r\n"])
-    ch = Chat(u, [Step("AT+CSQ", "OK", 100000, 1, "no signal", lambda lines: False)])
-    err = None
-    for t in range(0, 2000, 100):
+    for t in range(0, until_ms, 100):
         try:
             ch.poll(t)
         except ChatError as e:
-            err = str(e)
-            break
+            return str(e)
+    return None
+
+
+def test_chat_a_line_without_an_end_is_kept_to_its_last_256_bytes():
+    # a modem babbling (a wrong baud rate, a firmware dump) must not fill a board's heap
+    from board.atchat import Chat, Step
+
+    u = _Dribble([b"x" * 300] * 8 + [b"\r\nOK\r\n"])
+    ch = Chat(u, [Step("AT+CSQ", "OK", 100000, 1, "no signal", lambda lines: False)])
+    err = _chat_error(ch, 2000)
     assert err == "no signal: answered " + "x" * 256, (err or "")[:80]
 
 
 def test_chat_a_modem_line_that_is_not_utf8_is_read_as_latin1_not_dropped():
     # an operator's name in Latin-1 (+COPS: ..."Café"): before, the line was dropped, so the
     # judge never saw it and the error said only "answered OK"
-    from board.atchat import Chat, ChatError, Step
+    from board.atchat import Chat, Step
 
     seen = []
 
@@ -937,13 +943,7 @@ def test_chat_a_modem_line_that_is_not_utf8_is_read_as_latin1_not_dropped():
 
     u = _Dribble([b'\r\n+COPS: 0,0,"Caf\xe9 T\xe9l\xe9com",7\r\n', b"\r\nOK\r\n"])
     ch = Chat(u, [Step("AT+COPS?", "OK", 100000, 1, "no operator", judge)])
-    err = None
-    for t in range(0, 1000, 100):
-        try:
-            ch.poll(t)
-        except ChatError as e:
-            err = str(e)
-            break
+    err = _chat_error(ch, 1000)
     assert seen == ['+COPS: 0,0,"Caf\u00e9 T\u00e9l\u00e9com",7']
     assert err == 'no operator: answered +COPS: 0,0,"Caf\u00e9 T\u00e9l\u00e9com",7'
     assert ch.transcript == ['+COPS: 0,0,"Caf\u00e9 T\u00e9l\u00e9com",7', "OK"]

@@ -18,6 +18,8 @@ import sys
 import tempfile
 import time
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 HOST_TOOLS = os.path.join(ROOT, "host-tools")
@@ -111,6 +113,15 @@ def sim_board(folder, *args, firmware=True, config=True):
         args = ("--bare",) + args
     with simboard.SimBoardProcess(folder, *args) as sb:
         yield sb
+
+
+def sim_board_device(tmp_path_factory, name):
+    """A module fixture's body: a simulated board with the firmware in a folder of its own,
+    yielding its serial device (the test is skipped without the MicroPython unix port)."""
+    if simboard.find_micropython() is None:
+        pytest.skip("the MicroPython unix port is not installed")
+    with sim_board(str(tmp_path_factory.mktemp(name) / "board")) as sb:
+        yield sb.device
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from boardcli import env_for_mast, mast, sim_board
+from boardcli import env_for_mast, mast, sim_board, sim_board_device
 
 from mast_tools.cmd_console import LineEditor
 from mast_tools.consoleclient import Incoming, classify, parse_command, readable, repl_prompt
@@ -121,12 +121,7 @@ def test_lines_from_the_board_read_as_text():
 
 @pytest.fixture(scope="module")
 def board(tmp_path_factory):
-    from boardcli import simboard
-
-    if simboard.find_micropython() is None:
-        pytest.skip("the MicroPython unix port is not installed")
-    with sim_board(str(tmp_path_factory.mktemp("con") / "board")) as sb:
-        yield sb.device
+    yield from sim_board_device(tmp_path_factory, "con")
 
 
 def _own_terminal():

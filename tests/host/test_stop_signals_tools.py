@@ -14,7 +14,7 @@ import tty
 
 import pytest
 
-from boardcli import env_for_mast, sim_board
+from boardcli import env_for_mast, sim_board_device
 
 MAST = [sys.executable, "-m", "mast_tools"]
 
@@ -48,12 +48,7 @@ def _stopped(proc, name, ready):
 
 @pytest.fixture(scope="module")
 def board(tmp_path_factory):
-    from boardcli import simboard
-
-    if simboard.find_micropython() is None:
-        pytest.skip("the MicroPython unix port is not installed")
-    with sim_board(str(tmp_path_factory.mktemp("sig") / "board")) as sb:
-        yield sb.device
+    yield from sim_board_device(tmp_path_factory, "sig")
 
 
 @pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
